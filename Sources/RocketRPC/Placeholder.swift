@@ -1,0 +1,2 @@
+// Placeholder so the target builds until the runtime lands; replaced by the RocketRPC work.
+public enum RocketRPCPlaceholder {}
