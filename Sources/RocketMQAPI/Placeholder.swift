@@ -1,0 +1,2 @@
+// Generated stubs land here via the Codegen plugin.
+public enum RocketMQAPIPlaceholder {}

@@ -1,0 +1,2 @@
+/* protoc-c output lands here (Scripts/gen-protos.sh). */
+#include <stddef.h>

@@ -1,0 +1,1 @@
+// Placeholder until the interop client/server lands.
