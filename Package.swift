@@ -110,7 +110,11 @@ let package = Package(
 
         // MARK: Tests
 
-        .testTarget(name: "RocketProtoTests", dependencies: ["RocketProto", "RocketMQAPI"]),
+        .testTarget(
+            name: "RocketProtoTests",
+            dependencies: ["RocketProto", "RocketRPC", "RocketMQAPI"],
+            plugins: ["RocketMQCodegenPlugin"]
+        ),
         .testTarget(name: "RocketRPCTests", dependencies: ["RocketRPC", "RocketMQAPI"] + nio),
         .testTarget(name: "RocketMQStoreTests", dependencies: ["RocketMQStore"]),
     ],

@@ -1,0 +1,273 @@
+/// Emits Swift value types for messages and enums.
+///
+/// A message becomes a `struct` conforming to `CBridgedMessage`: stored properties with proto3
+/// defaults, a memberwise initialiser, and `init(reading:)` / `write(to:)` that move each field
+/// through protobuf-c by field number.
+struct MessageGenerator {
+    let types: TypeIndex
+
+    func generate(_ message: MessageDef, swiftName: String, into printer: inout CodePrinter) throws {
+        let fields = try message.fields.map { try FieldPlan(field: $0, types: types) }
+        let oneofs = message.oneofNames.enumerated().compactMap { index, name -> OneofPlan? in
+            guard !name.isEmpty else { return nil }
+            return OneofPlan(name: name, members: fields.filter { $0.field.oneofIndex == index })
+        }
+        let plain = fields.filter { $0.field.oneofIndex == nil }
+        let typeName = Naming.typeName(message.name)
+
+        printer.doc(message.comment)
+        try printer.block("public struct \(swiftName.split(separator: ".").last.map(String.init) ?? typeName): CBridgedMessage") { p in
+            p.line("public static let protoMessageName = \"\(message.fullName)\"")
+            p.line("public static let cMessageType = CMessageType.named(protoMessageName)")
+            p.line()
+            for plan in plain {
+                p.doc(plan.field.comment)
+                p.line("public var \(plan.property): \(plan.declaredType) = \(plan.defaultValue)")
+            }
+            for oneof in oneofs {
+                p.line("public var \(oneof.property): \(oneof.enumName)? = nil")
+            }
+            p.line("/// Fields this build does not know, kept from decoding and re-emitted on encoding.")
+            p.line("public var unknownFields = UnknownFields()")
+            p.line()
+            p.line("public init() {}")
+            let parameters = plain.map { "\($0.property): \($0.declaredType) = \($0.defaultValue)" }
+                + oneofs.map { "\($0.property): \($0.enumName)? = nil" }
+            if !parameters.isEmpty {
+                p.line()
+                p.block("public init(\(parameters.joined(separator: ", ")))") { p in
+                    for name in plain.map(\.property) + oneofs.map(\.property) {
+                        p.line("self.\(name) = \(name)")
+                    }
+                }
+            }
+            p.line()
+            p.block("public init(reading m: CMessageReader)") { p in
+                for plan in plain { p.line("self.\(plan.property) = \(plan.readExpression)") }
+                for oneof in oneofs {
+                    guard let first = oneof.members.first else { continue }
+                    p.line("switch m.oneofCase(\(first.field.number)) {")
+                    for member in oneof.members {
+                        p.line("case \(member.field.number): self.\(oneof.property) = .\(member.property)(\(member.readValue))")
+                    }
+                    p.line("default: self.\(oneof.property) = nil")
+                    p.line("}")
+                }
+                p.line("self.unknownFields = m.unknownFields")
+            }
+            p.line()
+            p.block("public func write(to m: CMessageWriter)") { p in
+                for plan in plain { p.line(plan.writeStatement) }
+                for oneof in oneofs {
+                    p.line("switch self.\(oneof.property) {")
+                    for member in oneof.members {
+                        p.line("case .\(member.property)(let v)?: m.\(member.writer)(\(member.field.number), v)")
+                    }
+                    p.line("case nil: break")
+                    p.line("}")
+                }
+                p.line("m.setUnknownFields(unknownFields)")
+            }
+            for oneof in oneofs {
+                p.line()
+                p.block("public enum \(oneof.enumName): Sendable, Equatable") { p in
+                    for member in oneof.members {
+                        p.doc(member.field.comment)
+                        p.line("case \(member.property)(\(member.elementType))")
+                    }
+                }
+            }
+            for nested in message.nested where !nested.isMapEntry {
+                p.line()
+                try generate(nested, swiftName: try types.swiftName(nested.fullName), into: &p)
+            }
+            for enumeration in message.enums {
+                p.line()
+                generate(enumeration, swiftName: Naming.typeName(enumeration.name), into: &p)
+            }
+        }
+    }
+
+    func generate(_ enumeration: EnumDef, swiftName: String, into printer: inout CodePrinter) {
+        let caseNames = Naming.enumCaseNames(enumeration).map(Naming.escaped)
+        // Aliases (several names, one number) decode to the first name.
+        var seenNumbers = Set<Int32>()
+        let primary = zip(enumeration.values, caseNames).filter { seenNumbers.insert($0.0.number).inserted }
+        let localName = swiftName.split(separator: ".").last.map(String.init) ?? swiftName
+
+        printer.doc(enumeration.comment)
+        printer.block("public enum \(localName): ProtoEnum") { p in
+            for (value, name) in primary {
+                p.doc(value.comment)
+                p.line("case \(name) // = \(value.number)")
+            }
+            p.line("/// A value this build does not know; kept so it survives re-encoding.")
+            p.line("case UNRECOGNIZED(Int32)")
+            p.line()
+            p.line("public init() { self = .\(primary.first?.1 ?? "UNRECOGNIZED(0)") }")
+            p.line()
+            p.block("public init(rawValue: Int32)") { p in
+                p.line("switch rawValue {")
+                for (value, name) in primary { p.line("case \(value.number): self = .\(name)") }
+                p.line("default: self = .UNRECOGNIZED(rawValue)")
+                p.line("}")
+            }
+            p.line()
+            p.block("public var rawValue: Int32") { p in
+                p.line("switch self {")
+                for (value, name) in primary { p.line("case .\(name): return \(value.number)") }
+                p.line("case .UNRECOGNIZED(let value): return value")
+                p.line("}")
+            }
+            p.line()
+            p.block("public var protoName: String?") { p in
+                p.line("switch self {")
+                for (value, name) in primary { p.line("case .\(name): return \"\(value.name)\"") }
+                p.line("case .UNRECOGNIZED: return nil")
+                p.line("}")
+            }
+            p.line()
+            p.block("public init?(protoName: String)") { p in
+                p.line("switch protoName {")
+                for (value, name) in zip(enumeration.values, caseNames) {
+                    let target = primary.first { $0.0.number == value.number }?.1 ?? name
+                    p.line("case \"\(value.name)\": self = .\(target)")
+                }
+                p.line("default: return nil")
+                p.line("}")
+            }
+        }
+    }
+}
+
+/// How one field is declared, read and written.
+struct FieldPlan {
+    let field: FieldDef
+    let property: String
+    /// The element type (the field's type without `?`/`[]`).
+    let elementType: String
+    let declaredType: String
+    let defaultValue: String
+    let readExpression: String
+    /// Reading the value of a oneof member known to be set.
+    let readValue: String
+    let writer: String
+    let writeStatement: String
+
+    init(field: FieldDef, types: TypeIndex) throws {
+        self.field = field
+        let name = Naming.escaped(Naming.lowerCamel(field.name))
+        property = name
+        let n = field.number
+
+        if field.label == .repeated, let entry = types.mapEntry(field.typeName) {
+            guard entry.fields.count == 2 else { throw GeneratorError("map entry \(entry.fullName) needs key and value") }
+            let key = try Accessors(entry.fields[0], types: types)
+            let value = try Accessors(entry.fields[1], types: types)
+            elementType = "[\(key.swiftType): \(value.swiftType)]"
+            declaredType = elementType
+            defaultValue = "[:]"
+            readExpression = "m.map(\(n)) { e in (\(key.read("e", 1)), \(value.readNonOptional("e", 2))) }"
+            readValue = readExpression
+            writer = "setMap"
+            writeStatement = "m.setMap(\(n), self.\(name)) { e, k, v in e.\(key.writer)(1, k); e.\(value.writer)(2, v) }"
+            return
+        }
+
+        let accessors = try Accessors(field, types: types)
+        elementType = accessors.swiftType
+        writer = accessors.writer
+        readValue = accessors.readNonOptional("m", n)
+        switch field.label {
+        case .repeated:
+            declaredType = "[\(accessors.swiftType)]"
+            defaultValue = "[]"
+            readExpression = accessors.readRepeated("m", n)
+            writeStatement = "m.\(accessors.repeatedWriter)(\(n), self.\(name))"
+        case _ where field.hasPresence:
+            declaredType = accessors.swiftType + "?"
+            defaultValue = "nil"
+            readExpression = field.kind == .message
+                ? accessors.read("m", n)
+                : "m.has(\(n)) ? \(accessors.read("m", n)) : nil"
+            writeStatement = "if let v = self.\(name) { m.\(accessors.writer)(\(n), v) }"
+        default:
+            declaredType = accessors.swiftType
+            defaultValue = accessors.defaultValue
+            readExpression = accessors.read("m", n)
+            if field.kind == .string || field.kind == .bytes {
+                writeStatement = "if !self.\(name).isEmpty { m.\(accessors.writer)(\(n), self.\(name)) }"
+            } else {
+                writeStatement = "m.\(accessors.writer)(\(n), self.\(name))"
+            }
+        }
+    }
+}
+
+/// The runtime accessor names and Swift type for one protobuf type.
+private struct Accessors {
+    let swiftType: String
+    let reader: String
+    let writer: String
+    let repeatedReader: String
+    let repeatedWriter: String
+    let defaultValue: String
+    /// `as: T.self` for generic accessors (enums, messages).
+    let typeArgument: String?
+    let isMessage: Bool
+
+    init(_ field: FieldDef, types: TypeIndex) throws {
+        switch field.kind {
+        case .int32, .sint32, .sfixed32: self.init("Int32", "int32", "Int32", "0")
+        case .int64, .sint64, .sfixed64: self.init("Int64", "int64", "Int64", "0")
+        case .uint32, .fixed32: self.init("UInt32", "uint32", "UInt32", "0")
+        case .uint64, .fixed64: self.init("UInt64", "uint64", "UInt64", "0")
+        case .float: self.init("Float", "float", "Float", "0")
+        case .double: self.init("Double", "double", "Double", "0")
+        case .bool: self.init("Bool", "bool", "Bool", "false")
+        case .string: self.init("String", "string", "String", "\"\"")
+        case .bytes: self.init("[UInt8]", "bytes", "Bytes", "[]")
+        case .enumeration:
+            let type = try types.swiftName(field.typeName)
+            self.init(type, "enumValue", "Enum", "\(type)()", typeArgument: type, repeatedReader: "repeatedEnum")
+        case .message:
+            let type = try types.swiftName(field.typeName)
+            self.init(type, "message", "Message", "\(type)()", typeArgument: type, repeatedReader: "repeatedMessage", isMessage: true)
+        case .group:
+            throw GeneratorError("proto2 groups are not supported")
+        }
+    }
+
+    private init(
+        _ swiftType: String, _ reader: String, _ writerSuffix: String, _ defaultValue: String,
+        typeArgument: String? = nil, repeatedReader: String? = nil, isMessage: Bool = false
+    ) {
+        self.swiftType = swiftType
+        self.reader = reader
+        self.writer = "set" + writerSuffix
+        self.repeatedReader = repeatedReader ?? "repeated" + writerSuffix
+        self.repeatedWriter = "setRepeated" + writerSuffix
+        self.defaultValue = defaultValue
+        self.typeArgument = typeArgument
+        self.isMessage = isMessage
+    }
+
+    private func arguments(_ number: Int32) -> String {
+        typeArgument.map { "\(number), as: \($0).self" } ?? "\(number)"
+    }
+
+    func read(_ reader: String, _ number: Int32) -> String { "\(reader).\(self.reader)(\(arguments(number)))" }
+    func readRepeated(_ reader: String, _ number: Int32) -> String { "\(reader).\(repeatedReader)(\(arguments(number)))" }
+    /// A value that is never `nil` (absent sub-messages read as their defaults).
+    func readNonOptional(_ reader: String, _ number: Int32) -> String {
+        isMessage ? "\(read(reader, number)) ?? \(defaultValue)" : read(reader, number)
+    }
+}
+
+/// A real oneof: one optional Swift enum property.
+private struct OneofPlan {
+    let name: String
+    let members: [FieldPlan]
+    var property: String { Naming.escaped(Naming.lowerCamel(name)) }
+    var enumName: String { "OneOf_" + Naming.upperFirst(Naming.lowerCamel(name)) }
+}

@@ -1,2 +1,0 @@
-// Generated stubs land here via the Codegen plugin.
-public enum RocketMQAPIPlaceholder {}

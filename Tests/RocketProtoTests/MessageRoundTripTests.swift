@@ -1,0 +1,195 @@
+import RocketMQAPI
+import RocketProto
+import Testing
+
+typealias AllFields = Rocketmq_Testing_V1_AllFields
+typealias Point = AllFields.Point
+
+/// A message with every field set to an edge value: extremes, negatives, empty and non-ASCII text.
+func everyFieldSet() -> AllFields {
+    var m = AllFields()
+    m.fInt32 = .min
+    m.fInt64 = .min
+    m.fUint32 = .max
+    m.fUint64 = .max
+    m.fSint32 = -1
+    m.fSint64 = .min
+    m.fFixed32 = .max
+    m.fFixed64 = .max
+    m.fSfixed32 = -2
+    m.fSfixed64 = .max
+    m.fFloat = -.infinity
+    m.fDouble = 1e-300
+    m.fBool = true
+    m.fString = "héllo ☺ 😈 \t\n"
+    m.fBytes = [0, 1, 2, 0xFF, 0]
+    m.fShade = .dark
+    m.fMood = .grumpy
+    m.fPoint = Point(x: -7, y: 9)
+    m.rInt32 = [0, -1, .max, .min]
+    m.rInt64 = [.min, 0, .max]
+    m.rUint32 = [0, .max]
+    m.rUint64 = [.max, 1]
+    m.rSint32 = [-1, 1, .min]
+    m.rSint64 = [-2, .max]
+    m.rFixed32 = [1, 2, 3]
+    m.rFixed64 = [.max]
+    m.rSfixed32 = [-5]
+    m.rSfixed64 = [.min]
+    m.rFloat = [1.5, -0.25]
+    m.rDouble = [.pi, -.greatestFiniteMagnitude]
+    m.rBool = [true, false, true]
+    m.rString = ["", "a", "ü"]
+    m.rBytes = [[], [0], [1, 2]]
+    m.rShade = [.light, .UNRECOGNIZED(99), .unspecified]
+    m.rPoint = [Point(), Point(x: 1), Point(y: 2)]
+    m.mStringString = ["k": "v", "": "empty key", "ключ": "значение"]
+    m.mInt32Point = [-1: Point(x: 1, y: 1), 0: Point()]
+    m.mBoolShade = [true: .dark, false: .light]
+    m.mUint64Bytes = [.max: [9, 9], 0: []]
+    m.mSint64Double = [-3: 2.5]
+    m.choice = .cPoint(Point(x: 3))
+    m.oInt32 = 0
+    m.oString = ""
+    m.oPoint = Point()
+    m.oShade = .unspecified
+    m.oBool = false
+    m.at = Google_Protobuf_Timestamp(seconds: 1_700_000_000, nanos: 123_456_789)
+    m.after = Google_Protobuf_Duration(seconds: -1, nanos: -500)
+    m.nothing = Google_Protobuf_Empty()
+    m.label = Rocketmq_Testing_Other_V1_Label(key: "k", value: "v")
+    m.labels = [Rocketmq_Testing_Other_V1_Label(key: "a"), Rocketmq_Testing_Other_V1_Label(value: "b")]
+    m.default = "keyword"
+    m.internal = 42
+    return m
+}
+
+@Suite("Generated messages round-trip through protobuf-c")
+struct MessageRoundTripTests {
+    @Test("every field kind with edge values survives encode and decode")
+    func everyFieldKindRoundTrips() throws {
+        let original = everyFieldSet()
+        let decoded = try AllFields(serializedBytes: original.serializedBytes())
+        #expect(decoded == original)
+    }
+
+    @Test("a default message encodes to zero bytes and decodes back to defaults")
+    func defaultMessageIsEmpty() throws {
+        #expect(AllFields().serializedBytes().isEmpty)
+        let decoded = try AllFields(serializedBytes: [UInt8]())
+        #expect(decoded == AllFields())
+        #expect(decoded.fPoint == nil)
+        #expect(decoded.oInt32 == nil)
+        #expect(decoded.choice == nil)
+    }
+
+    @Test("encodings match the protobuf wire format byte for byte")
+    func wireFormatMatchesSpecification() throws {
+        // Field 1 varint 150: the protobuf encoding guide's example.
+        #expect(Rocketmq_Testing_V1_FewFields(fInt32: 150).serializedBytes() == [0x08, 0x96, 0x01])
+        // Field 14, length-delimited "testing".
+        #expect(Rocketmq_Testing_V1_FewFields(fString: "testing").serializedBytes() == [0x72, 0x07] + Array("testing".utf8))
+        // sint32 -1 zigzags to 1; int32 -1 is a 10-byte varint.
+        var zigzag = AllFields()
+        zigzag.fSint32 = -1
+        #expect(zigzag.serializedBytes() == [0x28, 0x01])
+        var negative = AllFields()
+        negative.fInt32 = -1
+        #expect(negative.serializedBytes() == [0x08] + [UInt8](repeating: 0xFF, count: 9) + [0x01])
+        // Repeated scalars are packed in proto3: field 21, length 3, varints 1 2 3.
+        var packed = AllFields()
+        packed.rInt32 = [1, 2, 3]
+        #expect(packed.serializedBytes() == [0xAA, 0x01, 0x03, 0x01, 0x02, 0x03])
+    }
+
+    @Test("each oneof member round-trips and setting one replaces another")
+    func oneofMembersRoundTrip() throws {
+        let choices: [AllFields.OneOf_Choice] = [.cString(""), .cString("x"), .cPoint(Point()), .cMood(.happy), .cMood(.UNRECOGNIZED(7)), .cInt64(0)]
+        for choice in choices {
+            let decoded = try AllFields(serializedBytes: AllFields(choice: choice).serializedBytes())
+            #expect(decoded.choice == choice)
+        }
+        // Two members on the wire: the last one wins, as in every protobuf implementation.
+        let both = AllFields(choice: .cString("first")).serializedBytes() + AllFields(choice: .cInt64(5)).serializedBytes()
+        #expect(try AllFields(serializedBytes: both).choice == .cInt64(5))
+    }
+
+    @Test("proto3 optional fields keep presence even at their default value")
+    func optionalPresenceSurvives() throws {
+        let present = AllFields(oInt32: 0, oString: "", oBool: false)
+        let bytes = present.serializedBytes()
+        #expect(!bytes.isEmpty)
+        let decoded = try AllFields(serializedBytes: bytes)
+        #expect(decoded.oInt32 == 0)
+        #expect(decoded.oString == "")
+        #expect(decoded.oBool == false)
+        #expect(decoded.oPoint == nil)
+    }
+
+    @Test("fields unknown to a reader are kept and re-emitted unchanged")
+    func unknownFieldsArePreserved() throws {
+        let full = everyFieldSet()
+        let narrow = try Rocketmq_Testing_V1_FewFields(serializedBytes: full.serializedBytes())
+        #expect(narrow.fInt32 == full.fInt32)
+        #expect(narrow.fString == full.fString)
+        #expect(!narrow.unknownFields.isEmpty)
+        let back = try AllFields(serializedBytes: narrow.serializedBytes())
+        #expect(back == full)
+    }
+
+    @Test("enum values this build does not know survive a round trip")
+    func unknownEnumValuesSurvive() throws {
+        let message = AllFields(fShade: .UNRECOGNIZED(12345), rShade: [.UNRECOGNIZED(-3)])
+        let decoded = try AllFields(serializedBytes: message.serializedBytes())
+        #expect(decoded.fShade == .UNRECOGNIZED(12345))
+        #expect(decoded.fShade.rawValue == 12345)
+        #expect(decoded.rShade == [.UNRECOGNIZED(-3)])
+    }
+
+    @Test("malformed bytes are rejected with a decoding error naming the message")
+    func malformedBytesThrow() {
+        let samples: [[UInt8]] = [
+            [0x0A, 0xFF],  // length-delimited field whose length runs past the end
+            [0x72, 0x05, 0x61],  // string field truncated
+            [0x08],  // varint tag with no value
+            [0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],  // varint over 10 bytes
+            [0x07],  // wire type 7 does not exist
+        ]
+        for bytes in samples {
+            #expect(throws: ProtoDecodingError.self) { try AllFields(serializedBytes: bytes) }
+        }
+        let error = #expect(throws: ProtoDecodingError.self) { try AllFields(serializedBytes: [0x0A, 0xFF]) }
+        #expect(error?.messageName == "rocketmq.testing.v1.AllFields")
+    }
+
+    @Test("maps encode in key order, so equal messages have equal bytes")
+    func mapEncodingIsDeterministic() throws {
+        var message = AllFields()
+        for index in 0..<200 { message.mStringString["key-\(index)"] = "value-\(index)" }
+        message.mBoolShade = [true: .dark, false: .light]
+        let first = message.serializedBytes()
+        var copy = AllFields()
+        for index in (0..<200).reversed() { copy.mStringString["key-\(index)"] = "value-\(index)" }
+        copy.mBoolShade = [false: .light, true: .dark]
+        #expect(copy.serializedBytes() == first)
+        #expect(try AllFields(serializedBytes: first) == message)
+    }
+
+    @Test("a large bytes field (8 MiB) round-trips intact")
+    func largeBytesRoundTrip() throws {
+        var message = AllFields()
+        message.fBytes = (0..<(8 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let decoded = try AllFields(serializedBytes: message.serializedBytes())
+        #expect(decoded.fBytes == message.fBytes)
+    }
+
+    @Test("enum names follow the .proto and strip the enum-name prefix for Swift cases")
+    func enumNamesMapBothWays() {
+        #expect(Rocketmq_Testing_V1_Shade.light.protoName == "SHADE_LIGHT")
+        #expect(Rocketmq_Testing_V1_Shade(protoName: "SHADE_DARK") == .dark)
+        #expect(Rocketmq_Testing_V1_Shade(protoName: "dark") == nil)
+        #expect(Apache_Rocketmq_V2_Code(rawValue: 40401) == .messageNotFound)
+        #expect(Apache_Rocketmq_V2_Code.ok.rawValue == 20000)
+        #expect(Apache_Rocketmq_V2_Code().rawValue == 0)
+    }
+}
