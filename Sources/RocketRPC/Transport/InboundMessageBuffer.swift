@@ -16,7 +16,8 @@ final class InboundMessageBuffer {
     private var failure: RPCError?
     private var nextWaiter: EventLoopPromise<ByteBuffer?>?
     private var allWaiter: EventLoopPromise<[ByteBuffer]>?
-    private let consume: (Int) -> Void
+    /// Returns bytes to the HTTP/2 windows; set once the stream ID is known.
+    var consume: (Int) -> Void
     private let lowWater: Int
 
     /// - Parameter consume: returns bytes to the HTTP/2 windows; called on the event loop.
@@ -27,6 +28,11 @@ final class InboundMessageBuffer {
     }
 
     var isEnded: Bool { ended }
+
+    /// Sets the `grpc-encoding` learned from response headers (client side), before any DATA.
+    func setCompression(_ compression: CompressionAlgorithm?) {
+        deframer.compression = compression
+    }
 
     /// Feeds one DATA chunk. - Returns: an error if the bytes are not valid gRPC framing (the caller ends the call).
     func receive(_ chunk: ByteBuffer) -> RPCError? {
