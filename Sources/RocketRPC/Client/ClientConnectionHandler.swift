@@ -1,0 +1,207 @@
+import Logging
+import NIOCore
+
+/// The client end of one HTTP/2 connection: opens request streams on nghttp2 and routes responses
+/// back to their ``ClientStream``s.
+///
+/// Confined to its channel's event loop (a NIO handler; not `Sendable`). Output is pulled from
+/// nghttp2 only while the channel is writable. When the connection closes, every open call fails
+/// with `UNAVAILABLE`.
+final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let session: NGHTTP2Session
+    private var streams: [Int32: ClientStream] = [:]
+    private var context: ChannelHandlerContext?
+    private var flushScheduled = false
+    private var isFlushing = false
+    private var closing = false
+    private let keepalive: ChannelConfiguration.Keepalive
+    private var readSinceLastPing = true
+    private var pingTimer: Scheduled<Void>?
+    private var pingTimeout: Scheduled<Void>?
+    private let logger: Logger
+    /// Told (once, from the event loop) that the server sent GOAWAY: no new calls should use this connection.
+    private let onGoAway: @Sendable () -> Void
+    private(set) var receivedGoAway = false
+
+    init(configuration: ChannelConfiguration, allocator: ByteBufferAllocator, logger: Logger, onGoAway: @escaping @Sendable () -> Void) {
+        self.session = NGHTTP2Session(role: .client, settings: configuration.http2Settings, allocator: allocator)
+        self.keepalive = configuration.keepalive
+        self.logger = logger
+        self.onGoAway = onGoAway
+        self.session.delegate = self
+    }
+
+    /// Opens a stream for `stream` with request `headers`; its body comes from `stream.outbound`.
+    /// - Returns: `false` if the connection can take no new streams (closing, GOAWAY received).
+    func open(_ stream: ClientStream, headers: [(String, String)]) -> Bool {
+        guard !closing, !receivedGoAway, let streamID = session.submitRequest(headers: headers, body: stream.outbound) else {
+            return false
+        }
+        stream.streamID = streamID
+        stream.connection = self
+        let session = self.session
+        stream.inbound.consume = { bytes in session.consume(streamID: streamID, bytes: bytes) }
+        streams[streamID] = stream
+        scheduleFlush()
+        return true
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { activate(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        activate(context: context)
+        context.fireChannelActive()
+    }
+
+    private func activate(context: ChannelHandlerContext) {
+        flushOutput()
+        guard pingTimer == nil, let interval = keepalive.pingInterval else { return }
+        pingTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(interval)) { self.keepaliveTick() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        readSinceLastPing = true
+        do {
+            try session.receive(unwrapInboundIn(data))
+        } catch {
+            logger.debug("closing connection after HTTP/2 error", metadata: ["error": "\(error)"])
+            flushOutput()
+            close(context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushOutput()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flushOutput() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        pingTimer?.cancel()
+        pingTimeout?.cancel()
+        let open = streams
+        streams.removeAll()
+        for stream in open.values {
+            stream.fail(RPCError(code: .unavailable, message: "the connection to the server was lost"), reset: false)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        close(context: context)
+    }
+
+    private func close(context: ChannelHandlerContext) {
+        guard !closing else { return }
+        closing = true
+        context.close(promise: nil)
+    }
+
+    /// Sends GOAWAY and closes once open calls are done (used by `RPCChannel.close()`).
+    func closeGracefully() {
+        session.terminate(errorCode: HTTP2ErrorCode.noError)
+        flushOutput()
+        if let context { close(context: context) }
+    }
+
+    // MARK: Output
+
+    func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.flushOutput()
+        }
+    }
+
+    func flushOutput() {
+        guard let context, !isFlushing, !closing else { return }
+        isFlushing = true
+        defer { isFlushing = false }
+        var wrote = false
+        while context.channel.isWritable {
+            var buffer = context.channel.allocator.buffer(capacity: 4096)
+            guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
+                close(context: context)
+                return
+            }
+            if buffer.readableBytes == 0 { break }
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            wrote = true
+        }
+        if wrote { context.flush() }
+        if !session.wantsRead && !session.wantsWrite { close(context: context) }
+    }
+
+    private func keepaliveTick() {
+        guard let context, !closing, let interval = keepalive.pingInterval else { return }
+        let loop = context.eventLoop.assumeIsolated()
+        if !readSinceLastPing && pingTimeout == nil {
+            session.submitPing()
+            flushOutput()
+            pingTimeout = loop.scheduleTask(in: TimeAmount(keepalive.pingTimeout)) {
+                self.logger.debug("keepalive PING not acknowledged; closing")
+                if let context = self.context { self.close(context: context) }
+            }
+        }
+        readSinceLastPing = false
+        pingTimer = loop.scheduleTask(in: TimeAmount(interval)) { self.keepaliveTick() }
+    }
+
+    // MARK: NGHTTP2SessionDelegate
+
+    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: [(name: String, value: String)], streamID: Int32, endStream: Bool) {
+        streams[streamID]?.receiveHeaders(headers, endStream: endStream)
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {
+        guard let stream = streams[streamID] else {
+            session.consume(streamID: streamID, bytes: data.readableBytes)
+            return
+        }
+        stream.receiveData(data)
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32) {
+        streams[streamID]?.receiveEndStreamOnData()
+    }
+
+    func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
+        streams.removeValue(forKey: streamID)?.closed(errorCode: errorCode)
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {
+        guard !receivedGoAway else { return }
+        receivedGoAway = true
+        onGoAway()
+        // Streams the server will never process can be retried elsewhere.
+        for (id, stream) in streams where id > lastStreamID {
+            streams[id] = nil
+            stream.fail(RPCError(code: .unavailable, message: "the server is going away (GOAWAY) and did not process the call"), reset: false)
+        }
+    }
+
+    func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
+        pingTimeout?.cancel()
+        pingTimeout = nil
+    }
+}

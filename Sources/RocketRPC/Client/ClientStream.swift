@@ -1,0 +1,180 @@
+import NIOCore
+
+/// The event-loop side of one client call: request queue, response messages, metadata and status.
+///
+/// Confined to the connection's event loop; the caller's task reaches it through ``ClientCall``.
+/// Every path that ends the call (trailers, RST_STREAM, deadline, cancellation, connection loss)
+/// completes `status` exactly once, so nothing awaiting it can hang.
+final class ClientStream {
+    var streamID: Int32 = 0
+    weak var connection: ClientConnectionHandler?
+    let inbound: InboundMessageBuffer
+    let outbound = OutboundDataQueue()
+    let initialMetadataPromise: EventLoopPromise<Metadata>
+    /// The final status; `.ok` for success. Its `metadata` is the trailing metadata.
+    let statusPromise: EventLoopPromise<RPCError>
+    private(set) var initialMetadata = Metadata()
+    private var headersReceived = false
+    private(set) var completed = false
+    var deadlineTask: Scheduled<Void>?
+
+    init(eventLoop: any EventLoop, maxReceiveMessageSize: Int) {
+        self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: nil) { _ in }
+        self.initialMetadataPromise = eventLoop.makePromise()
+        self.statusPromise = eventLoop.makePromise()
+    }
+
+    /// Handles a HEADERS block from the server: response headers, trailers, or a trailers-only response.
+    func receiveHeaders(_ headers: [(name: String, value: String)], endStream: Bool) {
+        guard !completed else { return }
+        if !headersReceived {
+            headersReceived = true
+            var httpStatus = 0
+            var contentType = ""
+            var hasGRPCStatus = false
+            var encoding: String?
+            var metadata = Metadata()
+            for (name, value) in headers {
+                switch name {
+                case ":status": httpStatus = Int(value) ?? 0
+                case "content-type": contentType = value
+                case "grpc-status": hasGRPCStatus = true
+                case "grpc-encoding": encoding = value
+                default: metadata.addWireHeader(name: name, value: value)
+                }
+            }
+            if httpStatus != 200 && !(hasGRPCStatus && endStream) {
+                let code = StatusCode.fromHTTPStatus(httpStatus)
+                fail(RPCError(code: code, message: "unexpected HTTP status \(httpStatus)"), reset: !endStream)
+                return
+            }
+            if !contentType.hasPrefix("application/grpc") && !(hasGRPCStatus && endStream) {
+                fail(RPCError(code: .unknown, message: "unexpected content-type \"\(contentType)\""), reset: !endStream)
+                return
+            }
+            if endStream {
+                // Trailers-only: the headers are the trailers.
+                complete(with: Self.status(from: headers))
+                return
+            }
+            if let encoding, encoding != "identity" {
+                guard let algorithm = CompressionAlgorithm(rawValue: encoding) else {
+                    fail(RPCError(code: .internalError, message: "server used unsupported grpc-encoding \"\(encoding)\""), reset: true)
+                    return
+                }
+                inbound.setCompression(algorithm)
+            }
+            initialMetadata = metadata
+            initialMetadataPromise.succeed(metadata)
+            return
+        }
+        complete(with: Self.status(from: headers))
+    }
+
+    func receiveData(_ data: ByteBuffer) {
+        if let error = inbound.receive(data) { fail(error, reset: true) }
+    }
+
+    /// END_STREAM on DATA: the server ended without trailers, which gRPC forbids.
+    func receiveEndStreamOnData() {
+        complete(with: RPCError(code: .internalError, message: "the server ended the stream without sending a grpc-status"))
+    }
+
+    /// nghttp2 closed the stream; anything not yet completed failed.
+    func closed(errorCode: UInt32) {
+        guard !completed else { return }
+        let error: RPCError
+        switch errorCode {
+        case HTTP2ErrorCode.refusedStream: error = RPCError(code: .unavailable, message: "the server refused the stream")
+        case HTTP2ErrorCode.cancel: error = RPCError(code: .cancelled, message: "the server cancelled the stream")
+        case HTTP2ErrorCode.enhanceYourCalm: error = RPCError(code: .resourceExhausted, message: "the server reset the stream with ENHANCE_YOUR_CALM")
+        case HTTP2ErrorCode.noError: error = RPCError(code: .internalError, message: "the stream closed without a grpc-status")
+        default: error = RPCError(code: .internalError, message: "the server reset the stream with HTTP/2 error code \(errorCode)")
+        }
+        fail(error, reset: false)
+    }
+
+    private func complete(with status: RPCError) {
+        guard !completed else { return }
+        completed = true
+        deadlineTask?.cancel()
+        deadlineTask = nil
+        if !headersReceived {
+            headersReceived = true
+            initialMetadataPromise.succeed([:])
+        }
+        if let error = inbound.receiveEnd() {
+            inbound.fail(error)
+            statusPromise.succeed(status.code == .ok ? error : status)
+        } else {
+            statusPromise.succeed(status)
+        }
+        outbound.failWriter(status.code == .ok ? RPCError(code: .failedPrecondition, message: "the server already ended the call") : status)
+        // The server finished; if we have not half-closed yet, stop the stream from our side too.
+        if !outbound.isFinished, let connection {
+            outbound.isFinished = true
+            connection.session.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
+            connection.scheduleFlush()
+        }
+    }
+
+    /// Ends the call locally with `error` (deadline, cancellation, bad response, connection loss).
+    func fail(_ error: RPCError, reset: Bool) {
+        guard !completed else { return }
+        completed = true
+        deadlineTask?.cancel()
+        deadlineTask = nil
+        if reset, streamID > 0, let connection {
+            connection.session.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
+            connection.scheduleFlush()
+        }
+        initialMetadataPromise.fail(error)
+        inbound.fail(error)
+        outbound.failWriter(error)
+        outbound.isFinished = true
+        statusPromise.succeed(error)
+    }
+
+    /// Completes `promise` with the single response of a unary/client-streaming call.
+    func unaryOutcome(_ promise: EventLoopPromise<UnaryResponse<ByteBuffer>>) {
+        let all = promise.futureResult.eventLoop.makePromise(of: [ByteBuffer].self)
+        inbound.collectAll(all)
+        let status = statusPromise.futureResult
+        all.futureResult.assumeIsolated().whenComplete { result in
+            status.assumeIsolated().whenSuccess { status in
+                guard status.code == .ok else {
+                    promise.fail(status)
+                    return
+                }
+                switch result {
+                case .failure(let error):
+                    promise.fail(error)
+                case .success(let messages):
+                    guard messages.count == 1, let message = messages.first else {
+                        promise.fail(RPCError(code: messages.isEmpty ? .unimplemented : .internalError,
+                                              message: "expected one response message, received \(messages.isEmpty ? "none" : "more")"))
+                        return
+                    }
+                    promise.succeed(UnaryResponse(message: message, initialMetadata: self.initialMetadata, trailingMetadata: status.metadata))
+                }
+            }
+        }
+    }
+
+    private static func status(from headers: [(name: String, value: String)]) -> RPCError {
+        var code: StatusCode?
+        var message = ""
+        var trailers = Metadata()
+        for (name, value) in headers {
+            switch name {
+            case "grpc-status": code = Int(value).flatMap(StatusCode.init(rawValue:)) ?? .unknown
+            case "grpc-message": message = PercentEncoding.decode(value)
+            default: trailers.addWireHeader(name: name, value: value)
+            }
+        }
+        guard let code else {
+            return RPCError(code: .internalError, message: "the response ended without a grpc-status", metadata: trailers)
+        }
+        return RPCError(code: code, message: message, metadata: trailers)
+    }
+}

@@ -1,0 +1,212 @@
+import Logging
+import NIOCore
+import NIOPosix
+import RocketProto
+
+/// A gRPC client channel: one lazily established HTTP/2 connection to one server, shared by any number
+/// of concurrent calls (one stream each).
+///
+/// Thread-safe. The connection's nghttp2 session lives on one event loop; calls reach it by hopping
+/// there. After a failed connection attempt the channel backs off (``ChannelConfiguration/Backoff``);
+/// meanwhile calls without `waitForReady` fail fast with `UNAVAILABLE`. A per-call timeout is sent as
+/// `grpc-timeout` and enforced locally (`DEADLINE_EXCEEDED` + RST_STREAM CANCEL); cancelling the
+/// calling task resets the stream and throws `CANCELLED`.
+public final class RPCChannel: Sendable {
+    public let configuration: ChannelConfiguration
+    private let connector: ClientConnector
+    private let authority: String
+    private let scheme: String
+
+    /// - Parameter eventLoopGroup: defaults to `MultiThreadedEventLoopGroup.singleton`.
+    /// - Note: an invalid TLS configuration is reported by every call (as `UNAVAILABLE`), not here.
+    public init(configuration: ChannelConfiguration, eventLoopGroup: (any EventLoopGroup)? = nil, logger: Logger = Logger(label: "rocketmq.rpc.channel")) {
+        self.configuration = configuration
+        let group = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+        var config = configuration
+        do {
+            self.connector = try ClientConnector(configuration: config, group: group, logger: logger)
+        } catch {
+            logger.error("invalid TLS configuration; the channel will not connect", metadata: ["error": "\(error)"])
+            config.tls = nil
+            self.connector = ClientConnector(failedWith: RPCError(code: .unavailable, message: "invalid TLS configuration: \(error)"), configuration: config, group: group, logger: logger)
+        }
+        self.authority = configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)" : "\(configuration.host):\(configuration.port)"
+        self.scheme = configuration.tls == nil ? "http" : "https"
+    }
+
+    /// Closes the connection (GOAWAY); calls made afterwards fail with `UNAVAILABLE`.
+    public func close() async {
+        await connector.close()
+    }
+
+    // MARK: Call kinds
+
+    /// Sends one request and returns the one response with its metadata.
+    /// - Throws: ``RPCError`` with the call's non-OK status.
+    public func unary<Req: ProtoMessage, Resp: ProtoMessage>(
+        _ method: MethodDescriptor,
+        request: Req,
+        options: CallOptions = CallOptions()
+    ) async throws -> UnaryResponse<Resp> {
+        let options = effective(options)
+        let call = try await startCall(method, options: options, firstMessage: request.serializedBytes(), halfClose: true)
+        return try await decodeUnary(call.unaryResponse())
+    }
+
+    /// Sends one request; `handle` consumes the response stream and its result is returned.
+    /// If `handle` returns before the stream ended, the call is cancelled.
+    public func serverStreaming<Req: ProtoMessage, Resp: ProtoMessage, R: Sendable>(
+        _ method: MethodDescriptor,
+        request: Req,
+        options: CallOptions = CallOptions(),
+        handle: @Sendable (ResponseStream<Resp>) async throws -> R
+    ) async throws -> R {
+        let options = effective(options)
+        let call = try await startCall(method, options: options, firstMessage: request.serializedBytes(), halfClose: true)
+        do {
+            let result = try await handle(ResponseStream(call: call))
+            call.cancel(message: "the response handler returned before the call ended")
+            return result
+        } catch {
+            call.cancel(message: "the response handler failed")
+            throw error
+        }
+    }
+
+    /// `requests` writes any number of messages (the request stream half-closes when it returns);
+    /// then the one response is returned.
+    public func clientStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
+        _ method: MethodDescriptor,
+        options: CallOptions = CallOptions(),
+        requests: @Sendable (RequestWriter<Req>) async throws -> Void
+    ) async throws -> UnaryResponse<Resp> {
+        let options = effective(options)
+        let call = try await startCall(method, options: options, firstMessage: nil, halfClose: false)
+        do {
+            try await requests(RequestWriter(sink: call))
+        } catch {
+            try await throwStatusOrCancel(call, error)
+        }
+        call.halfClose()
+        return try await decodeUnary(call.unaryResponse())
+    }
+
+    /// `requests` and `handle` run concurrently; the request stream half-closes when `requests` returns.
+    /// If `handle` returns before the call ended, the call is cancelled.
+    public func bidirectionalStreaming<Req: ProtoMessage, Resp: ProtoMessage, R: Sendable>(
+        _ method: MethodDescriptor,
+        options: CallOptions = CallOptions(),
+        requests: @escaping @Sendable (RequestWriter<Req>) async throws -> Void,
+        handle: @Sendable (ResponseStream<Resp>) async throws -> R
+    ) async throws -> R {
+        let options = effective(options)
+        let call = try await startCall(method, options: options, firstMessage: nil, halfClose: false)
+        return try await withThrowingTaskGroup(of: Void.self, returning: R.self) { group in
+            group.addTask {
+                do {
+                    try await requests(RequestWriter(sink: call))
+                    call.halfClose()
+                } catch {
+                    call.cancel(message: "the request producer failed: \(error)")
+                    throw error
+                }
+            }
+            let result: R
+            do {
+                result = try await handle(ResponseStream(call: call))
+            } catch {
+                call.cancel(message: "the response handler failed")
+                group.cancelAll()
+                throw error
+            }
+            call.cancel(message: "the response handler returned before the call ended")
+            // The producer's own failure after the responses were handled does not change the result.
+            while let _ = try? await group.next() {}
+            return result
+        }
+    }
+
+    // MARK: Internals
+
+    private func effective(_ options: CallOptions) -> CallOptions {
+        let defaults = configuration.defaultCallOptions
+        var merged = options
+        merged.timeout = options.timeout ?? defaults.timeout
+        merged.compression = options.compression ?? defaults.compression
+        merged.maxReceiveMessageSize = options.maxReceiveMessageSize ?? defaults.maxReceiveMessageSize
+        merged.waitForReady = options.waitForReady || defaults.waitForReady
+        if !defaults.metadata.isEmpty {
+            var metadata = defaults.metadata
+            metadata.add(contentsOf: options.metadata)
+            merged.metadata = metadata
+        }
+        return merged
+    }
+
+    private func throwStatusOrCancel(_ call: ClientCall, _ error: any Error) async throws -> Never {
+        // A write failed because the server already ended the call: its status is the better error.
+        if error is RPCError {
+            let status = try await call.status()
+            if status.code != .ok { throw status }
+        }
+        call.cancel(message: "the request producer failed: \(error)")
+        throw error
+    }
+
+    private func decodeUnary<Resp: ProtoMessage>(_ response: UnaryResponse<ByteBuffer>) throws -> UnaryResponse<Resp> {
+        UnaryResponse(
+            message: try decodeMessage(Resp.self, from: response.message),
+            initialMetadata: response.initialMetadata,
+            trailingMetadata: response.trailingMetadata
+        )
+    }
+
+    private func startCall(_ method: MethodDescriptor, options: CallOptions, firstMessage: [UInt8]?, halfClose: Bool) async throws(RPCError) -> ClientCall {
+        if Task.isCancelled { throw RPCError(code: .cancelled, message: "the call was cancelled before it started") }
+        let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let compression = options.compression == .identity ? nil : options.compression
+        var framed: ByteBuffer?
+        if let firstMessage {
+            do {
+                framed = try MessageFramer.frame(firstMessage, compression: compression)
+            } catch {
+                throw RPCError(code: .internalError, message: "cannot compress request: \(error)")
+            }
+        }
+        let connection = try await connector.connection(waitForReady: options.waitForReady, deadline: deadline)
+
+        var headers: [(String, String)] = [
+            (":method", "POST"), (":scheme", scheme), (":path", method.path), (":authority", authority),
+            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "rocketrpc-swift/1.0"),
+            ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
+        ]
+        if let compression { headers.append(("grpc-encoding", compression.rawValue)) }
+        if let deadline {
+            let remaining = deadline - ContinuousClock.now
+            headers.append(("grpc-timeout", GRPCTimeout.format(remaining)))
+        }
+        options.metadata.appendWireHeaders(to: &headers)
+
+        let maxReceive = options.maxReceiveMessageSize ?? configuration.maxReceiveMessageSize
+        let eventLoop = connection.eventLoop
+        let handler = connection.handler
+        let promise = eventLoop.makePromise(of: ClientCall.self)
+        eventLoop.execute { [framed, headers] in
+            let stream = ClientStream(eventLoop: eventLoop, maxReceiveMessageSize: maxReceive)
+            if let framed { stream.outbound.append(framed) }
+            if halfClose { stream.outbound.isFinished = true }
+            guard handler.value.open(stream, headers: headers) else {
+                promise.fail(RPCError(code: .unavailable, message: "the connection cannot take new calls"))
+                return
+            }
+            if let deadline {
+                let remaining = deadline - ContinuousClock.now
+                stream.deadlineTask = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(remaining)) {
+                    stream.fail(RPCError(code: .deadlineExceeded, message: "deadline exceeded"), reset: true)
+                }
+            }
+            promise.succeed(ClientCall(stream: NIOLoopBound(stream, eventLoop: eventLoop), eventLoop: eventLoop, compression: compression))
+        }
+        return try await promise.futureResult.rpcValue(onCancel: {})
+    }
+}

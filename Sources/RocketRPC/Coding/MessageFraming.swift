@@ -1,0 +1,151 @@
+import CompressNIO
+import NIOCore
+
+/// Writes gRPC length-prefixed messages: a 1-byte compressed flag, a 4-byte big-endian length, the bytes.
+///
+/// Stateless; safe from any thread. Compression allocates a new buffer per message.
+enum MessageFramer {
+    /// Frames `payload`, gzip-compressing it when `compression` is `.gzip`.
+    static func frame(_ payload: [UInt8], compression: CompressionAlgorithm?, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
+        if compression == .gzip {
+            var input = allocator.buffer(bytes: payload)
+            let compressed = try input.compress(with: CompressNIO.CompressionAlgorithm.gzip(), allocator: allocator)
+            var out = allocator.buffer(capacity: compressed.readableBytes + 5)
+            out.writeInteger(UInt8(1))
+            out.writeInteger(UInt32(compressed.readableBytes))
+            out.writeImmutableBuffer(compressed)
+            return out
+        }
+        var out = allocator.buffer(capacity: payload.count + 5)
+        out.writeInteger(UInt8(0))
+        out.writeInteger(UInt32(payload.count))
+        out.writeBytes(payload)
+        return out
+    }
+}
+
+/// Why incoming bytes could not be turned into messages.
+enum DeframingError: Error, Equatable {
+    /// A message's declared (or decompressed) length is over the receive limit.
+    case messageTooLarge(size: Int, limit: Int)
+    /// The compressed flag was set but the stream has no (or an unsupported) `grpc-encoding`.
+    case compressedWithoutEncoding
+    /// The compressed flag byte was neither 0 nor 1.
+    case invalidFlag(UInt8)
+    /// gzip data could not be inflated.
+    case decompressionFailed
+    /// The stream ended in the middle of a message.
+    case truncated(buffered: Int)
+
+    var rpcError: RPCError {
+        switch self {
+        case .messageTooLarge(let size, let limit):
+            RPCError(code: .resourceExhausted, message: "message of \(size) bytes exceeds the maximum receive size of \(limit) bytes")
+        case .compressedWithoutEncoding:
+            RPCError(code: .internalError, message: "compressed message received but the stream has no grpc-encoding")
+        case .invalidFlag(let flag):
+            RPCError(code: .internalError, message: "invalid compressed-flag byte \(flag) in message prefix")
+        case .decompressionFailed:
+            RPCError(code: .internalError, message: "cannot decompress gzip message")
+        case .truncated(let buffered):
+            RPCError(code: .internalError, message: "stream ended inside a message (\(buffered) bytes of an incomplete length-prefixed message)")
+        }
+    }
+}
+
+/// Reassembles gRPC length-prefixed messages from DATA chunks of one stream.
+///
+/// Not thread-safe: owned by one stream, used on its connection's event loop. A chunk that holds whole
+/// messages is sliced without copying; a message split across chunks is assembled in a buffer sized
+/// once from its prefix (so a 64 MiB message costs one allocation). The length is checked against
+/// `maxMessageSize` before anything is buffered.
+struct MessageDeframer {
+    var maxMessageSize: Int
+    /// `grpc-encoding` of the stream; `nil` or `.identity` means compressed messages are an error.
+    var compression: CompressionAlgorithm?
+
+    private var pending: ByteBuffer?
+    private var header: (compressed: Bool, length: Int)?
+
+    init(maxMessageSize: Int, compression: CompressionAlgorithm?) {
+        self.maxMessageSize = maxMessageSize
+        self.compression = compression
+    }
+
+    /// Bytes held that do not yet form a whole message.
+    var bufferedBytes: Int { pending?.readableBytes ?? 0 }
+
+    /// Appends `chunk` and calls `onMessage` for every message it completes.
+    mutating func append(_ chunk: ByteBuffer, _ onMessage: (ByteBuffer) throws -> Void) throws {
+        var chunk = chunk
+        while chunk.readableBytes > 0 || (header != nil && header?.length == 0) {
+            if header == nil {
+                if var p = pending {
+                    // Complete a split prefix.
+                    let need = 5 - p.readableBytes
+                    guard let part = chunk.readSlice(length: min(need, chunk.readableBytes)) else { return }
+                    p.writeImmutableBuffer(part)
+                    if p.readableBytes < 5 {
+                        pending = p
+                        return
+                    }
+                    pending = nil
+                    try readHeader(from: &p)
+                } else if chunk.readableBytes >= 5 {
+                    try readHeader(from: &chunk)
+                } else {
+                    var p = ByteBufferAllocator().buffer(capacity: 5)
+                    p.writeImmutableBuffer(chunk)
+                    pending = p
+                    return
+                }
+            }
+            guard let (compressed, length) = header else { continue }
+            if pending == nil, chunk.readableBytes >= length, let body = chunk.readSlice(length: length) {
+                header = nil
+                try onMessage(try inflate(body, compressed: compressed))
+                continue
+            }
+            var p = pending ?? ByteBufferAllocator().buffer(capacity: length)
+            let take = min(length - p.readableBytes, chunk.readableBytes)
+            if let part = chunk.readSlice(length: take) { p.writeImmutableBuffer(part) }
+            if p.readableBytes == length {
+                pending = nil
+                header = nil
+                try onMessage(try inflate(p, compressed: compressed))
+            } else {
+                pending = p
+                return
+            }
+        }
+    }
+
+    /// Checks that the stream did not end inside a message.
+    func finish() throws {
+        if header != nil || pending != nil {
+            throw DeframingError.truncated(buffered: bufferedBytes + (header != nil ? 5 : 0))
+        }
+    }
+
+    private mutating func readHeader(from buffer: inout ByteBuffer) throws {
+        guard let flag = buffer.readInteger(as: UInt8.self), let length = buffer.readInteger(as: UInt32.self) else { return }
+        guard flag <= 1 else { throw DeframingError.invalidFlag(flag) }
+        if flag == 1, compression == nil || compression == .identity { throw DeframingError.compressedWithoutEncoding }
+        guard Int(length) <= maxMessageSize else {
+            throw DeframingError.messageTooLarge(size: Int(length), limit: maxMessageSize)
+        }
+        header = (flag == 1, Int(length))
+    }
+
+    private func inflate(_ body: ByteBuffer, compressed: Bool) throws -> ByteBuffer {
+        guard compressed else { return body }
+        var input = body
+        do {
+            return try input.decompress(with: CompressNIO.CompressionAlgorithm.gzip(), maxSize: maxMessageSize)
+        } catch let error as CompressNIOError where error == .bufferOverflow {
+            throw DeframingError.messageTooLarge(size: maxMessageSize + 1, limit: maxMessageSize)
+        } catch {
+            throw DeframingError.decompressionFailed
+        }
+    }
+}

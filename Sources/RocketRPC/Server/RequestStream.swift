@@ -1,0 +1,50 @@
+import NIOCore
+import RocketProto
+
+/// The request messages of a client-streaming or bidirectional call, as an async sequence.
+///
+/// Iterating is what drives HTTP/2 flow control: the runtime opens the peer's window only as messages
+/// are taken, so a slow consumer slows its client. Ends (`nil`) when the client half-closes; throws
+/// ``RPCError`` if the call fails (bad framing, undecodable message, cancellation). One iterator at a time.
+public struct RequestStream<Message: ProtoMessage>: AsyncSequence, Sendable {
+    public typealias Element = Message
+    public typealias Failure = RPCError
+
+    let source: any MessageSource
+
+    init(source: any MessageSource) {
+        self.source = source
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        public typealias Element = Message
+        public typealias Failure = RPCError
+        let source: any MessageSource
+
+        public mutating func next() async throws(RPCError) -> Message? {
+            guard let buffer = try await source.nextMessage() else { return nil }
+            return try decodeMessage(Message.self, from: buffer)
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(source: source)
+    }
+}
+
+/// Where serialized messages of one call come from (a server stream's requests or a client's responses).
+protocol MessageSource: Sendable {
+    /// The next message's bytes, or `nil` at the end of the stream.
+    func nextMessage() async throws(RPCError) -> ByteBuffer?
+}
+
+/// Decodes one message, mapping a decoding failure to `INTERNAL` ("cannot decode ...").
+func decodeMessage<M: ProtoMessage>(_ type: M.Type, from buffer: ByteBuffer) throws(RPCError) -> M {
+    do {
+        return try buffer.withUnsafeReadableBytes { try M(serializedBytes: $0) }
+    } catch let error as ProtoDecodingError {
+        throw RPCError(code: .internalError, message: error.description)
+    } catch {
+        throw RPCError(code: .internalError, message: "cannot decode \(M.protoMessageName): \(error)")
+    }
+}

@@ -1,0 +1,69 @@
+import NIOSSL
+
+/// How an ``RPCServer`` listens and the limits it enforces. Every field has a documented default.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind. Default `127.0.0.1`.
+    public var host: String
+    /// Port to bind; `0` picks an ephemeral port (read it back from ``RPCServer/localPort``). Default `0`.
+    public var port: Int
+    /// When set, TLS (ALPN `h2`) is offered; cleartext h2c with prior knowledge is still accepted on the
+    /// same port (the first byte, `0x16` for a TLS ClientHello, decides). Default `nil`: cleartext only.
+    public var tls: TLSConfiguration?
+    /// Largest request message accepted (after decompression); larger ones end the call with
+    /// `RESOURCE_EXHAUSTED`. Default 4 MiB.
+    public var maxReceiveMessageSize: Int
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. Default 1000.
+    public var maxConcurrentStreams: UInt32
+    /// SETTINGS_MAX_HEADER_LIST_SIZE advertised and enforced per request. Default 16 KiB.
+    public var maxHeaderListSize: UInt32
+    /// Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). Default 1 MiB.
+    public var streamWindow: UInt32
+    /// Connection-level receive window. Default 16 MiB.
+    public var connectionWindow: Int32
+    /// Keepalive policy.
+    public var keepalive: Keepalive
+
+    /// Server keepalive: PINGs on idle connections, and how often clients may ping.
+    public struct Keepalive: Sendable {
+        /// Send a PING after this long without reading from the connection; `nil` disables. Default 2 hours.
+        public var pingInterval: Duration?
+        /// Close the connection if a PING is not acknowledged within this long. Default 20 s.
+        public var pingTimeout: Duration
+
+        public init(pingInterval: Duration? = .seconds(7200), pingTimeout: Duration = .seconds(20)) {
+            self.pingInterval = pingInterval
+            self.pingTimeout = pingTimeout
+        }
+    }
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 0,
+        tls: TLSConfiguration? = nil,
+        maxReceiveMessageSize: Int = 4 * 1024 * 1024,
+        maxConcurrentStreams: UInt32 = 1000,
+        maxHeaderListSize: UInt32 = 16 * 1024,
+        streamWindow: UInt32 = 1024 * 1024,
+        connectionWindow: Int32 = 16 * 1024 * 1024,
+        keepalive: Keepalive = Keepalive()
+    ) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.maxReceiveMessageSize = maxReceiveMessageSize
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.maxHeaderListSize = maxHeaderListSize
+        self.streamWindow = streamWindow
+        self.connectionWindow = connectionWindow
+        self.keepalive = keepalive
+    }
+
+    var http2Settings: HTTP2LocalSettings {
+        HTTP2LocalSettings(
+            maxConcurrentStreams: maxConcurrentStreams,
+            initialStreamWindow: streamWindow,
+            connectionWindow: connectionWindow,
+            maxHeaderListSize: maxHeaderListSize
+        )
+    }
+}

@@ -1,0 +1,330 @@
+import Logging
+import NIOCore
+
+/// Serves gRPC on one HTTP/2 connection: feeds bytes to nghttp2, turns requests into handler tasks,
+/// and writes nghttp2's output back to the socket.
+///
+/// Confined to its channel's event loop (a NIO handler; not `Sendable`). Output is pulled from nghttp2
+/// only while the channel is writable and resumes on `channelWritabilityChanged`, so a slow socket
+/// defers DATA instead of buffering it. Handlers run as unstructured tasks and reach their stream only
+/// through ``ServerCall``.
+final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let session: NGHTTP2Session
+    private let router: RPCRouter
+    private let configuration: ServerConfiguration
+    private var logger: Logger
+    private var streams: [Int32: ServerStream] = [:]
+    private var context: ChannelHandlerContext?
+    private var flushScheduled = false
+    private var isFlushing = false
+    private var receivedBytes = false
+    private var peer = "unknown"
+    private var readSinceLastPing = true
+    private var pingTimer: Scheduled<Void>?
+    private var pingTimeout: Scheduled<Void>?
+    private var closing = false
+
+    init(router: RPCRouter, configuration: ServerConfiguration, logger: Logger, allocator: ByteBufferAllocator) {
+        self.router = router
+        self.configuration = configuration
+        self.logger = logger
+        self.session = NGHTTP2Session(role: .server, settings: configuration.http2Settings, allocator: allocator)
+        self.session.delegate = self
+    }
+
+    /// Number of calls in progress on this connection.
+    var activeStreamCount: Int { streams.count }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let address = context.channel.remoteAddress {
+            peer = "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+        logger[metadataKey: "peer"] = "\(peer)"
+        if context.channel.isActive { startKeepalive(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startKeepalive(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        readSinceLastPing = true
+        let first = !receivedBytes
+        receivedBytes = true
+        do {
+            try session.receive(buffer)
+        } catch {
+            if first, Self.looksLikeHTTP1(buffer) {
+                // An HTTP/1.x client: answer in its own protocol, then close.
+                let reply = "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 30\r\n\r\nthis server speaks HTTP/2 only"
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: reply)), promise: nil)
+                logger.debug("closing HTTP/1.x connection")
+            } else {
+                logger.debug("closing connection after HTTP/2 error", metadata: ["error": "\(error)"])
+                flushOutput()
+            }
+            closeConnection(context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushOutput()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flushOutput() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pingTimer?.cancel()
+        pingTimeout?.cancel()
+        let open = streams
+        streams.removeAll()
+        for stream in open.values { stream.peerClosed(errorCode: HTTP2ErrorCode.cancel) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        closeConnection(context: context)
+    }
+
+    private static func looksLikeHTTP1(_ buffer: ByteBuffer) -> Bool {
+        guard let head = buffer.getBytes(at: buffer.readerIndex, length: min(buffer.readableBytes, 8)) else { return false }
+        guard let space = head.firstIndex(of: UInt8(ascii: " ")), space > 0 else { return false }
+        return head[..<space].allSatisfy { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } && !head.starts(with: Array("PRI ".utf8))
+    }
+
+    private func closeConnection(context: ChannelHandlerContext) {
+        guard !closing else { return }
+        closing = true
+        context.close(promise: nil)
+    }
+
+    // MARK: Output
+
+    /// Coalesces output requests from handler tasks into one flush per event-loop tick.
+    func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.flushOutput()
+        }
+    }
+
+    /// Writes what nghttp2 has queued, in buffers of up to 256 KiB, while the channel is writable.
+    func flushOutput() {
+        guard let context, !isFlushing, !closing else { return }
+        isFlushing = true
+        defer { isFlushing = false }
+        var wrote = false
+        while context.channel.isWritable {
+            var buffer = context.channel.allocator.buffer(capacity: 4096)
+            guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
+                closeConnection(context: context)
+                return
+            }
+            if buffer.readableBytes == 0 { break }
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            wrote = true
+        }
+        if wrote { context.flush() }
+        if receivedBytes && !session.wantsRead && !session.wantsWrite {
+            closeConnection(context: context)
+        }
+    }
+
+    // MARK: Graceful shutdown and keepalive
+
+    /// Sends GOAWAY; streams already started finish, then the connection closes.
+    func startGracefulShutdown() {
+        session.submitGoAway(errorCode: HTTP2ErrorCode.noError)
+        flushOutput()
+        if streams.isEmpty, let context { closeConnection(context: context) }
+    }
+
+    private func startKeepalive(context: ChannelHandlerContext) {
+        guard pingTimer == nil, let interval = configuration.keepalive.pingInterval else { return }
+        pingTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(interval)) {
+            self.keepaliveTick()
+        }
+    }
+
+    private func keepaliveTick() {
+        guard let context, !closing, let interval = configuration.keepalive.pingInterval else { return }
+        let loop = context.eventLoop.assumeIsolated()
+        if !readSinceLastPing && pingTimeout == nil {
+            session.submitPing()
+            flushOutput()
+            pingTimeout = loop.scheduleTask(in: TimeAmount(configuration.keepalive.pingTimeout)) {
+                self.logger.debug("keepalive PING not acknowledged; closing")
+                if let context = self.context { self.closeConnection(context: context) }
+            }
+        }
+        readSinceLastPing = false
+        pingTimer = loop.scheduleTask(in: TimeAmount(interval)) { self.keepaliveTick() }
+    }
+
+    // MARK: NGHTTP2SessionDelegate
+
+    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: [(name: String, value: String)], streamID: Int32, endStream: Bool) {
+        if let stream = streams[streamID] {
+            // Request trailers: only END_STREAM matters.
+            if endStream { endOfRequest(stream) }
+            return
+        }
+        startCall(headers: headers, streamID: streamID, endStream: endStream)
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {
+        guard let stream = streams[streamID] else {
+            session.consume(streamID: streamID, bytes: data.readableBytes)
+            return
+        }
+        if let error = stream.inbound.receive(data) { stream.abort(with: error) }
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32) {
+        if let stream = streams[streamID] { endOfRequest(stream) }
+    }
+
+    func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if !stream.finished || errorCode != HTTP2ErrorCode.noError { stream.peerClosed(errorCode: errorCode) }
+        if streams.isEmpty { scheduleFlush() }
+    }
+
+    func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {}
+
+    func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
+        pingTimeout?.cancel()
+        pingTimeout = nil
+    }
+
+    private func endOfRequest(_ stream: ServerStream) {
+        if let error = stream.inbound.receiveEnd() { stream.abort(with: error) }
+    }
+
+    // MARK: Starting calls
+
+    private func respondWithoutCall(streamID: Int32, httpStatus: String = "200", status: RPCError, extra: [(String, String)] = []) {
+        var headers: [(String, String)] = [(":status", httpStatus), ("content-type", "application/grpc")]
+        headers.append(contentsOf: extra)
+        headers.append(("grpc-status", String(status.code.rawValue)))
+        if !status.message.isEmpty { headers.append(("grpc-message", PercentEncoding.encode(status.message))) }
+        session.submitResponse(streamID: streamID, headers: headers, body: nil)
+    }
+
+    private func startCall(headers: [(name: String, value: String)], streamID: Int32, endStream: Bool) {
+        var path: Substring = ""
+        var method = ""
+        var contentType = ""
+        var encoding: String?
+        var acceptEncoding: [CompressionAlgorithm] = []
+        var timeout: Duration?
+        var metadata = Metadata()
+        for (name, value) in headers {
+            switch name {
+            case ":path": path = Substring(value)
+            case ":method": method = value
+            case "content-type": contentType = value
+            case "grpc-encoding": encoding = value
+            case "grpc-accept-encoding":
+                acceptEncoding = value.split(separator: ",").compactMap {
+                    CompressionAlgorithm(rawValue: String($0.filter { $0 != " " }))
+                }
+            case "grpc-timeout": timeout = GRPCTimeout.parse(value)
+            default: metadata.addWireHeader(name: name, value: value)
+            }
+        }
+        guard contentType.hasPrefix("application/grpc") else {
+            respondWithoutCall(streamID: streamID, httpStatus: "415", status: RPCError(code: .internalError, message: "unsupported content-type \"\(contentType)\"; expected application/grpc"))
+            return
+        }
+        guard method == "POST" else {
+            respondWithoutCall(streamID: streamID, httpStatus: "405", status: RPCError(code: .internalError, message: "gRPC requires POST, got \(method)"))
+            return
+        }
+        guard let descriptor = MethodDescriptor(path: path), let handler = router.handlers[descriptor.path] else {
+            let service = MethodDescriptor(path: path)?.service ?? ""
+            let message = router.serviceNames.contains(service) ? "unknown method \(path)" : "unknown service \(service.isEmpty ? String(path) : service)"
+            respondWithoutCall(streamID: streamID, status: RPCError(code: .unimplemented, message: message))
+            return
+        }
+        var compression: CompressionAlgorithm?
+        if let encoding, encoding != "identity" {
+            guard let algorithm = CompressionAlgorithm(rawValue: encoding) else {
+                respondWithoutCall(
+                    streamID: streamID,
+                    status: RPCError(code: .unimplemented, message: "unsupported grpc-encoding \"\(encoding)\""),
+                    extra: [("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader)]
+                )
+                return
+            }
+            compression = algorithm
+        }
+        guard !closing, let context else { return }
+
+        let session = self.session
+        let inbound = InboundMessageBuffer(maxMessageSize: configuration.maxReceiveMessageSize, compression: compression) { bytes in
+            session.consume(streamID: streamID, bytes: bytes)
+        }
+        let stream = ServerStream(streamID: streamID, connection: self, inbound: inbound)
+        streams[streamID] = stream
+        let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let serverContext = ServerContext(
+            requestMetadata: metadata,
+            method: descriptor,
+            deadline: deadline,
+            peer: peer,
+            requestCompression: compression,
+            acceptedCompression: acceptEncoding
+        )
+        if let timeout {
+            stream.deadlineTask = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+                stream.abort(with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
+            }
+        }
+        if endStream { endOfRequest(stream) }
+
+        let call = ServerCall(context: serverContext, stream: stream, eventLoop: context.eventLoop)
+        let logger = self.logger
+        stream.task = Task {
+            do {
+                let response = try await handler.run(call)
+                call.finish(status: nil, finalMessage: response)
+            } catch let error as RPCError {
+                call.finish(status: error, finalMessage: nil)
+            } catch is CancellationError {
+                call.finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
+            } catch {
+                logger.debug("handler failed", metadata: ["method": "\(descriptor)", "error": "\(error)"])
+                call.finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
+            }
+        }
+    }
+}
+
+extension TimeAmount {
+    /// Converts a Swift `Duration`, saturating at the range of `TimeAmount`.
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        self = overflow ? .nanoseconds(seconds < 0 ? .min : .max) : .nanoseconds(ns &+ attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,70 @@
+import Synchronization
+
+/// What a server handler knows about its call, and the response metadata it controls.
+///
+/// Thread-safe: handlers may use it from any task. Response metadata set after the first response
+/// message was written (or after the call ended) is ignored, because the headers are already gone.
+public final class ServerContext: Sendable {
+    /// The request's custom metadata (reserved gRPC/HTTP headers excluded).
+    public let requestMetadata: Metadata
+    /// The called method.
+    public let method: MethodDescriptor
+    /// When the client's `grpc-timeout` runs out, if it sent one. At that instant the runtime answers
+    /// `DEADLINE_EXCEEDED` and cancels the handler's task.
+    public let deadline: ContinuousClock.Instant?
+    /// The peer's address, for example `127.0.0.1:5555`.
+    public let peer: String
+    /// The `grpc-encoding` of request messages (`nil`: identity).
+    public let requestCompression: CompressionAlgorithm?
+    /// The encodings the client accepts for responses (`grpc-accept-encoding`).
+    public let acceptedCompression: [CompressionAlgorithm]
+
+    private struct State {
+        var responseMetadata = Metadata()
+        var trailingMetadata = Metadata()
+        var responseCompression: CompressionAlgorithm?
+    }
+
+    private let state = Mutex(State())
+
+    init(
+        requestMetadata: Metadata,
+        method: MethodDescriptor,
+        deadline: ContinuousClock.Instant?,
+        peer: String,
+        requestCompression: CompressionAlgorithm?,
+        acceptedCompression: [CompressionAlgorithm]
+    ) {
+        self.requestMetadata = requestMetadata
+        self.method = method
+        self.deadline = deadline
+        self.peer = peer
+        self.requestCompression = requestCompression
+        self.acceptedCompression = acceptedCompression
+    }
+
+    /// Sets the initial response metadata (sent with the response headers, before the first message).
+    public func setResponseMetadata(_ metadata: Metadata) {
+        state.withLock { $0.responseMetadata = metadata }
+    }
+
+    /// Sets the trailing metadata sent with the status.
+    public func setTrailingMetadata(_ metadata: Metadata) {
+        state.withLock { $0.trailingMetadata = metadata }
+    }
+
+    /// Compresses response messages with `algorithm` if the client accepts it; call before the first write.
+    public func setResponseCompression(_ algorithm: CompressionAlgorithm?) {
+        state.withLock { $0.responseCompression = algorithm }
+    }
+
+    /// The response compression actually used: the one set, if the client accepts it.
+    public var responseCompression: CompressionAlgorithm? {
+        let wanted = state.withLock { $0.responseCompression }
+        guard let wanted, wanted != .identity, acceptedCompression.contains(wanted) else { return nil }
+        return wanted
+    }
+
+    var responseMetadata: Metadata { state.withLock { $0.responseMetadata } }
+    var trailingMetadata: Metadata { state.withLock { $0.trailingMetadata } }
+}

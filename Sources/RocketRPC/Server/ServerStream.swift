@@ -1,0 +1,105 @@
+import NIOCore
+
+/// The event-loop side of one server call: inbound messages, outbound queue, and how the call ends.
+///
+/// Confined to the connection's event loop; the handler task reaches it only through ``ServerCall``.
+/// It keeps an unowned reference to its connection, which outlives it (streams are dropped when the
+/// connection closes).
+final class ServerStream {
+    let streamID: Int32
+    unowned let connection: ServerConnectionHandler
+    var inbound: InboundMessageBuffer
+    let outbound = OutboundDataQueue()
+    private(set) var headersSent = false
+    /// The status has been queued (or the stream was reset); nothing more is sent.
+    private(set) var finished = false
+    var task: Task<Void, Never>?
+    var deadlineTask: Scheduled<Void>?
+
+    init(streamID: Int32, connection: ServerConnectionHandler, inbound: InboundMessageBuffer) {
+        self.streamID = streamID
+        self.connection = connection
+        self.inbound = inbound
+    }
+
+    private func responseHeaders(compression: CompressionAlgorithm?, metadata: Metadata) -> [(String, String)] {
+        var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
+        if let compression, compression != .identity { headers.append(("grpc-encoding", compression.rawValue)) }
+        headers.append(("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader))
+        metadata.appendWireHeaders(to: &headers)
+        return headers
+    }
+
+    private func sendHeadersIfNeeded(compression: CompressionAlgorithm?, metadata: Metadata) {
+        guard !headersSent else { return }
+        headersSent = true
+        connection.session.submitResponse(streamID: streamID, headers: responseHeaders(compression: compression, metadata: metadata), body: outbound)
+    }
+
+    /// Queues one framed response message (sending the headers first if needed).
+    func write(_ framed: ByteBuffer, compression: CompressionAlgorithm?, metadata: Metadata, promise: EventLoopPromise<Void>) {
+        guard !finished else {
+            promise.fail(RPCError(code: .cancelled, message: "the call is already over"))
+            return
+        }
+        sendHeadersIfNeeded(compression: compression, metadata: metadata)
+        outbound.enqueue(framed, promise: promise)
+        connection.session.resumeData(streamID: streamID)
+        connection.scheduleFlush()
+    }
+
+    /// Queues the status (and a final message): a trailers-only response if nothing was sent yet.
+    func finish(status: RPCError, trailers: Metadata, responseMetadata: Metadata, finalMessage: ByteBuffer?, compression: CompressionAlgorithm?) {
+        guard !finished else { return }
+        finished = true
+        deadlineTask?.cancel()
+        deadlineTask = nil
+        var statusFields: [(String, String)] = [("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
+        trailers.appendWireHeaders(to: &statusFields)
+        if !headersSent && finalMessage == nil {
+            headersSent = true
+            var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
+            responseMetadata.appendWireHeaders(to: &headers)
+            headers.append(contentsOf: statusFields)
+            connection.session.submitResponse(streamID: streamID, headers: headers, body: nil)
+        } else {
+            sendHeadersIfNeeded(compression: compression, metadata: responseMetadata)
+            if let finalMessage { outbound.append(finalMessage) }
+            outbound.trailers = statusFields
+            outbound.isFinished = true
+            connection.session.resumeData(streamID: streamID)
+        }
+        // Requests the handler never read no longer matter; return their bytes to the window.
+        inbound.fail(RPCError(code: .cancelled, message: "the call is already over"))
+        connection.scheduleFlush()
+    }
+
+    /// Ends the call from the runtime side (deadline, framing error) and cancels the handler task.
+    func abort(with status: RPCError) {
+        let wasFinished = finished
+        finish(status: status, trailers: [:], responseMetadata: [:], finalMessage: nil, compression: nil)
+        if !wasFinished {
+            outbound.failWriter(status)
+            task?.cancel()
+        }
+    }
+
+    /// The peer reset the stream or the connection went away: cancel the handler.
+    func peerClosed(errorCode: UInt32) {
+        let error = RPCError(code: .cancelled, message: "the client cancelled the call (HTTP/2 error code \(errorCode))")
+        finished = true
+        deadlineTask?.cancel()
+        deadlineTask = nil
+        inbound.fail(error)
+        outbound.failWriter(error)
+        task?.cancel()
+    }
+
+    /// The handler's own task was cancelled while it waited on the stream.
+    func cancelledByTask() {
+        let error = RPCError(code: .cancelled, message: "the handler task was cancelled")
+        inbound.fail(error)
+        outbound.failWriter(error)
+    }
+}

@@ -1,0 +1,311 @@
+import CNGHTTP2
+import NIOCore
+
+// Every Unsafe*Pointer and every nghttp2 call in RocketRPC lives in this file.
+//
+// Ownership rules, stated once:
+// - `NGHTTP2Session.raw` is owned by the Swift object and freed in `destroyRawSession()` (from deinit).
+// - nghttp2's `user_data` is `Unmanaged.passUnretained(session)`: no retain is taken, which is sound
+//   because the C session is deleted before the Swift object goes away and callbacks only run inside
+//   our own calls into nghttp2 on the event loop.
+// - Pointers nghttp2 passes to callbacks (header names, DATA chunks, the frame buffer) are valid only
+//   during the callback; their bytes are copied into Swift values before returning.
+// - Header name/value arrays we submit are copied by nghttp2 during the submit call (no NO_COPY flags).
+
+private func sessionFrom(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session? {
+    guard let userData else { return nil }
+    return Unmanaged<NGHTTP2Session>.fromOpaque(userData).takeUnretainedValue()
+}
+
+private let frameHeaders = UInt8(NGHTTP2_HEADERS.rawValue)
+private let frameData = UInt8(NGHTTP2_DATA.rawValue)
+private let frameGoAway = UInt8(NGHTTP2_GOAWAY.rawValue)
+private let framePing = UInt8(NGHTTP2_PING.rawValue)
+private let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
+private let flagAck = UInt8(NGHTTP2_FLAG_ACK.rawValue)
+
+/// Callbacks shared by every session; the function pointers are non-capturing. Written once here and
+/// only read by nghttp2 afterwards (it copies them into each new session), hence `nonisolated(unsafe)`.
+nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
+    var callbacks: OpaquePointer?
+    guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else { return nil }
+
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+        guard let frame, let session = sessionFrom(userData) else { return 0 }
+        let streamID = frame.pointee.hd.stream_id
+        session.pendingHeaders[streamID] = []
+        session.pendingHeaderBytes[streamID] = 0
+        return 0
+    }
+
+    nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
+        guard let frame, let name, let value, let session = sessionFrom(userData) else { return 0 }
+        let streamID = frame.pointee.hd.stream_id
+        let size = (session.pendingHeaderBytes[streamID] ?? 0) + nameLength + valueLength + 32
+        session.pendingHeaderBytes[streamID] = size
+        if size > session.maxHeaderListSize {
+            // Resets just this stream (nghttp2 answers RST_STREAM INTERNAL_ERROR for it).
+            session.pendingHeaders[streamID] = nil
+            return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        let n = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
+        let v = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
+        session.pendingHeaders[streamID, default: []].append((n, v))
+        return 0
+    }
+
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+        guard let frame, let session = sessionFrom(userData), let delegate = session.delegate else { return 0 }
+        let hd = frame.pointee.hd
+        switch hd.type {
+        case frameHeaders:
+            let headers = session.pendingHeaders.removeValue(forKey: hd.stream_id) ?? []
+            session.pendingHeaderBytes[hd.stream_id] = nil
+            delegate.session(session, didReceiveHeaders: headers, streamID: hd.stream_id, endStream: hd.flags & flagEndStream != 0)
+        case frameData:
+            if hd.flags & flagEndStream != 0 {
+                delegate.session(session, didReceiveEndStreamOnData: hd.stream_id)
+            }
+        case frameGoAway:
+            delegate.session(session, didReceiveGoAway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
+        case framePing:
+            if hd.flags & flagAck != 0 { delegate.sessionDidReceivePingAck(session) }
+        default:
+            break
+        }
+        return 0
+    }
+
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
+        guard let data, let session = sessionFrom(userData) else { return 0 }
+        guard let delegate = session.delegate else {
+            _ = nghttp2_session_consume(session.raw, streamID, length)
+            return 0
+        }
+        let chunk = session.allocator.buffer(bytes: UnsafeRawBufferPointer(start: data, count: length))
+        delegate.session(session, didReceiveData: chunk, streamID: streamID)
+        return 0
+    }
+
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
+        guard let session = sessionFrom(userData) else { return 0 }
+        session.outbound[streamID] = nil
+        session.pendingHeaders[streamID] = nil
+        session.pendingHeaderBytes[streamID] = nil
+        session.delegate?.session(session, didCloseStream: streamID, errorCode: errorCode)
+        return 0
+    }
+    return callbacks
+}()
+
+/// Pulls queued bytes of one stream into nghttp2's DATA frame buffer.
+private func readOutbound(
+    _ rawSession: OpaquePointer?,
+    _ streamID: Int32,
+    _ buf: UnsafeMutablePointer<UInt8>?,
+    _ length: Int,
+    _ dataFlags: UnsafeMutablePointer<UInt32>?,
+    _ source: UnsafeMutablePointer<nghttp2_data_source>?,
+    _ userData: UnsafeMutableRawPointer?
+) -> Int {
+    guard let session = sessionFrom(userData), let queue = session.outbound[streamID], let buf, let dataFlags else {
+        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
+    var offset = 0
+    let copied = queue.drain(max: length) { slice in
+        slice.withUnsafeReadableBytes { bytes in
+            guard let base = bytes.baseAddress else { return }
+            (buf + offset).update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+            offset += bytes.count
+        }
+    }
+    if queue.queuedBytes == 0 && queue.isFinished {
+        dataFlags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+        if let trailers = queue.trailers {
+            let rv = withHeaderFields(trailers) { nva, count in
+                nghttp2_submit_trailer(rawSession, streamID, nva, count)
+            }
+            if rv == 0 { dataFlags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue }
+        }
+    } else if copied == 0 {
+        queue.isDeferred = true
+        return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+    }
+    if copied > 0 { queue.didDrain() }
+    return copied
+}
+
+/// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body`.
+private func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+    var storage = [UInt8]()
+    var offsets = [(Int, Int, Int, Int)]()
+    offsets.reserveCapacity(fields.count)
+    for (name, value) in fields {
+        let n0 = storage.count
+        storage.append(contentsOf: name.utf8)
+        let v0 = storage.count
+        storage.append(contentsOf: value.utf8)
+        offsets.append((n0, v0 - n0, v0, storage.count - v0))
+    }
+    if storage.isEmpty { storage.append(0) }
+    return storage.withUnsafeMutableBufferPointer { bytes in
+        guard let base = bytes.baseAddress else { return body(UnsafePointer(bitPattern: 1)!, 0) }
+        var nva = offsets.map { o in
+            nghttp2_nv(name: base + o.0, value: base + o.2, namelen: o.1, valuelen: o.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        }
+        return nva.withUnsafeMutableBufferPointer { nvBuf in
+            body(UnsafePointer(nvBuf.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!), nvBuf.count)
+        }
+    }
+}
+
+private func makeDataProvider() -> nghttp2_data_provider {
+    var provider = nghttp2_data_provider()
+    provider.source.ptr = nil
+    provider.read_callback = { readOutbound($0, $1, $2, $3, $4, $5, $6) }
+    return provider
+}
+
+/// A failure reported by nghttp2, with its library message.
+struct NGHTTP2Error: Error, CustomStringConvertible {
+    var code: Int
+    var description: String {
+        "nghttp2 error \(code): " + String(cString: nghttp2_strerror(Int32(truncatingIfNeeded: code)))
+    }
+}
+
+extension NGHTTP2Session {
+    func createRawSession(settings: HTTP2LocalSettings) {
+        guard let callbacks = sharedCallbacks else { return }
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0 else { return }
+        defer { nghttp2_option_del(option) }
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        nghttp2_option_set_max_send_header_block_length(option, 1 << 20)
+        let userData = Unmanaged.passUnretained(self).toOpaque()
+        var session: OpaquePointer?
+        switch role {
+        case .server: _ = nghttp2_session_server_new2(&session, callbacks, userData, option)
+        case .client: _ = nghttp2_session_client_new2(&session, callbacks, userData, option)
+        }
+        raw = session
+        guard raw != nil else { return }
+        var iv: [nghttp2_settings_entry] = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialStreamWindow),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: settings.maxFrameSize),
+        ]
+        if role == .client {
+            iv.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
+        }
+        _ = iv.withUnsafeBufferPointer { nghttp2_submit_settings(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress, $0.count) }
+        if settings.connectionWindow > 65_535 {
+            _ = nghttp2_session_set_local_window_size(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, settings.connectionWindow)
+        }
+    }
+
+    func destroyRawSession() {
+        if let raw { nghttp2_session_del(raw) }
+        raw = nil
+    }
+
+    /// Feeds received bytes to nghttp2; delegate callbacks run before this returns.
+    /// - Throws: ``NGHTTP2Error`` for fatal errors (bad client preface, flooding, ...); the connection must close.
+    func receive(_ buffer: ByteBuffer) throws {
+        let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
+            guard let base = bytes.baseAddress else { return 0 }
+            return nghttp2_session_mem_recv(raw, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        if rv < 0 { throw NGHTTP2Error(code: rv) }
+    }
+
+    /// Serializes pending frames into `buffer`, stopping once it holds at least `limit` bytes.
+    /// - Returns: `false` if nghttp2 reported a fatal error.
+    func produceOutput(into buffer: inout ByteBuffer, limit: Int) -> Bool {
+        while buffer.readableBytes < limit {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(raw, &data)
+            if n < 0 { return false }
+            guard n > 0, let data else { break }
+            buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        }
+        return true
+    }
+
+    /// Whether nghttp2 still expects to read (false after GOAWAY exchange completes or a fatal error).
+    var wantsRead: Bool { raw.map { nghttp2_session_want_read($0) != 0 } ?? false }
+    /// Whether nghttp2 has frames to write.
+    var wantsWrite: Bool { raw.map { nghttp2_session_want_write($0) != 0 } ?? false }
+
+    /// Sends response HEADERS. With `body`, DATA is pulled from `body` and the stream ends with its
+    /// trailers; without, the HEADERS frame ends the stream (a trailers-only response).
+    @discardableResult
+    func submitResponse(streamID: Int32, headers: [(String, String)], body: OutboundDataQueue?) -> Bool {
+        if let body {
+            outbound[streamID] = body
+            var provider = makeDataProvider()
+            return withHeaderFields(headers) { nghttp2_submit_response(raw, streamID, $0, $1, &provider) } == 0
+        }
+        return withHeaderFields(headers) { nghttp2_submit_response(raw, streamID, $0, $1, nil) } == 0
+    }
+
+    /// Starts a request stream whose body is pulled from `body`.
+    /// - Returns: the new stream ID, or `nil` if nghttp2 refused (e.g. after GOAWAY).
+    func submitRequest(headers: [(String, String)], body: OutboundDataQueue) -> Int32? {
+        var provider = makeDataProvider()
+        let streamID = withHeaderFields(headers) { nghttp2_submit_request(raw, nil, $0, $1, &provider, nil) }
+        guard streamID > 0 else { return nil }
+        outbound[streamID] = body
+        return streamID
+    }
+
+    /// Tells nghttp2 that a stream whose provider was deferred has data (or its end) queued.
+    func resumeData(streamID: Int32) {
+        guard let queue = outbound[streamID], queue.isDeferred else { return }
+        queue.isDeferred = false
+        _ = nghttp2_session_resume_data(raw, streamID)
+    }
+
+    /// Returns `bytes` of received DATA to the flow-control windows (stream and connection).
+    func consume(streamID: Int32, bytes: Int) {
+        guard bytes > 0 else { return }
+        _ = nghttp2_session_consume(raw, streamID, bytes)
+    }
+
+    /// Sends RST_STREAM with the given HTTP/2 error code (8 = CANCEL).
+    func resetStream(_ streamID: Int32, errorCode: UInt32) {
+        _ = nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
+    }
+
+    /// Sends GOAWAY naming the last stream this end processed; streams up to it may finish.
+    func submitGoAway(errorCode: UInt32) {
+        let last = nghttp2_session_get_last_proc_stream_id(raw)
+        _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
+    }
+
+    /// Ends the session with GOAWAY and the given code; no further streams are processed.
+    func terminate(errorCode: UInt32) {
+        _ = nghttp2_session_terminate_session(raw, errorCode)
+    }
+
+    /// Sends a PING (keepalive).
+    func submitPing() {
+        _ = nghttp2_submit_ping(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+    }
+
+    /// Number of streams the peer lets us open that are currently free (client side).
+    var remoteMaxConcurrentStreams: UInt32 {
+        nghttp2_session_get_remote_settings(raw, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+    }
+}
+
+/// HTTP/2 error codes used by RocketRPC.
+enum HTTP2ErrorCode {
+    static let noError: UInt32 = 0
+    static let protocolError: UInt32 = 1
+    static let internalError: UInt32 = 2
+    static let refusedStream: UInt32 = 7
+    static let cancel: UInt32 = 8
+    static let enhanceYourCalm: UInt32 = 11
+}
