@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .library(name: "RocketRPC", targets: ["RocketRPC"]),
         .library(name: "RocketMQAPI", targets: ["RocketMQAPI"]),
+        .library(name: "RocketRPCServices", targets: ["RocketRPCServices"]),
         .library(name: "RocketMQStore", targets: ["RocketMQStore"]),
         .executable(name: "protoc-gen-rocketmq-swift", targets: ["protoc-gen-rocketmq-swift"]),
         .executable(name: "rpc-interop", targets: ["rpc-interop"]),
@@ -72,6 +73,12 @@ let package = Package(
             plugins: ["RocketMQCodegenPlugin"]
         ),
 
+        // gRPC's standard services, on every server: health and server reflection (v1, v1alpha).
+        .target(
+            name: "RocketRPCServices",
+            dependencies: ["RocketMQAPI", "RocketRPC"]
+        ),
+
         // MARK: Domain
 
         .target(
@@ -87,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "rpc-interop",
             dependencies: [
-                "RocketProto", "RocketRPC", "RocketMQProtoC",
+                "RocketProto", "RocketRPC", "RocketRPCServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

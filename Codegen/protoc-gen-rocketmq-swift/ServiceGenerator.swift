@@ -23,7 +23,7 @@ struct ServiceGenerator {
             }
             p.line()
             p.line("/// Implement this to serve `\(service.fullName)`; pass the value to `RPCServer`.")
-            p.block("public protocol ServiceProtocol: RPCService") { p in
+            p.block("public protocol ServiceProtocol: RPCService, ProtoServiceDescribing") { p in
                 for method in methods {
                     p.doc(method.method.comment)
                     p.line(method.serverRequirement)
@@ -45,6 +45,7 @@ struct ServiceGenerator {
         printer.line()
         printer.block("extension \(swiftName).ServiceProtocol") { p in
             p.line("public var serviceName: String { \(swiftName).serviceName }")
+            p.line("public var serviceFileDescriptor: ProtoFileDescriptor { \(swiftName).fileDescriptor }")
             p.line()
             p.block("public func register(into router: inout RPCRouter)") { p in
                 for method in methods {
@@ -125,7 +126,7 @@ private struct MethodPlan {
             p.block("""
                 public func \(swiftName)<Result: Sendable>(
                         options: CallOptions = CallOptions(),
-                        requests: @Sendable (RequestWriter<\(input)>) async throws -> Void,
+                        requests: @escaping @Sendable (RequestWriter<\(input)>) async throws -> Void,
                         handle: @Sendable (ResponseStream<\(output)>) async throws -> Result
                     ) async throws -> Result
                 """) { p in

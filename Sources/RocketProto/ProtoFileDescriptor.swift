@@ -43,3 +43,12 @@ public final class ProtoFileDescriptor: Sendable {
 /// Namespace the generator extends with one static `ProtoFileDescriptor` per `.proto` file,
 /// named after its path (`ProtoFiles.grpc_health_v1_health_proto`).
 public enum ProtoFiles {}
+
+/// A service implementation that knows the `.proto` file declaring it, so server reflection can
+/// describe it. Generated server protocols refine this and implement it.
+public protocol ProtoServiceDescribing: Sendable {
+    /// The service's full protobuf name, for example `grpc.health.v1.Health`.
+    var serviceName: String { get }
+    /// The file that declares the service, with its imports.
+    var serviceFileDescriptor: ProtoFileDescriptor { get }
+}

@@ -1,1 +1,0 @@
-// Placeholder until the interop client/server lands.

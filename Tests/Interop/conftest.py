@@ -1,0 +1,100 @@
+"""Shared fixtures for the interop suite: real processes of ours, real peers nobody here wrote.
+
+ROCKETMQ_BIN names the folder with our executables (Scripts/test.sh sets it from
+`swift build --show-bin-path`). Every process is started on 127.0.0.1 and killed at the end.
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PROTOS = os.path.join(ROOT, "Protos")
+
+
+def binary(name):
+    folder = os.environ.get("ROCKETMQ_BIN") or os.path.join(ROOT, ".build", "debug")
+    path = os.path.join(folder, name)
+    if not os.path.exists(path):
+        pytest.fail(f"{path} is missing: build first (Scripts/test.sh does)")
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A child process whose output goes to a log file; `wait_for` reads it with a bounded wait."""
+
+    def __init__(self, args, name):
+        self.log = tempfile.NamedTemporaryFile(prefix=name + "-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.name = name
+
+    def output(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
+    def wait_for(self, pattern, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output())
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} did not print {pattern!r} within {timeout}s:\n{self.output()[-4000:]}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def grpc_testing_modules():
+    """grpc.testing Python stubs generated from our Protos/ with grpcio-tools, in a temp dir.
+
+    The files are copied under `interop_protos/` because a Python package named `grpc.testing`
+    would collide with grpcio's own `grpc` package; the proto package (and so every method path
+    on the wire) stays `grpc.testing`.
+    """
+    from grpc_tools import protoc
+    import grpc_tools
+
+    out = tempfile.mkdtemp(prefix="grpc-testing-py-")
+    src = os.path.join(out, "src", "interop_protos")
+    os.makedirs(src)
+    names = ("empty", "messages", "test")
+    for name in names:
+        with open(os.path.join(PROTOS, "grpc", "testing", name + ".proto")) as f:
+            text = f.read().replace('import "grpc/testing/', 'import "interop_protos/')
+        with open(os.path.join(src, name + ".proto"), "w") as f:
+            f.write(text)
+    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    args = ["protoc", f"-I{os.path.join(out, 'src')}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}"]
+    args += [f"interop_protos/{name}.proto" for name in names]
+    assert protoc.main(args) == 0, "grpcio-tools could not compile grpc/testing protos"
+    sys.path.insert(0, out)
+    from interop_protos import empty_pb2, messages_pb2, test_pb2_grpc  # noqa: E402  (generated above)
+    return empty_pb2, messages_pb2, test_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def interop_server():
+    """Our rpc-interop server on a free loopback port."""
+    server = Process([binary("rpc-interop"), "server", "--port", "0"], "rpc-interop-server")
+    try:
+        port = int(server.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop()
