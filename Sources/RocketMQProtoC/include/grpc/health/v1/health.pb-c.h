@@ -24,16 +24,25 @@ typedef struct Grpc__Health__V1__HealthListResponse__StatusesEntry Grpc__Health_
 
 /* --- enums --- */
 
+/*
+ * Whether the service takes traffic.
+ */
 typedef enum _Grpc__Health__V1__HealthCheckResponse__ServingStatus {
   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__UNKNOWN = 0,
   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING = 1,
   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING = 2,
+  /*
+   * Only in Watch: the server does not know the service (yet).
+   */
   GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS)
 } Grpc__Health__V1__HealthCheckResponse__ServingStatus;
 
 /* --- messages --- */
 
+/*
+ * Which service to ask about; the empty name means the server as a whole.
+ */
 struct  Grpc__Health__V1__HealthCheckRequest
 {
   ProtobufCMessage base;
@@ -44,6 +53,9 @@ struct  Grpc__Health__V1__HealthCheckRequest
     , (char *)protobuf_c_empty_string }
 
 
+/*
+ * The answer to a check, and each update of a watch.
+ */
 struct  Grpc__Health__V1__HealthCheckResponse
 {
   ProtobufCMessage base;
@@ -54,6 +66,9 @@ struct  Grpc__Health__V1__HealthCheckResponse
     , GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__UNKNOWN }
 
 
+/*
+ * Asks for every service the server reports on.
+ */
 struct  Grpc__Health__V1__HealthListRequest
 {
   ProtobufCMessage base;
@@ -74,6 +89,9 @@ struct  Grpc__Health__V1__HealthListResponse__StatusesEntry
     , (char *)protobuf_c_empty_string, NULL }
 
 
+/*
+ * The status of every service the server reports on, by name.
+ */
 struct  Grpc__Health__V1__HealthListResponse
 {
   ProtobufCMessage base;

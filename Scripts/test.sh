@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's test command (and exactly what CI runs): installs what the tests need, checks that
+# the committed protoc-c output matches Protos/, builds, then runs the Swift tests and the
+# interop suite against real peers (grpcio, grpcio-reflection, grpcio-health-checking).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+Scripts/install-deps.sh --test
+
+echo "== protoc-c output drift check"
+Scripts/gen-protos.sh --check
+
+echo "== build"
+swift build --build-tests
+bin=$(swift build --show-bin-path)
+
+echo "== swift test"
+swift test --skip-build
+
+echo "== interop (pytest)"
+ROCKETMQ_BIN=$bin .venv/bin/python -m pytest -p no:cacheprovider -q Tests/Interop
