@@ -15,6 +15,7 @@ final class ClientStream {
     let statusPromise: EventLoopPromise<RPCError>
     private(set) var initialMetadata = Metadata()
     private var headersReceived = false
+    private var initialMetadataDelivered = false
     private(set) var completed = false
     var deadlineTask: Scheduled<Void>?
 
@@ -65,6 +66,7 @@ final class ClientStream {
                 inbound.setCompression(algorithm)
             }
             initialMetadata = metadata
+            initialMetadataDelivered = true
             initialMetadataPromise.succeed(metadata)
             return
         }
@@ -99,8 +101,8 @@ final class ClientStream {
         completed = true
         deadlineTask?.cancel()
         deadlineTask = nil
-        if !headersReceived {
-            headersReceived = true
+        if !initialMetadataDelivered {
+            initialMetadataDelivered = true
             initialMetadataPromise.succeed([:])
         }
         if let error = inbound.receiveEnd() {
@@ -128,7 +130,10 @@ final class ClientStream {
             connection.session.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
             connection.scheduleFlush()
         }
-        initialMetadataPromise.fail(error)
+        if !initialMetadataDelivered {
+            initialMetadataDelivered = true
+            initialMetadataPromise.fail(error)
+        }
         inbound.fail(error)
         outbound.failWriter(error)
         outbound.isFinished = true

@@ -196,7 +196,9 @@ public final class RPCChannel: Sendable {
             if let framed { stream.outbound.append(framed) }
             if halfClose { stream.outbound.isFinished = true }
             guard handler.value.open(stream, headers: headers) else {
-                promise.fail(RPCError(code: .unavailable, message: "the connection cannot take new calls"))
+                let error = RPCError(code: .unavailable, message: "the connection cannot take new calls")
+                stream.fail(error, reset: false)
+                promise.fail(error)
                 return
             }
             if let deadline {

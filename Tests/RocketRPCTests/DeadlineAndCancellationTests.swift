@@ -1,0 +1,102 @@
+import RocketRPC
+import Testing
+
+@Suite("Deadlines, cancellation and connection failures", .serialized, .timeLimit(.minutes(1)))
+struct DeadlineAndCancellationTests {
+    @Test func deadlineExceededEndsTheCallAndCancelsTheServerHandler() async throws {
+        let h = try await TestHarness.start()
+        let start = ContinuousClock.now
+        let error = await #expect(throws: RPCError.self) {
+            let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("sleep"), options: CallOptions(timeout: .milliseconds(300)))
+        }
+        #expect(error?.code == .deadlineExceeded)
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(await eventually { h.recorder.count("get.cancelled") == 1 })
+        await h.stop()
+    }
+
+    @Test func cancellingTheCallerTaskResetsTheStreamAndCancelsTheHandler() async throws {
+        let h = try await TestHarness.start()
+        let task = Task {
+            let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("sleep"), options: CallOptions())
+        }
+        #expect(await eventually { h.recorder.count("get.started") == 1 })
+        task.cancel()
+        let result = await task.result
+        #expect(throws: RPCError(code: .cancelled, message: "the call was cancelled by the caller")) { try result.get() }
+        #expect(await eventually { h.recorder.count("get.cancelled") == 1 })
+        // The connection is still fine for the next call.
+        let r: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("after"), options: CallOptions())
+        #expect(r.message.text == "after")
+        await h.stop()
+    }
+
+    @Test func failFastCallToAClosedPortIsUnavailable() async throws {
+        let port = try await unusedPort()
+        let channel = RPCChannel(configuration: ChannelConfiguration(host: "127.0.0.1", port: port))
+        let error = await #expect(throws: RPCError.self) {
+            let _: UnaryResponse<TestMessage> = try await channel.unary(EchoService.get, request: TestMessage("x"), options: CallOptions())
+        }
+        #expect(error?.code == .unavailable)
+        // While backing off, the next fail-fast call fails immediately.
+        let start = ContinuousClock.now
+        await #expect(throws: RPCError.self) {
+            let _: UnaryResponse<TestMessage> = try await channel.unary(EchoService.get, request: TestMessage("x"), options: CallOptions())
+        }
+        #expect(ContinuousClock.now - start < .milliseconds(500))
+        await channel.close()
+    }
+
+    @Test func waitForReadyWaitsForTheServerToAppear() async throws {
+        let port = try await unusedPort()
+        var configuration = ChannelConfiguration(host: "127.0.0.1", port: port)
+        configuration.backoff = .init(initial: .milliseconds(100), multiplier: 1.6, jitter: 0.2, maximum: .milliseconds(300))
+        let channel = RPCChannel(configuration: configuration)
+        let call = Task {
+            let r: UnaryResponse<TestMessage> = try await channel.unary(EchoService.get, request: TestMessage("late"), options: CallOptions(timeout: .seconds(10), waitForReady: true))
+            return r.message.text
+        }
+        try await Task.sleep(for: .milliseconds(400))
+        let server = RPCServer(configuration: ServerConfiguration(port: port), services: [EchoService(recorder: Recorder())])
+        try await server.start()
+        #expect(try await call.value == "late")
+        await channel.close()
+        await server.shutdown(gracePeriod: .seconds(1))
+    }
+
+    @Test func waitForReadyIsBoundedByTheDeadline() async throws {
+        let port = try await unusedPort()
+        var configuration = ChannelConfiguration(host: "127.0.0.1", port: port)
+        configuration.backoff = .init(initial: .milliseconds(50), multiplier: 1.6, jitter: 0.2, maximum: .milliseconds(100))
+        let channel = RPCChannel(configuration: configuration)
+        let start = ContinuousClock.now
+        let error = await #expect(throws: RPCError.self) {
+            let _: UnaryResponse<TestMessage> = try await channel.unary(EchoService.get, request: TestMessage("x"), options: CallOptions(timeout: .milliseconds(400), waitForReady: true))
+        }
+        #expect(error?.code == .deadlineExceeded)
+        #expect(ContinuousClock.now - start < .seconds(3))
+        await channel.close()
+    }
+
+    @Test func channelReconnectsAfterTheServerRestarts() async throws {
+        let h = try await TestHarness.start()
+        let r1: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("one"), options: CallOptions())
+        #expect(r1.message.text == "one")
+        await h.server.shutdown(gracePeriod: .seconds(1))
+        let server2 = RPCServer(configuration: ServerConfiguration(port: h.port), services: [EchoService(recorder: Recorder())])
+        try await server2.start()
+        let r2: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("two"), options: CallOptions(timeout: .seconds(10), waitForReady: true))
+        #expect(r2.message.text == "two")
+        await h.channel.close()
+        await server2.shutdown(gracePeriod: .seconds(1))
+    }
+}
+
+/// A port nothing listens on (bound once by a throwaway server, then released).
+func unusedPort() async throws -> Int {
+    let probe = RPCServer(configuration: ServerConfiguration(port: 0), services: [])
+    try await probe.start()
+    let port = try #require(probe.localPort)
+    await probe.shutdown(gracePeriod: .zero)
+    return port
+}

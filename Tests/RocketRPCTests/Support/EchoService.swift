@@ -1,0 +1,105 @@
+import RocketProto
+import RocketRPC
+
+/// `rocketrpc.test.Echo`: the four call kinds plus behaviour selected by the request text.
+///
+/// Unary `Get` understands: `fail:<code>:<message>` (throws that status), `other-error` (throws a non-RPC
+/// error), `sleep` (sleeps 30 s, recording `get.cancelled` when cancelled), `metadata` (echoes request
+/// metadata as response and trailing metadata), `gzip` (answers compressed, recording the request's
+/// encoding), anything else is echoed.
+struct EchoService: RPCService {
+    static let get = MethodDescriptor(service: "rocketrpc.test.Echo", method: "Get")
+    static let expand = MethodDescriptor(service: "rocketrpc.test.Echo", method: "Expand")
+    static let collect = MethodDescriptor(service: "rocketrpc.test.Echo", method: "Collect")
+    static let update = MethodDescriptor(service: "rocketrpc.test.Echo", method: "Update")
+
+    let recorder: Recorder
+    var serviceName: String { "rocketrpc.test.Echo" }
+
+    struct OtherError: Error, CustomStringConvertible {
+        var description: String { "something else went wrong" }
+    }
+
+    func register(into router: inout RPCRouter) {
+        let recorder = self.recorder
+        router.unary(Self.get) { (request: TestMessage, context: ServerContext) -> TestMessage in
+            let text = request.payload.count < 200 ? request.text : ""
+            if text.hasPrefix("fail:") {
+                let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                let code = StatusCode(rawValue: Int(parts[1]) ?? 2) ?? .unknown
+                var trailers = Metadata()
+                trailers.add("x-fail", "yes")
+                throw RPCError(code: code, message: parts.count > 2 ? String(parts[2]) : "", metadata: trailers)
+            }
+            switch text {
+            case "other-error":
+                throw OtherError()
+            case "sleep":
+                recorder.bump("get.started")
+                do {
+                    try await Task.sleep(for: .seconds(30))
+                } catch {
+                    recorder.bump("get.cancelled")
+                    throw error
+                }
+                return request
+            case "slow":
+                try await Task.sleep(for: .milliseconds(500))
+                recorder.bump("get.slow.done")
+                return request
+            case "metadata":
+                var initial = Metadata()
+                var trailing = Metadata()
+                for (name, value) in context.requestMetadata where name.hasPrefix("x-") {
+                    switch value {
+                    case .string(let s):
+                        initial.add(name, s)
+                        trailing.add(name, s)
+                    case .binary(let b):
+                        initial.add(name, binary: b)
+                        trailing.add(name, binary: b)
+                    }
+                }
+                context.setResponseMetadata(initial)
+                context.setTrailingMetadata(trailing)
+                return TestMessage(context.peer)
+            default:
+                if context.requestCompression == .gzip {
+                    recorder.bump("get.gzip-request")
+                    context.setResponseCompression(.gzip)
+                }
+                return request
+            }
+        }
+
+        // Request "count:size" → count messages of size bytes each (byte i % 251).
+        router.serverStreaming(Self.expand) { (request: TestMessage, writer: ResponseWriter<TestMessage>, context: ServerContext) in
+            let parts = request.text.split(separator: ":")
+            let count = parts.count > 0 ? Int(parts[0]) ?? 0 : 0
+            let size = parts.count > 1 ? Int(parts[1]) ?? 1 : 1
+            for i in 0..<count {
+                var payload = [UInt8](repeating: UInt8(i % 251), count: size)
+                if size >= 4 { payload.replaceSubrange(0..<4, with: withUnsafeBytes(of: UInt32(i).bigEndian, Array.init)) }
+                try await writer.write(TestMessage(payload: payload))
+                recorder.bump("expand.written")
+            }
+            var trailers = Metadata()
+            trailers.add("x-count", String(count))
+            context.setTrailingMetadata(trailers)
+        }
+
+        router.clientStreaming(Self.collect) { (requests: RequestStream<TestMessage>, context: ServerContext) -> TestMessage in
+            var parts: [String] = []
+            for try await message in requests {
+                parts.append(message.text)
+            }
+            return TestMessage(parts.joined(separator: ","))
+        }
+
+        router.bidirectionalStreaming(Self.update) { (requests: RequestStream<TestMessage>, writer: ResponseWriter<TestMessage>, context: ServerContext) in
+            for try await message in requests {
+                try await writer.write(TestMessage("echo:" + message.text))
+            }
+        }
+    }
+}
