@@ -120,6 +120,7 @@ let package = Package(
         .testTarget(
             name: "RocketProtoTests",
             dependencies: ["RocketProto", "RocketRPC", "RocketMQAPI"],
+            exclude: ["Golden"],
             plugins: ["RocketMQCodegenPlugin"]
         ),
         .testTarget(name: "RocketRPCTests", dependencies: ["RocketRPC", "RocketMQAPI"] + nio),

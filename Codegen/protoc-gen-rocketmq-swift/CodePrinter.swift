@@ -3,11 +3,10 @@ struct CodePrinter {
     private(set) var output = ""
     private var indentation = ""
 
+    /// Prints `text` at the current indentation; each line of a multi-line text is indented.
     mutating func line(_ text: String = "") {
-        if text.isEmpty {
-            output += "\n"
-        } else {
-            output += indentation + text + "\n"
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            output += line.isEmpty ? "\n" : indentation + line + "\n"
         }
     }
 

@@ -229,7 +229,8 @@ private struct Accessors {
         case .bytes: self.init("[UInt8]", "bytes", "Bytes", "[]")
         case .enumeration:
             let type = try types.swiftName(field.typeName)
-            self.init(type, "enumValue", "Enum", "\(type)()", typeArgument: type, repeatedReader: "repeatedEnum")
+            let defaultCase = types.enumDefault(field.typeName) ?? "\(type)()"
+            self.init(type, "enumValue", "Enum", defaultCase, typeArgument: type, repeatedReader: "repeatedEnum")
         case .message:
             let type = try types.swiftName(field.typeName)
             self.init(type, "message", "Message", "\(type)()", typeArgument: type, repeatedReader: "repeatedMessage", isMessage: true)

@@ -106,6 +106,13 @@ struct TypeIndex {
         }
     }
 
+    /// The enum's default (first declared) case as a Swift expression, e.g. `.unspecified`.
+    func enumDefault(_ fullName: String) -> String? {
+        guard case .enumeration(let enumeration, _)? = entries[fullName],
+              let first = Naming.enumCaseNames(enumeration).first else { return nil }
+        return "." + Naming.escaped(first)
+    }
+
     /// The entry message when `fullName` is a map's synthesized entry type.
     func mapEntry(_ fullName: String) -> MessageDef? {
         if case .message(let message, _)? = entries[fullName], message.isMapEntry { return message }

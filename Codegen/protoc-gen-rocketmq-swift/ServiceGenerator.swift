@@ -106,29 +106,29 @@ private struct MethodPlan {
         case (false, true):
             p.block("""
                 public func \(swiftName)<Result: Sendable>(
-                        _ request: \(input),
-                        options: CallOptions = CallOptions(),
-                        handle: @Sendable (ResponseStream<\(output)>) async throws -> Result
-                    ) async throws -> Result
+                    _ request: \(input),
+                    options: CallOptions = CallOptions(),
+                    handle: @Sendable (ResponseStream<\(output)>) async throws -> Result
+                ) async throws -> Result
                 """) { p in
                 p.line("try await channel.serverStreaming(\(descriptor), request: request, options: options, handle: handle)")
             }
         case (true, false):
             p.block("""
                 public func \(swiftName)(
-                        options: CallOptions = CallOptions(),
-                        requests: @Sendable (RequestWriter<\(input)>) async throws -> Void
-                    ) async throws -> \(output)
+                    options: CallOptions = CallOptions(),
+                    requests: @Sendable (RequestWriter<\(input)>) async throws -> Void
+                ) async throws -> \(output)
                 """) { p in
                 p.line("try await channel.clientStreaming(\(descriptor), options: options, requests: requests).message")
             }
         case (true, true):
             p.block("""
                 public func \(swiftName)<Result: Sendable>(
-                        options: CallOptions = CallOptions(),
-                        requests: @escaping @Sendable (RequestWriter<\(input)>) async throws -> Void,
-                        handle: @Sendable (ResponseStream<\(output)>) async throws -> Result
-                    ) async throws -> Result
+                    options: CallOptions = CallOptions(),
+                    requests: @escaping @Sendable (RequestWriter<\(input)>) async throws -> Void,
+                    handle: @Sendable (ResponseStream<\(output)>) async throws -> Result
+                ) async throws -> Result
                 """) { p in
                 p.line("try await channel.bidirectionalStreaming(\(descriptor), options: options, requests: requests, handle: handle)")
             }
