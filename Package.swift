@@ -123,6 +123,7 @@ let package = Package(
             exclude: ["Golden"],
             plugins: ["RocketMQCodegenPlugin"]
         ),
+        .testTarget(name: "RocketRPCServicesTests", dependencies: ["RocketRPCServices", "RocketRPC", "RocketMQAPI"]),
         .testTarget(name: "RocketRPCTests", dependencies: ["RocketRPC", "RocketMQAPI"] + nio),
         .testTarget(name: "RocketMQStoreTests", dependencies: ["RocketMQStore"]),
     ],
