@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // MARK: C — system libraries and protoc-c output
@@ -89,6 +90,21 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "RocketMQNameServer",
+            dependencies: [
+                "RocketMQAPI", "RocketRPC",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "RocketMQBroker",
+            dependencies: [
+                "RocketMQAPI", "RocketRPC", "RocketMQStore", "RocketMQNameServer",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // MARK: Apps
 
         .executableTarget(
@@ -99,6 +115,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             plugins: ["RocketMQCodegenPlugin"]
+        ),
+
+        .executableTarget(
+            name: "mqnamesrv",
+            dependencies: [
+                "RocketMQNameServer", "RocketRPCServices",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "mqbroker",
+            dependencies: [
+                "RocketMQBroker", "RocketMQNameServer", "RocketRPCServices",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
 
         // MARK: Codegen — protoc plugin and the SwiftPM build-tool plugin that runs it
@@ -126,6 +161,8 @@ let package = Package(
         .testTarget(name: "RocketRPCServicesTests", dependencies: ["RocketRPCServices", "RocketRPC", "RocketMQAPI"]),
         .testTarget(name: "RocketRPCTests", dependencies: ["RocketRPC", "RocketMQAPI"] + nio),
         .testTarget(name: "RocketMQStoreTests", dependencies: ["RocketMQStore"]),
+        .testTarget(name: "RocketMQNameServerTests", dependencies: ["RocketMQNameServer", "RocketMQAPI", "RocketRPC"]),
+        .testTarget(name: "RocketMQBrokerTests", dependencies: ["RocketMQBroker", "RocketMQStore", "RocketMQAPI", "RocketRPC"]),
     ],
     swiftLanguageModes: [.v6]
 )

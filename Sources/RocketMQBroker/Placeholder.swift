@@ -1,0 +1,2 @@
+// Placeholder until the broker lands.
+public enum RocketMQBrokerPlaceholder {}

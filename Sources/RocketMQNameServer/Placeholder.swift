@@ -1,0 +1,2 @@
+// Placeholder until the NameServer lands.
+public enum RocketMQNameServerPlaceholder {}

@@ -1,0 +1,2 @@
+import Testing
+// Placeholder; real tests land with the module.
