@@ -94,6 +94,20 @@ let package = Package(
             plugins: ["RocketMQCodegenPlugin"]
         ),
 
+        // Crash-test child: appends under a chosen flush mode and reports acknowledged offsets
+        // on stdout until it is killed (spawned by RocketMQStoreTests' crash tests).
+        .executableTarget(
+            name: "store-crash-child",
+            dependencies: ["RocketMQStore"]
+        ),
+        .executableTarget(
+            name: "mqbench",
+            dependencies: [
+                "RocketMQStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         // MARK: Codegen — protoc plugin and the SwiftPM build-tool plugin that runs it
 
         .executableTarget(
@@ -112,7 +126,14 @@ let package = Package(
 
         .testTarget(name: "RocketProtoTests", dependencies: ["RocketProto", "RocketMQAPI"]),
         .testTarget(name: "RocketRPCTests", dependencies: ["RocketRPC", "RocketMQAPI"] + nio),
-        .testTarget(name: "RocketMQStoreTests", dependencies: ["RocketMQStore"]),
+        .testTarget(
+            name: "RocketMQStoreTests",
+            dependencies: [
+                "RocketMQStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
