@@ -35,8 +35,12 @@ final class IndexFile: @unchecked Sendable {
     var beginTimestamp: Int64 { load(0, Int64.self) }
     var endTimestamp: Int64 { load(8, Int64.self) }
     var beginPhysicalOffset: Int64 { load(16, Int64.self) }
-    /// Physical offset of the newest indexed record (-1 when empty).
+    /// Physical offset of the newest record whose keys are all indexed (-1 when none):
+    /// set by `markIndexed` after every key of a record went in, so a crash between two
+    /// keys of one record makes recovery index that record again.
     var endPhysicalOffset: Int64 { count == 0 ? -1 : load(24, Int64.self) }
+
+    func markIndexed(_ physicalOffset: Int64) { store(physicalOffset, 24) }
     var count: Int { Int(load(36, UInt32.self)) }
     var isFull: Bool { count >= entryCapacity }
 
@@ -52,6 +56,7 @@ final class IndexFile: @unchecked Sendable {
         if n == 0 {
             store(storeTimestamp, 0)
             store(physicalOffset, 16)
+            store(Int64(-1), 24)
         }
         let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
         let previous: UInt32 = load(slot, UInt32.self)
@@ -64,7 +69,6 @@ final class IndexFile: @unchecked Sendable {
         store(number, slot)
         if previous == 0 { store(load(32, UInt32.self) + 1, 32) }
         store(storeTimestamp, 8)
-        store(physicalOffset, 24)
         store(number, 36)
     }
 

@@ -41,8 +41,8 @@ final class IndexService: @unchecked Sendable {
         return UInt32(truncatingIfNeeded: h ^ (h >> 32))
     }
 
-    /// Physical offset of the newest indexed record, -1 if none.
-    var lastIndexedOffset: Int64 { state.withLock { $0.last?.endPhysicalOffset ?? -1 } }
+    /// Physical offset of the newest record whose keys are all indexed, -1 if none.
+    var lastIndexedOffset: Int64 { state.withLock { $0.map(\.endPhysicalOffset).max() ?? -1 } }
 
     /// Indexes the keys and unique id of one dispatched record.
     func put(_ info: RecordCodec.DispatchInfo) throws(StoreError) {
@@ -50,6 +50,7 @@ final class IndexService: @unchecked Sendable {
         var hashes = info.keys.map { IndexService.hash(IndexService.key(topic: info.topic, key: $0)) }
         if let u = info.uniqueId { hashes.append(IndexService.hash(IndexService.uniqueKey(u))) }
         try state.withLock { (files) throws(StoreError) in
+            var touched = [IndexFile]()
             for h in hashes {
                 var file: IndexFile
                 if let last = files.last, last.accepts(timestamp: info.storeTimestamp) {
@@ -63,7 +64,9 @@ final class IndexService: @unchecked Sendable {
                     logger.debug("created IndexFile", metadata: ["created": "\(created)"])
                 }
                 file.put(keyHash: h, physicalOffset: info.physicalOffset, storeTimestamp: info.storeTimestamp)
+                if touched.last !== file { touched.append(file) }
             }
+            for f in touched { f.markIndexed(info.physicalOffset) }
         }
     }
 
