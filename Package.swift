@@ -135,6 +135,19 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Crash-test child: appends under a chosen flush mode and reports acknowledged offsets
+        // on stdout until it is killed (spawned by RocketMQStoreTests' crash tests).
+        .executableTarget(
+            name: "store-crash-child",
+            dependencies: ["RocketMQStore"]
+        ),
+        .executableTarget(
+            name: "mqbench",
+            dependencies: [
+                "RocketMQStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
 
         // MARK: Codegen — protoc plugin and the SwiftPM build-tool plugin that runs it
 
@@ -160,7 +173,14 @@ let package = Package(
         ),
         .testTarget(name: "RocketRPCServicesTests", dependencies: ["RocketRPCServices", "RocketRPC", "RocketMQAPI"]),
         .testTarget(name: "RocketRPCTests", dependencies: ["RocketRPC", "RocketMQAPI"] + nio),
-        .testTarget(name: "RocketMQStoreTests", dependencies: ["RocketMQStore"]),
+        .testTarget(
+            name: "RocketMQStoreTests",
+            dependencies: [
+                "RocketMQStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
         .testTarget(name: "RocketMQNameServerTests", dependencies: ["RocketMQNameServer", "RocketMQAPI", "RocketRPC"]),
         .testTarget(name: "RocketMQBrokerTests", dependencies: ["RocketMQBroker", "RocketMQStore", "RocketMQAPI", "RocketRPC"]),
     ],

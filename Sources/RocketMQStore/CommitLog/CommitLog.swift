@@ -1,0 +1,288 @@
+import Atomics
+import Logging
+import Synchronization
+
+/// One CommitLog segment file: `segmentSize` bytes starting at physical offset `start`.
+final class CommitLogSegment: Sendable {
+    let start: Int64
+    let size: Int64
+    let file: StoreFile
+    var end: Int64 { start + size }
+
+    init(start: Int64, size: Int64, file: StoreFile) {
+        self.start = start
+        self.size = size
+        self.file = file
+    }
+}
+
+/// The append-only log of every message: fixed-size segment files named by their 20-digit
+/// start offset, records framed and checked by `RecordCodec`, never straddling a segment.
+///
+/// One writer (the `MessageStore`'s append lock) calls `append`; any thread may `read`
+/// below `writtenPosition`. Reads use `pread`, so memory stays bounded whatever the log size.
+/// `@unchecked Sendable`: `current` is touched only by the single writer (under the store's
+/// append lock, or during recovery before the store is shared); the rest is atomics and a mutex.
+final class CommitLog: @unchecked Sendable {
+    let directory: String
+    let segmentSize: Int64
+    private let segments = Mutex<[CommitLogSegment]>([])
+    private let written = ManagedAtomic<Int64>(0)
+    private let flushed = ManagedAtomic<Int64>(0)
+    private var current: CommitLogSegment?
+    private let logger: Logger
+
+    init(directory: String, segmentSize: Int64, logger: Logger) throws(StoreError) {
+        self.directory = directory
+        self.segmentSize = segmentSize
+        self.logger = logger
+        try FileSystem.makeDirectory(directory)
+        var loaded = [CommitLogSegment]()
+        for name in FileSystem.list(directory) {
+            guard name.utf8.count == 20, let start = Int64(name) else { continue }
+            let file = try StoreFile(path: directory + "/" + name)
+            if file.size < segmentSize { try file.truncate(to: segmentSize) }
+            guard file.size == segmentSize else {
+                throw .badFile(path: file.path, reason: "segment is \(file.size) bytes, configured segment size is \(segmentSize)")
+            }
+            loaded.append(CommitLogSegment(start: start, size: segmentSize, file: file))
+        }
+        for (a, b) in zip(loaded, loaded.dropFirst()) where a.end != b.start {
+            throw .badFile(path: directory, reason: "segments \(a.start) and \(b.start) are not contiguous")
+        }
+        segments.withLock { $0 = loaded }
+    }
+
+    /// End of the last record written and dispatched; readers never look past it.
+    var writtenPosition: Int64 { written.load(ordering: .acquiring) }
+    /// Everything below this offset is known to be on disk (`fdatasync` returned).
+    var flushedPosition: Int64 { flushed.load(ordering: .acquiring) }
+    /// Start of the oldest segment still kept (0 for an empty log).
+    var minOffset: Int64 { segments.withLock { $0.first?.start ?? 0 } }
+    var segmentCount: Int { segments.withLock { $0.count } }
+    var segmentList: [CommitLogSegment] { segments.withLock { $0 } }
+
+    private func segment(containing offset: Int64) -> CommitLogSegment? {
+        segments.withLock { list in
+            var lo = 0
+            var hi = list.count - 1
+            while lo <= hi {
+                let mid = (lo + hi) / 2
+                let s = list[mid]
+                if offset < s.start { hi = mid - 1 } else if offset >= s.end { lo = mid + 1 } else { return s }
+            }
+            return nil
+        }
+    }
+
+    private func createSegment(at start: Int64) throws(StoreError) -> CommitLogSegment {
+        let file = try StoreFile(path: directory + "/" + FileSystem.offsetName(start))
+        try file.truncate(to: segmentSize)
+        let segment = CommitLogSegment(start: start, size: segmentSize, file: file)
+        segments.withLock { $0.append(segment) }
+        logger.debug("created CommitLog segment", metadata: ["start": "\(start)"])
+        return segment
+    }
+
+    // MARK: Writing (single writer)
+
+    /// Writes `record` at the write position, rolling to a new segment first if it does not
+    /// fit (an end-of-segment marker fills the old one). `seal` gets the record bytes and the
+    /// physical offset just before the write. Does not publish: call `publish(upTo:)` once
+    /// the record is dispatched.
+    func append(_ record: inout [UInt8], seal: (UnsafeMutableRawBufferPointer, Int64) -> Void) throws(StoreError) -> Int64 {
+        let size = Int64(record.count)
+        var position = written.load(ordering: .relaxed)
+        var segment: CommitLogSegment
+        if let c = current, position >= c.start, position < c.end {
+            segment = c
+        } else if let s = self.segment(containing: position) {
+            segment = s
+        } else {
+            segment = try createSegment(at: position)
+        }
+        let left = segment.end - position
+        if !(size == left || size + Int64(RecordCodec.blankSize) <= left) {
+            try segment.file.write(RecordCodec.blankMarker(size: Int(left)), at: position - segment.start)
+            position = segment.end
+            written.store(position, ordering: .releasing)
+            if let next = self.segment(containing: position) { segment = next } else { segment = try createSegment(at: position) }
+        }
+        current = segment
+        let physicalOffset = position
+        try StoreError.catching {
+            try record.withUnsafeMutableBytes { raw in
+                seal(raw, physicalOffset)
+                try segment.file.write(UnsafeRawBufferPointer(raw), at: physicalOffset - segment.start)
+            }
+        }
+        return physicalOffset
+    }
+
+    /// Makes everything below `end` visible to readers and the flusher.
+    func publish(upTo end: Int64) {
+        written.store(end, ordering: .releasing)
+    }
+
+    /// `fdatasync`s every segment holding bytes between the flushed and the written position.
+    /// Called by one flusher thread at a time. Returns the new flushed position.
+    @discardableResult
+    func flush() throws(StoreError) -> Int64 {
+        let target = written.load(ordering: .acquiring)
+        let from = flushed.load(ordering: .relaxed)
+        guard target > from else { return from }
+        let touched = segments.withLock { list in list.filter { $0.end > from && $0.start < target } }
+        for s in touched { try s.file.sync() }
+        flushed.store(target, ordering: .releasing)
+        return target
+    }
+
+    // MARK: Reading (any thread)
+
+    /// The raw record of `size` bytes at `offset`.
+    func read(at offset: Int64, size: Int) throws(StoreError) -> [UInt8] {
+        guard offset >= 0, size > 0, offset + Int64(size) <= writtenPosition,
+              let segment = segment(containing: offset), offset + Int64(size) <= segment.end
+        else { throw .offsetOutOfRange(physicalOffset: offset) }
+        let bytes = try segment.file.read(count: size, at: offset - segment.start)
+        guard bytes.count == size else { throw .corruptRecord(physicalOffset: offset, reason: "short read") }
+        return bytes
+    }
+
+    /// The checked message whose record starts at `offset` (size unknown: reads the header first).
+    func message(at offset: Int64, size knownSize: Int? = nil, includeBody: Bool = true) throws(StoreError) -> StoredMessage {
+        var size = knownSize ?? 0
+        if knownSize == nil {
+            let head = try read(at: offset, size: RecordCodec.blankSize)
+            guard case .message(let s) = head.withUnsafeBytes({ RecordCodec.peek($0) }) else {
+                throw .offsetOutOfRange(physicalOffset: offset)
+            }
+            size = s
+        }
+        let bytes = try read(at: offset, size: size)
+        return try StoreError.catching {
+            try bytes.withUnsafeBytes { raw in try RecordCodec.decode(raw, expectedOffset: offset, includeBody: includeBody) }
+        }
+    }
+
+    /// Reads only the fixed header fields at `offset` (no CRC check): used by time binary search.
+    func storeTimestamp(at offset: Int64) throws(StoreError) -> Int64 {
+        let head = try read(at: offset, size: 56)
+        return head.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: 48, as: Int64.self)) }
+    }
+
+    // MARK: Recovery
+
+    /// Walks records from `start` (a record boundary), checking each, calling `visit` for
+    /// each good one, until the first empty or bad spot. Truncates the log there (zeroing
+    /// the rest of that segment, deleting later segments) and sets the write and flush
+    /// positions to it. Returns that end offset.
+    func recover(from start: Int64, visit: (RecordCodec.DispatchInfo) throws(StoreError) -> Void) throws(StoreError) -> Int64 {
+        let list = segmentList
+        guard let first = list.first, let last = list.last else {
+            written.store(start, ordering: .releasing)
+            flushed.store(start, ordering: .releasing)
+            return start
+        }
+        var position = max(start, first.start)
+        var index = list.firstIndex(where: { position < $0.end }) ?? list.count
+        let chunkSize = 4 << 20
+        var chunk = [UInt8](repeating: 0, count: chunkSize)
+        var stopReason = "end of log"
+        scan: while index < list.count {
+            let segment = list[index]
+            var chunkStart = position  // physical offset of chunk[0]
+            var chunkCount = 0
+            while position < segment.end {
+                let want = Int(min(Int64(chunkSize), segment.end - position))
+                if position + Int64(RecordCodec.blankSize) > chunkStart + Int64(chunkCount) {
+                    chunkStart = position
+                    chunkCount = try StoreError.catching {
+                        try chunk.withUnsafeMutableBytes { raw in
+                            try segment.file.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<want]), at: position - segment.start)
+                        }
+                    }
+                    if chunkCount < RecordCodec.blankSize { stopReason = "short segment"; break scan }
+                }
+                let at = Int(position - chunkStart)
+                let peek = chunk.withUnsafeBytes { RecordCodec.peek(UnsafeRawBufferPointer(rebasing: $0[at..<(at + 8)])) }
+                switch peek {
+                case .empty:
+                    stopReason = "zeros"
+                    break scan
+                case .invalid:
+                    stopReason = "bad size or magic"
+                    break scan
+                case .endOfSegment(let size):
+                    guard position + Int64(size) == segment.end else { stopReason = "bad end-of-segment marker"; break scan }
+                    position = segment.end
+                case .message(let size):
+                    guard position + Int64(size) <= segment.end else { stopReason = "record past segment end"; break scan }
+                    var info: RecordCodec.DispatchInfo
+                    do {
+                        if at + size <= chunkCount {
+                            info = try StoreError.catching {
+                                try chunk.withUnsafeBytes { raw in
+                                    try RecordCodec.dispatchInfo(UnsafeRawBufferPointer(rebasing: raw[at..<(at + size)]), expectedOffset: position)
+                                }
+                            }
+                        } else {
+                            let bytes = try segment.file.read(count: size, at: position - segment.start)
+                            guard bytes.count == size else { stopReason = "short record"; break scan }
+                            info = try StoreError.catching {
+                                try bytes.withUnsafeBytes { raw in try RecordCodec.dispatchInfo(raw, expectedOffset: position) }
+                            }
+                            chunkCount = 0  // force a refill after this record
+                        }
+                    } catch {
+                        if case .corruptRecord(_, let reason) = error { stopReason = reason; break scan }
+                        throw error
+                    }
+                    try visit(info)
+                    position += Int64(size)
+                }
+            }
+            index += 1
+        }
+        // Truncate: zero the rest of the segment holding `position`, drop later segments.
+        if let holder = list.first(where: { position >= $0.start && position < $0.end }) {
+            let keep = position - holder.start
+            try holder.file.truncate(to: keep)
+            try holder.file.truncate(to: segmentSize)
+        }
+        let doomed = list.filter { $0.start > position }
+        if !doomed.isEmpty || position < last.end {
+            logger.info("CommitLog recovered", metadata: ["end": "\(position)", "stop": "\(stopReason)", "droppedSegments": "\(doomed.count)"])
+        }
+        for s in doomed { try FileSystem.remove(s.file.path) }
+        segments.withLock { $0.removeAll { $0.start > position } }
+        current = nil
+        written.store(position, ordering: .releasing)
+        flushed.store(min(start, position), ordering: .releasing)
+        return position
+    }
+
+    // MARK: Retention
+
+    /// Deletes segments (never the one being written) whose last write is older than
+    /// `cutoff` (seconds since the epoch). Returns how many were deleted.
+    func deleteSegments(modifiedBefore cutoff: Double) -> Int {
+        let writing = writtenPosition
+        let victims: [CommitLogSegment] = segments.withLock { list in
+            var out = [CommitLogSegment]()
+            for s in list.dropLast() {
+                guard s.end <= writing, let mtime = FileSystem.modificationTime(s.file.path), mtime < cutoff else { break }
+                out.append(s)
+            }
+            list.removeFirst(out.count)
+            return out
+        }
+        for s in victims {
+            do { try FileSystem.remove(s.file.path) } catch {
+                logger.error("cannot delete expired segment", metadata: ["path": "\(s.file.path)", "error": "\(error)"])
+            }
+            logger.info("deleted expired CommitLog segment", metadata: ["start": "\(s.start)"])
+        }
+        return victims.count
+    }
+}

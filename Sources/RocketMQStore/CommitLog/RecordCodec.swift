@@ -1,0 +1,213 @@
+/// The on-disk format of one CommitLog record, little-endian:
+///
+/// ```
+///  0 totalSize u32   4 magic u32   8 recordCRC u32   12 bodyCRC u32
+/// 16 queueId i32    20 flags i32  24 queueOffset i64  32 physicalOffset i64
+/// 40 bornTimestamp i64  48 storeTimestamp i64  56 reconsumeTimes i32
+/// 60 preparedTransactionOffset i64  68 topicLength u16  70 bornHostLength u8
+/// 71 storeHostLength u8  72 propertiesLength u32  76 bodyLength u32
+/// 80 topic, bornHost, storeHost, properties (u16 len key, u16 len value)*, body
+/// ```
+///
+/// `bodyCRC` is the CRC-32C of the body; `recordCRC` covers bytes 12 up to the body, so
+/// the two together check every byte but the first twelve (which the size and magic
+/// checks cover). Keeping the body out of `recordCRC` lets the body be checksummed outside
+/// the writer's lock, and only ~100 header bytes inside it.
+///
+/// A segment's unused tail starts with an end-of-segment marker: `totalSize` = bytes left
+/// in the segment, `magic` = `blankMagic`.
+enum RecordCodec {
+    static let messageMagic: UInt32 = 0xA3C1_5E01
+    static let blankMagic: UInt32 = 0xA3C1_5EFF
+    static let headerSize = 80
+    /// The smallest space an end-of-segment marker needs.
+    static let blankSize = 8
+
+    /// Encodes `message` with zero offsets and store timestamp; `seal` fills those in.
+    static func encode(_ message: MessageToAppend, storeHost: String) throws(StoreError) -> [UInt8] {
+        let topic = Array(message.topic.utf8)
+        let bornHost = Array(message.bornHost.utf8)
+        let storeHostBytes = Array(storeHost.utf8)
+        guard !topic.isEmpty, topic.count <= Int(UInt16.max) else {
+            throw .invalidMessage("topic must be 1...65535 bytes")
+        }
+        guard bornHost.count <= 255, storeHostBytes.count <= 255 else {
+            throw .invalidMessage("host strings must be at most 255 bytes")
+        }
+        var props = [UInt8]()
+        for key in message.properties.keys.sorted() {
+            let k = Array(key.utf8)
+            let v = Array((message.properties[key] ?? "").utf8)
+            guard k.count <= Int(UInt16.max), v.count <= Int(UInt16.max) else {
+                throw .invalidMessage("property \(key) is longer than 65535 bytes")
+            }
+            props.append(UInt8(truncatingIfNeeded: k.count)); props.append(UInt8(truncatingIfNeeded: k.count >> 8))
+            props += k
+            props.append(UInt8(truncatingIfNeeded: v.count)); props.append(UInt8(truncatingIfNeeded: v.count >> 8))
+            props += v
+        }
+        let total = headerSize + topic.count + bornHost.count + storeHostBytes.count + props.count + message.body.count
+        guard total <= Int(Int32.max) else { throw .messageTooLarge(size: total, limit: Int(Int32.max)) }
+        var buffer = [UInt8](repeating: 0, count: total)
+        let bodyCRC = CRC32C.checksum(message.body)
+        buffer.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt32(total).littleEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: messageMagic.littleEndian, toByteOffset: 4, as: UInt32.self)
+            raw.storeBytes(of: bodyCRC.littleEndian, toByteOffset: 12, as: UInt32.self)
+            raw.storeBytes(of: message.queueId.littleEndian, toByteOffset: 16, as: Int32.self)
+            raw.storeBytes(of: message.flags.littleEndian, toByteOffset: 20, as: Int32.self)
+            raw.storeBytes(of: message.bornTimestamp.littleEndian, toByteOffset: 40, as: Int64.self)
+            raw.storeBytes(of: message.reconsumeTimes.littleEndian, toByteOffset: 56, as: Int32.self)
+            raw.storeBytes(of: message.preparedTransactionOffset.littleEndian, toByteOffset: 60, as: Int64.self)
+            raw.storeBytes(of: UInt16(topic.count).littleEndian, toByteOffset: 68, as: UInt16.self)
+            raw.storeBytes(of: UInt8(bornHost.count), toByteOffset: 70, as: UInt8.self)
+            raw.storeBytes(of: UInt8(storeHostBytes.count), toByteOffset: 71, as: UInt8.self)
+            raw.storeBytes(of: UInt32(props.count).littleEndian, toByteOffset: 72, as: UInt32.self)
+            raw.storeBytes(of: UInt32(message.body.count).littleEndian, toByteOffset: 76, as: UInt32.self)
+            var at = headerSize
+            for part in [topic, bornHost, storeHostBytes, props, message.body] {
+                part.withUnsafeBytes { src in
+                    if let base = src.baseAddress, src.count > 0 {
+                        (raw.baseAddress.unsafelyUnwrapped + at).copyMemory(from: base, byteCount: src.count)
+                    }
+                }
+                at += part.count
+            }
+        }
+        return buffer
+    }
+
+    /// Writes the positions and store time into an encoded record and computes its record CRC.
+    static func seal(_ raw: UnsafeMutableRawBufferPointer, queueOffset: Int64, physicalOffset: Int64, storeTimestamp: Int64) {
+        raw.storeBytes(of: queueOffset.littleEndian, toByteOffset: 24, as: Int64.self)
+        raw.storeBytes(of: physicalOffset.littleEndian, toByteOffset: 32, as: Int64.self)
+        raw.storeBytes(of: storeTimestamp.littleEndian, toByteOffset: 48, as: Int64.self)
+        let bodyLength = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 76, as: UInt32.self)))
+        let crc = CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[12..<(raw.count - bodyLength)]))
+        raw.storeBytes(of: crc.littleEndian, toByteOffset: 8, as: UInt32.self)
+    }
+
+    /// Writes an end-of-segment marker of `size` bytes (only its first 8 bytes matter).
+    static func blankMarker(size: Int) -> [UInt8] {
+        var b = [UInt8](repeating: 0, count: blankSize)
+        b.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt32(size).littleEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: blankMagic.littleEndian, toByteOffset: 4, as: UInt32.self)
+        }
+        return b
+    }
+
+    /// What the first 8 bytes at a position say.
+    enum Peek: Equatable {
+        case message(size: Int)
+        case endOfSegment(size: Int)
+        /// Zeros: nothing was ever written here.
+        case empty
+        case invalid
+    }
+
+    static func peek(_ raw: UnsafeRawBufferPointer) -> Peek {
+        guard raw.count >= 8 else { return .invalid }
+        let size = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
+        let magic = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        if size == 0 && magic == 0 { return .empty }
+        if magic == messageMagic && size >= headerSize { return .message(size: size) }
+        if magic == blankMagic && size >= blankSize { return .endOfSegment(size: size) }
+        return .invalid
+    }
+
+    /// The fields dispatch needs (ConsumeQueue entry and index keys), without the body.
+    struct DispatchInfo: Sendable {
+        var topic: String
+        var queueId: Int32
+        var queueOffset: Int64
+        var physicalOffset: Int64
+        var size: Int32
+        var storeTimestamp: Int64
+        var tagsHash: Int64
+        var keys: [String]
+        var uniqueId: String?
+    }
+
+    /// Checks and decodes a whole record. `expectedOffset`, when given, must match the
+    /// physical offset stored inside (catches a ConsumeQueue entry pointing at the wrong place).
+    static func decode(_ raw: UnsafeRawBufferPointer, expectedOffset: Int64?, includeBody: Bool = true) throws(StoreError) -> StoredMessage {
+        let at = expectedOffset ?? -1
+        guard raw.count >= headerSize else { throw .corruptRecord(physicalOffset: at, reason: "short record (\(raw.count) bytes)") }
+        func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
+        func i32(_ o: Int) -> Int32 { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
+        func i64(_ o: Int) -> Int64 { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int64.self)) }
+        let total = Int(u32(0))
+        guard u32(4) == messageMagic else { throw .corruptRecord(physicalOffset: at, reason: "bad magic") }
+        let topicLen = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 68, as: UInt16.self)))
+        let bornLen = Int(raw[70])
+        let storeLen = Int(raw[71])
+        let propsLen = Int(u32(72))
+        let bodyLen = Int(u32(76))
+        guard total == raw.count, headerSize + topicLen + bornLen + storeLen + propsLen + bodyLen == total else {
+            throw .corruptRecord(physicalOffset: at, reason: "inconsistent lengths")
+        }
+        let bodyStart = total - bodyLen
+        let recordCRC = CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[12..<bodyStart]))
+        guard recordCRC == u32(8) else { throw .corruptRecord(physicalOffset: at, reason: "record CRC mismatch") }
+        let physicalOffset = i64(32)
+        if let expectedOffset, physicalOffset != expectedOffset {
+            throw .corruptRecord(physicalOffset: at, reason: "record claims offset \(physicalOffset)")
+        }
+        let body = UnsafeRawBufferPointer(rebasing: raw[bodyStart..<total])
+        if includeBody {
+            guard CRC32C.update(0, body) == u32(12) else {
+                throw .corruptRecord(physicalOffset: at, reason: "body CRC mismatch")
+            }
+        }
+        var p = headerSize
+        func string(_ n: Int) -> String {
+            defer { p += n }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: raw[p..<(p + n)]), as: UTF8.self)
+        }
+        let topic = string(topicLen)
+        let bornHost = string(bornLen)
+        let storeHost = string(storeLen)
+        var props = [String: String]()
+        let propsEnd = p + propsLen
+        while p + 2 <= propsEnd {
+            let kl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt16.self)))
+            p += 2
+            guard p + kl + 2 <= propsEnd else { throw .corruptRecord(physicalOffset: at, reason: "bad properties") }
+            let k = string(kl)
+            let vl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt16.self)))
+            p += 2
+            guard p + vl <= propsEnd else { throw .corruptRecord(physicalOffset: at, reason: "bad properties") }
+            props[k] = string(vl)
+        }
+        guard p == propsEnd else { throw .corruptRecord(physicalOffset: at, reason: "bad properties") }
+        return StoredMessage(
+            topic: topic, queueId: i32(16), body: includeBody ? Array(body) : [], properties: props,
+            flags: i32(20), bornTimestamp: i64(40), storeTimestamp: i64(48), bornHost: bornHost,
+            storeHost: storeHost, reconsumeTimes: i32(56), preparedTransactionOffset: i64(60),
+            physicalOffset: physicalOffset, queueOffset: i64(24), storeSize: Int32(total))
+    }
+
+    /// Verifies both CRCs and extracts what dispatch needs.
+    static func dispatchInfo(_ raw: UnsafeRawBufferPointer, expectedOffset: Int64) throws(StoreError) -> DispatchInfo {
+        let bodyLen = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 76, as: UInt32.self)))
+        guard raw.count >= headerSize, bodyLen <= raw.count - headerSize else {
+            throw .corruptRecord(physicalOffset: expectedOffset, reason: "inconsistent lengths")
+        }
+        let body = UnsafeRawBufferPointer(rebasing: raw[(raw.count - bodyLen)...])
+        guard CRC32C.update(0, body) == UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self)) else {
+            throw .corruptRecord(physicalOffset: expectedOffset, reason: "body CRC mismatch")
+        }
+        let m = try decode(raw, expectedOffset: expectedOffset, includeBody: false)
+        return DispatchInfo(message: m)
+    }
+}
+
+extension RecordCodec.DispatchInfo {
+    init(message m: StoredMessage) {
+        self.init(
+            topic: m.topic, queueId: m.queueId, queueOffset: m.queueOffset, physicalOffset: m.physicalOffset,
+            size: m.storeSize, storeTimestamp: m.storeTimestamp, tagsHash: TagHash.of(m.tags),
+            keys: m.keys, uniqueId: m.uniqueId)
+    }
+}

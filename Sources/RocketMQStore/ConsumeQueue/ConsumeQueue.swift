@@ -1,0 +1,208 @@
+import Atomics
+import Logging
+import Synchronization
+
+/// One ConsumeQueue entry: where a message of this queue sits in the CommitLog.
+struct ConsumeQueueEntry: Equatable, Sendable {
+    static let size = 20
+    var physicalOffset: Int64
+    var size: Int32
+    var tagsHash: Int64
+}
+
+/// The index of one topic/queue: fixed-size files of 20-byte entries (physical offset 8,
+/// size 4, tag hash 8), entry `n` at byte `n * 20` of the queue, files named by their
+/// 20-digit starting byte offset (as in RocketMQ), under `consumequeue/<topic>/<queue>/`.
+///
+/// One writer (the store's append lock, or recovery) calls `put`; readers call `entry(at:)`
+/// for offsets below `maxOffset`, published with release/acquire atomics after the bytes.
+/// `@unchecked Sendable`: entry bytes live in shared mappings written only by that writer.
+final class ConsumeQueue: @unchecked Sendable {
+    let id: QueueID
+    let directory: String
+    let entriesPerFile: Int
+    private var fileBytes: Int { entriesPerFile * ConsumeQueueEntry.size }
+    private let files = Mutex<[Int64: MappedFile]>([:])  // file index -> mapping
+    private let max = ManagedAtomic<Int64>(0)
+    private let min = ManagedAtomic<Int64>(0)
+    /// Entries below this were synced by the last checkpoint (checkpoint thread only).
+    private var synced: Int64 = 0
+
+    init(id: QueueID, root: String, entriesPerFile: Int) {
+        self.id = id
+        self.directory = root + "/" + id.topic + "/" + String(id.queueId)
+        self.entriesPerFile = entriesPerFile
+    }
+
+    /// One past the last entry: the next message's queue offset.
+    var maxOffset: Int64 { max.load(ordering: .acquiring) }
+    /// The first entry still readable (older ones point at deleted CommitLog segments).
+    var minOffset: Int64 { min.load(ordering: .acquiring) }
+
+    private func file(index: Int64, create: Bool) throws(StoreError) -> MappedFile? {
+        if let f = files.withLock({ $0[index] }) { return f }
+        guard create else { return nil }
+        try FileSystem.makeDirectory(directory)
+        let f = try MappedFile(path: directory + "/" + FileSystem.offsetName(index * Int64(fileBytes)), size: fileBytes)
+        files.withLock { $0[index] = f }
+        return f
+    }
+
+    /// Writes the entry for `queueOffset` and, if it extends the queue, publishes it.
+    /// Recovery may rewrite an existing position (idempotent) or leave a hole it fills later.
+    func put(_ entry: ConsumeQueueEntry, at queueOffset: Int64) throws(StoreError) {
+        let perFile = Int64(entriesPerFile)
+        guard let f = try file(index: queueOffset / perFile, create: true) else { return }
+        let p = f.base + Int(queueOffset % perFile) * ConsumeQueueEntry.size
+        p.storeBytes(of: entry.physicalOffset.littleEndian, toByteOffset: 0, as: Int64.self)
+        p.storeBytes(of: entry.size.littleEndian, toByteOffset: 8, as: Int32.self)
+        p.storeBytes(of: entry.tagsHash.littleEndian, toByteOffset: 12, as: Int64.self)
+        if queueOffset >= max.load(ordering: .relaxed) { max.store(queueOffset + 1, ordering: .sequentiallyConsistent) }
+    }
+
+    /// The entry at `queueOffset`, or nil outside `minOffset..<maxOffset`.
+    func entry(at queueOffset: Int64) -> ConsumeQueueEntry? {
+        guard queueOffset >= minOffset, queueOffset < maxOffset else { return nil }
+        return rawEntry(at: queueOffset)
+    }
+
+    private func rawEntry(at queueOffset: Int64) -> ConsumeQueueEntry? {
+        let perFile = Int64(entriesPerFile)
+        guard let f = files.withLock({ $0[queueOffset / perFile] }) else { return nil }
+        let p = UnsafeRawPointer(f.base + Int(queueOffset % perFile) * ConsumeQueueEntry.size)
+        return ConsumeQueueEntry(
+            physicalOffset: Int64(littleEndian: p.loadUnaligned(fromByteOffset: 0, as: Int64.self)),
+            size: Int32(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: Int32.self)),
+            tagsHash: Int64(littleEndian: p.loadUnaligned(fromByteOffset: 12, as: Int64.self)))
+    }
+
+    // MARK: Recovery
+
+    /// What loading found.
+    struct LoadResult {
+        /// Entries were garbage or the last file was short: dispatch must be redone from `lastEntryEnd`.
+        var suspicious: Bool
+        /// End (physical offset + size) of the last good entry; 0 if none.
+        var lastEntryEnd: Int64
+    }
+
+    /// Maps the queue's files and finds its end by checking the entries of the last file
+    /// (non-zero size, physical offsets increasing, sizes within `maxRecordSize`). Stops at
+    /// the first zero or bad entry and zeroes everything after it.
+    func load(maxRecordSize: Int) throws(StoreError) -> LoadResult {
+        var indices = [Int64]()
+        for name in FileSystem.list(directory) {
+            guard name.utf8.count == 20, let start = Int64(name), start % Int64(fileBytes) == 0 else { continue }
+            let f = try MappedFile(path: directory + "/" + name, size: fileBytes)
+            let index = start / Int64(fileBytes)
+            files.withLock { $0[index] = f }
+            indices.append(index)
+        }
+        indices.sort()
+        // Keep only the newest contiguous run of files.
+        var firstKept = 0
+        for i in indices.indices.dropFirst() where indices[i] != indices[i - 1] + 1 { firstKept = i }
+        for i in indices.prefix(firstKept) {
+            if let f = files.withLock({ $0.removeValue(forKey: i) }) { try FileSystem.remove(f.path) }
+        }
+        indices.removeFirst(firstKept)
+        guard let lastIndex = indices.last, let firstIndex = indices.first,
+              let last = files.withLock({ $0[lastIndex] })
+        else { return LoadResult(suspicious: false, lastEntryEnd: 0) }
+        let perFile = Int64(entriesPerFile)
+        var previousEnd: Int64 = 0
+        if lastIndex > firstIndex, let e = rawEntry(at: lastIndex * perFile - 1) {
+            previousEnd = e.physicalOffset + Int64(e.size)
+        }
+        var suspicious = last.wasShort
+        var count = 0
+        while count < entriesPerFile {
+            guard let e = rawEntry(at: lastIndex * perFile + Int64(count)) else { break }
+            if e.size == 0 && e.physicalOffset == 0 && e.tagsHash == 0 { break }
+            if e.size < Int32(RecordCodec.headerSize) || Int(e.size) > maxRecordSize || e.physicalOffset < previousEnd {
+                suspicious = true
+                break
+            }
+            previousEnd = e.physicalOffset + Int64(e.size)
+            count += 1
+        }
+        let end = lastIndex * perFile + Int64(count)
+        zeroEntries(from: end, in: last, fileIndex: lastIndex)
+        max.store(end, ordering: .releasing)
+        min.store(firstIndex * perFile, ordering: .releasing)
+        synced = 0
+        return LoadResult(suspicious: suspicious, lastEntryEnd: previousEnd)
+    }
+
+    private func zeroEntries(from queueOffset: Int64, in f: MappedFile, fileIndex: Int64) {
+        let start = Int(queueOffset - fileIndex * Int64(entriesPerFile)) * ConsumeQueueEntry.size
+        if start < f.size { (f.base + start).initializeMemory(as: UInt8.self, repeating: 0, count: f.size - start) }
+    }
+
+    /// Drops tail entries pointing past `commitLogEnd` (their records were cut off) and
+    /// trailing holes. Returns the new max offset.
+    @discardableResult
+    func truncate(commitLogEnd: Int64) throws(StoreError) -> Int64 {
+        var end = maxOffset
+        let low = minOffset
+        // Find the first hole or entry past the log end, scanning from the tail back.
+        while end > low, let e = rawEntry(at: end - 1), e.size == 0 || e.physicalOffset + Int64(e.size) > commitLogEnd {
+            end -= 1
+        }
+        try cut(to: end)
+        return end
+    }
+
+    /// Removes every entry at or after `queueOffset`.
+    func cut(to queueOffset: Int64) throws(StoreError) {
+        let perFile = Int64(entriesPerFile)
+        let keepIndex = queueOffset / perFile
+        let doomed: [MappedFile] = files.withLock { map in
+            let keys = map.keys.filter { $0 > keepIndex }
+            return keys.compactMap { map.removeValue(forKey: $0) }
+        }
+        for f in doomed { try FileSystem.remove(f.path) }
+        if let f = files.withLock({ $0[keepIndex] }) { zeroEntries(from: queueOffset, in: f, fileIndex: keepIndex) }
+        max.store(queueOffset, ordering: .releasing)
+        if minOffset > queueOffset { min.store(queueOffset, ordering: .releasing) }
+    }
+
+    /// Raises `minOffset` past entries whose records are below `commitLogMin` and deletes
+    /// files holding only such entries.
+    func dropEntries(below commitLogMin: Int64) throws(StoreError) {
+        let perFile = Int64(entriesPerFile)
+        var low = minOffset
+        let high = maxOffset
+        // Binary search: entries' physical offsets increase with the queue offset.
+        var hi = high
+        while low < hi {
+            let mid = (low + hi) / 2
+            if let e = rawEntry(at: mid), e.physicalOffset < commitLogMin { low = mid + 1 } else { hi = mid }
+        }
+        guard low > minOffset else { return }
+        min.store(low, ordering: .releasing)
+        let firstKeptFile = low / perFile
+        let doomed: [MappedFile] = files.withLock { map in
+            let keys = map.keys.filter { $0 < firstKeptFile && ($0 + 1) * perFile <= high }
+            return keys.compactMap { map.removeValue(forKey: $0) }
+        }
+        for f in doomed { try FileSystem.remove(f.path) }
+    }
+
+    /// Syncs the pages holding entries written since the last call (checkpoint thread).
+    func sync() throws(StoreError) {
+        let end = maxOffset
+        guard end > synced else { return }
+        let perFile = Int64(entriesPerFile)
+        var index = synced / perFile
+        while index * perFile < end {
+            if let f = files.withLock({ $0[index] }) {
+                let from = Int(Swift.max(synced - index * perFile, 0)) * ConsumeQueueEntry.size
+                let to = Int(Swift.min(end - index * perFile, perFile)) * ConsumeQueueEntry.size
+                try f.sync(from..<to)
+            }
+            index += 1
+        }
+        synced = end
+    }
+}

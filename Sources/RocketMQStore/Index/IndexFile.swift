@@ -1,0 +1,100 @@
+/// One IndexFile: a hash table of message keys to CommitLog offsets, with chained entries,
+/// so `MessageStore.messages(key:...)` and `message(uniqueId:)` avoid scanning the log.
+///
+/// Layout: a 40-byte header (begin/end store timestamp, begin/end physical offset, slots
+/// used, entry count), `slotCount` 4-byte slots holding the number of the newest entry for
+/// that hash (0 = none), then `entryCount` 20-byte entries: key hash u32, physical offset
+/// i64, store time in ms after the begin timestamp i32, previous entry number u32.
+///
+/// Not thread-safe by itself: `IndexService` serialises access (`@unchecked Sendable` for
+/// that reason; only `msync` runs outside its mutex, and it is thread-safe).
+final class IndexFile: @unchecked Sendable {
+    static let headerSize = 40
+    static let entrySize = 20
+
+    let mapping: MappedFile
+    let slotCount: Int
+    let entryCapacity: Int
+    /// File name: creation time in ms, 20 digits.
+    let createdAt: Int64
+
+    init(path: String, createdAt: Int64, slotCount: Int, entryCapacity: Int) throws(StoreError) {
+        self.slotCount = slotCount
+        self.entryCapacity = entryCapacity
+        self.createdAt = createdAt
+        mapping = try MappedFile(path: path, size: IndexFile.headerSize + slotCount * 4 + entryCapacity * IndexFile.entrySize)
+    }
+
+    private func load<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
+        T(littleEndian: UnsafeRawPointer(mapping.base).loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+    private func store<T: FixedWidthInteger>(_ value: T, _ offset: Int) {
+        mapping.base.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
+    }
+
+    var beginTimestamp: Int64 { load(0, Int64.self) }
+    var endTimestamp: Int64 { load(8, Int64.self) }
+    var beginPhysicalOffset: Int64 { load(16, Int64.self) }
+    /// Physical offset of the newest record whose keys are all indexed (-1 when none):
+    /// set by `markIndexed` after every key of a record went in, so a crash between two
+    /// keys of one record makes recovery index that record again.
+    var endPhysicalOffset: Int64 { count == 0 ? -1 : load(24, Int64.self) }
+
+    func markIndexed(_ physicalOffset: Int64) { store(physicalOffset, 24) }
+    var count: Int { Int(load(36, UInt32.self)) }
+    var isFull: Bool { count >= entryCapacity }
+
+    /// Whether a record stored at `timestamp` can go in this file (room, and the time delta fits 32 bits).
+    func accepts(timestamp: Int64) -> Bool {
+        !isFull && (count == 0 || (timestamp - beginTimestamp >= 0 && timestamp - beginTimestamp <= Int64(Int32.max)))
+    }
+
+    private var entriesBase: Int { IndexFile.headerSize + slotCount * 4 }
+
+    func put(keyHash: UInt32, physicalOffset: Int64, storeTimestamp: Int64) {
+        let n = count
+        if n == 0 {
+            store(storeTimestamp, 0)
+            store(physicalOffset, 16)
+            store(Int64(-1), 24)
+        }
+        let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
+        let previous: UInt32 = load(slot, UInt32.self)
+        let number = UInt32(n + 1)
+        let e = entriesBase + n * IndexFile.entrySize
+        store(keyHash, e)
+        store(physicalOffset, e + 4)
+        store(Int32(truncatingIfNeeded: storeTimestamp - beginTimestamp), e + 12)
+        store(previous, e + 16)
+        store(number, slot)
+        if previous == 0 { store(load(32, UInt32.self) + 1, 32) }
+        store(storeTimestamp, 8)
+        store(number, 36)
+    }
+
+    /// Physical offsets of entries with `keyHash` stored within `from...to`, newest first.
+    func lookup(keyHash: UInt32, from: Int64, to: Int64, limit: Int, into out: inout [Int64]) {
+        let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
+        var number = Int(load(slot, UInt32.self))
+        let n = count
+        let begin = beginTimestamp
+        var steps = 0
+        while number > 0, number <= n, out.count < limit, steps < n {
+            let e = entriesBase + (number - 1) * IndexFile.entrySize
+            let t = begin + Int64(load(e + 12, Int32.self))
+            if load(e, UInt32.self) == keyHash, t >= from, t <= to {
+                out.append(load(e + 4, Int64.self))
+            }
+            let previous = Int(load(e + 16, UInt32.self))
+            // Chains only point backwards; anything else is damage: stop rather than loop.
+            guard previous < number else { break }
+            number = previous
+            steps += 1
+        }
+    }
+
+    /// Header and entry count look sane (used after a crash).
+    var isConsistent: Bool {
+        !mapping.wasShort && count <= entryCapacity
+    }
+}

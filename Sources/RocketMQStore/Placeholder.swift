@@ -1,2 +1,0 @@
-// Placeholder so the target builds until the store lands.
-public enum RocketMQStorePlaceholder {}

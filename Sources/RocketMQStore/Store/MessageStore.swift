@@ -1,0 +1,475 @@
+import Atomics
+import Foundation
+import Logging
+import Synchronization
+
+/// The broker's storage engine: owns the CommitLog, the ConsumeQueues, the IndexFiles, the
+/// dispatch from one to the others, the flusher (group commit or async), the checkpoint,
+/// crash recovery and retention, all under one data directory it locks.
+///
+/// A `final class` with locks and dedicated threads, not an actor: appends must serialise
+/// on one short critical section (a `pwrite` plus a few memory writes) and reads must run
+/// in parallel on any thread, which an actor's single executor would prevent.
+///
+/// Appends take one writer lock: encode and body CRC outside it; inside it, assign the
+/// queue offset and store time, seal the record CRC, write it, append its ConsumeQueue entry
+/// and IndexFile keys (dispatch happens inline, so it is in CommitLog order), publish.
+/// Reads never take the writer lock.
+public final class MessageStore: Sendable {
+    public let configuration: StoreConfiguration
+    let logger: Logger
+    let commitLog: CommitLog
+    let index: IndexService
+    let flushService: FlushService
+    let notifier = QueueNotifier()
+    private let directoryLock: DirectoryLock
+    let queues = Mutex<[QueueID: ConsumeQueue]>([:])
+    private let writer = Mutex<WriterState>(WriterState())
+    private let isShutDown = ManagedAtomic<Bool>(false)
+    /// Bit pattern of the disk-use ratio while above the hard limit, 0 otherwise.
+    private let diskFullRatio = ManagedAtomic<UInt64>(0)
+    private let background = Mutex<BackgroundLoop?>(nil)
+
+    private struct WriterState: Sendable {
+        var lastStoreTimestamp: Int64 = 0
+    }
+
+    var consumeQueueRoot: String { configuration.dataDirectory + "/consumequeue" }
+    var checkpointPath: String { configuration.dataDirectory + "/checkpoint" }
+    /// Where config-like files (topics, offsets...) belong; write them with `AtomicFile.write(_:to:)`.
+    public var configDirectory: String { configuration.dataDirectory + "/config" }
+
+    /// Opens (creating if needed) the store in `configuration.dataDirectory`: takes the lock,
+    /// recovers (trusting the checkpoint after a clean stop; after a crash, checking every
+    /// record from the last safe point, truncating a torn tail and redoing dispatch), and
+    /// starts the flusher and the checkpoint/retention thread.
+    ///
+    /// - Throws: `StoreError.lockHeld` if another process uses the directory; I/O errors.
+    public init(configuration: StoreConfiguration, logger: Logger = Logger(label: "rocketmq.store")) throws(StoreError) {
+        self.configuration = configuration
+        self.logger = logger
+        let root = configuration.dataDirectory
+        try FileSystem.makeDirectory(root)
+        try FileSystem.makeDirectory(root + "/config")
+        directoryLock = try DirectoryLock(path: root + "/lock")
+        do {
+            commitLog = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize, logger: logger)
+            index = try IndexService(directory: root + "/index", slotCount: configuration.indexSlots,
+                                     entryCapacity: configuration.indexEntries, logger: logger)
+            flushService = FlushService(
+                commitLog: commitLog, mode: configuration.flushMode, interval: configuration.flushInterval,
+                dirtyPages: configuration.flushDirtyPages, timeout: configuration.groupCommitTimeout, logger: logger)
+            try recover()
+        } catch {
+            directoryLock.release()
+            throw error
+        }
+        flushService.start()
+        let loop = BackgroundLoop(store: self, interval: configuration.checkpointInterval)
+        background.withLock { $0 = loop }
+        loop.start()
+    }
+
+    // MARK: Recovery
+
+    private func recover() throws(StoreError) {
+        let started = ContinuousClock.now
+        let checkpoint = try Checkpoint.load(checkpointPath)
+        var redoStart: Int64
+        if let checkpoint, checkpoint.cleanShutdown {
+            redoStart = checkpoint.commitLogEnd
+        } else if let checkpoint {
+            let size = configuration.commitLogSegmentSize
+            redoStart = checkpoint.safeOffset / size * size
+        } else {
+            redoStart = 0
+        }
+        // ConsumeQueues: find each one's end; damaged ones force an earlier redo.
+        for topic in FileSystem.list(consumeQueueRoot) {
+            for q in FileSystem.list(consumeQueueRoot + "/" + topic) {
+                guard let queueId = Int32(q) else { continue }
+                let cq = ConsumeQueue(id: QueueID(topic: topic, queueId: queueId), root: consumeQueueRoot,
+                                      entriesPerFile: configuration.consumeQueueFileEntries)
+                let result = try cq.load(maxRecordSize: configuration.maxMessageSize)
+                if result.suspicious {
+                    logger.warning("damaged ConsumeQueue, redoing its dispatch", metadata: ["queue": "\(cq.id)", "from": "\(result.lastEntryEnd)"])
+                    redoStart = min(redoStart, result.lastEntryEnd)
+                }
+                queues.withLock { $0[cq.id] = cq }
+            }
+        }
+        redoStart = max(redoStart, commitLog.minOffset)
+        let indexFloor = index.lastIndexedOffset
+        var gaps = [QueueID: Int64]()
+        var lastStoreTimestamp: Int64 = 0
+        var redone = 0
+        let end = try commitLog.recover(from: redoStart) { (info) throws(StoreError) in
+            guard let cq = try consumeQueue(QueueID(topic: info.topic, queueId: info.queueId), create: true) else { return }
+            if info.queueOffset > cq.maxOffset, gaps[cq.id] == nil {
+                let before = cq.maxOffset > 0 ? cq.entry(at: cq.maxOffset - 1).map { $0.physicalOffset } ?? 0 : 0
+                gaps[cq.id] = before
+            }
+            try cq.put(ConsumeQueueEntry(physicalOffset: info.physicalOffset, size: info.size, tagsHash: info.tagsHash), at: info.queueOffset)
+            if info.physicalOffset > indexFloor { try index.put(info) }
+            lastStoreTimestamp = max(lastStoreTimestamp, info.storeTimestamp)
+            redone += 1
+        }
+        if let rescan = gaps.values.min() {
+            // A queue lost entries below the redo start (a torn ConsumeQueue file): refill them.
+            logger.warning("ConsumeQueue gaps found, redoing dispatch", metadata: ["from": "\(rescan)", "queues": "\(gaps.count)"])
+            let refill = Set(gaps.keys)
+            _ = try commitLog.recover(from: max(rescan, commitLog.minOffset)) { (info) throws(StoreError) in
+                let id = QueueID(topic: info.topic, queueId: info.queueId)
+                guard refill.contains(id) else { return }
+                try consumeQueue(id, create: true)?.put(
+                    ConsumeQueueEntry(physicalOffset: info.physicalOffset, size: info.size, tagsHash: info.tagsHash), at: info.queueOffset)
+            }
+        }
+        let minOffset = commitLog.minOffset
+        for cq in allQueues() {
+            try cq.truncate(commitLogEnd: end)
+            try cq.dropEntries(below: minOffset)
+        }
+        try index.dropFiles(startingAtOrAfter: end)
+        writer.withLock { $0.lastStoreTimestamp = lastStoreTimestamp }
+        try commitLog.flush()
+        try writeCheckpoint(clean: false)
+        logger.info("store recovered", metadata: [
+            "clean": "\(checkpoint?.cleanShutdown ?? false)", "from": "\(redoStart)", "end": "\(end)",
+            "redispatched": "\(redone)", "elapsed": "\(ContinuousClock.now - started)",
+        ])
+    }
+
+    @discardableResult
+    private func consumeQueue(_ id: QueueID, create: Bool) throws(StoreError) -> ConsumeQueue? {
+        if let cq = queues.withLock({ $0[id] }) { return cq }
+        guard create else { return nil }
+        guard !id.topic.isEmpty, !id.topic.contains("/"), id.topic != ".", id.topic != "..", id.queueId >= 0 else {
+            throw .invalidMessage("topic \"\(id.topic)\" / queue \(id.queueId) cannot name a ConsumeQueue")
+        }
+        let cq = ConsumeQueue(id: id, root: consumeQueueRoot, entriesPerFile: configuration.consumeQueueFileEntries)
+        return queues.withLock { map in
+            if let existing = map[id] { return existing }
+            map[id] = cq
+            return cq
+        }
+    }
+
+    private func allQueues() -> [ConsumeQueue] { queues.withLock { Array($0.values) } }
+
+    // MARK: Appending
+
+    /// Appends one message and returns where it went once the flush policy holds: after the
+    /// page-cache write (async flush) or after an `fdatasync` covering it (sync flush).
+    ///
+    /// - Throws: `StoreError.diskFull` past the hard disk ratio, `.flushTimeout` if sync
+    ///   flush does not complete in time (the record may still be on disk later),
+    ///   `.messageTooLarge`, `.invalidMessage`, `.shutDown`, I/O errors.
+    public func append(_ message: MessageToAppend) async throws(StoreError) -> AppendResult {
+        let result = try write(message)
+        switch configuration.flushMode {
+        case .sync: try await flushService.waitForFlush(upTo: result.physicalOffset + Int64(result.wroteBytes))
+        case .async: flushService.noteWritten(upTo: result.physicalOffset + Int64(result.wroteBytes))
+        }
+        return result
+    }
+
+    /// Writes and dispatches one record (no flush wait).
+    func write(_ message: MessageToAppend) throws(StoreError) -> AppendResult {
+        let full = diskFullRatio.load(ordering: .relaxed)
+        if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
+        var record = try RecordCodec.encode(message, storeHost: configuration.storeHost)
+        guard record.count <= configuration.maxMessageSize,
+              Int64(record.count) + Int64(RecordCodec.blankSize) <= configuration.commitLogSegmentSize
+        else { throw .messageTooLarge(size: record.count, limit: configuration.maxMessageSize) }
+        let id = QueueID(topic: message.topic, queueId: message.queueId)
+        let size = Int32(record.count)
+        let tagsHash = TagHash.of(message.tags)
+        let keys = message.keys
+        let uniqueId = message.uniqueId
+        let storeHost = configuration.storeHost
+        let result = try writer.withLock { (state) throws(StoreError) -> AppendResult in
+            if isShutDown.load(ordering: .relaxed) { throw .shutDown }
+            guard let cq = try consumeQueue(id, create: true) else { throw .shutDown }
+            let queueOffset = cq.maxOffset
+            let now = MessageStore.nowMilliseconds()
+            let storeTimestamp = max(now, state.lastStoreTimestamp)
+            state.lastStoreTimestamp = storeTimestamp
+            let physicalOffset = try commitLog.append(&record) { raw, offset in
+                RecordCodec.seal(raw, queueOffset: queueOffset, physicalOffset: offset, storeTimestamp: storeTimestamp)
+            }
+            try cq.put(ConsumeQueueEntry(physicalOffset: physicalOffset, size: size, tagsHash: tagsHash), at: queueOffset)
+            try index.put(RecordCodec.DispatchInfo(
+                topic: id.topic, queueId: id.queueId, queueOffset: queueOffset, physicalOffset: physicalOffset,
+                size: size, storeTimestamp: storeTimestamp, tagsHash: tagsHash, keys: keys, uniqueId: uniqueId))
+            commitLog.publish(upTo: physicalOffset + Int64(size))
+            return AppendResult(
+                physicalOffset: physicalOffset, queueOffset: queueOffset, wroteBytes: size,
+                msgId: MessageID.make(storeHost: storeHost, physicalOffset: physicalOffset), storeTimestamp: storeTimestamp)
+        }
+        notifier.notify(id)
+        return result
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    // MARK: Reading
+
+    /// Messages of `topic`/`queueId` from queue offset `from` (clamped up to the min offset):
+    /// at most `maxCount` messages and about `maxBytes` bytes (at least one message is
+    /// returned if any matches). With `tagFilter`, only messages whose tag is in the set
+    /// (checked by ConsumeQueue tag hash, then on the message itself).
+    ///
+    /// - Throws: `StoreError.corruptRecord` rather than ever returning a damaged record.
+    public func messages(
+        topic: String, queueId: Int32, from: Int64, maxCount: Int = 32, maxBytes: Int = 4 << 20,
+        tagFilter: Set<String>? = nil
+    ) throws(StoreError) -> QueueReadResult {
+        guard let cq = try consumeQueue(QueueID(topic: topic, queueId: queueId), create: false) else {
+            return QueueReadResult(messages: [], nextOffset: 0, minOffset: 0, maxOffset: 0)
+        }
+        let hashes = tagFilter.map { Set($0.map { TagHash.of($0) }) }
+        var offset = max(from, cq.minOffset)
+        let maxOffset = cq.maxOffset
+        var found = [StoredMessage]()
+        var bytes = 0
+        var examined = 0
+        while offset < maxOffset, found.count < maxCount, examined < 65_536 {
+            examined += 1
+            guard let entry = cq.entry(at: offset) else { offset += 1; continue }
+            if let hashes, !hashes.contains(entry.tagsHash) { offset += 1; continue }
+            if !found.isEmpty && bytes + Int(entry.size) > maxBytes { break }
+            let message: StoredMessage
+            do {
+                message = try commitLog.message(at: entry.physicalOffset, size: Int(entry.size))
+            } catch {
+                // Retention deleted the segment under us: the entry is gone, move on.
+                if case .offsetOutOfRange = error, entry.physicalOffset < commitLog.minOffset { offset += 1; continue }
+                throw error
+            }
+            offset += 1
+            if let tagFilter, !tagFilter.contains(message.tags ?? "") { continue }
+            bytes += Int(entry.size)
+            found.append(message)
+        }
+        return QueueReadResult(messages: found, nextOffset: offset, minOffset: cq.minOffset, maxOffset: cq.maxOffset)
+    }
+
+    /// The message whose record starts at `physicalOffset`.
+    /// - Throws: `.offsetOutOfRange` if nothing starts there, `.corruptRecord` if it fails its checks.
+    public func message(atPhysicalOffset physicalOffset: Int64) throws(StoreError) -> StoredMessage {
+        try commitLog.message(at: physicalOffset)
+    }
+
+    /// Messages of `topic` carrying `key` in KEYS, stored between `from` and `to` (ms since
+    /// the epoch, inclusive), newest first, at most `maxCount`.
+    public func messages(key: String, topic: String, from: Int64 = 0, to: Int64 = .max, maxCount: Int = 32) -> [StoredMessage] {
+        let candidates = index.lookup(IndexService.key(topic: topic, key: key), from: from, to: to, limit: maxCount)
+        var out = [StoredMessage]()
+        for offset in candidates where out.count < maxCount {
+            // Candidates can be hash collisions or stale entries left by a crash: check each.
+            guard let m = try? commitLog.message(at: offset), m.topic == topic, m.keys.contains(key),
+                  m.storeTimestamp >= from, m.storeTimestamp <= to
+            else { continue }
+            out.append(m)
+        }
+        return out
+    }
+
+    /// The newest message whose UNIQ_KEY is `uniqueId`, if any.
+    public func message(uniqueId: String) -> StoredMessage? {
+        for offset in index.lookup(IndexService.uniqueKey(uniqueId), from: 0, to: .max, limit: 4) {
+            if let m = try? commitLog.message(at: offset), m.uniqueId == uniqueId { return m }
+        }
+        return nil
+    }
+
+    /// First queue offset still readable in `topic`/`queueId` (0 for an unknown queue).
+    public func minOffset(topic: String, queueId: Int32) -> Int64 {
+        queues.withLock { $0[QueueID(topic: topic, queueId: queueId)] }?.minOffset ?? 0
+    }
+
+    /// One past the last queue offset in `topic`/`queueId` (0 for an unknown queue).
+    public func maxOffset(topic: String, queueId: Int32) -> Int64 {
+        queues.withLock { $0[QueueID(topic: topic, queueId: queueId)] }?.maxOffset ?? 0
+    }
+
+    /// The first queue offset whose message was stored at or after `timestamp` (ms since the
+    /// epoch); `maxOffset` if none was. Binary search over store times, for offset resets.
+    public func queueOffset(topic: String, queueId: Int32, forTimestamp timestamp: Int64) throws(StoreError) -> Int64 {
+        guard let cq = queues.withLock({ $0[QueueID(topic: topic, queueId: queueId)] }) else { return 0 }
+        var low = cq.minOffset
+        var high = cq.maxOffset
+        while low < high {
+            let mid = low + (high - low) / 2
+            guard let e = cq.entry(at: mid) else { low = mid + 1; continue }
+            let t: Int64
+            do { t = try commitLog.storeTimestamp(at: e.physicalOffset) } catch {
+                if case .offsetOutOfRange = error { low = mid + 1; continue }
+                throw error
+            }
+            if t < timestamp { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    /// Long-poll: returns true as soon as `topic`/`queueId` has a message at or past `offset`
+    /// (i.e. max offset > `offset`), false if `timeout` passes first or the store shuts down.
+    public func waitForNewMessages(topic: String, queueId: Int32, after offset: Int64, timeout: Duration) async -> Bool {
+        let id = QueueID(topic: topic, queueId: queueId)
+        return await notifier.wait(for: id, timeout: timeout) { [weak self] in
+            guard let self else { return false }
+            return self.maxOffset(topic: topic, queueId: queueId) > offset
+        }
+    }
+
+    /// Every topic/queue the store has a ConsumeQueue for, sorted.
+    public func queueIDs() -> [QueueID] { queues.withLock { $0.keys.sorted() } }
+
+    /// Every topic the store holds messages for, sorted.
+    public func topics() -> [String] { Array(Set(queueIDs().map(\.topic))).sorted() }
+
+    /// Physical offsets: oldest kept, end of the written log, end of the synced log.
+    public var commitLogMinOffset: Int64 { commitLog.minOffset }
+    public var commitLogMaxOffset: Int64 { commitLog.writtenPosition }
+    public var commitLogFlushedOffset: Int64 { commitLog.flushedPosition }
+
+    // MARK: Checkpoint, retention, shutdown
+
+    /// Syncs ConsumeQueues and IndexFiles and rewrites the checkpoint (atomically).
+    func writeCheckpoint(clean: Bool) throws(StoreError) {
+        let dispatched = commitLog.writtenPosition
+        for cq in allQueues() { try cq.sync() }
+        try index.sync()
+        let flushed = commitLog.flushedPosition
+        let checkpoint = Checkpoint(
+            commitLogEnd: clean ? dispatched : flushed, safeOffset: min(dispatched, flushed),
+            cleanShutdown: clean, timestamp: MessageStore.nowMilliseconds())
+        try checkpoint.save(checkpointPath)
+    }
+
+    /// Checks disk use (refusing appends past the hard ratio) and deletes expired segments
+    /// when it is the configured hour, the disk is past the clean ratio, or `force` is set.
+    /// Returns how many segments were deleted.
+    @discardableResult
+    func runRetention(now: Date = Date(), force: Bool = false) -> Int {
+        let dir = configuration.dataDirectory
+        var ratio = configuration.diskUsage(dir)
+        let hour = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC") ?? .current, from: now).hour ?? -1
+        var deleted = 0
+        if force || hour == configuration.deleteWhenHour || ratio >= configuration.diskCleanRatio {
+            let reserved = Double(configuration.fileReservedTime.components.seconds)
+            deleted = commitLog.deleteSegments(modifiedBefore: now.timeIntervalSince1970 - reserved)
+            if deleted > 0 {
+                let minOffset = commitLog.minOffset
+                for cq in allQueues() {
+                    do { try cq.dropEntries(below: minOffset) } catch {
+                        logger.error("cannot trim ConsumeQueue", metadata: ["queue": "\(cq.id)", "error": "\(error)"])
+                    }
+                }
+                index.dropFiles(below: minOffset)
+                ratio = configuration.diskUsage(dir)
+            }
+        }
+        if ratio >= configuration.diskHardLimitRatio {
+            if diskFullRatio.exchange(ratio.bitPattern, ordering: .relaxed) == 0 {
+                logger.error("disk full: refusing appends", metadata: ["usedRatio": "\(ratio)"])
+            }
+        } else if diskFullRatio.exchange(0, ordering: .relaxed) != 0 {
+            logger.notice("disk below the hard limit again: accepting appends", metadata: ["usedRatio": "\(ratio)"])
+        }
+        return deleted
+    }
+
+    /// Stops accepting appends, flushes everything (resuming waiting sync appends), syncs the
+    /// ConsumeQueues and IndexFiles, writes a clean checkpoint and releases the directory lock.
+    /// Idempotent.
+    public func shutdown() {
+        guard !isShutDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        writer.withLock { _ in }  // let an append that already holds the lock finish its write
+        background.withLock { $0 }?.stop()
+        flushService.stop()
+        notifier.notifyAll()
+        do {
+            try commitLog.flush()
+            try writeCheckpoint(clean: true)
+        } catch {
+            logger.error("shutdown could not write a clean checkpoint; next start will recover", metadata: ["error": "\(error)"])
+        }
+        directoryLock.release()
+        logger.info("store shut down", metadata: ["end": "\(commitLog.writtenPosition)"])
+    }
+
+    /// Stops threads and releases the lock without flushing or a clean checkpoint, as a
+    /// crash would leave things (page cache kept). For tests.
+    func abandonForTesting() {
+        guard !isShutDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        writer.withLock { _ in }
+        background.withLock { $0 }?.stop()
+        flushService.stop()
+        notifier.notifyAll()
+        directoryLock.release()
+    }
+
+    fileprivate func backgroundTick(_ tick: inout BackgroundLoop.Tick) {
+        do { try writeCheckpoint(clean: false) } catch {
+            logger.error("checkpoint failed", metadata: ["error": "\(error)"])
+        }
+        if ContinuousClock.now >= tick.nextRetention {
+            runRetention()
+            tick.nextRetention = .now + configuration.retentionCheckInterval
+        }
+    }
+}
+
+/// The checkpoint/retention thread: every `interval`, syncs ConsumeQueues/IndexFiles and
+/// rewrites the checkpoint; every retention interval, checks disk use and expired segments.
+/// `@unchecked Sendable`: `stopping`/`done` are guarded by `condition`.
+private final class BackgroundLoop: @unchecked Sendable {
+    struct Tick { var nextRetention: ContinuousClock.Instant }
+    private weak var store: MessageStore?
+    private let interval: Duration
+    private let condition = NSCondition()
+    private var stopping = false
+    private var done = false
+
+    init(store: MessageStore, interval: Duration) {
+        self.store = store
+        self.interval = interval
+    }
+
+    func start() {
+        let thread = Thread { [self] in self.run() }
+        thread.name = "store-checkpoint"
+        thread.start()
+    }
+
+    private func run() {
+        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        var tick = Tick(nextRetention: .now)
+        while true {
+            condition.lock()
+            if !stopping { _ = condition.wait(until: Date(timeIntervalSinceNow: seconds)) }
+            let stop = stopping
+            condition.unlock()
+            if stop { break }
+            store?.backgroundTick(&tick)
+        }
+        condition.lock()
+        done = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !done { condition.wait() }
+        condition.unlock()
+    }
+}

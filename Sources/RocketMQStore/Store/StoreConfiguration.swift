@@ -1,0 +1,55 @@
+/// When an append counts as done.
+public enum FlushMode: String, Sendable, Codable {
+    /// Answer once the record is in the page cache; a flusher syncs in the background.
+    case async
+    /// Answer once an `fdatasync` covering the record returned (group commit).
+    case sync
+}
+
+/// Everything that tunes a `MessageStore`. Defaults match a production broker; tests
+/// shrink the sizes.
+public struct StoreConfiguration: Sendable {
+    /// Root of the data directory (`commitlog/`, `consumequeue/`, `index/`, `config/`, `checkpoint`, `lock`).
+    public var dataDirectory: String
+    /// Size of each CommitLog segment file. Default 1 GiB.
+    public var commitLogSegmentSize: Int64 = 1 << 30
+    /// Entries (20 bytes each) per ConsumeQueue file. Default 300 000 (about 5.7 MiB).
+    public var consumeQueueFileEntries: Int = 300_000
+    /// Sync (group commit) or async flush. Default `.async`, as in RocketMQ.
+    public var flushMode: FlushMode = .async
+    /// Async flush: the flusher syncs at least this often. Default 500 ms.
+    public var flushInterval: Duration = .milliseconds(500)
+    /// Async flush: the flusher also syncs as soon as this many 4 KiB pages are dirty. Default 4 (16 KiB).
+    public var flushDirtyPages: Int = 4
+    /// Sync flush: an append whose covering `fdatasync` has not returned by then fails with
+    /// `StoreError.flushTimeout`. Default 5 s.
+    public var groupCommitTimeout: Duration = .seconds(5)
+    /// How often ConsumeQueue/IndexFile pages are synced and the checkpoint rewritten. Default 1 s.
+    public var checkpointInterval: Duration = .seconds(1)
+    /// Segments whose last write is older than this are deleted by retention. Default 72 h.
+    public var fileReservedTime: Duration = .seconds(72 * 3600)
+    /// Hour of the day (0–23, UTC) when expired segments are deleted. Default 4.
+    public var deleteWhenHour: Int = 4
+    /// Disk use above which expired segments are deleted at once. Default 0.75.
+    public var diskCleanRatio: Double = 0.75
+    /// Disk use above which appends are refused (`StoreError.diskFull`). Default 0.90.
+    public var diskHardLimitRatio: Double = 0.90
+    /// How often retention and the disk ratio are checked. Default 10 s.
+    public var retentionCheckInterval: Duration = .seconds(10)
+    /// Hash slots per IndexFile. Default 5 000 000.
+    public var indexSlots: Int = 5_000_000
+    /// Entries per IndexFile; a new file is started when full. Default 20 000 000.
+    public var indexEntries: Int = 20_000_000
+    /// Largest encoded record accepted. Default 4 MiB.
+    public var maxMessageSize: Int = 4 << 20
+    /// `host:port` written as the store host of every record (and into message ids).
+    public var storeHost: String = "127.0.0.1:10911"
+
+    /// Measures disk use of the data directory's file system (a hook so tests can fake a full disk).
+    var diskUsage: @Sendable (String) -> Double = { FileSystem.usedRatio(of: $0) }
+
+    /// A configuration with production defaults rooted at `dataDirectory`.
+    public init(dataDirectory: String) {
+        self.dataDirectory = dataDirectory
+    }
+}

@@ -1,0 +1,235 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An open file used with positional I/O (`pread`/`pwrite`), so any number of threads
+/// may read it at once while one thread writes.
+///
+/// The descriptor closes when the last reference goes away, which is what lets retention
+/// delete a segment while a reader still holds it: the reader finishes on the unlinked file.
+/// `@unchecked Sendable`: the only state is the immutable descriptor; positional syscalls
+/// are thread-safe.
+final class StoreFile: @unchecked Sendable {
+    let path: String
+    let fd: Int32
+
+    /// Opens (creating if needed) `path` for reading and writing.
+    init(path: String, create: Bool = true) throws(StoreError) {
+        self.path = path
+        let flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0)
+        let fd = open(path, flags, 0o644)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    var size: Int64 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return 0 }
+        return Int64(st.st_size)
+    }
+
+    func truncate(to length: Int64) throws(StoreError) {
+        guard ftruncate(fd, off_t(length)) == 0 else { throw .io(operation: "ftruncate", path: path, errno: errno) }
+    }
+
+    /// Writes all of `buffer` at `offset`, retrying short writes and EINTR.
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws(StoreError) {
+        guard var p = buffer.baseAddress else { return }
+        var left = buffer.count
+        var at = offset
+        while left > 0 {
+            let n = pwrite(fd, p, left, off_t(at))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(operation: "pwrite", path: path, errno: errno)
+            }
+            p += n
+            left -= n
+            at += Int64(n)
+        }
+    }
+
+    func write(_ bytes: [UInt8], at offset: Int64) throws(StoreError) {
+        try StoreError.catching { try bytes.withUnsafeBytes { raw in try write(raw, at: offset) } }
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; returns how many (fewer only at end of file).
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StoreError) -> Int {
+        guard var p = buffer.baseAddress else { return 0 }
+        var left = buffer.count
+        var at = offset
+        var total = 0
+        while left > 0 {
+            let n = pread(fd, p, left, off_t(at))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(operation: "pread", path: path, errno: errno)
+            }
+            if n == 0 { break }
+            p += n
+            left -= n
+            at += Int64(n)
+            total += n
+        }
+        return total
+    }
+
+    func read(count: Int, at offset: Int64) throws(StoreError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        let n = try StoreError.catching { try out.withUnsafeMutableBytes { raw in try read(into: raw, at: offset) } }
+        if n < count { out.removeLast(count - n) }
+        return out
+    }
+
+    func sync() throws(StoreError) {
+        guard fdatasync(fd) == 0 else { throw .io(operation: "fdatasync", path: path, errno: errno) }
+    }
+}
+
+/// A whole file mapped read-write and shared, for the fixed-size ConsumeQueue and IndexFile
+/// files whose small random writes would each cost a syscall otherwise.
+///
+/// `@unchecked Sendable`: writers and readers coordinate through the owning type (one
+/// writer; readers only look at entries published through an atomic).
+final class MappedFile: @unchecked Sendable {
+    let path: String
+    let size: Int
+    let base: UnsafeMutableRawPointer
+
+    /// Opens or creates `path`, extends it to `size` bytes (zero-filled) and maps it.
+    /// `wasShort` says the file existed but was shorter (a torn or truncated file).
+    init(path: String, size: Int) throws(StoreError) {
+        self.path = path
+        self.size = size
+        let file = try StoreFile(path: path)
+        let existing = file.size
+        wasShort = existing > 0 && existing < Int64(size)
+        if existing < Int64(size) { try file.truncate(to: Int64(size)) }
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd, 0), p != MAP_FAILED else {
+            throw .io(operation: "mmap", path: path, errno: errno)
+        }
+        base = p
+    }
+
+    let wasShort: Bool
+
+    deinit { munmap(base, size) }
+
+    /// Writes dirty pages in `range` (byte offsets) to disk.
+    func sync(_ range: Range<Int>? = nil) throws(StoreError) {
+        let page = 4096
+        let r = range ?? 0..<size
+        let start = r.lowerBound / page * page
+        let length = min(size, r.upperBound) - start
+        guard length > 0 else { return }
+        guard msync(base + start, length, MS_SYNC) == 0 else { throw .io(operation: "msync", path: path, errno: errno) }
+    }
+}
+
+/// Small file-system operations on paths.
+enum FileSystem {
+    static func makeDirectory(_ path: String) throws(StoreError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw .io(operation: "mkdir", path: current, errno: errno)
+            }
+        }
+    }
+
+    static func list(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names = [String]()
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func remove(_ path: String) throws(StoreError) {
+        guard unlink(path) == 0 || errno == ENOENT else { throw .io(operation: "unlink", path: path, errno: errno) }
+    }
+
+    static func removeDirectoryIfEmpty(_ path: String) { rmdir(path) }
+
+    /// Seconds since the epoch of the last modification, or nil.
+    static func modificationTime(_ path: String) -> Double? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9
+    }
+
+    static func syncDirectory(_ path: String) throws(StoreError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(operation: "open", path: path, errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .io(operation: "fsync", path: path, errno: errno) }
+    }
+
+    /// Fraction of the file system holding `path` that is in use (0...1).
+    static func usedRatio(of path: String) -> Double {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0, s.f_blocks > 0 else { return 0 }
+        let total = Double(s.f_blocks)
+        let free = Double(s.f_bavail)
+        return (total - free) / total
+    }
+
+    /// A 20-digit zero-padded decimal, the name of segment and queue files.
+    static func offsetName(_ offset: Int64) -> String {
+        let s = String(offset)
+        return String(repeating: "0", count: max(0, 20 - s.count)) + s
+    }
+}
+
+/// Writes config-like files so a reader sees the old or the new content, never a mix:
+/// temp file, `fsync`, `rename`, `fsync` of the directory.
+public enum AtomicFile {
+    /// Replaces the file at `path` with `bytes`, atomically and durably.
+    public static func write(_ bytes: [UInt8], to path: String) throws(StoreError) {
+        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let temp = path + ".tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io(operation: "open", path: temp, errno: errno) }
+        var ok = true
+        var failure: StoreError?
+        bytes.withUnsafeBytes { raw in
+            var p = raw.baseAddress
+            var left = raw.count
+            while left > 0, let q = p {
+                let n = Glibc.write(fd, q, left)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    ok = false
+                    failure = .io(operation: "write", path: temp, errno: errno)
+                    break
+                }
+                p = q + n
+                left -= n
+            }
+        }
+        if ok && fsync(fd) != 0 { ok = false; failure = .io(operation: "fsync", path: temp, errno: errno) }
+        close(fd)
+        if let failure, !ok { unlink(temp); throw failure }
+        guard rename(temp, path) == 0 else { throw .io(operation: "rename", path: path, errno: errno) }
+        try FileSystem.syncDirectory(dir.isEmpty ? "." : dir)
+    }
+
+    /// Reads a whole file, or nil if it does not exist.
+    public static func read(_ path: String) throws(StoreError) -> [UInt8]? {
+        guard FileSystem.exists(path) else { return nil }
+        let file = try StoreFile(path: path, create: false)
+        return try file.read(count: Int(file.size), at: 0)
+    }
+}

@@ -1,0 +1,86 @@
+// store-crash-child DIR sync|async WRITERS SEGMENT_SIZE RUN_ID
+//
+// Opens a MessageStore on DIR and appends from WRITERS concurrent tasks until killed. After
+// each acknowledged append it writes one line to stdout (a single write(2), atomic on a
+// pipe): "A <physicalOffset> <topic> <queueId> <queueOffset> <key> <bodyLength>".
+// The body is derived from the key (see `CrashChildPayload.body`), so the test can check
+// every acknowledged record byte for byte. Prints "READY" once recovery is done.
+#if canImport(Glibc)
+import Glibc
+#endif
+import RocketMQStore
+
+enum CrashChildPayload {
+    /// Deterministic body bytes for `key` (SplitMix64 seeded by FNV-1a of the key).
+    static func body(key: String, length: Int) -> [UInt8] {
+        var state: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in key.utf8 { state = (state ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        var out = [UInt8]()
+        out.reserveCapacity(length)
+        while out.count < length {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            for i in 0..<8 where out.count < length { out.append(UInt8(truncatingIfNeeded: z >> (8 * UInt64(i)))) }
+        }
+        return out
+    }
+}
+
+func say(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+}
+
+let args = CommandLine.arguments
+guard args.count == 6, let writers = Int(args[3]), let segmentSize = Int64(args[4]) else {
+    say("usage: store-crash-child DIR sync|async WRITERS SEGMENT_SIZE RUN_ID")
+    exit(2)
+}
+var config = StoreConfiguration(dataDirectory: args[1])
+config.flushMode = args[2] == "sync" ? .sync : .async
+config.commitLogSegmentSize = segmentSize
+config.consumeQueueFileEntries = 1000
+config.indexSlots = 4096
+config.indexEntries = 20_000
+config.maxMessageSize = 64 * 1024
+config.checkpointInterval = .milliseconds(50)
+config.flushInterval = .milliseconds(20)
+config.flushDirtyPages = 64
+let runId = args[5]
+
+let store: MessageStore
+do {
+    store = try MessageStore(configuration: config)
+} catch {
+    say("ERROR \(error)")
+    exit(1)
+}
+say("READY")
+
+await withTaskGroup(of: Void.self) { group in
+    for w in 0..<writers {
+        group.addTask {
+            var seq = 0
+            while true {
+                let key = "r\(runId)-w\(w)-\(seq)"
+                var h: UInt64 = 0
+                for b in key.utf8 { h = h &* 31 &+ UInt64(b) }
+                let length = 1 + Int(h % 700)
+                let message = MessageToAppend(
+                    topic: "T\(w % 3)", queueId: Int32(w % 4), body: CrashChildPayload.body(key: key, length: length),
+                    properties: [MessageProperty.keys: key, MessageProperty.uniqueKey: "U-" + key, MessageProperty.tags: "tag\(seq % 3)"],
+                    bornTimestamp: Int64(seq), bornHost: "10.0.0.\(w % 250):\(1000 + w)")
+                do {
+                    let r = try await store.append(message)
+                    say("A \(r.physicalOffset) \(message.topic) \(message.queueId) \(r.queueOffset) \(key) \(length)")
+                } catch {
+                    say("E \(error)")
+                }
+                seq += 1
+            }
+        }
+    }
+}

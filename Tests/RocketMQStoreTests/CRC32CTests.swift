@@ -1,0 +1,34 @@
+import Testing
+@testable import RocketMQStore
+
+@Suite struct CRC32CTests {
+    @Test func matchesRFC3720Vectors() {
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        // RFC 3720 B.4: 32 bytes of zeros, of 0xFF, ascending and descending.
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+        #expect(CRC32C.checksum((0..<32).map { UInt8($0) }) == 0x46DD_794E)
+        #expect(CRC32C.checksum((0..<32).reversed().map { UInt8($0) }) == 0x113F_DB5C)
+        #expect(CRC32C.checksum([UInt8]()) == 0)
+    }
+
+    @Test func piecewiseEqualsWholeAtEveryAlignment() {
+        var rng = SystemRandomNumberGenerator()
+        let data = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let whole = CRC32C.checksum(data)
+        for split in [0, 1, 3, 7, 8, 9, 500, 999, 1000] {
+            let a = CRC32C.checksum(data[0..<split])
+            #expect(CRC32C.checksum(data[split...], continuing: a) == whole)
+        }
+        // Unaligned starts exercise the byte-at-a-time prologue.
+        for start in 0..<9 {
+            let slice = Array(data[start...])
+            var bitwise: UInt32 = ~0
+            for b in slice {
+                bitwise ^= UInt32(b)
+                for _ in 0..<8 { bitwise = (bitwise & 1) != 0 ? (bitwise >> 1) ^ 0x82F6_3B78 : bitwise >> 1 }
+            }
+            #expect(CRC32C.checksum(data[start...]) == ~bitwise)
+        }
+    }
+}

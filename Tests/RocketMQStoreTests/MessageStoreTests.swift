@@ -1,0 +1,279 @@
+import Atomics
+import Foundation
+import Testing
+@testable import RocketMQStore
+
+@Suite struct MessageStoreTests {
+    @Test func appendsReadBackByQueueAndPhysicalOffset() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path))
+        defer { store.shutdown() }
+        var rng = SplitMix64(seed: 1)
+        var sent = [(MessageToAppend, AppendResult)]()
+        for i in 0..<200 {
+            let m = message("T\(i % 2)", queue: Int32(i % 3), body: randomBytes(Int.random(in: 0...2000, using: &rng), &rng),
+                            tag: "tag\(i % 4)", keys: "k\(i) shared", uniq: "U\(i)", extra: ["user": "\(i)"])
+            sent.append((m, try await store.append(m)))
+        }
+        for (m, r) in sent {
+            let got = try store.message(atPhysicalOffset: r.physicalOffset)
+            #expect(got.body == m.body)
+            #expect(got.properties == m.properties)
+            #expect(got.queueOffset == r.queueOffset)
+            #expect(got.msgId == r.msgId)
+            #expect(got.storeTimestamp == r.storeTimestamp)
+            #expect(got.flags == 7 && got.reconsumeTimes == 2 && got.preparedTransactionOffset == 99 && got.bornHost == "192.168.1.2:5555")
+        }
+        for topic in ["T0", "T1"] {
+            for q in Int32(0)..<3 {
+                let expected = sent.filter { $0.0.topic == topic && $0.0.queueId == q }
+                let read = try store.messages(topic: topic, queueId: q, from: 0, maxCount: 1000)
+                #expect(read.messages.map(\.body) == expected.map(\.0.body))
+                #expect(read.maxOffset == Int64(expected.count))
+                #expect(read.nextOffset == Int64(expected.count))
+                #expect(store.maxOffset(topic: topic, queueId: q) == Int64(expected.count))
+                #expect(store.minOffset(topic: topic, queueId: q) == 0)
+            }
+        }
+        #expect(store.topics() == ["T0", "T1"])
+        #expect(store.queueIDs().count == 6)
+        // maxCount and maxBytes bound a read; at least one message comes back.
+        #expect(try store.messages(topic: "T0", queueId: 0, from: 0, maxCount: 5).messages.count == 5)
+        #expect(try store.messages(topic: "T0", queueId: 0, from: 0, maxCount: 100, maxBytes: 1).messages.count == 1)
+        #expect(try store.messages(topic: "nope", queueId: 0, from: 0).messages.isEmpty)
+        try store.verifyConsistency()
+    }
+
+    @Test func segmentsRollOverAtExactBoundaries() async throws {
+        let dir = TempDirectory()
+        let segment: Int64 = 4096
+        let store = try openStore(testConfiguration(dir.path, segmentSize: segment))
+        defer { store.shutdown() }
+        let probe = try RecordCodec.encode(message(body: []), storeHost: store.configuration.storeHost).count
+        // Two records that fill the first segment exactly.
+        let first = try await store.append(message(body: [UInt8](repeating: 1, count: 1000)))
+        let fill = Int(segment) - Int(first.wroteBytes) - probe
+        let second = try await store.append(message(body: [UInt8](repeating: 2, count: fill)))
+        #expect(second.physicalOffset + Int64(second.wroteBytes) == segment)
+        let third = try await store.append(message(body: [UInt8](repeating: 3, count: 500)))
+        #expect(third.physicalOffset == segment, "a record after an exact fill starts the next segment")
+        // A record that would leave 1...7 bytes (too few for an end marker) rolls over instead.
+        let tight = Int(segment) - Int(third.wroteBytes) - probe - 4
+        let fourth = try await store.append(message(body: [UInt8](repeating: 4, count: tight)))
+        #expect(fourth.physicalOffset == 2 * segment)
+        // One that leaves exactly an end marker's 8 bytes stays; the next rolls over.
+        let fifth = try await store.append(message(body: [UInt8](repeating: 5, count: Int(segment) - Int(fourth.wroteBytes) - probe - 8)))
+        #expect(fifth.physicalOffset + Int64(fifth.wroteBytes) == 3 * segment - 8)
+        let sixth = try await store.append(message(body: [6]))
+        #expect(sixth.physicalOffset == 3 * segment)
+        // A record that does not fit leaves an end-of-segment marker.
+        _ = try await store.append(message(body: [UInt8](repeating: 7, count: 3000)))
+        let eighth = try await store.append(message(body: [UInt8](repeating: 8, count: 2000)))
+        #expect(eighth.physicalOffset == 4 * segment)
+        #expect(store.commitLog.segmentCount == 5)
+        let bodies = try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 100).messages.map { $0.body.first }
+        #expect(bodies == [1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(throws: StoreError.self) { try store.message(atPhysicalOffset: 3 * segment - 10) }
+        try store.verifyConsistency()
+        await #expect(throws: StoreError.messageTooLarge(size: probe + 40_000, limit: 32 * 1024)) {
+            try await store.append(message(body: [UInt8](repeating: 0, count: 40_000)))
+        }
+    }
+
+    @Test func tagFilterUsesHashThenTag() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path))
+        defer { store.shutdown() }
+        for i in 0..<30 { _ = try await store.append(message(body: [UInt8(i)], tag: ["a", "b", "c"][i % 3])) }
+        _ = try await store.append(message(body: [99]))
+        let onlyA = try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 100, tagFilter: ["a"])
+        #expect(onlyA.messages.map { $0.body[0] } == stride(from: 0, to: 30, by: 3).map { UInt8($0) })
+        #expect(onlyA.nextOffset == 31)
+        let bc = try store.messages(topic: "TopicA", queueId: 0, from: 10, maxCount: 3, tagFilter: ["b", "c"])
+        #expect(bc.messages.map { $0.body[0] } == [10, 11, 13])
+        #expect(bc.nextOffset == 14)
+        let all = try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 100)
+        #expect(all.messages.count == 31)
+    }
+
+    @Test func indexFindsKeysDespiteCollisionsAndTimeRanges() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path)
+        config.indexSlots = 1          // every key collides in one chain
+        config.indexEntries = 100      // and files roll over
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        var results = [AppendResult]()
+        for i in 0..<150 {
+            results.append(try await store.append(message(i % 2 == 0 ? "A" : "B", body: [UInt8(i % 256)], keys: "key\(i % 10) all", uniq: "U\(i)")))
+            if i == 74 { try await Task.sleep(for: .milliseconds(30)) }
+        }
+        #expect(FileSystem.list(dir.path + "/index").count >= 3)
+        for k in 0..<10 {
+            let topic = k % 2 == 0 ? "A" : "B"
+            let found = store.messages(key: "key\(k)", topic: topic, maxCount: 100)
+            #expect(Set(found.map(\.physicalOffset)) == Set((0..<150).filter { $0 % 10 == k }.map { results[$0].physicalOffset }))
+            #expect(store.messages(key: "key\(k)", topic: topic == "A" ? "B" : "A").isEmpty, "a key is scoped to its topic")
+        }
+        #expect(store.messages(key: "all", topic: "A", maxCount: 10).count == 10)
+        #expect(store.messages(key: "missing", topic: "A").isEmpty)
+        for i in [0, 77, 149] { #expect(store.message(uniqueId: "U\(i)")?.physicalOffset == results[i].physicalOffset) }
+        #expect(store.message(uniqueId: "U-none") == nil)
+        // Time range: only the messages stored after the pause.
+        let cut = results[75].storeTimestamp
+        let late = store.messages(key: "all", topic: "A", from: cut, to: .max, maxCount: 1000)
+        #expect(Set(late.map(\.physicalOffset)) == Set((75..<150).filter { $0 % 2 == 0 }.map { results[$0].physicalOffset }))
+        let early = store.messages(key: "all", topic: "A", from: 0, to: cut - 1, maxCount: 1000)
+        #expect(Set(early.map(\.physicalOffset)) == Set((0..<75).filter { $0 % 2 == 0 }.map { results[$0].physicalOffset }))
+    }
+
+    @Test func queueOffsetForTimestampBinarySearches() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path))
+        defer { store.shutdown() }
+        var stamps = [Int64]()
+        for i in 0..<40 {
+            stamps.append(try await store.append(message(body: [UInt8(i)])).storeTimestamp)
+            if i % 8 == 7 { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        for probe in Set(stamps + [stamps[0] - 1, stamps[39] + 1] + stamps.map { $0 + 1 }) {
+            let expected = Int64(stamps.firstIndex { $0 >= probe } ?? 40)
+            #expect(try store.queueOffset(topic: "TopicA", queueId: 0, forTimestamp: probe) == expected)
+        }
+        #expect(try store.queueOffset(topic: "none", queueId: 0, forTimestamp: 1) == 0)
+    }
+
+    @Test func reopensAfterCleanShutdownAndContinuesOffsets() async throws {
+        let dir = TempDirectory()
+        let config = testConfiguration(dir.path, segmentSize: 8192)
+        var store = try openStore(config)
+        for i in 0..<50 { _ = try await store.append(message(body: [UInt8](repeating: UInt8(i), count: 300), keys: "k\(i)")) }
+        store.shutdown()
+        let checkpoint = try #require(try Checkpoint.load(dir.path + "/checkpoint"))
+        #expect(checkpoint.cleanShutdown)
+        store = try openStore(config)
+        #expect(store.maxOffset(topic: "TopicA", queueId: 0) == 50)
+        let next = try await store.append(message(body: [1]))
+        #expect(next.queueOffset == 50)
+        try store.verifyConsistency()
+        store.shutdown()
+    }
+
+    @Test func secondStoreOnSameDirectoryGetsLockError() throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path))
+        #expect(throws: StoreError.lockHeld(path: dir.path + "/lock", pid: getpid())) {
+            _ = try openStore(testConfiguration(dir.path))
+        }
+        store.shutdown()
+        let again = try openStore(testConfiguration(dir.path))
+        again.shutdown()
+    }
+
+    @Test func syncFlushGroupsConcurrentAppendsIntoFewFsyncs() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path, mode: .sync, segmentSize: 1 << 20))
+        defer { store.shutdown() }
+        let before = store.flushService.rounds
+        let results = try await withThrowingTaskGroup(of: AppendResult.self) { group in
+            for i in 0..<64 { group.addTask { try await store.append(message(queue: Int32(i % 4), body: [UInt8(i)])) } }
+            return try await group.reduce(into: [AppendResult]()) { $0.append($1) }
+        }
+        #expect(results.count == 64)
+        let maxEnd = results.map { $0.physicalOffset + Int64($0.wroteBytes) }.max() ?? 0
+        #expect(store.commitLogFlushedOffset >= maxEnd, "acknowledged before the covering fdatasync")
+        #expect(store.flushService.rounds - before < 64, "group commit should cover several appends per fdatasync")
+    }
+
+    @Test func syncFlushTimesOutInsteadOfSucceeding() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path, mode: .sync)
+        config.groupCommitTimeout = .milliseconds(100)
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        _ = try await store.append(message(body: [1]))
+        store.flushService.holdFlushes(true)
+        let started = ContinuousClock.now
+        await #expect(throws: StoreError.self) { try await store.append(message(body: [2])) }
+        #expect(ContinuousClock.now - started < .seconds(3))
+        store.flushService.holdFlushes(false)
+        _ = try await store.append(message(body: [3]))
+    }
+
+    @Test func fullDiskRefusesAppendsButServesReads() async throws {
+        let dir = TempDirectory()
+        let usage = ManagedAtomic<Int>(50)
+        var config = testConfiguration(dir.path)
+        config.diskUsage = { _ in Double(usage.load(ordering: .relaxed)) / 100 }
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        _ = try await store.append(message(body: [1]))
+        usage.store(95, ordering: .relaxed)
+        store.runRetention()
+        await #expect(throws: StoreError.diskFull(usedRatio: 0.95)) { try await store.append(message(body: [2])) }
+        #expect(try store.messages(topic: "TopicA", queueId: 0, from: 0).messages.count == 1)
+        usage.store(80, ordering: .relaxed)
+        store.runRetention()
+        _ = try await store.append(message(body: [3]))
+        #expect(store.maxOffset(topic: "TopicA", queueId: 0) == 2)
+    }
+
+    @Test func retentionDeletesOnlyExpiredSegmentsAndKeepsQueuesConsistent() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path, segmentSize: 4096)
+        config.deleteWhenHour = -1  // never by the clock: only when forced or the disk is past the clean ratio
+        let usage = ManagedAtomic<Int>(10)
+        config.diskUsage = { _ in Double(usage.load(ordering: .relaxed)) / 100 }
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        for i in 0..<40 { _ = try await store.append(message(queue: Int32(i % 2), body: [UInt8](repeating: UInt8(i), count: 900))) }
+        let segments = store.commitLog.segmentList
+        #expect(segments.count >= 5)
+        #expect(store.runRetention() == 0, "nothing is due at 10% disk outside the delete hour")
+        // Age the first three segments past the reserved time.
+        let old = Date().addingTimeInterval(-80 * 3600)
+        for s in segments.prefix(3) { try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: s.file.path) }
+        usage.store(80, ordering: .relaxed)  // past the clean ratio: delete at once
+        #expect(store.runRetention() == 3)
+        #expect(store.commitLogMinOffset == segments[3].start)
+        for q in Int32(0)..<2 {
+            let read = try store.messages(topic: "TopicA", queueId: q, from: 0, maxCount: 100)
+            #expect(read.minOffset > 0)
+            #expect(read.messages.allSatisfy { $0.physicalOffset >= segments[3].start })
+            #expect(read.messages.first?.queueOffset == read.minOffset)
+        }
+        #expect(throws: StoreError.self) { try store.message(atPhysicalOffset: 0) }
+        // Even an aged active segment survives.
+        for s in store.commitLog.segmentList { try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: s.file.path) }
+        store.runRetention(force: true)
+        #expect(store.commitLog.segmentCount == 1)
+        _ = try await store.append(message(body: [1]))
+        try store.verifyConsistency(checkIndex: false)
+    }
+
+    @Test func longPollWakesOnAppendAndTimesOut() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path))
+        defer { store.shutdown() }
+        let started = ContinuousClock.now
+        #expect(await store.waitForNewMessages(topic: "TopicA", queueId: 0, after: 0, timeout: .milliseconds(50)) == false)
+        #expect(ContinuousClock.now - started >= .milliseconds(45))
+        async let woke = store.waitForNewMessages(topic: "TopicA", queueId: 0, after: 0, timeout: .seconds(10))
+        try await Task.sleep(for: .milliseconds(20))
+        let t0 = ContinuousClock.now
+        _ = try await store.append(message(body: [1]))
+        #expect(await woke == true)
+        #expect(ContinuousClock.now - t0 < .seconds(5))
+        #expect(await store.waitForNewMessages(topic: "TopicA", queueId: 0, after: 1, timeout: .milliseconds(30)) == false)
+    }
+
+    @Test func atomicFileReplacesWholeContent() throws {
+        let dir = TempDirectory()
+        let path = dir.path + "/topics.json"
+        try AtomicFile.write(Array("{\"a\":1}".utf8), to: path)
+        try AtomicFile.write(Array("{}".utf8), to: path)
+        #expect(try AtomicFile.read(path) == Array("{}".utf8))
+        #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
+        #expect(try AtomicFile.read(dir.path + "/absent") == nil)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import Testing
+@testable import RocketMQStore
+
+/// A temporary data directory, removed when the test ends.
+final class TempDirectory {
+    let path: String
+    init(_ name: String = "store") {
+        path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("rmq-\(name)-\(UUID().uuidString.prefix(8))").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Tests log only errors.
+let quietLogger: Logger = {
+    var l = Logger(label: "store-test")
+    l.logLevel = .error
+    return l
+}()
+
+func openStore(_ configuration: StoreConfiguration) throws(StoreError) -> MessageStore {
+    try MessageStore(configuration: configuration, logger: quietLogger)
+}
+
+/// Small sizes so tests roll segments and files quickly.
+func testConfiguration(_ dir: String, mode: FlushMode = .async, segmentSize: Int64 = 64 * 1024) -> StoreConfiguration {
+    var c = StoreConfiguration(dataDirectory: dir)
+    c.commitLogSegmentSize = segmentSize
+    c.consumeQueueFileEntries = 64
+    c.flushMode = mode
+    c.indexSlots = 1024
+    c.indexEntries = 4096
+    c.maxMessageSize = 32 * 1024
+    c.checkpointInterval = .milliseconds(100)
+    c.flushInterval = .milliseconds(50)
+    c.retentionCheckInterval = .seconds(3600)
+    return c
+}
+
+func randomBytes(_ n: Int, _ rng: inout some RandomNumberGenerator) -> [UInt8] {
+    (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+}
+
+/// A seeded generator so failures reproduce.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension MessageStore {
+    /// Every record in the CommitLog, in order, each fully checked (CRCs).
+    func allRecords() throws -> [StoredMessage] {
+        var out = [StoredMessage]()
+        var position = commitLog.minOffset
+        let end = commitLog.writtenPosition
+        while position < end {
+            let head = try commitLog.read(at: position, size: RecordCodec.blankSize)
+            switch head.withUnsafeBytes({ RecordCodec.peek($0) }) {
+            case .message(let size):
+                out.append(try commitLog.message(at: position, size: size))
+                position += Int64(size)
+            case .endOfSegment(let size):
+                position += Int64(size)
+            case .empty, .invalid:
+                throw StoreError.corruptRecord(physicalOffset: position, reason: "walk hit \(head)")
+            }
+        }
+        return out
+    }
+
+    /// Checks that ConsumeQueues and IndexFiles agree exactly with the CommitLog; returns the records.
+    @discardableResult
+    func verifyConsistency(checkIndex: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws -> [StoredMessage] {
+        let records = try allRecords()
+        var perQueue = [QueueID: Int64]()
+        for m in records {
+            let id = QueueID(topic: m.topic, queueId: m.queueId)
+            let expected = perQueue[id] ?? m.queueOffset
+            #expect(m.queueOffset == expected, "queue offsets of \(id) not dense at \(m.physicalOffset)", sourceLocation: sourceLocation)
+            perQueue[id] = m.queueOffset + 1
+            let cq = queues.withLock { $0[id] }
+            let entry = cq?.entry(at: m.queueOffset)
+            #expect(entry == ConsumeQueueEntry(physicalOffset: m.physicalOffset, size: m.storeSize, tagsHash: TagHash.of(m.tags)),
+                    "ConsumeQueue \(id)@\(m.queueOffset) disagrees with CommitLog", sourceLocation: sourceLocation)
+            if checkIndex, let key = m.keys.first {
+                #expect(messages(key: key, topic: m.topic).contains { $0.physicalOffset == m.physicalOffset },
+                        "IndexFile misses key \(key)", sourceLocation: sourceLocation)
+            }
+            if checkIndex, let u = m.uniqueId {
+                #expect(message(uniqueId: u)?.physicalOffset == m.physicalOffset, "IndexFile misses \(u)", sourceLocation: sourceLocation)
+            }
+        }
+        for id in queueIDs() {
+            let max = maxOffset(topic: id.topic, queueId: id.queueId)
+            #expect(max == (perQueue[id] ?? max), "ConsumeQueue \(id) max \(max) but CommitLog ends at \(perQueue[id] ?? -1)",
+                    sourceLocation: sourceLocation)
+            if perQueue[id] == nil {
+                #expect(max == minOffset(topic: id.topic, queueId: id.queueId), "ConsumeQueue \(id) has entries with no records",
+                        sourceLocation: sourceLocation)
+            }
+        }
+        return records
+    }
+}
+
+func message(_ topic: String = "TopicA", queue: Int32 = 0, body: [UInt8], tag: String? = nil, keys: String? = nil,
+             uniq: String? = nil, extra: [String: String] = [:]) -> MessageToAppend {
+    var props = extra
+    if let tag { props[MessageProperty.tags] = tag }
+    if let keys { props[MessageProperty.keys] = keys }
+    if let uniq { props[MessageProperty.uniqueKey] = uniq }
+    return MessageToAppend(topic: topic, queueId: queue, body: body, properties: props, flags: 7,
+                           bornTimestamp: 1_700_000_000_000, bornHost: "192.168.1.2:5555", reconsumeTimes: 2,
+                           preparedTransactionOffset: 99)
+}
