@@ -77,7 +77,10 @@ let package = Package(
         // gRPC's standard services, on every server: health and server reflection (v1, v1alpha).
         .target(
             name: "RocketRPCServices",
-            dependencies: ["RocketMQAPI", "RocketRPC"]
+            dependencies: [
+                "RocketMQAPI", "RocketRPC",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
 
         // MARK: Domain

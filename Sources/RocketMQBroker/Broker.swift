@@ -1,0 +1,207 @@
+import Foundation
+import Logging
+import RocketMQAPI
+import RocketMQStore
+import Synchronization
+
+/// RocketMQBroker: the broker's domain — topics and consumer groups, sending into the store,
+/// pop-style and offset-based consumption, retries and dead-lettering — behind the public
+/// `apache.rocketmq.v2.MessagingService` (`MessagingServiceProvider`).
+///
+/// `Broker` owns the store, the topic and group tables and the consumption engine. It is
+/// thread-safe: tables lock internally, consumption is an actor, the store is thread-safe.
+public final class Broker: Sendable {
+    public let configuration: BrokerConfiguration
+    public let store: MessageStore
+    public let topics: ConfigTable<TopicConfig>
+    public let groups: ConfigTable<GroupConfig>
+    let consumption: ConsumptionEngine
+    let clients = ClientRegistry()
+    let arrivals = ArrivalSignal()
+    let logger: Logger
+    /// The `host:port` put in routes; set once the server is bound.
+    private let routeAddressStorage = Mutex<String?>(nil)
+    /// Called after a topic is created or changed, so NameServers can hear of it.
+    private let topicsChangedHandler = Mutex<(@Sendable () -> Void)?>(nil)
+    private let nextQueue = Mutex<UInt64>(0)
+
+    /// Opens the store (recovering it) and the config tables under `configuration.store.dataDirectory`.
+    public init(configuration: BrokerConfiguration, logger: Logger = Logger(label: "rocketmq.broker")) throws {
+        self.configuration = configuration
+        self.logger = logger
+        var storeConfiguration = configuration.store
+        storeConfiguration.storeHost = configuration.advertisedAddress ?? "\(configuration.host):\(configuration.port)"
+        let store = try MessageStore(configuration: storeConfiguration, logger: logger)
+        self.store = store
+        topics = try ConfigTable(path: store.configDirectory + "/topics.json")
+        groups = try ConfigTable(path: store.configDirectory + "/subscriptionGroups.json")
+        let topics = self.topics
+        let arrivals = self.arrivals
+        consumption = try ConsumptionEngine(store: store, brokerName: configuration.brokerName, logger: logger) { (message, group) throws(BrokerError) in
+            try await Broker.deadLetter(message, group: group, store: store, topics: topics, arrivals: arrivals)
+        }
+    }
+
+    /// Flushes consumer progress and closes the store (checkpoint written: the next start is a clean one).
+    public func shutdown() async {
+        do {
+            try await consumption.snapshot()
+        } catch {
+            logger.error("could not write the consumer progress snapshot", metadata: ["error": "\(error)"])
+        }
+        store.shutdown()
+    }
+
+    /// Writes the consumer progress snapshot if it changed; the executable calls this periodically.
+    public func persistProgress() async {
+        do {
+            try await consumption.snapshot()
+        } catch {
+            logger.error("could not write the consumer progress snapshot", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Routes
+
+    /// Records the address clients should use (after the server bound its port).
+    public func setRouteAddress(_ address: String) {
+        routeAddressStorage.withLock { $0 = address }
+    }
+
+    public var routeAddress: String {
+        routeAddressStorage.withLock { $0 } ?? configuration.routeAddress(boundPort: configuration.port)
+    }
+
+    /// Registers a callback for topic changes (the NameServer registrar's "register now").
+    public func onTopicsChanged(_ handler: @escaping @Sendable () -> Void) {
+        topicsChangedHandler.withLock { $0 = handler }
+    }
+
+    // MARK: Topics and groups
+
+    /// Creates or updates a topic (admin, config file).
+    public func upsertTopic(_ topic: TopicConfig) throws {
+        try Self.validate(topicName: topic.name)
+        guard topic.queueCount > 0, topic.queueCount <= 1024 else {
+            throw BrokerError.badRequest("topic \(topic.name) needs 1 to 1024 queues, not \(topic.queueCount)")
+        }
+        if try topics.put(topic.name, topic) {
+            logger.info("topic saved", metadata: ["topic": "\(topic.name)", "queues": "\(topic.queueCount)"])
+            topicsChangedHandler.withLock { $0 }?()
+        }
+    }
+
+    public func deleteTopic(_ name: String) throws {
+        if try topics.remove(name) { topicsChangedHandler.withLock { $0 }?() }
+    }
+
+    /// Creates or updates a consumer group.
+    public func upsertGroup(_ group: GroupConfig) throws {
+        try Self.validate(groupName: group.name)
+        try groups.put(group.name, group)
+    }
+
+    /// The topic, auto-created when the broker allows it.
+    /// - Throws: `.topicNotFound` otherwise.
+    func topic(named name: String, messageType: Apache_Rocketmq_V2_MessageType? = nil) throws(BrokerError) -> TopicConfig {
+        if let topic = topics[name] { return topic }
+        guard configuration.autoCreateTopics else { throw .topicNotFound(name) }
+        try Self.validate(topicName: name)
+        let types = messageType.flatMap { $0 == .unspecified ? nil : $0.protoName }.map { [$0] } ?? ["NORMAL", "FIFO", "DELAY"]
+        do {
+            let created = try topics.putIfAbsent(name) {
+                TopicConfig(name: name, queueCount: configuration.defaultQueueCount, messageTypes: types)
+            }
+            logger.info("topic auto-created", metadata: ["topic": "\(name)", "types": "\(created.messageTypes)"])
+            topicsChangedHandler.withLock { $0 }?()
+            return created
+        } catch {
+            throw .storage("cannot save topic \(name): \(error)")
+        }
+    }
+
+    /// The group, auto-created when the broker allows it.
+    func group(named name: String, fifo: Bool? = nil) throws(BrokerError) -> GroupConfig {
+        if let group = groups[name] { return group }
+        guard configuration.autoCreateGroups else { throw .groupNotFound(name) }
+        try Self.validate(groupName: name)
+        do {
+            return try groups.putIfAbsent(name) {
+                GroupConfig(name: name, maxDeliveryAttempts: configuration.defaultMaxDeliveryAttempts, fifo: fifo ?? false)
+            }
+        } catch {
+            throw .storage("cannot save group \(name): \(error)")
+        }
+    }
+
+    static func validate(topicName name: String) throws(BrokerError) {
+        guard !name.isEmpty, name.utf8.count <= 127,
+              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "%|-_".contains($0)) })
+        else { throw .illegalTopic("illegal topic name \(name.debugDescription): 1-127 characters of [A-Za-z0-9%|_-]") }
+        guard !SystemTopic.isSystem(name) else { throw .illegalTopic("topic \(name) is reserved for the broker") }
+    }
+
+    static func validate(groupName name: String) throws(BrokerError) {
+        guard !name.isEmpty, name.utf8.count <= 255,
+              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "%|-_".contains($0)) })
+        else { throw .illegalGroup("illegal consumer group \(name.debugDescription): 1-255 characters of [A-Za-z0-9%|_-]") }
+    }
+
+    // MARK: Sending
+
+    /// A queue for a message: the client's choice when valid, else by message group (FIFO), else round-robin.
+    func queue(for topic: TopicConfig, requested: Int32, messageGroup: String?) -> Int32 {
+        if let group = messageGroup, !group.isEmpty {
+            return Int32(truncatingIfNeeded: Int(bitPattern: UInt(truncatingIfNeeded: stableHash(group)) % UInt(topic.queueCount)))
+        }
+        if requested >= 0, requested < topic.queueCount { return requested }
+        let next = nextQueue.withLock { value -> UInt64 in
+            value &+= 1
+            return value
+        }
+        return Int32(next % UInt64(topic.queueCount))
+    }
+
+    private func stableHash(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        return hash
+    }
+
+    /// Appends to the store and wakes long-polling receivers of the topic.
+    func append(_ message: MessageToAppend) async throws(BrokerError) -> AppendResult {
+        do {
+            let result = try await store.append(message)
+            arrivals.signal(message.topic)
+            return result
+        } catch {
+            throw BrokerError(error)
+        }
+    }
+
+    /// Moves a message to `%DLQ%<group>` (created on demand, one queue, read-write).
+    static func deadLetter(
+        _ message: StoredMessage, group: String, store: MessageStore, topics: ConfigTable<TopicConfig>, arrivals: ArrivalSignal
+    ) async throws(BrokerError) {
+        let dlq = SystemTopic.deadLetter(group: group)
+        do {
+            _ = try topics.putIfAbsent(dlq) { TopicConfig(name: dlq, queueCount: 1, messageTypes: ["NORMAL", "FIFO", "DELAY"]) }
+        } catch {
+            throw .storage("cannot create \(dlq): \(error)")
+        }
+        var properties = message.properties
+        properties[StoredProperty.deadLetterOriginTopic] = message.topic
+        properties[StoredProperty.deadLetterOriginMessageId] = message.messageId
+        properties[StoredProperty.deliveryTime] = nil
+        let copy = MessageToAppend(
+            topic: dlq, queueId: 0, body: message.body, properties: properties, flags: message.flags,
+            bornTimestamp: message.bornTimestamp, bornHost: message.bornHost,
+            reconsumeTimes: message.reconsumeTimes)
+        do {
+            _ = try await store.append(copy)
+            arrivals.signal(dlq)
+        } catch {
+            throw BrokerError(error)
+        }
+    }
+}

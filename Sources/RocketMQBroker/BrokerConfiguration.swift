@@ -1,0 +1,50 @@
+import RocketMQStore
+
+/// Everything that configures a broker. Defaults are a production single broker; `--dev`
+/// turns on topic and group auto-creation. The executable loads it from a file, env vars and
+/// flags; nothing below reads globals.
+public struct BrokerConfiguration: Sendable {
+    /// Cluster this broker belongs to, as reported to NameServers. Default `DefaultCluster`.
+    public var clusterName = "DefaultCluster"
+    /// The broker's name; a master and its slaves share it. Default `broker-a`.
+    public var brokerName = "broker-a"
+    /// 0 for the master, > 0 for slaves.
+    public var brokerId: Int32 = 0
+    /// Address to listen on. Default 127.0.0.1.
+    public var host = "127.0.0.1"
+    /// gRPC port (0 picks a free one). Default 8081, the RocketMQ 5 proxy's port.
+    public var port = 8081
+    /// The `host:port` clients are told to use (routes), when it differs from the listen address
+    /// (NAT, port mapping, 0.0.0.0). Default: the listen address.
+    public var advertisedAddress: String?
+    /// NameServers to register with (`host:port`). Empty: the broker answers routes itself.
+    public var nameServers: [String] = []
+    /// The store: data directory, flush mode, segment sizes, retention.
+    public var store: StoreConfiguration
+    /// Create unknown topics on first send or subscribe. Off by default, on in dev mode.
+    public var autoCreateTopics = false
+    /// Create unknown consumer groups on first use. Off by default, on in dev mode.
+    public var autoCreateGroups = false
+    /// Queues of an auto-created topic. Default 8.
+    public var defaultQueueCount: Int32 = 8
+    /// Largest message body accepted. Default 4 MiB.
+    public var maxBodySize = 4 << 20
+    /// Longest long-poll a receive may ask for; longer requests are clamped. Default 30 s.
+    public var maxLongPollingTimeout: Duration = .seconds(30)
+    /// Shortest and longest invisible duration a receive may ask for.
+    public var minInvisibleDuration: Duration = .seconds(1)
+    public var maxInvisibleDuration: Duration = .seconds(12 * 3600)
+    /// Largest receive batch. Default 1024.
+    public var maxReceiveBatchSize: Int32 = 1024
+    /// Delivery attempts before a message goes to `%DLQ%<group>` when the group does not say. Default 16.
+    public var defaultMaxDeliveryAttempts: Int32 = 16
+
+    public init(dataDirectory: String) {
+        store = StoreConfiguration(dataDirectory: dataDirectory)
+    }
+
+    /// The address put in routes: the advertised one, else the listen address.
+    public func routeAddress(boundPort: Int) -> String {
+        advertisedAddress ?? "\(host == "0.0.0.0" ? "127.0.0.1" : host):\(boundPort)"
+    }
+}

@@ -1,0 +1,103 @@
+import RocketMQAPI
+import RocketMQStore
+
+/// Why a broker request failed, with the context a user needs. `status` maps each case to the
+/// `apache.rocketmq.v2.Code` the protocol defines; this is the one place that mapping lives.
+public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
+    case clientIdRequired
+    case badRequest(String)
+    case topicNotFound(String)
+    case groupNotFound(String)
+    case illegalTopic(String)
+    case illegalGroup(String)
+    case forbidden(String)
+    case messageTypeMismatch(topic: String, type: String, accepted: [String])
+    case bodyTooLarge(size: Int, limit: Int)
+    case bodyEmpty
+    case illegalTag(String)
+    case illegalPropertyKey(String)
+    case illegalMessageGroup(String)
+    case illegalInvisibleTime(String)
+    case illegalPollingTime(String)
+    case illegalFilter(String)
+    case illegalOffset(String)
+    case invalidReceiptHandle(String)
+    case notImplemented(String)
+    case flushTimeout
+    case storage(String)
+    case badConfigFile(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .clientIdRequired: return "the x-mq-client-id header is required"
+        case .badRequest(let what): return what
+        case .topicNotFound(let topic): return "topic \"\(topic)\" does not exist"
+        case .groupNotFound(let group): return "consumer group \"\(group)\" does not exist"
+        case .illegalTopic(let why): return why
+        case .illegalGroup(let why): return why
+        case .forbidden(let why): return why
+        case .messageTypeMismatch(let topic, let type, let accepted):
+            return "topic \"\(topic)\" accepts \(accepted.joined(separator: ", ")) messages, not \(type)"
+        case .bodyTooLarge(let size, let limit): return "message body of \(size) bytes exceeds the \(limit)-byte limit"
+        case .bodyEmpty: return "message body is empty"
+        case .illegalTag(let tag): return "illegal tag \(tag.debugDescription): tags are non-blank and contain no '|'"
+        case .illegalPropertyKey(let key): return "illegal property key \(key.debugDescription)"
+        case .illegalMessageGroup(let why): return why
+        case .illegalInvisibleTime(let why): return why
+        case .illegalPollingTime(let why): return why
+        case .illegalFilter(let why): return why
+        case .illegalOffset(let why): return why
+        case .invalidReceiptHandle(let why): return why
+        case .notImplemented(let what): return "\(what) is not implemented by this broker yet"
+        case .flushTimeout: return "the message was written but not flushed to disk in time; it may or may not survive a crash"
+        case .storage(let why): return why
+        case .badConfigFile(let path, let reason): return "cannot read \(path): \(reason)"
+        }
+    }
+
+    /// The protocol status for this error.
+    public var status: Apache_Rocketmq_V2_Status {
+        let code: Apache_Rocketmq_V2_Code
+        switch self {
+        case .clientIdRequired: code = .clientIdRequired
+        case .badRequest: code = .badRequest
+        case .topicNotFound: code = .topicNotFound
+        case .groupNotFound: code = .consumerGroupNotFound
+        case .illegalTopic: code = .illegalTopic
+        case .illegalGroup: code = .illegalConsumerGroup
+        case .forbidden: code = .forbidden
+        case .messageTypeMismatch: code = .messagePropertyConflictWithType
+        case .bodyTooLarge: code = .messageBodyTooLarge
+        case .bodyEmpty: code = .messageBodyEmpty
+        case .illegalTag: code = .illegalMessageTag
+        case .illegalPropertyKey: code = .illegalMessagePropertyKey
+        case .illegalMessageGroup: code = .illegalMessageGroup
+        case .illegalInvisibleTime: code = .illegalInvisibleTime
+        case .illegalPollingTime: code = .illegalPollingTime
+        case .illegalFilter: code = .illegalFilterExpression
+        case .illegalOffset: code = .illegalOffset
+        case .invalidReceiptHandle: code = .invalidReceiptHandle
+        case .notImplemented: code = .notImplemented
+        case .flushTimeout: code = .masterPersistenceTimeout
+        case .storage: code = .internalServerError
+        case .badConfigFile: code = .internalServerError
+        }
+        return Apache_Rocketmq_V2_Status(code: code, message: description)
+    }
+
+    /// Store failures as broker errors: a full disk is refused as FORBIDDEN-like internal error,
+    /// a flush timeout is never reported as success.
+    init(_ error: StoreError) {
+        switch error {
+        case .flushTimeout: self = .flushTimeout
+        case .messageTooLarge(let size, let limit): self = .bodyTooLarge(size: size, limit: limit)
+        case .invalidMessage(let why): self = .badRequest(why)
+        default: self = .storage(error.description)
+        }
+    }
+}
+
+extension Apache_Rocketmq_V2_Status {
+    /// `OK` (20000): every response carries an explicit code; clients call a missing one illegal.
+    public static let ok = Apache_Rocketmq_V2_Status(code: .ok, message: "OK")
+}

@@ -1,0 +1,63 @@
+import RocketMQAPI
+
+/// A topic as the broker keeps it: how many queues, who may read and write, which message
+/// types it accepts. Persisted in `<data>/config/topics.json`.
+public struct TopicConfig: Codable, Sendable, Equatable {
+    /// Read/write permission, RocketMQ's perm bits (2 = write, 4 = read, 6 = both).
+    public struct Permission: OptionSet, Codable, Sendable, Hashable {
+        public let rawValue: Int32
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+        public static let write = Permission(rawValue: 2)
+        public static let read = Permission(rawValue: 4)
+        public static let readWrite: Permission = [.read, .write]
+    }
+
+    public var name: String
+    public var queueCount: Int32
+    public var permission: Permission
+    /// Accepted message types by protocol name (`NORMAL`, `FIFO`, `DELAY`, `TRANSACTION`).
+    public var messageTypes: [String]
+
+    public init(name: String, queueCount: Int32 = 8, permission: Permission = .readWrite, messageTypes: [String] = ["NORMAL"]) {
+        self.name = name
+        self.queueCount = queueCount
+        self.permission = permission
+        self.messageTypes = messageTypes
+    }
+
+    /// The accepted types as protocol values.
+    public var acceptedMessageTypes: [Apache_Rocketmq_V2_MessageType] {
+        messageTypes.compactMap { Apache_Rocketmq_V2_MessageType(protoName: $0) }
+    }
+
+    public var isReadable: Bool { permission.contains(.read) }
+    public var isWritable: Bool { permission.contains(.write) }
+}
+
+/// A consumer group's settings. Persisted in `<data>/config/subscriptionGroups.json`.
+public struct GroupConfig: Codable, Sendable, Equatable {
+    public var name: String
+    /// Deliveries before a message moves to `%DLQ%<group>`.
+    public var maxDeliveryAttempts: Int32
+    /// One message in flight per message group, in queue order.
+    public var fifo: Bool
+    /// When false, receives answer FORBIDDEN.
+    public var consumeEnabled: Bool
+
+    public init(name: String, maxDeliveryAttempts: Int32 = 16, fifo: Bool = false, consumeEnabled: Bool = true) {
+        self.name = name
+        self.maxDeliveryAttempts = maxDeliveryAttempts
+        self.fifo = fifo
+        self.consumeEnabled = consumeEnabled
+    }
+}
+
+/// Names of the broker's own topics.
+public enum SystemTopic {
+    /// Where unconsumable messages of a group go after its last delivery attempt.
+    public static func deadLetter(group: String) -> String { "%DLQ%" + group }
+    /// The journal of consumer progress (deliveries, acks, offset changes); see `ConsumerJournal`.
+    public static let consumerJournal = "%SYS%CONSUMER_JOURNAL"
+
+    public static func isSystem(_ topic: String) -> Bool { topic.hasPrefix("%SYS%") }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import RocketMQStore
+
+/// Which group consumes which queue.
+struct ProgressKey: Hashable, Codable, Sendable, CustomStringConvertible {
+    var group: String
+    var topic: String
+    var queueId: Int32
+
+    var description: String { "\(group)@\(topic)/\(queueId)" }
+}
+
+/// One durable change of consumer progress. Replaying events is idempotent, so a replay may
+/// start earlier than strictly needed.
+enum ProgressEvent: Equatable, Sendable {
+    /// The message at `offset` was handed out for the `attempt`-th time.
+    case delivered(ProgressKey, offset: Int64, attempt: Int32)
+    /// The message at `offset` is done (acked, filtered out or dead-lettered).
+    case acked(ProgressKey, offset: Int64)
+    /// Everything below `offset` is done and nothing at or above it is (offset update or reset).
+    case committed(ProgressKey, offset: Int64)
+}
+
+/// Consumer progress made durable by the store itself: each event is a message on the system
+/// topic `%SYS%CONSUMER_JOURNAL` (queue 0), so it gets the CommitLog's CRCs, flush policy
+/// (an ack answered under sync flush is on disk) and crash recovery. A snapshot file
+/// (`config/consumerProgress.json`) bounds the replay at start.
+struct ConsumerJournal: Sendable {
+    let store: MessageStore
+    static let queueId: Int32 = 0
+    private static let separator: Character = "\u{1F}"
+
+    /// Appends an event and returns once the store's flush policy holds for it.
+    func record(_ event: ProgressEvent) async throws(BrokerError) {
+        let message = MessageToAppend(
+            topic: SystemTopic.consumerJournal, queueId: Self.queueId, body: Array(Self.encode(event).utf8),
+            bornTimestamp: Int64(Date().timeIntervalSince1970 * 1000), bornHost: store.configuration.storeHost)
+        do {
+            _ = try await store.append(message)
+        } catch {
+            throw BrokerError(error)
+        }
+    }
+
+    /// The journal's end: the next event's offset.
+    var endOffset: Int64 { store.maxOffset(topic: SystemTopic.consumerJournal, queueId: Self.queueId) }
+
+    /// Calls `apply` for every event from `offset` on, in order; returns the end offset.
+    func replay(from offset: Int64, _ apply: (ProgressEvent) -> Void) throws(BrokerError) -> Int64 {
+        var next = offset
+        while true {
+            let batch: QueueReadResult
+            do {
+                batch = try store.messages(topic: SystemTopic.consumerJournal, queueId: Self.queueId, from: next, maxCount: 1024)
+            } catch {
+                throw BrokerError(error)
+            }
+            for message in batch.messages {
+                if let event = Self.decode(String(decoding: message.body, as: UTF8.self)) { apply(event) }
+            }
+            if batch.messages.isEmpty || batch.nextOffset <= next { return max(next, batch.nextOffset) }
+            next = batch.nextOffset
+        }
+    }
+
+    static func encode(_ event: ProgressEvent) -> String {
+        let s = String(separator)
+        switch event {
+        case .delivered(let key, let offset, let attempt):
+            return ["D", key.group, key.topic, String(key.queueId), String(offset), String(attempt)].joined(separator: s)
+        case .acked(let key, let offset):
+            return ["A", key.group, key.topic, String(key.queueId), String(offset)].joined(separator: s)
+        case .committed(let key, let offset):
+            return ["C", key.group, key.topic, String(key.queueId), String(offset)].joined(separator: s)
+        }
+    }
+
+    static func decode(_ text: String) -> ProgressEvent? {
+        let fields = text.split(separator: separator, omittingEmptySubsequences: false).map(String.init)
+        guard fields.count >= 5, let queueId = Int32(fields[3]), let offset = Int64(fields[4]) else { return nil }
+        let key = ProgressKey(group: fields[1], topic: fields[2], queueId: queueId)
+        switch fields[0] {
+        case "D":
+            guard fields.count == 6, let attempt = Int32(fields[5]) else { return nil }
+            return .delivered(key, offset: offset, attempt: attempt)
+        case "A": return .acked(key, offset: offset)
+        case "C": return .committed(key, offset: offset)
+        default: return nil
+        }
+    }
+}

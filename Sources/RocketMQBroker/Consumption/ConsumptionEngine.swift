@@ -1,0 +1,284 @@
+import Foundation
+import Logging
+import RocketMQStore
+
+/// One message handed to a consumer.
+struct Delivery: Sendable {
+    var message: StoredMessage
+    var handle: ReceiptHandle
+    var attempt: Int32
+}
+
+/// Pop-style consumption for clustering groups: hands out messages with an invisible duration,
+/// remembers them until acked, hands them out again (attempt + 1) when the duration passes, and
+/// moves them to `%DLQ%<group>` after the group's last attempt. FIFO groups get at most one
+/// message in flight per message group, in queue order. Also keeps the consumer offsets of
+/// pull consumers (`committed`).
+///
+/// An actor: progress changes are serialised; store reads inside it are page-cache `pread`s.
+/// Durability: every change is applied, then journaled (`ConsumerJournal`) before the caller
+/// is answered; `snapshot()` bounds the replay at start.
+actor ConsumptionEngine {
+    private let store: MessageStore
+    private let journal: ConsumerJournal
+    private let brokerName: String
+    private let snapshotPath: String
+    private let logger: Logger
+    /// Moves a message to a group's dead-letter queue (appends it there).
+    private let deadLetter: @Sendable (StoredMessage, String) async throws(BrokerError) -> Void
+    private var progress: [ProgressKey: QueueProgress] = [:]
+    private var dirty = false
+    private var nextDeliveryId = UInt64.random(in: 1...(UInt64.max >> 16))
+    /// Longest FIFO scan per queue and receive.
+    private let fifoScanWindow: Int64 = 4096
+
+    init(
+        store: MessageStore, brokerName: String, logger: Logger,
+        deadLetter: @escaping @Sendable (StoredMessage, String) async throws(BrokerError) -> Void
+    ) throws(BrokerError) {
+        self.store = store
+        self.journal = ConsumerJournal(store: store)
+        self.brokerName = brokerName
+        self.snapshotPath = store.configDirectory + "/consumerProgress.json"
+        self.logger = logger
+        self.deadLetter = deadLetter
+        var loaded: [ProgressKey: QueueProgress] = [:]
+        var start: Int64 = 0
+        if let data = FileManager.default.contents(atPath: snapshotPath) {
+            do {
+                let snapshot = try JSONDecoder().decode(Snapshot.self, from: data)
+                for entry in snapshot.queues { loaded[entry.key] = entry.progress }
+                start = snapshot.journalOffset
+            } catch {
+                throw .badConfigFile(path: snapshotPath, reason: "\(error)")
+            }
+        }
+        let end = try journal.replay(from: start) { event in
+            let key: ProgressKey
+            switch event {
+            case .delivered(let k, _, _), .acked(let k, _), .committed(let k, _): key = k
+            }
+            loaded[key, default: QueueProgress()].apply(event)
+        }
+        progress = loaded
+        logger.info("consumer progress loaded", metadata: ["queues": "\(loaded.count)", "journalEvents": "\(end - start)"])
+    }
+
+    private struct Snapshot: Codable {
+        struct Entry: Codable {
+            var key: ProgressKey
+            var progress: QueueProgress
+        }
+        var journalOffset: Int64
+        var queues: [Entry]
+    }
+
+    /// Writes the snapshot (atomically) if anything changed since the last one.
+    func snapshot() throws {
+        guard dirty else { return }
+        let snapshot = Snapshot(
+            journalOffset: journal.endOffset,
+            queues: progress.map { Snapshot.Entry(key: $0.key, progress: $0.value) })
+        try AtomicFile.write([UInt8](try JSONEncoder().encode(snapshot)), to: snapshotPath)
+        dirty = false
+    }
+
+    // MARK: Receiving
+
+    /// Hands out up to `batchSize` messages of `topic` from `queueIds` (tried in order), each
+    /// invisible for `invisibleDuration`. Empty when nothing is deliverable now.
+    func receive(
+        group: GroupConfig, topic: String, queueIds: [Int32], batchSize: Int,
+        invisibleDuration: Duration, filter: TagFilter
+    ) async throws(BrokerError) -> [Delivery] {
+        var deliveries: [Delivery] = []
+        var events: [ProgressEvent] = []
+        var deadLetters: [(ProgressKey, StoredMessage)] = []
+        let now = ContinuousClock.now
+        let wallNow = Int64(Date().timeIntervalSince1970 * 1000)
+        for queueId in queueIds where deliveries.count < batchSize {
+            let key = ProgressKey(group: group.name, topic: topic, queueId: queueId)
+            var state = progress[key] ?? QueueProgress(committed: store.minOffset(topic: topic, queueId: queueId))
+            // Retention may have removed what the group never consumed.
+            let minOffset = store.minOffset(topic: topic, queueId: queueId)
+            if state.committed < minOffset { state.commit(minOffset) }
+
+            let candidates = try candidates(in: &state, key: key, fifo: group.fifo, limit: batchSize - deliveries.count, now: now)
+            var blockedGroups = group.fifo ? blockedMessageGroups(state, now: now) : []
+            for message in candidates {
+                let offset = message.queueOffset
+                if group.fifo, !message.messageGroup.isEmpty, blockedGroups.contains(message.messageGroup) { continue }
+                if !filter.matches(message.tags) {
+                    state.markDone(offset)
+                    continue
+                }
+                if let deliveryTime = message.deliveryTime, deliveryTime > wallNow {
+                    // A delay message waits in flight (not ackable) until it is due.
+                    state.inFlight[offset] = .init(
+                        deadline: now + .milliseconds(deliveryTime - wallNow), deliveryId: 0, messageGroup: message.messageGroup)
+                    if group.fifo { blockedGroups.insert(message.messageGroup) }
+                    continue
+                }
+                let attempt = (state.attempts[offset] ?? 0) + 1
+                if attempt > group.maxDeliveryAttempts {
+                    state.markDone(offset)
+                    deadLetters.append((key, message))
+                    events.append(.acked(key, offset: offset))
+                    continue
+                }
+                let deliveryId = nextDeliveryId
+                nextDeliveryId &+= 1
+                state.attempts[offset] = attempt
+                state.inFlight[offset] = .init(deadline: now + invisibleDuration, deliveryId: deliveryId, messageGroup: message.messageGroup)
+                if group.fifo { blockedGroups.insert(message.messageGroup) }
+                events.append(.delivered(key, offset: offset, attempt: attempt))
+                deliveries.append(Delivery(
+                    message: message,
+                    handle: ReceiptHandle(brokerName: brokerName, queueId: queueId, offset: offset, deliveryId: deliveryId),
+                    attempt: attempt))
+                if deliveries.count >= batchSize { break }
+            }
+            progress[key] = state
+            dirty = true
+        }
+        for (key, message) in deadLetters {
+            try await deadLetter(message, key.group)
+            logger.info("message moved to the dead-letter queue", metadata: [
+                "group": "\(key.group)", "topic": "\(key.topic)", "queue": "\(key.queueId)", "offset": "\(message.queueOffset)",
+            ])
+        }
+        for event in events { try await journal.record(event) }
+        return deliveries
+    }
+
+    /// Messages that may be handed out now, in offset order: expired deliveries first
+    /// (redeliveries), then new ones. For FIFO groups, a scan from the committed offset.
+    private func candidates(
+        in state: inout QueueProgress, key: ProgressKey, fifo: Bool, limit: Int, now: ContinuousClock.Instant
+    ) throws(BrokerError) -> [StoredMessage] {
+        var result: [StoredMessage] = []
+        let expired = state.inFlight.filter { $0.value.deadline <= now }.keys.sorted()
+        if fifo {
+            // Offsets from `committed` on, skipping done and still-invisible ones; ordering
+            // per message group is enforced by the caller.
+            var offset = state.committed
+            let end = min(store.maxOffset(topic: key.topic, queueId: key.queueId), state.committed + fifoScanWindow)
+            while offset < end, result.count < limit * 4 + 16 {
+                if state.isDone(offset) { offset += 1; continue }
+                if let flight = state.inFlight[offset], flight.deadline > now { offset += 1; continue }
+                state.inFlight[offset] = nil
+                let batch = try read(key, from: offset, count: 1)
+                guard let message = batch.first else { offset += 1; continue }
+                result.append(message)
+                offset = message.queueOffset + 1
+            }
+            return result
+        }
+        for offset in expired where result.count < limit {
+            state.inFlight[offset] = nil
+            if let message = try read(key, from: offset, count: 1).first, message.queueOffset == offset {
+                result.append(message)
+            }
+        }
+        if result.count < limit {
+            let fresh = try read(key, from: state.cursor, count: limit - result.count)
+            result += fresh
+            if let last = fresh.last { state.cursor = last.queueOffset + 1 }
+        }
+        return result
+    }
+
+    /// Message groups with a message still invisible: FIFO holds their later messages back.
+    private func blockedMessageGroups(_ state: QueueProgress, now: ContinuousClock.Instant) -> Set<String> {
+        Set(state.inFlight.values.filter { $0.deadline > now && !$0.messageGroup.isEmpty }.map(\.messageGroup))
+    }
+
+    private func read(_ key: ProgressKey, from offset: Int64, count: Int) throws(BrokerError) -> [StoredMessage] {
+        do {
+            return try store.messages(topic: key.topic, queueId: key.queueId, from: offset, maxCount: count).messages
+        } catch {
+            throw BrokerError(error)
+        }
+    }
+
+    /// How long until the earliest invisible message of `group` on `topic` becomes visible,
+    /// so a long poll can wake for redeliveries; nil when nothing is in flight.
+    func nextVisibility(group: String, topic: String) -> Duration? {
+        let now = ContinuousClock.now
+        let deadlines = progress.filter { $0.key.group == group && $0.key.topic == topic }
+            .flatMap { $0.value.inFlight.values.map(\.deadline) }
+        return deadlines.min().map { max(.zero, $0 - now) }
+    }
+
+    // MARK: Acknowledging
+
+    /// Marks the delivery named by `handle` done. Acking something already done succeeds again.
+    /// - Throws: `.invalidReceiptHandle` when the handle is not the current delivery of an unacked message.
+    func ack(group: String, topic: String, handle: ReceiptHandle) async throws(BrokerError) {
+        let key = ProgressKey(group: group, topic: topic, queueId: handle.queueId)
+        guard var state = progress[key] else {
+            throw .invalidReceiptHandle("nothing was delivered to group \(group) from \(topic)/\(handle.queueId)")
+        }
+        if state.isDone(handle.offset) { return }
+        guard let flight = state.inFlight[handle.offset], flight.deliveryId == handle.deliveryId, flight.deliveryId != 0 else {
+            throw .invalidReceiptHandle("receipt handle \(handle) is not the current delivery of \(topic)/\(handle.queueId)@\(handle.offset): it expired and was redelivered, or its invisible duration was changed")
+        }
+        state.markDone(handle.offset)
+        progress[key] = state
+        dirty = true
+        try await journal.record(.acked(key, offset: handle.offset))
+    }
+
+    /// Gives the delivery a new invisible duration from now and returns the handle that replaces it.
+    func changeInvisibleDuration(group: String, topic: String, handle: ReceiptHandle, duration: Duration) throws(BrokerError) -> ReceiptHandle {
+        let key = ProgressKey(group: group, topic: topic, queueId: handle.queueId)
+        guard var state = progress[key], var flight = state.inFlight[handle.offset],
+              flight.deliveryId == handle.deliveryId, flight.deliveryId != 0 else {
+            throw .invalidReceiptHandle("receipt handle \(handle) is not the current delivery of an unacked message")
+        }
+        flight.deadline = .now + duration
+        flight.deliveryId = nextDeliveryId
+        nextDeliveryId &+= 1
+        state.inFlight[handle.offset] = flight
+        progress[key] = state
+        var renewed = handle
+        renewed.deliveryId = flight.deliveryId
+        return renewed
+    }
+
+    /// Moves the delivered message to the group's dead-letter queue and marks it done.
+    func forwardToDeadLetter(group: String, topic: String, handle: ReceiptHandle) async throws(BrokerError) {
+        let key = ProgressKey(group: group, topic: topic, queueId: handle.queueId)
+        guard var state = progress[key], let flight = state.inFlight[handle.offset], flight.deliveryId == handle.deliveryId else {
+            throw .invalidReceiptHandle("receipt handle \(handle) is not the current delivery of an unacked message")
+        }
+        guard let message = try read(key, from: handle.offset, count: 1).first, message.queueOffset == handle.offset else {
+            throw .invalidReceiptHandle("the message behind \(handle) is no longer stored")
+        }
+        state.markDone(handle.offset)
+        progress[key] = state
+        dirty = true
+        try await deadLetter(message, group)
+        try await journal.record(.acked(key, offset: handle.offset))
+    }
+
+    // MARK: Offsets
+
+    /// The group's consumer offset on a queue (pull consumers, lag); the queue's min offset if it never consumed.
+    func consumerOffset(group: String, topic: String, queueId: Int32) -> Int64? {
+        progress[ProgressKey(group: group, topic: topic, queueId: queueId)]?.committed
+    }
+
+    /// Sets the consumer offset (pull-consumer commit or an admin reset).
+    func setConsumerOffset(group: String, topic: String, queueId: Int32, offset: Int64) async throws(BrokerError) {
+        let key = ProgressKey(group: group, topic: topic, queueId: queueId)
+        progress[key, default: QueueProgress()].commit(offset)
+        dirty = true
+        try await journal.record(.committed(key, offset: offset))
+    }
+
+    /// Messages in flight per queue of a group, for admin views.
+    func inFlightCount(group: String, topic: String, queueId: Int32) -> Int {
+        progress[ProgressKey(group: group, topic: topic, queueId: queueId)]?.inFlight.values.filter { $0.deliveryId != 0 }.count ?? 0
+    }
+}

@@ -1,0 +1,84 @@
+/// Where one consumer group stands on one queue.
+///
+/// `committed` and the sets above it are durable (journal + snapshot); what is in flight is
+/// not: after a restart every unacked message is simply deliverable again, which keeps
+/// at-least-once without ever losing one.
+struct QueueProgress: Codable, Sendable {
+    /// Every offset below is done; this is also the consumer offset pull consumers see.
+    var committed: Int64 = 0
+    /// Offsets at or above `committed` that are done.
+    var acked: Set<Int64> = []
+    /// Deliveries so far of offsets at or above `committed`.
+    var attempts: [Int64: Int32] = [:]
+
+    /// Handed out and not yet acked, by offset.
+    var inFlight: [Int64: InFlight] = [:]
+    /// The next offset never handed out (non-FIFO groups).
+    var cursor: Int64 = 0
+
+    struct InFlight: Sendable {
+        /// When the message becomes visible again.
+        var deadline: ContinuousClock.Instant
+        /// Matches the receipt handle of the current delivery; 0 for a delayed message not yet delivered.
+        var deliveryId: UInt64
+        var messageGroup: String
+    }
+
+    private enum CodingKeys: String, CodingKey { case committed, acked, attempts }
+
+    init(committed: Int64 = 0) {
+        self.committed = committed
+        self.cursor = committed
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        committed = try container.decode(Int64.self, forKey: .committed)
+        acked = try container.decode(Set<Int64>.self, forKey: .acked)
+        attempts = try container.decode([Int64: Int32].self, forKey: .attempts)
+        cursor = committed
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(committed, forKey: .committed)
+        try container.encode(acked, forKey: .acked)
+        try container.encode(attempts, forKey: .attempts)
+    }
+
+    func isDone(_ offset: Int64) -> Bool { offset < committed || acked.contains(offset) }
+
+    /// Marks `offset` done and moves `committed` over every contiguous done offset.
+    mutating func markDone(_ offset: Int64) {
+        guard offset >= committed else { return }
+        inFlight[offset] = nil
+        acked.insert(offset)
+        while acked.remove(committed) != nil {
+            attempts[committed] = nil
+            committed += 1
+        }
+        cursor = max(cursor, committed)
+    }
+
+    /// Moves the consumer offset (reset or pull-consumer update): nothing below is redelivered,
+    /// everything at or above is deliverable again.
+    mutating func commit(_ offset: Int64) {
+        committed = offset
+        acked = acked.filter { $0 >= offset }
+        attempts = attempts.filter { $0.key >= offset }
+        inFlight = inFlight.filter { $0.key >= offset }
+        cursor = offset
+    }
+
+    /// Applies a journal event (idempotent).
+    mutating func apply(_ event: ProgressEvent) {
+        switch event {
+        case .delivered(_, let offset, let attempt):
+            if offset >= committed { attempts[offset] = max(attempts[offset] ?? 0, attempt) }
+        case .acked(_, let offset):
+            markDone(offset)
+        case .committed(_, let offset):
+            commit(offset)
+        }
+    }
+}

@@ -1,0 +1,38 @@
+/// A subscription's tag expression: `*` (everything) or tags joined by `||`.
+struct TagFilter: Sendable, Equatable {
+    /// nil means every message matches.
+    let tags: Set<String>?
+
+    static let all = TagFilter(tags: nil)
+
+    init(tags: Set<String>?) { self.tags = tags }
+
+    /// Parses `*`, an empty expression (everything) or `a || b || c`.
+    /// - Throws: `BrokerError.illegalFilter` for an expression with an empty alternative.
+    init(expression: String) throws(BrokerError) {
+        let trimmed = expression.trimmingWhitespace
+        if trimmed.isEmpty || trimmed == "*" {
+            tags = nil
+            return
+        }
+        let parts = trimmed.split(separator: "||", omittingEmptySubsequences: false).map { String($0).trimmingWhitespace }
+        guard !parts.contains(where: \.isEmpty) else {
+            throw .illegalFilter("tag expression \(expression.debugDescription) has an empty alternative")
+        }
+        tags = parts.contains("*") ? nil : Set(parts)
+    }
+
+    func matches(_ tag: String?) -> Bool {
+        guard let tags else { return true }
+        return tags.contains(tag ?? "")
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        var scalars = Substring(self)
+        while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
+        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
+        return String(scalars)
+    }
+}

@@ -1,2 +1,0 @@
-// Placeholder until the broker lands.
-public enum RocketMQBrokerPlaceholder {}

@@ -1,0 +1,464 @@
+import Foundation
+import RocketMQAPI
+import RocketMQStore
+import RocketRPC
+
+/// The broker's `apache.rocketmq.v2.MessagingService`: what official RocketMQ 5 clients call.
+///
+/// Every response carries an explicit `Status` (clients treat a missing code as an illegal
+/// response); domain failures travel as `BrokerError.status`, never as gRPC errors, except for
+/// malformed streams where the protocol has no status field to use.
+public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.ServiceProtocol {
+    typealias Code = Apache_Rocketmq_V2_Code
+    let broker: Broker
+
+    public init(broker: Broker) {
+        self.broker = broker
+    }
+
+    // MARK: Common checks
+
+    /// The caller's `x-mq-client-id`; every RocketMQ 5 call carries one.
+    func clientId(_ context: ServerContext) throws(BrokerError) -> String {
+        guard let id = context.requestMetadata.first("x-mq-client-id"), !id.trimmingWhitespace.isEmpty else {
+            throw .clientIdRequired
+        }
+        return id
+    }
+
+    func namespace(_ context: ServerContext) -> String {
+        context.requestMetadata.first("x-mq-namespace") ?? ""
+    }
+
+    /// Runs `body`, turning a `BrokerError` into the response's status.
+    private func answer<Response>(
+        _ make: (Apache_Rocketmq_V2_Status) -> Response, _ body: () async throws(BrokerError) -> Response
+    ) async -> Response {
+        do {
+            return try await body()
+        } catch {
+            return make(error.status)
+        }
+    }
+
+    // MARK: Routes and clients
+
+    public func queryRoute(request: Apache_Rocketmq_V2_QueryRouteRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_QueryRouteResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            let name = request.topic?.name ?? ""
+            let topic = try broker.topic(named: name)
+            return .init(status: .ok, messageQueues: broker.messageQueues(for: topic, namespace: request.topic?.resourceNamespace ?? ""))
+        }
+    }
+
+    public func heartbeat(request: Apache_Rocketmq_V2_HeartbeatRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_HeartbeatResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            let id = try clientId(context)
+            let group = request.group?.name
+            if let group, !group.isEmpty, request.clientType != .producer {
+                _ = try broker.group(named: group)
+            }
+            broker.clients.heartbeat(clientId: id, type: request.clientType, group: group, language: context.requestMetadata.first("x-mq-language"))
+            return .init(status: .ok)
+        }
+    }
+
+    public func notifyClientTermination(request: Apache_Rocketmq_V2_NotifyClientTerminationRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_NotifyClientTerminationResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            broker.clients.remove(clientId: try clientId(context))
+            return .init(status: .ok)
+        }
+    }
+
+    public func queryAssignment(request: Apache_Rocketmq_V2_QueryAssignmentRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_QueryAssignmentResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            let topic = try broker.topic(named: request.topic?.name ?? "")
+            _ = try broker.group(named: request.group?.name ?? "")
+            let queues = broker.messageQueues(for: topic, namespace: request.topic?.resourceNamespace ?? "").filter {
+                $0.permission == .read || $0.permission == .readWrite
+            }
+            return .init(status: .ok, assignments: queues.map { Apache_Rocketmq_V2_Assignment(messageQueue: $0) })
+        }
+    }
+
+    // MARK: Sending
+
+    public func sendMessage(request: Apache_Rocketmq_V2_SendMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_SendMessageResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            guard !request.messages.isEmpty else { throw .badRequest("SendMessage needs at least one message") }
+            var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
+            for message in request.messages {
+                do throws(BrokerError) {
+                    let result = try await send(message, peer: context.peer)
+                    entries.append(.init(status: .ok, messageId: result.messageId, offset: result.queueOffset))
+                } catch {
+                    entries.append(.init(status: error.status, messageId: message.systemProperties?.messageId ?? ""))
+                }
+            }
+            let failures = entries.filter { $0.status?.code != .ok }
+            let status: Apache_Rocketmq_V2_Status
+            if failures.isEmpty {
+                status = .ok
+            } else if failures.count == entries.count, entries.count == 1, let only = failures.first?.status {
+                status = only
+            } else {
+                status = .init(code: .multipleResults, message: "\(failures.count) of \(entries.count) messages failed")
+            }
+            return .init(status: status, entries: entries)
+        }
+    }
+
+    private func send(_ message: Apache_Rocketmq_V2_Message, peer: String) async throws(BrokerError) -> (messageId: String, queueOffset: Int64) {
+        let name = message.topic?.name ?? ""
+        let system = message.systemProperties ?? Apache_Rocketmq_V2_SystemProperties()
+        let type = system.messageType == .unspecified ? inferredType(system) : system.messageType
+        let topic = try broker.topic(named: name, messageType: type)
+        guard topic.isWritable else { throw .forbidden("topic \(name) is not writable on broker \(broker.configuration.brokerName)") }
+        try SendValidation.check(message, type: type, topic: topic, maxBodySize: broker.configuration.maxBodySize)
+        let queueId = broker.queue(for: topic, requested: system.queueId, messageGroup: system.messageGroup)
+        let result = try await broker.append(message.toAppend(queueId: queueId, bornHost: peer, type: type))
+        return (system.messageId.isEmpty ? result.msgId : system.messageId, result.queueOffset)
+    }
+
+    private func inferredType(_ system: Apache_Rocketmq_V2_SystemProperties) -> Apache_Rocketmq_V2_MessageType {
+        if let group = system.messageGroup, !group.isEmpty { return .fifo }
+        if system.deliveryTimestamp != nil { return .delay }
+        return .normal
+    }
+
+    public func endTransaction(request: Apache_Rocketmq_V2_EndTransactionRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_EndTransactionResponse {
+        .init(status: BrokerError.notImplemented("transactional messages").status)
+    }
+
+    public func recallMessage(request: Apache_Rocketmq_V2_RecallMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_RecallMessageResponse {
+        .init(status: BrokerError.notImplemented("recalling delay messages").status)
+    }
+
+    public func syncLiteSubscription(request: Apache_Rocketmq_V2_SyncLiteSubscriptionRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_SyncLiteSubscriptionResponse {
+        .init(status: BrokerError.notImplemented("lite topics").status)
+    }
+
+    // MARK: Pop-style consumption
+
+    public func receiveMessage(
+        request: Apache_Rocketmq_V2_ReceiveMessageRequest,
+        response: ResponseWriter<Apache_Rocketmq_V2_ReceiveMessageResponse>,
+        context: ServerContext
+    ) async throws {
+        let deliveries: [Delivery]
+        let namespace = namespace(context)
+        let invisible: Duration
+        do {
+            (deliveries, invisible) = try await receive(request, context: context)
+        } catch {
+            try await response.write(.init(content: .status(error.status)))
+            return
+        }
+        guard !deliveries.isEmpty else {
+            try await response.write(.init(content: .status(.init(code: .messageNotFound, message: "no new message"))))
+            return
+        }
+        try await response.write(.init(content: .status(.ok)))
+        for delivery in deliveries {
+            let message = delivery.message.toProtocol(
+                namespace: namespace, receiptHandle: delivery.handle.description,
+                invisibleDuration: invisible, deliveryAttempt: delivery.attempt)
+            try await response.write(.init(content: .message(message)))
+        }
+    }
+
+    private func receive(
+        _ request: Apache_Rocketmq_V2_ReceiveMessageRequest, context: ServerContext
+    ) async throws(BrokerError) -> ([Delivery], Duration) {
+        let configuration = broker.configuration
+        _ = try clientId(context)
+        let group = try broker.group(named: request.group?.name ?? "")
+        guard group.consumeEnabled else { throw .forbidden("consumer group \(group.name) has consumption disabled") }
+        let topic = try broker.topic(named: request.messageQueue?.topic?.name ?? "")
+        guard topic.isReadable else { throw .forbidden("topic \(topic.name) is not readable on broker \(configuration.brokerName)") }
+        guard request.batchSize > 0, request.batchSize <= configuration.maxReceiveBatchSize else {
+            throw .badRequest("batch size \(request.batchSize) is outside 1...\(configuration.maxReceiveBatchSize)")
+        }
+        let invisible = request.invisibleDuration?.duration ?? .seconds(30)
+        guard invisible >= configuration.minInvisibleDuration, invisible <= configuration.maxInvisibleDuration else {
+            throw .illegalInvisibleTime("invisible duration \(invisible) is outside \(configuration.minInvisibleDuration)...\(configuration.maxInvisibleDuration)")
+        }
+        let requestedPoll = request.longPollingTimeout?.duration ?? .zero
+        guard requestedPoll >= .zero else { throw .illegalPollingTime("long polling timeout \(requestedPoll) is negative") }
+        let filter = try filter(request.filterExpression)
+
+        // Answer before the caller's deadline, with a little room for the reply to travel.
+        var pollFor = min(requestedPoll, configuration.maxLongPollingTimeout)
+        if let deadline = context.deadline {
+            pollFor = min(pollFor, max(.zero, deadline - .now - .milliseconds(200)))
+        }
+        let queueIds = queueOrder(topic: topic, requested: request.messageQueue?.id ?? -1, fifo: group.fifo)
+        let pollEnd = ContinuousClock.now + pollFor
+        while true {
+            let deliveries = try await broker.consumption.receive(
+                group: group, topic: topic.name, queueIds: queueIds, batchSize: Int(request.batchSize),
+                invisibleDuration: invisible, filter: filter)
+            let remaining = pollEnd - .now
+            if !deliveries.isEmpty || remaining <= .zero || Task.isCancelled { return (deliveries, invisible) }
+            var wait = remaining
+            if let visible = await broker.consumption.nextVisibility(group: group.name, topic: topic.name) {
+                wait = min(wait, visible + .milliseconds(5))
+            }
+            _ = await broker.arrivals.wait(for: topic.name, timeout: wait)
+        }
+    }
+
+    /// FIFO groups take the requested queue only (their assignment); others any readable queue,
+    /// starting with the requested one so that concurrent receivers spread out.
+    private func queueOrder(topic: TopicConfig, requested: Int32, fifo: Bool) -> [Int32] {
+        let all = Array(0..<topic.queueCount)
+        if fifo, requested >= 0, requested < topic.queueCount { return [requested] }
+        guard requested >= 0, requested < topic.queueCount else { return all.shuffled() }
+        return Array(all[Int(requested)...] + all[..<Int(requested)])
+    }
+
+    private func filter(_ expression: Apache_Rocketmq_V2_FilterExpression?) throws(BrokerError) -> TagFilter {
+        guard let expression else { return .all }
+        switch expression.type {
+        case .tag, .unspecified: return try TagFilter(expression: expression.expression)
+        case .sql: throw .illegalFilter("SQL92 filters are not supported by this broker yet; use a tag expression")
+        case .UNRECOGNIZED(let value): throw .illegalFilter("unknown filter type \(value)")
+        }
+    }
+
+    public func ackMessage(request: Apache_Rocketmq_V2_AckMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_AckMessageResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            let group = request.group?.name ?? ""
+            let topic = request.topic?.name ?? ""
+            guard !request.entries.isEmpty else { throw .badRequest("AckMessage needs at least one entry") }
+            var results: [Apache_Rocketmq_V2_AckMessageResultEntry] = []
+            for entry in request.entries {
+                do throws(BrokerError) {
+                    let handle = try ReceiptHandle(parsing: entry.receiptHandle, brokerName: broker.configuration.brokerName)
+                    try await broker.consumption.ack(group: group, topic: topic, handle: handle)
+                    results.append(.init(messageId: entry.messageId, receiptHandle: entry.receiptHandle, status: .ok))
+                } catch {
+                    results.append(.init(messageId: entry.messageId, receiptHandle: entry.receiptHandle, status: error.status))
+                }
+            }
+            let failures = results.filter { $0.status?.code != .ok }
+            let status: Apache_Rocketmq_V2_Status
+            if failures.isEmpty {
+                status = .ok
+            } else if results.count == 1, let only = failures.first?.status {
+                status = only
+            } else {
+                status = .init(code: .multipleResults, message: "\(failures.count) of \(results.count) acks failed")
+            }
+            return .init(status: status, entries: results)
+        }
+    }
+
+    public func changeInvisibleDuration(request: Apache_Rocketmq_V2_ChangeInvisibleDurationRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_ChangeInvisibleDurationResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            let configuration = broker.configuration
+            let duration = request.invisibleDuration?.duration ?? .zero
+            guard duration >= .zero, duration <= configuration.maxInvisibleDuration else {
+                throw .illegalInvisibleTime("invisible duration \(duration) is outside 0...\(configuration.maxInvisibleDuration)")
+            }
+            let handle = try ReceiptHandle(parsing: request.receiptHandle, brokerName: configuration.brokerName)
+            let renewed = try await broker.consumption.changeInvisibleDuration(
+                group: request.group?.name ?? "", topic: request.topic?.name ?? "", handle: handle, duration: duration)
+            return .init(status: .ok, receiptHandle: renewed.description)
+        }
+    }
+
+    public func forwardMessageToDeadLetterQueue(request: Apache_Rocketmq_V2_ForwardMessageToDeadLetterQueueRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_ForwardMessageToDeadLetterQueueResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            let handle = try ReceiptHandle(parsing: request.receiptHandle, brokerName: broker.configuration.brokerName)
+            try await broker.consumption.forwardToDeadLetter(group: request.group?.name ?? "", topic: request.topic?.name ?? "", handle: handle)
+            return .init(status: .ok)
+        }
+    }
+
+    // MARK: Offset-based consumption
+
+    public func pullMessage(
+        request: Apache_Rocketmq_V2_PullMessageRequest,
+        response: ResponseWriter<Apache_Rocketmq_V2_PullMessageResponse>,
+        context: ServerContext
+    ) async throws {
+        let namespace = namespace(context)
+        let result: QueueReadResult
+        do {
+            result = try await pull(request, context: context)
+        } catch {
+            try await response.write(.init(content: .status(error.status)))
+            return
+        }
+        if result.messages.isEmpty {
+            try await response.write(.init(content: .status(.init(code: .messageNotFound, message: "no new message"))))
+        } else {
+            try await response.write(.init(content: .status(.ok)))
+            for message in result.messages {
+                let proto = message.toProtocol(namespace: namespace, receiptHandle: nil, invisibleDuration: nil, deliveryAttempt: nil)
+                try await response.write(.init(content: .message(proto)))
+            }
+        }
+        try await response.write(.init(content: .nextOffset(result.nextOffset)))
+    }
+
+    private func pull(_ request: Apache_Rocketmq_V2_PullMessageRequest, context: ServerContext) async throws(BrokerError) -> QueueReadResult {
+        _ = try clientId(context)
+        _ = try broker.group(named: request.group?.name ?? "")
+        let queue = request.messageQueue
+        let topic = try broker.topic(named: queue?.topic?.name ?? "")
+        let queueId = queue?.id ?? -1
+        guard queueId >= 0, queueId < topic.queueCount else { throw .badRequest("topic \(topic.name) has no queue \(queueId)") }
+        guard request.batchSize > 0, request.batchSize <= broker.configuration.maxReceiveBatchSize else {
+            throw .badRequest("batch size \(request.batchSize) is outside 1...\(broker.configuration.maxReceiveBatchSize)")
+        }
+        let maxOffset = broker.store.maxOffset(topic: topic.name, queueId: queueId)
+        guard request.offset >= 0, request.offset <= maxOffset else {
+            throw .illegalOffset("offset \(request.offset) is outside 0...\(maxOffset) of \(topic.name)/\(queueId)")
+        }
+        let filter = try filter(request.filterExpression)
+        var pollFor = min(request.longPollingTimeout?.duration ?? .zero, broker.configuration.maxLongPollingTimeout)
+        if let deadline = context.deadline { pollFor = min(pollFor, max(.zero, deadline - .now - .milliseconds(200))) }
+        let pollEnd = ContinuousClock.now + pollFor
+        while true {
+            let result: QueueReadResult
+            do {
+                result = try broker.store.messages(
+                    topic: topic.name, queueId: queueId, from: request.offset, maxCount: Int(request.batchSize),
+                    tagFilter: filter.tags)
+            } catch {
+                throw BrokerError(error)
+            }
+            let remaining = pollEnd - .now
+            if !result.messages.isEmpty || remaining <= .zero || Task.isCancelled { return result }
+            _ = await broker.arrivals.wait(for: topic.name, timeout: remaining)
+        }
+    }
+
+    public func updateOffset(request: Apache_Rocketmq_V2_UpdateOffsetRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_UpdateOffsetResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            let group = try broker.group(named: request.group?.name ?? "")
+            let (topic, queueId) = try queue(request.messageQueue)
+            let maxOffset = broker.store.maxOffset(topic: topic.name, queueId: queueId)
+            guard request.offset >= 0, request.offset <= maxOffset else {
+                throw .illegalOffset("offset \(request.offset) is outside 0...\(maxOffset) of \(topic.name)/\(queueId)")
+            }
+            try await broker.consumption.setConsumerOffset(group: group.name, topic: topic.name, queueId: queueId, offset: request.offset)
+            return .init(status: .ok)
+        }
+    }
+
+    public func getOffset(request: Apache_Rocketmq_V2_GetOffsetRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_GetOffsetResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            let group = try broker.group(named: request.group?.name ?? "")
+            let (topic, queueId) = try queue(request.messageQueue)
+            guard let offset = await broker.consumption.consumerOffset(group: group.name, topic: topic.name, queueId: queueId) else {
+                return .init(status: .init(code: .offsetNotFound, message: "group \(group.name) has no offset on \(topic.name)/\(queueId)"))
+            }
+            return .init(status: .ok, offset: offset)
+        }
+    }
+
+    public func queryOffset(request: Apache_Rocketmq_V2_QueryOffsetRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_QueryOffsetResponse {
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            let (topic, queueId) = try queue(request.messageQueue)
+            let store = broker.store
+            switch request.queryOffsetPolicy {
+            case .beginning: return .init(status: .ok, offset: store.minOffset(topic: topic.name, queueId: queueId))
+            case .end: return .init(status: .ok, offset: store.maxOffset(topic: topic.name, queueId: queueId))
+            case .timestamp:
+                guard let timestamp = request.timestamp else { throw .badRequest("the TIMESTAMP policy needs a timestamp") }
+                do throws(StoreError) {
+                    return .init(status: .ok, offset: try store.queueOffset(topic: topic.name, queueId: queueId, forTimestamp: timestamp.milliseconds))
+                } catch {
+                    throw BrokerError(error)
+                }
+            case .UNRECOGNIZED(let value): throw .badRequest("unknown query offset policy \(value)")
+            }
+        }
+    }
+
+    private func queue(_ queue: Apache_Rocketmq_V2_MessageQueue?) throws(BrokerError) -> (TopicConfig, Int32) {
+        let topic = try broker.topic(named: queue?.topic?.name ?? "")
+        let queueId = queue?.id ?? -1
+        guard queueId >= 0, queueId < topic.queueCount else { throw .badRequest("topic \(topic.name) has no queue \(queueId)") }
+        return (topic, queueId)
+    }
+
+    // MARK: Telemetry
+
+    /// The settings handshake: each client `Settings` is validated, remembered and answered with
+    /// the broker's view merged in (body size limit, retry policy, FIFO flag, batch size, long polling).
+    public func telemetry(
+        requests: RequestStream<Apache_Rocketmq_V2_TelemetryCommand>,
+        response: ResponseWriter<Apache_Rocketmq_V2_TelemetryCommand>,
+        context: ServerContext
+    ) async throws {
+        let id: String
+        do {
+            id = try clientId(context)
+        } catch {
+            try await response.write(.init(status: error.status))
+            return
+        }
+        for try await command in requests {
+            guard case .settings(let settings)? = command.command else { continue }
+            do {
+                let merged = try merge(settings)
+                broker.clients.updateSettings(clientId: id, settings: merged, group: merged.subscriptionGroupName)
+                try await response.write(.init(status: .ok, command: .settings(merged)))
+            } catch let error as BrokerError {
+                try await response.write(.init(status: error.status))
+            }
+        }
+    }
+
+    /// The broker's answer to a client's settings.
+    func merge(_ settings: Apache_Rocketmq_V2_Settings) throws(BrokerError) -> Apache_Rocketmq_V2_Settings {
+        var merged = settings
+        switch settings.pubSub {
+        case .publishing(var publishing)?:
+            publishing.maxBodySize = Int32(broker.configuration.maxBodySize)
+            publishing.validateMessageType = true
+            merged.pubSub = .publishing(publishing)
+        case .subscription(var subscription)?:
+            let group = try broker.group(named: subscription.group?.name ?? "", fifo: subscription.fifo)
+            for entry in subscription.subscriptions {
+                _ = try broker.topic(named: entry.topic?.name ?? "")
+                _ = try filter(entry.expression)
+            }
+            subscription.fifo = group.fifo
+            subscription.receiveBatchSize = 32
+            subscription.longPollingTimeout = Google_Protobuf_Duration(broker.configuration.maxLongPollingTimeout)
+            merged.pubSub = .subscription(subscription)
+            merged.backoffPolicy = Apache_Rocketmq_V2_RetryPolicy(
+                maxAttempts: group.maxDeliveryAttempts,
+                strategy: .customizedBackoff(.init(next: RetryLadder.durations.map(Google_Protobuf_Duration.init))))
+        case nil:
+            throw .badRequest("settings need publishing or subscription")
+        }
+        return merged
+    }
+}
+
+/// RocketMQ's redelivery back-off: 1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h.
+enum RetryLadder {
+    static let durations: [Duration] = [1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200].map { .seconds($0) }
+}
+
+extension Apache_Rocketmq_V2_Settings {
+    var subscriptionGroupName: String? {
+        if case .subscription(let subscription)? = pubSub { return subscription.group?.name }
+        return nil
+    }
+}

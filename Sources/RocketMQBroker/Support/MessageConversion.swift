@@ -1,0 +1,125 @@
+import RocketMQAPI
+import RocketMQStore
+
+/// Property keys the broker keeps next to a stored message for what the protocol carries in
+/// `SystemProperties`. User property keys may not collide with them (nor start with `__`).
+enum StoredProperty {
+    static let messageType = "__MESSAGE_TYPE"
+    static let messageGroup = "__SHARDINGKEY"
+    static let deliveryTime = "__STARTDELIVERTIME"
+    static let bodyEncoding = "__BODY_ENCODING"
+    static let traceContext = "__TRACE_CONTEXT"
+    static let deadLetterOriginTopic = "__DLQ_ORIGIN_TOPIC"
+    static let deadLetterOriginMessageId = "__DLQ_ORIGIN_MESSAGE_ID"
+
+    static func isReserved(_ key: String) -> Bool {
+        key.hasPrefix("__") || key == MessageProperty.tags || key == MessageProperty.keys || key == MessageProperty.uniqueKey
+    }
+}
+
+extension Apache_Rocketmq_V2_Message {
+    /// What the store keeps of a protocol message. Validation happens before (see `SendValidation`).
+    func toAppend(queueId: Int32, bornHost: String, type: Apache_Rocketmq_V2_MessageType) -> MessageToAppend {
+        let system = systemProperties ?? Apache_Rocketmq_V2_SystemProperties()
+        var properties = userProperties
+        if let tag = system.tag, !tag.isEmpty { properties[MessageProperty.tags] = tag }
+        if !system.keys.isEmpty { properties[MessageProperty.keys] = system.keys.joined(separator: " ") }
+        if !system.messageId.isEmpty { properties[MessageProperty.uniqueKey] = system.messageId }
+        properties[StoredProperty.messageType] = type.protoName ?? "NORMAL"
+        if let group = system.messageGroup, !group.isEmpty { properties[StoredProperty.messageGroup] = group }
+        if let delivery = system.deliveryTimestamp { properties[StoredProperty.deliveryTime] = String(delivery.milliseconds) }
+        if system.bodyEncoding == .gzip { properties[StoredProperty.bodyEncoding] = "GZIP" }
+        if let trace = system.traceContext, !trace.isEmpty { properties[StoredProperty.traceContext] = trace }
+        return MessageToAppend(
+            topic: topic?.name ?? "",
+            queueId: queueId,
+            body: body,
+            properties: properties,
+            bornTimestamp: system.bornTimestamp?.milliseconds ?? 0,
+            bornHost: system.bornHost.isEmpty ? bornHost : system.bornHost
+        )
+    }
+}
+
+extension StoredMessage {
+    /// The message group, for FIFO consumption; empty when none.
+    var messageGroup: String { properties[StoredProperty.messageGroup] ?? "" }
+
+    /// When the message becomes deliverable (ms since the epoch), for delay messages.
+    var deliveryTime: Int64? { properties[StoredProperty.deliveryTime].flatMap { Int64($0) } }
+
+    /// The id clients know the message by: the producer's unique id, else the offset id.
+    var messageId: String { uniqueId ?? msgId }
+
+    /// The protocol message as delivered to a consumer.
+    func toProtocol(namespace: String, receiptHandle: String?, invisibleDuration: Duration?, deliveryAttempt: Int32?) -> Apache_Rocketmq_V2_Message {
+        var system = Apache_Rocketmq_V2_SystemProperties()
+        system.tag = tags
+        system.keys = keys
+        system.messageId = messageId
+        system.bodyDigest = Apache_Rocketmq_V2_Digest(type: .crc32, checksum: CRC32.hex(body))
+        system.bodyEncoding = properties[StoredProperty.bodyEncoding] == "GZIP" ? .gzip : .identity
+        system.messageType = properties[StoredProperty.messageType].flatMap { Apache_Rocketmq_V2_MessageType(protoName: $0) } ?? .normal
+        system.bornTimestamp = .init(milliseconds: bornTimestamp)
+        system.bornHost = bornHost
+        system.storeTimestamp = .init(milliseconds: storeTimestamp)
+        system.storeHost = storeHost
+        system.deliveryTimestamp = deliveryTime.map { .init(milliseconds: $0) }
+        system.receiptHandle = receiptHandle
+        system.queueId = queueId
+        system.queueOffset = queueOffset
+        system.invisibleDuration = invisibleDuration.map(Google_Protobuf_Duration.init)
+        system.deliveryAttempt = deliveryAttempt
+        let group = messageGroup
+        system.messageGroup = group.isEmpty ? nil : group
+        system.traceContext = properties[StoredProperty.traceContext]
+        if let origin = properties[StoredProperty.deadLetterOriginTopic] {
+            system.deadLetterQueue = Apache_Rocketmq_V2_DeadLetterQueue(topic: origin, messageId: properties[StoredProperty.deadLetterOriginMessageId] ?? "")
+        }
+        let user = properties.filter { !StoredProperty.isReserved($0.key) }
+        return Apache_Rocketmq_V2_Message(
+            topic: Apache_Rocketmq_V2_Resource(resourceNamespace: namespace, name: topic),
+            userProperties: user,
+            systemProperties: system,
+            body: body
+        )
+    }
+}
+
+extension Google_Protobuf_Timestamp {
+    init(milliseconds: Int64) {
+        self.init(seconds: milliseconds / 1000, nanos: Int32(milliseconds % 1000) * 1_000_000)
+    }
+
+    var milliseconds: Int64 { seconds * 1000 + Int64(nanos / 1_000_000) }
+}
+
+extension Google_Protobuf_Duration {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self.init(seconds: seconds, nanos: Int32(attoseconds / 1_000_000_000))
+    }
+
+    var duration: Duration { .seconds(seconds) + .nanoseconds(Int64(nanos)) }
+}
+
+/// CRC-32 (IEEE 802.3, zlib's), which the protocol's body digest uses; hex in upper case as
+/// the official clients compare it.
+enum CRC32 {
+    private static let table: [UInt32] = (0..<256).map { index in
+        var c = UInt32(index)
+        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let value = String(checksum(bytes), radix: 16, uppercase: true)
+        return String(repeating: "0", count: 8 - value.count) + value
+    }
+}

@@ -1,0 +1,154 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RocketMQBroker
+import RocketMQStore
+import RocketRPC
+import RocketRPCServices
+import ServiceLifecycle
+
+/// `mqbroker`: a RocketMQ broker speaking `apache.rocketmq.v2` over gRPC.
+///
+/// Configuration comes from (lowest to highest precedence) built-in defaults, `--config FILE`
+/// (JSON), `ROCKETMQ_*` environment variables, then flags.
+@main
+struct MQBroker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mqbroker",
+        abstract: "Run a RocketMQ broker (apache.rocketmq.v2 over gRPC; protobuf-c over nghttp2)."
+    )
+
+    @Flag(help: "Single-node development mode: data under ./data, topics and groups auto-created.")
+    var dev = false
+
+    @Option(help: "JSON config file (keys as in BrokerFileConfig: host, port, dataDirectory, flushMode, topics, groups, ...).")
+    var config: String?
+
+    @Option(name: [.customLong("data"), .customLong("data-dir")], help: "Data directory (default ./data in --dev, else ~/rocketmq-swift/store).")
+    var dataDirectory: String?
+
+    @Option(help: "Address to listen on (default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "gRPC port (default 8081; 0 = any free port).")
+    var port: Int?
+
+    @Option(help: "host:port put in routes when clients must use another address than the listen one.")
+    var advertisedAddress: String?
+
+    @Option(name: [.customShort("n"), .customLong("namesrv")], help: "NameServer addresses, host:port, separated by ';' (repeatable).")
+    var nameServers: [String] = []
+
+    @Option(help: "Cluster name (default DefaultCluster).")
+    var cluster: String?
+
+    @Option(help: "Broker name (default broker-a).")
+    var brokerName: String?
+
+    @Option(help: "sync (answer after fdatasync, group commit) or async (default).")
+    var flush: FlushMode?
+
+    @Option(help: "CommitLog segment size in bytes (default 1 GiB).")
+    var segmentSize: Int64?
+
+    @Flag(help: "Create unknown topics and groups on first use (on in --dev).")
+    var autoCreate = false
+
+    mutating func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["ROCKETMQ_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "rocketmq.mqbroker")
+        let file = try config.map(BrokerFileConfig.load) ?? BrokerFileConfig()
+        let environment = ProcessInfo.processInfo.environment
+
+        let data = dataDirectory ?? environment["ROCKETMQ_DATA_DIR"] ?? file.dataDirectory
+            ?? (dev ? "./data" : NSHomeDirectory() + "/rocketmq-swift/store")
+        var configuration = BrokerConfiguration(dataDirectory: data)
+        configuration.host = host ?? environment["ROCKETMQ_HOST"] ?? file.host ?? configuration.host
+        configuration.port = port ?? environment["ROCKETMQ_PORT"].flatMap(Int.init) ?? file.port ?? configuration.port
+        configuration.advertisedAddress = advertisedAddress ?? environment["ROCKETMQ_ADVERTISED_ADDRESS"] ?? file.advertisedAddress
+        let namesrv = nameServers.isEmpty ? (environment["ROCKETMQ_NAMESRV"].map { [$0] } ?? file.nameServers ?? []) : nameServers
+        configuration.nameServers = namesrv.flatMap { $0.split(separator: ";").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            .filter { !$0.isEmpty }
+        configuration.clusterName = cluster ?? file.clusterName ?? configuration.clusterName
+        configuration.brokerName = brokerName ?? file.brokerName ?? configuration.brokerName
+        configuration.store.flushMode = flush ?? environment["ROCKETMQ_FLUSH"].flatMap(FlushMode.init(rawValue:)) ?? file.flushMode ?? .async
+        if let size = segmentSize ?? file.segmentSize { configuration.store.commitLogSegmentSize = size }
+        let autoCreate = dev || autoCreate || (file.autoCreate ?? false)
+        configuration.autoCreateTopics = autoCreate
+        configuration.autoCreateGroups = autoCreate
+
+        let settings = configuration
+        let broker = try Broker(configuration: settings, logger: logger)
+        for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
+        for group in file.groups ?? [] { try broker.upsertGroup(group) }
+
+        let health = HealthService(serving: ["apache.rocketmq.v2.MessagingService"])
+        let services: [any RPCService] = [MessagingServiceProvider(broker: broker), health]
+        let server = RPCServer(
+            configuration: ServerConfiguration(host: configuration.host, port: configuration.port),
+            services: services + ServerReflection.services(describing: services),
+            logger: logger)
+        let serverService = RPCServerService(server: server, onStarted: { port in
+            let address = settings.routeAddress(boundPort: port)
+            broker.setRouteAddress(address)
+            say("mqbroker listening on \(settings.host):\(port) (clients: endpoints \(address))")
+        }, onShutdown: {
+            health.enterShutdown()
+        })
+        let group = ServiceGroup(
+            services: [serverService, ProgressPersister(broker: broker)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        try await group.run()
+        await broker.shutdown()
+        logger.info("broker stopped cleanly")
+    }
+}
+
+/// Writes consumer progress snapshots every few seconds so restarts replay little.
+struct ProgressPersister: Service {
+    let broker: Broker
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(5))
+                await broker.persistProgress()
+            }
+        }
+    }
+}
+
+/// The JSON config file's shape; every key optional.
+struct BrokerFileConfig: Codable {
+    var host: String?
+    var port: Int?
+    var advertisedAddress: String?
+    var dataDirectory: String?
+    var nameServers: [String]?
+    var clusterName: String?
+    var brokerName: String?
+    var flushMode: FlushMode?
+    var segmentSize: Int64?
+    var autoCreate: Bool?
+    var topics: [TopicConfig]?
+    var groups: [GroupConfig]?
+
+    static func load(_ path: String) throws -> BrokerFileConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("cannot read config file \(path)")
+        }
+        return try JSONDecoder().decode(BrokerFileConfig.self, from: data)
+    }
+}
+
+extension FlushMode: ExpressibleByArgument {}
+
+/// Prints a line at once: scripts and tests read it while the process runs.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
