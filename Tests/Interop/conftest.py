@@ -98,3 +98,53 @@ def interop_server():
         yield f"127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+class Broker:
+    """A real `mqbroker` process on a free loopback port, restartable on the same data directory."""
+
+    def __init__(self, data_dir, config=None, extra=()):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.config_path = None
+        if config is not None:
+            import json
+            self.config_path = os.path.join(os.path.dirname(data_dir), os.path.basename(data_dir) + "-config.json")
+            with open(self.config_path, "w") as f:
+                json.dump(config, f)
+        self.extra = list(extra)
+        self.process = None
+        self.start()
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        args = [binary("mqbroker"), "--data", self.data_dir, "--port", str(self.port), "--segment-size", str(64 << 20)]
+        if self.config_path:
+            args += ["--config", self.config_path]
+        self.process = Process(args + self.extra, "mqbroker")
+        self.process.wait_for(r"mqbroker listening on")
+
+    def kill(self):
+        """SIGKILL: no shutdown hook runs, as in a crash."""
+        self.process.proc.kill()
+        self.process.proc.wait(timeout=10)
+
+    def stop(self):
+        self.process.stop()
+
+
+@pytest.fixture
+def broker_factory(tmp_path):
+    started = []
+
+    def make(config=None, extra=()):
+        broker = Broker(str(tmp_path / f"broker{len(started)}"), config, extra)
+        started.append(broker)
+        return broker
+
+    yield make
+    for broker in started:
+        broker.stop()

@@ -162,6 +162,10 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             return
         }
         try await response.write(.init(content: .status(.ok)))
+        // When the broker handed the batch over; clients measure delivery latency from it
+        // (the official Python push consumer fails a batch without it).
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await response.write(.init(content: .deliveryTimestamp(Google_Protobuf_Timestamp(milliseconds: now))))
         for delivery in deliveries {
             let message = delivery.message.toProtocol(
                 namespace: namespace, receiptHandle: delivery.handle.description,
@@ -195,7 +199,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         if let deadline = context.deadline {
             pollFor = min(pollFor, max(.zero, deadline - .now - .milliseconds(200)))
         }
-        let queueIds = queueOrder(topic: topic, requested: request.messageQueue?.id ?? -1, fifo: group.fifo)
+        let queueIds = queueOrder(topic: topic, requested: request.messageQueue?.id ?? -1)
         let pollEnd = ContinuousClock.now + pollFor
         while true {
             let deliveries = try await broker.consumption.receive(
@@ -211,11 +215,11 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         }
     }
 
-    /// FIFO groups take the requested queue only (their assignment); others any readable queue,
-    /// starting with the requested one so that concurrent receivers spread out.
-    private func queueOrder(topic: TopicConfig, requested: Int32, fifo: Bool) -> [Int32] {
+    /// Every readable queue, starting with the requested one so that concurrent receivers
+    /// spread out. FIFO order needs no queue pinning: the engine keeps one message per message
+    /// group in flight whichever queue a receive starts from.
+    private func queueOrder(topic: TopicConfig, requested: Int32) -> [Int32] {
         let all = Array(0..<topic.queueCount)
-        if fifo, requested >= 0, requested < topic.queueCount { return [requested] }
         guard requested >= 0, requested < topic.queueCount else { return all.shuffled() }
         return Array(all[Int(requested)...] + all[..<Int(requested)])
     }

@@ -1,0 +1,273 @@
+"""The official RocketMQ 5 Python client (rocketmq-python-client, nobody here wrote it) against
+real `mqbroker` processes: sending, pop-style consumption, retries, dead letters, restarts."""
+import threading
+import time
+import uuid
+
+import pytest
+from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExpression, Message,
+                      MessageListener, Producer, PushConsumer, SimpleConsumer)
+from rocketmq.v5.exception import BadRequestException, ClientException
+
+BROKER_CONFIG = {
+    "flushMode": "sync",
+    "autoCreate": True,
+    "topics": [
+        {"name": "orders-fifo", "queueCount": 4, "permission": 6, "messageTypes": ["FIFO"]},
+        {"name": "normal-only", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]},
+    ],
+    "groups": [
+        {"name": "fifo-group", "maxDeliveryAttempts": 16, "fifo": True, "consumeEnabled": True},
+        {"name": "dlq-group", "maxDeliveryAttempts": 2, "fifo": False, "consumeEnabled": True},
+    ],
+}
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def message(topic, body, tag=None, keys=(), group=None, props=None):
+    m = Message()
+    m.topic = topic
+    m.body = body
+    if tag:
+        m.tag = tag
+    if keys:
+        m.keys = keys[0] if len(keys) == 1 else keys[0]
+    if group:
+        m.message_group = group
+    for k, v in (props or {}).items():
+        m.add_property(k, v)
+    return m
+
+
+class Clients:
+    """Starts clients against one endpoint and shuts them all down at the end."""
+
+    def __init__(self, endpoint):
+        self.config = ClientConfiguration(endpoint, Credentials(), request_timeout=10)
+        self.started = []
+
+    def producer(self, *topics):
+        p = Producer(self.config, topics)
+        p.startup()
+        self.started.append(p)
+        return p
+
+    def simple(self, group, topic, expression="*", await_duration=2):
+        c = SimpleConsumer(self.config, group, {topic: FilterExpression(expression)}, await_duration=await_duration)
+        c.startup()
+        self.started.append(c)
+        return c
+
+    def close(self):
+        for client in reversed(self.started):
+            try:
+                client.shutdown()
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory(BROKER_CONFIG)
+
+
+@pytest.fixture
+def clients(broker):
+    c = Clients(broker.endpoint)
+    yield c
+    c.close()
+
+
+def receive_until(consumer, count, invisible=20, timeout=30, ack=True):
+    """Receives (and acks) until `count` messages arrived or `timeout` passed."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        for m in consumer.receive(32, invisible):
+            got.append(m)
+            if ack:
+                consumer.ack(m)
+    return got
+
+
+def test_sync_and_async_send_then_receive_everything_once(clients):
+    topic = unique("plain")
+    producer = clients.producer(topic)
+    sent = {}
+    for i in range(10):
+        receipt = producer.send(message(topic, f"sync-{i}".encode(), tag="a", keys=(f"key-{i}",), props={"n": str(i)}))
+        sent[receipt.message_id] = f"sync-{i}".encode()
+    futures = [producer.send_async(message(topic, f"async-{i}".encode(), tag="a")) for i in range(10)]
+    for i, f in enumerate(futures):
+        sent[f.result(timeout=10).message_id] = f"async-{i}".encode()
+    assert len(sent) == 20
+
+    consumer = clients.simple(unique("group"), topic)
+    got = receive_until(consumer, 20)
+    assert {m.message_id: m.body for m in got} == sent
+    first = next(m for m in got if m.body == b"sync-3")
+    assert first.tag == "a" and first.keys == {"key-3"} and first.properties == {"n": "3"}
+    assert all(m.delivery_attempt == 1 for m in got)
+    assert consumer.receive(32, 20) == []  # everything acked: nothing comes back
+
+
+def test_tag_filter_delivers_only_matching_tags(clients):
+    topic = unique("tags")
+    producer = clients.producer(topic)
+    for tag in ["a", "b", "c", "a"]:
+        producer.send(message(topic, tag.encode(), tag=tag))
+    consumer = clients.simple(unique("group"), topic, expression="a || c")
+    got = receive_until(consumer, 3, timeout=10)
+    assert sorted(m.body for m in got) == [b"a", b"a", b"c"]
+
+
+def test_fifo_messages_arrive_in_order_per_message_group(clients):
+    producer = clients.producer("orders-fifo")
+    expected = {}
+    for i in range(12):
+        group = f"order-{i % 3}"
+        producer.send(message("orders-fifo", f"{group}:{i}".encode(), group=group))
+        expected.setdefault(group, []).append(f"{group}:{i}".encode())
+    consumer = clients.simple("fifo-group", "orders-fifo")
+    seen = {}
+    deadline = time.monotonic() + 30
+    while sum(len(v) for v in seen.values()) < 12 and time.monotonic() < deadline:
+        batch = consumer.receive(32, 20)
+        # At most one message per message group is in flight at a time.
+        groups = [m.message_group for m in batch]
+        assert len(groups) == len(set(groups)), groups
+        for m in batch:
+            seen.setdefault(m.message_group, []).append(m.body)
+            consumer.ack(m)
+    assert seen == expected
+
+
+def test_change_invisible_duration_then_ack_with_the_new_handle(clients):
+    topic = unique("invisible")
+    clients.producer(topic).send(message(topic, b"x"))
+    consumer = clients.simple(unique("group"), topic)
+    [m] = receive_until(consumer, 1, ack=False)
+    old_handle = m.receipt_handle
+    consumer.change_invisible_duration(m, 30)
+    assert m.receipt_handle != old_handle
+    consumer.ack(m)  # the client acks with the renewed handle
+    time.sleep(1)
+    assert consumer.receive(32, 20) == []
+
+
+def test_unacked_message_comes_back_after_invisible_duration_with_next_attempt(clients):
+    topic = unique("redeliver")
+    clients.producer(topic).send(message(topic, b"again"))
+    consumer = clients.simple(unique("group"), topic, await_duration=3)
+    [first] = receive_until(consumer, 1, invisible=2, ack=False)
+    assert first.delivery_attempt == 1
+    [second] = receive_until(consumer, 1, invisible=20, timeout=15, ack=False)
+    assert second.body == b"again" and second.message_id == first.message_id
+    assert second.delivery_attempt == 2
+    consumer.ack(second)
+
+
+def test_message_goes_to_dead_letter_queue_after_max_attempts(clients):
+    topic = unique("poison")
+    clients.producer(topic).send(message(topic, b"poison"))
+    consumer = clients.simple("dlq-group", topic, await_duration=3)
+    for attempt in (1, 2):
+        [m] = receive_until(consumer, 1, invisible=1, timeout=15, ack=False)
+        assert m.delivery_attempt == attempt
+    time.sleep(1.5)
+    assert receive_until(consumer, 1, invisible=1, timeout=4, ack=False) == []  # moved, not redelivered
+    dlq_reader = clients.simple(unique("dlq-reader"), "%DLQ%dlq-group")
+    [dead] = receive_until(dlq_reader, 1, timeout=10)
+    assert dead.body == b"poison"
+
+
+def test_two_consumers_in_one_group_share_messages_exactly_once(clients):
+    topic = unique("shared")
+    producer = clients.producer(topic)
+    bodies = {f"m-{i}".encode() for i in range(60)}
+    for body in sorted(bodies):
+        producer.send(message(topic, body))
+    group = unique("group")
+    consumers = [clients.simple(group, topic, await_duration=1) for _ in range(2)]
+    results = [[] for _ in consumers]
+
+    def drain(consumer, out):
+        idle_deadline = time.monotonic() + 6
+        hard_deadline = time.monotonic() + 40
+        while time.monotonic() < min(idle_deadline, hard_deadline):
+            batch = consumer.receive(8, 30)
+            for m in batch:
+                out.append(m.body)
+                consumer.ack(m)
+            if batch:
+                idle_deadline = time.monotonic() + 6
+
+    threads = [threading.Thread(target=drain, args=(c, r)) for c, r in zip(consumers, results)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    everything = results[0] + results[1]
+    assert len(everything) == len(bodies), "duplicates or losses"
+    assert set(everything) == bodies
+
+
+def test_push_consumer_consumes_with_its_settings_handshake(broker, clients):
+    topic = unique("push")
+    producer = clients.producer(topic)
+    received = []
+    done = threading.Event()
+
+    class Listener(MessageListener):
+        def consume(self, msg):
+            received.append(msg.body)
+            if len(received) >= 10:
+                done.set()
+            return ConsumeResult.SUCCESS
+
+    consumer = PushConsumer(clients.config, unique("push-group"), Listener(), {topic: FilterExpression("*")})
+    consumer.startup()
+    clients.started.append(consumer)
+    for i in range(10):
+        producer.send(message(topic, f"p-{i}".encode()))
+    assert done.wait(30), f"only {len(received)} of 10 consumed"
+    assert sorted(received) == sorted(f"p-{i}".encode() for i in range(10))
+
+
+def test_sigkill_restart_keeps_every_acknowledged_send_and_never_redelivers_acked(broker):
+    topic = unique("crash")
+    c = Clients(broker.endpoint)
+    try:
+        producer = c.producer(topic)
+        sent = [f"c-{i}".encode() for i in range(30)]
+        for body in sent:
+            producer.send(message(topic, body))
+        group = unique("group")
+        consumer = c.simple(group, topic)
+        acked = {m.body for m in receive_until(consumer, 10, timeout=20)}
+        assert len(acked) >= 10
+    finally:
+        c.close()
+
+    broker.kill()
+    broker.start()
+
+    c = Clients(broker.endpoint)
+    try:
+        consumer = c.simple(group, topic)
+        rest = [m.body for m in receive_until(consumer, len(sent) - len(acked), timeout=30)]
+        assert not (set(rest) & acked), "an acked message was redelivered after the restart"
+        assert set(rest) | acked == set(sent), "an acknowledged send was lost"
+        assert len(rest) == len(set(rest))
+    finally:
+        c.close()
+
+
+def test_wrong_message_type_is_refused(clients):
+    producer = clients.producer("normal-only")
+    with pytest.raises(ClientException) as error:
+        producer.send(message("normal-only", b"x", group="g1"))  # a FIFO message
+    assert "accepts NORMAL" in str(error.value) or "FIFO" in str(error.value)
