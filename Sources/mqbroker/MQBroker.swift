@@ -89,7 +89,11 @@ struct MQBroker: AsyncParsableCommand {
         let health = HealthService(serving: ["apache.rocketmq.v2.MessagingService"])
         let services: [any RPCService] = [MessagingServiceProvider(broker: broker), health]
         let server = RPCServer(
-            configuration: ServerConfiguration(host: configuration.host, port: configuration.port),
+            // Room above the body limit, so an oversized body gets the protocol's
+            // MESSAGE_BODY_TOO_LARGE rather than a transport-level RESOURCE_EXHAUSTED.
+            configuration: ServerConfiguration(
+                host: configuration.host, port: configuration.port,
+                maxReceiveMessageSize: max(16 << 20, configuration.maxBodySize * 2)),
             services: services + ServerReflection.services(describing: services),
             logger: logger)
         let serverService = RPCServerService(server: server, onStarted: { port in

@@ -1,0 +1,156 @@
+"""Bad input to a real mqbroker gets the protocol's status codes, never a crash or a hang.
+
+Raw calls through the apache.rocketmq.v2 stubs that ship with rocketmq-python-client, so every
+field can be set wrong on purpose."""
+import uuid
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2
+from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
+
+CONFIG = {
+    "flushMode": "async",
+    "autoCreate": False,
+    "topics": [{"name": "known", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]},
+               {"name": "read-only", "queueCount": 1, "permission": 4, "messageTypes": ["NORMAL"]}],
+    "groups": [{"name": "known-group", "maxDeliveryAttempts": 16, "fifo": False, "consumeEnabled": True}],
+}
+META = (("x-mq-client-id", "pytest-bad-input"), ("x-mq-language", "PYTHON"), ("authorization", ""))
+
+
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory):
+    from conftest import Broker
+    broker = Broker(str(tmp_path_factory.mktemp("bad") / "data"), CONFIG)
+    channel = grpc.insecure_channel(broker.endpoint)
+    yield service_pb2_grpc.MessagingServiceStub(channel)
+    channel.close()
+    broker.stop()
+
+
+def msg(topic="known", body=b"x", **system):
+    sp = d.SystemProperties(message_id=uuid.uuid4().hex, message_type=d.NORMAL, body_encoding=d.IDENTITY, **system)
+    return d.Message(topic=d.Resource(name=topic), system_properties=sp, body=body)
+
+
+def send(stub, message, metadata=META):
+    return stub.SendMessage(s.SendMessageRequest(messages=[message]), metadata=metadata, timeout=10)
+
+
+def receive(stub, **fields):
+    request = s.ReceiveMessageRequest(
+        group=d.Resource(name="known-group"),
+        message_queue=d.MessageQueue(topic=d.Resource(name="known"), id=0),
+        filter_expression=fields.pop("filter_expression", d.FilterExpression(type=d.TAG, expression="*")),
+        batch_size=fields.pop("batch_size", 16),
+        invisible_duration=fields.pop("invisible_duration", duration_pb2.Duration(seconds=30)),
+        long_polling_timeout=duration_pb2.Duration(seconds=0), **fields)
+    return list(stub.ReceiveMessage(request, metadata=META, timeout=10))
+
+
+def test_missing_client_id_is_client_id_required(stub):
+    response = send(stub, msg(), metadata=(("x-mq-language", "PYTHON"),))
+    assert response.status.code == d.CLIENT_ID_REQUIRED
+    blank = send(stub, msg(), metadata=(("x-mq-client-id", ""),))
+    assert blank.status.code == d.CLIENT_ID_REQUIRED
+
+
+def test_unknown_topic_is_topic_not_found(stub):
+    assert send(stub, msg(topic="no-such-topic")).status.code == d.TOPIC_NOT_FOUND
+    route = stub.QueryRoute(s.QueryRouteRequest(topic=d.Resource(name="no-such-topic")), metadata=META, timeout=10)
+    assert route.status.code == d.TOPIC_NOT_FOUND
+
+
+def test_known_topic_routes_with_permissions(stub):
+    route = stub.QueryRoute(s.QueryRouteRequest(topic=d.Resource(name="known")), metadata=META, timeout=10)
+    assert route.status.code == d.OK
+    assert [q.id for q in route.message_queues] == [0, 1]
+    assert all(q.permission == d.READ_WRITE and list(q.accept_message_types) == [d.NORMAL] for q in route.message_queues)
+
+
+def test_wrong_message_type_and_group_rules(stub):
+    fifo = msg(message_group="g")
+    fifo.system_properties.message_type = d.FIFO
+    assert send(stub, fifo).status.code == d.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE
+    normal_with_group = msg(message_group="g")
+    assert send(stub, normal_with_group).status.code == d.ILLEGAL_MESSAGE_GROUP
+
+
+def test_oversized_and_empty_bodies(stub):
+    assert send(stub, msg(body=b"\0" * ((4 << 20) + 1))).status.code == d.MESSAGE_BODY_TOO_LARGE
+    assert send(stub, msg(body=b"")).status.code == d.MESSAGE_BODY_EMPTY
+
+
+def test_illegal_tag_and_property_key(stub):
+    assert send(stub, msg(tag="a|b")).status.code == d.ILLEGAL_MESSAGE_TAG
+    bad_key = msg()
+    bad_key.user_properties["__internal"] = "x"
+    assert send(stub, bad_key).status.code == d.ILLEGAL_MESSAGE_PROPERTY_KEY
+
+
+def test_read_only_topic_refuses_writes(stub):
+    assert send(stub, msg(topic="read-only")).status.code == d.FORBIDDEN
+
+
+def test_absurd_batch_sizes_and_durations(stub):
+    for batch in (0, -1, 100000):
+        [only] = receive(stub, batch_size=batch)
+        assert only.status.code == d.BAD_REQUEST, batch
+    for seconds in (0, 10**7):
+        [only] = receive(stub, invisible_duration=duration_pb2.Duration(seconds=seconds))
+        assert only.status.code == d.ILLEGAL_INVISIBLE_TIME, seconds
+
+
+def test_unknown_group_is_consumer_group_not_found(stub):
+    request = s.ReceiveMessageRequest(
+        group=d.Resource(name="no-such-group"),
+        message_queue=d.MessageQueue(topic=d.Resource(name="known"), id=0),
+        batch_size=1, invisible_duration=duration_pb2.Duration(seconds=30))
+    [only] = list(stub.ReceiveMessage(request, metadata=META, timeout=10))
+    assert only.status.code == d.CONSUMER_GROUP_NOT_FOUND
+
+
+def test_invalid_receipt_handles(stub):
+    for handle in ["", "garbage", "other-broker:0:0:1", "broker-a:0:999999:abc"]:
+        response = stub.AckMessage(s.AckMessageRequest(
+            group=d.Resource(name="known-group"), topic=d.Resource(name="known"),
+            entries=[s.AckMessageEntry(message_id="m", receipt_handle=handle)]), metadata=META, timeout=10)
+        assert response.status.code == d.INVALID_RECEIPT_HANDLE, handle
+    change = stub.ChangeInvisibleDuration(s.ChangeInvisibleDurationRequest(
+        group=d.Resource(name="known-group"), topic=d.Resource(name="known"), receipt_handle="garbage",
+        invisible_duration=duration_pb2.Duration(seconds=5)), metadata=META, timeout=10)
+    assert change.status.code == d.INVALID_RECEIPT_HANDLE
+
+
+def test_send_then_receive_raw_and_stale_handle_after_change(stub):
+    assert send(stub, msg(body=b"raw")).status.code == d.OK
+    messages = []
+    for queue in (0, 1):
+        request = s.ReceiveMessageRequest(
+            group=d.Resource(name="known-group"), message_queue=d.MessageQueue(topic=d.Resource(name="known"), id=queue),
+            filter_expression=d.FilterExpression(type=d.TAG, expression="*"), batch_size=16,
+            invisible_duration=duration_pb2.Duration(seconds=30), long_polling_timeout=duration_pb2.Duration(seconds=1))
+        responses = list(stub.ReceiveMessage(request, metadata=META, timeout=10))
+        assert responses[0].HasField("status"), "the status comes first"
+        messages += [r.message for r in responses if r.HasField("message")]
+    [m] = [m for m in messages if m.body == b"raw"]
+    assert m.system_properties.body_digest.type == d.CRC32
+    old = m.system_properties.receipt_handle
+    change = stub.ChangeInvisibleDuration(s.ChangeInvisibleDurationRequest(
+        group=d.Resource(name="known-group"), topic=d.Resource(name="known"), receipt_handle=old,
+        invisible_duration=duration_pb2.Duration(seconds=30)), metadata=META, timeout=10)
+    assert change.status.code == d.OK
+    stale = stub.AckMessage(s.AckMessageRequest(
+        group=d.Resource(name="known-group"), topic=d.Resource(name="known"),
+        entries=[s.AckMessageEntry(message_id="m", receipt_handle=old)]), metadata=META, timeout=10)
+    assert stale.status.code == d.INVALID_RECEIPT_HANDLE
+    fresh = stub.AckMessage(s.AckMessageRequest(
+        group=d.Resource(name="known-group"), topic=d.Resource(name="known"),
+        entries=[s.AckMessageEntry(message_id="m", receipt_handle=change.receipt_handle)]), metadata=META, timeout=10)
+    assert fresh.status.code == d.OK
+
+
+def test_sql_filter_is_refused_clearly(stub):
+    [only] = receive(stub, filter_expression=d.FilterExpression(type=d.SQL, expression="a > 1"))
+    assert only.status.code == d.ILLEGAL_FILTER_EXPRESSION
