@@ -42,8 +42,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         stream.streamID = streamID
         stream.connection = self
-        let session = self.session
-        stream.inbound.consume = { bytes in session.consume(streamID: streamID, bytes: bytes) }
+        // Window updates produced when the caller takes messages must reach the socket.
+        stream.inbound.consume = { [unowned self] bytes in
+            self.session.consume(streamID: streamID, bytes: bytes)
+            self.scheduleFlush()
+        }
         streams[streamID] = stream
         scheduleFlush()
         return true

@@ -280,9 +280,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         guard !closing, let context else { return }
 
-        let session = self.session
-        let inbound = InboundMessageBuffer(maxMessageSize: configuration.maxReceiveMessageSize, compression: compression) { bytes in
-            session.consume(streamID: streamID, bytes: bytes)
+        // Window updates produced when the handler takes messages must reach the socket.
+        let inbound = InboundMessageBuffer(maxMessageSize: configuration.maxReceiveMessageSize, compression: compression) { [unowned self] bytes in
+            self.session.consume(streamID: streamID, bytes: bytes)
+            self.scheduleFlush()
         }
         let stream = ServerStream(streamID: streamID, connection: self, inbound: inbound)
         streams[streamID] = stream
