@@ -16,6 +16,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var context: ChannelHandlerContext?
     private var flushScheduled = false
     private var isFlushing = false
+    private var flushAgain = false
     private var closing = false
     private let keepalive: ChannelConfiguration.Keepalive
     private var readSinceLastPing = true
@@ -137,21 +138,27 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func flushOutput() {
-        guard let context, !isFlushing, !closing else { return }
+        guard let context, !closing else { return }
+        // Writing can flip writability synchronously (NIO flushes inline); a call that arrives while
+        // we are already flushing asks for one more pass instead of being lost.
+        guard !isFlushing else {
+            flushAgain = true
+            return
+        }
         isFlushing = true
         defer { isFlushing = false }
-        var wrote = false
-        while context.channel.isWritable {
-            var buffer = context.channel.allocator.buffer(capacity: 4096)
-            guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
-                close(context: context)
-                return
+        repeat {
+            flushAgain = false
+            while context.channel.isWritable {
+                var buffer = context.channel.allocator.buffer(capacity: 4096)
+                guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
+                    close(context: context)
+                    return
+                }
+                if buffer.readableBytes == 0 { break }
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             }
-            if buffer.readableBytes == 0 { break }
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            wrote = true
-        }
-        if wrote { context.flush() }
+        } while flushAgain && !closing
         if !session.wantsRead && !session.wantsWrite { close(context: context) }
     }
 

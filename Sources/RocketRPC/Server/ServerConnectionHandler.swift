@@ -20,6 +20,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var context: ChannelHandlerContext?
     private var flushScheduled = false
     private var isFlushing = false
+    private var flushAgain = false
     private var receivedBytes = false
     private var peer = "unknown"
     private var readSinceLastPing = true
@@ -129,21 +130,27 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// Writes what nghttp2 has queued, in buffers of up to 256 KiB, while the channel is writable.
     func flushOutput() {
-        guard let context, !isFlushing, !closing else { return }
+        guard let context, !closing else { return }
+        // Writing can flip writability synchronously (NIO flushes inline); a call that arrives while
+        // we are already flushing asks for one more pass instead of being lost.
+        guard !isFlushing else {
+            flushAgain = true
+            return
+        }
         isFlushing = true
         defer { isFlushing = false }
-        var wrote = false
-        while context.channel.isWritable {
-            var buffer = context.channel.allocator.buffer(capacity: 4096)
-            guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
-                closeConnection(context: context)
-                return
+        repeat {
+            flushAgain = false
+            while context.channel.isWritable {
+                var buffer = context.channel.allocator.buffer(capacity: 4096)
+                guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
+                    closeConnection(context: context)
+                    return
+                }
+                if buffer.readableBytes == 0 { break }
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             }
-            if buffer.readableBytes == 0 { break }
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            wrote = true
-        }
-        if wrote { context.flush() }
+        } while flushAgain && !closing
         if receivedBytes && !session.wantsRead && !session.wantsWrite {
             closeConnection(context: context)
         }
