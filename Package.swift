@@ -111,7 +111,10 @@ let package = Package(
         // MARK: Tests
 
         .testTarget(name: "RocketProtoTests", dependencies: ["RocketProto", "RocketMQAPI"]),
-        .testTarget(name: "RocketRPCTests", dependencies: ["RocketRPC", "RocketMQAPI"] + nio),
+        .testTarget(
+            name: "RocketRPCTests",
+            dependencies: ["RocketRPC", "RocketMQAPI", .product(name: "NIOSSL", package: "swift-nio-ssl")] + nio
+        ),
         .testTarget(name: "RocketMQStoreTests", dependencies: ["RocketMQStore"]),
     ],
     swiftLanguageModes: [.v6]

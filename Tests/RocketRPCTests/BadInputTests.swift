@@ -58,6 +58,25 @@ struct BadInputTests {
         await h.stop()
     }
 
+    @Test func pingFloodGetsGoAwayEnhanceYourCalm() async throws {
+        let h = try await TestHarness.start()
+        let port = h.port
+        let (reply, closed) = await offPool {
+            guard let c = try? RawConnection(port: port) else { return ([UInt8](), false) }
+            let ping: [UInt8] = [0, 0, 8, 6, 0, 0, 0, 0, 0] + Array(repeating: 1, count: 8)
+            c.send(Self.preface + Self.emptySettings + ping + ping + ping + ping + ping)
+            return c.readUntilClosed()
+        }
+        let frames = parseFrames(reply)
+        #expect(frames.contains { $0.type == 6 && $0.flags & 1 == 1 }, "PINGs are acknowledged")
+        let goAway = frames.first { $0.type == 7 }
+        #expect(goAway.map { Array($0.payload[4..<8]) } == [0, 0, 0, 11])
+        #expect(goAway.map { String(decoding: $0.payload.dropFirst(8), as: UTF8.self) } == "too_many_pings")
+        #expect(closed)
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
     @Test func wrongContentTypeGets415() async throws {
         let h = try await TestHarness.start()
         let body = try temporaryFile([0, 0, 0, 0, 0])

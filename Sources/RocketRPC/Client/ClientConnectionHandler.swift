@@ -210,6 +210,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
+    func sessionDidReceivePing(_ session: NGHTTP2Session) {}
+
     func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
         pingTimeout?.cancel()
         pingTimeout = nil

@@ -29,10 +29,26 @@ public struct ServerConfiguration: Sendable {
         public var pingInterval: Duration?
         /// Close the connection if a PING is not acknowledged within this long. Default 20 s.
         public var pingTimeout: Duration
+        /// Client PINGs closer together than this count as strikes. Default 5 minutes (gRPC's default).
+        public var minimumReceivedPingInterval: Duration
+        /// Whether clients may ping while no call is open; if not, such PINGs must be 2 hours apart. Default `false`.
+        public var permitPingsWithoutCalls: Bool
+        /// Strikes tolerated before the server answers GOAWAY ENHANCE_YOUR_CALM ("too_many_pings")
+        /// and closes. A new call resets the count. Default 2.
+        public var maximumPingStrikes: Int
 
-        public init(pingInterval: Duration? = .seconds(7200), pingTimeout: Duration = .seconds(20)) {
+        public init(
+            pingInterval: Duration? = .seconds(7200),
+            pingTimeout: Duration = .seconds(20),
+            minimumReceivedPingInterval: Duration = .seconds(300),
+            permitPingsWithoutCalls: Bool = false,
+            maximumPingStrikes: Int = 2
+        ) {
             self.pingInterval = pingInterval
             self.pingTimeout = pingTimeout
+            self.minimumReceivedPingInterval = minimumReceivedPingInterval
+            self.permitPingsWithoutCalls = permitPingsWithoutCalls
+            self.maximumPingStrikes = maximumPingStrikes
         }
     }
 

@@ -27,6 +27,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var pingTimer: Scheduled<Void>?
     private var pingTimeout: Scheduled<Void>?
     private var closing = false
+    private var lastPingReceived: NIODeadline?
+    private var pingStrikes = 0
 
     init(router: RPCRouter, configuration: ServerConfiguration, logger: Logger, allocator: ByteBufferAllocator) {
         self.router = router
@@ -218,6 +220,24 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {}
 
+    /// gRPC's keepalive enforcement: pings too close together (or any, when idle and not permitted)
+    /// are strikes; too many end the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
+    func sessionDidReceivePing(_ session: NGHTTP2Session) {
+        let now = NIODeadline.now()
+        defer { lastPingReceived = now }
+        guard let last = lastPingReceived else { return }
+        let policy = configuration.keepalive
+        var minimum = TimeAmount(policy.minimumReceivedPingInterval)
+        if streams.isEmpty && !policy.permitPingsWithoutCalls { minimum = max(minimum, .hours(2)) }
+        guard now - last < minimum else { return }
+        pingStrikes += 1
+        if pingStrikes > policy.maximumPingStrikes {
+            logger.debug("too many pings; closing with ENHANCE_YOUR_CALM")
+            session.terminate(errorCode: HTTP2ErrorCode.enhanceYourCalm, debugData: "too_many_pings")
+            scheduleFlush()
+        }
+    }
+
     func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
         pingTimeout?.cancel()
         pingTimeout = nil
@@ -292,6 +312,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             self.session.consume(streamID: streamID, bytes: bytes)
             self.scheduleFlush()
         }
+        pingStrikes = 0
         let stream = ServerStream(streamID: streamID, connection: self, inbound: inbound)
         streams[streamID] = stream
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }

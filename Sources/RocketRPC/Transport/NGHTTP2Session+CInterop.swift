@@ -69,7 +69,11 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
         case frameGoAway:
             delegate.session(session, didReceiveGoAway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
         case framePing:
-            if hd.flags & flagAck != 0 { delegate.sessionDidReceivePingAck(session) }
+            if hd.flags & flagAck != 0 {
+                delegate.sessionDidReceivePingAck(session)
+            } else {
+                delegate.sessionDidReceivePing(session)
+            }
         default:
             break
         }
@@ -287,6 +291,15 @@ extension NGHTTP2Session {
     /// Ends the session with GOAWAY and the given code; no further streams are processed.
     func terminate(errorCode: UInt32) {
         _ = nghttp2_session_terminate_session(raw, errorCode)
+    }
+
+    /// Ends the session with GOAWAY carrying `debugData` (e.g. "too_many_pings").
+    func terminate(errorCode: UInt32, debugData: String) {
+        let last = nghttp2_session_get_last_proc_stream_id(raw)
+        var bytes = Array(debugData.utf8)
+        _ = bytes.withUnsafeMutableBufferPointer {
+            nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, $0.baseAddress, $0.count)
+        }
     }
 
     /// Sends a PING (keepalive).
