@@ -22,6 +22,11 @@ public struct ServerConfiguration: Sendable {
     public var connectionWindow: Int32
     /// Keepalive policy.
     public var keepalive: Keepalive
+    /// Where handler tasks run. `true` (the default): on their connection's event loop (as the task
+    /// executor preference), which saves two thread hops per call; handlers must then not block the
+    /// thread (long CPU work or blocking syscalls belong on a thread pool). `false`: Swift's global
+    /// concurrent executor.
+    public var runHandlersOnEventLoop: Bool
 
     /// Server keepalive: PINGs on idle connections, and how often clients may ping.
     public struct Keepalive: Sendable {
@@ -61,7 +66,8 @@ public struct ServerConfiguration: Sendable {
         maxHeaderListSize: UInt32 = 16 * 1024,
         streamWindow: UInt32 = 1024 * 1024,
         connectionWindow: Int32 = 16 * 1024 * 1024,
-        keepalive: Keepalive = Keepalive()
+        keepalive: Keepalive = Keepalive(),
+        runHandlersOnEventLoop: Bool = true
     ) {
         self.host = host
         self.port = port
@@ -72,6 +78,7 @@ public struct ServerConfiguration: Sendable {
         self.streamWindow = streamWindow
         self.connectionWindow = connectionWindow
         self.keepalive = keepalive
+        self.runHandlersOnEventLoop = runHandlersOnEventLoop
     }
 
     var http2Settings: HTTP2LocalSettings {

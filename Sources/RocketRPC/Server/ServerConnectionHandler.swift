@@ -28,6 +28,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var pingTimeout: Scheduled<Void>?
     private var closing = false
     private var lastPingReceived: NIODeadline?
+    private var taskExecutor: EventLoopTaskExecutor?
     private var pingStrikes = 0
 
     init(router: RPCRouter, configuration: ServerConfiguration, logger: Logger, allocator: ByteBufferAllocator) {
@@ -258,7 +259,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func startCall(headers: [(name: String, value: String)], streamID: Int32, endStream: Bool) {
-        var path: Substring = ""
+        var path = ""
         var method = ""
         var contentType = ""
         var encoding: String?
@@ -267,7 +268,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         var metadata = Metadata()
         for (name, value) in headers {
             switch name {
-            case ":path": path = Substring(value)
+            case ":path": path = value
             case ":method": method = value
             case "content-type": contentType = value
             case "grpc-encoding": encoding = value
@@ -287,9 +288,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             respondWithoutCall(streamID: streamID, httpStatus: "405", status: RPCError(code: .internalError, message: "gRPC requires POST, got \(method)"))
             return
         }
-        guard let descriptor = MethodDescriptor(path: path), let handler = router.handlers[descriptor.path] else {
-            let service = MethodDescriptor(path: path)?.service ?? ""
-            let message = router.serviceNames.contains(service) ? "unknown method \(path)" : "unknown service \(service.isEmpty ? String(path) : service)"
+        // Registered paths are looked up verbatim; only a miss pays for parsing the path.
+        guard let handler = router.handlers[String(path)] else {
+            let service = MethodDescriptor(path: Substring(path))?.service ?? ""
+            let message = router.serviceNames.contains(service) ? "unknown method \(path)" : "unknown service \(service.isEmpty ? path : service)"
             respondWithoutCall(streamID: streamID, status: RPCError(code: .unimplemented, message: message))
             return
         }
@@ -316,6 +318,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let stream = ServerStream(streamID: streamID, connection: self, inbound: inbound)
         streams[streamID] = stream
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let descriptor = handler.descriptor
         let serverContext = ServerContext(
             requestMetadata: metadata,
             method: descriptor,
@@ -329,13 +332,35 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 stream.abort(with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
             }
         }
-        if endStream { endOfRequest(stream) }
 
         let call = ServerCall(context: serverContext, stream: stream, eventLoop: context.eventLoop)
+        if configuration.runHandlersOnEventLoop && taskExecutor == nil {
+            taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
+        }
+        if handler.takesSingleRequest {
+            // Start the handler once the request is complete; a stream that fails first (reset,
+            // deadline, bad framing) has already been answered and needs no task.
+            stream.inbound.collectAll { [unowned self] result in
+                guard case .success(let messages) = result, !stream.finished else { return }
+                do throws(RPCError) {
+                    let message = try ServerCall.exactlyOne(messages)
+                    self.startHandler(handler, call: call, stream: stream, request: message)
+                } catch {
+                    stream.abort(with: error)
+                }
+            }
+        } else {
+            startHandler(handler, call: call, stream: stream, request: nil)
+        }
+        if endStream { endOfRequest(stream) }
+    }
+
+    private func startHandler(_ handler: ServerMethod, call: ServerCall, stream: ServerStream, request: ByteBuffer?) {
         let logger = self.logger
-        stream.task = Task {
+        let descriptor = handler.descriptor
+        stream.task = Task(executorPreference: taskExecutor) {
             do {
-                let response = try await handler.run(call)
+                let response = try await handler.run(call, request)
                 call.finish(status: nil, finalMessage: response)
             } catch let error as RPCError {
                 call.finish(status: error, finalMessage: nil)

@@ -139,8 +139,9 @@ private func readOutbound(
     return copied
 }
 
-/// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body`.
-private func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+/// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body` (the names and values
+/// point into one byte array owned by this function; nghttp2 copies them during the submit call).
+private func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
     var storage = [UInt8]()
     var offsets = [(Int, Int, Int, Int)]()
     offsets.reserveCapacity(fields.count)
@@ -153,12 +154,12 @@ private func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePo
     }
     if storage.isEmpty { storage.append(0) }
     return storage.withUnsafeMutableBufferPointer { bytes in
-        guard let base = bytes.baseAddress else { return body(UnsafePointer(bitPattern: 1)!, 0) }
+        guard let base = bytes.baseAddress else { return body(nil, 0) }
         var nva = offsets.map { o in
             nghttp2_nv(name: base + o.0, value: base + o.2, namelen: o.1, valuelen: o.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
         }
         return nva.withUnsafeMutableBufferPointer { nvBuf in
-            body(UnsafePointer(nvBuf.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!), nvBuf.count)
+            body(nvBuf.baseAddress.map { UnsafePointer($0) }, nvBuf.count)
         }
     }
 }
