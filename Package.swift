@@ -175,7 +175,10 @@ let package = Package(
             plugins: ["RocketMQCodegenPlugin"]
         ),
         .testTarget(name: "RocketRPCServicesTests", dependencies: ["RocketRPCServices", "RocketRPC", "RocketMQAPI"]),
-        .testTarget(name: "RocketRPCTests", dependencies: ["RocketRPC", "RocketMQAPI"] + nio),
+        .testTarget(
+            name: "RocketRPCTests",
+            dependencies: ["RocketRPC", "RocketMQAPI", .product(name: "NIOSSL", package: "swift-nio-ssl")] + nio
+        ),
         .testTarget(
             name: "RocketMQStoreTests",
             dependencies: [

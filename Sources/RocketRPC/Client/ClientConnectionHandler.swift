@@ -16,6 +16,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var context: ChannelHandlerContext?
     private var flushScheduled = false
     private var isFlushing = false
+    private var flushAgain = false
     private var closing = false
     private let keepalive: ChannelConfiguration.Keepalive
     private var readSinceLastPing = true
@@ -42,8 +43,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         stream.streamID = streamID
         stream.connection = self
-        let session = self.session
-        stream.inbound.consume = { bytes in session.consume(streamID: streamID, bytes: bytes) }
+        // Window updates produced when the caller takes messages must reach the socket.
+        stream.inbound.consume = { [unowned self] bytes in
+            self.session.consume(streamID: streamID, bytes: bytes)
+            self.scheduleFlush()
+        }
         streams[streamID] = stream
         scheduleFlush()
         return true
@@ -134,21 +138,27 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func flushOutput() {
-        guard let context, !isFlushing, !closing else { return }
+        guard let context, !closing else { return }
+        // Writing can flip writability synchronously (NIO flushes inline); a call that arrives while
+        // we are already flushing asks for one more pass instead of being lost.
+        guard !isFlushing else {
+            flushAgain = true
+            return
+        }
         isFlushing = true
         defer { isFlushing = false }
-        var wrote = false
-        while context.channel.isWritable {
-            var buffer = context.channel.allocator.buffer(capacity: 4096)
-            guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
-                close(context: context)
-                return
+        repeat {
+            flushAgain = false
+            while context.channel.isWritable {
+                var buffer = context.channel.allocator.buffer(capacity: 4096)
+                guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
+                    close(context: context)
+                    return
+                }
+                if buffer.readableBytes == 0 { break }
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             }
-            if buffer.readableBytes == 0 { break }
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            wrote = true
-        }
-        if wrote { context.flush() }
+        } while flushAgain && !closing
         if !session.wantsRead && !session.wantsWrite { close(context: context) }
     }
 
@@ -199,6 +209,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             stream.fail(RPCError(code: .unavailable, message: "the server is going away (GOAWAY) and did not process the call"), reset: false)
         }
     }
+
+    func sessionDidReceivePing(_ session: NGHTTP2Session) {}
 
     func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
         pingTimeout?.cancel()

@@ -82,6 +82,7 @@ struct MessageDeframer {
             if header == nil {
                 if var p = pending {
                     // Complete a split prefix.
+                    pending = nil
                     let need = 5 - p.readableBytes
                     guard let part = chunk.readSlice(length: min(need, chunk.readableBytes)) else { return }
                     p.writeImmutableBuffer(part)
@@ -106,7 +107,9 @@ struct MessageDeframer {
                 try onMessage(try inflate(body, compressed: compressed))
                 continue
             }
+            // Take the buffer out of `pending` first so appending does not copy it (copy-on-write).
             var p = pending ?? ByteBufferAllocator().buffer(capacity: length)
+            pending = nil
             let take = min(length - p.readableBytes, chunk.readableBytes)
             if let part = chunk.readSlice(length: take) { p.writeImmutableBuffer(part) }
             if p.readableBytes == length {

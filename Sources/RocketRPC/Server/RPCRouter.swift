@@ -20,8 +20,8 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: @escaping @Sendable (Req, ServerContext) async throws -> Resp
     ) {
-        add(method) { call in
-            let request = try decodeMessage(Req.self, from: try await call.receiveSingleMessage())
+        add(method, singleRequest: true) { call, message in
+            let request = try decodeMessage(Req.self, from: try await call.singleMessage(message))
             return try await handler(request, call.context).serializedBytes()
         }
     }
@@ -31,8 +31,8 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: @escaping @Sendable (Req, ResponseWriter<Resp>, ServerContext) async throws -> Void
     ) {
-        add(method) { call in
-            let request = try decodeMessage(Req.self, from: try await call.receiveSingleMessage())
+        add(method, singleRequest: true) { call, message in
+            let request = try decodeMessage(Req.self, from: try await call.singleMessage(message))
             try await handler(request, ResponseWriter(sink: call), call.context)
             return nil
         }
@@ -43,7 +43,7 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: @escaping @Sendable (RequestStream<Req>, ServerContext) async throws -> Resp
     ) {
-        add(method) { call in
+        add(method, singleRequest: false) { call, _ in
             try await handler(RequestStream(source: call), call.context).serializedBytes()
         }
     }
@@ -53,21 +53,30 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: @escaping @Sendable (RequestStream<Req>, ResponseWriter<Resp>, ServerContext) async throws -> Void
     ) {
-        add(method) { call in
+        add(method, singleRequest: false) { call, _ in
             try await handler(RequestStream(source: call), ResponseWriter(sink: call), call.context)
             return nil
         }
     }
 
-    private mutating func add(_ method: MethodDescriptor, _ run: @escaping @Sendable (ServerCall) async throws -> [UInt8]?) {
-        handlers[method.path] = ServerMethod(descriptor: method, run: run)
+    private mutating func add(
+        _ method: MethodDescriptor,
+        singleRequest: Bool,
+        _ run: @escaping @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
+    ) {
+        handlers[method.path] = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run)
         serviceNames.insert(method.service)
     }
 }
 
 /// One registered method, type-erased. `run` returns the single response of unary and
 /// client-streaming methods (sent together with the OK status), `nil` for streaming responses.
+///
+/// For methods that take a single request (`takesSingleRequest`), the runtime starts the handler
+/// only once the whole request has arrived and passes it as `run`'s second argument; a stream that
+/// fails before that never starts a task.
 struct ServerMethod: Sendable {
     let descriptor: MethodDescriptor
-    let run: @Sendable (ServerCall) async throws -> [UInt8]?
+    let takesSingleRequest: Bool
+    let run: @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
 }

@@ -15,6 +15,17 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         self.stream = NIOLoopBound(stream, eventLoop: eventLoop)
     }
 
+    /// Runs `body` on the stream's event loop: inline when already there (handlers run on the event
+    /// loop by default), otherwise as an enqueued job.
+    private func onLoop(_ body: @escaping @Sendable (ServerStream) -> Void) {
+        if eventLoop.inEventLoop {
+            body(stream.value)
+        } else {
+            let stream = self.stream
+            eventLoop.execute { body(stream.value) }
+        }
+    }
+
     private func cancelHook() -> @Sendable () -> Void {
         let stream = self.stream
         let eventLoop = self.eventLoop
@@ -25,17 +36,20 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
 
     func nextMessage() async throws(RPCError) -> ByteBuffer? {
         let promise = eventLoop.makePromise(of: ByteBuffer?.self)
-        let stream = self.stream
-        eventLoop.execute { stream.value.inbound.next(promise) }
+        onLoop { $0.inbound.next(promise) }
         return try await promise.futureResult.rpcValue(onCancel: cancelHook())
     }
 
-    /// The one request of a unary or server-streaming call; `INTERNAL` if there is none or more than one.
-    func receiveSingleMessage() async throws(RPCError) -> ByteBuffer {
+    /// The one request of a unary or server-streaming call: the message the runtime collected before
+    /// starting the handler, or (if none was collected) read now; `INTERNAL` unless exactly one arrives.
+    func singleMessage(_ collected: ByteBuffer?) async throws(RPCError) -> ByteBuffer {
+        if let collected { return collected }
         let promise = eventLoop.makePromise(of: [ByteBuffer].self)
-        let stream = self.stream
-        eventLoop.execute { stream.value.inbound.collectAll(promise) }
-        let messages = try await promise.futureResult.rpcValue(onCancel: cancelHook())
+        onLoop { $0.inbound.collectAll(promise) }
+        return try Self.exactlyOne(try await promise.futureResult.rpcValue(onCancel: cancelHook()))
+    }
+
+    static func exactlyOne(_ messages: [ByteBuffer]) throws(RPCError) -> ByteBuffer {
         guard messages.count == 1, let message = messages.first else {
             throw RPCError(
                 code: .internalError,
@@ -54,15 +68,14 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
             throw RPCError(code: .internalError, message: "cannot compress response: \(error)")
         }
         let promise = eventLoop.makePromise(of: Void.self)
-        let stream = self.stream
         let metadata = context.responseMetadata
-        eventLoop.execute { stream.value.write(framed, compression: compression, metadata: metadata, promise: promise) }
+        onLoop { $0.write(framed, compression: compression, metadata: metadata, promise: promise) }
         try await promise.futureResult.rpcValue(onCancel: cancelHook())
     }
 
     /// Ends the call: `status` nil means OK; `finalMessage` is the single response of unary/client-streaming.
     func finish(status: RPCError?, finalMessage: [UInt8]?) {
-        let compression = context.responseCompression
+        let (metadata, trailingMetadata, compression) = context.responseSnapshot
         var framed: ByteBuffer?
         var status = status
         if let finalMessage {
@@ -72,12 +85,10 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
                 status = RPCError(code: .internalError, message: "cannot compress response: \(error)")
             }
         }
-        let metadata = context.responseMetadata
-        var trailers = context.trailingMetadata
+        var trailers = trailingMetadata
         if let status { trailers.add(contentsOf: status.metadata) }
-        let stream = self.stream
-        eventLoop.execute { [framed, status, trailers] in
-            stream.value.finish(
+        onLoop { [framed, status, trailers] stream in
+            stream.finish(
                 status: status ?? RPCError(code: .ok, message: ""),
                 trailers: trailers,
                 responseMetadata: metadata,

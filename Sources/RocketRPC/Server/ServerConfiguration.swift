@@ -22,6 +22,11 @@ public struct ServerConfiguration: Sendable {
     public var connectionWindow: Int32
     /// Keepalive policy.
     public var keepalive: Keepalive
+    /// Where handler tasks run. `true` (the default): on their connection's event loop (as the task
+    /// executor preference), which saves two thread hops per call; handlers must then not block the
+    /// thread (long CPU work or blocking syscalls belong on a thread pool). `false`: Swift's global
+    /// concurrent executor.
+    public var runHandlersOnEventLoop: Bool
 
     /// Server keepalive: PINGs on idle connections, and how often clients may ping.
     public struct Keepalive: Sendable {
@@ -29,10 +34,26 @@ public struct ServerConfiguration: Sendable {
         public var pingInterval: Duration?
         /// Close the connection if a PING is not acknowledged within this long. Default 20 s.
         public var pingTimeout: Duration
+        /// Client PINGs closer together than this count as strikes. Default 5 minutes (gRPC's default).
+        public var minimumReceivedPingInterval: Duration
+        /// Whether clients may ping while no call is open; if not, such PINGs must be 2 hours apart. Default `false`.
+        public var permitPingsWithoutCalls: Bool
+        /// Strikes tolerated before the server answers GOAWAY ENHANCE_YOUR_CALM ("too_many_pings")
+        /// and closes. A new call resets the count. Default 2.
+        public var maximumPingStrikes: Int
 
-        public init(pingInterval: Duration? = .seconds(7200), pingTimeout: Duration = .seconds(20)) {
+        public init(
+            pingInterval: Duration? = .seconds(7200),
+            pingTimeout: Duration = .seconds(20),
+            minimumReceivedPingInterval: Duration = .seconds(300),
+            permitPingsWithoutCalls: Bool = false,
+            maximumPingStrikes: Int = 2
+        ) {
             self.pingInterval = pingInterval
             self.pingTimeout = pingTimeout
+            self.minimumReceivedPingInterval = minimumReceivedPingInterval
+            self.permitPingsWithoutCalls = permitPingsWithoutCalls
+            self.maximumPingStrikes = maximumPingStrikes
         }
     }
 
@@ -45,7 +66,8 @@ public struct ServerConfiguration: Sendable {
         maxHeaderListSize: UInt32 = 16 * 1024,
         streamWindow: UInt32 = 1024 * 1024,
         connectionWindow: Int32 = 16 * 1024 * 1024,
-        keepalive: Keepalive = Keepalive()
+        keepalive: Keepalive = Keepalive(),
+        runHandlersOnEventLoop: Bool = true
     ) {
         self.host = host
         self.port = port
@@ -56,6 +78,7 @@ public struct ServerConfiguration: Sendable {
         self.streamWindow = streamWindow
         self.connectionWindow = connectionWindow
         self.keepalive = keepalive
+        self.runHandlersOnEventLoop = runHandlersOnEventLoop
     }
 
     var http2Settings: HTTP2LocalSettings {

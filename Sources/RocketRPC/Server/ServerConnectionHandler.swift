@@ -20,12 +20,16 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var context: ChannelHandlerContext?
     private var flushScheduled = false
     private var isFlushing = false
+    private var flushAgain = false
     private var receivedBytes = false
     private var peer = "unknown"
     private var readSinceLastPing = true
     private var pingTimer: Scheduled<Void>?
     private var pingTimeout: Scheduled<Void>?
     private var closing = false
+    private var lastPingReceived: NIODeadline?
+    private var taskExecutor: EventLoopTaskExecutor?
+    private var pingStrikes = 0
 
     init(router: RPCRouter, configuration: ServerConfiguration, logger: Logger, allocator: ByteBufferAllocator) {
         self.router = router
@@ -129,21 +133,27 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// Writes what nghttp2 has queued, in buffers of up to 256 KiB, while the channel is writable.
     func flushOutput() {
-        guard let context, !isFlushing, !closing else { return }
+        guard let context, !closing else { return }
+        // Writing can flip writability synchronously (NIO flushes inline); a call that arrives while
+        // we are already flushing asks for one more pass instead of being lost.
+        guard !isFlushing else {
+            flushAgain = true
+            return
+        }
         isFlushing = true
         defer { isFlushing = false }
-        var wrote = false
-        while context.channel.isWritable {
-            var buffer = context.channel.allocator.buffer(capacity: 4096)
-            guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
-                closeConnection(context: context)
-                return
+        repeat {
+            flushAgain = false
+            while context.channel.isWritable {
+                var buffer = context.channel.allocator.buffer(capacity: 4096)
+                guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
+                    closeConnection(context: context)
+                    return
+                }
+                if buffer.readableBytes == 0 { break }
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             }
-            if buffer.readableBytes == 0 { break }
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            wrote = true
-        }
-        if wrote { context.flush() }
+        } while flushAgain && !closing
         if receivedBytes && !session.wantsRead && !session.wantsWrite {
             closeConnection(context: context)
         }
@@ -211,6 +221,24 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {}
 
+    /// gRPC's keepalive enforcement: pings too close together (or any, when idle and not permitted)
+    /// are strikes; too many end the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
+    func sessionDidReceivePing(_ session: NGHTTP2Session) {
+        let now = NIODeadline.now()
+        defer { lastPingReceived = now }
+        guard let last = lastPingReceived else { return }
+        let policy = configuration.keepalive
+        var minimum = TimeAmount(policy.minimumReceivedPingInterval)
+        if streams.isEmpty && !policy.permitPingsWithoutCalls { minimum = max(minimum, .hours(2)) }
+        guard now - last < minimum else { return }
+        pingStrikes += 1
+        if pingStrikes > policy.maximumPingStrikes {
+            logger.debug("too many pings; closing with ENHANCE_YOUR_CALM")
+            session.terminate(errorCode: HTTP2ErrorCode.enhanceYourCalm, debugData: "too_many_pings")
+            scheduleFlush()
+        }
+    }
+
     func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
         pingTimeout?.cancel()
         pingTimeout = nil
@@ -231,7 +259,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func startCall(headers: [(name: String, value: String)], streamID: Int32, endStream: Bool) {
-        var path: Substring = ""
+        var path = ""
         var method = ""
         var contentType = ""
         var encoding: String?
@@ -240,7 +268,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         var metadata = Metadata()
         for (name, value) in headers {
             switch name {
-            case ":path": path = Substring(value)
+            case ":path": path = value
             case ":method": method = value
             case "content-type": contentType = value
             case "grpc-encoding": encoding = value
@@ -260,9 +288,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             respondWithoutCall(streamID: streamID, httpStatus: "405", status: RPCError(code: .internalError, message: "gRPC requires POST, got \(method)"))
             return
         }
-        guard let descriptor = MethodDescriptor(path: path), let handler = router.handlers[descriptor.path] else {
-            let service = MethodDescriptor(path: path)?.service ?? ""
-            let message = router.serviceNames.contains(service) ? "unknown method \(path)" : "unknown service \(service.isEmpty ? String(path) : service)"
+        // Registered paths are looked up verbatim; only a miss pays for parsing the path.
+        guard let handler = router.handlers[String(path)] else {
+            let service = MethodDescriptor(path: Substring(path))?.service ?? ""
+            let message = router.serviceNames.contains(service) ? "unknown method \(path)" : "unknown service \(service.isEmpty ? path : service)"
             respondWithoutCall(streamID: streamID, status: RPCError(code: .unimplemented, message: message))
             return
         }
@@ -280,13 +309,16 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         guard !closing, let context else { return }
 
-        let session = self.session
-        let inbound = InboundMessageBuffer(maxMessageSize: configuration.maxReceiveMessageSize, compression: compression) { bytes in
-            session.consume(streamID: streamID, bytes: bytes)
+        // Window updates produced when the handler takes messages must reach the socket.
+        let inbound = InboundMessageBuffer(maxMessageSize: configuration.maxReceiveMessageSize, compression: compression) { [unowned self] bytes in
+            self.session.consume(streamID: streamID, bytes: bytes)
+            self.scheduleFlush()
         }
+        pingStrikes = 0
         let stream = ServerStream(streamID: streamID, connection: self, inbound: inbound)
         streams[streamID] = stream
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let descriptor = handler.descriptor
         let serverContext = ServerContext(
             requestMetadata: metadata,
             method: descriptor,
@@ -300,13 +332,35 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 stream.abort(with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
             }
         }
-        if endStream { endOfRequest(stream) }
 
         let call = ServerCall(context: serverContext, stream: stream, eventLoop: context.eventLoop)
+        if configuration.runHandlersOnEventLoop && taskExecutor == nil {
+            taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
+        }
+        if handler.takesSingleRequest {
+            // Start the handler once the request is complete; a stream that fails first (reset,
+            // deadline, bad framing) has already been answered and needs no task.
+            stream.inbound.collectAll { [unowned self] result in
+                guard case .success(let messages) = result, !stream.finished else { return }
+                do throws(RPCError) {
+                    let message = try ServerCall.exactlyOne(messages)
+                    self.startHandler(handler, call: call, stream: stream, request: message)
+                } catch {
+                    stream.abort(with: error)
+                }
+            }
+        } else {
+            startHandler(handler, call: call, stream: stream, request: nil)
+        }
+        if endStream { endOfRequest(stream) }
+    }
+
+    private func startHandler(_ handler: ServerMethod, call: ServerCall, stream: ServerStream, request: ByteBuffer?) {
         let logger = self.logger
-        stream.task = Task {
+        let descriptor = handler.descriptor
+        stream.task = Task(executorPreference: taskExecutor) {
             do {
-                let response = try await handler.run(call)
+                let response = try await handler.run(call, request)
                 call.finish(status: nil, finalMessage: response)
             } catch let error as RPCError {
                 call.finish(status: error, finalMessage: nil)

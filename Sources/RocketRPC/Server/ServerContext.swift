@@ -66,5 +66,12 @@ public final class ServerContext: Sendable {
     }
 
     var responseMetadata: Metadata { state.withLock { $0.responseMetadata } }
+
+    /// Response metadata, trailing metadata and effective response compression, read under one lock.
+    var responseSnapshot: (responseMetadata: Metadata, trailingMetadata: Metadata, compression: CompressionAlgorithm?) {
+        let (initial, trailing, wanted) = state.withLock { ($0.responseMetadata, $0.trailingMetadata, $0.responseCompression) }
+        guard let wanted, wanted != .identity, acceptedCompression.contains(wanted) else { return (initial, trailing, nil) }
+        return (initial, trailing, wanted)
+    }
     var trailingMetadata: Metadata { state.withLock { $0.trailingMetadata } }
 }

@@ -15,7 +15,7 @@ final class InboundMessageBuffer {
     private var ended = false
     private var failure: RPCError?
     private var nextWaiter: EventLoopPromise<ByteBuffer?>?
-    private var allWaiter: EventLoopPromise<[ByteBuffer]>?
+    private var allWaiter: ((Result<[ByteBuffer], RPCError>) -> Void)?
     /// Returns bytes to the HTTP/2 windows; set once the stream ID is known.
     var consume: (Int) -> Void
     private let lowWater: Int
@@ -84,8 +84,9 @@ final class InboundMessageBuffer {
         releaseUnconsumed()
         nextWaiter?.fail(error)
         nextWaiter = nil
-        allWaiter?.fail(error)
+        let all = allWaiter
         allWaiter = nil
+        all?(.failure(error))
     }
 
     /// Completes `promise` with the next message, or `nil` at the end of the stream.
@@ -99,13 +100,24 @@ final class InboundMessageBuffer {
     }
 
     /// Completes `promise` with every message once the stream has ended (unary and client-streaming
-    /// responses); fails early if more than `limit` messages arrive.
+    /// responses); fails early if more than one message arrives.
     func collectAll(_ promise: EventLoopPromise<[ByteBuffer]>) {
+        collectAll { result in
+            switch result {
+            case .success(let messages): promise.succeed(messages)
+            case .failure(let error): promise.fail(error)
+            }
+        }
+    }
+
+    /// Calls `completion` (on the event loop, possibly right away) with every message once the stream
+    /// has ended, or with more than one message as soon as a second arrives, or with the failure.
+    func collectAll(_ completion: @escaping (Result<[ByteBuffer], RPCError>) -> Void) {
         if nextWaiter != nil || allWaiter != nil {
-            promise.fail(RPCError(code: .failedPrecondition, message: "concurrent reads of one message stream"))
+            completion(.failure(RPCError(code: .failedPrecondition, message: "concurrent reads of one message stream")))
             return
         }
-        allWaiter = promise
+        allWaiter = completion
         deliver()
     }
 
@@ -125,17 +137,17 @@ final class InboundMessageBuffer {
         } else if let waiter = allWaiter {
             if let failure {
                 allWaiter = nil
-                waiter.fail(failure)
+                waiter(.failure(failure))
             } else if ended {
                 allWaiter = nil
                 let all = Array(messages)
                 messages.removeAll()
                 bufferedBytes = 0
                 releaseUnconsumed()
-                waiter.succeed(all)
+                waiter(.success(all))
             } else if messages.count > 1 {
                 allWaiter = nil
-                waiter.succeed(Array(messages))
+                waiter(.success(Array(messages)))
             }
         }
     }

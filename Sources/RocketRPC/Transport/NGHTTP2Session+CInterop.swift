@@ -69,7 +69,11 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
         case frameGoAway:
             delegate.session(session, didReceiveGoAway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
         case framePing:
-            if hd.flags & flagAck != 0 { delegate.sessionDidReceivePingAck(session) }
+            if hd.flags & flagAck != 0 {
+                delegate.sessionDidReceivePingAck(session)
+            } else {
+                delegate.sessionDidReceivePing(session)
+            }
         default:
             break
         }
@@ -135,8 +139,9 @@ private func readOutbound(
     return copied
 }
 
-/// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body`.
-private func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+/// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body` (the names and values
+/// point into one byte array owned by this function; nghttp2 copies them during the submit call).
+private func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
     var storage = [UInt8]()
     var offsets = [(Int, Int, Int, Int)]()
     offsets.reserveCapacity(fields.count)
@@ -149,12 +154,12 @@ private func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePo
     }
     if storage.isEmpty { storage.append(0) }
     return storage.withUnsafeMutableBufferPointer { bytes in
-        guard let base = bytes.baseAddress else { return body(UnsafePointer(bitPattern: 1)!, 0) }
+        guard let base = bytes.baseAddress else { return body(nil, 0) }
         var nva = offsets.map { o in
             nghttp2_nv(name: base + o.0, value: base + o.2, namelen: o.1, valuelen: o.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
         }
         return nva.withUnsafeMutableBufferPointer { nvBuf in
-            body(UnsafePointer(nvBuf.baseAddress ?? UnsafeMutablePointer(bitPattern: 8)!), nvBuf.count)
+            body(nvBuf.baseAddress.map { UnsafePointer($0) }, nvBuf.count)
         }
     }
 }
@@ -287,6 +292,15 @@ extension NGHTTP2Session {
     /// Ends the session with GOAWAY and the given code; no further streams are processed.
     func terminate(errorCode: UInt32) {
         _ = nghttp2_session_terminate_session(raw, errorCode)
+    }
+
+    /// Ends the session with GOAWAY carrying `debugData` (e.g. "too_many_pings").
+    func terminate(errorCode: UInt32, debugData: String) {
+        let last = nghttp2_session_get_last_proc_stream_id(raw)
+        var bytes = Array(debugData.utf8)
+        _ = bytes.withUnsafeMutableBufferPointer {
+            nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, $0.baseAddress, $0.count)
+        }
     }
 
     /// Sends a PING (keepalive).

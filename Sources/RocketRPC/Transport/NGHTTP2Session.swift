@@ -16,6 +16,8 @@ protocol NGHTTP2SessionDelegate: AnyObject {
     func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32)
     /// The peer acknowledged one of our PINGs.
     func sessionDidReceivePingAck(_ session: NGHTTP2Session)
+    /// The peer sent a PING (nghttp2 answers it automatically); for abuse policing.
+    func sessionDidReceivePing(_ session: NGHTTP2Session)
 }
 
 /// Which end of the connection a session is.

@@ -1,0 +1,132 @@
+import RocketRPC
+import Testing
+
+/// Bytes that are not a well-formed gRPC call get the right error, and the server keeps serving.
+@Suite("Bad input on the wire", .serialized, .timeLimit(.minutes(1)))
+struct BadInputTests {
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    static let emptySettings: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0, 0]
+
+    private func assertStillServing(_ h: TestHarness) async throws {
+        let r: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("still here"), options: CallOptions())
+        #expect(r.message.text == "still here")
+    }
+
+    @Test func http11RequestGets505AndTheConnectionCloses() async throws {
+        let h = try await TestHarness.start()
+        let port = h.port
+        let (reply, closed) = await offPool {
+            guard let c = try? RawConnection(port: port) else { return ([UInt8](), false) }
+            c.send(Array("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
+            return c.readUntilClosed()
+        }
+        #expect(String(decoding: reply, as: UTF8.self).hasPrefix("HTTP/1.1 505"))
+        #expect(closed)
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
+    @Test func garbageBytesCloseTheConnection() async throws {
+        let h = try await TestHarness.start()
+        let port = h.port
+        let closed = await offPool {
+            guard let c = try? RawConnection(port: port) else { return false }
+            c.send((0..<64).map { UInt8(($0 * 37 + 11) % 256) })
+            return c.readUntilClosed().closed
+        }
+        #expect(closed)
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
+    @Test func malformedFrameAfterAValidPrefaceGetsGoAwayProtocolError() async throws {
+        let h = try await TestHarness.start()
+        let port = h.port
+        let (reply, closed) = await offPool {
+            guard let c = try? RawConnection(port: port) else { return ([UInt8](), false) }
+            // DATA on stream 0 is a connection error of type PROTOCOL_ERROR (RFC 9113 §6.1).
+            c.send(Self.preface + Self.emptySettings + [0, 0, 1, 0, 0, 0, 0, 0, 0, 0x78])
+            return c.readUntilClosed()
+        }
+        let goAway = parseFrames(reply).first { $0.type == 7 }
+        #expect(goAway != nil)
+        if let payload = goAway?.payload, payload.count >= 8 {
+            #expect(payload[4..<8] == [0, 0, 0, 1])
+        }
+        #expect(closed)
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
+    @Test func pingFloodGetsGoAwayEnhanceYourCalm() async throws {
+        let h = try await TestHarness.start()
+        let port = h.port
+        let (reply, closed) = await offPool {
+            guard let c = try? RawConnection(port: port) else { return ([UInt8](), false) }
+            let ping: [UInt8] = [0, 0, 8, 6, 0, 0, 0, 0, 0] + Array(repeating: 1, count: 8)
+            c.send(Self.preface + Self.emptySettings + ping + ping + ping + ping + ping)
+            return c.readUntilClosed()
+        }
+        let frames = parseFrames(reply)
+        #expect(frames.contains { $0.type == 6 && $0.flags & 1 == 1 }, "PINGs are acknowledged")
+        let goAway = frames.first { $0.type == 7 }
+        #expect(goAway.map { Array($0.payload[4..<8]) } == [0, 0, 0, 11])
+        #expect(goAway.map { String(decoding: $0.payload.dropFirst(8), as: UTF8.self) } == "too_many_pings")
+        #expect(closed)
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
+    @Test func wrongContentTypeGets415() async throws {
+        let h = try await TestHarness.start()
+        let body = try temporaryFile([0, 0, 0, 0, 0])
+        guard let output = await runNghttp(["-H", "content-type: text/plain", "-d", body, "http://127.0.0.1:\(h.port)/rocketrpc.test.Echo/Get"]) else {
+            await h.stop()
+            return
+        }
+        #expect(output.contains(":status: 415"), "\(output)")
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
+    @Test func truncatedLengthPrefixIsInternal() async throws {
+        let h = try await TestHarness.start()
+        // Declares 10 bytes, sends 3, then END_STREAM.
+        let body = try temporaryFile([0, 0, 0, 0, 10, 1, 2, 3])
+        guard let output = await runNghttp(["-H", "content-type: application/grpc", "-H", "te: trailers", "-d", body, "http://127.0.0.1:\(h.port)/rocketrpc.test.Echo/Get"]) else {
+            await h.stop()
+            return
+        }
+        #expect(output.contains("grpc-status: 13"), "\(output)")
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
+    @Test func unsupportedEncodingIsUnimplemented() async throws {
+        let h = try await TestHarness.start()
+        let body = try temporaryFile([1, 0, 0, 0, 1, 0])
+        guard let output = await runNghttp(["-H", "content-type: application/grpc", "-H", "grpc-encoding: snappy", "-d", body, "http://127.0.0.1:\(h.port)/rocketrpc.test.Echo/Get"]) else {
+            await h.stop()
+            return
+        }
+        #expect(output.contains("grpc-status: 12"), "\(output)")
+        #expect(output.contains("grpc-accept-encoding: gzip,identity"), "\(output)")
+        await h.stop()
+    }
+
+    @Test func serverEnforcesGrpcTimeoutAndCancelsTheHandler() async throws {
+        let h = try await TestHarness.start()
+        // Only the server has a timer here: nghttp has no notion of gRPC deadlines.
+        let request = TestMessage("sleep").serializedBytes()
+        let body = try temporaryFile([0, 0, 0, 0, UInt8(request.count)] + request)
+        let start = ContinuousClock.now
+        guard let output = await runNghttp(["-H", "content-type: application/grpc", "-H", "grpc-timeout: 200m", "-d", body, "http://127.0.0.1:\(h.port)/rocketrpc.test.Echo/Get"]) else {
+            await h.stop()
+            return
+        }
+        #expect(output.contains("grpc-status: 4"), "\(output)")
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(await eventually { h.recorder.count("get.cancelled") == 1 })
+        await h.stop()
+    }
+}

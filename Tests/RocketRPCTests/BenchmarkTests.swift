@@ -1,0 +1,31 @@
+import Foundation
+import RocketRPC
+import Testing
+
+/// h2load against the echo service; runs only with ROCKETRPC_BENCH=1 (use a release build:
+/// `ROCKETRPC_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter BenchmarkTests`).
+@Suite("Benchmark", .enabled(if: ProcessInfo.processInfo.environment["ROCKETRPC_BENCH"] == "1"))
+struct BenchmarkTests {
+    @Test func h2loadUnaryThroughput() async throws {
+        let h = try await TestHarness.start()
+        let request = TestMessage(payload: Array(repeating: 7, count: 100)).serializedBytes()
+        let body = try temporaryFile([0, 0, 0, 0, UInt8(request.count)] + request)
+        let port = h.port
+        let output = await offPool { () -> String in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/h2load")
+            process.arguments = ["-n", "200000", "-c", "10", "-m", "10", "-H", "content-type: application/grpc", "-H", "te: trailers",
+                                 "-d", body, "http://127.0.0.1:\(port)/rocketrpc.test.Echo/Get"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            do { try process.run() } catch { return "\(error)" }
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+        print(output)
+        #expect(output.contains("200000 succeeded"), "\(output)")
+        await h.stop()
+    }
+}

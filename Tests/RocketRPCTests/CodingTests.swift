@@ -1,0 +1,162 @@
+import NIOCore
+import Testing
+
+@testable import RocketRPC
+
+@Suite("Wire encodings: grpc-timeout, percent-encoding, base64, framing")
+struct CodingTests {
+    @Test(arguments: [
+        ("1H", Duration.seconds(3600)), ("2M", .seconds(120)), ("3S", .seconds(3)), ("250m", .milliseconds(250)),
+        ("7u", .microseconds(7)), ("99999999n", .nanoseconds(99_999_999)), ("0S", .zero),
+    ])
+    func grpcTimeoutParsesEveryUnit(text: String, expected: Duration) {
+        #expect(GRPCTimeout.parse(text) == expected)
+    }
+
+    @Test(arguments: ["", "S", "123456789S", "10x", "-1S", "1.5S", " 1S", "1s"])
+    func grpcTimeoutRejectsMalformedValues(text: String) {
+        #expect(GRPCTimeout.parse(text) == nil)
+    }
+
+    @Test func grpcTimeoutFormatsWithinEightDigitsAndNeverShortens() {
+        #expect(GRPCTimeout.format(.milliseconds(250)) == "250000000n" || GRPCTimeout.format(.milliseconds(250)) == "250000u")
+        #expect(GRPCTimeout.format(.nanoseconds(1)) == "1n")
+        #expect(GRPCTimeout.format(.zero) == "0n")
+        #expect(GRPCTimeout.format(.seconds(-5)) == "0n")
+        for d in [Duration.milliseconds(1), .seconds(1), .seconds(100), .seconds(86_400 * 30), .nanoseconds(123_456_789_123)] {
+            let text = GRPCTimeout.format(d)
+            #expect(text.count <= 9, "\(text)")
+            let parsed = try! #require(GRPCTimeout.parse(text))
+            #expect(parsed >= d, "\(text) is shorter than \(d)")
+        }
+        // Saturates at Int64.max nanoseconds rather than overflowing.
+        #expect(GRPCTimeout.format(.seconds(Int64.max)) == "2562048H")
+    }
+
+    @Test func percentEncodingRoundTripsAndEscapesOnlyWhatItMust() {
+        let text = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
+        let encoded = PercentEncoding.encode(text)
+        #expect(encoded.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E })
+        #expect(encoded.hasPrefix("%09%0Atest with whitespace%0D%0A"))
+        #expect(PercentEncoding.decode(encoded) == text)
+        #expect(PercentEncoding.encode("100% sure") == "100%25 sure")
+        #expect(PercentEncoding.encode("plain") == "plain")
+        // Lenient decoding keeps malformed escapes.
+        #expect(PercentEncoding.decode("50%zz%4") == "50%zz%4")
+    }
+
+    @Test func base64AcceptsPaddedAndUnpaddedAndEmitsUnpadded() {
+        for length in 0..<10 {
+            let bytes = (0..<length).map { UInt8(($0 * 97 + 3) % 256) }
+            let unpadded = Base64.encode(bytes, padded: false)
+            let padded = Base64.encode(bytes, padded: true)
+            #expect(!unpadded.hasSuffix("="))
+            #expect(padded.count % 4 == 0)
+            #expect(Base64.decode(unpadded) == bytes)
+            #expect(Base64.decode(padded) == bytes)
+        }
+        #expect(Base64.encode(Array("hello".utf8), padded: true) == "aGVsbG8=")
+        #expect(Base64.decode("a") == nil)
+        #expect(Base64.decode("a*==") == nil)
+        #expect(Base64.decode("aGVsbG8=x") == nil)
+    }
+
+    @Test func metadataLowercasesNamesAndEncodesBinaryValuesOnTheWire() {
+        var metadata: Metadata = ["X-Key": "v1"]
+        metadata.add("x-key", "v2")
+        metadata.add("Trace-Bin", binary: [0xDE, 0xAD, 0xBE])
+        #expect(metadata.values("x-key") == ["v1", "v2"])
+        #expect(metadata.firstBinary("trace-bin") == [0xDE, 0xAD, 0xBE])
+        var wire: [(String, String)] = []
+        metadata.appendWireHeaders(to: &wire)
+        #expect(wire.map(\.0) == ["x-key", "x-key", "trace-bin"])
+        #expect(wire[2].1 == "3q2+")
+        var back = Metadata()
+        for (name, value) in wire { back.addWireHeader(name: name, value: value) }
+        #expect(back == metadata)
+        // Padded input is accepted too.
+        var padded = Metadata()
+        padded.addWireHeader(name: "a-bin", value: "AQ==")
+        #expect(padded.firstBinary("a-bin") == [1])
+        metadata.remove("X-KEY")
+        #expect(metadata.first("x-key") == nil)
+        // Protocol headers never become metadata.
+        var reserved = Metadata()
+        reserved.addWireHeader(name: "grpc-status", value: "0")
+        reserved.addWireHeader(name: ":path", value: "/x")
+        #expect(reserved.isEmpty)
+    }
+
+    @Test func framerAndDeframerRoundTripAcrossArbitraryChunkBoundaries() throws {
+        let messages: [[UInt8]] = [[], [1], Array(repeating: 9, count: 70_000), Array(0..<200).map { UInt8($0) }]
+        var wire = ByteBuffer()
+        for m in messages { wire.writeImmutableBuffer(try MessageFramer.frame(m, compression: nil)) }
+        for chunkSize in [1, 2, 5, 7, 4096, wire.readableBytes] {
+            var deframer = MessageDeframer(maxMessageSize: 100_000, compression: nil)
+            var out: [[UInt8]] = []
+            var copy = wire
+            while let chunk = copy.readSlice(length: min(chunkSize, copy.readableBytes)), chunk.readableBytes > 0 {
+                try deframer.append(chunk) { out.append(Array($0.readableBytesView)) }
+            }
+            try deframer.finish()
+            #expect(out == messages, "chunk size \(chunkSize)")
+        }
+    }
+
+    @Test func deframerReportsTruncationOversizeAndBadFlags() throws {
+        var truncated = MessageDeframer(maxMessageSize: 100, compression: nil)
+        try truncated.append(ByteBuffer(bytes: [0, 0, 0, 0, 10, 1, 2, 3])) { _ in Issue.record("no message expected") }
+        #expect(throws: DeframingError.truncated(buffered: 3 + 5)) { try truncated.finish() }
+
+        var partialPrefix = MessageDeframer(maxMessageSize: 100, compression: nil)
+        try partialPrefix.append(ByteBuffer(bytes: [0, 0])) { _ in }
+        #expect(throws: DeframingError.self) { try partialPrefix.finish() }
+
+        var oversize = MessageDeframer(maxMessageSize: 100, compression: nil)
+        #expect(throws: DeframingError.messageTooLarge(size: 101, limit: 100)) {
+            try oversize.append(ByteBuffer(bytes: [0, 0, 0, 0, 101])) { _ in }
+        }
+        var badFlag = MessageDeframer(maxMessageSize: 100, compression: nil)
+        #expect(throws: DeframingError.invalidFlag(2)) { try badFlag.append(ByteBuffer(bytes: [2, 0, 0, 0, 0])) { _ in } }
+        var compressedWithoutEncoding = MessageDeframer(maxMessageSize: 100, compression: nil)
+        #expect(throws: DeframingError.compressedWithoutEncoding) { try compressedWithoutEncoding.append(ByteBuffer(bytes: [1, 0, 0, 0, 0])) { _ in } }
+    }
+
+    @Test func gzipFramingRoundTripsAndSetsTheFlag() throws {
+        let payload = Array(repeating: UInt8(ascii: "a"), count: 10_000)
+        let framed = try MessageFramer.frame(payload, compression: .gzip)
+        #expect(framed.getInteger(at: 0, as: UInt8.self) == 1)
+        #expect(framed.readableBytes < 1000)
+        var deframer = MessageDeframer(maxMessageSize: 20_000, compression: .gzip)
+        var out: [UInt8] = []
+        try deframer.append(framed) { out = Array($0.readableBytesView) }
+        #expect(out == payload)
+    }
+
+    @Test func backoffFollowsTheConnectionBackoffSpec() {
+        let backoff = ChannelConfiguration.Backoff()
+        #expect(backoff.baseDelay(attempt: 0) == .seconds(1))
+        #expect(abs((backoff.baseDelay(attempt: 1) - .seconds(1.6)) / .milliseconds(1)) < 1)
+        #expect(backoff.baseDelay(attempt: 30) == .seconds(120))
+        for attempt in 0..<12 {
+            let d = backoff.delay(attempt: attempt)
+            let base = backoff.baseDelay(attempt: attempt)
+            #expect(d >= base * 0.8 && d <= base * 1.2)
+        }
+    }
+
+    @Test func statusCodesHaveCanonicalNamesAndHTTPMapping() {
+        #expect(StatusCode.deadlineExceeded.name == "DEADLINE_EXCEEDED")
+        #expect(StatusCode.internalError.name == "INTERNAL")
+        #expect(StatusCode.allCases.count == 17)
+        #expect(StatusCode.fromHTTPStatus(404) == .unimplemented)
+        #expect(StatusCode.fromHTTPStatus(503) == .unavailable)
+        #expect(StatusCode.fromHTTPStatus(401) == .unauthenticated)
+        #expect(StatusCode.fromHTTPStatus(418) == .unknown)
+        #expect(MethodDescriptor(service: "a.B", method: "C").path == "/a.B/C")
+        #expect(MethodDescriptor(path: "/a.B/C") == MethodDescriptor(service: "a.B", method: "C"))
+        #expect(MethodDescriptor(path: "/a.B") == nil)
+        #expect(MethodDescriptor(path: "a.B/C") == nil)
+        #expect(RPCError(code: .notFound, message: "x").description == "NOT_FOUND: x")
+    }
+}
