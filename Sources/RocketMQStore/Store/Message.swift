@@ -80,9 +80,12 @@ public struct AppendResult: Sendable, Equatable {
     public var physicalOffset: Int64
     public var queueOffset: Int64
     public var wroteBytes: Int32
-    /// The offset message id (see `StoredMessage.msgId`).
-    public var msgId: String
     public var storeTimestamp: Int64
+    /// The store host written into the record (part of `msgId`).
+    public var storeHost: String
+    /// The offset message id (see `StoredMessage.msgId`); computed on access, as most
+    /// callers that need it only need it once.
+    public var msgId: String { MessageID.make(storeHost: storeHost, physicalOffset: physicalOffset) }
 }
 
 /// A topic and queue id: the key of a ConsumeQueue.

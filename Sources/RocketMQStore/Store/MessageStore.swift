@@ -53,7 +53,8 @@ public final class MessageStore: Sendable {
         try FileSystem.makeDirectory(root + "/config")
         directoryLock = try DirectoryLock(path: root + "/lock")
         do {
-            commitLog = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize, logger: logger)
+            commitLog = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize,
+                                      mappedWrites: configuration.flushMode == .async, logger: logger)
             index = try IndexService(directory: root + "/index", slotCount: configuration.indexSlots,
                                      entryCapacity: configuration.indexEntries, logger: logger)
             flushService = FlushService(
@@ -205,7 +206,7 @@ public final class MessageStore: Sendable {
             commitLog.publish(upTo: physicalOffset + Int64(size))
             return AppendResult(
                 physicalOffset: physicalOffset, queueOffset: queueOffset, wroteBytes: size,
-                msgId: MessageID.make(storeHost: storeHost, physicalOffset: physicalOffset), storeTimestamp: storeTimestamp)
+                storeTimestamp: storeTimestamp, storeHost: storeHost)
         }
         notifier.notify(id)
         return result
