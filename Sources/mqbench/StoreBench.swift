@@ -16,6 +16,7 @@ struct StoreBench: AsyncParsableCommand {
     @Option(help: "Concurrent appenders for the sync-flush runs.") var syncWriters: [Int] = [1, 16, 64]
     @Option(help: "Keys indexed for the IndexFile lookup run.") var indexKeys: Int = 1_000_000
     @Option(help: "Scenarios to run: async,sync,read,index,recovery.") var only: String = "async,sync,read,index,recovery"
+    @Option(help: "Async flush: sync as soon as this many pages are dirty (default: the store's).") var flushDirtyPages: Int?
 
     func run() async throws {
         let wanted = Set(only.split(separator: ",").map(String.init))
@@ -71,16 +72,20 @@ struct StoreBench: AsyncParsableCommand {
         try wipe(path)
         var config = StoreConfiguration(dataDirectory: path)
         config.flushMode = .async
+        if let flushDirtyPages { config.flushDirtyPages = flushDirtyPages }
         let body = [UInt8](repeating: 0x61, count: 1024)
         let queues: Int32 = 8
         var store = try MessageStore(configuration: config, logger: logger)
         var written: Int64 = 0
         var count = 0
+        // Messages arrive built (as the broker gets them off the wire): cycle through a few.
+        let prepared = (0..<32).map { i in
+            MessageToAppend(topic: "BenchAsync", queueId: Int32(i) % queues, body: body,
+                            properties: [MessageProperty.tags: "t\(i % 4)"], bornHost: "127.0.0.1:5000")
+        }
         let start = ContinuousClock.now
         while written < bytes {
-            let r = try await store.append(MessageToAppend(
-                topic: "BenchAsync", queueId: Int32(count) % queues, body: body, properties: [MessageProperty.tags: "t\(count % 4)"],
-                bornHost: "127.0.0.1:5000"))
+            let r = try await store.append(prepared[count % prepared.count])
             written += Int64(r.wroteBytes)
             count += 1
         }

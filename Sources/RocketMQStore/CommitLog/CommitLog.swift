@@ -31,6 +31,7 @@ final class CommitLog: @unchecked Sendable {
     private let flushed = ManagedAtomic<Int64>(0)
     private var current: CommitLogSegment?
     private var mapping: SegmentWriteMapping?
+    private let prefaulter: Prefaulter?
     private let logger: Logger
 
     /// Whether appends `memcpy` into a mapping of the segment (`SegmentWriteMapping`) or
@@ -42,6 +43,8 @@ final class CommitLog: @unchecked Sendable {
     init(directory: String, segmentSize: Int64, mappedWrites: Bool, logger: Logger) throws(StoreError) {
         self.directory = directory
         self.mappedWrites = mappedWrites
+        prefaulter = mappedWrites ? Prefaulter() : nil
+        prefaulter?.start()
         self.segmentSize = segmentSize
         self.logger = logger
         try FileSystem.makeDirectory(directory)
@@ -142,6 +145,7 @@ final class CommitLog: @unchecked Sendable {
             mapping.write(UnsafeRawBufferPointer(raw), at: at)
         }
         mapping.release(below: at)
+        prefaulter?.advance(mapping, to: at + record.count)
         return physicalOffset
     }
 
@@ -275,6 +279,7 @@ final class CommitLog: @unchecked Sendable {
             let keep = position - holder.start
             try holder.file.truncate(to: keep)
             try holder.file.truncate(to: segmentSize)
+            if mappedWrites { try holder.file.allocate(segmentSize) }  // no holes under a write mapping
         }
         let doomed = list.filter { $0.start > position }
         if !doomed.isEmpty || position < last.end {
@@ -287,6 +292,11 @@ final class CommitLog: @unchecked Sendable {
         written.store(position, ordering: .releasing)
         flushed.store(min(start, position), ordering: .releasing)
         return position
+    }
+
+    /// Stops the prefault thread (shutdown).
+    func stopBackgroundWork() {
+        prefaulter?.stop()
     }
 
     // MARK: Retention

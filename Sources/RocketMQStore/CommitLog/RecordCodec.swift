@@ -83,8 +83,8 @@ enum RecordCodec {
                 put(value)
             }
             message.body.withUnsafeBytes { src in
-                if let base = src.baseAddress, bodyCount > 0 {
-                    (raw.baseAddress.unsafelyUnwrapped + at).copyMemory(from: base, byteCount: bodyCount)
+                if let base = src.baseAddress, let dst = raw.baseAddress, bodyCount > 0 {
+                    (dst + at).copyMemory(from: base, byteCount: bodyCount)
                 }
             }
             initialized = total

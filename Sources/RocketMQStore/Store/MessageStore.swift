@@ -52,16 +52,24 @@ public final class MessageStore: Sendable {
         try FileSystem.makeDirectory(root)
         try FileSystem.makeDirectory(root + "/config")
         directoryLock = try DirectoryLock(path: root + "/lock")
+        let log: CommitLog
         do {
-            commitLog = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize,
-                                      mappedWrites: configuration.flushMode == .async, logger: logger)
+            log = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize,
+                                mappedWrites: configuration.flushMode == .async, logger: logger)
+        } catch {
+            directoryLock.release()
+            throw error
+        }
+        commitLog = log
+        flushService = FlushService(
+            commitLog: log, mode: configuration.flushMode, interval: configuration.flushInterval,
+            dirtyPages: configuration.flushDirtyPages, timeout: configuration.groupCommitTimeout, logger: logger)
+        do {
             index = try IndexService(directory: root + "/index", slotCount: configuration.indexSlots,
                                      entryCapacity: configuration.indexEntries, logger: logger)
-            flushService = FlushService(
-                commitLog: commitLog, mode: configuration.flushMode, interval: configuration.flushInterval,
-                dirtyPages: configuration.flushDirtyPages, timeout: configuration.groupCommitTimeout, logger: logger)
             try recover()
         } catch {
+            log.stopBackgroundWork()
             directoryLock.release()
             throw error
         }
@@ -394,6 +402,7 @@ public final class MessageStore: Sendable {
         writer.withLock { _ in }  // let an append that already holds the lock finish its write
         background.withLock { $0 }?.stop()
         flushService.stop()
+        commitLog.stopBackgroundWork()
         notifier.notifyAll()
         do {
             try commitLog.flush()
@@ -412,6 +421,7 @@ public final class MessageStore: Sendable {
         writer.withLock { _ in }
         background.withLock { $0 }?.stop()
         flushService.stop()
+        commitLog.stopBackgroundWork()
         notifier.notifyAll()
         directoryLock.release()
     }

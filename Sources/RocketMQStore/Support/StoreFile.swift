@@ -252,8 +252,9 @@ public enum AtomicFile {
 /// page tables (`MADV_DONTNEED`; on a shared file mapping the dirty state moves to the page
 /// cache, nothing is lost). Segments are preallocated (`fallocate`) so a full disk shows up
 /// as an error when a segment is created, never as SIGBUS on a page fault.
-/// Used only by the single writer.
-final class SegmentWriteMapping {
+/// Written only by the single writer; the `Prefaulter` only calls `madvise` on it
+/// (`@unchecked Sendable` for that).
+final class SegmentWriteMapping: @unchecked Sendable {
     let file: StoreFile
     let size: Int
     let base: UnsafeMutableRawPointer
