@@ -29,14 +29,26 @@ FIO_SEQ="fio --name=seqwrite --directory=$DIR --rw=write --bs=1k --size=$BYTES -
 FIO_SYNC="fio --name=fdatasync --directory=$DIR --rw=write --bs=1k --size=256m --fdatasync=1 --runtime=$FIO_SYNC_SECONDS --time_based --ioengine=psync --output-format=json"
 MQ="$MQBENCH store --dir $DIR/mq --bytes $BYTES --sync-seconds $SYNC_SECONDS --index-keys $INDEX_KEYS"
 
+# Each fio reference runs right before the mqbench scenarios it is compared with, after
+# writeback settled, so both see the same disk (it is shared and its speed drifts).
+settle() { sync; sleep 2; }
+: > "$OUT/mqbench.jsonl"
+settle
 echo "== fio: buffered sequential 1 KiB writes ($BYTES bytes)"
 $FIO_SEQ > "$OUT/fio-seq.json"
 rm -f "$DIR"/seqwrite.*
+settle
+echo "== mqbench store: async appends, queue reads, recovery"
+$MQ --only async,read,recovery | tee -a "$OUT/mqbench.jsonl"
+settle
 echo "== fio: 1 KiB writes, fdatasync after each (${FIO_SYNC_SECONDS} s)"
 $FIO_SYNC > "$OUT/fio-sync.json"
 rm -f "$DIR"/fdatasync.*
-echo "== mqbench store"
-$MQ | tee "$OUT/mqbench.jsonl"
+echo "== mqbench store: sync flush (group commit)"
+$MQ --only sync | tee -a "$OUT/mqbench.jsonl"
+settle
+echo "== mqbench store: IndexFile lookups"
+$MQ --only index | tee -a "$OUT/mqbench.jsonl"
 
 FIO_SEQ="$FIO_SEQ" FIO_SYNC="$FIO_SYNC" MQ="$MQ" python3 - "$OUT" "$ROOT/BENCHMARKS.md" "$DIR" <<'PY'
 import json, os, platform, subprocess, sys, datetime
@@ -58,12 +70,12 @@ disk = sh(f"df -T {data_dir} | awk 'NR==2{{print $1 \" (\" $2 \")\"}}'")
 L = []
 L.append("## Store")
 L.append("")
-L.append(f"Measured {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC by `Scripts/bench-store.sh` (fio and `mqbench store` in one run, same directory, one after the other).")
+L.append(f"Measured {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC by `Scripts/bench-store.sh` (fio and `mqbench store` in one run, same directory; each fio reference runs just before the scenarios compared with it).")
 L.append("")
 L.append(f"- Machine: {sh('nproc')} cores ({cpu}), {mem} GiB RAM, kernel {platform.release()}; shared with other builds")
 L.append(f"- Disk: `{data_dir}` on {disk}")
 L.append(f"- Versions: {sh('swift --version 2>&1 | head -1')}; {sh('fio --version')}; mqbench release build")
-L.append(f"- Commands: `{os.environ['FIO_SEQ']}`; `{os.environ['FIO_SYNC']}`; `{os.environ['MQ']}`")
+L.append(f"- Commands: `{os.environ['FIO_SEQ']}`; `{os.environ['FIO_SYNC']}`; `{os.environ['MQ']} --only X` for X = `async,read,recovery`, `sync`, `index`")
 L.append("")
 L.append("| Scenario | rocketmq-swift | fio reference | Ratio | Target | Met |")
 L.append("|---|---|---|---|---|---|")
