@@ -29,7 +29,8 @@ enum RecordCodec {
         let topicCount = message.topic.utf8.count
         let bornCount = message.bornHost.utf8.count
         let storeCount = storeHost.utf8.count
-        guard topicCount > 0, topicCount <= Int(UInt16.max) else { throw .invalidMessage("topic must be 1...65535 bytes") }
+        // 255 bytes: the topic names a ConsumeQueue directory.
+        guard topicCount > 0, topicCount <= 255 else { throw .invalidMessage("topic must be 1...255 UTF-8 bytes") }
         guard bornCount <= 255, storeCount <= 255 else { throw .invalidMessage("host strings must be at most 255 bytes") }
         let keys = message.properties.count > 1 ? message.properties.keys.sorted() : Array(message.properties.keys)
         var propsCount = 0

@@ -10,7 +10,7 @@ public enum MessageProperty {
 
 /// A message handed to `MessageStore.append(_:)`.
 public struct MessageToAppend: Sendable, Equatable {
-    /// Topic name (1–65535 UTF-8 bytes, no `/`: it names a directory).
+    /// Topic name (1–255 UTF-8 bytes, no `/`: it names a directory).
     public var topic: String
     /// Queue of the topic (≥ 0).
     public var queueId: Int32

@@ -201,6 +201,9 @@ public final class MessageStore: Sendable {
             if isShutDown.load(ordering: .relaxed) { throw .shutDown }
             guard let cq = try consumeQueue(id, create: true) else { throw .shutDown }
             let queueOffset = cq.maxOffset
+            // Everything that can fail happens before the record is written: once it is in
+            // the CommitLog, its ConsumeQueue entry must follow.
+            try cq.prepare(for: queueOffset)
             let now = MessageStore.nowMilliseconds()
             let storeTimestamp = max(now, state.lastStoreTimestamp)
             state.lastStoreTimestamp = storeTimestamp
@@ -208,9 +211,14 @@ public final class MessageStore: Sendable {
                 RecordCodec.seal(raw, queueOffset: queueOffset, physicalOffset: offset, storeTimestamp: storeTimestamp)
             }
             try cq.put(ConsumeQueueEntry(physicalOffset: physicalOffset, size: size, tagsHash: tagsHash), at: queueOffset)
-            try index.put(RecordCodec.DispatchInfo(
-                topic: id.topic, queueId: id.queueId, queueOffset: queueOffset, physicalOffset: physicalOffset,
-                size: size, storeTimestamp: storeTimestamp, tagsHash: tagsHash, keys: keys, uniqueId: uniqueId))
+            do {
+                try index.put(RecordCodec.DispatchInfo(
+                    topic: id.topic, queueId: id.queueId, queueOffset: queueOffset, physicalOffset: physicalOffset,
+                    size: size, storeTimestamp: storeTimestamp, tagsHash: tagsHash, keys: keys, uniqueId: uniqueId))
+            } catch {
+                // The record and its queue entry are in: keep them; only key lookups miss it.
+                logger.error("cannot index message keys", metadata: ["offset": "\(physicalOffset)", "error": "\(error)"])
+            }
             commitLog.publish(upTo: physicalOffset + Int64(size))
             return AppendResult(
                 physicalOffset: physicalOffset, queueOffset: queueOffset, wroteBytes: size,
