@@ -435,8 +435,15 @@ public final class MessageStore: Sendable {
     }
 
     fileprivate func backgroundTick(_ tick: inout BackgroundLoop.Tick) {
-        do { try writeCheckpoint(clean: false) } catch {
-            logger.error("checkpoint failed", metadata: ["error": "\(error)"])
+        // An idle store does no I/O: rewrite the checkpoint only when something moved.
+        let positions = (commitLog.writtenPosition, commitLog.flushedPosition)
+        if positions != tick.checkpointed {
+            do {
+                try writeCheckpoint(clean: false)
+                tick.checkpointed = positions
+            } catch {
+                logger.error("checkpoint failed", metadata: ["error": "\(error)"])
+            }
         }
         if ContinuousClock.now >= tick.nextRetention {
             runRetention()
@@ -449,7 +456,10 @@ public final class MessageStore: Sendable {
 /// rewrites the checkpoint; every retention interval, checks disk use and expired segments.
 /// `@unchecked Sendable`: `stopping`/`done` are guarded by `condition`.
 private final class BackgroundLoop: @unchecked Sendable {
-    struct Tick { var nextRetention: ContinuousClock.Instant }
+    struct Tick {
+        var nextRetention: ContinuousClock.Instant
+        var checkpointed: (Int64, Int64) = (-1, -1)
+    }
     private weak var store: MessageStore?
     private let interval: Duration
     private let condition = NSCondition()
