@@ -21,6 +21,7 @@ import Testing
             #expect(got.properties == m.properties)
             #expect(got.queueOffset == r.queueOffset)
             #expect(got.msgId == r.msgId)
+            #expect(try store.message(msgId: r.msgId).physicalOffset == r.physicalOffset)
             #expect(got.storeTimestamp == r.storeTimestamp)
             #expect(got.flags == 7 && got.reconsumeTimes == 2 && got.preparedTransactionOffset == 99 && got.bornHost == "192.168.1.2:5555")
         }
@@ -41,6 +42,8 @@ import Testing
         #expect(try store.messages(topic: "T0", queueId: 0, from: 0, maxCount: 5).messages.count == 5)
         #expect(try store.messages(topic: "T0", queueId: 0, from: 0, maxCount: 100, maxBytes: 1).messages.count == 1)
         #expect(try store.messages(topic: "nope", queueId: 0, from: 0).messages.isEmpty)
+        #expect(throws: StoreError.self) { try store.message(msgId: "not-an-id") }
+        #expect(throws: StoreError.self) { try store.message(msgId: MessageID.make(storeHost: "10.9.9.9:1", physicalOffset: 0)) }
         try store.verifyConsistency()
     }
 

@@ -282,6 +282,16 @@ public final class MessageStore: Sendable {
         try commitLog.message(at: physicalOffset)
     }
 
+    /// The message with this offset message id (`AppendResult.msgId`, `StoredMessage.msgId`).
+    /// - Throws: `.offsetOutOfRange` if the id is malformed, names another store host, or
+    ///   points nowhere; `.corruptRecord` if the record fails its checks.
+    public func message(msgId: String) throws(StoreError) -> StoredMessage {
+        guard let offset = MessageID.physicalOffset(of: msgId),
+              MessageID.make(storeHost: configuration.storeHost, physicalOffset: offset) == msgId.uppercased()
+        else { throw .offsetOutOfRange(physicalOffset: -1) }
+        return try commitLog.message(at: offset)
+    }
+
     /// Messages of `topic` carrying `key` in KEYS, stored between `from` and `to` (ms since
     /// the epoch, inclusive), newest first, at most `maxCount`.
     public func messages(key: String, topic: String, from: Int64 = 0, to: Int64 = .max, maxCount: Int = 32) -> [StoredMessage] {
