@@ -83,7 +83,14 @@ public final class MessageStore: Sendable {
 
     private func recover() throws(StoreError) {
         let started = ContinuousClock.now
-        let checkpoint = try Checkpoint.load(checkpointPath)
+        let checkpoint: Checkpoint?
+        do {
+            checkpoint = try Checkpoint.load(checkpointPath)
+        } catch {
+            // Written atomically, so this is outside damage: scanning everything is still safe.
+            logger.warning("ignoring unreadable checkpoint: full recovery scan", metadata: ["error": "\(error)"])
+            checkpoint = nil
+        }
         var redoStart: Int64
         if let checkpoint, checkpoint.cleanShutdown {
             redoStart = checkpoint.commitLogEnd
