@@ -174,6 +174,38 @@ import Glibc
         if requireAllAcked { #expect(lost == 0) }
     }
 
+    @Test func secondProcessGetsLockErrorNamingTheHolder() throws {
+        let binary = try Self.childBinary()
+        let dir = TempDirectory("lock")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [dir.path, "async", "1", String(64 * 1024), "0"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        // Wait for READY (bounded).
+        let fd = pipe.fileHandleForReading.fileDescriptor
+        var seen = [UInt8]()
+        let deadline = ContinuousClock.now + .seconds(20)
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: seen, as: UTF8.self).contains("READY\n"), ContinuousClock.now < deadline {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 100) > 0 else { continue }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            seen += chunk[0..<n]
+        }
+        #expect(String(decoding: seen, as: UTF8.self).contains("READY"), "child never became ready")
+        #expect(throws: StoreError.lockHeld(path: dir.path + "/lock", pid: process.processIdentifier)) {
+            _ = try openStore(Self.childConfiguration(dir.path, segmentSize: 64 * 1024))
+        }
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func syncFlushLosesNoAcknowledgedRecordAcross50Kills() throws {
         try killLoop(mode: "sync", iterations: 50, writers: 16, requireAllAcked: true)

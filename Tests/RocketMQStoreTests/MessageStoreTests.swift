@@ -21,6 +21,7 @@ import Testing
             #expect(got.properties == m.properties)
             #expect(got.queueOffset == r.queueOffset)
             #expect(got.msgId == r.msgId)
+            #expect(try store.message(msgId: r.msgId).physicalOffset == r.physicalOffset)
             #expect(got.storeTimestamp == r.storeTimestamp)
             #expect(got.flags == 7 && got.reconsumeTimes == 2 && got.preparedTransactionOffset == 99 && got.bornHost == "192.168.1.2:5555")
         }
@@ -41,6 +42,8 @@ import Testing
         #expect(try store.messages(topic: "T0", queueId: 0, from: 0, maxCount: 5).messages.count == 5)
         #expect(try store.messages(topic: "T0", queueId: 0, from: 0, maxCount: 100, maxBytes: 1).messages.count == 1)
         #expect(try store.messages(topic: "nope", queueId: 0, from: 0).messages.isEmpty)
+        #expect(throws: StoreError.self) { try store.message(msgId: "not-an-id") }
+        #expect(throws: StoreError.self) { try store.message(msgId: MessageID.make(storeHost: "10.9.9.9:1", physicalOffset: 0)) }
         try store.verifyConsistency()
     }
 
@@ -249,6 +252,42 @@ import Testing
         #expect(store.commitLog.segmentCount == 1)
         _ = try await store.append(message(body: [1]))
         try store.verifyConsistency(checkIndex: false)
+    }
+
+    @Test func rejectedMessagesLeaveNoTrace() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path))
+        defer { store.shutdown() }
+        _ = try await store.append(message(body: [1]))
+        let end = store.commitLogMaxOffset
+        for bad in [MessageToAppend(topic: "a/b", queueId: 0, body: [1]), MessageToAppend(topic: "t", queueId: -1, body: [1]),
+                    MessageToAppend(topic: "..", queueId: 0, body: [1])] {
+            await #expect(throws: StoreError.self) { try await store.append(bad) }
+        }
+        #expect(store.commitLogMaxOffset == end)
+        #expect(try await store.append(message(body: [2])).queueOffset == 1)
+        try store.verifyConsistency()
+    }
+
+    @Test func queueOffsetsSurviveRetentionOfEveryOldSegmentAndARestart() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path, segmentSize: 4096)
+        config.deleteWhenHour = -1
+        var store = try openStore(config)
+        // 64 entries = exactly one ConsumeQueue file (testConfiguration uses 64 per file).
+        for _ in 0..<64 { _ = try await store.append(message(body: [UInt8](repeating: 1, count: 400))) }
+        // Roll to a fresh segment holding only another queue's message.
+        for _ in 0..<12 { _ = try await store.append(message("Other", body: [UInt8](repeating: 2, count: 400))) }
+        let old = Date().addingTimeInterval(-100 * 3600)
+        for s in store.commitLog.segmentList { try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: s.file.path) }
+        store.runRetention(force: true)
+        #expect(store.minOffset(topic: "TopicA", queueId: 0) == 64)
+        #expect(store.maxOffset(topic: "TopicA", queueId: 0) == 64)
+        store.shutdown()
+        store = try openStore(config)
+        defer { store.shutdown() }
+        #expect(store.maxOffset(topic: "TopicA", queueId: 0) == 64, "queue offsets must not restart after retention")
+        #expect(try await store.append(message(body: [3])).queueOffset == 64)
     }
 
     @Test func longPollWakesOnAppendAndTimesOut() async throws {

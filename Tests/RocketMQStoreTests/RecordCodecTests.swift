@@ -49,6 +49,7 @@ import Testing
 
     @Test func rejectsOversizedFields() {
         #expect(throws: StoreError.self) { try RecordCodec.encode(MessageToAppend(topic: "", queueId: 0, body: []), storeHost: "h:1") }
+        #expect(throws: StoreError.self) { try RecordCodec.encode(MessageToAppend(topic: String(repeating: "t", count: 256), queueId: 0, body: []), storeHost: "h:1") }
         let longHost = String(repeating: "h", count: 300)
         #expect(throws: StoreError.self) { try RecordCodec.encode(MessageToAppend(topic: "t", queueId: 0, body: [], bornHost: longHost), storeHost: "h:1") }
     }

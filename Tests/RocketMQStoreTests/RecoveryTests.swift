@@ -112,6 +112,16 @@ import Testing
         #expect(store.maxOffset(topic: "T", queueId: 0) == 31)
     }
 
+    @Test func garbageCheckpointMeansFullScanNotAFailedStart() async throws {
+        let dir = TempDirectory()
+        let sent = try await crashAfterAppending(dir.path, count: 60)
+        let file = try StoreFile(path: dir.path + "/checkpoint", create: false)
+        try file.write(Array("{not json".utf8), at: 0)
+        let store = try openStore(testConfiguration(dir.path, segmentSize: 8192))
+        defer { store.shutdown() }
+        #expect(try store.verifyConsistency().count == sent.count)
+    }
+
     @Test func missingCheckpointMeansFullScan() async throws {
         let dir = TempDirectory()
         let sent = try await crashAfterAppending(dir.path, count: 80)

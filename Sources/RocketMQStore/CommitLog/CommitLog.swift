@@ -30,10 +30,21 @@ final class CommitLog: @unchecked Sendable {
     private let written = ManagedAtomic<Int64>(0)
     private let flushed = ManagedAtomic<Int64>(0)
     private var current: CommitLogSegment?
+    private var mapping: SegmentWriteMapping?
+    private let prefaulter: Prefaulter?
     private let logger: Logger
 
-    init(directory: String, segmentSize: Int64, logger: Logger) throws(StoreError) {
+    /// Whether appends `memcpy` into a mapping of the segment (`SegmentWriteMapping`) or
+    /// `pwrite`. Mapped writes avoid a syscall per record, which wins for async flush; with
+    /// sync flush every `fdatasync` would have to write-protect the mapped pages (a TLB
+    /// shootdown each), so there `pwrite` is faster.
+    let mappedWrites: Bool
+
+    init(directory: String, segmentSize: Int64, mappedWrites: Bool, logger: Logger) throws(StoreError) {
         self.directory = directory
+        self.mappedWrites = mappedWrites
+        prefaulter = mappedWrites ? Prefaulter() : nil
+        prefaulter?.start()
         self.segmentSize = segmentSize
         self.logger = logger
         try FileSystem.makeDirectory(directory)
@@ -77,7 +88,10 @@ final class CommitLog: @unchecked Sendable {
 
     private func createSegment(at start: Int64) throws(StoreError) -> CommitLogSegment {
         let file = try StoreFile(path: directory + "/" + FileSystem.offsetName(start))
-        try file.truncate(to: segmentSize)
+        // Mapped writes need the blocks reserved up front: a full disk must fail here, not
+        // as SIGBUS on a page fault. pwrite reports ENOSPC itself, and writing into
+        // preallocated (unwritten) extents makes every fdatasync convert them: sparse is faster.
+        if mappedWrites { try file.allocate(segmentSize) } else { try file.truncate(to: segmentSize) }
         let segment = CommitLogSegment(start: start, size: segmentSize, file: file)
         segments.withLock { $0.append(segment) }
         logger.debug("created CommitLog segment", metadata: ["start": "\(start)"])
@@ -108,14 +122,30 @@ final class CommitLog: @unchecked Sendable {
             written.store(position, ordering: .releasing)
             if let next = self.segment(containing: position) { segment = next } else { segment = try createSegment(at: position) }
         }
-        current = segment
         let physicalOffset = position
-        try StoreError.catching {
-            try record.withUnsafeMutableBytes { raw in
-                seal(raw, physicalOffset)
-                try segment.file.write(UnsafeRawBufferPointer(raw), at: physicalOffset - segment.start)
+        let at = Int(physicalOffset - segment.start)
+        guard mappedWrites else {
+            current = segment
+            try StoreError.catching {
+                try record.withUnsafeMutableBytes { raw in
+                    seal(raw, physicalOffset)
+                    try segment.file.write(UnsafeRawBufferPointer(raw), at: Int64(at))
+                }
             }
+            return physicalOffset
         }
+        if current !== segment || mapping == nil {
+            mapping = nil
+            mapping = try SegmentWriteMapping(file: segment.file, size: Int(segmentSize))
+            current = segment
+        }
+        guard let mapping else { throw .shutDown }
+        record.withUnsafeMutableBytes { raw in
+            seal(raw, physicalOffset)
+            mapping.write(UnsafeRawBufferPointer(raw), at: at)
+        }
+        mapping.release(below: at)
+        prefaulter?.advance(mapping, to: at + record.count)
         return physicalOffset
     }
 
@@ -249,6 +279,7 @@ final class CommitLog: @unchecked Sendable {
             let keep = position - holder.start
             try holder.file.truncate(to: keep)
             try holder.file.truncate(to: segmentSize)
+            if mappedWrites { try holder.file.allocate(segmentSize) }  // no holes under a write mapping
         }
         let doomed = list.filter { $0.start > position }
         if !doomed.isEmpty || position < last.end {
@@ -257,9 +288,15 @@ final class CommitLog: @unchecked Sendable {
         for s in doomed { try FileSystem.remove(s.file.path) }
         segments.withLock { $0.removeAll { $0.start > position } }
         current = nil
+        mapping = nil
         written.store(position, ordering: .releasing)
         flushed.store(min(start, position), ordering: .releasing)
         return position
+    }
+
+    /// Stops the prefault thread (shutdown).
+    func stopBackgroundWork() {
+        prefaulter?.stop()
     }
 
     // MARK: Retention

@@ -24,57 +24,72 @@ enum RecordCodec {
     static let blankSize = 8
 
     /// Encodes `message` with zero offsets and store timestamp; `seal` fills those in.
+    /// One allocation: the record itself (the hot path of every append).
     static func encode(_ message: MessageToAppend, storeHost: String) throws(StoreError) -> [UInt8] {
-        let topic = Array(message.topic.utf8)
-        let bornHost = Array(message.bornHost.utf8)
-        let storeHostBytes = Array(storeHost.utf8)
-        guard !topic.isEmpty, topic.count <= Int(UInt16.max) else {
-            throw .invalidMessage("topic must be 1...65535 bytes")
-        }
-        guard bornHost.count <= 255, storeHostBytes.count <= 255 else {
-            throw .invalidMessage("host strings must be at most 255 bytes")
-        }
-        var props = [UInt8]()
-        for key in message.properties.keys.sorted() {
-            let k = Array(key.utf8)
-            let v = Array((message.properties[key] ?? "").utf8)
-            guard k.count <= Int(UInt16.max), v.count <= Int(UInt16.max) else {
+        let topicCount = message.topic.utf8.count
+        let bornCount = message.bornHost.utf8.count
+        let storeCount = storeHost.utf8.count
+        // 255 bytes: the topic names a ConsumeQueue directory.
+        guard topicCount > 0, topicCount <= 255 else { throw .invalidMessage("topic must be 1...255 UTF-8 bytes") }
+        guard bornCount <= 255, storeCount <= 255 else { throw .invalidMessage("host strings must be at most 255 bytes") }
+        let keys = message.properties.count > 1 ? message.properties.keys.sorted() : Array(message.properties.keys)
+        var propsCount = 0
+        for key in keys {
+            let k = key.utf8.count
+            let v = message.properties[key]?.utf8.count ?? 0
+            guard k <= Int(UInt16.max), v <= Int(UInt16.max) else {
                 throw .invalidMessage("property \(key) is longer than 65535 bytes")
             }
-            props.append(UInt8(truncatingIfNeeded: k.count)); props.append(UInt8(truncatingIfNeeded: k.count >> 8))
-            props += k
-            props.append(UInt8(truncatingIfNeeded: v.count)); props.append(UInt8(truncatingIfNeeded: v.count >> 8))
-            props += v
+            propsCount += 4 + k + v
         }
-        let total = headerSize + topic.count + bornHost.count + storeHostBytes.count + props.count + message.body.count
+        let bodyCount = message.body.count
+        let total = headerSize + topicCount + bornCount + storeCount + propsCount + bodyCount
         guard total <= Int(Int32.max) else { throw .messageTooLarge(size: total, limit: Int(Int32.max)) }
-        var buffer = [UInt8](repeating: 0, count: total)
         let bodyCRC = CRC32C.checksum(message.body)
-        buffer.withUnsafeMutableBytes { raw in
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
             raw.storeBytes(of: UInt32(total).littleEndian, toByteOffset: 0, as: UInt32.self)
             raw.storeBytes(of: messageMagic.littleEndian, toByteOffset: 4, as: UInt32.self)
+            raw.storeBytes(of: UInt32(0), toByteOffset: 8, as: UInt32.self)
             raw.storeBytes(of: bodyCRC.littleEndian, toByteOffset: 12, as: UInt32.self)
             raw.storeBytes(of: message.queueId.littleEndian, toByteOffset: 16, as: Int32.self)
             raw.storeBytes(of: message.flags.littleEndian, toByteOffset: 20, as: Int32.self)
+            raw.storeBytes(of: Int64(0), toByteOffset: 24, as: Int64.self)
+            raw.storeBytes(of: Int64(0), toByteOffset: 32, as: Int64.self)
             raw.storeBytes(of: message.bornTimestamp.littleEndian, toByteOffset: 40, as: Int64.self)
+            raw.storeBytes(of: Int64(0), toByteOffset: 48, as: Int64.self)
             raw.storeBytes(of: message.reconsumeTimes.littleEndian, toByteOffset: 56, as: Int32.self)
             raw.storeBytes(of: message.preparedTransactionOffset.littleEndian, toByteOffset: 60, as: Int64.self)
-            raw.storeBytes(of: UInt16(topic.count).littleEndian, toByteOffset: 68, as: UInt16.self)
-            raw.storeBytes(of: UInt8(bornHost.count), toByteOffset: 70, as: UInt8.self)
-            raw.storeBytes(of: UInt8(storeHostBytes.count), toByteOffset: 71, as: UInt8.self)
-            raw.storeBytes(of: UInt32(props.count).littleEndian, toByteOffset: 72, as: UInt32.self)
-            raw.storeBytes(of: UInt32(message.body.count).littleEndian, toByteOffset: 76, as: UInt32.self)
+            raw.storeBytes(of: UInt16(topicCount).littleEndian, toByteOffset: 68, as: UInt16.self)
+            raw.storeBytes(of: UInt8(bornCount), toByteOffset: 70, as: UInt8.self)
+            raw.storeBytes(of: UInt8(storeCount), toByteOffset: 71, as: UInt8.self)
+            raw.storeBytes(of: UInt32(propsCount).littleEndian, toByteOffset: 72, as: UInt32.self)
+            raw.storeBytes(of: UInt32(bodyCount).littleEndian, toByteOffset: 76, as: UInt32.self)
             var at = headerSize
-            for part in [topic, bornHost, storeHostBytes, props, message.body] {
-                part.withUnsafeBytes { src in
-                    if let base = src.baseAddress, src.count > 0 {
-                        (raw.baseAddress.unsafelyUnwrapped + at).copyMemory(from: base, byteCount: src.count)
-                    }
-                }
-                at += part.count
+            func put(_ s: String) {
+                for b in s.utf8 { raw[at] = b; at += 1 }
             }
+            func put16(_ n: Int) {
+                raw.storeBytes(of: UInt16(n).littleEndian, toByteOffset: at, as: UInt16.self)
+                at += 2
+            }
+            put(message.topic)
+            put(message.bornHost)
+            put(storeHost)
+            for key in keys {
+                let value = message.properties[key] ?? ""
+                put16(key.utf8.count)
+                put(key)
+                put16(value.utf8.count)
+                put(value)
+            }
+            message.body.withUnsafeBytes { src in
+                if let base = src.baseAddress, let dst = raw.baseAddress, bodyCount > 0 {
+                    (dst + at).copyMemory(from: base, byteCount: bodyCount)
+                }
+            }
+            initialized = total
         }
-        return buffer
     }
 
     /// Writes the positions and store time into an encoded record and computes its record CRC.

@@ -48,6 +48,12 @@ final class ConsumeQueue: @unchecked Sendable {
         return f
     }
 
+    /// Maps (creating if needed) the file that will hold `queueOffset`, so that the `put`
+    /// after a CommitLog write cannot fail.
+    func prepare(for queueOffset: Int64) throws(StoreError) {
+        _ = try file(index: queueOffset / Int64(entriesPerFile), create: true)
+    }
+
     /// Writes the entry for `queueOffset` and, if it extends the queue, publishes it.
     /// Recovery may rewrite an existing position (idempotent) or leave a hole it fills later.
     func put(_ entry: ConsumeQueueEntry, at queueOffset: Int64) throws(StoreError) {
@@ -183,7 +189,8 @@ final class ConsumeQueue: @unchecked Sendable {
         min.store(low, ordering: .releasing)
         let firstKeptFile = low / perFile
         let doomed: [MappedFile] = files.withLock { map in
-            let keys = map.keys.filter { $0 < firstKeptFile && ($0 + 1) * perFile <= high }
+            // Never the file holding the last entry: it is what records the max offset.
+            let keys = map.keys.filter { $0 < firstKeptFile && ($0 + 1) * perFile < high }
             return keys.compactMap { map.removeValue(forKey: $0) }
         }
         for f in doomed { try FileSystem.remove(f.path) }

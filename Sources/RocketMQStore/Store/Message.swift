@@ -10,17 +10,23 @@ public enum MessageProperty {
 
 /// A message handed to `MessageStore.append(_:)`.
 public struct MessageToAppend: Sendable, Equatable {
+    /// Topic name (1–255 UTF-8 bytes, no `/`: it names a directory).
     public var topic: String
+    /// Queue of the topic (≥ 0).
     public var queueId: Int32
+    /// Payload, stored as is.
     public var body: [UInt8]
     /// String properties; see `MessageProperty` for the keys the store understands.
     public var properties: [String: String]
+    /// Producer flags, stored as is.
     public var flags: Int32
     /// When the producer created the message, ms since the epoch.
     public var bornTimestamp: Int64
     /// The producer's address, `host:port`.
     public var bornHost: String
+    /// How many times this message was redelivered (retry topics).
     public var reconsumeTimes: Int32
+    /// For transaction messages, the physical offset of the prepared (half) message.
     public var preparedTransactionOffset: Int64
 
     public init(
@@ -48,16 +54,20 @@ public struct MessageToAppend: Sendable, Equatable {
 }
 
 /// A message as read back from the store, with the positions the store assigned.
+/// Fields mean what they mean in `MessageToAppend`; the rest the store assigned.
 public struct StoredMessage: Sendable, Equatable {
     public var topic: String
     public var queueId: Int32
     public var body: [UInt8]
     public var properties: [String: String]
     public var flags: Int32
+    /// When the producer created it, ms since the epoch.
     public var bornTimestamp: Int64
     /// When the store appended it, ms since the epoch; non-decreasing in CommitLog order.
     public var storeTimestamp: Int64
+    /// The producer's address, `host:port`.
     public var bornHost: String
+    /// The store's address (`StoreConfiguration.storeHost`), `host:port`.
     public var storeHost: String
     public var reconsumeTimes: Int32
     public var preparedTransactionOffset: Int64
@@ -70,25 +80,36 @@ public struct StoredMessage: Sendable, Equatable {
 
     /// The offset message id: store host and physical offset, 32 upper-case hex digits.
     public var msgId: String { MessageID.make(storeHost: storeHost, physicalOffset: physicalOffset) }
+    /// The `TAGS` property, if any.
     public var tags: String? { properties[MessageProperty.tags] }
+    /// The `KEYS` property split on spaces.
     public var keys: [String] { MessageProperty.splitKeys(properties[MessageProperty.keys]) }
+    /// The `UNIQ_KEY` property, if any.
     public var uniqueId: String? { properties[MessageProperty.uniqueKey] }
 }
 
 /// What `MessageStore.append(_:)` returns once the flush policy holds.
 public struct AppendResult: Sendable, Equatable {
+    /// Byte offset of the record in the CommitLog.
     public var physicalOffset: Int64
+    /// Position of the message in its topic/queue.
     public var queueOffset: Int64
+    /// Size of the record written.
     public var wroteBytes: Int32
-    /// The offset message id (see `StoredMessage.msgId`).
-    public var msgId: String
+    /// Store time assigned to the message, ms since the epoch.
     public var storeTimestamp: Int64
+    /// The store host written into the record (part of `msgId`).
+    public var storeHost: String
+    /// The offset message id (see `StoredMessage.msgId`); computed on access, as most
+    /// callers that need it only need it once.
+    public var msgId: String { MessageID.make(storeHost: storeHost, physicalOffset: physicalOffset) }
 }
 
 /// A topic and queue id: the key of a ConsumeQueue.
 public struct QueueID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var topic: String
     public var queueId: Int32
+    /// The queue `queueId` of `topic`.
     public init(topic: String, queueId: Int32) {
         self.topic = topic
         self.queueId = queueId
@@ -105,7 +126,9 @@ public struct QueueReadResult: Sendable {
     public var messages: [StoredMessage]
     /// Where the next read should start (past everything examined, filtered or not).
     public var nextOffset: Int64
+    /// The queue's min offset at the time of the read.
     public var minOffset: Int64
+    /// The queue's max offset (next offset to be written) at the time of the read.
     public var maxOffset: Int64
 }
 
@@ -138,6 +161,8 @@ public enum TagHash {
 /// The offset message id, as RocketMQ builds it: store IPv4 (4 bytes), port (4 bytes),
 /// physical offset (8 bytes), hex.
 public enum MessageID {
+    /// The id of the record at `physicalOffset` written by `storeHost` (`a.b.c.d:port`;
+    /// other hosts give zeros for the address part).
     public static func make(storeHost: String, physicalOffset: Int64) -> String {
         var bytes = [UInt8](repeating: 0, count: 16)
         let parts = storeHost.split(separator: ":")

@@ -52,15 +52,24 @@ public final class MessageStore: Sendable {
         try FileSystem.makeDirectory(root)
         try FileSystem.makeDirectory(root + "/config")
         directoryLock = try DirectoryLock(path: root + "/lock")
+        let log: CommitLog
         do {
-            commitLog = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize, logger: logger)
+            log = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize,
+                                mappedWrites: configuration.flushMode == .async, logger: logger)
+        } catch {
+            directoryLock.release()
+            throw error
+        }
+        commitLog = log
+        flushService = FlushService(
+            commitLog: log, mode: configuration.flushMode, interval: configuration.flushInterval,
+            dirtyPages: configuration.flushDirtyPages, timeout: configuration.groupCommitTimeout, logger: logger)
+        do {
             index = try IndexService(directory: root + "/index", slotCount: configuration.indexSlots,
                                      entryCapacity: configuration.indexEntries, logger: logger)
-            flushService = FlushService(
-                commitLog: commitLog, mode: configuration.flushMode, interval: configuration.flushInterval,
-                dirtyPages: configuration.flushDirtyPages, timeout: configuration.groupCommitTimeout, logger: logger)
             try recover()
         } catch {
+            log.stopBackgroundWork()
             directoryLock.release()
             throw error
         }
@@ -74,7 +83,14 @@ public final class MessageStore: Sendable {
 
     private func recover() throws(StoreError) {
         let started = ContinuousClock.now
-        let checkpoint = try Checkpoint.load(checkpointPath)
+        let checkpoint: Checkpoint?
+        do {
+            checkpoint = try Checkpoint.load(checkpointPath)
+        } catch {
+            // Written atomically, so this is outside damage: scanning everything is still safe.
+            logger.warning("ignoring unreadable checkpoint: full recovery scan", metadata: ["error": "\(error)"])
+            checkpoint = nil
+        }
         var redoStart: Int64
         if let checkpoint, checkpoint.cleanShutdown {
             redoStart = checkpoint.commitLogEnd
@@ -192,6 +208,9 @@ public final class MessageStore: Sendable {
             if isShutDown.load(ordering: .relaxed) { throw .shutDown }
             guard let cq = try consumeQueue(id, create: true) else { throw .shutDown }
             let queueOffset = cq.maxOffset
+            // Everything that can fail happens before the record is written: once it is in
+            // the CommitLog, its ConsumeQueue entry must follow.
+            try cq.prepare(for: queueOffset)
             let now = MessageStore.nowMilliseconds()
             let storeTimestamp = max(now, state.lastStoreTimestamp)
             state.lastStoreTimestamp = storeTimestamp
@@ -199,13 +218,18 @@ public final class MessageStore: Sendable {
                 RecordCodec.seal(raw, queueOffset: queueOffset, physicalOffset: offset, storeTimestamp: storeTimestamp)
             }
             try cq.put(ConsumeQueueEntry(physicalOffset: physicalOffset, size: size, tagsHash: tagsHash), at: queueOffset)
-            try index.put(RecordCodec.DispatchInfo(
-                topic: id.topic, queueId: id.queueId, queueOffset: queueOffset, physicalOffset: physicalOffset,
-                size: size, storeTimestamp: storeTimestamp, tagsHash: tagsHash, keys: keys, uniqueId: uniqueId))
+            do {
+                try index.put(RecordCodec.DispatchInfo(
+                    topic: id.topic, queueId: id.queueId, queueOffset: queueOffset, physicalOffset: physicalOffset,
+                    size: size, storeTimestamp: storeTimestamp, tagsHash: tagsHash, keys: keys, uniqueId: uniqueId))
+            } catch {
+                // The record and its queue entry are in: keep them; only key lookups miss it.
+                logger.error("cannot index message keys", metadata: ["offset": "\(physicalOffset)", "error": "\(error)"])
+            }
             commitLog.publish(upTo: physicalOffset + Int64(size))
             return AppendResult(
                 physicalOffset: physicalOffset, queueOffset: queueOffset, wroteBytes: size,
-                msgId: MessageID.make(storeHost: storeHost, physicalOffset: physicalOffset), storeTimestamp: storeTimestamp)
+                storeTimestamp: storeTimestamp, storeHost: storeHost)
         }
         notifier.notify(id)
         return result
@@ -263,6 +287,16 @@ public final class MessageStore: Sendable {
     /// - Throws: `.offsetOutOfRange` if nothing starts there, `.corruptRecord` if it fails its checks.
     public func message(atPhysicalOffset physicalOffset: Int64) throws(StoreError) -> StoredMessage {
         try commitLog.message(at: physicalOffset)
+    }
+
+    /// The message with this offset message id (`AppendResult.msgId`, `StoredMessage.msgId`).
+    /// - Throws: `.offsetOutOfRange` if the id is malformed, names another store host, or
+    ///   points nowhere; `.corruptRecord` if the record fails its checks.
+    public func message(msgId: String) throws(StoreError) -> StoredMessage {
+        guard let offset = MessageID.physicalOffset(of: msgId),
+              MessageID.make(storeHost: configuration.storeHost, physicalOffset: offset) == msgId.uppercased()
+        else { throw .offsetOutOfRange(physicalOffset: -1) }
+        return try commitLog.message(at: offset)
     }
 
     /// Messages of `topic` carrying `key` in KEYS, stored between `from` and `to` (ms since
@@ -393,6 +427,7 @@ public final class MessageStore: Sendable {
         writer.withLock { _ in }  // let an append that already holds the lock finish its write
         background.withLock { $0 }?.stop()
         flushService.stop()
+        commitLog.stopBackgroundWork()
         notifier.notifyAll()
         do {
             try commitLog.flush()
@@ -411,13 +446,21 @@ public final class MessageStore: Sendable {
         writer.withLock { _ in }
         background.withLock { $0 }?.stop()
         flushService.stop()
+        commitLog.stopBackgroundWork()
         notifier.notifyAll()
         directoryLock.release()
     }
 
     fileprivate func backgroundTick(_ tick: inout BackgroundLoop.Tick) {
-        do { try writeCheckpoint(clean: false) } catch {
-            logger.error("checkpoint failed", metadata: ["error": "\(error)"])
+        // An idle store does no I/O: rewrite the checkpoint only when something moved.
+        let positions = (commitLog.writtenPosition, commitLog.flushedPosition)
+        if positions != tick.checkpointed {
+            do {
+                try writeCheckpoint(clean: false)
+                tick.checkpointed = positions
+            } catch {
+                logger.error("checkpoint failed", metadata: ["error": "\(error)"])
+            }
         }
         if ContinuousClock.now >= tick.nextRetention {
             runRetention()
@@ -430,7 +473,10 @@ public final class MessageStore: Sendable {
 /// rewrites the checkpoint; every retention interval, checks disk use and expired segments.
 /// `@unchecked Sendable`: `stopping`/`done` are guarded by `condition`.
 private final class BackgroundLoop: @unchecked Sendable {
-    struct Tick { var nextRetention: ContinuousClock.Instant }
+    struct Tick {
+        var nextRetention: ContinuousClock.Instant
+        var checkpointed: (Int64, Int64) = (-1, -1)
+    }
     private weak var store: MessageStore?
     private let interval: Duration
     private let condition = NSCondition()

@@ -19,8 +19,10 @@ public struct StoreConfiguration: Sendable {
     public var flushMode: FlushMode = .async
     /// Async flush: the flusher syncs at least this often. Default 500 ms.
     public var flushInterval: Duration = .milliseconds(500)
-    /// Async flush: the flusher also syncs as soon as this many 4 KiB pages are dirty. Default 4 (16 KiB).
-    public var flushDirtyPages: Int = 4
+    /// Async flush: the flusher also syncs as soon as this many 4 KiB pages are dirty.
+    /// Default 4096 (16 MiB): smaller values make the flusher `fdatasync` continuously under
+    /// load and take CPU and disk time from appends.
+    public var flushDirtyPages: Int = 4096
     /// Sync flush: an append whose covering `fdatasync` has not returned by then fails with
     /// `StoreError.flushTimeout`. Default 5 s.
     public var groupCommitTimeout: Duration = .seconds(5)

@@ -36,6 +36,16 @@ final class StoreFile: @unchecked Sendable {
         guard ftruncate(fd, off_t(length)) == 0 else { throw .io(operation: "ftruncate", path: path, errno: errno) }
     }
 
+    /// Reserves disk blocks for the first `length` bytes (and sets the size to at least that).
+    func allocate(_ length: Int64) throws(StoreError) {
+        let r = posix_fallocate(fd, 0, off_t(length))
+        if r == EOPNOTSUPP || r == EINVAL {
+            try truncate(to: length)  // file systems without fallocate: sparse file
+        } else if r != 0 {
+            throw .io(operation: "fallocate", path: path, errno: r)
+        }
+    }
+
     /// Writes all of `buffer` at `offset`, retrying short writes and EINTR.
     func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws(StoreError) {
         guard var p = buffer.baseAddress else { return }
@@ -231,5 +241,51 @@ public enum AtomicFile {
         guard FileSystem.exists(path) else { return nil }
         let file = try StoreFile(path: path, create: false)
         return try file.read(count: Int(file.size), at: 0)
+    }
+}
+
+/// A shared, writable mapping of the CommitLog segment being written: appends become a
+/// `memcpy` into the page cache instead of a `pwrite` syscall each (the page cache is the
+/// same one `pread` readers and `fdatasync` see).
+///
+/// Memory stays bounded: `release(below:)` drops already-written pages from this process's
+/// page tables (`MADV_DONTNEED`; on a shared file mapping the dirty state moves to the page
+/// cache, nothing is lost). Segments are preallocated (`fallocate`) so a full disk shows up
+/// as an error when a segment is created, never as SIGBUS on a page fault.
+/// Written only by the single writer; the `Prefaulter` only calls `madvise` on it
+/// (`@unchecked Sendable` for that).
+final class SegmentWriteMapping: @unchecked Sendable {
+    let file: StoreFile
+    let size: Int
+    let base: UnsafeMutableRawPointer
+    private var released = 0
+
+    init(file: StoreFile, size: Int) throws(StoreError) {
+        self.file = file
+        self.size = size
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd, 0), p != MAP_FAILED else {
+            throw .io(operation: "mmap", path: file.path, errno: errno)
+        }
+        // No readahead: a write fault on a never-written page would otherwise make the
+        // kernel read (zero-fill) a large window ahead on every fault.
+        madvise(p, size, MADV_RANDOM)
+        base = p
+    }
+
+    deinit { munmap(base, size) }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        guard let src = bytes.baseAddress, bytes.count > 0 else { return }
+        (base + offset).copyMemory(from: src, byteCount: bytes.count)
+    }
+
+    /// Unmaps the pages wholly below `offset` once more than `threshold` bytes accumulated.
+    /// Often (1 MiB) because `fdatasync` must write-protect every page still mapped, one TLB
+    /// shootdown each, which cost more than the appends themselves.
+    func release(below offset: Int, threshold: Int = 1 << 20) {
+        let end = offset / 4096 * 4096
+        guard end - released >= threshold else { return }
+        madvise(base + released, end - released, MADV_DONTNEED)
+        released = end
     }
 }
