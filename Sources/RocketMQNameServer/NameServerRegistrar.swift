@@ -49,7 +49,7 @@ public final class NameServerRegistrar: Sendable {
         nameServers: [String],
         heartbeatInterval: Duration = .seconds(10),
         maxReconnectDelay: Duration = .seconds(10),
-        logger: Logger,
+        logger: Logger = Logger(label: "rocketmq.namesrv.registrar"),
         registration: @escaping @Sendable () -> BrokerRegistration
     ) {
         self.nameServers = nameServers
