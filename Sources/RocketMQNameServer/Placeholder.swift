@@ -1,2 +1,0 @@
-// Placeholder until the NameServer lands.
-public enum RocketMQNameServerPlaceholder {}

@@ -1,0 +1,130 @@
+import RocketMQAPI
+import RocketMQNameServer
+import RocketRPC
+import Testing
+
+@Suite("NameServerRegistrar against in-process NameServers")
+struct RegistrarTests {
+    @Test("a registrar registers with two NameServers and both answer QueryRoute; cancelling it unregisters at once")
+    func registersWithEveryNameServerAndUnregistersOnCancel() async throws {
+        let first = try await RunningNameServer.start()
+        let second = try await RunningNameServer.start()
+        let channels = [first.channel(), second.channel()]
+        let registrar = NameServerRegistrar(nameServers: [first.address, second.address], heartbeatInterval: .seconds(60)) {
+            registration(topics: [TopicRoute(name: "orders", queueCount: 4, messageTypes: [.normal, .fifo])])
+        }
+        let running = Task { await registrar.run() }
+
+        for channel in channels {
+            #expect(try await eventually { try await routeCode(channel, topic: "orders") == .ok })
+            let route = try await queryRoute(channel, topic: "orders")
+            #expect(route.messageQueues.map(\.id) == [0, 1, 2, 3])
+            #expect(route.messageQueues.first?.acceptMessageTypes == [.normal, .fifo])
+            #expect(route.messageQueues.first?.broker?.endpoints?.addresses == [Apache_Rocketmq_V2_Address(host: "127.0.0.1", port: 10911)])
+        }
+        #expect(registrar.registeredWith == [first.address, second.address].sorted())
+
+        let cancelled = ContinuousClock.now
+        running.cancel()
+        for channel in channels {
+            #expect(try await eventually(within: .seconds(1)) { try await routeCode(channel, topic: "orders") == .topicNotFound })
+        }
+        #expect(ContinuousClock.now - cancelled < .seconds(2))
+        await running.value
+
+        for channel in channels { await channel.close() }
+        await first.stop()
+        await second.stop()
+    }
+
+    @Test("registrationChanged pushes a new topic list without waiting for the heartbeat")
+    func registrationChangedPushesAtOnce() async throws {
+        let nameServer = try await RunningNameServer.start()
+        let channel = nameServer.channel()
+        let box = RegistrationBox(registration())
+        let registrar = NameServerRegistrar(nameServers: [nameServer.address], heartbeatInterval: .seconds(60)) { box.value }
+        let running = Task { await registrar.run() }
+
+        #expect(try await eventually { try await routeCode(channel, topic: "orders") == .ok })
+        #expect(try await routeCode(channel, topic: "payments") == .topicNotFound)
+        box.value.topics.append(TopicRoute(name: "payments", queueCount: 2, permission: .read))
+        registrar.registrationChanged()
+        #expect(try await eventually(within: .seconds(1)) { try await routeCode(channel, topic: "payments") == .ok })
+        #expect(try await queryRoute(channel, topic: "payments").messageQueues.map(\.permission) == [.read, .read])
+
+        // Anything but the topics changing re-registers the broker under its new identity.
+        box.value.brokerName = "broker-z"
+        registrar.registrationChanged()
+        #expect(try await eventually(within: .seconds(1)) {
+            try await queryRoute(channel, topic: "orders").messageQueues.first?.broker?.name == "broker-z"
+        })
+        #expect(nameServer.nameServer.routeTable.brokers().map(\.registration.brokerName) == ["broker-z"])
+
+        running.cancel()
+        await running.value
+        await channel.close()
+        await nameServer.stop()
+    }
+
+    @Test("a broker whose heartbeats stop expires and its routes vanish")
+    func silentBrokerExpires() async throws {
+        let nameServer = try await RunningNameServer.start(expiry: .seconds(1))
+        let channel = nameServer.channel()
+        // Heartbeats far apart: only the registration itself reaches the NameServer in this test.
+        let registrar = NameServerRegistrar(nameServers: [nameServer.address], heartbeatInterval: .seconds(60)) { registration() }
+        let running = Task { await registrar.run() }
+
+        #expect(try await eventually { try await routeCode(channel, topic: "orders") == .ok })
+        let registered = ContinuousClock.now
+        #expect(try await eventually(within: .seconds(3)) { try await routeCode(channel, topic: "orders") == .topicNotFound })
+        #expect(ContinuousClock.now - registered >= .milliseconds(800))
+        // The sweep removes it from the table too.
+        #expect(try await eventually(within: .seconds(1)) { nameServer.nameServer.routeTable.brokers().isEmpty })
+
+        running.cancel()
+        await running.value
+        await channel.close()
+        await nameServer.stop()
+    }
+
+    @Test("heartbeats keep a broker registered past the expiry")
+    func heartbeatsKeepBrokerAlive() async throws {
+        let nameServer = try await RunningNameServer.start(expiry: .seconds(1))
+        let channel = nameServer.channel()
+        let registrar = NameServerRegistrar(nameServers: [nameServer.address], heartbeatInterval: .milliseconds(200)) { registration() }
+        let running = Task { await registrar.run() }
+
+        #expect(try await eventually { try await routeCode(channel, topic: "orders") == .ok })
+        for _ in 0..<10 {
+            try await Task.sleep(for: .milliseconds(250))
+            #expect(try await routeCode(channel, topic: "orders") == .ok)
+        }
+
+        running.cancel()
+        await running.value
+        await channel.close()
+        await nameServer.stop()
+    }
+
+    @Test("a registrar reconnects to a NameServer that restarted")
+    func reconnectsAfterRestart() async throws {
+        let original = try await RunningNameServer.start()
+        let port = original.port
+        let registrar = NameServerRegistrar(
+            nameServers: [original.address], heartbeatInterval: .milliseconds(200), maxReconnectDelay: .milliseconds(500)
+        ) { registration() }
+        let running = Task { await registrar.run() }
+        #expect(try await eventually { registrar.registeredWith == [original.address] })
+
+        await original.stop()
+        #expect(try await eventually { registrar.registeredWith.isEmpty })
+        let restarted = try await RunningNameServer.start(port: port)
+        let channel = restarted.channel()
+        #expect(try await eventually(within: .seconds(10)) { try await routeCode(channel, topic: "orders") == .ok })
+
+        running.cancel()
+        await running.value
+        await channel.close()
+        await restarted.stop()
+    }
+}
