@@ -18,5 +18,10 @@ bin=$(swift build --show-bin-path)
 echo "== swift test"
 swift test --skip-build
 
-echo "== interop (pytest)"
+echo "== interop (pytest): grpcio, grpcio-reflection, rocketmq-python-client against our processes"
 ROCKETMQ_BIN=$bin .venv/bin/python -m pytest -p no:cacheprovider -q Tests/Interop
+
+# A process of its own: these tests load apache.rocketmq.v2 descriptors compiled from our Protos/,
+# which would clash in one protobuf pool with the copies rocketmq-python-client ships.
+echo "== end-to-end (pytest): real mqnamesrv processes"
+ROCKETMQ_BIN=$bin .venv/bin/python -m pytest -p no:cacheprovider -q Tests/EndToEnd

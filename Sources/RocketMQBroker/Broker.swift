@@ -68,6 +68,9 @@ public final class Broker: Sendable {
         routeAddressStorage.withLock { $0 = address }
     }
 
+    /// Whether the server bound and the route address is final.
+    public var hasBoundAddress: Bool { routeAddressStorage.withLock { $0 != nil } }
+
     public var routeAddress: String {
         routeAddressStorage.withLock { $0 } ?? configuration.routeAddress(boundPort: configuration.port)
     }

@@ -2,10 +2,12 @@ import ArgumentParser
 import Foundation
 import Logging
 import RocketMQBroker
+import RocketMQNameServer
 import RocketMQStore
 import RocketRPC
 import RocketRPCServices
 import ServiceLifecycle
+import Synchronization
 
 /// `mqbroker`: a RocketMQ broker speaking `apache.rocketmq.v2` over gRPC.
 ///
@@ -54,6 +56,9 @@ struct MQBroker: AsyncParsableCommand {
     @Flag(help: "Create unknown topics and groups on first use (on in --dev).")
     var autoCreate = false
 
+    @Option(help: "In --dev, the port of the in-process NameServer (default 9876; 0 = any free port).")
+    var namesrvPort = 9876
+
     mutating func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -86,6 +91,32 @@ struct MQBroker: AsyncParsableCommand {
         for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
         for group in file.groups ?? [] { try broker.upsertGroup(group) }
 
+        var background: [any Service] = [ProgressPersister(broker: broker)]
+        var nameServerAddresses = settings.nameServers
+        if dev {
+            // One-command single node: a NameServer in this process, the broker registered with it.
+            let nameServer = NameServer(logger: logger)
+            let nameServerHealth = HealthService(serving: ["rocketmq.namesrv.v1.NameServer", "apache.rocketmq.v2.MessagingService"])
+            let nameServerServices = nameServer.services + [nameServerHealth]
+            let nameServerRPC = RPCServer(
+                configuration: ServerConfiguration(host: settings.host, port: namesrvPort),
+                services: nameServerServices + ServerReflection.services(describing: nameServerServices),
+                logger: logger)
+            let bound = BoundPort()
+            background.append(RPCServerService(server: nameServerRPC, onStarted: { port in
+                bound.set(port)
+                say("mqnamesrv (in-process) listening on \(settings.host):\(port)")
+            }))
+            background.append(NameServerSweep(nameServer: nameServer))
+            nameServerAddresses.append("dev-namesrv")
+            let fallbackPort = namesrvPort
+            background.append(RegistrarService(broker: broker, nameServers: { addresses in
+                addresses.map { $0 == "dev-namesrv" ? "127.0.0.1:\(bound.value ?? fallbackPort)" : $0 }
+            }, configured: nameServerAddresses, waitFor: bound, logger: logger))
+        } else if !nameServerAddresses.isEmpty {
+            background.append(RegistrarService(broker: broker, nameServers: { $0 }, configured: nameServerAddresses, waitFor: nil, logger: logger))
+        }
+
         let health = HealthService(serving: ["apache.rocketmq.v2.MessagingService"])
         let services: [any RPCService] = [MessagingServiceProvider(broker: broker), health]
         let server = RPCServer(
@@ -104,7 +135,7 @@ struct MQBroker: AsyncParsableCommand {
             health.enterShutdown()
         })
         let group = ServiceGroup(
-            services: [serverService, ProgressPersister(broker: broker)],
+            services: background + [serverService],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         try await group.run()
@@ -118,13 +149,57 @@ struct ProgressPersister: Service {
     let broker: Broker
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(5))
+                // Cancellation (graceful shutdown) ends the sleep early; the broker's own
+                // shutdown writes the final snapshot.
+                try? await Task.sleep(for: .seconds(5))
                 await broker.persistProgress()
             }
         }
     }
+}
+
+/// Keeps the broker registered with its NameServers once the broker's address is known.
+struct RegistrarService: Service {
+    let broker: Broker
+    /// Resolves placeholder addresses (the in-process dev NameServer) once its port is bound.
+    let nameServers: @Sendable ([String]) -> [String]
+    let configured: [String]
+    let waitFor: BoundPort?
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            // The registration carries the broker's bound address; wait for both servers to listen.
+            while !broker.hasBoundAddress || (waitFor.map { $0.value == nil } ?? false) {
+                guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
+            }
+            let registrar = NameServerRegistrar(nameServers: nameServers(configured), logger: logger) { [broker] in
+                broker.registration
+            }
+            broker.onTopicsChanged { registrar.registrationChanged() }
+            await registrar.run()
+        }
+    }
+}
+
+/// Sweeps expired brokers out of the in-process NameServer.
+struct NameServerSweep: Service {
+    let nameServer: NameServer
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await nameServer.run()
+        }
+    }
+}
+
+/// A port learned once a server is bound.
+final class BoundPort: Sendable {
+    private let port = Mutex<Int?>(nil)
+    func set(_ value: Int) { port.withLock { $0 = value } }
+    var value: Int? { port.withLock { $0 } }
 }
 
 /// The JSON config file's shape; every key optional.

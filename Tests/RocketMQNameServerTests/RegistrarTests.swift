@@ -89,13 +89,15 @@ struct RegistrarTests {
 
     @Test("heartbeats keep a broker registered past the expiry")
     func heartbeatsKeepBrokerAlive() async throws {
-        let nameServer = try await RunningNameServer.start(expiry: .seconds(1))
+        // 3 s expiry against 200 ms heartbeats: a wide margin, since the whole suite runs in
+        // parallel on two cores and a loaded scheduler can delay a heartbeat by a second.
+        let nameServer = try await RunningNameServer.start(expiry: .seconds(3))
         let channel = nameServer.channel()
         let registrar = NameServerRegistrar(nameServers: [nameServer.address], heartbeatInterval: .milliseconds(200)) { registration() }
         let running = Task { await registrar.run() }
 
         #expect(try await eventually { try await routeCode(channel, topic: "orders") == .ok })
-        for _ in 0..<10 {
+        for _ in 0..<16 {
             try await Task.sleep(for: .milliseconds(250))
             #expect(try await routeCode(channel, topic: "orders") == .ok)
         }

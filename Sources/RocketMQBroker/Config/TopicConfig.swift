@@ -1,16 +1,11 @@
 import RocketMQAPI
+import RocketMQNameServer
 
 /// A topic as the broker keeps it: how many queues, who may read and write, which message
 /// types it accepts. Persisted in `<data>/config/topics.json`.
 public struct TopicConfig: Codable, Sendable, Equatable {
     /// Read/write permission, RocketMQ's perm bits (2 = write, 4 = read, 6 = both).
-    public struct Permission: OptionSet, Codable, Sendable, Hashable {
-        public let rawValue: Int32
-        public init(rawValue: Int32) { self.rawValue = rawValue }
-        public static let write = Permission(rawValue: 2)
-        public static let read = Permission(rawValue: 4)
-        public static let readWrite: Permission = [.read, .write]
-    }
+    public typealias Permission = TopicPermission
 
     public var name: String
     public var queueCount: Int32
@@ -32,6 +27,29 @@ public struct TopicConfig: Codable, Sendable, Equatable {
 
     public var isReadable: Bool { permission.contains(.read) }
     public var isWritable: Bool { permission.contains(.write) }
+
+    /// What NameServers and routes need of the topic.
+    public var route: TopicRoute {
+        TopicRoute(name: name, queueCount: Int(queueCount), permission: permission, messageTypes: acceptedMessageTypes)
+    }
+
+    private enum CodingKeys: String, CodingKey { case name, queueCount, permission, messageTypes }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        queueCount = try container.decodeIfPresent(Int32.self, forKey: .queueCount) ?? 8
+        permission = TopicPermission(rawValue: try container.decodeIfPresent(Int32.self, forKey: .permission) ?? 6)
+        messageTypes = try container.decodeIfPresent([String].self, forKey: .messageTypes) ?? ["NORMAL"]
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(queueCount, forKey: .queueCount)
+        try container.encode(permission.rawValue, forKey: .permission)
+        try container.encode(messageTypes, forKey: .messageTypes)
+    }
 }
 
 /// A consumer group's settings. Persisted in `<data>/config/subscriptionGroups.json`.
