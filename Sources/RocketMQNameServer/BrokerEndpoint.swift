@@ -4,6 +4,7 @@ import RocketMQAPI
 public struct BrokerEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// The host without brackets.
     public var host: String
+    /// The port, 1...65535.
     public var port: Int
     /// How clients should read ``host``: an IPv4 or IPv6 literal, or a name to resolve.
     public var scheme: Apache_Rocketmq_V2_AddressScheme

@@ -13,7 +13,9 @@ import RocketRPC
 /// Serve ``services`` on an `RPCServer` (with health and reflection if wanted) and keep ``run()``
 /// running beside it.
 public final class NameServer: Sendable {
+    /// Expiry settings, as given.
     public let configuration: NameServerConfiguration
+    /// The registry every service of this NameServer reads and writes.
     public let routeTable: RouteTable
     private let logger: Logger
 

@@ -70,15 +70,24 @@ public final class NameServerRegistrar: Sendable {
         for waker in wakers { waker.yield() }
     }
 
-    /// Keeps the streams open until the task is cancelled; then closes them and returns.
+    /// Keeps the streams open until the task is cancelled; then closes them and returns. Returns only
+    /// on cancellation, even with no usable NameServer, so it can run as a ServiceLifecycle service.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
+            var started = 0
             for address in nameServers {
                 guard let endpoint = BrokerEndpoint(parsing: address) else {
                     logger.error("not a host:port NameServer address; skipped", metadata: ["nameServer": "\(address)"])
                     continue
                 }
                 group.addTask { await self.maintain(endpoint, address: address) }
+                started += 1
+            }
+            if started == 0 {
+                logger.notice("no NameServer to register with; the broker is reachable only directly")
+                group.addTask {
+                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                }
             }
         }
     }
@@ -93,7 +102,7 @@ public final class NameServerRegistrar: Sendable {
         let client = Rocketmq_Namesrv_V1_NameServer.Client(channel: channel)
         var failures = 0
         while !Task.isCancelled {
-            let acknowledged = await stream(client, address: address)
+            let acknowledged = await stream(client, address: address, failures: failures)
             failures = acknowledged ? 0 : failures + 1
             guard !Task.isCancelled else { break }
             let delay = min(.milliseconds(500) * (1 << min(failures, 10)), maxReconnectDelay)
@@ -108,7 +117,8 @@ public final class NameServerRegistrar: Sendable {
 
     /// One RegisterBroker stream, from the registration until it fails or the task is cancelled.
     /// - Returns: whether the NameServer acknowledged at least one message.
-    private func stream(_ client: Rocketmq_Namesrv_V1_NameServer.Client, address: String) async -> Bool {
+    /// - Parameter failures: failed attempts in a row before this one; only the first is logged as a warning.
+    private func stream(_ client: Rocketmq_Namesrv_V1_NameServer.Client, address: String, failures: Int) async -> Bool {
         let (wakeups, waker) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let wakerID = state.withLock { state in
             defer { state.nextWaker += 1 }
@@ -164,7 +174,11 @@ public final class NameServerRegistrar: Sendable {
             }
         } catch {
             if !Task.isCancelled {
-                logger.warning("registration stream failed; reconnecting", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                logger.log(
+                    level: failures == 0 || session.everAcknowledged ? .warning : .debug,
+                    "registration stream failed; reconnecting",
+                    metadata: metadata.merging(["error": "\(error)", "failures": "\(failures + 1)"]) { $1 }
+                )
             }
         }
         return session.everAcknowledged

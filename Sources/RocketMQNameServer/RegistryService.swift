@@ -9,6 +9,7 @@ import RocketRPC
 /// A registration lives exactly as long as its stream: when the stream ends (the broker half-closes,
 /// cancels, or its connection drops) the broker is unregistered before the handler returns.
 public struct RegistryService: Rocketmq_Namesrv_V1_NameServer.ServiceProtocol {
+    /// The registry this service reads and writes.
     public let routeTable: RouteTable
     private let logger: Logger
 

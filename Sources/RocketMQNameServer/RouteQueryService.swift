@@ -15,6 +15,7 @@ public struct RouteQueryService: Apache_Rocketmq_V2_MessagingService.ServiceProt
     /// The metadata header RocketMQ 5 clients identify themselves with.
     public static let clientIDHeader = "x-mq-client-id"
 
+    /// The registry routes are built from.
     public let routeTable: RouteTable
     private let logger: Logger
 
@@ -28,6 +29,9 @@ public struct RouteQueryService: Apache_Rocketmq_V2_MessagingService.ServiceProt
     public func queryRoute(request: Apache_Rocketmq_V2_QueryRouteRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_QueryRouteResponse {
         if let missing = Self.clientIDMissing(context) { return Apache_Rocketmq_V2_QueryRouteResponse(status: missing) }
         let topic = request.topic ?? Apache_Rocketmq_V2_Resource()
+        if topic.name.allSatisfy(\.isWhitespace) {
+            return Apache_Rocketmq_V2_QueryRouteResponse(status: Apache_Rocketmq_V2_Status(code: .illegalTopic, message: "the topic name is blank"))
+        }
         do throws(NameServerError) {
             let queues = try routeTable.messageQueues(for: topic.name, namespace: topic.resourceNamespace)
             return Apache_Rocketmq_V2_QueryRouteResponse(status: Self.ok, messageQueues: queues)

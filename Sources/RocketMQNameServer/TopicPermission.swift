@@ -5,8 +5,10 @@ import RocketMQAPI
 /// The numbers are RocketMQ's (`PermName`), so operators moving from the Java stack read the same
 /// values; ``queuePermission`` is what clients see in a route (`apache.rocketmq.v2.Permission`).
 public struct TopicPermission: OptionSet, Sendable, Hashable, CustomStringConvertible {
+    /// The bits, as RocketMQ writes them (`PermName`).
     public let rawValue: Int32
 
+    /// Any bits; those other than read and write are kept but mean nothing here.
     public init(rawValue: Int32) {
         self.rawValue = rawValue
     }

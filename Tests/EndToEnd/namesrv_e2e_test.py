@@ -228,3 +228,15 @@ def test_cluster_info_and_sigterm(pb, nameservers):
 
     ns.proc.send_signal(signal.SIGTERM)
     assert ns.proc.wait(timeout=15) == 0
+
+
+def test_health_and_reflection(nameservers):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    ns = nameservers()
+    health = health_pb2_grpc.HealthStub(ns.channel)
+    for service in ("", "rocketmq.namesrv.v1.NameServer", "apache.rocketmq.v2.MessagingService"):
+        assert health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+    services = set(ProtoReflectionDescriptorDatabase(ns.channel).get_services())
+    assert {"rocketmq.namesrv.v1.NameServer", "apache.rocketmq.v2.MessagingService", "grpc.health.v1.Health"} <= services

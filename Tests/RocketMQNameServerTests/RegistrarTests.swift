@@ -1,5 +1,5 @@
 import RocketMQAPI
-import RocketMQNameServer
+@testable import RocketMQNameServer
 import RocketRPC
 import Testing
 
@@ -128,5 +128,41 @@ struct RegistrarTests {
         await running.value
         await channel.close()
         await restarted.stop()
+    }
+}
+
+@Suite("NameServerRegistrar messages and lifecycle")
+struct RegistrarMessageTests {
+    @Test("after the registration: bare heartbeats, topics only when they changed, a full registration when the broker did")
+    func nextMessage() {
+        let sent = registration()
+        #expect(NameServerRegistrar.update(from: sent, to: sent).content == .heartbeat(.init()))
+
+        var moreTopics = sent
+        moreTopics.topics.append(TopicRoute(name: "payments"))
+        #expect(NameServerRegistrar.update(from: sent, to: moreTopics).content
+            == .heartbeat(.init(topics: .init(topics: moreTopics.topics.map(\.message)))))
+
+        var noTopics = sent
+        noTopics.topics = []
+        #expect(NameServerRegistrar.update(from: sent, to: noTopics).content == .heartbeat(.init(topics: .init(topics: []))))
+
+        var moved = sent
+        moved.endpoints = ["127.0.0.1:20911"]
+        #expect(NameServerRegistrar.update(from: sent, to: moved).content == .registration(moved.message))
+    }
+
+    @Test("with no usable NameServer, run() waits for cancellation instead of returning")
+    func runWaitsWithoutNameServers() async throws {
+        let registrar = NameServerRegistrar(nameServers: ["not-an-address"]) { registration() }
+        let running = Task { await registrar.run() }
+        let finished = Task {
+            await running.value
+            return ContinuousClock.now
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        let cancelled = ContinuousClock.now
+        running.cancel()
+        #expect(await finished.value >= cancelled)
     }
 }

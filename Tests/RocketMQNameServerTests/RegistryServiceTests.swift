@@ -41,6 +41,38 @@ struct RegistryServiceTests {
         await nameServer.stop()
     }
 
+    @Test("a heartbeat after the broker expired registers it again")
+    func heartbeatAfterExpiryReregisters() async throws {
+        let nameServer = try await RunningNameServer.start(expiry: .seconds(1))
+        let table = nameServer.nameServer.routeTable
+        let channel = nameServer.channel()
+        let client = Rocketmq_Namesrv_V1_NameServer.Client(channel: channel)
+        let (turns, turn) = AsyncStream<Void>.makeStream()
+        let acks = try await client.registerBroker(requests: { writer in
+            var iterator = turns.makeAsyncIterator()
+            try await writer.write(.init(content: .registration(registration().message)))
+            _ = await iterator.next()
+            try await writer.write(.init(content: .heartbeat(.init())))
+            _ = await iterator.next()
+        }, handle: { responses in
+            var acks: [Rocketmq_Namesrv_V1_RegisterBrokerResponse] = []
+            for try await ack in responses {
+                acks.append(ack)
+                if acks.count == 1 {
+                    // Stay silent until the broker expired.
+                    #expect(try await eventually(within: .seconds(3)) { table.brokers().isEmpty })
+                } else {
+                    #expect(table.topics() == ["orders"])
+                }
+                turn.yield()
+            }
+            return acks
+        })
+        #expect(acks.map(\.registered) == [true, true])
+        await channel.close()
+        await nameServer.stop()
+    }
+
     @Test("a stream that starts with a heartbeat, or registers garbage, fails with INVALID_ARGUMENT", arguments: [
         Rocketmq_Namesrv_V1_RegisterBrokerRequest(content: .heartbeat(.init())),
         Rocketmq_Namesrv_V1_RegisterBrokerRequest(),

@@ -33,6 +33,8 @@ struct RouteQueryServiceTests {
         let missing = try await client.queryRoute(.init(topic: .init(name: "nope")), options: options)
         #expect(missing.status?.code == .topicNotFound)
         #expect(missing.status?.message.contains("nope") == true)
+        let blank = try await client.queryRoute(.init(topic: .init(name: "")), options: options)
+        #expect(blank.status?.code == .illegalTopic)
         await channel.close()
         await nameServer.stop()
     }
