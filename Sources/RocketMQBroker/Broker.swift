@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RocketMQNameServer
 import RocketMQAPI
 import RocketMQStore
 import Synchronization
@@ -141,7 +142,9 @@ public final class Broker: Sendable {
         guard !name.isEmpty, name.utf8.count <= 127,
               name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "%|-_".contains($0)) })
         else { throw .illegalTopic("illegal topic name \(name.debugDescription): 1-127 characters of [A-Za-z0-9%|_-]") }
-        guard !SystemTopic.isSystem(name) else { throw .illegalTopic("topic \(name) is reserved for the broker") }
+        guard !SystemTopic.isSystem(name), name != TopicRoute.autoCreateTemplate else {
+            throw .illegalTopic("topic \(name) is reserved for the broker")
+        }
     }
 
     static func validate(groupName name: String) throws(BrokerError) {

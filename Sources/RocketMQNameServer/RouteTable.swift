@@ -126,8 +126,20 @@ public final class RouteTable: Sendable {
     /// over every live broker.
     /// - Throws: ``NameServerError/topicNotFound(_:)`` when no live broker serves the topic.
     public func messageQueues(for topic: String, namespace: String = "", now: ContinuousClock.Instant = .now) throws(NameServerError) -> [Apache_Rocketmq_V2_MessageQueue] {
-        let brokers = live(now: now).map(\.registration)
-        guard brokers.contains(where: { $0.topic(named: topic) != nil }) else { throw .topicNotFound(topic) }
+        var brokers = live(now: now).map(\.registration)
+        if !brokers.contains(where: { $0.topic(named: topic) != nil }) {
+            // RocketMQ's auto-create convention: brokers that create topics on first use
+            // register the template topic TBW102; an unknown topic routes like it, and the
+            // broker creates the real topic when the first message arrives.
+            brokers = brokers.compactMap { broker in
+                guard var template = broker.topic(named: TopicRoute.autoCreateTemplate) else { return nil }
+                var copy = broker
+                template.name = topic
+                copy.topics = [template]
+                return copy
+            }
+            guard !brokers.isEmpty else { throw .topicNotFound(topic) }
+        }
         return RouteBuilder.messageQueues(for: topic, namespace: namespace, brokers: brokers)
     }
 

@@ -28,6 +28,10 @@ public struct TopicRoute: Sendable, Equatable {
     }
 
     /// The message types clients are told the topic accepts (`[.normal]` when none were given).
+    /// The template topic a broker that auto-creates topics registers (RocketMQ's `TBW102`):
+    /// NameServers route unknown topics like it.
+    public static let autoCreateTemplate = "TBW102"
+
     public var acceptedMessageTypes: [Apache_Rocketmq_V2_MessageType] {
         messageTypes.isEmpty ? [.normal] : messageTypes
     }

@@ -271,3 +271,44 @@ def test_wrong_message_type_is_refused(clients):
     with pytest.raises(ClientException) as error:
         producer.send(message("normal-only", b"x", group="g1"))  # a FIFO message
     assert "accepts NORMAL" in str(error.value) or "FIFO" in str(error.value)
+
+
+@pytest.fixture
+def two_nameservers_and_a_broker(broker_factory):
+    from conftest import Process, binary
+    nameservers = []
+    try:
+        for _ in range(2):
+            ns = Process([binary("mqnamesrv"), "--port", "0"], "mqnamesrv")
+            port = int(ns.wait_for(r"mqnamesrv listening on 127\.0\.0\.1:(\d+)").group(1))
+            nameservers.append((ns, f"127.0.0.1:{port}"))
+        broker = broker_factory(BROKER_CONFIG, extra=["--namesrv", ";".join(a for _, a in nameservers)])
+        yield [a for _, a in nameservers], broker
+    finally:
+        for ns, _ in nameservers:
+            ns.stop()
+
+
+def test_clients_pointed_at_either_nameserver_reach_the_broker(two_nameservers_and_a_broker):
+    (ns1, ns2), _ = two_nameservers_and_a_broker
+    topic = unique("via-namesrv")
+    producer_side, consumer_side = Clients(ns1), Clients(ns2)
+    try:
+        # The topic does not exist yet: the NameServers route it like the broker's auto-create
+        # template (TBW102) once the broker's registration reached them.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                producer = producer_side.producer(topic)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        producer.send(message(topic, b"through the nameserver"))
+        consumer = consumer_side.simple(unique("group"), topic)
+        [m] = receive_until(consumer, 1, timeout=20)
+        assert m.body == b"through the nameserver"
+    finally:
+        producer_side.close()
+        consumer_side.close()

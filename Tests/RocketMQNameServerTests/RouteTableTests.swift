@@ -14,6 +14,22 @@ struct RouteTableTests {
         #expect(throws: NameServerError.topicNotFound("nope")) { try table.messageQueues(for: "nope") }
     }
 
+    @Test("unknown topics route like the TBW102 template of brokers that auto-create, and only those")
+    func unknownTopicsFollowTheAutoCreateTemplate() throws {
+        let table = RouteTable()
+        try table.register(registration(topics: [TopicRoute(name: "orders", queueCount: 2)]))
+        #expect(throws: NameServerError.topicNotFound("fresh")) { try table.messageQueues(for: "fresh") }
+        try table.register(registration(broker: "broker-b", topics: [
+            TopicRoute(name: TopicRoute.autoCreateTemplate, queueCount: 3, messageTypes: [.normal, .fifo]),
+        ]))
+        let queues = try table.messageQueues(for: "fresh")
+        #expect(queues.count == 3)
+        #expect(queues.allSatisfy { $0.topic?.name == "fresh" && $0.broker?.name == "broker-b" })
+        #expect(queues.first?.acceptMessageTypes == [.normal, .fifo])
+        // A real topic never borrows the template's route.
+        #expect(try table.messageQueues(for: "orders").allSatisfy { $0.broker?.name == "broker-a" })
+    }
+
     @Test("a second registration of the same broker replaces the first")
     func reregistrationReplaces() throws {
         let table = RouteTable()

@@ -4,10 +4,15 @@ import RocketMQNameServer
 extension Broker {
     /// This broker as NameServers see it: name, id, the address clients should use, its topics.
     public var registration: BrokerRegistration {
-        BrokerRegistration(
+        var routes = topics.all.filter { !SystemTopic.isSystem($0.name) }.map(\.route)
+        if configuration.autoCreateTopics {
+            routes.append(TopicRoute(
+                name: TopicRoute.autoCreateTemplate, queueCount: Int(configuration.defaultQueueCount),
+                messageTypes: [.normal, .fifo, .delay]))
+        }
+        return BrokerRegistration(
             clusterName: configuration.clusterName, brokerName: configuration.brokerName,
-            brokerId: Int(configuration.brokerId), endpoints: [routeAddress],
-            topics: topics.all.filter { !SystemTopic.isSystem($0.name) }.map(\.route))
+            brokerId: Int(configuration.brokerId), endpoints: [routeAddress], topics: routes)
     }
 
     /// This broker's queues of `topic`, as a route answers them when no NameServer is involved
