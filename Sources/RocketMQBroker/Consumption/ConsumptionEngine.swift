@@ -107,6 +107,8 @@ actor ConsumptionEngine {
             var blockedGroups = group.fifo ? blockedMessageGroups(state, now: now) : []
             for message in candidates {
                 let offset = message.queueOffset
+                // After a restart the cursor restarts at the committed offset; acks above it hold.
+                if state.isDone(offset) { continue }
                 if group.fifo, !message.messageGroup.isEmpty, blockedGroups.contains(message.messageGroup) { continue }
                 if !filter.matches(message.tags) {
                     state.markDone(offset)

@@ -239,6 +239,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
+    /// The server sent HEADERS or DATA of a call: as in grpc-core, that forgives earlier pings.
+    /// Clients ping along with traffic (BDP probes, keepalive during long polls), so only pings
+    /// on a connection the server has been silent on count against the policy.
+    func didSendCallFrames() {
+        pingStrikes = 0
+        lastPingReceived = nil
+    }
+
     func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
         pingTimeout?.cancel()
         pingTimeout = nil

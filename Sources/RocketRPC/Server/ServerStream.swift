@@ -45,6 +45,7 @@ final class ServerStream {
         sendHeadersIfNeeded(compression: compression, metadata: metadata)
         outbound.enqueue(framed, promise: promise)
         connection.session.resumeData(streamID: streamID)
+        connection.didSendCallFrames()
         connection.scheduleFlush()
     }
 
@@ -72,6 +73,7 @@ final class ServerStream {
         }
         // Requests the handler never read no longer matter; return their bytes to the window.
         inbound.fail(RPCError(code: .cancelled, message: "the call is already over"))
+        connection.didSendCallFrames()
         connection.scheduleFlush()
     }
 

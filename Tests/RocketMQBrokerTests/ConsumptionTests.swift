@@ -1,0 +1,211 @@
+import Foundation
+import RocketMQAPI
+@testable import RocketMQBroker
+import RocketMQStore
+import Testing
+
+/// A broker on a fresh temporary data directory with small files; removed at the end.
+func withBroker<R>(
+    _ configure: (inout BrokerConfiguration) -> Void = { _ in },
+    _ body: (Broker) async throws -> R
+) async throws -> R {
+    let directory = FileManager.default.temporaryDirectory.appending(path: "broker-test-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var configuration = BrokerConfiguration(dataDirectory: directory)
+    configuration.store.commitLogSegmentSize = 4 << 20
+    configuration.store.indexSlots = 1024
+    configuration.store.indexEntries = 4096
+    configuration.autoCreateTopics = true
+    configuration.autoCreateGroups = true
+    configure(&configuration)
+    let broker = try Broker(configuration: configuration)
+    do {
+        let result = try await body(broker)
+        await broker.shutdown()
+        return result
+    } catch {
+        await broker.shutdown()
+        throw error
+    }
+}
+
+func send(_ broker: Broker, topic: String, queue: Int32 = 0, body: String, group: String? = nil, tag: String? = nil) async throws {
+    var properties: [String: String] = [:]
+    if let group { properties["__SHARDINGKEY"] = group }
+    if let tag { properties[MessageProperty.tags] = tag }
+    _ = try await broker.append(MessageToAppend(topic: topic, queueId: queue, body: Array(body.utf8), properties: properties))
+}
+
+extension Delivery {
+    var text: String { String(decoding: message.body, as: UTF8.self) }
+}
+
+@Suite("Pop-style consumption")
+struct ConsumptionTests {
+    let plain = GroupConfig(name: "g", maxDeliveryAttempts: 3)
+
+    @Test("each message is handed out once until acked; acked ones never come back")
+    func handsOutOnce() async throws {
+        try await withBroker { broker in
+            for i in 0..<5 { try await send(broker, topic: "t", body: "m\(i)") }
+            let engine = broker.consumption
+            let first = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 3, invisibleDuration: .seconds(30), filter: .all)
+            #expect(first.map(\.text) == ["m0", "m1", "m2"])
+            let second = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: .all)
+            #expect(second.map(\.text) == ["m3", "m4"])
+            for delivery in first + second { try await engine.ack(group: "g", topic: "t", handle: delivery.handle) }
+            #expect(try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: .all).isEmpty)
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 0) == 5)
+        }
+    }
+
+    @Test("an unacked message comes back after its invisible duration with the next attempt, then goes to the DLQ")
+    func redeliveryThenDeadLetter() async throws {
+        try await withBroker { broker in
+            try await send(broker, topic: "t", body: "poison")
+            let engine = broker.consumption
+            for attempt in Int32(1)...3 {
+                var got: [Delivery] = []
+                for _ in 0..<100 where got.isEmpty {
+                    got = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 1, invisibleDuration: .milliseconds(50), filter: .all)
+                    if got.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                #expect(got.map(\.attempt) == [attempt])
+                #expect(got.first?.text == "poison")
+            }
+            try await Task.sleep(for: .milliseconds(80))
+            // The fourth delivery would exceed 3 attempts: dead-lettered instead.
+            #expect(try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 1, invisibleDuration: .seconds(1), filter: .all).isEmpty)
+            let dead = try broker.store.messages(topic: "%DLQ%g", queueId: 0, from: 0)
+            #expect(dead.messages.map { String(decoding: $0.body, as: UTF8.self) } == ["poison"])
+            #expect(dead.messages.first?.properties["__DLQ_ORIGIN_TOPIC"] == "t")
+        }
+    }
+
+    @Test("a FIFO group has one message in flight per message group, in order")
+    func fifoOnePerGroup() async throws {
+        try await withBroker { broker in
+            let fifo = GroupConfig(name: "f", fifo: true)
+            for i in 0..<6 { try await send(broker, topic: "o", body: "\(i % 2 == 0 ? "a" : "b")\(i)", group: i % 2 == 0 ? "a" : "b") }
+            let engine = broker.consumption
+            var order: [String] = []
+            for _ in 0..<10 {
+                let batch = try await engine.receive(group: fifo, topic: "o", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: .all)
+                if batch.isEmpty { break }
+                #expect(batch.count <= 2)
+                #expect(Set(batch.map { $0.message.messageGroup }).count == batch.count)
+                order += batch.map(\.text)
+                for delivery in batch { try await engine.ack(group: "f", topic: "o", handle: delivery.handle) }
+            }
+            #expect(order.filter { $0.hasPrefix("a") } == ["a0", "a2", "a4"])
+            #expect(order.filter { $0.hasPrefix("b") } == ["b1", "b3", "b5"])
+        }
+    }
+
+    @Test("changing the invisible duration replaces the receipt handle; the old one is refused")
+    func changeInvisibleDurationRenewsHandle() async throws {
+        try await withBroker { broker in
+            try await send(broker, topic: "t", body: "x")
+            let engine = broker.consumption
+            let received = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 1, invisibleDuration: .seconds(30), filter: .all)
+            let delivery = try #require(received.first)
+            let renewed = try await engine.changeInvisibleDuration(group: "g", topic: "t", handle: delivery.handle, duration: .seconds(60))
+            #expect(renewed != delivery.handle)
+            await #expect(throws: BrokerError.self) { try await engine.ack(group: "g", topic: "t", handle: delivery.handle) }
+            try await engine.ack(group: "g", topic: "t", handle: renewed)
+            // Acking again is harmless.
+            try await engine.ack(group: "g", topic: "t", handle: renewed)
+        }
+    }
+
+    @Test("tag filters skip other tags for good")
+    func tagFilterSkips() async throws {
+        try await withBroker { broker in
+            for tag in ["a", "b", "a"] { try await send(broker, topic: "t", body: tag, tag: tag) }
+            let engine = broker.consumption
+            let got = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: try TagFilter(expression: "a"))
+            #expect(got.map(\.text) == ["a", "a"])
+        }
+    }
+
+    @Test("after a restart acked messages stay acked and unacked ones are delivered again")
+    func progressSurvivesRestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "broker-restart-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = BrokerConfiguration(dataDirectory: directory)
+        configuration.store.commitLogSegmentSize = 4 << 20
+        configuration.store.indexSlots = 1024
+        configuration.store.indexEntries = 4096
+        configuration.autoCreateTopics = true
+        configuration.autoCreateGroups = true
+        configuration.store.flushMode = .sync
+
+        let before = try Broker(configuration: configuration)
+        for i in 0..<6 { try await send(before, topic: "t", body: "m\(i)") }
+        let delivered = try await before.consumption.receive(group: plain, topic: "t", queueIds: [0], batchSize: 6, invisibleDuration: .seconds(300), filter: .all)
+        // Ack out of order, leaving a hole at m1.
+        for delivery in delivered where ["m0", "m2", "m3"].contains(delivery.text) {
+            try await before.consumption.ack(group: "g", topic: "t", handle: delivery.handle)
+        }
+        // No snapshot: the journal alone must carry the acks.
+        before.store.shutdown()
+
+        let after = try Broker(configuration: configuration)
+        let again = try await after.consumption.receive(group: plain, topic: "t", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: .all)
+        #expect(again.map(\.text).sorted() == ["m1", "m4", "m5"])
+        #expect(again.allSatisfy { $0.attempt == 2 })
+        await after.shutdown()
+    }
+}
+
+@Suite("Consumption building blocks")
+struct ConsumptionUnitTests {
+    @Test("committed offset moves over contiguous acks only")
+    func markDoneAdvancesContiguously() {
+        var progress = QueueProgress(committed: 10)
+        progress.markDone(12)
+        #expect(progress.committed == 10)
+        progress.markDone(10)
+        #expect(progress.committed == 11)
+        progress.markDone(11)
+        #expect(progress.committed == 13)
+        #expect(progress.acked.isEmpty)
+        #expect(progress.isDone(12) && !progress.isDone(13))
+    }
+
+    @Test("journal events round-trip through their text form")
+    func journalRoundTrip() {
+        let key = ProgressKey(group: "g-1", topic: "orders", queueId: 7)
+        for event in [ProgressEvent.delivered(key, offset: 42, attempt: 3), .acked(key, offset: 0), .committed(key, offset: 99)] {
+            #expect(ConsumerJournal.decode(ConsumerJournal.encode(event)) == event)
+        }
+        #expect(ConsumerJournal.decode("X\u{1F}g") == nil)
+    }
+
+    @Test("receipt handles parse back and reject foreign or malformed ones")
+    func receiptHandles() throws {
+        let handle = ReceiptHandle(brokerName: "broker-a", queueId: 3, offset: 12, deliveryId: 0xABC)
+        #expect(try ReceiptHandle(parsing: handle.description, brokerName: "broker-a") == handle)
+        #expect(throws: BrokerError.self) { try ReceiptHandle(parsing: handle.description, brokerName: "broker-b") }
+        for bad in ["", "x", "broker-a:1:2", "broker-a:-1:2:3", "broker-a:1:2:zz"] {
+            #expect(throws: BrokerError.self) { try ReceiptHandle(parsing: bad, brokerName: "broker-a") }
+        }
+    }
+
+    @Test("tag expressions: star, alternatives, and empty alternatives refused")
+    func tagExpressions() throws {
+        #expect(try TagFilter(expression: "*").matches("anything"))
+        #expect(try TagFilter(expression: "").matches(nil))
+        let some = try TagFilter(expression: " a || b ")
+        #expect(some.matches("a") && some.matches("b") && !some.matches("c") && !some.matches(nil))
+        #expect(throws: BrokerError.self) { try TagFilter(expression: "a || ") }
+    }
+
+    @Test("every broker error maps to a protocol status with a message")
+    func errorsMapToStatus() {
+        #expect(BrokerError.topicNotFound("x").status.code == .topicNotFound)
+        #expect(BrokerError.clientIdRequired.status.code == .clientIdRequired)
+        #expect(BrokerError.flushTimeout.status.code == .masterPersistenceTimeout)
+        #expect(BrokerError.bodyTooLarge(size: 5, limit: 4).status.message.contains("5 bytes"))
+    }
+}

@@ -1,2 +1,0 @@
-import Testing
-// Placeholder; real tests land with the module.
