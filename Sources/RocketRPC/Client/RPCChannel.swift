@@ -150,6 +150,10 @@ public final class RPCChannel: Sendable {
             if status.code != .ok { throw status }
         }
         call.cancel(message: "the request producer failed: \(error)")
+        // The caller's task was cancelled mid-call: report it as gRPC does, as CANCELLED.
+        if error is CancellationError || Task.isCancelled {
+            throw RPCError(code: .cancelled, message: "the call was cancelled by the client")
+        }
         throw error
     }
 
