@@ -137,6 +137,7 @@ import Glibc
         let dir = TempDirectory("crash-\(mode)")
         let segmentSize: Int64 = 256 * 1024
         var acked = [Ack]()
+        var checkedUpTo: Int64 = 0
         var lost = 0
         var rng = SplitMix64(seed: UInt64(mode.utf8.count) &* 7919)
         let started = ContinuousClock.now
@@ -150,6 +151,10 @@ import Glibc
 
             let store = try openStore(Self.childConfiguration(dir.path, segmentSize: segmentSize))
             let end = store.commitLogMaxOffset
+            // Every round, the part of the log written since the last round (and recovered now):
+            // ConsumeQueues and IndexFiles against the CommitLog; all of it every fifth round.
+            try store.verifyConsistency(from: min(checkedUpTo, end))
+            checkedUpTo = end
             var survivors = [Ack]()
             for ack in fresh {
                 if !requireAllAcked && ack.physicalOffset >= end { lost += 1; continue }  // unflushed tail (async only)

@@ -20,18 +20,28 @@ final class IndexService: @unchecked Sendable {
         self.logger = logger
         try FileSystem.makeDirectory(directory)
         var files = [IndexFile]()
+        var damaged = false
         for name in FileSystem.list(directory) {
             guard name.utf8.count == 20, let created = Int64(name) else { continue }
-            let f = try IndexFile(path: directory + "/" + name, createdAt: created, slotCount: slotCount, entryCapacity: entryCapacity)
-            if f.isConsistent {
-                files.append(f)
-            } else {
-                logger.warning("discarding damaged IndexFile", metadata: ["path": "\(f.mapping.path)"])
-                try FileSystem.remove(f.mapping.path)
+            let path = directory + "/" + name
+            if !damaged {
+                let f = try IndexFile(path: path, createdAt: created, slotCount: slotCount, entryCapacity: entryCapacity)
+                if f.isConsistent {
+                    files.append(f)
+                    continue
+                }
+                damaged = true
             }
+            // A damaged file and every newer one go; recovery re-indexes from the last good file.
+            logger.warning("discarding damaged IndexFile", metadata: ["path": "\(path)"])
+            try FileSystem.remove(path)
         }
+        self.damaged = damaged
         state.withLock { $0 = files }
     }
+
+    /// Files were discarded as damaged when loading: recovery must re-index from `lastIndexedOffset`.
+    let damaged: Bool
 
     static func key(topic: String, key: String) -> String { topic + "#" + key }
     static func uniqueKey(_ id: String) -> String { "\u{1}UNIQ#" + id }

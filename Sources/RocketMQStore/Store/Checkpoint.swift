@@ -6,6 +6,7 @@ import Foundation
 /// ConsumeQueues/IndexFiles derived from it were synced; crash recovery starts scanning
 /// there. `cleanShutdown` is true only between a clean `shutdown()` and the next start.
 struct Checkpoint: Codable, Equatable {
+    /// End of the CommitLog: everything written at a clean shutdown, the flushed end otherwise.
     var commitLogEnd: Int64
     var safeOffset: Int64
     var cleanShutdown: Bool

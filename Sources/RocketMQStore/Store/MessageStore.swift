@@ -114,8 +114,13 @@ public final class MessageStore: Sendable {
                 queues.withLock { $0[cq.id] = cq }
             }
         }
-        redoStart = max(redoStart, commitLog.minOffset)
         let indexFloor = index.lastIndexedOffset
+        if index.damaged {
+            // Re-index from the segment holding the last record the surviving files cover.
+            let size = configuration.commitLogSegmentSize
+            redoStart = min(redoStart, max(0, indexFloor) / size * size)
+        }
+        redoStart = max(redoStart, commitLog.minOffset)
         var gaps = [QueueID: Int64]()
         var lastStoreTimestamp: Int64 = 0
         var redone = 0

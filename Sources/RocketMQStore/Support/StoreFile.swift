@@ -171,8 +171,6 @@ enum FileSystem {
         guard unlink(path) == 0 || errno == ENOENT else { throw .io(operation: "unlink", path: path, errno: errno) }
     }
 
-    static func removeDirectoryIfEmpty(_ path: String) { rmdir(path) }
-
     /// Seconds since the epoch of the last modification, or nil.
     static func modificationTime(_ path: String) -> Double? {
         var st = stat()
