@@ -40,7 +40,7 @@ struct HTTP2LocalSettings {
 /// Confined to the connection's event loop. Chunks are held by reference (no copy) until nghttp2 copies
 /// them into its frame buffer.
 final class OutboundDataQueue {
-    var chunks = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    var chunks = BufferQueue()
     private(set) var queuedBytes = 0
     /// No more data will be queued; after the last byte the stream ends (with trailers if set).
     var isFinished = false
@@ -97,9 +97,9 @@ final class OutboundDataQueue {
             if let slice = first.readSlice(length: n) { body(slice) }
             taken += n
             if first.readableBytes == 0 {
-                chunks.removeFirst()
+                _ = chunks.popFirst()
             } else {
-                chunks[chunks.startIndex] = first
+                chunks.replaceFirst(first)
             }
         }
         queuedBytes -= taken
@@ -119,9 +119,14 @@ final class NGHTTP2Session {
     /// The C session; `nil` only if nghttp2 failed to allocate.
     var raw: OpaquePointer?
     var outbound: [Int32: OutboundDataQueue] = [:]
-    /// Header fields of HEADERS blocks in progress, by stream.
-    var pendingHeaders: [Int32: [(name: String, value: String)]] = [:]
-    var pendingHeaderBytes: [Int32: Int] = [:]
+    /// The HEADERS block being received. HTTP/2 forbids interleaving header blocks, so there is at
+    /// most one: its stream (0 when none or rejected), fields and size so far.
+    var headerBlockStream: Int32 = 0
+    var headerBlock: [(name: String, value: String)] = []
+    var headerBlockBytes = 0
+    /// Scratch space reused by every header submission (see `withHeaderFields`).
+    var headerScratch: [UInt8] = []
+    var headerOffsets: [(Int, Int, Int, Int)] = []
     let maxHeaderListSize: Int
     let allocator: ByteBufferAllocator
 
