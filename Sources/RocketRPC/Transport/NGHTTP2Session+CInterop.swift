@@ -295,6 +295,12 @@ extension NGHTTP2Session {
         _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
     }
 
+    /// Sends the first GOAWAY of a graceful shutdown (last stream 2^31-1): the peer stops opening
+    /// streams, but streams already in flight towards us are still processed.
+    func submitShutdownNotice() {
+        _ = nghttp2_submit_shutdown_notice(raw)
+    }
+
     /// Ends the session with GOAWAY and the given code; no further streams are processed.
     func terminate(errorCode: UInt32) {
         _ = nghttp2_session_terminate_session(raw, errorCode)
