@@ -11,6 +11,7 @@ import Synchronization
 /// ``run()`` waits until shutdown, ``shutdown(gracePeriod:)`` sends GOAWAY, lets in-flight calls finish
 /// for up to the grace period, then closes every connection.
 public final class RPCServer: Sendable {
+    /// The configuration the server was created with.
     public let configuration: ServerConfiguration
     private let router: RPCRouter
     private let logger: Logger

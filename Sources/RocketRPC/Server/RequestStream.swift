@@ -16,11 +16,13 @@ public struct RequestStream<Message: ProtoMessage>: AsyncSequence, Sendable {
         self.source = source
     }
 
+    /// Takes request messages one at a time; each `next()` hops to the connection's event loop.
     public struct AsyncIterator: AsyncIteratorProtocol {
         public typealias Element = Message
         public typealias Failure = RPCError
         let source: any MessageSource
 
+        /// The next request, or `nil` once the client half-closed.
         public mutating func next() async throws(RPCError) -> Message? {
             guard let buffer = try await source.nextMessage() else { return nil }
             return try decodeMessage(Message.self, from: buffer)
