@@ -33,20 +33,3 @@ public struct RequestStream<Message: ProtoMessage>: AsyncSequence, Sendable {
         AsyncIterator(source: source)
     }
 }
-
-/// Where serialized messages of one call come from (a server stream's requests or a client's responses).
-protocol MessageSource: Sendable {
-    /// The next message's bytes, or `nil` at the end of the stream.
-    func nextMessage() async throws(RPCError) -> ByteBuffer?
-}
-
-/// Decodes one message, mapping a decoding failure to `INTERNAL` ("cannot decode ...").
-func decodeMessage<M: ProtoMessage>(_ type: M.Type, from buffer: ByteBuffer) throws(RPCError) -> M {
-    do {
-        return try buffer.withUnsafeReadableBytes { try M(serializedBytes: $0) }
-    } catch let error as ProtoDecodingError {
-        throw RPCError(code: .internalError, message: error.description)
-    } catch {
-        throw RPCError(code: .internalError, message: "cannot decode \(M.protoMessageName): \(error)")
-    }
-}
