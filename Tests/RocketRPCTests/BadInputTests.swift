@@ -77,6 +77,25 @@ struct BadInputTests {
         await h.stop()
     }
 
+    @Test func idleConnectionGetsKeepalivePingAndIsClosedWhenItGoesUnanswered() async throws {
+        let h = try await TestHarness.start(server: {
+            $0.keepalive.pingInterval = .milliseconds(100)
+            $0.keepalive.pingTimeout = .milliseconds(200)
+        })
+        let port = h.port
+        let start = ContinuousClock.now
+        let (reply, closed) = await offPool {
+            guard let c = try? RawConnection(port: port) else { return ([UInt8](), false) }
+            c.send(Self.preface + Self.emptySettings)
+            return c.readUntilClosed(timeout: .seconds(5))
+        }
+        #expect(parseFrames(reply).contains { $0.type == 6 && $0.flags & 1 == 0 }, "the server pinged")
+        #expect(closed)
+        #expect(ContinuousClock.now - start < .seconds(3))
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
     @Test func wrongContentTypeGets415() async throws {
         let h = try await TestHarness.start()
         let body = try temporaryFile([0, 0, 0, 0, 0])

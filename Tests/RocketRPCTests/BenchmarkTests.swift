@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import RocketRPC
 import Testing
 
@@ -6,8 +7,11 @@ import Testing
 /// `ROCKETRPC_BENCH=1 swift test -c release -Xswiftc -enable-testing --filter BenchmarkTests`).
 @Suite("Benchmark", .enabled(if: ProcessInfo.processInfo.environment["ROCKETRPC_BENCH"] == "1"))
 struct BenchmarkTests {
+    /// ROCKETRPC_BENCH_THREADS picks the server's event loop count (default: the shared singleton group).
     @Test func h2loadUnaryThroughput() async throws {
-        let h = try await TestHarness.start()
+        let threads = ProcessInfo.processInfo.environment["ROCKETRPC_BENCH_THREADS"].flatMap { Int($0) }
+        let group = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+        let h = try await TestHarness.start(eventLoopGroup: group, extraServices: [BenchService()])
         let request = TestMessage(payload: Array(repeating: 7, count: 100)).serializedBytes()
         let body = try temporaryFile([0, 0, 0, 0, UInt8(request.count)] + request)
         let port = h.port
@@ -15,7 +19,7 @@ struct BenchmarkTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/h2load")
             process.arguments = ["-n", "200000", "-c", "10", "-m", "10", "-H", "content-type: application/grpc", "-H", "te: trailers",
-                                 "-d", body, "http://127.0.0.1:\(port)/rocketrpc.test.Echo/Get"]
+                                 "-d", body, "http://127.0.0.1:\(port)/rocketrpc.bench.Echo/Unary"]
             let pipe = Pipe()
             process.standardOutput = pipe
             process.standardError = pipe
@@ -27,5 +31,15 @@ struct BenchmarkTests {
         print(output)
         #expect(output.contains("200000 succeeded"), "\(output)")
         await h.stop()
+        try await group?.shutdownGracefully()
+    }
+}
+
+/// The smallest possible unary handler, so the benchmark measures the runtime rather than test logic.
+struct BenchService: RPCService {
+    static let unary = MethodDescriptor(service: "rocketrpc.bench.Echo", method: "Unary")
+    var serviceName: String { "rocketrpc.bench.Echo" }
+    func register(into router: inout RPCRouter) {
+        router.unary(Self.unary) { (request: TestMessage, _: ServerContext) in request }
     }
 }

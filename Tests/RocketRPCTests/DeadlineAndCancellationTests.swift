@@ -100,3 +100,38 @@ func unusedPort() async throws -> Int {
     await probe.shutdown(gracePeriod: .zero)
     return port
 }
+
+@Suite("Early exits and header limits", .serialized, .timeLimit(.minutes(1)))
+struct EarlyExitTests {
+    @Test func responseHandlerReturningEarlyCancelsTheServerStream() async throws {
+        let h = try await TestHarness.start()
+        let taken = try await h.channel.serverStreaming(EchoService.expand, request: TestMessage("100000:1000"), options: CallOptions()) { (stream: ResponseStream<TestMessage>) in
+            var n = 0
+            for try await _ in stream {
+                n += 1
+                if n == 3 { break }
+            }
+            return n
+        }
+        #expect(taken == 3)
+        // The server's writes start failing once the stream is reset, so it stops far short of 100000.
+        try await Task.sleep(for: .milliseconds(300))
+        let written = h.recorder.count("expand.written")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(h.recorder.count("expand.written") == written)
+        #expect(written < 100_000)
+        await h.stop()
+    }
+
+    @Test func requestHeadersOverTheLimitFailOnlyThatCall() async throws {
+        let h = try await TestHarness.start(server: { $0.maxHeaderListSize = 4096 })
+        var options = CallOptions()
+        options.metadata.add("x-huge", String(repeating: "a", count: 8000))
+        await #expect(throws: RPCError.self) {
+            let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("x"), options: options)
+        }
+        let r: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("fine"), options: CallOptions())
+        #expect(r.message.text == "fine")
+        await h.stop()
+    }
+}

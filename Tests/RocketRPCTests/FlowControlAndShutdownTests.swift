@@ -91,6 +91,32 @@ struct FlowControlAndShutdownTests {
         await h.channel.close()
     }
 
+    @Test func gracefulShutdownSendsTwoGoAwaysAroundAPing() async throws {
+        let h = try await TestHarness.start()
+        let port = h.port
+        let connection = try RawConnection(port: port)
+        connection.send(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0])
+        _ = await offPool { [connection] in connection.read(timeout: .seconds(2)) { parseFrames($0).contains { $0.type == 4 } } }
+        let shutdown = Task { await h.server.shutdown(gracePeriod: .seconds(5)) }
+        let first = await offPool { [connection] in
+            connection.read(timeout: .seconds(2)) { bytes in
+                let frames = parseFrames(bytes)
+                return frames.contains { $0.type == 7 } && frames.contains { $0.type == 6 && $0.flags == 0 }
+            }
+        }
+        let frames = parseFrames(first)
+        let notice = try #require(frames.first { $0.type == 7 })
+        #expect(Array(notice.payload[0..<4]) == [0x7F, 0xFF, 0xFF, 0xFF], "first GOAWAY announces 2^31-1")
+        let ping = try #require(frames.first { $0.type == 6 && $0.flags == 0 })
+        connection.send([0, 0, 8, 6, 1, 0, 0, 0, 0] + ping.payload)
+        let rest = await offPool { [connection] in connection.readUntilClosed(timeout: .seconds(3)) }
+        let final = parseFrames(rest.bytes).first { $0.type == 7 }
+        #expect(final.map { Array($0.payload[0..<4]) } == [0, 0, 0, 0], "final GOAWAY names the last processed stream")
+        #expect(rest.closed)
+        await shutdown.value
+        await h.channel.close()
+    }
+
     @Test func runReturnsAfterShutdown() async throws {
         let server = RPCServer(configuration: ServerConfiguration(), services: [EchoService(recorder: Recorder())])
         try await server.start()

@@ -200,9 +200,12 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {
-        guard !receivedGoAway else { return }
-        receivedGoAway = true
-        onGoAway()
+        // A graceful server sends GOAWAY twice (2^31-1 first, then the real last stream); every one
+        // may strand streams, but the connector needs telling only once.
+        if !receivedGoAway {
+            receivedGoAway = true
+            onGoAway()
+        }
         // Streams the server will never process can be retried elsewhere.
         for (id, stream) in streams where id > lastStreamID {
             streams[id] = nil

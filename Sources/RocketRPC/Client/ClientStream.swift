@@ -156,7 +156,7 @@ final class ClientStream {
                     promise.fail(error)
                 case .success(let messages):
                     guard messages.count == 1, let message = messages.first else {
-                        promise.fail(RPCError(code: messages.isEmpty ? .unimplemented : .internalError,
+                        promise.fail(RPCError(code: .internalError,
                                               message: "expected one response message, received \(messages.isEmpty ? "none" : "more")"))
                         return
                     }

@@ -12,6 +12,7 @@ import RocketProto
 /// `grpc-timeout` and enforced locally (`DEADLINE_EXCEEDED` + RST_STREAM CANCEL); cancelling the
 /// calling task resets the stream and throws `CANCELLED`.
 public final class RPCChannel: Sendable {
+    /// The configuration the channel was created with.
     public let configuration: ChannelConfiguration
     private let connector: ClientConnector
     private let authority: String

@@ -25,12 +25,14 @@ public struct ResponseStream<Message: ProtoMessage>: AsyncSequence, Sendable {
         get async throws { try await call.status().metadata }
     }
 
+    /// Takes response messages one at a time; each `next()` hops to the connection's event loop.
     public struct AsyncIterator: AsyncIteratorProtocol {
         public typealias Element = Message
         public typealias Failure = RPCError
         let call: ClientCall
         var finished = false
 
+        /// The next response; `nil` after an OK status; throws the status if it is not OK.
         public mutating func next() async throws(RPCError) -> Message? {
             guard !finished else { return nil }
             if let buffer = try await call.nextMessage() {

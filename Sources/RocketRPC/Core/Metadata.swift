@@ -15,8 +15,10 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
         var value: MetadataValue
     }
 
+    /// Empty metadata.
     public init() { entries = [] }
 
+    /// Text entries in literal order; names are lower-cased.
     public init(dictionaryLiteral elements: (String, String)...) {
         entries = []
         for (name, value) in elements { add(name, value) }
@@ -69,6 +71,7 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
         entries.removeAll { $0.name == key }
     }
 
+    /// Iterates entries in insertion order.
     public func makeIterator() -> some IteratorProtocol<Element> {
         entries.lazy.map { (name: $0.name, value: $0.value) }.makeIterator()
     }

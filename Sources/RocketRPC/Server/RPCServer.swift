@@ -7,10 +7,11 @@ import Synchronization
 /// A gRPC server: listens on one port and serves the registered ``RPCService``s over HTTP/2.
 ///
 /// Thread-safe. Each accepted connection gets its own nghttp2 session on one event loop of
-/// `MultiThreadedEventLoopGroup.singleton`; handlers run as Swift tasks. Lifecycle: ``start()`` binds,
+/// the event loop group (default `MultiThreadedEventLoopGroup.singleton`); handlers run as Swift tasks. Lifecycle: ``start()`` binds,
 /// ``run()`` waits until shutdown, ``shutdown(gracePeriod:)`` sends GOAWAY, lets in-flight calls finish
 /// for up to the grace period, then closes every connection.
 public final class RPCServer: Sendable {
+    /// The configuration the server was created with.
     public let configuration: ServerConfiguration
     private let router: RPCRouter
     private let logger: Logger
@@ -30,13 +31,19 @@ public final class RPCServer: Sendable {
 
     private let state = Mutex(State())
 
-    public init(configuration: ServerConfiguration, services: [any RPCService], logger: Logger = Logger(label: "rocketmq.rpc.server")) {
+    /// - Parameter eventLoopGroup: where connections run; defaults to `MultiThreadedEventLoopGroup.singleton`.
+    public init(
+        configuration: ServerConfiguration,
+        services: [any RPCService],
+        eventLoopGroup: (any EventLoopGroup)? = nil,
+        logger: Logger = Logger(label: "rocketmq.rpc.server")
+    ) {
         self.configuration = configuration
         var router = RPCRouter()
         for service in services { service.register(into: &router) }
         self.router = router
         self.logger = logger
-        self.group = MultiThreadedEventLoopGroup.singleton
+        self.group = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
     }
 
     /// Names of the services with at least one registered method, sorted.

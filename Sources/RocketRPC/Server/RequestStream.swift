@@ -16,11 +16,13 @@ public struct RequestStream<Message: ProtoMessage>: AsyncSequence, Sendable {
         self.source = source
     }
 
+    /// Takes request messages one at a time; each `next()` hops to the connection's event loop.
     public struct AsyncIterator: AsyncIteratorProtocol {
         public typealias Element = Message
         public typealias Failure = RPCError
         let source: any MessageSource
 
+        /// The next request, or `nil` once the client half-closed.
         public mutating func next() async throws(RPCError) -> Message? {
             guard let buffer = try await source.nextMessage() else { return nil }
             return try decodeMessage(Message.self, from: buffer)
@@ -29,22 +31,5 @@ public struct RequestStream<Message: ProtoMessage>: AsyncSequence, Sendable {
 
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(source: source)
-    }
-}
-
-/// Where serialized messages of one call come from (a server stream's requests or a client's responses).
-protocol MessageSource: Sendable {
-    /// The next message's bytes, or `nil` at the end of the stream.
-    func nextMessage() async throws(RPCError) -> ByteBuffer?
-}
-
-/// Decodes one message, mapping a decoding failure to `INTERNAL` ("cannot decode ...").
-func decodeMessage<M: ProtoMessage>(_ type: M.Type, from buffer: ByteBuffer) throws(RPCError) -> M {
-    do {
-        return try buffer.withUnsafeReadableBytes { try M(serializedBytes: $0) }
-    } catch let error as ProtoDecodingError {
-        throw RPCError(code: .internalError, message: error.description)
-    } catch {
-        throw RPCError(code: .internalError, message: "cannot decode \(M.protoMessageName): \(error)")
     }
 }

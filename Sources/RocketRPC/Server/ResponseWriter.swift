@@ -17,8 +17,3 @@ public struct ResponseWriter<Message: ProtoMessage>: Sendable {
         try await sink.writeMessage(message.serializedBytes())
     }
 }
-
-/// Where serialized outgoing messages of one call go.
-protocol MessageSink: Sendable {
-    func writeMessage(_ bytes: [UInt8]) async throws(RPCError)
-}

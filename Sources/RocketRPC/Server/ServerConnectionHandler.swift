@@ -29,6 +29,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private var closing = false
     private var lastPingReceived: NIODeadline?
     private var taskExecutor: EventLoopTaskExecutor?
+    private var shutdownNoticeSent = false
+    private var finalGoAwaySent = false
+    private var finalGoAwayTimer: Scheduled<Void>?
     private var pingStrikes = 0
 
     init(router: RPCRouter, configuration: ServerConfiguration, logger: Logger, allocator: ByteBufferAllocator) {
@@ -96,6 +99,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func channelInactive(context: ChannelHandlerContext) {
         pingTimer?.cancel()
         pingTimeout?.cancel()
+        finalGoAwayTimer?.cancel()
         let open = streams
         streams.removeAll()
         for stream in open.values { stream.peerClosed(errorCode: HTTP2ErrorCode.cancel) }
@@ -161,11 +165,27 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     // MARK: Graceful shutdown and keepalive
 
-    /// Sends GOAWAY; streams already started finish, then the connection closes.
+    /// Starts a graceful shutdown the way gRPC servers do: GOAWAY(2^31-1) and a PING; once the PING is
+    /// acknowledged (or after 1 s) the final GOAWAY names the last stream processed. Streams up to it
+    /// finish; then the connection closes. No stream the client sent before seeing GOAWAY is lost.
     func startGracefulShutdown() {
+        guard !shutdownNoticeSent, let context else { return }
+        shutdownNoticeSent = true
+        session.submitShutdownNotice()
+        session.submitPing()
+        flushOutput()
+        finalGoAwayTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
+            self.sendFinalGoAway()
+        }
+    }
+
+    private func sendFinalGoAway() {
+        guard shutdownNoticeSent, !finalGoAwaySent, let context else { return }
+        finalGoAwaySent = true
+        finalGoAwayTimer?.cancel()
         session.submitGoAway(errorCode: HTTP2ErrorCode.noError)
         flushOutput()
-        if streams.isEmpty, let context { closeConnection(context: context) }
+        if streams.isEmpty { closeConnection(context: context) }
     }
 
     private func startKeepalive(context: ChannelHandlerContext) {
@@ -250,6 +270,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
         pingTimeout?.cancel()
         pingTimeout = nil
+        if shutdownNoticeSent && !finalGoAwaySent { sendFinalGoAway() }
     }
 
     private func endOfRequest(_ stream: ServerStream) {
@@ -379,14 +400,5 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
                 call.finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
             }
         }
-    }
-}
-
-extension TimeAmount {
-    /// Converts a Swift `Duration`, saturating at the range of `TimeAmount`.
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        self = overflow ? .nanoseconds(seconds < 0 ? .min : .max) : .nanoseconds(ns &+ attoseconds / 1_000_000_000)
     }
 }

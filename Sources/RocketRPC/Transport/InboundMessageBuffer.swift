@@ -9,7 +9,7 @@ import NIOCore
 /// consumed, so a message larger than the stream window (up to the receive limit) can still arrive.
 final class InboundMessageBuffer {
     private var deframer: MessageDeframer
-    private var messages = CircularBuffer<ByteBuffer>(initialCapacity: 2)
+    private var messages = BufferQueue()
     private var bufferedBytes = 0
     private var unconsumedBytes = 0
     private var ended = false
@@ -140,14 +140,14 @@ final class InboundMessageBuffer {
                 waiter(.failure(failure))
             } else if ended {
                 allWaiter = nil
-                let all = Array(messages)
+                let all = messages.all
                 messages.removeAll()
                 bufferedBytes = 0
                 releaseUnconsumed()
                 waiter(.success(all))
             } else if messages.count > 1 {
                 allWaiter = nil
-                waiter(.success(Array(messages)))
+                waiter(.success(messages.all))
             }
         }
     }

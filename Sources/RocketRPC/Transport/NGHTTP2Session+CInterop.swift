@@ -32,25 +32,26 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
 
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
         guard let frame, let session = sessionFrom(userData) else { return 0 }
-        let streamID = frame.pointee.hd.stream_id
-        session.pendingHeaders[streamID] = []
-        session.pendingHeaderBytes[streamID] = 0
+        session.headerBlockStream = frame.pointee.hd.stream_id
+        session.headerBlock = []
+        session.headerBlock.reserveCapacity(12)
+        session.headerBlockBytes = 0
         return 0
     }
 
     nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
         guard let frame, let name, let value, let session = sessionFrom(userData) else { return 0 }
-        let streamID = frame.pointee.hd.stream_id
-        let size = (session.pendingHeaderBytes[streamID] ?? 0) + nameLength + valueLength + 32
-        session.pendingHeaderBytes[streamID] = size
-        if size > session.maxHeaderListSize {
+        guard frame.pointee.hd.stream_id == session.headerBlockStream else { return 0 }
+        session.headerBlockBytes += nameLength + valueLength + 32
+        if session.headerBlockBytes > session.maxHeaderListSize {
             // Resets just this stream (nghttp2 answers RST_STREAM INTERNAL_ERROR for it).
-            session.pendingHeaders[streamID] = nil
+            session.headerBlockStream = 0
+            session.headerBlock = []
             return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         let n = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
         let v = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
-        session.pendingHeaders[streamID, default: []].append((n, v))
+        session.headerBlock.append((n, v))
         return 0
     }
 
@@ -59,8 +60,10 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
         let hd = frame.pointee.hd
         switch hd.type {
         case frameHeaders:
-            let headers = session.pendingHeaders.removeValue(forKey: hd.stream_id) ?? []
-            session.pendingHeaderBytes[hd.stream_id] = nil
+            guard hd.stream_id == session.headerBlockStream else { return 0 }
+            let headers = session.headerBlock
+            session.headerBlock = []
+            session.headerBlockStream = 0
             delegate.session(session, didReceiveHeaders: headers, streamID: hd.stream_id, endStream: hd.flags & flagEndStream != 0)
         case frameData:
             if hd.flags & flagEndStream != 0 {
@@ -94,8 +97,7 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
         guard let session = sessionFrom(userData) else { return 0 }
         session.outbound[streamID] = nil
-        session.pendingHeaders[streamID] = nil
-        session.pendingHeaderBytes[streamID] = nil
+        if session.headerBlockStream == streamID { session.headerBlockStream = 0 }
         session.delegate?.session(session, didCloseStream: streamID, errorCode: errorCode)
         return 0
     }
@@ -126,7 +128,7 @@ private func readOutbound(
     if queue.queuedBytes == 0 && queue.isFinished {
         dataFlags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
         if let trailers = queue.trailers {
-            let rv = withHeaderFields(trailers) { nva, count in
+            let rv = session.withHeaderFields(trailers) { nva, count in
                 nghttp2_submit_trailer(rawSession, streamID, nva, count)
             }
             if rv == 0 { dataFlags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue }
@@ -139,27 +141,31 @@ private func readOutbound(
     return copied
 }
 
-/// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body` (the names and values
-/// point into one byte array owned by this function; nghttp2 copies them during the submit call).
-private func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
-    var storage = [UInt8]()
-    var offsets = [(Int, Int, Int, Int)]()
-    offsets.reserveCapacity(fields.count)
-    for (name, value) in fields {
-        let n0 = storage.count
-        storage.append(contentsOf: name.utf8)
-        let v0 = storage.count
-        storage.append(contentsOf: value.utf8)
-        offsets.append((n0, v0 - n0, v0, storage.count - v0))
-    }
-    if storage.isEmpty { storage.append(0) }
-    return storage.withUnsafeMutableBufferPointer { bytes in
-        guard let base = bytes.baseAddress else { return body(nil, 0) }
-        var nva = offsets.map { o in
-            nghttp2_nv(name: base + o.0, value: base + o.2, namelen: o.1, valuelen: o.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+extension NGHTTP2Session {
+    /// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body`. Names and values
+    /// point into `headerScratch`, reused across calls so a submission costs no allocation once warm;
+    /// nghttp2 copies them during the submit call. Not re-entrant (no submit happens inside another).
+    fileprivate func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
+        headerScratch.removeAll(keepingCapacity: true)
+        headerOffsets.removeAll(keepingCapacity: true)
+        for (name, value) in fields {
+            let n0 = headerScratch.count
+            headerScratch.append(contentsOf: name.utf8)
+            let v0 = headerScratch.count
+            headerScratch.append(contentsOf: value.utf8)
+            headerOffsets.append((n0, v0 - n0, v0, headerScratch.count - v0))
         }
-        return nva.withUnsafeMutableBufferPointer { nvBuf in
-            body(nvBuf.baseAddress.map { UnsafePointer($0) }, nvBuf.count)
+        if headerScratch.isEmpty { headerScratch.append(0) }
+        let offsets = headerOffsets
+        return headerScratch.withUnsafeMutableBufferPointer { bytes in
+            guard let base = bytes.baseAddress else { return body(nil, 0) }
+            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(offsets.count, 1)) { nva in
+                for (i, o) in offsets.enumerated() {
+                    nva.initializeElement(at: i, to: nghttp2_nv(
+                        name: base + o.0, value: base + o.2, namelen: o.1, valuelen: o.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+                }
+                return body(nva.baseAddress.map { UnsafePointer($0) }, offsets.count)
+            }
         }
     }
 }
@@ -287,6 +293,12 @@ extension NGHTTP2Session {
     func submitGoAway(errorCode: UInt32) {
         let last = nghttp2_session_get_last_proc_stream_id(raw)
         _ = nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
+    }
+
+    /// Sends the first GOAWAY of a graceful shutdown (last stream 2^31-1): the peer stops opening
+    /// streams, but streams already in flight towards us are still processed.
+    func submitShutdownNotice() {
+        _ = nghttp2_submit_shutdown_notice(raw)
     }
 
     /// Ends the session with GOAWAY and the given code; no further streams are processed.

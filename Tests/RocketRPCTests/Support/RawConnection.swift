@@ -5,7 +5,8 @@ import Glibc
 
 /// A blocking TCP client for feeding a server bytes no well-behaved client would send.
 /// Every read is bounded by a receive timeout; use it off the cooperative pool (``offPool(_:)``).
-final class RawConnection {
+/// `@unchecked Sendable`: a test hands it between its task and one helper thread, never concurrently.
+final class RawConnection: @unchecked Sendable {
     private let fd: Int32
 
     init(port: Int) throws {
@@ -30,6 +31,23 @@ final class RawConnection {
 
     func send(_ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Reads until `done` holds for the bytes so far, the peer closes, or `timeout` passes.
+    func read(timeout: Duration = .seconds(3), until done: ([UInt8]) -> Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while ContinuousClock.now < deadline && !done(out) {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { continue }
+                break
+            }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return out
     }
 
     /// Reads until the peer closes or `timeout` passes. - Returns: the bytes and whether the peer closed.

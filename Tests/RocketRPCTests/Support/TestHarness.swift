@@ -1,5 +1,6 @@
 import Testing
 import Logging
+import NIOCore
 import RocketRPC
 
 /// A started server with the echo service and a channel to it; shut both down with `stop()`.
@@ -10,6 +11,8 @@ struct TestHarness {
     let port: Int
 
     static func start(
+        eventLoopGroup: (any EventLoopGroup)? = nil,
+        extraServices: [any RPCService] = [],
         server configure: (inout ServerConfiguration) -> Void = { _ in },
         channel configureChannel: (inout ChannelConfiguration) -> Void = { _ in }
     ) async throws -> TestHarness {
@@ -18,7 +21,7 @@ struct TestHarness {
         configure(&configuration)
         var logger = Logger(label: "rocketrpc.test")
         logger.logLevel = .warning
-        let server = RPCServer(configuration: configuration, services: [EchoService(recorder: recorder)], logger: logger)
+        let server = RPCServer(configuration: configuration, services: [EchoService(recorder: recorder)] + extraServices, eventLoopGroup: eventLoopGroup, logger: logger)
         try await server.start()
         let port = try #require(server.localPort)
         var channelConfiguration = ChannelConfiguration(host: "127.0.0.1", port: port)

@@ -1,58 +1,6 @@
 import CompressNIO
 import NIOCore
 
-/// Writes gRPC length-prefixed messages: a 1-byte compressed flag, a 4-byte big-endian length, the bytes.
-///
-/// Stateless; safe from any thread. Compression allocates a new buffer per message.
-enum MessageFramer {
-    /// Frames `payload`, gzip-compressing it when `compression` is `.gzip`.
-    static func frame(_ payload: [UInt8], compression: CompressionAlgorithm?, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
-        if compression == .gzip {
-            var input = allocator.buffer(bytes: payload)
-            let compressed = try input.compress(with: CompressNIO.CompressionAlgorithm.gzip(), allocator: allocator)
-            var out = allocator.buffer(capacity: compressed.readableBytes + 5)
-            out.writeInteger(UInt8(1))
-            out.writeInteger(UInt32(compressed.readableBytes))
-            out.writeImmutableBuffer(compressed)
-            return out
-        }
-        var out = allocator.buffer(capacity: payload.count + 5)
-        out.writeInteger(UInt8(0))
-        out.writeInteger(UInt32(payload.count))
-        out.writeBytes(payload)
-        return out
-    }
-}
-
-/// Why incoming bytes could not be turned into messages.
-enum DeframingError: Error, Equatable {
-    /// A message's declared (or decompressed) length is over the receive limit.
-    case messageTooLarge(size: Int, limit: Int)
-    /// The compressed flag was set but the stream has no (or an unsupported) `grpc-encoding`.
-    case compressedWithoutEncoding
-    /// The compressed flag byte was neither 0 nor 1.
-    case invalidFlag(UInt8)
-    /// gzip data could not be inflated.
-    case decompressionFailed
-    /// The stream ended in the middle of a message.
-    case truncated(buffered: Int)
-
-    var rpcError: RPCError {
-        switch self {
-        case .messageTooLarge(let size, let limit):
-            RPCError(code: .resourceExhausted, message: "message of \(size) bytes exceeds the maximum receive size of \(limit) bytes")
-        case .compressedWithoutEncoding:
-            RPCError(code: .internalError, message: "compressed message received but the stream has no grpc-encoding")
-        case .invalidFlag(let flag):
-            RPCError(code: .internalError, message: "invalid compressed-flag byte \(flag) in message prefix")
-        case .decompressionFailed:
-            RPCError(code: .internalError, message: "cannot decompress gzip message")
-        case .truncated(let buffered):
-            RPCError(code: .internalError, message: "stream ended inside a message (\(buffered) bytes of an incomplete length-prefixed message)")
-        }
-    }
-}
-
 /// Reassembles gRPC length-prefixed messages from DATA chunks of one stream.
 ///
 /// Not thread-safe: owned by one stream, used on its connection's event loop. A chunk that holds whole

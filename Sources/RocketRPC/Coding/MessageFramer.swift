@@ -1,0 +1,25 @@
+import CompressNIO
+import NIOCore
+
+/// Writes gRPC length-prefixed messages: a 1-byte compressed flag, a 4-byte big-endian length, the bytes.
+///
+/// Stateless; safe from any thread. Compression allocates a new buffer per message.
+enum MessageFramer {
+    /// Frames `payload`, gzip-compressing it when `compression` is `.gzip`.
+    static func frame(_ payload: [UInt8], compression: CompressionAlgorithm?, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
+        if compression == .gzip {
+            var input = allocator.buffer(bytes: payload)
+            let compressed = try input.compress(with: CompressNIO.CompressionAlgorithm.gzip(), allocator: allocator)
+            var out = allocator.buffer(capacity: compressed.readableBytes + 5)
+            out.writeInteger(UInt8(1))
+            out.writeInteger(UInt32(compressed.readableBytes))
+            out.writeImmutableBuffer(compressed)
+            return out
+        }
+        var out = allocator.buffer(capacity: payload.count + 5)
+        out.writeInteger(UInt8(0))
+        out.writeInteger(UInt32(payload.count))
+        out.writeBytes(payload)
+        return out
+    }
+}

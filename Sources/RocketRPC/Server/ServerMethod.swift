@@ -1,0 +1,13 @@
+import NIOCore
+
+/// One registered method, type-erased. `run` returns the single response of unary and
+/// client-streaming methods (sent together with the OK status), `nil` for streaming responses.
+///
+/// For methods that take a single request (`takesSingleRequest`), the runtime starts the handler
+/// only once the whole request has arrived and passes it as `run`'s second argument; a stream that
+/// fails before that never starts a task.
+struct ServerMethod: Sendable {
+    let descriptor: MethodDescriptor
+    let takesSingleRequest: Bool
+    let run: @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
+}

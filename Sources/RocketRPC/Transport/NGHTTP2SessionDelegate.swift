@@ -1,0 +1,21 @@
+import NIOCore
+
+/// Receives what an ``NGHTTP2Session`` parses. Called synchronously from inside
+/// ``NGHTTP2Session/receive(_:)`` and ``NGHTTP2Session/produceOutput(into:limit:)``, on the
+/// connection's event loop; implementations must not re-enter `receive`.
+protocol NGHTTP2SessionDelegate: AnyObject {
+    /// A complete HEADERS block (request, response, or trailers). `endStream` is the frame's END_STREAM flag.
+    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: [(name: String, value: String)], streamID: Int32, endStream: Bool)
+    /// A DATA payload chunk (padding excluded). The caller must eventually ``NGHTTP2Session/consume(streamID:bytes:)`` it.
+    func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32)
+    /// END_STREAM arrived on a DATA frame.
+    func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32)
+    /// The stream is closed (both directions or reset); `errorCode` is 0 for a clean close.
+    func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32)
+    /// The peer sent GOAWAY.
+    func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32)
+    /// The peer acknowledged one of our PINGs.
+    func sessionDidReceivePingAck(_ session: NGHTTP2Session)
+    /// The peer sent a PING (nghttp2 answers it automatically); for abuse policing.
+    func sessionDidReceivePing(_ session: NGHTTP2Session)
+}
