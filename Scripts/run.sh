@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The README's "run it" command: installs build dependencies, builds in release mode and starts
-# a single local node. Until the broker lands (issue 4), that node is the gRPC interop server
-# with health and reflection, on 127.0.0.1:${PORT:-50051}.
+# The README's "run it" command: installs build dependencies, builds in release mode and starts a
+# single local node — a NameServer and a broker in one process, data under ./data:
+#   broker      127.0.0.1:${BROKER_PORT:-8081}   (apache.rocketmq.v2, health, reflection)
+#   NameServer  127.0.0.1:${NAMESRV_PORT:-9876}  (registry, QueryRoute for clients)
+# Point official RocketMQ 5 clients at either endpoint. Topics and groups are created on first use.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 Scripts/install-deps.sh
-swift build -c release --product rpc-interop
-exec "$(swift build -c release --show-bin-path)/rpc-interop" server --port "${PORT:-50051}" --host 127.0.0.1
+swift build -c release --product mqbroker
+exec "$(swift build -c release --show-bin-path)/mqbroker" --dev --data "${DATA_DIR:-./data}" \
+  --port "${BROKER_PORT:-8081}" --namesrv-port "${NAMESRV_PORT:-9876}" "$@"
