@@ -38,7 +38,12 @@ public final class Broker: Sendable {
         groups = try ConfigTable(path: store.configDirectory + "/subscriptionGroups.json")
         let topics = self.topics
         let arrivals = self.arrivals
-        consumption = try ConsumptionEngine(store: store, brokerName: configuration.brokerName, logger: logger) { (message, group) throws(BrokerError) in
+        let clients = self.clients
+        consumption = try ConsumptionEngine(
+            store: store, brokerName: configuration.brokerName, logger: logger,
+            maxRenewal: configuration.maxInvisibleDuration,
+            isClientAlive: { clients.isAlive($0, within: .seconds(30)) }
+        ) { (message, group) throws(BrokerError) in
             try await Broker.deadLetter(message, group: group, store: store, topics: topics, arrivals: arrivals)
         }
     }

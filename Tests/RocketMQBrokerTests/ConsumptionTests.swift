@@ -118,6 +118,28 @@ struct ConsumptionTests {
         }
     }
 
+    @Test("auto-renewed deliveries stay invisible while their client lives, and come back once it is gone")
+    func autoRenewFollowsClientLiveness() async throws {
+        try await withBroker { broker in
+            try await send(broker, topic: "t", body: "long job")
+            broker.clients.heartbeat(clientId: "push-1", type: .pushConsumer, group: "g", language: "SWIFT")
+            let engine = broker.consumption
+            let first = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 1,
+                                                 invisibleDuration: .milliseconds(50), filter: .all, autoRenewFor: "push-1")
+            #expect(first.count == 1)
+            for _ in 0..<4 {
+                try await Task.sleep(for: .milliseconds(60))
+                #expect(try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 1,
+                                                 invisibleDuration: .seconds(30), filter: .all).isEmpty)
+            }
+            broker.clients.remove(clientId: "push-1")
+            try await Task.sleep(for: .milliseconds(60))
+            let again = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 1,
+                                                 invisibleDuration: .seconds(30), filter: .all)
+            #expect(again.map(\.attempt) == [2])
+        }
+    }
+
     @Test("tag filters skip other tags for good")
     func tagFilterSkips() async throws {
         try await withBroker { broker in

@@ -26,6 +26,10 @@ actor ConsumptionEngine {
     private let logger: Logger
     /// Moves a message to a group's dead-letter queue (appends it there).
     private let deadLetter: @Sendable (StoredMessage, String) async throws(BrokerError) -> Void
+    /// Whether a client still heartbeats, for auto-renewed deliveries.
+    private let isClientAlive: @Sendable (String) -> Bool
+    /// Longest an auto-renewed delivery stays invisible in total.
+    private let maxRenewal: Duration
     private var progress: [ProgressKey: QueueProgress] = [:]
     private var dirty = false
     private var nextDeliveryId = UInt64.random(in: 1...(UInt64.max >> 16))
@@ -33,10 +37,13 @@ actor ConsumptionEngine {
     private let fifoScanWindow: Int64 = 4096
 
     init(
-        store: MessageStore, brokerName: String, logger: Logger,
+        store: MessageStore, brokerName: String, logger: Logger, maxRenewal: Duration = .seconds(12 * 3600),
+        isClientAlive: @escaping @Sendable (String) -> Bool = { _ in false },
         deadLetter: @escaping @Sendable (StoredMessage, String) async throws(BrokerError) -> Void
     ) throws(BrokerError) {
         self.store = store
+        self.isClientAlive = isClientAlive
+        self.maxRenewal = maxRenewal
         self.journal = ConsumerJournal(store: store)
         self.brokerName = brokerName
         self.snapshotPath = store.configDirectory + "/consumerProgress.json"
@@ -89,7 +96,7 @@ actor ConsumptionEngine {
     /// invisible for `invisibleDuration`. Empty when nothing is deliverable now.
     func receive(
         group: GroupConfig, topic: String, queueIds: [Int32], batchSize: Int,
-        invisibleDuration: Duration, filter: TagFilter
+        invisibleDuration: Duration, filter: TagFilter, autoRenewFor clientId: String? = nil
     ) async throws(BrokerError) -> [Delivery] {
         var deliveries: [Delivery] = []
         var events: [ProgressEvent] = []
@@ -131,7 +138,10 @@ actor ConsumptionEngine {
                 let deliveryId = nextDeliveryId
                 nextDeliveryId &+= 1
                 state.attempts[offset] = attempt
-                state.inFlight[offset] = .init(deadline: now + invisibleDuration, deliveryId: deliveryId, messageGroup: message.messageGroup)
+                state.inFlight[offset] = .init(
+                    deadline: now + invisibleDuration, deliveryId: deliveryId, messageGroup: message.messageGroup,
+                    renewingClient: clientId, renewPeriod: invisibleDuration,
+                    renewUntil: clientId == nil ? nil : now + maxRenewal)
                 if group.fifo { blockedGroups.insert(message.messageGroup) }
                 events.append(.delivered(key, offset: offset, attempt: attempt))
                 deliveries.append(Delivery(
@@ -159,6 +169,7 @@ actor ConsumptionEngine {
         in state: inout QueueProgress, key: ProgressKey, fifo: Bool, limit: Int, now: ContinuousClock.Instant
     ) throws(BrokerError) -> [StoredMessage] {
         var result: [StoredMessage] = []
+        renewAutoRenewed(&state, now: now)
         let expired = state.inFlight.filter { $0.value.deadline <= now }.keys.sorted()
         if fifo {
             // Offsets from `committed` on, skipping done and still-invisible ones; ordering
@@ -188,6 +199,14 @@ actor ConsumptionEngine {
             if let last = fresh.last { state.cursor = last.queueOffset + 1 }
         }
         return result
+    }
+
+    /// Extends due auto-renewed deliveries whose client still heartbeats, instead of redelivering.
+    private func renewAutoRenewed(_ state: inout QueueProgress, now: ContinuousClock.Instant) {
+        for (offset, flight) in state.inFlight where flight.deadline <= now {
+            guard let client = flight.renewingClient, let until = flight.renewUntil, now < until, isClientAlive(client) else { continue }
+            state.inFlight[offset]?.deadline = min(until, now + flight.renewPeriod)
+        }
     }
 
     /// Message groups with a message still invisible: FIFO holds their later messages back.
@@ -239,6 +258,8 @@ actor ConsumptionEngine {
             throw .invalidReceiptHandle("receipt handle \(handle) is not the current delivery of an unacked message")
         }
         flight.deadline = .now + duration
+        // An explicit duration (a consumer's retry back-off) replaces auto-renewal.
+        flight.renewingClient = nil
         flight.deliveryId = nextDeliveryId
         nextDeliveryId &+= 1
         state.inFlight[handle.offset] = flight

@@ -22,6 +22,11 @@ struct QueueProgress: Codable, Sendable {
         /// Matches the receipt handle of the current delivery; 0 for a delayed message not yet delivered.
         var deliveryId: UInt64
         var messageGroup: String
+        /// Auto-renewal (push consumers): while this client is alive, the broker extends the
+        /// deadline by `renewPeriod` instead of redelivering, up to `renewUntil`.
+        var renewingClient: String? = nil
+        var renewPeriod: Duration = .zero
+        var renewUntil: ContinuousClock.Instant? = nil
     }
 
     private enum CodingKeys: String, CodingKey { case committed, acked, attempts }

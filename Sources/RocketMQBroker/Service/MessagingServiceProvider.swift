@@ -178,7 +178,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         _ request: Apache_Rocketmq_V2_ReceiveMessageRequest, context: ServerContext
     ) async throws(BrokerError) -> ([Delivery], Duration) {
         let configuration = broker.configuration
-        _ = try clientId(context)
+        let client = try clientId(context)
+        broker.clients.touch(client)
         let group = try broker.group(named: request.group?.name ?? "")
         guard group.consumeEnabled else { throw .forbidden("consumer group \(group.name) has consumption disabled") }
         let topic = try broker.topic(named: request.messageQueue?.topic?.name ?? "")
@@ -204,7 +205,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         while true {
             let deliveries = try await broker.consumption.receive(
                 group: group, topic: topic.name, queueIds: queueIds, batchSize: Int(request.batchSize),
-                invisibleDuration: invisible, filter: filter)
+                invisibleDuration: invisible, filter: filter, autoRenewFor: request.autoRenew ? client : nil)
             let remaining = pollEnd - .now
             if !deliveries.isEmpty || remaining <= .zero || Task.isCancelled { return (deliveries, invisible) }
             var wait = remaining

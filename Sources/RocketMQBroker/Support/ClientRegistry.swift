@@ -42,4 +42,16 @@ final class ClientRegistry: Sendable {
     }
 
     var all: [Client] { clients.withLock { Array($0.values) } }
+
+    /// Whether the client was heard from (heartbeat, settings, receive) within `window`.
+    func isAlive(_ clientId: String, within window: Duration) -> Bool {
+        guard let seen = clients.withLock({ $0[clientId]?.lastSeen }) else { return false }
+        let (seconds, attoseconds) = window.components
+        return Date().timeIntervalSince(seen) <= Double(seconds) + Double(attoseconds) / 1e18
+    }
+
+    /// Notes activity from a client that may not have heartbeated yet (a receive).
+    func touch(_ clientId: String) {
+        clients.withLock { table in table[clientId]?.lastSeen = Date() }
+    }
 }
