@@ -11,7 +11,7 @@ struct RPCInterop: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rpc-interop",
         abstract: "gRPC interop test server and client (grpc.testing.TestService) on RocketRPC.",
-        subcommands: [Server.self, Client.self]
+        subcommands: [Server.self, Client.self, Bench.self]
     )
 
     struct Server: AsyncParsableCommand {
