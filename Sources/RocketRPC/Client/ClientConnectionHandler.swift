@@ -209,6 +209,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         // Streams the server will never process can be retried elsewhere.
         for (id, stream) in streams where id > lastStreamID {
             streams[id] = nil
+            stream.unprocessed = true
             stream.fail(RPCError(code: .unavailable, message: "the server is going away (GOAWAY) and did not process the call"), reset: false)
         }
     }

@@ -17,6 +17,9 @@ final class ClientStream {
     private var headersReceived = false
     private var initialMetadataDelivered = false
     private(set) var completed = false
+    /// The server provably never processed this stream (REFUSED_STREAM, or above a GOAWAY's last
+    /// stream ID), so the call may be retried transparently.
+    var unprocessed = false
     var deadlineTask: Scheduled<Void>?
 
     init(eventLoop: any EventLoop, maxReceiveMessageSize: Int) {
@@ -87,7 +90,9 @@ final class ClientStream {
         guard !completed else { return }
         let error: RPCError
         switch errorCode {
-        case HTTP2ErrorCode.refusedStream: error = RPCError(code: .unavailable, message: "the server refused the stream")
+        case HTTP2ErrorCode.refusedStream:
+            unprocessed = true
+            error = RPCError(code: .unavailable, message: "the server refused the stream")
         case HTTP2ErrorCode.cancel: error = RPCError(code: .cancelled, message: "the server cancelled the stream")
         case HTTP2ErrorCode.enhanceYourCalm: error = RPCError(code: .resourceExhausted, message: "the server reset the stream with ENHANCE_YOUR_CALM")
         case HTTP2ErrorCode.noError: error = RPCError(code: .internalError, message: "the stream closed without a grpc-status")
