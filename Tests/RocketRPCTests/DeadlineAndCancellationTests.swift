@@ -159,3 +159,33 @@ struct TransparentRetryTests {
         }
     }
 }
+
+@Suite("Client keepalive against the server's ping policy", .serialized, .timeLimit(.minutes(1)))
+struct KeepaliveTests {
+    /// The peer address the server sees: it changes exactly when the channel had to reconnect.
+    private func peer(_ channel: RPCChannel) async throws -> String {
+        let r: UnaryResponse<TestMessage> = try await channel.unary(EchoService.get, request: TestMessage("metadata"), options: CallOptions(timeout: .seconds(5), waitForReady: true))
+        return r.message.text
+    }
+
+    @Test func idlePingsBeyondTheStrictDefaultPolicyGetTheConnectionReplaced() async throws {
+        let h = try await TestHarness.start(channel: { $0.keepalive = .init(pingInterval: .milliseconds(40), pingTimeout: .seconds(1)) })
+        let before = try await peer(h.channel)
+        try await Task.sleep(for: .milliseconds(800))
+        let after = try await peer(h.channel)
+        #expect(before != after, "the server should have closed the pinging connection (too_many_pings)")
+        await h.stop()
+    }
+
+    @Test func idlePingsWithinAPermissivePolicyKeepTheConnection() async throws {
+        let h = try await TestHarness.start(
+            server: { $0.keepalive = .init(minimumReceivedPingInterval: .milliseconds(1), permitPingsWithoutCalls: true) },
+            channel: { $0.keepalive = .init(pingInterval: .milliseconds(40), pingTimeout: .seconds(1)) }
+        )
+        let before = try await peer(h.channel)
+        try await Task.sleep(for: .milliseconds(800))
+        let after = try await peer(h.channel)
+        #expect(before == after)
+        await h.stop()
+    }
+}
