@@ -17,7 +17,11 @@ struct NghttpdInteropTests {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        defer { process.terminate() }
+        defer {
+            // nghttpd does not exit on SIGTERM while a connection lingers; make sure it is gone.
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
         let channel = RPCChannel(configuration: ChannelConfiguration(
             host: "127.0.0.1", port: port, backoff: .init(initial: .milliseconds(50), maximum: .milliseconds(100))))
         let error = await #expect(throws: RPCError.self) {
