@@ -5,16 +5,20 @@ import NIOCore
 /// Confined to the connection's event loop; the handler task reaches it only through ``ServerCall``.
 /// It keeps an unowned reference to its connection, which outlives it (streams are dropped when the
 /// connection closes).
+///
+/// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
+/// never re-entered while one of its properties is being mutated, so the runtime's dynamic
+/// exclusivity checks (measurable on the per-request path) are skipped.
 final class ServerStream {
     let streamID: Int32
     unowned let connection: ServerConnectionHandler
-    var inbound: InboundMessageBuffer
+    @exclusivity(unchecked) var inbound: InboundMessageBuffer
     let outbound = OutboundDataQueue()
-    private(set) var headersSent = false
+    @exclusivity(unchecked) private(set) var headersSent = false
     /// The status has been queued (or the stream was reset); nothing more is sent.
-    private(set) var finished = false
-    var task: Task<Void, Never>?
-    var deadlineTask: Scheduled<Void>?
+    @exclusivity(unchecked) private(set) var finished = false
+    @exclusivity(unchecked) var task: Task<Void, Never>?
+    @exclusivity(unchecked) var deadlineTask: Scheduled<Void>?
 
     init(streamID: Int32, connection: ServerConnectionHandler, inbound: InboundMessageBuffer) {
         self.streamID = streamID
