@@ -154,7 +154,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         repeat {
             flushAgain = false
             while context.channel.isWritable {
-                var buffer = context.channel.allocator.buffer(capacity: 4096)
+                var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
                 guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
                     close(context: context)
                     return

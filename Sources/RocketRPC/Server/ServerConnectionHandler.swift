@@ -153,7 +153,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         repeat {
             flushAgain = false
             while context.channel.isWritable {
-                var buffer = context.channel.allocator.buffer(capacity: 4096)
+                var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
                 guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
                     closeConnection(context: context)
                     return
