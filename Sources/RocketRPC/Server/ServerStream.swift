@@ -26,7 +26,14 @@ final class ServerStream {
         self.inbound = inbound
     }
 
+    /// The headers and trailers of the common case, built once (no metadata, no compression, OK).
+    private static let plainResponseHeaders: [(String, String)] = [
+        (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
+    ]
+    private static let okTrailers: [(String, String)] = [("grpc-status", "0")]
+
     private func responseHeaders(compression: CompressionAlgorithm?, metadata: Metadata) -> [(String, String)] {
+        if metadata.isEmpty && (compression == nil || compression == .identity) { return Self.plainResponseHeaders }
         var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
         if let compression, compression != .identity { headers.append(("grpc-encoding", compression.rawValue)) }
         headers.append(("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader))
@@ -58,9 +65,14 @@ final class ServerStream {
         finished = true
         deadlineTask?.cancel()
         deadlineTask = nil
-        var statusFields: [(String, String)] = [("grpc-status", String(status.code.rawValue))]
-        if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
-        trailers.appendWireHeaders(to: &statusFields)
+        var statusFields: [(String, String)]
+        if status.code == .ok && status.message.isEmpty && trailers.isEmpty {
+            statusFields = Self.okTrailers
+        } else {
+            statusFields = [("grpc-status", String(status.code.rawValue))]
+            if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
+            trailers.appendWireHeaders(to: &statusFields)
+        }
         if !headersSent && finalMessage == nil {
             headersSent = true
             var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
