@@ -135,3 +135,57 @@ struct EarlyExitTests {
         await h.stop()
     }
 }
+
+@Suite("Transparent retry of calls the server never processed", .serialized, .timeLimit(.minutes(1)))
+struct TransparentRetryTests {
+    @Test func unaryCallsRefusedBeforeTheServersSettingsArriveAreRetried() async throws {
+        // Until the client has the server's SETTINGS it assumes 100 concurrent streams; the server,
+        // limited to 1, refuses the excess with RST_STREAM(REFUSED_STREAM). Those calls never reached
+        // a handler, so the channel retries them instead of failing them.
+        for _ in 0..<3 {
+            let h = try await TestHarness.start(server: { $0.maxConcurrentStreams = 1 })
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for i in 0..<20 {
+                    group.addTask {
+                        let r: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("c\(i)"), options: CallOptions(timeout: .seconds(10)))
+                        return r.message.text
+                    }
+                }
+                var texts: Set<String> = []
+                for try await text in group { texts.insert(text) }
+                #expect(texts.count == 20)
+            }
+            await h.stop()
+        }
+    }
+}
+
+@Suite("Client keepalive against the server's ping policy", .serialized, .timeLimit(.minutes(1)))
+struct KeepaliveTests {
+    /// The peer address the server sees: it changes exactly when the channel had to reconnect.
+    private func peer(_ channel: RPCChannel) async throws -> String {
+        let r: UnaryResponse<TestMessage> = try await channel.unary(EchoService.get, request: TestMessage("metadata"), options: CallOptions(timeout: .seconds(5), waitForReady: true))
+        return r.message.text
+    }
+
+    @Test func idlePingsBeyondTheStrictDefaultPolicyGetTheConnectionReplaced() async throws {
+        let h = try await TestHarness.start(channel: { $0.keepalive = .init(pingInterval: .milliseconds(40), pingTimeout: .seconds(1)) })
+        let before = try await peer(h.channel)
+        try await Task.sleep(for: .milliseconds(800))
+        let after = try await peer(h.channel)
+        #expect(before != after, "the server should have closed the pinging connection (too_many_pings)")
+        await h.stop()
+    }
+
+    @Test func idlePingsWithinAPermissivePolicyKeepTheConnection() async throws {
+        let h = try await TestHarness.start(
+            server: { $0.keepalive = .init(minimumReceivedPingInterval: .milliseconds(1), permitPingsWithoutCalls: true) },
+            channel: { $0.keepalive = .init(pingInterval: .milliseconds(40), pingTimeout: .seconds(1)) }
+        )
+        let before = try await peer(h.channel)
+        try await Task.sleep(for: .milliseconds(800))
+        let after = try await peer(h.channel)
+        #expect(before == after)
+        await h.stop()
+    }
+}

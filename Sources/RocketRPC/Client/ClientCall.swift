@@ -84,6 +84,12 @@ final class ClientCall: MessageSource, MessageSink, Sendable {
         return try await future.rpcValue(onCancel: cancelHook())
     }
 
+    /// Whether the server provably never processed the call (safe to retry transparently).
+    func wasUnprocessed() async -> Bool {
+        let stream = self.stream
+        return (try? await eventLoop.submit { stream.value.unprocessed }.get()) ?? false
+    }
+
     /// The single response and metadata of a unary or client-streaming call; throws the status if not OK.
     func unaryResponse() async throws(RPCError) -> UnaryResponse<ByteBuffer> {
         let promise = eventLoop.makePromise(of: UnaryResponse<ByteBuffer>.self)

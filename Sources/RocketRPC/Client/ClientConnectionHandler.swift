@@ -7,25 +7,29 @@ import NIOCore
 /// Confined to its channel's event loop (a NIO handler; not `Sendable`). Output is pulled from
 /// nghttp2 only while the channel is writable. When the connection closes, every open call fails
 /// with `UNAVAILABLE`.
+///
+/// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
+/// never re-entered while one of its properties is being mutated, so the runtime's dynamic
+/// exclusivity checks (measurable on the per-request path) are skipped.
 final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let session: NGHTTP2Session
-    private var streams: [Int32: ClientStream] = [:]
-    private var context: ChannelHandlerContext?
-    private var flushScheduled = false
-    private var isFlushing = false
-    private var flushAgain = false
-    private var closing = false
+    @exclusivity(unchecked) private var streams: [Int32: ClientStream] = [:]
+    @exclusivity(unchecked) private var context: ChannelHandlerContext?
+    @exclusivity(unchecked) private var flushScheduled = false
+    @exclusivity(unchecked) private var isFlushing = false
+    @exclusivity(unchecked) private var flushAgain = false
+    @exclusivity(unchecked) private var closing = false
     private let keepalive: ChannelConfiguration.Keepalive
-    private var readSinceLastPing = true
-    private var pingTimer: Scheduled<Void>?
-    private var pingTimeout: Scheduled<Void>?
+    @exclusivity(unchecked) private var readSinceLastPing = true
+    @exclusivity(unchecked) private var pingTimer: Scheduled<Void>?
+    @exclusivity(unchecked) private var pingTimeout: Scheduled<Void>?
     private let logger: Logger
     /// Told (once, from the event loop) that the server sent GOAWAY: no new calls should use this connection.
     private let onGoAway: @Sendable () -> Void
-    private(set) var receivedGoAway = false
+    @exclusivity(unchecked) private(set) var receivedGoAway = false
 
     init(configuration: ChannelConfiguration, allocator: ByteBufferAllocator, logger: Logger, onGoAway: @escaping @Sendable () -> Void) {
         self.session = NGHTTP2Session(role: .client, settings: configuration.http2Settings, allocator: allocator)
@@ -150,7 +154,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         repeat {
             flushAgain = false
             while context.channel.isWritable {
-                var buffer = context.channel.allocator.buffer(capacity: 4096)
+                var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
                 guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
                     close(context: context)
                     return
@@ -209,6 +213,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         // Streams the server will never process can be retried elsewhere.
         for (id, stream) in streams where id > lastStreamID {
             streams[id] = nil
+            stream.unprocessed = true
             stream.fail(RPCError(code: .unavailable, message: "the server is going away (GOAWAY) and did not process the call"), reset: false)
         }
     }

@@ -187,6 +187,11 @@ final class ClientConnector: Sendable {
         }
     }
 
+    /// Takes `connection` out of use (it refused a new stream); the next call connects anew.
+    func markUnusable(_ connection: ClientConnection) {
+        connectionUnusable(ObjectIdentifier(connection.channel))
+    }
+
     /// The connection closed or received GOAWAY: the next call connects anew.
     private func connectionUnusable(_ id: ObjectIdentifier) {
         state.withLock { state in

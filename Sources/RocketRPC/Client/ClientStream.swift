@@ -5,19 +5,26 @@ import NIOCore
 /// Confined to the connection's event loop; the caller's task reaches it through ``ClientCall``.
 /// Every path that ends the call (trailers, RST_STREAM, deadline, cancellation, connection loss)
 /// completes `status` exactly once, so nothing awaiting it can hang.
+///
+/// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
+/// never re-entered while one of its properties is being mutated, so the runtime's dynamic
+/// exclusivity checks (measurable on the per-request path) are skipped.
 final class ClientStream {
-    var streamID: Int32 = 0
+    @exclusivity(unchecked) var streamID: Int32 = 0
     weak var connection: ClientConnectionHandler?
     let inbound: InboundMessageBuffer
     let outbound = OutboundDataQueue()
     let initialMetadataPromise: EventLoopPromise<Metadata>
     /// The final status; `.ok` for success. Its `metadata` is the trailing metadata.
     let statusPromise: EventLoopPromise<RPCError>
-    private(set) var initialMetadata = Metadata()
-    private var headersReceived = false
-    private var initialMetadataDelivered = false
-    private(set) var completed = false
-    var deadlineTask: Scheduled<Void>?
+    @exclusivity(unchecked) private(set) var initialMetadata = Metadata()
+    @exclusivity(unchecked) private var headersReceived = false
+    @exclusivity(unchecked) private var initialMetadataDelivered = false
+    @exclusivity(unchecked) private(set) var completed = false
+    /// The server provably never processed this stream (REFUSED_STREAM, or above a GOAWAY's last
+    /// stream ID), so the call may be retried transparently.
+    @exclusivity(unchecked) var unprocessed = false
+    @exclusivity(unchecked) var deadlineTask: Scheduled<Void>?
 
     init(eventLoop: any EventLoop, maxReceiveMessageSize: Int) {
         self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: nil) { _ in }
@@ -87,7 +94,9 @@ final class ClientStream {
         guard !completed else { return }
         let error: RPCError
         switch errorCode {
-        case HTTP2ErrorCode.refusedStream: error = RPCError(code: .unavailable, message: "the server refused the stream")
+        case HTTP2ErrorCode.refusedStream:
+            unprocessed = true
+            error = RPCError(code: .unavailable, message: "the server refused the stream")
         case HTTP2ErrorCode.cancel: error = RPCError(code: .cancelled, message: "the server cancelled the stream")
         case HTTP2ErrorCode.enhanceYourCalm: error = RPCError(code: .resourceExhausted, message: "the server reset the stream with ENHANCE_YOUR_CALM")
         case HTTP2ErrorCode.noError: error = RPCError(code: .internalError, message: "the stream closed without a grpc-status")

@@ -50,8 +50,19 @@ public final class RPCChannel: Sendable {
         options: CallOptions = CallOptions()
     ) async throws -> UnaryResponse<Resp> {
         let options = effective(options)
-        let call = try await startCall(method, options: options, firstMessage: request.serializedBytes(), halfClose: true)
-        return try await decodeUnary(call.unaryResponse())
+        let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let bytes = request.serializedBytes()
+        // One transparent retry for a call the server provably never processed (gRPC's transparent
+        // retry): refused streams and streams above a GOAWAY's last stream ID.
+        for attempt in 0..<2 {
+            let call = try await startCall(method, options: options, deadline: deadline, firstMessage: bytes, halfClose: true)
+            do {
+                return try await decodeUnary(call.unaryResponse())
+            } catch let error as RPCError where error.code == .unavailable && attempt == 0 {
+                guard await call.wasUnprocessed(), !Task.isCancelled else { throw error }
+            }
+        }
+        throw RPCError(code: .unavailable, message: "the call was refused twice without being processed")
     }
 
     /// Sends one request; `handle` consumes the response stream and its result is returned.
@@ -63,7 +74,8 @@ public final class RPCChannel: Sendable {
         handle: @Sendable (ResponseStream<Resp>) async throws -> R
     ) async throws -> R {
         let options = effective(options)
-        let call = try await startCall(method, options: options, firstMessage: request.serializedBytes(), halfClose: true)
+        let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let call = try await startCall(method, options: options, deadline: deadline, firstMessage: request.serializedBytes(), halfClose: true)
         do {
             let result = try await handle(ResponseStream(call: call))
             call.cancel(message: "the response handler returned before the call ended")
@@ -82,7 +94,8 @@ public final class RPCChannel: Sendable {
         requests: @Sendable (RequestWriter<Req>) async throws -> Void
     ) async throws -> UnaryResponse<Resp> {
         let options = effective(options)
-        let call = try await startCall(method, options: options, firstMessage: nil, halfClose: false)
+        let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let call = try await startCall(method, options: options, deadline: deadline, firstMessage: nil, halfClose: false)
         do {
             try await requests(RequestWriter(sink: call))
         } catch {
@@ -101,7 +114,8 @@ public final class RPCChannel: Sendable {
         handle: @Sendable (ResponseStream<Resp>) async throws -> R
     ) async throws -> R {
         let options = effective(options)
-        let call = try await startCall(method, options: options, firstMessage: nil, halfClose: false)
+        let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
+        let call = try await startCall(method, options: options, deadline: deadline, firstMessage: nil, halfClose: false)
         return try await withThrowingTaskGroup(of: Void.self, returning: R.self) { group in
             group.addTask {
                 do {
@@ -166,9 +180,14 @@ public final class RPCChannel: Sendable {
         )
     }
 
-    private func startCall(_ method: MethodDescriptor, options: CallOptions, firstMessage: [UInt8]?, halfClose: Bool) async throws(RPCError) -> ClientCall {
+    private func startCall(
+        _ method: MethodDescriptor,
+        options: CallOptions,
+        deadline: ContinuousClock.Instant?,
+        firstMessage: [UInt8]?,
+        halfClose: Bool
+    ) async throws(RPCError) -> ClientCall {
         if Task.isCancelled { throw RPCError(code: .cancelled, message: "the call was cancelled before it started") }
-        let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
         let compression = options.compression == .identity ? nil : options.compression
         var framed: ByteBuffer?
         if let firstMessage {
@@ -178,7 +197,27 @@ public final class RPCChannel: Sendable {
                 throw RPCError(code: .internalError, message: "cannot compress request: \(error)")
             }
         }
-        let connection = try await connector.connection(waitForReady: options.waitForReady, deadline: deadline)
+        // A connection that just received GOAWAY refuses new streams; take it out of use and try once more.
+        for _ in 0..<2 {
+            let connection = try await connector.connection(waitForReady: options.waitForReady, deadline: deadline)
+            if let call = try await open(method, on: connection, options: options, deadline: deadline, framed: framed, compression: compression, halfClose: halfClose) {
+                return call
+            }
+            connector.markUnusable(connection)
+        }
+        throw RPCError(code: .unavailable, message: "no connection could take the call")
+    }
+
+    /// Opens the stream on `connection`; `nil` if the connection takes no new streams.
+    private func open(
+        _ method: MethodDescriptor,
+        on connection: ClientConnection,
+        options: CallOptions,
+        deadline: ContinuousClock.Instant?,
+        framed: ByteBuffer?,
+        compression: CompressionAlgorithm?,
+        halfClose: Bool
+    ) async throws(RPCError) -> ClientCall? {
 
         var headers: [(String, String)] = [
             (":method", "POST"), (":scheme", scheme), (":path", method.path), (":authority", authority),
@@ -195,15 +234,14 @@ public final class RPCChannel: Sendable {
         let maxReceive = options.maxReceiveMessageSize ?? configuration.maxReceiveMessageSize
         let eventLoop = connection.eventLoop
         let handler = connection.handler
-        let promise = eventLoop.makePromise(of: ClientCall.self)
+        let promise = eventLoop.makePromise(of: ClientCall?.self)
         eventLoop.execute { [framed, headers] in
             let stream = ClientStream(eventLoop: eventLoop, maxReceiveMessageSize: maxReceive)
             if let framed { stream.outbound.append(framed) }
             if halfClose { stream.outbound.isFinished = true }
             guard handler.value.open(stream, headers: headers) else {
-                let error = RPCError(code: .unavailable, message: "the connection cannot take new calls")
-                stream.fail(error, reset: false)
-                promise.fail(error)
+                stream.fail(RPCError(code: .unavailable, message: "the connection cannot take new calls"), reset: false)
+                promise.succeed(nil)
                 return
             }
             if let deadline {

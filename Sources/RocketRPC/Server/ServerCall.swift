@@ -87,14 +87,15 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         }
         var trailers = trailingMetadata
         if let status { trailers.add(contentsOf: status.metadata) }
-        onLoop { [framed, status, trailers] stream in
-            stream.finish(
-                status: status ?? RPCError(code: .ok, message: ""),
-                trailers: trailers,
-                responseMetadata: metadata,
-                finalMessage: framed,
-                compression: compression
-            )
+        let finalStatus = status ?? RPCError(code: .ok, message: "")
+        if eventLoop.inEventLoop {
+            // Handlers run on the event loop by default: finish inline, no job, no closure.
+            stream.value.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
+        } else {
+            let stream = self.stream
+            eventLoop.execute { [framed, trailers] in
+                stream.value.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
+            }
         }
     }
 }

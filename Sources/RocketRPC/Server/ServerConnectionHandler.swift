@@ -8,6 +8,10 @@ import NIOCore
 /// only while the channel is writable and resumes on `channelWritabilityChanged`, so a slow socket
 /// defers DATA instead of buffering it. Handlers run as unstructured tasks and reach their stream only
 /// through ``ServerCall``.
+///
+/// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
+/// never re-entered while one of its properties is being mutated, so the runtime's dynamic
+/// exclusivity checks (measurable on the per-request path) are skipped.
 final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -15,24 +19,24 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     let session: NGHTTP2Session
     private let router: RPCRouter
     private let configuration: ServerConfiguration
-    private var logger: Logger
-    private var streams: [Int32: ServerStream] = [:]
-    private var context: ChannelHandlerContext?
-    private var flushScheduled = false
-    private var isFlushing = false
-    private var flushAgain = false
-    private var receivedBytes = false
-    private var peer = "unknown"
-    private var readSinceLastPing = true
-    private var pingTimer: Scheduled<Void>?
-    private var pingTimeout: Scheduled<Void>?
-    private var closing = false
-    private var lastPingReceived: NIODeadline?
-    private var taskExecutor: EventLoopTaskExecutor?
-    private var shutdownNoticeSent = false
-    private var finalGoAwaySent = false
-    private var finalGoAwayTimer: Scheduled<Void>?
-    private var pingStrikes = 0
+    @exclusivity(unchecked) private var logger: Logger
+    @exclusivity(unchecked) private var streams: [Int32: ServerStream] = [:]
+    @exclusivity(unchecked) private var context: ChannelHandlerContext?
+    @exclusivity(unchecked) private var flushScheduled = false
+    @exclusivity(unchecked) private var isFlushing = false
+    @exclusivity(unchecked) private var flushAgain = false
+    @exclusivity(unchecked) private var receivedBytes = false
+    @exclusivity(unchecked) private var peer = "unknown"
+    @exclusivity(unchecked) private var readSinceLastPing = true
+    @exclusivity(unchecked) private var pingTimer: Scheduled<Void>?
+    @exclusivity(unchecked) private var pingTimeout: Scheduled<Void>?
+    @exclusivity(unchecked) private var closing = false
+    @exclusivity(unchecked) private var lastPingReceived: NIODeadline?
+    @exclusivity(unchecked) private var taskExecutor: EventLoopTaskExecutor?
+    @exclusivity(unchecked) private var shutdownNoticeSent = false
+    @exclusivity(unchecked) private var finalGoAwaySent = false
+    @exclusivity(unchecked) private var finalGoAwayTimer: Scheduled<Void>?
+    @exclusivity(unchecked) private var pingStrikes = 0
 
     init(router: RPCRouter, configuration: ServerConfiguration, logger: Logger, allocator: ByteBufferAllocator) {
         self.router = router
@@ -149,7 +153,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         repeat {
             flushAgain = false
             while context.channel.isWritable {
-                var buffer = context.channel.allocator.buffer(capacity: 4096)
+                var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
                 guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
                     closeConnection(context: context)
                     return

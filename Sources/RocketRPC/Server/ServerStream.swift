@@ -5,16 +5,20 @@ import NIOCore
 /// Confined to the connection's event loop; the handler task reaches it only through ``ServerCall``.
 /// It keeps an unowned reference to its connection, which outlives it (streams are dropped when the
 /// connection closes).
+///
+/// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
+/// never re-entered while one of its properties is being mutated, so the runtime's dynamic
+/// exclusivity checks (measurable on the per-request path) are skipped.
 final class ServerStream {
     let streamID: Int32
     unowned let connection: ServerConnectionHandler
-    var inbound: InboundMessageBuffer
+    @exclusivity(unchecked) var inbound: InboundMessageBuffer
     let outbound = OutboundDataQueue()
-    private(set) var headersSent = false
+    @exclusivity(unchecked) private(set) var headersSent = false
     /// The status has been queued (or the stream was reset); nothing more is sent.
-    private(set) var finished = false
-    var task: Task<Void, Never>?
-    var deadlineTask: Scheduled<Void>?
+    @exclusivity(unchecked) private(set) var finished = false
+    @exclusivity(unchecked) var task: Task<Void, Never>?
+    @exclusivity(unchecked) var deadlineTask: Scheduled<Void>?
 
     init(streamID: Int32, connection: ServerConnectionHandler, inbound: InboundMessageBuffer) {
         self.streamID = streamID
@@ -22,7 +26,14 @@ final class ServerStream {
         self.inbound = inbound
     }
 
+    /// The headers and trailers of the common case, built once (no metadata, no compression, OK).
+    private static let plainResponseHeaders: [(String, String)] = [
+        (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
+    ]
+    private static let okTrailers: [(String, String)] = [("grpc-status", "0")]
+
     private func responseHeaders(compression: CompressionAlgorithm?, metadata: Metadata) -> [(String, String)] {
+        if metadata.isEmpty && (compression == nil || compression == .identity) { return Self.plainResponseHeaders }
         var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
         if let compression, compression != .identity { headers.append(("grpc-encoding", compression.rawValue)) }
         headers.append(("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader))
@@ -55,9 +66,14 @@ final class ServerStream {
         finished = true
         deadlineTask?.cancel()
         deadlineTask = nil
-        var statusFields: [(String, String)] = [("grpc-status", String(status.code.rawValue))]
-        if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
-        trailers.appendWireHeaders(to: &statusFields)
+        var statusFields: [(String, String)]
+        if status.code == .ok && status.message.isEmpty && trailers.isEmpty {
+            statusFields = Self.okTrailers
+        } else {
+            statusFields = [("grpc-status", String(status.code.rawValue))]
+            if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
+            trailers.appendWireHeaders(to: &statusFields)
+        }
         if !headersSent && finalMessage == nil {
             headersSent = true
             var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]

@@ -7,17 +7,21 @@ import NIOCore
 /// waiting); otherwise the bytes are held unconsumed until the consumer takes messages, so a slow reader
 /// stops its peer instead of buffering without bound. Bytes of a message still being assembled are always
 /// consumed, so a message larger than the stream window (up to the receive limit) can still arrive.
+///
+/// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
+/// never re-entered while one of its properties is being mutated, so the runtime's dynamic
+/// exclusivity checks (measurable on the per-request path) are skipped.
 final class InboundMessageBuffer {
-    private var deframer: MessageDeframer
-    private var messages = BufferQueue()
-    private var bufferedBytes = 0
-    private var unconsumedBytes = 0
-    private var ended = false
-    private var failure: RPCError?
-    private var nextWaiter: EventLoopPromise<ByteBuffer?>?
-    private var allWaiter: ((Result<[ByteBuffer], RPCError>) -> Void)?
+    @exclusivity(unchecked) private var deframer: MessageDeframer
+    @exclusivity(unchecked) private var messages = BufferQueue()
+    @exclusivity(unchecked) private var bufferedBytes = 0
+    @exclusivity(unchecked) private var unconsumedBytes = 0
+    @exclusivity(unchecked) private var ended = false
+    @exclusivity(unchecked) private var failure: RPCError?
+    @exclusivity(unchecked) private var nextWaiter: EventLoopPromise<ByteBuffer?>?
+    @exclusivity(unchecked) private var allWaiter: ((Result<[ByteBuffer], RPCError>) -> Void)?
     /// Returns bytes to the HTTP/2 windows; set once the stream ID is known.
-    var consume: (Int) -> Void
+    @exclusivity(unchecked) var consume: (Int) -> Void
     private let lowWater: Int
 
     /// - Parameter consume: returns bytes to the HTTP/2 windows; called on the event loop.

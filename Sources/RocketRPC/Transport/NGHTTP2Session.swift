@@ -6,20 +6,26 @@ import NIOCore
 /// `nghttp2_session *` (freed in `deinit`); nghttp2's callbacks reach this object through an unretained
 /// `user_data` pointer, valid because the C session never outlives `self`. All pointer work lives in
 /// `NGHTTP2Session+CInterop.swift`.
+///
+/// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
+/// never re-entered while one of its properties is being mutated, so the runtime's dynamic
+/// exclusivity checks (measurable on the per-request path) are skipped.
 final class NGHTTP2Session {
     let role: HTTP2Role
-    weak var delegate: (any NGHTTP2SessionDelegate)?
+    /// The connection handler that owns this session (and so always outlives it): `unowned(unsafe)`
+    /// spares a weak-reference load on every nghttp2 callback.
+    unowned(unsafe) var delegate: (any NGHTTP2SessionDelegate)?
     /// The C session; `nil` only if nghttp2 failed to allocate.
-    var raw: OpaquePointer?
-    var outbound: [Int32: OutboundDataQueue] = [:]
+    @exclusivity(unchecked) var raw: OpaquePointer?
+    @exclusivity(unchecked) var outbound: [Int32: OutboundDataQueue] = [:]
     /// The HEADERS block being received. HTTP/2 forbids interleaving header blocks, so there is at
     /// most one: its stream (0 when none or rejected), fields and size so far.
-    var headerBlockStream: Int32 = 0
-    var headerBlock: [(name: String, value: String)] = []
-    var headerBlockBytes = 0
+    @exclusivity(unchecked) var headerBlockStream: Int32 = 0
+    @exclusivity(unchecked) var headerBlock: [(name: String, value: String)] = []
+    @exclusivity(unchecked) var headerBlockBytes = 0
     /// Scratch space reused by every header submission (see `withHeaderFields`).
-    var headerScratch: [UInt8] = []
-    var headerOffsets: [(Int, Int, Int, Int)] = []
+    @exclusivity(unchecked) var headerScratch: [UInt8] = []
+    @exclusivity(unchecked) var headerOffsets: [(Int, Int, Int, Int)] = []
     let maxHeaderListSize: Int
     let allocator: ByteBufferAllocator
 
