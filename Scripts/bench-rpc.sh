@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# RPC benchmark, one run on one machine, written to the "RPC" section of BENCHMARKS.md:
+#   1. h2load posting a gRPC-framed UnaryCall (1 KiB reply) at our rpc-interop server,
+#      vs h2load GETting a 1 KiB file from nghttpd (the HTTP/2 ceiling), vs a grpcio (Python) server;
+#   2. our client -> our server, unary and server-streaming, vs grpcio client -> grpcio server.
+# Release build. Loopback only. Targets: ours >= 60% of nghttpd; our client+server >= 3x grpcio's.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+Scripts/install-deps.sh --test
+swift build -c release --product rpc-interop >/dev/null
+bin=$(swift build -c release --show-bin-path)
+py=$root/.venv/bin/python
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+N=${N:-200000}          # h2load requests
+C=${C:-10}              # h2load connections
+M=${M:-10}              # h2load streams per connection
+CALLS=${CALLS:-100000}  # client benchmark calls
+CONC=${CONC:-64}        # client benchmark concurrency
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_line() { for _ in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $2 in $1" >&2; cat "$1" >&2; exit 1; }
+cpu_seconds() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
+rss_mib() { awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
+
+# Servers
+ours_port=$(free_port); "$bin/rpc-interop" server --port "$ours_port" >"$work/ours.log" 2>&1 & ours=$!; pids+=($ours)
+py_port=$(free_port); "$py" Scripts/lib/grpc_bench.py server "$py_port" >"$work/py.log" 2>&1 & pysrv=$!; pids+=($pysrv)
+mkdir -p "$work/htdocs"; head -c 1024 /dev/zero > "$work/htdocs/1k"
+ng_port=$(free_port); nghttpd --no-tls -d "$work/htdocs" "$ng_port" >"$work/nghttpd.log" 2>&1 & ng=$!; pids+=($ng)
+wait_line "$work/ours.log" "listening on"; wait_line "$work/py.log" "listening on"; sleep 0.5
+"$py" Scripts/lib/grpc_bench.py request "$work/request.bin" 1024
+
+h2() { h2load -n "$N" -c "$C" -m "$M" "$@" 2>&1; }
+grpc_h2() { h2 -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/request.bin" "http://127.0.0.1:$1/grpc.testing.TestService/UnaryCall"; }
+
+cpu0=$(cpu_seconds "$ours")
+grpc_h2 "$ours_port" > "$work/h2-ours.txt"
+cpu_ours_h2=$(python3 -c "print($(cpu_seconds "$ours") - $cpu0)")
+h2 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd.txt"
+h2load -n $((N / 10)) -c "$C" -m "$M" -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/request.bin" \
+  "http://127.0.0.1:$py_port/grpc.testing.TestService/UnaryCall" > "$work/h2-grpcio.txt" 2>&1
+
+# Client + server
+cpu0=$(cpu_seconds "$ours")
+"$bin/rpc-interop" bench --server-port "$ours_port" --mode unary --count "$CALLS" --concurrency "$CONC" > "$work/ours-unary.json"
+"$bin/rpc-interop" bench --server-port "$ours_port" --mode streaming --count $((CALLS * 4)) --concurrency 8 > "$work/ours-stream.json"
+cpu_ours_client=$(python3 -c "print($(cpu_seconds "$ours") - $cpu0)")
+"$py" Scripts/lib/grpc_bench.py client "$py_port" unary $((CALLS / 5)) "$CONC" 1024 > "$work/py-unary.json"
+"$py" Scripts/lib/grpc_bench.py client "$py_port" streaming $((CALLS * 4 / 5)) 8 1024 > "$work/py-stream.json"
+rss_ours=$(rss_mib "$ours"); rss_py=$(rss_mib "$pysrv")
+
+WORK=$work CPU_OURS_H2=$cpu_ours_h2 CPU_OURS_CLIENT=$cpu_ours_client RSS_OURS=$rss_ours RSS_PY=$rss_py \
+N=$N C=$C M=$M python3 - "$root/BENCHMARKS.md" <<'PY'
+import json, os, re, subprocess, sys, datetime
+md = sys.argv[1]
+w = os.environ["WORK"]
+def rps(name):
+    text = open(f"{w}/{name}").read()
+    ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", text)
+    m = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", text)
+    if not m or not ok:
+        sys.exit(f"cannot read h2load output {name}:\n{text}")
+    return float(m.group(1)), int(ok.group(1))
+def js(name): return json.loads(open(f"{w}/{name}").read().strip().splitlines()[-1])
+ours, ours_ok = rps("h2-ours.txt"); ng, _ = rps("h2-nghttpd.txt"); gp, _ = rps("h2-grpcio.txt")
+ou, os_ = js("ours-unary.json"), js("ours-stream.json")
+pu, ps = js("py-unary.json"), js("py-stream.json")
+sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
+N, C, M = os.environ["N"], os.environ["C"], os.environ["M"]
+L = ["## RPC", "",
+     f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `Scripts/bench-rpc.sh` (every figure from the same run, release build, loopback).", "",
+     f"- Machine: {sh('nproc')} cores ({sh('lscpu | sed -n \"s/^Model name: *//p\"')}), shared with other work; read the ratios",
+     f"- Versions: {sh('swift --version 2>&1 | head -1')}; {sh('h2load --version | head -1')}; nghttpd {sh('nghttpd --version | head -1')}; grpcio {sh(os.path.join(os.path.dirname(md), '.venv/bin/python') + ' -c \"import grpc; print(grpc.__version__)\"')}",
+     f"- h2load: `h2load -n {N} -c {C} -m {M}`; gRPC requests are a framed `grpc.testing.SimpleRequest{{response_size: 1024}}` POSTed to `/grpc.testing.TestService/UnaryCall`; nghttpd serves a 1 KiB file (the HTTP/2 ceiling: no gRPC framing, no protobuf, C)",
+     "- Client benchmarks: `rpc-interop bench` (our client → our server) and `Scripts/lib/grpc_bench.py client` (grpcio.aio client → grpcio.aio server), 1 KiB responses", "",
+     "| Scenario | rocketmq-swift | Reference | Ratio | Target | Met |", "|---|---|---|---|---|---|",
+     f"| h2load unary, 1 KiB reply ({ours_ok:,} succeeded) | {ours:,.0f} req/s | nghttpd 1 KiB GET: {ng:,.0f} req/s | {ours/ng*100:.0f}% | ≥ 60% | {'yes' if ours/ng >= 0.6 else 'no'} |",
+     f"| h2load unary against grpcio's server (same request) | {ours:,.0f} req/s | grpcio (Python) server: {gp:,.0f} req/s | {ours/gp:.1f}× | — | |",
+     f"| Client+server unary, {ou['concurrency']} concurrent callers | {ou['rate']:,.0f} calls/s, p50 {ou['p50_us']:.0f} µs, p99 {ou['p99_us']:.0f} µs | grpcio client+server: {pu['rate']:,.0f} calls/s, p50 {pu['p50_us']:.0f} µs, p99 {pu['p99_us']:.0f} µs | {ou['rate']/pu['rate']:.1f}× | ≥ 3× | {'yes' if ou['rate']/pu['rate'] >= 3 else 'no'} |",
+     f"| Client+server server-streaming, {os_['concurrency']} streams | {os_['rate']:,.0f} msgs/s, p50 gap {os_['p50_us']:.0f} µs, p99 {os_['p99_us']:.0f} µs | grpcio: {ps['rate']:,.0f} msgs/s | {os_['rate']/ps['rate']:.1f}× | — | |",
+     "",
+     f"Our server's CPU time: {float(os.environ['CPU_OURS_H2']):.1f} s for the h2load run, {float(os.environ['CPU_OURS_CLIENT']):.1f} s for both client benchmarks; peak RSS of our server {os.environ['RSS_OURS']} MiB, of the grpcio server {os.environ['RSS_PY']} MiB.",
+     ""]
+section = "\n".join(L)
+text = open(md).read() if os.path.exists(md) else "# Benchmarks\n"
+marker = "<!-- rpc-notes -->"
+start = text.find("## RPC")
+if start >= 0:
+    nxt = text.find("\n## ", start + 1)
+    old = text[start:nxt if nxt >= 0 else len(text)]
+    if marker in old:
+        section += "\n" + old[old.index(marker):].rstrip() + "\n"
+    text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
+else:
+    text = text.rstrip() + "\n\n" + section
+open(md, "w").write(text)
+print(section)
+PY
