@@ -72,10 +72,17 @@ ou, os_ = js("ours-unary.json"), js("ours-stream.json")
 pu, ps = js("py-unary.json"), js("py-stream.json")
 sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
 N, C, M = os.environ["N"], os.environ["C"], os.environ["M"]
+cores = sh("nproc")
+cpu = sh("lscpu | sed -n 's/^Model name: *//p'")
+swift = sh("swift --version 2>&1 | head -1")
+h2v = sh("h2load --version | head -1")
+ngv = sh("nghttpd --version | head -1")
+venv_python = os.path.join(os.path.dirname(md), ".venv/bin/python")
+grpcv = sh(venv_python + " -c 'import grpc; print(grpc.__version__)'")
 L = ["## RPC", "",
      f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `Scripts/bench-rpc.sh` (every figure from the same run, release build, loopback).", "",
-     f"- Machine: {sh('nproc')} cores ({sh('lscpu | sed -n \"s/^Model name: *//p\"')}), shared with other work; read the ratios",
-     f"- Versions: {sh('swift --version 2>&1 | head -1')}; {sh('h2load --version | head -1')}; nghttpd {sh('nghttpd --version | head -1')}; grpcio {sh(os.path.join(os.path.dirname(md), '.venv/bin/python') + ' -c \"import grpc; print(grpc.__version__)\"')}",
+     f"- Machine: {cores} cores ({cpu}), shared with other work; read the ratios",
+     f"- Versions: {swift}; {h2v}; nghttpd {ngv}; grpcio {grpcv}",
      f"- h2load: `h2load -n {N} -c {C} -m {M}`; gRPC requests are a framed `grpc.testing.SimpleRequest{{response_size: 1024}}` POSTed to `/grpc.testing.TestService/UnaryCall`; nghttpd serves a 1 KiB file (the HTTP/2 ceiling: no gRPC framing, no protobuf, C)",
      "- Client benchmarks: `rpc-interop bench` (our client → our server) and `Scripts/lib/grpc_bench.py client` (grpcio.aio client → grpcio.aio server), 1 KiB responses", "",
      "| Scenario | rocketmq-swift | Reference | Ratio | Target | Met |", "|---|---|---|---|---|---|",
