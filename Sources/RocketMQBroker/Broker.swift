@@ -12,7 +12,11 @@ import Synchronization
 /// `Broker` owns the store, the topic and group tables and the consumption engine. It is
 /// thread-safe: tables lock internally, consumption is an actor, the store is thread-safe.
 public final class Broker: Sendable {
-    public let configuration: BrokerConfiguration
+    /// The current configuration; runtime-updatable keys change through `updateConfiguration(_:)`.
+    public var configuration: BrokerConfiguration { configurationStorage.withLock { $0 } }
+    private let configurationStorage: Mutex<BrokerConfiguration>
+    /// When the broker opened its store.
+    public let startedAt = Date()
     public let store: MessageStore
     public let topics: ConfigTable<TopicConfig>
     public let groups: ConfigTable<GroupConfig>
@@ -28,7 +32,10 @@ public final class Broker: Sendable {
 
     /// Opens the store (recovering it) and the config tables under `configuration.store.dataDirectory`.
     public init(configuration: BrokerConfiguration, logger: Logger = Logger(label: "rocketmq.broker")) throws {
-        self.configuration = configuration
+        var configuration = configuration
+        let runtimePath = configuration.store.dataDirectory + "/config/brokerConfig.json"
+        try RuntimeConfig.loadOverrides(from: runtimePath, into: &configuration)
+        self.configurationStorage = Mutex(configuration)
         self.logger = logger
         var storeConfiguration = configuration.store
         storeConfiguration.storeHost = configuration.advertisedAddress ?? "\(configuration.host):\(configuration.port)"
@@ -65,6 +72,20 @@ public final class Broker: Sendable {
         } catch {
             logger.error("could not write the consumer progress snapshot", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Applies runtime changes (admin `UpdateBrokerConfig`), validated, then persisted to
+    /// `config/brokerConfig.json` so they survive a restart (they override file and flags).
+    /// - Throws: `BrokerError.badRequest` naming the key and the accepted values.
+    public func updateConfiguration(_ values: [String: String]) throws {
+        try configurationStorage.withLock { current in
+            var next = current
+            for (key, value) in values { try RuntimeConfig.apply(key: key, value: value, to: &next) }
+            try RuntimeConfig.persist(next, to: store.configDirectory + "/brokerConfig.json")
+            current = next
+        }
+        logger.info("broker configuration updated", metadata: ["keys": "\(values.keys.sorted())"])
+        topicsChangedHandler.withLock { $0 }?()
     }
 
     // MARK: Routes

@@ -38,6 +38,9 @@ public struct BrokerConfiguration: Sendable {
     public var maxReceiveBatchSize: Int32 = 1024
     /// Delivery attempts before a message goes to `%DLQ%<group>` when the group does not say. Default 16.
     public var defaultMaxDeliveryAttempts: Int32 = 16
+    /// The credential admin calls that change state must present (`authorization: Bearer <token>`);
+    /// nil turns admin auth off (dev mode). `mqbroker` generates one for non-dev brokers.
+    public var adminToken: String?
 
     public init(dataDirectory: String) {
         store = StoreConfiguration(dataDirectory: dataDirectory)

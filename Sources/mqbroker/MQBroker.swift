@@ -56,6 +56,9 @@ struct MQBroker: AsyncParsableCommand {
     @Flag(help: "Create unknown topics and groups on first use (on in --dev).")
     var autoCreate = false
 
+    @Option(help: "Credential for state-changing admin calls (default: generated into <data>/config/adminToken; none in --dev).")
+    var adminToken: String?
+
     @Option(help: "In --dev, the port of the in-process NameServer (default 9876; 0 = any free port).")
     var namesrvPort = 9876
 
@@ -86,6 +89,10 @@ struct MQBroker: AsyncParsableCommand {
         configuration.autoCreateTopics = autoCreate
         configuration.autoCreateGroups = autoCreate
 
+        if !dev {
+            configuration.adminToken = try adminToken ?? environment["ROCKETMQ_ADMIN_TOKEN"] ?? file.adminToken
+                ?? AdminToken.loadOrCreate(in: data + "/config", logger: logger)
+        }
         let settings = configuration
         let broker = try Broker(configuration: settings, logger: logger)
         for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
@@ -118,7 +125,7 @@ struct MQBroker: AsyncParsableCommand {
         }
 
         let health = HealthService(serving: ["apache.rocketmq.v2.MessagingService"])
-        let services: [any RPCService] = [MessagingServiceProvider(broker: broker), health]
+        let services: [any RPCService] = [MessagingServiceProvider(broker: broker), AdminServiceProvider(broker: broker), health]
         let server = RPCServer(
             // Room above the body limit, so an oversized body gets the protocol's
             // MESSAGE_BODY_TOO_LARGE rather than a transport-level RESOURCE_EXHAUSTED.
@@ -202,6 +209,26 @@ final class BoundPort: Sendable {
     var value: Int? { port.withLock { $0 } }
 }
 
+/// The admin credential of a non-dev broker that was given none: generated once, kept in
+/// `<data>/config/adminToken` (readable by the owner only), reused on later starts.
+enum AdminToken {
+    static func loadOrCreate(in directory: String, logger: Logger) throws -> String {
+        let path = directory + "/adminToken"
+        if let data = FileManager.default.contents(atPath: path) {
+            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if !token.isEmpty { return token }
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var generator = SystemRandomNumberGenerator()
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        guard FileManager.default.createFile(atPath: path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ValidationError("cannot write the admin token to \(path)")
+        }
+        logger.notice("generated an admin token for state-changing admin calls", metadata: ["path": "\(path)"])
+        return token
+    }
+}
+
 /// The JSON config file's shape; every key optional.
 struct BrokerFileConfig: Codable {
     var host: String?
@@ -214,6 +241,7 @@ struct BrokerFileConfig: Codable {
     var flushMode: FlushMode?
     var segmentSize: Int64?
     var autoCreate: Bool?
+    var adminToken: String?
     var topics: [TopicConfig]?
     var groups: [GroupConfig]?
 

@@ -21,6 +21,7 @@
 #include "grpc/testing/empty.pb-c.h"
 #include "grpc/testing/messages.pb-c.h"
 #include "grpc/testing/test.pb-c.h"
+#include "rocketmq/admin/v1/admin.pb-c.h"
 #include "rocketmq/namesrv/v1/namesrv.pb-c.h"
 #include "rocketmq/testing/v1/fields.pb-c.h"
 #include "rocketmq/testing/v1/other.pb-c.h"

@@ -1,0 +1,83 @@
+import Foundation
+import RocketMQStore
+
+/// The broker settings an operator may read as text and change at runtime, and where changes
+/// are kept (`config/brokerConfig.json`).
+public enum RuntimeConfig {
+    /// Keys `UpdateBrokerConfig` accepts; their changes apply at once.
+    public static let updatableKeys = [
+        "autoCreateTopics", "autoCreateGroups", "defaultQueueCount", "maxBodySize",
+        "maxLongPollingTimeoutSeconds", "defaultMaxDeliveryAttempts", "maxReceiveBatchSize",
+    ]
+
+    /// Every setting as text, for `GetBrokerConfig`.
+    public static func values(of configuration: BrokerConfiguration) -> [String: String] {
+        [
+            "clusterName": configuration.clusterName,
+            "brokerName": configuration.brokerName,
+            "brokerId": String(configuration.brokerId),
+            "host": configuration.host,
+            "port": String(configuration.port),
+            "advertisedAddress": configuration.advertisedAddress ?? "",
+            "nameServers": configuration.nameServers.joined(separator: ";"),
+            "dataDirectory": configuration.store.dataDirectory,
+            "flushMode": configuration.store.flushMode.rawValue,
+            "commitLogSegmentSize": String(configuration.store.commitLogSegmentSize),
+            "fileReservedHours": String(configuration.store.fileReservedTime.components.seconds / 3600),
+            "autoCreateTopics": String(configuration.autoCreateTopics),
+            "autoCreateGroups": String(configuration.autoCreateGroups),
+            "defaultQueueCount": String(configuration.defaultQueueCount),
+            "maxBodySize": String(configuration.maxBodySize),
+            "maxLongPollingTimeoutSeconds": String(configuration.maxLongPollingTimeout.components.seconds),
+            "defaultMaxDeliveryAttempts": String(configuration.defaultMaxDeliveryAttempts),
+            "maxReceiveBatchSize": String(configuration.maxReceiveBatchSize),
+            "adminAuth": configuration.adminToken == nil ? "off" : "on",
+        ]
+    }
+
+    static func apply(key: String, value: String, to configuration: inout BrokerConfiguration) throws {
+        func bool() throws -> Bool {
+            guard let parsed = Bool(value.lowercased()) else { throw BrokerError.badRequest("\(key) takes true or false, not \(value.debugDescription)") }
+            return parsed
+        }
+        func int(_ range: ClosedRange<Int>) throws -> Int {
+            guard let parsed = Int(value), range.contains(parsed) else {
+                throw BrokerError.badRequest("\(key) takes an integer in \(range.lowerBound)...\(range.upperBound), not \(value.debugDescription)")
+            }
+            return parsed
+        }
+        switch key {
+        case "autoCreateTopics": configuration.autoCreateTopics = try bool()
+        case "autoCreateGroups": configuration.autoCreateGroups = try bool()
+        case "defaultQueueCount": configuration.defaultQueueCount = Int32(try int(1...1024))
+        case "maxBodySize": configuration.maxBodySize = try int(1...(8 << 20))
+        case "maxLongPollingTimeoutSeconds": configuration.maxLongPollingTimeout = .seconds(try int(0...300))
+        case "defaultMaxDeliveryAttempts": configuration.defaultMaxDeliveryAttempts = Int32(try int(1...1000))
+        case "maxReceiveBatchSize": configuration.maxReceiveBatchSize = Int32(try int(1...10_000))
+        default:
+            if values(of: configuration)[key] != nil {
+                throw BrokerError.badRequest("\(key) cannot change at runtime; set it in the config file and restart (runtime keys: \(updatableKeys.joined(separator: ", ")))")
+            }
+            throw BrokerError.badRequest("unknown broker setting \(key.debugDescription) (runtime keys: \(updatableKeys.joined(separator: ", ")))")
+        }
+    }
+
+    static func persist(_ configuration: BrokerConfiguration, to path: String) throws {
+        let all = values(of: configuration)
+        let kept = Dictionary(uniqueKeysWithValues: updatableKeys.compactMap { key in all[key].map { (key, $0) } })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write([UInt8](try encoder.encode(kept)), to: path)
+    }
+
+    static func loadOverrides(from path: String, into configuration: inout BrokerConfiguration) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        let values: [String: String]
+        do {
+            values = try JSONDecoder().decode([String: String].self, from: data)
+        } catch {
+            throw BrokerError.badConfigFile(path: path, reason: "\(error)")
+        }
+        for (key, value) in values { try apply(key: key, value: value, to: &configuration) }
+    }
+}

@@ -1,0 +1,246 @@
+import Foundation
+import RocketMQAPI
+import RocketMQStore
+import RocketRPC
+
+/// `rocketmq.admin.v1.Admin` on a broker: status, runtime config, topics, groups, consumer
+/// progress, offset resets and message lookup — what `mqadmin`'s verbs and the console call.
+///
+/// Our own API, so failures are plain gRPC statuses (NOT_FOUND, INVALID_ARGUMENT,
+/// UNAUTHENTICATED). Calls that change state need `authorization: Bearer <token>` when the
+/// broker has an admin token.
+public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
+    let broker: Broker
+
+    public init(broker: Broker) {
+        self.broker = broker
+    }
+
+    /// Refuses a state-changing call without the broker's admin credential.
+    private func authorize(_ context: ServerContext) throws(RPCError) {
+        guard let token = broker.configuration.adminToken else { return }
+        let presented = context.requestMetadata.first("authorization") ?? ""
+        guard presented == "Bearer " + token else {
+            throw RPCError(code: .unauthenticated, message: "this admin call changes the broker: send `authorization: Bearer <admin token>`")
+        }
+    }
+
+    /// Runs `body`, turning broker errors into gRPC statuses.
+    private func run<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as RPCError {
+            throw error
+        } catch let error as BrokerError {
+            switch error.status.code {
+            case .topicNotFound, .consumerGroupNotFound, .notFound, .messageNotFound:
+                throw RPCError(code: .notFound, message: error.description)
+            default:
+                throw RPCError(code: .invalidArgument, message: error.description)
+            }
+        }
+    }
+
+    // MARK: Broker
+
+    public func getBrokerStatus(request: Rocketmq_Admin_V1_GetBrokerStatusRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_BrokerStatus {
+        let configuration = broker.configuration
+        return Rocketmq_Admin_V1_BrokerStatus(
+            clusterName: configuration.clusterName, brokerName: configuration.brokerName, brokerId: configuration.brokerId,
+            address: broker.routeAddress, nameServers: configuration.nameServers,
+            startedAt: .init(milliseconds: Int64(broker.startedAt.timeIntervalSince1970 * 1000)),
+            commitLogMinOffset: broker.store.commitLogMinOffset, commitLogMaxOffset: broker.store.commitLogMaxOffset,
+            commitLogFlushedOffset: broker.store.commitLogFlushedOffset,
+            topicCount: Int32(broker.topics.all.count), groupCount: Int32(broker.groups.all.count),
+            clientCount: Int32(broker.clients.all.count), flushMode: configuration.store.flushMode.rawValue)
+    }
+
+    public func getBrokerConfig(request: Rocketmq_Admin_V1_GetBrokerConfigRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_BrokerConfig {
+        Rocketmq_Admin_V1_BrokerConfig(values: RuntimeConfig.values(of: broker.configuration), updatableKeys: RuntimeConfig.updatableKeys)
+    }
+
+    public func updateBrokerConfig(request: Rocketmq_Admin_V1_UpdateBrokerConfigRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_BrokerConfig {
+        try authorize(context)
+        return try await run {
+            try broker.updateConfiguration(request.values)
+            return Rocketmq_Admin_V1_BrokerConfig(values: RuntimeConfig.values(of: broker.configuration), updatableKeys: RuntimeConfig.updatableKeys)
+        }
+    }
+
+    // MARK: Topics
+
+    public func listTopics(request: Rocketmq_Admin_V1_ListTopicsRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ListTopicsResponse {
+        Rocketmq_Admin_V1_ListTopicsResponse(topics: broker.topics.all.map(\.admin))
+    }
+
+    public func describeTopic(request: Rocketmq_Admin_V1_DescribeTopicRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_DescribeTopicResponse {
+        try await run {
+            guard let topic = broker.topics[request.topic] else { throw BrokerError.topicNotFound(request.topic) }
+            let store = broker.store
+            let queues = (0..<topic.queueCount).map { queueId -> Rocketmq_Admin_V1_QueueStatus in
+                let max = store.maxOffset(topic: topic.name, queueId: queueId)
+                let last = max > 0 ? (try? store.messages(topic: topic.name, queueId: queueId, from: max - 1, maxCount: 1))?.messages.first : nil
+                return Rocketmq_Admin_V1_QueueStatus(
+                    queueId: queueId, minOffset: store.minOffset(topic: topic.name, queueId: queueId), maxOffset: max,
+                    lastStoreTime: last.map { .init(milliseconds: $0.storeTimestamp) })
+            }
+            return Rocketmq_Admin_V1_DescribeTopicResponse(topic: topic.admin, queues: queues)
+        }
+    }
+
+    public func upsertTopic(request: Rocketmq_Admin_V1_UpsertTopicRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_Topic {
+        try authorize(context)
+        return try await run {
+            guard let topic = request.topic else { throw BrokerError.badRequest("UpsertTopic needs a topic") }
+            let types = topic.messageTypes.isEmpty ? ["NORMAL"] : topic.messageTypes.map { $0.uppercased() }
+            for type in types where Apache_Rocketmq_V2_MessageType(protoName: type) == nil || type == "MESSAGE_TYPE_UNSPECIFIED" {
+                throw BrokerError.badRequest("unknown message type \(type): use NORMAL, FIFO, DELAY or TRANSACTION")
+            }
+            let permission = topic.permission == 0 ? TopicConfig.Permission.readWrite : TopicConfig.Permission(rawValue: topic.permission)
+            guard TopicConfig.Permission.readWrite.isSuperset(of: permission) else {
+                throw BrokerError.badRequest("permission \(topic.permission) is not a combination of 2 (write) and 4 (read)")
+            }
+            let config = TopicConfig(name: topic.name, queueCount: topic.queueCount == 0 ? 8 : topic.queueCount, permission: permission, messageTypes: types)
+            try broker.upsertTopic(config)
+            return config.admin
+        }
+    }
+
+    public func deleteTopic(request: Rocketmq_Admin_V1_DeleteTopicRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_Empty {
+        try authorize(context)
+        return try await run {
+            guard broker.topics[request.topic] != nil else { throw BrokerError.topicNotFound(request.topic) }
+            try broker.deleteTopic(request.topic)
+            return Rocketmq_Admin_V1_Empty()
+        }
+    }
+
+    // MARK: Groups
+
+    public func listGroups(request: Rocketmq_Admin_V1_ListGroupsRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ListGroupsResponse {
+        Rocketmq_Admin_V1_ListGroupsResponse(groups: broker.groups.all.map(\.admin))
+    }
+
+    public func upsertGroup(request: Rocketmq_Admin_V1_UpsertGroupRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_Group {
+        try authorize(context)
+        return try await run {
+            guard let group = request.group else { throw BrokerError.badRequest("UpsertGroup needs a group") }
+            let attempts = group.maxDeliveryAttempts == 0 ? broker.configuration.defaultMaxDeliveryAttempts : group.maxDeliveryAttempts
+            guard attempts > 0 else { throw BrokerError.badRequest("max delivery attempts must be positive") }
+            let config = GroupConfig(name: group.name, maxDeliveryAttempts: attempts, fifo: group.fifo, consumeEnabled: group.consumeEnabled)
+            try broker.upsertGroup(config)
+            return config.admin
+        }
+    }
+
+    public func deleteGroup(request: Rocketmq_Admin_V1_DeleteGroupRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_Empty {
+        try authorize(context)
+        return try await run {
+            guard try broker.groups.remove(request.group) else { throw BrokerError.groupNotFound(request.group) }
+            return Rocketmq_Admin_V1_Empty()
+        }
+    }
+
+    // MARK: Consumer progress and offsets
+
+    public func getConsumerProgress(request: Rocketmq_Admin_V1_GetConsumerProgressRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_GetConsumerProgressResponse {
+        try await run {
+            guard broker.groups[request.group] != nil else { throw BrokerError.groupNotFound(request.group) }
+            let topics = request.topic.isEmpty ? broker.topics.all : [try broker.topic(named: request.topic)]
+            var queues: [Rocketmq_Admin_V1_QueueProgress] = []
+            for topic in topics where !SystemTopic.isSystem(topic.name) {
+                for queueId in 0..<topic.queueCount {
+                    queues.append(await progress(group: request.group, topic: topic.name, queueId: queueId, onlyIfConsumed: request.topic.isEmpty))
+                }
+            }
+            queues.removeAll { $0.consumerOffset < 0 }
+            return Rocketmq_Admin_V1_GetConsumerProgressResponse(group: request.group, queues: queues, totalLag: queues.reduce(0) { $0 + $1.lag })
+        }
+    }
+
+    /// One queue's progress; a consumer offset of -1 marks a queue the group never consumed (when only those count).
+    private func progress(group: String, topic: String, queueId: Int32, onlyIfConsumed: Bool) async -> Rocketmq_Admin_V1_QueueProgress {
+        let store = broker.store
+        let max = store.maxOffset(topic: topic, queueId: queueId)
+        let consumed = await broker.consumption.consumerOffset(group: group, topic: topic, queueId: queueId)
+        let offset = consumed ?? (onlyIfConsumed ? -1 : store.minOffset(topic: topic, queueId: queueId))
+        let inFlight = await broker.consumption.inFlightCount(group: group, topic: topic, queueId: queueId)
+        return Rocketmq_Admin_V1_QueueProgress(
+            topic: topic, queueId: queueId, brokerOffset: max, consumerOffset: offset,
+            lag: offset < 0 ? 0 : Swift.max(0, max - offset), inFlight: Int32(inFlight))
+    }
+
+    public func resetOffset(request: Rocketmq_Admin_V1_ResetOffsetRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ResetOffsetResponse {
+        try authorize(context)
+        return try await run {
+            guard broker.groups[request.group] != nil else { throw BrokerError.groupNotFound(request.group) }
+            guard let topic = broker.topics[request.topic] else { throw BrokerError.topicNotFound(request.topic) }
+            let store = broker.store
+            var queues: [Rocketmq_Admin_V1_QueueProgress] = []
+            for queueId in 0..<topic.queueCount {
+                let low = store.minOffset(topic: topic.name, queueId: queueId)
+                let high = store.maxOffset(topic: topic.name, queueId: queueId)
+                let target: Int64
+                switch request.target {
+                case .timestamp(let time)?: target = try store.queueOffset(topic: topic.name, queueId: queueId, forTimestamp: time.milliseconds)
+                case .offset(let offset)?: target = Swift.min(Swift.max(offset, low), high)
+                case nil: throw BrokerError.badRequest("ResetOffset needs a timestamp or an offset")
+                }
+                try await broker.consumption.setConsumerOffset(group: request.group, topic: topic.name, queueId: queueId, offset: target)
+                queues.append(await progress(group: request.group, topic: topic.name, queueId: queueId, onlyIfConsumed: false))
+            }
+            return Rocketmq_Admin_V1_ResetOffsetResponse(queues: queues)
+        }
+    }
+
+    // MARK: Messages
+
+    public func queryMessage(request: Rocketmq_Admin_V1_QueryMessageRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_QueryMessageResponse {
+        try await run {
+            let store = broker.store
+            let limit = Int(request.maxCount <= 0 ? 32 : Swift.min(request.maxCount, 1000))
+            var found: [StoredMessage] = []
+            switch request.by {
+            case .messageId(let id)?:
+                if let message = store.message(uniqueId: id) {
+                    found = [message]
+                } else if let message = try? store.message(msgId: id) {
+                    found = [message]
+                }
+            case .key(let key)?:
+                guard !request.topic.isEmpty else { throw BrokerError.badRequest("a key lookup needs a topic") }
+                found = store.messages(key: key, topic: request.topic, maxCount: limit)
+            case .position(let position)?:
+                guard !request.topic.isEmpty else { throw BrokerError.badRequest("an offset lookup needs a topic") }
+                found = try store.messages(topic: request.topic, queueId: position.queueId, from: position.offset, maxCount: 1)
+                    .messages.filter { $0.queueOffset == position.offset }
+            case nil:
+                throw BrokerError.badRequest("QueryMessage needs a message id, a key or a queue position")
+            }
+            guard !found.isEmpty else { throw RPCError(code: .notFound, message: "no stored message matches \(request.by.map { "\($0)" } ?? "the query")") }
+            return Rocketmq_Admin_V1_QueryMessageResponse(messages: found.map(\.admin))
+        }
+    }
+}
+
+extension TopicConfig {
+    var admin: Rocketmq_Admin_V1_Topic {
+        Rocketmq_Admin_V1_Topic(name: name, queueCount: queueCount, permission: permission.rawValue, messageTypes: messageTypes)
+    }
+}
+
+extension GroupConfig {
+    var admin: Rocketmq_Admin_V1_Group {
+        Rocketmq_Admin_V1_Group(name: name, maxDeliveryAttempts: maxDeliveryAttempts, fifo: fifo, consumeEnabled: consumeEnabled)
+    }
+}
+
+extension StoredMessage {
+    var admin: Rocketmq_Admin_V1_StoredMessage {
+        Rocketmq_Admin_V1_StoredMessage(
+            topic: topic, queueId: queueId, queueOffset: queueOffset, physicalOffset: physicalOffset,
+            messageId: messageId, offsetMessageId: msgId, properties: properties, body: body,
+            bornTime: .init(milliseconds: bornTimestamp), storeTime: .init(milliseconds: storeTimestamp),
+            bornHost: bornHost, storeHost: storeHost)
+    }
+}

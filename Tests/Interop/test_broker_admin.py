@@ -1,0 +1,163 @@
+"""The broker's rocketmq.admin.v1.Admin service on a real mqbroker, called with grpcio stubs
+compiled from our Protos/ at test time; messages come from the official Python client."""
+import os
+import sys
+import tempfile
+import time
+import uuid
+
+import grpc
+import pytest
+from google.protobuf import timestamp_pb2
+from rocketmq import ClientConfiguration, Credentials, Message, Producer, SimpleConsumer, FilterExpression
+
+from conftest import PROTOS
+
+TOKEN = "s3cret-admin-token"
+
+
+@pytest.fixture(scope="module")
+def admin_pb():
+    """admin.proto compiled under its own Python package (the proto package stays rocketmq.admin.v1)."""
+    from grpc_tools import protoc
+    import grpc_tools
+    out = tempfile.mkdtemp(prefix="admin-py-")
+    src = os.path.join(out, "src", "rmq_admin")
+    os.makedirs(src)
+    with open(os.path.join(PROTOS, "rocketmq", "admin", "v1", "admin.proto")) as f:
+        open(os.path.join(src, "admin.proto"), "w").write(f.read())
+    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    assert protoc.main(["protoc", f"-I{os.path.join(out, 'src')}", f"-I{include}", f"--python_out={out}",
+                        f"--grpc_python_out={out}", "rmq_admin/admin.proto"]) == 0
+    sys.path.insert(0, out)
+    from rmq_admin import admin_pb2, admin_pb2_grpc
+    return admin_pb2, admin_pb2_grpc
+
+
+@pytest.fixture
+def admin(broker_factory, admin_pb):
+    pb, pb_grpc = admin_pb
+    broker = broker_factory({"flushMode": "sync", "autoCreate": False}, extra=["--admin-token", TOKEN])
+    channel = grpc.insecure_channel(broker.endpoint)
+    yield pb, pb_grpc.AdminStub(channel), broker
+    channel.close()
+
+
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
+
+
+def test_state_changes_need_the_admin_token(admin):
+    pb, stub, _ = admin
+    topic = pb.Topic(name="guarded", queue_count=2, permission=6, message_types=["NORMAL"])
+    with pytest.raises(grpc.RpcError) as error:
+        stub.UpsertTopic(pb.UpsertTopicRequest(topic=topic), timeout=10)
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as wrong:
+        stub.UpsertTopic(pb.UpsertTopicRequest(topic=topic), metadata=(("authorization", "Bearer nope"),), timeout=10)
+    assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert stub.UpsertTopic(pb.UpsertTopicRequest(topic=topic), metadata=AUTH, timeout=10).queue_count == 2
+    # Reads stay open.
+    assert "guarded" in [t.name for t in stub.ListTopics(pb.ListTopicsRequest(), timeout=10).topics]
+
+
+def test_topic_and_group_lifecycle(admin):
+    pb, stub, _ = admin
+    stub.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="orders", queue_count=3, permission=6, message_types=["FIFO"])), metadata=AUTH, timeout=10)
+    described = stub.DescribeTopic(pb.DescribeTopicRequest(topic="orders"), timeout=10)
+    assert [q.queue_id for q in described.queues] == [0, 1, 2]
+    assert list(described.topic.message_types) == ["FIFO"]
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="bad name!", queue_count=1)), metadata=AUTH, timeout=10)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    stub.UpsertGroup(pb.UpsertGroupRequest(group=pb.Group(name="billing", max_delivery_attempts=5, fifo=True, consume_enabled=True)), metadata=AUTH, timeout=10)
+    assert [(g.name, g.max_delivery_attempts, g.fifo) for g in stub.ListGroups(pb.ListGroupsRequest(), timeout=10).groups] == [("billing", 5, True)]
+    stub.DeleteTopic(pb.DeleteTopicRequest(topic="orders"), metadata=AUTH, timeout=10)
+    with pytest.raises(grpc.RpcError) as gone:
+        stub.DescribeTopic(pb.DescribeTopicRequest(topic="orders"), timeout=10)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    stub.DeleteGroup(pb.DeleteGroupRequest(group="billing"), metadata=AUTH, timeout=10)
+    assert list(stub.ListGroups(pb.ListGroupsRequest(), timeout=10).groups) == []
+
+
+def test_runtime_config_changes_apply_at_once_and_survive_a_restart(admin):
+    pb, stub, broker = admin
+    before = stub.GetBrokerConfig(pb.GetBrokerConfigRequest(), timeout=10)
+    assert before.values["autoCreateTopics"] == "false" and before.values["adminAuth"] == "on"
+    with pytest.raises(grpc.RpcError) as fixed:
+        stub.UpdateBrokerConfig(pb.UpdateBrokerConfigRequest(values={"flushMode": "async"}), metadata=AUTH, timeout=10)
+    assert fixed.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "restart" in fixed.value.details()
+    with pytest.raises(grpc.RpcError) as invalid:
+        stub.UpdateBrokerConfig(pb.UpdateBrokerConfigRequest(values={"maxBodySize": "-1"}), metadata=AUTH, timeout=10)
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    after = stub.UpdateBrokerConfig(pb.UpdateBrokerConfigRequest(values={"autoCreateTopics": "true"}), metadata=AUTH, timeout=10)
+    assert after.values["autoCreateTopics"] == "true"
+
+    # Visible at once: a producer can now use a topic nobody created.
+    config = ClientConfiguration(broker.endpoint, Credentials(), request_timeout=10)
+    producer = Producer(config, ("auto-made",))
+    producer.startup()
+    m = Message(); m.topic = "auto-made"; m.body = b"x"
+    producer.send(m)
+    producer.shutdown()
+
+    broker.stop()
+    broker.start()
+    channel = grpc.insecure_channel(broker.endpoint)
+    from rmq_admin import admin_pb2_grpc
+    again = admin_pb2_grpc.AdminStub(channel).GetBrokerConfig(pb.GetBrokerConfigRequest(), timeout=10)
+    channel.close()
+    assert again.values["autoCreateTopics"] == "true"
+
+
+def test_consumer_progress_reset_and_message_lookup(admin):
+    pb, stub, broker = admin
+    stub.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="events", queue_count=1, permission=6, message_types=["NORMAL"])), metadata=AUTH, timeout=10)
+    stub.UpsertGroup(pb.UpsertGroupRequest(group=pb.Group(name="readers", max_delivery_attempts=16, consume_enabled=True)), metadata=AUTH, timeout=10)
+    config = ClientConfiguration(broker.endpoint, Credentials(), request_timeout=10)
+    producer = Producer(config, ("events",))
+    producer.startup()
+    ids = []
+    for i in range(5):
+        m = Message(); m.topic = "events"; m.body = f"e{i}".encode(); m.keys = f"key-{i}"
+        ids.append(producer.send(m).message_id)
+    producer.shutdown()
+
+    consumer = SimpleConsumer(config, "readers", {"events": FilterExpression("*")}, await_duration=2)
+    consumer.startup()
+    got = []
+    deadline = time.monotonic() + 20
+    while len(got) < 3 and time.monotonic() < deadline:
+        for m in consumer.receive(3 - len(got), 30):
+            consumer.ack(m)
+            got.append(m)
+    progress = stub.GetConsumerProgress(pb.GetConsumerProgressRequest(group="readers"), timeout=10)
+    [queue] = progress.queues
+    assert (queue.broker_offset, queue.consumer_offset, queue.lag) == (5, 3, 2)
+
+    epoch = timestamp_pb2.Timestamp(seconds=0)
+    reset = stub.ResetOffset(pb.ResetOffsetRequest(group="readers", topic="events", timestamp=epoch), metadata=AUTH, timeout=10)
+    assert [q.consumer_offset for q in reset.queues] == [0]
+    bodies = []
+    deadline = time.monotonic() + 20
+    while len(bodies) < 5 and time.monotonic() < deadline:
+        for m in consumer.receive(8, 30):
+            consumer.ack(m)
+            bodies.append(m.body)
+    consumer.shutdown()
+    assert sorted(bodies) == [f"e{i}".encode() for i in range(5)], "reset to the beginning redelivers everything"
+
+    by_id = stub.QueryMessage(pb.QueryMessageRequest(message_id=ids[2]), timeout=10).messages
+    assert [m.body for m in by_id] == [b"e2"]
+    by_key = stub.QueryMessage(pb.QueryMessageRequest(key="key-4", topic="events"), timeout=10).messages
+    assert [m.body for m in by_key] == [b"e4"]
+    by_offset = stub.QueryMessage(pb.QueryMessageRequest(position=pb.QueuePosition(queue_id=0, offset=1), topic="events"), timeout=10).messages
+    assert [m.body for m in by_offset] == [b"e1"]
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.QueryMessage(pb.QueryMessageRequest(message_id=uuid.uuid4().hex), timeout=10)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_broker_status(admin):
+    pb, stub, broker = admin
+    status = stub.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=10)
+    assert status.broker_name == "broker-a" and status.address == broker.endpoint and status.flush_mode == "sync"
