@@ -1,0 +1,382 @@
+import ArgumentParser
+import Foundation
+import Histogram
+import RocketMQAPI
+import RocketRPC
+import Synchronization
+
+/// Options shared by `mqbench produce|consume|e2e`: where the broker is and what to send.
+struct ClusterOptions: ParsableArguments {
+    @Option(help: "Broker endpoint host:port.") var endpoint = "127.0.0.1:8081"
+    @Option(help: "Topic (created on first use by a --dev broker).") var topic = "mqbench"
+    @Option(help: "Consumer group.") var group = "mqbench-group"
+    @Option(help: "Message body size in bytes.") var size = 1024
+    @Option(help: "Messages to send (or to expect, when consuming).") var count = 100_000
+    @Option(help: "Concurrent senders / receivers.") var concurrency = 32
+    @Option(help: "Message groups for FIFO sends (0: normal messages).") var fifoGroups = 0
+    @Option(help: "pid of the broker, to report its CPU time and RSS.") var brokerPid: Int32?
+    @Flag(help: "Print the summary as one JSON line.") var json = false
+
+    /// The options as a Sendable value for concurrent tasks.
+    var spec: BenchSpec {
+        BenchSpec(endpoint: endpoint, topic: topic, group: group, size: size, count: count,
+                  concurrency: concurrency, fifoGroups: fifoGroups, brokerPid: brokerPid, callOptions: callOptions)
+    }
+
+    func channel() throws -> RPCChannel { try spec.channel() }
+}
+
+/// What the benchmark tasks need of the options.
+struct BenchSpec: Sendable {
+    var endpoint: String
+    var topic: String
+    var group: String
+    var size: Int
+    var count: Int
+    var concurrency: Int
+    var fifoGroups: Int
+    var brokerPid: Int32?
+    var callOptions: CallOptions
+
+    /// How many of `count` messages sender `index` sends, so that the total is exactly `count`.
+    func share(of index: Int) -> Int {
+        count / concurrency + (index < count % concurrency ? 1 : 0)
+    }
+
+    func channel() throws -> RPCChannel {
+        let parts = endpoint.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--endpoint must be host:port") }
+        return RPCChannel(configuration: ChannelConfiguration(host: String(parts[0]), port: port))
+    }
+}
+
+extension ClusterOptions {
+    var callOptions: CallOptions {
+        var options = CallOptions(timeout: .seconds(30))
+        options.metadata.add("x-mq-client-id", "mqbench-\(ProcessInfo.processInfo.processIdentifier)")
+        options.metadata.add("x-mq-language", "SWIFT")
+        options.metadata.add("x-mq-protocol", "GRPC_V2")
+        return options
+    }
+}
+
+/// Latencies (µs) and error counts shared by concurrent tasks, plus a once-a-second progress line.
+final class Recorder: Sendable {
+    private struct State {
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var done = 0
+        var errors: [String: Int] = [:]
+    }
+
+    private let state = Mutex(State())
+    let started = ContinuousClock.now
+
+    func record(micros: UInt64) {
+        state.withLock {
+            _ = $0.histogram.record(min(micros, 60_000_000))
+            $0.done += 1
+        }
+    }
+
+    func fail(_ reason: String) {
+        state.withLock { $0.errors[reason, default: 0] += 1 }
+    }
+
+    var done: Int { state.withLock { $0.done } }
+
+    func progressLine(_ label: String) -> String {
+        state.withLock { s in
+            let seconds = Double((ContinuousClock.now - started).components.seconds) + 1e-9
+            return "\(label): \(s.done) done, \(Int(Double(s.done) / max(seconds, 1))) /s, p50 \(s.histogram.valueAtPercentile(50)) µs, p99 \(s.histogram.valueAtPercentile(99)) µs, errors \(s.errors.values.reduce(0, +))"
+        }
+    }
+
+    func summary(_ label: String, extra: [String: Any] = [:], brokerPid: Int32?) -> [String: Any] {
+        let (done, p50, p99, p999, maximum, errors) = state.withLock { s in
+            (s.done, s.histogram.valueAtPercentile(50), s.histogram.valueAtPercentile(99),
+             s.histogram.valueAtPercentile(99.9), s.histogram.max, s.errors)
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        var result: [String: Any] = [
+            "scenario": label, "count": done, "seconds": seconds, "rate": Double(done) / seconds,
+            "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maximum, "errors": errors,
+        ]
+        if let pid = brokerPid { result.merge(ProcessStats.of(pid)) { $1 } }
+        result.merge(extra) { $1 }
+        return result
+    }
+}
+
+/// CPU seconds and RSS of a process, from /proc.
+enum ProcessStats {
+    static func of(_ pid: Int32) -> [String: Any] {
+        var result: [String: Any] = [:]
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) {
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            if fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) {
+                result["broker_cpu_seconds"] = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+            }
+        }
+        if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) {
+            for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") || line.hasPrefix("VmHWM:") {
+                let kib = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+                result[line.hasPrefix("VmRSS:") ? "broker_rss_mib" : "broker_peak_rss_mib"] = kib / 1024
+            }
+        }
+        return result
+    }
+}
+
+/// Prints the progress line every second until cancelled.
+func reportProgress(_ recorder: Recorder, label: String) -> Task<Void, Never> {
+    Task {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            if !Task.isCancelled { FileHandle.standardError.write(Data((recorder.progressLine(label) + "\n").utf8)) }
+        }
+    }
+}
+
+func printSummary(_ summary: [String: Any], json: Bool) throws {
+    if json {
+        let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    } else {
+        for key in summary.keys.sorted() { print("\(key): \(summary[key] ?? "")") }
+    }
+}
+
+/// `mqbench produce`: sends `count` messages with `concurrency` senders and reports rate and latency.
+struct ProduceBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "produce", abstract: "Send messages to a broker and measure throughput and latency.")
+
+    @OptionGroup var options: ClusterOptions
+    @Option(help: "sync (await each send), async (8 sends in flight per sender) or oneway (do not wait for answers).")
+    var mode = "sync"
+
+    func run() async throws {
+        let channel = try options.channel()
+        let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
+        let recorder = Recorder()
+        let progress = reportProgress(recorder, label: "produce")
+        let spec = options.spec
+        let body = [UInt8](repeating: 0x61, count: options.size)
+        let (topic, fifoGroups, callOptions, mode) = (options.topic, options.fifoGroups, options.callOptions, self.mode)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for sender in 0..<options.concurrency {
+                group.addTask {
+                    let inFlight = mode == "async" ? 8 : 1
+                    try await withThrowingTaskGroup(of: Void.self) { pipeline in
+                        for n in 0..<spec.share(of: sender) {
+                            if n >= inFlight { try await pipeline.next() }
+                            let request = BenchMessage.request(topic: topic, body: body, sender: sender, sequence: n, fifoGroups: fifoGroups)
+                            let send: @Sendable () async -> Void = {
+                                let begin = ContinuousClock.now
+                                do {
+                                    let response = try await client.sendMessage(request, options: callOptions)
+                                    if response.status?.code == .ok {
+                                        recorder.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
+                                    } else {
+                                        recorder.fail(response.status?.code.protoName ?? "NO_STATUS")
+                                    }
+                                } catch {
+                                    recorder.fail("\(error)")
+                                }
+                            }
+                            if mode == "oneway" {
+                                Task { await send() }
+                                recorder.record(micros: 0)
+                            } else {
+                                pipeline.addTask { await send() }
+                            }
+                        }
+                        try await pipeline.waitForAll()
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        progress.cancel()
+        await channel.close()
+        try printSummary(recorder.summary("produce-\(mode)", extra: ["size": options.size, "concurrency": options.concurrency], brokerPid: options.brokerPid), json: options.json)
+    }
+}
+
+/// `mqbench consume`: receives and acks until `count` messages arrived (or nothing came for 5 s),
+/// checking each (sender, sequence) once and FIFO order per message group.
+struct ConsumeBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "consume", abstract: "Receive and ack messages, measuring throughput and checking exactly-once and order.")
+
+    @OptionGroup var options: ClusterOptions
+    @Option(help: "Stop after this long without a message.") var idleSeconds = 5.0
+
+    func run() async throws {
+        let result = try await Consumption.run(options.spec, idle: .milliseconds(Int64(idleSeconds * 1000)), latencyFromBorn: false)
+        try printSummary(result, json: options.json)
+    }
+}
+
+/// `mqbench e2e`: produces and consumes at once; latency is receive time minus the born time.
+struct EndToEndBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "e2e", abstract: "Produce and consume at once; report produce→consume latency.")
+
+    @OptionGroup var options: ClusterOptions
+    @Option(help: "Messages per second to offer (0: as fast as possible).") var rate = 0
+
+    func run() async throws {
+        let options = self.options.spec
+        let json = self.options.json
+        let rate = self.rate
+        async let consumed = Consumption.run(options, idle: .seconds(5), latencyFromBorn: true)
+        let channel = try options.channel()
+        let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
+        let body = [UInt8](repeating: 0x61, count: options.size)
+        let interval: Duration? = rate > 0 ? .microseconds(Int64(1_000_000 * options.concurrency / rate)) : nil
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for sender in 0..<options.concurrency {
+                group.addTask {
+                    for n in 0..<options.share(of: sender) {
+                        let request = BenchMessage.request(topic: options.topic, body: body, sender: sender, sequence: n, fifoGroups: options.fifoGroups)
+                        _ = try? await client.sendMessage(request, options: options.callOptions)
+                        if let interval { try await Task.sleep(for: interval) }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        await channel.close()
+        try printSummary(try await consumed, json: json)
+    }
+}
+
+/// The consuming side shared by `consume` and `e2e`.
+enum Consumption {
+    static func run(_ options: BenchSpec, idle: Duration, latencyFromBorn: Bool) async throws -> [String: Any] {
+        let channel = try options.channel()
+        let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
+        let recorder = Recorder()
+        let checker = Checker()
+        let progress = reportProgress(recorder, label: latencyFromBorn ? "e2e" : "consume")
+        let callOptions = options.callOptions
+        let lastArrival = LastArrival()
+        if options.fifoGroups > 0 { try await declareFIFOSubscription(options, client: client) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for receiver in 0..<options.concurrency {
+                group.addTask {
+                    while recorder.done < options.count, ContinuousClock.now - lastArrival.value < idle {
+                        let request = Apache_Rocketmq_V2_ReceiveMessageRequest(
+                            group: .init(name: options.group),
+                            messageQueue: .init(topic: .init(name: options.topic), id: Int32(receiver)),
+                            filterExpression: .init(type: .tag, expression: "*"), batchSize: 32,
+                            invisibleDuration: .init(seconds: 60), longPollingTimeout: .init(seconds: 1))
+                        let begin = ContinuousClock.now
+                        let messages = try await client.receiveMessage(request, options: callOptions) { responses in
+                            var messages: [Apache_Rocketmq_V2_Message] = []
+                            for try await response in responses { if case .message(let m)? = response.content { messages.append(m) } }
+                            return messages
+                        }
+                        guard !messages.isEmpty else { continue }
+                        lastArrival.touch()
+                        let nowMicros = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+                        for message in messages {
+                            checker.check(message)
+                            if latencyFromBorn, let born = message.userProperties["bench-born-us"].flatMap(UInt64.init) {
+                                recorder.record(micros: nowMicros > born ? nowMicros - born : 0)
+                            } else {
+                                recorder.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
+                            }
+                        }
+                        let entries = messages.map { Apache_Rocketmq_V2_AckMessageEntry(messageId: $0.systemProperties?.messageId ?? "", receiptHandle: $0.systemProperties?.receiptHandle ?? "") }
+                        let ack = try await client.ackMessage(.init(group: .init(name: options.group), topic: .init(name: options.topic), entries: entries), options: callOptions)
+                        if ack.status?.code != .ok { recorder.fail("ack " + (ack.status?.code.protoName ?? "NO_STATUS")) }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        progress.cancel()
+        await channel.close()
+        return recorder.summary(latencyFromBorn ? "e2e" : "consume", extra: checker.report(expected: options.count), brokerPid: options.brokerPid)
+    }
+}
+
+/// Tells the broker, through the Telemetry settings handshake official clients use, that the
+/// group consumes in FIFO order (a dev broker creates it so); order checks need that.
+func declareFIFOSubscription(_ options: BenchSpec, client: Apache_Rocketmq_V2_MessagingService.Client) async throws {
+    var subscription = Apache_Rocketmq_V2_Subscription()
+    subscription.group = .init(name: options.group)
+    subscription.fifo = true
+    subscription.subscriptions = [.init(topic: .init(name: options.topic), expression: .init(type: .tag, expression: "*"))]
+    var settings = Apache_Rocketmq_V2_Settings()
+    settings.clientType = .pushConsumer
+    settings.pubSub = .subscription(subscription)
+    let command = Apache_Rocketmq_V2_TelemetryCommand(command: .settings(settings))
+    let answer = try await client.telemetry(options: options.callOptions, requests: { writer in
+        try await writer.write(command)
+    }, handle: { responses in
+        for try await response in responses { return response.status?.code }
+        return nil
+    })
+    guard answer == .ok else { throw ValidationError("the broker refused the FIFO subscription: \(String(describing: answer))") }
+}
+
+/// When the last message arrived, for the idle stop.
+final class LastArrival: Sendable {
+    private let instant = Mutex(ContinuousClock.now)
+    var value: ContinuousClock.Instant { instant.withLock { $0 } }
+    func touch() { instant.withLock { $0 = .now } }
+}
+
+/// Counts lost, duplicated and out-of-order messages by the (sender, sequence) each carries.
+final class Checker: Sendable {
+    private struct State {
+        var seen = Set<String>()
+        var duplicates = 0
+        var lastSequence: [String: Int] = [:]
+        var outOfOrder = 0
+    }
+
+    private let state = Mutex(State())
+
+    func check(_ message: Apache_Rocketmq_V2_Message) {
+        guard let id = message.userProperties["bench-id"] else { return }
+        let sequence = Int(id.split(separator: "-").last ?? "") ?? 0
+        let group = message.systemProperties?.messageGroup
+        state.withLock { s in
+            if !s.seen.insert(id).inserted { s.duplicates += 1 }
+            if let group {
+                if let last = s.lastSequence[group], sequence < last { s.outOfOrder += 1 }
+                s.lastSequence[group] = max(sequence, s.lastSequence[group] ?? sequence)
+            }
+        }
+    }
+
+    func report(expected: Int) -> [String: Any] {
+        let (unique, duplicates, outOfOrder) = state.withLock { ($0.seen.count, $0.duplicates, $0.outOfOrder) }
+        return ["unique": unique, "duplicated": duplicates, "lost": max(0, expected - unique), "out_of_order": outOfOrder]
+    }
+}
+
+enum BenchMessage {
+    /// One message tagged with who sent it and its sequence, for the checker; FIFO ones use a
+    /// message group per sender so the order within a group is the send order.
+    static func request(topic: String, body: [UInt8], sender: Int, sequence: Int, fifoGroups: Int) -> Apache_Rocketmq_V2_SendMessageRequest {
+        var system = Apache_Rocketmq_V2_SystemProperties()
+        system.messageId = UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        system.bodyEncoding = .identity
+        system.messageType = fifoGroups > 0 ? .fifo : .normal
+        if fifoGroups > 0 { system.messageGroup = "g\(sender % fifoGroups)" }
+        system.bornTimestamp = .init(seconds: Int64(Date().timeIntervalSince1970), nanos: 0)
+        let born = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        let message = Apache_Rocketmq_V2_Message(
+            topic: .init(name: topic),
+            userProperties: ["bench-id": "\(sender)-\(sequence)", "bench-born-us": String(born)],
+            systemProperties: system, body: body)
+        return Apache_Rocketmq_V2_SendMessageRequest(messages: [message])
+    }
+}
+
+extension Duration {
+    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+}
