@@ -4,6 +4,17 @@ import RocketMQAPI
 import RocketMQStore
 import Testing
 
+/// A broker configuration with small files and auto-creation, for tests.
+func testConfiguration(_ directory: String) -> BrokerConfiguration {
+    var configuration = BrokerConfiguration(dataDirectory: directory)
+    configuration.store.commitLogSegmentSize = 4 << 20
+    configuration.store.indexSlots = 1024
+    configuration.store.indexEntries = 4096
+    configuration.autoCreateTopics = true
+    configuration.autoCreateGroups = true
+    return configuration
+}
+
 /// A broker on a fresh temporary data directory with small files; removed at the end.
 func withBroker<R>(
     _ configure: (inout BrokerConfiguration) -> Void = { _ in },
@@ -11,12 +22,7 @@ func withBroker<R>(
 ) async throws -> R {
     let directory = FileManager.default.temporaryDirectory.appending(path: "broker-test-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    var configuration = BrokerConfiguration(dataDirectory: directory)
-    configuration.store.commitLogSegmentSize = 4 << 20
-    configuration.store.indexSlots = 1024
-    configuration.store.indexEntries = 4096
-    configuration.autoCreateTopics = true
-    configuration.autoCreateGroups = true
+    var configuration = testConfiguration(directory)
     configure(&configuration)
     let broker = try Broker(configuration: configuration)
     do {
@@ -154,12 +160,7 @@ struct ConsumptionTests {
     func progressSurvivesRestart() async throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "broker-restart-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var configuration = BrokerConfiguration(dataDirectory: directory)
-        configuration.store.commitLogSegmentSize = 4 << 20
-        configuration.store.indexSlots = 1024
-        configuration.store.indexEntries = 4096
-        configuration.autoCreateTopics = true
-        configuration.autoCreateGroups = true
+        var configuration = testConfiguration(directory)
         configuration.store.flushMode = .sync
 
         let before = try Broker(configuration: configuration)

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The cluster benchmark, one run on one machine, written to the "Cluster" section of BENCHMARKS.md
+# as ratios against references measured in the same run:
+#   fio (disk ceiling), h2load -> nghttpd (HTTP/2 ceiling), h2load -> mqbroker SendMessage,
+#   redis-server streams (redis-benchmark XADD, appendfsync everysec and always),
+#   mqbench produce (async and sync flush brokers), consume, e2e, and broker RSS idle with
+#   1,000 topics x 8 queues. Release build, loopback only. Needs apt: fio, redis-server, redis-tools.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+Scripts/install-deps.sh --test
+for package in fio redis-server redis-tools; do
+  dpkg -s "$package" >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio redis-server redis-tools >/dev/null; break; }
+done
+swift build -c release --product mqbroker >/dev/null
+swift build -c release --product mqbench >/dev/null
+bin=$(swift build -c release --show-bin-path)
+py=$root/.venv/bin/python
+work=$(mktemp -d -p "$root/.build" bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.5; rm -rf "$work"; }
+trap cleanup EXIT
+
+COUNT=${COUNT:-200000}   # messages per produce run
+CONC=${CONC:-50}         # concurrent senders, redis-benchmark clients, h2load streams in total
+SIZE=1024
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_line() { for _ in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $2 in $1" >&2; cat "$1" >&2; exit 1; }
+start_broker() { # name flush [extra...]
+  local name=$1 flush=$2; shift 2
+  local port; port=$(free_port)
+  "$bin/mqbroker" --data "$work/$name" --port "$port" --flush "$flush" --auto-create --admin-token bench "$@" >"$work/$name.log" 2>&1 &
+  local pid=$!; pids+=("$pid")
+  wait_line "$work/$name.log" "mqbroker listening on"
+  echo "$pid $port"
+}
+
+# 1. Disk ceiling.
+fio --name=seq --directory="$work" --rw=write --bs=1k --size=512m --ioengine=psync --output-format=json > "$work/fio-seq.json"
+fio --name=sync --directory="$work" --rw=write --bs=1k --size=64m --fdatasync=1 --runtime=8 --time_based --ioengine=psync --output-format=json > "$work/fio-sync.json"
+rm -f "$work"/seq.* "$work"/sync.*
+
+# 2. HTTP/2 ceiling and the broker's server capacity without client overhead.
+mkdir -p "$work/htdocs"; head -c $SIZE /dev/zero > "$work/htdocs/1k"
+ng_port=$(free_port); nghttpd --no-tls -d "$work/htdocs" "$ng_port" >"$work/nghttpd.log" 2>&1 & pids+=($!)
+read -r async_pid async_port < <(start_broker async async)
+"$py" - "$work/send.bin" <<'PY'
+import struct, sys, uuid
+from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s
+m = d.Message(topic=d.Resource(name="h2load"), body=b"a" * 1024,
+              system_properties=d.SystemProperties(message_id=uuid.uuid4().hex, message_type=d.NORMAL, body_encoding=d.IDENTITY))
+body = s.SendMessageRequest(messages=[m]).SerializeToString()
+open(sys.argv[1], "wb").write(struct.pack(">BI", 0, len(body)) + body)
+PY
+sleep 0.5
+h2load -n "$COUNT" -c 10 -m 5 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd.txt" 2>&1
+h2load -n "$COUNT" -c 10 -m 5 -H 'content-type: application/grpc' -H 'te: trailers' -H 'x-mq-client-id: h2load' \
+  -d "$work/send.bin" "http://127.0.0.1:$async_port/apache.rocketmq.v2.MessagingService/SendMessage" > "$work/h2-broker.txt" 2>&1
+
+# 3. Redis streams, the same payload and concurrency.
+value=$(head -c $SIZE /dev/zero | tr '\0' 'a')
+for fsync in everysec always; do
+  rport=$(free_port); mkdir -p "$work/redis-$fsync"
+  redis-server --port "$rport" --bind 127.0.0.1 --dir "$work/redis-$fsync" --appendonly yes --appendfsync "$fsync" \
+    --save '' --daemonize no >"$work/redis-$fsync.log" 2>&1 & pids+=($!)
+  sleep 0.5
+  redis-benchmark -p "$rport" -c "$CONC" -n "$COUNT" -q XADD bench '*' f "$value" > "$work/redis-$fsync.txt" 2>&1
+done
+
+# 4. mqbench against async- and sync-flush brokers.
+"$bin/mqbench" produce --endpoint "127.0.0.1:$async_port" --topic p-async --count "$COUNT" --concurrency "$CONC" --mode sync --broker-pid "$async_pid" --json > "$work/produce-async.json" 2>/dev/null
+"$bin/mqbench" consume --endpoint "127.0.0.1:$async_port" --topic p-async --count "$COUNT" --concurrency 8 --json > "$work/consume.json" 2>/dev/null
+read -r sync_pid sync_port < <(start_broker sync sync)
+"$bin/mqbench" produce --endpoint "127.0.0.1:$sync_port" --topic p-sync --count "$COUNT" --concurrency "$CONC" --mode sync --broker-pid "$sync_pid" --json > "$work/produce-sync.json" 2>/dev/null
+max_rate=$(python3 -c "import json; print(int(json.load(open('$work/produce-async.json'))['rate']))")
+half=$((max_rate / 2))
+"$bin/mqbench" e2e --endpoint "127.0.0.1:$async_port" --topic e2e --count $((half * 10 > 20000 ? 20000 : half * 10)) --concurrency 8 --rate "$half" --json > "$work/e2e.json" 2>/dev/null
+
+# 5. Idle RSS with 1,000 topics x 8 queues.
+python3 - "$work/topics.json" <<'PY'
+import json, sys
+json.dump({"topics": [{"name": f"idle-{i}", "queueCount": 8, "permission": 6, "messageTypes": ["NORMAL"]} for i in range(1000)]}, open(sys.argv[1], "w"))
+PY
+read -r idle_pid idle_port < <(start_broker idle async --config "$work/topics.json")
+sleep 3
+idle_rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$idle_pid/status")
+
+WORK=$work IDLE_RSS=$idle_rss COUNT=$COUNT CONC=$CONC python3 - "$root/BENCHMARKS.md" <<'PY'
+import json, os, re, subprocess, sys, datetime
+md, w = sys.argv[1], os.environ["WORK"]
+def js(name): return json.loads(open(f"{w}/{name}").read().strip().splitlines()[-1])
+def h2(name):
+    text = open(f"{w}/{name}").read()
+    m = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", text)
+    ok = re.search(r"(\d+) succeeded", text)
+    if not m: sys.exit(f"cannot read {name}:\n{text}")
+    return float(m.group(1)), int(ok.group(1)) if ok else 0
+def redis(name):
+    m = re.search(r"([\d.]+) requests per second", open(f"{w}/{name}").read())
+    if not m: sys.exit(f"cannot read {name}:\n" + open(f"{w}/{name}").read())
+    return float(m.group(1))
+sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
+seq = json.load(open(f"{w}/fio-seq.json"))["jobs"][0]["write"]["bw_bytes"] / 1e6
+fsync = json.load(open(f"{w}/fio-sync.json"))["jobs"][0]["write"]["iops"]
+ng, _ = h2("h2-nghttpd.txt"); br, br_ok = h2("h2-broker.txt")
+ev, al = redis("redis-everysec.txt"), redis("redis-always.txt")
+pa, ps, co, e2e = js("produce-async.json"), js("produce-sync.json"), js("consume.json"), js("e2e.json")
+count, conc, idle = os.environ["COUNT"], os.environ["CONC"], os.environ["IDLE_RSS"]
+cores, cpu = sh("nproc"), sh("lscpu | sed -n 's/^Model name: *//p'")
+swift, redisv, fiov = sh("swift --version 2>&1 | head -1"), sh("redis-server --version"), sh("fio --version")
+yes = lambda ok: "yes" if ok else "no"
+L = ["## Cluster", "",
+     f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `Scripts/bench.sh` (all figures from one run on one machine, release build, loopback, 1 KiB messages).", "",
+     f"- Machine: {cores} cores ({cpu}), shared with other work: read the ratios",
+     f"- Versions: {swift}; {redisv}; {fiov}",
+     f"- Commands: `mqbench produce --count {count} --concurrency {conc} --mode sync` (each sender awaits each send) against an async- and a sync-flush `mqbroker`; `redis-benchmark -c {conc} -n {count} XADD bench '*' f <1 KiB>` with `appendonly yes` and `appendfsync everysec|always`; `h2load -n {count} -c 10 -m 5` with a fixed gRPC-framed `SendMessage` (1 KiB body) at `mqbroker` and a 1 KiB GET at `nghttpd`; fio 1 KiB sequential writes (buffered and with fdatasync each)", "",
+     "| Scenario | rocketmq-swift | Reference | Ratio | Target | Met |", "|---|---|---|---|---|---|",
+     f"| Produce, async flush | {pa['rate']:,.0f} msgs/s, p50 {pa['p50_us']} µs, p99 {pa['p99_us']} µs | Redis XADD everysec {ev:,.0f} req/s | {pa['rate']/ev:.2f}× | ≥ 1.0× | {yes(pa['rate'] >= ev)} |",
+     f"| Produce, sync flush (group commit) | {ps['rate']:,.0f} msgs/s, p50 {ps['p50_us']} µs, p99 {ps['p99_us']} µs | Redis XADD always {al:,.0f} req/s | {ps['rate']/al:.2f}× | ≥ 1.5× | {yes(ps['rate'] >= 1.5 * al)} |",
+     f"| h2load → mqbroker SendMessage ({br_ok:,} ok) | {br:,.0f} req/s | h2load → nghttpd 1 KiB {ng:,.0f} req/s | {br/ng*100:.0f}% | ≥ 50% | {yes(br >= 0.5 * ng)} |",
+     f"| End to end at half the max rate ({e2e['count']:,} msgs) | p50 {e2e['p50_us']} µs, p99 {e2e['p99_us']} µs | | | p99 ≤ 5 ms | {yes(e2e['p99_us'] <= 5000)} |",
+     f"| Consume (8 receivers, batch 32, ack per batch) | {co['rate']:,.0f} msgs/s; lost {co['lost']}, duplicated {co['duplicated']} | | | | |",
+     f"| Broker RSS idle, 1,000 topics × 8 queues | {idle} MiB | | | ≤ 150 MiB | {yes(int(idle) <= 150)} |",
+     f"| Disk ceiling (fio) | | {seq:,.0f} MB/s buffered; {fsync:,.0f} fdatasync writes/s | | | |",
+     "",
+     f"Broker CPU time / peak RSS during produce: async {pa.get('broker_cpu_seconds', 0):.1f} s / {pa.get('broker_peak_rss_mib', 0):.0f} MiB, sync {ps.get('broker_cpu_seconds', 0):.1f} s / {ps.get('broker_peak_rss_mib', 0):.0f} MiB.",
+     ""]
+section = "\n".join(L)
+text = open(md).read() if os.path.exists(md) else "# Benchmarks\n"
+marker = "<!-- cluster-notes -->"
+start = text.find("## Cluster")
+if start >= 0:
+    nxt = text.find("\n## ", start + 1)
+    old = text[start:nxt if nxt >= 0 else len(text)]
+    if marker in old:
+        section += "\n" + old[old.index(marker):].rstrip() + "\n"
+    text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
+else:
+    text = text.rstrip() + "\n\n" + section
+open(md, "w").write(text)
+print(section)
+PY
