@@ -22,8 +22,7 @@ M=${M:-10}              # h2load streams per connection
 CALLS=${CALLS:-100000}  # client benchmark calls
 CONC=${CONC:-64}        # client benchmark concurrency
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_line() { for _ in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $2 in $1" >&2; cat "$1" >&2; exit 1; }
+source "$root/Scripts/lib/bench_common.sh"
 cpu_seconds() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
 rss_mib() { awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
@@ -93,18 +92,7 @@ L = ["## RPC", "",
      "",
      f"Our server's CPU time: {float(os.environ['CPU_OURS_H2']):.1f} s for the h2load run, {float(os.environ['CPU_OURS_CLIENT']):.1f} s for both client benchmarks; peak RSS of our server {os.environ['RSS_OURS']} MiB, of the grpcio server {os.environ['RSS_PY']} MiB.",
      ""]
-section = "\n".join(L)
-text = open(md).read() if os.path.exists(md) else "# Benchmarks\n"
-marker = "<!-- rpc-notes -->"
-start = text.find("## RPC")
-if start >= 0:
-    nxt = text.find("\n## ", start + 1)
-    old = text[start:nxt if nxt >= 0 else len(text)]
-    if marker in old:
-        section += "\n" + old[old.index(marker):].rstrip() + "\n"
-    text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
-else:
-    text = text.rstrip() + "\n\n" + section
-open(md, "w").write(text)
-print(section)
+sys.path.insert(0, os.path.join(os.path.dirname(md), "Scripts", "lib"))
+from benchmarks_md import replace_section
+replace_section(md, "RPC", "\n".join(L))
 PY

@@ -100,18 +100,7 @@ L.append("")
 L.append("RSS of the mqbench process after each scenario / peak so far (VmRSS / VmHWM): " + ", ".join(
     f"{r['scenario']}{'-' + str(r['writers']) if 'writers' in r else ''} {r['rss_mib']:.0f}/{r['peak_rss_mib']:.0f} MiB" for r in rows) + ".")
 L.append("")
-section = "\n".join(L) + "\n"
-text = open(md_path).read() if os.path.exists(md_path) else "# Benchmarks\n"
-start = text.find("## Store")
-if start >= 0:
-    nxt = text.find("\n## ", start + 1)
-    old = text[start:nxt + 1] if nxt >= 0 else text[start:]
-    marker = "<!-- store-notes -->"
-    if marker in old:  # hand-written analysis below the marker survives reruns
-        section += "\n" + old[old.index(marker):].rstrip() + "\n"
-    text = text[:start] + section + (text[nxt + 1:] if nxt >= 0 else "")
-else:
-    text = text.rstrip() + "\n\n" + section
-open(md_path, "w").write(text)
-print(section)
+sys.path.insert(0, os.path.join(os.path.dirname(md_path), "Scripts", "lib"))
+from benchmarks_md import replace_section
+replace_section(md_path, "Store", "\n".join(L))
 PY

@@ -25,8 +25,7 @@ COUNT=${COUNT:-200000}   # messages per produce run
 CONC=${CONC:-50}         # concurrent senders, redis-benchmark clients, h2load streams in total
 SIZE=1024
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_line() { for _ in $(seq 1 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "timeout waiting for $2 in $1" >&2; cat "$1" >&2; exit 1; }
+source "$root/Scripts/lib/bench_common.sh"
 start_broker() { # name flush [extra...]
   local name=$1 flush=$2; shift 2
   local port; port=$(free_port)
@@ -126,18 +125,7 @@ L = ["## Cluster", "",
      "",
      f"Broker CPU time / peak RSS during produce: async {pa.get('broker_cpu_seconds', 0):.1f} s / {pa.get('broker_peak_rss_mib', 0):.0f} MiB, sync {ps.get('broker_cpu_seconds', 0):.1f} s / {ps.get('broker_peak_rss_mib', 0):.0f} MiB.",
      ""]
-section = "\n".join(L)
-text = open(md).read() if os.path.exists(md) else "# Benchmarks\n"
-marker = "<!-- cluster-notes -->"
-start = text.find("## Cluster")
-if start >= 0:
-    nxt = text.find("\n## ", start + 1)
-    old = text[start:nxt if nxt >= 0 else len(text)]
-    if marker in old:
-        section += "\n" + old[old.index(marker):].rstrip() + "\n"
-    text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
-else:
-    text = text.rstrip() + "\n\n" + section
-open(md, "w").write(text)
-print(section)
+sys.path.insert(0, os.path.join(os.path.dirname(md), "Scripts", "lib"))
+from benchmarks_md import replace_section
+replace_section(md, "Cluster", "\n".join(L))
 PY
