@@ -312,3 +312,27 @@ def test_clients_pointed_at_either_nameserver_reach_the_broker(two_nameservers_a
     finally:
         producer_side.close()
         consumer_side.close()
+
+
+def test_sigterm_stops_cleanly_and_the_next_start_trusts_the_checkpoint(broker):
+    import signal
+    c = Clients(broker.endpoint)
+    try:
+        topic = unique("term")
+        producer = c.producer(topic)
+        for i in range(5):
+            producer.send(message(topic, f"t-{i}".encode()))
+    finally:
+        c.close()
+    broker.process.proc.send_signal(signal.SIGTERM)
+    assert broker.process.proc.wait(timeout=20) == 0, broker.process.output()[-3000:]
+    assert "broker stopped cleanly" in broker.process.output()
+    broker.start()
+    # A clean stop leaves a checkpoint the next start trusts instead of scanning the log.
+    broker.process.wait_for(r"clean=true")
+    c = Clients(broker.endpoint)
+    try:
+        consumer = c.simple(unique("group"), topic)
+        assert sorted(m.body for m in receive_until(consumer, 5, timeout=20)) == [f"t-{i}".encode() for i in range(5)]
+    finally:
+        c.close()
