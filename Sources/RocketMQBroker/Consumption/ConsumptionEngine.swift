@@ -110,7 +110,16 @@ actor ConsumptionEngine {
             let minOffset = store.minOffset(topic: topic, queueId: queueId)
             if state.committed < minOffset { state.commit(minOffset) }
 
-            let candidates = try candidates(in: &state, key: key, fifo: group.fifo, limit: batchSize - deliveries.count, now: now)
+            let candidates: [StoredMessage]
+            do {
+                candidates = try self.candidates(in: &state, key: key, fifo: group.fifo, limit: batchSize - deliveries.count, now: now)
+            } catch {
+                // One unreadable queue must not swallow what other queues already handed out:
+                // those deliveries are in flight and must reach the consumer.
+                logger.error("cannot read a queue for a receive", metadata: ["queue": "\(key)", "error": "\(error)"])
+                if deliveries.isEmpty && queueIds.count == 1 { throw error }
+                continue
+            }
             var blockedGroups = group.fifo ? blockedMessageGroups(state, now: now) : []
             for message in candidates {
                 let offset = message.queueOffset
