@@ -154,6 +154,14 @@ let package = Package(
             ]
         ),
 
+        .executableTarget(
+            name: "mqadmin",
+            dependencies: [
+                "RocketMQAPI", "RocketRPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         // MARK: Codegen — protoc plugin and the SwiftPM build-tool plugin that runs it
 
         .executableTarget(

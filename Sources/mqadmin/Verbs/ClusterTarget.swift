@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import RocketMQAPI
+import RocketRPC
+
+/// Where a RocketMQ verb sends its calls: `-n` NameServer(s) (`host:port;host:port`) to find
+/// the cluster's master brokers, `-b` a broker directly, `-c` to keep one cluster; `--token`
+/// (or `ROCKETMQ_ADMIN_TOKEN`) for calls that change a broker; `--json` for scripts.
+struct ClusterTarget: ParsableArguments {
+    @Option(name: [.customShort("n"), .customLong("namesrv")], help: "NameServer address(es), host:port;host:port.")
+    var nameServer: String?
+
+    @Option(name: [.customShort("b"), .customLong("broker")], help: "Broker address host:port (instead of -n).")
+    var broker: String?
+
+    @Option(name: [.customShort("c"), .customLong("cluster")], help: "Only brokers of this cluster.")
+    var cluster: String?
+
+    @Option(help: "Admin credential for calls that change a broker (default: $ROCKETMQ_ADMIN_TOKEN).")
+    var token: String?
+
+    @Option(help: "Seconds each call may take.")
+    var timeout: Double = 10
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func validate() throws {
+        if nameServer == nil && broker == nil { throw ValidationError("give -n NAMESRV or -b BROKER") }
+    }
+
+    var callOptions: CallOptions {
+        var options = CallOptions(timeout: .milliseconds(Int64(timeout * 1000)))
+        options.metadata.add("x-mq-client-id", "mqadmin-\(ProcessInfo.processInfo.processIdentifier)")
+        options.metadata.add("x-mq-language", "SWIFT")
+        if let token = token ?? ProcessInfo.processInfo.environment["ROCKETMQ_ADMIN_TOKEN"] {
+            options.metadata.add("authorization", "Bearer " + token)
+        }
+        return options
+    }
+
+    static func channel(_ address: String) throws -> RPCChannel {
+        let parts = address.split(separator: ":")
+        guard parts.count >= 2, let port = Int(parts[parts.count - 1]) else {
+            throw ValidationError("\(address) is not host:port")
+        }
+        return RPCChannel(configuration: ChannelConfiguration(host: parts.dropLast().joined(separator: ":"), port: port))
+    }
+
+    /// Runs `body` with a channel to the first NameServer that answers.
+    func withNameServer<T>(_ body: (RPCChannel) async throws -> T) async throws -> T {
+        guard let list = nameServer else { throw ValidationError("this verb needs -n NAMESRV") }
+        var lastError: (any Error)?
+        for address in list.split(separator: ";").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !address.isEmpty {
+            let channel = try Self.channel(address)
+            do {
+                let result = try await body(channel)
+                await channel.close()
+                return result
+            } catch {
+                await channel.close()
+                lastError = error
+            }
+        }
+        throw lastError ?? ValidationError("no NameServer address in -n")
+    }
+
+    /// The master brokers to act on: `-b`, or every master the NameServer knows (in `-c` if given).
+    func brokers() async throws -> [String] {
+        if let broker { return [broker] }
+        let info = try await withNameServer { channel in
+            try await Rocketmq_Namesrv_V1_NameServer.Client(channel: channel).getClusterInfo(.init(), options: callOptions)
+        }
+        let addresses = info.clusters.filter { cluster == nil || $0.name == cluster }
+            .flatMap(\.brokers).filter { $0.role == .master }.compactMap(\.endpoints.first)
+        guard !addresses.isEmpty else { throw ValidationError("the NameServer knows no master broker\(cluster.map { " in cluster \($0)" } ?? "")") }
+        return addresses
+    }
+
+    /// Runs `body` against each target broker's Admin service.
+    func eachBroker<T>(_ body: (String, Rocketmq_Admin_V1_Admin.Client) async throws -> T) async throws -> [T] {
+        var results: [T] = []
+        for address in try await brokers() {
+            let channel = try Self.channel(address)
+            do {
+                results.append(try await body(address, Rocketmq_Admin_V1_Admin.Client(channel: channel)))
+                await channel.close()
+            } catch {
+                await channel.close()
+                throw error
+            }
+        }
+        return results
+    }
+
+    /// Prints rows as an aligned table, or as a JSON array of objects with `--json`.
+    func output(_ columns: [String], _ rows: [[String]]) {
+        if json {
+            let objects = rows.map { Dictionary(uniqueKeysWithValues: zip(columns, $0)) }
+            if let data = try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys]) {
+                print(String(decoding: data, as: UTF8.self))
+            }
+            return
+        }
+        let widths = columns.indices.map { index in ([columns[index]] + rows.map { $0[index] }).map(\.count).max() ?? 0 }
+        func line(_ cells: [String]) -> String {
+            zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }
+        print(line(columns))
+        for row in rows { print(line(row)) }
+    }
+}
+
+extension Google_Protobuf_Timestamp {
+    var text: String {
+        let date = Date(timeIntervalSince1970: TimeInterval(seconds) + TimeInterval(nanos) / 1e9)
+        return ISO8601DateFormatter().string(from: date)
+    }
+}

@@ -1,0 +1,313 @@
+import ArgumentParser
+import Foundation
+import RocketMQAPI
+import RocketRPC
+
+/// RocketMQ's familiar `mqadmin` verbs, on top of the NameServer registry and the broker's
+/// `rocketmq.admin.v1.Admin` service. `mqadmin VERB -h` explains each.
+struct RocketMQVerbs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mqadmin",
+        abstract: "RocketMQ admin verbs (clusterList, topicList, updateTopic, consumerProgress, ...).",
+        subcommands: [
+            ClusterList.self, BrokerStatus.self, GetBrokerConfig.self, UpdateBrokerConfig.self,
+            TopicList.self, TopicStatus.self, TopicRoute.self, UpdateTopic.self, DeleteTopic.self,
+            UpdateSubGroup.self, DeleteSubGroup.self, ConsumerProgress.self, ResetOffsetByTime.self,
+            QueryMsgById.self, QueryMsgByKey.self, QueryMsgByOffset.self,
+        ]
+    )
+
+    static let names: Set<String> = Set(configuration.subcommands.compactMap { $0.configuration.commandName })
+}
+
+struct ClusterList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "clusterList", abstract: "Clusters and their brokers, from a NameServer.")
+    @OptionGroup var target: ClusterTarget
+
+    func run() async throws {
+        let info = try await target.withNameServer { channel in
+            try await Rocketmq_Namesrv_V1_NameServer.Client(channel: channel).getClusterInfo(.init(), options: target.callOptions)
+        }
+        let rows = info.clusters.flatMap { cluster in
+            cluster.brokers.map { broker in
+                [cluster.name, broker.brokerName, String(broker.brokerId), broker.role == .master ? "MASTER" : "SLAVE",
+                 broker.endpoints.joined(separator: ","), String(broker.topicCount), broker.lastHeartbeat?.text ?? ""]
+            }
+        }
+        target.output(["cluster", "broker", "id", "role", "address", "topics", "lastHeartbeat"], rows)
+    }
+}
+
+struct BrokerStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "brokerStatus", abstract: "A broker's identity and store offsets.")
+    @OptionGroup var target: ClusterTarget
+
+    func run() async throws {
+        let rows = try await target.eachBroker { _, admin in
+            let s = try await admin.getBrokerStatus(.init(), options: target.callOptions)
+            return [s.clusterName, s.brokerName, String(s.brokerId), s.address, s.flushMode, String(s.topicCount), String(s.groupCount),
+                    String(s.clientCount), String(s.commitLogMinOffset), String(s.commitLogMaxOffset), String(s.commitLogFlushedOffset)]
+        }
+        target.output(["cluster", "broker", "id", "address", "flush", "topics", "groups", "clients", "minOffset", "maxOffset", "flushedOffset"], rows)
+    }
+}
+
+struct GetBrokerConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "getBrokerConfig", abstract: "A broker's settings (* marks runtime-updatable keys).")
+    @OptionGroup var target: ClusterTarget
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            let config = try await admin.getBrokerConfig(.init(), options: target.callOptions)
+            let updatable = Set(config.updatableKeys)
+            return config.values.keys.sorted().map { [address, updatable.contains($0) ? $0 + " *" : $0, config.values[$0] ?? ""] }
+        }.flatMap { $0 }
+        target.output(["broker", "key", "value"], rows)
+    }
+}
+
+struct UpdateBrokerConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "updateBrokerConfig", abstract: "Change a runtime setting (applied at once, persisted).")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("k"), help: "Key.") var key: String
+    @Option(name: .customShort("v"), help: "Value.") var value: String
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            let config = try await admin.updateBrokerConfig(.init(values: [key: value]), options: target.callOptions)
+            return [address, key, config.values[key] ?? ""]
+        }
+        target.output(["broker", "key", "value"], rows)
+    }
+}
+
+struct TopicList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "topicList", abstract: "Topic names (from the NameServer, or a broker with -b).")
+    @OptionGroup var target: ClusterTarget
+
+    func run() async throws {
+        let names: [String]
+        if target.broker != nil {
+            names = try await target.eachBroker { _, admin in
+                try await admin.listTopics(.init(), options: target.callOptions).topics.map(\.name)
+            }.flatMap { $0 }
+        } else {
+            names = try await target.withNameServer { channel in
+                try await Rocketmq_Namesrv_V1_NameServer.Client(channel: channel).listTopics(.init(clusterName: target.cluster ?? ""), options: target.callOptions).topics
+            }
+        }
+        target.output(["topic"], Set(names).sorted().map { [$0] })
+    }
+}
+
+struct TopicStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "topicStatus", abstract: "Per-queue min/max offsets and last store time.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("t"), help: "Topic.") var topic: String
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            try await admin.describeTopic(.init(topic: topic), options: target.callOptions).queues.map {
+                [address, String($0.queueId), String($0.minOffset), String($0.maxOffset), $0.lastStoreTime?.text ?? ""]
+            }
+        }.flatMap { $0 }
+        target.output(["broker", "queue", "minOffset", "maxOffset", "lastStoreTime"], rows)
+    }
+}
+
+struct TopicRoute: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "topicRoute", abstract: "The route clients get for a topic.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("t"), help: "Topic.") var topic: String
+
+    func run() async throws {
+        let address = target.nameServer.flatMap { $0.split(separator: ";").first.map(String.init) } ?? target.broker ?? ""
+        let channel = try ClusterTarget.channel(address)
+        let route = try await Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
+            .queryRoute(.init(topic: .init(name: topic)), options: target.callOptions)
+        await channel.close()
+        guard route.status?.code == .ok else {
+            throw VerbError("\(route.status?.code.protoName ?? "NO_STATUS"): \(route.status?.message ?? "")")
+        }
+        let rows = route.messageQueues.map { queue in
+            [queue.broker?.name ?? "", String(queue.id), queue.permission.protoName ?? "",
+             queue.broker?.endpoints?.addresses.map { "\($0.host):\($0.port)" }.joined(separator: ",") ?? "",
+             queue.acceptMessageTypes.compactMap(\.protoName).joined(separator: ",")]
+        }
+        target.output(["broker", "queue", "permission", "endpoints", "messageTypes"], rows)
+    }
+}
+
+struct UpdateTopic: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "updateTopic", abstract: "Create or change a topic on every target broker.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("t"), help: "Topic.") var topic: String
+    @Option(name: .customShort("r"), help: "Read queue count.") var readQueues: Int32 = 8
+    @Option(name: .customShort("w"), help: "Write queue count.") var writeQueues: Int32 = 8
+    @Option(name: .customShort("p"), help: "Permission: 2 write, 4 read, 6 both.") var permission: Int32 = 6
+    @Option(name: .customLong("message-types"), help: "Comma-separated: NORMAL, FIFO, DELAY, TRANSACTION.") var messageTypes = "NORMAL"
+
+    func run() async throws {
+        // One queue count per topic here; RocketMQ's separate read/write counts collapse to the larger.
+        let queues = max(readQueues, writeQueues)
+        let types = messageTypes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
+        let rows = try await target.eachBroker { address, admin in
+            let saved = try await admin.upsertTopic(.init(topic: .init(name: topic, queueCount: queues, permission: permission, messageTypes: types)), options: target.callOptions)
+            return [address, saved.name, String(saved.queueCount), String(saved.permission), saved.messageTypes.joined(separator: ",")]
+        }
+        target.output(["broker", "topic", "queues", "permission", "messageTypes"], rows)
+    }
+}
+
+struct DeleteTopic: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deleteTopic", abstract: "Delete a topic's config on every target broker.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("t"), help: "Topic.") var topic: String
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            _ = try await admin.deleteTopic(.init(topic: topic), options: target.callOptions)
+            return [address, topic, "deleted"]
+        }
+        target.output(["broker", "topic", "result"], rows)
+    }
+}
+
+struct UpdateSubGroup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "updateSubGroup", abstract: "Create or change a consumer group.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("g"), help: "Consumer group.") var group: String
+    @Option(name: .customLong("max-attempts"), help: "Deliveries before the DLQ.") var maxAttempts: Int32 = 16
+    @Flag(help: "FIFO consumption (one message in flight per message group).") var fifo = false
+    @Flag(name: .customLong("disable"), help: "Refuse consumption.") var disabled = false
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            let saved = try await admin.upsertGroup(.init(group: .init(name: group, maxDeliveryAttempts: maxAttempts, fifo: fifo, consumeEnabled: !disabled)), options: target.callOptions)
+            return [address, saved.name, String(saved.maxDeliveryAttempts), String(saved.fifo), String(saved.consumeEnabled)]
+        }
+        target.output(["broker", "group", "maxAttempts", "fifo", "consumeEnabled"], rows)
+    }
+}
+
+struct DeleteSubGroup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "deleteSubGroup", abstract: "Delete a consumer group.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("g"), help: "Consumer group.") var group: String
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            _ = try await admin.deleteGroup(.init(group: group), options: target.callOptions)
+            return [address, group, "deleted"]
+        }
+        target.output(["broker", "group", "result"], rows)
+    }
+}
+
+struct ConsumerProgress: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "consumerProgress", abstract: "Broker offset, consumer offset, lag and in-flight per queue.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("g"), help: "Consumer group.") var group: String
+    @Option(name: .customShort("t"), help: "Only this topic.") var topic: String?
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            try await admin.getConsumerProgress(.init(group: group, topic: topic ?? ""), options: target.callOptions).queues.map {
+                [address, $0.topic, String($0.queueId), String($0.brokerOffset), String($0.consumerOffset), String($0.lag), String($0.inFlight)]
+            }
+        }.flatMap { $0 }
+        target.output(["broker", "topic", "queue", "brokerOffset", "consumerOffset", "lag", "inFlight"], rows)
+    }
+}
+
+struct ResetOffsetByTime: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resetOffsetByTime", abstract: "Move a group's offsets on a topic to the first message stored at or after a time.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("g"), help: "Consumer group.") var group: String
+    @Option(name: .customShort("t"), help: "Topic.") var topic: String
+    @Option(name: .customShort("s"), help: "Milliseconds since the epoch, 'now', or an ISO 8601 time.") var time: String
+
+    func run() async throws {
+        let milliseconds: Int64
+        if time == "now" {
+            milliseconds = Int64(Date().timeIntervalSince1970 * 1000)
+        } else if let value = Int64(time) {
+            milliseconds = value
+        } else if let date = ISO8601DateFormatter().date(from: time) {
+            milliseconds = Int64(date.timeIntervalSince1970 * 1000)
+        } else {
+            throw ValidationError("-s takes milliseconds since the epoch, 'now' or an ISO 8601 time, not \(time)")
+        }
+        let timestamp = Google_Protobuf_Timestamp(seconds: milliseconds / 1000, nanos: Int32(milliseconds % 1000) * 1_000_000)
+        let rows = try await target.eachBroker { address, admin in
+            try await admin.resetOffset(.init(group: group, topic: topic, target: .timestamp(timestamp)), options: target.callOptions).queues.map {
+                [address, $0.topic, String($0.queueId), String($0.consumerOffset), String($0.brokerOffset)]
+            }
+        }.flatMap { $0 }
+        target.output(["broker", "topic", "queue", "newOffset", "brokerOffset"], rows)
+    }
+}
+
+/// Shared by the three message lookups: one row per message, `--json` includes the body.
+enum MessageOutput {
+    static func print(_ messages: [Rocketmq_Admin_V1_StoredMessage], target: ClusterTarget) {
+        let rows = messages.map { m in
+            [m.topic, String(m.queueId), String(m.queueOffset), m.messageId, m.storeTime?.text ?? "",
+             m.properties["TAGS"] ?? "", m.properties["KEYS"] ?? "", String(decoding: m.body.prefix(200), as: UTF8.self)]
+        }
+        target.output(["topic", "queue", "offset", "messageId", "storeTime", "tags", "keys", "body"], rows)
+    }
+
+    static func query(_ request: Rocketmq_Admin_V1_QueryMessageRequest, target: ClusterTarget) async throws {
+        var found: [Rocketmq_Admin_V1_StoredMessage] = []
+        for address in try await target.brokers() {
+            let channel = try ClusterTarget.channel(address)
+            defer { Task { await channel.close() } }
+            do {
+                found += try await Rocketmq_Admin_V1_Admin.Client(channel: channel).queryMessage(request, options: target.callOptions).messages
+            } catch let error as RPCError where error.code == .notFound {
+                continue
+            }
+        }
+        guard !found.isEmpty else { throw VerbError("no message found") }
+        print(found, target: target)
+    }
+}
+
+struct QueryMsgById: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "queryMsgById", abstract: "Find a message by its id (producer id or offset id).")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("i"), help: "Message id.") var id: String
+
+    func run() async throws {
+        try await MessageOutput.query(.init(by: .messageId(id)), target: target)
+    }
+}
+
+struct QueryMsgByKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "queryMsgByKey", abstract: "Find messages by business key.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("t"), help: "Topic.") var topic: String
+    @Option(name: .customShort("k"), help: "Key.") var key: String
+
+    func run() async throws {
+        try await MessageOutput.query(.init(topic: topic, maxCount: 64, by: .key(key)), target: target)
+    }
+}
+
+struct QueryMsgByOffset: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "queryMsgByOffset", abstract: "The message at a queue offset.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("t"), help: "Topic.") var topic: String
+    @Option(name: .customShort("q"), help: "Queue id.") var queue: Int32
+    @Option(name: .customShort("o"), help: "Queue offset.") var offset: Int64
+
+    func run() async throws {
+        try await MessageOutput.query(.init(topic: topic, by: .position(.init(queueId: queue, offset: offset))), target: target)
+    }
+}
+
+struct VerbError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

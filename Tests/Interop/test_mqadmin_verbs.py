@@ -1,0 +1,86 @@
+"""mqadmin's RocketMQ verbs against real mqnamesrv + mqbroker processes."""
+import json
+import subprocess
+import time
+
+import pytest
+from rocketmq import ClientConfiguration, Credentials, Message, Producer
+
+from conftest import Process, binary
+
+TOKEN = "verbs-token"
+
+
+@pytest.fixture
+def cluster(broker_factory):
+    ns = Process([binary("mqnamesrv"), "--port", "0"], "mqnamesrv")
+    try:
+        port = int(ns.wait_for(r"mqnamesrv listening on 127\.0\.0\.1:(\d+)").group(1))
+        namesrv = f"127.0.0.1:{port}"
+        broker = broker_factory({"flushMode": "async"}, extra=["--namesrv", namesrv, "--admin-token", TOKEN])
+        yield namesrv, broker
+    finally:
+        ns.stop()
+
+
+def mqadmin(*args, check=True):
+    out = subprocess.run([binary("mqadmin"), *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+def rows(*args):
+    return json.loads(mqadmin(*args, "--json").stdout)
+
+
+def test_verbs_manage_topics_groups_and_offsets(cluster):
+    namesrv, broker = cluster
+    # Registration reaches the NameServer.
+    deadline = time.monotonic() + 15
+    while not rows("clusterList", "-n", namesrv) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [row] = rows("clusterList", "-n", namesrv)
+    assert (row["broker"], row["role"], row["address"]) == ("broker-a", "MASTER", broker.endpoint)
+
+    refused = mqadmin("updateTopic", "-n", namesrv, "-t", "orders", "-w", "4", "-r", "4", check=False)
+    assert refused.returncode != 0 and "authorization" in (refused.stdout + refused.stderr)
+
+    [created] = rows("updateTopic", "-n", namesrv, "-t", "orders", "-w", "4", "-r", "4", "--token", TOKEN)
+    assert (created["topic"], created["queues"], created["permission"]) == ("orders", "4", "6")
+    deadline = time.monotonic() + 15
+    while "orders" not in [r["topic"] for r in rows("topicList", "-n", namesrv)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "orders" in [r["topic"] for r in rows("topicList", "-n", namesrv)]
+    assert [r["queue"] for r in rows("topicRoute", "-n", namesrv, "-t", "orders")] == ["0", "1", "2", "3"]
+    rows("updateSubGroup", "-b", broker.endpoint, "-g", "billing", "--token", TOKEN)
+
+    producer = Producer(ClientConfiguration(broker.endpoint, Credentials()), ("orders",))
+    producer.startup()
+    for i in range(6):
+        m = Message(); m.topic = "orders"; m.body = f"o{i}".encode(); m.keys = f"order-{i}"
+        producer.send(m)
+    producer.shutdown()
+
+    status = rows("topicStatus", "-b", broker.endpoint, "-t", "orders")
+    assert sum(int(q["maxOffset"]) for q in status) == 6
+    progress = rows("consumerProgress", "-b", broker.endpoint, "-g", "billing", "-t", "orders")
+    assert sum(int(q["lag"]) for q in progress) == 6
+    reset = rows("resetOffsetByTime", "-b", broker.endpoint, "-g", "billing", "-t", "orders", "-s", "now", "--token", TOKEN)
+    assert sum(int(q["newOffset"]) for q in reset) == 6
+    assert sum(int(q["lag"]) for q in rows("consumerProgress", "-b", broker.endpoint, "-g", "billing", "-t", "orders")) == 0
+
+    [found] = rows("queryMsgByKey", "-b", broker.endpoint, "-t", "orders", "-k", "order-3")
+    assert found["body"] == "o3"
+    assert rows("queryMsgById", "-b", broker.endpoint, "-i", found["messageId"])[0]["body"] == "o3"
+    assert rows("queryMsgByOffset", "-b", broker.endpoint, "-t", "orders", "-q", found["queue"], "-o", found["offset"])[0]["body"] == "o3"
+
+    assert any(r["key"] == "autoCreateTopics *" and r["value"] == "false" for r in rows("getBrokerConfig", "-b", broker.endpoint))
+    assert rows("updateBrokerConfig", "-b", broker.endpoint, "-k", "autoCreateTopics", "-v", "true", "--token", TOKEN)[0]["value"] == "true"
+    assert rows("brokerStatus", "-b", broker.endpoint)[0]["broker"] == "broker-a"
+
+    rows("deleteTopic", "-b", broker.endpoint, "-t", "orders", "--token", TOKEN)
+    missing = mqadmin("topicStatus", "-b", broker.endpoint, "-t", "orders", check=False)
+    assert missing.returncode != 0 and "does not exist" in (missing.stdout + missing.stderr)
+    table = mqadmin("clusterList", "-n", namesrv).stdout.splitlines()
+    assert table[0].split()[:3] == ["cluster", "broker", "id"]
