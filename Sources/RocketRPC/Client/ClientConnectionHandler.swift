@@ -19,8 +19,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     @exclusivity(unchecked) private var streams: [Int32: ClientStream] = [:]
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     @exclusivity(unchecked) private var flushScheduled = false
-    @exclusivity(unchecked) private var isFlushing = false
-    @exclusivity(unchecked) private var flushAgain = false
+    private let output = OutputPump()
     @exclusivity(unchecked) private var closing = false
     private let keepalive: ChannelConfiguration.Keepalive
     @exclusivity(unchecked) private var readSinceLastPing = true
@@ -143,26 +142,16 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func flushOutput() {
         guard let context, !closing else { return }
-        // Writing can flip writability synchronously (NIO flushes inline); a call that arrives while
-        // we are already flushing asks for one more pass instead of being lost.
-        guard !isFlushing else {
-            flushAgain = true
-            return
+        let outcome = output.pump(session: session, context: context, isClosing: { self.closing }) { buffer in
+            context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
         }
-        isFlushing = true
-        defer { isFlushing = false }
-        repeat {
-            flushAgain = false
-            while context.channel.isWritable {
-                var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
-                guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
-                    close(context: context)
-                    return
-                }
-                if buffer.readableBytes == 0 { break }
-                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-            }
-        } while flushAgain && !closing
+        switch outcome {
+        case .reentered: return
+        case .sessionFailed:
+            close(context: context)
+            return
+        case .drained: break
+        }
         if !session.wantsRead && !session.wantsWrite { close(context: context) }
     }
 

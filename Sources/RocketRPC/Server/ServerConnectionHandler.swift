@@ -23,8 +23,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     @exclusivity(unchecked) private var streams: [Int32: ServerStream] = [:]
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     @exclusivity(unchecked) private var flushScheduled = false
-    @exclusivity(unchecked) private var isFlushing = false
-    @exclusivity(unchecked) private var flushAgain = false
+    private let output = OutputPump()
     @exclusivity(unchecked) private var receivedBytes = false
     @exclusivity(unchecked) private var peer = "unknown"
     @exclusivity(unchecked) private var readSinceLastPing = true
@@ -142,26 +141,16 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// Writes what nghttp2 has queued, in buffers of up to 256 KiB, while the channel is writable.
     func flushOutput() {
         guard let context, !closing else { return }
-        // Writing can flip writability synchronously (NIO flushes inline); a call that arrives while
-        // we are already flushing asks for one more pass instead of being lost.
-        guard !isFlushing else {
-            flushAgain = true
-            return
+        let outcome = output.pump(session: session, context: context, isClosing: { self.closing }) { buffer in
+            context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
         }
-        isFlushing = true
-        defer { isFlushing = false }
-        repeat {
-            flushAgain = false
-            while context.channel.isWritable {
-                var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
-                guard session.produceOutput(into: &buffer, limit: 256 * 1024) else {
-                    closeConnection(context: context)
-                    return
-                }
-                if buffer.readableBytes == 0 { break }
-                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-            }
-        } while flushAgain && !closing
+        switch outcome {
+        case .reentered: return
+        case .sessionFailed:
+            closeConnection(context: context)
+            return
+        case .drained: break
+        }
         if receivedBytes && !session.wantsRead && !session.wantsWrite {
             closeConnection(context: context)
         }
