@@ -199,10 +199,29 @@ struct ConsumptionUnitTests {
     @Test("journal events round-trip through their text form")
     func journalRoundTrip() {
         let key = ProgressKey(group: "g-1", topic: "orders", queueId: 7)
-        for event in [ProgressEvent.delivered(key, offset: 42, attempt: 3), .acked(key, offset: 0), .committed(key, offset: 99)] {
+        for event in [ProgressEvent.delivered(key, offset: 42, attempt: 3), .acked(key, offset: 0), .committed(key, offset: 99, epoch: 4)] {
             #expect(ConsumerJournal.decode(ConsumerJournal.encode(event)) == event)
         }
         #expect(ConsumerJournal.decode("X\u{1F}g") == nil)
+    }
+
+    @Test("a commit journaled after acks it preceded does not undo them on replay")
+    func staleCommitIsIgnoredOnReplay() {
+        let key = ProgressKey(group: "g", topic: "t", queueId: 0)
+        // Applied in this order: reset to 50 (epoch 1), then acks of 50...99.
+        var live = QueueProgress()
+        live.apply(.committed(key, offset: 50, epoch: 1))
+        for offset in Int64(50)..<100 { live.apply(.acked(key, offset: offset)) }
+        #expect(live.committed == 100)
+        // A snapshot of that state, then the journal tail replayed in append order, where the
+        // reset landed after the acks.
+        var replayed = live
+        for offset in Int64(50)..<100 { replayed.apply(.acked(key, offset: offset)) }
+        replayed.apply(.committed(key, offset: 50, epoch: 1))
+        #expect(replayed.committed == 100)
+        // A newer reset still applies.
+        replayed.apply(.committed(key, offset: 10, epoch: 2))
+        #expect(replayed.committed == 10)
     }
 
     @Test("receipt handles parse back and reject foreign or malformed ones")

@@ -17,8 +17,9 @@ enum ProgressEvent: Equatable, Sendable {
     case delivered(ProgressKey, offset: Int64, attempt: Int32)
     /// The message at `offset` is done (acked, filtered out or dead-lettered).
     case acked(ProgressKey, offset: Int64)
-    /// Everything below `offset` is done and nothing at or above it is (offset update or reset).
-    case committed(ProgressKey, offset: Int64)
+    /// Everything below `offset` is done and nothing at or above it is (offset update or reset);
+    /// `epoch` orders commits of one queue (see `QueueProgress.commitEpoch`).
+    case committed(ProgressKey, offset: Int64, epoch: Int64)
 }
 
 /// Consumer progress made durable by the store itself: each event is a message on the system
@@ -70,8 +71,8 @@ struct ConsumerJournal: Sendable {
             return ["D", key.group, key.topic, String(key.queueId), String(offset), String(attempt)].joined(separator: s)
         case .acked(let key, let offset):
             return ["A", key.group, key.topic, String(key.queueId), String(offset)].joined(separator: s)
-        case .committed(let key, let offset):
-            return ["C", key.group, key.topic, String(key.queueId), String(offset)].joined(separator: s)
+        case .committed(let key, let offset, let epoch):
+            return ["C", key.group, key.topic, String(key.queueId), String(offset), String(epoch)].joined(separator: s)
         }
     }
 
@@ -84,7 +85,9 @@ struct ConsumerJournal: Sendable {
             guard fields.count == 6, let attempt = Int32(fields[5]) else { return nil }
             return .delivered(key, offset: offset, attempt: attempt)
         case "A": return .acked(key, offset: offset)
-        case "C": return .committed(key, offset: offset)
+        case "C":
+            guard fields.count == 6, let epoch = Int64(fields[5]) else { return nil }
+            return .committed(key, offset: offset, epoch: epoch)
         default: return nil
         }
     }

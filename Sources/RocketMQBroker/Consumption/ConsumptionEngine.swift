@@ -63,7 +63,7 @@ actor ConsumptionEngine {
         let end = try journal.replay(from: start) { event in
             let key: ProgressKey
             switch event {
-            case .delivered(let k, _, _), .acked(let k, _), .committed(let k, _): key = k
+            case .delivered(let k, _, _), .acked(let k, _), .committed(let k, _, _): key = k
             }
             loaded[key, default: QueueProgress()].apply(event)
         }
@@ -304,9 +304,12 @@ actor ConsumptionEngine {
     /// Sets the consumer offset (pull-consumer commit or an admin reset).
     func setConsumerOffset(group: String, topic: String, queueId: Int32, offset: Int64) async throws(BrokerError) {
         let key = ProgressKey(group: group, topic: topic, queueId: queueId)
-        progress[key, default: QueueProgress()].commit(offset)
+        var state = progress[key] ?? QueueProgress()
+        state.commitEpoch += 1
+        state.commit(offset)
+        progress[key] = state
         dirty = true
-        try await journal.record(.committed(key, offset: offset))
+        try await journal.record(.committed(key, offset: offset, epoch: state.commitEpoch))
     }
 
     /// Messages in flight per queue of a group, for admin views.

@@ -10,6 +10,9 @@ struct QueueProgress: Codable, Sendable {
     var acked: Set<Int64> = []
     /// Deliveries so far of offsets at or above `committed`.
     var attempts: [Int64: Int32] = [:]
+    /// Counts offset commits (resets, pull-consumer updates). Journal events can be appended in
+    /// another order than they were applied; a replayed commit not newer than this is stale.
+    var commitEpoch: Int64 = 0
 
     /// Handed out and not yet acked, by offset.
     var inFlight: [Int64: InFlight] = [:]
@@ -29,7 +32,7 @@ struct QueueProgress: Codable, Sendable {
         var renewUntil: ContinuousClock.Instant? = nil
     }
 
-    private enum CodingKeys: String, CodingKey { case committed, acked, attempts }
+    private enum CodingKeys: String, CodingKey { case committed, acked, attempts, commitEpoch }
 
     init(committed: Int64 = 0) {
         self.committed = committed
@@ -41,6 +44,7 @@ struct QueueProgress: Codable, Sendable {
         committed = try container.decode(Int64.self, forKey: .committed)
         acked = try container.decode(Set<Int64>.self, forKey: .acked)
         attempts = try container.decode([Int64: Int32].self, forKey: .attempts)
+        commitEpoch = try container.decodeIfPresent(Int64.self, forKey: .commitEpoch) ?? 0
         cursor = committed
     }
 
@@ -49,6 +53,7 @@ struct QueueProgress: Codable, Sendable {
         try container.encode(committed, forKey: .committed)
         try container.encode(acked, forKey: .acked)
         try container.encode(attempts, forKey: .attempts)
+        try container.encode(commitEpoch, forKey: .commitEpoch)
     }
 
     func isDone(_ offset: Int64) -> Bool { offset < committed || acked.contains(offset) }
@@ -82,7 +87,9 @@ struct QueueProgress: Codable, Sendable {
             if offset >= committed { attempts[offset] = max(attempts[offset] ?? 0, attempt) }
         case .acked(_, let offset):
             markDone(offset)
-        case .committed(_, let offset):
+        case .committed(_, let offset, let epoch):
+            guard epoch > commitEpoch else { return }
+            commitEpoch = epoch
             commit(offset)
         }
     }
