@@ -211,6 +211,28 @@ public final class Broker: Sendable {
         }
     }
 
+    /// Appends a copy of `message` to `group`'s retry topic, so that group alone receives it
+    /// again under `originTopic`; wakes the group's long polls on that topic.
+    func redeliver(_ message: StoredMessage, to group: String, originTopic: String) async throws(BrokerError) -> AppendResult {
+        let retry = SystemTopic.retry(group: group)
+        do {
+            _ = try topics.putIfAbsent(retry) { TopicConfig(name: retry, queueCount: 1, messageTypes: ["NORMAL", "FIFO", "DELAY"]) }
+        } catch {
+            throw .storage("cannot create \(retry): \(error)")
+        }
+        var properties = message.properties
+        properties[StoredProperty.retryOriginTopic] = originTopic
+        properties[StoredProperty.deadLetterOriginTopic] = nil
+        properties[StoredProperty.deadLetterOriginMessageId] = nil
+        properties[StoredProperty.deliveryTime] = nil
+        let copy = MessageToAppend(
+            topic: retry, queueId: 0, body: message.body, properties: properties, flags: message.flags,
+            bornTimestamp: message.bornTimestamp, bornHost: message.bornHost, reconsumeTimes: message.reconsumeTimes)
+        let result = try await append(copy)
+        arrivals.signal(originTopic)
+        return result
+    }
+
     /// Moves a message to `%DLQ%<group>` (created on demand, one queue, read-write).
     static func deadLetter(
         _ message: StoredMessage, group: String, store: MessageStore, topics: ConfigTable<TopicConfig>, arrivals: ArrivalSignal
@@ -222,7 +244,8 @@ public final class Broker: Sendable {
             throw .storage("cannot create \(dlq): \(error)")
         }
         var properties = message.properties
-        properties[StoredProperty.deadLetterOriginTopic] = message.topic
+        properties[StoredProperty.deadLetterOriginTopic] = message.properties[StoredProperty.retryOriginTopic] ?? message.topic
+        properties[StoredProperty.retryOriginTopic] = nil
         properties[StoredProperty.deadLetterOriginMessageId] = message.messageId
         properties[StoredProperty.deliveryTime] = nil
         let copy = MessageToAppend(

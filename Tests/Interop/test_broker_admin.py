@@ -161,3 +161,58 @@ def test_broker_status(admin):
     pb, stub, broker = admin
     status = stub.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=10)
     assert status.broker_name == "broker-a" and status.address == broker.endpoint and status.flush_mode == "sync"
+
+
+def test_dead_letters_are_listed_redriven_once_and_messages_resent(admin):
+    pb, stub, broker = admin
+    stub.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="jobs", queue_count=1, permission=6, message_types=["NORMAL"])), metadata=AUTH, timeout=10)
+    stub.UpsertGroup(pb.UpsertGroupRequest(group=pb.Group(name="workers", max_delivery_attempts=1, consume_enabled=True)), metadata=AUTH, timeout=10)
+    config = ClientConfiguration(broker.endpoint, Credentials(), request_timeout=10)
+    producer = Producer(config, ("jobs",))
+    producer.startup()
+    m = Message(); m.topic = "jobs"; m.body = b"poison"; m.tag = "t"
+    poison_id = producer.send(m).message_id
+    m2 = Message(); m2.topic = "jobs"; m2.body = b"fine"; m2.tag = "t"
+    fine_id = producer.send(m2).message_id
+    producer.shutdown()
+
+    consumer = SimpleConsumer(config, "workers", {"jobs": FilterExpression("*")}, await_duration=2)
+    consumer.startup()
+    try:
+        def receive_bodies(count, invisible, ack_fine=True, timeout=20):
+            got = []
+            deadline = time.monotonic() + timeout
+            while len(got) < count and time.monotonic() < deadline:
+                for msg in consumer.receive(8, invisible):
+                    got.append(msg)
+                    if msg.body == b"fine" and ack_fine:
+                        consumer.ack(msg)
+            return got
+
+        first = receive_bodies(2, 1)
+        assert sorted(x.body for x in first) == [b"fine", b"poison"]
+        time.sleep(1.5)
+        # One attempt allowed: the next receive moves "poison" to %DLQ%workers instead.
+        assert receive_bodies(1, 1, timeout=4) == []
+        listed = stub.ListDeadLetters(pb.ListDeadLettersRequest(group="workers"), timeout=10)
+        assert [x.body for x in listed.messages] == [b"poison"] and listed.pending == 1
+        assert listed.messages[0].properties["__DLQ_ORIGIN_TOPIC"] == "jobs"
+
+        redriven = stub.RedriveDeadLetters(pb.RedriveDeadLettersRequest(group="workers"), metadata=AUTH, timeout=10)
+        assert (redriven.redriven, redriven.remaining) == (1, 0)
+        again = stub.RedriveDeadLetters(pb.RedriveDeadLettersRequest(group="workers"), metadata=AUTH, timeout=10)
+        assert again.redriven == 0, "each dead letter is re-driven once"
+        [back] = receive_bodies(1, 30)
+        assert back.body == b"poison" and back.topic == "jobs" and back.message_id == poison_id
+        consumer.ack(back)
+
+        stub.ResendMessage(pb.ResendMessageRequest(group="workers", message_id=fine_id), metadata=AUTH, timeout=10)
+        [resent] = receive_bodies(1, 30, ack_fine=False)
+        assert resent.body == b"fine" and resent.topic == "jobs"
+        consumer.ack(resent)
+        assert receive_bodies(1, 30, timeout=3) == []
+    finally:
+        consumer.shutdown()
+    with pytest.raises(grpc.RpcError) as unknown:
+        stub.ResendMessage(pb.ResendMessageRequest(group="workers", message_id="nope"), metadata=AUTH, timeout=10)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

@@ -74,6 +74,10 @@ public struct GroupConfig: Codable, Sendable, Equatable {
 public enum SystemTopic {
     /// Where unconsumable messages of a group go after its last delivery attempt.
     public static func deadLetter(group: String) -> String { "%DLQ%" + group }
+    /// Messages redelivered to one group only (an admin resend or a dead-letter re-drive); the
+    /// group receives them along with its topics, under their original topic name.
+    public static func retry(group: String) -> String { "%RETRY%" + group }
+    public static func isRetry(_ topic: String) -> Bool { topic.hasPrefix("%RETRY%") }
     /// The journal of consumer progress (deliveries, acks, offset changes); see `ConsumerJournal`.
     public static let consumerJournal = "%SYS%CONSUMER_JOURNAL"
 

@@ -155,7 +155,9 @@ actor ConsumptionEngine {
                 events.append(.delivered(key, offset: offset, attempt: attempt))
                 deliveries.append(Delivery(
                     message: message,
-                    handle: ReceiptHandle(brokerName: brokerName, queueId: queueId, offset: offset, deliveryId: deliveryId),
+                    handle: ReceiptHandle(
+                        brokerName: brokerName, queueId: queueId, offset: offset, deliveryId: deliveryId,
+                        fromRetryTopic: SystemTopic.isRetry(topic)),
                     attempt: attempt))
                 if deliveries.count >= batchSize { break }
             }

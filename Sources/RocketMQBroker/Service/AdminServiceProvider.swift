@@ -223,6 +223,71 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
     }
 }
 
+extension AdminServiceProvider {
+    // MARK: Resend and dead letters
+
+    public func resendMessage(request: Rocketmq_Admin_V1_ResendMessageRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ResendMessageResponse {
+        try authorize(context)
+        return try await run {
+            guard broker.groups[request.group] != nil else { throw BrokerError.groupNotFound(request.group) }
+            let store = broker.store
+            guard let message = store.message(uniqueId: request.messageId) ?? (try? store.message(msgId: request.messageId)) else {
+                throw RPCError(code: .notFound, message: "no stored message has id \(request.messageId)")
+            }
+            let origin = message.properties[StoredProperty.retryOriginTopic]
+                ?? message.properties[StoredProperty.deadLetterOriginTopic] ?? message.topic
+            let result = try await broker.redeliver(message, to: request.group, originTopic: origin)
+            return Rocketmq_Admin_V1_ResendMessageResponse(retryTopic: SystemTopic.retry(group: request.group), offset: result.queueOffset)
+        }
+    }
+
+    /// Dead letters are re-driven in order; the position is the consumer offset of a
+    /// broker-internal group named after the group (`%REDRIVE%<group>`), journaled like any other.
+    static func redriveGroup(_ group: String) -> String { "%REDRIVE%" + group }
+
+    public func listDeadLetters(request: Rocketmq_Admin_V1_ListDeadLettersRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ListDeadLettersResponse {
+        try await run {
+            let dlq = SystemTopic.deadLetter(group: request.group)
+            let store = broker.store
+            let limit = Int(request.maxCount <= 0 ? 32 : min(request.maxCount, 1000))
+            let page = try store.messages(topic: dlq, queueId: 0, from: request.offset, maxCount: limit)
+            let redriven = await broker.consumption.consumerOffset(group: Self.redriveGroup(request.group), topic: dlq, queueId: 0)
+                ?? store.minOffset(topic: dlq, queueId: 0)
+            return Rocketmq_Admin_V1_ListDeadLettersResponse(
+                messages: page.messages.map(\.admin), nextOffset: page.nextOffset,
+                pending: max(0, store.maxOffset(topic: dlq, queueId: 0) - redriven))
+        }
+    }
+
+    public func redriveDeadLetters(request: Rocketmq_Admin_V1_RedriveDeadLettersRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_RedriveDeadLettersResponse {
+        try authorize(context)
+        return try await run {
+            guard broker.groups[request.group] != nil else { throw BrokerError.groupNotFound(request.group) }
+            let dlq = SystemTopic.deadLetter(group: request.group)
+            let store = broker.store
+            let cursorGroup = Self.redriveGroup(request.group)
+            var offset = await broker.consumption.consumerOffset(group: cursorGroup, topic: dlq, queueId: 0)
+                ?? store.minOffset(topic: dlq, queueId: 0)
+            let limit = Int(request.maxCount <= 0 ? 1000 : request.maxCount)
+            var redriven: Int32 = 0
+            while redriven < limit {
+                let page = try store.messages(topic: dlq, queueId: 0, from: offset, maxCount: min(64, limit - Int(redriven)))
+                if page.messages.isEmpty { break }
+                for message in page.messages {
+                    let origin = message.properties[StoredProperty.deadLetterOriginTopic] ?? message.topic
+                    _ = try await broker.redeliver(message, to: request.group, originTopic: origin)
+                    redriven += 1
+                    offset = message.queueOffset + 1
+                    // Each one once, even if a later one fails.
+                    try await broker.consumption.setConsumerOffset(group: cursorGroup, topic: dlq, queueId: 0, offset: offset)
+                }
+            }
+            return Rocketmq_Admin_V1_RedriveDeadLettersResponse(
+                redriven: redriven, remaining: max(0, store.maxOffset(topic: dlq, queueId: 0) - offset))
+        }
+    }
+}
+
 extension TopicConfig {
     var admin: Rocketmq_Admin_V1_Topic {
         Rocketmq_Admin_V1_Topic(name: name, queueCount: queueCount, permission: permission.rawValue, messageTypes: messageTypes)

@@ -202,10 +202,21 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         }
         let queueIds = queueOrder(topic: topic, requested: request.messageQueue?.id ?? -1)
         let pollEnd = ContinuousClock.now + pollFor
+        let retryTopic = SystemTopic.retry(group: group.name)
         while true {
-            let deliveries = try await broker.consumption.receive(
-                group: group, topic: topic.name, queueIds: queueIds, batchSize: Int(request.batchSize),
-                invisibleDuration: invisible, filter: filter, autoRenewFor: request.autoRenew ? client : nil)
+            var deliveries: [Delivery] = []
+            // Messages an operator resent or re-drove to this group come first, unfiltered: a tag
+            // filter would mark them done without delivering them.
+            if broker.topics[retryTopic] != nil {
+                deliveries = try await broker.consumption.receive(
+                    group: group, topic: retryTopic, queueIds: [0], batchSize: Int(request.batchSize),
+                    invisibleDuration: invisible, filter: .all, autoRenewFor: request.autoRenew ? client : nil)
+            }
+            if deliveries.count < Int(request.batchSize) {
+                deliveries += try await broker.consumption.receive(
+                    group: group, topic: topic.name, queueIds: queueIds, batchSize: Int(request.batchSize) - deliveries.count,
+                    invisibleDuration: invisible, filter: filter, autoRenewFor: request.autoRenew ? client : nil)
+            }
             let remaining = pollEnd - .now
             if !deliveries.isEmpty || remaining <= .zero || Task.isCancelled { return (deliveries, invisible) }
             var wait = remaining
@@ -244,7 +255,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             for entry in request.entries {
                 do throws(BrokerError) {
                     let handle = try ReceiptHandle(parsing: entry.receiptHandle, brokerName: broker.configuration.brokerName)
-                    try await broker.consumption.ack(group: group, topic: topic, handle: handle)
+                    try await broker.consumption.ack(group: group, topic: handle.topic(named: topic, group: group), handle: handle)
                     results.append(.init(messageId: entry.messageId, receiptHandle: entry.receiptHandle, status: .ok))
                 } catch {
                     results.append(.init(messageId: entry.messageId, receiptHandle: entry.receiptHandle, status: error.status))
@@ -272,8 +283,9 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                 throw .illegalInvisibleTime("invisible duration \(duration) is outside 0...\(configuration.maxInvisibleDuration)")
             }
             let handle = try ReceiptHandle(parsing: request.receiptHandle, brokerName: configuration.brokerName)
+            let group = request.group?.name ?? ""
             let renewed = try await broker.consumption.changeInvisibleDuration(
-                group: request.group?.name ?? "", topic: request.topic?.name ?? "", handle: handle, duration: duration)
+                group: group, topic: handle.topic(named: request.topic?.name ?? "", group: group), handle: handle, duration: duration)
             return .init(status: .ok, receiptHandle: renewed.description)
         }
     }
@@ -282,7 +294,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         await answer({ .init(status: $0) }) { () throws(BrokerError) in
             _ = try clientId(context)
             let handle = try ReceiptHandle(parsing: request.receiptHandle, brokerName: broker.configuration.brokerName)
-            try await broker.consumption.forwardToDeadLetter(group: request.group?.name ?? "", topic: request.topic?.name ?? "", handle: handle)
+            let group = request.group?.name ?? ""
+            try await broker.consumption.forwardToDeadLetter(group: group, topic: handle.topic(named: request.topic?.name ?? "", group: group), handle: handle)
             return .init(status: .ok)
         }
     }

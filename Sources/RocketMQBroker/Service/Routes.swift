@@ -4,7 +4,7 @@ import RocketMQNameServer
 extension Broker {
     /// This broker as NameServers see it: name, id, the address clients should use, its topics.
     public var registration: BrokerRegistration {
-        var routes = topics.all.filter { !SystemTopic.isSystem($0.name) }.map(\.route)
+        var routes = topics.all.filter { !SystemTopic.isSystem($0.name) && !SystemTopic.isRetry($0.name) }.map(\.route)
         if configuration.autoCreateTopics {
             routes.append(TopicRoute(
                 name: TopicRoute.autoCreateTemplate, queueCount: Int(configuration.defaultQueueCount),

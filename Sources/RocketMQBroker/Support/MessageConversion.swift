@@ -11,6 +11,8 @@ enum StoredProperty {
     static let traceContext = "__TRACE_CONTEXT"
     static let deadLetterOriginTopic = "__DLQ_ORIGIN_TOPIC"
     static let deadLetterOriginMessageId = "__DLQ_ORIGIN_MESSAGE_ID"
+    /// The topic a message in a group's retry topic is redelivered as.
+    static let retryOriginTopic = "__RETRY_ORIGIN_TOPIC"
 
     static func isReserved(_ key: String) -> Bool {
         key.hasPrefix("__") || key == MessageProperty.tags || key == MessageProperty.keys || key == MessageProperty.uniqueKey
@@ -78,7 +80,7 @@ extension StoredMessage {
         }
         let user = properties.filter { !StoredProperty.isReserved($0.key) }
         return Apache_Rocketmq_V2_Message(
-            topic: Apache_Rocketmq_V2_Resource(resourceNamespace: namespace, name: topic),
+            topic: Apache_Rocketmq_V2_Resource(resourceNamespace: namespace, name: properties[StoredProperty.retryOriginTopic] ?? topic),
             userProperties: user,
             systemProperties: system,
             body: body

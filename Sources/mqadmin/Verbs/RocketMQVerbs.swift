@@ -14,6 +14,7 @@ struct RocketMQVerbs: AsyncParsableCommand {
             TopicList.self, TopicStatus.self, TopicRoute.self, UpdateTopic.self, DeleteTopic.self,
             UpdateSubGroup.self, DeleteSubGroup.self, ConsumerProgress.self, ResetOffsetByTime.self,
             QueryMsgById.self, QueryMsgByKey.self, QueryMsgByOffset.self,
+            ResendMsg.self, DLQList.self, DLQRedrive.self,
         ]
     )
 
@@ -310,4 +311,62 @@ struct QueryMsgByOffset: AsyncParsableCommand {
 struct VerbError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+struct ResendMsg: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resendMsg", abstract: "Deliver a stored message again to one consumer group.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("g"), help: "Consumer group.") var group: String
+    @Option(name: .customShort("i"), help: "Message id.") var id: String
+
+    func run() async throws {
+        var rows: [[String]] = []
+        for address in try await target.brokers() {
+            let channel = try ClusterTarget.channel(address)
+            defer { Task { await channel.close() } }
+            do {
+                let result = try await Rocketmq_Admin_V1_Admin.Client(channel: channel)
+                    .resendMessage(.init(group: group, messageId: id), options: target.callOptions)
+                rows.append([address, group, id, result.retryTopic, String(result.offset)])
+            } catch let error as RPCError where error.code == .notFound {
+                continue
+            }
+        }
+        guard !rows.isEmpty else { throw VerbError("no broker has message \(id) (or group \(group))") }
+        target.output(["broker", "group", "messageId", "retryTopic", "offset"], rows)
+    }
+}
+
+struct DLQList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dlqList", abstract: "Messages in a group's dead-letter queue.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("g"), help: "Consumer group.") var group: String
+    @Option(name: .customShort("o"), help: "First offset.") var offset: Int64 = 0
+    @Option(help: "Most messages to show.") var max: Int32 = 32
+
+    func run() async throws {
+        var messages: [Rocketmq_Admin_V1_StoredMessage] = []
+        for address in try await target.brokers() {
+            let channel = try ClusterTarget.channel(address)
+            defer { Task { await channel.close() } }
+            messages += try await Rocketmq_Admin_V1_Admin.Client(channel: channel)
+                .listDeadLetters(.init(group: group, offset: offset, maxCount: max), options: target.callOptions).messages
+        }
+        MessageOutput.print(messages, target: target)
+    }
+}
+
+struct DLQRedrive: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dlqRedrive", abstract: "Send a group's dead letters back to it, each once.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("g"), help: "Consumer group.") var group: String
+    @Option(help: "Most messages to re-drive.") var max: Int32 = 1000
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            let result = try await admin.redriveDeadLetters(.init(group: group, maxCount: max), options: target.callOptions)
+            return [address, group, String(result.redriven), String(result.remaining)]
+        }
+        target.output(["broker", "group", "redriven", "remaining"], rows)
+    }
 }

@@ -1285,6 +1285,276 @@ void   rocketmq__admin__v1__query_message_response__free_unpacked
   assert(message->base.descriptor == &rocketmq__admin__v1__query_message_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   rocketmq__admin__v1__resend_message_request__init
+                     (Rocketmq__Admin__V1__ResendMessageRequest         *message)
+{
+  static const Rocketmq__Admin__V1__ResendMessageRequest init_value = ROCKETMQ__ADMIN__V1__RESEND_MESSAGE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__resend_message_request__get_packed_size
+                     (const Rocketmq__Admin__V1__ResendMessageRequest *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__resend_message_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__resend_message_request__pack
+                     (const Rocketmq__Admin__V1__ResendMessageRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__resend_message_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__resend_message_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ResendMessageRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__resend_message_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__ResendMessageRequest *
+       rocketmq__admin__v1__resend_message_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__ResendMessageRequest *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__resend_message_request__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__resend_message_request__free_unpacked
+                     (Rocketmq__Admin__V1__ResendMessageRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__resend_message_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__resend_message_response__init
+                     (Rocketmq__Admin__V1__ResendMessageResponse         *message)
+{
+  static const Rocketmq__Admin__V1__ResendMessageResponse init_value = ROCKETMQ__ADMIN__V1__RESEND_MESSAGE_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__resend_message_response__get_packed_size
+                     (const Rocketmq__Admin__V1__ResendMessageResponse *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__resend_message_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__resend_message_response__pack
+                     (const Rocketmq__Admin__V1__ResendMessageResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__resend_message_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__resend_message_response__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ResendMessageResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__resend_message_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__ResendMessageResponse *
+       rocketmq__admin__v1__resend_message_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__ResendMessageResponse *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__resend_message_response__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__resend_message_response__free_unpacked
+                     (Rocketmq__Admin__V1__ResendMessageResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__resend_message_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__list_dead_letters_request__init
+                     (Rocketmq__Admin__V1__ListDeadLettersRequest         *message)
+{
+  static const Rocketmq__Admin__V1__ListDeadLettersRequest init_value = ROCKETMQ__ADMIN__V1__LIST_DEAD_LETTERS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__list_dead_letters_request__get_packed_size
+                     (const Rocketmq__Admin__V1__ListDeadLettersRequest *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__list_dead_letters_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__list_dead_letters_request__pack
+                     (const Rocketmq__Admin__V1__ListDeadLettersRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__list_dead_letters_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__list_dead_letters_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ListDeadLettersRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__list_dead_letters_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__ListDeadLettersRequest *
+       rocketmq__admin__v1__list_dead_letters_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__ListDeadLettersRequest *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__list_dead_letters_request__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__list_dead_letters_request__free_unpacked
+                     (Rocketmq__Admin__V1__ListDeadLettersRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__list_dead_letters_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__list_dead_letters_response__init
+                     (Rocketmq__Admin__V1__ListDeadLettersResponse         *message)
+{
+  static const Rocketmq__Admin__V1__ListDeadLettersResponse init_value = ROCKETMQ__ADMIN__V1__LIST_DEAD_LETTERS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__list_dead_letters_response__get_packed_size
+                     (const Rocketmq__Admin__V1__ListDeadLettersResponse *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__list_dead_letters_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__list_dead_letters_response__pack
+                     (const Rocketmq__Admin__V1__ListDeadLettersResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__list_dead_letters_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__list_dead_letters_response__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ListDeadLettersResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__list_dead_letters_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__ListDeadLettersResponse *
+       rocketmq__admin__v1__list_dead_letters_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__ListDeadLettersResponse *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__list_dead_letters_response__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__list_dead_letters_response__free_unpacked
+                     (Rocketmq__Admin__V1__ListDeadLettersResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__list_dead_letters_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__redrive_dead_letters_request__init
+                     (Rocketmq__Admin__V1__RedriveDeadLettersRequest         *message)
+{
+  static const Rocketmq__Admin__V1__RedriveDeadLettersRequest init_value = ROCKETMQ__ADMIN__V1__REDRIVE_DEAD_LETTERS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__redrive_dead_letters_request__get_packed_size
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersRequest *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__redrive_dead_letters_request__pack
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__redrive_dead_letters_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__RedriveDeadLettersRequest *
+       rocketmq__admin__v1__redrive_dead_letters_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__RedriveDeadLettersRequest *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__redrive_dead_letters_request__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__redrive_dead_letters_request__free_unpacked
+                     (Rocketmq__Admin__V1__RedriveDeadLettersRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__redrive_dead_letters_response__init
+                     (Rocketmq__Admin__V1__RedriveDeadLettersResponse         *message)
+{
+  static const Rocketmq__Admin__V1__RedriveDeadLettersResponse init_value = ROCKETMQ__ADMIN__V1__REDRIVE_DEAD_LETTERS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__redrive_dead_letters_response__get_packed_size
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersResponse *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__redrive_dead_letters_response__pack
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__redrive_dead_letters_response__pack_to_buffer
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__RedriveDeadLettersResponse *
+       rocketmq__admin__v1__redrive_dead_letters_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__RedriveDeadLettersResponse *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__redrive_dead_letters_response__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__redrive_dead_letters_response__free_unpacked
+                     (Rocketmq__Admin__V1__RedriveDeadLettersResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor rocketmq__admin__v1__broker_status__field_descriptors[13] =
 {
   {
@@ -3052,7 +3322,339 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__query_message_response__de
   (ProtobufCMessageInit) rocketmq__admin__v1__query_message_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor rocketmq__admin__v1__admin__method_descriptors[13] =
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__resend_message_request__field_descriptors[2] =
+{
+  {
+    "group",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ResendMessageRequest, group),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ResendMessageRequest, message_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__resend_message_request__field_indices_by_name[] = {
+  0,   /* field[0] = group */
+  1,   /* field[1] = message_id */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__resend_message_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__resend_message_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.ResendMessageRequest",
+  "ResendMessageRequest",
+  "Rocketmq__Admin__V1__ResendMessageRequest",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__ResendMessageRequest),
+  2,
+  rocketmq__admin__v1__resend_message_request__field_descriptors,
+  rocketmq__admin__v1__resend_message_request__field_indices_by_name,
+  1,  rocketmq__admin__v1__resend_message_request__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__resend_message_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__resend_message_response__field_descriptors[2] =
+{
+  {
+    "retry_topic",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ResendMessageResponse, retry_topic),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ResendMessageResponse, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__resend_message_response__field_indices_by_name[] = {
+  1,   /* field[1] = offset */
+  0,   /* field[0] = retry_topic */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__resend_message_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__resend_message_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.ResendMessageResponse",
+  "ResendMessageResponse",
+  "Rocketmq__Admin__V1__ResendMessageResponse",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__ResendMessageResponse),
+  2,
+  rocketmq__admin__v1__resend_message_response__field_descriptors,
+  rocketmq__admin__v1__resend_message_response__field_indices_by_name,
+  1,  rocketmq__admin__v1__resend_message_response__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__resend_message_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__list_dead_letters_request__field_descriptors[3] =
+{
+  {
+    "group",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ListDeadLettersRequest, group),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ListDeadLettersRequest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_count",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ListDeadLettersRequest, max_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__list_dead_letters_request__field_indices_by_name[] = {
+  0,   /* field[0] = group */
+  2,   /* field[2] = max_count */
+  1,   /* field[1] = offset */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__list_dead_letters_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__list_dead_letters_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.ListDeadLettersRequest",
+  "ListDeadLettersRequest",
+  "Rocketmq__Admin__V1__ListDeadLettersRequest",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__ListDeadLettersRequest),
+  3,
+  rocketmq__admin__v1__list_dead_letters_request__field_descriptors,
+  rocketmq__admin__v1__list_dead_letters_request__field_indices_by_name,
+  1,  rocketmq__admin__v1__list_dead_letters_request__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__list_dead_letters_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__list_dead_letters_response__field_descriptors[3] =
+{
+  {
+    "messages",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Rocketmq__Admin__V1__ListDeadLettersResponse, n_messages),
+    offsetof(Rocketmq__Admin__V1__ListDeadLettersResponse, messages),
+    &rocketmq__admin__v1__stored_message__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_offset",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ListDeadLettersResponse, next_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pending",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ListDeadLettersResponse, pending),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__list_dead_letters_response__field_indices_by_name[] = {
+  0,   /* field[0] = messages */
+  1,   /* field[1] = next_offset */
+  2,   /* field[2] = pending */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__list_dead_letters_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__list_dead_letters_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.ListDeadLettersResponse",
+  "ListDeadLettersResponse",
+  "Rocketmq__Admin__V1__ListDeadLettersResponse",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__ListDeadLettersResponse),
+  3,
+  rocketmq__admin__v1__list_dead_letters_response__field_descriptors,
+  rocketmq__admin__v1__list_dead_letters_response__field_indices_by_name,
+  1,  rocketmq__admin__v1__list_dead_letters_response__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__list_dead_letters_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__redrive_dead_letters_request__field_descriptors[2] =
+{
+  {
+    "group",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__RedriveDeadLettersRequest, group),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_count",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__RedriveDeadLettersRequest, max_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__redrive_dead_letters_request__field_indices_by_name[] = {
+  0,   /* field[0] = group */
+  1,   /* field[1] = max_count */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__redrive_dead_letters_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__redrive_dead_letters_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.RedriveDeadLettersRequest",
+  "RedriveDeadLettersRequest",
+  "Rocketmq__Admin__V1__RedriveDeadLettersRequest",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__RedriveDeadLettersRequest),
+  2,
+  rocketmq__admin__v1__redrive_dead_letters_request__field_descriptors,
+  rocketmq__admin__v1__redrive_dead_letters_request__field_indices_by_name,
+  1,  rocketmq__admin__v1__redrive_dead_letters_request__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__redrive_dead_letters_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__redrive_dead_letters_response__field_descriptors[2] =
+{
+  {
+    "redriven",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__RedriveDeadLettersResponse, redriven),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "remaining",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__RedriveDeadLettersResponse, remaining),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__redrive_dead_letters_response__field_indices_by_name[] = {
+  0,   /* field[0] = redriven */
+  1,   /* field[1] = remaining */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__redrive_dead_letters_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__redrive_dead_letters_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.RedriveDeadLettersResponse",
+  "RedriveDeadLettersResponse",
+  "Rocketmq__Admin__V1__RedriveDeadLettersResponse",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__RedriveDeadLettersResponse),
+  2,
+  rocketmq__admin__v1__redrive_dead_letters_response__field_descriptors,
+  rocketmq__admin__v1__redrive_dead_letters_response__field_indices_by_name,
+  1,  rocketmq__admin__v1__redrive_dead_letters_response__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__redrive_dead_letters_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor rocketmq__admin__v1__admin__method_descriptors[16] =
 {
   { "GetBrokerStatus", &rocketmq__admin__v1__get_broker_status_request__descriptor, &rocketmq__admin__v1__broker_status__descriptor },
   { "GetBrokerConfig", &rocketmq__admin__v1__get_broker_config_request__descriptor, &rocketmq__admin__v1__broker_config__descriptor },
@@ -3067,6 +3669,9 @@ static const ProtobufCMethodDescriptor rocketmq__admin__v1__admin__method_descri
   { "GetConsumerProgress", &rocketmq__admin__v1__get_consumer_progress_request__descriptor, &rocketmq__admin__v1__get_consumer_progress_response__descriptor },
   { "ResetOffset", &rocketmq__admin__v1__reset_offset_request__descriptor, &rocketmq__admin__v1__reset_offset_response__descriptor },
   { "QueryMessage", &rocketmq__admin__v1__query_message_request__descriptor, &rocketmq__admin__v1__query_message_response__descriptor },
+  { "ResendMessage", &rocketmq__admin__v1__resend_message_request__descriptor, &rocketmq__admin__v1__resend_message_response__descriptor },
+  { "ListDeadLetters", &rocketmq__admin__v1__list_dead_letters_request__descriptor, &rocketmq__admin__v1__list_dead_letters_response__descriptor },
+  { "RedriveDeadLetters", &rocketmq__admin__v1__redrive_dead_letters_request__descriptor, &rocketmq__admin__v1__redrive_dead_letters_response__descriptor },
 };
 const unsigned rocketmq__admin__v1__admin__method_indices_by_name[] = {
   9,        /* DeleteGroup */
@@ -3075,9 +3680,12 @@ const unsigned rocketmq__admin__v1__admin__method_indices_by_name[] = {
   1,        /* GetBrokerConfig */
   0,        /* GetBrokerStatus */
   10,        /* GetConsumerProgress */
+  14,        /* ListDeadLetters */
   7,        /* ListGroups */
   3,        /* ListTopics */
   12,        /* QueryMessage */
+  15,        /* RedriveDeadLetters */
+  13,        /* ResendMessage */
   11,        /* ResetOffset */
   2,        /* UpdateBrokerConfig */
   8,        /* UpsertGroup */
@@ -3090,7 +3698,7 @@ const ProtobufCServiceDescriptor rocketmq__admin__v1__admin__descriptor =
   "Admin",
   "Rocketmq__Admin__V1__Admin",
   "rocketmq.admin.v1",
-  13,
+  16,
   rocketmq__admin__v1__admin__method_descriptors,
   rocketmq__admin__v1__admin__method_indices_by_name
 };
@@ -3197,6 +3805,30 @@ void rocketmq__admin__v1__admin__query_message(ProtobufCService *service,
 {
   assert(service->descriptor == &rocketmq__admin__v1__admin__descriptor);
   service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void rocketmq__admin__v1__admin__resend_message(ProtobufCService *service,
+                                                const Rocketmq__Admin__V1__ResendMessageRequest *input,
+                                                Rocketmq__Admin__V1__ResendMessageResponse_Closure closure,
+                                                void *closure_data)
+{
+  assert(service->descriptor == &rocketmq__admin__v1__admin__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void rocketmq__admin__v1__admin__list_dead_letters(ProtobufCService *service,
+                                                   const Rocketmq__Admin__V1__ListDeadLettersRequest *input,
+                                                   Rocketmq__Admin__V1__ListDeadLettersResponse_Closure closure,
+                                                   void *closure_data)
+{
+  assert(service->descriptor == &rocketmq__admin__v1__admin__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void rocketmq__admin__v1__admin__redrive_dead_letters(ProtobufCService *service,
+                                                      const Rocketmq__Admin__V1__RedriveDeadLettersRequest *input,
+                                                      Rocketmq__Admin__V1__RedriveDeadLettersResponse_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &rocketmq__admin__v1__admin__descriptor);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void rocketmq__admin__v1__admin__init (Rocketmq__Admin__V1__Admin_Service *service,
                                        Rocketmq__Admin__V1__Admin_ServiceDestroy destroy)

@@ -47,6 +47,12 @@ typedef struct Rocketmq__Admin__V1__StoredMessage__PropertiesEntry Rocketmq__Adm
 typedef struct Rocketmq__Admin__V1__QueryMessageRequest Rocketmq__Admin__V1__QueryMessageRequest;
 typedef struct Rocketmq__Admin__V1__QueuePosition Rocketmq__Admin__V1__QueuePosition;
 typedef struct Rocketmq__Admin__V1__QueryMessageResponse Rocketmq__Admin__V1__QueryMessageResponse;
+typedef struct Rocketmq__Admin__V1__ResendMessageRequest Rocketmq__Admin__V1__ResendMessageRequest;
+typedef struct Rocketmq__Admin__V1__ResendMessageResponse Rocketmq__Admin__V1__ResendMessageResponse;
+typedef struct Rocketmq__Admin__V1__ListDeadLettersRequest Rocketmq__Admin__V1__ListDeadLettersRequest;
+typedef struct Rocketmq__Admin__V1__ListDeadLettersResponse Rocketmq__Admin__V1__ListDeadLettersResponse;
+typedef struct Rocketmq__Admin__V1__RedriveDeadLettersRequest Rocketmq__Admin__V1__RedriveDeadLettersRequest;
+typedef struct Rocketmq__Admin__V1__RedriveDeadLettersResponse Rocketmq__Admin__V1__RedriveDeadLettersResponse;
 
 
 /* --- enums --- */
@@ -506,6 +512,90 @@ struct  Rocketmq__Admin__V1__QueryMessageResponse
 #define ROCKETMQ__ADMIN__V1__QUERY_MESSAGE_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__query_message_response__descriptor) \
     , 0,NULL }
+
+
+/*
+ * Sends a stored message again to one consumer group only (through the group's retry topic).
+ */
+struct  Rocketmq__Admin__V1__ResendMessageRequest
+{
+  ProtobufCMessage base;
+  char *group;
+  char *message_id;
+};
+#define ROCKETMQ__ADMIN__V1__RESEND_MESSAGE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__resend_message_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Rocketmq__Admin__V1__ResendMessageResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Where the copy went: the group's retry topic and its offset there.
+   */
+  char *retry_topic;
+  int64_t offset;
+};
+#define ROCKETMQ__ADMIN__V1__RESEND_MESSAGE_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__resend_message_response__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * Pages through a group's dead-letter queue (%DLQ%<group>).
+ */
+struct  Rocketmq__Admin__V1__ListDeadLettersRequest
+{
+  ProtobufCMessage base;
+  char *group;
+  int64_t offset;
+  int32_t max_count;
+};
+#define ROCKETMQ__ADMIN__V1__LIST_DEAD_LETTERS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__list_dead_letters_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Rocketmq__Admin__V1__ListDeadLettersResponse
+{
+  ProtobufCMessage base;
+  size_t n_messages;
+  Rocketmq__Admin__V1__StoredMessage **messages;
+  int64_t next_offset;
+  /*
+   * Offsets still waiting to be re-driven.
+   */
+  int64_t pending;
+};
+#define ROCKETMQ__ADMIN__V1__LIST_DEAD_LETTERS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__list_dead_letters_response__descriptor) \
+    , 0,NULL, 0, 0 }
+
+
+/*
+ * Sends dead letters back to their group, oldest first, each once.
+ */
+struct  Rocketmq__Admin__V1__RedriveDeadLettersRequest
+{
+  ProtobufCMessage base;
+  char *group;
+  int32_t max_count;
+};
+#define ROCKETMQ__ADMIN__V1__REDRIVE_DEAD_LETTERS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__redrive_dead_letters_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Rocketmq__Admin__V1__RedriveDeadLettersResponse
+{
+  ProtobufCMessage base;
+  int32_t redriven;
+  int64_t remaining;
+};
+#define ROCKETMQ__ADMIN__V1__REDRIVE_DEAD_LETTERS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__redrive_dead_letters_response__descriptor) \
+    , 0, 0 }
 
 
 /* Rocketmq__Admin__V1__BrokerStatus methods */
@@ -1049,6 +1139,120 @@ Rocketmq__Admin__V1__QueryMessageResponse *
 void   rocketmq__admin__v1__query_message_response__free_unpacked
                      (Rocketmq__Admin__V1__QueryMessageResponse *message,
                       ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__ResendMessageRequest methods */
+void   rocketmq__admin__v1__resend_message_request__init
+                     (Rocketmq__Admin__V1__ResendMessageRequest         *message);
+size_t rocketmq__admin__v1__resend_message_request__get_packed_size
+                     (const Rocketmq__Admin__V1__ResendMessageRequest   *message);
+size_t rocketmq__admin__v1__resend_message_request__pack
+                     (const Rocketmq__Admin__V1__ResendMessageRequest   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__resend_message_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ResendMessageRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__ResendMessageRequest *
+       rocketmq__admin__v1__resend_message_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__resend_message_request__free_unpacked
+                     (Rocketmq__Admin__V1__ResendMessageRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__ResendMessageResponse methods */
+void   rocketmq__admin__v1__resend_message_response__init
+                     (Rocketmq__Admin__V1__ResendMessageResponse         *message);
+size_t rocketmq__admin__v1__resend_message_response__get_packed_size
+                     (const Rocketmq__Admin__V1__ResendMessageResponse   *message);
+size_t rocketmq__admin__v1__resend_message_response__pack
+                     (const Rocketmq__Admin__V1__ResendMessageResponse   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__resend_message_response__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ResendMessageResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__ResendMessageResponse *
+       rocketmq__admin__v1__resend_message_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__resend_message_response__free_unpacked
+                     (Rocketmq__Admin__V1__ResendMessageResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__ListDeadLettersRequest methods */
+void   rocketmq__admin__v1__list_dead_letters_request__init
+                     (Rocketmq__Admin__V1__ListDeadLettersRequest         *message);
+size_t rocketmq__admin__v1__list_dead_letters_request__get_packed_size
+                     (const Rocketmq__Admin__V1__ListDeadLettersRequest   *message);
+size_t rocketmq__admin__v1__list_dead_letters_request__pack
+                     (const Rocketmq__Admin__V1__ListDeadLettersRequest   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__list_dead_letters_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ListDeadLettersRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__ListDeadLettersRequest *
+       rocketmq__admin__v1__list_dead_letters_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__list_dead_letters_request__free_unpacked
+                     (Rocketmq__Admin__V1__ListDeadLettersRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__ListDeadLettersResponse methods */
+void   rocketmq__admin__v1__list_dead_letters_response__init
+                     (Rocketmq__Admin__V1__ListDeadLettersResponse         *message);
+size_t rocketmq__admin__v1__list_dead_letters_response__get_packed_size
+                     (const Rocketmq__Admin__V1__ListDeadLettersResponse   *message);
+size_t rocketmq__admin__v1__list_dead_letters_response__pack
+                     (const Rocketmq__Admin__V1__ListDeadLettersResponse   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__list_dead_letters_response__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ListDeadLettersResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__ListDeadLettersResponse *
+       rocketmq__admin__v1__list_dead_letters_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__list_dead_letters_response__free_unpacked
+                     (Rocketmq__Admin__V1__ListDeadLettersResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__RedriveDeadLettersRequest methods */
+void   rocketmq__admin__v1__redrive_dead_letters_request__init
+                     (Rocketmq__Admin__V1__RedriveDeadLettersRequest         *message);
+size_t rocketmq__admin__v1__redrive_dead_letters_request__get_packed_size
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersRequest   *message);
+size_t rocketmq__admin__v1__redrive_dead_letters_request__pack
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersRequest   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__redrive_dead_letters_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__RedriveDeadLettersRequest *
+       rocketmq__admin__v1__redrive_dead_letters_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__redrive_dead_letters_request__free_unpacked
+                     (Rocketmq__Admin__V1__RedriveDeadLettersRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__RedriveDeadLettersResponse methods */
+void   rocketmq__admin__v1__redrive_dead_letters_response__init
+                     (Rocketmq__Admin__V1__RedriveDeadLettersResponse         *message);
+size_t rocketmq__admin__v1__redrive_dead_letters_response__get_packed_size
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersResponse   *message);
+size_t rocketmq__admin__v1__redrive_dead_letters_response__pack
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersResponse   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__redrive_dead_letters_response__pack_to_buffer
+                     (const Rocketmq__Admin__V1__RedriveDeadLettersResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__RedriveDeadLettersResponse *
+       rocketmq__admin__v1__redrive_dead_letters_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__redrive_dead_letters_response__free_unpacked
+                     (Rocketmq__Admin__V1__RedriveDeadLettersResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Rocketmq__Admin__V1__BrokerStatus_Closure)
@@ -1144,6 +1348,24 @@ typedef void (*Rocketmq__Admin__V1__QueuePosition_Closure)
 typedef void (*Rocketmq__Admin__V1__QueryMessageResponse_Closure)
                  (const Rocketmq__Admin__V1__QueryMessageResponse *message,
                   void *closure_data);
+typedef void (*Rocketmq__Admin__V1__ResendMessageRequest_Closure)
+                 (const Rocketmq__Admin__V1__ResendMessageRequest *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__ResendMessageResponse_Closure)
+                 (const Rocketmq__Admin__V1__ResendMessageResponse *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__ListDeadLettersRequest_Closure)
+                 (const Rocketmq__Admin__V1__ListDeadLettersRequest *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__ListDeadLettersResponse_Closure)
+                 (const Rocketmq__Admin__V1__ListDeadLettersResponse *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__RedriveDeadLettersRequest_Closure)
+                 (const Rocketmq__Admin__V1__RedriveDeadLettersRequest *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__RedriveDeadLettersResponse_Closure)
+                 (const Rocketmq__Admin__V1__RedriveDeadLettersResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1203,6 +1425,18 @@ struct Rocketmq__Admin__V1__Admin_Service
                         const Rocketmq__Admin__V1__QueryMessageRequest *input,
                         Rocketmq__Admin__V1__QueryMessageResponse_Closure closure,
                         void *closure_data);
+  void (*resend_message)(Rocketmq__Admin__V1__Admin_Service *service,
+                         const Rocketmq__Admin__V1__ResendMessageRequest *input,
+                         Rocketmq__Admin__V1__ResendMessageResponse_Closure closure,
+                         void *closure_data);
+  void (*list_dead_letters)(Rocketmq__Admin__V1__Admin_Service *service,
+                            const Rocketmq__Admin__V1__ListDeadLettersRequest *input,
+                            Rocketmq__Admin__V1__ListDeadLettersResponse_Closure closure,
+                            void *closure_data);
+  void (*redrive_dead_letters)(Rocketmq__Admin__V1__Admin_Service *service,
+                               const Rocketmq__Admin__V1__RedriveDeadLettersRequest *input,
+                               Rocketmq__Admin__V1__RedriveDeadLettersResponse_Closure closure,
+                               void *closure_data);
 };
 typedef void (*Rocketmq__Admin__V1__Admin_ServiceDestroy)(Rocketmq__Admin__V1__Admin_Service *);
 void rocketmq__admin__v1__admin__init (Rocketmq__Admin__V1__Admin_Service *service,
@@ -1223,7 +1457,10 @@ void rocketmq__admin__v1__admin__init (Rocketmq__Admin__V1__Admin_Service *servi
       function_prefix__ ## delete_group,\
       function_prefix__ ## get_consumer_progress,\
       function_prefix__ ## reset_offset,\
-      function_prefix__ ## query_message  }
+      function_prefix__ ## query_message,\
+      function_prefix__ ## resend_message,\
+      function_prefix__ ## list_dead_letters,\
+      function_prefix__ ## redrive_dead_letters  }
 void rocketmq__admin__v1__admin__get_broker_status(ProtobufCService *service,
                                                    const Rocketmq__Admin__V1__GetBrokerStatusRequest *input,
                                                    Rocketmq__Admin__V1__BrokerStatus_Closure closure,
@@ -1276,6 +1513,18 @@ void rocketmq__admin__v1__admin__query_message(ProtobufCService *service,
                                                const Rocketmq__Admin__V1__QueryMessageRequest *input,
                                                Rocketmq__Admin__V1__QueryMessageResponse_Closure closure,
                                                void *closure_data);
+void rocketmq__admin__v1__admin__resend_message(ProtobufCService *service,
+                                                const Rocketmq__Admin__V1__ResendMessageRequest *input,
+                                                Rocketmq__Admin__V1__ResendMessageResponse_Closure closure,
+                                                void *closure_data);
+void rocketmq__admin__v1__admin__list_dead_letters(ProtobufCService *service,
+                                                   const Rocketmq__Admin__V1__ListDeadLettersRequest *input,
+                                                   Rocketmq__Admin__V1__ListDeadLettersResponse_Closure closure,
+                                                   void *closure_data);
+void rocketmq__admin__v1__admin__redrive_dead_letters(ProtobufCService *service,
+                                                      const Rocketmq__Admin__V1__RedriveDeadLettersRequest *input,
+                                                      Rocketmq__Admin__V1__RedriveDeadLettersResponse_Closure closure,
+                                                      void *closure_data);
 
 /* --- descriptors --- */
 
@@ -1310,6 +1559,12 @@ extern const ProtobufCMessageDescriptor rocketmq__admin__v1__stored_message__pro
 extern const ProtobufCMessageDescriptor rocketmq__admin__v1__query_message_request__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__admin__v1__queue_position__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__admin__v1__query_message_response__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__resend_message_request__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__resend_message_response__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__list_dead_letters_request__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__list_dead_letters_response__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__redrive_dead_letters_request__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__redrive_dead_letters_response__descriptor;
 extern const ProtobufCServiceDescriptor rocketmq__admin__v1__admin__descriptor;
 
 PROTOBUF_C__END_DECLS
