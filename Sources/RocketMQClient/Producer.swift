@@ -43,6 +43,11 @@ public final class Producer: Sendable {
     /// The client id this producer sends as `x-mq-client-id`.
     public var clientId: String { session.clientId }
 
+    /// The route of `topic` as this producer sees it (cached unless `refresh`).
+    public func route(of topic: String, refresh: Bool = false) async throws(RocketMQError) -> TopicRoute {
+        try await session.route(for: topic, refresh: refresh)
+    }
+
     /// Sends one message and waits for the broker's receipt.
     public func send(_ message: Message) async throws(RocketMQError) -> SendReceipt {
         let receipts = try await send([message])

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The moving parts of a ``PushConsumer``: one receive loop per assigned queue (long polling,
 /// paused by the ``ConsumeCache`` while it is full), `concurrency` handler slots fed by
 /// streams, and the ack / change-invisible-duration / dead-letter decision after each handler.
@@ -13,6 +15,8 @@ actor PushConsumerEngine {
     private var slots: [AsyncStream<ReceivedMessage>.Continuation] = []
     private var slotTasks: [Task<Void, Never>] = []
     private var receivers: [String: Task<Void, Never>] = [:]
+    private var immediateReceives: [UUID: Task<Void, Never>] = [:]
+    private var assigned: [String: (queue: Apache_Rocketmq_V2_MessageQueue, call: ReceiveCall)] = [:]
     private var refresher: Task<Void, Never>?
     private var roundRobin = 0
 
@@ -53,6 +57,7 @@ actor PushConsumerEngine {
         await cache.close()
         for receiver in receivers.values { await receiver.value }
         receivers = [:]
+        for receive in immediateReceives.values { await receive.value }
         for slot in slots { slot.finish() }
         for task in slotTasks { await task.value }
     }
@@ -80,10 +85,35 @@ actor PushConsumerEngine {
                     let key = "\(topic)/\(queue.brokerName)/\(queue.id)"
                     guard receivers[key] == nil else { continue }
                     let receive = ReceiveCall(session: session, group: group, filter: filter)
+                    assigned[key] = (queue, receive)
                     receivers[key] = Task { await self.receiveLoop(queue: queue, call: receive) }
                 }
             }
         }
+    }
+
+    /// One immediate receive (no long polling) on the queue `message` came from.
+    ///
+    /// The broker hands out a FIFO group's next message only after the previous one is acked,
+    /// but an ack does not wake receives already long-polling that queue; without this a
+    /// group would advance one message per long-polling timeout.
+    private func receiveNext(after message: ReceivedMessage) {
+        guard let (queue, call) = assigned["\(message.topic)/\(message.brokerName)/\(message.queueId)"] else { return }
+        let options = self.options
+        let cache = self.cache
+        let id = UUID()
+        immediateReceives[id] = Task {
+            defer { self.finishedImmediateReceive(id) }
+            let granted = await cache.reserve(upTo: max(1, min(options.batchSize, 32)))
+            guard granted > 0 else { return }
+            let messages = (try? await call.run(queue: queue, batchSize: granted, invisibleDuration: options.invisibleDuration, longPolling: .zero)) ?? []
+            await cache.release(granted - messages.count)
+            for message in messages { self.dispatch(message) }
+        }
+    }
+
+    private func finishedImmediateReceive(_ id: UUID) {
+        immediateReceives[id] = nil
     }
 
     private nonisolated func receiveLoop(queue: Apache_Rocketmq_V2_MessageQueue, call: ReceiveCall) async {
@@ -102,7 +132,9 @@ actor PushConsumerEngine {
                 await cache.release(granted)
                 if Task.isCancelled || error == .cancelled || error == .shutDown { return }
                 failures += 1
-                session.logger.info("receive failed; retrying", metadata: ["queue": "\(queue.brokerName)/\(queue.id)", "error": "\(error)"])
+                session.logger.log(
+                    level: failures == 1 ? .info : .debug, "receive failed; retrying",
+                    metadata: ["queue": "\(queue.brokerName)/\(queue.id)", "error": "\(error)", "failures": "\(failures)"])
                 // Back off briefly: a restarting broker is usually back within seconds.
                 do { try await Task.sleep(for: .milliseconds(min(200 * failures, 2000))) } catch { return }
             }
@@ -127,6 +159,7 @@ actor PushConsumerEngine {
             switch result {
             case .success:
                 try await session.ack(message, group: group)
+                if let messageGroup = message.messageGroup, !messageGroup.isEmpty { await receiveNext(after: message) }
             case .failure:
                 let policy = await session.serverSettings?.backoffPolicy
                 let maxAttempts = policy?.maxAttempts ?? 16
