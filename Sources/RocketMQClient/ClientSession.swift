@@ -6,9 +6,9 @@ import RocketRPC
 ///
 /// It owns the gRPC channels (one per endpoint), the route cache (refreshed every
 /// ``ClientConfiguration/routeRefreshInterval`` and after failures), heartbeats to every broker
-/// in use, one Telemetry stream per broker carrying the settings handshake, fault isolation of
-/// endpoints that just failed, and the fire-and-continue sends still in flight, which
-/// ``shutdown()`` drains before it sends `NotifyClientTermination` and closes the channels.
+/// in use, one Telemetry stream per broker carrying the settings handshake, and fault isolation of
+/// endpoints that just failed. ``shutdown()`` ends Telemetry, sends `NotifyClientTermination`
+/// and closes the channels.
 actor ClientSession {
     typealias Client = Apache_Rocketmq_V2_MessagingService.Client
 
@@ -23,7 +23,6 @@ actor ClientSession {
     private var isolatedUntil: [Endpoint: ContinuousClock.Instant] = [:]
     private var telemetryTasks: [Endpoint: Task<Void, Never>] = [:]
     private var background: Task<Void, Never>?
-    private var pending: [UUID: Task<Void, Never>] = [:]
     private var closing = false
     private var closed = false
     /// The settings the server merged into ours, from the latest Telemetry answer.
@@ -72,7 +71,6 @@ actor ClientSession {
         guard !closing else { return }
         closing = true
         background?.cancel()
-        for task in pending.values { await task.value }
         for task in telemetryTasks.values { task.cancel() }
         for task in telemetryTasks.values { await task.value }
         var request = Apache_Rocketmq_V2_NotifyClientTerminationRequest()
@@ -181,24 +179,6 @@ actor ClientSession {
         let now = ContinuousClock.now
         isolatedUntil = isolatedUntil.filter { $0.value > now }
         return Set(isolatedUntil.keys)
-    }
-
-    // MARK: Fire-and-continue work
-
-    /// Runs `operation` in a task that ``shutdown()`` waits for.
-    func track(_ operation: @escaping @Sendable () async -> Void) throws(RocketMQError) -> Task<Void, Never> {
-        guard !closing else { throw .shutDown }
-        let id = UUID()
-        let task = Task {
-            await operation()
-            self.finished(id)
-        }
-        pending[id] = task
-        return task
-    }
-
-    private func finished(_ id: UUID) {
-        pending[id] = nil
     }
 
     // MARK: Heartbeat and Telemetry

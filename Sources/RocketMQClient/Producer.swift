@@ -18,6 +18,7 @@ public final class Producer: Sendable {
     public let options: ProducerOptions
     // A lock, not an actor: queue selection must not suspend between route lookup and send.
     private let roundRobin = Mutex<Int>(Int.random(in: 0..<1024))
+    private let inFlight = InFlightTasks()
     private static let hostName = ProcessInfo.processInfo.hostName
 
     private init(session: ClientSession, options: ProducerOptions) {
@@ -107,7 +108,7 @@ public final class Producer: Sendable {
     public func sendAsync(
         _ message: Message, completion: @escaping @Sendable (Result<SendReceipt, RocketMQError>) -> Void = { _ in }
     ) throws(RocketMQError) -> Task<Void, Never> {
-        try sessionTrack {
+        try inFlight.run {
             do throws(RocketMQError) {
                 completion(.success(try await self.send(message)))
             } catch {
@@ -119,7 +120,7 @@ public final class Producer: Sendable {
     /// Hands `message` to the broker without waiting for or reporting its answer: one attempt,
     /// errors only logged. ``shutdown()`` still waits until the request finished.
     public func sendOneway(_ message: Message) throws(RocketMQError) {
-        _ = try sessionTrack {
+        _ = try inFlight.run {
             do throws(RocketMQError) {
                 _ = try await self.sendOnce(message)
             } catch {
@@ -130,6 +131,7 @@ public final class Producer: Sendable {
 
     /// Waits for in-flight async and one-way sends, ends Telemetry and tells the brokers.
     public func shutdown() async {
+        await inFlight.drain()
         await session.shutdown()
     }
 
@@ -148,20 +150,6 @@ public final class Producer: Sendable {
         return SendReceipt(
             messageId: response.entries.first?.messageId ?? "", topic: message.topic, brokerName: queue.brokerName,
             queueId: queue.id, offset: response.entries.first?.offset ?? -1)
-    }
-
-    /// `track` is actor-isolated; hop there without making every caller `async`.
-    private func sessionTrack(_ operation: @escaping @Sendable () async -> Void) throws(RocketMQError) -> Task<Void, Never> {
-        let session = self.session
-        // The outer task registers the work with the session (so shutdown drains it) and runs it.
-        return Task {
-            do throws(RocketMQError) {
-                let inner = try await session.track(operation)
-                await inner.value
-            } catch {
-                session.logger.debug("send after shutdown dropped", metadata: ["error": "\(error)"])
-            }
-        }
     }
 
     func selectQueue(
