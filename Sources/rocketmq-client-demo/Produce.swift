@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import RocketMQClient
+
+/// Sends `count` messages with body `<prefix>-<i>`, tag, keys and properties; prints their ids.
+struct Produce: AsyncParsableCommand {
+    @OptionGroup var connection: Connection
+    @Option var count = 10
+    @Option var prefix = "swift"
+    @Option var tag = "interop"
+
+    func run() async throws {
+        let producer = try await Producer.start(configuration: try connection.configuration(), topics: [connection.topic])
+        for index in 0..<count {
+            let message = Message(
+                topic: connection.topic, body: Array("\(prefix)-\(index)".utf8), tag: tag,
+                keys: ["key-\(index)"], properties: ["index": "\(index)", "origin": "swift"])
+            let receipt = try await producer.send(message)
+            print(#"{"sent":"\#(receipt.messageId)","index":\#(index)}"#)
+        }
+        await producer.shutdown()
+    }
+}
