@@ -54,6 +54,24 @@ def test_swift_producer_to_python_consumer_keeps_bodies_tags_keys_and_properties
     assert m.properties == {"index": "4", "origin": "swift"}
 
 
+def test_python_consumer_reads_bodies_the_swift_producer_gzip_compressed(broker_factory):
+    broker = broker_factory(BROKER_CONFIG)
+    topic, group = unique("swift-gzip"), unique("py-group")
+    demo("produce", "--endpoint", broker.endpoint, "--topic", topic, "--count", "3", "--prefix", "big", "--pad", "20000")
+    consumer = SimpleConsumer(python_config(broker), group, {topic: FilterExpression("*")}, await_duration=2)
+    consumer.startup()
+    try:
+        bodies = []
+        deadline = time.monotonic() + 30
+        while len(bodies) < 3 and time.monotonic() < deadline:
+            for m in consumer.receive(32, 20):
+                bodies.append(m.body)
+                consumer.ack(m)
+    finally:
+        consumer.shutdown()
+    assert sorted(bodies) == [f"big-{i}".encode() + b"x" * 20000 for i in range(3)]
+
+
 def test_python_producer_to_swift_consumer_keeps_bodies_tags_keys_and_properties(broker_factory):
     broker = broker_factory(BROKER_CONFIG)
     topic, group = unique("py-to-swift"), unique("swift-group")

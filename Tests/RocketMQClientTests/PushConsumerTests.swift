@@ -33,6 +33,9 @@ import Testing
             ) { message in
                 // Uneven handler times would reorder a group if it were handled concurrently.
                 try? await Task.sleep(for: .milliseconds(Int.random(in: 0...3)))
+                // The first delivery of each group's 5th message fails: its redelivery must still
+                // come before the 6th.
+                if message.text.hasSuffix(":5"), message.deliveryAttempt == 1 { return .failure }
                 handled.append(message.text)
                 return .success
             }

@@ -19,6 +19,7 @@ actor PushConsumerEngine {
     private var assigned: [String: (queue: Apache_Rocketmq_V2_MessageQueue, call: ReceiveCall)] = [:]
     private var refresher: Task<Void, Never>?
     private var roundRobin = 0
+    private var stopping = false
 
     init(session: ClientSession, group: String, subscriptions: [String: FilterExpression], options: PushConsumerOptions, handler: @escaping Handler) {
         self.session = session
@@ -52,12 +53,15 @@ actor PushConsumerEngine {
 
     /// Stops receiving, lets the handlers finish what is cached, and returns.
     func stop() async {
+        stopping = true
         refresher?.cancel()
-        for receiver in receivers.values { receiver.cancel() }
+        let receiving = Array(receivers.values) + Array(immediateReceives.values)
+        for task in receiving { task.cancel() }
         await cache.close()
-        for receiver in receivers.values { await receiver.value }
+        for task in receiving { await task.value }
         receivers = [:]
-        for receive in immediateReceives.values { await receive.value }
+        // No receive runs any more (and `stopping` keeps new ones from starting): handlers
+        // finish the cached messages, then the slots end.
         for slot in slots { slot.finish() }
         for task in slotTasks { await task.value }
     }
@@ -83,7 +87,7 @@ actor PushConsumerEngine {
                 for assignment in response.assignments {
                     guard let queue = assignment.messageQueue, queue.endpoint != nil else { continue }
                     let key = "\(topic)/\(queue.brokerName)/\(queue.id)"
-                    guard receivers[key] == nil else { continue }
+                    guard receivers[key] == nil, !stopping else { continue }
                     let receive = ReceiveCall(session: session, group: group, filter: filter)
                     assigned[key] = (queue, receive)
                     receivers[key] = Task { await self.receiveLoop(queue: queue, call: receive) }
@@ -92,18 +96,22 @@ actor PushConsumerEngine {
         }
     }
 
-    /// One immediate receive (no long polling) on the queue `message` came from.
+    /// One receive without long polling on the queue `message` came from, after `delay`.
     ///
-    /// The broker hands out a FIFO group's next message only after the previous one is acked,
-    /// but an ack does not wake receives already long-polling that queue; without this a
-    /// group would advance one message per long-polling timeout.
-    private func receiveNext(after message: ReceivedMessage) {
-        guard let (queue, call) = assigned["\(message.topic)/\(message.brokerName)/\(message.queueId)"] else { return }
+    /// The broker hands out a FIFO group's next message only after the previous one is acked
+    /// (or becomes visible again), but neither an ack nor a changed invisible duration wakes
+    /// receives already long-polling that queue; without this a group would advance one
+    /// message per long-polling timeout.
+    private func receiveNext(after message: ReceivedMessage, delay: Duration = .zero) {
+        guard !stopping, let (queue, call) = assigned["\(message.topic)/\(message.brokerName)/\(message.queueId)"] else { return }
         let options = self.options
         let cache = self.cache
         let id = UUID()
         immediateReceives[id] = Task {
             defer { self.finishedImmediateReceive(id) }
+            if delay > .zero {
+                do { try await Task.sleep(for: delay) } catch { return }
+            }
             let granted = await cache.reserve(upTo: max(1, min(options.batchSize, 32)))
             guard granted > 0 else { return }
             let messages = (try? await call.run(queue: queue, batchSize: granted, invisibleDuration: options.invisibleDuration, longPolling: .zero)) ?? []
@@ -168,6 +176,9 @@ actor PushConsumerEngine {
                 } else {
                     let delay = RetryBackoff.delay(after: message.deliveryAttempt, policy: policy)
                     _ = try await session.changeInvisibleDuration(message, group: group, to: delay)
+                    if let messageGroup = message.messageGroup, !messageGroup.isEmpty {
+                        await receiveNext(after: message, delay: delay + .milliseconds(20))
+                    }
                 }
             }
         } catch {
