@@ -90,36 +90,3 @@ final class ServerProcess: Sendable {
         throw TestFailure("cannot find the \(name) binary near \(CommandLine.arguments[0]); build it or set ROCKETMQ_BIN_DIR")
     }
 }
-
-/// A test precondition that failed, with its reason.
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// A fresh temporary directory, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-
-    init(_ label: String) throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("rmq-client-\(label)-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func file(_ name: String) -> String { path + "/" + name }
-
-    func write(_ name: String, _ text: String) throws -> String {
-        try text.write(toFile: file(name), atomically: true, encoding: .utf8)
-        return file(name)
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
-/// Text appended from a pipe's reader thread and read by the test.
-final class LockedText: Sendable {
-    private let text = Mutex("")
-
-    func append(_ more: String) { text.withLock { $0 += more } }
-    var value: String { text.withLock { $0 } }
-}

@@ -36,15 +36,6 @@ func receiveAll(_ consumer: SimpleConsumer, count: Int, timeout: Duration = .sec
     return received
 }
 
-/// A thread-safe list the handlers of a push consumer append to.
-final class Collector<Element: Sendable>: Sendable {
-    private let items = Mutex<[Element]>([])
-
-    func append(_ item: Element) { items.withLock { $0.append(item) } }
-    var all: [Element] { items.withLock { $0 } }
-    var count: Int { items.withLock { $0.count } }
-}
-
 /// A unique name per test run, so tests on one broker never share topics or groups.
 func unique(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())" }
 
