@@ -208,7 +208,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RocketMQNameServerTests", dependencies: ["RocketMQNameServer", "RocketMQAPI", "RocketRPC"]),
-        .testTarget(name: "RocketMQClientTests", dependencies: ["RocketMQClient", "RocketMQAPI", "RocketRPC"]),
+        .testTarget(
+            name: "RocketMQClientTests",
+            dependencies: [
+                "RocketMQClient", "RocketMQAPI", "RocketRPC", "RocketMQBroker",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .testTarget(name: "RocketMQBrokerTests", dependencies: ["RocketMQBroker", "RocketMQStore", "RocketMQAPI", "RocketRPC"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,5 @@
+import RocketRPC
+
 /// What every client needs to reach a cluster. Each field has a documented default.
 public struct ClientConfiguration: Sendable {
     /// Where routes are asked for: NameServers or brokers, tried in order. At least one.
@@ -8,8 +10,14 @@ public struct ClientConfiguration: Sendable {
     public var credentials: Credentials?
     /// Deadline of each unary call. Default 3 s. Long polls add their polling time to it.
     public var requestTimeout: Duration
-    /// Connect with TLS (verifying the server against the system roots). Default off (h2c).
-    public var usesTLS: Bool
+    /// TLS settings for every connection (trust roots, server name, client certificate);
+    /// `nil` (the default) means cleartext h2c.
+    public var tls: ChannelConfiguration.TLS?
+    /// TLS on or off: turning it on verifies servers against the system's roots.
+    public var usesTLS: Bool {
+        get { tls != nil }
+        set { tls = newValue ? (tls ?? ChannelConfiguration.TLS()) : nil }
+    }
     /// How often the route cache is refreshed. Default 30 s.
     public var routeRefreshInterval: Duration
     /// How often heartbeats go to every broker in use. Default 10 s.
@@ -32,7 +40,7 @@ public struct ClientConfiguration: Sendable {
         self.namespace = namespace
         self.credentials = credentials
         self.requestTimeout = requestTimeout
-        self.usesTLS = usesTLS
+        self.tls = usesTLS ? ChannelConfiguration.TLS() : nil
         self.routeRefreshInterval = .seconds(30)
         self.heartbeatInterval = .seconds(10)
     }

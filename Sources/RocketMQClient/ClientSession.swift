@@ -102,7 +102,7 @@ actor ClientSession {
         if let channel = channels[endpoint] { return Client(channel: channel) }
         let channelConfiguration = ChannelConfiguration(
             host: endpoint.host, port: endpoint.port,
-            tls: configuration.usesTLS ? ChannelConfiguration.TLS() : nil,
+            tls: configuration.tls,
             connectTimeout: max(configuration.requestTimeout, .seconds(1)),
             // Brokers come back after restarts within seconds: keep reconnection attempts frequent.
             backoff: .init(initial: .milliseconds(200), multiplier: 1.6, jitter: 0.2, maximum: .seconds(2)),
