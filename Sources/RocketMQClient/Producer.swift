@@ -180,6 +180,9 @@ public final class Producer: Sendable {
         system.messageId = MessageIDGenerator.next()
         system.bornTimestamp = Google_Protobuf_Timestamp(date: Date())
         system.bornHost = Self.hostName
+        if let group = message.messageGroup, !group.isEmpty, message.deliveryTimestamp != nil {
+            throw .invalidArgument("a message is either FIFO (message group) or delayed (delivery timestamp), not both")
+        }
         if let group = message.messageGroup, !group.isEmpty {
             system.messageGroup = group
             system.messageType = .fifo

@@ -72,8 +72,9 @@ public final class PullConsumer: Sendable {
         await positions.offset(of: queue)
     }
 
-    /// Pulls up to `maxMessages` from the queues in turn; when none has anything, waits up to
-    /// `awaitDuration` on one of them. Advances the positions past what it returns.
+    /// Pulls up to `maxMessages` from the queues in turn; when none has anything, long-polls all
+    /// of them for up to `awaitDuration`. Advances the positions past what it returns (a long
+    /// poll that finds messages on several queues at once may return more than `maxMessages`).
     public func pull(maxMessages: Int = 32, awaitDuration: Duration = .seconds(1)) async throws(RocketMQError) -> [ReceivedMessage] {
         try await session.ensureOpen()
         guard (1...32).contains(maxMessages) else { throw .invalidArgument("maxMessages \(maxMessages) is outside 1...32") }
@@ -88,8 +89,42 @@ public final class PullConsumer: Sendable {
             pulled += try await pull(queues[(start + step) % queues.count], batchSize: maxMessages - pulled.count, wait: .zero)
         }
         if pulled.isEmpty, awaitDuration > .zero {
-            pulled = try await pull(queues[start % queues.count], batchSize: maxMessages, wait: awaitDuration)
+            pulled = try await longPoll(queues, batchSize: maxMessages, wait: awaitDuration)
         }
+        return pulled
+    }
+
+    /// Long-polls every queue at once and returns when the first has messages. Pulls have no
+    /// server-side effect, so cancelling the others is free; any that finished anyway moved
+    /// their position, so their messages are returned too.
+    private func longPoll(_ queues: [Apache_Rocketmq_V2_MessageQueue], batchSize: Int, wait: Duration) async throws(RocketMQError) -> [ReceivedMessage] {
+        let outcomes = await withTaskGroup(of: Result<[ReceivedMessage], RocketMQError>.self) { group in
+            for queue in queues {
+                group.addTask {
+                    do throws(RocketMQError) {
+                        return .success(try await self.pull(queue, batchSize: batchSize, wait: wait))
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+            var outcomes: [Result<[ReceivedMessage], RocketMQError>] = []
+            while let outcome = await group.next() {
+                outcomes.append(outcome)
+                if case .success(let messages) = outcome, !messages.isEmpty { group.cancelAll() }
+            }
+            return outcomes
+        }
+        var pulled: [ReceivedMessage] = []
+        var firstError: RocketMQError?
+        for outcome in outcomes {
+            switch outcome {
+            case .success(let messages): pulled += messages
+            case .failure(let error) where error != .cancelled && firstError == nil: firstError = error
+            case .failure: break
+            }
+        }
+        if pulled.isEmpty, let firstError { throw firstError }
         return pulled
     }
 

@@ -74,6 +74,9 @@ import Testing
                 guard case .status(let code, let message)? = error as? RocketMQError else { return false }
                 return code == .illegalMessagePropertyKey && !message.isEmpty
             }
+            await #expect(throws: RocketMQError.self) {
+                _ = try await producer.send(Message(topic: topic, body: [1], messageGroup: "g", deliveryTimestamp: Date()))
+            }
             await #expect(throws: RocketMQError.invalidArgument("the message has no topic")) {
                 _ = try await producer.send(Message(topic: "", body: [1]))
             }

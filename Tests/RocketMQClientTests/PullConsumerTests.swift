@@ -82,4 +82,24 @@ import Testing
             #expect(Set(resumed.map(\.text)) == ["r6", "r7", "r8"])
         }
     }
+
+    @Test func aLongPollWakesAsSoonAsAnyQueueGetsAMessage() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("wake")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            let consumer = try await PullConsumer.start(configuration: configuration, group: unique("g"), topic: topic, startFrom: .end)
+            let send = Task {
+                try await Task.sleep(for: .milliseconds(300))
+                _ = try await producer.send(Message(topic: topic, body: Array("wake".utf8)))
+            }
+            let started = ContinuousClock.now
+            let pulled = try await consumer.pull(maxMessages: 8, awaitDuration: .seconds(8))
+            let elapsed = ContinuousClock.now - started
+            try await send.value
+            await consumer.shutdown()
+            await producer.shutdown()
+            #expect(pulled.map(\.text) == ["wake"])
+            #expect(elapsed < .seconds(4), "the long poll returned after \(elapsed)")
+        }
+    }
 }
