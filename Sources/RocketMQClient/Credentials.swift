@@ -5,6 +5,7 @@ public struct Credentials: Sendable, Hashable {
     /// The secret that signs each request's `x-mq-date-time`; never sent.
     public var accessSecret: String
 
+    /// Credentials with `accessKey` and its `accessSecret`.
     public init(accessKey: String, accessSecret: String) {
         self.accessKey = accessKey
         self.accessSecret = accessSecret

@@ -2,9 +2,12 @@ import Foundation
 
 /// One `host:port` a client connects to: a NameServer, or a broker taken from a route.
 public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    /// Host name or IP address (IPv6 without brackets).
     public var host: String
+    /// TCP port.
     public var port: Int
 
+    /// An endpoint from its parts.
     public init(host: String, port: Int) {
         self.host = host
         self.port = port
@@ -23,5 +26,6 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         self.init(host: host, port: port)
     }
 
+    /// `host:port`, with an IPv6 host in brackets.
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

@@ -20,6 +20,7 @@ public struct Message: Sendable, Hashable {
     /// Do not deliver before this instant (a delay message).
     public var deliveryTimestamp: Date?
 
+    /// A message; only `topic` and `body` are required.
     public init(
         topic: String, body: [UInt8], tag: String? = nil, keys: [String] = [], properties: [String: String] = [:],
         messageGroup: String? = nil, deliveryTimestamp: Date? = nil

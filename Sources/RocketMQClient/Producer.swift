@@ -103,7 +103,8 @@ public final class Producer: Sendable {
     }
 
     /// Starts sending `message` and returns at once; `completion` gets the outcome. The returned
-    /// task may be awaited or ignored; ``shutdown()`` waits for it.
+    /// task may be awaited or ignored; ``shutdown()`` waits for it. Sends started this way may
+    /// overtake each other: use ``send(_:)-(Message)`` in sequence for a FIFO message group.
     @discardableResult
     public func sendAsync(
         _ message: Message, completion: @escaping @Sendable (Result<SendReceipt, RocketMQError>) -> Void = { _ in }

@@ -7,6 +7,7 @@ public struct ProducerOptions: Sendable {
     /// Bodies larger than this many bytes are gzip-compressed. Default 4 KiB; `Int.max` disables.
     public var compressionThreshold: Int
 
+    /// Options with the documented defaults unless given.
     public init(maxAttempts: Int = 3, isolationWindow: Duration = .seconds(30), compressionThreshold: Int = 4096) {
         self.maxAttempts = maxAttempts
         self.isolationWindow = isolationWindow

@@ -13,6 +13,7 @@ public struct PushConsumerOptions: Sendable {
     /// Most messages per receive. Default 32.
     public var batchSize: Int
 
+    /// Options with the documented defaults unless given.
     public init(
         concurrency: Int = 4, cacheCapacity: Int = 256, invisibleDuration: Duration = .seconds(30),
         longPollingTimeout: Duration = .seconds(5), batchSize: Int = 32

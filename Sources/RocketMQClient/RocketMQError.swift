@@ -15,6 +15,7 @@ public enum RocketMQError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The awaiting task was cancelled.
     case cancelled
 
+    /// The code name and number with the message, for logs.
     public var description: String {
         switch self {
         case .status(let code, let message): "\(code.protoName ?? "\(code.rawValue)") (\(code.rawValue)): \(message)"
