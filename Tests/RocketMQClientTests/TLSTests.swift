@@ -1,6 +1,5 @@
 import Foundation
 import NIOSSL
-import RocketMQBroker
 import RocketMQClient
 import RocketRPC
 import Testing
@@ -35,23 +34,11 @@ Dw4dptA1uJ7npNO3CB/r9McCu0jr3aa7BuBmHXJX8Wel1DhAO46Yy2Dh
     @Test func everyCallRunsOverTLSWhenTheConfigurationSaysSo() async throws {
         // mqbroker has no TLS flags yet: host the broker's MessagingService in-process, TLS-only
         // as far as this client can tell (it would fail against cleartext).
-        let directory = try TemporaryDirectory("tls")
-        defer { directory.remove() }
-        var brokerConfiguration = BrokerConfiguration(dataDirectory: directory.file("data"))
-        brokerConfiguration.autoCreateTopics = true
-        brokerConfiguration.autoCreateGroups = true
-        brokerConfiguration.store.commitLogSegmentSize = 4 << 20
-        let broker = try Broker(configuration: brokerConfiguration)
         let certificate = try NIOSSLCertificate(bytes: Array(TestCertificate.certificatePEM.utf8), format: .pem)
         let key = try NIOSSLPrivateKey(bytes: Array(TestCertificate.privateKeyPEM.utf8), format: .pem)
-        let server = RPCServer(
-            configuration: ServerConfiguration(
-                port: 0,
-                tls: TLSConfiguration.makeServerConfiguration(certificateChain: [.certificate(certificate)], privateKey: .privateKey(key))),
-            services: [MessagingServiceProvider(broker: broker)])
-        try await server.start()
-        let port = try #require(server.localPort)
-        broker.setRouteAddress("127.0.0.1:\(port)")
+        let inProcess = try await InProcessBroker.start(
+            tls: TLSConfiguration.makeServerConfiguration(certificateChain: [.certificate(certificate)], privateKey: .privateKey(key)))
+        let port = inProcess.port
 
         var configuration = try ClientConfiguration(endpoints: "127.0.0.1:\(port)")
         configuration.tls = ChannelConfiguration.TLS(trustRoots: .certificates([certificate]), serverName: "localhost")
@@ -72,8 +59,7 @@ Dw4dptA1uJ7npNO3CB/r9McCu0jr3aa7BuBmHXJX8Wel1DhAO46Yy2Dh
         await #expect(throws: RocketMQError.self) {
             _ = try await Producer.start(configuration: untrusting, topics: [topic])
         }
-        await server.shutdown(gracePeriod: .seconds(1))
-        await broker.shutdown()
+        await inProcess.stop()
         #expect(received.map(\.messageId) == [receipt.messageId])
     }
 }
