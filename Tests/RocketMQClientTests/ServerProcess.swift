@@ -24,7 +24,16 @@ final class ServerProcess: Sendable {
         process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        // ROCKETMQ_TEST_SERVER_LOGS=<dir> keeps each server's stderr (at info level) for debugging.
+        if let logs = ProcessInfo.processInfo.environment["ROCKETMQ_TEST_SERVER_LOGS"] {
+            let path = logs + "/\(name)-\(UUID().uuidString.prefix(8)).log"
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: path) ?? FileHandle.nullDevice
+            environment["ROCKETMQ_LOG_LEVEL"] = "info"
+            process.environment = environment
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         let output = LockedText()
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
