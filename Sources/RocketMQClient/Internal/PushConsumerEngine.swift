@@ -161,8 +161,11 @@ actor PushConsumerEngine {
         slots[index].yield(message)
     }
 
-    private nonisolated func consume(_ message: ReceivedMessage) async {
-        let result = await handler(message)
+    private nonisolated func consume(_ delivered: ReceivedMessage) async {
+        let renewal = InvisibilityRenewal(message: delivered, group: group, duration: options.invisibleDuration, session: session)
+        let result = await handler(delivered)
+        var message = delivered
+        message.receiptHandle = await renewal.finish()
         do throws(RocketMQError) {
             switch result {
             case .success:
