@@ -57,7 +57,9 @@ actor ClientSession {
         while serverSettings == nil, ContinuousClock.now < deadline, !telemetryTasks.isEmpty {
             do { try await Task.sleep(for: .milliseconds(10)) } catch { throw .cancelled }
         }
-        if serverSettings == nil { logger.warning("no Telemetry settings from the server yet; using defaults") }
+        if serverSettings == nil, !telemetryTasks.isEmpty {
+            logger.warning("no Telemetry settings from the server yet; using defaults")
+        }
     }
 
     /// Throws ``RocketMQError/shutDown`` once ``shutdown()`` began.
@@ -65,8 +67,8 @@ actor ClientSession {
         if closing { throw .shutDown }
     }
 
-    /// Drains fire-and-continue sends, ends Telemetry, tells every broker the client is leaving
-    /// and closes the channels. Idempotent.
+    /// Ends Telemetry and the heartbeat loop, tells every broker the client is leaving and closes
+    /// the channels. Idempotent. Until it is called, the session's background tasks keep it alive.
     func shutdown() async {
         guard !closing else { return }
         closing = true
