@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "RocketMQAPI", targets: ["RocketMQAPI"]),
         .library(name: "RocketRPCServices", targets: ["RocketRPCServices"]),
         .library(name: "RocketMQStore", targets: ["RocketMQStore"]),
+        .library(name: "RocketMQClient", targets: ["RocketMQClient"]),
         .executable(name: "protoc-gen-rocketmq-swift", targets: ["protoc-gen-rocketmq-swift"]),
         .executable(name: "rpc-interop", targets: ["rpc-interop"]),
         .plugin(name: "RocketMQCodegenPlugin", targets: ["RocketMQCodegenPlugin"]),
@@ -109,6 +110,17 @@ let package = Package(
             ]
         ),
 
+        // The Swift client library: Producer, SimpleConsumer, PushConsumer, PullConsumer.
+        .target(
+            name: "RocketMQClient",
+            dependencies: [
+                "RocketMQAPI", "RocketRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // MARK: Apps
 
         .executableTarget(
@@ -144,6 +156,14 @@ let package = Package(
         .executableTarget(
             name: "store-crash-child",
             dependencies: ["RocketMQStore"]
+        ),
+        // Swift side of the cross-language client tests (Tests/Interop/test_swift_client_interop.py).
+        .executableTarget(
+            name: "rocketmq-client-demo",
+            dependencies: [
+                "RocketMQClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(
             name: "mqbench",
@@ -198,6 +218,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RocketMQNameServerTests", dependencies: ["RocketMQNameServer", "RocketMQAPI", "RocketRPC"]),
+        .testTarget(
+            name: "RocketMQClientTests",
+            dependencies: [
+                "RocketMQClient", "RocketMQAPI", "RocketRPC", "RocketMQBroker",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .testTarget(name: "RocketMQBrokerTests", dependencies: ["RocketMQBroker", "RocketMQStore", "RocketMQAPI", "RocketRPC"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,269 @@
+import Foundation
+import Logging
+import RocketRPC
+
+/// One client's link to the cluster, shared by everything that client does.
+///
+/// It owns the gRPC channels (one per endpoint), the route cache (refreshed every
+/// ``ClientConfiguration/routeRefreshInterval`` and after failures), heartbeats to every broker
+/// in use, one Telemetry stream per broker carrying the settings handshake, and fault isolation of
+/// endpoints that just failed. ``shutdown()`` ends Telemetry, sends `NotifyClientTermination`
+/// and closes the channels.
+actor ClientSession {
+    typealias Client = Apache_Rocketmq_V2_MessagingService.Client
+
+    nonisolated let configuration: ClientConfiguration
+    nonisolated let clientId: String
+    nonisolated let role: ClientRole
+    nonisolated let logger: Logger
+    private nonisolated let headers: RequestHeaders
+
+    private var channels: [Endpoint: RPCChannel] = [:]
+    private var routes: [String: (route: TopicRoute, fetched: ContinuousClock.Instant)] = [:]
+    private var isolatedUntil: [Endpoint: ContinuousClock.Instant] = [:]
+    private var telemetryTasks: [Endpoint: Task<Void, Never>] = [:]
+    private var background: Task<Void, Never>?
+    private var closing = false
+    private var closed = false
+    /// The settings the server merged into ours, from the latest Telemetry answer.
+    private(set) var serverSettings: Apache_Rocketmq_V2_Settings?
+
+    init(configuration: ClientConfiguration, role: ClientRole, logger: Logger = Logger(label: "rocketmq.client")) {
+        self.configuration = configuration
+        self.role = role
+        let host = ProcessInfo.processInfo.hostName
+        self.clientId = "\(host)@\(ProcessInfo.processInfo.processIdentifier)@\(UUID().uuidString.prefix(8).lowercased())"
+        var logger = logger
+        logger[metadataKey: "client-id"] = "\(clientId)"
+        self.logger = logger
+        self.headers = RequestHeaders(clientId: clientId, namespace: configuration.namespace, credentials: configuration.credentials)
+    }
+
+    // MARK: Life cycle
+
+    /// Fetches the routes of `topics` (which opens Telemetry to their brokers), waits up to the
+    /// request timeout for the server's settings, and starts the heartbeat / route refresh loop.
+    func start(topics: [String]) async throws(RocketMQError) {
+        for topic in topics { _ = try await route(for: topic) }
+        await heartbeatAll()
+        background = Task { [configuration] in
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: configuration.heartbeatInterval) } catch { return }
+                await self.refreshStaleRoutes()
+                await self.heartbeatAll()
+            }
+        }
+        let deadline = ContinuousClock.now + configuration.requestTimeout
+        while serverSettings == nil, ContinuousClock.now < deadline, !telemetryTasks.isEmpty {
+            do { try await Task.sleep(for: .milliseconds(10)) } catch { throw .cancelled }
+        }
+        if serverSettings == nil, !telemetryTasks.isEmpty {
+            logger.warning("no Telemetry settings from the server yet; using defaults")
+        }
+    }
+
+    /// Throws ``RocketMQError/shutDown`` once ``shutdown()`` began.
+    func ensureOpen() throws(RocketMQError) {
+        if closing { throw .shutDown }
+    }
+
+    /// Ends Telemetry and the heartbeat loop, tells every broker the client is leaving and closes
+    /// the channels. Idempotent. Until it is called, the session's background tasks keep it alive.
+    func shutdown() async {
+        guard !closing else { return }
+        closing = true
+        background?.cancel()
+        for task in telemetryTasks.values { task.cancel() }
+        for task in telemetryTasks.values { await task.value }
+        var request = Apache_Rocketmq_V2_NotifyClientTerminationRequest()
+        request.group = role.group.map { resource($0) }
+        for endpoint in Set(routes.values.flatMap(\.route.endpoints)) {
+            _ = try? await call(endpoint, timeout: .seconds(1)) { [request] client, options in
+                try await client.notifyClientTermination(request, options: options)
+            }
+        }
+        closed = true
+        for channel in channels.values { await channel.close() }
+        channels = [:]
+    }
+
+    // MARK: Calls
+
+    /// A resource name in the configured namespace.
+    nonisolated func resource(_ name: String) -> Apache_Rocketmq_V2_Resource {
+        Apache_Rocketmq_V2_Resource(resourceNamespace: configuration.namespace, name: name)
+    }
+
+    /// Per-call options: the protocol headers, freshly dated and signed, and a deadline.
+    nonisolated func options(timeout: Duration? = nil) -> CallOptions {
+        CallOptions(timeout: timeout ?? configuration.requestTimeout, metadata: headers.metadata())
+    }
+
+    private func client(for endpoint: Endpoint) throws(RocketMQError) -> Client {
+        guard !closed else { throw .shutDown }
+        if let channel = channels[endpoint] { return Client(channel: channel) }
+        let channelConfiguration = ChannelConfiguration(
+            host: endpoint.host, port: endpoint.port,
+            tls: configuration.tls,
+            connectTimeout: max(configuration.requestTimeout, .seconds(1)),
+            // Brokers come back after restarts within seconds: keep reconnection attempts frequent.
+            backoff: .init(initial: .milliseconds(200), multiplier: 1.6, jitter: 0.2, maximum: .seconds(2)),
+            maxReceiveMessageSize: 64 << 20)
+        let channel = RPCChannel(configuration: channelConfiguration)
+        channels[endpoint] = channel
+        return Client(channel: channel)
+    }
+
+    /// Runs one call against `endpoint`, turning whatever it throws into a ``RocketMQError``.
+    nonisolated func call<R: Sendable>(
+        _ endpoint: Endpoint, timeout: Duration? = nil,
+        _ body: @Sendable (Client, CallOptions) async throws -> R
+    ) async throws(RocketMQError) -> R {
+        let client = try await client(for: endpoint)
+        do {
+            return try await body(client, options(timeout: timeout))
+        } catch {
+            throw RocketMQError.wrapping(error)
+        }
+    }
+
+    // MARK: Routes
+
+    /// The route of `topic`, from the cache unless it is older than the refresh interval or
+    /// `refresh` is set. Asks each configured endpoint in turn until one answers.
+    func route(for topic: String, refresh: Bool = false) async throws(RocketMQError) -> TopicRoute {
+        if !refresh, let cached = routes[topic], ContinuousClock.now - cached.fetched < configuration.routeRefreshInterval {
+            return cached.route
+        }
+        var request = Apache_Rocketmq_V2_QueryRouteRequest()
+        request.topic = resource(topic)
+        request.endpoints = configuration.endpoints.first?.proto
+        var lastError = RocketMQError.noQueue(topic: topic, reason: "no endpoint answered")
+        for endpoint in configuration.endpoints {
+            do throws(RocketMQError) {
+                let response = try await call(endpoint) { [request] client, options in try await client.queryRoute(request, options: options) }
+                try RocketMQError.check(response.status)
+                let route = TopicRoute(topic: topic, queues: response.messageQueues)
+                routes[topic] = (route, .now)
+                openTelemetry(to: route.endpoints)
+                return route
+            } catch {
+                lastError = error
+                if case .status = error { break }
+            }
+        }
+        if let cached = routes[topic] {
+            logger.warning("route refresh failed; keeping the cached route", metadata: ["topic": "\(topic)", "error": "\(lastError)"])
+            return cached.route
+        }
+        throw lastError
+    }
+
+    /// Makes the next ``route(for:refresh:)`` of `topic` ask the server again.
+    func invalidateRoute(of topic: String) {
+        routes[topic]?.fetched = .now - configuration.routeRefreshInterval
+    }
+
+    private func refreshStaleRoutes() async {
+        for topic in routes.keys { _ = try? await route(for: topic) }
+    }
+
+    // MARK: Fault avoidance
+
+    /// Keeps `endpoint` out of queue selection for `window` after a failure.
+    func isolate(_ endpoint: Endpoint, for window: Duration) {
+        isolatedUntil[endpoint] = .now + window
+        logger.info("isolating a failing endpoint", metadata: ["endpoint": "\(endpoint)", "window": "\(window)"])
+    }
+
+    /// Endpoints isolated right now.
+    func isolatedEndpoints() -> Set<Endpoint> {
+        let now = ContinuousClock.now
+        isolatedUntil = isolatedUntil.filter { $0.value > now }
+        return Set(isolatedUntil.keys)
+    }
+
+    // MARK: Heartbeat and Telemetry
+
+    private func heartbeatAll() async {
+        var request = Apache_Rocketmq_V2_HeartbeatRequest()
+        request.group = role.group.map { resource($0) }
+        request.clientType = role.clientType
+        for endpoint in Set(routes.values.flatMap(\.route.endpoints)) {
+            do throws(RocketMQError) {
+                let response = try await call(endpoint) { [request] client, options in try await client.heartbeat(request, options: options) }
+                try RocketMQError.check(response.status)
+            } catch {
+                logger.debug("heartbeat failed", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The settings this client announces.
+    nonisolated var localSettings: Apache_Rocketmq_V2_Settings {
+        var settings = Apache_Rocketmq_V2_Settings()
+        settings.clientType = role.clientType
+        var accessPoint = Apache_Rocketmq_V2_Endpoints()
+        accessPoint.scheme = configuration.endpoints.first?.proto.scheme ?? .ipv4
+        accessPoint.addresses = configuration.endpoints.map { Apache_Rocketmq_V2_Address(host: $0.host, port: Int32($0.port)) }
+        settings.accessPoint = accessPoint
+        settings.requestTimeout = Google_Protobuf_Duration(configuration.requestTimeout)
+        settings.userAgent = Apache_Rocketmq_V2_UA(
+            language: .unspecified, version: RequestHeaders.clientVersion, platform: "Swift on Linux",
+            hostname: ProcessInfo.processInfo.hostName)
+        if let group = role.group {
+            var subscription = Apache_Rocketmq_V2_Subscription()
+            subscription.group = resource(group)
+            subscription.subscriptions = role.subscriptions.sorted { $0.key < $1.key }.map { topic, filter in
+                Apache_Rocketmq_V2_SubscriptionEntry(topic: resource(topic), expression: filter.proto)
+            }
+            settings.pubSub = .subscription(subscription)
+        } else {
+            var publishing = Apache_Rocketmq_V2_Publishing()
+            publishing.topics = role.topics.map { resource($0) }
+            settings.pubSub = .publishing(publishing)
+        }
+        return settings
+    }
+
+    private func openTelemetry(to endpoints: Set<Endpoint>) {
+        guard !closing else { return }
+        for endpoint in endpoints where telemetryTasks[endpoint] == nil {
+            telemetryTasks[endpoint] = Task { await self.runTelemetry(endpoint) }
+        }
+    }
+
+    /// Keeps one Telemetry stream open to `endpoint` (reopening it a second after it ends) until cancelled.
+    private nonisolated func runTelemetry(_ endpoint: Endpoint) async {
+        let settings = localSettings
+        while !Task.isCancelled {
+            do throws(RocketMQError) {
+                try await call(endpoint, timeout: .seconds(365 * 86400)) { client, options in
+                    try await client.telemetry(
+                        options: options,
+                        requests: { writer in
+                            try await writer.write(Apache_Rocketmq_V2_TelemetryCommand(command: .settings(settings)))
+                            while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+                        },
+                        handle: { responses in
+                            for try await command in responses {
+                                if case .settings(let merged)? = command.command {
+                                    await self.apply(merged)
+                                } else if let status = command.status, status.code != .ok {
+                                    self.logger.warning("Telemetry status", metadata: ["code": "\(status.code)", "message": "\(status.message)"])
+                                }
+                            }
+                        })
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("Telemetry stream ended", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+            }
+            do { try await Task.sleep(for: .seconds(1)) } catch { return }
+        }
+    }
+
+    private func apply(_ settings: Apache_Rocketmq_V2_Settings) {
+        serverSettings = settings
+    }
+}

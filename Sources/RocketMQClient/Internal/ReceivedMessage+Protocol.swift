@@ -1,0 +1,13 @@
+extension ReceivedMessage {
+    /// A delivered protocol message, body decompressed.
+    init(_ message: Apache_Rocketmq_V2_Message, queue: Apache_Rocketmq_V2_MessageQueue?, endpoint: Endpoint) throws(RocketMQError) {
+        let system = message.systemProperties ?? Apache_Rocketmq_V2_SystemProperties()
+        let body = system.bodyEncoding == .gzip ? try Gzip.decompress(message.body) : message.body
+        self.init(
+            topic: message.topic?.name ?? "", messageId: system.messageId, body: body, tag: system.tag, keys: system.keys,
+            properties: message.userProperties, messageGroup: system.messageGroup,
+            deliveryTimestamp: system.deliveryTimestamp?.date, bornTimestamp: system.bornTimestamp?.date,
+            deliveryAttempt: system.deliveryAttempt ?? 1, queueId: system.queueId, queueOffset: system.queueOffset ?? -1,
+            receiptHandle: system.receiptHandle, brokerName: queue?.brokerName ?? "", endpoint: endpoint)
+    }
+}

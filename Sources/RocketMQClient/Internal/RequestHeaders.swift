@@ -1,0 +1,43 @@
+import Foundation
+import RocketRPC
+
+/// The metadata every RocketMQ 5 call carries: client id, language, protocol, version, request id,
+/// date-time, namespace and the (possibly unsigned) `authorization` header.
+struct RequestHeaders: Sendable {
+    static let clientVersion = "5.0.0-swift"
+    let clientId: String
+    let namespace: String
+    let credentials: Credentials?
+
+    /// Fresh metadata for one call (a new request id and date-time each time).
+    func metadata(now: Date = Date()) -> Metadata {
+        let dateTime = Self.dateTime(now)
+        var metadata = Metadata()
+        metadata.add("x-mq-client-id", clientId)
+        metadata.add("x-mq-language", "SWIFT")
+        metadata.add("x-mq-protocol", "GRPC_V2")
+        metadata.add("x-mq-client-version", Self.clientVersion)
+        metadata.add("x-mq-request-id", UUID().uuidString.lowercased())
+        metadata.add("x-mq-date-time", dateTime)
+        metadata.add("x-mq-namespace", namespace)
+        metadata.add("authorization", Self.authorization(credentials: credentials, dateTime: dateTime))
+        return metadata
+    }
+
+    /// `MQv2-HMAC-SHA1 Credential=<ak>, SignedHeaders=x-mq-date-time, Signature=<hex>`, as the
+    /// official clients sign; without credentials the key and secret are empty.
+    static func authorization(credentials: Credentials?, dateTime: String) -> String {
+        let key = credentials?.accessKey ?? ""
+        let signature = HMACSHA1.hex(key: Array((credentials?.accessSecret ?? "").utf8), message: Array(dateTime.utf8))
+        return "MQv2-HMAC-SHA1 Credential=\(key), SignedHeaders=x-mq-date-time, Signature=\(signature)"
+    }
+
+    /// `yyyyMMdd'T'HHmmss'Z'` in UTC.
+    static func dateTime(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        func two(_ value: Int?) -> String { let v = value ?? 0; return v < 10 ? "0\(v)" : "\(v)" }
+        return "\(c.year ?? 1970)\(two(c.month))\(two(c.day))T\(two(c.hour))\(two(c.minute))\(two(c.second))Z"
+    }
+}

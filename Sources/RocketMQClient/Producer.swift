@@ -1,0 +1,213 @@
+import Foundation
+import Synchronization
+
+/// Sends messages: synchronously (``send(_:)-(Message)``), fire-and-continue (``sendAsync(_:completion:)``),
+/// one-way (``sendOneway(_:)``) and in batches (``send(_:)-([Message])``).
+///
+/// Queue selection is round-robin over the topic's writable queues; a message with a
+/// ``Message/messageGroup`` always goes to the queue its group hashes to (FIFO). A send that fails
+/// with a retryable error is retried — up to the server's `max_attempts`, else
+/// ``ProducerOptions/maxAttempts`` — on another broker when there is one, and the failing broker is
+/// isolated for ``ProducerOptions/isolationWindow``.
+///
+/// Thread-safe; share one producer. Call ``shutdown()`` when done: it waits for one-way and
+/// async sends still in flight.
+public final class Producer: Sendable {
+    let session: ClientSession
+    /// The options the producer was started with.
+    public let options: ProducerOptions
+    // A lock, not an actor: queue selection must not suspend between route lookup and send.
+    private let roundRobin = Mutex<Int>(Int.random(in: 0..<1024))
+    private let inFlight = InFlightTasks()
+    private static let hostName = ProcessInfo.processInfo.hostName
+
+    private init(session: ClientSession, options: ProducerOptions) {
+        self.session = session
+        self.options = options
+    }
+
+    /// Starts a producer: fetches the routes of `topics` (more can be used later), opens Telemetry
+    /// to their brokers and waits for the server's settings.
+    public static func start(
+        configuration: ClientConfiguration, topics: [String] = [], options: ProducerOptions = ProducerOptions()
+    ) async throws(RocketMQError) -> Producer {
+        let session = ClientSession(configuration: configuration, role: ClientRole(clientType: .producer, topics: topics))
+        do {
+            try await session.start(topics: topics)
+        } catch {
+            await session.shutdown()
+            throw error
+        }
+        return Producer(session: session, options: options)
+    }
+
+    /// The client id this producer sends as `x-mq-client-id`.
+    public var clientId: String { session.clientId }
+
+    /// The route of `topic` as this producer sees it (cached unless `refresh`).
+    public func route(of topic: String, refresh: Bool = false) async throws(RocketMQError) -> TopicRoute {
+        try await session.route(for: topic, refresh: refresh)
+    }
+
+    /// Sends one message and waits for the broker's receipt.
+    public func send(_ message: Message) async throws(RocketMQError) -> SendReceipt {
+        let receipts = try await send([message])
+        guard let receipt = receipts.first else { throw .status(code: .internalError, message: "the broker answered no entry") }
+        return receipt
+    }
+
+    /// Sends messages of one topic in one request, to one queue (the first message's group decides
+    /// it for FIFO batches). Receipts come back in the order of `messages`.
+    public func send(_ messages: [Message]) async throws(RocketMQError) -> [SendReceipt] {
+        try await session.ensureOpen()
+        guard let first = messages.first else { throw .invalidArgument("a batch needs at least one message") }
+        guard !first.topic.isEmpty else { throw .invalidArgument("the message has no topic") }
+        guard messages.allSatisfy({ $0.topic == first.topic }) else { throw .invalidArgument("a batch must have a single topic") }
+        var encoded: [Apache_Rocketmq_V2_Message] = []
+        for message in messages { encoded.append(try await encode(message)) }
+        let policyAttempts = await session.serverSettings?.backoffPolicy?.maxAttempts ?? 0
+        let attempts = max(1, policyAttempts > 0 ? Int(policyAttempts) : options.maxAttempts)
+        var failed: Set<Endpoint> = []
+        var lastError = RocketMQError.noQueue(topic: first.topic, reason: "no attempt made")
+        for attempt in 1...attempts {
+            let route = try await session.route(for: first.topic)
+            let avoided = failed.union(await session.isolatedEndpoints())
+            let queue = try selectQueue(in: route, messageGroup: first.messageGroup, avoiding: avoided)
+            guard let endpoint = queue.endpoint else { throw .noQueue(topic: first.topic, reason: "the queue has no address") }
+            var request = Apache_Rocketmq_V2_SendMessageRequest()
+            request.messages = encoded.map { message in
+                var message = message
+                message.systemProperties?.queueId = queue.id
+                return message
+            }
+            do throws(RocketMQError) {
+                let response = try await session.call(endpoint) { [request] client, options in try await client.sendMessage(request, options: options) }
+                try RocketMQError.check(response.status)
+                return zip(encoded, response.entries).map { message, entry in
+                    SendReceipt(
+                        messageId: entry.messageId.isEmpty ? message.systemProperties?.messageId ?? "" : entry.messageId,
+                        topic: first.topic, brokerName: queue.brokerName, queueId: queue.id, offset: entry.offset)
+                }
+            } catch {
+                lastError = error
+                guard error.isRetryable, attempt < attempts else { throw error }
+                session.logger.info("send failed; retrying", metadata: [
+                    "topic": "\(first.topic)", "endpoint": "\(endpoint)", "attempt": "\(attempt)", "error": "\(error)"])
+                failed.insert(endpoint)
+                await session.isolate(endpoint, for: options.isolationWindow)
+                await session.invalidateRoute(of: first.topic)
+                do { try await Task.sleep(for: .milliseconds(20 * attempt)) } catch { throw .cancelled }
+            }
+        }
+        throw lastError
+    }
+
+    /// Starts sending `message` and returns at once; `completion` gets the outcome. The returned
+    /// task may be awaited or ignored; ``shutdown()`` waits for it. Sends started this way may
+    /// overtake each other: use ``send(_:)-(Message)`` in sequence for a FIFO message group.
+    @discardableResult
+    public func sendAsync(
+        _ message: Message, completion: @escaping @Sendable (Result<SendReceipt, RocketMQError>) -> Void = { _ in }
+    ) throws(RocketMQError) -> Task<Void, Never> {
+        try inFlight.run {
+            do throws(RocketMQError) {
+                completion(.success(try await self.send(message)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// Hands `message` to the broker without waiting for or reporting its answer: one attempt,
+    /// errors only logged. ``shutdown()`` still waits until the request finished.
+    public func sendOneway(_ message: Message) throws(RocketMQError) {
+        _ = try inFlight.run {
+            do throws(RocketMQError) {
+                _ = try await self.sendOnce(message)
+            } catch {
+                self.session.logger.debug("one-way send failed", metadata: ["topic": "\(message.topic)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Waits for in-flight async and one-way sends, ends Telemetry and tells the brokers.
+    public func shutdown() async {
+        await inFlight.drain()
+        await session.shutdown()
+    }
+
+    // MARK: Internals
+
+    private func sendOnce(_ message: Message) async throws(RocketMQError) -> SendReceipt {
+        let route = try await session.route(for: message.topic)
+        let queue = try selectQueue(in: route, messageGroup: message.messageGroup, avoiding: await session.isolatedEndpoints())
+        guard let endpoint = queue.endpoint else { throw .noQueue(topic: message.topic, reason: "the queue has no address") }
+        var encoded = try await encode(message)
+        encoded.systemProperties?.queueId = queue.id
+        var request = Apache_Rocketmq_V2_SendMessageRequest()
+        request.messages = [encoded]
+        let response = try await session.call(endpoint) { [request] client, options in try await client.sendMessage(request, options: options) }
+        try RocketMQError.check(response.status)
+        return SendReceipt(
+            messageId: response.entries.first?.messageId ?? "", topic: message.topic, brokerName: queue.brokerName,
+            queueId: queue.id, offset: response.entries.first?.offset ?? -1)
+    }
+
+    func selectQueue(
+        in route: TopicRoute, messageGroup: String?, avoiding: Set<Endpoint>
+    ) throws(RocketMQError) -> Apache_Rocketmq_V2_MessageQueue {
+        let writable = route.writableQueues.sorted { ($0.brokerName, $0.id) < ($1.brokerName, $1.id) }
+        guard !writable.isEmpty else { throw .noQueue(topic: route.topic, reason: "no writable queue in its route") }
+        let start: Int
+        if let messageGroup, !messageGroup.isEmpty {
+            start = Int(StableHash.of(messageGroup) % UInt64(writable.count))
+        } else {
+            start = roundRobin.withLock { next in
+                defer { next &+= 1 }
+                return next
+            } % writable.count
+        }
+        for step in 0..<writable.count {
+            let queue = writable[(start + step) % writable.count]
+            if let endpoint = queue.endpoint, !avoiding.contains(endpoint) { return queue }
+        }
+        return writable[start]
+    }
+
+    private func encode(_ message: Message) async throws(RocketMQError) -> Apache_Rocketmq_V2_Message {
+        var system = Apache_Rocketmq_V2_SystemProperties()
+        system.tag = message.tag
+        system.keys = message.keys
+        system.messageId = MessageIDGenerator.next()
+        system.bornTimestamp = Google_Protobuf_Timestamp(date: Date())
+        system.bornHost = Self.hostName
+        if let group = message.messageGroup, !group.isEmpty, message.deliveryTimestamp != nil {
+            throw .invalidArgument("a message is either FIFO (message group) or delayed (delivery timestamp), not both")
+        }
+        if let group = message.messageGroup, !group.isEmpty {
+            system.messageGroup = group
+            system.messageType = .fifo
+        } else if let delivery = message.deliveryTimestamp {
+            system.deliveryTimestamp = Google_Protobuf_Timestamp(date: delivery)
+            system.messageType = .delay
+        } else {
+            system.messageType = .normal
+        }
+        var body = message.body
+        system.bodyEncoding = .identity
+        if body.count > options.compressionThreshold {
+            body = try Gzip.compress(body)
+            system.bodyEncoding = .gzip
+        }
+        if case .publishing(let publishing)? = await session.serverSettings?.pubSub, publishing.maxBodySize > 0,
+           body.count > Int(publishing.maxBodySize) {
+            throw .status(code: .messageBodyTooLarge, message: "body of \(body.count) bytes exceeds the broker's limit of \(publishing.maxBodySize)")
+        }
+        var proto = Apache_Rocketmq_V2_Message()
+        proto.topic = session.resource(message.topic)
+        proto.userProperties = message.properties
+        proto.systemProperties = system
+        proto.body = body
+        return proto
+    }
+}

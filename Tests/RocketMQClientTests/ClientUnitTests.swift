@@ -1,0 +1,81 @@
+import Foundation
+@testable import RocketMQClient
+import Testing
+
+@Suite struct ClientUnitTests {
+    @Test func hmacSHA1MatchesRFC2202AndTheStandardSHA1Vectors() {
+        #expect(HMACSHA1.hex(key: [UInt8](repeating: 0x0B, count: 20), message: Array("Hi There".utf8))
+            == "b617318655057264e28bc0b6fb378c8ef146be00")
+        #expect(HMACSHA1.hex(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+            == "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79")
+        // A key longer than the block size is hashed first.
+        #expect(HMACSHA1.hex(key: [UInt8](repeating: 0xAA, count: 80), message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8))
+            == "aa4ae5e15272d00e95705637ce8a3b55ed402112")
+        let abc = HMACSHA1.sha1(Array("abc".utf8)).map { String(format: "%02x", $0) }.joined()
+        #expect(abc == "a9993e364706816aba3e25717850c26c9cd0d89d")
+    }
+
+    @Test func authorizationHeaderIsSignedLikeTheOfficialClients() {
+        // Expected value from Python: hmac.new(b"secret-key", b"20240102T030405Z", sha1).hexdigest()
+        let header = RequestHeaders.authorization(
+            credentials: Credentials(accessKey: "ak", accessSecret: "secret-key"), dateTime: "20240102T030405Z")
+        #expect(header == "MQv2-HMAC-SHA1 Credential=ak, SignedHeaders=x-mq-date-time, Signature=40ebb2cf4446b47dd29ecaf020cb4f683076dd6e")
+    }
+
+    @Test func requestHeadersCarryEveryRequiredField() {
+        let headers = RequestHeaders(clientId: "c1", namespace: "ns", credentials: nil)
+        let metadata = headers.metadata(now: Date(timeIntervalSince1970: 1_704_164_645))  // 2024-01-02T03:04:05Z
+        #expect(metadata.first("x-mq-date-time") == "20240102T030405Z")
+        #expect(metadata.first("x-mq-client-id") == "c1")
+        #expect(metadata.first("x-mq-namespace") == "ns")
+        #expect(metadata.first("x-mq-protocol") == "GRPC_V2")
+        #expect(metadata.first("x-mq-language") == "SWIFT")
+        #expect(metadata.first("authorization")?.hasPrefix("MQv2-HMAC-SHA1 Credential=, ") == true)
+        #expect(metadata.first("x-mq-request-id") != headers.metadata().first("x-mq-request-id"))
+    }
+
+    @Test func endpointsParseSeveralHostsAndRejectGarbage() throws {
+        let configuration = try ClientConfiguration(endpoints: "127.0.0.1:9876; broker.local:8081;[::1]:10911")
+        #expect(configuration.endpoints == [
+            Endpoint(host: "127.0.0.1", port: 9876), Endpoint(host: "broker.local", port: 8081), Endpoint(host: "::1", port: 10911),
+        ])
+        #expect(throws: RocketMQError.self) { try ClientConfiguration(endpoints: "") }
+        #expect(throws: RocketMQError.self) { try ClientConfiguration(endpoints: "localhost") }
+        #expect(throws: RocketMQError.self) { try ClientConfiguration(endpoints: "localhost:99999") }
+    }
+
+    @Test func tagExpressionsMatchAlternativesAndStar() {
+        #expect(FilterExpression.tags("a || b").matches(tag: "a"))
+        #expect(FilterExpression.tags("a||b").matches(tag: "b"))
+        #expect(!FilterExpression.tags("a || b").matches(tag: "c"))
+        #expect(!FilterExpression.tags("a").matches(tag: nil))
+        #expect(FilterExpression.all.matches(tag: nil))
+    }
+
+    @Test func retryDelaysFollowTheServersLadderThenStayAtItsLastStep() {
+        let ladder = Apache_Rocketmq_V2_RetryPolicy(
+            maxAttempts: 16, strategy: .customizedBackoff(.init(next: [1, 5, 10].map { Google_Protobuf_Duration(seconds: $0, nanos: 0) })))
+        #expect(RetryBackoff.delay(after: 1, policy: ladder) == .seconds(1))
+        #expect(RetryBackoff.delay(after: 2, policy: ladder) == .seconds(5))
+        #expect(RetryBackoff.delay(after: 9, policy: ladder) == .seconds(10))
+        let exponential = Apache_Rocketmq_V2_RetryPolicy(
+            maxAttempts: 5,
+            strategy: .exponentialBackoff(.init(initial: .init(seconds: 1, nanos: 0), max: .init(seconds: 3, nanos: 0), multiplier: 2)))
+        #expect(RetryBackoff.delay(after: 2, policy: exponential) == .seconds(2))
+        #expect(RetryBackoff.delay(after: 5, policy: exponential) == .seconds(3))
+    }
+
+    @Test func messageGroupHashIsStableAcrossProcesses() {
+        // FNV-1a 64 of "abc": fixed, unlike Hasher, so every producer picks the same queue.
+        #expect(StableHash.of("abc") == 0xE71F_A219_0541_574B)
+        #expect(StableHash.of("") == 0xCBF2_9CE4_8422_2325)
+    }
+
+    @Test func gzipRoundTripsAndRejectsCorruptBodies() throws {
+        let body = Array(String(repeating: "rocketmq ", count: 1000).utf8)
+        let compressed = try Gzip.compress(body)
+        #expect(compressed.count < body.count / 10)
+        #expect(try Gzip.decompress(compressed) == body)
+        #expect(throws: RocketMQError.self) { try Gzip.decompress([1, 2, 3, 4]) }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import RocketMQClient
+import Testing
+
+@Suite struct ProducerTests {
+    @Test func everySendModeDeliversBodiesTagsKeysAndProperties() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("modes")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            func message(_ body: String) -> Message {
+                Message(topic: topic, body: Array(body.utf8), tag: "t", keys: ["k-\(body)"], properties: ["mode": body])
+            }
+            let receipt = try await producer.send(message("sync"))
+            #expect(!receipt.messageId.isEmpty)
+            #expect(receipt.offset >= 0)
+
+            let asyncResult = Collector<Result<SendReceipt, RocketMQError>>()
+            let task = try producer.sendAsync(message("async")) { asyncResult.append($0) }
+            await task.value
+            #expect(asyncResult.count == 1)
+            if case .failure(let error)? = asyncResult.all.first { Issue.record("async send failed: \(error)") }
+
+            try producer.sendOneway(message("oneway"))
+            let batch = try await producer.send([message("batch-1"), message("batch-2"), message("batch-3")])
+            #expect(batch.count == 3)
+            #expect(Set(batch.map(\.messageId)).count == 3)
+
+            var large = message("large")
+            large.body = Array(String(repeating: "compressible ", count: 2000).utf8)
+            _ = try await producer.send(large)
+            await producer.shutdown()  // drains the one-way send
+
+            let consumer = try await SimpleConsumer.start(
+                configuration: configuration, group: unique("g"), subscriptions: [topic: .all], awaitDuration: .seconds(1))
+            let received = try await receiveAll(consumer, count: 7)
+            await consumer.shutdown()
+            #expect(received.count == 7)
+            let byMode = Dictionary(received.map { ($0.properties["mode"] ?? "", $0) }, uniquingKeysWith: { first, _ in first })
+            #expect(Set(byMode.keys) == ["sync", "async", "oneway", "batch-1", "batch-2", "batch-3", "large"])
+            #expect(byMode["sync"]?.messageId == receipt.messageId)
+            #expect(byMode["sync"]?.text == "sync")
+            #expect(byMode["sync"]?.tag == "t")
+            #expect(byMode["sync"]?.keys == ["k-sync"])
+            #expect(byMode["large"]?.body == large.body, "a gzip-encoded body comes back decompressed")
+        }
+    }
+
+    @Test func delayMessagesAreNotDeliveredBeforeTheirTimestamp() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("delay")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            let due = Date().addingTimeInterval(2)
+            _ = try await producer.send(Message(topic: topic, body: Array("later".utf8), deliveryTimestamp: due))
+            await producer.shutdown()
+            let consumer = try await SimpleConsumer.start(
+                configuration: configuration, group: unique("g"), subscriptions: [topic: .all], awaitDuration: .milliseconds(500))
+            let early = try await consumer.receive(maxMessages: 1, invisibleDuration: .seconds(10))
+            #expect(early.isEmpty, "delivered before its delivery timestamp")
+            let received = try await receiveAll(consumer, count: 1, timeout: .seconds(10))
+            await consumer.shutdown()
+            #expect(received.map(\.text) == ["later"])
+            #expect(Date() >= due.addingTimeInterval(-0.1))
+        }
+    }
+
+    @Test func brokerRejectionsSurfaceAsTypedStatusErrors() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("reject")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            defer { Task { await producer.shutdown() } }
+            await #expect {
+                _ = try await producer.send(Message(topic: topic, body: Array("x".utf8), properties: ["__reserved": "1"]))
+            } throws: { error in
+                guard case .status(let code, let message)? = error as? RocketMQError else { return false }
+                return code == .illegalMessagePropertyKey && !message.isEmpty
+            }
+            await #expect(throws: RocketMQError.self) {
+                _ = try await producer.send(Message(topic: topic, body: [1], messageGroup: "g", deliveryTimestamp: Date()))
+            }
+            await #expect(throws: RocketMQError.invalidArgument("the message has no topic")) {
+                _ = try await producer.send(Message(topic: "", body: [1]))
+            }
+        }
+    }
+
+    @Test func callsAfterShutdownFailWithShutDown() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("closed")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            await producer.shutdown()
+            await #expect(throws: RocketMQError.shutDown) {
+                _ = try await producer.send(Message(topic: topic, body: [1]))
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Synchronization
+
+/// A real `mqbroker` or `mqnamesrv` child process, found next to the test bundle, started on a
+/// free port; its stdout is read until it says where it listens. Killed by `stop()` / `kill()`.
+final class ServerProcess: Sendable {
+    let name: String
+    let arguments: [String]
+    private let process: Process
+    private let output: LockedText
+    let port: Int
+
+    var endpoint: String { "127.0.0.1:\(port)" }
+
+    /// Starts `name` with `arguments` and waits (up to 30 s) for `"<name> listening on 127.0.0.1:PORT"`.
+    init(_ name: String, _ arguments: [String]) throws {
+        self.name = name
+        self.arguments = arguments
+        let process = Process()
+        process.executableURL = try Self.binary(name)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["ROCKETMQ_LOG_LEVEL"] = "warning"
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        // ROCKETMQ_TEST_SERVER_LOGS=<dir> keeps each server's stderr (at info level) for debugging.
+        if let logs = ProcessInfo.processInfo.environment["ROCKETMQ_TEST_SERVER_LOGS"] {
+            let path = logs + "/\(name)-\(UUID().uuidString.prefix(8)).log"
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: path) ?? FileHandle.nullDevice
+            environment["ROCKETMQ_LOG_LEVEL"] = "info"
+            process.environment = environment
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
+        let output = LockedText()
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
+            output.append(String(decoding: data, as: UTF8.self))
+        }
+        try process.run()
+        self.process = process
+        self.output = output
+        let marker = "\(name) listening on 127.0.0.1:"
+        let deadline = Date().addingTimeInterval(30)
+        var found: Int?
+        while found == nil, Date() < deadline, process.isRunning {
+            let text = output.value
+            if let range = text.range(of: marker) { found = Int(text[range.upperBound...].prefix { $0.isNumber }) }
+            if found == nil { Thread.sleep(forTimeInterval: 0.02) }
+        }
+        guard let found else {
+            process.terminate()
+            throw TestFailure("\(name) did not start: \(output.value)")
+        }
+        self.port = found
+    }
+
+    /// A broker in `--dev` mode (auto-created topics and groups, in-process NameServer on a free port).
+    static func devBroker(data: String, port: Int = 0, config: String? = nil, extra: [String] = []) throws -> ServerProcess {
+        var arguments = ["--data", data, "--port", "\(port)", "--dev", "--namesrv-port", "0", "--segment-size", "\(8 << 20)"]
+        if let config { arguments += ["--config", config] }
+        return try ServerProcess("mqbroker", arguments + extra)
+    }
+
+    /// SIGKILL, no chance to flush or say goodbye.
+    func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM and wait (SIGKILL after 5 s).
+    func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        kill()
+    }
+
+    deinit { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
+
+    /// `name` in the build folder: walk up from the test bundle (or use `ROCKETMQ_BIN_DIR`).
+    static func binary(_ name: String) throws -> URL {
+        if let directory = ProcessInfo.processInfo.environment["ROCKETMQ_BIN_DIR"] {
+            return URL(fileURLWithPath: directory).appendingPathComponent(name)
+        }
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<6 {
+            let candidate = directory.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        throw TestFailure("cannot find the \(name) binary near \(CommandLine.arguments[0]); build it or set ROCKETMQ_BIN_DIR")
+    }
+}
