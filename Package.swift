@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "RocketMQStore", targets: ["RocketMQStore"]),
         .executable(name: "protoc-gen-rocketmq-swift", targets: ["protoc-gen-rocketmq-swift"]),
         .executable(name: "rpc-interop", targets: ["rpc-interop"]),
+        .library(name: "RocketMQAdmin", targets: ["RocketMQAdmin"]),
+        .executable(name: "mqadmin", targets: ["mqadmin"]),
         .plugin(name: "RocketMQCodegenPlugin", targets: ["RocketMQCodegenPlugin"]),
     ],
     dependencies: [
@@ -108,7 +110,27 @@ let package = Package(
             ]
         ),
 
+        // grpcurl-style dynamic invocation: descriptor pool, dynamic messages, wire + proto3 JSON codecs,
+        // server-reflection client; the base of mqadmin's generic mode and the broker-admin verbs.
+        .target(
+            name: "RocketMQAdmin",
+            dependencies: [
+                "RocketMQAPI", "RocketRPC", "RocketProto",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // MARK: Apps
+
+        .executableTarget(
+            name: "mqadmin",
+            dependencies: [
+                "RocketMQAdmin", "RocketRPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         .executableTarget(
             name: "rpc-interop",
@@ -188,6 +210,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RocketMQNameServerTests", dependencies: ["RocketMQNameServer", "RocketMQAPI", "RocketRPC"]),
+        .testTarget(
+            name: "RocketMQAdminTests",
+            dependencies: ["RocketMQAdmin", "RocketMQAPI", "RocketProto", "RocketRPC"],
+            plugins: ["RocketMQCodegenPlugin"]
+        ),
         .testTarget(name: "RocketMQBrokerTests", dependencies: ["RocketMQBroker", "RocketMQStore", "RocketMQAPI", "RocketRPC"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,133 @@
+import RocketRPC
+
+/// Calls any method of any server with ``DynamicMessage``s: the method and its types come from a
+/// ``DescriptorPool``, the bytes travel as ``RawMessage``s over an `RPCChannel`.
+///
+/// All four call kinds go through one bidirectional stream: on the wire a unary call is a stream
+/// with one message each way, so the server cannot tell the difference, and one code path reports
+/// headers, every response as it arrives, trailers and status alike. Sendable.
+public struct DynamicInvoker: Sendable {
+    /// What happened during a call, in order, for callers that print as they go (`mqadmin -v`).
+    public enum Event: Sendable {
+        /// The response headers' custom metadata.
+        case headers(Metadata)
+        /// One response message.
+        case response(DynamicMessage)
+    }
+
+    /// The end of a call.
+    public struct Outcome: Sendable {
+        /// Response headers (empty when the call failed before the server sent any).
+        public var headers: Metadata
+        /// Every response, in order.
+        public var responses: [DynamicMessage]
+        /// Trailing metadata.
+        public var trailers: Metadata
+        /// `nil` for OK; otherwise the call's status.
+        public var error: RPCError?
+        /// How many requests were sent.
+        public var requestCount: Int
+    }
+
+    public let channel: RPCChannel
+    public let pool: DescriptorPool
+
+    public init(channel: RPCChannel, pool: DescriptorPool) {
+        self.channel = channel
+        self.pool = pool
+    }
+
+    /// The request and response types of `method`.
+    /// - Throws: ``AdminError/invalidDescriptor(_:)`` when the pool lacks them.
+    public func types(of method: ServiceDescriptor.Method) throws(AdminError) -> (request: MessageDescriptor, response: MessageDescriptor) {
+        guard let request = pool.message(named: method.inputType) else {
+            throw .invalidDescriptor("request type \(method.inputType) of \(method.fullName) is not in the descriptor pool")
+        }
+        guard let response = pool.message(named: method.outputType) else {
+            throw .invalidDescriptor("response type \(method.outputType) of \(method.fullName) is not in the descriptor pool")
+        }
+        return (request, response)
+    }
+
+    /// Calls `method` with `requests` and collects the result. A non-OK status is returned in
+    /// ``Outcome/error``, not thrown, so headers and trailers stay visible.
+    ///
+    /// - Parameter onEvent: called for the headers and for each response as it arrives.
+    /// - Throws: ``AdminError`` when a request is of the wrong type or there are more requests than a
+    ///   unary or server-streaming method takes, or a response does not decode.
+    public func invoke(
+        _ method: ServiceDescriptor.Method,
+        requests: [DynamicMessage],
+        options: CallOptions = CallOptions(),
+        onEvent: @Sendable (Event) async throws -> Void = { _ in }
+    ) async throws -> Outcome {
+        let (requestType, responseType) = try types(of: method)
+        var requests = requests
+        if !method.clientStreaming {
+            guard requests.count <= 1 else {
+                throw AdminError.invalidJSON(path: "", reason: "method \"\(method.fullName)\" is a \(method.serverStreaming ? "server-streaming" : "unary") RPC, but request data contained \(requests.count) messages")
+            }
+            // grpcurl's rule: a method that takes one request gets an empty one when none is given.
+            if requests.isEmpty { requests = [DynamicMessage(descriptor: requestType)] }
+        }
+        for request in requests where request.descriptor.fullName != requestType.fullName {
+            throw AdminError.invalidDescriptor("\(method.fullName) takes \(requestType.fullName), not \(request.descriptor.fullName)")
+        }
+        let encoded = requests.map { RawMessage(bytes: WireCodec.encode($0)) }
+        let pool = self.pool
+        let descriptor = MethodDescriptor(service: method.serviceName, method: method.name)
+
+        return try await channel.bidirectionalStreaming(
+            descriptor, options: options,
+            requests: { (writer: RequestWriter<RawMessage>) in
+                for message in encoded { try await writer.write(message) }
+            },
+            handle: { (stream: ResponseStream<RawMessage>) in
+                var outcome = Outcome(headers: [:], responses: [], trailers: [:], error: nil, requestCount: encoded.count)
+                do {
+                    outcome.headers = try await stream.initialMetadata
+                    try await onEvent(.headers(outcome.headers))
+                } catch is RPCError {
+                    // Trailers-only answer: no headers; the status comes from the stream below.
+                }
+                do {
+                    for try await raw in stream {
+                        let response = try WireCodec.decode(raw.bytes, as: responseType, pool: pool)
+                        outcome.responses.append(response)
+                        try await onEvent(.response(response))
+                    }
+                    outcome.trailers = (try? await stream.trailingMetadata) ?? [:]
+                } catch let status as RPCError {
+                    outcome.error = status
+                    outcome.trailers = status.metadata
+                }
+                return outcome
+            }
+        )
+    }
+
+    /// Calls `method` with requests given as JSON text (one document, or several concatenated for
+    /// client-streaming and bidirectional methods) and returns the responses as JSON texts.
+    /// The building block for admin verbs: `try await invoker.invokeJSON("pkg.Svc/Method", json: "{}")`.
+    ///
+    /// - Throws: ``AdminError`` for unknown methods and bad JSON; `RPCError` for a non-OK status.
+    public func invokeJSON(_ methodName: String, json: String, options: CallOptions = CallOptions(), mapping: JSONMapping? = nil) async throws -> [String] {
+        let method = try pool.method(methodName)
+        let mapping = mapping ?? JSONMapping(pool: pool)
+        let requests = try parseRequests(json, for: method, mapping: mapping)
+        let outcome = try await invoke(method, requests: requests, options: options)
+        if let error = outcome.error { throw error }
+        return try outcome.responses.map { response throws(AdminError) in try mapping.string(from: response) }
+    }
+
+    /// Parses a stream of JSON documents as requests of `method`.
+    public func parseRequests(_ text: String, for method: ServiceDescriptor.Method, mapping: JSONMapping) throws(AdminError) -> [DynamicMessage] {
+        let requestType = try types(of: method).request
+        var parser = JSONParser(text)
+        var requests: [DynamicMessage] = []
+        while let value = try parser.next() {
+            requests.append(try mapping.decode(value, as: requestType))
+        }
+        return requests
+    }
+}

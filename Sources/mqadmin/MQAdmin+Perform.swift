@@ -1,0 +1,183 @@
+import Foundation
+import NIOSSL
+import RocketMQAdmin
+import RocketRPC
+
+extension MQAdmin {
+    /// What the positional arguments ask for.
+    enum Action {
+        case list(service: String?)
+        case describe(symbol: String?)
+        case invoke(method: String)
+    }
+
+    func usageError(_ message: String) -> Exit {
+        Exit(code: ExitStatus.usage, message: "\(message)\nTry 'mqadmin -help' for more details.\n")
+    }
+
+    func failure(_ message: String, _ error: any Error) -> Exit {
+        Exit(code: ExitStatus.failure, message: "\(message): \(ExitStatus.describe(error))\n")
+    }
+
+    /// Parses `[HOST:PORT] verb [symbol]` exactly as grpcurl does.
+    func parseArguments() throws -> (ServerAddress?, Action) {
+        var args = arguments[...]
+        guard !args.isEmpty else { throw usageError("Too few arguments.") }
+        var target: String?
+        if args.first != "list", args.first != "describe" {
+            target = args.popFirst()
+        }
+        guard let verb = args.popFirst() else { throw usageError("Too few arguments.") }
+        let action: Action
+        switch verb {
+        case "list": action = .list(service: args.popFirst())
+        case "describe": action = .describe(symbol: args.popFirst())
+        default: action = .invoke(method: verb)
+        }
+        guard args.isEmpty else { throw usageError("Too many arguments.") }
+        if case .invoke = action, target == nil { throw usageError("No host:port specified.") }
+        if target == nil, protoFiles.isEmpty {
+            throw usageError("No host:port specified, no protoset specified, and no proto sources specified.")
+        }
+        guard let target else { return (nil, action) }
+        guard let address = ServerAddress(parsing: target) else {
+            throw usageError("Invalid target \"\(target)\": expected HOST:PORT.")
+        }
+        return (address, action)
+    }
+
+    func validateFlags() throws {
+        if format != "json", format != "text" { throw usageError("The -format option must be 'json' or 'text'.") }
+        if let connectTimeout, connectTimeout < 0 { throw usageError("The -connect-timeout argument must not be negative.") }
+        if let maxTime, maxTime < 0 { throw usageError("The -max-time argument must not be negative.") }
+        if insecure, plaintext { throw usageError("The -insecure argument can only be used with TLS.") }
+        if cert != nil || key != nil {
+            if plaintext { throw usageError("The -cert and -key arguments can only be used with TLS.") }
+            if (cert == nil) != (key == nil) { throw usageError("The -cert and -key arguments must be used together and both be present.") }
+        }
+    }
+
+    /// Request metadata from `-H 'name: value'`.
+    func metadata() throws -> Metadata {
+        var metadata = Metadata()
+        for header in headers {
+            guard let colon = header.firstIndex(of: ":") else {
+                throw usageError("Invalid header \"\(header)\": expected 'name: value'.")
+            }
+            let name = header[..<colon].trimmingCharacters(in: .whitespaces)
+            let value = header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty else { throw usageError("Invalid header \"\(header)\": the name is empty.") }
+            metadata.add(name, value)
+        }
+        return metadata
+    }
+
+    func channelConfiguration(_ address: ServerAddress) throws -> ChannelConfiguration {
+        var configuration = ChannelConfiguration(host: address.host, port: address.port)
+        configuration.connectTimeout = Self.duration(seconds: connectTimeout ?? 10)
+        if !plaintext {
+            var tls = ChannelConfiguration.TLS(insecureSkipVerify: insecure, serverName: serverName)
+            do {
+                if let cacert, !insecure {
+                    tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(cacert))
+                }
+                if let cert, let key {
+                    tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+                }
+            } catch {
+                throw Exit(code: ExitStatus.failure, message: "Failed to create TLS config: \(error)\n")
+            }
+            configuration.tls = tls
+        }
+        return configuration
+    }
+
+    static func duration(seconds: Double) -> Duration {
+        .nanoseconds(Int64(min(seconds, 1e9) * 1e9))
+    }
+
+    /// The command's whole job; throws ``Exit`` for every non-zero ending it words itself.
+    mutating func perform() async throws {
+        try validateFlags()
+        let (address, action) = try parseArguments()
+        let metadata = try metadata()
+        let deadline = maxTime.flatMap { $0 > 0 ? ContinuousClock.now.advanced(by: Self.duration(seconds: $0)) : nil }
+
+        var channel: RPCChannel?
+        if let address { channel = RPCChannel(configuration: try channelConfiguration(address)) }
+        defer { if let channel { Task { await channel.close() } } }
+
+        var source: SchemaSource
+        if !protoFiles.isEmpty {
+            do {
+                let files = try ProtoSourceCompiler(importPaths: importPaths).compile(protoFiles)
+                source = .files(try DescriptorPool(files: files))
+            } catch {
+                throw failure("Failed to process proto source files.", error)
+            }
+        } else if let channel {
+            source = .reflection(ReflectionClient(channel: channel, metadata: metadata, deadline: deadline))
+        } else {
+            throw usageError("No host:port specified, no protoset specified, and no proto sources specified.")
+        }
+
+        switch action {
+        case .list(let service):
+            try await list(service, source: &source, address: address)
+        case .describe(let symbol):
+            try await describe(symbol, source: &source, address: address)
+        case .invoke(let methodName):
+            guard let channel, let address else { throw usageError("No host:port specified.") }
+            try await invoke(methodName, source: &source, channel: channel, address: address, metadata: metadata, deadline: deadline)
+        }
+    }
+
+    /// A failure as grpcurl words it: a failed dial, or `message: cause`.
+    func classify(_ error: any Error, _ message: String, address: ServerAddress?) -> Exit {
+        if let exit = error as? Exit { return exit }
+        if ExitStatus.isConnectionFailure(error), let address {
+            return failure("Failed to dial target host \"\(address)\"", error)
+        }
+        return failure(message, error)
+    }
+
+    func list(_ service: String?, source: inout SchemaSource, address: ServerAddress?) async throws {
+        if let service {
+            do {
+                let methods = try await source.listMethods(of: service)
+                print(methods.isEmpty ? "(No methods)" : methods.joined(separator: "\n"))
+            } catch {
+                throw classify(error, "Failed to list methods for service \"\(service)\"", address: address)
+            }
+        } else {
+            do {
+                let services = try await source.listServices()
+                print(services.isEmpty ? "(No services)" : services.joined(separator: "\n"))
+            } catch {
+                throw classify(error, "Failed to list services", address: address)
+            }
+        }
+    }
+
+    func describe(_ symbol: String?, source: inout SchemaSource, address: ServerAddress?) async throws {
+        var symbols: [String] = []
+        if let symbol {
+            symbols = [symbol]
+        } else {
+            do {
+                symbols = try await source.listServices()
+            } catch {
+                throw classify(error, "Failed to list services", address: address)
+            }
+            if symbols.isEmpty { print("Server returned an empty list of exposed services") }
+        }
+        for name in symbols {
+            do {
+                print(try await source.describe(name))
+            } catch {
+                throw classify(error, "Failed to resolve symbol \"\(name)\"", address: address)
+            }
+        }
+    }
+}
