@@ -22,7 +22,7 @@ struct MQAdmin: AsyncParsableCommand {
             With -proto files, list and describe need no HOST:PORT.
             Exit codes: 0 ok, 1 failure, 2 usage, 64+code for a non-OK gRPC status.
             """,
-        helpNames: [.customLong("help", withSingleDash: true), .long, .customShort("h")]
+        helpNames: [.customLong("help", withSingleDash: true), .long]
     )
 
     @Flag(name: .customLong("plaintext", withSingleDash: true), help: "Use plain-text HTTP/2 (no TLS).")
@@ -91,7 +91,9 @@ struct MQAdmin: AsyncParsableCommand {
             if var admin = command as? MQAdmin {
                 code = await admin.execute()
             } else {
-                // Only --help and --version land here; they were handled by the parser.
+                // `-help` parses as ArgumentParser's own help command, which prints when run.
+                var other = command
+                try other.run()
                 code = 0
             }
         } catch {
