@@ -19,6 +19,9 @@ public enum AdminError: Error, Sendable, Equatable, CustomStringConvertible {
     case malformedJSON(String)
     /// The JSON is well formed but does not fit the message type; `path` is where (`.payload.body`).
     case invalidJSON(path: String, reason: String)
+    /// An `Any` names a type the descriptor pool does not have (fetch it, for example with
+    /// ``SchemaSource/loadType(_:)``, and format again).
+    case unknownAnyType(String)
     /// Protobuf text format could not be parsed.
     case malformedText(String)
     /// Server reflection failed or answered with an error.
@@ -36,6 +39,7 @@ public enum AdminError: Error, Sendable, Equatable, CustomStringConvertible {
         case .malformedWire(let message, let reason): "cannot decode \(message): \(reason)"
         case .malformedJSON(let reason): "malformed JSON: \(reason)"
         case .invalidJSON(let path, let reason): path.isEmpty ? reason : "\(path): \(reason)"
+        case .unknownAnyType(let name): "google.protobuf.Any holds \(name), which is not in the descriptor pool"
         case .malformedText(let reason): "malformed text format: \(reason)"
         case .reflection(let reason): "server reflection: \(reason)"
         case .protoCompilation(let reason): "cannot compile .proto files: \(reason)"

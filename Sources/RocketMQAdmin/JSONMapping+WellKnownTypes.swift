@@ -74,9 +74,7 @@ extension JSONMapping {
             throw .invalidJSON(path: "", reason: "google.protobuf.Any has a value but no type_url")
         }
         let typeName = String(typeURL.split(separator: "/").last ?? "")
-        guard let type = pool.message(named: typeName) else {
-            throw .invalidJSON(path: "", reason: "cannot print google.protobuf.Any: type \(typeName) (from \(typeURL)) is not in the descriptor pool")
-        }
+        guard let type = pool.message(named: typeName) else { throw .unknownAnyType(typeName) }
         var bytes: [UInt8] = []
         if case .bytes(let b)? = message[2] { bytes = b }
         let inner = try WireCodec.decode(bytes, as: type, pool: pool)

@@ -100,3 +100,25 @@ public indirect enum JSONValue: Sendable, Equatable {
         return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 }
+
+extension JSONValue {
+    /// The message names of every `"@type"` member (`type.googleapis.com/pkg.Msg` → `pkg.Msg`), so a
+    /// caller can load `Any` payload types before parsing.
+    public var anyTypeNames: [String] {
+        switch self {
+        case .object(let members):
+            var names: [String] = []
+            for (key, value) in members {
+                if key == "@type", case .string(let url) = value, let name = url.split(separator: "/").last {
+                    names.append(String(name))
+                }
+                names += value.anyTypeNames
+            }
+            return names
+        case .array(let elements):
+            return elements.flatMap(\.anyTypeNames)
+        default:
+            return []
+        }
+    }
+}

@@ -12,13 +12,25 @@ extension MQAdmin {
         } catch {
             throw classify(error, errorPrefix, address: address)
         }
+        let text: String
+        do {
+            text = try requestText()
+        } catch {
+            throw Exit(code: ExitStatus.failure, message: "\(errorPrefix): error getting request data: \(ExitStatus.describe(error))\n")
+        }
+        if format == "json", source.reflection != nil {
+            // Any payload types in the request may live in files the method's file does not import.
+            var parser = JSONParser(text)
+            while let document = try? parser.next() {
+                for name in document.anyTypeNames { _ = await source.loadType(name) }
+            }
+        }
         let pool = source.pool
         let mapping = JSONMapping(pool: pool, emitDefaults: emitDefaults, useProtoNames: keepProtoNames, ignoreUnknownFields: allowUnknownFields)
         let invoker = DynamicInvoker(channel: channel, pool: pool)
 
         let requests: [DynamicMessage]
         do {
-            let text = try requestText()
             if format == "text" {
                 let requestType = try invoker.types(of: method).request
                 requests = try TextFormatParser.parseStream(text, as: requestType, pool: pool)
@@ -38,7 +50,7 @@ extension MQAdmin {
 
         var options = CallOptions(metadata: metadata)
         if let deadline { options.timeout = max(.zero, deadline - ContinuousClock.now) }
-        let textFormat = TextFormat(pool: pool)
+        let formatter = ResponseFormatter(source: source, emitDefaults: emitDefaults, useProtoNames: keepProtoNames, text: textOutput)
         let printed = ResponseCounter()
 
         let outcome: DynamicInvoker.Outcome
@@ -50,16 +62,12 @@ extension MQAdmin {
                 case .response(let response):
                     let index = printed.next()
                     if verbose { print("Response contents:") }
-                    if textOutput {
-                        // Without -v, grpcurl separates text messages with the record separator (0x1E).
-                        if !verbose, index > 1 { print("\u{1E}", terminator: "") }
-                        print(textFormat.string(from: response))
-                    } else {
-                        do {
-                            print(try mapping.string(from: response))
-                        } catch {
-                            print("Failed to format response message \(index): \(error)")
-                        }
+                    // Without -v, grpcurl separates text messages with the record separator (0x1E).
+                    if textOutput, !verbose, index > 1 { print("\u{1E}", terminator: "") }
+                    do {
+                        print(try await formatter.format(response))
+                    } catch {
+                        print("Failed to format response message \(index): \(ExitStatus.describe(error))")
                     }
                     if verbose { print() }
                 }

@@ -104,9 +104,21 @@ extension MQAdmin {
         let metadata = try metadata()
         let deadline = maxTime.flatMap { $0 > 0 ? ContinuousClock.now.advanced(by: Self.duration(seconds: $0)) : nil }
 
+        if case .invoke = action {} else if data != nil {
+            FileHandle.standardError.write(Data("Warning: The -d argument is not used with 'list' or 'describe' verb.\n".utf8))
+        }
         var channel: RPCChannel?
         if let address { channel = RPCChannel(configuration: try channelConfiguration(address)) }
-        defer { if let channel { Task { await channel.close() } } }
+        do {
+            try await run(action, channel: channel, address: address, metadata: metadata, deadline: deadline)
+            await channel?.close()
+        } catch {
+            await channel?.close()
+            throw error
+        }
+    }
+
+    private func run(_ action: Action, channel: RPCChannel?, address: ServerAddress?, metadata: Metadata, deadline: ContinuousClock.Instant?) async throws {
 
         var source: SchemaSource
         if !protoFiles.isEmpty {

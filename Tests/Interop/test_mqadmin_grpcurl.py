@@ -29,11 +29,12 @@ def peer_modules():
 
     out = tempfile.mkdtemp(prefix="mqadmin-peer-py-")
     include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    args = ["protoc", f"-I{PEER_DIR}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", "peer.proto"]
+    args = ["protoc", f"-I{PEER_DIR}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", "peer.proto", "extra.proto"]
     assert protoc.main(args) == 0, "grpcio-tools could not compile peer.proto"
     sys.path.insert(0, out)
     sys.path.insert(0, PEER_DIR)
-    import peer_pb2  # noqa: E402  (generated above)
+    import extra_pb2  # noqa: E402,F401  (generated above; registers Sticker for json_format)
+    import peer_pb2  # noqa: E402
     import peer_server  # noqa: E402
 
     return out, peer_pb2, peer_server
@@ -109,7 +110,7 @@ def test_list_shows_the_peers_services(peer):
 def test_list_service_shows_its_methods_in_order(peer):
     code, out, err = mqadmin("-plaintext", peer, "list", "peerzoo.v1.Zoo")
     assert code == 0, err
-    assert out.split() == [f"peerzoo.v1.Zoo.{m}" for m in ("Echo", "Fill", "Repeat", "Collect", "Chat", "Sleep", "Fail")]
+    assert out.split() == [f"peerzoo.v1.Zoo.{m}" for m in ("Echo", "Fill", "Repeat", "Collect", "Chat", "Sleep", "Fail", "Surprise")]
 
 
 def test_describe_service_shows_every_call_kind(peer):
@@ -278,6 +279,24 @@ def test_bidirectional_streaming_answers_each_request(peer, peer_modules):
     assert len(docs) == 2
     assert_same_fields(docs[0], to_dict(pb2.Kitchen(i64=42, r_text=["x"])))
     assert_same_fields(docs[1], to_dict(pb2.Kitchen(i64=-8)))
+
+
+def test_any_of_a_type_outside_the_services_files_is_fetched_by_reflection(peer, peer_modules):
+    _, pb2, server = peer_modules
+    import extra_pb2
+    from google.protobuf import json_format
+
+    code, out, err = mqadmin("-plaintext", peer, "peerzoo.v1.Zoo/Surprise")
+    assert code == 0, err
+    [actual] = json_documents(out)
+    assert_same_fields(actual, to_dict(server.surprise_kitchen(pb2, extra_pb2)))
+    assert actual["payload"]["@type"] == "type.googleapis.com/peerzoo.extra.v1.Sticker"
+
+    request = {"payload": {"@type": "type.googleapis.com/peerzoo.extra.v1.Sticker", "label": "in", "stuckAt": "2000-01-01T00:00:00Z"}}
+    code, out, err = mqadmin("-plaintext", "-d", json.dumps(request), peer, "peerzoo.v1.Zoo/Echo")
+    assert code == 0, err
+    [actual] = json_documents(out)
+    assert_same_fields(actual, to_dict(json_format.Parse(json.dumps(request), pb2.Kitchen())))
 
 
 def test_text_format_output_parses_with_python_text_format(peer, peer_modules):

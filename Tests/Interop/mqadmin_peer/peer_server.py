@@ -71,6 +71,15 @@ def sample_kitchen(pb2):
     return k
 
 
+def surprise_kitchen(pb2, extra_pb2):
+    """What Surprise returns: an Any whose type only reflection can reveal."""
+    k = pb2.Kitchen(text="surprise")
+    sticker = extra_pb2.Sticker(label="gold", codes=[1, -2])
+    sticker.stuck_at.seconds = 86400
+    k.payload.Pack(sticker)
+    return k
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--gen", required=True)
@@ -82,6 +91,7 @@ def main():
     from google.protobuf import empty_pb2
     from grpc_reflection.v1alpha import reflection
 
+    import extra_pb2
     import peer_pb2
     import peer_pb2_grpc
 
@@ -121,6 +131,9 @@ def main():
             while time.monotonic() < deadline and context.is_active():
                 time.sleep(0.05)
             return empty_pb2.Empty()
+
+        def Surprise(self, request, context):
+            return surprise_kitchen(peer_pb2, extra_pb2)
 
         def Fail(self, request, context):
             context.abort(grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == request.code)), request.message)
