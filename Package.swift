@@ -212,7 +212,7 @@ let package = Package(
         .testTarget(name: "RocketMQNameServerTests", dependencies: ["RocketMQNameServer", "RocketMQAPI", "RocketRPC"]),
         .testTarget(
             name: "RocketMQAdminTests",
-            dependencies: ["RocketMQAdmin", "RocketMQAPI", "RocketProto", "RocketRPC"],
+            dependencies: ["RocketMQAdmin", "RocketMQAPI", "RocketProto", "RocketRPC", "RocketRPCServices"],
             plugins: ["RocketMQCodegenPlugin"]
         ),
         .testTarget(name: "RocketMQBrokerTests", dependencies: ["RocketMQBroker", "RocketMQStore", "RocketMQAPI", "RocketRPC"]),
