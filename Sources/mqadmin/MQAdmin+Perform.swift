@@ -2,6 +2,7 @@ import Foundation
 import NIOSSL
 import RocketMQAdmin
 import RocketRPC
+import Synchronization
 
 extension MQAdmin {
     /// What the positional arguments ask for.
@@ -111,10 +112,25 @@ extension MQAdmin {
         if let address { channel = RPCChannel(configuration: try channelConfiguration(address)) }
         do {
             try await run(action, channel: channel, address: address, metadata: metadata, deadline: deadline)
-            await channel?.close()
+            await Self.close(channel)
         } catch {
-            await channel?.close()
+            await Self.close(channel)
             throw error
+        }
+    }
+
+    /// Sends GOAWAY and waits at most 200 ms for the connection to close: over TLS, RocketRPC's close
+    /// waits for the server's close_notify, which some servers (grpcio) never send, and NIOSSL's
+    /// shutdown timeout is 5 s. The process is about to exit, so nothing is lost by not waiting.
+    static func close(_ channel: RPCChannel?) async {
+        guard let channel else { return }
+        let closed = Mutex(false)
+        Task {
+            await channel.close()
+            closed.withLock { $0 = true }
+        }
+        for _ in 0..<20 where !closed.withLock({ $0 }) {
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 

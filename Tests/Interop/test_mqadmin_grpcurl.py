@@ -41,14 +41,40 @@ def peer_modules():
 
 
 @pytest.fixture(scope="module")
-def peer(peer_modules):
+def certificate():
+    """A self-signed certificate for localhost / 127.0.0.1 (openssl), as (cert path, key path)."""
+    folder = tempfile.mkdtemp(prefix="mqadmin-tls-")
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def peer_process(peer_modules, certificate):
     out, _, _ = peer_modules
-    server = Process([sys.executable, os.path.join(PEER_DIR, "peer_server.py"), "--gen", out, "--port", "0"], "mqadmin-peer")
+    cert, key = certificate
+    args = [sys.executable, os.path.join(PEER_DIR, "peer_server.py"), "--gen", out, "--port", "0", "--tls-cert", cert, "--tls-key", key]
+    server = Process(args, "mqadmin-peer")
     try:
         port = int(server.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
-        yield f"127.0.0.1:{port}"
+        tls_port = int(server.wait_for(r"tls on 127\.0\.0\.1:(\d+)").group(1))
+        yield f"127.0.0.1:{port}", f"127.0.0.1:{tls_port}"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def peer(peer_process):
+    return peer_process[0]
+
+
+@pytest.fixture(scope="module")
+def tls_peer(peer_process):
+    return peer_process[1]
 
 
 def mqadmin(*args, stdin=None, timeout=RUN_TIMEOUT):
@@ -328,6 +354,31 @@ def test_proto_files_instead_of_reflection(peer, peer_modules):
     assert code == 0, err
     [actual] = json_documents(out)
     assert_same_fields(actual, to_dict(pb2.Kitchen(pick_text="p")))
+
+
+# MARK: TLS (the default without -plaintext)
+
+
+def test_tls_with_cacert_verifies_the_server(tls_peer, certificate):
+    cert, _ = certificate
+    code, out, err = mqadmin("-cacert", cert, tls_peer, "list")
+    assert code == 0, err
+    assert "peerzoo.v1.Zoo" in out.split()
+    code, out, err = mqadmin("-cacert", cert, "-d", '{"text": "over tls"}', tls_peer, "peerzoo.v1.Zoo/Echo")
+    assert code == 0, err
+    assert json_documents(out) == [{"text": "over tls"}]
+
+
+def test_tls_insecure_skips_verification(tls_peer):
+    code, out, err = mqadmin("-insecure", "-d", '{"i32": 1}', tls_peer, "peerzoo.v1.Zoo/Echo")
+    assert code == 0, err
+    assert json_documents(out) == [{"i32": 1}]
+
+
+def test_tls_with_an_untrusted_certificate_fails_to_dial(tls_peer):
+    code, _, err = mqadmin("-connect-timeout", "5", tls_peer, "list")
+    assert code == 1, err
+    assert "Failed" in err
 
 
 # MARK: bad input: a clear message and grpcurl's exit code, never a crash or a hang

@@ -84,6 +84,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--gen", required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls-cert", help="PEM certificate: also serve TLS on a second port")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = parser.parse_args()
     sys.path.insert(0, args.gen)
 
@@ -143,7 +145,16 @@ def main():
     names = (peer_pb2.DESCRIPTOR.services_by_name["Zoo"].full_name, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
+    tls_port = None
+    if args.tls_cert:
+        with open(args.tls_cert, "rb") as f:
+            cert = f.read()
+        with open(args.tls_key, "rb") as f:
+            key = f.read()
+        tls_port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
     server.start()
+    if tls_port:
+        print(f"tls on 127.0.0.1:{tls_port}", flush=True)
     print(f"listening on 127.0.0.1:{port}", flush=True)
     server.wait_for_termination()
 
