@@ -140,15 +140,22 @@ public enum WireCodec {
         return try decodeMessage(&reader, as: descriptor, pool: pool, endGroup: nil)
     }
 
+    /// How deep messages may nest (protobuf runtimes' default recursion limit), so hostile input
+    /// cannot exhaust the stack.
+    static let maxDepth = 100
+
     struct Reader {
         let bytes: [UInt8]
         var position: Int
         let end: Int
+        /// Nesting depth of the message being read.
+        var depth: Int
 
-        init(bytes: [UInt8], start: Int, end: Int) {
+        init(bytes: [UInt8], start: Int, end: Int, depth: Int = 0) {
             self.bytes = bytes
             self.position = start
             self.end = end
+            self.depth = depth
         }
 
         var isAtEnd: Bool { position >= end }
@@ -228,6 +235,9 @@ public enum WireCodec {
 
     static func decodeMessage(_ reader: inout Reader, as descriptor: MessageDescriptor, pool: DescriptorPool, endGroup: Int32?) throws(AdminError) -> DynamicMessage {
         var message = DynamicMessage(descriptor: descriptor)
+        guard reader.depth <= maxDepth else {
+            throw .malformedWire(message: descriptor.fullName, reason: "messages nested deeper than \(maxDepth) levels")
+        }
         do throws(AdminError) {
             while !reader.isAtEnd {
                 let start = reader.position
@@ -259,7 +269,7 @@ public enum WireCodec {
         if let entry = field.mapEntry {
             guard type == .lengthDelimited, let entryType = field.typeName.flatMap(pool.message(named:)) else { return nil }
             let range = try reader.lengthDelimited()
-            var sub = Reader(bytes: reader.bytes, start: range.lowerBound, end: range.upperBound)
+            var sub = Reader(bytes: reader.bytes, start: range.lowerBound, end: range.upperBound, depth: reader.depth + 1)
             let decoded = try decodeMessage(&sub, as: entryType, pool: pool, endGroup: nil)
             let key = decoded[1] ?? FieldValue.defaultValue(for: entry.key.field) ?? .int32(0)
             var value = decoded[2] ?? FieldValue.defaultValue(for: entry.value.field)
@@ -300,11 +310,13 @@ public enum WireCodec {
             var decoded: DynamicMessage
             if field.kind == .group {
                 guard type == .startGroup else { return nil }
+                reader.depth += 1
                 decoded = try decodeMessage(&reader, as: messageType, pool: pool, endGroup: field.number)
+                reader.depth -= 1
             } else {
                 guard type == .lengthDelimited else { return nil }
                 let range = try reader.lengthDelimited()
-                var sub = Reader(bytes: reader.bytes, start: range.lowerBound, end: range.upperBound)
+                var sub = Reader(bytes: reader.bytes, start: range.lowerBound, end: range.upperBound, depth: reader.depth + 1)
                 decoded = try decodeMessage(&sub, as: messageType, pool: pool, endGroup: nil)
             }
             if case .message(let old)? = existing {

@@ -75,7 +75,10 @@ extension MQAdmin {
 
     func channelConfiguration(_ address: ServerAddress) throws -> ChannelConfiguration {
         var configuration = ChannelConfiguration(host: address.host, port: address.port)
-        configuration.connectTimeout = Self.duration(seconds: connectTimeout ?? 10)
+        // grpcurl: 10 s unless -connect-timeout; -max-time bounds the whole operation, dial included.
+        var connectSeconds = connectTimeout.flatMap { $0 > 0 ? $0 : nil } ?? 10
+        if let maxTime, maxTime > 0 { connectSeconds = min(connectSeconds, maxTime) }
+        configuration.connectTimeout = Self.duration(seconds: connectSeconds)
         if !plaintext {
             var tls = ChannelConfiguration.TLS(insecureSkipVerify: insecure, serverName: serverName)
             do {

@@ -267,3 +267,40 @@ struct JSONMappingTests {
         #expect(JSONValue.object([("a", .string("<\"\n"))]).serialized() == "{\n  \"a\": \"\\u003c\\\"\\n\"\n}")
     }
 }
+
+@Suite("JSONMapping with generated types and hostile input")
+struct GeneratedJSONTests {
+    @Test("generated messages print and parse through the embedded descriptor")
+    func generated() throws {
+        let mapping = JSONMapping(pool: try testPool())
+        var m = AllFields()
+        m.fInt64 = 3
+        m.labels = [Rocketmq_Testing_Other_V1_Label(key: "k")]
+        let text = try mapping.string(fromGenerated: m, indent: 0)
+        #expect(text == #"{"fInt64":"3","labels":[{"key":"k"}]}"#)
+        #expect(try mapping.generated(AllFields.self, fromJSON: text) == m)
+        #expect(throws: AdminError.unknownSymbol("grpc.health.v1.HealthCheckRequest")) {
+            _ = try mapping.string(fromGenerated: Grpc_Health_V1_HealthCheckRequest())
+        }
+    }
+
+    @Test("messages nested past 100 levels are rejected, not a stack overflow")
+    func deepNesting() throws {
+        let pool = try testPool()
+        let listValue = try #require(pool.message(named: "google.protobuf.ListValue"))
+        // ListValue{values: [Value{list_value: ListValue{...}}]}, 200 levels: field 1 (values) then field 6 (list_value).
+        var bytes: [UInt8] = []
+        for level in 0..<200 {
+            let tag: UInt8 = level % 2 == 0 ? 0x32 : 0x0A  // Value.list_value = 6 / ListValue.values = 1
+            var prefixed: [UInt8] = [tag]
+            WireCodec.writeVarint(UInt64(bytes.count), into: &prefixed)
+            bytes = prefixed + bytes
+        }
+        // The outermost tag is 0x0A (values): the bytes are a ListValue 200 messages deep.
+        #expect(throws: AdminError.self) { _ = try WireCodec.decode(bytes, as: listValue, pool: pool) }
+        // 40 levels are fine.
+        #expect(throws: Never.self) { _ = try WireCodec.decode(Array(bytes.suffix(from: bytes.count - 80)), as: listValue, pool: pool) }
+        let deepJSON = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
+        #expect(throws: AdminError.self) { _ = try JSONMapping(pool: pool).message(fromJSON: deepJSON, as: listValue) }
+    }
+}
