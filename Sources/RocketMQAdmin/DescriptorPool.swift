@@ -12,8 +12,11 @@ import RocketProto
 public struct DescriptorPool: Sendable {
     /// The files, by name, in the order they were added.
     public private(set) var files: [Google_Protobuf_FileDescriptorProto] = []
+    /// Message types by fully qualified name (nested types as `pkg.Outer.Inner`, map entries included).
     public private(set) var messages: [String: MessageDescriptor] = [:]
+    /// Enum types by fully qualified name.
     public private(set) var enums: [String: EnumDescriptor] = [:]
+    /// Services by fully qualified name.
     public private(set) var services: [String: ServiceDescriptor] = [:]
 
     /// A pool holding only the well-known types.

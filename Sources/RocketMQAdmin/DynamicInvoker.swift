@@ -29,9 +29,12 @@ public struct DynamicInvoker: Sendable {
         public var requestCount: Int
     }
 
+    /// The channel calls go over.
     public let channel: RPCChannel
+    /// Resolves request and response types.
     public let pool: DescriptorPool
 
+    /// An invoker for the methods in `pool`, calling over `channel` (which the caller owns and closes).
     public init(channel: RPCChannel, pool: DescriptorPool) {
         self.channel = channel
         self.pool = pool

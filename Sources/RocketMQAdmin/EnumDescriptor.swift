@@ -2,12 +2,15 @@
 public struct EnumDescriptor: Sendable, Hashable {
     /// One named value.
     public struct Value: Sendable, Hashable {
+        /// The value's name in `.proto` source, also its JSON form.
         public var name: String
+        /// The value's number on the wire.
         public var number: Int32
     }
 
     /// Fully qualified name, for example `grpc.testing.PayloadType`.
     public var fullName: String
+    /// Values in declaration order.
     public var values: [Value]
     /// The `.proto` file that declares it.
     public var fileName: String

@@ -46,6 +46,7 @@ public struct FieldDescriptor: Sendable, Hashable {
     public var number: Int32
     /// The proto3 JSON name (`json_name`, else lowerCamelCase of `name`).
     public var jsonName: String
+    /// The field's protobuf type (for a map: `.message`, the entry type).
     public var kind: Kind
     /// For message, group and enum fields, the fully qualified type name (no leading dot).
     public var typeName: String?
@@ -66,11 +67,14 @@ public struct FieldDescriptor: Sendable, Hashable {
 
     /// The key and value fields of a map field's synthetic entry message.
     public struct MapEntry: Sendable, Hashable {
+        /// The entry's field 1.
         public var key: Box
+        /// The entry's field 2.
         public var value: Box
 
         /// Boxes a field so the map-entry fields can live inside their parent field.
         public final class Box: Sendable, Hashable {
+            /// The boxed field.
             public let field: FieldDescriptor
             init(_ field: FieldDescriptor) { self.field = field }
             public static func == (a: Box, b: Box) -> Bool { a.field == b.field }

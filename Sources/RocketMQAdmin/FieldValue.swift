@@ -21,8 +21,11 @@ public indirect enum FieldValue: Sendable, Equatable {
 
     /// One entry of a map field.
     public struct MapEntry: Sendable, Equatable {
+        /// The key (an integer, bool or string value).
         public var key: FieldValue
+        /// The value.
         public var value: FieldValue
+        /// An entry.
         public init(key: FieldValue, value: FieldValue) {
             self.key = key
             self.value = value

@@ -17,6 +17,7 @@ public struct JSONMapping: Sendable {
     /// Skip JSON members that name no field instead of failing.
     public var ignoreUnknownFields: Bool
 
+    /// A mapping over `pool`; defaults match protoc's runtimes (and grpcurl without flags).
     public init(pool: DescriptorPool, emitDefaults: Bool = false, useProtoNames: Bool = false, ignoreUnknownFields: Bool = false) {
         self.pool = pool
         self.emitDefaults = emitDefaults

@@ -8,6 +8,7 @@ public struct JSONParser {
     private var position = 0
     private static let maxDepth = 100
 
+    /// A parser over `text`; call ``next()`` for each document.
     public init(_ text: String) {
         self.scalars = Array(text.unicodeScalars)
     }

@@ -14,6 +14,7 @@ public struct ProtoSourceCompiler: Sendable {
     /// The `protoc` executable; default: the first `protoc` on `PATH`, else `/usr/bin/protoc`.
     public var protocPath: String
 
+    /// A compiler searching `importPaths`; `protocPath` overrides the `PATH` lookup.
     public init(importPaths: [String], protocPath: String? = nil) {
         self.importPaths = importPaths
         self.protocPath = protocPath ?? Self.findProtoc()

@@ -12,13 +12,17 @@ public struct RawMessage: ProtoMessage {
     /// The encoded message.
     public var bytes: [UInt8]
 
+    /// No bytes: the encoding of a message with every field at its default.
     public init() { bytes = [] }
 
+    /// Wraps bytes already encoded.
     public init(bytes: [UInt8]) { self.bytes = bytes }
 
+    /// Keeps the bytes as they are; never throws.
     public init(serializedBytes bytes: UnsafeRawBufferPointer) throws {
         self.bytes = Array(bytes)
     }
 
+    /// The wrapped bytes.
     public func serializedBytes() -> [UInt8] { bytes }
 }

@@ -20,6 +20,7 @@ public struct ReflectionClient: Sendable {
     private static let services = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]
     private let preferredVersion = VersionChoice()
 
+    /// A client asking over `channel` (which the caller owns and closes).
     public init(channel: RPCChannel, metadata: Metadata = [:], deadline: ContinuousClock.Instant? = nil) {
         self.channel = channel
         self.metadata = metadata

@@ -1,8 +1,10 @@
 /// Prints services, messages and enums as `.proto` source, the way grpcurl's `describe` shows them
 /// (`rpc Name ( .pkg.Req ) returns ( stream .pkg.Resp );`, fully qualified type names with a dot).
 public struct SchemaPrinter: Sendable {
+    /// Where types are looked up.
     public let pool: DescriptorPool
 
+    /// A printer for the types in `pool`.
     public init(pool: DescriptorPool) { self.pool = pool }
 
     /// grpcurl's `describe SYMBOL` output: `"<name> is a service:"` and the declaration.
@@ -30,6 +32,7 @@ public struct SchemaPrinter: Sendable {
         throw .unknownSymbol(symbol)
     }
 
+    /// `service Name { rpc …; }`.
     public func service(_ service: ServiceDescriptor) -> String {
         var lines = ["service \(service.name) {"]
         for method in service.methods { lines.append("  " + rpc(method)) }
@@ -37,10 +40,12 @@ public struct SchemaPrinter: Sendable {
         return lines.joined(separator: "\n")
     }
 
+    /// One `rpc` line, as grpcurl prints a method.
     public func rpc(_ method: ServiceDescriptor.Method) -> String {
         "rpc \(method.name) ( \(method.clientStreaming ? "stream " : "").\(method.inputType) ) returns ( \(method.serverStreaming ? "stream " : "").\(method.outputType) );"
     }
 
+    /// `message Name { … }` with nested types, oneofs and maps, each line prefixed by `indent`.
     public func message(_ message: MessageDescriptor, indent: String) -> String {
         var lines = ["\(indent)message \(message.name) {"]
         let inner = indent + "  "
@@ -71,6 +76,7 @@ public struct SchemaPrinter: Sendable {
         return lines.joined(separator: "\n")
     }
 
+    /// `enum Name { VALUE = n; }`.
     public func enumeration(_ enumType: EnumDescriptor, indent: String) -> String {
         var lines = ["\(indent)enum \(enumType.name) {"]
         for value in enumType.values { lines.append("\(indent)  \(value.name) = \(value.number);") }

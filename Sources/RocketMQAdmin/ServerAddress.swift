@@ -1,8 +1,11 @@
 /// A `HOST:PORT` target as grpcurl takes it (`[::1]:50051` for IPv6 literals).
 public struct ServerAddress: Sendable, Hashable, CustomStringConvertible {
+    /// Host name or IP address (no brackets).
     public var host: String
+    /// TCP port.
     public var port: Int
 
+    /// An address from its parts.
     public init(host: String, port: Int) {
         self.host = host
         self.port = port

@@ -10,7 +10,9 @@ public struct ServiceDescriptor: Sendable, Hashable {
         public var inputType: String
         /// Fully qualified response type (no leading dot).
         public var outputType: String
+        /// The client sends a stream of requests.
         public var clientStreaming: Bool
+        /// The server answers with a stream of responses.
         public var serverStreaming: Bool
 
         /// `service.Method`, as grpcurl's `list SERVICE` prints it.
@@ -34,6 +36,7 @@ public struct ServiceDescriptor: Sendable, Hashable {
 
     /// Fully qualified name, for example `grpc.testing.TestService`.
     public var fullName: String
+    /// Methods in declaration order.
     public var methods: [Method]
     /// The `.proto` file that declares it.
     public var fileName: String

@@ -3,8 +3,10 @@
 /// The simple, readable subset: field names as in `.proto`, enums by name, strings and bytes
 /// C-escaped, maps as repeated `{ key: … value: … }` entries. Unknown fields are left out.
 public struct TextFormat: Sendable {
+    /// Resolves enum names.
     public let pool: DescriptorPool
 
+    /// A printer for messages whose types are in `pool`.
     public init(pool: DescriptorPool) { self.pool = pool }
 
     /// The message in text format, one field per line.
