@@ -7,7 +7,7 @@ import RocketProto
 /// writes (``ProtoSourceCompiler``), or the ones generated code embeds (`ProtoFiles`). Value type,
 /// `Sendable`; adding files re-resolves the whole pool, which is cheap for the few dozen files a
 /// tool works with. The well-known types (`google/protobuf/{any,duration,timestamp,struct,wrappers,
-/// field_mask,empty}.proto`) are always present, so JSON mapping of `Any` and friends works even when
+/// field_mask,empty}.proto`) and `google.rpc.Status` are always present, so JSON mapping of `Any` and friends works even when
 /// a server's reflection leaves them out.
 public struct DescriptorPool: Sendable {
     /// The files, by name, in the order they were added.
@@ -29,7 +29,7 @@ public struct DescriptorPool: Sendable {
             ProtoFiles.google_protobuf_empty_proto,
         ]
         let protos = wellKnown.compactMap { try? Google_Protobuf_FileDescriptorProto(serializedBytes: $0.serialized) }
-        try? add(protos)
+        try? add(protos + [RichStatus.file])
     }
 
     /// A pool with the well-known types and `files`.

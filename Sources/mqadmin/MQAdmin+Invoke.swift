@@ -76,7 +76,7 @@ extension MQAdmin {
             if let status = error as? RPCError, !ExitStatus.isConnectionFailure(error) {
                 // The call failed before a stream existed (for example the deadline passed while connecting).
                 if verbose { print("Sent 0 requests and received 0 responses") }
-                throw Exit(code: ExitStatus.code(for: status), message: ExitStatus.statusReport(status))
+                throw Exit(code: ExitStatus.code(for: status), message: await formatter.report(status))
             }
             throw classify(error, errorPrefix, address: address)
         }
@@ -88,7 +88,7 @@ extension MQAdmin {
         }
         if let status = outcome.error {
             if ExitStatus.isConnectionFailure(status) { throw classify(status, errorPrefix, address: address) }
-            throw Exit(code: ExitStatus.code(for: status), message: ExitStatus.statusReport(status))
+            throw Exit(code: ExitStatus.code(for: status), message: await formatter.report(status))
         }
     }
 

@@ -165,6 +165,12 @@ def test_describe_message_shows_fields_maps_oneofs_and_wkts(peer):
         assert line in out, line
 
 
+def test_describe_method(peer):
+    code, out, err = mqadmin("-plaintext", peer, "describe", "peerzoo.v1.Zoo.Chat")
+    assert code == 0, err
+    assert out == "peerzoo.v1.Zoo.Chat is a method:\nrpc Chat ( stream .peerzoo.v1.Kitchen ) returns ( stream .peerzoo.v1.Kitchen );\n"
+
+
 def test_describe_enum(peer):
     code, out, err = mqadmin("-plaintext", peer, "describe", "peerzoo.v1.Color")
     assert code == 0, err
@@ -335,6 +341,19 @@ def test_text_format_output_parses_with_python_text_format(peer, peer_modules):
     assert parsed == server.sample_kitchen(pb2)
 
 
+def test_text_format_input_for_a_stream(peer, peer_modules):
+    _, pb2, _ = peer_modules
+    from google.protobuf import text_format
+
+    stdin = 'text: "one" i64: 4 inner { n: 2 color: RED } m_counts { key: "k" value: 7 }\x1etext: "two" r_blob: "\\001"'
+    code, out, err = mqadmin("-plaintext", "-format", "text", "-d", "@", peer, "peerzoo.v1.Zoo/Chat", stdin=stdin)
+    assert code == 0, err
+    replies = [text_format.Parse(part, pb2.Kitchen()) for part in out.split("\x1e")]
+    first = pb2.Kitchen(text="one", i64=8, inner=pb2.Inner(n=2, color=pb2.RED))
+    first.m_counts["k"] = 7
+    assert replies == [first, pb2.Kitchen(text="two", r_blob=[b"\x01"])]
+
+
 def test_verbose_shows_headers_and_trailers(peer):
     code, out, err = mqadmin("-plaintext", "-v", "-H", "x-trace: abc123", "-d", '{"text": "v"}', peer, "peerzoo.v1.Zoo/Echo")
     assert code == 0, err
@@ -462,6 +481,24 @@ def test_rpc_status_exits_64_plus_code(peer, status, name):
     assert code == 64 + status, err
     assert err == f"ERROR:\n  Code: {name}\n  Message: failing with {name}\n"
     assert out == ""
+
+
+def test_rich_status_details_are_printed_like_grpcurl(peer):
+    request = json.dumps({"code": 9, "message": "details attached"})
+    code, out, err = mqadmin("-plaintext", "-d", request, peer, "peerzoo.v1.Zoo/Fail")
+    assert code == 64 + 9, err
+    assert err == (
+        "ERROR:\n  Code: FailedPrecondition\n  Message: details attached\n  Details:\n"
+        "  1)\t{\n"
+        '    \t  "@type": "type.googleapis.com/peerzoo.v1.Inner",\n'
+        '    \t  "name": "why",\n'
+        '    \t  "n": 1\n'
+        "    \t}\n"
+        "  2)\t{\n"
+        '    \t  "@type": "type.googleapis.com/peerzoo.extra.v1.Sticker",\n'
+        '    \t  "label": "fetched by reflection"\n'
+        "    \t}\n"
+    )
 
 
 @pytest.mark.parametrize(

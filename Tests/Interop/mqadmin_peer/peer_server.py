@@ -138,6 +138,14 @@ def main():
             return surprise_kitchen(peer_pb2, extra_pb2)
 
         def Fail(self, request, context):
+            if request.message.startswith("details"):
+                # The rich error model: a google.rpc.Status in the grpc-status-details-bin trailer.
+                from google.rpc import status_pb2
+
+                status = status_pb2.Status(code=request.code, message=request.message)
+                status.details.add().Pack(peer_pb2.Inner(name="why", n=1))
+                status.details.add().Pack(extra_pb2.Sticker(label="fetched by reflection"))
+                context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
             context.abort(grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == request.code)), request.message)
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
