@@ -1,5 +1,13 @@
 import RocketRPC
 
+// RocketMQAdmin, in layers (each usable alone):
+//   schema   DescriptorPool ← ReflectionClient (server reflection) | ProtoSourceCompiler (protoc)
+//            | DescriptorPool(embedded:) (generated code); SchemaSource picks one and loads lazily.
+//   values   DynamicMessage/FieldValue; WireCodec (binary), JSONMapping (proto3 JSON),
+//            TextFormat/TextFormatParser, SchemaPrinter (describe).
+//   calls    DynamicInvoker over an RPCChannel with RawMessage bytes; RichStatus for error details.
+// mqadmin's generic mode is these layers plus grpcurl's flags, output and exit codes.
+
 /// Calls any method of any server with ``DynamicMessage``s: the method and its types come from a
 /// ``DescriptorPool``, the bytes travel as ``RawMessage``s over an `RPCChannel`.
 ///

@@ -127,7 +127,9 @@ public struct ReflectionClient: Sendable {
                 continue
             }
         }
-        throw lastError ?? RPCError(code: .unimplemented, message: "server does not support the reflection API")
+        // Neither version answered: say so in grpcurl's words rather than as a bare UNIMPLEMENTED.
+        _ = lastError
+        throw AdminError.reflection("server does not support the reflection API")
     }
 }
 
