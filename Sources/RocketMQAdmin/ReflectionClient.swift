@@ -103,7 +103,6 @@ public struct ReflectionClient: Sendable {
         var options = CallOptions(metadata: metadata)
         if let deadline { options.timeout = max(.zero, deadline - ContinuousClock.now) }
         let start = preferredVersion.index
-        var lastError: RPCError?
         for index in start..<Self.services.count {
             let method = MethodDescriptor(service: Self.services[index], method: "ServerReflectionInfo")
             let requestBytes = RawMessage(bytes: request.serializedBytes())
@@ -123,12 +122,10 @@ public struct ReflectionClient: Sendable {
                     throw AdminError.reflection("the answer does not decode: \(error)")
                 }
             } catch let error as RPCError where error.code == .unimplemented {
-                lastError = error
                 continue
             }
         }
         // Neither version answered: say so in grpcurl's words rather than as a bare UNIMPLEMENTED.
-        _ = lastError
         throw AdminError.reflection("server does not support the reflection API")
     }
 }

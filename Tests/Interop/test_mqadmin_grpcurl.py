@@ -68,6 +68,18 @@ def peer_process(peer_modules, certificate):
 
 
 @pytest.fixture(scope="module")
+def bare_peer(peer_modules):
+    """The same server without reflection: only -proto can describe it."""
+    out, _, _ = peer_modules
+    server = Process([sys.executable, os.path.join(PEER_DIR, "peer_server.py"), "--gen", out, "--no-reflection"], "mqadmin-bare-peer")
+    try:
+        port = int(server.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def peer(peer_process):
     return peer_process[0]
 
@@ -373,6 +385,16 @@ def test_proto_files_instead_of_reflection(peer, peer_modules):
     assert code == 0, err
     [actual] = json_documents(out)
     assert_same_fields(actual, to_dict(pb2.Kitchen(pick_text="p")))
+
+
+def test_server_without_reflection_needs_proto_files(bare_peer, peer_modules):
+    _, pb2, _ = peer_modules
+    code, _, err = mqadmin("-plaintext", bare_peer, "list")
+    assert code == 1
+    assert err == "Failed to list services: server reflection: server does not support the reflection API\n"
+    code, out, err = mqadmin("-plaintext", "-import-path", PEER_DIR, "-proto", "peer.proto", "-d", '{"times": 2}', bare_peer, "peerzoo.v1.Zoo/Repeat")
+    assert code == 0, err
+    assert json_documents(out) == [to_dict(pb2.Kitchen(i32=0)), to_dict(pb2.Kitchen(i32=1))]
 
 
 # MARK: TLS (the default without -plaintext)

@@ -84,6 +84,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--gen", required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--no-reflection", action="store_true", help="serve Zoo only, without reflection")
     parser.add_argument("--tls-cert", help="PEM certificate: also serve TLS on a second port")
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = parser.parse_args()
@@ -151,7 +152,8 @@ def main():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     peer_pb2_grpc.add_ZooServicer_to_server(Zoo(), server)
     names = (peer_pb2.DESCRIPTOR.services_by_name["Zoo"].full_name, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(names, server)
+    if not args.no_reflection:
+        reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     tls_port = None
     if args.tls_cert:
