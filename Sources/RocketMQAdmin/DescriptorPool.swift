@@ -110,6 +110,29 @@ public struct DescriptorPool: Sendable {
         return (String(name[..<separator]), String(name[name.index(after: separator)...]))
     }
 
+    /// The files declaring `symbols` (services, methods, messages, enums) and every file they import,
+    /// dependencies first — what `-protoset-out` writes.
+    public func files(declaring symbols: [String]) -> [Google_Protobuf_FileDescriptorProto] {
+        var names: [String] = []
+        for symbol in symbols.map(Self.trim) {
+            if let file = service(named: symbol)?.fileName ?? message(named: symbol)?.fileName ?? enumType(named: symbol)?.fileName {
+                names.append(file)
+            } else if let (serviceName, _) = try? Self.splitMethod(symbol), let file = service(named: serviceName)?.fileName {
+                names.append(file)
+            }
+        }
+        let byName = Dictionary(files.compactMap { file in file.name.map { ($0, file) } }, uniquingKeysWith: { first, _ in first })
+        var seen = Set<String>()
+        var ordered: [Google_Protobuf_FileDescriptorProto] = []
+        func visit(_ name: String) {
+            guard seen.insert(name).inserted, let file = byName[name] else { return }
+            file.dependency.forEach(visit)
+            ordered.append(file)
+        }
+        names.forEach(visit)
+        return ordered
+    }
+
     static func trim(_ name: String) -> String {
         name.hasPrefix(".") ? String(name.dropFirst()) : name
     }

@@ -83,10 +83,16 @@ public struct SchemaSource: Sendable {
 
 extension DescriptorPool {
     /// Whether `name` is a service, message or enum of the pool (or a method or field of one).
-    func knows(_ name: String) -> Bool {
+    public func knows(_ symbol: String) -> Bool {
+        let name = DescriptorPool.trim(symbol).replacingSlashes
         if service(named: name) != nil || message(named: name) != nil || enumType(named: name) != nil { return true }
         guard let dot = name.lastIndex(of: ".") else { return false }
         let parent = String(name[..<dot])
         return service(named: parent) != nil || message(named: parent) != nil
     }
+}
+
+extension String {
+    /// `pkg.Service/Method` as the symbol `pkg.Service.Method`.
+    var replacingSlashes: String { String(map { $0 == "/" ? "." : $0 }) }
 }

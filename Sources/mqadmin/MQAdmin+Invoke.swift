@@ -41,7 +41,7 @@ extension MQAdmin {
             throw Exit(code: ExitStatus.failure, message: "\(errorPrefix): error getting request data: \(ExitStatus.describe(error))\n")
         }
 
-        let verbose = self.verbose
+        let verbose = self.verbose || veryVerbose
         let textOutput = format == "text"
         if verbose {
             print("\nResolved method descriptor:\n\(SchemaPrinter(pool: pool).rpc(method))\n")

@@ -1,5 +1,6 @@
 import Foundation
 import NIOSSL
+import RocketMQAPI
 import RocketMQAdmin
 import RocketRPC
 import Synchronization
@@ -37,7 +38,7 @@ extension MQAdmin {
         }
         guard args.isEmpty else { throw usageError("Too many arguments.") }
         if case .invoke = action, target == nil { throw usageError("No host:port specified.") }
-        if target == nil, protoFiles.isEmpty {
+        if target == nil, protoFiles.isEmpty, protosets.isEmpty {
             throw usageError("No host:port specified, no protoset specified, and no proto sources specified.")
         }
         guard let target else { return (nil, action) }
@@ -51,6 +52,9 @@ extension MQAdmin {
         if format != "json", format != "text" { throw usageError("The -format option must be 'json' or 'text'.") }
         if let connectTimeout, connectTimeout < 0 { throw usageError("The -connect-timeout argument must not be negative.") }
         if let maxTime, maxTime < 0 { throw usageError("The -max-time argument must not be negative.") }
+        if !protosets.isEmpty, !protoFiles.isEmpty { throw usageError("Use either -protoset files or -proto files, but not both.") }
+        if let maxMessageSize, maxMessageSize < 0 { throw usageError("The -max-msg-sz argument must not be negative.") }
+        if let keepaliveTime, keepaliveTime < 0 { throw usageError("The -keepalive-time argument must not be negative.") }
         if insecure, plaintext { throw usageError("The -insecure argument can only be used with TLS.") }
         if cert != nil || key != nil {
             if plaintext { throw usageError("The -cert and -key arguments can only be used with TLS.") }
@@ -58,8 +62,8 @@ extension MQAdmin {
         }
     }
 
-    /// Request metadata from `-H 'name: value'`.
-    func metadata() throws -> Metadata {
+    /// Metadata from `name: value` strings (`-H`, `-rpc-header`, `-reflect-header`).
+    func metadata(_ headers: [String]) throws -> Metadata {
         var metadata = Metadata()
         for header in headers {
             guard let colon = header.firstIndex(of: ":") else {
@@ -79,6 +83,11 @@ extension MQAdmin {
         var connectSeconds = connectTimeout.flatMap { $0 > 0 ? $0 : nil } ?? 10
         if let maxTime, maxTime > 0 { connectSeconds = min(connectSeconds, maxTime) }
         configuration.connectTimeout = Self.duration(seconds: connectSeconds)
+        if let maxMessageSize, maxMessageSize > 0 { configuration.maxReceiveMessageSize = maxMessageSize }
+        if let keepaliveTime, keepaliveTime > 0 {
+            let interval = Self.duration(seconds: keepaliveTime)
+            configuration.keepalive = .init(pingInterval: interval, pingTimeout: interval)
+        }
         if !plaintext {
             var tls = ChannelConfiguration.TLS(insecureSkipVerify: insecure, serverName: serverName)
             do {
@@ -105,7 +114,8 @@ extension MQAdmin {
     mutating func perform() async throws {
         try validateFlags()
         let (address, action) = try parseArguments()
-        let metadata = try metadata()
+        let rpcMetadata = try metadata(headers + rpcHeaders)
+        let reflectionMetadata = try metadata(headers + reflectHeaders)
         let deadline = maxTime.flatMap { $0 > 0 ? ContinuousClock.now.advanced(by: Self.duration(seconds: $0)) : nil }
 
         if case .invoke = action {} else if data != nil {
@@ -114,7 +124,7 @@ extension MQAdmin {
         var channel: RPCChannel?
         if let address { channel = RPCChannel(configuration: try channelConfiguration(address)) }
         do {
-            try await run(action, channel: channel, address: address, metadata: metadata, deadline: deadline)
+            try await run(action, channel: channel, address: address, rpcMetadata: rpcMetadata, reflectionMetadata: reflectionMetadata, deadline: deadline)
             await Self.close(channel)
         } catch {
             await Self.close(channel)
@@ -137,10 +147,20 @@ extension MQAdmin {
         }
     }
 
-    private func run(_ action: Action, channel: RPCChannel?, address: ServerAddress?, metadata: Metadata, deadline: ContinuousClock.Instant?) async throws {
-
+    private func run(_ action: Action, channel: RPCChannel?, address: ServerAddress?, rpcMetadata: Metadata, reflectionMetadata: Metadata, deadline: ContinuousClock.Instant?) async throws {
         var source: SchemaSource
-        if !protoFiles.isEmpty {
+        if !protosets.isEmpty {
+            do {
+                var files: [Google_Protobuf_FileDescriptorProto] = []
+                for path in protosets {
+                    let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+                    files += try Google_Protobuf_FileDescriptorSet(serializedBytes: bytes).file
+                }
+                source = .files(try DescriptorPool(files: files))
+            } catch {
+                throw failure("Failed to process proto descriptor sets.", error)
+            }
+        } else if !protoFiles.isEmpty {
             do {
                 let files = try ProtoSourceCompiler(importPaths: importPaths).compile(protoFiles)
                 source = .files(try DescriptorPool(files: files))
@@ -148,19 +168,41 @@ extension MQAdmin {
                 throw failure("Failed to process proto source files.", error)
             }
         } else if let channel {
-            source = .reflection(ReflectionClient(channel: channel, metadata: metadata, deadline: deadline))
+            source = .reflection(ReflectionClient(channel: channel, metadata: reflectionMetadata, deadline: deadline))
         } else {
             throw usageError("No host:port specified, no protoset specified, and no proto sources specified.")
         }
 
+        var symbols: [String] = []
         switch action {
         case .list(let service):
-            try await list(service, source: &source, address: address)
+            symbols = try await list(service, source: &source, address: address)
         case .describe(let symbol):
-            try await describe(symbol, source: &source, address: address)
+            symbols = try await describe(symbol, source: &source, address: address)
         case .invoke(let methodName):
             guard let channel, let address else { throw usageError("No host:port specified.") }
-            try await invoke(methodName, source: &source, channel: channel, address: address, metadata: metadata, deadline: deadline)
+            symbols = [methodName]
+            try await invoke(methodName, source: &source, channel: channel, address: address, metadata: rpcMetadata, deadline: deadline)
+        }
+        if let protosetOut { try await writeProtoset(protosetOut, symbols: symbols, source: &source) }
+    }
+
+    /// `-protoset-out`: the files declaring `symbols`, with their imports, as a FileDescriptorSet.
+    func writeProtoset(_ path: String, symbols: [String], source: inout SchemaSource) async throws {
+        do {
+            for symbol in symbols where !source.pool.knows(symbol) {
+                do {
+                    try await source.load(symbol)
+                } catch AdminError.unknownSymbol {
+                    // `pkg.Service/Method`: reflection knows the service.
+                    guard let (service, _) = try? DescriptorPool.splitMethod(symbol) else { throw AdminError.unknownSymbol(symbol) }
+                    try await source.load(service)
+                }
+            }
+            let files = source.pool.files(declaring: symbols)
+            try Data(Google_Protobuf_FileDescriptorSet(file: files).serializedBytes()).write(to: URL(fileURLWithPath: path))
+        } catch {
+            throw failure("Failed to write protoset to \(path)", error)
         }
     }
 
@@ -173,11 +215,13 @@ extension MQAdmin {
         return failure(message, error)
     }
 
-    func list(_ service: String?, source: inout SchemaSource, address: ServerAddress?) async throws {
+    /// Prints services or methods; returns the symbols listed (for `-protoset-out`).
+    func list(_ service: String?, source: inout SchemaSource, address: ServerAddress?) async throws -> [String] {
         if let service {
             do {
                 let methods = try await source.listMethods(of: service)
                 print(methods.isEmpty ? "(No methods)" : methods.joined(separator: "\n"))
+                return [service]
             } catch {
                 throw classify(error, "Failed to list methods for service \"\(service)\"", address: address)
             }
@@ -185,13 +229,15 @@ extension MQAdmin {
             do {
                 let services = try await source.listServices()
                 print(services.isEmpty ? "(No services)" : services.joined(separator: "\n"))
+                return services
             } catch {
                 throw classify(error, "Failed to list services", address: address)
             }
         }
     }
 
-    func describe(_ symbol: String?, source: inout SchemaSource, address: ServerAddress?) async throws {
+    /// Prints descriptions; returns the symbols described (for `-protoset-out`).
+    func describe(_ symbol: String?, source: inout SchemaSource, address: ServerAddress?) async throws -> [String] {
         var symbols: [String] = []
         if let symbol {
             symbols = [symbol]
@@ -210,5 +256,6 @@ extension MQAdmin {
                 throw classify(error, "Failed to resolve symbol \"\(name)\"", address: address)
             }
         }
+        return symbols
     }
 }

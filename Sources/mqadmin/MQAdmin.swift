@@ -49,11 +49,23 @@ struct MQAdmin: AsyncParsableCommand {
     @Option(name: .customShort("H"), help: "Extra header 'name: value' (repeatable); also sent with reflection requests.")
     var headers: [String] = []
 
+    @Option(name: .customLong("rpc-header", withSingleDash: true), help: "Header 'name: value' for the invoked method only (repeatable).")
+    var rpcHeaders: [String] = []
+
+    @Option(name: .customLong("reflect-header", withSingleDash: true), help: "Header 'name: value' for reflection requests only (repeatable).")
+    var reflectHeaders: [String] = []
+
     @Option(name: .customLong("max-time", withSingleDash: true), help: "Seconds the whole operation may take (the call's deadline).")
     var maxTime: Double?
 
     @Option(name: .customLong("connect-timeout", withSingleDash: true), help: "Seconds to wait for the connection (default 10).")
     var connectTimeout: Double?
+
+    @Option(name: .customLong("max-msg-sz", withSingleDash: true), help: "Largest response message accepted, in bytes (default 4 MiB).")
+    var maxMessageSize: Int?
+
+    @Option(name: .customLong("keepalive-time", withSingleDash: true), help: "Seconds of idleness before a keepalive PING (and its timeout).")
+    var keepaliveTime: Double?
 
     @Option(name: .customLong("format", withSingleDash: true), help: "Request and response format: json or text.")
     var format = "json"
@@ -73,8 +85,17 @@ struct MQAdmin: AsyncParsableCommand {
     @Option(name: .customLong("proto", withSingleDash: true), help: "A .proto file to take types from instead of reflection (repeatable).")
     var protoFiles: [String] = []
 
+    @Option(name: .customLong("protoset", withSingleDash: true), help: "A file with an encoded FileDescriptorSet to take types from instead of reflection (repeatable).")
+    var protosets: [String] = []
+
+    @Option(name: .customLong("protoset-out", withSingleDash: true), help: "Write the descriptors of what was listed, described or invoked (with imports) to this file as a FileDescriptorSet.")
+    var protosetOut: String?
+
     @Flag(name: .customShort("v"), help: "Verbose: print the method, request metadata, response headers and trailers.")
     var verbose = false
+
+    @Flag(name: .customLong("vv", withSingleDash: true), help: "Very verbose; the same as -v here (no timing data).")
+    var veryVerbose = false
 
     @Argument(help: "[HOST:PORT] (list [SERVICE] | describe [SYMBOL] | pkg.Service/Method)")
     var arguments: [String] = []

@@ -397,6 +397,34 @@ def test_server_without_reflection_needs_proto_files(bare_peer, peer_modules):
     assert json_documents(out) == [to_dict(pb2.Kitchen(i32=0)), to_dict(pb2.Kitchen(i32=1))]
 
 
+def test_protoset_out_then_protoset_in(peer, bare_peer, peer_modules, tmp_path):
+    _, pb2, _ = peer_modules
+    protoset = str(tmp_path / "zoo.protoset")
+    code, _, err = mqadmin("-plaintext", "-protoset-out", protoset, peer, "describe", "peerzoo.v1.Zoo")
+    assert code == 0, err
+    from google.protobuf import descriptor_pb2
+
+    with open(protoset, "rb") as f:
+        written = descriptor_pb2.FileDescriptorSet.FromString(f.read())
+    names = [file.name for file in written.file]
+    assert names[-1] == "peer.proto" and "google/protobuf/any.proto" in names
+    code, out, err = mqadmin("-protoset", protoset, "list")
+    assert code == 0, err
+    assert out.split() == ["peerzoo.v1.Zoo"]
+    code, out, err = mqadmin("-plaintext", "-protoset", protoset, "-d", '{"text": "from protoset"}', bare_peer, "peerzoo.v1.Zoo/Echo")
+    assert code == 0, err
+    assert json_documents(out) == [to_dict(pb2.Kitchen(text="from protoset"))]
+    code, _, err = mqadmin("-protoset", str(tmp_path / "missing.protoset"), "list")
+    assert code == 1 and err.startswith("Failed to process proto descriptor sets.")
+
+
+def test_rpc_and_reflect_headers_go_where_they_belong(peer):
+    code, out, err = mqadmin("-plaintext", "-v", "-rpc-header", "x-trace: rpc-only", "-reflect-header", "x-other: refl", "-d", "{}", peer, "peerzoo.v1.Zoo/Echo")
+    assert code == 0, err
+    assert "Request metadata to send:\nx-trace: rpc-only\n" in out
+    assert "x-echo-trace: rpc-only" in out
+
+
 # MARK: TLS (the default without -plaintext)
 
 
