@@ -252,6 +252,11 @@ extension MQAdmin {
         for name in symbols {
             do {
                 print(try await source.describe(name))
+                if messageTemplate, let type = source.pool.message(named: name) {
+                    let template = MessageTemplate.make(type, pool: source.pool)
+                    let json = try JSONMapping(pool: source.pool, emitDefaults: true).string(from: template)
+                    print("\nMessage template:\n\(json)")
+                }
             } catch {
                 throw classify(error, "Failed to resolve symbol \"\(name)\"", address: address)
             }

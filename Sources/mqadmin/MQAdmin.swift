@@ -91,6 +91,9 @@ struct MQAdmin: AsyncParsableCommand {
     @Option(name: .customLong("protoset-out", withSingleDash: true), help: "Write the descriptors of what was listed, described or invoked (with imports) to this file as a FileDescriptorSet.")
     var protosetOut: String?
 
+    @Flag(name: .customLong("msg-template", withSingleDash: true), help: "With describe, also print a JSON template of a message (valid request data).")
+    var messageTemplate = false
+
     @Flag(name: .customShort("v"), help: "Verbose: print the method, request metadata, response headers and trailers.")
     var verbose = false
 

@@ -183,6 +183,20 @@ def test_describe_method(peer):
     assert out == "peerzoo.v1.Zoo.Chat is a method:\nrpc Chat ( stream .peerzoo.v1.Kitchen ) returns ( stream .peerzoo.v1.Kitchen );\n"
 
 
+def test_message_template_is_valid_request_data(peer, peer_modules):
+    _, pb2, _ = peer_modules
+    from google.protobuf import json_format
+
+    code, out, err = mqadmin("-plaintext", "-msg-template", peer, "describe", "peerzoo.v1.Kitchen")
+    assert code == 0, err
+    template = out.split("\nMessage template:\n", 1)[1]
+    parsed = json_format.Parse(template, pb2.Kitchen())
+    assert parsed.nested.inners[0] == pb2.Inner() and list(parsed.m_inner) == [0] and parsed.HasField("pick_text")
+    assert json.loads(template)["when"] == "1970-01-01T00:00:00Z"
+    code, out, err = mqadmin("-plaintext", "-d", template, peer, "peerzoo.v1.Zoo/Echo")
+    assert code == 0, err
+
+
 def test_describe_enum(peer):
     code, out, err = mqadmin("-plaintext", peer, "describe", "peerzoo.v1.Color")
     assert code == 0, err

@@ -93,3 +93,20 @@ struct DescriptorPoolTests {
         #expect(try AllFields(serializedBytes: WireCodec.encode(back)) == m)
     }
 }
+
+@Suite("MessageTemplate")
+struct MessageTemplateTests {
+    @Test("a template fills every field once and parses back as input")
+    func template() throws {
+        let pool = try testPool()
+        let type = try allFieldsType(pool)
+        let template = MessageTemplate.make(type, pool: pool)
+        #expect(template["r_int32"] == .list([.int32(0)]))
+        #expect(template["m_int32_point"] == .map([.init(key: .int32(0), value: .message(DynamicMessage(descriptor: try #require(pool.message(named: "rocketmq.testing.v1.AllFields.Point")))))]))
+        #expect(template["c_string"] == .string(""), "the first oneof member")
+        #expect(template["c_point"] == nil)
+        let mapping = JSONMapping(pool: pool, emitDefaults: true)
+        let json = try mapping.string(from: template)
+        #expect(try mapping.message(fromJSON: json, as: type) == template)
+    }
+}
