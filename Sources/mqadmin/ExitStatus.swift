@@ -56,10 +56,19 @@ enum ExitStatus {
     }
 
     /// Whether a call failed because no connection could be made (as opposed to a server's status).
+    ///
+    /// RocketRPC reports both as `RPCError`; the wording of its connector's errors is what tells them
+    /// apart (UNAVAILABLE "cannot connect to …", DEADLINE_EXCEEDED "… while waiting for a connection").
     static func isConnectionFailure(_ error: any Error) -> Bool {
-        guard let status = error as? RPCError, status.code == .unavailable else { return false }
-        return ["cannot connect to", "gave up waiting for a connection", "invalid TLS configuration", "deadline exceeded while waiting for a connection"]
-            .contains { status.message.hasPrefix($0) }
+        guard let status = error as? RPCError else { return false }
+        switch status.code {
+        case .unavailable:
+            return ["cannot connect to", "gave up waiting for a connection", "invalid TLS configuration"].contains { status.message.hasPrefix($0) }
+        case .deadlineExceeded:
+            return status.message.hasSuffix("while waiting for a connection")
+        default:
+            return false
+        }
     }
 }
 
