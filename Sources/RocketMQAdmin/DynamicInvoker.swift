@@ -1,4 +1,5 @@
 import RocketRPC
+import Synchronization
 
 // RocketMQAdmin, in layers (each usable alone):
 //   schema   DescriptorPool ← ReflectionClient (server reflection) | ProtoSourceCompiler (protoc)
@@ -72,7 +73,7 @@ public struct DynamicInvoker: Sendable {
         options: CallOptions = CallOptions(),
         onEvent: @Sendable (Event) async throws -> Void = { _ in }
     ) async throws -> Outcome {
-        let (requestType, responseType) = try types(of: method)
+        let requestType = try types(of: method).request
         var requests = requests
         if !method.clientStreaming {
             guard requests.count <= 1 else {
@@ -84,17 +85,42 @@ public struct DynamicInvoker: Sendable {
         for request in requests where request.descriptor.fullName != requestType.fullName {
             throw AdminError.invalidDescriptor("\(method.fullName) takes \(requestType.fullName), not \(request.descriptor.fullName)")
         }
-        let encoded = requests.map { RawMessage(bytes: WireCodec.encode($0)) }
+        return try await invoke(method, options: options, requests: { [requests] writer in
+            for request in requests { try await writer.write(request) }
+        }, onEvent: onEvent)
+    }
+
+    /// Calls `method`, taking requests from `requests` while responses arrive: for client-streaming
+    /// and bidirectional calls whose requests are produced over time (`mqadmin -d @` reading stdin).
+    /// The request stream half-closes when `requests` returns.
+    ///
+    /// - Throws: the error `requests` threw (the call is cancelled then), ``AdminError`` when a
+    ///   response does not decode.
+    public func invoke(
+        _ method: ServiceDescriptor.Method,
+        options: CallOptions = CallOptions(),
+        requests: @escaping @Sendable (DynamicRequestWriter) async throws -> Void,
+        onEvent: @Sendable (Event) async throws -> Void = { _ in }
+    ) async throws -> Outcome {
+        let (requestType, responseType) = try types(of: method)
         let pool = self.pool
         let descriptor = MethodDescriptor(service: method.serviceName, method: method.name)
+        let producerFailure = Mutex<(any Error)?>(nil)
+        let sent = DynamicRequestWriter.Counter()
 
-        return try await channel.bidirectionalStreaming(
+        let outcome = try await channel.bidirectionalStreaming(
             descriptor, options: options,
             requests: { (writer: RequestWriter<RawMessage>) in
-                for message in encoded { try await writer.write(message) }
+                do {
+                    try await requests(DynamicRequestWriter(writer: writer, requestType: requestType, sent: sent))
+                } catch {
+                    // A write that fails because the call is over leaves the call's status to speak.
+                    if !(error is RPCError) { producerFailure.withLock { $0 = error } }
+                    throw error
+                }
             },
             handle: { (stream: ResponseStream<RawMessage>) in
-                var outcome = Outcome(headers: [:], responses: [], trailers: [:], error: nil, requestCount: encoded.count)
+                var outcome = Outcome(headers: [:], responses: [], trailers: [:], error: nil, requestCount: 0)
                 do {
                     outcome.headers = try await stream.initialMetadata
                     try await onEvent(.headers(outcome.headers))
@@ -115,6 +141,10 @@ public struct DynamicInvoker: Sendable {
                 return outcome
             }
         )
+        if let failure = producerFailure.withLock({ $0 }) { throw failure }
+        var result = outcome
+        result.requestCount = sent.count
+        return result
     }
 
     /// Calls `method` with requests given as JSON text (one document, or several concatenated for

@@ -12,9 +12,12 @@ extension MQAdmin {
         } catch {
             throw classify(error, errorPrefix, address: address)
         }
+        // Streaming calls fed from stdin send each request as soon as it is complete (as grpcurl does);
+        // everything else reads its data first.
+        let streamsStdin = data == "@" && method.clientStreaming && format == "json"
         let text: String
         do {
-            text = try requestText()
+            text = streamsStdin ? "" : try requestText()
         } catch {
             throw Exit(code: ExitStatus.failure, message: "\(errorPrefix): error getting request data: \(ExitStatus.describe(error))\n")
         }
@@ -31,7 +34,9 @@ extension MQAdmin {
 
         let requests: [DynamicMessage]
         do {
-            if format == "text" {
+            if streamsStdin {
+                requests = []  // read while the call runs
+            } else if format == "text" {
                 let requestType = try invoker.types(of: method).request
                 requests = try TextFormatParser.parseStream(text, as: requestType, pool: pool)
             } else {
@@ -44,8 +49,8 @@ extension MQAdmin {
         let verbose = self.verbose || veryVerbose
         let textOutput = format == "text"
         if verbose {
-            print("\nResolved method descriptor:\n\(SchemaPrinter(pool: pool).rpc(method))\n")
-            print("Request metadata to send:\n\(Self.metadataText(metadata))\n")
+            Output.write("\nResolved method descriptor:\n\(SchemaPrinter(pool: pool).rpc(method))\n")
+            Output.write("Request metadata to send:\n\(Self.metadataText(metadata))\n")
         }
 
         var options = CallOptions(metadata: metadata)
@@ -53,38 +58,61 @@ extension MQAdmin {
         let formatter = ResponseFormatter(source: source, emitDefaults: emitDefaults, useProtoNames: keepProtoNames, text: textOutput)
         let printed = ResponseCounter()
 
+        let onEvent: @Sendable (DynamicInvoker.Event) async throws -> Void = { event in
+            switch event {
+            case .headers(let headers):
+                if verbose { Output.write("Response headers received:\n\(Self.metadataText(headers))\n") }
+            case .response(let response):
+                let index = printed.next()
+                if verbose { Output.write("Response contents:") }
+                // Without -v, grpcurl separates text messages with the record separator (0x1E).
+                if textOutput, !verbose, index > 1 { Output.write("\u{1E}", terminator: "") }
+                do {
+                    Output.write(try await formatter.format(response))
+                } catch {
+                    Output.write("Failed to format response message \(index): \(ExitStatus.describe(error))")
+                }
+                if verbose { Output.write() }
+            }
+        }
         let outcome: DynamicInvoker.Outcome
         do {
-            outcome = try await invoker.invoke(method, requests: requests, options: options) { event in
-                switch event {
-                case .headers(let headers):
-                    if verbose { print("Response headers received:\n\(Self.metadataText(headers))\n") }
-                case .response(let response):
-                    let index = printed.next()
-                    if verbose { print("Response contents:") }
-                    // Without -v, grpcurl separates text messages with the record separator (0x1E).
-                    if textOutput, !verbose, index > 1 { print("\u{1E}", terminator: "") }
-                    do {
-                        print(try await formatter.format(response))
-                    } catch {
-                        print("Failed to format response message \(index): \(ExitStatus.describe(error))")
+            if streamsStdin {
+                let requestType = try invoker.types(of: method).request
+                outcome = try await invoker.invoke(method, options: options, requests: { writer in
+                    var splitter = JSONStreamSplitter()
+                    func send(_ document: String) async throws {
+                        let request: DynamicMessage
+                        do {
+                            request = try mapping.decode(JSONParser.parse(document), as: requestType)
+                        } catch {
+                            throw RequestDataError(underlying: error)
+                        }
+                        try await writer.write(request)
                     }
-                    if verbose { print() }
-                }
+                    for await chunk in StandardInput.chunks() {
+                        for document in splitter.append(chunk) { try await send(document) }
+                    }
+                    if let rest = splitter.finish() { try await send(rest) }
+                }, onEvent: onEvent)
+            } else {
+                outcome = try await invoker.invoke(method, requests: requests, options: options, onEvent: onEvent)
             }
+        } catch let failure as RequestDataError {
+            throw Exit(code: ExitStatus.failure, message: "\(errorPrefix): error getting request data: \(ExitStatus.describe(failure.underlying))\n")
         } catch {
             if let status = error as? RPCError, !ExitStatus.isConnectionFailure(error) {
                 // The call failed before a stream existed (for example the deadline passed while connecting).
-                if verbose { print("Sent 0 requests and received 0 responses") }
+                if verbose { Output.write("Sent 0 requests and received 0 responses") }
                 throw Exit(code: ExitStatus.code(for: status), message: await formatter.report(status))
             }
             throw classify(error, errorPrefix, address: address)
         }
 
         if verbose {
-            print("Response trailers received:\n\(Self.metadataText(outcome.trailers))")
+            Output.write("Response trailers received:\n\(Self.metadataText(outcome.trailers))")
             let sent = outcome.requestCount, received = outcome.responses.count
-            print("Sent \(sent) request\(sent == 1 ? "" : "s") and received \(received) response\(received == 1 ? "" : "s")")
+            Output.write("Sent \(sent) request\(sent == 1 ? "" : "s") and received \(received) response\(received == 1 ? "" : "s")")
         }
         if let status = outcome.error {
             if ExitStatus.isConnectionFailure(status) { throw classify(status, errorPrefix, address: address) }

@@ -220,7 +220,7 @@ extension MQAdmin {
         if let service {
             do {
                 let methods = try await source.listMethods(of: service)
-                print(methods.isEmpty ? "(No methods)" : methods.joined(separator: "\n"))
+                Output.write(methods.isEmpty ? "(No methods)" : methods.joined(separator: "\n"))
                 return [service]
             } catch {
                 throw classify(error, "Failed to list methods for service \"\(service)\"", address: address)
@@ -228,7 +228,7 @@ extension MQAdmin {
         } else {
             do {
                 let services = try await source.listServices()
-                print(services.isEmpty ? "(No services)" : services.joined(separator: "\n"))
+                Output.write(services.isEmpty ? "(No services)" : services.joined(separator: "\n"))
                 return services
             } catch {
                 throw classify(error, "Failed to list services", address: address)
@@ -247,15 +247,15 @@ extension MQAdmin {
             } catch {
                 throw classify(error, "Failed to list services", address: address)
             }
-            if symbols.isEmpty { print("Server returned an empty list of exposed services") }
+            if symbols.isEmpty { Output.write("Server returned an empty list of exposed services") }
         }
         for name in symbols {
             do {
-                print(try await source.describe(name))
+                Output.write(try await source.describe(name))
                 if messageTemplate, let type = source.pool.message(named: name) {
                     let template = MessageTemplate.make(type, pool: source.pool)
                     let json = try JSONMapping(pool: source.pool, emitDefaults: true).string(from: template)
-                    print("\nMessage template:\n\(json)")
+                    Output.write("\nMessage template:\n\(json)")
                 }
             } catch {
                 throw classify(error, "Failed to resolve symbol \"\(name)\"", address: address)

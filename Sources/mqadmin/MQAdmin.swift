@@ -122,7 +122,7 @@ struct MQAdmin: AsyncParsableCommand {
             }
         } catch {
             if MQAdmin.exitCode(for: error) == .success {
-                print(MQAdmin.fullMessage(for: error))
+                Output.write(MQAdmin.fullMessage(for: error))
                 code = 0
             } else {
                 let message = MQAdmin.fullMessage(for: error)

@@ -367,6 +367,47 @@ def test_text_format_output_parses_with_python_text_format(peer, peer_modules):
     assert parsed == server.sample_kitchen(pb2)
 
 
+def test_bidirectional_streaming_from_stdin_is_interactive(peer):
+    """Each request goes out as soon as it is complete: the first answer arrives while stdin is open."""
+    import select
+
+    proc = subprocess.Popen([binary("mqadmin"), "-plaintext", "-d", "@", peer, "peerzoo.v1.Zoo/Chat"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    try:
+        proc.stdin.write(b'{"i64": "5", "text": "fi')
+        proc.stdin.write(b'rst"}\n')
+        received = b""
+        deadline = time.monotonic() + 15
+        while b"\n}\n" not in received and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if ready:
+                received += os.read(proc.stdout.fileno(), 4096)
+        assert json_documents(received.decode()) == [{"i64": "10", "text": "first"}], "no answer while stdin was open"
+        proc.stdin.write(b'{"i64": "-1"}')
+        proc.stdin.close()
+        rest = b""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                rest += chunk
+        assert proc.wait(timeout=15) == 0, proc.stderr.read()
+        assert json_documents(rest.decode()) == [{"i64": "-2"}]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_bad_json_midway_through_a_stream_exits_1(peer):
+    code, _, err = mqadmin("-plaintext", "-d", "@", peer, "peerzoo.v1.Zoo/Collect", stdin='{"text": "a"} {"text": 5}')
+    assert code == 1
+    assert 'Error invoking method "peerzoo.v1.Zoo/Collect": error getting request data: .text: expected a string' in err
+
+
 def test_text_format_input_for_a_stream(peer, peer_modules):
     _, pb2, _ = peer_modules
     from google.protobuf import text_format

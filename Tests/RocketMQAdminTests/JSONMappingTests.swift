@@ -304,3 +304,34 @@ struct GeneratedJSONTests {
         #expect(throws: AdminError.self) { _ = try JSONMapping(pool: pool).message(fromJSON: deepJSON, as: listValue) }
     }
 }
+
+@Suite("JSONStreamSplitter")
+struct JSONStreamSplitterTests {
+    @Test("documents split at their ends whatever the chunking")
+    func chunking() {
+        let text = #"{"a": "x}y\"", "b": [1, {"c": 2}]} ["ü"] "s\"t" 12 {} -3.5"#
+        let expected = [#"{"a": "x}y\"", "b": [1, {"c": 2}]}"#, #"["ü"]"#, #""s\"t""#, "12", "{}", "-3.5"]
+        let bytes = Array(text.utf8)
+        for chunkSize in [1, 2, 3, 7, bytes.count] {
+            var splitter = JSONStreamSplitter()
+            var documents: [String] = []
+            var offset = 0
+            while offset < bytes.count {
+                documents += splitter.append(Array(bytes[offset..<min(offset + chunkSize, bytes.count)]))
+                offset += chunkSize
+            }
+            if let rest = splitter.finish() { documents.append(rest) }
+            #expect(documents == expected, "chunk size \(chunkSize)")
+        }
+    }
+
+    @Test("an unfinished document is handed over at the end, whitespace is not")
+    func unfinished() {
+        var splitter = JSONStreamSplitter()
+        #expect(splitter.append(Array(#"{"a": 1} {"b": "#.utf8)) == [#"{"a": 1}"#])
+        #expect(splitter.finish() == #"{"b": "#)
+        var blank = JSONStreamSplitter()
+        #expect(blank.append(Array(" \n ".utf8)).isEmpty)
+        #expect(blank.finish() == nil)
+    }
+}
