@@ -114,11 +114,7 @@ let package = Package(
         // server-reflection client; the base of mqadmin's generic mode and the broker-admin verbs.
         .target(
             name: "RocketMQAdmin",
-            dependencies: [
-                "RocketMQAPI", "RocketRPC", "RocketProto",
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
+            dependencies: ["RocketMQAPI", "RocketRPC", "RocketProto"]
         ),
 
         // MARK: Apps
@@ -126,7 +122,8 @@ let package = Package(
         .executableTarget(
             name: "mqadmin",
             dependencies: [
-                "RocketMQAdmin", "RocketRPC",
+                "RocketMQAdmin", "RocketMQAPI", "RocketRPC",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
