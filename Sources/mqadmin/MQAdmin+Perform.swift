@@ -119,7 +119,7 @@ extension MQAdmin {
         let deadline = maxTime.flatMap { $0 > 0 ? ContinuousClock.now.advanced(by: Self.duration(seconds: $0)) : nil }
 
         if case .invoke = action {} else if data != nil {
-            FileHandle.standardError.write(Data("Warning: The -d argument is not used with 'list' or 'describe' verb.\n".utf8))
+            Output.error("Warning: The -d argument is not used with 'list' or 'describe' verb.\n")
         }
         var channel: RPCChannel?
         if let address { channel = RPCChannel(configuration: try channelConfiguration(address)) }

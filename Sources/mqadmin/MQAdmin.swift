@@ -126,7 +126,7 @@ struct MQAdmin: AsyncParsableCommand {
                 code = 0
             } else {
                 let message = MQAdmin.fullMessage(for: error)
-                FileHandle.standardError.write(Data((message + "\nTry 'mqadmin -help' for more details.\n").utf8))
+                Output.error((message + "\nTry 'mqadmin -help' for more details.\n"))
                 code = ExitStatus.usage
             }
         }
@@ -144,10 +144,10 @@ struct MQAdmin: AsyncParsableCommand {
             try await perform()
             return 0
         } catch let exit as Exit {
-            if !exit.message.isEmpty { FileHandle.standardError.write(Data(exit.message.utf8)) }
+            if !exit.message.isEmpty { Output.error(exit.message) }
             return exit.code
         } catch {
-            FileHandle.standardError.write(Data("\(ExitStatus.describe(error))\n".utf8))
+            Output.error("\(ExitStatus.describe(error))\n")
             return ExitStatus.failure
         }
     }

@@ -608,6 +608,15 @@ def test_rich_status_details_are_printed_like_grpcurl(peer):
     )
 
 
+def test_a_closed_stdout_ends_quietly(peer):
+    """`mqadmin … | head -1`: the reader goes away before mqadmin writes; no crash report."""
+    proc = subprocess.Popen([binary("mqadmin"), "-plaintext", peer, "describe"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=RUN_TIMEOUT)
+    assert proc.returncode in (0, 1), err
+    assert b"Fatal error" not in err and b"crashed" not in err, err
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
