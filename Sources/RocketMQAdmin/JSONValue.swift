@@ -85,9 +85,6 @@ public indirect enum JSONValue: Sendable, Equatable {
             case "\t": out += "\\t"
             case "\u{08}": out += "\\b"
             case "\u{0C}": out += "\\f"
-            case "<", ">", "&", "\u{2028}", "\u{2029}":
-                // Escaped as Go's protojson (and so grpcurl) does, so HTML-unsafe text survives pasting.
-                out += "\\u" + hex4(scalar.value)
             default:
                 if scalar.value < 0x20 { out += "\\u" + hex4(scalar.value) } else { out.unicodeScalars.append(scalar) }
             }
