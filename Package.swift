@@ -18,6 +18,8 @@ let package = Package(
         .library(name: "RocketMQClient", targets: ["RocketMQClient"]),
         .executable(name: "protoc-gen-rocketmq-swift", targets: ["protoc-gen-rocketmq-swift"]),
         .executable(name: "rpc-interop", targets: ["rpc-interop"]),
+        .library(name: "RocketMQAdmin", targets: ["RocketMQAdmin"]),
+        .executable(name: "mqadmin", targets: ["mqadmin"]),
         .plugin(name: "RocketMQCodegenPlugin", targets: ["RocketMQCodegenPlugin"]),
     ],
     dependencies: [
@@ -121,7 +123,24 @@ let package = Package(
             ]
         ),
 
+        // grpcurl-style dynamic invocation: descriptor pool, dynamic messages, wire + proto3 JSON codecs,
+        // server-reflection client; the base of mqadmin's generic mode and the broker-admin verbs.
+        .target(
+            name: "RocketMQAdmin",
+            dependencies: ["RocketMQAPI", "RocketRPC", "RocketProto"]
+        ),
+
         // MARK: Apps
+
+        .executableTarget(
+            name: "mqadmin",
+            dependencies: [
+                "RocketMQAdmin", "RocketMQAPI", "RocketRPC",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         .executableTarget(
             name: "rpc-interop",
@@ -174,14 +193,6 @@ let package = Package(
             ]
         ),
 
-        .executableTarget(
-            name: "mqadmin",
-            dependencies: [
-                "RocketMQAPI", "RocketRPC",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
-
         // MARK: Codegen — protoc plugin and the SwiftPM build-tool plugin that runs it
 
         .executableTarget(
@@ -224,6 +235,11 @@ let package = Package(
                 "RocketMQClient", "RocketMQAPI", "RocketRPC", "RocketMQBroker",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
+        ),
+        .testTarget(
+            name: "RocketMQAdminTests",
+            dependencies: ["RocketMQAdmin", "RocketMQAPI", "RocketProto", "RocketRPC", "RocketRPCServices"],
+            plugins: ["RocketMQCodegenPlugin"]
         ),
         .testTarget(name: "RocketMQBrokerTests", dependencies: ["RocketMQBroker", "RocketMQStore", "RocketMQAPI", "RocketRPC"]),
     ],

@@ -1,9 +1,13 @@
 /// `mqadmin` runs RocketMQ's verbs (`mqadmin topicList -n host:port`) when the first argument
-/// names one, and the grpcurl-compatible generic mode otherwise.
+/// names one, and the grpcurl-compatible generic mode (`mqadmin -plaintext HOST:PORT list`) otherwise.
 @main
 enum Entry {
     static func main() async {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        await RocketMQVerbs.main(arguments)
+        if let verb = arguments.first, RocketMQVerbs.names.contains(verb) {
+            await RocketMQVerbs.main(arguments)
+        } else {
+            await MQAdmin.runGeneric()
+        }
     }
 }
