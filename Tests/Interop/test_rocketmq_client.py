@@ -336,3 +336,28 @@ def test_sigterm_stops_cleanly_and_the_next_start_trusts_the_checkpoint(broker):
         assert sorted(m.body for m in receive_until(consumer, 5, timeout=20)) == [f"t-{i}".encode() for i in range(5)]
     finally:
         c.close()
+
+
+def test_an_ack_wakes_a_long_poll_waiting_for_the_next_fifo_message(clients):
+    producer = clients.producer("orders-fifo")
+    for i in range(2):
+        producer.send(message("orders-fifo", f"wake-{i}".encode(), group="wake-group"))
+    holder = clients.simple("fifo-group", "orders-fifo", await_duration=2)
+    [first] = receive_until(holder, 1, ack=False)
+    assert first.body == b"wake-0"
+    waiter = clients.simple("fifo-group", "orders-fifo", await_duration=10)
+    result = {}
+
+    def wait():
+        began = time.monotonic()
+        result["messages"] = waiter.receive(8, 30)
+        result["seconds"] = time.monotonic() - began
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(1)  # the waiter is now long-polling: wake-1 is held back behind wake-0
+    holder.ack(first)
+    thread.join(timeout=20)
+    assert [m.body for m in result["messages"]] == [b"wake-1"]
+    assert result["seconds"] < 6, f"the receive waited {result['seconds']:.1f} s: the ack did not wake it"
+    waiter.ack(result["messages"][0])

@@ -262,6 +262,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                 }
             }
             let failures = results.filter { $0.status?.code != .ok }
+            // An ack can release the next message of a FIFO message group: wake the long polls.
+            if failures.count < results.count { broker.arrivals.signal(topic) }
             let status: Apache_Rocketmq_V2_Status
             if failures.isEmpty {
                 status = .ok
@@ -286,6 +288,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             let group = request.group?.name ?? ""
             let renewed = try await broker.consumption.changeInvisibleDuration(
                 group: group, topic: handle.topic(named: request.topic?.name ?? "", group: group), handle: handle, duration: duration)
+            // A shorter invisible duration can make a message due before the long polls' wake-up.
+            broker.arrivals.signal(request.topic?.name ?? "")
             return .init(status: .ok, receiptHandle: renewed.description)
         }
     }
