@@ -9,7 +9,7 @@ import Synchronization
 /// On each stream it sends the full registration first, then a heartbeat every `heartbeatInterval`
 /// (carrying the topic list whenever it changed since the last message) and, on
 /// ``registrationChanged()``, an update at once. A stream that fails, ends, or goes without an ack for
-/// three heartbeat intervals is replaced after a back-off (0.5 s doubling up to `maxReconnectDelay`).
+/// three heartbeat intervals (15 s at least) is replaced after a back-off (0.5 s doubling up to `maxReconnectDelay`).
 /// Cancelling the task running ``run()`` closes every stream, which unregisters the broker at once.
 ///
 /// Thread-safe. Usage:
@@ -134,7 +134,9 @@ public final class NameServerRegistrar: Sendable {
             }
         }
         let interval = heartbeatInterval
-        let ackTimeout = max(interval * 3, .seconds(3))
+        // Replacing a stream unregisters the broker until the new one registers, so only a
+        // NameServer silent for long is given up on: a busy one can take seconds to ack.
+        let ackTimeout = max(interval * 3, .seconds(15))
         let metadata: Logger.Metadata = ["nameServer": "\(address)"]
         do {
             try await client.registerBroker(requests: { writer in

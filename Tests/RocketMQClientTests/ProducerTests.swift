@@ -55,10 +55,13 @@ import Testing
             let consumer = try await SimpleConsumer.start(
                 configuration: configuration, group: unique("g"), subscriptions: [topic: .all], awaitDuration: .milliseconds(500))
             let early = try await consumer.receive(maxMessages: 1, invisibleDuration: .seconds(10))
-            #expect(early.isEmpty, "delivered before its delivery timestamp")
-            let received = try await receiveAll(consumer, count: 1, timeout: .seconds(10))
+            // Setting up may itself outlast the 2 s on a loaded machine; what must never happen
+            // is a delivery before the timestamp.
+            let answered = Date()
+            #expect(early.isEmpty || answered >= due.addingTimeInterval(-0.1), "delivered before its delivery timestamp")
+            let received = early.isEmpty ? try await receiveAll(consumer, count: 1, timeout: .seconds(10)) : []
             await consumer.shutdown()
-            #expect(received.map(\.text) == ["later"])
+            #expect((early + received).map(\.text) == ["later"])
             #expect(Date() >= due.addingTimeInterval(-0.1))
         }
     }

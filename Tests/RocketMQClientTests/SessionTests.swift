@@ -44,7 +44,8 @@ import Testing
             let result = await receive.result
             let elapsed = ContinuousClock.now - started
             await consumer.shutdown()
-            #expect(elapsed < .seconds(5), "a cancelled receive took \(elapsed)")
+            // Well before the 20 s long poll would end; generous because the suite runs in parallel on two cores.
+            #expect(elapsed < .seconds(10), "a cancelled receive took \(elapsed)")
             #expect(throws: RocketMQError.cancelled) { try result.get() }
         }
     }
