@@ -16,7 +16,9 @@ swift build --build-tests
 bin=$(swift build --show-bin-path)
 
 echo "== swift test"
-swift test --skip-build
+# One test at a time: many suites start real brokers and kill processes, and timing checks
+# (deadlines, long polls, expiry) need the two cores not to be saturated by all of them at once.
+swift test --skip-build --no-parallel
 
 echo "== interop (pytest): grpcio, grpcio-reflection, rocketmq-python-client against our processes"
 ROCKETMQ_BIN=$bin .venv/bin/python -m pytest -p no:cacheprovider -q Tests/Interop
