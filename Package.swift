@@ -117,6 +117,7 @@ let package = Package(
             name: "RocketMQClient",
             dependencies: [
                 "RocketMQAPI", "RocketRPC",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -234,6 +235,7 @@ let package = Package(
             dependencies: [
                 "RocketMQClient", "RocketMQAPI", "RocketRPC", "RocketMQBroker",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(

@@ -234,23 +234,30 @@ actor ClientSession {
     }
 
     /// Keeps one Telemetry stream open to `endpoint` (reopening it a second after it ends) until cancelled.
+    /// Besides the settings handshake it answers the server's commands (see ``reply(to:)``).
     private nonisolated func runTelemetry(_ endpoint: Endpoint) async {
         let settings = localSettings
         while !Task.isCancelled {
+            // Answers to server commands go out on the same stream as the settings.
+            let (replies, replySink) = AsyncStream<Apache_Rocketmq_V2_TelemetryCommand>.makeStream()
             do throws(RocketMQError) {
                 try await call(endpoint, timeout: .seconds(365 * 86400)) { client, options in
                     try await client.telemetry(
                         options: options,
                         requests: { writer in
                             try await writer.write(Apache_Rocketmq_V2_TelemetryCommand(command: .settings(settings)))
-                            while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+                            for await reply in replies { try await writer.write(reply) }
                         },
                         handle: { responses in
+                            defer { replySink.finish() }
                             for try await command in responses {
-                                if case .settings(let merged)? = command.command {
-                                    await self.apply(merged)
-                                } else if let status = command.status, status.code != .ok {
+                                if let status = command.status, status.code != .ok {
                                     self.logger.warning("Telemetry status", metadata: ["code": "\(status.code)", "message": "\(status.message)"])
+                                }
+                                switch await self.reply(to: command) {
+                                case .answer(let answer): replySink.yield(answer)
+                                case .reconnect: return
+                                case .none: break
                                 }
                             }
                         })
@@ -261,6 +268,57 @@ actor ClientSession {
             }
             do { try await Task.sleep(for: .seconds(1)) } catch { return }
         }
+    }
+
+    enum TelemetryReply {
+        case answer(Apache_Rocketmq_V2_TelemetryCommand)
+        case reconnect
+        case none
+    }
+
+    /// What the client does with one command from the server: merged settings are kept; a
+    /// thread-stack request gets a description of this client (Swift tasks cannot be dumped);
+    /// a message to verify runs the push consumer's handler when one is registered; a reconnect
+    /// request reopens the stream. Transactions are not supported, so orphaned-transaction checks
+    /// are logged and left unanswered.
+    func reply(to command: Apache_Rocketmq_V2_TelemetryCommand) async -> TelemetryReply {
+        switch command.command {
+        case .settings(let merged)?:
+            apply(merged)
+            return .none
+        case .printThreadStackTraceCommand(let request)?:
+            let text = "rocketmq-swift client \(clientId) (\(role.clientType.protoName ?? "client")): "
+                + "\(channels.count) channels, routes for \(routes.keys.sorted().joined(separator: ", ")); "
+                + "Swift tasks have no thread dump"
+            return .answer(.init(status: .init(code: .ok, message: "OK"),
+                                 command: .threadStackTrace(.init(nonce: request.nonce, threadStackTrace: text))))
+        case .verifyMessageCommand(let request)?:
+            guard let verifier, let message = request.message,
+                  let received = try? ReceivedMessage(message, queue: nil, endpoint: Endpoint(host: "server", port: 0)) else {
+                return .answer(.init(status: .init(code: .unsupported, message: "this client has no message handler to verify with"),
+                                     command: .verifyMessageResult(.init(nonce: request.nonce))))
+            }
+            let consumed = await verifier(received)
+            let status = consumed
+                ? Apache_Rocketmq_V2_Status(code: .ok, message: "OK")
+                : Apache_Rocketmq_V2_Status(code: .failedToConsumeMessage, message: "the handler returned failure")
+            return .answer(.init(status: status, command: .verifyMessageResult(.init(nonce: request.nonce))))
+        case .reconnectEndpointsCommand?:
+            return .reconnect
+        case .recoverOrphanedTransactionCommand?:
+            logger.warning("the server asked about an orphaned transaction; transactions are not supported by this client")
+            return .none
+        case .threadStackTrace?, .verifyMessageResult?, .notifyUnsubscribeLiteCommand?, nil:
+            return .none
+        }
+    }
+
+    /// Runs a push consumer's handler on a message the server asks to verify.
+    private var verifier: (@Sendable (ReceivedMessage) async -> Bool)?
+
+    /// Registers the handler that answers the server's verify-message commands (push consumers).
+    func setVerifier(_ verifier: @escaping @Sendable (ReceivedMessage) async -> Bool) {
+        self.verifier = verifier
     }
 
     private func apply(_ settings: Apache_Rocketmq_V2_Settings) {

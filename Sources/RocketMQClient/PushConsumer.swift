@@ -39,6 +39,8 @@ public final class PushConsumer: Sendable {
         let session = ClientSession(
             configuration: configuration, role: ClientRole(clientType: .pushConsumer, group: group, subscriptions: subscriptions))
         let engine = PushConsumerEngine(session: session, group: group, subscriptions: subscriptions, options: options, handler: handler)
+        // The server may ask the consumer to verify a message: the handler decides, nothing is acked.
+        await session.setVerifier { message in await handler(message) == .success }
         do {
             try await session.start(topics: Array(subscriptions.keys))
             try await engine.start()
