@@ -82,6 +82,9 @@ public final class Broker: Sendable {
             var next = current
             for (key, value) in values { try RuntimeConfig.apply(key: key, value: value, to: &next) }
             try RuntimeConfig.persist(next, to: store.configDirectory + "/brokerConfig.json")
+            store.updateRetention(
+                fileReservedTime: next.store.fileReservedTime, deleteWhenHour: next.store.deleteWhenHour,
+                diskCleanRatio: next.store.diskCleanRatio)
             current = next
         }
         logger.info("broker configuration updated", metadata: ["keys": "\(values.keys.sorted())"])

@@ -8,6 +8,7 @@ public enum RuntimeConfig {
     public static let updatableKeys = [
         "autoCreateTopics", "autoCreateGroups", "defaultQueueCount", "maxBodySize",
         "maxLongPollingTimeoutSeconds", "defaultMaxDeliveryAttempts", "maxReceiveBatchSize",
+        "fileReservedHours", "deleteWhenHour", "diskCleanRatio",
     ]
 
     /// Every setting as text, for `GetBrokerConfig`.
@@ -24,6 +25,8 @@ public enum RuntimeConfig {
             "flushMode": configuration.store.flushMode.rawValue,
             "commitLogSegmentSize": String(configuration.store.commitLogSegmentSize),
             "fileReservedHours": String(configuration.store.fileReservedTime.components.seconds / 3600),
+            "deleteWhenHour": String(configuration.store.deleteWhenHour),
+            "diskCleanRatio": String(configuration.store.diskCleanRatio),
             "autoCreateTopics": String(configuration.autoCreateTopics),
             "autoCreateGroups": String(configuration.autoCreateGroups),
             "defaultQueueCount": String(configuration.defaultQueueCount),
@@ -54,6 +57,13 @@ public enum RuntimeConfig {
         case "maxLongPollingTimeoutSeconds": configuration.maxLongPollingTimeout = .seconds(try int(0...300))
         case "defaultMaxDeliveryAttempts": configuration.defaultMaxDeliveryAttempts = Int32(try int(1...1000))
         case "maxReceiveBatchSize": configuration.maxReceiveBatchSize = Int32(try int(1...10_000))
+        case "fileReservedHours": configuration.store.fileReservedTime = .seconds(3600 * (try int(1...24 * 365)))
+        case "deleteWhenHour": configuration.store.deleteWhenHour = try int(0...23)
+        case "diskCleanRatio":
+            guard let ratio = Double(value), ratio > 0, ratio < configuration.store.diskHardLimitRatio else {
+                throw BrokerError.badRequest("diskCleanRatio takes a number in (0, \(configuration.store.diskHardLimitRatio)), not \(value.debugDescription)")
+            }
+            configuration.store.diskCleanRatio = ratio
         default:
             if values(of: configuration)[key] != nil {
                 throw BrokerError.badRequest("\(key) cannot change at runtime; set it in the config file and restart (runtime keys: \(updatableKeys.joined(separator: ", ")))")

@@ -17,6 +17,9 @@ import Synchronization
 /// Reads never take the writer lock.
 public final class MessageStore: Sendable {
     public let configuration: StoreConfiguration
+    /// Retention settings, changeable while the store runs (`updateRetention`); the rest of the
+    /// configuration is fixed once the store is open.
+    private let retention: Mutex<RetentionPolicy>
     let logger: Logger
     let commitLog: CommitLog
     let index: IndexService
@@ -47,6 +50,9 @@ public final class MessageStore: Sendable {
     /// - Throws: `StoreError.lockHeld` if another process uses the directory; I/O errors.
     public init(configuration: StoreConfiguration, logger: Logger = Logger(label: "rocketmq.store")) throws(StoreError) {
         self.configuration = configuration
+        self.retention = Mutex(RetentionPolicy(
+            fileReservedTime: configuration.fileReservedTime, deleteWhenHour: configuration.deleteWhenHour,
+            diskCleanRatio: configuration.diskCleanRatio))
         self.logger = logger
         let root = configuration.dataDirectory
         try FileSystem.makeDirectory(root)
@@ -391,6 +397,15 @@ public final class MessageStore: Sendable {
         try checkpoint.save(checkpointPath)
     }
 
+    /// Changes how long segments are kept and when they are deleted; takes effect at the next
+    /// retention check (every `retentionCheckInterval`).
+    public func updateRetention(fileReservedTime: Duration, deleteWhenHour: Int, diskCleanRatio: Double) {
+        retention.withLock { $0 = RetentionPolicy(fileReservedTime: fileReservedTime, deleteWhenHour: deleteWhenHour, diskCleanRatio: diskCleanRatio) }
+    }
+
+    /// The retention settings in force.
+    public var retentionPolicy: RetentionPolicy { retention.withLock { $0 } }
+
     /// Checks disk use (refusing appends past the hard ratio) and deletes expired segments
     /// when it is the configured hour, the disk is past the clean ratio, or `force` is set.
     /// Returns how many segments were deleted.
@@ -399,9 +414,10 @@ public final class MessageStore: Sendable {
         let dir = configuration.dataDirectory
         var ratio = configuration.diskUsage(dir)
         let hour = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC") ?? .current, from: now).hour ?? -1
+        let policy = retention.withLock { $0 }
         var deleted = 0
-        if force || hour == configuration.deleteWhenHour || ratio >= configuration.diskCleanRatio {
-            let reserved = Double(configuration.fileReservedTime.components.seconds)
+        if force || hour == policy.deleteWhenHour || ratio >= policy.diskCleanRatio {
+            let reserved = Double(policy.fileReservedTime.components.seconds)
             deleted = commitLog.deleteSegments(modifiedBefore: now.timeIntervalSince1970 - reserved)
             if deleted > 0 {
                 let minOffset = commitLog.minOffset
@@ -522,5 +538,21 @@ private final class BackgroundLoop: @unchecked Sendable {
         condition.broadcast()
         while !done { condition.wait() }
         condition.unlock()
+    }
+}
+
+/// How long CommitLog segments are kept and when expired ones are deleted.
+public struct RetentionPolicy: Sendable, Equatable {
+    /// Segments last written longer ago than this are deleted.
+    public var fileReservedTime: Duration
+    /// The UTC hour at which expired segments are deleted.
+    public var deleteWhenHour: Int
+    /// Disk use past which expired segments are deleted at once, whatever the hour.
+    public var diskCleanRatio: Double
+
+    public init(fileReservedTime: Duration, deleteWhenHour: Int, diskCleanRatio: Double) {
+        self.fileReservedTime = fileReservedTime
+        self.deleteWhenHour = deleteWhenHour
+        self.diskCleanRatio = diskCleanRatio
     }
 }
