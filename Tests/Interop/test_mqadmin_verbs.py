@@ -79,6 +79,15 @@ def test_verbs_manage_topics_groups_and_offsets(cluster):
     assert rows("updateBrokerConfig", "-b", broker.endpoint, "-k", "autoCreateTopics", "-v", "true", "--token", TOKEN)[0]["value"] == "true"
     assert rows("brokerStatus", "-b", broker.endpoint)[0]["broker"] == "broker-a"
 
+    [resent] = rows("resendMsg", "-b", broker.endpoint, "-g", "billing", "-i", found["messageId"], "--token", TOKEN)
+    assert resent["retryTopic"] == "%RETRY%billing"
+    assert rows("dlqList", "-b", broker.endpoint, "-g", "billing") == []
+    [redrive] = rows("dlqRedrive", "-b", broker.endpoint, "-g", "billing", "--token", TOKEN)
+    assert redrive["redriven"] == "0"
+    rows("deleteSubGroup", "-b", broker.endpoint, "-g", "billing", "--token", TOKEN)
+    gone = mqadmin("consumerProgress", "-b", broker.endpoint, "-g", "billing", check=False)
+    assert gone.returncode != 0 and "does not exist" in (gone.stdout + gone.stderr)
+
     rows("deleteTopic", "-b", broker.endpoint, "-t", "orders", "--token", TOKEN)
     missing = mqadmin("topicStatus", "-b", broker.endpoint, "-t", "orders", check=False)
     assert missing.returncode != 0 and "does not exist" in (missing.stdout + missing.stderr)
