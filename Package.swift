@@ -210,11 +210,17 @@ let package = Package(
 
         // MARK: Tests
 
+        // Swift generated from the test-only schemas in Protos/rocketmq/testing, shared by the codec tests.
+        .target(
+            name: "RocketMQTestingSchema",
+            dependencies: ["RocketMQAPI", "RocketProto", "RocketRPC"],
+            path: "Tests/TestingSchema",
+            plugins: ["RocketMQCodegenPlugin"]
+        ),
         .testTarget(
             name: "RocketProtoTests",
-            dependencies: ["RocketProto", "RocketRPC", "RocketMQAPI"],
-            exclude: ["Golden"],
-            plugins: ["RocketMQCodegenPlugin"]
+            dependencies: ["RocketProto", "RocketRPC", "RocketMQAPI", "RocketMQTestingSchema"],
+            exclude: ["Golden"]
         ),
         .testTarget(name: "RocketRPCServicesTests", dependencies: ["RocketRPCServices", "RocketRPC", "RocketMQAPI"]),
         .testTarget(
@@ -240,8 +246,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RocketMQAdminTests",
-            dependencies: ["RocketMQAdmin", "RocketMQAPI", "RocketProto", "RocketRPC", "RocketRPCServices"],
-            plugins: ["RocketMQCodegenPlugin"]
+            dependencies: ["RocketMQAdmin", "RocketMQAPI", "RocketProto", "RocketRPC", "RocketRPCServices", "RocketMQTestingSchema"]
         ),
         .testTarget(name: "RocketMQBrokerTests", dependencies: ["RocketMQBroker", "RocketMQStore", "RocketMQAPI", "RocketRPC"]),
     ],

@@ -1,4 +1,5 @@
 import RocketMQAPI
+import RocketMQTestingSchema
 import RocketProto
 import RocketRPC
 import RocketRPCServices
