@@ -217,21 +217,12 @@ public final class Broker: Sendable {
     /// Appends a copy of `message` to `group`'s retry topic, so that group alone receives it
     /// again under `originTopic`; wakes the group's long polls on that topic.
     func redeliver(_ message: StoredMessage, to group: String, originTopic: String) async throws(BrokerError) -> AppendResult {
-        let retry = SystemTopic.retry(group: group)
-        do {
-            _ = try topics.putIfAbsent(retry) { TopicConfig(name: retry, queueCount: 1, messageTypes: ["NORMAL", "FIFO", "DELAY"]) }
-        } catch {
-            throw .storage("cannot create \(retry): \(error)")
-        }
         var properties = message.properties
         properties[StoredProperty.retryOriginTopic] = originTopic
         properties[StoredProperty.deadLetterOriginTopic] = nil
         properties[StoredProperty.deadLetterOriginMessageId] = nil
-        properties[StoredProperty.deliveryTime] = nil
-        let copy = MessageToAppend(
-            topic: retry, queueId: 0, body: message.body, properties: properties, flags: message.flags,
-            bornTimestamp: message.bornTimestamp, bornHost: message.bornHost, reconsumeTimes: message.reconsumeTimes)
-        let result = try await append(copy)
+        let result = try await Self.appendCopy(
+            of: message, to: SystemTopic.retry(group: group), properties: properties, store: store, topics: topics, arrivals: arrivals)
         arrivals.signal(originTopic)
         return result
     }
@@ -240,24 +231,34 @@ public final class Broker: Sendable {
     static func deadLetter(
         _ message: StoredMessage, group: String, store: MessageStore, topics: ConfigTable<TopicConfig>, arrivals: ArrivalSignal
     ) async throws(BrokerError) {
-        let dlq = SystemTopic.deadLetter(group: group)
-        do {
-            _ = try topics.putIfAbsent(dlq) { TopicConfig(name: dlq, queueCount: 1, messageTypes: ["NORMAL", "FIFO", "DELAY"]) }
-        } catch {
-            throw .storage("cannot create \(dlq): \(error)")
-        }
         var properties = message.properties
         properties[StoredProperty.deadLetterOriginTopic] = message.properties[StoredProperty.retryOriginTopic] ?? message.topic
         properties[StoredProperty.retryOriginTopic] = nil
         properties[StoredProperty.deadLetterOriginMessageId] = message.messageId
+        _ = try await appendCopy(
+            of: message, to: SystemTopic.deadLetter(group: group), properties: properties, store: store, topics: topics, arrivals: arrivals)
+    }
+
+    /// Appends `message` with `properties` (minus any delay: copies are due at once) to queue 0 of
+    /// a broker-made topic, creating it on first use, and wakes that topic's long polls.
+    private static func appendCopy(
+        of message: StoredMessage, to topic: String, properties: [String: String],
+        store: MessageStore, topics: ConfigTable<TopicConfig>, arrivals: ArrivalSignal
+    ) async throws(BrokerError) -> AppendResult {
+        do {
+            _ = try topics.putIfAbsent(topic) { TopicConfig(name: topic, queueCount: 1, messageTypes: ["NORMAL", "FIFO", "DELAY"]) }
+        } catch {
+            throw .storage("cannot create \(topic): \(error)")
+        }
+        var properties = properties
         properties[StoredProperty.deliveryTime] = nil
         let copy = MessageToAppend(
-            topic: dlq, queueId: 0, body: message.body, properties: properties, flags: message.flags,
-            bornTimestamp: message.bornTimestamp, bornHost: message.bornHost,
-            reconsumeTimes: message.reconsumeTimes)
+            topic: topic, queueId: 0, body: message.body, properties: properties, flags: message.flags,
+            bornTimestamp: message.bornTimestamp, bornHost: message.bornHost, reconsumeTimes: message.reconsumeTimes)
         do {
-            _ = try await store.append(copy)
-            arrivals.signal(dlq)
+            let result = try await store.append(copy)
+            arrivals.signal(topic)
+            return result
         } catch {
             throw BrokerError(error)
         }

@@ -105,9 +105,9 @@ actor ConsumptionEngine {
         let wallNow = Int64(Date().timeIntervalSince1970 * 1000)
         for queueId in queueIds where deliveries.count < batchSize {
             let key = ProgressKey(group: group.name, topic: topic, queueId: queueId)
-            var state = progress[key] ?? QueueProgress(committed: store.minOffset(topic: topic, queueId: queueId))
-            // Retention may have removed what the group never consumed.
             let minOffset = store.minOffset(topic: topic, queueId: queueId)
+            var state = progress[key] ?? QueueProgress(committed: minOffset)
+            // Retention may have removed what the group never consumed.
             if state.committed < minOffset { state.commit(minOffset) }
 
             let candidates: [StoredMessage]

@@ -184,9 +184,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         guard group.consumeEnabled else { throw .forbidden("consumer group \(group.name) has consumption disabled") }
         let topic = try broker.topic(named: request.messageQueue?.topic?.name ?? "")
         guard topic.isReadable else { throw .forbidden("topic \(topic.name) is not readable on broker \(configuration.brokerName)") }
-        guard request.batchSize > 0, request.batchSize <= configuration.maxReceiveBatchSize else {
-            throw .badRequest("batch size \(request.batchSize) is outside 1...\(configuration.maxReceiveBatchSize)")
-        }
+        try checkBatchSize(request.batchSize)
         let invisible = request.invisibleDuration?.duration ?? .seconds(30)
         guard invisible >= configuration.minInvisibleDuration, invisible <= configuration.maxInvisibleDuration else {
             throw .illegalInvisibleTime("invisible duration \(invisible) is outside \(configuration.minInvisibleDuration)...\(configuration.maxInvisibleDuration)")
@@ -334,17 +332,9 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     private func pull(_ request: Apache_Rocketmq_V2_PullMessageRequest, context: ServerContext) async throws(BrokerError) -> QueueReadResult {
         _ = try clientId(context)
         _ = try broker.group(named: request.group?.name ?? "")
-        let queue = request.messageQueue
-        let topic = try broker.topic(named: queue?.topic?.name ?? "")
-        let queueId = queue?.id ?? -1
-        guard queueId >= 0, queueId < topic.queueCount else { throw .badRequest("topic \(topic.name) has no queue \(queueId)") }
-        guard request.batchSize > 0, request.batchSize <= broker.configuration.maxReceiveBatchSize else {
-            throw .badRequest("batch size \(request.batchSize) is outside 1...\(broker.configuration.maxReceiveBatchSize)")
-        }
-        let maxOffset = broker.store.maxOffset(topic: topic.name, queueId: queueId)
-        guard request.offset >= 0, request.offset <= maxOffset else {
-            throw .illegalOffset("offset \(request.offset) is outside 0...\(maxOffset) of \(topic.name)/\(queueId)")
-        }
+        let (topic, queueId) = try queue(request.messageQueue)
+        try checkBatchSize(request.batchSize)
+        try checkOffset(request.offset, topic: topic, queueId: queueId)
         let filter = try filter(request.filterExpression)
         var pollFor = min(request.longPollingTimeout?.duration ?? .zero, broker.configuration.maxLongPollingTimeout)
         if let deadline = context.deadline { pollFor = min(pollFor, max(.zero, deadline - .now - .milliseconds(200))) }
@@ -369,10 +359,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             _ = try clientId(context)
             let group = try broker.group(named: request.group?.name ?? "")
             let (topic, queueId) = try queue(request.messageQueue)
-            let maxOffset = broker.store.maxOffset(topic: topic.name, queueId: queueId)
-            guard request.offset >= 0, request.offset <= maxOffset else {
-                throw .illegalOffset("offset \(request.offset) is outside 0...\(maxOffset) of \(topic.name)/\(queueId)")
-            }
+            try checkOffset(request.offset, topic: topic, queueId: queueId)
             try await broker.consumption.setConsumerOffset(group: group.name, topic: topic.name, queueId: queueId, offset: request.offset)
             return .init(status: .ok)
         }
@@ -407,6 +394,18 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                 }
             case .UNRECOGNIZED(let value): throw .badRequest("unknown query offset policy \(value)")
             }
+        }
+    }
+
+    private func checkBatchSize(_ size: Int32) throws(BrokerError) {
+        let limit = broker.configuration.maxReceiveBatchSize
+        guard size > 0, size <= limit else { throw .badRequest("batch size \(size) is outside 1...\(limit)") }
+    }
+
+    private func checkOffset(_ offset: Int64, topic: TopicConfig, queueId: Int32) throws(BrokerError) {
+        let maxOffset = broker.store.maxOffset(topic: topic.name, queueId: queueId)
+        guard offset >= 0, offset <= maxOffset else {
+            throw .illegalOffset("offset \(offset) is outside 0...\(maxOffset) of \(topic.name)/\(queueId)")
         }
     }
 

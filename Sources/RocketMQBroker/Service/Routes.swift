@@ -10,16 +10,19 @@ extension Broker {
                 name: TopicRoute.autoCreateTemplate, queueCount: Int(configuration.defaultQueueCount),
                 messageTypes: [.normal, .fifo, .delay]))
         }
+        return registration(topics: routes)
+    }
+
+    private func registration(topics: [TopicRoute]) -> BrokerRegistration {
+        let configuration = self.configuration
         return BrokerRegistration(
             clusterName: configuration.clusterName, brokerName: configuration.brokerName,
-            brokerId: Int(configuration.brokerId), endpoints: [routeAddress], topics: routes)
+            brokerId: Int(configuration.brokerId), endpoints: [routeAddress], topics: topics)
     }
 
     /// This broker's queues of `topic`, as a route answers them when no NameServer is involved
     /// (same rules as the NameServer's, over this one broker).
     func messageQueues(for topic: TopicConfig, namespace: String) -> [Apache_Rocketmq_V2_MessageQueue] {
-        var me = registration
-        me.topics = [topic.route]
-        return RouteBuilder.messageQueues(for: topic.name, namespace: namespace, brokers: [me])
+        RouteBuilder.messageQueues(for: topic.name, namespace: namespace, brokers: [registration(topics: [topic.route])])
     }
 }
