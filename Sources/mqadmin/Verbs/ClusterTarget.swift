@@ -77,13 +77,18 @@ struct ClusterTarget: ParsableArguments {
         return addresses
     }
 
-    /// Runs `body` against each target broker's Admin service.
-    func eachBroker<T>(_ body: (String, Rocketmq_Admin_V1_Admin.Client) async throws -> T) async throws -> [T] {
+    /// Runs `body` against each target broker's Admin service. With `skippingNotFound`, a broker
+    /// answering NOT_FOUND (it does not hold the message, say) is left out instead of failing the verb.
+    func eachBroker<T>(
+        skippingNotFound: Bool = false, _ body: (String, Rocketmq_Admin_V1_Admin.Client) async throws -> T
+    ) async throws -> [T] {
         var results: [T] = []
         for address in try await brokers() {
             let channel = try Self.channel(address)
             do {
                 results.append(try await body(address, Rocketmq_Admin_V1_Admin.Client(channel: channel)))
+                await channel.close()
+            } catch let error as RPCError where skippingNotFound && error.code == .notFound {
                 await channel.close()
             } catch {
                 await channel.close()

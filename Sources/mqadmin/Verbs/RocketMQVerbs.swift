@@ -260,16 +260,9 @@ enum MessageOutput {
     }
 
     static func query(_ request: Rocketmq_Admin_V1_QueryMessageRequest, target: ClusterTarget) async throws {
-        var found: [Rocketmq_Admin_V1_StoredMessage] = []
-        for address in try await target.brokers() {
-            let channel = try ClusterTarget.channel(address)
-            defer { Task { await channel.close() } }
-            do {
-                found += try await Rocketmq_Admin_V1_Admin.Client(channel: channel).queryMessage(request, options: target.callOptions).messages
-            } catch let error as RPCError where error.code == .notFound {
-                continue
-            }
-        }
+        let found = try await target.eachBroker(skippingNotFound: true) { _, admin in
+            try await admin.queryMessage(request, options: target.callOptions).messages
+        }.flatMap { $0 }
         guard !found.isEmpty else { throw VerbError("no message found") }
         print(found, target: target)
     }
@@ -320,17 +313,9 @@ struct ResendMsg: AsyncParsableCommand {
     @Option(name: .customShort("i"), help: "Message id.") var id: String
 
     func run() async throws {
-        var rows: [[String]] = []
-        for address in try await target.brokers() {
-            let channel = try ClusterTarget.channel(address)
-            defer { Task { await channel.close() } }
-            do {
-                let result = try await Rocketmq_Admin_V1_Admin.Client(channel: channel)
-                    .resendMessage(.init(group: group, messageId: id), options: target.callOptions)
-                rows.append([address, group, id, result.retryTopic, String(result.offset)])
-            } catch let error as RPCError where error.code == .notFound {
-                continue
-            }
+        let rows = try await target.eachBroker(skippingNotFound: true) { address, admin in
+            let result = try await admin.resendMessage(.init(group: group, messageId: id), options: target.callOptions)
+            return [address, group, id, result.retryTopic, String(result.offset)]
         }
         guard !rows.isEmpty else { throw VerbError("no broker has message \(id) (or group \(group))") }
         target.output(["broker", "group", "messageId", "retryTopic", "offset"], rows)
@@ -345,13 +330,9 @@ struct DLQList: AsyncParsableCommand {
     @Option(help: "Most messages to show.") var max: Int32 = 32
 
     func run() async throws {
-        var messages: [Rocketmq_Admin_V1_StoredMessage] = []
-        for address in try await target.brokers() {
-            let channel = try ClusterTarget.channel(address)
-            defer { Task { await channel.close() } }
-            messages += try await Rocketmq_Admin_V1_Admin.Client(channel: channel)
-                .listDeadLetters(.init(group: group, offset: offset, maxCount: max), options: target.callOptions).messages
-        }
+        let messages = try await target.eachBroker { _, admin in
+            try await admin.listDeadLetters(.init(group: group, offset: offset, maxCount: max), options: target.callOptions).messages
+        }.flatMap { $0 }
         MessageOutput.print(messages, target: target)
     }
 }
