@@ -18,28 +18,31 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def load_stubs():
-    """Compiles grpc/testing protos from Protos/ under another Python package name (the proto
-    package, hence every path on the wire, stays grpc.testing)."""
+    """grpc.testing's Python modules (empty_pb2, messages_pb2, test_pb2_grpc), compiled from our
+    Protos/ with grpcio-tools into a temporary folder under the Python package `interop_protos`:
+    a package named `grpc.testing` would collide with grpcio's own `grpc`, while the proto
+    package, hence every path on the wire, stays grpc.testing. Tests/Interop uses it too."""
     from grpc_tools import protoc
     import grpc_tools
-    out = tempfile.mkdtemp(prefix="grpc-bench-py-")
-    src = os.path.join(out, "src", "bench_protos")
+    out = tempfile.mkdtemp(prefix="grpc-testing-py-")
+    src = os.path.join(out, "src", "interop_protos")
     os.makedirs(src)
-    for name in ("empty", "messages", "test"):
+    names = ("empty", "messages", "test")
+    for name in names:
         with open(os.path.join(ROOT, "Protos", "grpc", "testing", name + ".proto")) as f:
-            text = f.read().replace('import "grpc/testing/', 'import "bench_protos/')
+            text = f.read().replace('import "grpc/testing/', 'import "interop_protos/')
         with open(os.path.join(src, name + ".proto"), "w") as f:
             f.write(text)
     include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     args = ["protoc", f"-I{os.path.join(out, 'src')}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}"]
-    assert protoc.main(args + [f"bench_protos/{n}.proto" for n in ("empty", "messages", "test")]) == 0
+    assert protoc.main(args + [f"interop_protos/{n}.proto" for n in names]) == 0, "grpcio-tools could not compile grpc/testing"
     sys.path.insert(0, out)
-    from bench_protos import messages_pb2, test_pb2_grpc
-    return messages_pb2, test_pb2_grpc
+    from interop_protos import empty_pb2, messages_pb2, test_pb2_grpc
+    return empty_pb2, messages_pb2, test_pb2_grpc
 
 
 def write_request(path, size):
-    messages_pb2, _ = load_stubs()
+    _, messages_pb2, _ = load_stubs()
     body = messages_pb2.SimpleRequest(response_size=int(size)).SerializeToString()
     with open(path, "wb") as f:
         f.write(struct.pack(">BI", 0, len(body)) + body)
@@ -47,7 +50,7 @@ def write_request(path, size):
 
 async def serve(port):
     import grpc
-    messages_pb2, test_pb2_grpc = load_stubs()
+    _, messages_pb2, test_pb2_grpc = load_stubs()
 
     class Service(test_pb2_grpc.TestServiceServicer):
         async def UnaryCall(self, request, context):
@@ -67,7 +70,7 @@ async def serve(port):
 
 async def client(port, mode, count, concurrency, size):
     import grpc
-    messages_pb2, test_pb2_grpc = load_stubs()
+    _, messages_pb2, test_pb2_grpc = load_stubs()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     stub = test_pb2_grpc.TestServiceStub(channel)
     request = messages_pb2.SimpleRequest(response_size=size)

@@ -62,31 +62,10 @@ class Process:
 
 @pytest.fixture(scope="session")
 def grpc_testing_modules():
-    """grpc.testing Python stubs generated from our Protos/ with grpcio-tools, in a temp dir.
-
-    The files are copied under `interop_protos/` because a Python package named `grpc.testing`
-    would collide with grpcio's own `grpc` package; the proto package (and so every method path
-    on the wire) stays `grpc.testing`.
-    """
-    from grpc_tools import protoc
-    import grpc_tools
-
-    out = tempfile.mkdtemp(prefix="grpc-testing-py-")
-    src = os.path.join(out, "src", "interop_protos")
-    os.makedirs(src)
-    names = ("empty", "messages", "test")
-    for name in names:
-        with open(os.path.join(PROTOS, "grpc", "testing", name + ".proto")) as f:
-            text = f.read().replace('import "grpc/testing/', 'import "interop_protos/')
-        with open(os.path.join(src, name + ".proto"), "w") as f:
-            f.write(text)
-    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    args = ["protoc", f"-I{os.path.join(out, 'src')}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}"]
-    args += [f"interop_protos/{name}.proto" for name in names]
-    assert protoc.main(args) == 0, "grpcio-tools could not compile grpc/testing protos"
-    sys.path.insert(0, out)
-    from interop_protos import empty_pb2, messages_pb2, test_pb2_grpc  # noqa: E402  (generated above)
-    return empty_pb2, messages_pb2, test_pb2_grpc
+    """grpc.testing Python stubs generated from our Protos/ with grpcio-tools (Scripts/lib/grpc_bench.py)."""
+    sys.path.insert(0, os.path.join(ROOT, "Scripts", "lib"))
+    import grpc_bench
+    return grpc_bench.load_stubs()
 
 
 @pytest.fixture(scope="module")
