@@ -188,7 +188,8 @@ let package = Package(
         .executableTarget(
             name: "mqbench",
             dependencies: [
-                "RocketMQStore", "RocketMQAPI", "RocketRPC",
+                "RocketMQStore", "RocketMQAPI", "RocketMQClient", "RocketRPC",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

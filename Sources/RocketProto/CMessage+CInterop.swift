@@ -164,8 +164,8 @@ func fieldDescriptor(
 }
 
 extension ProtobufCFieldDescriptor {
-    var isOneofMember: Bool { flags & UInt32(PROTOBUF_C_FIELD_FLAG_ONEOF.rawValue) != 0 }
-    var messageDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
+    @inlinable var isOneofMember: Bool { flags & UInt32(PROTOBUF_C_FIELD_FLAG_ONEOF.rawValue) != 0 }
+    @inlinable var messageDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
         descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
     }
 }
@@ -177,24 +177,24 @@ extension ProtobufCFieldDescriptor {
 /// Valid only while the unpacked message lives (inside `init(reading:)`); every value it returns
 /// is a Swift copy.
 public struct CMessageReader {
-    let message: UnsafeRawPointer
-    let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
+    @usableFromInline let message: UnsafeRawPointer
+    @usableFromInline let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
 
-    init(message: UnsafeRawPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>) {
+    @usableFromInline init(message: UnsafeRawPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>) {
         self.message = message
         self.descriptor = descriptor
     }
 
-    private func field(_ number: Int32) -> UnsafePointer<ProtobufCFieldDescriptor> {
+    @inlinable func field(_ number: Int32) -> UnsafePointer<ProtobufCFieldDescriptor> {
         fieldDescriptor(number, in: descriptor)
     }
 
-    private func load<T>(_ number: Int32, as type: T.Type) -> T {
+    @inlinable func load<T>(_ number: Int32, as type: T.Type) -> T {
         message.load(fromByteOffset: Int(field(number).pointee.offset), as: T.self)
     }
 
     /// Whether a field with presence (oneof member, proto3 `optional`, proto2 optional, message) is set.
-    public func has(_ number: Int32) -> Bool {
+    @inlinable public func has(_ number: Int32) -> Bool {
         let field = field(number).pointee
         if field.isOneofMember {
             return message.load(fromByteOffset: Int(field.quantifier_offset), as: UInt32.self) == UInt32(bitPattern: number)
@@ -215,30 +215,30 @@ public struct CMessageReader {
     }
 
     /// The field number of the set member of a oneof, given any member's number; 0 when none is set.
-    public func oneofCase(_ anyMember: Int32) -> Int32 {
+    @inlinable public func oneofCase(_ anyMember: Int32) -> Int32 {
         let field = field(anyMember).pointee
         return Int32(bitPattern: message.load(fromByteOffset: Int(field.quantifier_offset), as: UInt32.self))
     }
 
-    public func int32(_ number: Int32) -> Int32 { load(number, as: Int32.self) }
-    public func int64(_ number: Int32) -> Int64 { load(number, as: Int64.self) }
-    public func uint32(_ number: Int32) -> UInt32 { load(number, as: UInt32.self) }
-    public func uint64(_ number: Int32) -> UInt64 { load(number, as: UInt64.self) }
-    public func float(_ number: Int32) -> Float { load(number, as: Float.self) }
-    public func double(_ number: Int32) -> Double { load(number, as: Double.self) }
-    public func bool(_ number: Int32) -> Bool { load(number, as: Int32.self) != 0 }
-    public func enumValue<E: ProtoEnum>(_ number: Int32, as type: E.Type = E.self) -> E { E(rawValue: load(number, as: Int32.self)) }
+    @inlinable public func int32(_ number: Int32) -> Int32 { load(number, as: Int32.self) }
+    @inlinable public func int64(_ number: Int32) -> Int64 { load(number, as: Int64.self) }
+    @inlinable public func uint32(_ number: Int32) -> UInt32 { load(number, as: UInt32.self) }
+    @inlinable public func uint64(_ number: Int32) -> UInt64 { load(number, as: UInt64.self) }
+    @inlinable public func float(_ number: Int32) -> Float { load(number, as: Float.self) }
+    @inlinable public func double(_ number: Int32) -> Double { load(number, as: Double.self) }
+    @inlinable public func bool(_ number: Int32) -> Bool { load(number, as: Int32.self) != 0 }
+    @inlinable public func enumValue<E: ProtoEnum>(_ number: Int32, as type: E.Type = E.self) -> E { E(rawValue: load(number, as: Int32.self)) }
 
-    public func string(_ number: Int32) -> String {
+    @inlinable public func string(_ number: Int32) -> String {
         guard let value = load(number, as: UnsafePointer<CChar>?.self) else { return "" }
         return String(cString: value)
     }
 
-    public func bytes(_ number: Int32) -> [UInt8] {
+    @inlinable public func bytes(_ number: Int32) -> [UInt8] {
         Self.copy(load(number, as: ProtobufCBinaryData.self))
     }
 
-    public func message<M: CBridgedMessage>(_ number: Int32, as type: M.Type = M.self) -> M? {
+    @inlinable public func message<M: CBridgedMessage>(_ number: Int32, as type: M.Type = M.self) -> M? {
         let field = field(number)
         guard let value = message.load(fromByteOffset: Int(field.pointee.offset), as: UnsafeRawPointer?.self) else { return nil }
         return M(reading: CMessageReader(message: value, descriptor: field.pointee.messageDescriptor))
@@ -246,26 +246,26 @@ public struct CMessageReader {
 
     // MARK: repeated
 
-    private func repeated<T, R>(_ number: Int32, _ element: T.Type, _ transform: (T) -> R) -> [R] {
+    @inlinable func repeated<T, R>(_ number: Int32, _ element: T.Type, _ transform: (T) -> R) -> [R] {
         let field = field(number).pointee
         let count = message.load(fromByteOffset: Int(field.quantifier_offset), as: Int.self)
         guard count > 0, let values = message.load(fromByteOffset: Int(field.offset), as: UnsafePointer<T>?.self) else { return [] }
         return UnsafeBufferPointer(start: values, count: count).map(transform)
     }
 
-    public func repeatedInt32(_ number: Int32) -> [Int32] { repeated(number, Int32.self) { $0 } }
-    public func repeatedInt64(_ number: Int32) -> [Int64] { repeated(number, Int64.self) { $0 } }
-    public func repeatedUInt32(_ number: Int32) -> [UInt32] { repeated(number, UInt32.self) { $0 } }
-    public func repeatedUInt64(_ number: Int32) -> [UInt64] { repeated(number, UInt64.self) { $0 } }
-    public func repeatedFloat(_ number: Int32) -> [Float] { repeated(number, Float.self) { $0 } }
-    public func repeatedDouble(_ number: Int32) -> [Double] { repeated(number, Double.self) { $0 } }
-    public func repeatedBool(_ number: Int32) -> [Bool] { repeated(number, Int32.self) { $0 != 0 } }
-    public func repeatedEnum<E: ProtoEnum>(_ number: Int32, as type: E.Type = E.self) -> [E] { repeated(number, Int32.self) { E(rawValue: $0) } }
-    public func repeatedString(_ number: Int32) -> [String] {
+    @inlinable public func repeatedInt32(_ number: Int32) -> [Int32] { repeated(number, Int32.self) { $0 } }
+    @inlinable public func repeatedInt64(_ number: Int32) -> [Int64] { repeated(number, Int64.self) { $0 } }
+    @inlinable public func repeatedUInt32(_ number: Int32) -> [UInt32] { repeated(number, UInt32.self) { $0 } }
+    @inlinable public func repeatedUInt64(_ number: Int32) -> [UInt64] { repeated(number, UInt64.self) { $0 } }
+    @inlinable public func repeatedFloat(_ number: Int32) -> [Float] { repeated(number, Float.self) { $0 } }
+    @inlinable public func repeatedDouble(_ number: Int32) -> [Double] { repeated(number, Double.self) { $0 } }
+    @inlinable public func repeatedBool(_ number: Int32) -> [Bool] { repeated(number, Int32.self) { $0 != 0 } }
+    @inlinable public func repeatedEnum<E: ProtoEnum>(_ number: Int32, as type: E.Type = E.self) -> [E] { repeated(number, Int32.self) { E(rawValue: $0) } }
+    @inlinable public func repeatedString(_ number: Int32) -> [String] {
         repeated(number, UnsafePointer<CChar>?.self) { $0.map { String(cString: $0) } ?? "" }
     }
-    public func repeatedBytes(_ number: Int32) -> [[UInt8]] { repeated(number, ProtobufCBinaryData.self, Self.copy) }
-    public func repeatedMessage<M: CBridgedMessage>(_ number: Int32, as type: M.Type = M.self) -> [M] {
+    @inlinable public func repeatedBytes(_ number: Int32) -> [[UInt8]] { repeated(number, ProtobufCBinaryData.self, Self.copy) }
+    @inlinable public func repeatedMessage<M: CBridgedMessage>(_ number: Int32, as type: M.Type = M.self) -> [M] {
         let sub = field(number).pointee.messageDescriptor
         return repeated(number, UnsafeRawPointer?.self) { value in
             value.map { M(reading: CMessageReader(message: $0, descriptor: sub)) } ?? M()
@@ -273,7 +273,7 @@ public struct CMessageReader {
     }
 
     /// A map field: protobuf-c stores it as repeated entry messages (key = 1, value = 2); later entries win.
-    public func map<K: Hashable, V>(_ number: Int32, _ entry: (CMessageReader) -> (K, V)) -> [K: V] {
+    @inlinable public func map<K: Hashable, V>(_ number: Int32, _ entry: (CMessageReader) -> (K, V)) -> [K: V] {
         let sub = field(number).pointee.messageDescriptor
         let pairs = repeated(number, UnsafeRawPointer?.self) { value in
             value.map { entry(CMessageReader(message: $0, descriptor: sub)) }
@@ -297,7 +297,7 @@ public struct CMessageReader {
         })
     }
 
-    private static func copy(_ data: ProtobufCBinaryData) -> [UInt8] {
+    @inlinable static func copy(_ data: ProtobufCBinaryData) -> [UInt8] {
         guard data.len > 0, let bytes = data.data else { return [] }
         return [UInt8](UnsafeBufferPointer(start: bytes, count: data.len))
     }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Histogram
+import NIOPosix
 import RocketMQAPI
+import RocketMQClient
 import RocketRPC
 import Synchronization
 
@@ -15,15 +17,18 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Concurrent senders / receivers.") var concurrency = 32
     @Option(help: "Message groups for FIFO sends (0: normal messages).") var fifoGroups = 0
     @Option(help: "pid of the broker, to report its CPU time and RSS.") var brokerPid: Int32?
+    @Option(help: "Connections the senders share (produce); concurrency is connections × senders per connection.")
+    var connections = 1
+    @Option(help: "Client event-loop threads. With 1, every sender runs on the connection's event loop (no thread hops, like redis-benchmark's single thread); more spread the senders over the shared task pool.")
+    var clientThreads = 1
     @Flag(help: "Print the summary as one JSON line.") var json = false
 
     /// The options as a Sendable value for concurrent tasks.
     var spec: BenchSpec {
         BenchSpec(endpoint: endpoint, topic: topic, group: group, size: size, count: count,
-                  concurrency: concurrency, fifoGroups: fifoGroups, brokerPid: brokerPid, callOptions: callOptions)
+                  concurrency: concurrency, fifoGroups: fifoGroups, brokerPid: brokerPid, callOptions: callOptions,
+                  client: ClientRuntime(threads: clientThreads), connections: max(1, connections))
     }
-
-    func channel() throws -> RPCChannel { try spec.channel() }
 }
 
 /// What the benchmark tasks need of the options.
@@ -37,6 +42,8 @@ struct BenchSpec: Sendable {
     var fifoGroups: Int
     var brokerPid: Int32?
     var callOptions: CallOptions
+    var client: ClientRuntime
+    var connections: Int
 
     /// How many of `count` messages sender `index` sends, so that the total is exactly `count`.
     func share(of index: Int) -> Int {
@@ -46,7 +53,26 @@ struct BenchSpec: Sendable {
     func channel() throws -> RPCChannel {
         let parts = endpoint.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--endpoint must be host:port") }
-        return RPCChannel(configuration: ChannelConfiguration(host: String(parts[0]), port: port))
+        return RPCChannel(configuration: ChannelConfiguration(host: String(parts[0]), port: port), eventLoopGroup: client.group)
+    }
+}
+
+/// Where the benchmark's client side runs: its own event-loop group; with one thread, the
+/// benchmark's tasks prefer that loop, so a call's hops between task and connection are enqueues
+/// on one thread rather than cross-thread wake-ups.
+struct ClientRuntime: Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let executor: EventLoopTaskExecutor?
+
+    init(threads: Int) {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        executor = threads <= 1 ? EventLoopTaskExecutor(eventLoop: group.next()) : nil
+    }
+
+    /// Runs `body` (and the child tasks it starts) on the client's loop when it has one thread.
+    func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        guard let executor else { return try await body() }
+        return try await withTaskExecutorPreference(executor, operation: body)
     }
 }
 
@@ -156,15 +182,20 @@ struct ProduceBench: AsyncParsableCommand {
     var mode = "sync"
 
     func run() async throws {
-        let channel = try options.channel()
-        let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
+        let spec = options.spec
+        try await spec.client.run { try await produce(spec) }
+    }
+
+    private func produce(_ spec: BenchSpec) async throws {
+        let channels = try (0..<spec.connections).map { _ in try spec.channel() }
+        let clients = channels.map { Apache_Rocketmq_V2_MessagingService.Client(channel: $0) }
         let recorder = Recorder()
         let progress = reportProgress(recorder, label: "produce")
-        let spec = options.spec
         let body = [UInt8](repeating: 0x61, count: options.size)
-        let (topic, fifoGroups, callOptions, mode) = (options.topic, options.fifoGroups, options.callOptions, self.mode)
+        let (topic, fifoGroups, callOptions, mode) = (spec.topic, spec.fifoGroups, spec.callOptions, self.mode)
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for sender in 0..<options.concurrency {
+            for sender in 0..<spec.concurrency {
+                let client = clients[sender % clients.count]
                 group.addTask {
                     let inFlight = mode == "async" ? 8 : 1
                     try await withThrowingTaskGroup(of: Void.self) { pipeline in
@@ -198,8 +229,8 @@ struct ProduceBench: AsyncParsableCommand {
             try await group.waitForAll()
         }
         progress.cancel()
-        await channel.close()
-        try printSummary(recorder.summary("produce-\(mode)", extra: ["size": options.size, "concurrency": options.concurrency], brokerPid: options.brokerPid), json: options.json)
+        for channel in channels { await channel.close() }
+        try printSummary(recorder.summary("produce-\(mode)", extra: ["size": spec.size, "concurrency": spec.concurrency, "connections": spec.connections], brokerPid: spec.brokerPid), json: options.json)
     }
 }
 
@@ -212,8 +243,10 @@ struct ConsumeBench: AsyncParsableCommand {
     @Option(help: "Stop after this long without a message.") var idleSeconds = 5.0
 
     func run() async throws {
-        let result = try await Consumption.run(options.spec, idle: .milliseconds(Int64(idleSeconds * 1000)), latencyFromBorn: false)
-        try printSummary(result, json: options.json)
+        let spec = options.spec
+        let idle = Duration.milliseconds(Int64(idleSeconds * 1000))
+        let json = options.json
+        try await spec.client.run { try printSummary(try await Consumption.run(spec, idle: idle, latencyFromBorn: false), json: json) }
     }
 }
 
@@ -228,6 +261,10 @@ struct EndToEndBench: AsyncParsableCommand {
         let options = self.options.spec
         let json = self.options.json
         let rate = self.rate
+        try await options.client.run { try await e2e(options, rate: rate, json: json) }
+    }
+
+    private func e2e(_ options: BenchSpec, rate: Int, json: Bool) async throws {
         async let consumed = Consumption.run(options, idle: .seconds(5), latencyFromBorn: true)
         let channel = try options.channel()
         let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
@@ -363,7 +400,7 @@ enum BenchMessage {
     /// message group per sender so the order within a group is the send order.
     static func request(topic: String, body: [UInt8], sender: Int, sequence: Int, fifoGroups: Int) -> Apache_Rocketmq_V2_SendMessageRequest {
         var system = Apache_Rocketmq_V2_SystemProperties()
-        system.messageId = UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        system.messageId = MessageIDGenerator.next()
         system.bodyEncoding = .identity
         system.messageType = fifoGroups > 0 ? .fifo : .normal
         if fifoGroups > 0 { system.messageGroup = "g\(sender % fifoGroups)" }

@@ -243,6 +243,16 @@ struct ConsumptionUnitTests {
         #expect(throws: BrokerError.self) { try TagFilter(expression: "a || ") }
     }
 
+    @Test("blank means what Character.isWhitespace says, ASCII or not")
+    func blankStrings() {
+        for blank in ["", " ", "\t\n\r\u{0B}\u{0C}", "\u{3000}", " \u{00A0} "] { #expect(blank.isBlank, "\(blank.debugDescription)") }
+        for text in ["a", " a ", "\u{1}", "\u{7F}", "é", " \u{3000}x", "\u{200B}"] {
+            #expect(text.isBlank == text.allSatisfy(\.isWhitespace), "\(text.debugDescription)")
+            #expect(!text.isBlank || text.allSatisfy(\.isWhitespace))
+        }
+        #expect(!"a".isBlank && !"\u{1}".isBlank && !"é".isBlank)
+    }
+
     @Test("every broker error maps to a protocol status with a message")
     func errorsMapToStatus() {
         #expect(BrokerError.topicNotFound("x").status.code == .topicNotFound)

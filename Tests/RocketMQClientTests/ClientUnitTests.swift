@@ -34,6 +34,36 @@ import Testing
         #expect(metadata.first("x-mq-request-id") != headers.metadata().first("x-mq-request-id"))
     }
 
+    @Test func messageIdsFollowTheRocketMQ5LayoutAndNeverRepeat() throws {
+        let ids = (0..<10_000).map { _ in MessageIDGenerator.next() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(100) {
+            #expect(id.utf8.count == 34)
+            #expect(id.hasPrefix("01"))
+            #expect(id.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x46).contains($0) })
+        }
+        // Bytes 9-12 are seconds since 2021-01-01T00:00:00Z; the last four a sequence that counts up.
+        let first = try #require(ids.first), last = try #require(ids.last)
+        let seconds = try #require(UInt32(first.dropFirst(18).prefix(8), radix: 16))
+        let now = UInt32(Date().timeIntervalSince1970 - 1_609_459_200)
+        #expect(seconds <= now && now - seconds < 60)
+        let sequence = { (id: String) in UInt32(id.suffix(8), radix: 16) ?? 0 }
+        #expect(sequence(last) &- sequence(first) == 9_999)
+        #expect(first.prefix(18) == last.prefix(18))
+    }
+
+    @Test func signatureIsReusedWithinASecondAndRenewedAfter() {
+        let headers = RequestHeaders(clientId: "c1", namespace: "", credentials: Credentials(accessKey: "ak", accessSecret: "sk"))
+        let t = Date(timeIntervalSince1970: 1_704_164_645.2)
+        let a = headers.metadata(now: t), b = headers.metadata(now: t.addingTimeInterval(0.5))
+        let c = headers.metadata(now: t.addingTimeInterval(1))
+        #expect(a.first("authorization") == b.first("authorization"))
+        #expect(c.first("x-mq-date-time") == "20240102T030406Z")
+        #expect(c.first("authorization") == RequestHeaders.authorization(
+            credentials: Credentials(accessKey: "ak", accessSecret: "sk"), dateTime: "20240102T030406Z"))
+        #expect(a.first("x-mq-request-id") != b.first("x-mq-request-id"))
+    }
+
     @Test func endpointsParseSeveralHostsAndRejectGarbage() throws {
         let configuration = try ClientConfiguration(endpoints: "127.0.0.1:9876; broker.local:8081;[::1]:10911")
         #expect(configuration.endpoints == [

@@ -35,4 +35,17 @@ extension String {
         while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
         return String(scalars)
     }
+
+    /// Whether the string is empty or only whitespace (as `Character.isWhitespace` says); ASCII
+    /// text is decided byte by byte, without Unicode property look-ups.
+    var isBlank: Bool {
+        for byte in utf8 {
+            switch byte {
+            case 0x09...0x0D, 0x20: continue
+            case 0x80...: return allSatisfy(\.isWhitespace)
+            default: return false
+            }
+        }
+        return true
+    }
 }

@@ -20,7 +20,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
 
     /// The caller's `x-mq-client-id`; every RocketMQ 5 call carries one.
     func clientId(_ context: ServerContext) throws(BrokerError) -> String {
-        guard let id = context.requestMetadata.first("x-mq-client-id"), !id.trimmingWhitespace.isEmpty else {
+        guard let id = context.requestMetadata.first("x-mq-client-id"), !id.isBlank else {
             throw .clientIdRequired
         }
         return id

@@ -25,9 +25,9 @@ enum SendValidation {
         guard !message.body.isEmpty else { throw .bodyEmpty }
         guard message.body.count <= maxBodySize else { throw .bodyTooLarge(size: message.body.count, limit: maxBodySize) }
         if let tag = system.tag {
-            guard !tag.trimmingWhitespace.isEmpty, !tag.contains("|") else { throw .illegalTag(tag) }
+            guard !tag.isBlank, !tag.contains("|") else { throw .illegalTag(tag) }
         }
-        for key in system.keys where key.trimmingWhitespace.isEmpty || key.contains(" ") {
+        for key in system.keys where key.isBlank || key.contains(" ") {
             throw .badRequest("illegal message key \(key.debugDescription): keys are non-blank and contain no spaces")
         }
         for key in message.userProperties.keys {

@@ -1,5 +1,6 @@
 import Foundation
 import RocketRPC
+import Synchronization
 
 /// The metadata every RocketMQ 5 call carries: client id, language, protocol, version, request id,
 /// date-time, namespace and the (possibly unsigned) `authorization` header.
@@ -8,19 +9,27 @@ struct RequestHeaders: Sendable {
     let clientId: String
     let namespace: String
     let credentials: Credentials?
+    private let signatures = SignatureCache()
 
-    /// Fresh metadata for one call (a new request id and date-time each time).
+    init(clientId: String, namespace: String, credentials: Credentials?) {
+        self.clientId = clientId
+        self.namespace = namespace
+        self.credentials = credentials
+    }
+
+    /// Fresh metadata for one call (a new request id and date-time each time). The date-time and
+    /// its signature change once a second, so they are computed once a second, not per call.
     func metadata(now: Date = Date()) -> Metadata {
-        let dateTime = Self.dateTime(now)
+        let (dateTime, authorization) = signatures.signed(now, credentials: credentials)
         var metadata = Metadata()
         metadata.add("x-mq-client-id", clientId)
         metadata.add("x-mq-language", "SWIFT")
         metadata.add("x-mq-protocol", "GRPC_V2")
         metadata.add("x-mq-client-version", Self.clientVersion)
-        metadata.add("x-mq-request-id", UUID().uuidString.lowercased())
+        metadata.add("x-mq-request-id", MessageIDGenerator.next())
         metadata.add("x-mq-date-time", dateTime)
         metadata.add("x-mq-namespace", namespace)
-        metadata.add("authorization", Self.authorization(credentials: credentials, dateTime: dateTime))
+        metadata.add("authorization", authorization)
         return metadata
     }
 
@@ -39,5 +48,19 @@ struct RequestHeaders: Sendable {
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
         func two(_ value: Int?) -> String { let v = value ?? 0; return v < 10 ? "0\(v)" : "\(v)" }
         return "\(c.year ?? 1970)\(two(c.month))\(two(c.day))T\(two(c.hour))\(two(c.minute))\(two(c.second))Z"
+    }
+}
+
+/// The last second's `x-mq-date-time` and `authorization` values.
+private final class SignatureCache: Sendable {
+    private let last = Mutex<(second: Int64, dateTime: String, authorization: String)?>(nil)
+
+    func signed(_ date: Date, credentials: Credentials?) -> (dateTime: String, authorization: String) {
+        let second = Int64(date.timeIntervalSince1970.rounded(.down))
+        if let cached = last.withLock({ $0 }), cached.second == second { return (cached.dateTime, cached.authorization) }
+        let dateTime = RequestHeaders.dateTime(date)
+        let authorization = RequestHeaders.authorization(credentials: credentials, dateTime: dateTime)
+        last.withLock { $0 = (second, dateTime, authorization) }
+        return (dateTime, authorization)
     }
 }

@@ -51,15 +51,26 @@ public final class RPCChannel: Sendable {
     ) async throws -> UnaryResponse<Resp> {
         let options = effective(options)
         let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
-        let bytes = request.serializedBytes()
+        if Task.isCancelled { throw RPCError(code: .cancelled, message: "the call was cancelled before it started") }
+        let compression = options.compression == .identity ? nil : options.compression
+        let framed: ByteBuffer
+        do {
+            framed = try MessageFramer.frame(request.serializedBytes(), compression: compression)
+        } catch {
+            throw RPCError(code: .internalError, message: "cannot compress request: \(error)")
+        }
         // One transparent retry for a call the server provably never processed (gRPC's transparent
-        // retry): refused streams and streams above a GOAWAY's last stream ID.
-        for attempt in 0..<2 {
-            let call = try await startCall(method, options: options, deadline: deadline, firstMessage: bytes, halfClose: true)
-            do {
-                return try await decodeUnary(call.unaryResponse())
-            } catch let error as RPCError where error.code == .unavailable && attempt == 0 {
-                guard await call.wasUnprocessed(), !Task.isCancelled else { throw error }
+        // retry): refused streams and streams above a GOAWAY's last stream ID. A connection that
+        // just received GOAWAY takes no new streams: it is taken out of use and the call tries once more.
+        for _ in 0..<3 {
+            let connection = try await connector.connection(waitForReady: options.waitForReady, deadline: deadline)
+            switch try await unaryAttempt(method, on: connection, options: options, deadline: deadline, framed: framed, compression: compression) {
+            case .refused:
+                connector.markUnusable(connection)
+            case .answered(let response):
+                return try decodeUnary(response)
+            case .failed(let error, let unprocessed):
+                guard unprocessed, !Task.isCancelled else { throw error }
             }
         }
         throw RPCError(code: .unavailable, message: "the call was refused twice without being processed")
@@ -218,31 +229,107 @@ public final class RPCChannel: Sendable {
         compression: CompressionAlgorithm?,
         halfClose: Bool
     ) async throws(RPCError) -> ClientCall? {
-
-        var headers: [(String, String)] = [
-            (":method", "POST"), (":scheme", scheme), (":path", method.path), (":authority", authority),
-            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "rocketrpc-swift/1.0"),
-            ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
-        ]
-        if let compression { headers.append(("grpc-encoding", compression.rawValue)) }
-        if let deadline {
-            let remaining = deadline - ContinuousClock.now
-            headers.append(("grpc-timeout", GRPCTimeout.format(remaining)))
-        }
-        options.metadata.appendWireHeaders(to: &headers)
-
-        let maxReceive = options.maxReceiveMessageSize ?? configuration.maxReceiveMessageSize
+        let opener = StreamOpener(channel: self, method: method, connection: connection, options: options, deadline: deadline, framed: framed, halfClose: halfClose)
         let eventLoop = connection.eventLoop
-        let handler = connection.handler
         let promise = eventLoop.makePromise(of: ClientCall?.self)
-        eventLoop.execute { [framed, headers] in
+        eventLoop.execute {
+            guard let stream = opener.open() else {
+                promise.succeed(nil)
+                return
+            }
+            promise.succeed(ClientCall(stream: NIOLoopBound(stream, eventLoop: eventLoop), eventLoop: eventLoop, compression: compression))
+        }
+        return try await promise.futureResult.rpcValue(onCancel: {})
+    }
+
+    /// How one attempt at a unary call ended.
+    private enum UnaryAttempt: Sendable {
+        /// The connection takes no new streams.
+        case refused
+        case answered(UnaryResponse<ByteBuffer>)
+        /// `unprocessed`: the server provably never processed the call, so it may be retried.
+        case failed(RPCError, unprocessed: Bool)
+    }
+
+    /// A unary call's fast path: opens the stream and collects its outcome in one hop to the
+    /// connection's event loop and one back (a general call hops once per step).
+    private func unaryAttempt(
+        _ method: MethodDescriptor,
+        on connection: ClientConnection,
+        options: CallOptions,
+        deadline: ContinuousClock.Instant?,
+        framed: ByteBuffer,
+        compression: CompressionAlgorithm?
+    ) async throws(RPCError) -> UnaryAttempt {
+        let opener = StreamOpener(channel: self, method: method, connection: connection, options: options, deadline: deadline, framed: framed, halfClose: true)
+        let eventLoop = connection.eventLoop
+        let opened = NIOLoopBoundBox<ClientStream?>.makeEmptyBox(valueType: ClientStream.self, eventLoop: eventLoop)
+        let promise = eventLoop.makePromise(of: UnaryAttempt.self)
+        eventLoop.execute {
+            guard let stream = opener.open() else {
+                promise.succeed(.refused)
+                return
+            }
+            opened.value = stream
+            let outcome = eventLoop.makePromise(of: UnaryResponse<ByteBuffer>.self)
+            stream.unaryOutcome(outcome)
+            outcome.futureResult.assumeIsolated().whenComplete { result in
+                switch result {
+                case .success(let response): promise.succeed(.answered(response))
+                case .failure(let error as RPCError): promise.succeed(.failed(error, unprocessed: stream.unprocessed))
+                case .failure(let error): promise.succeed(.failed(RPCError(code: .unavailable, message: "\(error)"), unprocessed: false))
+                }
+            }
+        }
+        return try await promise.futureResult.rpcValue(onCancel: {
+            eventLoop.execute {
+                opened.value?.fail(RPCError(code: .cancelled, message: "the call was cancelled by the caller"), reset: true)
+            }
+        })
+    }
+
+    /// What opening one stream needs; ``open()`` runs on the connection's event loop.
+    private struct StreamOpener: Sendable {
+        let headers: [(String, String)]
+        let connection: ClientConnection
+        let deadline: ContinuousClock.Instant?
+        let framed: ByteBuffer?
+        let halfClose: Bool
+        let maxReceive: Int
+
+        init(
+            channel: RPCChannel, method: MethodDescriptor, connection: ClientConnection, options: CallOptions,
+            deadline: ContinuousClock.Instant?, framed: ByteBuffer?, halfClose: Bool
+        ) {
+            var headers: [(String, String)] = [
+                (":method", "POST"), (":scheme", channel.scheme), (":path", method.path), (":authority", channel.authority),
+                ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "rocketrpc-swift/1.0"),
+                ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
+            ]
+            if let compression = options.compression, compression != .identity { headers.append(("grpc-encoding", compression.rawValue)) }
+            if let deadline {
+                let remaining = deadline - ContinuousClock.now
+                headers.append(("grpc-timeout", GRPCTimeout.format(remaining)))
+            }
+            options.metadata.appendWireHeaders(to: &headers)
+            self.headers = headers
+            self.connection = connection
+            self.deadline = deadline
+            self.framed = framed
+            self.halfClose = halfClose
+            self.maxReceive = options.maxReceiveMessageSize ?? channel.configuration.maxReceiveMessageSize
+        }
+
+        /// The new stream, its request queued and its deadline armed; `nil` (and the stream
+        /// failed) when the connection takes no new streams.
+        func open() -> ClientStream? {
+            let eventLoop = connection.eventLoop
             let stream = ClientStream(eventLoop: eventLoop, maxReceiveMessageSize: maxReceive)
             if let framed { stream.outbound.append(framed) }
             if halfClose { stream.outbound.isFinished = true }
-            guard handler.value.open(stream, headers: headers) else {
+            guard connection.handler.value.open(stream, headers: headers) else {
                 stream.fail(RPCError(code: .unavailable, message: "the connection cannot take new calls"), reset: false)
-                promise.succeed(nil)
-                return
+                return nil
             }
             if let deadline {
                 let remaining = deadline - ContinuousClock.now
@@ -250,8 +337,7 @@ public final class RPCChannel: Sendable {
                     stream.fail(RPCError(code: .deadlineExceeded, message: "deadline exceeded"), reset: true)
                 }
             }
-            promise.succeed(ClientCall(stream: NIOLoopBound(stream, eventLoop: eventLoop), eventLoop: eventLoop, compression: compression))
+            return stream
         }
-        return try await promise.futureResult.rpcValue(onCancel: {})
     }
 }

@@ -4,15 +4,17 @@ import NIOCore
 ///
 /// Server handlers started with this preference run on their connection's event loop thread, so the
 /// hops between a handler and its nghttp2 stream cost an enqueue instead of a cross-thread wake-up.
-/// Thread-safe; one instance per connection.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
+/// Clients can do the same: tasks that prefer the event loop of a channel's group
+/// (``RPCChannel/init(configuration:eventLoopGroup:logger:)`` with a one-thread group) make their
+/// calls without a thread hop. Such tasks must not block. Thread-safe.
+public final class EventLoopTaskExecutor: TaskExecutor {
+    public let eventLoop: any EventLoop
 
-    init(eventLoop: any EventLoop) {
+    public init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
         eventLoop.execute {
