@@ -189,10 +189,9 @@ let package = Package(
             name: "mqbench",
             dependencies: [
                 "RocketMQStore", "RocketMQAPI", "RocketMQClient", "RocketRPC",
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ] + nio
         ),
 
         // MARK: Codegen — protoc plugin and the SwiftPM build-tool plugin that runs it

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Histogram
+import NIOCore
 import NIOPosix
 import RocketMQAPI
 import RocketMQClient
@@ -19,8 +20,8 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "pid of the broker, to report its CPU time and RSS.") var brokerPid: Int32?
     @Option(help: "Connections the senders share (produce); concurrency is connections × senders per connection.")
     var connections = 1
-    @Option(help: "Client event-loop threads. With 1, every sender runs on the connection's event loop (no thread hops, like redis-benchmark's single thread); more spread the senders over the shared task pool.")
-    var clientThreads = 1
+    @Option(help: "Client event-loop threads (default: one per core). With 1, every sender runs on the connection's event loop: no thread hops, but client and broker then take turns rather than overlap.")
+    var clientThreads = System.coreCount
     @Flag(help: "Print the summary as one JSON line.") var json = false
 
     /// The options as a Sendable value for concurrent tasks.
