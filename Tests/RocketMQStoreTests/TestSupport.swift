@@ -116,6 +116,34 @@ extension MessageStore {
     }
 }
 
+extension MessageStore {
+    /// Reads the message at `queueOffset` of `id` through every read API: by queue, physical
+    /// offset, message id, unique id, each key, and store-time search. Returns what went wrong.
+    func problemsReading(_ id: QueueID, at queueOffset: Int64) -> [String] {
+        let place = "\(id)@\(queueOffset)"
+        do {
+            guard let m = try messages(topic: id.topic, queueId: id.queueId, from: queueOffset, maxCount: 1).messages.first,
+                  m.queueOffset == queueOffset
+            else { return ["\(place): the queue read found nothing"] }
+            var problems = [String]()
+            if try message(atPhysicalOffset: m.physicalOffset) != m { problems.append("\(place): physical offset read differs") }
+            if try message(msgId: m.msgId) != m { problems.append("\(place): msgId read differs") }
+            if let u = m.uniqueId, message(uniqueId: u)?.physicalOffset != m.physicalOffset {
+                problems.append("\(place): unique id \(u) not found")
+            }
+            for key in m.keys where !messages(key: key, topic: m.topic).contains(where: { $0.physicalOffset == m.physicalOffset }) {
+                problems.append("\(place): key \(key) not found")
+            }
+            if try self.queueOffset(topic: id.topic, queueId: id.queueId, forTimestamp: m.storeTimestamp) > queueOffset {
+                problems.append("\(place): store-time search skips it")
+            }
+            return problems
+        } catch {
+            return ["\(place): \(error)"]
+        }
+    }
+}
+
 func message(_ topic: String = "TopicA", queue: Int32 = 0, body: [UInt8], tag: String? = nil, keys: String? = nil,
              uniq: String? = nil, extra: [String: String] = [:]) -> MessageToAppend {
     var props = extra
