@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import RocketMQStore
 
@@ -12,6 +13,13 @@ final class TempDirectory {
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Strings gathered from any thread (store hooks run on the appending thread).
+final class Collected: Sendable {
+    private let items = Mutex<[String]>([])
+    func add(_ more: [String]) { items.withLock { $0 += more } }
+    var all: [String] { items.withLock { $0 } }
 }
 
 /// Tests log only errors.
