@@ -42,6 +42,27 @@ import Testing
         try store.verifyConsistency()
     }
 
+    /// An append makes its ConsumeQueue entry visible before it publishes the record to the
+    /// flusher and the checkpoint; a reader that finds the entry in between (a consumer polling
+    /// while a producer sends) must be able to read the record through every read API.
+    @Test(arguments: [FlushMode.async, .sync])  // mapped writes and pwrite
+    func aVisibleQueueEntryIsReadableBeforeItsAppendReturns(mode: FlushMode) async throws {
+        let dir = TempDirectory()
+        let problems = Collected()
+        var config = testConfiguration(dir.path, mode: mode, segmentSize: 8192)
+        config.afterDispatchForTesting = { store in
+            let newest = store.maxOffset(topic: "T", queueId: 0) - 1
+            problems.add(store.problemsReading(QueueID(topic: "T", queueId: 0), at: newest))
+        }
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        for i in 0..<60 {  // several segments
+            _ = try await store.append(message("T", body: [UInt8](repeating: UInt8(i), count: 100 + i * 13), keys: "k\(i)", uniq: "U\(i)"))
+        }
+        #expect(problems.all.isEmpty, "\(problems.all.prefix(5))")
+        #expect(store.commitLog.segmentCount > 2)
+    }
+
     @Test func asyncFlusherCatchesUpWithinTheInterval() async throws {
         let dir = TempDirectory()
         var config = testConfiguration(dir.path)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import RocketMQStore
 
@@ -12,6 +13,13 @@ final class TempDirectory {
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Strings gathered from any thread (store hooks run on the appending thread).
+final class Collected: Sendable {
+    private let items = Mutex<[String]>([])
+    func add(_ more: [String]) { items.withLock { $0 += more } }
+    var all: [String] { items.withLock { $0 } }
 }
 
 /// Tests log only errors.
@@ -113,6 +121,34 @@ extension MessageStore {
             }
         }
         return records
+    }
+}
+
+extension MessageStore {
+    /// Reads the message at `queueOffset` of `id` through every read API: by queue, physical
+    /// offset, message id, unique id, each key, and store-time search. Returns what went wrong.
+    func problemsReading(_ id: QueueID, at queueOffset: Int64) -> [String] {
+        let place = "\(id)@\(queueOffset)"
+        do {
+            guard let m = try messages(topic: id.topic, queueId: id.queueId, from: queueOffset, maxCount: 1).messages.first,
+                  m.queueOffset == queueOffset
+            else { return ["\(place): the queue read found nothing"] }
+            var problems = [String]()
+            if try message(atPhysicalOffset: m.physicalOffset) != m { problems.append("\(place): physical offset read differs") }
+            if try message(msgId: m.msgId) != m { problems.append("\(place): msgId read differs") }
+            if let u = m.uniqueId, message(uniqueId: u)?.physicalOffset != m.physicalOffset {
+                problems.append("\(place): unique id \(u) not found")
+            }
+            for key in m.keys where !messages(key: key, topic: m.topic).contains(where: { $0.physicalOffset == m.physicalOffset }) {
+                problems.append("\(place): key \(key) not found")
+            }
+            if try self.queueOffset(topic: id.topic, queueId: id.queueId, forTimestamp: m.storeTimestamp) > queueOffset {
+                problems.append("\(place): store-time search skips it")
+            }
+            return problems
+        } catch {
+            return ["\(place): \(error)"]
+        }
     }
 }
 

@@ -20,7 +20,7 @@ final class CommitLogSegment: Sendable {
 /// start offset, records framed and checked by `RecordCodec`, never straddling a segment.
 ///
 /// One writer (the `MessageStore`'s append lock) calls `append`; any thread may `read`
-/// below `writtenPosition`. Reads use `pread`, so memory stays bounded whatever the log size.
+/// below `readablePosition`. Reads use `pread`, so memory stays bounded whatever the log size.
 /// `@unchecked Sendable`: `current` is touched only by the single writer (under the store's
 /// append lock, or during recovery before the store is shared); the rest is atomics and a mutex.
 final class CommitLog: @unchecked Sendable {
@@ -28,6 +28,7 @@ final class CommitLog: @unchecked Sendable {
     let segmentSize: Int64
     private let segments = Mutex<[CommitLogSegment]>([])
     private let written = ManagedAtomic<Int64>(0)
+    private let readable = ManagedAtomic<Int64>(0)
     private let flushed = ManagedAtomic<Int64>(0)
     private var current: CommitLogSegment?
     private var mapping: SegmentWriteMapping?
@@ -64,8 +65,14 @@ final class CommitLog: @unchecked Sendable {
         segments.withLock { $0 = loaded }
     }
 
-    /// End of the last record written and dispatched; readers never look past it.
+    /// End of the last record written and dispatched (`publish(upTo:)`): what the flusher
+    /// and the checkpoint count as the log's end.
     var writtenPosition: Int64 { written.load(ordering: .acquiring) }
+    /// End of the last record whose bytes are written, dispatched or not: reads serve
+    /// everything below it. Ahead of `writtenPosition` only inside an append, between the
+    /// write and `publish(upTo:)`; its ConsumeQueue entry becomes visible in between, so a
+    /// reader that finds the entry must be able to read the record already.
+    var readablePosition: Int64 { readable.load(ordering: .acquiring) }
     /// Everything below this offset is known to be on disk (`fdatasync` returned).
     var flushedPosition: Int64 { flushed.load(ordering: .acquiring) }
     /// Start of the oldest segment still kept (0 for an empty log).
@@ -102,8 +109,8 @@ final class CommitLog: @unchecked Sendable {
 
     /// Writes `record` at the write position, rolling to a new segment first if it does not
     /// fit (an end-of-segment marker fills the old one). `seal` gets the record bytes and the
-    /// physical offset just before the write. Does not publish: call `publish(upTo:)` once
-    /// the record is dispatched.
+    /// physical offset just before the write. Makes the record readable, but does not publish
+    /// it: call `publish(upTo:)` once the record is dispatched.
     func append(_ record: inout [UInt8], seal: (UnsafeMutableRawBufferPointer, Int64) -> Void) throws(StoreError) -> Int64 {
         let size = Int64(record.count)
         var position = written.load(ordering: .relaxed)
@@ -119,6 +126,7 @@ final class CommitLog: @unchecked Sendable {
         if !(size == left || size + Int64(RecordCodec.blankSize) <= left) {
             try segment.file.write(RecordCodec.blankMarker(size: Int(left)), at: position - segment.start)
             position = segment.end
+            readable.store(position, ordering: .releasing)
             written.store(position, ordering: .releasing)
             if let next = self.segment(containing: position) { segment = next } else { segment = try createSegment(at: position) }
         }
@@ -132,6 +140,7 @@ final class CommitLog: @unchecked Sendable {
                     try segment.file.write(UnsafeRawBufferPointer(raw), at: Int64(at))
                 }
             }
+            readable.store(physicalOffset + size, ordering: .releasing)
             return physicalOffset
         }
         if current !== segment || mapping == nil {
@@ -144,12 +153,13 @@ final class CommitLog: @unchecked Sendable {
             seal(raw, physicalOffset)
             mapping.write(UnsafeRawBufferPointer(raw), at: at)
         }
+        readable.store(physicalOffset + size, ordering: .releasing)
         mapping.release(below: at)
         prefaulter?.advance(mapping, to: at + record.count)
         return physicalOffset
     }
 
-    /// Makes everything below `end` visible to readers and the flusher.
+    /// Marks everything below `end` written and dispatched, for the flusher and the checkpoint.
     func publish(upTo end: Int64) {
         written.store(end, ordering: .releasing)
     }
@@ -171,7 +181,7 @@ final class CommitLog: @unchecked Sendable {
 
     /// The raw record of `size` bytes at `offset`.
     func read(at offset: Int64, size: Int) throws(StoreError) -> [UInt8] {
-        guard offset >= 0, size > 0, offset + Int64(size) <= writtenPosition,
+        guard offset >= 0, size > 0, offset + Int64(size) <= readablePosition,
               let segment = segment(containing: offset), offset + Int64(size) <= segment.end
         else { throw .offsetOutOfRange(physicalOffset: offset) }
         let bytes = try segment.file.read(count: size, at: offset - segment.start)
@@ -210,6 +220,7 @@ final class CommitLog: @unchecked Sendable {
     func recover(from start: Int64, visit: (RecordCodec.DispatchInfo) throws(StoreError) -> Void) throws(StoreError) -> Int64 {
         let list = segmentList
         guard let first = list.first, let last = list.last else {
+            readable.store(start, ordering: .releasing)
             written.store(start, ordering: .releasing)
             flushed.store(start, ordering: .releasing)
             return start
@@ -289,6 +300,7 @@ final class CommitLog: @unchecked Sendable {
         segments.withLock { $0.removeAll { $0.start > position } }
         current = nil
         mapping = nil
+        readable.store(position, ordering: .releasing)
         written.store(position, ordering: .releasing)
         flushed.store(min(start, position), ordering: .releasing)
         return position

@@ -1,3 +1,5 @@
+import Atomics
+
 /// One IndexFile: a hash table of message keys to CommitLog offsets, with chained entries,
 /// so `MessageStore.messages(key:...)` and `message(uniqueId:)` avoid scanning the log.
 ///
@@ -29,8 +31,12 @@ final class IndexFile: @unchecked Sendable {
         T(littleEndian: UnsafeRawPointer(mapping.base).loadUnaligned(fromByteOffset: offset, as: T.self))
     }
     private func store<T: FixedWidthInteger>(_ value: T, _ offset: Int) {
+        if let countdown = crashCountdown, !countdown.allowsStore() { return }
         mapping.base.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
     }
+
+    /// Crash tests only (`IndexService.simulateCrash(afterStores:)`): nil in a running store.
+    var crashCountdown: CrashCountdown?
 
     var beginTimestamp: Int64 { load(0, Int64.self) }
     var endTimestamp: Int64 { load(8, Int64.self) }
@@ -66,10 +72,15 @@ final class IndexFile: @unchecked Sendable {
         store(physicalOffset, e + 4)
         store(Int32(truncatingIfNeeded: storeTimestamp - beginTimestamp), e + 12)
         store(previous, e + 16)
+        store(storeTimestamp, 8)
+        // The count before the slot: the page cache keeps whatever a killed process stored,
+        // in program order. Killed between the two, a counted entry no chain reaches is
+        // harmless (its record is not marked, so recovery indexes it again). The other way
+        // round a slot names an entry past the count: lookups stop at once, hiding every
+        // older entry of that slot, and the next put there links its entry to itself.
+        store(number, 36)
         store(number, slot)
         if previous == 0 { store(load(32, UInt32.self) + 1, 32) }
-        store(storeTimestamp, 8)
-        store(number, 36)
     }
 
     /// Physical offsets of entries with `keyHash` stored within `from...to`, newest first.
@@ -96,5 +107,26 @@ final class IndexFile: @unchecked Sendable {
     /// Header and entry count look sane (used after a crash).
     var isConsistent: Bool {
         !mapping.wasShort && count <= entryCapacity
+    }
+}
+
+/// Crash tests: how many more stores the IndexFiles of one `IndexService` take before they
+/// drop every later one, as a killed process's memory writes stop between two instructions
+/// (the page cache keeps those made before). Used under the service's mutex; the atomic
+/// only makes it `Sendable`.
+final class CrashCountdown: Sendable {
+    private let left: ManagedAtomic<Int>
+
+    init(stores: Int) { left = ManagedAtomic(stores) }
+
+    /// Stores still to come before the crash point; 0 once it is reached.
+    var remaining: Int { left.load(ordering: .relaxed) }
+
+    /// Counts one store; false once the crash point is reached (the store must be dropped).
+    func allowsStore() -> Bool {
+        let n = left.load(ordering: .relaxed)
+        guard n > 0 else { return false }
+        left.store(n - 1, ordering: .relaxed)
+        return true
     }
 }

@@ -10,7 +10,7 @@ final class IndexService: @unchecked Sendable {
     let directory: String
     let slotCount: Int
     let entryCapacity: Int
-    private let state = Mutex<[IndexFile]>([])
+    private let state = Mutex<State>(State())
     private let logger: Logger
 
     init(directory: String, slotCount: Int, entryCapacity: Int, logger: Logger) throws(StoreError) {
@@ -37,7 +37,13 @@ final class IndexService: @unchecked Sendable {
             try FileSystem.remove(path)
         }
         self.damaged = damaged
-        state.withLock { $0 = files }
+        state.withLock { $0.files = files }
+    }
+
+    private struct State {
+        var files: [IndexFile] = []
+        /// Crash tests: given to every file, including the ones created later.
+        var crashCountdown: CrashCountdown?
     }
 
     /// Files were discarded as damaged when loading: recovery must re-index from `lastIndexedOffset`.
@@ -52,25 +58,26 @@ final class IndexService: @unchecked Sendable {
     }
 
     /// Physical offset of the newest record whose keys are all indexed, -1 if none.
-    var lastIndexedOffset: Int64 { state.withLock { $0.map(\.endPhysicalOffset).max() ?? -1 } }
+    var lastIndexedOffset: Int64 { state.withLock { $0.files.map(\.endPhysicalOffset).max() ?? -1 } }
 
     /// Indexes the keys and unique id of one dispatched record.
     func put(_ info: RecordCodec.DispatchInfo) throws(StoreError) {
         if info.keys.isEmpty && info.uniqueId == nil { return }
         var hashes = info.keys.map { IndexService.hash(IndexService.key(topic: info.topic, key: $0)) }
         if let u = info.uniqueId { hashes.append(IndexService.hash(IndexService.uniqueKey(u))) }
-        try state.withLock { (files) throws(StoreError) in
+        try state.withLock { (state) throws(StoreError) in
             var touched = [IndexFile]()
             for h in hashes {
                 var file: IndexFile
-                if let last = files.last, last.accepts(timestamp: info.storeTimestamp) {
+                if let last = state.files.last, last.accepts(timestamp: info.storeTimestamp) {
                     file = last
                 } else {
                     var created = info.storeTimestamp
-                    if let last = files.last, created <= last.createdAt { created = last.createdAt + 1 }
+                    if let last = state.files.last, created <= last.createdAt { created = last.createdAt + 1 }
                     file = try IndexFile(path: directory + "/" + FileSystem.offsetName(created), createdAt: created,
                                          slotCount: slotCount, entryCapacity: entryCapacity)
-                    files.append(file)
+                    file.crashCountdown = state.crashCountdown
+                    state.files.append(file)
                     logger.debug("created IndexFile", metadata: ["created": "\(created)"])
                 }
                 file.put(keyHash: h, physicalOffset: info.physicalOffset, storeTimestamp: info.storeTimestamp)
@@ -86,8 +93,8 @@ final class IndexService: @unchecked Sendable {
     func lookup(_ key: String, from: Int64, to: Int64, limit: Int) -> [Int64] {
         let h = IndexService.hash(key)
         var out = [Int64]()
-        state.withLock { files in
-            for f in files.reversed() where f.count > 0 && f.beginTimestamp <= to && f.endTimestamp >= from {
+        state.withLock { state in
+            for f in state.files.reversed() where f.count > 0 && f.beginTimestamp <= to && f.endTimestamp >= from {
                 f.lookup(keyHash: h, from: from, to: to, limit: limit * 4 + 16, into: &out)
             }
         }
@@ -97,11 +104,11 @@ final class IndexService: @unchecked Sendable {
 
     /// Deletes files whose every entry points below `commitLogMin`.
     func dropFiles(below commitLogMin: Int64) {
-        let doomed: [String] = state.withLock { files in
+        let doomed: [String] = state.withLock { state in
             var out = [String]()
-            while files.count > 1, let f = files.first, f.endPhysicalOffset < commitLogMin {
+            while state.files.count > 1, let f = state.files.first, f.endPhysicalOffset < commitLogMin {
                 out.append(f.mapping.path)
-                files.removeFirst()
+                state.files.removeFirst()
             }
             return out
         }
@@ -110,11 +117,11 @@ final class IndexService: @unchecked Sendable {
 
     /// Deletes files that start at or past `commitLogEnd` (all their entries were cut off).
     func dropFiles(startingAtOrAfter commitLogEnd: Int64) throws(StoreError) {
-        let doomed: [String] = state.withLock { files in
+        let doomed: [String] = state.withLock { state in
             var out = [String]()
-            while let f = files.last, f.count > 0, f.beginPhysicalOffset >= commitLogEnd {
+            while let f = state.files.last, f.count > 0, f.beginPhysicalOffset >= commitLogEnd {
                 out.append(f.mapping.path)
-                files.removeLast()
+                state.files.removeLast()
             }
             return out
         }
@@ -122,7 +129,19 @@ final class IndexService: @unchecked Sendable {
     }
 
     func sync() throws(StoreError) {
-        let files = state.withLock { $0.suffix(2) }
+        let files = state.withLock { $0.files.suffix(2) }
         for f in files { try f.mapping.sync() }
+    }
+
+    /// Crash tests: from now on the IndexFiles (those to come included) take `stores` more
+    /// memory stores and drop the rest, leaving what a SIGKILL at that point leaves. Returns
+    /// the countdown, whose `remaining` says whether that point was reached.
+    func simulateCrash(afterStores stores: Int) -> CrashCountdown {
+        let countdown = CrashCountdown(stores: stores)
+        state.withLock { state in
+            state.crashCountdown = countdown
+            for f in state.files { f.crashCountdown = countdown }
+        }
+        return countdown
     }
 }

@@ -237,6 +237,7 @@ public final class MessageStore: Sendable {
                 // The record and its queue entry are in: keep them; only key lookups miss it.
                 logger.error("cannot index message keys", metadata: ["offset": "\(physicalOffset)", "error": "\(error)"])
             }
+            configuration.afterDispatchForTesting?(self)
             commitLog.publish(upTo: physicalOffset + Int64(size))
             return AppendResult(
                 physicalOffset: physicalOffset, queueOffset: queueOffset, wroteBytes: size,

@@ -49,6 +49,9 @@ public struct StoreConfiguration: Sendable {
 
     /// Measures disk use of the data directory's file system (a hook so tests can fake a full disk).
     var diskUsage: @Sendable (String) -> Double = { FileSystem.usedRatio(of: $0) }
+    /// Tests: runs inside every append once its record is written and dispatched (ConsumeQueue
+    /// entry, index keys) and before it is published, with the append lock held.
+    var afterDispatchForTesting: (@Sendable (MessageStore) -> Void)?
 
     /// A configuration with production defaults rooted at `dataDirectory`.
     public init(dataDirectory: String) {
