@@ -98,7 +98,7 @@ public final class ProtoArena {
     }
 
     /// Zeroed, 16-byte aligned memory living as long as the arena.
-    func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
+    @usableFromInline func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
         let size = max(16, (byteCount + Self.alignment - 1) & ~(Self.alignment - 1))
         if size > Self.blockSize / 4 {
             let block = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.alignment)
@@ -121,14 +121,14 @@ public final class ProtoArena {
     }
 
     /// A new C message of the described type, initialised to its defaults.
-    func message(of descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> UnsafeMutableRawPointer {
+    @usableFromInline func message(of descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> UnsafeMutableRawPointer {
         let memory = allocate(byteCount: descriptor.pointee.sizeof_message)
         protobuf_c_message_init(descriptor, memory)
         return memory
     }
 
     /// A NUL-terminated copy of `string`.
-    func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
+    @usableFromInline func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
         var string = string
         return string.withUTF8 { utf8 in
             let memory = allocate(byteCount: utf8.count + 1).assumingMemoryBound(to: CChar.self)
@@ -141,7 +141,7 @@ public final class ProtoArena {
     }
 
     /// A copy of `bytes` (nil for an empty array, which protobuf-c reads as empty).
-    func bytes(_ bytes: [UInt8]) -> ProtobufCBinaryData {
+    @usableFromInline func bytes(_ bytes: [UInt8]) -> ProtobufCBinaryData {
         guard !bytes.isEmpty else { return ProtobufCBinaryData(len: 0, data: nil) }
         let memory = allocate(byteCount: bytes.count).assumingMemoryBound(to: UInt8.self)
         bytes.withUnsafeBufferPointer { source in
@@ -310,21 +310,21 @@ public struct CMessageReader {
 /// Setting a oneof member or an optional field also records its presence. Memory for strings,
 /// arrays and sub-messages comes from the arena and lives until the pack is done.
 public struct CMessageWriter {
-    let message: UnsafeMutableRawPointer
-    let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
-    let arena: ProtoArena
+    @usableFromInline let message: UnsafeMutableRawPointer
+    @usableFromInline let descriptor: UnsafePointer<ProtobufCMessageDescriptor>
+    @usableFromInline let arena: ProtoArena
 
-    init(message: UnsafeMutableRawPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>, arena: ProtoArena) {
+    @usableFromInline init(message: UnsafeMutableRawPointer, descriptor: UnsafePointer<ProtobufCMessageDescriptor>, arena: ProtoArena) {
         self.message = message
         self.descriptor = descriptor
         self.arena = arena
     }
 
-    private func field(_ number: Int32) -> UnsafePointer<ProtobufCFieldDescriptor> {
+    @inlinable func field(_ number: Int32) -> UnsafePointer<ProtobufCFieldDescriptor> {
         fieldDescriptor(number, in: descriptor)
     }
 
-    private func store<T>(_ number: Int32, _ value: T) {
+    @inlinable func store<T>(_ number: Int32, _ value: T) {
         let field = field(number).pointee
         message.storeBytes(of: value, toByteOffset: Int(field.offset), as: T.self)
         if field.isOneofMember {
@@ -334,22 +334,22 @@ public struct CMessageWriter {
         }
     }
 
-    public func setInt32(_ number: Int32, _ value: Int32) { store(number, value) }
-    public func setInt64(_ number: Int32, _ value: Int64) { store(number, value) }
-    public func setUInt32(_ number: Int32, _ value: UInt32) { store(number, value) }
-    public func setUInt64(_ number: Int32, _ value: UInt64) { store(number, value) }
-    public func setFloat(_ number: Int32, _ value: Float) { store(number, value) }
-    public func setDouble(_ number: Int32, _ value: Double) { store(number, value) }
-    public func setBool(_ number: Int32, _ value: Bool) { store(number, Int32(value ? 1 : 0)) }
-    public func setEnum<E: ProtoEnum>(_ number: Int32, _ value: E) { store(number, value.rawValue) }
-    public func setString(_ number: Int32, _ value: String) { store(number, UnsafePointer(arena.cString(value))) }
-    public func setBytes(_ number: Int32, _ value: [UInt8]) { store(number, arena.bytes(value)) }
+    @inlinable public func setInt32(_ number: Int32, _ value: Int32) { store(number, value) }
+    @inlinable public func setInt64(_ number: Int32, _ value: Int64) { store(number, value) }
+    @inlinable public func setUInt32(_ number: Int32, _ value: UInt32) { store(number, value) }
+    @inlinable public func setUInt64(_ number: Int32, _ value: UInt64) { store(number, value) }
+    @inlinable public func setFloat(_ number: Int32, _ value: Float) { store(number, value) }
+    @inlinable public func setDouble(_ number: Int32, _ value: Double) { store(number, value) }
+    @inlinable public func setBool(_ number: Int32, _ value: Bool) { store(number, Int32(value ? 1 : 0)) }
+    @inlinable public func setEnum<E: ProtoEnum>(_ number: Int32, _ value: E) { store(number, value.rawValue) }
+    @inlinable public func setString(_ number: Int32, _ value: String) { store(number, UnsafePointer(arena.cString(value))) }
+    @inlinable public func setBytes(_ number: Int32, _ value: [UInt8]) { store(number, arena.bytes(value)) }
 
-    public func setMessage<M: CBridgedMessage>(_ number: Int32, _ value: M) {
+    @inlinable public func setMessage<M: CBridgedMessage>(_ number: Int32, _ value: M) {
         store(number, UnsafeRawPointer(build(value, field: field(number))))
     }
 
-    private func build<M: CBridgedMessage>(_ value: M, field: UnsafePointer<ProtobufCFieldDescriptor>) -> UnsafeMutableRawPointer {
+    @inlinable func build<M: CBridgedMessage>(_ value: M, field: UnsafePointer<ProtobufCFieldDescriptor>) -> UnsafeMutableRawPointer {
         let sub = field.pointee.messageDescriptor
         let memory = arena.message(of: sub)
         value.write(to: CMessageWriter(message: memory, descriptor: sub, arena: arena))
@@ -358,7 +358,7 @@ public struct CMessageWriter {
 
     // MARK: repeated
 
-    private func storeRepeated<T>(_ number: Int32, count: Int, _ element: (Int) -> T) {
+    @inlinable func storeRepeated<T>(_ number: Int32, count: Int, _ element: (Int) -> T) {
         guard count > 0 else { return }
         let field = field(number).pointee
         let values = arena.allocate(byteCount: MemoryLayout<T>.stride * count).bindMemory(to: T.self, capacity: count)
@@ -367,34 +367,34 @@ public struct CMessageWriter {
         message.storeBytes(of: UnsafeMutablePointer(values), toByteOffset: Int(field.offset), as: UnsafeMutablePointer<T>.self)
     }
 
-    public func setRepeatedInt32(_ number: Int32, _ values: [Int32]) { storeRepeated(number, count: values.count) { values[$0] } }
-    public func setRepeatedInt64(_ number: Int32, _ values: [Int64]) { storeRepeated(number, count: values.count) { values[$0] } }
-    public func setRepeatedUInt32(_ number: Int32, _ values: [UInt32]) { storeRepeated(number, count: values.count) { values[$0] } }
-    public func setRepeatedUInt64(_ number: Int32, _ values: [UInt64]) { storeRepeated(number, count: values.count) { values[$0] } }
-    public func setRepeatedFloat(_ number: Int32, _ values: [Float]) { storeRepeated(number, count: values.count) { values[$0] } }
-    public func setRepeatedDouble(_ number: Int32, _ values: [Double]) { storeRepeated(number, count: values.count) { values[$0] } }
-    public func setRepeatedBool(_ number: Int32, _ values: [Bool]) { storeRepeated(number, count: values.count) { Int32(values[$0] ? 1 : 0) } }
-    public func setRepeatedEnum<E: ProtoEnum>(_ number: Int32, _ values: [E]) { storeRepeated(number, count: values.count) { values[$0].rawValue } }
-    public func setRepeatedString(_ number: Int32, _ values: [String]) {
+    @inlinable public func setRepeatedInt32(_ number: Int32, _ values: [Int32]) { storeRepeated(number, count: values.count) { values[$0] } }
+    @inlinable public func setRepeatedInt64(_ number: Int32, _ values: [Int64]) { storeRepeated(number, count: values.count) { values[$0] } }
+    @inlinable public func setRepeatedUInt32(_ number: Int32, _ values: [UInt32]) { storeRepeated(number, count: values.count) { values[$0] } }
+    @inlinable public func setRepeatedUInt64(_ number: Int32, _ values: [UInt64]) { storeRepeated(number, count: values.count) { values[$0] } }
+    @inlinable public func setRepeatedFloat(_ number: Int32, _ values: [Float]) { storeRepeated(number, count: values.count) { values[$0] } }
+    @inlinable public func setRepeatedDouble(_ number: Int32, _ values: [Double]) { storeRepeated(number, count: values.count) { values[$0] } }
+    @inlinable public func setRepeatedBool(_ number: Int32, _ values: [Bool]) { storeRepeated(number, count: values.count) { Int32(values[$0] ? 1 : 0) } }
+    @inlinable public func setRepeatedEnum<E: ProtoEnum>(_ number: Int32, _ values: [E]) { storeRepeated(number, count: values.count) { values[$0].rawValue } }
+    @inlinable public func setRepeatedString(_ number: Int32, _ values: [String]) {
         storeRepeated(number, count: values.count) { UnsafePointer(arena.cString(values[$0])) }
     }
-    public func setRepeatedBytes(_ number: Int32, _ values: [[UInt8]]) { storeRepeated(number, count: values.count) { arena.bytes(values[$0]) } }
-    public func setRepeatedMessage<M: CBridgedMessage>(_ number: Int32, _ values: [M]) {
+    @inlinable public func setRepeatedBytes(_ number: Int32, _ values: [[UInt8]]) { storeRepeated(number, count: values.count) { arena.bytes(values[$0]) } }
+    @inlinable public func setRepeatedMessage<M: CBridgedMessage>(_ number: Int32, _ values: [M]) {
         let field = field(number)
         storeRepeated(number, count: values.count) { UnsafeRawPointer(build(values[$0], field: field)) }
     }
 
     /// A map field as repeated entry messages, in key order so that encodings are deterministic.
-    public func setMap<K: Comparable, V>(_ number: Int32, _ values: [K: V], _ entry: (CMessageWriter, K, V) -> Void) {
+    @inlinable public func setMap<K: Comparable, V>(_ number: Int32, _ values: [K: V], _ entry: (CMessageWriter, K, V) -> Void) {
         writeMap(number, values.sorted { $0.key < $1.key }, entry)
     }
 
     /// A map field keyed by `Bool` (not `Comparable`): `false` first.
-    public func setMap<V>(_ number: Int32, _ values: [Bool: V], _ entry: (CMessageWriter, Bool, V) -> Void) {
+    @inlinable public func setMap<V>(_ number: Int32, _ values: [Bool: V], _ entry: (CMessageWriter, Bool, V) -> Void) {
         writeMap(number, values.sorted { !$0.key && $1.key }, entry)
     }
 
-    private func writeMap<K, V>(_ number: Int32, _ pairs: [(key: K, value: V)], _ entry: (CMessageWriter, K, V) -> Void) {
+    @inlinable func writeMap<K, V>(_ number: Int32, _ pairs: [(key: K, value: V)], _ entry: (CMessageWriter, K, V) -> Void) {
         let sub = field(number).pointee.messageDescriptor
         storeRepeated(number, count: pairs.count) { index -> UnsafeRawPointer in
             let memory = arena.message(of: sub)
