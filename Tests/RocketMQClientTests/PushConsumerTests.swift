@@ -120,10 +120,9 @@ import Testing
         let handled = Collector<String>()
         let consumer = try await PushConsumer.start(
             configuration: configuration, group: unique("g"), subscriptions: [topic: .all],
-            // A short invisible duration works around a broker bug: right after a restart a receive can
-            // fail with INTERNAL_SERVER_ERROR "no record at physical offset", and messages that same
-            // receive already marked in flight are never sent, so they stay hidden for this long.
-            options: PushConsumerOptions(invisibleDuration: .seconds(3), longPollingTimeout: .seconds(1))
+            // Longer than the test's waits: a message that a receive marks in flight but never hands
+            // over (a store read racing an append used to cause that) would stay hidden and fail it.
+            options: PushConsumerOptions(invisibleDuration: .seconds(60), longPollingTimeout: .seconds(1))
         ) { message in
             handled.append(message.text)
             return .success
