@@ -183,6 +183,7 @@ struct ProduceBench: AsyncParsableCommand {
     var mode = "sync"
 
     func run() async throws {
+        AllocatorTuning.applyServerDefaults()
         let spec = options.spec
         try await spec.client.run { try await produce(spec) }
     }
@@ -244,6 +245,7 @@ struct ConsumeBench: AsyncParsableCommand {
     @Option(help: "Stop after this long without a message.") var idleSeconds = 5.0
 
     func run() async throws {
+        AllocatorTuning.applyServerDefaults()
         let spec = options.spec
         let idle = Duration.milliseconds(Int64(idleSeconds * 1000))
         let json = options.json
@@ -259,6 +261,7 @@ struct EndToEndBench: AsyncParsableCommand {
     @Option(help: "Messages per second to offer (0: as fast as possible).") var rate = 0
 
     func run() async throws {
+        AllocatorTuning.applyServerDefaults()
         let options = self.options.spec
         let json = self.options.json
         let rate = self.rate

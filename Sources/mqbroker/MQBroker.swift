@@ -63,6 +63,7 @@ struct MQBroker: AsyncParsableCommand {
     var namesrvPort = 9876
 
     mutating func run() async throws {
+        AllocatorTuning.applyServerDefaults()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = ProcessInfo.processInfo.environment["ROCKETMQ_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info

@@ -38,6 +38,7 @@ struct MQNameServer: AsyncParsableCommand {
     }
 
     func run() async throws {
+        AllocatorTuning.applyServerDefaults()
         let settings = try resolved()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -1,11 +1,14 @@
+import Atomics
 import Foundation
 
 /// Faults in the pages just ahead of the writer on a second thread (`MADV_POPULATE_WRITE`),
 /// so an append into the mapped segment is a plain `memcpy` instead of a page fault every
 /// 4 KiB (page-cache allocation, `page_mkwrite`, block mapping: ~40% of an append's time).
 ///
-/// Advisory only: if it falls behind, the writer faults pages in itself. Populating a page
-/// never changes its content. `@unchecked Sendable`: state is guarded by `condition`.
+/// When the thread falls behind (both cores busy serving requests, say), the writer populates
+/// the next stretch itself, in one `madvise` rather than a fault per page: faulting page by
+/// page cost ~8% of a broker's CPU under load. Populating a page never changes its content.
+/// `@unchecked Sendable`: state is guarded by `condition`; `populated` is atomic.
 final class Prefaulter: @unchecked Sendable {
     /// How far ahead of the write position pages are kept faulted in.
     static let window = 4 << 20
@@ -17,6 +20,10 @@ final class Prefaulter: @unchecked Sendable {
     private var done = 0
     private var stopping = false
     private var finished = false
+    /// How far the current mapping is known populated (thread or writer), for the writer's check.
+    private let populated = ManagedAtomic<Int>(0)
+    /// What the writer populates itself when it catches up with the populated range.
+    static let writerStep = 256 << 10
     /// Writer-side: how far the last request reached (touched only by the writer).
     private var requested = 0
     private weak var requestedMapping: SegmentWriteMapping?
@@ -30,7 +37,19 @@ final class Prefaulter: @unchecked Sendable {
     /// Writer: note that the write position in `mapping` is `offset`; wakes the thread when
     /// the faulted-in window runs low. One lock per half window, not per append.
     func advance(_ mapping: SegmentWriteMapping, to offset: Int) {
-        if requestedMapping === mapping && offset + Prefaulter.window / 2 < requested { return }
+        if requestedMapping === mapping {
+            let ahead = populated.load(ordering: .relaxed)
+            if offset + Prefaulter.writerStep / 4 > ahead && ahead < mapping.size {
+                let from = max(ahead, offset / 4096 * 4096)
+                let to = min(mapping.size, from + Prefaulter.writerStep)
+                if madvise(mapping.base + from, to - from, Prefaulter.populateWrite) == 0 {
+                    populated.store(to, ordering: .relaxed)
+                }
+            }
+            if offset + Prefaulter.window / 2 < requested { return }
+        } else {
+            populated.store(offset / 4096 * 4096, ordering: .relaxed)
+        }
         requested = min(mapping.size, offset + Prefaulter.window)
         requestedMapping = mapping
         condition.lock()
@@ -60,7 +79,10 @@ final class Prefaulter: @unchecked Sendable {
             condition.unlock()
             let ok = madvise(m.base + from, to - from, Prefaulter.populateWrite) == 0
             condition.lock()
-            if mapping === m { done = ok ? to : target }  // on failure give up on this window
+            if mapping === m {
+                done = ok ? to : target  // on failure give up on this window
+                if ok && to > populated.load(ordering: .relaxed) { populated.store(to, ordering: .relaxed) }
+            }
             condition.unlock()
         }
     }
