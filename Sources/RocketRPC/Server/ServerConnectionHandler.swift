@@ -23,6 +23,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     @exclusivity(unchecked) private var streams: [Int32: ServerStream] = [:]
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     @exclusivity(unchecked) private var flushScheduled = false
+    /// Between `channelRead` and `channelReadComplete`, which flushes: output requested meanwhile
+    /// (handlers that answer inside the read) needs no flush job of its own.
+    @exclusivity(unchecked) private var reading = false
     private let output = OutputPump()
     @exclusivity(unchecked) private var receivedBytes = false
     @exclusivity(unchecked) private var peer = "unknown"
@@ -70,6 +73,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        reading = true
         readSinceLastPing = true
         let first = !receivedBytes
         receivedBytes = true
@@ -90,6 +94,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
         flushOutput()
         context.fireChannelReadComplete()
     }
@@ -130,7 +135,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// Coalesces output requests from handler tasks into one flush per event-loop tick.
     func scheduleFlush() {
-        guard !flushScheduled, let context else { return }
+        guard !flushScheduled, !reading, let context else { return }
         flushScheduled = true
         context.eventLoop.assumeIsolated().execute {
             self.flushScheduled = false
@@ -377,10 +382,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         if endStream { endOfRequest(stream) }
     }
 
+    /// Starts the handler's task. On the event loop (the default) the task starts immediately, inside
+    /// this callback: a handler that never suspends answers before nghttp2 returns, with no job
+    /// enqueued and no extra event-loop tick, and its response leaves in the flush that ends this read.
+    /// After its first suspension it resumes on the event loop like any task with that preference.
     private func startHandler(_ handler: ServerMethod, call: ServerCall, stream: ServerStream, request: ByteBuffer?) {
         let logger = self.logger
-        let descriptor = handler.descriptor
-        stream.task = Task(executorPreference: taskExecutor) {
+        let body: @Sendable () async -> Void = {
             do {
                 let response = try await handler.run(call, request)
                 call.finish(status: nil, finalMessage: response)
@@ -389,9 +397,16 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             } catch is CancellationError {
                 call.finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
             } catch {
-                logger.debug("handler failed", metadata: ["method": "\(descriptor)", "error": "\(error)"])
+                logger.debug("handler failed", metadata: ["method": "\(handler.descriptor)", "error": "\(error)"])
                 call.finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
             }
         }
+        let task = if let taskExecutor {
+            Task.immediate(executorPreference: taskExecutor, operation: body)
+        } else {
+            Task(operation: body)
+        }
+        // A handler that already finished needs no cancellation later.
+        if !stream.finished { stream.task = task }
     }
 }
