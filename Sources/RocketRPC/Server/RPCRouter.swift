@@ -7,8 +7,25 @@ import RocketProto
 public struct RPCRouter: Sendable {
     var handlers: [String: ServerMethod] = [:]
     var serviceNames: Set<String> = []
+    /// `handlers` keyed by a hash of the path's bytes, so a request's `:path` is matched without
+    /// building a `String` from it.
+    private var handlersByPathHash: [UInt64: [(path: [UInt8], method: ServerMethod)]] = [:]
 
     public init() {}
+
+    /// The method registered for the `:path` bytes `path`, if any.
+    func handler(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
+        guard let candidates = handlersByPathHash[Self.hash(path)] else { return nil }
+        for candidate in candidates where candidate.path.elementsEqual(path) { return candidate.method }
+        return nil
+    }
+
+    /// FNV-1a: a few cycles per byte, and paths are short.
+    private static func hash<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
 
     /// Every registered method, sorted by path.
     public var methods: [MethodDescriptor] {
@@ -64,7 +81,11 @@ public struct RPCRouter: Sendable {
         singleRequest: Bool,
         _ run: @escaping @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
     ) {
-        handlers[method.path] = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run)
+        let server = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run)
+        handlers[method.path] = server
+        let path = Array(method.path.utf8)
+        handlersByPathHash[Self.hash(path), default: []].removeAll { $0.path == path }
+        handlersByPathHash[Self.hash(path), default: []].append((path, server))
         serviceNames.insert(method.service)
     }
 }

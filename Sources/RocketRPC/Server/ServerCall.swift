@@ -46,17 +46,19 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         if let collected { return collected }
         let promise = eventLoop.makePromise(of: [ByteBuffer].self)
         onLoop { $0.inbound.collectAll(promise) }
-        return try Self.exactlyOne(try await promise.futureResult.rpcValue(onCancel: cancelHook()))
+        let messages = try await promise.futureResult.rpcValue(onCancel: cancelHook())
+        return try Self.exactlyOne(count: messages.count, first: messages.first)
     }
 
-    static func exactlyOne(_ messages: [ByteBuffer]) throws(RPCError) -> ByteBuffer {
-        guard messages.count == 1, let message = messages.first else {
-            throw RPCError(
-                code: .internalError,
-                message: messages.isEmpty ? "expected one request message, received none" : "expected one request message, received more"
-            )
-        }
-        return message
+    /// The request of a single-request call, given how many messages arrived and the first.
+    static func exactlyOne(count: Int, first: ByteBuffer?) throws(RPCError) -> ByteBuffer {
+        guard count == 1, let first else { throw wrongRequestCount(count) }
+        return first
+    }
+
+    /// The status of a single-request call that received `count` (not one) messages.
+    static func wrongRequestCount(_ count: Int) -> RPCError {
+        RPCError(code: .internalError, message: count == 0 ? "expected one request message, received none" : "expected one request message, received more")
     }
 
     func writeMessage(_ bytes: [UInt8]) async throws(RPCError) {

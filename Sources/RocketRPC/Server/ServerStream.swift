@@ -9,21 +9,31 @@ import NIOCore
 /// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
 /// never re-entered while one of its properties is being mutated, so the runtime's dynamic
 /// exclusivity checks (measurable on the per-request path) are skipped.
-final class ServerStream {
+final class ServerStream: InboundWindow {
     let streamID: Int32
     unowned let connection: ServerConnectionHandler
-    @exclusivity(unchecked) var inbound: InboundMessageBuffer
+    let inbound: InboundMessageBuffer
     let outbound = OutboundDataQueue()
+    /// A unary or server-streaming call waiting for its request: the handler starts once the
+    /// request has ended (no task, no closure until then).
+    @exclusivity(unchecked) var pendingStart: (method: ServerMethod, call: ServerCall)?
     @exclusivity(unchecked) private(set) var headersSent = false
     /// The status has been queued (or the stream was reset); nothing more is sent.
     @exclusivity(unchecked) private(set) var finished = false
     @exclusivity(unchecked) var task: Task<Void, Never>?
     @exclusivity(unchecked) var deadlineTask: Scheduled<Void>?
 
-    init(streamID: Int32, connection: ServerConnectionHandler, inbound: InboundMessageBuffer) {
+    init(streamID: Int32, connection: ServerConnectionHandler, maxReceiveMessageSize: Int, compression: CompressionAlgorithm?) {
         self.streamID = streamID
         self.connection = connection
-        self.inbound = inbound
+        self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: compression)
+        inbound.window = self
+    }
+
+    /// Window updates produced when the handler takes messages must reach the socket.
+    func returnToWindow(_ bytes: Int) {
+        connection.session.consume(streamID: streamID, bytes: bytes)
+        connection.scheduleFlush()
     }
 
     /// The headers and trailers of the common case, built once (no metadata, no compression, OK).
@@ -64,6 +74,7 @@ final class ServerStream {
     func finish(status: RPCError, trailers: Metadata, responseMetadata: Metadata, finalMessage: ByteBuffer?, compression: CompressionAlgorithm?) {
         guard !finished else { return }
         finished = true
+        pendingStart = nil
         deadlineTask?.cancel()
         deadlineTask = nil
         var statusFields: [(String, String)]
@@ -107,6 +118,7 @@ final class ServerStream {
     func peerClosed(errorCode: UInt32) {
         let error = RPCError(code: .cancelled, message: "the client cancelled the call (HTTP/2 error code \(errorCode))")
         finished = true
+        pendingStart = nil
         deadlineTask?.cancel()
         deadlineTask = nil
         inbound.fail(error)

@@ -1,44 +1,60 @@
 import NIOCore
 
-/// A FIFO of `ByteBuffer`s that allocates nothing until the first append (most unary streams queue
-/// a single buffer). Not thread-safe; owned by one stream on its event loop.
+/// A FIFO of `ByteBuffer`s that holds its first buffer inline: a queue that never holds more than
+/// one at a time (a unary call's request or response) allocates nothing. Not thread-safe; owned by
+/// one stream on its event loop.
 struct BufferQueue {
-    private var storage: [ByteBuffer] = []
-    private var head = 0
+    /// The first buffer; `nil` only when the queue is empty.
+    private var head: ByteBuffer?
+    /// The buffers after `head`, from index `restStart` on.
+    private var rest: [ByteBuffer] = []
+    private var restStart = 0
 
-    var isEmpty: Bool { head == storage.count }
-    var count: Int { storage.count - head }
-    var first: ByteBuffer? { isEmpty ? nil : storage[head] }
+    var isEmpty: Bool { head == nil }
+    var count: Int { head == nil ? 0 : 1 + rest.count - restStart }
+    var first: ByteBuffer? { head }
 
     mutating func append(_ buffer: ByteBuffer) {
-        storage.append(buffer)
+        if head == nil {
+            head = buffer
+        } else {
+            rest.append(buffer)
+        }
     }
 
     mutating func popFirst() -> ByteBuffer? {
-        guard !isEmpty else { return nil }
-        let buffer = storage[head]
-        head += 1
-        if head == storage.count {
-            storage.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 64 && head * 2 >= storage.count {
-            storage.removeFirst(head)
-            head = 0
+        guard let buffer = head else { return nil }
+        if restStart == rest.count {
+            head = nil
+        } else {
+            head = rest[restStart]
+            restStart += 1
+            if restStart == rest.count {
+                rest.removeAll(keepingCapacity: true)
+                restStart = 0
+            } else if restStart >= 64 && restStart * 2 >= rest.count {
+                rest.removeFirst(restStart)
+                restStart = 0
+            }
         }
         return buffer
     }
 
     /// Replaces the first buffer (after a partial read from it).
     mutating func replaceFirst(_ buffer: ByteBuffer) {
-        guard !isEmpty else { return }
-        storage[head] = buffer
+        guard head != nil else { return }
+        head = buffer
     }
 
     mutating func removeAll() {
-        storage.removeAll()
-        head = 0
+        head = nil
+        rest.removeAll()
+        restStart = 0
     }
 
     /// The queued buffers in order.
-    var all: [ByteBuffer] { Array(storage[head...]) }
+    var all: [ByteBuffer] {
+        guard let head else { return [] }
+        return [head] + rest[restStart...]
+    }
 }

@@ -9,7 +9,8 @@ import NIOCore
 //   because the C session is deleted before the Swift object goes away and callbacks only run inside
 //   our own calls into nghttp2 on the event loop.
 // - Pointers nghttp2 passes to callbacks (header names, DATA chunks, the frame buffer) are valid only
-//   during the callback; their bytes are copied into Swift values before returning.
+//   during the callback; their bytes are copied into Swift values (the session's reused
+//   `HeaderBlock`, a `ByteBuffer`) before returning.
 // - Header name/value arrays we submit are copied by nghttp2 during the submit call (no NO_COPY flags).
 
 private func sessionFrom(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session? {
@@ -33,25 +34,20 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
         guard let frame, let session = sessionFrom(userData) else { return 0 }
         session.headerBlockStream = frame.pointee.hd.stream_id
-        session.headerBlock = []
-        session.headerBlock.reserveCapacity(12)
-        session.headerBlockBytes = 0
+        session.headerBlock.reset()
         return 0
     }
 
     nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
         guard let frame, let name, let value, let session = sessionFrom(userData) else { return 0 }
         guard frame.pointee.hd.stream_id == session.headerBlockStream else { return 0 }
-        session.headerBlockBytes += nameLength + valueLength + 32
-        if session.headerBlockBytes > session.maxHeaderListSize {
+        if session.headerBlock.listSize + nameLength + valueLength + 32 > session.maxHeaderListSize {
             // Resets just this stream (nghttp2 answers RST_STREAM INTERNAL_ERROR for it).
             session.headerBlockStream = 0
-            session.headerBlock = []
+            session.headerBlock.reset()
             return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        let n = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
-        let v = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
-        session.headerBlock.append((n, v))
+        session.headerBlock.append(name: UnsafeRawBufferPointer(start: name, count: nameLength), value: UnsafeRawBufferPointer(start: value, count: valueLength))
         return 0
     }
 
@@ -61,10 +57,8 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
         switch hd.type {
         case frameHeaders:
             guard hd.stream_id == session.headerBlockStream else { return 0 }
-            let headers = session.headerBlock
-            session.headerBlock = []
             session.headerBlockStream = 0
-            delegate.session(session, didReceiveHeaders: headers, streamID: hd.stream_id, endStream: hd.flags & flagEndStream != 0)
+            delegate.session(session, didReceiveHeaders: session.headerBlock, streamID: hd.stream_id, endStream: hd.flags & flagEndStream != 0)
         case frameData:
             if hd.flags & flagEndStream != 0 {
                 delegate.session(session, didReceiveEndStreamOnData: hd.stream_id)
