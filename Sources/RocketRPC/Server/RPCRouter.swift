@@ -35,7 +35,7 @@ public struct RPCRouter: Sendable {
     /// Registers a unary method: one request, one response.
     public mutating func unary<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
-        _ handler: @escaping @Sendable (Req, ServerContext) async throws -> Resp
+        _ handler: nonisolated(nonsending) @escaping @Sendable (Req, ServerContext) async throws -> Resp
     ) {
         add(method, singleRequest: true) { call, message in
             let request = try decodeMessage(Req.self, from: try await call.singleMessage(message))
@@ -46,7 +46,7 @@ public struct RPCRouter: Sendable {
     /// Registers a server-streaming method: one request, any number of responses.
     public mutating func serverStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
-        _ handler: @escaping @Sendable (Req, ResponseWriter<Resp>, ServerContext) async throws -> Void
+        _ handler: nonisolated(nonsending) @escaping @Sendable (Req, ResponseWriter<Resp>, ServerContext) async throws -> Void
     ) {
         add(method, singleRequest: true) { call, message in
             let request = try decodeMessage(Req.self, from: try await call.singleMessage(message))
@@ -58,7 +58,7 @@ public struct RPCRouter: Sendable {
     /// Registers a client-streaming method: any number of requests, one response.
     public mutating func clientStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
-        _ handler: @escaping @Sendable (RequestStream<Req>, ServerContext) async throws -> Resp
+        _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ServerContext) async throws -> Resp
     ) {
         add(method, singleRequest: false) { call, _ in
             try await handler(RequestStream(source: call), call.context).serializedBytes()
@@ -68,7 +68,7 @@ public struct RPCRouter: Sendable {
     /// Registers a bidirectional-streaming method: requests and responses flow independently.
     public mutating func bidirectionalStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
-        _ handler: @escaping @Sendable (RequestStream<Req>, ResponseWriter<Resp>, ServerContext) async throws -> Void
+        _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ResponseWriter<Resp>, ServerContext) async throws -> Void
     ) {
         add(method, singleRequest: false) { call, _ in
             try await handler(RequestStream(source: call), ResponseWriter(sink: call), call.context)
@@ -79,7 +79,7 @@ public struct RPCRouter: Sendable {
     private mutating func add(
         _ method: MethodDescriptor,
         singleRequest: Bool,
-        _ run: @escaping @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
+        _ run: nonisolated(nonsending) @escaping @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
     ) {
         let server = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run)
         handlers[method.path] = server

@@ -42,7 +42,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
 
     /// The one request of a unary or server-streaming call: the message the runtime collected before
     /// starting the handler, or (if none was collected) read now; `INTERNAL` unless exactly one arrives.
-    func singleMessage(_ collected: ByteBuffer?) async throws(RPCError) -> ByteBuffer {
+    nonisolated(nonsending) func singleMessage(_ collected: ByteBuffer?) async throws(RPCError) -> ByteBuffer {
         if let collected { return collected }
         let promise = eventLoop.makePromise(of: [ByteBuffer].self)
         onLoop { $0.inbound.collectAll(promise) }
@@ -78,13 +78,18 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     /// Ends the call: `status` nil means OK; `finalMessage` is the single response of unary/client-streaming.
     func finish(status: RPCError?, finalMessage: [UInt8]?) {
         let (metadata, trailingMetadata, compression) = context.responseSnapshot
-        var framed: ByteBuffer?
+        var framed: OutboundDataQueue.Chunk?
         var status = status
         if let finalMessage {
-            do {
-                framed = try MessageFramer.frame(finalMessage, compression: compression)
-            } catch {
-                status = RPCError(code: .internalError, message: "cannot compress response: \(error)")
+            if compression == nil || compression == .identity {
+                // Framed as nghttp2 copies it out: one copy of the payload instead of two.
+                framed = .message(finalMessage)
+            } else {
+                do {
+                    framed = .bytes(try MessageFramer.frame(finalMessage, compression: compression))
+                } catch {
+                    status = RPCError(code: .internalError, message: "cannot compress response: \(error)")
+                }
             }
         }
         var trailers = trailingMetadata

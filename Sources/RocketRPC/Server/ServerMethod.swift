@@ -9,5 +9,7 @@ import NIOCore
 struct ServerMethod: Sendable {
     let descriptor: MethodDescriptor
     let takesSingleRequest: Bool
-    let run: @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
+    /// `nonisolated(nonsending)`: runs on the caller's executor (the handler task's), so calling it
+    /// costs no executor switch.
+    let run: nonisolated(nonsending) @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
 }

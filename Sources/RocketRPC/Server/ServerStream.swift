@@ -71,7 +71,7 @@ final class ServerStream: InboundWindow {
     }
 
     /// Queues the status (and a final message): a trailers-only response if nothing was sent yet.
-    func finish(status: RPCError, trailers: Metadata, responseMetadata: Metadata, finalMessage: ByteBuffer?, compression: CompressionAlgorithm?) {
+    func finish(status: RPCError, trailers: Metadata, responseMetadata: Metadata, finalMessage: OutboundDataQueue.Chunk?, compression: CompressionAlgorithm?) {
         guard !finished else { return }
         finished = true
         pendingStart = nil

@@ -1,20 +1,18 @@
-import NIOCore
-
-/// A FIFO of `ByteBuffer`s that holds its first buffer inline: a queue that never holds more than
-/// one at a time (a unary call's request or response) allocates nothing. Not thread-safe; owned by
-/// one stream on its event loop.
-struct BufferQueue {
-    /// The first buffer; `nil` only when the queue is empty.
-    private var head: ByteBuffer?
-    /// The buffers after `head`, from index `restStart` on.
-    private var rest: [ByteBuffer] = []
+/// A FIFO of buffers (received messages, outgoing chunks) that holds its first element inline: a
+/// queue that never holds more than one at a time (a unary call's request or response) allocates
+/// nothing. Not thread-safe; owned by one stream on its event loop.
+struct BufferQueue<Element> {
+    /// The first element; `nil` only when the queue is empty.
+    private var head: Element?
+    /// The elements after `head`, from index `restStart` on.
+    private var rest: [Element] = []
     private var restStart = 0
 
     var isEmpty: Bool { head == nil }
     var count: Int { head == nil ? 0 : 1 + rest.count - restStart }
-    var first: ByteBuffer? { head }
+    var first: Element? { head }
 
-    mutating func append(_ buffer: ByteBuffer) {
+    mutating func append(_ buffer: Element) {
         if head == nil {
             head = buffer
         } else {
@@ -22,7 +20,7 @@ struct BufferQueue {
         }
     }
 
-    mutating func popFirst() -> ByteBuffer? {
+    mutating func popFirst() -> Element? {
         guard let buffer = head else { return nil }
         if restStart == rest.count {
             head = nil
@@ -40,8 +38,8 @@ struct BufferQueue {
         return buffer
     }
 
-    /// Replaces the first buffer (after a partial read from it).
-    mutating func replaceFirst(_ buffer: ByteBuffer) {
+    /// Replaces the first element (after a partial read from it).
+    mutating func replaceFirst(_ buffer: Element) {
         guard head != nil else { return }
         head = buffer
     }
@@ -52,8 +50,8 @@ struct BufferQueue {
         restStart = 0
     }
 
-    /// The queued buffers in order.
-    var all: [ByteBuffer] {
+    /// The queued elements in order.
+    var all: [Element] {
         guard let head else { return [] }
         return [head] + rest[restStart...]
     }

@@ -20,7 +20,7 @@ protocol InboundWindow: AnyObject {
 /// exclusivity checks (measurable on the per-request path) are skipped.
 final class InboundMessageBuffer {
     @exclusivity(unchecked) private var deframer: MessageDeframer
-    @exclusivity(unchecked) private var messages = BufferQueue()
+    @exclusivity(unchecked) private var messages = BufferQueue<ByteBuffer>()
     @exclusivity(unchecked) private var bufferedBytes = 0
     @exclusivity(unchecked) private var unconsumedBytes = 0
     @exclusivity(unchecked) private var ended = false
@@ -128,7 +128,7 @@ final class InboundMessageBuffer {
 
     /// Takes every waiting message at once (the server's single request, read without a waiter)
     /// and returns their bytes to the window.
-    func takeAll() -> BufferQueue {
+    func takeAll() -> BufferQueue<ByteBuffer> {
         let all = messages
         messages.removeAll()
         bufferedBytes = 0

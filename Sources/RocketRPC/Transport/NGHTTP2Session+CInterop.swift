@@ -112,12 +112,10 @@ private func readOutbound(
         return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
     }
     var offset = 0
-    let copied = queue.drain(max: length) { slice in
-        slice.withUnsafeReadableBytes { bytes in
-            guard let base = bytes.baseAddress else { return }
-            (buf + offset).update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
-            offset += bytes.count
-        }
+    let copied = queue.drain(max: length) { bytes in
+        guard let base = bytes.baseAddress else { return }
+        (buf + offset).update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        offset += bytes.count
     }
     if queue.queuedBytes == 0 && queue.isFinished {
         dataFlags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
