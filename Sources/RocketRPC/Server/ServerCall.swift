@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 /// The handler task's side of one server stream: reads, writes and the final status.
@@ -8,11 +9,34 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     let context: ServerContext
     let eventLoop: any EventLoop
     let stream: NIOLoopBound<ServerStream>
+    /// The method this call runs, and its request when the runtime collected it first.
+    private let method: ServerMethod
+    private let request: ByteBuffer?
+    private let logger: Logger
 
-    init(context: ServerContext, stream: ServerStream, eventLoop: any EventLoop) {
+    init(context: ServerContext, stream: ServerStream, eventLoop: any EventLoop, method: ServerMethod, request: ByteBuffer?, logger: Logger) {
         self.context = context
         self.eventLoop = eventLoop
         self.stream = NIOLoopBound(stream, eventLoop: eventLoop)
+        self.method = method
+        self.request = request
+        self.logger = logger
+    }
+
+    /// Runs the method's handler and ends the call with what it returns or throws. Everything the
+    /// handler task needs is in `self`, so the task's closure captures nothing else.
+    nonisolated(nonsending) func run() async {
+        do {
+            let response = try await method.run(self, request)
+            finish(status: nil, finalMessage: response)
+        } catch let error as RPCError {
+            finish(status: error, finalMessage: nil)
+        } catch is CancellationError {
+            finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
+        } catch {
+            logger.debug("handler failed", metadata: ["method": "\(method.descriptor)", "error": "\(error)"])
+            finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
+        }
     }
 
     /// Runs `body` on the stream's event loop: inline when already there (handlers run on the event

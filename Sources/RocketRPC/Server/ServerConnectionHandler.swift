@@ -282,12 +282,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         // A stream that failed first (reset, deadline, bad framing) was answered and has no pending start.
-        guard let (method, call) = stream.pendingStart else { return }
+        guard let (method, serverContext) = stream.pendingStart else { return }
         stream.pendingStart = nil
         let messages = stream.inbound.takeAll()
         do throws(RPCError) {
             let message = try ServerCall.exactlyOne(count: messages.count, first: messages.first)
-            startHandler(method, call: call, stream: stream, request: message)
+            startHandler(method, context: serverContext, stream: stream, request: message)
         } catch {
             stream.abort(with: error)
         }
@@ -393,16 +393,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             }
         }
 
-        let call = ServerCall(context: serverContext, stream: stream, eventLoop: context.eventLoop)
         if configuration.runHandlersOnEventLoop && taskExecutor == nil {
             taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
         }
         if handler.takesSingleRequest {
             // Started by `endOfRequest` once the request is complete; a stream that fails first
             // (reset, deadline, bad framing) has already been answered and needs no task.
-            stream.pendingStart = (handler, call)
+            stream.pendingStart = (handler, serverContext)
         } else {
-            startHandler(handler, call: call, stream: stream, request: nil)
+            startHandler(handler, context: serverContext, stream: stream, request: nil)
         }
         if endStream { endOfRequest(stream) }
     }
@@ -411,25 +410,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// this callback: a handler that never suspends answers before nghttp2 returns, with no job
     /// enqueued and no extra event-loop tick, and its response leaves in the flush that ends this read.
     /// After its first suspension it resumes on the event loop like any task with that preference.
-    private func startHandler(_ handler: ServerMethod, call: ServerCall, stream: ServerStream, request: ByteBuffer?) {
-        let logger = self.logger
-        let body: @Sendable () async -> Void = {
-            do {
-                let response = try await handler.run(call, request)
-                call.finish(status: nil, finalMessage: response)
-            } catch let error as RPCError {
-                call.finish(status: error, finalMessage: nil)
-            } catch is CancellationError {
-                call.finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
-            } catch {
-                logger.debug("handler failed", metadata: ["method": "\(handler.descriptor)", "error": "\(error)"])
-                call.finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
-            }
-        }
+    private func startHandler(_ method: ServerMethod, context serverContext: ServerContext, stream: ServerStream, request: ByteBuffer?) {
+        guard let context else { return }
+        let call = ServerCall(context: serverContext, stream: stream, eventLoop: context.eventLoop, method: method, request: request, logger: logger)
+        // Closures that capture only `call` need no context allocation.
         let task = if let taskExecutor {
-            Task.immediate(executorPreference: taskExecutor, operation: body)
+            Task.immediate(executorPreference: taskExecutor) { await call.run() }
         } else {
-            Task(operation: body)
+            Task { await call.run() }
         }
         // A handler that already finished needs no cancellation later.
         if !stream.finished { stream.task = task }

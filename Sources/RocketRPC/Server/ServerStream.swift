@@ -16,7 +16,7 @@ final class ServerStream: InboundWindow {
     let outbound = OutboundDataQueue()
     /// A unary or server-streaming call waiting for its request: the handler starts once the
     /// request has ended (no task, no closure until then).
-    @exclusivity(unchecked) var pendingStart: (method: ServerMethod, call: ServerCall)?
+    @exclusivity(unchecked) var pendingStart: (method: ServerMethod, context: ServerContext)?
     @exclusivity(unchecked) private(set) var headersSent = false
     /// The status has been queued (or the stream was reset); nothing more is sent.
     @exclusivity(unchecked) private(set) var finished = false
