@@ -68,7 +68,10 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
 
     /// `name` lower-cased; names are usually lower-case already, and then no new string is built.
     private static func key(_ name: String) -> String {
-        name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? name.lowercased() : name
+        let isUpper = { (byte: UInt8) in byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") }
+        // Contiguous (native) strings are scanned as a buffer, far faster than through UTF8View's index.
+        let hasUpper = name.utf8.withContiguousStorageIfAvailable { $0.contains(where: isUpper) } ?? name.utf8.contains(where: isUpper)
+        return hasUpper ? name.lowercased() : name
     }
 
     /// Number of entries (a name with several values counts several times).

@@ -300,7 +300,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         headers.append(contentsOf: extra)
         headers.append(("grpc-status", String(status.code.rawValue)))
         if !status.message.isEmpty { headers.append(("grpc-message", PercentEncoding.encode(status.message))) }
-        session.submitResponse(streamID: streamID, headers: headers, body: nil)
+        session.submitResponse(streamID: streamID, headers: .fields(headers), body: nil)
     }
 
     /// Reads what the runtime needs from a request's HEADERS straight from their bytes: a `String`

@@ -36,19 +36,19 @@ final class ServerStream: InboundWindow {
         connection.scheduleFlush()
     }
 
-    /// The headers and trailers of the common case, built once (no metadata, no compression, OK).
-    private static let plainResponseHeaders: [(String, String)] = [
+    /// The headers and trailers of the common case, laid out once (no metadata, no compression, OK).
+    private static let plainResponseHeaders = PrebuiltHeaderFields([
         (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
-    ]
-    private static let okTrailers: [(String, String)] = [("grpc-status", "0")]
+    ])
+    private static let okTrailers = PrebuiltHeaderFields([("grpc-status", "0")])
 
-    private func responseHeaders(compression: CompressionAlgorithm?, metadata: Metadata) -> [(String, String)] {
-        if metadata.isEmpty && (compression == nil || compression == .identity) { return Self.plainResponseHeaders }
+    private func responseHeaders(compression: CompressionAlgorithm?, metadata: Metadata) -> HeaderFields {
+        if metadata.isEmpty && (compression == nil || compression == .identity) { return .prebuilt(Self.plainResponseHeaders) }
         var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
         if let compression, compression != .identity { headers.append(("grpc-encoding", compression.rawValue)) }
         headers.append(("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader))
         metadata.appendWireHeaders(to: &headers)
-        return headers
+        return .fields(headers)
     }
 
     private func sendHeadersIfNeeded(compression: CompressionAlgorithm?, metadata: Metadata) {
@@ -77,20 +77,21 @@ final class ServerStream: InboundWindow {
         pendingStart = nil
         deadlineTask?.cancel()
         deadlineTask = nil
-        var statusFields: [(String, String)]
+        let statusFields: HeaderFields
         if status.code == .ok && status.message.isEmpty && trailers.isEmpty {
-            statusFields = Self.okTrailers
+            statusFields = .prebuilt(Self.okTrailers)
         } else {
-            statusFields = [("grpc-status", String(status.code.rawValue))]
-            if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
-            trailers.appendWireHeaders(to: &statusFields)
+            var fields = [("grpc-status", String(status.code.rawValue))]
+            if !status.message.isEmpty { fields.append(("grpc-message", PercentEncoding.encode(status.message))) }
+            trailers.appendWireHeaders(to: &fields)
+            statusFields = .fields(fields)
         }
         if !headersSent && finalMessage == nil {
             headersSent = true
             var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
             responseMetadata.appendWireHeaders(to: &headers)
-            headers.append(contentsOf: statusFields)
-            connection.session.submitResponse(streamID: streamID, headers: headers, body: nil)
+            headers.append(contentsOf: statusFields.strings)
+            connection.session.submitResponse(streamID: streamID, headers: .fields(headers), body: nil)
         } else {
             sendHeadersIfNeeded(compression: compression, metadata: responseMetadata)
             if let finalMessage { outbound.append(finalMessage) }

@@ -11,7 +11,8 @@ import NIOCore
 // - Pointers nghttp2 passes to callbacks (header names, DATA chunks, the frame buffer) are valid only
 //   during the callback; their bytes are copied into Swift values (the session's reused
 //   `HeaderBlock`, a `ByteBuffer`) before returning.
-// - Header name/value arrays we submit are copied by nghttp2 during the submit call (no NO_COPY flags).
+// - Header name/value arrays we submit are copied by nghttp2 during the submit call, except those of a
+//   `PrebuiltHeaderFields` (NO_COPY flags), whose memory is never freed.
 
 private func sessionFrom(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session? {
     guard let userData else { return nil }
@@ -133,7 +134,38 @@ private func readOutbound(
     return copied
 }
 
+/// Header fields laid out once as an `nghttp2_nv` array over bytes that are never freed, for the
+/// response headers and trailers of plain calls: submitting them builds nothing, and nghttp2 keeps
+/// pointers to the names and values instead of copying them (`NO_COPY` flags; names are lower-case,
+/// as those flags require).
+///
+/// Immutable after `init`; meant for `static let`s (the memory lives as long as the process).
+final class PrebuiltHeaderFields: @unchecked Sendable {
+    let fields: [(String, String)]
+    fileprivate let nva: UnsafeMutablePointer<nghttp2_nv>
+
+    init(_ fields: [(String, String)]) {
+        self.fields = fields
+        nva = .allocate(capacity: max(fields.count, 1))
+        let flags = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
+        for (i, (name, value)) in fields.enumerated() {
+            let n = Array(name.utf8), v = Array(value.utf8)
+            let bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: n.count + v.count + 1)
+            bytes.initialize(from: n, count: n.count)
+            (bytes + n.count).initialize(from: v, count: v.count)
+            (nva + i).initialize(to: nghttp2_nv(name: bytes, value: bytes + n.count, namelen: n.count, valuelen: v.count, flags: flags))
+        }
+    }
+}
+
 extension NGHTTP2Session {
+    fileprivate func withHeaderFields<R>(_ fields: HeaderFields, _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
+        switch fields {
+        case .prebuilt(let prebuilt): body(UnsafePointer(prebuilt.nva), prebuilt.fields.count)
+        case .fields(let fields): withHeaderFields(fields, body)
+        }
+    }
+
     /// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body`. Names and values
     /// point into `headerScratch`, reused across calls so a submission costs no allocation once warm;
     /// nghttp2 copies them during the submit call. Not re-entrant (no submit happens inside another).
@@ -244,7 +276,7 @@ extension NGHTTP2Session {
     /// Sends response HEADERS. With `body`, DATA is pulled from `body` and the stream ends with its
     /// trailers; without, the HEADERS frame ends the stream (a trailers-only response).
     @discardableResult
-    func submitResponse(streamID: Int32, headers: [(String, String)], body: OutboundDataQueue?) -> Bool {
+    func submitResponse(streamID: Int32, headers: HeaderFields, body: OutboundDataQueue?) -> Bool {
         if let body {
             outbound[streamID] = body
             var provider = makeDataProvider()

@@ -49,7 +49,7 @@ final class OutboundDataQueue {
     /// No more data will be queued; after the last byte the stream ends (with trailers if set).
     @exclusivity(unchecked) var isFinished = false
     /// Trailers sent after the data, or `nil` to end the stream on the last DATA frame.
-    @exclusivity(unchecked) var trailers: [(String, String)]?
+    @exclusivity(unchecked) var trailers: HeaderFields?
     /// nghttp2 returned `NGHTTP2_ERR_DEFERRED` for this stream and needs `resume_data`.
     @exclusivity(unchecked) var isDeferred = false
     /// A writer suspended because more than `highWater` bytes are queued; resumed below `lowWater`.
