@@ -27,13 +27,22 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     /// handler task needs is in `self`, so the task's closure captures nothing else.
     nonisolated(nonsending) func run() async {
         do {
-            let response = try await method.run(self, request)
-            finish(status: nil, finalMessage: response)
-        } catch let error as RPCError {
-            finish(status: error, finalMessage: nil)
-        } catch is CancellationError {
-            finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
+            finish(status: nil, finalMessage: try await method.run(self, request))
         } catch {
+            fail(with: error)
+        }
+    }
+
+    /// Ends the call with the status for what the handler threw. Kept out of `run()` (never
+    /// inlined) so that its temporaries do not enlarge the async frame every call allocates.
+    @inline(never)
+    private func fail(with error: any Error) {
+        switch error {
+        case let error as RPCError:
+            finish(status: error, finalMessage: nil)
+        case is CancellationError:
+            finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
+        default:
             logger.debug("handler failed", metadata: ["method": "\(method.descriptor)", "error": "\(error)"])
             finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
         }
@@ -100,6 +109,8 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     }
 
     /// Ends the call: `status` nil means OK; `finalMessage` is the single response of unary/client-streaming.
+    /// Never inlined into the async `run()`, whose frame every call allocates.
+    @inline(never)
     func finish(status: RPCError?, finalMessage: [UInt8]?) {
         let (metadata, trailingMetadata, compression) = context.responseSnapshot
         var framed: OutboundDataQueue.Chunk?
