@@ -85,6 +85,8 @@ extension CBridgedMessage {
 /// Everything is freed together when the arena goes away, after `pack` has returned. Not
 /// thread-safe; an encode uses its own arena on the calling thread.
 public final class ProtoArena {
+    /// The first block, apart so that an arena of one block (most messages) allocates no array.
+    private var firstBlock: UnsafeMutableRawPointer?
     private var blocks: [UnsafeMutableRawPointer] = []
     private var cursor: UnsafeMutableRawPointer?
     private var remaining = 0
@@ -94,7 +96,16 @@ public final class ProtoArena {
     public init() {}
 
     deinit {
+        firstBlock?.deallocate()
         for block in blocks { block.deallocate() }
+    }
+
+    private func keep(_ block: UnsafeMutableRawPointer) {
+        if firstBlock == nil {
+            firstBlock = block
+        } else {
+            blocks.append(block)
+        }
     }
 
     /// Zeroed, 16-byte aligned memory living as long as the arena.
@@ -103,13 +114,13 @@ public final class ProtoArena {
         if size > Self.blockSize / 4 {
             let block = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.alignment)
             block.initializeMemory(as: UInt8.self, repeating: 0, count: size)
-            blocks.append(block)
+            keep(block)
             return block
         }
         if size > remaining {
             let block = UnsafeMutableRawPointer.allocate(byteCount: Self.blockSize, alignment: Self.alignment)
             block.initializeMemory(as: UInt8.self, repeating: 0, count: Self.blockSize)
-            blocks.append(block)
+            keep(block)
             cursor = block
             remaining = Self.blockSize
         }

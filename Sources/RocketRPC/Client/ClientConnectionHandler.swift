@@ -46,11 +46,6 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         stream.streamID = streamID
         stream.connection = self
-        // Window updates produced when the caller takes messages must reach the socket.
-        stream.inbound.consume = { [unowned self] bytes in
-            self.session.consume(streamID: streamID, bytes: bytes)
-            self.scheduleFlush()
-        }
         streams[streamID] = stream
         scheduleFlush()
         return true
@@ -172,8 +167,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     // MARK: NGHTTP2SessionDelegate
 
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: [(name: String, value: String)], streamID: Int32, endStream: Bool) {
-        streams[streamID]?.receiveHeaders(headers, endStream: endStream)
+    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool) {
+        streams[streamID]?.receiveHeaders(headers.strings, endStream: endStream)
     }
 
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {

@@ -9,7 +9,7 @@ import NIOCore
 /// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
 /// never re-entered while one of its properties is being mutated, so the runtime's dynamic
 /// exclusivity checks (measurable on the per-request path) are skipped.
-final class ClientStream {
+final class ClientStream: InboundWindow {
     @exclusivity(unchecked) var streamID: Int32 = 0
     weak var connection: ClientConnectionHandler?
     let inbound: InboundMessageBuffer
@@ -27,9 +27,17 @@ final class ClientStream {
     @exclusivity(unchecked) var deadlineTask: Scheduled<Void>?
 
     init(eventLoop: any EventLoop, maxReceiveMessageSize: Int) {
-        self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: nil) { _ in }
+        self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: nil)
         self.initialMetadataPromise = eventLoop.makePromise()
         self.statusPromise = eventLoop.makePromise()
+        inbound.window = self
+    }
+
+    /// Window updates produced when the caller takes messages must reach the socket.
+    func returnToWindow(_ bytes: Int) {
+        guard streamID > 0, let connection else { return }
+        connection.session.consume(streamID: streamID, bytes: bytes)
+        connection.scheduleFlush()
     }
 
     /// Handles a HEADERS block from the server: response headers, trailers, or a trailers-only response.

@@ -2,6 +2,10 @@
 ///
 /// Names ending in `-bin` carry binary values, base64-encoded on the wire (emitted without padding,
 /// accepted with or without). Other values are ASCII text. Value semantics; `Sendable`.
+///
+/// A request's metadata on the server starts as the header bytes it arrived in: ``first(_:)`` and
+/// ``firstBinary(_:)`` read them in place and build a value only for the field they return; any
+/// other use decodes them (and a mutation keeps the decoded form).
 public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     /// One entry, in insertion order.
     public typealias Element = (name: String, value: MetadataValue)
@@ -9,6 +13,8 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
     public typealias Value = String
 
     private var entries: [Entry]
+    /// Request fields not decoded yet (reserved names are skipped when read); when set, `entries` is empty.
+    private var wire: HeaderBlock?
 
     private struct Entry: Sendable, Hashable {
         var name: String
@@ -18,41 +24,86 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
     /// Empty metadata.
     public init() { entries = [] }
 
+    /// Metadata read from request header fields, decoded on demand. The caller leaves out the
+    /// protocol's own fields; `-bin` values that are not base64 are skipped when read, as
+    /// ``addWireHeader(name:value:)`` skips them.
+    init(wireFields: HeaderBlock) {
+        entries = []
+        wire = wireFields.count == 0 ? nil : wireFields
+    }
+
+    /// Every entry, decoding wire fields if there are any.
+    private var decoded: [Entry] {
+        guard let wire else { return entries }
+        return (0..<wire.count).compactMap { Self.wireEntry(name: wire.name(at: $0), value: wire.value(at: $0)) }
+    }
+
+    /// Moves undecoded wire fields into `entries`, before a mutation.
+    private mutating func materialize() {
+        guard wire != nil else { return }
+        entries = decoded
+        wire = nil
+    }
+
+    /// The first entry named `key` (lower-case), reading wire fields in place.
+    private func firstEntry(_ key: String) -> Entry? {
+        guard let wire else { return entries.first { $0.name == key } }
+        var found: Entry?
+        wire.forEachField { index, name, _ in
+            guard found == nil, name.elementsEqual(key.utf8) else { return }
+            found = Self.wireEntry(name: key, value: wire.value(at: index))
+        }
+        return found
+    }
+
+    public static func == (lhs: Metadata, rhs: Metadata) -> Bool { lhs.decoded == rhs.decoded }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(decoded) }
+
     /// Text entries in literal order; names are lower-cased.
     public init(dictionaryLiteral elements: (String, String)...) {
         entries = []
         for (name, value) in elements { add(name, value) }
     }
 
+    /// `name` lower-cased; names are usually lower-case already, and then no new string is built.
+    private static func key(_ name: String) -> String {
+        let isUpper = { (byte: UInt8) in byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") }
+        // Contiguous (native) strings are scanned as a buffer, far faster than through UTF8View's index.
+        let hasUpper = name.utf8.withContiguousStorageIfAvailable { $0.contains(where: isUpper) } ?? name.utf8.contains(where: isUpper)
+        return hasUpper ? name.lowercased() : name
+    }
+
     /// Number of entries (a name with several values counts several times).
-    public var count: Int { entries.count }
-    public var isEmpty: Bool { entries.isEmpty }
+    public var count: Int { decoded.count }
+    public var isEmpty: Bool { wire == nil ? entries.isEmpty : decoded.isEmpty }
 
     /// Appends a text value. The name is lower-cased.
     public mutating func add(_ name: String, _ value: String) {
-        entries.append(Entry(name: name.lowercased(), value: .string(value)))
+        materialize()
+        entries.append(Entry(name: Self.key(name), value: .string(value)))
     }
 
     /// Appends a binary value. The name is lower-cased and should end in `-bin`.
     public mutating func add(_ name: String, binary: [UInt8]) {
-        entries.append(Entry(name: name.lowercased(), value: .binary(binary)))
+        materialize()
+        entries.append(Entry(name: Self.key(name), value: .binary(binary)))
     }
 
     /// Appends every entry of `other`.
     public mutating func add(contentsOf other: Metadata) {
-        entries.append(contentsOf: other.entries)
+        materialize()
+        entries.append(contentsOf: other.decoded)
     }
 
     /// The first text value for `name`; for a binary value, its base64 text.
     public func first(_ name: String) -> String? {
-        let key = name.lowercased()
-        return entries.first { $0.name == key }.map { $0.value.description }
+        firstEntry(Self.key(name)).map { $0.value.description }
     }
 
     /// The first binary value for `name`; a text value is returned as its UTF-8 bytes.
     public func firstBinary(_ name: String) -> [UInt8]? {
-        let key = name.lowercased()
-        guard let entry = entries.first(where: { $0.name == key }) else { return nil }
+        guard let entry = firstEntry(Self.key(name)) else { return nil }
         switch entry.value {
         case .binary(let b): return b
         case .string(let s): return Array(s.utf8)
@@ -61,23 +112,24 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
 
     /// All values for `name`, as text (binary values as base64).
     public func values(_ name: String) -> [String] {
-        let key = name.lowercased()
-        return entries.filter { $0.name == key }.map { $0.value.description }
+        let key = Self.key(name)
+        return decoded.filter { $0.name == key }.map { $0.value.description }
     }
 
     /// Removes every value for `name`.
     public mutating func remove(_ name: String) {
-        let key = name.lowercased()
+        let key = Self.key(name)
+        materialize()
         entries.removeAll { $0.name == key }
     }
 
     /// Iterates entries in insertion order.
     public func makeIterator() -> some IteratorProtocol<Element> {
-        entries.lazy.map { (name: $0.name, value: $0.value) }.makeIterator()
+        decoded.lazy.map { (name: $0.name, value: $0.value) }.makeIterator()
     }
 
     public var description: String {
-        "[" + entries.map { "\($0.name): \($0.value)" }.joined(separator: ", ") + "]"
+        "[" + decoded.map { "\($0.name): \($0.value)" }.joined(separator: ", ") + "]"
     }
 
     // MARK: Wire form
@@ -96,20 +148,23 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
 
     /// Adds a header received from the wire, decoding `-bin` values; reserved names are skipped.
     mutating func addWireHeader(name: String, value: String) {
-        guard !Metadata.isReserved(name) else { return }
-        if name.hasSuffix("-bin") {
-            if let bytes = Base64.decode(value) {
-                entries.append(Entry(name: name, value: .binary(bytes)))
-            }
-        } else {
-            entries.append(Entry(name: name, value: .string(value)))
-        }
+        guard let entry = Self.wireEntry(name: name, value: value) else { return }
+        materialize()
+        entries.append(entry)
+    }
+
+    /// The entry a received header field stands for: `nil` for reserved names and for `-bin`
+    /// values that are not base64.
+    private static func wireEntry(name: String, value: String) -> Entry? {
+        guard !isReserved(name) else { return nil }
+        guard name.hasSuffix("-bin") else { return Entry(name: name, value: .string(value)) }
+        return Base64.decode(value).map { Entry(name: name, value: .binary($0)) }
     }
 
     /// The entries as HTTP/2 header fields, `-bin` values base64-encoded without padding.
     /// Reserved names are dropped so user metadata cannot forge protocol headers.
     func appendWireHeaders(to headers: inout [(String, String)]) {
-        for entry in entries where !Metadata.isReserved(entry.name) {
+        for entry in decoded where !Metadata.isReserved(entry.name) {
             switch entry.value {
             case .binary(let b):
                 headers.append((entry.name, Base64.encode(b, padded: false)))

@@ -7,8 +7,25 @@ import RocketProto
 public struct RPCRouter: Sendable {
     var handlers: [String: ServerMethod] = [:]
     var serviceNames: Set<String> = []
+    /// `handlers` keyed by a hash of the path's bytes, so a request's `:path` is matched without
+    /// building a `String` from it.
+    private var handlersByPathHash: [UInt64: [(path: [UInt8], method: ServerMethod)]] = [:]
 
     public init() {}
+
+    /// The method registered for the `:path` bytes `path`, if any.
+    func handler(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
+        guard let candidates = handlersByPathHash[Self.hash(path)] else { return nil }
+        for candidate in candidates where candidate.path.elementsEqual(path) { return candidate.method }
+        return nil
+    }
+
+    /// FNV-1a: a few cycles per byte, and paths are short.
+    private static func hash<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
 
     /// Every registered method, sorted by path.
     public var methods: [MethodDescriptor] {
@@ -18,7 +35,7 @@ public struct RPCRouter: Sendable {
     /// Registers a unary method: one request, one response.
     public mutating func unary<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
-        _ handler: @escaping @Sendable (Req, ServerContext) async throws -> Resp
+        _ handler: nonisolated(nonsending) @escaping @Sendable (Req, ServerContext) async throws -> Resp
     ) {
         add(method, singleRequest: true) { call, message in
             let request = try decodeMessage(Req.self, from: try await call.singleMessage(message))
@@ -29,7 +46,7 @@ public struct RPCRouter: Sendable {
     /// Registers a server-streaming method: one request, any number of responses.
     public mutating func serverStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
-        _ handler: @escaping @Sendable (Req, ResponseWriter<Resp>, ServerContext) async throws -> Void
+        _ handler: nonisolated(nonsending) @escaping @Sendable (Req, ResponseWriter<Resp>, ServerContext) async throws -> Void
     ) {
         add(method, singleRequest: true) { call, message in
             let request = try decodeMessage(Req.self, from: try await call.singleMessage(message))
@@ -41,7 +58,7 @@ public struct RPCRouter: Sendable {
     /// Registers a client-streaming method: any number of requests, one response.
     public mutating func clientStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
-        _ handler: @escaping @Sendable (RequestStream<Req>, ServerContext) async throws -> Resp
+        _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ServerContext) async throws -> Resp
     ) {
         add(method, singleRequest: false) { call, _ in
             try await handler(RequestStream(source: call), call.context).serializedBytes()
@@ -51,7 +68,7 @@ public struct RPCRouter: Sendable {
     /// Registers a bidirectional-streaming method: requests and responses flow independently.
     public mutating func bidirectionalStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
-        _ handler: @escaping @Sendable (RequestStream<Req>, ResponseWriter<Resp>, ServerContext) async throws -> Void
+        _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ResponseWriter<Resp>, ServerContext) async throws -> Void
     ) {
         add(method, singleRequest: false) { call, _ in
             try await handler(RequestStream(source: call), ResponseWriter(sink: call), call.context)
@@ -62,9 +79,13 @@ public struct RPCRouter: Sendable {
     private mutating func add(
         _ method: MethodDescriptor,
         singleRequest: Bool,
-        _ run: @escaping @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
+        _ run: nonisolated(nonsending) @escaping @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
     ) {
-        handlers[method.path] = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run)
+        let server = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run)
+        handlers[method.path] = server
+        let path = Array(method.path.utf8)
+        handlersByPathHash[Self.hash(path), default: []].removeAll { $0.path == path }
+        handlersByPathHash[Self.hash(path), default: []].append((path, server))
         serviceNames.insert(method.service)
     }
 }

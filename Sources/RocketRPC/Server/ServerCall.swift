@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 /// The handler task's side of one server stream: reads, writes and the final status.
@@ -8,11 +9,43 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     let context: ServerContext
     let eventLoop: any EventLoop
     let stream: NIOLoopBound<ServerStream>
+    /// The method this call runs, and its request when the runtime collected it first.
+    private let method: ServerMethod
+    private let request: ByteBuffer?
+    private let logger: Logger
 
-    init(context: ServerContext, stream: ServerStream, eventLoop: any EventLoop) {
+    init(context: ServerContext, stream: ServerStream, eventLoop: any EventLoop, method: ServerMethod, request: ByteBuffer?, logger: Logger) {
         self.context = context
         self.eventLoop = eventLoop
         self.stream = NIOLoopBound(stream, eventLoop: eventLoop)
+        self.method = method
+        self.request = request
+        self.logger = logger
+    }
+
+    /// Runs the method's handler and ends the call with what it returns or throws. Everything the
+    /// handler task needs is in `self`, so the task's closure captures nothing else.
+    nonisolated(nonsending) func run() async {
+        do {
+            finish(status: nil, finalMessage: try await method.run(self, request))
+        } catch {
+            fail(with: error)
+        }
+    }
+
+    /// Ends the call with the status for what the handler threw. Kept out of `run()` (never
+    /// inlined) so that its temporaries do not enlarge the async frame every call allocates.
+    @inline(never)
+    private func fail(with error: any Error) {
+        switch error {
+        case let error as RPCError:
+            finish(status: error, finalMessage: nil)
+        case is CancellationError:
+            finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
+        default:
+            logger.debug("handler failed", metadata: ["method": "\(method.descriptor)", "error": "\(error)"])
+            finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
+        }
     }
 
     /// Runs `body` on the stream's event loop: inline when already there (handlers run on the event
@@ -42,21 +75,23 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
 
     /// The one request of a unary or server-streaming call: the message the runtime collected before
     /// starting the handler, or (if none was collected) read now; `INTERNAL` unless exactly one arrives.
-    func singleMessage(_ collected: ByteBuffer?) async throws(RPCError) -> ByteBuffer {
+    nonisolated(nonsending) func singleMessage(_ collected: ByteBuffer?) async throws(RPCError) -> ByteBuffer {
         if let collected { return collected }
         let promise = eventLoop.makePromise(of: [ByteBuffer].self)
         onLoop { $0.inbound.collectAll(promise) }
-        return try Self.exactlyOne(try await promise.futureResult.rpcValue(onCancel: cancelHook()))
+        let messages = try await promise.futureResult.rpcValue(onCancel: cancelHook())
+        return try Self.exactlyOne(count: messages.count, first: messages.first)
     }
 
-    static func exactlyOne(_ messages: [ByteBuffer]) throws(RPCError) -> ByteBuffer {
-        guard messages.count == 1, let message = messages.first else {
-            throw RPCError(
-                code: .internalError,
-                message: messages.isEmpty ? "expected one request message, received none" : "expected one request message, received more"
-            )
-        }
-        return message
+    /// The request of a single-request call, given how many messages arrived and the first.
+    static func exactlyOne(count: Int, first: ByteBuffer?) throws(RPCError) -> ByteBuffer {
+        guard count == 1, let first else { throw wrongRequestCount(count) }
+        return first
+    }
+
+    /// The status of a single-request call that received `count` (not one) messages.
+    static func wrongRequestCount(_ count: Int) -> RPCError {
+        RPCError(code: .internalError, message: count == 0 ? "expected one request message, received none" : "expected one request message, received more")
     }
 
     func writeMessage(_ bytes: [UInt8]) async throws(RPCError) {
@@ -74,15 +109,22 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     }
 
     /// Ends the call: `status` nil means OK; `finalMessage` is the single response of unary/client-streaming.
+    /// Never inlined into the async `run()`, whose frame every call allocates.
+    @inline(never)
     func finish(status: RPCError?, finalMessage: [UInt8]?) {
         let (metadata, trailingMetadata, compression) = context.responseSnapshot
-        var framed: ByteBuffer?
+        var framed: OutboundDataQueue.Chunk?
         var status = status
         if let finalMessage {
-            do {
-                framed = try MessageFramer.frame(finalMessage, compression: compression)
-            } catch {
-                status = RPCError(code: .internalError, message: "cannot compress response: \(error)")
+            if compression == nil || compression == .identity {
+                // Framed as nghttp2 copies it out: one copy of the payload instead of two.
+                framed = .message(finalMessage)
+            } else {
+                do {
+                    framed = .bytes(try MessageFramer.frame(finalMessage, compression: compression))
+                } catch {
+                    status = RPCError(code: .internalError, message: "cannot compress response: \(error)")
+                }
             }
         }
         var trailers = trailingMetadata

@@ -23,6 +23,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     @exclusivity(unchecked) private var streams: [Int32: ServerStream] = [:]
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     @exclusivity(unchecked) private var flushScheduled = false
+    /// Between `channelRead` and `channelReadComplete`, which flushes: output requested meanwhile
+    /// (handlers that answer inside the read) needs no flush job of its own.
+    @exclusivity(unchecked) private var reading = false
     private let output = OutputPump()
     @exclusivity(unchecked) private var receivedBytes = false
     @exclusivity(unchecked) private var peer = "unknown"
@@ -70,6 +73,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        reading = true
         readSinceLastPing = true
         let first = !receivedBytes
         receivedBytes = true
@@ -90,6 +94,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
         flushOutput()
         context.fireChannelReadComplete()
     }
@@ -130,7 +135,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// Coalesces output requests from handler tasks into one flush per event-loop tick.
     func scheduleFlush() {
-        guard !flushScheduled, let context else { return }
+        guard !flushScheduled, !reading, let context else { return }
         flushScheduled = true
         context.eventLoop.assumeIsolated().execute {
             self.flushScheduled = false
@@ -205,7 +210,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     // MARK: NGHTTP2SessionDelegate
 
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: [(name: String, value: String)], streamID: Int32, endStream: Bool) {
+    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool) {
         if let stream = streams[streamID] {
             // Request trailers: only END_STREAM matters.
             if endStream { endOfRequest(stream) }
@@ -219,7 +224,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             session.consume(streamID: streamID, bytes: data.readableBytes)
             return
         }
-        if let error = stream.inbound.receive(data) { stream.abort(with: error) }
+        if let error = stream.inbound.receive(data) {
+            stream.abort(with: error)
+        } else if stream.pendingStart != nil, stream.inbound.messageCount > 1 {
+            stream.abort(with: ServerCall.wrongRequestCount(stream.inbound.messageCount))
+        }
     }
 
     func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32) {
@@ -266,8 +275,22 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         if shutdownNoticeSent && !finalGoAwaySent { sendFinalGoAway() }
     }
 
+    /// The request half-closed: checks the framing and starts a handler waiting for its request.
     private func endOfRequest(_ stream: ServerStream) {
-        if let error = stream.inbound.receiveEnd() { stream.abort(with: error) }
+        if let error = stream.inbound.receiveEnd() {
+            stream.abort(with: error)
+            return
+        }
+        // A stream that failed first (reset, deadline, bad framing) was answered and has no pending start.
+        guard let (method, serverContext) = stream.pendingStart else { return }
+        stream.pendingStart = nil
+        let messages = stream.inbound.takeAll()
+        do throws(RPCError) {
+            let message = try ServerCall.exactlyOne(count: messages.count, first: messages.first)
+            startHandler(method, context: serverContext, stream: stream, request: message)
+        } catch {
+            stream.abort(with: error)
+        }
     }
 
     // MARK: Starting calls
@@ -277,41 +300,61 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         headers.append(contentsOf: extra)
         headers.append(("grpc-status", String(status.code.rawValue)))
         if !status.message.isEmpty { headers.append(("grpc-message", PercentEncoding.encode(status.message))) }
-        session.submitResponse(streamID: streamID, headers: headers, body: nil)
+        session.submitResponse(streamID: streamID, headers: .fields(headers), body: nil)
     }
 
-    private func startCall(headers: [(name: String, value: String)], streamID: Int32, endStream: Bool) {
-        var path = ""
-        var method = ""
-        var contentType = ""
+    /// Reads what the runtime needs from a request's HEADERS straight from their bytes: a `String`
+    /// is built only for rare fields and error messages; custom metadata stays as bytes until a
+    /// handler reads it (``Metadata/init(wireFields:)``).
+    private func startCall(headers: HeaderBlock, streamID: Int32, endStream: Bool) {
+        var handler: ServerMethod?
+        var pathField: Int?
+        var methodField: Int?
+        var isPOST = false
+        var contentTypeField: Int?
+        var isGRPC = false
         var encoding: String?
         var acceptEncoding: [CompressionAlgorithm] = []
         var timeout: Duration?
-        var metadata = Metadata()
-        for (name, value) in headers {
-            switch name {
-            case ":path": path = value
-            case ":method": method = value
-            case "content-type": contentType = value
-            case "grpc-encoding": encoding = value
-            case "grpc-accept-encoding":
-                acceptEncoding = value.split(separator: ",").compactMap {
-                    CompressionAlgorithm(rawValue: String($0.filter { $0 != " " }))
+        var requestFields = HeaderBlock()
+        headers.forEachField { index, name, value in
+            if name.equals(":path") {
+                pathField = index
+                handler = router.handler(forPath: value)
+            } else if name.equals(":method") {
+                methodField = index
+                isPOST = value.equals("POST")
+            } else if name.equals("content-type") {
+                contentTypeField = index
+                isGRPC = value.hasPrefix("application/grpc")
+            } else if name.equals("grpc-encoding") {
+                encoding = String(decoding: value, as: UTF8.self)
+            } else if name.equals("grpc-accept-encoding") {
+                acceptEncoding = value.split(separator: UInt8(ascii: ",")).compactMap {
+                    CompressionAlgorithm(rawValue: String(decoding: $0.filter { $0 != UInt8(ascii: " ") }, as: UTF8.self))
                 }
-            case "grpc-timeout": timeout = GRPCTimeout.parse(value)
-            default: metadata.addWireHeader(name: name, value: value)
+            } else if name.equals("grpc-timeout") {
+                timeout = GRPCTimeout.parse(String(decoding: value, as: UTF8.self))
+            } else if name.first == UInt8(ascii: ":") || name.equals("te") || name.equals("content-length") {
+                // The protocol's own; never metadata.
+            } else {
+                // Metadata (the remaining reserved names are dropped when it is read).
+                if requestFields.count == 0 { requestFields.reserveCapacity(for: headers) }
+                requestFields.append(name: name, value: value)
             }
         }
-        guard contentType.hasPrefix("application/grpc") else {
+        guard isGRPC else {
+            let contentType = contentTypeField.map { headers.value(at: $0) } ?? ""
             respondWithoutCall(streamID: streamID, httpStatus: "415", status: RPCError(code: .internalError, message: "unsupported content-type \"\(contentType)\"; expected application/grpc"))
             return
         }
-        guard method == "POST" else {
+        guard isPOST else {
+            let method = methodField.map { headers.value(at: $0) } ?? ""
             respondWithoutCall(streamID: streamID, httpStatus: "405", status: RPCError(code: .internalError, message: "gRPC requires POST, got \(method)"))
             return
         }
-        // Registered paths are looked up verbatim; only a miss pays for parsing the path.
-        guard let handler = router.handlers[String(path)] else {
+        guard let handler else {
+            let path = pathField.map { headers.value(at: $0) } ?? ""
             let service = MethodDescriptor(path: Substring(path))?.service ?? ""
             let message = router.serviceNames.contains(service) ? "unknown method \(path)" : "unknown service \(service.isEmpty ? path : service)"
             respondWithoutCall(streamID: streamID, status: RPCError(code: .unimplemented, message: message))
@@ -331,18 +374,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
         guard !closing, let context else { return }
 
-        // Window updates produced when the handler takes messages must reach the socket.
-        let inbound = InboundMessageBuffer(maxMessageSize: configuration.maxReceiveMessageSize, compression: compression) { [unowned self] bytes in
-            self.session.consume(streamID: streamID, bytes: bytes)
-            self.scheduleFlush()
-        }
         pingStrikes = 0
-        let stream = ServerStream(streamID: streamID, connection: self, inbound: inbound)
+        let stream = ServerStream(streamID: streamID, connection: self, maxReceiveMessageSize: configuration.maxReceiveMessageSize, compression: compression)
         streams[streamID] = stream
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let descriptor = handler.descriptor
         let serverContext = ServerContext(
-            requestMetadata: metadata,
+            requestMetadata: Metadata(wireFields: requestFields),
             method: descriptor,
             deadline: deadline,
             peer: peer,
@@ -355,43 +393,33 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             }
         }
 
-        let call = ServerCall(context: serverContext, stream: stream, eventLoop: context.eventLoop)
         if configuration.runHandlersOnEventLoop && taskExecutor == nil {
             taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)
         }
         if handler.takesSingleRequest {
-            // Start the handler once the request is complete; a stream that fails first (reset,
-            // deadline, bad framing) has already been answered and needs no task.
-            stream.inbound.collectAll { [unowned self] result in
-                guard case .success(let messages) = result, !stream.finished else { return }
-                do throws(RPCError) {
-                    let message = try ServerCall.exactlyOne(messages)
-                    self.startHandler(handler, call: call, stream: stream, request: message)
-                } catch {
-                    stream.abort(with: error)
-                }
-            }
+            // Started by `endOfRequest` once the request is complete; a stream that fails first
+            // (reset, deadline, bad framing) has already been answered and needs no task.
+            stream.pendingStart = (handler, serverContext)
         } else {
-            startHandler(handler, call: call, stream: stream, request: nil)
+            startHandler(handler, context: serverContext, stream: stream, request: nil)
         }
         if endStream { endOfRequest(stream) }
     }
 
-    private func startHandler(_ handler: ServerMethod, call: ServerCall, stream: ServerStream, request: ByteBuffer?) {
-        let logger = self.logger
-        let descriptor = handler.descriptor
-        stream.task = Task(executorPreference: taskExecutor) {
-            do {
-                let response = try await handler.run(call, request)
-                call.finish(status: nil, finalMessage: response)
-            } catch let error as RPCError {
-                call.finish(status: error, finalMessage: nil)
-            } catch is CancellationError {
-                call.finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
-            } catch {
-                logger.debug("handler failed", metadata: ["method": "\(descriptor)", "error": "\(error)"])
-                call.finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
-            }
+    /// Starts the handler's task. On the event loop (the default) the task starts immediately, inside
+    /// this callback: a handler that never suspends answers before nghttp2 returns, with no job
+    /// enqueued and no extra event-loop tick, and its response leaves in the flush that ends this read.
+    /// After its first suspension it resumes on the event loop like any task with that preference.
+    private func startHandler(_ method: ServerMethod, context serverContext: ServerContext, stream: ServerStream, request: ByteBuffer?) {
+        guard let context else { return }
+        let call = ServerCall(context: serverContext, stream: stream, eventLoop: context.eventLoop, method: method, request: request, logger: logger)
+        // Closures that capture only `call` need no context allocation.
+        let task = if let taskExecutor {
+            Task.immediate(executorPreference: taskExecutor) { await call.run() }
+        } else {
+            Task { await call.run() }
         }
+        // A handler that already finished needs no cancellation later.
+        if !stream.finished { stream.task = task }
     }
 }

@@ -9,36 +9,46 @@ import NIOCore
 /// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
 /// never re-entered while one of its properties is being mutated, so the runtime's dynamic
 /// exclusivity checks (measurable on the per-request path) are skipped.
-final class ServerStream {
+final class ServerStream: InboundWindow {
     let streamID: Int32
     unowned let connection: ServerConnectionHandler
-    @exclusivity(unchecked) var inbound: InboundMessageBuffer
+    let inbound: InboundMessageBuffer
     let outbound = OutboundDataQueue()
+    /// A unary or server-streaming call waiting for its request: the handler starts once the
+    /// request has ended (no task, no closure until then).
+    @exclusivity(unchecked) var pendingStart: (method: ServerMethod, context: ServerContext)?
     @exclusivity(unchecked) private(set) var headersSent = false
     /// The status has been queued (or the stream was reset); nothing more is sent.
     @exclusivity(unchecked) private(set) var finished = false
     @exclusivity(unchecked) var task: Task<Void, Never>?
     @exclusivity(unchecked) var deadlineTask: Scheduled<Void>?
 
-    init(streamID: Int32, connection: ServerConnectionHandler, inbound: InboundMessageBuffer) {
+    init(streamID: Int32, connection: ServerConnectionHandler, maxReceiveMessageSize: Int, compression: CompressionAlgorithm?) {
         self.streamID = streamID
         self.connection = connection
-        self.inbound = inbound
+        self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: compression)
+        inbound.window = self
     }
 
-    /// The headers and trailers of the common case, built once (no metadata, no compression, OK).
-    private static let plainResponseHeaders: [(String, String)] = [
-        (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
-    ]
-    private static let okTrailers: [(String, String)] = [("grpc-status", "0")]
+    /// Window updates produced when the handler takes messages must reach the socket.
+    func returnToWindow(_ bytes: Int) {
+        connection.session.consume(streamID: streamID, bytes: bytes)
+        connection.scheduleFlush()
+    }
 
-    private func responseHeaders(compression: CompressionAlgorithm?, metadata: Metadata) -> [(String, String)] {
-        if metadata.isEmpty && (compression == nil || compression == .identity) { return Self.plainResponseHeaders }
+    /// The headers and trailers of the common case, laid out once (no metadata, no compression, OK).
+    private static let plainResponseHeaders = PrebuiltHeaderFields([
+        (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
+    ])
+    private static let okTrailers = PrebuiltHeaderFields([("grpc-status", "0")])
+
+    private func responseHeaders(compression: CompressionAlgorithm?, metadata: Metadata) -> HeaderFields {
+        if metadata.isEmpty && (compression == nil || compression == .identity) { return .prebuilt(Self.plainResponseHeaders) }
         var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
         if let compression, compression != .identity { headers.append(("grpc-encoding", compression.rawValue)) }
         headers.append(("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader))
         metadata.appendWireHeaders(to: &headers)
-        return headers
+        return .fields(headers)
     }
 
     private func sendHeadersIfNeeded(compression: CompressionAlgorithm?, metadata: Metadata) {
@@ -61,25 +71,27 @@ final class ServerStream {
     }
 
     /// Queues the status (and a final message): a trailers-only response if nothing was sent yet.
-    func finish(status: RPCError, trailers: Metadata, responseMetadata: Metadata, finalMessage: ByteBuffer?, compression: CompressionAlgorithm?) {
+    func finish(status: RPCError, trailers: Metadata, responseMetadata: Metadata, finalMessage: OutboundDataQueue.Chunk?, compression: CompressionAlgorithm?) {
         guard !finished else { return }
         finished = true
+        pendingStart = nil
         deadlineTask?.cancel()
         deadlineTask = nil
-        var statusFields: [(String, String)]
+        let statusFields: HeaderFields
         if status.code == .ok && status.message.isEmpty && trailers.isEmpty {
-            statusFields = Self.okTrailers
+            statusFields = .prebuilt(Self.okTrailers)
         } else {
-            statusFields = [("grpc-status", String(status.code.rawValue))]
-            if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
-            trailers.appendWireHeaders(to: &statusFields)
+            var fields = [("grpc-status", String(status.code.rawValue))]
+            if !status.message.isEmpty { fields.append(("grpc-message", PercentEncoding.encode(status.message))) }
+            trailers.appendWireHeaders(to: &fields)
+            statusFields = .fields(fields)
         }
         if !headersSent && finalMessage == nil {
             headersSent = true
             var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
             responseMetadata.appendWireHeaders(to: &headers)
-            headers.append(contentsOf: statusFields)
-            connection.session.submitResponse(streamID: streamID, headers: headers, body: nil)
+            headers.append(contentsOf: statusFields.strings)
+            connection.session.submitResponse(streamID: streamID, headers: .fields(headers), body: nil)
         } else {
             sendHeadersIfNeeded(compression: compression, metadata: responseMetadata)
             if let finalMessage { outbound.append(finalMessage) }
@@ -107,6 +119,7 @@ final class ServerStream {
     func peerClosed(errorCode: UInt32) {
         let error = RPCError(code: .cancelled, message: "the client cancelled the call (HTTP/2 error code \(errorCode))")
         finished = true
+        pendingStart = nil
         deadlineTask?.cancel()
         deadlineTask = nil
         inbound.fail(error)

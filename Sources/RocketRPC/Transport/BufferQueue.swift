@@ -1,44 +1,58 @@
-import NIOCore
+/// A FIFO of buffers (received messages, outgoing chunks) that holds its first element inline: a
+/// queue that never holds more than one at a time (a unary call's request or response) allocates
+/// nothing. Not thread-safe; owned by one stream on its event loop.
+struct BufferQueue<Element> {
+    /// The first element; `nil` only when the queue is empty.
+    private var head: Element?
+    /// The elements after `head`, from index `restStart` on.
+    private var rest: [Element] = []
+    private var restStart = 0
 
-/// A FIFO of `ByteBuffer`s that allocates nothing until the first append (most unary streams queue
-/// a single buffer). Not thread-safe; owned by one stream on its event loop.
-struct BufferQueue {
-    private var storage: [ByteBuffer] = []
-    private var head = 0
+    var isEmpty: Bool { head == nil }
+    var count: Int { head == nil ? 0 : 1 + rest.count - restStart }
+    var first: Element? { head }
 
-    var isEmpty: Bool { head == storage.count }
-    var count: Int { storage.count - head }
-    var first: ByteBuffer? { isEmpty ? nil : storage[head] }
-
-    mutating func append(_ buffer: ByteBuffer) {
-        storage.append(buffer)
+    mutating func append(_ buffer: Element) {
+        if head == nil {
+            head = buffer
+        } else {
+            rest.append(buffer)
+        }
     }
 
-    mutating func popFirst() -> ByteBuffer? {
-        guard !isEmpty else { return nil }
-        let buffer = storage[head]
-        head += 1
-        if head == storage.count {
-            storage.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 64 && head * 2 >= storage.count {
-            storage.removeFirst(head)
-            head = 0
+    mutating func popFirst() -> Element? {
+        guard let buffer = head else { return nil }
+        if restStart == rest.count {
+            head = nil
+        } else {
+            head = rest[restStart]
+            restStart += 1
+            if restStart == rest.count {
+                rest.removeAll(keepingCapacity: true)
+                restStart = 0
+            } else if restStart >= 64 && restStart * 2 >= rest.count {
+                rest.removeFirst(restStart)
+                restStart = 0
+            }
         }
         return buffer
     }
 
-    /// Replaces the first buffer (after a partial read from it).
-    mutating func replaceFirst(_ buffer: ByteBuffer) {
-        guard !isEmpty else { return }
-        storage[head] = buffer
+    /// Replaces the first element (after a partial read from it).
+    mutating func replaceFirst(_ buffer: Element) {
+        guard head != nil else { return }
+        head = buffer
     }
 
     mutating func removeAll() {
-        storage.removeAll()
-        head = 0
+        head = nil
+        rest.removeAll()
+        restStart = 0
     }
 
-    /// The queued buffers in order.
-    var all: [ByteBuffer] { Array(storage[head...]) }
+    /// The queued elements in order.
+    var all: [Element] {
+        guard let head else { return [] }
+        return [head] + rest[restStart...]
+    }
 }

@@ -1,5 +1,12 @@
 import NIOCore
 
+/// Where an ``InboundMessageBuffer`` returns the bytes its consumer has taken: the stream that owns
+/// it, which knows its stream ID and connection. Called on the event loop.
+protocol InboundWindow: AnyObject {
+    /// Returns `bytes` of received DATA to the HTTP/2 flow-control windows and flushes the update.
+    func returnToWindow(_ bytes: Int)
+}
+
 /// Received messages of one stream waiting for their consumer, with flow control tied to demand.
 ///
 /// Confined to the connection's event loop. DATA is returned to the peer's flow-control window
@@ -13,22 +20,28 @@ import NIOCore
 /// exclusivity checks (measurable on the per-request path) are skipped.
 final class InboundMessageBuffer {
     @exclusivity(unchecked) private var deframer: MessageDeframer
-    @exclusivity(unchecked) private var messages = BufferQueue()
+    @exclusivity(unchecked) private var messages = BufferQueue<ByteBuffer>()
     @exclusivity(unchecked) private var bufferedBytes = 0
     @exclusivity(unchecked) private var unconsumedBytes = 0
     @exclusivity(unchecked) private var ended = false
     @exclusivity(unchecked) private var failure: RPCError?
     @exclusivity(unchecked) private var nextWaiter: EventLoopPromise<ByteBuffer?>?
-    @exclusivity(unchecked) private var allWaiter: ((Result<[ByteBuffer], RPCError>) -> Void)?
-    /// Returns bytes to the HTTP/2 windows; set once the stream ID is known.
-    @exclusivity(unchecked) var consume: (Int) -> Void
+    @exclusivity(unchecked) private var allWaiter: EventLoopPromise<[ByteBuffer]>?
+    /// The owning stream (which outlives this buffer, hence `unowned(unsafe)`); bytes are dropped
+    /// while it is `nil`.
+    @exclusivity(unchecked) unowned(unsafe) var window: (any InboundWindow)?
     private let lowWater: Int
 
-    /// - Parameter consume: returns bytes to the HTTP/2 windows; called on the event loop.
-    init(maxMessageSize: Int, compression: CompressionAlgorithm?, lowWater: Int = 256 * 1024, consume: @escaping (Int) -> Void) {
+    init(maxMessageSize: Int, compression: CompressionAlgorithm?, lowWater: Int = 256 * 1024) {
         self.deframer = MessageDeframer(maxMessageSize: maxMessageSize, compression: compression)
-        self.consume = consume
         self.lowWater = lowWater
+    }
+
+    /// Complete messages waiting for their consumer.
+    var messageCount: Int { messages.count }
+
+    private func consume(_ bytes: Int) {
+        window?.returnToWindow(bytes)
     }
 
     var isEnded: Bool { ended }
@@ -88,9 +101,8 @@ final class InboundMessageBuffer {
         releaseUnconsumed()
         nextWaiter?.fail(error)
         nextWaiter = nil
-        let all = allWaiter
+        allWaiter?.fail(error)
         allWaiter = nil
-        all?(.failure(error))
     }
 
     /// Completes `promise` with the next message, or `nil` at the end of the stream.
@@ -104,25 +116,24 @@ final class InboundMessageBuffer {
     }
 
     /// Completes `promise` with every message once the stream has ended (unary and client-streaming
-    /// responses); fails early if more than one message arrives.
+    /// responses), or with more than one message as soon as a second arrives, or with the failure.
     func collectAll(_ promise: EventLoopPromise<[ByteBuffer]>) {
-        collectAll { result in
-            switch result {
-            case .success(let messages): promise.succeed(messages)
-            case .failure(let error): promise.fail(error)
-            }
-        }
-    }
-
-    /// Calls `completion` (on the event loop, possibly right away) with every message once the stream
-    /// has ended, or with more than one message as soon as a second arrives, or with the failure.
-    func collectAll(_ completion: @escaping (Result<[ByteBuffer], RPCError>) -> Void) {
         if nextWaiter != nil || allWaiter != nil {
-            completion(.failure(RPCError(code: .failedPrecondition, message: "concurrent reads of one message stream")))
+            promise.fail(RPCError(code: .failedPrecondition, message: "concurrent reads of one message stream"))
             return
         }
-        allWaiter = completion
+        allWaiter = promise
         deliver()
+    }
+
+    /// Takes every waiting message at once (the server's single request, read without a waiter)
+    /// and returns their bytes to the window.
+    func takeAll() -> BufferQueue<ByteBuffer> {
+        let all = messages
+        messages.removeAll()
+        bufferedBytes = 0
+        releaseUnconsumed()
+        return all
     }
 
     private func deliver() {
@@ -141,17 +152,13 @@ final class InboundMessageBuffer {
         } else if let waiter = allWaiter {
             if let failure {
                 allWaiter = nil
-                waiter(.failure(failure))
+                waiter.fail(failure)
             } else if ended {
                 allWaiter = nil
-                let all = messages.all
-                messages.removeAll()
-                bufferedBytes = 0
-                releaseUnconsumed()
-                waiter(.success(all))
+                waiter.succeed(takeAll().all)
             } else if messages.count > 1 {
                 allWaiter = nil
-                waiter(.success(messages.all))
+                waiter.succeed(messages.all)
             }
         }
     }

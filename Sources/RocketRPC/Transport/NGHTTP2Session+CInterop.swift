@@ -9,8 +9,10 @@ import NIOCore
 //   because the C session is deleted before the Swift object goes away and callbacks only run inside
 //   our own calls into nghttp2 on the event loop.
 // - Pointers nghttp2 passes to callbacks (header names, DATA chunks, the frame buffer) are valid only
-//   during the callback; their bytes are copied into Swift values before returning.
-// - Header name/value arrays we submit are copied by nghttp2 during the submit call (no NO_COPY flags).
+//   during the callback; their bytes are copied into Swift values (the session's reused
+//   `HeaderBlock`, a `ByteBuffer`) before returning.
+// - Header name/value arrays we submit are copied by nghttp2 during the submit call, except those of a
+//   `PrebuiltHeaderFields` (NO_COPY flags), whose memory is never freed.
 
 private func sessionFrom(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session? {
     guard let userData else { return nil }
@@ -33,25 +35,20 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
         guard let frame, let session = sessionFrom(userData) else { return 0 }
         session.headerBlockStream = frame.pointee.hd.stream_id
-        session.headerBlock = []
-        session.headerBlock.reserveCapacity(12)
-        session.headerBlockBytes = 0
+        session.headerBlock.reset()
         return 0
     }
 
     nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
         guard let frame, let name, let value, let session = sessionFrom(userData) else { return 0 }
         guard frame.pointee.hd.stream_id == session.headerBlockStream else { return 0 }
-        session.headerBlockBytes += nameLength + valueLength + 32
-        if session.headerBlockBytes > session.maxHeaderListSize {
+        if session.headerBlock.listSize + nameLength + valueLength + 32 > session.maxHeaderListSize {
             // Resets just this stream (nghttp2 answers RST_STREAM INTERNAL_ERROR for it).
             session.headerBlockStream = 0
-            session.headerBlock = []
+            session.headerBlock.reset()
             return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
-        let n = String(decoding: UnsafeBufferPointer(start: name, count: nameLength), as: UTF8.self)
-        let v = String(decoding: UnsafeBufferPointer(start: value, count: valueLength), as: UTF8.self)
-        session.headerBlock.append((n, v))
+        session.headerBlock.append(name: UnsafeRawBufferPointer(start: name, count: nameLength), value: UnsafeRawBufferPointer(start: value, count: valueLength))
         return 0
     }
 
@@ -61,10 +58,8 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
         switch hd.type {
         case frameHeaders:
             guard hd.stream_id == session.headerBlockStream else { return 0 }
-            let headers = session.headerBlock
-            session.headerBlock = []
             session.headerBlockStream = 0
-            delegate.session(session, didReceiveHeaders: headers, streamID: hd.stream_id, endStream: hd.flags & flagEndStream != 0)
+            delegate.session(session, didReceiveHeaders: session.headerBlock, streamID: hd.stream_id, endStream: hd.flags & flagEndStream != 0)
         case frameData:
             if hd.flags & flagEndStream != 0 {
                 delegate.session(session, didReceiveEndStreamOnData: hd.stream_id)
@@ -118,12 +113,10 @@ private func readOutbound(
         return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
     }
     var offset = 0
-    let copied = queue.drain(max: length) { slice in
-        slice.withUnsafeReadableBytes { bytes in
-            guard let base = bytes.baseAddress else { return }
-            (buf + offset).update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
-            offset += bytes.count
-        }
+    let copied = queue.drain(max: length) { bytes in
+        guard let base = bytes.baseAddress else { return }
+        (buf + offset).update(from: base.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+        offset += bytes.count
     }
     if queue.queuedBytes == 0 && queue.isFinished {
         dataFlags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
@@ -141,7 +134,38 @@ private func readOutbound(
     return copied
 }
 
+/// Header fields laid out once as an `nghttp2_nv` array over bytes that are never freed, for the
+/// response headers and trailers of plain calls: submitting them builds nothing, and nghttp2 keeps
+/// pointers to the names and values instead of copying them (`NO_COPY` flags; names are lower-case,
+/// as those flags require).
+///
+/// Immutable after `init`; meant for `static let`s (the memory lives as long as the process).
+final class PrebuiltHeaderFields: @unchecked Sendable {
+    let fields: [(String, String)]
+    fileprivate let nva: UnsafeMutablePointer<nghttp2_nv>
+
+    init(_ fields: [(String, String)]) {
+        self.fields = fields
+        nva = .allocate(capacity: max(fields.count, 1))
+        let flags = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
+        for (i, (name, value)) in fields.enumerated() {
+            let n = Array(name.utf8), v = Array(value.utf8)
+            let bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: n.count + v.count + 1)
+            bytes.initialize(from: n, count: n.count)
+            (bytes + n.count).initialize(from: v, count: v.count)
+            (nva + i).initialize(to: nghttp2_nv(name: bytes, value: bytes + n.count, namelen: n.count, valuelen: v.count, flags: flags))
+        }
+    }
+}
+
 extension NGHTTP2Session {
+    fileprivate func withHeaderFields<R>(_ fields: HeaderFields, _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
+        switch fields {
+        case .prebuilt(let prebuilt): body(UnsafePointer(prebuilt.nva), prebuilt.fields.count)
+        case .fields(let fields): withHeaderFields(fields, body)
+        }
+    }
+
     /// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body`. Names and values
     /// point into `headerScratch`, reused across calls so a submission costs no allocation once warm;
     /// nghttp2 copies them during the submit call. Not re-entrant (no submit happens inside another).
@@ -252,7 +276,7 @@ extension NGHTTP2Session {
     /// Sends response HEADERS. With `body`, DATA is pulled from `body` and the stream ends with its
     /// trailers; without, the HEADERS frame ends the stream (a trailers-only response).
     @discardableResult
-    func submitResponse(streamID: Int32, headers: [(String, String)], body: OutboundDataQueue?) -> Bool {
+    func submitResponse(streamID: Int32, headers: HeaderFields, body: OutboundDataQueue?) -> Bool {
         if let body {
             outbound[streamID] = body
             var provider = makeDataProvider()

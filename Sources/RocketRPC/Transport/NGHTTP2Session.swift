@@ -19,10 +19,10 @@ final class NGHTTP2Session {
     @exclusivity(unchecked) var raw: OpaquePointer?
     @exclusivity(unchecked) var outbound: [Int32: OutboundDataQueue] = [:]
     /// The HEADERS block being received. HTTP/2 forbids interleaving header blocks, so there is at
-    /// most one: its stream (0 when none or rejected), fields and size so far.
+    /// most one: its stream (0 when none or rejected) and its fields so far, in storage reused by
+    /// every block of the connection.
     @exclusivity(unchecked) var headerBlockStream: Int32 = 0
-    @exclusivity(unchecked) var headerBlock: [(name: String, value: String)] = []
-    @exclusivity(unchecked) var headerBlockBytes = 0
+    @exclusivity(unchecked) var headerBlock = HeaderBlock()
     /// Scratch space reused by every header submission (see `withHeaderFields`).
     @exclusivity(unchecked) var headerScratch: [UInt8] = []
     @exclusivity(unchecked) var headerOffsets: [(Int, Int, Int, Int)] = []

@@ -5,7 +5,8 @@ import NIOCore
 /// connection's event loop; implementations must not re-enter `receive`.
 protocol NGHTTP2SessionDelegate: AnyObject {
     /// A complete HEADERS block (request, response, or trailers). `endStream` is the frame's END_STREAM flag.
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: [(name: String, value: String)], streamID: Int32, endStream: Bool)
+    /// The session reuses the block's storage for the next one: copy out what must outlive the call.
+    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool)
     /// A DATA payload chunk (padding excluded). The caller must eventually ``NGHTTP2Session/consume(streamID:bytes:)`` it.
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32)
     /// END_STREAM arrived on a DATA frame.
