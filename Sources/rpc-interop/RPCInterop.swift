@@ -24,6 +24,7 @@ struct RPCInterop: AsyncParsableCommand {
         var host = "127.0.0.1"
 
         func run() async throws {
+            AllocatorTuning.applyServerDefaults()
             LoggingSystem.bootstrap(StreamLogHandler.standardError)
             let health = HealthService(serving: [Grpc_Testing_TestService.serviceName])
             let services: [any RPCService] = [TestServiceProvider(), health]
