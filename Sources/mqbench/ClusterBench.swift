@@ -217,10 +217,13 @@ struct ProduceBench: AsyncParsableCommand {
                                     recorder.fail("\(error)")
                                 }
                             }
-                            if mode == "oneway" {
+                            switch mode {
+                            case "oneway":
                                 Task { await send() }
                                 recorder.record(micros: 0)
-                            } else {
+                            case "sync":
+                                await send()  // the sender itself waits, as a synchronous producer does
+                            default:
                                 pipeline.addTask { await send() }
                             }
                         }

@@ -24,7 +24,7 @@ final class ClientStream: InboundWindow {
     /// The server provably never processed this stream (REFUSED_STREAM, or above a GOAWAY's last
     /// stream ID), so the call may be retried transparently.
     @exclusivity(unchecked) var unprocessed = false
-    @exclusivity(unchecked) var deadlineTask: Scheduled<Void>?
+    @exclusivity(unchecked) var deadline = DeadlineTimer()
 
     init(eventLoop: any EventLoop, maxReceiveMessageSize: Int) {
         self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: nil)
@@ -116,8 +116,7 @@ final class ClientStream: InboundWindow {
     private func complete(with status: RPCError) {
         guard !completed else { return }
         completed = true
-        deadlineTask?.cancel()
-        deadlineTask = nil
+        deadline.cancel()
         if !initialMetadataDelivered {
             initialMetadataDelivered = true
             initialMetadataPromise.succeed([:])
@@ -141,8 +140,7 @@ final class ClientStream: InboundWindow {
     func fail(_ error: RPCError, reset: Bool) {
         guard !completed else { return }
         completed = true
-        deadlineTask?.cancel()
-        deadlineTask = nil
+        deadline.cancel()
         if reset, streamID > 0, let connection {
             connection.session.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
             connection.scheduleFlush()
@@ -198,5 +196,11 @@ final class ClientStream: InboundWindow {
             return RPCError(code: .internalError, message: "the response ended without a grpc-status", metadata: trailers)
         }
         return RPCError(code: code, message: message, metadata: trailers)
+    }
+}
+
+extension ClientStream: DeadlineExpiring {
+    func deadlineExpired() {
+        fail(RPCError(code: .deadlineExceeded, message: "deadline exceeded"), reset: true)
     }
 }

@@ -333,9 +333,7 @@ public final class RPCChannel: Sendable {
             }
             if let deadline {
                 let remaining = deadline - ContinuousClock.now
-                stream.deadlineTask = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(remaining)) {
-                    stream.fail(RPCError(code: .deadlineExceeded, message: "deadline exceeded"), reset: true)
-                }
+                stream.deadline.arm(stream, in: TimeAmount(remaining), on: eventLoop)
             }
             return stream
         }

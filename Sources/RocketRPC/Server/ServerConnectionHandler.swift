@@ -388,9 +388,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             acceptedCompression: acceptEncoding
         )
         if let timeout {
-            stream.deadlineTask = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
-                stream.abort(with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
-            }
+            stream.deadline.arm(stream, in: TimeAmount(timeout), on: context.eventLoop)
         }
 
         if configuration.runHandlersOnEventLoop && taskExecutor == nil {

@@ -21,7 +21,7 @@ final class ServerStream: InboundWindow {
     /// The status has been queued (or the stream was reset); nothing more is sent.
     @exclusivity(unchecked) private(set) var finished = false
     @exclusivity(unchecked) var task: Task<Void, Never>?
-    @exclusivity(unchecked) var deadlineTask: Scheduled<Void>?
+    @exclusivity(unchecked) var deadline = DeadlineTimer()
 
     init(streamID: Int32, connection: ServerConnectionHandler, maxReceiveMessageSize: Int, compression: CompressionAlgorithm?) {
         self.streamID = streamID
@@ -75,8 +75,7 @@ final class ServerStream: InboundWindow {
         guard !finished else { return }
         finished = true
         pendingStart = nil
-        deadlineTask?.cancel()
-        deadlineTask = nil
+        deadline.cancel()
         let statusFields: HeaderFields
         if status.code == .ok && status.message.isEmpty && trailers.isEmpty {
             statusFields = .prebuilt(Self.okTrailers)
@@ -120,8 +119,7 @@ final class ServerStream: InboundWindow {
         let error = RPCError(code: .cancelled, message: "the client cancelled the call (HTTP/2 error code \(errorCode))")
         finished = true
         pendingStart = nil
-        deadlineTask?.cancel()
-        deadlineTask = nil
+        deadline.cancel()
         inbound.fail(error)
         outbound.failWriter(error)
         task?.cancel()
@@ -132,5 +130,11 @@ final class ServerStream: InboundWindow {
         let error = RPCError(code: .cancelled, message: "the handler task was cancelled")
         inbound.fail(error)
         outbound.failWriter(error)
+    }
+}
+
+extension ServerStream: DeadlineExpiring {
+    func deadlineExpired() {
+        abort(with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
     }
 }
