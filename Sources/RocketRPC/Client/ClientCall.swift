@@ -73,14 +73,14 @@ final class ClientCall: MessageSource, MessageSink, Sendable {
 
     func initialMetadata() async throws(RPCError) -> Metadata {
         let stream = self.stream
-        let future = eventLoop.flatSubmit { stream.value.initialMetadataPromise.futureResult }
+        let future = eventLoop.flatSubmit { stream.value.initialMetadataFuture }
         return try await future.rpcValue(onCancel: cancelHook())
     }
 
     /// The final status (`.ok` included); its `metadata` is the trailing metadata.
     func status() async throws(RPCError) -> RPCError {
         let stream = self.stream
-        let future = eventLoop.flatSubmit { stream.value.statusPromise.futureResult }
+        let future = eventLoop.flatSubmit { stream.value.statusFuture }
         return try await future.rpcValue(onCancel: cancelHook())
     }
 

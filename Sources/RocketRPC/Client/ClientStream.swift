@@ -14,9 +14,16 @@ final class ClientStream: InboundWindow {
     weak var connection: ClientConnectionHandler?
     let inbound: InboundMessageBuffer
     let outbound = OutboundDataQueue()
-    let initialMetadataPromise: EventLoopPromise<Metadata>
-    /// The final status; `.ok` for success. Its `metadata` is the trailing metadata.
-    let statusPromise: EventLoopPromise<RPCError>
+    let eventLoop: any EventLoop
+    /// Created only when someone waits for them (streaming calls); a unary call's fast path
+    /// (``onUnaryOutcome(_:)``) needs neither, which saves two promises per call.
+    @exclusivity(unchecked) private var initialMetadataPromise: EventLoopPromise<Metadata>?
+    @exclusivity(unchecked) private var initialMetadataResult: Result<Metadata, RPCError>?
+    @exclusivity(unchecked) private var statusPromise: EventLoopPromise<RPCError>?
+    /// The final status once the call ended; `.ok` for success. Its `metadata` is the trailing metadata.
+    @exclusivity(unchecked) private(set) var finalStatus: RPCError?
+    /// The unary fast path's completion, called once when the call ends.
+    @exclusivity(unchecked) private var unaryDone: ((Result<UnaryResponse<ByteBuffer>, RPCError>) -> Void)?
     @exclusivity(unchecked) private(set) var initialMetadata = Metadata()
     @exclusivity(unchecked) private var headersReceived = false
     @exclusivity(unchecked) private var initialMetadataDelivered = false
@@ -28,8 +35,7 @@ final class ClientStream: InboundWindow {
 
     init(eventLoop: any EventLoop, maxReceiveMessageSize: Int) {
         self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: nil)
-        self.initialMetadataPromise = eventLoop.makePromise()
-        self.statusPromise = eventLoop.makePromise()
+        self.eventLoop = eventLoop
         inbound.window = self
     }
 
@@ -82,14 +88,18 @@ final class ClientStream: InboundWindow {
             }
             initialMetadata = metadata
             initialMetadataDelivered = true
-            initialMetadataPromise.succeed(metadata)
+            resolveInitialMetadata(.success(metadata))
             return
         }
         complete(with: Self.status(from: headers))
     }
 
     func receiveData(_ data: ByteBuffer) {
-        if let error = inbound.receive(data) { fail(error, reset: true) }
+        if let error = inbound.receive(data) {
+            fail(error, reset: true)
+        } else if unaryDone != nil, inbound.messageCount > 1 {
+            fail(RPCError(code: .internalError, message: "expected one response message, received more"), reset: true)
+        }
     }
 
     /// END_STREAM on DATA: the server ended without trailers, which gRPC forbids.
@@ -119,13 +129,13 @@ final class ClientStream: InboundWindow {
         deadline.cancel()
         if !initialMetadataDelivered {
             initialMetadataDelivered = true
-            initialMetadataPromise.succeed([:])
+            resolveInitialMetadata(.success([:]))
         }
         if let error = inbound.receiveEnd() {
             inbound.fail(error)
-            statusPromise.succeed(status.code == .ok ? error : status)
+            resolveStatus(status.code == .ok ? error : status)
         } else {
-            statusPromise.succeed(status)
+            resolveStatus(status)
         }
         outbound.failWriter(status.code == .ok ? RPCError(code: .failedPrecondition, message: "the server already ended the call") : status)
         // The server finished; if we have not half-closed yet, stop the stream from our side too.
@@ -147,19 +157,74 @@ final class ClientStream: InboundWindow {
         }
         if !initialMetadataDelivered {
             initialMetadataDelivered = true
-            initialMetadataPromise.fail(error)
+            resolveInitialMetadata(.failure(error))
         }
         inbound.fail(error)
         outbound.failWriter(error)
         outbound.isFinished = true
-        statusPromise.succeed(error)
+        resolveStatus(error)
+    }
+
+    /// The response headers' metadata (empty for a trailers-only response), or the call's error.
+    var initialMetadataFuture: EventLoopFuture<Metadata> {
+        if let result = initialMetadataResult { return eventLoop.makeCompletedFuture(result.mapError { $0 as any Error }) }
+        let promise = initialMetadataPromise ?? eventLoop.makePromise()
+        initialMetadataPromise = promise
+        return promise.futureResult
+    }
+
+    /// The final status (`.ok` included), once the call ended.
+    var statusFuture: EventLoopFuture<RPCError> {
+        if let finalStatus { return eventLoop.makeSucceededFuture(finalStatus) }
+        let promise = statusPromise ?? eventLoop.makePromise()
+        statusPromise = promise
+        return promise.futureResult
+    }
+
+    private func resolveInitialMetadata(_ result: Result<Metadata, RPCError>) {
+        initialMetadataResult = result
+        switch result {
+        case .success(let metadata): initialMetadataPromise?.succeed(metadata)
+        case .failure(let error): initialMetadataPromise?.fail(error)
+        }
+        initialMetadataPromise = nil
+    }
+
+    private func resolveStatus(_ status: RPCError) {
+        finalStatus = status
+        statusPromise?.succeed(status)
+        statusPromise = nil
+        if let done = unaryDone {
+            unaryDone = nil
+            done(unaryResult(status))
+        }
+    }
+
+    /// A unary call's outcome from its final status and the messages received.
+    private func unaryResult(_ status: RPCError) -> Result<UnaryResponse<ByteBuffer>, RPCError> {
+        guard status.code == .ok else { return .failure(status) }
+        let messages = inbound.takeAll()
+        guard messages.count == 1, let message = messages.first else {
+            return .failure(RPCError(code: .internalError, message: "expected one response message, received \(messages.count == 0 ? "none" : "more")"))
+        }
+        return .success(UnaryResponse(message: message, initialMetadata: initialMetadata, trailingMetadata: status.metadata))
+    }
+
+    /// The unary fast path: `done` is called once, on the event loop, with the call's one response
+    /// or its error; a second response message fails the call at once.
+    func onUnaryOutcome(_ done: @escaping (Result<UnaryResponse<ByteBuffer>, RPCError>) -> Void) {
+        if let finalStatus {
+            done(unaryResult(finalStatus))
+            return
+        }
+        unaryDone = done
     }
 
     /// Completes `promise` with the single response of a unary/client-streaming call.
     func unaryOutcome(_ promise: EventLoopPromise<UnaryResponse<ByteBuffer>>) {
         let all = promise.futureResult.eventLoop.makePromise(of: [ByteBuffer].self)
         inbound.collectAll(all)
-        let status = statusPromise.futureResult
+        let status = statusFuture
         all.futureResult.assumeIsolated().whenComplete { result in
             status.assumeIsolated().whenSuccess { status in
                 guard status.code == .ok else {

@@ -271,13 +271,10 @@ public final class RPCChannel: Sendable {
                 return
             }
             opened.value = stream
-            let outcome = eventLoop.makePromise(of: UnaryResponse<ByteBuffer>.self)
-            stream.unaryOutcome(outcome)
-            outcome.futureResult.assumeIsolated().whenComplete { result in
+            stream.onUnaryOutcome { result in
                 switch result {
                 case .success(let response): promise.succeed(.answered(response))
-                case .failure(let error as RPCError): promise.succeed(.failed(error, unprocessed: stream.unprocessed))
-                case .failure(let error): promise.succeed(.failed(RPCError(code: .unavailable, message: "\(error)"), unprocessed: false))
+                case .failure(let error): promise.succeed(.failed(error, unprocessed: stream.unprocessed))
                 }
             }
         }
