@@ -168,7 +168,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     // MARK: NGHTTP2SessionDelegate
 
     func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool) {
-        streams[streamID]?.receiveHeaders(headers.strings, endStream: endStream)
+        streams[streamID]?.receiveHeaders(headers, endStream: endStream)
     }
 
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {

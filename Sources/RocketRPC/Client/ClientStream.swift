@@ -47,22 +47,26 @@ final class ClientStream: InboundWindow {
     }
 
     /// Handles a HEADERS block from the server: response headers, trailers, or a trailers-only response.
-    func receiveHeaders(_ headers: [(name: String, value: String)], endStream: Bool) {
+    /// Fields stay bytes; metadata decodes them only if the caller reads it.
+    func receiveHeaders(_ headers: HeaderBlock, endStream: Bool) {
         guard !completed else { return }
         if !headersReceived {
             headersReceived = true
             var httpStatus = 0
-            var contentType = ""
+            var contentTypeIndex: Int?
+            var isGRPC = false
             var hasGRPCStatus = false
-            var encoding: String?
-            var metadata = Metadata()
-            for (name, value) in headers {
-                switch name {
-                case ":status": httpStatus = Int(value) ?? 0
-                case "content-type": contentType = value
-                case "grpc-status": hasGRPCStatus = true
-                case "grpc-encoding": encoding = value
-                default: metadata.addWireHeader(name: name, value: value)
+            var encodingIndex: Int?
+            headers.forEachField { index, name, value in
+                if name.equals(":status") {
+                    httpStatus = value.asciiInteger ?? 0
+                } else if name.equals("content-type") {
+                    contentTypeIndex = index
+                    isGRPC = value.hasPrefix("application/grpc")
+                } else if name.equals("grpc-status") {
+                    hasGRPCStatus = true
+                } else if name.equals("grpc-encoding") {
+                    encodingIndex = index
                 }
             }
             if httpStatus != 200 && !(hasGRPCStatus && endStream) {
@@ -70,7 +74,8 @@ final class ClientStream: InboundWindow {
                 fail(RPCError(code: code, message: "unexpected HTTP status \(httpStatus)"), reset: !endStream)
                 return
             }
-            if !contentType.hasPrefix("application/grpc") && !(hasGRPCStatus && endStream) {
+            if !isGRPC && !(hasGRPCStatus && endStream) {
+                let contentType = contentTypeIndex.map { headers.value(at: $0) } ?? ""
                 fail(RPCError(code: .unknown, message: "unexpected content-type \"\(contentType)\""), reset: !endStream)
                 return
             }
@@ -79,13 +84,17 @@ final class ClientStream: InboundWindow {
                 complete(with: Self.status(from: headers))
                 return
             }
-            if let encoding, encoding != "identity" {
-                guard let algorithm = CompressionAlgorithm(rawValue: encoding) else {
-                    fail(RPCError(code: .internalError, message: "server used unsupported grpc-encoding \"\(encoding)\""), reset: true)
-                    return
+            if let encodingIndex {
+                let encoding = headers.value(at: encodingIndex)
+                if encoding != "identity" {
+                    guard let algorithm = CompressionAlgorithm(rawValue: encoding) else {
+                        fail(RPCError(code: .internalError, message: "server used unsupported grpc-encoding \"\(encoding)\""), reset: true)
+                        return
+                    }
+                    inbound.setCompression(algorithm)
                 }
-                inbound.setCompression(algorithm)
             }
+            let metadata = Metadata(wireFields: headers)
             initialMetadata = metadata
             initialMetadataDelivered = true
             resolveInitialMetadata(.success(metadata))
@@ -246,20 +255,22 @@ final class ClientStream: InboundWindow {
         }
     }
 
-    private static func status(from headers: [(name: String, value: String)]) -> RPCError {
+    private static func status(from headers: HeaderBlock) -> RPCError {
         var code: StatusCode?
-        var message = ""
-        var trailers = Metadata()
-        for (name, value) in headers {
-            switch name {
-            case "grpc-status": code = Int(value).flatMap(StatusCode.init(rawValue:)) ?? .unknown
-            case "grpc-message": message = PercentEncoding.decode(value)
-            default: trailers.addWireHeader(name: name, value: value)
+        var messageIndex: Int?
+        headers.forEachField { index, name, value in
+            if name.equals("grpc-status") {
+                code = value.asciiInteger.flatMap { StatusCode(rawValue: $0) } ?? .unknown
+            } else if name.equals("grpc-message") {
+                messageIndex = index
             }
         }
+        // Reserved names (grpc-status, grpc-message, ...) never appear in the trailing metadata.
+        let trailers = Metadata(wireFields: headers)
         guard let code else {
             return RPCError(code: .internalError, message: "the response ended without a grpc-status", metadata: trailers)
         }
+        let message = messageIndex.map { PercentEncoding.decode(headers.value(at: $0)) } ?? ""
         return RPCError(code: code, message: message, metadata: trailers)
     }
 }

@@ -56,17 +56,23 @@ struct HeaderBlock: Sendable {
             }
         }
     }
-
-    /// Every field as text, in order (response headers and trailers on the client).
-    var strings: [(name: String, value: String)] {
-        fields.indices.map { (name(at: $0), value(at: $0)) }
-    }
 }
 
 extension UnsafeRawBufferPointer {
     /// Whether these bytes are exactly `literal`'s UTF-8.
     func equals(_ literal: StaticString) -> Bool {
         count == literal.utf8CodeUnitCount && elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: count))
+    }
+
+    /// The bytes as a non-negative decimal integer (`:status`, `grpc-status`); nil if they are not one.
+    var asciiInteger: Int? {
+        guard !isEmpty, count <= 9 else { return nil }
+        var value = 0
+        for byte in self {
+            guard byte >= 0x30 && byte <= 0x39 else { return nil }
+            value = value * 10 + Int(byte - 0x30)
+        }
+        return value
     }
 
     /// Whether these bytes start with `literal`'s UTF-8.
