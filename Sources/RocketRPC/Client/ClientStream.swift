@@ -26,7 +26,6 @@ final class ClientStream: InboundWindow {
     @exclusivity(unchecked) private var unaryDone: ((Result<UnaryResponse<ByteBuffer>, RPCError>) -> Void)?
     @exclusivity(unchecked) private(set) var initialMetadata = Metadata()
     @exclusivity(unchecked) private var headersReceived = false
-    @exclusivity(unchecked) private var initialMetadataDelivered = false
     @exclusivity(unchecked) private(set) var completed = false
     /// The server provably never processed this stream (REFUSED_STREAM, or above a GOAWAY's last
     /// stream ID), so the call may be retried transparently.
@@ -96,7 +95,6 @@ final class ClientStream: InboundWindow {
             }
             let metadata = Metadata(wireFields: headers)
             initialMetadata = metadata
-            initialMetadataDelivered = true
             resolveInitialMetadata(.success(metadata))
             return
         }
@@ -107,7 +105,7 @@ final class ClientStream: InboundWindow {
         if let error = inbound.receive(data) {
             fail(error, reset: true)
         } else if unaryDone != nil, inbound.messageCount > 1 {
-            fail(RPCError(code: .internalError, message: "expected one response message, received more"), reset: true)
+            failSecondUnaryMessage()
         }
     }
 
@@ -136,10 +134,7 @@ final class ClientStream: InboundWindow {
         guard !completed else { return }
         completed = true
         deadline.cancel()
-        if !initialMetadataDelivered {
-            initialMetadataDelivered = true
-            resolveInitialMetadata(.success([:]))
-        }
+        if initialMetadataResult == nil { resolveInitialMetadata(.success([:])) }
         if let error = inbound.receiveEnd() {
             inbound.fail(error)
             resolveStatus(status.code == .ok ? error : status)
@@ -164,10 +159,7 @@ final class ClientStream: InboundWindow {
             connection.session.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
             connection.scheduleFlush()
         }
-        if !initialMetadataDelivered {
-            initialMetadataDelivered = true
-            resolveInitialMetadata(.failure(error))
-        }
+        if initialMetadataResult == nil { resolveInitialMetadata(.failure(error)) }
         inbound.fail(error)
         outbound.failWriter(error)
         outbound.isFinished = true
@@ -227,32 +219,17 @@ final class ClientStream: InboundWindow {
             return
         }
         unaryDone = done
+        if inbound.messageCount > 1 { failSecondUnaryMessage() }
+    }
+
+    /// A unary response stream carried a second message: fail the call at once rather than buffer more.
+    private func failSecondUnaryMessage() {
+        fail(RPCError(code: .internalError, message: "expected one response message, received more"), reset: true)
     }
 
     /// Completes `promise` with the single response of a unary/client-streaming call.
     func unaryOutcome(_ promise: EventLoopPromise<UnaryResponse<ByteBuffer>>) {
-        let all = promise.futureResult.eventLoop.makePromise(of: [ByteBuffer].self)
-        inbound.collectAll(all)
-        let status = statusFuture
-        all.futureResult.assumeIsolated().whenComplete { result in
-            status.assumeIsolated().whenSuccess { status in
-                guard status.code == .ok else {
-                    promise.fail(status)
-                    return
-                }
-                switch result {
-                case .failure(let error):
-                    promise.fail(error)
-                case .success(let messages):
-                    guard messages.count == 1, let message = messages.first else {
-                        promise.fail(RPCError(code: .internalError,
-                                              message: "expected one response message, received \(messages.isEmpty ? "none" : "more")"))
-                        return
-                    }
-                    promise.succeed(UnaryResponse(message: message, initialMetadata: self.initialMetadata, trailingMetadata: status.metadata))
-                }
-            }
-        }
+        onUnaryOutcome { promise.completeWith($0.mapError { $0 as any Error }) }
     }
 
     private static func status(from headers: HeaderBlock) -> RPCError {
