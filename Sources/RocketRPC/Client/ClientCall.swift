@@ -32,12 +32,7 @@ final class ClientCall: MessageSource, MessageSink, Sendable {
     }
 
     func writeMessage(_ bytes: [UInt8]) async throws(RPCError) {
-        let framed: ByteBuffer
-        do {
-            framed = try MessageFramer.frame(bytes, compression: compression)
-        } catch {
-            throw RPCError(code: .internalError, message: "cannot compress request: \(error)")
-        }
+        let framed = try MessageFramer.frameRequest(bytes, compression: compression)
         let promise = eventLoop.makePromise(of: Void.self)
         let stream = self.stream
         eventLoop.execute {

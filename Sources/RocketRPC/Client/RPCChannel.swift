@@ -53,12 +53,7 @@ public final class RPCChannel: Sendable {
         let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
         if Task.isCancelled { throw RPCError(code: .cancelled, message: "the call was cancelled before it started") }
         let compression = options.compression == .identity ? nil : options.compression
-        let framed: ByteBuffer
-        do {
-            framed = try MessageFramer.frame(request.serializedBytes(), compression: compression)
-        } catch {
-            throw RPCError(code: .internalError, message: "cannot compress request: \(error)")
-        }
+        let framed = try MessageFramer.frameRequest(request.serializedBytes(), compression: compression)
         // One transparent retry for a call the server provably never processed (gRPC's transparent
         // retry): refused streams and streams above a GOAWAY's last stream ID. A connection that
         // just received GOAWAY takes no new streams: it is taken out of use and the call tries once more.
@@ -200,14 +195,7 @@ public final class RPCChannel: Sendable {
     ) async throws(RPCError) -> ClientCall {
         if Task.isCancelled { throw RPCError(code: .cancelled, message: "the call was cancelled before it started") }
         let compression = options.compression == .identity ? nil : options.compression
-        var framed: ByteBuffer?
-        if let firstMessage {
-            do {
-                framed = try MessageFramer.frame(firstMessage, compression: compression)
-            } catch {
-                throw RPCError(code: .internalError, message: "cannot compress request: \(error)")
-            }
-        }
+        let framed = try firstMessage.map { (message) throws(RPCError) in try MessageFramer.frameRequest(message, compression: compression) }
         // A connection that just received GOAWAY refuses new streams; take it out of use and try once more.
         for _ in 0..<2 {
             let connection = try await connector.connection(waitForReady: options.waitForReady, deadline: deadline)

@@ -5,6 +5,15 @@ import NIOCore
 ///
 /// Stateless; safe from any thread. Compression allocates a new buffer per message.
 enum MessageFramer {
+    /// Frames a request message on the client; a compression failure becomes the call's INTERNAL error.
+    static func frameRequest(_ payload: [UInt8], compression: CompressionAlgorithm?) throws(RPCError) -> ByteBuffer {
+        do {
+            return try frame(payload, compression: compression)
+        } catch {
+            throw RPCError(code: .internalError, message: "cannot compress request: \(error)")
+        }
+    }
+
     /// Frames `payload`, gzip-compressing it when `compression` is `.gzip`.
     static func frame(_ payload: [UInt8], compression: CompressionAlgorithm?, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
         if compression == .gzip {
