@@ -88,23 +88,6 @@ extension StoredMessage {
     }
 }
 
-extension Google_Protobuf_Timestamp {
-    init(milliseconds: Int64) {
-        self.init(seconds: milliseconds / 1000, nanos: Int32(milliseconds % 1000) * 1_000_000)
-    }
-
-    var milliseconds: Int64 { seconds * 1000 + Int64(nanos / 1_000_000) }
-}
-
-extension Google_Protobuf_Duration {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self.init(seconds: seconds, nanos: Int32(attoseconds / 1_000_000_000))
-    }
-
-    var duration: Duration { .seconds(seconds) + .nanoseconds(Int64(nanos)) }
-}
-
 /// CRC-32 (IEEE 802.3, zlib's), which the protocol's body digest uses; hex in upper case as
 /// the official clients compare it.
 enum CRC32 {

@@ -1,23 +1,5 @@
 import Foundation
 
-extension Google_Protobuf_Timestamp {
-    init(date: Date) {
-        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        self.init(seconds: milliseconds / 1000, nanos: Int32(milliseconds % 1000) * 1_000_000)
-    }
-
-    var date: Date { Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9) }
-}
-
-extension Google_Protobuf_Duration {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self.init(seconds: seconds, nanos: Int32(attoseconds / 1_000_000_000))
-    }
-
-    var duration: Duration { .seconds(seconds) + .nanoseconds(Int64(nanos)) }
-}
-
 extension Apache_Rocketmq_V2_MessageQueue {
     /// The first address of the queue's broker, where calls about the queue go.
     var endpoint: Endpoint? {

@@ -119,7 +119,6 @@ struct ClusterTarget: ParsableArguments {
 
 extension Google_Protobuf_Timestamp {
     var text: String {
-        let date = Date(timeIntervalSince1970: TimeInterval(seconds) + TimeInterval(nanos) / 1e9)
-        return ISO8601DateFormatter().string(from: date)
+        ISO8601DateFormatter().string(from: date)
     }
 }

@@ -1,0 +1,31 @@
+import Foundation
+
+// Conversions between the protocol's well-known types and Swift's, shared by the broker, the
+// client and mqadmin.
+
+extension Google_Protobuf_Timestamp {
+    /// The instant `milliseconds` after the Unix epoch.
+    public init(milliseconds: Int64) {
+        self.init(seconds: milliseconds / 1000, nanos: Int32(milliseconds % 1000) * 1_000_000)
+    }
+
+    /// `date`, to the nearest millisecond.
+    public init(date: Date) {
+        self.init(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+    }
+
+    /// Milliseconds since the Unix epoch (sub-millisecond nanos dropped).
+    public var milliseconds: Int64 { seconds * 1000 + Int64(nanos / 1_000_000) }
+
+    public var date: Date { Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9) }
+}
+
+extension Google_Protobuf_Duration {
+    /// `duration`, to the nanosecond.
+    public init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self.init(seconds: seconds, nanos: Int32(attoseconds / 1_000_000_000))
+    }
+
+    public var duration: Duration { .seconds(seconds) + .nanoseconds(Int64(nanos)) }
+}
