@@ -58,14 +58,10 @@ N=$N C=$C M=$M python3 - "$root/BENCHMARKS.md" <<'PY'
 import json, os, re, subprocess, sys, datetime
 md = sys.argv[1]
 w = os.environ["WORK"]
-def rps(name):
-    text = open(f"{w}/{name}").read()
-    ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", text)
-    m = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", text)
-    if not m or not ok:
-        sys.exit(f"cannot read h2load output {name}:\n{text}")
-    return float(m.group(1)), int(ok.group(1))
-def js(name): return json.loads(open(f"{w}/{name}").read().strip().splitlines()[-1])
+sys.path.insert(0, os.path.join(os.path.dirname(md), "Scripts", "lib"))
+from benchmarks_md import h2load_result, last_json_line, replace_section
+def rps(name): return h2load_result(f"{w}/{name}")
+def js(name): return last_json_line(f"{w}/{name}")
 ours, ours_ok = rps("h2-ours.txt"); ng, _ = rps("h2-nghttpd.txt"); gp, _ = rps("h2-grpcio.txt")
 ou, os_ = js("ours-unary.json"), js("ours-stream.json")
 pu, ps = js("py-unary.json"), js("py-stream.json")
@@ -92,7 +88,5 @@ L = ["## RPC", "",
      "",
      f"Our server's CPU time: {float(os.environ['CPU_OURS_H2']):.1f} s for the h2load run, {float(os.environ['CPU_OURS_CLIENT']):.1f} s for both client benchmarks; peak RSS of our server {os.environ['RSS_OURS']} MiB, of the grpcio server {os.environ['RSS_PY']} MiB.",
      ""]
-sys.path.insert(0, os.path.join(os.path.dirname(md), "Scripts", "lib"))
-from benchmarks_md import replace_section
 replace_section(md, "RPC", "\n".join(L))
 PY

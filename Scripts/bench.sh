@@ -88,13 +88,10 @@ idle_rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$idle_pid/status")
 WORK=$work IDLE_RSS=$idle_rss COUNT=$COUNT CONC=$CONC python3 - "$root/BENCHMARKS.md" <<'PY'
 import json, os, re, subprocess, sys, datetime
 md, w = sys.argv[1], os.environ["WORK"]
-def js(name): return json.loads(open(f"{w}/{name}").read().strip().splitlines()[-1])
-def h2(name):
-    text = open(f"{w}/{name}").read()
-    m = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", text)
-    ok = re.search(r"(\d+) succeeded", text)
-    if not m: sys.exit(f"cannot read {name}:\n{text}")
-    return float(m.group(1)), int(ok.group(1)) if ok else 0
+sys.path.insert(0, os.path.join(os.path.dirname(md), "Scripts", "lib"))
+from benchmarks_md import h2load_result, last_json_line, replace_section
+def h2(name): return h2load_result(f"{w}/{name}")
+def js(name): return last_json_line(f"{w}/{name}")
 def redis(name):
     m = re.search(r"([\d.]+) requests per second", open(f"{w}/{name}").read())
     if not m: sys.exit(f"cannot read {name}:\n" + open(f"{w}/{name}").read())
@@ -125,7 +122,5 @@ L = ["## Cluster", "",
      "",
      f"Broker CPU time / peak RSS during produce: async {pa.get('broker_cpu_seconds', 0):.1f} s / {pa.get('broker_peak_rss_mib', 0):.0f} MiB, sync {ps.get('broker_cpu_seconds', 0):.1f} s / {ps.get('broker_peak_rss_mib', 0):.0f} MiB.",
      ""]
-sys.path.insert(0, os.path.join(os.path.dirname(md), "Scripts", "lib"))
-from benchmarks_md import replace_section
 replace_section(md, "Cluster", "\n".join(L))
 PY
