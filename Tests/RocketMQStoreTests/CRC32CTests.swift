@@ -32,3 +32,28 @@ import Testing
         }
     }
 }
+
+/// CRC-32 (IEEE) shares the slicing loop; checked against zlib's values and a bit-wise reference.
+@Suite struct CRC32Tests {
+    @Test func matchesZlib() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum(Array("The quick brown fox jumps over the lazy dog".utf8)) == 0x414F_A339)
+        #expect(CRC32.checksum([UInt8]()) == 0)
+    }
+
+    @Test func equalsBitwiseReferenceAtEveryLengthAndAlignment() {
+        var rng = SystemRandomNumberGenerator()
+        let data = (0..<300).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for start in 0..<9 {
+            for length in [0, 1, 7, 8, 15, 16, 17, 33, 200] where start + length <= data.count {
+                let slice = data[start..<(start + length)]
+                var bitwise: UInt32 = ~0
+                for b in slice {
+                    bitwise ^= UInt32(b)
+                    for _ in 0..<8 { bitwise = (bitwise & 1) != 0 ? (bitwise >> 1) ^ 0xEDB8_8320 : bitwise >> 1 }
+                }
+                #expect(CRC32.checksum(slice) == ~bitwise)
+            }
+        }
+    }
+}

@@ -28,21 +28,82 @@ struct ReceiptHandle: Equatable, Sendable, CustomStringConvertible {
         fromRetryTopic ? SystemTopic.retry(group: group) : clientTopic
     }
 
-    /// Parses a handle this broker issued.
+    /// Parses a handle this broker issued, byte-wise (every acked message is parsed once).
     /// - Throws: `BrokerError.invalidReceiptHandle` for anything else.
     init(parsing text: String, brokerName: String) throws(BrokerError) {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        let queueField = parts.count >= 4 ? parts[parts.count - 3] : ""
-        let retry = queueField.hasPrefix("R")
-        guard parts.count >= 4,
-              let queueId = Int32(retry ? queueField.dropFirst() : queueField), queueId >= 0,
-              let offset = Int64(parts[parts.count - 2]), offset >= 0,
-              let deliveryId = UInt64(parts[parts.count - 1], radix: 16)
-        else { throw .invalidReceiptHandle("receipt handle \(text.debugDescription) is malformed") }
-        let owner = parts.dropLast(3).joined(separator: ":")
-        guard owner == brokerName else {
+        var text = text
+        text.makeContiguousUTF8()
+        let parsed = text.utf8.withContiguousStorageIfAvailable { Self.fields(of: $0, brokerName: brokerName) } ?? .malformed
+        switch parsed {
+        case .success(let fields):
+            self.init(brokerName: brokerName, queueId: fields.queueId, offset: fields.offset, deliveryId: fields.deliveryId, fromRetryTopic: fields.retry)
+        case .malformed:
+            throw .invalidReceiptHandle("receipt handle \(text.debugDescription) is malformed")
+        case .foreign(let owner):
             throw .invalidReceiptHandle("receipt handle \(text.debugDescription) was issued by broker \(owner), not \(brokerName)")
         }
-        self.init(brokerName: owner, queueId: queueId, offset: offset, deliveryId: deliveryId, fromRetryTopic: retry)
+    }
+
+    private enum Parsed {
+        case success((queueId: Int32, offset: Int64, deliveryId: UInt64, retry: Bool))
+        case malformed
+        case foreign(String)
+    }
+
+    /// `<broker name>:[R]<queue id>:<offset>:<delivery id, hex>`; the broker name may hold colons.
+    private static func fields(of bytes: UnsafeBufferPointer<UInt8>, brokerName: String) -> Parsed {
+        // The last three colons, last first.
+        var ends = (0, 0, 0)
+        var found = 0
+        var index = bytes.count
+        while index > 0, found < 3 {
+            index -= 1
+            guard bytes[index] == UInt8(ascii: ":") else { continue }
+            switch found {
+            case 0: ends.0 = index
+            case 1: ends.1 = index
+            default: ends.2 = index
+            }
+            found += 1
+        }
+        guard found == 3 else { return .malformed }
+        var queueField = bytes[(ends.2 + 1)..<ends.1]
+        let retry = queueField.first == UInt8(ascii: "R")
+        if retry { queueField = queueField.dropFirst() }
+        guard let queue = decimal(queueField), queue <= Int64(Int32.max),
+              let offset = decimal(bytes[(ends.1 + 1)..<ends.0]),
+              let deliveryId = hexadecimal(bytes[(ends.0 + 1)...])
+        else { return .malformed }
+        let owner = bytes[..<ends.2]
+        guard owner.elementsEqual(brokerName.utf8) else { return .foreign(String(decoding: owner, as: UTF8.self)) }
+        return .success((Int32(queue), offset, deliveryId, retry))
+    }
+
+    /// A non-negative decimal of 1...18 digits (no sign, no spaces).
+    private static func decimal(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> Int64? {
+        guard !digits.isEmpty, digits.count <= 18 else { return nil }
+        var value: Int64 = 0
+        for byte in digits {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
+    /// A hexadecimal of 1...16 digits, either case.
+    private static func hexadecimal(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> UInt64? {
+        guard !digits.isEmpty, digits.count <= 16 else { return nil }
+        var value: UInt64 = 0
+        for byte in digits {
+            let nibble: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            value = value << 4 | UInt64(nibble)
+        }
+        return value
     }
 }

@@ -88,21 +88,9 @@ extension StoredMessage {
     }
 }
 
-/// CRC-32 (IEEE 802.3, zlib's), which the protocol's body digest uses; hex in upper case as
-/// the official clients compare it.
-enum CRC32 {
-    private static let table: [UInt32] = (0..<256).map { index in
-        var c = UInt32(index)
-        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
-    static func checksum(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-        return crc ^ 0xFFFF_FFFF
-    }
-
+extension CRC32 {
+    /// The body digest as the protocol carries it: the CRC-32 in upper-case hex, eight digits,
+    /// as the official clients compare it.
     static func hex(_ bytes: [UInt8]) -> String {
         let value = String(checksum(bytes), radix: 16, uppercase: true)
         return String(repeating: "0", count: 8 - value.count) + value

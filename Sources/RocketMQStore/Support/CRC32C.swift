@@ -5,13 +5,45 @@
 /// consumes sixteen bytes per step with sixteen independent lookups, about 1.5× faster than
 /// eight on this machine. Pure Swift, no allocation per call; the tables are built once.
 public enum CRC32C {
-    /// The sixteen lookup tables, `tables[k * 256 + b]`.
-    private static let tables: [UInt32] = {
+    @usableFromInline static let slicer = CRCSlicer(reflectedPolynomial: 0x82F6_3B78)
+
+    /// The CRC-32C of `bytes`, continuing from `crc` (pass the result of a previous call
+    /// to checksum data in pieces; start with 0).
+    @inlinable
+    public static func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
+        slicer.checksum(bytes, continuing: crc)
+    }
+
+    /// The CRC-32C of the raw bytes in `buffer`, continuing from `crc`.
+    public static func update(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
+        slicer.update(crc, buffer)
+    }
+}
+
+/// CRC-32 (IEEE 802.3, zlib's, reflected polynomial 0xEDB88320): what the RocketMQ protocol's
+/// message body digest uses. Same slicing-by-16 loop as ``CRC32C``.
+public enum CRC32 {
+    @usableFromInline static let slicer = CRCSlicer(reflectedPolynomial: 0xEDB8_8320)
+
+    /// The CRC-32 of `bytes`, continuing from `crc` (start with 0).
+    @inlinable
+    public static func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
+        slicer.checksum(bytes, continuing: crc)
+    }
+}
+
+/// Slicing-by-16 lookup tables for one reflected 32-bit CRC polynomial, and the loop over them.
+@usableFromInline
+struct CRCSlicer: Sendable {
+    /// Sixteen tables of 256 entries, `tables[k * 256 + b]`.
+    private let tables: [UInt32]
+
+    init(reflectedPolynomial polynomial: UInt32) {
         var t = [UInt32](repeating: 0, count: 16 * 256)
         for i in 0..<256 {
             var c = UInt32(i)
             for _ in 0..<8 {
-                c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1
+                c = (c & 1) != 0 ? (c >> 1) ^ polynomial : c >> 1
             }
             t[i] = c
         }
@@ -22,13 +54,12 @@ public enum CRC32C {
                 t[k * 256 + i] = c
             }
         }
-        return t
-    }()
+        tables = t
+    }
 
-    /// The CRC-32C of `bytes`, continuing from `crc` (pass the result of a previous call
-    /// to checksum data in pieces; start with 0).
+    /// The CRC of `bytes`, continuing from `crc`.
     @inlinable
-    public static func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
+    func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32) -> UInt32 {
         if let result = bytes.withContiguousStorageIfAvailable({ buffer in
             update(crc, UnsafeRawBufferPointer(buffer))
         }) {
@@ -38,8 +69,9 @@ public enum CRC32C {
         return copy.withUnsafeBytes { update(crc, $0) }
     }
 
-    /// The CRC-32C of the raw bytes in `buffer`, continuing from `crc`.
-    public static func update(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
+    /// The CRC of the raw bytes in `buffer`, continuing from `crc`.
+    @usableFromInline
+    func update(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         guard let base = buffer.baseAddress, buffer.count > 0 else { return crc }
         var count = buffer.count
