@@ -207,7 +207,7 @@ public final class Broker: Sendable {
     func append(_ message: MessageToAppend) async throws(BrokerError) -> AppendResult {
         do {
             let result = try await store.append(message)
-            arrivals.signal(message.topic)
+            arrivals.signal(message.topic, queueId: message.queueId)
             return result
         } catch {
             throw BrokerError(error)
@@ -257,7 +257,7 @@ public final class Broker: Sendable {
             bornTimestamp: message.bornTimestamp, bornHost: message.bornHost, reconsumeTimes: message.reconsumeTimes)
         do {
             let result = try await store.append(copy)
-            arrivals.signal(topic)
+            arrivals.signal(topic, queueId: copy.queueId)
             return result
         } catch {
             throw BrokerError(error)

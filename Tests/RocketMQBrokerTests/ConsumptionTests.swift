@@ -179,6 +179,38 @@ struct ConsumptionTests {
         #expect(again.allSatisfy { $0.attempt == 2 })
         await after.shutdown()
     }
+
+    @Test("a receive and an ack request journal their whole batch in one append each, and a restart replays both")
+    func batchesJournalOnce() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "broker-batch-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configuration = testConfiguration(directory)
+        let before = try Broker(configuration: configuration)
+        for i in 0..<8 { try await send(before, topic: "t", body: "m\(i)") }
+        let journalTopic = SystemTopic.consumerJournal
+        let start = before.store.maxOffset(topic: journalTopic, queueId: ConsumerJournal.queueId)
+        let delivered = try await before.consumption.receive(group: plain, topic: "t", queueIds: [0], batchSize: 8, invisibleDuration: .seconds(300), filter: .all)
+        #expect(delivered.count == 8)
+        #expect(before.store.maxOffset(topic: journalTopic, queueId: ConsumerJournal.queueId) == start + 1)
+
+        // One batch: six good handles, a stale one (wrong delivery id) and one of a queue never read.
+        var stale = delivered[6].handle
+        stale.deliveryId &+= 1
+        var unknown = delivered[7].handle
+        unknown.queueId = 3
+        let batch = delivered[0..<6].map { ("t", $0.handle) } + [("t", stale), ("t", unknown)]
+        let outcomes = try await before.consumption.ack(group: "g", entries: batch)
+        #expect(outcomes.prefix(6).allSatisfy { $0 == nil })
+        #expect(outcomes.suffix(2).allSatisfy { $0 != nil })
+        #expect(before.store.maxOffset(topic: journalTopic, queueId: ConsumerJournal.queueId) == start + 2)
+        before.store.shutdown()
+
+        let after = try Broker(configuration: configuration)
+        let again = try await after.consumption.receive(group: plain, topic: "t", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: .all)
+        #expect(again.map(\.text).sorted() == ["m6", "m7"])
+        #expect(again.allSatisfy { $0.attempt == 2 })
+        await after.shutdown()
+    }
 }
 
 @Suite("Consumption building blocks")
@@ -196,6 +228,31 @@ struct ConsumptionUnitTests {
         #expect(progress.isDone(12) && !progress.isDone(13))
     }
 
+    @Test("expired deliveries are found by deadline, renewals extend them, and the earliest deadline stays a true lower bound")
+    func expiryBookkeeping() {
+        let t = ContinuousClock.now
+        var progress = QueueProgress()
+        #expect(progress.expiredOffsets(now: t + .seconds(100)) { _ in nil } == [])
+        progress.setInFlight(7, .init(deadline: t + .seconds(10), deliveryId: 1, messageGroup: ""))
+        progress.setInFlight(3, .init(deadline: t + .seconds(5), deliveryId: 2, messageGroup: "", renewingClient: "c"))
+        #expect(progress.earliestDeadline == t + .seconds(5))
+        #expect(progress.expiredOffsets(now: t) { _ in nil } == [])
+        #expect(progress.expiredOffsets(now: t + .seconds(11)) { _ in nil } == [3, 7])
+        // A renewal answered for the auto-renewed one keeps it in flight with its new deadline.
+        #expect(progress.expiredOffsets(now: t + .seconds(11)) { $0.renewingClient == nil ? nil : t + .seconds(30) } == [7])
+        #expect(progress.inFlight[3]?.deadline == t + .seconds(30))
+        progress.removeInFlight(7)
+        #expect(progress.expiredOffsets(now: t + .seconds(12)) { _ in nil } == [])
+        #expect(progress.earliestDeadline == t + .seconds(30))
+        // An earlier deadline set later lowers the bound at once.
+        progress.setInFlight(9, .init(deadline: t + .seconds(1), deliveryId: 3, messageGroup: ""))
+        #expect(progress.expiredOffsets(now: t + .seconds(2)) { _ in nil } == [9])
+        progress.markDone(9)
+        progress.markDone(3)
+        #expect(progress.expiredOffsets(now: t + .seconds(100)) { _ in nil } == [])
+        #expect(progress.earliestDeadline == nil)
+    }
+
     @Test("journal events round-trip through their text form")
     func journalRoundTrip() {
         let key = ProgressKey(group: "g-1", topic: "orders", queueId: 7)
@@ -203,6 +260,17 @@ struct ConsumptionUnitTests {
             #expect(ConsumerJournal.decode(ConsumerJournal.encode(event)) == event)
         }
         #expect(ConsumerJournal.decode("X\u{1F}g") == nil)
+    }
+
+    @Test("a journal message holds several events; one-event messages of older brokers still decode")
+    func journalBatchRoundTrip() {
+        let key = ProgressKey(group: "g", topic: "t", queueId: 1)
+        let events = [ProgressEvent.delivered(key, offset: 5, attempt: 1), .acked(key, offset: 5), .committed(key, offset: 9, epoch: 2)]
+        let body = String(decoding: ConsumerJournal.encode(events), as: UTF8.self)
+        #expect(ConsumerJournal.decodeAll(body) == events)
+        #expect(ConsumerJournal.decodeAll(ConsumerJournal.encode(events[1])) == [events[1]])
+        // A malformed event costs itself only.
+        #expect(ConsumerJournal.decodeAll("X\u{1F}g\u{1E}" + ConsumerJournal.encode(events[1])) == [events[1]])
     }
 
     @Test("a commit journaled after acks it preceded does not undo them on replay")
@@ -229,9 +297,15 @@ struct ConsumptionUnitTests {
         let handle = ReceiptHandle(brokerName: "broker-a", queueId: 3, offset: 12, deliveryId: 0xABC)
         #expect(try ReceiptHandle(parsing: handle.description, brokerName: "broker-a") == handle)
         #expect(throws: BrokerError.self) { try ReceiptHandle(parsing: handle.description, brokerName: "broker-b") }
-        for bad in ["", "x", "broker-a:1:2", "broker-a:-1:2:3", "broker-a:1:2:zz"] {
+        for bad in ["", "x", "broker-a:1:2", "broker-a:-1:2:3", "broker-a:1:2:zz", "broker-a::2:3", "broker-a:1::3",
+                    "broker-a:1:2:", "broker-a:R:2:3", "broker-a:2147483648:2:3", "broker-a:1:2:12345678901234567", ":1:2:3",
+                    "broker-a:1:2:3:4", "broker-a: 1:2:3", "broker-a:+1:2:3"] {
             #expect(throws: BrokerError.self) { try ReceiptHandle(parsing: bad, brokerName: "broker-a") }
         }
+        // Broker names may contain colons; the retry flag and both hex cases survive.
+        let colons = ReceiptHandle(brokerName: "a:b", queueId: Int32.max, offset: 987_654_321_012, deliveryId: .max, fromRetryTopic: true)
+        #expect(try ReceiptHandle(parsing: colons.description, brokerName: "a:b") == colons)
+        #expect(try ReceiptHandle(parsing: "a:b:R0:0:FfEe", brokerName: "a:b") == ReceiptHandle(brokerName: "a:b", queueId: 0, offset: 0, deliveryId: 0xFFEE, fromRetryTopic: true))
     }
 
     @Test("tag expressions: star, alternatives, and empty alternatives refused")

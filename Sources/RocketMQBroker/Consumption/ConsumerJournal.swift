@@ -29,12 +29,18 @@ enum ProgressEvent: Equatable, Sendable {
 struct ConsumerJournal: Sendable {
     let store: MessageStore
     static let queueId: Int32 = 0
+    /// Between the fields of one event.
     private static let separator: Character = "\u{1F}"
+    /// Between the events of one journal message (a message of one event has none, as before).
+    private static let eventSeparator: Character = "\u{1E}"
 
-    /// Appends an event and returns once the store's flush policy holds for it.
-    func record(_ event: ProgressEvent) async throws(BrokerError) {
+    /// Appends `events` as one journal message (one store append, one flush wait) and returns
+    /// once the store's flush policy holds for all of them. A receive or an ack request journals
+    /// its whole batch at once, so consuming costs two appends per batch, not two per message.
+    func record(_ events: [ProgressEvent]) async throws(BrokerError) {
+        guard !events.isEmpty else { return }
         let message = MessageToAppend(
-            topic: SystemTopic.consumerJournal, queueId: Self.queueId, body: Array(Self.encode(event).utf8),
+            topic: SystemTopic.consumerJournal, queueId: Self.queueId, body: Self.encode(events),
             bornTimestamp: Int64(Date().timeIntervalSince1970 * 1000), bornHost: store.configuration.storeHost)
         do {
             _ = try await store.append(message)
@@ -57,11 +63,21 @@ struct ConsumerJournal: Sendable {
                 throw BrokerError(error)
             }
             for message in batch.messages {
-                if let event = Self.decode(String(decoding: message.body, as: UTF8.self)) { apply(event) }
+                for event in Self.decodeAll(String(decoding: message.body, as: UTF8.self)) { apply(event) }
             }
             if batch.messages.isEmpty || batch.nextOffset <= next { return max(next, batch.nextOffset) }
             next = batch.nextOffset
         }
+    }
+
+    /// The body of one journal message holding `events`, in order.
+    static func encode(_ events: [ProgressEvent]) -> [UInt8] {
+        Array(events.map(encode).joined(separator: String(eventSeparator)).utf8)
+    }
+
+    /// Every event of one journal message; a malformed event is skipped, not the whole message.
+    static func decodeAll(_ text: String) -> [ProgressEvent] {
+        text.split(separator: eventSeparator).compactMap { decode(String($0)) }
     }
 
     static func encode(_ event: ProgressEvent) -> String {

@@ -106,7 +106,11 @@ actor ConsumptionEngine {
         for queueId in queueIds where deliveries.count < batchSize {
             let key = ProgressKey(group: group.name, topic: topic, queueId: queueId)
             let minOffset = store.minOffset(topic: topic, queueId: queueId)
-            var state = progress[key] ?? QueueProgress(committed: minOffset)
+            // Taken out of the table while it changes, so that changing it copies nothing (no
+            // `await` until it is back); every change below leaves it consistent, errors included.
+            var state = progress.removeValue(forKey: key) ?? QueueProgress(committed: minOffset)
+            defer { progress[key] = state }
+            dirty = true
             // Retention may have removed what the group never consumed.
             if state.committed < minOffset { state.commit(minOffset) }
 
@@ -132,8 +136,8 @@ actor ConsumptionEngine {
                 }
                 if let deliveryTime = message.deliveryTime, deliveryTime > wallNow {
                     // A delay message waits in flight (not ackable) until it is due.
-                    state.inFlight[offset] = .init(
-                        deadline: now + .milliseconds(deliveryTime - wallNow), deliveryId: 0, messageGroup: message.messageGroup)
+                    state.setInFlight(offset, .init(
+                        deadline: now + .milliseconds(deliveryTime - wallNow), deliveryId: 0, messageGroup: message.messageGroup))
                     if group.fifo { blockedGroups.insert(message.messageGroup) }
                     continue
                 }
@@ -147,10 +151,10 @@ actor ConsumptionEngine {
                 let deliveryId = nextDeliveryId
                 nextDeliveryId &+= 1
                 state.attempts[offset] = attempt
-                state.inFlight[offset] = .init(
+                state.setInFlight(offset, .init(
                     deadline: now + invisibleDuration, deliveryId: deliveryId, messageGroup: message.messageGroup,
                     renewingClient: clientId, renewPeriod: invisibleDuration,
-                    renewUntil: clientId == nil ? nil : now + maxRenewal)
+                    renewUntil: clientId == nil ? nil : now + maxRenewal))
                 if group.fifo { blockedGroups.insert(message.messageGroup) }
                 events.append(.delivered(key, offset: offset, attempt: attempt))
                 deliveries.append(Delivery(
@@ -161,8 +165,6 @@ actor ConsumptionEngine {
                     attempt: attempt))
                 if deliveries.count >= batchSize { break }
             }
-            progress[key] = state
-            dirty = true
         }
         for (key, message) in deadLetters {
             try await deadLetter(message, key.group)
@@ -170,7 +172,7 @@ actor ConsumptionEngine {
                 "group": "\(key.group)", "topic": "\(key.topic)", "queue": "\(key.queueId)", "offset": "\(message.queueOffset)",
             ])
         }
-        for event in events { try await journal.record(event) }
+        try await journal.record(events)
         return deliveries
     }
 
@@ -180,8 +182,11 @@ actor ConsumptionEngine {
         in state: inout QueueProgress, key: ProgressKey, fifo: Bool, limit: Int, now: ContinuousClock.Instant
     ) throws(BrokerError) -> [StoredMessage] {
         var result: [StoredMessage] = []
-        renewAutoRenewed(&state, now: now)
-        let expired = state.inFlight.filter { $0.value.deadline <= now }.keys.sorted()
+        let expired = state.expiredOffsets(now: now) { flight in
+            // Auto-renewed deliveries whose client still heartbeats are extended, not redelivered.
+            guard let client = flight.renewingClient, let until = flight.renewUntil, now < until, isClientAlive(client) else { return nil }
+            return min(until, now + flight.renewPeriod)
+        }
         if fifo {
             // Offsets from `committed` on, skipping done and still-invisible ones; ordering
             // per message group is enforced by the caller.
@@ -190,8 +195,9 @@ actor ConsumptionEngine {
             while offset < end, result.count < limit * 4 + 16 {
                 if state.isDone(offset) { offset += 1; continue }
                 if let flight = state.inFlight[offset], flight.deadline > now { offset += 1; continue }
-                state.inFlight[offset] = nil
+                // Read first: a failed read must leave the entry to be redelivered later.
                 let batch = try read(key, from: offset, count: 1)
+                state.removeInFlight(offset)
                 guard let message = batch.first else { offset += 1; continue }
                 result.append(message)
                 offset = message.queueOffset + 1
@@ -199,8 +205,9 @@ actor ConsumptionEngine {
             return result
         }
         for offset in expired where result.count < limit {
-            state.inFlight[offset] = nil
-            if let message = try read(key, from: offset, count: 1).first, message.queueOffset == offset {
+            let message = try read(key, from: offset, count: 1).first
+            state.removeInFlight(offset)
+            if let message, message.queueOffset == offset {
                 result.append(message)
             }
         }
@@ -210,14 +217,6 @@ actor ConsumptionEngine {
             if let last = fresh.last { state.cursor = last.queueOffset + 1 }
         }
         return result
-    }
-
-    /// Extends due auto-renewed deliveries whose client still heartbeats, instead of redelivering.
-    private func renewAutoRenewed(_ state: inout QueueProgress, now: ContinuousClock.Instant) {
-        for (offset, flight) in state.inFlight where flight.deadline <= now {
-            guard let client = flight.renewingClient, let until = flight.renewUntil, now < until, isClientAlive(client) else { continue }
-            state.inFlight[offset]?.deadline = min(until, now + flight.renewPeriod)
-        }
     }
 
     /// Message groups with a message still invisible: FIFO holds their later messages back.
@@ -233,13 +232,12 @@ actor ConsumptionEngine {
         }
     }
 
-    /// How long until the earliest invisible message of `group` on `topic` becomes visible,
-    /// so a long poll can wake for redeliveries; nil when nothing is in flight.
-    func nextVisibility(group: String, topic: String) -> Duration? {
-        let now = ContinuousClock.now
-        let deadlines = progress.filter { $0.key.group == group && $0.key.topic == topic }
-            .flatMap { $0.value.inFlight.values.map(\.deadline) }
-        return deadlines.min().map { max(.zero, $0 - now) }
+    /// How long until the earliest invisible message of `group` on `queueIds` of `topic` becomes
+    /// visible, so a long poll can wake for redeliveries; nil when nothing is in flight there.
+    func nextVisibility(group: String, topic: String, queueIds: [Int32]) -> Duration? {
+        // Lower bounds: waking early for a deadline already met by an ack costs one receive.
+        let earliest = queueIds.compactMap { progress[ProgressKey(group: group, topic: topic, queueId: $0)]?.earliestDeadline }.min()
+        return earliest.map { max(.zero, $0 - .now) }
     }
 
     // MARK: Acknowledging
@@ -247,18 +245,38 @@ actor ConsumptionEngine {
     /// Marks the delivery named by `handle` done. Acking something already done succeeds again.
     /// - Throws: `.invalidReceiptHandle` when the handle is not the current delivery of an unacked message.
     func ack(group: String, topic: String, handle: ReceiptHandle) async throws(BrokerError) {
-        let key = ProgressKey(group: group, topic: topic, queueId: handle.queueId)
-        guard var state = progress[key] else {
-            throw .invalidReceiptHandle("nothing was delivered to group \(group) from \(topic)/\(handle.queueId)")
+        if let error = try await ack(group: group, entries: [(topic, handle)]).first ?? nil { throw error }
+    }
+
+    /// Acks a batch (one AckMessage request): each entry as `ack(group:topic:handle:)` would, all
+    /// journaled in one append. Returns each entry's error (nil: acked), in order.
+    /// - Throws: when the journal cannot record the batch (none of it is then answered as acked).
+    func ack(group: String, entries: [(topic: String, handle: ReceiptHandle)]) async throws(BrokerError) -> [BrokerError?] {
+        var events: [ProgressEvent] = []
+        var results: [BrokerError?] = []
+        results.reserveCapacity(entries.count)
+        for (topic, handle) in entries {
+            let key = ProgressKey(group: group, topic: topic, queueId: handle.queueId)
+            // Changed in place (`progress[key]!`): a copy of the state would copy its tables.
+            guard progress[key] != nil else {
+                results.append(.invalidReceiptHandle("nothing was delivered to group \(group) from \(topic)/\(handle.queueId)"))
+                continue
+            }
+            if progress[key]!.isDone(handle.offset) {
+                results.append(nil)
+                continue
+            }
+            guard let flight = progress[key]!.inFlight[handle.offset], flight.deliveryId == handle.deliveryId, flight.deliveryId != 0 else {
+                results.append(.invalidReceiptHandle("receipt handle \(handle) is not the current delivery of \(topic)/\(handle.queueId)@\(handle.offset): it expired and was redelivered, or its invisible duration was changed"))
+                continue
+            }
+            progress[key]!.markDone(handle.offset)
+            dirty = true
+            events.append(.acked(key, offset: handle.offset))
+            results.append(nil)
         }
-        if state.isDone(handle.offset) { return }
-        guard let flight = state.inFlight[handle.offset], flight.deliveryId == handle.deliveryId, flight.deliveryId != 0 else {
-            throw .invalidReceiptHandle("receipt handle \(handle) is not the current delivery of \(topic)/\(handle.queueId)@\(handle.offset): it expired and was redelivered, or its invisible duration was changed")
-        }
-        state.markDone(handle.offset)
-        progress[key] = state
-        dirty = true
-        try await journal.record(.acked(key, offset: handle.offset))
+        try await journal.record(events)
+        return results
     }
 
     /// Gives the delivery a new invisible duration from now and returns the handle that replaces it.
@@ -273,7 +291,7 @@ actor ConsumptionEngine {
         flight.renewingClient = nil
         flight.deliveryId = nextDeliveryId
         nextDeliveryId &+= 1
-        state.inFlight[handle.offset] = flight
+        state.setInFlight(handle.offset, flight)
         progress[key] = state
         var renewed = handle
         renewed.deliveryId = flight.deliveryId
@@ -293,7 +311,7 @@ actor ConsumptionEngine {
         progress[key] = state
         dirty = true
         try await deadLetter(message, group)
-        try await journal.record(.acked(key, offset: handle.offset))
+        try await journal.record([.acked(key, offset: handle.offset)])
     }
 
     // MARK: Offsets
@@ -311,7 +329,7 @@ actor ConsumptionEngine {
         state.commit(offset)
         progress[key] = state
         dirty = true
-        try await journal.record(.committed(key, offset: offset, epoch: state.commitEpoch))
+        try await journal.record([.committed(key, offset: offset, epoch: state.commitEpoch)])
     }
 
     /// Messages in flight per queue of a group, for admin views.

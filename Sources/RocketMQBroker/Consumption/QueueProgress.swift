@@ -14,8 +14,13 @@ struct QueueProgress: Codable, Sendable {
     /// another order than they were applied; a replayed commit not newer than this is stale.
     var commitEpoch: Int64 = 0
 
-    /// Handed out and not yet acked, by offset.
-    var inFlight: [Int64: InFlight] = [:]
+    /// Handed out and not yet acked, by offset. Changed through `setInFlight`,
+    /// `removeInFlight` and `renewExpired`, which keep `earliestDeadline` true.
+    private(set) var inFlight: [Int64: InFlight] = [:]
+    /// At or before every deadline in `inFlight` (nil: nothing in flight), so that a receive
+    /// looks for expired deliveries only when one may have expired — not by scanning every
+    /// in-flight message each time. May be early (an acked message's deadline); never late.
+    private(set) var earliestDeadline: ContinuousClock.Instant?
     /// The next offset never handed out (non-FIFO groups).
     var cursor: Int64 = 0
 
@@ -58,10 +63,39 @@ struct QueueProgress: Codable, Sendable {
 
     func isDone(_ offset: Int64) -> Bool { offset < committed || acked.contains(offset) }
 
+    mutating func setInFlight(_ offset: Int64, _ flight: InFlight) {
+        inFlight[offset] = flight
+        earliestDeadline = earliestDeadline.map { min($0, flight.deadline) } ?? flight.deadline
+    }
+
+    mutating func removeInFlight(_ offset: Int64) {
+        inFlight[offset] = nil
+    }
+
+    /// Offsets whose delivery expired by `now`, in order. Auto-renewed deliveries for which
+    /// `renew(flight)` answers a new deadline are extended instead. Scans only when
+    /// `earliestDeadline` says something may have expired, and then makes it exact.
+    mutating func expiredOffsets(now: ContinuousClock.Instant, renew: (InFlight) -> ContinuousClock.Instant?) -> [Int64] {
+        guard let earliest = earliestDeadline, earliest <= now else { return [] }
+        var expired: [Int64] = []
+        var next: ContinuousClock.Instant?
+        for (offset, flight) in inFlight {
+            var deadline = flight.deadline
+            if deadline <= now, let renewed = renew(flight) {
+                inFlight[offset]?.deadline = renewed
+                deadline = renewed
+            }
+            if deadline <= now { expired.append(offset) }
+            next = next.map { min($0, deadline) } ?? deadline
+        }
+        earliestDeadline = next
+        return expired.sorted()
+    }
+
     /// Marks `offset` done and moves `committed` over every contiguous done offset.
     mutating func markDone(_ offset: Int64) {
         guard offset >= committed else { return }
-        inFlight[offset] = nil
+        removeInFlight(offset)
         acked.insert(offset)
         while acked.remove(committed) != nil {
             attempts[committed] = nil

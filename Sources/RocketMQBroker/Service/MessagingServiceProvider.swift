@@ -202,6 +202,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         let pollEnd = ContinuousClock.now + pollFor
         let retryTopic = SystemTopic.retry(group: group.name)
         while true {
+            let epoch = broker.arrivals.epoch(of: topic.name)
             var deliveries: [Delivery] = []
             // Messages an operator resent or re-drove to this group come first, unfiltered: a tag
             // filter would mark them done without delivering them.
@@ -218,10 +219,10 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             let remaining = pollEnd - .now
             if !deliveries.isEmpty || remaining <= .zero || Task.isCancelled { return (deliveries, invisible) }
             var wait = remaining
-            if let visible = await broker.consumption.nextVisibility(group: group.name, topic: topic.name) {
+            if let visible = await broker.consumption.nextVisibility(group: group.name, topic: topic.name, queueIds: queueIds) {
                 wait = min(wait, visible + .milliseconds(5))
             }
-            _ = await broker.arrivals.wait(for: topic.name, timeout: wait)
+            _ = await broker.arrivals.wait(for: topic.name, as: .group(group.name), since: epoch, timeout: wait)
         }
     }
 
@@ -249,19 +250,28 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             let group = request.group?.name ?? ""
             let topic = request.topic?.name ?? ""
             guard !request.entries.isEmpty else { throw .badRequest("AckMessage needs at least one entry") }
-            var results: [Apache_Rocketmq_V2_AckMessageResultEntry] = []
-            for entry in request.entries {
+            // Entries whose handle parses are acked in one engine call (one journal append).
+            var errors = [BrokerError?](repeating: nil, count: request.entries.count)
+            var parsed: [(index: Int, topic: String, handle: ReceiptHandle)] = []
+            for (index, entry) in request.entries.enumerated() {
                 do throws(BrokerError) {
                     let handle = try ReceiptHandle(parsing: entry.receiptHandle, brokerName: broker.configuration.brokerName)
-                    try await broker.consumption.ack(group: group, topic: handle.topic(named: topic, group: group), handle: handle)
-                    results.append(.init(messageId: entry.messageId, receiptHandle: entry.receiptHandle, status: .ok))
+                    parsed.append((index, handle.topic(named: topic, group: group), handle))
                 } catch {
-                    results.append(.init(messageId: entry.messageId, receiptHandle: entry.receiptHandle, status: error.status))
+                    errors[index] = error
                 }
             }
+            if !parsed.isEmpty {
+                let outcomes = try await broker.consumption.ack(group: group, entries: parsed.map { ($0.topic, $0.handle) })
+                for (entry, outcome) in zip(parsed, outcomes) { errors[entry.index] = outcome }
+            }
+            let results = zip(request.entries, errors).map { entry, error in
+                Apache_Rocketmq_V2_AckMessageResultEntry(messageId: entry.messageId, receiptHandle: entry.receiptHandle, status: error?.status ?? .ok)
+            }
             let failures = results.filter { $0.status?.code != .ok }
-            // An ack can release the next message of a FIFO message group: wake the long polls.
-            if failures.count < results.count { broker.arrivals.signal(topic) }
+            // An ack can release the next message of a FIFO message group: wake that topic's long
+            // polls. Other groups' acks release nothing, and waking every poller per ack is costly.
+            if failures.count < results.count, broker.groups[group]?.fifo == true { broker.arrivals.signal(topic) }
             let status: Apache_Rocketmq_V2_Status
             if failures.isEmpty {
                 status = .ok
@@ -340,6 +350,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         if let deadline = context.deadline { pollFor = min(pollFor, max(.zero, deadline - .now - .milliseconds(200))) }
         let pollEnd = ContinuousClock.now + pollFor
         while true {
+            let epoch = broker.arrivals.epoch(of: topic.name)
             let result: QueueReadResult
             do {
                 result = try broker.store.messages(
@@ -350,7 +361,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             }
             let remaining = pollEnd - .now
             if !result.messages.isEmpty || remaining <= .zero || Task.isCancelled { return result }
-            _ = await broker.arrivals.wait(for: topic.name, timeout: remaining)
+            _ = await broker.arrivals.wait(for: topic.name, as: .queue(queueId), since: epoch, timeout: remaining)
         }
     }
 

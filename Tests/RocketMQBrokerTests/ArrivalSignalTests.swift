@@ -1,0 +1,91 @@
+@testable import RocketMQBroker
+import Synchronization
+import Testing
+
+/// Names of the waiters a signal woke.
+private final class Woken: Sendable {
+    private let names = Mutex<[String]>([])
+    func add(_ name: String) { names.withLock { $0.append(name) } }
+    var sorted: [String] { names.withLock { $0.sorted() } }
+}
+
+@Suite("Long-poll wake-ups")
+struct ArrivalSignalTests {
+    /// Starts a waiter and returns once it is registered.
+    private func startWaiter(
+        _ signal: ArrivalSignal, topic: String, _ interest: ArrivalSignal.Interest, woken: Woken, name: String
+    ) async throws -> Task<Bool, Never> {
+        let before = signal.waiterCount(topic)
+        let epoch = signal.epoch(of: topic)
+        let task = Task {
+            let result = await signal.wait(for: topic, as: interest, since: epoch, timeout: .seconds(30))
+            if result { woken.add(name) }
+            return result
+        }
+        try await until { signal.waiterCount(topic) == before + 1 }
+        return task
+    }
+
+    private func until(_ condition: () -> Bool) async throws {
+        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(2)) }
+        #expect(condition())
+    }
+
+    @Test("an arrival wakes the longest-waiting pop receiver of each group, not every receiver")
+    func wakesOnePerGroup() async throws {
+        let signal = ArrivalSignal()
+        let woken = Woken()
+        let a1 = try await startWaiter(signal, topic: "t", .group("A"), woken: woken, name: "a1")
+        let a2 = try await startWaiter(signal, topic: "t", .group("A"), woken: woken, name: "a2")
+        let b1 = try await startWaiter(signal, topic: "t", .group("B"), woken: woken, name: "b1")
+        signal.signal("t", queueId: 3)
+        let (a1Woken, b1Woken) = (await a1.value, await b1.value)
+        #expect(a1Woken && b1Woken)
+        try await until { signal.waiterCount("t") == 1 }
+        #expect(woken.sorted == ["a1", "b1"])
+        signal.signal("t", queueId: 0)
+        #expect(await a2.value)
+        #expect(signal.waiterCount("t") == 0)
+    }
+
+    @Test("a pull receiver wakes for its own queue only, every one of them")
+    func pullWaitersWakeByQueue() async throws {
+        let signal = ArrivalSignal()
+        let woken = Woken()
+        let q1 = try await startWaiter(signal, topic: "t", .queue(1), woken: woken, name: "q1")
+        let q1b = try await startWaiter(signal, topic: "t", .queue(1), woken: woken, name: "q1b")
+        let q2 = try await startWaiter(signal, topic: "t", .queue(2), woken: woken, name: "q2")
+        signal.signal("other")
+        signal.signal("t", queueId: 1)
+        let (q1Woken, q1bWoken) = (await q1.value, await q1b.value)
+        #expect(q1Woken && q1bWoken)
+        #expect(signal.waiterCount("t") == 1)
+        signal.signal("t")  // any queue
+        #expect(await q2.value)
+        #expect(woken.sorted == ["q1", "q1b", "q2"])
+    }
+
+    @Test("an arrival between a receiver's scan and its wait is not missed")
+    func noLostWakeUp() async {
+        let signal = ArrivalSignal()
+        let epoch = signal.epoch(of: "t")
+        signal.signal("t", queueId: 0)  // arrives after the scan, before the wait
+        let clock = ContinuousClock()
+        let started = clock.now
+        #expect(await signal.wait(for: "t", as: .group("g"), since: epoch, timeout: .seconds(30)))
+        #expect(clock.now - started < .seconds(5))
+        #expect(signal.waiterCount("t") == 0)
+    }
+
+    @Test("a wait ends false at its timeout or when its task is cancelled, and leaves no waiter behind")
+    func timeoutAndCancel() async throws {
+        let signal = ArrivalSignal()
+        #expect(await signal.wait(for: "t", as: .group("g"), since: signal.epoch(of: "t"), timeout: .milliseconds(20)) == false)
+        #expect(signal.waiterCount("t") == 0)
+        let woken = Woken()
+        let waiter = try await startWaiter(signal, topic: "t", .group("g"), woken: woken, name: "w")
+        waiter.cancel()
+        #expect(await waiter.value == false)
+        #expect(signal.waiterCount("t") == 0)
+    }
+}
