@@ -71,9 +71,22 @@ struct ClientRuntime: Sendable {
     }
 
     /// Runs `body` (and the child tasks it starts) on the client's loop when it has one thread.
-    func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    func run<T>(_ body: () async throws -> T) async throws -> T {
         guard let executor else { return try await body() }
         return try await withTaskExecutorPreference(executor, operation: body)
+    }
+
+    /// Sleeps until `deadline`. With one thread this is a timer of the client's own event loop:
+    /// no timer thread wakes up, and the task resumes where it runs anyway.
+    func sleep(until deadline: ContinuousClock.Instant) async throws {
+        let delay = deadline - .now
+        guard delay > .zero else { return }
+        guard let executor else { return try await Task.sleep(until: deadline, clock: .continuous) }
+        let (seconds, attoseconds) = delay.components
+        let timeout = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            executor.eventLoop.scheduleTask(in: timeout) { continuation.resume() }
+        }
     }
 }
 
@@ -110,6 +123,7 @@ final class Recorder: Sendable {
     }
 
     var done: Int { state.withLock { $0.done } }
+    var errors: [String: Int] { state.withLock { $0.errors } }
 
     func progressLine(_ label: String) -> String {
         state.withLock { s in
@@ -261,36 +275,68 @@ struct EndToEndBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "e2e", abstract: "Produce and consume at once; report produce→consume latency.")
 
     @OptionGroup var options: ClusterOptions
-    @Option(help: "Messages per second to offer (0: as fast as possible).") var rate = 0
+    @Option(help: "Messages per second to offer (0: as fast as possible), paced by the clock: a sender that falls behind catches up rather than lowering the rate.")
+    var rate = 0
+    @Option(help: "Concurrent senders (default: --concurrency, which is the number of receivers).") var senders: Int?
 
     func run() async throws {
         AllocatorTuning.applyServerDefaults()
         let options = self.options.spec
         let json = self.options.json
         let rate = self.rate
-        try await options.client.run { try await e2e(options, rate: rate, json: json) }
+        let senders = max(1, self.senders ?? options.concurrency)
+        // The producing and the consuming side each run on an event loop of their own, tasks
+        // included (with --client-threads 1, on one loop together): a call then costs no thread
+        // hop, and the client's wake-ups do not compete with the broker for the cores.
+        var sending = options
+        var receiving = options
+        if self.options.clientThreads > 1 {
+            sending.client = ClientRuntime(threads: 1)
+            receiving.client = ClientRuntime(threads: 1)
+        }
+        let consumer = receiving
+        async let consumed = consumer.client.run { try await Consumption.run(consumer, idle: .seconds(5), latencyFromBorn: true) }
+        let producer = sending
+        let sendRate = try await producer.client.run { try await e2eSend(producer, rate: rate, senders: senders) }
+        var summary = try await consumed
+        // What the consumers saw is the summary; the producer's side says which rate was really offered.
+        summary["send_rate"] = sendRate.rate
+        summary["send_errors"] = sendRate.errors
+        summary["senders"] = senders
+        try printSummary(summary, json: json)
     }
 
-    private func e2e(_ options: BenchSpec, rate: Int, json: Bool) async throws {
-        async let consumed = Consumption.run(options, idle: .seconds(5), latencyFromBorn: true)
+    /// Sends `count` messages at `rate` with `senders` concurrent senders; returns the rate achieved and errors.
+    private func e2eSend(_ options: BenchSpec, rate: Int, senders: Int) async throws -> (rate: Double, errors: [String: Int]) {
         let channel = try options.channel()
         let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
         let body = [UInt8](repeating: 0x61, count: options.size)
-        let interval: Duration? = rate > 0 ? .microseconds(Int64(1_000_000 * options.concurrency / rate)) : nil
+        // Message k (k = n × senders + sender) is due at start + k / rate: the offered rate holds
+        // however long each send takes, as long as the senders together keep up.
+        let spacing: Duration? = rate > 0 ? .nanoseconds(Int64(1_000_000_000 / Double(rate))) : nil
+        let sending = { var spec = options; spec.concurrency = senders; return spec }()
+        let failures = Recorder()
+        let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for sender in 0..<options.concurrency {
+            for sender in 0..<senders {
                 group.addTask {
-                    for n in 0..<options.share(of: sender) {
+                    for n in 0..<sending.share(of: sender) {
+                        if let spacing { try await options.client.sleep(until: start + spacing * (n * senders + sender)) }
                         let request = BenchMessage.request(topic: options.topic, body: body, sender: sender, sequence: n, fifoGroups: options.fifoGroups)
-                        _ = try? await client.sendMessage(request, options: options.callOptions)
-                        if let interval { try await Task.sleep(for: interval) }
+                        do {
+                            let response = try await client.sendMessage(request, options: options.callOptions)
+                            if response.status?.code != .ok { failures.fail("send " + (response.status?.code.protoName ?? "NO_STATUS")) }
+                        } catch {
+                            failures.fail("send \(error)")
+                        }
                     }
                 }
             }
             try await group.waitForAll()
         }
+        let sendSeconds = (ContinuousClock.now - start) / .seconds(1)
         await channel.close()
-        try printSummary(try await consumed, json: json)
+        return (Double(options.count) / sendSeconds, failures.errors)
     }
 }
 
@@ -304,6 +350,7 @@ enum Consumption {
         let progress = reportProgress(recorder, label: latencyFromBorn ? "e2e" : "consume")
         let callOptions = options.callOptions
         let lastArrival = LastArrival()
+        let receiveCalls = Counter()
         if options.fifoGroups > 0 { try await declareFIFOSubscription(options, client: client) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for receiver in 0..<options.concurrency {
@@ -320,6 +367,7 @@ enum Consumption {
                             for try await response in responses { if case .message(let m)? = response.content { messages.append(m) } }
                             return messages
                         }
+                        receiveCalls.add()
                         guard !messages.isEmpty else { continue }
                         lastArrival.touch()
                         let nowMicros = UInt64(Date().timeIntervalSince1970 * 1_000_000)
@@ -341,7 +389,9 @@ enum Consumption {
         }
         progress.cancel()
         await channel.close()
-        return recorder.summary(latencyFromBorn ? "e2e" : "consume", extra: checker.report(expected: options.count), brokerPid: options.brokerPid)
+        var extra = checker.report(expected: options.count)
+        extra["receive_calls"] = receiveCalls.value
+        return recorder.summary(latencyFromBorn ? "e2e" : "consume", extra: extra, brokerPid: options.brokerPid)
     }
 }
 
@@ -363,6 +413,13 @@ func declareFIFOSubscription(_ options: BenchSpec, client: Apache_Rocketmq_V2_Me
         return nil
     })
     guard answer == .ok else { throw ValidationError("the broker refused the FIFO subscription: \(String(describing: answer))") }
+}
+
+/// A count shared by concurrent tasks.
+final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    func add() { count.add(1, ordering: .relaxed) }
+    var value: Int { count.load(ordering: .relaxed) }
 }
 
 /// When the last message arrived, for the idle stop.
