@@ -260,6 +260,11 @@ struct ConsumptionUnitTests {
             #expect(ConsumerJournal.decode(ConsumerJournal.encode(event)) == event)
         }
         #expect(ConsumerJournal.decode("X\u{1F}g") == nil)
+        // The text form is what journals on disk hold: it must not change.
+        #expect(ConsumerJournal.encode(.delivered(key, offset: 42, attempt: 3)) == "D\u{1F}g-1\u{1F}orders\u{1F}7\u{1F}42\u{1F}3")
+        #expect(ConsumerJournal.encode(.committed(key, offset: 0, epoch: Int64.max)) == "C\u{1F}g-1\u{1F}orders\u{1F}7\u{1F}0\u{1F}\(Int64.max)")
+        let edge = ProgressKey(group: "g", topic: "t", queueId: -1)
+        #expect(ConsumerJournal.decode(ConsumerJournal.encode(.acked(edge, offset: Int64.max))) == .acked(edge, offset: Int64.max))
     }
 
     @Test("a journal message holds several events; one-event messages of older brokers still decode")

@@ -70,9 +70,54 @@ struct ConsumerJournal: Sendable {
         }
     }
 
-    /// The body of one journal message holding `events`, in order.
+    /// The body of one journal message holding `events`, in order: each event's text form,
+    /// separated by 0x1E, written straight into one buffer (a receive journals its whole batch).
     static func encode(_ events: [ProgressEvent]) -> [UInt8] {
-        Array(events.map(encode).joined(separator: String(eventSeparator)).utf8)
+        var body: [UInt8] = []
+        body.reserveCapacity(events.count * 48)
+        for (index, event) in events.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: "\u{1E}")) }
+            append(event, to: &body)
+        }
+        return body
+    }
+
+    private static func append(_ event: ProgressEvent, to body: inout [UInt8]) {
+        func field(_ text: String) {
+            body.append(UInt8(ascii: "\u{1F}"))
+            body.append(contentsOf: text.utf8)
+        }
+        func field(_ number: some BinaryInteger) {
+            body.append(UInt8(ascii: "\u{1F}"))
+            guard number != 0 else { return body.append(UInt8(ascii: "0")) }
+            var digits: [UInt8] = []
+            var rest = number.magnitude
+            while rest > 0 {
+                digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
+                rest /= 10
+            }
+            if number < 0 { body.append(UInt8(ascii: "-")) }
+            body.append(contentsOf: digits.reversed())
+        }
+        let key: ProgressKey
+        switch event {
+        case .delivered(let k, _, _): body.append(UInt8(ascii: "D")); key = k
+        case .acked(let k, _): body.append(UInt8(ascii: "A")); key = k
+        case .committed(let k, _, _): body.append(UInt8(ascii: "C")); key = k
+        }
+        field(key.group)
+        field(key.topic)
+        field(key.queueId)
+        switch event {
+        case .delivered(_, let offset, let attempt):
+            field(offset)
+            field(attempt)
+        case .acked(_, let offset):
+            field(offset)
+        case .committed(_, let offset, let epoch):
+            field(offset)
+            field(epoch)
+        }
     }
 
     /// Every event of one journal message; a malformed event is skipped, not the whole message.
@@ -80,16 +125,11 @@ struct ConsumerJournal: Sendable {
         text.split(separator: eventSeparator).compactMap { decode(String($0)) }
     }
 
+    /// One event's text form: its kind letter and fields separated by 0x1F.
     static func encode(_ event: ProgressEvent) -> String {
-        let s = String(separator)
-        switch event {
-        case .delivered(let key, let offset, let attempt):
-            return ["D", key.group, key.topic, String(key.queueId), String(offset), String(attempt)].joined(separator: s)
-        case .acked(let key, let offset):
-            return ["A", key.group, key.topic, String(key.queueId), String(offset)].joined(separator: s)
-        case .committed(let key, let offset, let epoch):
-            return ["C", key.group, key.topic, String(key.queueId), String(offset), String(epoch)].joined(separator: s)
-        }
+        var body: [UInt8] = []
+        append(event, to: &body)
+        return String(decoding: body, as: UTF8.self)
     }
 
     static func decode(_ text: String) -> ProgressEvent? {
