@@ -355,6 +355,10 @@ enum Consumption {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for receiver in 0..<options.concurrency {
                 group.addTask {
+                    // A batch's ack travels while the next receive waits (at most one ack in
+                    // flight per receiver), as push consumers do; awaiting it first would add its
+                    // round trip to every message's latency.
+                    var pendingAck: Task<Void, Never>?
                     while recorder.done < options.count, ContinuousClock.now - lastArrival.value < idle {
                         let request = Apache_Rocketmq_V2_ReceiveMessageRequest(
                             group: .init(name: options.group),
@@ -380,9 +384,19 @@ enum Consumption {
                             }
                         }
                         let entries = messages.map { Apache_Rocketmq_V2_AckMessageEntry(messageId: $0.systemProperties?.messageId ?? "", receiptHandle: $0.systemProperties?.receiptHandle ?? "") }
-                        let ack = try await client.ackMessage(.init(group: .init(name: options.group), topic: .init(name: options.topic), entries: entries), options: callOptions)
-                        if ack.status?.code != .ok { recorder.fail("ack " + (ack.status?.code.protoName ?? "NO_STATUS")) }
+                        let ackRequest = Apache_Rocketmq_V2_AckMessageRequest(group: .init(name: options.group), topic: .init(name: options.topic), entries: entries)
+                        let ack = Task(executorPreference: options.client.executor) {
+                            do {
+                                let answer = try await client.ackMessage(ackRequest, options: callOptions)
+                                if answer.status?.code != .ok { recorder.fail("ack " + (answer.status?.code.protoName ?? "NO_STATUS")) }
+                            } catch {
+                                recorder.fail("ack \(error)")
+                            }
+                        }
+                        await pendingAck?.value
+                        pendingAck = ack
                     }
+                    await pendingAck?.value
                 }
             }
             try await group.waitForAll()
