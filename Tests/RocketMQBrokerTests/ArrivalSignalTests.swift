@@ -80,8 +80,23 @@ struct ArrivalSignalTests {
     @Test("a wait ends false at its timeout or when its task is cancelled, and leaves no waiter behind")
     func timeoutAndCancel() async throws {
         let signal = ArrivalSignal()
-        #expect(await signal.wait(for: "t", as: .group("g"), since: signal.epoch(of: "t"), timeout: .milliseconds(20)) == false)
-        #expect(signal.waiterCount("t") == 0)
+        // Timeouts end waits no earlier than asked, also after the sweeper went idle and restarted.
+        let clock = ContinuousClock()
+        for timeout in [Duration.milliseconds(20), .milliseconds(35)] {
+            let started = clock.now
+            #expect(await signal.wait(for: "t", as: .group("g"), since: signal.epoch(of: "t"), timeout: timeout) == false)
+            #expect(clock.now - started >= timeout)
+            #expect(signal.waiterCount("t") == 0)
+            try await Task.sleep(for: ArrivalSignal.sweepInterval * 3)
+        }
+        // Waits with different timeouts on different topics each end at their own.
+        async let short = signal.wait(for: "a", as: .queue(0), since: signal.epoch(of: "a"), timeout: .milliseconds(30))
+        async let long = signal.wait(for: "b", as: .group("g"), since: signal.epoch(of: "b"), timeout: .seconds(30))
+        #expect(await short == false)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(signal.waiterCount("b") == 1)
+        signal.signal("b")
+        #expect(await long == true)
         let woken = Woken()
         let waiter = try await startWaiter(signal, topic: "t", .group("g"), woken: woken, name: "w")
         waiter.cancel()

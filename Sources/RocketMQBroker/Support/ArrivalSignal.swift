@@ -11,9 +11,17 @@ import Synchronization
 /// No arrival is missed between a receiver's scan and its wait: the receiver takes `epoch(of:)`
 /// before it scans and passes it to `wait`, which returns at once if anything arrived since.
 ///
-/// Thread-safe; each waiter is resumed exactly once (by a signal or its timeout), because
-/// whoever removes it from the table under the lock is the one that resumes it.
+/// Timeouts are kept by one sweeper task that runs while anyone waits and ends waits whose
+/// deadline passed every `sweepInterval` (as RocketMQ's long-polling service does), instead
+/// of a sleeping task and a timer per wait: at thousands of waits a second, those cost more
+/// than the receives themselves, and each stayed asleep for its whole timeout.
+///
+/// Thread-safe; each waiter is resumed exactly once (by a signal, the sweeper or
+/// cancellation), because whoever removes it from the table under the lock resumes it.
 final class ArrivalSignal: Sendable {
+    /// How late a wait may end after its timeout.
+    static let sweepInterval: Duration = .milliseconds(10)
+
     /// What a waiter reads: any queue on behalf of a group (pop), or one queue (pull).
     enum Interest: Equatable, Sendable {
         case group(String)
@@ -23,6 +31,7 @@ final class ArrivalSignal: Sendable {
     private struct Waiter {
         var id: UInt64
         var interest: Interest
+        var deadline: ContinuousClock.Instant
         var continuation: CheckedContinuation<Bool, Never>
     }
 
@@ -32,6 +41,8 @@ final class ArrivalSignal: Sendable {
         /// Per topic, how many signals so far.
         var epochs: [String: UInt64] = [:]
         var nextId: UInt64 = 0
+        /// Whether the sweeper task runs (it stops when nobody waits).
+        var sweeping = false
     }
 
     private let state = Mutex(State())
@@ -78,19 +89,22 @@ final class ArrivalSignal: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
                 // Cancelled before registering: `onCancel` already ran and found nothing to expire.
                 let cancelled = Task.isCancelled
+                let deadline = ContinuousClock.now + timeout
+                var startSweeper = false
                 let registered = !cancelled && state.withLock { state -> Bool in
                     guard (state.epochs[topic] ?? 0) == epoch else { return false }
-                    state.waiters[topic, default: []].append(Waiter(id: id, interest: interest, continuation: continuation))
+                    state.waiters[topic, default: []].append(Waiter(id: id, interest: interest, deadline: deadline, continuation: continuation))
+                    if !state.sweeping {
+                        state.sweeping = true
+                        startSweeper = true
+                    }
                     return true
                 }
                 guard registered else {
                     continuation.resume(returning: !cancelled)
                     return
                 }
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    self.expire(topic, id)
-                }
+                if startSweeper { Task { await self.sweep() } }
             }
         } onCancel: {
             self.expire(topic, id)
@@ -100,6 +114,30 @@ final class ArrivalSignal: Sendable {
     /// How many receivers wait on `topic` (tests, admin views).
     func waiterCount(_ topic: String) -> Int {
         state.withLock { $0.waiters[topic]?.count ?? 0 }
+    }
+
+    /// Ends every wait whose deadline passed, each `sweepInterval`, until nobody waits.
+    private func sweep() async {
+        while true {
+            try? await Task.sleep(for: Self.sweepInterval)
+            let now = ContinuousClock.now
+            let (expired, idle) = state.withLock { state -> ([CheckedContinuation<Bool, Never>], Bool) in
+                var expired: [CheckedContinuation<Bool, Never>] = []
+                for (topic, waiters) in state.waiters where waiters.contains(where: { $0.deadline <= now }) {
+                    var kept = waiters
+                    kept.removeAll { waiter in
+                        guard waiter.deadline <= now else { return false }
+                        expired.append(waiter.continuation)
+                        return true
+                    }
+                    state.waiters[topic] = kept.isEmpty ? nil : kept
+                }
+                if state.waiters.isEmpty { state.sweeping = false }
+                return (expired, !state.sweeping)
+            }
+            for continuation in expired { continuation.resume(returning: false) }
+            if idle { return }
+        }
     }
 
     private func expire(_ topic: String, _ id: UInt64) {
