@@ -295,17 +295,19 @@ def test_clients_pointed_at_either_nameserver_reach_the_broker(two_nameservers_a
     producer_side, consumer_side = Clients(ns1), Clients(ns2)
     try:
         # The topic does not exist yet: the NameServers route it like the broker's auto-create
-        # template (TBW102) once the broker's registration reached them.
+        # template (TBW102) once the broker's registration reached them. The Python producer
+        # starts even when that route is not there yet (it only logs), so the send is what waits.
         deadline = time.monotonic() + 20
+        producer = None
         while True:
             try:
-                producer = producer_side.producer(topic)
+                producer = producer or producer_side.producer(topic)
+                producer.send(message(topic, b"through the nameserver"))
                 break
             except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        producer.send(message(topic, b"through the nameserver"))
         consumer = consumer_side.simple(unique("group"), topic)
         [m] = receive_until(consumer, 1, timeout=20)
         assert m.body == b"through the nameserver"
