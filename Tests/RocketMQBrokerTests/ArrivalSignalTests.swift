@@ -16,8 +16,9 @@ struct ArrivalSignalTests {
         _ signal: ArrivalSignal, topic: String, _ interest: ArrivalSignal.Interest, woken: Woken, name: String
     ) async throws -> Task<Bool, Never> {
         let before = signal.waiterCount(topic)
-        let epoch = signal.epoch(of: topic)
+        let epoch = signal.beginPoll(topic)
         let task = Task {
+            defer { signal.endPoll() }
             let result = await signal.wait(for: topic, as: interest, since: epoch, timeout: .seconds(30))
             if result { woken.add(name) }
             return result
@@ -68,7 +69,10 @@ struct ArrivalSignalTests {
     @Test("an arrival between a receiver's scan and its wait is not missed")
     func noLostWakeUp() async {
         let signal = ArrivalSignal()
-        let epoch = signal.epoch(of: "t")
+        // Nobody polls: a signal is a no-op (no epoch to bump, nobody to miss it).
+        signal.signal("t", queueId: 0)
+        let epoch = signal.beginPoll("t")
+        defer { signal.endPoll() }
         signal.signal("t", queueId: 0)  // arrives after the scan, before the wait
         let clock = ContinuousClock()
         let started = clock.now
@@ -84,14 +88,18 @@ struct ArrivalSignalTests {
         let clock = ContinuousClock()
         for timeout in [Duration.milliseconds(20), .milliseconds(35)] {
             let started = clock.now
-            #expect(await signal.wait(for: "t", as: .group("g"), since: signal.epoch(of: "t"), timeout: timeout) == false)
+            let epoch = signal.beginPoll("t")
+            #expect(await signal.wait(for: "t", as: .group("g"), since: epoch, timeout: timeout) == false)
+            signal.endPoll()
             #expect(clock.now - started >= timeout)
             #expect(signal.waiterCount("t") == 0)
             try await Task.sleep(for: ArrivalSignal.sweepInterval * 3)
         }
         // Waits with different timeouts on different topics each end at their own.
-        async let short = signal.wait(for: "a", as: .queue(0), since: signal.epoch(of: "a"), timeout: .milliseconds(30))
-        async let long = signal.wait(for: "b", as: .group("g"), since: signal.epoch(of: "b"), timeout: .seconds(30))
+        let (epochA, epochB) = (signal.beginPoll("a"), signal.beginPoll("b"))
+        defer { signal.endPoll(); signal.endPoll() }
+        async let short = signal.wait(for: "a", as: .queue(0), since: epochA, timeout: .milliseconds(30))
+        async let long = signal.wait(for: "b", as: .group("g"), since: epochB, timeout: .seconds(30))
         #expect(await short == false)
         try await Task.sleep(for: .milliseconds(50))
         #expect(signal.waiterCount("b") == 1)

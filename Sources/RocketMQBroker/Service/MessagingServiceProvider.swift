@@ -202,7 +202,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         let pollEnd = ContinuousClock.now + pollFor
         let retryTopic = SystemTopic.retry(group: group.name)
         while true {
-            let epoch = broker.arrivals.epoch(of: topic.name)
+            let epoch = broker.arrivals.beginPoll(topic.name)
+            defer { broker.arrivals.endPoll() }
             var deliveries: [Delivery] = []
             // Messages an operator resent or re-drove to this group come first, unfiltered: a tag
             // filter would mark them done without delivering them.
@@ -350,7 +351,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         if let deadline = context.deadline { pollFor = min(pollFor, max(.zero, deadline - .now - .milliseconds(200))) }
         let pollEnd = ContinuousClock.now + pollFor
         while true {
-            let epoch = broker.arrivals.epoch(of: topic.name)
+            let epoch = broker.arrivals.beginPoll(topic.name)
+            defer { broker.arrivals.endPoll() }
             let result: QueueReadResult
             do {
                 result = try broker.store.messages(

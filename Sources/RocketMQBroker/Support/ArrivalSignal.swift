@@ -8,8 +8,10 @@ import Synchronization
 /// receiver made each arrival cost every idle receiver a scan of every queue.) A pull receiver
 /// reads one queue, so it is woken by any arrival on that queue.
 ///
-/// No arrival is missed between a receiver's scan and its wait: the receiver takes `epoch(of:)`
-/// before it scans and passes it to `wait`, which returns at once if anything arrived since.
+/// No arrival is missed between a receiver's scan and its wait: the receiver calls `beginPoll`
+/// before it scans and passes the epoch it returns to `wait`, which returns at once if anything
+/// arrived since; `endPoll` ends its interest. While nobody polls, `signal` (every send) costs one
+/// atomic operation: no lock, no hash of the topic.
 ///
 /// Timeouts are kept by one sweeper task that runs while anyone waits and ends waits whose
 /// deadline passed every `sweepInterval` (as RocketMQ's long-polling service does), instead
@@ -46,15 +48,29 @@ final class ArrivalSignal: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Receivers between `beginPoll` and `endPoll`.
+    private let pollers = Atomic<Int>(0)
 
-    /// The topic's arrival count; pass it to `wait` to learn of arrivals after this point.
-    func epoch(of topic: String) -> UInt64 {
-        state.withLock { $0.epochs[topic] ?? 0 }
+    /// Starts a receiver's poll of `topic`; call it before scanning for messages. Returns the
+    /// topic's arrival epoch, for `wait`. Every `beginPoll` needs an `endPoll`.
+    func beginPoll(_ topic: String) -> UInt64 {
+        // Counted before the scan: a signal that finds no pollers is ordered before this
+        // increment, so the message it announced is already visible to the scan.
+        pollers.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        return state.withLock { $0.epochs[topic] ?? 0 }
+    }
+
+    /// Ends a poll begun with `beginPoll` (after its wait, or when it found messages).
+    func endPoll() {
+        pollers.wrappingSubtract(1, ordering: .sequentiallyConsistent)
     }
 
     /// A message arrived on `topic` (on `queueId`, or on any queue when nil): wakes the
     /// longest-waiting pop receiver of each group and every pull receiver of that queue.
     func signal(_ topic: String, queueId: Int32? = nil) {
+        // A read-modify-write, not a load: it orders the append that precedes it before any
+        // later `beginPoll`, so a poller that this misses still sees the message in its scan.
+        guard pollers.wrappingAdd(0, ordering: .sequentiallyConsistent).oldValue > 0 else { return }
         let woken = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
             state.epochs[topic, default: 0] &+= 1
             guard var waiters = state.waiters[topic] else { return [] }
