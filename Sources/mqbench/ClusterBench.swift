@@ -124,6 +124,7 @@ final class Recorder: Sendable {
 
     var done: Int { state.withLock { $0.done } }
     var errors: [String: Int] { state.withLock { $0.errors } }
+    func latency(percentile: Double) -> UInt64 { state.withLock { $0.histogram.valueAtPercentile(percentile) } }
 
     func progressLine(_ label: String) -> String {
         state.withLock { s in
@@ -299,15 +300,19 @@ struct EndToEndBench: AsyncParsableCommand {
         let producer = sending
         let sendRate = try await producer.client.run { try await e2eSend(producer, rate: rate, senders: senders) }
         var summary = try await consumed
-        // What the consumers saw is the summary; the producer's side says which rate was really offered.
+        // What the consumers saw is the summary; the producer's side says which rate was really
+        // offered and how much of the latency the send itself took.
         summary["send_rate"] = sendRate.rate
-        summary["send_errors"] = sendRate.errors
         summary["senders"] = senders
+        summary["send_errors"] = sendRate.errors
+        summary["send_p50_us"] = sendRate.p50
+        summary["send_p99_us"] = sendRate.p99
         try printSummary(summary, json: json)
     }
 
-    /// Sends `count` messages at `rate` with `senders` concurrent senders; returns the rate achieved and errors.
-    private func e2eSend(_ options: BenchSpec, rate: Int, senders: Int) async throws -> (rate: Double, errors: [String: Int]) {
+    /// Sends `count` messages at `rate` with `senders` concurrent senders; returns the rate
+    /// achieved and the sends' summary (latency, errors).
+    private func e2eSend(_ options: BenchSpec, rate: Int, senders: Int) async throws -> (rate: Double, errors: [String: Int], p50: UInt64, p99: UInt64) {
         let channel = try options.channel()
         let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
         let body = [UInt8](repeating: 0x61, count: options.size)
@@ -315,7 +320,7 @@ struct EndToEndBench: AsyncParsableCommand {
         // however long each send takes, as long as the senders together keep up.
         let spacing: Duration? = rate > 0 ? .nanoseconds(Int64(1_000_000_000 / Double(rate))) : nil
         let sending = { var spec = options; spec.concurrency = senders; return spec }()
-        let failures = Recorder()
+        let sends = Recorder()
         let start = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for sender in 0..<senders {
@@ -323,11 +328,16 @@ struct EndToEndBench: AsyncParsableCommand {
                     for n in 0..<sending.share(of: sender) {
                         if let spacing { try await options.client.sleep(until: start + spacing * (n * senders + sender)) }
                         let request = BenchMessage.request(topic: options.topic, body: body, sender: sender, sequence: n, fifoGroups: options.fifoGroups)
+                        let begin = ContinuousClock.now
                         do {
                             let response = try await client.sendMessage(request, options: options.callOptions)
-                            if response.status?.code != .ok { failures.fail("send " + (response.status?.code.protoName ?? "NO_STATUS")) }
+                            if response.status?.code == .ok {
+                                sends.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
+                            } else {
+                                sends.fail(response.status?.code.protoName ?? "NO_STATUS")
+                            }
                         } catch {
-                            failures.fail("send \(error)")
+                            sends.fail("\(error)")
                         }
                     }
                 }
@@ -336,7 +346,7 @@ struct EndToEndBench: AsyncParsableCommand {
         }
         let sendSeconds = (ContinuousClock.now - start) / .seconds(1)
         await channel.close()
-        return (Double(options.count) / sendSeconds, failures.errors)
+        return (Double(options.count) / sendSeconds, sends.errors, sends.latency(percentile: 50), sends.latency(percentile: 99))
     }
 }
 
