@@ -8,7 +8,10 @@ import NIOCore
 final class ServerCall: MessageSource, MessageSink, Sendable {
     let context: ServerContext
     let eventLoop: any EventLoop
-    let stream: NIOLoopBound<ServerStream>
+    /// The stream, valid for this call while its ``ServerStream/generation`` is still `generation`
+    /// (the connection reuses streams once their calls are over); see ``currentStream``.
+    private let stream: NIOLoopBound<ServerStream>
+    private let generation: UInt64
     /// The method this call runs, and its request when the runtime collected it first.
     private let method: ServerMethod
     private let request: ByteBuffer?
@@ -18,6 +21,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         self.context = context
         self.eventLoop = eventLoop
         self.stream = NIOLoopBound(stream, eventLoop: eventLoop)
+        self.generation = stream.generation
         self.method = method
         self.request = request
         self.logger = logger
@@ -48,28 +52,36 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         }
     }
 
-    /// Runs `body` on the stream's event loop: inline when already there (handlers run on the event
-    /// loop by default), otherwise as an enqueued job.
-    private func onLoop(_ body: @escaping @Sendable (ServerStream) -> Void) {
+    /// This call's stream, or `nil` once the stream serves another call. On the event loop only.
+    private var currentStream: ServerStream? {
+        let stream = self.stream.value
+        return stream.generation == generation ? stream : nil
+    }
+
+    /// Runs `body` on the stream's event loop with this call's stream (`nil` once the stream serves
+    /// another call): inline when already there (handlers run on the event loop by default),
+    /// otherwise as an enqueued job.
+    private func onLoop(_ body: @escaping @Sendable (ServerStream?) -> Void) {
         if eventLoop.inEventLoop {
-            body(stream.value)
+            body(currentStream)
         } else {
-            let stream = self.stream
-            eventLoop.execute { body(stream.value) }
+            eventLoop.execute { body(self.currentStream) }
         }
     }
 
     private func cancelHook() -> @Sendable () -> Void {
-        let stream = self.stream
-        let eventLoop = self.eventLoop
-        return {
-            eventLoop.execute { stream.value.cancelledByTask() }
-        }
+        { self.onLoop { $0?.cancelledByTask() } }
     }
+
+    /// The error for a use of the stream after the call ended and the stream was reused.
+    private static let callIsOver = RPCError(code: .cancelled, message: "the call is already over")
 
     func nextMessage() async throws(RPCError) -> ByteBuffer? {
         let promise = eventLoop.makePromise(of: ByteBuffer?.self)
-        onLoop { $0.inbound.next(promise) }
+        onLoop { stream in
+            guard let stream else { return promise.fail(Self.callIsOver) }
+            stream.inbound.next(promise)
+        }
         return try await promise.futureResult.rpcValue(onCancel: cancelHook())
     }
 
@@ -78,7 +90,10 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     nonisolated(nonsending) func singleMessage(_ collected: ByteBuffer?) async throws(RPCError) -> ByteBuffer {
         if let collected { return collected }
         let promise = eventLoop.makePromise(of: [ByteBuffer].self)
-        onLoop { $0.inbound.collectAll(promise) }
+        onLoop { stream in
+            guard let stream else { return promise.fail(Self.callIsOver) }
+            stream.inbound.collectAll(promise)
+        }
         let messages = try await promise.futureResult.rpcValue(onCancel: cancelHook())
         return try Self.exactlyOne(count: messages.count, first: messages.first)
     }
@@ -104,7 +119,10 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         }
         let promise = eventLoop.makePromise(of: Void.self)
         let metadata = context.responseMetadata
-        onLoop { $0.write(framed, compression: compression, metadata: metadata, promise: promise) }
+        onLoop { stream in
+            guard let stream else { return promise.fail(Self.callIsOver) }
+            stream.write(framed, compression: compression, metadata: metadata, promise: promise)
+        }
         try await promise.futureResult.rpcValue(onCancel: cancelHook())
     }
 
@@ -132,11 +150,10 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         let finalStatus = status ?? RPCError(code: .ok, message: "")
         if eventLoop.inEventLoop {
             // Handlers run on the event loop by default: finish inline, no job, no closure.
-            stream.value.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
+            currentStream?.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
         } else {
-            let stream = self.stream
             eventLoop.execute { [framed, trailers] in
-                stream.value.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
+                self.currentStream?.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
             }
         }
     }

@@ -21,6 +21,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private let configuration: ServerConfiguration
     @exclusivity(unchecked) private var logger: Logger
     @exclusivity(unchecked) private var streams: [Int32: ServerStream] = [:]
+    /// Closed streams kept for the next calls (see ``ServerStream/recycle()``), at most
+    /// `maxSpareStreams`: a busy connection opens and closes streams all the time, and reusing one
+    /// saves allocating and freeing a stream and its two queues per call.
+    @exclusivity(unchecked) private var spareStreams: [ServerStream] = []
+    private static let maxSpareStreams = 16
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     @exclusivity(unchecked) private var flushScheduled = false
     /// Between `channelRead` and `channelReadComplete`, which flushes: output requested meanwhile
@@ -238,7 +243,20 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         if !stream.finished || errorCode != HTTP2ErrorCode.noError { stream.peerClosed(errorCode: errorCode) }
+        if spareStreams.count < Self.maxSpareStreams {
+            stream.recycle()
+            spareStreams.append(stream)
+        }
         if streams.isEmpty { scheduleFlush() }
+    }
+
+    /// A stream for a new call: a recycled one if there is one, otherwise a new one.
+    private func makeStream(streamID: Int32, compression: CompressionAlgorithm?) -> ServerStream {
+        if let stream = spareStreams.popLast() {
+            stream.reuse(streamID: streamID, maxReceiveMessageSize: configuration.maxReceiveMessageSize, compression: compression)
+            return stream
+        }
+        return ServerStream(streamID: streamID, connection: self, maxReceiveMessageSize: configuration.maxReceiveMessageSize, compression: compression)
     }
 
     func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {}
@@ -375,7 +393,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard !closing, let context else { return }
 
         pingStrikes = 0
-        let stream = ServerStream(streamID: streamID, connection: self, maxReceiveMessageSize: configuration.maxReceiveMessageSize, compression: compression)
+        let stream = makeStream(streamID: streamID, compression: compression)
         streams[streamID] = stream
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let descriptor = handler.descriptor

@@ -40,6 +40,20 @@ final class InboundMessageBuffer {
     /// Complete messages waiting for their consumer.
     var messageCount: Int { messages.count }
 
+    /// Empties the buffer for a new stream (a server connection reuses its streams' buffers): no
+    /// message, byte count, end or failure of the previous stream survives. Call it only on a
+    /// buffer whose stream is closed and failed (``fail(_:)``, which completed any waiter); bytes it
+    /// held belonged to that closed stream, whose window no longer matters.
+    func reset(maxMessageSize: Int, compression: CompressionAlgorithm?) {
+        assert(nextWaiter == nil && allWaiter == nil, "reset with a reader waiting")
+        deframer = MessageDeframer(maxMessageSize: maxMessageSize, compression: compression)
+        messages.removeAll()
+        bufferedBytes = 0
+        unconsumedBytes = 0
+        ended = false
+        failure = nil
+    }
+
     private func consume(_ bytes: Int) {
         window?.returnToWindow(bytes)
     }
