@@ -95,8 +95,9 @@ final class OutboundDataQueue {
         }
     }
 
-    /// Fails a suspended writer (stream reset, deadline, connection gone).
-    func failWriter(_ error: Error) {
+    /// Fails a suspended writer (stream reset, deadline, connection gone). Generic, so that the
+    /// error is boxed only when there is a writer to fail.
+    func failWriter(_ error: some Error) {
         writerWaiter?.fail(error)
         writerWaiter = nil
     }
