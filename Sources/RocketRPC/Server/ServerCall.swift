@@ -12,9 +12,13 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     /// (the connection reuses streams once their calls are over); see ``currentStream``.
     private let stream: NIOLoopBound<ServerStream>
     private let generation: UInt64
-    /// The method this call runs, and its request when the runtime collected it first.
+    /// The method this call runs.
     private let method: ServerMethod
-    private let request: ByteBuffer?
+    /// The request of a single-request call, when the runtime collected it before starting the
+    /// handler. It may be a slice of the connection's read buffer, so ``singleMessage()`` takes it
+    /// (before the handler's first suspension) instead of the call keeping it while the handler
+    /// runs. Written in `init`; afterwards read and cleared only by the handler's task, once.
+    nonisolated(unsafe) private var collectedRequest: ByteBuffer?
     private let logger: Logger
 
     init(context: ServerContext, stream: ServerStream, eventLoop: any EventLoop, method: ServerMethod, request: ByteBuffer?, logger: Logger) {
@@ -23,7 +27,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         self.stream = NIOLoopBound(stream, eventLoop: eventLoop)
         self.generation = stream.generation
         self.method = method
-        self.request = request
+        self.collectedRequest = request
         self.logger = logger
     }
 
@@ -31,7 +35,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     /// handler task needs is in `self`, so the task's closure captures nothing else.
     nonisolated(nonsending) func run() async {
         do {
-            finish(status: nil, finalMessage: try await method.run(self, request))
+            finish(status: nil, finalMessage: try await method.run(self))
         } catch {
             fail(with: error)
         }
@@ -87,8 +91,11 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
 
     /// The one request of a unary or server-streaming call: the message the runtime collected before
     /// starting the handler, or (if none was collected) read now; `INTERNAL` unless exactly one arrives.
-    nonisolated(nonsending) func singleMessage(_ collected: ByteBuffer?) async throws(RPCError) -> ByteBuffer {
-        if let collected { return collected }
+    nonisolated(nonsending) func singleMessage() async throws(RPCError) -> ByteBuffer {
+        if let collected = collectedRequest {
+            collectedRequest = nil
+            return collected
+        }
         let promise = eventLoop.makePromise(of: [ByteBuffer].self)
         onLoop { stream in
             guard let stream else { return promise.fail(Self.callIsOver) }

@@ -26,6 +26,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// saves allocating and freeing a stream and its two queues per call.
     @exclusivity(unchecked) private var spareStreams: [ServerStream] = []
     private static let maxSpareStreams = 16
+    /// Streams that were given request bytes as slices of the buffer being read (see
+    /// `session(_:didReceiveData:streamID:)`); what they still hold when the read ends is copied.
+    @exclusivity(unchecked) private var lendingStreams: [ServerStream] = []
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     @exclusivity(unchecked) private var flushScheduled = false
     /// Between `channelRead` and `channelReadComplete`, which flushes: output requested meanwhile
@@ -51,6 +54,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         self.logger = logger
         self.session = NGHTTP2Session(role: .server, settings: configuration.http2Settings, allocator: allocator)
         self.session.delegate = self
+        self.session.slicesReceivedData = true
     }
 
     /// Number of calls in progress on this connection.
@@ -82,6 +86,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         readSinceLastPing = true
         let first = !receivedBytes
         receivedBytes = true
+        defer { ownLentRequests(buffer) }
         do {
             try session.receive(buffer)
         } catch {
@@ -122,6 +127,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error", metadata: ["error": "\(error)"])
         closeConnection(context: context)
+    }
+
+    /// Requests still waiting for their end when a read is over stop sharing its buffer: NIO reuses
+    /// a read buffer nothing else references, and a waiting request may wait long.
+    private func ownLentRequests(_ buffer: ByteBuffer) {
+        guard !lendingStreams.isEmpty else { return }
+        for stream in lendingStreams { stream.inbound.ownMessages(slicedFrom: buffer) }
+        lendingStreams.removeAll(keepingCapacity: true)
     }
 
     private static func looksLikeHTTP1(_ buffer: ByteBuffer) -> Bool {
@@ -224,15 +237,24 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         startCall(headers: headers, streamID: streamID, endStream: endStream)
     }
 
+    /// `data` is a slice of the buffer being read. The request of a unary or server-streaming call
+    /// keeps it: the handler starts (and, on the event loop, decodes the request) before the read
+    /// ends, and `ownLentRequests` copies a request still waiting then. Messages of a streaming
+    /// request are copied now, since a handler task reads them later.
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {
         guard let stream = streams[streamID] else {
             session.consume(streamID: streamID, bytes: data.readableBytes)
             return
         }
-        if let error = stream.inbound.receive(data) {
+        let collecting = stream.pendingStart != nil
+        if let error = stream.inbound.receive(collecting ? data : session.allocator.buffer(buffer: data)) {
             stream.abort(with: error)
-        } else if stream.pendingStart != nil, stream.inbound.messageCount > 1 {
-            stream.abort(with: ServerCall.wrongRequestCount(stream.inbound.messageCount))
+        } else if collecting {
+            if stream.inbound.messageCount > 1 {
+                stream.abort(with: ServerCall.wrongRequestCount(stream.inbound.messageCount))
+            } else if stream.inbound.messageCount == 1, lendingStreams.last !== stream {
+                lendingStreams.append(stream)
+            }
         }
     }
 
@@ -304,7 +326,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         stream.pendingStart = nil
         let messages = stream.inbound.takeAll()
         do throws(RPCError) {
-            let message = try ServerCall.exactlyOne(count: messages.count, first: messages.first)
+            var message = try ServerCall.exactlyOne(count: messages.count, first: messages.first)
+            // A handler off the event loop starts after this read: it must not share the read buffer.
+            if taskExecutor == nil { message = session.allocator.buffer(buffer: message) }
             startHandler(method, context: serverContext, stream: stream, request: message)
         } catch {
             stream.abort(with: error)

@@ -140,6 +140,21 @@ final class InboundMessageBuffer {
         deliver()
     }
 
+    /// Replaces each waiting message that is a slice of `buffer` (a read buffer a DATA chunk was
+    /// sliced from) with a copy, so that keeping it does not keep the whole read buffer. A slice's
+    /// bytes lie inside `buffer`'s readable bytes; no other buffer's can while `buffer` is alive.
+    func ownMessages(slicedFrom buffer: ByteBuffer) {
+        guard !messages.isEmpty else { return }
+        buffer.withUnsafeReadableBytes { read in
+            guard let start = read.baseAddress.map(UInt.init(bitPattern:)) else { return }
+            let span = start..<(start + UInt(read.count))
+            messages.updateEach { message in
+                let inside = message.withUnsafeReadableBytes { $0.baseAddress.map { span.contains(UInt(bitPattern: $0)) } ?? false }
+                if inside { message = ByteBufferAllocator().buffer(buffer: message) }
+            }
+        }
+    }
+
     /// Takes every waiting message at once (the server's single request, read without a waiter)
     /// and returns their bytes to the window.
     func takeAll() -> BufferQueue<ByteBuffer> {

@@ -95,8 +95,7 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
                 _ = nghttp2_session_consume(session.raw, streamID, length)
                 return 0
             }
-            let chunk = session.allocator.buffer(bytes: UnsafeRawBufferPointer(start: data, count: length))
-            delegate.session(session, didReceiveData: chunk, streamID: streamID)
+            delegate.session(session, didReceiveData: session.receivedChunk(UnsafeRawBufferPointer(start: data, count: length)), streamID: streamID)
             return 0
         }
     }
@@ -275,9 +274,26 @@ extension NGHTTP2Session {
     func receive(_ buffer: ByteBuffer) throws {
         let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
             guard let base = bytes.baseAddress else { return 0 }
+            if slicesReceivedData { receiving = (buffer, base) }
+            defer { receiving = nil }
             return nghttp2_session_mem_recv(raw, base.assumingMemoryBound(to: UInt8.self), bytes.count)
         }
         if rv < 0 { throw NGHTTP2Error(code: rv) }
+    }
+
+    /// A DATA chunk nghttp2 passed to a callback, as a `ByteBuffer`: a slice of the buffer being
+    /// received when the chunk lies in it (nghttp2 passes DATA payloads in place) and
+    /// `slicesReceivedData` is set, otherwise a copy.
+    fileprivate func receivedChunk(_ bytes: UnsafeRawBufferPointer) -> ByteBuffer {
+        if let (buffer, base) = receiving, let start = bytes.baseAddress {
+            let offset = start - base
+            if offset >= 0, offset + bytes.count <= buffer.readableBytes,
+                let slice = buffer.getSlice(at: buffer.readerIndex + offset, length: bytes.count)
+            {
+                return slice
+            }
+        }
+        return allocator.buffer(bytes: bytes)
     }
 
     /// Serializes pending frames into `buffer`, stopping once it holds at least `limit` bytes.
