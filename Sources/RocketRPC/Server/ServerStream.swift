@@ -96,7 +96,7 @@ final class ServerStream: InboundWindow {
         }
         sendHeadersIfNeeded(compression: compression, metadata: metadata)
         outbound.enqueue(framed, promise: promise)
-        connection.session.resumeData(streamID: streamID)
+        connection.session.resumeData(streamID: streamID, queue: outbound)
         connection.didSendCallFrames()
         connection.scheduleFlush()
     }
@@ -127,7 +127,7 @@ final class ServerStream: InboundWindow {
             if let finalMessage { outbound.append(finalMessage) }
             outbound.trailers = statusFields
             outbound.isFinished = true
-            connection.session.resumeData(streamID: streamID)
+            connection.session.resumeData(streamID: streamID, queue: outbound)
         }
         // Requests the handler never read no longer matter; return their bytes to the window.
         inbound.fail(RPCError(code: .cancelled, message: "the call is already over"))

@@ -121,21 +121,25 @@ private func readOutbound(
     _ source: UnsafeMutablePointer<nghttp2_data_source>?,
     _ userData: UnsafeMutableRawPointer?
 ) -> Int {
-    guard let userData, let buf, let dataFlags else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+    guard let userData, let buf, let dataFlags, let queuePointer = source?.pointee.ptr else {
+        return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
     return Unmanaged<NGHTTP2Session>.fromOpaque(userData)._withUnsafeGuaranteedRef { session in
-        readOutbound(session: session, rawSession, streamID, buf, length, dataFlags)
+        Unmanaged<OutboundDataQueue>.fromOpaque(queuePointer)._withUnsafeGuaranteedRef { queue in
+            readOutbound(session: session, queue: queue, rawSession, streamID, buf, length, dataFlags)
+        }
     }
 }
 
 private func readOutbound(
     session: NGHTTP2Session,
+    queue: OutboundDataQueue,
     _ rawSession: OpaquePointer?,
     _ streamID: Int32,
     _ buf: UnsafeMutablePointer<UInt8>,
     _ length: Int,
     _ dataFlags: UnsafeMutablePointer<UInt32>
 ) -> Int {
-    guard let queue = session.outbound[streamID] else { return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
     var offset = 0
     let copied = queue.drain(max: length) { bytes in
         guard let base = bytes.baseAddress else { return }
@@ -218,9 +222,12 @@ extension NGHTTP2Session {
     }
 }
 
-private func makeDataProvider() -> nghttp2_data_provider {
+/// A data provider that pulls from `queue`. Its `source.ptr` is the queue, unretained: the
+/// session's `outbound` table owns the queue until nghttp2 closes the stream, and the provider is
+/// used only until then, so no lookup by stream ID is needed per DATA frame.
+private func makeDataProvider(_ queue: OutboundDataQueue) -> nghttp2_data_provider {
     var provider = nghttp2_data_provider()
-    provider.source.ptr = nil
+    provider.source.ptr = Unmanaged.passUnretained(queue).toOpaque()
     provider.read_callback = { readOutbound($0, $1, $2, $3, $4, $5, $6) }
     return provider
 }
@@ -320,7 +327,7 @@ extension NGHTTP2Session {
     func submitResponse(streamID: Int32, headers: HeaderFields, body: OutboundDataQueue?) -> Bool {
         if let body {
             outbound[streamID] = body
-            var provider = makeDataProvider()
+            var provider = makeDataProvider(body)
             return withHeaderFields(headers) { nghttp2_submit_response(raw, streamID, $0, $1, &provider) } == 0
         }
         return withHeaderFields(headers) { nghttp2_submit_response(raw, streamID, $0, $1, nil) } == 0
@@ -329,7 +336,7 @@ extension NGHTTP2Session {
     /// Starts a request stream whose body is pulled from `body`.
     /// - Returns: the new stream ID, or `nil` if nghttp2 refused (e.g. after GOAWAY).
     func submitRequest(headers: [(String, String)], body: OutboundDataQueue) -> Int32? {
-        var provider = makeDataProvider()
+        var provider = makeDataProvider(body)
         let streamID = withHeaderFields(headers) { nghttp2_submit_request(raw, nil, $0, $1, &provider, nil) }
         guard streamID > 0 else { return nil }
         outbound[streamID] = body
@@ -338,7 +345,13 @@ extension NGHTTP2Session {
 
     /// Tells nghttp2 that a stream whose provider was deferred has data (or its end) queued.
     func resumeData(streamID: Int32) {
-        guard let queue = outbound[streamID], queue.isDeferred else { return }
+        guard let queue = outbound[streamID] else { return }
+        resumeData(streamID: streamID, queue: queue)
+    }
+
+    /// ``resumeData(streamID:)`` for a caller that has the stream's queue at hand (no lookup).
+    func resumeData(streamID: Int32, queue: OutboundDataQueue) {
+        guard queue.isDeferred else { return }
         queue.isDeferred = false
         _ = nghttp2_session_resume_data(raw, streamID)
     }
