@@ -21,6 +21,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private let configuration: ServerConfiguration
     @exclusivity(unchecked) private var logger: Logger
     @exclusivity(unchecked) private var streams: [Int32: ServerStream] = [:]
+    /// The stream most recently started: a request's HEADERS, DATA and END_STREAM usually arrive
+    /// together, so most lookups are for it and skip hashing into `streams`. Cleared on close.
+    @exclusivity(unchecked) private var latestStream: ServerStream?
+    /// The method of the latest `:path` and its bytes: clients call one method over and over.
+    @exclusivity(unchecked) private var latestPath: (bytes: [UInt8], method: ServerMethod)?
     /// Closed streams kept for the next calls (see ``ServerStream/recycle()``), at most
     /// `maxSpareStreams`: a busy connection opens and closes streams all the time, and reusing one
     /// saves allocating and freeing a stream and its two queues per call.
@@ -120,6 +125,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         finalGoAwayTimer?.cancel()
         let open = streams
         streams.removeAll()
+        latestStream = nil
         for stream in open.values { stream.peerClosed(errorCode: HTTP2ErrorCode.cancel) }
         context.fireChannelInactive()
     }
@@ -229,7 +235,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     // MARK: NGHTTP2SessionDelegate
 
     func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool) {
-        if let stream = streams[streamID] {
+        if let stream = stream(streamID) {
             // Request trailers: only END_STREAM matters.
             if endStream { endOfRequest(stream) }
             return
@@ -242,7 +248,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// ends, and `ownLentRequests` copies a request still waiting then. Messages of a streaming
     /// request are copied now, since a handler task reads them later.
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {
-        guard let stream = streams[streamID] else {
+        guard let stream = stream(streamID) else {
             session.consume(streamID: streamID, bytes: data.readableBytes)
             return
         }
@@ -259,11 +265,18 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32) {
-        if let stream = streams[streamID] { endOfRequest(stream) }
+        if let stream = stream(streamID) { endOfRequest(stream) }
+    }
+
+    /// The open stream `streamID`, if any.
+    private func stream(_ streamID: Int32) -> ServerStream? {
+        if let latestStream, latestStream.streamID == streamID { return latestStream }
+        return streams[streamID]
     }
 
     func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if latestStream === stream { latestStream = nil }
         if !stream.finished || errorCode != HTTP2ErrorCode.noError { stream.peerClosed(errorCode: errorCode) }
         if spareStreams.count < Self.maxSpareStreams {
             stream.recycle()
@@ -345,6 +358,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         session.submitResponse(streamID: streamID, headers: .fields(headers), body: nil)
     }
 
+    private func method(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
+        if let latestPath, latestPath.bytes.elementsEqual(path) { return latestPath.method }
+        guard let method = router.handler(forPath: path) else { return nil }
+        latestPath = (Array(path), method)
+        return method
+    }
+
     /// Reads what the runtime needs from a request's HEADERS straight from their bytes: a `String`
     /// is built only for rare fields and error messages; custom metadata stays as bytes until a
     /// handler reads it (``Metadata/init(wireFields:)``).
@@ -362,7 +382,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         headers.forEachField { index, name, value in
             if name.equals(":path") {
                 pathField = index
-                handler = router.handler(forPath: value)
+                handler = method(forPath: value)
             } else if name.equals(":method") {
                 methodField = index
                 isPOST = value.equals("POST")
@@ -419,6 +439,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         pingStrikes = 0
         let stream = makeStream(streamID: streamID, compression: compression)
         streams[streamID] = stream
+        latestStream = stream
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let descriptor = handler.descriptor
         let serverContext = ServerContext(
