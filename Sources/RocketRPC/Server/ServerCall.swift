@@ -9,8 +9,10 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     let context: ServerContext
     let eventLoop: any EventLoop
     /// The stream, valid for this call while its ``ServerStream/generation`` is still `generation`
-    /// (the connection reuses streams once their calls are over); see ``currentStream``.
-    private let stream: NIOLoopBound<ServerStream>
+    /// (the connection reuses streams once their calls are over); see ``currentStream``. Touched
+    /// only on `eventLoop` (`onLoop`, `finish`), which those paths check once: a `NIOLoopBound`
+    /// would check again, with a thread-local lookup, on every access.
+    nonisolated(unsafe) private let stream: ServerStream
     private let generation: UInt64
     /// The method this call runs.
     private let method: ServerMethod
@@ -24,7 +26,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     init(context: ServerContext, stream: ServerStream, eventLoop: any EventLoop, method: ServerMethod, request: ByteBuffer?, logger: Logger) {
         self.context = context
         self.eventLoop = eventLoop
-        self.stream = NIOLoopBound(stream, eventLoop: eventLoop)
+        self.stream = stream
         self.generation = stream.generation
         self.method = method
         self.collectedRequest = request
@@ -58,8 +60,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
 
     /// This call's stream, or `nil` once the stream serves another call. On the event loop only.
     private var currentStream: ServerStream? {
-        let stream = self.stream.value
-        return stream.generation == generation ? stream : nil
+        stream.generation == generation ? stream : nil
     }
 
     /// Runs `body` on the stream's event loop with this call's stream (`nil` once the stream serves
