@@ -55,9 +55,12 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
     private func firstEntry(_ key: String) -> Entry? {
         guard let wire else { return entries.first { $0.name == key } }
         var found: Entry?
-        wire.forEachField { _, name, value in
-            guard found == nil, name.elementsEqual(key.utf8) else { return }
-            found = Self.wireEntry(name: key, value: String(decoding: value, as: UTF8.self))
+        var contiguousKey = key
+        contiguousKey.withUTF8 { keyBytes in
+            wire.forEachField { _, name, value in
+                guard found == nil, name.equals(UnsafeRawBufferPointer(keyBytes)) else { return }
+                found = Self.wireEntry(name: key, value: String(decoding: value, as: UTF8.self))
+            }
         }
         return found
     }

@@ -16,7 +16,7 @@ public struct RPCRouter: Sendable {
     /// The method registered for the `:path` bytes `path`, if any.
     func handler(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
         guard let candidates = handlersByPathHash[Self.hash(path)] else { return nil }
-        for candidate in candidates where candidate.path.elementsEqual(path) { return candidate.method }
+        for candidate in candidates where candidate.path.withUnsafeBytes({ $0.equals(path) }) { return candidate.method }
         return nil
     }
 

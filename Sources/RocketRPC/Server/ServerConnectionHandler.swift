@@ -359,7 +359,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     private func method(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
-        if let latestPath, latestPath.bytes.elementsEqual(path) { return latestPath.method }
+        if let latestPath, latestPath.bytes.withUnsafeBytes({ $0.equals(path) }) { return latestPath.method }
         guard let method = router.handler(forPath: path) else { return nil }
         latestPath = (Array(path), method)
         return method

@@ -69,10 +69,24 @@ struct HeaderBlock: Sendable {
     }
 }
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 extension UnsafeRawBufferPointer {
+    /// Whether these bytes are exactly `other`'s. One `memcmp`: header names and paths are compared
+    /// on every request, and the generic element-by-element comparison showed in profiles.
+    func equals(_ other: UnsafeRawBufferPointer) -> Bool {
+        guard count == other.count else { return false }
+        guard count > 0, let base = baseAddress, let otherBase = other.baseAddress else { return true }
+        return memcmp(base, otherBase, count) == 0
+    }
+
     /// Whether these bytes are exactly `literal`'s UTF-8.
     func equals(_ literal: StaticString) -> Bool {
-        count == literal.utf8CodeUnitCount && elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: count))
+        equals(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     /// The bytes as a non-negative decimal integer (`:status`, `grpc-status`); nil if they are not one.
@@ -89,6 +103,6 @@ extension UnsafeRawBufferPointer {
     /// Whether these bytes start with `literal`'s UTF-8.
     func hasPrefix(_ literal: StaticString) -> Bool {
         count >= literal.utf8CodeUnitCount
-            && prefix(literal.utf8CodeUnitCount).elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+            && UnsafeRawBufferPointer(rebasing: self[..<literal.utf8CodeUnitCount]).equals(literal)
     }
 }
