@@ -441,10 +441,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         streams[streamID] = stream
         latestStream = stream
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        let descriptor = handler.descriptor
         let serverContext = ServerContext(
             requestMetadata: Metadata(wireFields: requestFields),
-            method: descriptor,
+            method: handler,
             deadline: deadline,
             peer: peer,
             requestCompression: compression,
