@@ -114,6 +114,21 @@ struct MessageRoundTripTests {
         #expect(try AllFields(serializedBytes: first) == message)
     }
 
+    @Test("a message larger than the decoder's stack scratch decodes intact, again and again")
+    func decodingSpillsPastTheScratchSpace() throws {
+        var message = AllFields()
+        // Growing strings: the first fit in the scratch area, the rest are allocated on the heap.
+        message.rString = (0..<64).map { String(repeating: Character(UnicodeScalar(UInt8(97 + $0 % 26))), count: 8 * $0) }
+        message.rBytes = [[1, 2, 3], Array(repeating: 7, count: 2048), []]
+        let bytes = message.serializedBytes()
+        for _ in 0..<100 {
+            #expect(try AllFields(serializedBytes: bytes) == message)
+        }
+        // A malformed tail after valid fields: what was unpacked so far is freed, nothing leaks into the next decode.
+        #expect(throws: ProtoDecodingError.self) { try AllFields(serializedBytes: bytes + [0xFF, 0xFF, 0xFF]) }
+        #expect(try AllFields(serializedBytes: bytes) == message)
+    }
+
     @Test("a large bytes field (8 MiB) round-trips intact")
     func largeBytesRoundTrip() throws {
         var message = AllFields()

@@ -35,7 +35,13 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
     /// Every entry, decoding wire fields if there are any.
     private var decoded: [Entry] {
         guard let wire else { return entries }
-        return (0..<wire.count).compactMap { Self.wireEntry(name: wire.name(at: $0), value: wire.value(at: $0)) }
+        var result: [Entry] = []
+        wire.forEachField { _, name, value in
+            if let entry = Self.wireEntry(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)) {
+                result.append(entry)
+            }
+        }
+        return result
     }
 
     /// Moves undecoded wire fields into `entries`, before a mutation.
@@ -49,9 +55,12 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
     private func firstEntry(_ key: String) -> Entry? {
         guard let wire else { return entries.first { $0.name == key } }
         var found: Entry?
-        wire.forEachField { index, name, _ in
-            guard found == nil, name.elementsEqual(key.utf8) else { return }
-            found = Self.wireEntry(name: key, value: wire.value(at: index))
+        var contiguousKey = key
+        contiguousKey.withUTF8 { keyBytes in
+            wire.forEachField { _, name, value in
+                guard found == nil, name.equals(UnsafeRawBufferPointer(keyBytes)) else { return }
+                found = Self.wireEntry(name: key, value: String(decoding: value, as: UTF8.self))
+            }
         }
         return found
     }

@@ -16,7 +16,7 @@ public struct RPCRouter: Sendable {
     /// The method registered for the `:path` bytes `path`, if any.
     func handler(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
         guard let candidates = handlersByPathHash[Self.hash(path)] else { return nil }
-        for candidate in candidates where candidate.path.elementsEqual(path) { return candidate.method }
+        for candidate in candidates where candidate.path.withUnsafeBytes({ $0.equals(path) }) { return candidate.method }
         return nil
     }
 
@@ -37,8 +37,8 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: nonisolated(nonsending) @escaping @Sendable (Req, ServerContext) async throws -> Resp
     ) {
-        add(method, singleRequest: true) { call, message in
-            let request = try decodeMessage(Req.self, from: try await call.singleMessage(message))
+        add(method, singleRequest: true) { call in
+            let request = try decodeMessage(Req.self, from: try await call.singleMessage())
             return try await handler(request, call.context).serializedBytes()
         }
     }
@@ -48,8 +48,8 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: nonisolated(nonsending) @escaping @Sendable (Req, ResponseWriter<Resp>, ServerContext) async throws -> Void
     ) {
-        add(method, singleRequest: true) { call, message in
-            let request = try decodeMessage(Req.self, from: try await call.singleMessage(message))
+        add(method, singleRequest: true) { call in
+            let request = try decodeMessage(Req.self, from: try await call.singleMessage())
             try await handler(request, ResponseWriter(sink: call), call.context)
             return nil
         }
@@ -60,7 +60,7 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ServerContext) async throws -> Resp
     ) {
-        add(method, singleRequest: false) { call, _ in
+        add(method, singleRequest: false) { call in
             try await handler(RequestStream(source: call), call.context).serializedBytes()
         }
     }
@@ -70,7 +70,7 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ResponseWriter<Resp>, ServerContext) async throws -> Void
     ) {
-        add(method, singleRequest: false) { call, _ in
+        add(method, singleRequest: false) { call in
             try await handler(RequestStream(source: call), ResponseWriter(sink: call), call.context)
             return nil
         }
@@ -79,7 +79,7 @@ public struct RPCRouter: Sendable {
     private mutating func add(
         _ method: MethodDescriptor,
         singleRequest: Bool,
-        _ run: nonisolated(nonsending) @escaping @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
+        _ run: nonisolated(nonsending) @escaping @Sendable (ServerCall) async throws -> [UInt8]?
     ) {
         let server = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run)
         handlers[method.path] = server

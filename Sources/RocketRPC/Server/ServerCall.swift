@@ -8,18 +8,28 @@ import NIOCore
 final class ServerCall: MessageSource, MessageSink, Sendable {
     let context: ServerContext
     let eventLoop: any EventLoop
-    let stream: NIOLoopBound<ServerStream>
-    /// The method this call runs, and its request when the runtime collected it first.
+    /// The stream, valid for this call while its ``ServerStream/generation`` is still `generation`
+    /// (the connection reuses streams once their calls are over); see ``currentStream``. Touched
+    /// only on `eventLoop` (`onLoop`, `finish`), which those paths check once: a `NIOLoopBound`
+    /// would check again, with a thread-local lookup, on every access.
+    nonisolated(unsafe) private let stream: ServerStream
+    private let generation: UInt64
+    /// The method this call runs.
     private let method: ServerMethod
-    private let request: ByteBuffer?
+    /// The request of a single-request call, when the runtime collected it before starting the
+    /// handler. It may be a slice of the connection's read buffer, so ``singleMessage()`` takes it
+    /// (before the handler's first suspension) instead of the call keeping it while the handler
+    /// runs. Written in `init`; afterwards read and cleared only by the handler's task, once.
+    nonisolated(unsafe) private var collectedRequest: ByteBuffer?
     private let logger: Logger
 
     init(context: ServerContext, stream: ServerStream, eventLoop: any EventLoop, method: ServerMethod, request: ByteBuffer?, logger: Logger) {
         self.context = context
         self.eventLoop = eventLoop
-        self.stream = NIOLoopBound(stream, eventLoop: eventLoop)
+        self.stream = stream
+        self.generation = stream.generation
         self.method = method
-        self.request = request
+        self.collectedRequest = request
         self.logger = logger
     }
 
@@ -27,7 +37,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     /// handler task needs is in `self`, so the task's closure captures nothing else.
     nonisolated(nonsending) func run() async {
         do {
-            finish(status: nil, finalMessage: try await method.run(self, request))
+            finish(status: nil, finalMessage: try await method.run(self))
         } catch {
             fail(with: error)
         }
@@ -48,37 +58,50 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         }
     }
 
-    /// Runs `body` on the stream's event loop: inline when already there (handlers run on the event
-    /// loop by default), otherwise as an enqueued job.
-    private func onLoop(_ body: @escaping @Sendable (ServerStream) -> Void) {
+    /// This call's stream, or `nil` once the stream serves another call. On the event loop only.
+    private var currentStream: ServerStream? {
+        stream.generation == generation ? stream : nil
+    }
+
+    /// Runs `body` on the stream's event loop with this call's stream (`nil` once the stream serves
+    /// another call): inline when already there (handlers run on the event loop by default),
+    /// otherwise as an enqueued job.
+    private func onLoop(_ body: @escaping @Sendable (ServerStream?) -> Void) {
         if eventLoop.inEventLoop {
-            body(stream.value)
+            body(currentStream)
         } else {
-            let stream = self.stream
-            eventLoop.execute { body(stream.value) }
+            eventLoop.execute { body(self.currentStream) }
         }
     }
 
     private func cancelHook() -> @Sendable () -> Void {
-        let stream = self.stream
-        let eventLoop = self.eventLoop
-        return {
-            eventLoop.execute { stream.value.cancelledByTask() }
-        }
+        { self.onLoop { $0?.cancelledByTask() } }
     }
+
+    /// The error for a use of the stream after the call ended and the stream was reused.
+    private static let callIsOver = RPCError(code: .cancelled, message: "the call is already over")
 
     func nextMessage() async throws(RPCError) -> ByteBuffer? {
         let promise = eventLoop.makePromise(of: ByteBuffer?.self)
-        onLoop { $0.inbound.next(promise) }
+        onLoop { stream in
+            guard let stream else { return promise.fail(Self.callIsOver) }
+            stream.inbound.next(promise)
+        }
         return try await promise.futureResult.rpcValue(onCancel: cancelHook())
     }
 
     /// The one request of a unary or server-streaming call: the message the runtime collected before
     /// starting the handler, or (if none was collected) read now; `INTERNAL` unless exactly one arrives.
-    nonisolated(nonsending) func singleMessage(_ collected: ByteBuffer?) async throws(RPCError) -> ByteBuffer {
-        if let collected { return collected }
+    nonisolated(nonsending) func singleMessage() async throws(RPCError) -> ByteBuffer {
+        if let collected = collectedRequest {
+            collectedRequest = nil
+            return collected
+        }
         let promise = eventLoop.makePromise(of: [ByteBuffer].self)
-        onLoop { $0.inbound.collectAll(promise) }
+        onLoop { stream in
+            guard let stream else { return promise.fail(Self.callIsOver) }
+            stream.inbound.collectAll(promise)
+        }
         let messages = try await promise.futureResult.rpcValue(onCancel: cancelHook())
         return try Self.exactlyOne(count: messages.count, first: messages.first)
     }
@@ -104,7 +127,10 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         }
         let promise = eventLoop.makePromise(of: Void.self)
         let metadata = context.responseMetadata
-        onLoop { $0.write(framed, compression: compression, metadata: metadata, promise: promise) }
+        onLoop { stream in
+            guard let stream else { return promise.fail(Self.callIsOver) }
+            stream.write(framed, compression: compression, metadata: metadata, promise: promise)
+        }
         try await promise.futureResult.rpcValue(onCancel: cancelHook())
     }
 
@@ -132,11 +158,10 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         let finalStatus = status ?? RPCError(code: .ok, message: "")
         if eventLoop.inEventLoop {
             // Handlers run on the event loop by default: finish inline, no job, no closure.
-            stream.value.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
+            currentStream?.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
         } else {
-            let stream = self.stream
             eventLoop.execute { [framed, trailers] in
-                stream.value.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
+                self.currentStream?.finish(status: finalStatus, trailers: trailers, responseMetadata: metadata, finalMessage: framed, compression: compression)
             }
         }
     }

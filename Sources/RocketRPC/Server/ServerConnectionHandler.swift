@@ -21,6 +21,19 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private let configuration: ServerConfiguration
     @exclusivity(unchecked) private var logger: Logger
     @exclusivity(unchecked) private var streams: [Int32: ServerStream] = [:]
+    /// The stream most recently started: a request's HEADERS, DATA and END_STREAM usually arrive
+    /// together, so most lookups are for it and skip hashing into `streams`. Cleared on close.
+    @exclusivity(unchecked) private var latestStream: ServerStream?
+    /// The method of the latest `:path` and its bytes: clients call one method over and over.
+    @exclusivity(unchecked) private var latestPath: (bytes: [UInt8], method: ServerMethod)?
+    /// Closed streams kept for the next calls (see ``ServerStream/recycle()``), at most
+    /// `maxSpareStreams`: a busy connection opens and closes streams all the time, and reusing one
+    /// saves allocating and freeing a stream and its two queues per call.
+    @exclusivity(unchecked) private var spareStreams: [ServerStream] = []
+    private static let maxSpareStreams = 16
+    /// Streams that were given request bytes as slices of the buffer being read (see
+    /// `session(_:didReceiveData:streamID:)`); what they still hold when the read ends is copied.
+    @exclusivity(unchecked) private var lendingStreams: [ServerStream] = []
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     @exclusivity(unchecked) private var flushScheduled = false
     /// Between `channelRead` and `channelReadComplete`, which flushes: output requested meanwhile
@@ -46,6 +59,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         self.logger = logger
         self.session = NGHTTP2Session(role: .server, settings: configuration.http2Settings, allocator: allocator)
         self.session.delegate = self
+        self.session.slicesReceivedData = true
     }
 
     /// Number of calls in progress on this connection.
@@ -77,6 +91,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         readSinceLastPing = true
         let first = !receivedBytes
         receivedBytes = true
+        defer { ownLentRequests(buffer) }
         do {
             try session.receive(buffer)
         } catch {
@@ -110,6 +125,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         finalGoAwayTimer?.cancel()
         let open = streams
         streams.removeAll()
+        latestStream = nil
         for stream in open.values { stream.peerClosed(errorCode: HTTP2ErrorCode.cancel) }
         context.fireChannelInactive()
     }
@@ -117,6 +133,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error", metadata: ["error": "\(error)"])
         closeConnection(context: context)
+    }
+
+    /// Requests still waiting for their end when a read is over stop sharing its buffer: NIO reuses
+    /// a read buffer nothing else references, and a waiting request may wait long.
+    private func ownLentRequests(_ buffer: ByteBuffer) {
+        guard !lendingStreams.isEmpty else { return }
+        for stream in lendingStreams { stream.inbound.ownMessages(slicedFrom: buffer) }
+        lendingStreams.removeAll(keepingCapacity: true)
     }
 
     private static func looksLikeHTTP1(_ buffer: ByteBuffer) -> Bool {
@@ -211,7 +235,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     // MARK: NGHTTP2SessionDelegate
 
     func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool) {
-        if let stream = streams[streamID] {
+        if let stream = stream(streamID) {
             // Request trailers: only END_STREAM matters.
             if endStream { endOfRequest(stream) }
             return
@@ -219,26 +243,55 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         startCall(headers: headers, streamID: streamID, endStream: endStream)
     }
 
+    /// `data` is a slice of the buffer being read. The request of a unary or server-streaming call
+    /// keeps it: the handler starts (and, on the event loop, decodes the request) before the read
+    /// ends, and `ownLentRequests` copies a request still waiting then. Messages of a streaming
+    /// request are copied now, since a handler task reads them later.
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {
-        guard let stream = streams[streamID] else {
+        guard let stream = stream(streamID) else {
             session.consume(streamID: streamID, bytes: data.readableBytes)
             return
         }
-        if let error = stream.inbound.receive(data) {
+        let collecting = stream.pendingStart != nil
+        if let error = stream.inbound.receive(collecting ? data : session.allocator.buffer(buffer: data)) {
             stream.abort(with: error)
-        } else if stream.pendingStart != nil, stream.inbound.messageCount > 1 {
-            stream.abort(with: ServerCall.wrongRequestCount(stream.inbound.messageCount))
+        } else if collecting {
+            if stream.inbound.messageCount > 1 {
+                stream.abort(with: ServerCall.wrongRequestCount(stream.inbound.messageCount))
+            } else if stream.inbound.messageCount == 1, lendingStreams.last !== stream {
+                lendingStreams.append(stream)
+            }
         }
     }
 
     func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32) {
-        if let stream = streams[streamID] { endOfRequest(stream) }
+        if let stream = stream(streamID) { endOfRequest(stream) }
+    }
+
+    /// The open stream `streamID`, if any.
+    private func stream(_ streamID: Int32) -> ServerStream? {
+        if let latestStream, latestStream.streamID == streamID { return latestStream }
+        return streams[streamID]
     }
 
     func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
+        if latestStream === stream { latestStream = nil }
         if !stream.finished || errorCode != HTTP2ErrorCode.noError { stream.peerClosed(errorCode: errorCode) }
+        if spareStreams.count < Self.maxSpareStreams {
+            stream.recycle()
+            spareStreams.append(stream)
+        }
         if streams.isEmpty { scheduleFlush() }
+    }
+
+    /// A stream for a new call: a recycled one if there is one, otherwise a new one.
+    private func makeStream(streamID: Int32, compression: CompressionAlgorithm?) -> ServerStream {
+        if let stream = spareStreams.popLast() {
+            stream.reuse(streamID: streamID, maxReceiveMessageSize: configuration.maxReceiveMessageSize, compression: compression)
+            return stream
+        }
+        return ServerStream(streamID: streamID, connection: self, maxReceiveMessageSize: configuration.maxReceiveMessageSize, compression: compression)
     }
 
     func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {}
@@ -286,7 +339,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         stream.pendingStart = nil
         let messages = stream.inbound.takeAll()
         do throws(RPCError) {
-            let message = try ServerCall.exactlyOne(count: messages.count, first: messages.first)
+            var message = try ServerCall.exactlyOne(count: messages.count, first: messages.first)
+            // A handler off the event loop starts after this read: it must not share the read buffer.
+            if taskExecutor == nil { message = session.allocator.buffer(buffer: message) }
             startHandler(method, context: serverContext, stream: stream, request: message)
         } catch {
             stream.abort(with: error)
@@ -301,6 +356,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         headers.append(("grpc-status", String(status.code.rawValue)))
         if !status.message.isEmpty { headers.append(("grpc-message", PercentEncoding.encode(status.message))) }
         session.submitResponse(streamID: streamID, headers: .fields(headers), body: nil)
+    }
+
+    private func method(forPath path: UnsafeRawBufferPointer) -> ServerMethod? {
+        if let latestPath, latestPath.bytes.withUnsafeBytes({ $0.equals(path) }) { return latestPath.method }
+        guard let method = router.handler(forPath: path) else { return nil }
+        latestPath = (Array(path), method)
+        return method
     }
 
     /// Reads what the runtime needs from a request's HEADERS straight from their bytes: a `String`
@@ -320,7 +382,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         headers.forEachField { index, name, value in
             if name.equals(":path") {
                 pathField = index
-                handler = router.handler(forPath: value)
+                handler = method(forPath: value)
             } else if name.equals(":method") {
                 methodField = index
                 isPOST = value.equals("POST")
@@ -375,13 +437,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard !closing, let context else { return }
 
         pingStrikes = 0
-        let stream = ServerStream(streamID: streamID, connection: self, maxReceiveMessageSize: configuration.maxReceiveMessageSize, compression: compression)
+        let stream = makeStream(streamID: streamID, compression: compression)
         streams[streamID] = stream
+        latestStream = stream
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
-        let descriptor = handler.descriptor
         let serverContext = ServerContext(
             requestMetadata: Metadata(wireFields: requestFields),
-            method: descriptor,
+            method: handler,
             deadline: deadline,
             peer: peer,
             requestCompression: compression,

@@ -1,11 +1,9 @@
-import NIOCore
-
 /// One registered method, type-erased. `run` returns the single response of unary and
 /// client-streaming methods (sent together with the OK status), `nil` for streaming responses.
 ///
 /// For methods that take a single request (`takesSingleRequest`), the runtime starts the handler
-/// only once the whole request has arrived and passes it as `run`'s second argument; a stream that
-/// fails before that never starts a task.
+/// only once the whole request has arrived and hands it over through ``ServerCall/singleMessage()``;
+/// a stream that fails before that never starts a task.
 ///
 /// An immutable class: every call passes it along (router, pending stream, ``ServerCall``), and a
 /// reference costs one retain where the struct's strings and closure cost four.
@@ -14,12 +12,12 @@ final class ServerMethod: Sendable {
     let takesSingleRequest: Bool
     /// `nonisolated(nonsending)`: runs on the caller's executor (the handler task's), so calling it
     /// costs no executor switch.
-    let run: nonisolated(nonsending) @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
+    let run: nonisolated(nonsending) @Sendable (ServerCall) async throws -> [UInt8]?
 
     init(
         descriptor: MethodDescriptor,
         takesSingleRequest: Bool,
-        run: nonisolated(nonsending) @escaping @Sendable (ServerCall, ByteBuffer?) async throws -> [UInt8]?
+        run: nonisolated(nonsending) @escaping @Sendable (ServerCall) async throws -> [UInt8]?
     ) {
         self.descriptor = descriptor
         self.takesSingleRequest = takesSingleRequest

@@ -3,15 +3,24 @@ import NIOCore
 /// The event-loop side of one server call: inbound messages, outbound queue, and how the call ends.
 ///
 /// Confined to the connection's event loop; the handler task reaches it only through ``ServerCall``.
-/// It keeps an unowned reference to its connection, which outlives it (streams are dropped when the
-/// connection closes).
+/// It keeps an `unowned(unsafe)` reference to its connection (no reference counting on the
+/// per-request path): a handler task may keep its stream after the connection is gone, but the
+/// stream is finished by then (`peerClosed` on `channelInactive`) and a finished stream no longer
+/// touches its connection.
 ///
 /// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
 /// never re-entered while one of its properties is being mutated, so the runtime's dynamic
 /// exclusivity checks (measurable on the per-request path) are skipped.
+///
+/// A connection reuses its closed streams for new ones (``recycle()``, ``reuse(streamID:maxReceiveMessageSize:compression:)``)
+/// instead of allocating a stream and its two queues per call. A handler task may outlive its
+/// stream's call, so every use through ``ServerCall`` names the ``generation`` it was created for
+/// and is refused once the stream serves another call.
 final class ServerStream: InboundWindow {
-    let streamID: Int32
-    unowned let connection: ServerConnectionHandler
+    @exclusivity(unchecked) private(set) var streamID: Int32
+    /// Which call the stream serves: increases each time it is reused.
+    @exclusivity(unchecked) private(set) var generation: UInt64 = 0
+    unowned(unsafe) let connection: ServerConnectionHandler
     let inbound: InboundMessageBuffer
     let outbound = OutboundDataQueue()
     /// A unary or server-streaming call waiting for its request: the handler starts once the
@@ -28,6 +37,28 @@ final class ServerStream: InboundWindow {
         self.connection = connection
         self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: compression)
         inbound.window = self
+    }
+
+    /// Drops what the ended call still holds (its task, request, queued bytes), so a stream kept
+    /// for reuse pins nothing. Called once nghttp2 has closed the stream; uses by the old call's
+    /// ``ServerCall`` are refused from here on.
+    func recycle() {
+        generation &+= 1
+        let over = RPCError(code: .cancelled, message: "the call is already over")
+        finished = true
+        pendingStart = nil
+        task = nil
+        deadline.cancel()
+        inbound.fail(over)
+        outbound.reset(failingWriterWith: over)
+    }
+
+    /// Prepares a recycled stream for the call on `streamID`: as fresh as a new stream.
+    func reuse(streamID: Int32, maxReceiveMessageSize: Int, compression: CompressionAlgorithm?) {
+        self.streamID = streamID
+        headersSent = false
+        finished = false
+        inbound.reset(maxMessageSize: maxReceiveMessageSize, compression: compression)
     }
 
     /// Window updates produced when the handler takes messages must reach the socket.
@@ -65,7 +96,7 @@ final class ServerStream: InboundWindow {
         }
         sendHeadersIfNeeded(compression: compression, metadata: metadata)
         outbound.enqueue(framed, promise: promise)
-        connection.session.resumeData(streamID: streamID)
+        connection.session.resumeData(streamID: streamID, queue: outbound)
         connection.didSendCallFrames()
         connection.scheduleFlush()
     }
@@ -96,7 +127,7 @@ final class ServerStream: InboundWindow {
             if let finalMessage { outbound.append(finalMessage) }
             outbound.trailers = statusFields
             outbound.isFinished = true
-            connection.session.resumeData(streamID: streamID)
+            connection.session.resumeData(streamID: streamID, queue: outbound)
         }
         // Requests the handler never read no longer matter; return their bytes to the window.
         inbound.fail(RPCError(code: .cancelled, message: "the call is already over"))

@@ -38,6 +38,14 @@ struct BufferQueue<Element> {
         return buffer
     }
 
+    /// Lets `body` replace any queued element, in order.
+    mutating func updateEach(_ body: (inout Element) -> Void) {
+        guard var first = head else { return }
+        body(&first)
+        head = first
+        for index in restStart..<rest.count { body(&rest[index]) }
+    }
+
     /// Replaces the first element (after a partial read from it).
     mutating func replaceFirst(_ buffer: Element) {
         guard head != nil else { return }

@@ -1,67 +1,92 @@
-/// One received HEADERS block, kept as the bytes nghttp2 delivered: every name and value laid end to
-/// end in one array, with the ranges of each field.
+/// One received HEADERS block, kept as the bytes nghttp2 delivered: one array holding, per field,
+/// the name's and the value's lengths (4 bytes each, little-endian) followed by the name and value.
 ///
-/// Receiving a block costs no allocation per field once the session's arrays are warm (they are
-/// reused block after block); a reader builds a `String` only for a field it needs as text. Value
-/// type; `Sendable` like its arrays.
+/// Receiving a block costs no allocation once the session's array is warm (it is reused block after
+/// block), and copying fields out (a request's metadata) costs one; a reader builds a `String` only
+/// for a field it needs as text. Fields are read in order (`forEachField`); `name(at:)` and
+/// `value(at:)` walk to their field, for the rare reader that needs one field again. Value type;
+/// `Sendable` like its array.
 struct HeaderBlock: Sendable {
-    struct Field: Sendable {
-        var name: Range<Int>
-        var value: Range<Int>
-    }
-
-    private(set) var bytes: [UInt8] = []
-    private(set) var fields: [Field] = []
+    private var bytes: [UInt8] = []
+    private(set) var count = 0
 
     /// Size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (each field's bytes plus 32).
     private(set) var listSize = 0
 
-    var count: Int { fields.count }
+    private static let lengthsSize = 8
 
     /// Empties the block, keeping its storage for the next one.
     mutating func reset() {
         bytes.removeAll(keepingCapacity: true)
-        fields.removeAll(keepingCapacity: true)
+        count = 0
         listSize = 0
     }
 
     /// Reserves room for as much as `other` holds, so copying fields out of it allocates once.
     mutating func reserveCapacity(for other: HeaderBlock) {
         bytes.reserveCapacity(other.bytes.count)
-        fields.reserveCapacity(other.fields.count)
     }
 
     /// Appends one field; `listSize` grows by the RFC 9113 field size.
     mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        let n0 = bytes.count
+        withUnsafeBytes(of: (UInt32(truncatingIfNeeded: name.count).littleEndian, UInt32(truncatingIfNeeded: value.count).littleEndian)) {
+            bytes.append(contentsOf: $0)
+        }
         bytes.append(contentsOf: name)
-        let v0 = bytes.count
         bytes.append(contentsOf: value)
-        fields.append(Field(name: n0..<v0, value: v0..<bytes.count))
+        count += 1
         listSize += name.count + value.count + 32
     }
 
     /// The name of field `index` as text.
-    func name(at index: Int) -> String { String(decoding: bytes[fields[index].name], as: UTF8.self) }
+    func name(at index: Int) -> String { text(of: index) { name, _ in name } }
 
     /// The value of field `index` as text.
-    func value(at index: Int) -> String { String(decoding: bytes[fields[index].value], as: UTF8.self) }
+    func value(at index: Int) -> String { text(of: index) { _, value in value } }
+
+    private func text(of index: Int, _ part: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> UnsafeRawBufferPointer) -> String {
+        var text = ""
+        forEachField { i, name, value in
+            if i == index { text = String(decoding: part(name, value), as: UTF8.self) }
+        }
+        return text
+    }
 
     /// Calls `body` with the index, name and value bytes of each field, in order. The buffers are
     /// valid only during the call.
     func forEachField(_ body: (Int, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
         try bytes.withUnsafeBytes { raw in
-            for (index, field) in fields.enumerated() {
-                try body(index, UnsafeRawBufferPointer(rebasing: raw[field.name]), UnsafeRawBufferPointer(rebasing: raw[field.value]))
+            var offset = 0
+            for index in 0..<count {
+                let nameLength = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                let valueLength = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
+                let nameStart = offset + Self.lengthsSize
+                let valueStart = nameStart + nameLength
+                offset = valueStart + valueLength
+                try body(index, UnsafeRawBufferPointer(rebasing: raw[nameStart..<valueStart]), UnsafeRawBufferPointer(rebasing: raw[valueStart..<offset]))
             }
         }
     }
 }
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 extension UnsafeRawBufferPointer {
+    /// Whether these bytes are exactly `other`'s. One `memcmp`: header names and paths are compared
+    /// on every request, and the generic element-by-element comparison showed in profiles.
+    func equals(_ other: UnsafeRawBufferPointer) -> Bool {
+        guard count == other.count else { return false }
+        guard count > 0, let base = baseAddress, let otherBase = other.baseAddress else { return true }
+        return memcmp(base, otherBase, count) == 0
+    }
+
     /// Whether these bytes are exactly `literal`'s UTF-8.
     func equals(_ literal: StaticString) -> Bool {
-        count == literal.utf8CodeUnitCount && elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: count))
+        equals(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
     /// The bytes as a non-negative decimal integer (`:status`, `grpc-status`); nil if they are not one.
@@ -78,6 +103,6 @@ extension UnsafeRawBufferPointer {
     /// Whether these bytes start with `literal`'s UTF-8.
     func hasPrefix(_ literal: StaticString) -> Bool {
         count >= literal.utf8CodeUnitCount
-            && prefix(literal.utf8CodeUnitCount).elementsEqual(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+            && UnsafeRawBufferPointer(rebasing: self[..<literal.utf8CodeUnitCount]).equals(literal)
     }
 }

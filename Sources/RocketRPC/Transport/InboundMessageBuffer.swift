@@ -40,6 +40,20 @@ final class InboundMessageBuffer {
     /// Complete messages waiting for their consumer.
     var messageCount: Int { messages.count }
 
+    /// Empties the buffer for a new stream (a server connection reuses its streams' buffers): no
+    /// message, byte count, end or failure of the previous stream survives. Call it only on a
+    /// buffer whose stream is closed and failed (``fail(_:)``, which completed any waiter); bytes it
+    /// held belonged to that closed stream, whose window no longer matters.
+    func reset(maxMessageSize: Int, compression: CompressionAlgorithm?) {
+        assert(nextWaiter == nil && allWaiter == nil, "reset with a reader waiting")
+        deframer = MessageDeframer(maxMessageSize: maxMessageSize, compression: compression)
+        messages.removeAll()
+        bufferedBytes = 0
+        unconsumedBytes = 0
+        ended = false
+        failure = nil
+    }
+
     private func consume(_ bytes: Int) {
         window?.returnToWindow(bytes)
     }
@@ -124,6 +138,21 @@ final class InboundMessageBuffer {
         }
         allWaiter = promise
         deliver()
+    }
+
+    /// Replaces each waiting message that is a slice of `buffer` (a read buffer a DATA chunk was
+    /// sliced from) with a copy, so that keeping it does not keep the whole read buffer. A slice's
+    /// bytes lie inside `buffer`'s readable bytes; no other buffer's can while `buffer` is alive.
+    func ownMessages(slicedFrom buffer: ByteBuffer) {
+        guard !messages.isEmpty else { return }
+        buffer.withUnsafeReadableBytes { read in
+            guard let start = read.baseAddress.map(UInt.init(bitPattern:)) else { return }
+            let span = start..<(start + UInt(read.count))
+            messages.updateEach { message in
+                let inside = message.withUnsafeReadableBytes { $0.baseAddress.map { span.contains(UInt(bitPattern: $0)) } ?? false }
+                if inside { message = ByteBufferAllocator().buffer(buffer: message) }
+            }
+        }
     }
 
     /// Takes every waiting message at once (the server's single request, read without a waiter)

@@ -28,6 +28,12 @@ final class NGHTTP2Session {
     @exclusivity(unchecked) var headerOffsets: [(Int, Int, Int, Int)] = []
     let maxHeaderListSize: Int
     let allocator: ByteBufferAllocator
+    /// DATA chunks are handed to the delegate as slices of the buffer being received instead of
+    /// copies (see ``NGHTTP2SessionDelegate/session(_:didReceiveData:streamID:)``).
+    @exclusivity(unchecked) var slicesReceivedData = false
+    /// During ``receive(_:)`` with `slicesReceivedData`: the buffer nghttp2 is parsing and the
+    /// address of its first readable byte, which DATA chunk pointers are measured from.
+    @exclusivity(unchecked) var receiving: (buffer: ByteBuffer, base: UnsafeRawPointer)?
 
     init(role: HTTP2Role, settings: HTTP2LocalSettings, allocator: ByteBufferAllocator) {
         self.role = role

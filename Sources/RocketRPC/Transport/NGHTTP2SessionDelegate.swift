@@ -8,6 +8,8 @@ protocol NGHTTP2SessionDelegate: AnyObject {
     /// The session reuses the block's storage for the next one: copy out what must outlive the call.
     func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool)
     /// A DATA payload chunk (padding excluded). The caller must eventually ``NGHTTP2Session/consume(streamID:bytes:)`` it.
+    /// With ``NGHTTP2Session/slicesReceivedData`` the chunk is a slice of the buffer being received,
+    /// so keeping it keeps that whole buffer: copy what must outlive the read.
     func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32)
     /// END_STREAM arrived on a DATA frame.
     func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32)

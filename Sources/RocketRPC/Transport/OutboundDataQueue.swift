@@ -62,6 +62,19 @@ final class OutboundDataQueue {
         self.lowWater = lowWater
     }
 
+    /// Empties the queue for a new stream (a server connection reuses its streams' queues): no
+    /// chunk, trailers or state of the previous stream survives; a writer still waiting is failed
+    /// with `error`.
+    func reset(failingWriterWith error: RPCError) {
+        failWriter(error)
+        chunks.removeAll()
+        drainedOfFirst = 0
+        queuedBytes = 0
+        isFinished = false
+        trailers = nil
+        isDeferred = false
+    }
+
     /// Queues a framed message; the promise completes now, or once the queue drains below `lowWater`.
     func enqueue(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>?) {
         append(buffer)
@@ -82,8 +95,9 @@ final class OutboundDataQueue {
         }
     }
 
-    /// Fails a suspended writer (stream reset, deadline, connection gone).
-    func failWriter(_ error: Error) {
+    /// Fails a suspended writer (stream reset, deadline, connection gone). Generic, so that the
+    /// error is boxed only when there is a writer to fail.
+    func failWriter(_ error: some Error) {
         writerWaiter?.fail(error)
         writerWaiter = nil
     }

@@ -1,10 +1,12 @@
+import Dispatch
 import RocketProto
 import RocketRPC
 
 /// `rocketrpc.test.Echo`: the four call kinds plus behaviour selected by the request text.
 ///
 /// Unary `Get` understands: `fail:<code>:<message>` (throws that status), `other-error` (throws a non-RPC
-/// error), `sleep` (sleeps 30 s, recording `get.cancelled` when cancelled), `metadata` (echoes request
+/// error), `sleep` (sleeps 30 s, recording `get.cancelled` when cancelled), `outlive-call` (waits 400 ms
+/// ignoring cancellation, then answers and records `get.outlived`), `metadata` (echoes request
 /// metadata as response and trailing metadata), `gzip` (answers compressed, recording the request's
 /// encoding), anything else is echoed.
 struct EchoService: RPCService {
@@ -43,6 +45,13 @@ struct EchoService: RPCService {
                     throw error
                 }
                 return request
+            case "outlive-call":
+                // A wait that cancellation does not cut short: the handler outlives its call.
+                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(400)) { done.resume() }
+                }
+                recorder.bump("get.outlived")
+                return TestMessage("from a call that is over")
             case "slow":
                 try await Task.sleep(for: .milliseconds(500))
                 recorder.bump("get.slow.done")

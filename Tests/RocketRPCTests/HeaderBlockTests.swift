@@ -1,0 +1,51 @@
+import Testing
+
+@testable import RocketRPC
+
+@Suite("Received header blocks")
+struct HeaderBlockTests {
+    private static func append(_ name: String, _ value: String, to block: inout HeaderBlock) {
+        Array(name.utf8).withUnsafeBytes { n in Array(value.utf8).withUnsafeBytes { v in block.append(name: n, value: v) } }
+    }
+
+    private static func fields(of block: HeaderBlock) -> [String] {
+        var out: [String] = []
+        block.forEachField { index, name, value in
+            out.append("\(index) \(String(decoding: name, as: UTF8.self))=\(String(decoding: value, as: UTF8.self))")
+        }
+        return out
+    }
+
+    @Test func fieldsComeBackInOrderWithTheirBytesWhateverTheirLengths() {
+        var block = HeaderBlock()
+        let long = String(repeating: "v", count: 70_000)
+        Self.append(":path", "/a.B/C", to: &block)
+        Self.append("x-empty", "", to: &block)
+        Self.append("x-long", long, to: &block)
+        Self.append("x-last", "z", to: &block)
+        #expect(block.count == 4)
+        #expect(Self.fields(of: block) == ["0 :path=/a.B/C", "1 x-empty=", "2 x-long=\(long)", "3 x-last=z"])
+        #expect(block.name(at: 2) == "x-long")
+        #expect(block.value(at: 3) == "z")
+        #expect(block.value(at: 1) == "")
+        #expect(block.listSize == (5 + 6 + 32) + (7 + 32) + (6 + 70_000 + 32) + (6 + 1 + 32))
+    }
+
+    @Test func aResetBlockHoldsOnlyTheNextBlocksFields() {
+        var block = HeaderBlock()
+        Self.append("x-old", "1", to: &block)
+        Self.append("x-older", "2", to: &block)
+        block.reset()
+        #expect(block.count == 0 && block.listSize == 0)
+        Self.append("x-new", "3", to: &block)
+        #expect(Self.fields(of: block) == ["0 x-new=3"])
+
+        // Copying fields out of a block (a request's metadata) keeps only what was copied.
+        var copy = HeaderBlock()
+        copy.reserveCapacity(for: block)
+        block.forEachField { _, name, value in copy.append(name: name, value: value) }
+        block.reset()
+        Self.append("x-other", "4", to: &block)
+        #expect(Self.fields(of: copy) == ["0 x-new=3"])
+    }
+}

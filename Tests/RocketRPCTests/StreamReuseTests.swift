@@ -1,0 +1,81 @@
+import NIOCore
+import Testing
+
+@testable import RocketRPC
+
+/// A server connection reuses its closed streams (and their queues) for new calls; nothing of the
+/// previous call may show through.
+@Suite("Reused server streams start clean", .serialized, .timeLimit(.minutes(1)))
+struct StreamReuseTests {
+    @Test func aResetInboundBufferForgetsThePartialMessageFailureAndLimitOfThePreviousStream() {
+        let buffer = InboundMessageBuffer(maxMessageSize: 1024, compression: nil)
+        // Half a message (the prefix announces 10 bytes), then the stream fails.
+        #expect(buffer.receive(ByteBuffer(bytes: [0, 0, 0, 0, 10, 1, 2, 3])) == nil)
+        buffer.fail(RPCError(code: .cancelled, message: "reset by the peer"))
+
+        buffer.reset(maxMessageSize: 1024, compression: nil)
+        #expect(buffer.receive(ByteBuffer(bytes: [0, 0, 0, 0, 2, 7, 8])) == nil)
+        #expect(buffer.receiveEnd() == nil)
+        #expect(buffer.takeAll().all == [ByteBuffer(bytes: [7, 8])])
+
+        // The new stream's limit applies, not the old one's.
+        buffer.reset(maxMessageSize: 1, compression: nil)
+        #expect(buffer.receive(ByteBuffer(bytes: [0, 0, 0, 0, 2, 7, 8]))?.code == .resourceExhausted)
+    }
+
+    @Test func aResetOutboundQueueForgetsTheBytesTrailersAndEndOfThePreviousStream() {
+        let queue = OutboundDataQueue()
+        queue.append(ByteBuffer(bytes: [1, 2, 3]))
+        _ = queue.drain(max: 1) { _ in }
+        queue.trailers = .fields([("grpc-status", "13")])
+        queue.isFinished = true
+        queue.isDeferred = true
+
+        queue.reset(failingWriterWith: RPCError(code: .cancelled, message: "the call is already over"))
+        #expect(queue.queuedBytes == 0)
+        #expect(queue.trailers == nil)
+        #expect(!queue.isFinished && !queue.isDeferred)
+        queue.append(ByteBuffer(bytes: [9]))
+        var drained: [UInt8] = []
+        #expect(queue.drain(max: 100) { drained += $0 } == 1)
+        #expect(drained == [9])
+    }
+
+    @Test func aHandlerThatOutlivesItsCallCannotAnswerTheCallThatReusedItsStream() async throws {
+        let h = try await TestHarness.start()
+        let error = await #expect(throws: RPCError.self) {
+            let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("outlive-call"), options: CallOptions(timeout: .milliseconds(100)))
+        }
+        #expect(error?.code == .deadlineExceeded)
+        // This call gets the closed stream of the first one, and is still running (500 ms) when the
+        // first handler returns its answer (400 ms after it started).
+        let r: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("slow"), options: CallOptions())
+        #expect(h.recorder.count("get.outlived") == 1)
+        #expect(r.message.text == "slow")
+        await h.stop()
+    }
+
+    @Test func callsOnOneConnectionAfterTrailersOnlyFailuresSeeOnlyTheirOwnHeadersAndMetadata() async throws {
+        let h = try await TestHarness.start()
+        for round in 0..<5 {
+            let error = await #expect(throws: RPCError.self) {
+                let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("fail:5:round \(round)"), options: CallOptions())
+            }
+            #expect(error?.code == .notFound)
+            #expect(error?.message == "round \(round)")
+
+            var metadata = Metadata()
+            metadata.add("x-round", String(round))
+            let echoed: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("metadata"), options: CallOptions(metadata: metadata))
+            #expect(echoed.initialMetadata.first("x-round") == String(round))
+            #expect(echoed.trailingMetadata.first("x-round") == String(round))
+            #expect(echoed.trailingMetadata.first("x-fail") == nil)
+
+            let plain: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("plain \(round)"), options: CallOptions())
+            #expect(plain.message.text == "plain \(round)")
+            #expect(plain.initialMetadata.first("x-round") == nil)
+            #expect(plain.trailingMetadata.first("x-round") == nil)
+        }
+        await h.stop()
+    }
+}
