@@ -11,10 +11,19 @@ final class ArrivalSignal: Sendable {
     }
 
     private let state = Mutex(State())
+    /// How many waiters the table holds, so that a signal with nobody waiting (every send
+    /// without a long poll) skips the lock and the topic's hash. Changed under the lock.
+    private let waiting = Atomic<Int>(0)
 
-    /// Wakes every waiter of `topic`.
+    /// Wakes every waiter of `topic`. A waiter that registers after this looked misses it, as
+    /// it would had this taken the lock first.
     func signal(_ topic: String) {
-        let woken = state.withLock { $0.waiters.removeValue(forKey: topic) ?? [:] }
+        guard waiting.load(ordering: .sequentiallyConsistent) > 0 else { return }
+        let woken = state.withLock { state in
+            let woken = state.waiters.removeValue(forKey: topic) ?? [:]
+            waiting.wrappingSubtract(woken.count, ordering: .sequentiallyConsistent)
+            return woken
+        }
         for continuation in woken.values { continuation.resume(returning: true) }
     }
 
@@ -27,7 +36,10 @@ final class ArrivalSignal: Sendable {
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                state.withLock { $0.waiters[topic, default: [:]][id] = continuation }
+                state.withLock { state in
+                    state.waiters[topic, default: [:]][id] = continuation
+                    waiting.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                }
                 Task {
                     try? await Task.sleep(for: timeout)
                     self.expire(topic, id)
@@ -39,7 +51,11 @@ final class ArrivalSignal: Sendable {
     }
 
     private func expire(_ topic: String, _ id: UInt64) {
-        let continuation = state.withLock { $0.waiters[topic]?.removeValue(forKey: id) }
+        let continuation = state.withLock { state in
+            let continuation = state.waiters[topic]?.removeValue(forKey: id)
+            if continuation != nil { waiting.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+            return continuation
+        }
         continuation?.resume(returning: false)
     }
 }
