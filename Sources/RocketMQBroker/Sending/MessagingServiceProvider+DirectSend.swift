@@ -50,8 +50,10 @@ extension MessagingServiceProvider {
     }
 
     /// Checks `message` as `send(_:peer:)` and `SendValidation` do and encodes its record; nil
-    /// sends it the generated way (before anything is stored). Picks the queue, so it must not
-    /// fail after that.
+    /// sends it the generated way (before anything is stored). Every check comes before the
+    /// queue is picked, so a message the generated way then takes picks its queue once; only a
+    /// record the store refuses to encode (a property over 64 KiB) picks twice, which moves
+    /// the round-robin one step.
     func prepare(_ message: WireSendMessage, in bytes: [UInt8], peer: String) -> DirectSend? {
         bytes.withUnsafeBytes { raw -> DirectSend? in
             func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: raw[range]) }
@@ -97,7 +99,7 @@ extension MessagingServiceProvider {
                 let encoded = try encode(message, raw, topic: topicName, queueId: queueId, type: type, peer: peer)
                 return DirectSend(encoded: encoded, messageId: message.messageId)
             } catch {
-                // Too large for a record: too rare to answer here; the generated way says so.
+                // Too large for a record: rare enough to let the generated way say so.
                 return nil
             }
         }
