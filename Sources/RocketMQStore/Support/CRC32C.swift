@@ -1,10 +1,17 @@
+import CCRC32C
+
 /// CRC-32C (Castagnoli, polynomial 0x1EDC6F41, reflected 0x82F63B78), the checksum
 /// that frames every CommitLog record.
 ///
-/// Table-driven, slicing-by-8 (the brief's minimum) widened to sixteen tables: the loop
-/// consumes sixteen bytes per step with sixteen independent lookups, about 1.5× faster than
-/// eight on this machine. Pure Swift, no allocation per call; the tables are built once.
+/// With the CPU's CRC-32C instruction where there is one (`CCRC32C`: x86-64 SSE4.2, ARMv8
+/// CRC), about three times faster than the tables on 1 KiB; the tables were ~4% of a broker's
+/// CPU under a SendMessage load. Otherwise table-driven, slicing-by-8 (the brief's minimum)
+/// widened to sixteen tables: sixteen bytes per step with sixteen independent lookups, about
+/// 1.5× faster than eight. No allocation per call; the tables are built once.
 public enum CRC32C {
+    /// Whether `update` uses the CPU's instruction.
+    static let usesHardware = rocketmq_crc32c_hardware_available() != 0
+
     /// The sixteen lookup tables, `tables[k * 256 + b]`.
     private static let tables: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 16 * 256)
@@ -40,6 +47,13 @@ public enum CRC32C {
 
     /// The CRC-32C of the raw bytes in `buffer`, continuing from `crc`.
     public static func update(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return crc }
+        if usesHardware { return rocketmq_crc32c_hardware_update(crc, base, buffer.count) }
+        return tableUpdate(crc, buffer)
+    }
+
+    /// `update` with the tables, whatever the CPU (kept apart so tests compare the two).
+    static func tableUpdate(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         guard let base = buffer.baseAddress, buffer.count > 0 else { return crc }
         var count = buffer.count
