@@ -101,7 +101,10 @@ final class IndexService: @unchecked Sendable {
     func put(_ hashes: [UInt32], physicalOffset: Int64, storeTimestamp: Int64) throws(StoreError) {
         if hashes.isEmpty { return }
         try state.withLock { (state) throws(StoreError) in
-            var touched = [IndexFile]()
+            // A record's keys go to one file (the array stays empty: no allocation), more
+            // only when files fill up on the way.
+            var earlier: [IndexFile] = []
+            var current: IndexFile?
             for h in hashes {
                 var file: IndexFile
                 if let last = state.files.last, last.accepts(timestamp: storeTimestamp) {
@@ -116,9 +119,13 @@ final class IndexService: @unchecked Sendable {
                     logger.debug("created IndexFile", metadata: ["created": "\(created)"])
                 }
                 file.put(keyHash: h, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
-                if touched.last !== file { touched.append(file) }
+                if current !== file {
+                    if let current { earlier.append(current) }
+                    current = file
+                }
             }
-            for f in touched { f.markIndexed(physicalOffset) }
+            for f in earlier { f.markIndexed(physicalOffset) }
+            current?.markIndexed(physicalOffset)
         }
     }
 
