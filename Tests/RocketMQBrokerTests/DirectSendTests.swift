@@ -119,6 +119,22 @@ struct DirectSendTests {
         }
     }
 
+    @Test("a born or delivery time beyond Int64 milliseconds is clamped on the generated path, not a crash")
+    func hugeTimestampsAreClamped() {
+        let m = message {
+            $0.bornTimestamp = Google_Protobuf_Timestamp(seconds: 1 << 62, nanos: 0)
+            $0.deliveryTimestamp = Google_Protobuf_Timestamp(seconds: -(1 << 62), nanos: -1)
+        }
+        // The direct path leaves these to the generated one.
+        #expect(wire(requestBytes([m])) == nil)
+        let append = m.toAppend(queueId: 0, bornHost: peer, type: .delay)
+        #expect(append.bornTimestamp == .max)
+        #expect(append.properties["__STARTDELIVERTIME"] == String(Int64.min))
+        #expect(Google_Protobuf_Timestamp(seconds: .max, nanos: 999_999_999).milliseconds == .max)
+        #expect(Google_Protobuf_Timestamp(seconds: Int64.max / 1000, nanos: 999_999_999).milliseconds == .max)
+        #expect(Google_Protobuf_Timestamp(seconds: 1_700_000_000, nanos: 123_456_789).milliseconds == 1_700_000_000_123)
+    }
+
     @Test("the stored-message answer is the generated encoding of the same response")
     func responseBytesMatchGeneratedEncoding() throws {
         for id in ["", "ID", String(repeating: "x", count: 300)] {
