@@ -200,6 +200,11 @@ struct DirectSendTests {
                 guard let parsed = wire(bytes) else { continue }
                 #expect(provider.prepare(parsed, in: bytes, peer: peer) == nil, "\(name)")
             }
+            // Many properties: left to the generated path's dictionary.
+            let many = requestBytes([message(user: Dictionary(uniqueKeysWithValues: (0..<65).map { ("k\($0)", "v") }))])
+            #expect(provider.prepare(try #require(wire(many)), in: many, peer: peer) == nil)
+            let some = requestBytes([message(user: Dictionary(uniqueKeysWithValues: (0..<64).map { ("k\($0)", "v") }))])
+            #expect(provider.prepare(try #require(wire(some)), in: some, peer: peer) != nil)
             // Duplicate map keys: the generated map keeps the last one.
             let entry = field(1, Array("k".utf8)) + field(2, Array("v".utf8))
             let duplicated = field(1, message().serializedBytes() + field(2, entry) + field(2, entry))

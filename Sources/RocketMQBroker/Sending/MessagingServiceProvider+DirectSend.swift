@@ -82,6 +82,9 @@ extension MessagingServiceProvider {
             for key in message.keys.map(slice) where key.isBlankASCII || key.contains(UInt8(ascii: " ")) {
                 return nil
             }
+            // Duplicates are looked for pair by pair: fine for the few properties producers
+            // set, quadratic for thousands of tiny ones, which the generated way handles.
+            guard message.userProperties.count <= 64 else { return nil }
             var propertyBytes = 0
             for (index, (keyRange, valueRange)) in message.userProperties.enumerated() {
                 let key = slice(keyRange)

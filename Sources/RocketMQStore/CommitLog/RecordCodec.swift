@@ -114,18 +114,8 @@ enum RecordCodec {
     ) throws(StoreError) -> [UInt8] {
         guard topic.count > 0, topic.count <= 255 else { throw .invalidMessage("topic must be 1...255 UTF-8 bytes") }
         guard bornHost.count <= 255, storeHost.count <= 255 else { throw .invalidMessage("host strings must be at most 255 bytes") }
-        // Insertion sort: a handful of properties, mostly in order already.
-        if properties.count > 1 {
-            for i in 1..<properties.count {
-                let item = properties[i]
-                var j = i
-                while j > 0, item.key.lexicographicallyPrecedes(properties[j - 1].key) {
-                    properties[j] = properties[j - 1]
-                    j -= 1
-                }
-                properties[j] = item
-            }
-        }
+        var sorted = properties  // the same memory: sorts the caller's buffer in place
+        sorted.sort { $0.key.lexicographicallyPrecedes($1.key) }
         var propsCount = 0
         for property in properties {
             guard property.key.count <= Int(UInt16.max), property.value.count <= Int(UInt16.max) else {
