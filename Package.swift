@@ -52,6 +52,10 @@ let package = Package(
             cSettings: [.headerSearchPath("include")]
         ),
 
+        // CRC-32C with the CPU's instruction (SSE4.2, ARMv8 CRC): the one function Swift cannot
+        // compile for an instruction-set extension; RocketMQStore keeps tables for other CPUs.
+        .target(name: "CCRC32C"),
+
         // MARK: Wire — protobuf bridging and gRPC over HTTP/2
 
         .target(
@@ -92,6 +96,7 @@ let package = Package(
         .target(
             name: "RocketMQStore",
             dependencies: [
+                "CCRC32C",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ]

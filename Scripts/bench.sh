@@ -30,7 +30,7 @@ start_broker() { # name flush [extra...]
   local name=$1 flush=$2; shift 2
   local port; port=$(free_port)
   "$bin/mqbroker" --data "$work/$name" --port "$port" --flush "$flush" --auto-create --admin-token bench "$@" >"$work/$name.log" 2>&1 &
-  local pid=$!; pids+=("$pid")
+  local pid=$!  # the caller adds it to pids: this runs in a subshell
   wait_line "$work/$name.log" "mqbroker listening on"
   echo "$pid $port"
 }
@@ -44,6 +44,7 @@ rm -f "$work"/seq.* "$work"/sync.*
 mkdir -p "$work/htdocs"; head -c $SIZE /dev/zero > "$work/htdocs/1k"
 ng_port=$(free_port); nghttpd --no-tls -d "$work/htdocs" "$ng_port" >"$work/nghttpd.log" 2>&1 & pids+=($!)
 read -r async_pid async_port < <(start_broker async async)
+pids+=("$async_pid")
 "$py" - "$work/send.bin" <<'PY'
 import struct, sys, uuid
 from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s
@@ -71,6 +72,7 @@ done
 "$bin/mqbench" produce --endpoint "127.0.0.1:$async_port" --topic p-async --count "$COUNT" --concurrency "$CONC" --mode sync --broker-pid "$async_pid" --json > "$work/produce-async.json" 2>/dev/null
 "$bin/mqbench" consume --endpoint "127.0.0.1:$async_port" --topic p-async --count "$COUNT" --concurrency 8 --json > "$work/consume.json" 2>/dev/null
 read -r sync_pid sync_port < <(start_broker sync sync)
+pids+=("$sync_pid")
 "$bin/mqbench" produce --endpoint "127.0.0.1:$sync_port" --topic p-sync --count "$COUNT" --concurrency "$CONC" --mode sync --broker-pid "$sync_pid" --json > "$work/produce-sync.json" 2>/dev/null
 max_rate=$(python3 -c "import json; print(int(json.load(open('$work/produce-async.json'))['rate']))")
 half=$((max_rate / 2))
@@ -83,6 +85,7 @@ import json, sys
 json.dump({"topics": [{"name": f"idle-{i}", "queueCount": 8, "permission": 6, "messageTypes": ["NORMAL"]} for i in range(1000)]}, open(sys.argv[1], "w"))
 PY
 read -r idle_pid idle_port < <(start_broker idle async --config "$work/topics.json")
+pids+=("$idle_pid")
 sleep 3
 idle_rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$idle_pid/status")
 

@@ -48,6 +48,13 @@ struct ServiceGenerator {
             p.line("public var serviceFileDescriptor: ProtoFileDescriptor { \(swiftName).fileDescriptor }")
             p.line()
             p.block("public func register(into router: inout RPCRouter)") { p in
+                p.line("registerMethods(into: &router)")
+            }
+            p.line()
+            p.line("/// Registers every method with its generated request and response types. A service that")
+            p.line("/// serves a method its own way (say, reading the request bytes itself) implements")
+            p.line("/// `register(into:)`: it calls this, then registers that method again, which replaces it.")
+            p.block("public func registerMethods(into router: inout RPCRouter)") { p in
                 for method in methods {
                     p.line(method.registration(service: swiftName))
                 }

@@ -14,8 +14,14 @@ extension Google_Protobuf_Timestamp {
         self.init(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))
     }
 
-    /// Milliseconds since the Unix epoch (sub-millisecond nanos dropped).
-    public var milliseconds: Int64 { seconds * 1000 + Int64(nanos / 1_000_000) }
+    /// Milliseconds since the Unix epoch (sub-millisecond nanos dropped), clamped to `Int64`:
+    /// timestamps come from peers, and one past ±292 million years must not trap.
+    public var milliseconds: Int64 {
+        let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        if overflow { return seconds < 0 ? .min : .max }
+        let (sum, overflowed) = ms.addingReportingOverflow(Int64(nanos / 1_000_000))
+        return overflowed ? (ms < 0 ? .min : .max) : sum
+    }
 
     public var date: Date { Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9) }
 }

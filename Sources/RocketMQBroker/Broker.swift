@@ -203,8 +203,12 @@ public final class Broker: Sendable {
         return hash
     }
 
-    /// Appends to the store and wakes long-polling receivers of the topic.
-    func append(_ message: MessageToAppend) async throws(BrokerError) -> AppendResult {
+    /// The largest message body accepted (`BrokerConfiguration.maxBodySize`), without copying
+    /// the whole configuration.
+    var maxBodySize: Int { configurationStorage.withLock { $0.maxBodySize } }
+
+    /// Appends an encoded message to the store and wakes long-polling receivers of the topic.
+    func append(_ message: EncodedMessage) async throws(BrokerError) -> AppendResult {
         do {
             let result = try await store.append(message)
             arrivals.signal(message.topic, queueId: message.queueId)
@@ -212,6 +216,13 @@ public final class Broker: Sendable {
         } catch {
             throw BrokerError(error)
         }
+    }
+
+    /// Appends to the store and wakes long-polling receivers of the topic.
+    func append(_ message: MessageToAppend) async throws(BrokerError) -> AppendResult {
+        let encoded: EncodedMessage
+        do { encoded = try store.encode(message) } catch { throw BrokerError(error) }
+        return try await append(encoded)
     }
 
     /// Appends a copy of `message` to `group`'s retry topic, so that group alone receives it

@@ -31,6 +31,26 @@ import Testing
             #expect(CRC32C.checksum(data[start...]) == ~bitwise)
         }
     }
+
+    @Test("the CPU instruction and the tables agree on every length and alignment")
+    func hardwareMatchesTables() {
+        var rng = SplitMix64(seed: 3)
+        let data = randomBytes(4200, &rng)
+        data.withUnsafeBytes { raw in
+            for start in 0..<16 {
+                for count in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 100, 1024, 1031, 4096] where start + count <= raw.count {
+                    let piece = UnsafeRawBufferPointer(rebasing: raw[start..<(start + count)])
+                    for seed: UInt32 in [0, 0xDEAD_BEEF] {
+                        #expect(CRC32C.update(seed, piece) == CRC32C.tableUpdate(seed, piece), "start \(start), count \(count)")
+                    }
+                }
+            }
+        }
+        // On this project's machines (x86-64 with SSE4.2), the fast path is the one in use.
+        #if arch(x86_64)
+        #expect(CRC32C.usesHardware)
+        #endif
+    }
 }
 
 /// CRC-32 (IEEE) shares the slicing loop; checked against zlib's values and a bit-wise reference.

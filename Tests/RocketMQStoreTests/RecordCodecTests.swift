@@ -60,3 +60,79 @@ import Testing
         #expect(MessageID.physicalOffset(of: id) == 0x1234)
     }
 }
+
+@Suite("Records encoded from bytes")
+struct RecordFromBytesTests {
+    /// Encodes `message` through the byte-piece encoder, as a protocol layer would.
+    func encodeFromBytes(_ message: MessageToAppend, storeHost: String) throws -> [UInt8] {
+        // Keep every piece's storage alive for the call.
+        let keys = message.properties.keys.map { Array($0.utf8) }
+        let values = message.properties.keys.map { Array(message.properties[$0]!.utf8) }
+        let topic = Array(message.topic.utf8), born = Array(message.bornHost.utf8), store = Array(storeHost.utf8)
+        return try topic.withUnsafeBytes { topic in
+            try born.withUnsafeBytes { born in
+                try store.withUnsafeBytes { store in
+                    try message.body.withUnsafeBytes { body in
+                        var pieces: [MessagePropertyBytes] = []
+                        func collect(_ i: Int) throws -> [UInt8] {
+                            if i == keys.count {
+                                return try pieces.withUnsafeMutableBufferPointer { properties in
+                                    try RecordCodec.encode(
+                                        topic: topic, queueId: message.queueId, bornTimestamp: message.bornTimestamp,
+                                        bornHost: born, storeHost: store, properties: properties, body: body)
+                                }
+                            }
+                            return try keys[i].withUnsafeBytes { k in
+                                try values[i].withUnsafeBytes { v in
+                                    pieces.append(MessagePropertyBytes(key: k, value: v))
+                                    return try collect(i + 1)
+                                }
+                            }
+                        }
+                        return try collect(0)
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("a record encoded from byte pieces is byte for byte the one a MessageToAppend gives")
+    func sameBytesAsMessageToAppend() throws {
+        var rng = SplitMix64(seed: 7)
+        for i in 0..<200 {
+            var props = [String: String]()
+            let names = ["TAGS", "KEYS", "UNIQ_KEY", "__MESSAGE_TYPE", "__SHARDINGKEY", "A", "zz", "a-b", "Key", "_x"]
+            for _ in 0..<Int.random(in: 0...8, using: &rng) {
+                props[names.randomElement(using: &rng)!] = String(repeating: "v", count: Int.random(in: 0...20, using: &rng)) + (i % 3 == 0 ? "é✓" : "")
+            }
+            let m = MessageToAppend(
+                topic: "topic-\(i % 5)", queueId: Int32(i % 8), body: randomBytes(Int.random(in: 1...2000, using: &rng), &rng),
+                properties: props, bornTimestamp: Int64(i) * 1_000_003, bornHost: "10.0.0.\(i % 250):\(i)")
+            let expected = try RecordCodec.encode(m, storeHost: "127.0.0.1:10911")
+            #expect(try encodeFromBytes(m, storeHost: "127.0.0.1:10911") == expected)
+        }
+    }
+
+    @Test("dispatch keys read from the record match the decoded message's tag, keys and unique id")
+    func dispatchKeysMatchDecodedMessage() throws {
+        let cases: [[String: String]] = [
+            [:],
+            ["TAGS": "t1"],
+            ["TAGS": ""],
+            ["KEYS": "a b  c ", "UNIQ_KEY": "u-1"],
+            ["KEYS": " ", "UNIQ_KEY": ""],
+            ["KEYS": "clé a\u{301} \u{301}b x", "TAGS": "é"],
+            ["KEYS": "k", "TAGS": "x", "UNIQ_KEY": "id", "other": "KEYS"],
+        ]
+        for props in cases {
+            let m = MessageToAppend(topic: "orders", queueId: 1, body: [1, 2, 3], properties: props)
+            var bytes = try RecordCodec.encode(m, storeHost: "127.0.0.1:1")
+            bytes.withUnsafeMutableBytes { RecordCodec.seal($0, queueOffset: 0, physicalOffset: 0, storeTimestamp: 1) }
+            let decoded = try bytes.withUnsafeBytes { try RecordCodec.decode($0, expectedOffset: 0) }
+            var hashes = decoded.keys.map { IndexService.hash(IndexService.key(topic: decoded.topic, key: $0)) }
+            if let u = decoded.uniqueId { hashes.append(IndexService.hash(IndexService.uniqueKey(u))) }
+            let keys = bytes.withUnsafeBytes { RecordCodec.dispatchKeys($0) }
+            #expect(keys == RecordCodec.DispatchKeys(tagsHash: TagHash.of(decoded.tags), indexHashes: hashes), "\(props)")
+        }
+    }
+}

@@ -98,17 +98,22 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                     entries.append(.init(status: error.status, messageId: message.systemProperties?.messageId ?? ""))
                 }
             }
-            let failures = entries.filter { $0.status?.code != .ok }
-            let status: Apache_Rocketmq_V2_Status
-            if failures.isEmpty {
-                status = .ok
-            } else if failures.count == entries.count, entries.count == 1, let only = failures.first?.status {
-                status = only
-            } else {
-                status = .init(code: .multipleResults, message: "\(failures.count) of \(entries.count) messages failed")
-            }
-            return .init(status: status, entries: entries)
+            return Self.sendResponse(entries)
         }
+    }
+
+    /// The answer to a SendMessage with these per-message results.
+    static func sendResponse(_ entries: [Apache_Rocketmq_V2_SendResultEntry]) -> Apache_Rocketmq_V2_SendMessageResponse {
+        let failures = entries.filter { $0.status?.code != .ok }
+        let status: Apache_Rocketmq_V2_Status
+        if failures.isEmpty {
+            status = .ok
+        } else if failures.count == entries.count, entries.count == 1, let only = failures.first?.status {
+            status = only
+        } else {
+            status = .init(code: .multipleResults, message: "\(failures.count) of \(entries.count) messages failed")
+        }
+        return .init(status: status, entries: entries)
     }
 
     private func send(_ message: Apache_Rocketmq_V2_Message, peer: String) async throws(BrokerError) -> (messageId: String, queueOffset: Int64) {
@@ -117,7 +122,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         let type = system.messageType == .unspecified ? inferredType(system) : system.messageType
         let topic = try broker.topic(named: name, messageType: type)
         guard topic.isWritable else { throw .forbidden("topic \(name) is not writable on broker \(broker.configuration.brokerName)") }
-        try SendValidation.check(message, type: type, topic: topic, maxBodySize: broker.configuration.maxBodySize)
+        try SendValidation.check(message, type: type, topic: topic, maxBodySize: broker.maxBodySize)
         let queueId = broker.queue(for: topic, requested: system.queueId, messageGroup: system.messageGroup)
         let result = try await broker.append(message.toAppend(queueId: queueId, bornHost: peer, type: type))
         return (system.messageId.isEmpty ? result.msgId : system.messageId, result.queueOffset)

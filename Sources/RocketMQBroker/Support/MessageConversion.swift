@@ -17,6 +17,13 @@ enum StoredProperty {
     static func isReserved(_ key: String) -> Bool {
         key.hasPrefix("__") || key == MessageProperty.tags || key == MessageProperty.keys || key == MessageProperty.uniqueKey
     }
+
+    /// `isReserved` for a key of ASCII bytes.
+    static func isReserved(ascii key: UnsafeRawBufferPointer) -> Bool {
+        if key.count >= 2, key[0] == UInt8(ascii: "_"), key[1] == UInt8(ascii: "_") { return true }
+        return key.elementsEqual(MessageProperty.tags.utf8) || key.elementsEqual(MessageProperty.keys.utf8)
+            || key.elementsEqual(MessageProperty.uniqueKey.utf8)
+    }
 }
 
 extension Apache_Rocketmq_V2_Message {

@@ -48,23 +48,10 @@ enum RecordCodec {
         let bodyCRC = CRC32C.checksum(message.body)
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)
-            raw.storeBytes(of: UInt32(total).littleEndian, toByteOffset: 0, as: UInt32.self)
-            raw.storeBytes(of: messageMagic.littleEndian, toByteOffset: 4, as: UInt32.self)
-            raw.storeBytes(of: UInt32(0), toByteOffset: 8, as: UInt32.self)
-            raw.storeBytes(of: bodyCRC.littleEndian, toByteOffset: 12, as: UInt32.self)
-            raw.storeBytes(of: message.queueId.littleEndian, toByteOffset: 16, as: Int32.self)
-            raw.storeBytes(of: message.flags.littleEndian, toByteOffset: 20, as: Int32.self)
-            raw.storeBytes(of: Int64(0), toByteOffset: 24, as: Int64.self)
-            raw.storeBytes(of: Int64(0), toByteOffset: 32, as: Int64.self)
-            raw.storeBytes(of: message.bornTimestamp.littleEndian, toByteOffset: 40, as: Int64.self)
-            raw.storeBytes(of: Int64(0), toByteOffset: 48, as: Int64.self)
-            raw.storeBytes(of: message.reconsumeTimes.littleEndian, toByteOffset: 56, as: Int32.self)
-            raw.storeBytes(of: message.preparedTransactionOffset.littleEndian, toByteOffset: 60, as: Int64.self)
-            raw.storeBytes(of: UInt16(topicCount).littleEndian, toByteOffset: 68, as: UInt16.self)
-            raw.storeBytes(of: UInt8(bornCount), toByteOffset: 70, as: UInt8.self)
-            raw.storeBytes(of: UInt8(storeCount), toByteOffset: 71, as: UInt8.self)
-            raw.storeBytes(of: UInt32(propsCount).littleEndian, toByteOffset: 72, as: UInt32.self)
-            raw.storeBytes(of: UInt32(bodyCount).littleEndian, toByteOffset: 76, as: UInt32.self)
+            writeHeader(raw, total: total, bodyCRC: bodyCRC, queueId: message.queueId, flags: message.flags,
+                        bornTimestamp: message.bornTimestamp, reconsumeTimes: message.reconsumeTimes,
+                        preparedTransactionOffset: message.preparedTransactionOffset, topicCount: topicCount,
+                        bornHostCount: bornCount, storeHostCount: storeCount, propertiesCount: propsCount, bodyCount: bodyCount)
             var at = headerSize
             func put(_ s: String) {
                 for b in s.utf8 { raw[at] = b; at += 1 }
@@ -88,6 +75,83 @@ enum RecordCodec {
                     (dst + at).copyMemory(from: base, byteCount: bodyCount)
                 }
             }
+            initialized = total
+        }
+    }
+
+    /// The fixed 80 bytes, with zero offsets, store time and record CRC (`seal` fills those in).
+    private static func writeHeader(
+        _ raw: UnsafeMutableRawBufferPointer, total: Int, bodyCRC: UInt32, queueId: Int32, flags: Int32,
+        bornTimestamp: Int64, reconsumeTimes: Int32, preparedTransactionOffset: Int64, topicCount: Int,
+        bornHostCount: Int, storeHostCount: Int, propertiesCount: Int, bodyCount: Int
+    ) {
+        raw.storeBytes(of: UInt32(total).littleEndian, toByteOffset: 0, as: UInt32.self)
+        raw.storeBytes(of: messageMagic.littleEndian, toByteOffset: 4, as: UInt32.self)
+        raw.storeBytes(of: UInt32(0), toByteOffset: 8, as: UInt32.self)
+        raw.storeBytes(of: bodyCRC.littleEndian, toByteOffset: 12, as: UInt32.self)
+        raw.storeBytes(of: queueId.littleEndian, toByteOffset: 16, as: Int32.self)
+        raw.storeBytes(of: flags.littleEndian, toByteOffset: 20, as: Int32.self)
+        raw.storeBytes(of: Int64(0), toByteOffset: 24, as: Int64.self)
+        raw.storeBytes(of: Int64(0), toByteOffset: 32, as: Int64.self)
+        raw.storeBytes(of: bornTimestamp.littleEndian, toByteOffset: 40, as: Int64.self)
+        raw.storeBytes(of: Int64(0), toByteOffset: 48, as: Int64.self)
+        raw.storeBytes(of: reconsumeTimes.littleEndian, toByteOffset: 56, as: Int32.self)
+        raw.storeBytes(of: preparedTransactionOffset.littleEndian, toByteOffset: 60, as: Int64.self)
+        raw.storeBytes(of: UInt16(topicCount).littleEndian, toByteOffset: 68, as: UInt16.self)
+        raw.storeBytes(of: UInt8(bornHostCount), toByteOffset: 70, as: UInt8.self)
+        raw.storeBytes(of: UInt8(storeHostCount), toByteOffset: 71, as: UInt8.self)
+        raw.storeBytes(of: UInt32(propertiesCount).littleEndian, toByteOffset: 72, as: UInt32.self)
+        raw.storeBytes(of: UInt32(bodyCount).littleEndian, toByteOffset: 76, as: UInt32.self)
+    }
+
+    /// Encodes a message given as UTF-8 pieces, as `encode(_:storeHost:)` does for a
+    /// `MessageToAppend` (byte for byte, when the keys are ASCII): properties are written in
+    /// key byte order, which `properties` is sorted into. Duplicate keys are the caller's bug.
+    static func encode(
+        topic: UnsafeRawBufferPointer, queueId: Int32, bornTimestamp: Int64, bornHost: UnsafeRawBufferPointer,
+        storeHost: UnsafeRawBufferPointer, properties: UnsafeMutableBufferPointer<MessagePropertyBytes>,
+        body: UnsafeRawBufferPointer
+    ) throws(StoreError) -> [UInt8] {
+        guard topic.count > 0, topic.count <= 255 else { throw .invalidMessage("topic must be 1...255 UTF-8 bytes") }
+        guard bornHost.count <= 255, storeHost.count <= 255 else { throw .invalidMessage("host strings must be at most 255 bytes") }
+        var sorted = properties  // the same memory: sorts the caller's buffer in place
+        sorted.sort { $0.key.lexicographicallyPrecedes($1.key) }
+        var propsCount = 0
+        for property in properties {
+            guard property.key.count <= Int(UInt16.max), property.value.count <= Int(UInt16.max) else {
+                throw .invalidMessage("property \(String(decoding: property.key, as: UTF8.self)) is longer than 65535 bytes")
+            }
+            propsCount += 4 + property.key.count + property.value.count
+        }
+        let total = headerSize + topic.count + bornHost.count + storeHost.count + propsCount + body.count
+        guard total <= Int(Int32.max) else { throw .messageTooLarge(size: total, limit: Int(Int32.max)) }
+        let bodyCRC = CRC32C.update(0, body)
+        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            writeHeader(raw, total: total, bodyCRC: bodyCRC, queueId: queueId, flags: 0, bornTimestamp: bornTimestamp,
+                        reconsumeTimes: 0, preparedTransactionOffset: 0, topicCount: topic.count,
+                        bornHostCount: bornHost.count, storeHostCount: storeHost.count, propertiesCount: propsCount,
+                        bodyCount: body.count)
+            var at = headerSize
+            func put(_ bytes: UnsafeRawBufferPointer) {
+                guard let source = bytes.baseAddress, let base = raw.baseAddress, bytes.count > 0 else { return }
+                (base + at).copyMemory(from: source, byteCount: bytes.count)
+                at += bytes.count
+            }
+            func put16(_ n: Int) {
+                raw.storeBytes(of: UInt16(n).littleEndian, toByteOffset: at, as: UInt16.self)
+                at += 2
+            }
+            put(topic)
+            put(bornHost)
+            put(storeHost)
+            for property in properties {
+                put16(property.key.count)
+                put(property.key)
+                put16(property.value.count)
+                put(property.value)
+            }
+            put(body)
             initialized = total
         }
     }
@@ -139,9 +203,56 @@ enum RecordCodec {
         var physicalOffset: Int64
         var size: Int32
         var storeTimestamp: Int64
+        var keys: DispatchKeys
+    }
+
+    /// What dispatch derives from a record's properties: the ConsumeQueue tag hash and the
+    /// IndexFile key hashes (`IndexService.keyHashes`).
+    struct DispatchKeys: Sendable, Equatable {
+        /// `TagHash.of(tags)`.
         var tagsHash: Int64
-        var keys: [String]
-        var uniqueId: String?
+        /// One per KEYS entry (`topic#key`), then the UNIQ_KEY's if there is one; empty when
+        /// neither property is there.
+        var indexHashes: [UInt32]
+    }
+
+    /// Reads the TAGS, KEYS and UNIQ_KEY properties of a record whose lengths were checked
+    /// (by `encode` or `decode`) straight from its bytes: no `String`, no dictionary.
+    static func dispatchKeys(_ raw: UnsafeRawBufferPointer) -> DispatchKeys {
+        let topicLen = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 68, as: UInt16.self)))
+        let propsLen = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 72, as: UInt32.self)))
+        let topic = UnsafeRawBufferPointer(rebasing: raw[headerSize..<(headerSize + topicLen)])
+        var p = headerSize + topicLen + Int(raw[70]) + Int(raw[71])
+        let end = p + propsLen
+        var tags: Range<Int>?
+        var keys: Range<Int>?
+        var unique: Range<Int>?
+        while p + 2 <= end {
+            let kl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt16.self)))
+            let key = (p + 2)..<(p + 2 + kl)
+            p = key.upperBound
+            guard p + 2 <= end else { break }
+            let vl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt16.self)))
+            let value = (p + 2)..<(p + 2 + vl)
+            p = value.upperBound
+            guard p <= end else { break }
+            // Later entries win, as in `decode`'s dictionary.
+            switch kl {
+            case 4 where raw[key].elementsEqual(MessageProperty.tagsBytes): tags = value
+            case 4 where raw[key].elementsEqual(MessageProperty.keysBytes): keys = value
+            case 8 where raw[key].elementsEqual(MessageProperty.uniqueKeyBytes): unique = value
+            default: break
+            }
+        }
+        var hashes: [UInt32] = []
+        if let keys {
+            IndexService.forEachKey(UnsafeRawBufferPointer(rebasing: raw[keys])) { key in
+                hashes.append(IndexService.keyHash(topic: topic, key: key))
+            }
+        }
+        if let unique { hashes.append(IndexService.uniqueKeyHash(UnsafeRawBufferPointer(rebasing: raw[unique]))) }
+        let tagsHash = tags.map { TagHash.of(UnsafeRawBufferPointer(rebasing: raw[$0])) } ?? 0
+        return DispatchKeys(tagsHash: tagsHash, indexHashes: hashes)
     }
 
     /// Checks and decodes a whole record. `expectedOffset`, when given, must match the
@@ -214,15 +325,8 @@ enum RecordCodec {
             throw .corruptRecord(physicalOffset: expectedOffset, reason: "body CRC mismatch")
         }
         let m = try decode(raw, expectedOffset: expectedOffset, includeBody: false)
-        return DispatchInfo(message: m)
-    }
-}
-
-extension RecordCodec.DispatchInfo {
-    init(message m: StoredMessage) {
-        self.init(
+        return DispatchInfo(
             topic: m.topic, queueId: m.queueId, queueOffset: m.queueOffset, physicalOffset: m.physicalOffset,
-            size: m.storeSize, storeTimestamp: m.storeTimestamp, tagsHash: TagHash.of(m.tags),
-            keys: m.keys, uniqueId: m.uniqueId)
+            size: m.storeSize, storeTimestamp: m.storeTimestamp, keys: dispatchKeys(raw))
     }
 }

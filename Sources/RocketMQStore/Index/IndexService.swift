@@ -53,8 +53,40 @@ final class IndexService: @unchecked Sendable {
     static func uniqueKey(_ id: String) -> String { "\u{1}UNIQ#" + id }
 
     static func hash(_ key: String) -> UInt32 {
-        let h = TagHash.fnv1a(key)
-        return UInt32(truncatingIfNeeded: h ^ (h >> 32))
+        fold(TagHash.fnv1a(key))
+    }
+
+    private static func fold(_ h: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: h ^ (h >> 32)) }
+
+    private static let keySeparator: [UInt8] = Array("#".utf8)
+    private static let uniqueKeyPrefix: [UInt8] = Array("\u{1}UNIQ#".utf8)
+
+    /// `hash(key(topic:key:))` of UTF-8 bytes, without building the string.
+    static func keyHash(topic: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer) -> UInt32 {
+        fold(TagHash.fnv1a(key, continuing: TagHash.fnv1a(keySeparator, continuing: TagHash.fnv1a(topic))))
+    }
+
+    /// `hash(uniqueKey(id))` of UTF-8 bytes, without building the string.
+    static func uniqueKeyHash(_ id: UnsafeRawBufferPointer) -> UInt32 {
+        fold(TagHash.fnv1a(id, continuing: TagHash.fnv1a(uniqueKeyPrefix)))
+    }
+
+    /// Calls `body` with each key of a KEYS value, split as `MessageProperty.splitKeys` does
+    /// (on spaces, empty pieces dropped): bytewise for ASCII, through `String` otherwise (a
+    /// space followed by a combining mark is not a separator there).
+    static func forEachKey(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        guard value.allSatisfy({ $0 < 0x80 }) else {
+            for key in MessageProperty.splitKeys(String(decoding: value, as: UTF8.self)) {
+                var key = key
+                key.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+            }
+            return
+        }
+        var start = 0
+        for i in 0...value.count where i == value.count || value[i] == 0x20 {
+            if i > start { body(UnsafeRawBufferPointer(rebasing: value[start..<i])) }
+            start = i + 1
+        }
     }
 
     /// Physical offset of the newest record whose keys are all indexed, -1 if none.
@@ -62,17 +94,23 @@ final class IndexService: @unchecked Sendable {
 
     /// Indexes the keys and unique id of one dispatched record.
     func put(_ info: RecordCodec.DispatchInfo) throws(StoreError) {
-        if info.keys.isEmpty && info.uniqueId == nil { return }
-        var hashes = info.keys.map { IndexService.hash(IndexService.key(topic: info.topic, key: $0)) }
-        if let u = info.uniqueId { hashes.append(IndexService.hash(IndexService.uniqueKey(u))) }
+        try put(info.keys.indexHashes, physicalOffset: info.physicalOffset, storeTimestamp: info.storeTimestamp)
+    }
+
+    /// Indexes the key hashes (`RecordCodec.DispatchKeys.indexHashes`) of one record.
+    func put(_ hashes: [UInt32], physicalOffset: Int64, storeTimestamp: Int64) throws(StoreError) {
+        if hashes.isEmpty { return }
         try state.withLock { (state) throws(StoreError) in
-            var touched = [IndexFile]()
+            // A record's keys go to one file (the array stays empty: no allocation), more
+            // only when files fill up on the way.
+            var earlier: [IndexFile] = []
+            var current: IndexFile?
             for h in hashes {
                 var file: IndexFile
-                if let last = state.files.last, last.accepts(timestamp: info.storeTimestamp) {
+                if let last = state.files.last, last.accepts(timestamp: storeTimestamp) {
                     file = last
                 } else {
-                    var created = info.storeTimestamp
+                    var created = storeTimestamp
                     if let last = state.files.last, created <= last.createdAt { created = last.createdAt + 1 }
                     file = try IndexFile(path: directory + "/" + FileSystem.offsetName(created), createdAt: created,
                                          slotCount: slotCount, entryCapacity: entryCapacity)
@@ -80,10 +118,14 @@ final class IndexService: @unchecked Sendable {
                     state.files.append(file)
                     logger.debug("created IndexFile", metadata: ["created": "\(created)"])
                 }
-                file.put(keyHash: h, physicalOffset: info.physicalOffset, storeTimestamp: info.storeTimestamp)
-                if touched.last !== file { touched.append(file) }
+                file.put(keyHash: h, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
+                if current !== file {
+                    if let current { earlier.append(current) }
+                    current = file
+                }
             }
-            for f in touched { f.markIndexed(info.physicalOffset) }
+            for f in earlier { f.markIndexed(physicalOffset) }
+            current?.markIndexed(physicalOffset)
         }
     }
 

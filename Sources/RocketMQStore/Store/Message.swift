@@ -6,6 +6,22 @@ public enum MessageProperty {
     public static let keys = "KEYS"
     /// The client-assigned unique id; indexed for `MessageStore.message(uniqueId:)`.
     public static let uniqueKey = "UNIQ_KEY"
+
+    static let tagsBytes: [UInt8] = Array(tags.utf8)
+    static let keysBytes: [UInt8] = Array(keys.utf8)
+    static let uniqueKeyBytes: [UInt8] = Array(uniqueKey.utf8)
+}
+
+/// One property of a message being encoded from bytes (`MessageStore.encode(...)`): UTF-8
+/// key and value, borrowed for the duration of the call.
+public struct MessagePropertyBytes {
+    public var key: UnsafeRawBufferPointer
+    public var value: UnsafeRawBufferPointer
+
+    public init(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        self.key = key
+        self.value = value
+    }
 }
 
 /// A message handed to `MessageStore.append(_:)`.
@@ -51,6 +67,15 @@ public struct MessageToAppend: Sendable, Equatable {
     public var keys: [String] { MessageProperty.splitKeys(properties[MessageProperty.keys]) }
     /// The `UNIQ_KEY` property, if any.
     public var uniqueId: String? { properties[MessageProperty.uniqueKey] }
+}
+
+/// A message encoded as its CommitLog record, ready for `MessageStore.append(_:)`: made by
+/// `MessageStore.encode(topic:queueId:bornTimestamp:bornHost:properties:body:)`.
+public struct EncodedMessage: Sendable {
+    /// The record, offsets and store time not yet filled in.
+    let record: [UInt8]
+    public let topic: String
+    public let queueId: Int32
 }
 
 /// A message as read back from the store, with the positions the store assigned.
@@ -148,9 +173,21 @@ public enum TagHash {
         return Int64(bitPattern: fnv1a(tag))
     }
 
+    /// The tag hash of a tag given as UTF-8 bytes: `of(String(decoding: bytes, as: UTF8.self))`.
+    static func of(_ tag: UnsafeRawBufferPointer) -> Int64 {
+        tag.isEmpty ? 0 : Int64(bitPattern: fnv1a(tag))
+    }
+
+    static let fnvOffsetBasis: UInt64 = 0xCBF2_9CE4_8422_2325
+
     static func fnv1a(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in s.utf8 {
+        fnv1a(s.utf8)
+    }
+
+    /// FNV-1a over `bytes`, continuing from `h` (hash pieces as if they were one string).
+    static func fnv1a(_ bytes: some Sequence<UInt8>, continuing h: UInt64 = fnvOffsetBasis) -> UInt64 {
+        var h = h
+        for b in bytes {
             h ^= UInt64(b)
             h &*= 0x0000_0100_0000_01B3
         }

@@ -17,6 +17,8 @@ import Synchronization
 /// Reads never take the writer lock.
 public final class MessageStore: Sendable {
     public let configuration: StoreConfiguration
+    /// `configuration.storeHost` as written into every record.
+    private let storeHostBytes: [UInt8]
     /// Retention settings, changeable while the store runs (`updateRetention`); the rest of the
     /// configuration is fixed once the store is open.
     private let retention: Mutex<RetentionPolicy>
@@ -50,6 +52,7 @@ public final class MessageStore: Sendable {
     /// - Throws: `StoreError.lockHeld` if another process uses the directory; I/O errors.
     public init(configuration: StoreConfiguration, logger: Logger = Logger(label: "rocketmq.store")) throws(StoreError) {
         self.configuration = configuration
+        self.storeHostBytes = Array(configuration.storeHost.utf8)
         self.retention = Mutex(RetentionPolicy(
             fileReservedTime: configuration.fileReservedTime, deleteWhenHour: configuration.deleteWhenHour,
             diskCleanRatio: configuration.diskCleanRatio))
@@ -136,7 +139,7 @@ public final class MessageStore: Sendable {
                 let before = cq.maxOffset > 0 ? cq.entry(at: cq.maxOffset - 1).map { $0.physicalOffset } ?? 0 : 0
                 gaps[cq.id] = before
             }
-            try cq.put(ConsumeQueueEntry(physicalOffset: info.physicalOffset, size: info.size, tagsHash: info.tagsHash), at: info.queueOffset)
+            try cq.put(ConsumeQueueEntry(physicalOffset: info.physicalOffset, size: info.size, tagsHash: info.keys.tagsHash), at: info.queueOffset)
             if info.physicalOffset > indexFloor { try index.put(info) }
             lastStoreTimestamp = max(lastStoreTimestamp, info.storeTimestamp)
             redone += 1
@@ -149,7 +152,7 @@ public final class MessageStore: Sendable {
                 let id = QueueID(topic: info.topic, queueId: info.queueId)
                 guard refill.contains(id) else { return }
                 try consumeQueue(id, create: true)?.put(
-                    ConsumeQueueEntry(physicalOffset: info.physicalOffset, size: info.size, tagsHash: info.tagsHash), at: info.queueOffset)
+                    ConsumeQueueEntry(physicalOffset: info.physicalOffset, size: info.size, tagsHash: info.keys.tagsHash), at: info.queueOffset)
             }
         }
         let minOffset = commitLog.minOffset
@@ -193,6 +196,12 @@ public final class MessageStore: Sendable {
     ///   flush does not complete in time (the record may still be on disk later),
     ///   `.messageTooLarge`, `.invalidMessage`, `.shutDown`, I/O errors.
     public func append(_ message: MessageToAppend) async throws(StoreError) -> AppendResult {
+        try await append(try encode(message))
+    }
+
+    /// Appends a message encoded by `encode(topic:queueId:bornTimestamp:bornHost:properties:body:)`;
+    /// otherwise as `append(_: MessageToAppend)`.
+    public func append(_ message: EncodedMessage) async throws(StoreError) -> AppendResult {
         let result = try write(message)
         switch configuration.flushMode {
         case .sync: try await flushService.waitForFlush(upTo: result.physicalOffset + Int64(result.wroteBytes))
@@ -201,19 +210,52 @@ public final class MessageStore: Sendable {
         return result
     }
 
+    /// `message` as a record, for `append(_: EncodedMessage)`.
+    public func encode(_ message: MessageToAppend) throws(StoreError) -> EncodedMessage {
+        EncodedMessage(
+            record: try RecordCodec.encode(message, storeHost: configuration.storeHost), topic: message.topic,
+            queueId: message.queueId)
+    }
+
+    /// Encodes a message given as UTF-8 pieces into its CommitLog record, without building
+    /// `String`s or a properties dictionary: the fast way in for a protocol layer that has the
+    /// message as bytes. The result reads back as the `MessageToAppend` with the same fields
+    /// (flags, reconsume times and prepared-transaction offset zero) would; with ASCII
+    /// property keys, the record is the same byte for byte. `properties` is sorted in place;
+    /// keys must be distinct. Encoding checks what `append(_: MessageToAppend)` checks.
+    public func encode(
+        topic: String, queueId: Int32, bornTimestamp: Int64, bornHost: UnsafeRawBufferPointer,
+        properties: UnsafeMutableBufferPointer<MessagePropertyBytes>, body: UnsafeRawBufferPointer
+    ) throws(StoreError) -> EncodedMessage {
+        var topicName = topic
+        let record = try StoreError.catching {
+            try topicName.withUTF8 { topicBytes in
+                try storeHostBytes.withUnsafeBytes { storeHost in
+                    try RecordCodec.encode(
+                        topic: UnsafeRawBufferPointer(topicBytes), queueId: queueId, bornTimestamp: bornTimestamp,
+                        bornHost: bornHost, storeHost: storeHost, properties: properties, body: body)
+                }
+            }
+        }
+        return EncodedMessage(record: record, topic: topic, queueId: queueId)
+    }
+
     /// Writes and dispatches one record (no flush wait).
     func write(_ message: MessageToAppend) throws(StoreError) -> AppendResult {
+        try write(try encode(message))
+    }
+
+    /// Writes and dispatches one record (no flush wait).
+    func write(_ message: EncodedMessage) throws(StoreError) -> AppendResult {
         let full = diskFullRatio.load(ordering: .relaxed)
         if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
-        var record = try RecordCodec.encode(message, storeHost: configuration.storeHost)
+        var record = message.record
         guard record.count <= configuration.maxMessageSize,
               Int64(record.count) + Int64(RecordCodec.blankSize) <= configuration.commitLogSegmentSize
         else { throw .messageTooLarge(size: record.count, limit: configuration.maxMessageSize) }
         let id = QueueID(topic: message.topic, queueId: message.queueId)
         let size = Int32(record.count)
-        let tagsHash = TagHash.of(message.tags)
-        let keys = message.keys
-        let uniqueId = message.uniqueId
+        let keys = record.withUnsafeBytes { RecordCodec.dispatchKeys($0) }
         let storeHost = configuration.storeHost
         let result = try writer.withLock { (state) throws(StoreError) -> AppendResult in
             if isShutDown.load(ordering: .relaxed) { throw .shutDown }
@@ -228,11 +270,9 @@ public final class MessageStore: Sendable {
             let physicalOffset = try commitLog.append(&record) { raw, offset in
                 RecordCodec.seal(raw, queueOffset: queueOffset, physicalOffset: offset, storeTimestamp: storeTimestamp)
             }
-            try cq.put(ConsumeQueueEntry(physicalOffset: physicalOffset, size: size, tagsHash: tagsHash), at: queueOffset)
+            try cq.put(ConsumeQueueEntry(physicalOffset: physicalOffset, size: size, tagsHash: keys.tagsHash), at: queueOffset)
             do {
-                try index.put(RecordCodec.DispatchInfo(
-                    topic: id.topic, queueId: id.queueId, queueOffset: queueOffset, physicalOffset: physicalOffset,
-                    size: size, storeTimestamp: storeTimestamp, tagsHash: tagsHash, keys: keys, uniqueId: uniqueId))
+                try index.put(keys.indexHashes, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
             } catch {
                 // The record and its queue entry are in: keep them; only key lookups miss it.
                 logger.error("cannot index message keys", metadata: ["offset": "\(physicalOffset)", "error": "\(error)"])

@@ -1,21 +1,38 @@
+import CCRC32C
+
 /// CRC-32C (Castagnoli, polynomial 0x1EDC6F41, reflected 0x82F63B78), the checksum
 /// that frames every CommitLog record.
 ///
-/// Table-driven, slicing-by-8 (the brief's minimum) widened to sixteen tables: the loop
-/// consumes sixteen bytes per step with sixteen independent lookups, about 1.5× faster than
-/// eight on this machine. Pure Swift, no allocation per call; the tables are built once.
+/// With the CPU's CRC-32C instruction where there is one (`CCRC32C`: x86-64 SSE4.2, ARMv8
+/// CRC), about three times faster than the tables on 1 KiB; the tables were ~4% of a broker's
+/// CPU under a SendMessage load. Otherwise table-driven (``CRCSlicer``, slicing-by-16).
 public enum CRC32C {
-    @usableFromInline static let slicer = CRCSlicer(reflectedPolynomial: 0x82F6_3B78)
+    /// Whether `update` uses the CPU's instruction.
+    static let usesHardware = rocketmq_crc32c_hardware_available() != 0
+    static let slicer = CRCSlicer(reflectedPolynomial: 0x82F6_3B78)
 
     /// The CRC-32C of `bytes`, continuing from `crc` (pass the result of a previous call
     /// to checksum data in pieces; start with 0).
     @inlinable
     public static func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
-        slicer.checksum(bytes, continuing: crc)
+        if let result = bytes.withContiguousStorageIfAvailable({ buffer in
+            update(crc, UnsafeRawBufferPointer(buffer))
+        }) {
+            return result
+        }
+        let copy = Array(bytes)
+        return copy.withUnsafeBytes { update(crc, $0) }
     }
 
     /// The CRC-32C of the raw bytes in `buffer`, continuing from `crc`.
     public static func update(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return crc }
+        if usesHardware { return rocketmq_crc32c_hardware_update(crc, base, buffer.count) }
+        return slicer.update(crc, buffer)
+    }
+
+    /// `update` with the tables, whatever the CPU (tests compare the two).
+    static func tableUpdate(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
         slicer.update(crc, buffer)
     }
 }

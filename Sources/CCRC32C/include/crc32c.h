@@ -1,0 +1,15 @@
+#ifndef ROCKETMQ_CRC32C_H
+#define ROCKETMQ_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Whether this CPU has a CRC-32C instruction this file uses (x86-64 SSE4.2, ARMv8 CRC).
+/// Decided once; cheap to call again.
+int rocketmq_crc32c_hardware_available(void);
+
+/// The CRC-32C of `count` bytes at `bytes`, continuing from `crc` (0 to start), with the CPU's
+/// instruction. Only call it when `rocketmq_crc32c_hardware_available()` returned non-zero.
+uint32_t rocketmq_crc32c_hardware_update(uint32_t crc, const void *bytes, size_t count);
+
+#endif

@@ -1,0 +1,239 @@
+import RocketMQAPI
+import RocketMQStore
+import RocketRPC
+
+// SendMessage without the generated types: the message goes from the request's bytes into its
+// CommitLog record in one encode (no `Apache_Rocketmq_V2_Message`, no properties dictionary,
+// no `MessageToAppend`), and the usual answer is written as bytes. The generated
+// `sendMessage(request:context:)` stays the reference: any request this path does not take
+// on whole — an unusual encoding (see `WireSendMessage`), a message that fails a check, an
+// unknown or new topic's edge — goes there before anything is stored, and gets exactly the
+// answer it always got.
+
+extension MessagingServiceProvider {
+    public func register(into router: inout RPCRouter) {
+        registerMethods(into: &router)
+        router.unary(Apache_Rocketmq_V2_MessagingService.Method.sendMessage) {
+            (request: SendMessageRequestBytes, context: ServerContext) async throws -> SendMessageResponseBytes in
+            try await self.sendMessage(request, context: context)
+        }
+    }
+
+    func sendMessage(_ request: SendMessageRequestBytes, context: ServerContext) async throws -> SendMessageResponseBytes {
+        if let message = request.message, let id = context.requestMetadata.first("x-mq-client-id"), !id.isBlank,
+           let direct = prepare(message, in: request.bytes, peer: context.peer) {
+            return await send(direct, in: request.bytes)
+        }
+        return SendMessageResponseBytes(try await sendMessage(request: try request.request(), context: context))
+    }
+
+    /// A message that passed every check, encoded, and the id to answer with (the producer's).
+    struct DirectSend {
+        var encoded: EncodedMessage
+        var messageId: Range<Int>
+    }
+
+    func send(_ direct: DirectSend, in bytes: [UInt8]) async -> SendMessageResponseBytes {
+        do {
+            let result = try await broker.append(direct.encoded)
+            if direct.messageId.isEmpty {
+                var id = result.msgId
+                return id.withUTF8 { SendMessageResponseBytes.stored(messageId: UnsafeRawBufferPointer($0), offset: result.queueOffset) }
+            }
+            return bytes.withUnsafeBytes {
+                SendMessageResponseBytes.stored(messageId: UnsafeRawBufferPointer(rebasing: $0[direct.messageId]), offset: result.queueOffset)
+            }
+        } catch {
+            let messageId = bytes.withUnsafeBytes { String(decoding: $0[direct.messageId], as: UTF8.self) }
+            return SendMessageResponseBytes(Self.sendResponse([.init(status: error.status, messageId: messageId)]))
+        }
+    }
+
+    /// Checks `message` as `send(_:peer:)` and `SendValidation` do and encodes its record; nil
+    /// sends it the generated way (before anything is stored). Every check comes before the
+    /// queue is picked, so a message the generated way then takes picks its queue once; only a
+    /// record the store refuses to encode (a property over 64 KiB) picks twice, which moves
+    /// the round-robin one step.
+    func prepare(_ message: WireSendMessage, in bytes: [UInt8], peer: String) -> DirectSend? {
+        bytes.withUnsafeBytes { raw -> DirectSend? in
+            func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: raw[range]) }
+            let group = message.messageGroup.map(slice) ?? UnsafeRawBufferPointer(start: nil, count: 0)
+            let type: MessageKind
+            switch message.messageType {
+            case 0: type = !group.isEmpty ? .fifo : message.deliveryTimestamp != nil ? .delay : .normal
+            case 1: type = .normal
+            case 2: type = .fifo
+            case 3: type = .delay
+            default: return nil
+            }
+            let topicName = String(decoding: slice(message.topic), as: UTF8.self)
+            guard let topic = try? broker.topic(named: topicName, messageType: type.protocolType), topic.isWritable,
+                  topic.messageTypes.contains(type.name)
+            else { return nil }
+            // SendValidation, on bytes known to be ASCII without NUL.
+            if type == .fifo ? group.isEmpty : !group.isEmpty { return nil }
+            if group.count > 64 { return nil }
+            if type == .delay, message.deliveryTimestamp == nil { return nil }
+            let body = slice(message.body)
+            guard !body.isEmpty, body.count <= broker.maxBodySize else { return nil }
+            if let tag = message.tag.map(slice) {
+                guard !tag.isBlankASCII, !tag.contains(UInt8(ascii: "|")) else { return nil }
+            }
+            for key in message.keys.map(slice) where key.isBlankASCII || key.contains(UInt8(ascii: " ")) {
+                return nil
+            }
+            // Duplicates are looked for pair by pair: fine for the few properties producers
+            // set, quadratic for thousands of tiny ones, which the generated way handles.
+            guard message.userProperties.count <= 64 else { return nil }
+            var propertyBytes = 0
+            for (index, (keyRange, valueRange)) in message.userProperties.enumerated() {
+                let key = slice(keyRange)
+                guard !key.isEmpty, !StoredProperty.isReserved(ascii: key), key.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else { return nil }
+                // The generated map keeps the last of duplicate keys: leave those to it.
+                for earlier in message.userProperties[..<index] where slice(earlier.key).elementsEqual(key) { return nil }
+                propertyBytes += keyRange.count + valueRange.count
+            }
+            if propertyBytes > 16 * 1024 { return nil }
+
+            let queueId = broker.queue(for: topic, requested: message.queueId, messageGroup: message.messageGroup.map {
+                String(decoding: slice($0), as: UTF8.self)
+            })
+            do {
+                let encoded = try encode(message, raw, topic: topicName, queueId: queueId, type: type, peer: peer)
+                return DirectSend(encoded: encoded, messageId: message.messageId)
+            } catch {
+                // Too large for a record: rare enough to let the generated way say so.
+                return nil
+            }
+        }
+    }
+
+    /// The record `toAppend(queueId:bornHost:type:)` would give the store, from the bytes.
+    private func encode(
+        _ message: WireSendMessage, _ raw: UnsafeRawBufferPointer, topic: String, queueId: Int32, type: MessageKind, peer: String
+    ) throws(StoreError) -> EncodedMessage {
+        func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: raw[range]) }
+        let capacity = message.userProperties.count + 8
+        return try withUnsafeTemporaryAllocation(of: MessagePropertyBytes.self, capacity: capacity) { (properties) throws(StoreError) in
+            var count = 0
+            func add(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+                properties.initializeElement(at: count, to: MessagePropertyBytes(key: key, value: value))
+                count += 1
+            }
+            for (key, value) in message.userProperties { add(slice(key), slice(value)) }
+            if let tag = message.tag, !tag.isEmpty { add(PropertyName.tags, slice(tag)) }
+            if !message.messageId.isEmpty { add(PropertyName.uniqueKey, slice(message.messageId)) }
+            add(PropertyName.messageType, type.nameBytes)
+            if let group = message.messageGroup, !group.isEmpty { add(PropertyName.messageGroup, slice(group)) }
+            if message.bodyEncoding == 2 { add(PropertyName.bodyEncoding, PropertyName.gzip) }
+            if let trace = message.traceContext, !trace.isEmpty { add(PropertyName.traceContext, slice(trace)) }
+            defer { properties.baseAddress?.deinitialize(count: count) }
+            var peer = peer
+            // KEYS is the keys joined by spaces, and the delivery time its decimal digits:
+            // both built on the stack.
+            let keysLength = message.keys.isEmpty ? 0 : message.keys.reduce(message.keys.count - 1) { $0 + $1.count }
+            return try withUnsafeTemporaryAllocation(byteCount: keysLength + 20, alignment: 1) { (scratch) throws(StoreError) in
+                if !message.keys.isEmpty {
+                    var at = 0
+                    for (index, key) in message.keys.enumerated() {
+                        if index > 0 { scratch[at] = UInt8(ascii: " "); at += 1 }
+                        UnsafeMutableRawBufferPointer(rebasing: scratch[at..<(at + key.count)]).copyMemory(from: slice(key))
+                        at += key.count
+                    }
+                    add(PropertyName.keys, UnsafeRawBufferPointer(rebasing: scratch[0..<keysLength]))
+                }
+                if let delivery = message.deliveryTimestamp {
+                    let digits = UnsafeMutableRawBufferPointer(rebasing: scratch[keysLength...])
+                    add(PropertyName.deliveryTime, UnsafeRawBufferPointer(rebasing: digits[0..<decimal(delivery, into: digits)]))
+                }
+                let props = UnsafeMutableBufferPointer(rebasing: properties[0..<count])
+                if message.bornHost.isEmpty {
+                    return try peer.withUTF8 { host in
+                        Result { () throws(StoreError) in
+                            try broker.store.encode(
+                                topic: topic, queueId: queueId, bornTimestamp: message.bornTimestamp ?? 0,
+                                bornHost: UnsafeRawBufferPointer(host), properties: props, body: slice(message.body))
+                        }
+                    }.get()
+                }
+                return try broker.store.encode(
+                    topic: topic, queueId: queueId, bornTimestamp: message.bornTimestamp ?? 0,
+                    bornHost: slice(message.bornHost), properties: props, body: slice(message.body))
+            }
+        }
+    }
+
+    /// The three message types this path sends.
+    enum MessageKind {
+        case normal, fifo, delay
+
+        var protocolType: Apache_Rocketmq_V2_MessageType {
+            switch self {
+            case .normal: .normal
+            case .fifo: .fifo
+            case .delay: .delay
+            }
+        }
+
+        /// The protocol name, as topics list accepted types and records keep `__MESSAGE_TYPE`.
+        var name: String {
+            switch self {
+            case .normal: "NORMAL"
+            case .fifo: "FIFO"
+            case .delay: "DELAY"
+            }
+        }
+
+        var nameBytes: UnsafeRawBufferPointer {
+            switch self {
+            case .normal: PropertyName.normal
+            case .fifo: PropertyName.fifo
+            case .delay: PropertyName.delay
+            }
+        }
+    }
+}
+
+/// Property keys and fixed values as UTF-8 bytes (static strings: they live as long as the program).
+private enum PropertyName {
+    static var tags: UnsafeRawBufferPointer { bytes("TAGS") }
+    static var keys: UnsafeRawBufferPointer { bytes("KEYS") }
+    static var uniqueKey: UnsafeRawBufferPointer { bytes("UNIQ_KEY") }
+    static var messageType: UnsafeRawBufferPointer { bytes("__MESSAGE_TYPE") }
+    static var messageGroup: UnsafeRawBufferPointer { bytes("__SHARDINGKEY") }
+    static var deliveryTime: UnsafeRawBufferPointer { bytes("__STARTDELIVERTIME") }
+    static var bodyEncoding: UnsafeRawBufferPointer { bytes("__BODY_ENCODING") }
+    static var traceContext: UnsafeRawBufferPointer { bytes("__TRACE_CONTEXT") }
+    static var gzip: UnsafeRawBufferPointer { bytes("GZIP") }
+    static var normal: UnsafeRawBufferPointer { bytes("NORMAL") }
+    static var fifo: UnsafeRawBufferPointer { bytes("FIFO") }
+    static var delay: UnsafeRawBufferPointer { bytes("DELAY") }
+
+    private static func bytes(_ s: StaticString) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
+    }
+}
+
+/// Writes `String(value)` into `buffer` (20 bytes suffice for any `Int64`); returns the length.
+private func decimal(_ value: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    var magnitude = value.magnitude
+    var digits = 0
+    repeat {
+        buffer[19 - digits] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+        magnitude /= 10
+        digits += 1
+    } while magnitude > 0
+    var start = 20 - digits
+    if value < 0 {
+        start -= 1
+        buffer[start] = UInt8(ascii: "-")
+    }
+    let length = 20 - start
+    if start > 0 { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[start..<20])) }
+    return length
+}
+
+extension UnsafeRawBufferPointer {
+    /// `String.isBlank` for ASCII bytes: empty or only whitespace.
+    var isBlankASCII: Bool { allSatisfy { (0x09...0x0D).contains($0) || $0 == 0x20 } }
+}
