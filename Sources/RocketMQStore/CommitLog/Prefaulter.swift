@@ -13,6 +13,11 @@ final class Prefaulter: @unchecked Sendable {
     /// How far ahead of the write position pages are kept faulted in.
     static let window = 4 << 20
     private static let populateWrite: Int32 = 23  // MADV_POPULATE_WRITE, Linux 5.14+
+    private static let page = 4096
+
+    /// `offset` rounded up to a page boundary: `madvise` fails (EINVAL) on a range that does
+    /// not start on one, so every range this class asks for starts and ends on pages.
+    private static func pageUp(_ offset: Int) -> Int { (offset + page - 1) / page * page }
 
     private let condition = NSCondition()
     private var mapping: SegmentWriteMapping?
@@ -40,8 +45,8 @@ final class Prefaulter: @unchecked Sendable {
         if requestedMapping === mapping {
             let ahead = populated.load(ordering: .relaxed)
             if offset + Prefaulter.writerStep / 4 > ahead && ahead < mapping.size {
-                let from = max(ahead, offset / 4096 * 4096)
-                let to = min(mapping.size, from + Prefaulter.writerStep)
+                let from = max(ahead, offset / Prefaulter.page * Prefaulter.page)
+                let to = min(mapping.size, Prefaulter.pageUp(from + Prefaulter.writerStep))
                 if madvise(mapping.base + from, to - from, Prefaulter.populateWrite) == 0 {
                     populated.store(to, ordering: .relaxed)
                 }
@@ -50,7 +55,7 @@ final class Prefaulter: @unchecked Sendable {
         } else {
             populated.store(offset / 4096 * 4096, ordering: .relaxed)
         }
-        requested = min(mapping.size, offset + Prefaulter.window)
+        requested = min(mapping.size, Prefaulter.pageUp(offset + Prefaulter.window))
         requestedMapping = mapping
         condition.lock()
         if self.mapping !== mapping {
