@@ -41,6 +41,25 @@ struct CallKindTests {
         await h.stop()
     }
 
+    @Test("write(contentsOf:) sends a batch in order, plain and gzip-compressed", arguments: ["", ":gzip"])
+    func serverStreamingBatchesArriveInOrder(compression: String) async throws {
+        let h = try await TestHarness.start()
+        let indices = try await h.channel.serverStreaming(
+            EchoService.expand, request: TestMessage("50:100:7" + compression), options: CallOptions(compression: .gzip)
+        ) { (stream: ResponseStream<TestMessage>) in
+            var indices: [Int] = []
+            for try await message in stream {
+                indices.append(Int(message.payload[0]) << 24 | Int(message.payload[1]) << 16 | Int(message.payload[2]) << 8 | Int(message.payload[3]))
+                #expect(message.payload.count == 100)
+            }
+            return indices
+        }
+        #expect(indices == Array(0..<50))
+        #expect(h.recorder.count("expand.gzip-response") == (compression.isEmpty ? 0 : 1))
+        #expect(h.recorder.count("expand.written") == 50)
+        await h.stop()
+    }
+
     @Test func clientStreamingCollectsAllRequests() async throws {
         let h = try await TestHarness.start()
         let response: UnaryResponse<TestMessage> = try await h.channel.clientStreaming(EchoService.collect, options: CallOptions()) { writer in

@@ -166,17 +166,22 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             try await response.write(.init(content: .status(.init(code: .messageNotFound, message: "no new message"))))
             return
         }
-        try await response.write(.init(content: .status(.ok)))
-        // When the broker handed the batch over; clients measure delivery latency from it
-        // (the official Python push consumer fails a batch without it).
+        // Status, when the broker handed the batch over (clients measure delivery latency from
+        // it; the official Python push consumer fails a batch without it), then the messages:
+        // one write for the whole batch.
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        try await response.write(.init(content: .deliveryTimestamp(Google_Protobuf_Timestamp(milliseconds: now))))
+        var batch: [Apache_Rocketmq_V2_ReceiveMessageResponse] = [
+            .init(content: .status(.ok)),
+            .init(content: .deliveryTimestamp(Google_Protobuf_Timestamp(milliseconds: now))),
+        ]
+        batch.reserveCapacity(deliveries.count + 2)
         for delivery in deliveries {
             let message = delivery.message.toProtocol(
                 namespace: namespace, receiptHandle: delivery.handle.description,
                 invisibleDuration: invisible, deliveryAttempt: delivery.attempt)
-            try await response.write(.init(content: .message(message)))
+            batch.append(.init(content: .message(message)))
         }
+        try await response.write(contentsOf: batch)
     }
 
     private func receive(
@@ -336,11 +341,14 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         if result.messages.isEmpty {
             try await response.write(.init(content: .status(.init(code: .messageNotFound, message: "no new message"))))
         } else {
-            try await response.write(.init(content: .status(.ok)))
+            var batch: [Apache_Rocketmq_V2_PullMessageResponse] = [.init(content: .status(.ok))]
             for message in result.messages {
                 let proto = message.toProtocol(namespace: namespace, receiptHandle: nil, invisibleDuration: nil, deliveryAttempt: nil)
-                try await response.write(.init(content: .message(proto)))
+                batch.append(.init(content: .message(proto)))
             }
+            batch.append(.init(content: .nextOffset(result.nextOffset)))
+            try await response.write(contentsOf: batch)
+            return
         }
         try await response.write(.init(content: .nextOffset(result.nextOffset)))
     }

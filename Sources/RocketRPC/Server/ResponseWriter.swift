@@ -16,4 +16,10 @@ public struct ResponseWriter<Message: ProtoMessage>: Sendable {
     public func write(_ message: Message) async throws {
         try await sink.writeMessage(message.serializedBytes())
     }
+
+    /// Serializes and queues `messages` in order as one write: one hop to the connection and
+    /// one wait instead of one per message (a batch of deliveries, say). Same pacing as `write`.
+    public func write(contentsOf messages: some Sequence<Message>) async throws {
+        try await sink.writeMessages(messages.map { $0.serializedBytes() })
+    }
 }

@@ -118,16 +118,26 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     }
 
     func writeMessage(_ bytes: [UInt8]) async throws(RPCError) {
+        try await writeMessages([bytes])
+    }
+
+    func writeMessages(_ messages: [[UInt8]]) async throws(RPCError) {
+        guard !messages.isEmpty else { return }
         let compression = context.responseCompression
-        let framed: ByteBuffer
+        var framed: ByteBuffer
         do {
-            framed = try MessageFramer.frame(bytes, compression: compression)
+            // Length-prefixed messages follow each other in the stream's DATA: one buffer holds them all.
+            framed = try MessageFramer.frame(messages[0], compression: compression)
+            for bytes in messages.dropFirst() {
+                var next = try MessageFramer.frame(bytes, compression: compression)
+                framed.writeBuffer(&next)
+            }
         } catch {
             throw RPCError(code: .internalError, message: "cannot compress response: \(error)")
         }
         let promise = eventLoop.makePromise(of: Void.self)
         let metadata = context.responseMetadata
-        onLoop { stream in
+        onLoop { [framed] stream in
             guard let stream else { return promise.fail(Self.callIsOver) }
             stream.write(framed, compression: compression, metadata: metadata, promise: promise)
         }

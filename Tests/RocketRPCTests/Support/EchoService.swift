@@ -86,11 +86,29 @@ struct EchoService: RPCService {
             let parts = request.text.split(separator: ":")
             let count = parts.count > 0 ? Int(parts[0]) ?? 0 : 0
             let size = parts.count > 1 ? Int(parts[1]) ?? 1 : 1
-            for i in 0..<count {
+            // "count:size:batch[:gzip]" writes `batch` messages at a time with write(contentsOf:).
+            let batch = parts.count > 2 ? max(1, Int(parts[2]) ?? 1) : 1
+            if parts.count > 3, parts[3] == "gzip" {
+                context.setResponseCompression(.gzip)
+                if context.responseCompression == .gzip { recorder.bump("expand.gzip-response") }
+            }
+            func message(_ i: Int) -> TestMessage {
                 var payload = [UInt8](repeating: UInt8(i % 251), count: size)
                 if size >= 4 { payload.replaceSubrange(0..<4, with: withUnsafeBytes(of: UInt32(i).bigEndian, Array.init)) }
-                try await writer.write(TestMessage(payload: payload))
-                recorder.bump("expand.written")
+                return TestMessage(payload: payload)
+            }
+            var i = 0
+            while i < count {
+                if parts.count > 2 {
+                    let group = (i..<min(count, i + batch)).map(message)
+                    try await writer.write(contentsOf: group)
+                    for _ in group { recorder.bump("expand.written") }
+                    i += group.count
+                } else {
+                    try await writer.write(message(i))
+                    recorder.bump("expand.written")
+                    i += 1
+                }
             }
             var trailers = Metadata()
             trailers.add("x-count", String(count))
