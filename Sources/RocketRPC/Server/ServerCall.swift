@@ -118,16 +118,20 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     }
 
     func writeMessage(_ bytes: [UInt8]) async throws(RPCError) {
-        try await writeMessages([bytes])
+        try await write(CollectionOfOne(bytes))  // no array for the common single write
     }
 
     func writeMessages(_ messages: [[UInt8]]) async throws(RPCError) {
-        guard !messages.isEmpty else { return }
+        try await write(messages)
+    }
+
+    private func write(_ messages: some Collection<[UInt8]> & Sendable) async throws(RPCError) {
+        guard let first = messages.first else { return }
         let compression = context.responseCompression
         var framed: ByteBuffer
         do {
             // Length-prefixed messages follow each other in the stream's DATA: one buffer holds them all.
-            framed = try MessageFramer.frame(messages[0], compression: compression)
+            framed = try MessageFramer.frame(first, compression: compression)
             for bytes in messages.dropFirst() {
                 var next = try MessageFramer.frame(bytes, compression: compression)
                 framed.writeBuffer(&next)
