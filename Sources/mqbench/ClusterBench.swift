@@ -122,6 +122,23 @@ final class Recorder: Sendable {
         state.withLock { $0.errors[reason, default: 0] += 1 }
     }
 
+    /// Sends `request` and records its latency, or its status or error as a failure.
+    func timeSend(
+        _ request: Apache_Rocketmq_V2_SendMessageRequest, with client: Apache_Rocketmq_V2_MessagingService.Client, options: CallOptions
+    ) async {
+        let begin = ContinuousClock.now
+        do {
+            let response = try await client.sendMessage(request, options: options)
+            if response.status?.code == .ok {
+                record(micros: UInt64((ContinuousClock.now - begin).microseconds))
+            } else {
+                fail(response.status?.code.protoName ?? "NO_STATUS")
+            }
+        } catch {
+            fail("\(error)")
+        }
+    }
+
     var done: Int { state.withLock { $0.done } }
     var errors: [String: Int] { state.withLock { $0.errors } }
     func latency(percentile: Double) -> UInt64 { state.withLock { $0.histogram.valueAtPercentile(percentile) } }
@@ -220,17 +237,7 @@ struct ProduceBench: AsyncParsableCommand {
                             if n >= inFlight { try await pipeline.next() }
                             let request = BenchMessage.request(topic: topic, body: body, sender: sender, sequence: n, fifoGroups: fifoGroups)
                             let send: @Sendable () async -> Void = {
-                                let begin = ContinuousClock.now
-                                do {
-                                    let response = try await client.sendMessage(request, options: callOptions)
-                                    if response.status?.code == .ok {
-                                        recorder.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
-                                    } else {
-                                        recorder.fail(response.status?.code.protoName ?? "NO_STATUS")
-                                    }
-                                } catch {
-                                    recorder.fail("\(error)")
-                                }
+                                await recorder.timeSend(request, with: client, options: callOptions)
                             }
                             switch mode {
                             case "oneway":
@@ -328,17 +335,7 @@ struct EndToEndBench: AsyncParsableCommand {
                     for n in 0..<sending.share(of: sender) {
                         if let spacing { try await options.client.sleep(until: start + spacing * (n * senders + sender)) }
                         let request = BenchMessage.request(topic: options.topic, body: body, sender: sender, sequence: n, fifoGroups: options.fifoGroups)
-                        let begin = ContinuousClock.now
-                        do {
-                            let response = try await client.sendMessage(request, options: options.callOptions)
-                            if response.status?.code == .ok {
-                                sends.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
-                            } else {
-                                sends.fail(response.status?.code.protoName ?? "NO_STATUS")
-                            }
-                        } catch {
-                            sends.fail("\(error)")
-                        }
+                        await sends.timeSend(request, with: client, options: options.callOptions)
                     }
                 }
             }
