@@ -72,44 +72,37 @@ struct WireSendMessage {
 
     /// `Resource.name`, checked as a used string; the namespace is read past.
     private static func resourceName(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>) -> Range<Int>? {
-        var reader = ProtoWireReader(bytes, in: range)
-        var name: Range<Int>?
-        var namespace: Range<Int>?
-        while let (field, wireType) = reader.nextTag() {
-            switch field {
-            case 1:
-                guard namespace == nil, wireType == 2, let value = reader.lengthDelimited() else { return nil }
-                namespace = value
-            case 2:
-                guard name == nil, wireType == 2, let value = reader.lengthDelimited(), bytes.isPlainASCII(value) else { return nil }
-                name = value
-            default:
-                guard reader.skip(wireType) else { return nil }
-            }
-        }
-        guard reader.atEnd else { return nil }
-        return name ?? range.lowerBound..<range.lowerBound
+        stringPair(bytes, in: range, firstIsUsed: false)?.second
     }
 
     /// A `map<string, string>` entry; a missing key or value is empty.
     private static func mapEntry(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>) -> (key: Range<Int>, value: Range<Int>)? {
+        stringPair(bytes, in: range, firstIsUsed: true).map { ($0.first, $0.second) }
+    }
+
+    /// A message of two string fields, 1 and 2, each at most once (other fields are skipped); a
+    /// missing one is empty. Field 2, and field 1 when `firstIsUsed`, must be plain ASCII.
+    private static func stringPair(
+        _ bytes: UnsafeRawBufferPointer, in range: Range<Int>, firstIsUsed: Bool
+    ) -> (first: Range<Int>, second: Range<Int>)? {
         var reader = ProtoWireReader(bytes, in: range)
-        var key: Range<Int>?
-        var value: Range<Int>?
+        var first: Range<Int>?
+        var second: Range<Int>?
         while let (field, wireType) = reader.nextTag() {
             switch field {
             case 1:
-                guard key == nil, wireType == 2, let v = reader.lengthDelimited(), bytes.isPlainASCII(v) else { return nil }
-                key = v
+                guard first == nil, wireType == 2, let value = reader.lengthDelimited(), !firstIsUsed || bytes.isPlainASCII(value) else { return nil }
+                first = value
             case 2:
-                guard value == nil, wireType == 2, let v = reader.lengthDelimited(), bytes.isPlainASCII(v) else { return nil }
-                value = v
+                guard second == nil, wireType == 2, let value = reader.lengthDelimited(), bytes.isPlainASCII(value) else { return nil }
+                second = value
             default:
                 guard reader.skip(wireType) else { return nil }
             }
         }
         guard reader.atEnd else { return nil }
-        return (key ?? range.lowerBound..<range.lowerBound, value ?? range.lowerBound..<range.lowerBound)
+        let empty = range.lowerBound..<range.lowerBound
+        return (first ?? empty, second ?? empty)
     }
 
     private mutating func readSystemProperties(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>) -> Bool {
