@@ -89,15 +89,7 @@ struct ConsumerJournal: Sendable {
         }
         func field(_ number: some BinaryInteger) {
             body.append(UInt8(ascii: "\u{1F}"))
-            guard number != 0 else { return body.append(UInt8(ascii: "0")) }
-            var digits: [UInt8] = []
-            var rest = number.magnitude
-            while rest > 0 {
-                digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
-                rest /= 10
-            }
-            if number < 0 { body.append(UInt8(ascii: "-")) }
-            body.append(contentsOf: digits.reversed())
+            ASCIIDecimal.append(Int64(number), to: &body)
         }
         let key: ProgressKey
         switch event {

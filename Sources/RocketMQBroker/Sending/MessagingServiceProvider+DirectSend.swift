@@ -132,7 +132,7 @@ extension MessagingServiceProvider {
             // KEYS is the keys joined by spaces, and the delivery time its decimal digits:
             // both built on the stack.
             let keysLength = message.keys.isEmpty ? 0 : message.keys.reduce(message.keys.count - 1) { $0 + $1.count }
-            return try withUnsafeTemporaryAllocation(byteCount: keysLength + 20, alignment: 1) { (scratch) throws(StoreError) in
+            return try withUnsafeTemporaryAllocation(byteCount: keysLength + ASCIIDecimal.maxLength, alignment: 1) { (scratch) throws(StoreError) in
                 if !message.keys.isEmpty {
                     var at = 0
                     for (index, key) in message.keys.enumerated() {
@@ -144,7 +144,7 @@ extension MessagingServiceProvider {
                 }
                 if let delivery = message.deliveryTimestamp {
                     let digits = UnsafeMutableRawBufferPointer(rebasing: scratch[keysLength...])
-                    add(PropertyName.deliveryTime, UnsafeRawBufferPointer(rebasing: digits[0..<decimal(delivery, into: digits)]))
+                    add(PropertyName.deliveryTime, UnsafeRawBufferPointer(rebasing: digits[0..<ASCIIDecimal.write(delivery, into: digits)]))
                 }
                 let props = UnsafeMutableBufferPointer(rebasing: properties[0..<count])
                 if message.bornHost.isEmpty {
@@ -214,26 +214,7 @@ private enum PropertyName {
     }
 }
 
-/// Writes `String(value)` into `buffer` (20 bytes suffice for any `Int64`); returns the length.
-private func decimal(_ value: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int {
-    var magnitude = value.magnitude
-    var digits = 0
-    repeat {
-        buffer[19 - digits] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-        magnitude /= 10
-        digits += 1
-    } while magnitude > 0
-    var start = 20 - digits
-    if value < 0 {
-        start -= 1
-        buffer[start] = UInt8(ascii: "-")
-    }
-    let length = 20 - start
-    if start > 0 { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[start..<20])) }
-    return length
-}
-
 extension UnsafeRawBufferPointer {
     /// `String.isBlank` for ASCII bytes: empty or only whitespace.
-    var isBlankASCII: Bool { allSatisfy { (0x09...0x0D).contains($0) || $0 == 0x20 } }
+    var isBlankASCII: Bool { allSatisfy(\.isASCIIWhitespace) }
 }
