@@ -39,13 +39,14 @@ extension String {
     /// Whether the string is empty or only whitespace (as `Character.isWhitespace` says); ASCII
     /// text is decided byte by byte, without Unicode property look-ups.
     var isBlank: Bool {
-        for byte in utf8 {
-            switch byte {
-            case 0x09...0x0D, 0x20: continue
-            case 0x80...: return allSatisfy(\.isWhitespace)
-            default: return false
-            }
+        for byte in utf8 where !byte.isASCIIWhitespace {
+            return byte >= 0x80 ? allSatisfy(\.isWhitespace) : false
         }
         return true
     }
+}
+
+extension UInt8 {
+    /// The ASCII characters `Character.isWhitespace` calls whitespace: tab, LF, VT, FF, CR, space.
+    var isASCIIWhitespace: Bool { (0x09...0x0D).contains(self) || self == 0x20 }
 }

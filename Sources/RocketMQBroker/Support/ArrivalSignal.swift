@@ -127,7 +127,7 @@ final class ArrivalSignal: Sendable {
         }
     }
 
-    /// How many receivers wait on `topic` (tests, admin views).
+    /// How many receivers wait on `topic` (for tests).
     func waiterCount(_ topic: String) -> Int {
         state.withLock { $0.waiters[topic]?.count ?? 0 }
     }
