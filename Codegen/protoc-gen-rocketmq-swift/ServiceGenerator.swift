@@ -79,13 +79,13 @@ private struct MethodPlan {
     var serverRequirement: String {
         switch (method.clientStreaming, method.serverStreaming) {
         case (false, false):
-            return "func \(swiftName)(request: \(input), context: ServerContext) async throws -> \(output)"
+            return "nonisolated(nonsending) func \(swiftName)(request: \(input), context: ServerContext) async throws -> \(output)"
         case (false, true):
-            return "func \(swiftName)(request: \(input), response: ResponseWriter<\(output)>, context: ServerContext) async throws"
+            return "nonisolated(nonsending) func \(swiftName)(request: \(input), response: ResponseWriter<\(output)>, context: ServerContext) async throws"
         case (true, false):
-            return "func \(swiftName)(requests: RequestStream<\(input)>, context: ServerContext) async throws -> \(output)"
+            return "nonisolated(nonsending) func \(swiftName)(requests: RequestStream<\(input)>, context: ServerContext) async throws -> \(output)"
         case (true, true):
-            return "func \(swiftName)(requests: RequestStream<\(input)>, response: ResponseWriter<\(output)>, context: ServerContext) async throws"
+            return "nonisolated(nonsending) func \(swiftName)(requests: RequestStream<\(input)>, response: ResponseWriter<\(output)>, context: ServerContext) async throws"
         }
     }
 
