@@ -39,7 +39,7 @@ public struct RPCRouter: Sendable {
     ) {
         add(method, singleRequest: true) { call in
             let request = try decodeMessage(Req.self, from: try await call.singleMessage())
-            return try await handler(request, call.context).serializedBytes()
+            return try await handler(request, call).serializedBytes()
         }
     }
 
@@ -50,7 +50,7 @@ public struct RPCRouter: Sendable {
     ) {
         add(method, singleRequest: true) { call in
             let request = try decodeMessage(Req.self, from: try await call.singleMessage())
-            try await handler(request, ResponseWriter(sink: call), call.context)
+            try await handler(request, ResponseWriter(sink: call), call)
             return nil
         }
     }
@@ -61,7 +61,7 @@ public struct RPCRouter: Sendable {
         _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ServerContext) async throws -> Resp
     ) {
         add(method, singleRequest: false) { call in
-            try await handler(RequestStream(source: call), call.context).serializedBytes()
+            try await handler(RequestStream(source: call), call).serializedBytes()
         }
     }
 
@@ -71,7 +71,7 @@ public struct RPCRouter: Sendable {
         _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ResponseWriter<Resp>, ServerContext) async throws -> Void
     ) {
         add(method, singleRequest: false) { call in
-            try await handler(RequestStream(source: call), ResponseWriter(sink: call), call.context)
+            try await handler(RequestStream(source: call), ResponseWriter(sink: call), call)
             return nil
         }
     }
@@ -79,7 +79,7 @@ public struct RPCRouter: Sendable {
     private mutating func add(
         _ method: MethodDescriptor,
         singleRequest: Bool,
-        _ run: nonisolated(nonsending) @escaping @Sendable (ServerCall) async throws -> [UInt8]?
+        _ run: nonisolated(nonsending) @escaping @Sendable (ServerContext) async throws -> [UInt8]?
     ) {
         let server = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run)
         handlers[method.path] = server

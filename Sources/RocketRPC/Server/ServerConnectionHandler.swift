@@ -7,7 +7,7 @@ import NIOCore
 /// Confined to its channel's event loop (a NIO handler; not `Sendable`). Output is pulled from nghttp2
 /// only while the channel is writable and resumes on `channelWritabilityChanged`, so a slow socket
 /// defers DATA instead of buffering it. Handlers run as unstructured tasks and reach their stream only
-/// through ``ServerCall``.
+/// through their ``ServerContext``.
 ///
 /// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
 /// never re-entered while one of its properties is being mutated, so the runtime's dynamic
@@ -257,7 +257,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             stream.abort(with: error)
         } else if collecting {
             if stream.inbound.messageCount > 1 {
-                stream.abort(with: ServerCall.wrongRequestCount(stream.inbound.messageCount))
+                stream.abort(with: ServerContext.wrongRequestCount(stream.inbound.messageCount))
             } else if stream.inbound.messageCount == 1, lendingStreams.last !== stream {
                 lendingStreams.append(stream)
             }
@@ -314,6 +314,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
+    /// A handler threw something other than an ``RPCError`` (answered as `UNKNOWN`).
+    func logHandlerFailure(method: MethodDescriptor, error: String) {
+        logger.debug("handler failed", metadata: ["method": "\(method)", "error": "\(error)"])
+    }
+
     /// The server sent HEADERS or DATA of a call: as in grpc-core, that forgives earlier pings.
     /// Clients ping along with traffic (BDP probes, keepalive during long polls), so only pings
     /// on a connection the server has been silent on count against the policy.
@@ -335,14 +340,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             return
         }
         // A stream that failed first (reset, deadline, bad framing) was answered and has no pending start.
-        guard let (method, serverContext) = stream.pendingStart else { return }
+        guard let serverContext = stream.pendingStart else { return }
         stream.pendingStart = nil
         let messages = stream.inbound.takeAll()
         do throws(RPCError) {
-            var message = try ServerCall.exactlyOne(count: messages.count, first: messages.first)
+            var message = try ServerContext.exactlyOne(count: messages.count, first: messages.first)
             // A handler off the event loop starts after this read: it must not share the read buffer.
             if taskExecutor == nil { message = session.allocator.buffer(buffer: message) }
-            startHandler(method, context: serverContext, stream: stream, request: message)
+            serverContext.collectedRequest = message
+            startHandler(serverContext, stream: stream)
         } catch {
             stream.abort(with: error)
         }
@@ -447,7 +453,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             deadline: deadline,
             peer: peer,
             requestCompression: compression,
-            acceptedCompression: acceptEncoding
+            acceptedCompression: acceptEncoding,
+            stream: stream,
+            eventLoop: context.eventLoop
         )
         if let timeout {
             stream.deadline.arm(stream, in: TimeAmount(timeout), on: context.eventLoop)
@@ -459,9 +467,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         if handler.takesSingleRequest {
             // Started by `endOfRequest` once the request is complete; a stream that fails first
             // (reset, deadline, bad framing) has already been answered and needs no task.
-            stream.pendingStart = (handler, serverContext)
+            stream.pendingStart = serverContext
         } else {
-            startHandler(handler, context: serverContext, stream: stream, request: nil)
+            startHandler(serverContext, stream: stream)
         }
         if endStream { endOfRequest(stream) }
     }
@@ -470,9 +478,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// this callback: a handler that never suspends answers before nghttp2 returns, with no job
     /// enqueued and no extra event-loop tick, and its response leaves in the flush that ends this read.
     /// After its first suspension it resumes on the event loop like any task with that preference.
-    private func startHandler(_ method: ServerMethod, context serverContext: ServerContext, stream: ServerStream, request: ByteBuffer?) {
-        guard let context else { return }
-        let call = ServerCall(context: serverContext, stream: stream, eventLoop: context.eventLoop, method: method, request: request, logger: logger)
+    private func startHandler(_ call: ServerContext, stream: ServerStream) {
+        guard context != nil else { return }
         // Closures that capture only `call` need no context allocation.
         let task = if let taskExecutor {
             Task.immediate(executorPreference: taskExecutor) { await call.run() }

@@ -1,43 +1,15 @@
-import Logging
 import NIOCore
 
 /// The handler task's side of one server stream: reads, writes and the final status.
 ///
 /// Sendable; every operation hops to the connection's event loop, where the ``ServerStream`` lives.
 /// Message encoding and framing (including gzip) happen on the calling task, off the event loop.
-final class ServerCall: MessageSource, MessageSink, Sendable {
-    let context: ServerContext
-    let eventLoop: any EventLoop
-    /// The stream, valid for this call while its ``ServerStream/generation`` is still `generation`
-    /// (the connection reuses streams once their calls are over); see ``currentStream``. Touched
-    /// only on `eventLoop` (`onLoop`, `finish`), which those paths check once: a `NIOLoopBound`
-    /// would check again, with a thread-local lookup, on every access.
-    nonisolated(unsafe) private let stream: ServerStream
-    private let generation: UInt64
-    /// The method this call runs.
-    private let method: ServerMethod
-    /// The request of a single-request call, when the runtime collected it before starting the
-    /// handler. It may be a slice of the connection's read buffer, so ``singleMessage()`` takes it
-    /// (before the handler's first suspension) instead of the call keeping it while the handler
-    /// runs. Written in `init`; afterwards read and cleared only by the handler's task, once.
-    nonisolated(unsafe) private var collectedRequest: ByteBuffer?
-    private let logger: Logger
-
-    init(context: ServerContext, stream: ServerStream, eventLoop: any EventLoop, method: ServerMethod, request: ByteBuffer?, logger: Logger) {
-        self.context = context
-        self.eventLoop = eventLoop
-        self.stream = stream
-        self.generation = stream.generation
-        self.method = method
-        self.collectedRequest = request
-        self.logger = logger
-    }
-
+extension ServerContext: MessageSource, MessageSink {
     /// Runs the method's handler and ends the call with what it returns or throws. Everything the
     /// handler task needs is in `self`, so the task's closure captures nothing else.
     nonisolated(nonsending) func run() async {
         do {
-            finish(status: nil, finalMessage: try await method.run(self))
+            finish(status: nil, finalMessage: try await serverMethod.run(self))
         } catch {
             fail(with: error)
         }
@@ -53,7 +25,8 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
         case is CancellationError:
             finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
         default:
-            logger.debug("handler failed", metadata: ["method": "\(method.descriptor)", "error": "\(error)"])
+            let description = "\(error)"
+            onLoop { [serverMethod] in $0?.connection.logHandlerFailure(method: serverMethod.descriptor, error: description) }
             finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
         }
     }
@@ -127,7 +100,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
 
     private func write(_ messages: some Collection<[UInt8]> & Sendable) async throws(RPCError) {
         guard let first = messages.first else { return }
-        let compression = context.responseCompression
+        let compression = responseCompression
         var framed: ByteBuffer
         do {
             // Length-prefixed messages follow each other in the stream's DATA: one buffer holds them all.
@@ -140,7 +113,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
             throw RPCError(code: .internalError, message: "cannot compress response: \(error)")
         }
         let promise = eventLoop.makePromise(of: Void.self)
-        let metadata = context.responseMetadata
+        let metadata = responseMetadata
         onLoop { [framed] stream in
             guard let stream else { return promise.fail(Self.callIsOver) }
             stream.write(framed, compression: compression, metadata: metadata, promise: promise)
@@ -152,7 +125,7 @@ final class ServerCall: MessageSource, MessageSink, Sendable {
     /// Never inlined into the async `run()`, whose frame every call allocates.
     @inline(never)
     func finish(status: RPCError?, finalMessage: [UInt8]?) {
-        let (metadata, trailingMetadata, compression) = context.responseSnapshot
+        let (metadata, trailingMetadata, compression) = responseSnapshot
         var framed: OutboundDataQueue.Chunk?
         var status = status
         if let finalMessage {

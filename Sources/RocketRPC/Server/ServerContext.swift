@@ -1,16 +1,22 @@
+import NIOCore
 import Synchronization
 
 /// What a server handler knows about its call, and the response metadata it controls.
 ///
 /// Thread-safe: handlers may use it from any task. Response metadata set after the first response
 /// message was written (or after the call ended) is ignored, because the headers are already gone.
+///
+/// It is also the handler task's side of the call (reads, writes, the final status: see
+/// `ServerContext+Call.swift`): one object per call, not a context and a call object that each
+/// cost an allocation and retains on every step.
 public final class ServerContext: Sendable {
     /// The request's custom metadata (reserved gRPC/HTTP headers excluded).
     public let requestMetadata: Metadata
     /// The called method.
     public var method: MethodDescriptor { serverMethod.descriptor }
-    /// Held instead of a copy of its descriptor: one reference to retain per call, not three strings.
-    private let serverMethod: ServerMethod
+    /// The method this call runs. Held instead of a copy of its descriptor: one reference to
+    /// retain per call, not three strings.
+    let serverMethod: ServerMethod
     /// When the client's `grpc-timeout` runs out, if it sent one. At that instant the runtime answers
     /// `DEADLINE_EXCEEDED` and cancels the handler's task.
     public let deadline: ContinuousClock.Instant?
@@ -29,13 +35,31 @@ public final class ServerContext: Sendable {
 
     private let state = Mutex(State())
 
+    // The call (see `ServerContext+Call.swift`).
+
+    let eventLoop: any EventLoop
+    /// The stream, valid for this call while its ``ServerStream/generation`` is still `generation`
+    /// (the connection reuses streams once their calls are over); see `currentStream`. Touched
+    /// only on `eventLoop` (`onLoop`, `finish`), which those paths check once: a `NIOLoopBound`
+    /// would check again, with a thread-local lookup, on every access.
+    nonisolated(unsafe) let stream: ServerStream
+    let generation: UInt64
+    /// The request of a single-request call, when the runtime collected it before starting the
+    /// handler. It may be a slice of the connection's read buffer, so `singleMessage()` takes it
+    /// (before the handler's first suspension) instead of the call keeping it while the handler
+    /// runs. Set on the event loop before the handler's task starts; afterwards read and cleared
+    /// only by that task, once.
+    nonisolated(unsafe) var collectedRequest: ByteBuffer?
+
     init(
         requestMetadata: Metadata,
         method: ServerMethod,
         deadline: ContinuousClock.Instant?,
         peer: String,
         requestCompression: CompressionAlgorithm?,
-        acceptedCompression: [CompressionAlgorithm]
+        acceptedCompression: [CompressionAlgorithm],
+        stream: ServerStream,
+        eventLoop: any EventLoop
     ) {
         self.requestMetadata = requestMetadata
         self.serverMethod = method
@@ -43,6 +67,9 @@ public final class ServerContext: Sendable {
         self.peer = peer
         self.requestCompression = requestCompression
         self.acceptedCompression = acceptedCompression
+        self.stream = stream
+        self.generation = stream.generation
+        self.eventLoop = eventLoop
     }
 
     /// Sets the initial response metadata (sent with the response headers, before the first message).

@@ -2,7 +2,7 @@ import NIOCore
 
 /// The event-loop side of one server call: inbound messages, outbound queue, and how the call ends.
 ///
-/// Confined to the connection's event loop; the handler task reaches it only through ``ServerCall``.
+/// Confined to the connection's event loop; the handler task reaches it only through its ``ServerContext``.
 /// It keeps an `unowned(unsafe)` reference to its connection (no reference counting on the
 /// per-request path): a handler task may keep its stream after the connection is gone, but the
 /// stream is finished by then (`peerClosed` on `channelInactive`) and a finished stream no longer
@@ -14,7 +14,7 @@ import NIOCore
 ///
 /// A connection reuses its closed streams for new ones (``recycle()``, ``reuse(streamID:maxReceiveMessageSize:compression:)``)
 /// instead of allocating a stream and its two queues per call. A handler task may outlive its
-/// stream's call, so every use through ``ServerCall`` names the ``generation`` it was created for
+/// stream's call, so every use through ``ServerContext`` names the ``generation`` it was created for
 /// and is refused once the stream serves another call.
 final class ServerStream: InboundWindow {
     @exclusivity(unchecked) private(set) var streamID: Int32
@@ -25,7 +25,7 @@ final class ServerStream: InboundWindow {
     let outbound = OutboundDataQueue()
     /// A unary or server-streaming call waiting for its request: the handler starts once the
     /// request has ended (no task, no closure until then).
-    @exclusivity(unchecked) var pendingStart: (method: ServerMethod, context: ServerContext)?
+    @exclusivity(unchecked) var pendingStart: ServerContext?
     @exclusivity(unchecked) private(set) var headersSent = false
     /// The status has been queued (or the stream was reset); nothing more is sent.
     @exclusivity(unchecked) private(set) var finished = false
@@ -41,7 +41,7 @@ final class ServerStream: InboundWindow {
 
     /// Drops what the ended call still holds (its task, request, queued bytes), so a stream kept
     /// for reuse pins nothing. Called once nghttp2 has closed the stream; uses by the old call's
-    /// ``ServerCall`` are refused from here on.
+    /// ``ServerContext`` are refused from here on.
     func recycle() {
         generation &+= 1
         let over = RPCError(code: .cancelled, message: "the call is already over")

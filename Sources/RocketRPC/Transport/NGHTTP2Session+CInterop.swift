@@ -167,13 +167,26 @@ private func readOutbound(
 /// pointers to the names and values instead of copying them (`NO_COPY` flags; names are lower-case,
 /// as those flags require).
 ///
-/// Immutable after `init`; meant for `static let`s (the memory lives as long as the process).
-final class PrebuiltHeaderFields: @unchecked Sendable {
-    let fields: [(String, String)]
+/// Meant for `static let`s: the memory is never freed. A trivial value (a pointer and a count), so
+/// passing one along costs no reference counting; every connection's event loop uses the same
+/// ones, and a shared reference count would bounce between cores on every call.
+struct PrebuiltHeaderFields: @unchecked Sendable {
     fileprivate let nva: UnsafeMutablePointer<nghttp2_nv>
+    let count: Int
+
+    /// The fields as text (for the rare paths that add to them).
+    var fields: [(String, String)] {
+        (0..<count).map { index in
+            let field = nva[index]
+            return (
+                String(decoding: UnsafeBufferPointer(start: field.name, count: field.namelen), as: UTF8.self),
+                String(decoding: UnsafeBufferPointer(start: field.value, count: field.valuelen), as: UTF8.self)
+            )
+        }
+    }
 
     init(_ fields: [(String, String)]) {
-        self.fields = fields
+        count = fields.count
         nva = .allocate(capacity: max(fields.count, 1))
         let flags = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
         for (i, (name, value)) in fields.enumerated() {
@@ -189,7 +202,7 @@ final class PrebuiltHeaderFields: @unchecked Sendable {
 extension NGHTTP2Session {
     fileprivate func withHeaderFields<R>(_ fields: HeaderFields, _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
         switch fields {
-        case .prebuilt(let prebuilt): body(UnsafePointer(prebuilt.nva), prebuilt.fields.count)
+        case .prebuilt(let prebuilt): body(UnsafePointer(prebuilt.nva), prebuilt.count)
         case .fields(let fields): withHeaderFields(fields, body)
         }
     }
