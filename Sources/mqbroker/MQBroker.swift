@@ -53,6 +53,9 @@ struct MQBroker: AsyncParsableCommand {
     @Option(help: "CommitLog segment size in bytes (default 1 GiB).")
     var segmentSize: Int64?
 
+    @Option(help: "MiB of CommitLog kept in the page cache behind the flushed position; older pages are dropped once flushed (default 512; 0 = never dropped).")
+    var pageCacheWindow: Int64?
+
     @Flag(help: "Create unknown topics and groups on first use (on in --dev).")
     var autoCreate = false
 
@@ -86,6 +89,9 @@ struct MQBroker: AsyncParsableCommand {
         configuration.brokerName = brokerName ?? file.brokerName ?? configuration.brokerName
         configuration.store.flushMode = flush ?? environment["ROCKETMQ_FLUSH"].flatMap(FlushMode.init(rawValue:)) ?? file.flushMode ?? .async
         if let size = segmentSize ?? file.segmentSize { configuration.store.commitLogSegmentSize = size }
+        if let window = pageCacheWindow ?? file.pageCacheWindow {
+            configuration.store.pageCacheWindow = window > 0 ? window << 20 : nil
+        }
         let autoCreate = dev || autoCreate || (file.autoCreate ?? false)
         configuration.autoCreateTopics = autoCreate
         configuration.autoCreateGroups = autoCreate
@@ -241,6 +247,8 @@ struct BrokerFileConfig: Codable {
     var brokerName: String?
     var flushMode: FlushMode?
     var segmentSize: Int64?
+    /// MiB; 0 = never dropped (see `--page-cache-window`).
+    var pageCacheWindow: Int64?
     var autoCreate: Bool?
     var adminToken: String?
     var topics: [TopicConfig]?

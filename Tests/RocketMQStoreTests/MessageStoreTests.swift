@@ -316,3 +316,50 @@ import Testing
         #expect(try AtomicFile.read(dir.path + "/absent") == nil)
     }
 }
+
+/// Drop-behind (`StoreConfiguration.pageCacheWindow`): flushed CommitLog pages further behind
+/// than the window leave the page cache; nothing is lost, and recent pages stay.
+@Suite struct PageCacheWindowTests {
+    /// How many of the file's pages are in the page cache (`mincore` over a fresh mapping).
+    func residentPages(_ path: String) throws -> Int {
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let size = Int(lseek(fd, 0, SEEK_END))
+        let p = try #require(mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0))
+        try #require(p != MAP_FAILED)
+        defer { munmap(p, size) }
+        var vector = [UInt8](repeating: 0, count: (size + 4095) / 4096)
+        try #require(mincore(p, size, &vector) == 0)
+        return vector.reduce(0) { $0 + Int($1 & 1) }
+    }
+
+    @Test(arguments: [FlushMode.async, .sync])
+    func flushedPagesBehindTheWindowLeaveTheCache(mode: FlushMode) async throws {
+        let dir = TempDirectory()
+        var configuration = testConfiguration(dir.path, mode: mode, segmentSize: 256 << 10)
+        configuration.pageCacheWindow = 256 << 10
+        let store = try openStore(configuration)
+        defer { store.shutdown() }
+        var sent = [AppendResult]()
+        let body = [UInt8](repeating: 0x5A, count: 2000)
+        for i in 0..<1500 {  // about 3 MiB: a dozen segments
+            sent.append(try await store.append(message("W", queue: 0, body: body, uniq: "U\(i)")))
+        }
+        // The async flusher syncs within its interval; drop-behind follows each flush.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while store.commitLogFlushedOffset < store.commitLogMaxOffset, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let segments = store.commitLog.segmentList
+        try #require(segments.count >= 10)
+        #expect(try residentPages(segments[0].file.path) == 0, "the oldest segment is still cached")
+        #expect(try residentPages(segments[1].file.path) == 0)
+        #expect(try residentPages(segments[segments.count - 1].file.path) > 0, "the newest segment was dropped")
+        // Everything reads back (from disk where it was dropped).
+        for (i, r) in sent.enumerated() where i % 7 == 0 || i == sent.count - 1 {
+            let got = try store.message(atPhysicalOffset: r.physicalOffset)
+            #expect(got.body == body && got.properties["UNIQ_KEY"] == "U\(i)")
+        }
+    }
+}

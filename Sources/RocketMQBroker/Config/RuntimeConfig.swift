@@ -24,6 +24,7 @@ public enum RuntimeConfig {
             "dataDirectory": configuration.store.dataDirectory,
             "flushMode": configuration.store.flushMode.rawValue,
             "commitLogSegmentSize": String(configuration.store.commitLogSegmentSize),
+            "pageCacheWindowMB": configuration.store.pageCacheWindow.map { String($0 >> 20) } ?? "0",
             "fileReservedHours": String(configuration.store.fileReservedTime.components.seconds / 3600),
             "deleteWhenHour": String(configuration.store.deleteWhenHour),
             "diskCleanRatio": String(configuration.store.diskCleanRatio),

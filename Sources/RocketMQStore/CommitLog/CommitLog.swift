@@ -40,10 +40,15 @@ final class CommitLog: @unchecked Sendable {
     /// sync flush every `fdatasync` would have to write-protect the mapped pages (a TLB
     /// shootdown each), so there `pwrite` is faster.
     let mappedWrites: Bool
+    /// See `StoreConfiguration.pageCacheWindow`.
+    let pageCacheWindow: Int64?
+    /// Below this offset the log's pages have been dropped from the page cache (flusher only).
+    private var droppedBelow: Int64 = 0
 
-    init(directory: String, segmentSize: Int64, mappedWrites: Bool, logger: Logger) throws(StoreError) {
+    init(directory: String, segmentSize: Int64, mappedWrites: Bool, pageCacheWindow: Int64? = nil, logger: Logger) throws(StoreError) {
         self.directory = directory
         self.mappedWrites = mappedWrites
+        self.pageCacheWindow = pageCacheWindow
         prefaulter = mappedWrites ? Prefaulter() : nil
         prefaulter?.start()
         self.segmentSize = segmentSize
@@ -174,7 +179,23 @@ final class CommitLog: @unchecked Sendable {
         let touched = segments.withLock { list in list.filter { $0.end > from && $0.start < target } }
         for s in touched { try s.file.sync() }
         flushed.store(target, ordering: .releasing)
+        dropBehind(flushedTo: target)
         return target
+    }
+
+    /// Drops from the page cache what lies more than `pageCacheWindow` behind `end` (flushed,
+    /// so clean), in steps of 4 MiB (less for smaller windows). Advice only: a failure changes
+    /// nothing. Pages the writer still maps stay cached (the mapping lets go 1 MiB behind).
+    private func dropBehind(flushedTo end: Int64) {
+        guard let window = pageCacheWindow else { return }
+        let limit = (end - window) / 4096 * 4096
+        guard limit - droppedBelow >= min(4 << 20, max(window, 4096)) else { return }
+        let from = droppedBelow
+        for s in segments.withLock({ list in list.filter { $0.end > from && $0.start < limit } }) {
+            let start = max(from, s.start), stop = min(limit, s.end)
+            s.file.dropFromCache(offset: start - s.start, count: stop - start)
+        }
+        droppedBelow = limit
     }
 
     // MARK: Reading (any thread)

@@ -64,7 +64,8 @@ public final class MessageStore: Sendable {
         let log: CommitLog
         do {
             log = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize,
-                                mappedWrites: configuration.flushMode == .async, logger: logger)
+                                mappedWrites: configuration.flushMode == .async,
+                                pageCacheWindow: configuration.pageCacheWindow, logger: logger)
         } catch {
             directoryLock.release()
             throw error

@@ -23,6 +23,13 @@ public struct StoreConfiguration: Sendable {
     /// Default 4096 (16 MiB): smaller values make the flusher `fdatasync` continuously under
     /// load and take CPU and disk time from appends.
     public var flushDirtyPages: Int = 4096
+    /// CommitLog bytes kept in the page cache behind the flushed position: once flushed,
+    /// older pages are dropped from the cache (`POSIX_FADV_DONTNEED`, drop-behind). Consumers
+    /// read recent messages from the cache; one further behind reads from disk, as after a
+    /// restart. Without it the log would fill all free memory with pages nobody reads until
+    /// the kernel has to reclaim them, and each new page would be a never-used one (on a VM a
+    /// fault in the host as well). `nil`: never dropped. Default 512 MiB.
+    public var pageCacheWindow: Int64? = 512 << 20
     /// Sync flush: an append whose covering `fdatasync` has not returned by then fails with
     /// `StoreError.flushTimeout`. Default 5 s.
     public var groupCommitTimeout: Duration = .seconds(5)

@@ -98,6 +98,12 @@ final class StoreFile: @unchecked Sendable {
     func sync() throws(StoreError) {
         guard fdatasync(fd) == 0 else { throw .io(operation: "fdatasync", path: path, errno: errno) }
     }
+
+    /// Asks the kernel to drop the file's clean cached pages in the range (dirty or mapped ones
+    /// stay). Advice: nothing is lost, a later read reads the disk.
+    func dropFromCache(offset: Int64, count: Int64) {
+        _ = posix_fadvise(fd, off_t(offset), off_t(count), POSIX_FADV_DONTNEED)
+    }
 }
 
 /// A whole file mapped read-write and shared, for the fixed-size ConsumeQueue and IndexFile
