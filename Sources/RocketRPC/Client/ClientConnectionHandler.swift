@@ -25,6 +25,8 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     @exclusivity(unchecked) private var readSinceLastPing = true
     @exclusivity(unchecked) private var pingTimer: Scheduled<Void>?
     @exclusivity(unchecked) private var pingTimeout: Scheduled<Void>?
+    /// The calls' deadlines (created with the first).
+    @exclusivity(unchecked) private var deadlineQueue: DeadlineQueue?
     private let logger: Logger
     /// Told (once, from the event loop) that the server sent GOAWAY: no new calls should use this connection.
     private let onGoAway: @Sendable () -> Void
@@ -52,6 +54,15 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     // MARK: Channel events
+
+    /// Fails `stream` with DEADLINE_EXCEEDED (and resets it) after `amount`, unless it ends first.
+    func armDeadline(of stream: ClientStream, in amount: TimeAmount) {
+        guard let context else { return }  // gone: its streams fail with the connection
+        let deadlines = deadlineQueue ?? DeadlineQueue(eventLoop: context.eventLoop)
+        deadlineQueue = deadlines
+        stream.deadlines = deadlines
+        deadlines.arm(stream, in: amount)
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -103,6 +114,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         for stream in open.values {
             stream.fail(RPCError(code: .unavailable, message: "the connection to the server was lost"), reset: false)
         }
+        deadlineQueue?.cancelAll()
         context.fireChannelInactive()
     }
 

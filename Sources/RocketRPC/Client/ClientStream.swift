@@ -30,7 +30,9 @@ final class ClientStream: InboundWindow {
     /// The server provably never processed this stream (REFUSED_STREAM, or above a GOAWAY's last
     /// stream ID), so the call may be retried transparently.
     @exclusivity(unchecked) var unprocessed = false
-    @exclusivity(unchecked) var deadline = DeadlineTimer()
+    /// The connection's deadline queue while this call has a deadline armed there.
+    @exclusivity(unchecked) var deadlines: DeadlineQueue?
+    @exclusivity(unchecked) var deadlineSlot = -1
 
     init(eventLoop: any EventLoop, maxReceiveMessageSize: Int) {
         self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: nil)
@@ -133,7 +135,7 @@ final class ClientStream: InboundWindow {
     private func complete(with status: RPCError) {
         guard !completed else { return }
         completed = true
-        deadline.cancel()
+        cancelDeadline()
         if initialMetadataResult == nil { resolveInitialMetadata(.success([:])) }
         if let error = inbound.receiveEnd() {
             inbound.fail(error)
@@ -154,7 +156,7 @@ final class ClientStream: InboundWindow {
     func fail(_ error: RPCError, reset: Bool) {
         guard !completed else { return }
         completed = true
-        deadline.cancel()
+        cancelDeadline()
         if reset, streamID > 0, let connection {
             connection.session.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
             connection.scheduleFlush()
@@ -253,6 +255,12 @@ final class ClientStream: InboundWindow {
 }
 
 extension ClientStream: DeadlineExpiring {
+    func cancelDeadline() {
+        guard let deadlines else { return }
+        deadlines.cancel(self)
+        self.deadlines = nil
+    }
+
     func deadlineExpired() {
         fail(RPCError(code: .deadlineExceeded, message: "deadline exceeded"), reset: true)
     }

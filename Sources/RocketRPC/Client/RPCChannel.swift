@@ -318,7 +318,7 @@ public final class RPCChannel: Sendable {
             }
             if let deadline {
                 let remaining = deadline - ContinuousClock.now
-                stream.deadline.arm(stream, in: TimeAmount(remaining), on: eventLoop)
+                connection.handler.value.armDeadline(of: stream, in: TimeAmount(remaining))
             }
             return stream
         }

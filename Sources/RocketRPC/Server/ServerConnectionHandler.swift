@@ -48,6 +48,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     @exclusivity(unchecked) private var closing = false
     @exclusivity(unchecked) private var lastPingReceived: NIODeadline?
     @exclusivity(unchecked) private var taskExecutor: EventLoopTaskExecutor?
+    /// The calls' `grpc-timeout` deadlines (created with the first).
+    @exclusivity(unchecked) private var deadlineQueue: DeadlineQueue?
     @exclusivity(unchecked) private var shutdownNoticeSent = false
     @exclusivity(unchecked) private var finalGoAwaySent = false
     @exclusivity(unchecked) private var finalGoAwayTimer: Scheduled<Void>?
@@ -127,6 +129,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         streams.removeAll()
         latestStream = nil
         for stream in open.values { stream.peerClosed(errorCode: HTTP2ErrorCode.cancel) }
+        deadlineQueue?.cancelAll()
         context.fireChannelInactive()
     }
 
@@ -458,7 +461,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             eventLoop: context.eventLoop
         )
         if let timeout {
-            stream.deadline.arm(stream, in: TimeAmount(timeout), on: context.eventLoop)
+            let deadlines = deadlineQueue ?? DeadlineQueue(eventLoop: context.eventLoop)
+            deadlineQueue = deadlines
+            stream.deadlines = deadlines
+            deadlines.arm(stream, in: TimeAmount(timeout))
         }
 
         if configuration.runHandlersOnEventLoop && taskExecutor == nil {

@@ -30,7 +30,9 @@ final class ServerStream: InboundWindow {
     /// The status has been queued (or the stream was reset); nothing more is sent.
     @exclusivity(unchecked) private(set) var finished = false
     @exclusivity(unchecked) var task: Task<Void, Never>?
-    @exclusivity(unchecked) var deadline = DeadlineTimer()
+    /// The connection's deadline queue while this call has a deadline armed there.
+    @exclusivity(unchecked) var deadlines: DeadlineQueue?
+    @exclusivity(unchecked) var deadlineSlot = -1
 
     init(streamID: Int32, connection: ServerConnectionHandler, maxReceiveMessageSize: Int, compression: CompressionAlgorithm?) {
         self.streamID = streamID
@@ -48,7 +50,7 @@ final class ServerStream: InboundWindow {
         finished = true
         pendingStart = nil
         task = nil
-        deadline.cancel()
+        cancelDeadline()
         inbound.fail(over)
         outbound.reset(failingWriterWith: over)
     }
@@ -106,7 +108,7 @@ final class ServerStream: InboundWindow {
         guard !finished else { return }
         finished = true
         pendingStart = nil
-        deadline.cancel()
+        cancelDeadline()
         let statusFields: HeaderFields
         if status.code == .ok && status.message.isEmpty && trailers.isEmpty {
             statusFields = .prebuilt(Self.okTrailers)
@@ -150,7 +152,7 @@ final class ServerStream: InboundWindow {
         let error = RPCError(code: .cancelled, message: "the client cancelled the call (HTTP/2 error code \(errorCode))")
         finished = true
         pendingStart = nil
-        deadline.cancel()
+        cancelDeadline()
         inbound.fail(error)
         outbound.failWriter(error)
         task?.cancel()
@@ -165,6 +167,12 @@ final class ServerStream: InboundWindow {
 }
 
 extension ServerStream: DeadlineExpiring {
+    func cancelDeadline() {
+        guard let deadlines else { return }
+        deadlines.cancel(self)
+        self.deadlines = nil
+    }
+
     func deadlineExpired() {
         abort(with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
     }
