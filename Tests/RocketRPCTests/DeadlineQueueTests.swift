@@ -33,13 +33,21 @@ struct DeadlineQueueTests {
         try await loop.submit(body).get()
     }
 
-    @Test func expiresWhatIsDueAndNothingCancelled() async throws {
+    /// A queue on an event loop, set up by `arm` on that loop.
+    func queue(arm: @escaping @Sendable (DeadlineQueue, State, Expired) -> Void) async throws -> (any EventLoop, State, Expired) {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let log = Expired()
         let state = State()
         try await onLoop(loop) {
             let queue = DeadlineQueue(eventLoop: loop)
             state.queue = queue
+            arm(queue, state, log)
+        }
+        return (loop, state, log)
+    }
+
+    @Test func expiresWhatIsDueAndNothingCancelled() async throws {
+        let (loop, state, log) = try await queue { queue, state, log in
             // The first armed is the latest: the timer must move forward for the later arms.
             for (name, ms) in [("late", 3000), ("b", 40), ("a", 20), ("cancelled", 30), ("c", 60)] {
                 let call = Call(name, log)
@@ -60,12 +68,7 @@ struct DeadlineQueueTests {
     }
 
     @Test func manyCallsWithOneTimeoutExpireExactlyThoseNotCancelled() async throws {
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let log = Expired()
-        let state = State()
-        try await onLoop(loop) {
-            let queue = DeadlineQueue(eventLoop: loop)
-            state.queue = queue
+        let (loop, state, log) = try await queue { queue, state, log in
             state.calls = (0..<1000).map { Call("\($0)", log) }
             for call in state.calls { queue.arm(call, in: .milliseconds(30)) }
             // Cancel every other one, from the middle outwards (slots move as entries leave).
