@@ -75,9 +75,13 @@ done
 read -r sync_pid sync_port < <(start_broker sync sync)
 pids+=("$sync_pid")
 "$bin/mqbench" produce --endpoint "127.0.0.1:$sync_port" --topic p-sync --count "$COUNT" --concurrency "$CONC" --connections 4 --client-threads 1 --mode sync --broker-pid "$sync_pid" --json > "$work/produce-sync.json" 2>/dev/null
-max_rate=$(python3 -c "import json; print(int(json.load(open('$work/produce-async.json'))['rate']))")
+# e2e: first as fast as it goes (the same senders as the produce runs, 8 receivers): the rate at
+# which messages get produced *and* consumed is the maximum rate of this scenario; then paced to
+# half of it for ~5 s. (Half the produce-only rate would be the machine's whole capacity: each
+# consumed message costs about what producing it does.)
+"$bin/mqbench" e2e --endpoint "127.0.0.1:$async_port" --topic e2e-max --count "$COUNT" --concurrency 8 --senders "$CONC" --json > "$work/e2e-max.json" 2>/dev/null
+max_rate=$(python3 -c "import json; print(int(json.load(open('$work/e2e-max.json'))['rate']))")
 half=$((max_rate / 2))
-# e2e: the same senders as the produce runs, paced to half the async max rate for ~5 s; 8 receivers.
 "$bin/mqbench" e2e --endpoint "127.0.0.1:$async_port" --topic e2e --count $((half * 5)) --concurrency 8 --senders "$CONC" --rate "$half" --broker-pid "$async_pid" --json > "$work/e2e.json" 2>/dev/null
 
 # 5. Idle RSS with 1,000 topics x 8 queues.
@@ -107,6 +111,7 @@ fsync = json.load(open(f"{w}/fio-sync.json"))["jobs"][0]["write"]["iops"]
 ng, _ = h2("h2-nghttpd.txt"); br, br_ok = h2("h2-broker.txt")
 ev, al = redis("redis-everysec.txt"), redis("redis-always.txt")
 pa, ps, co, e2e = js("produce-async.json"), js("produce-sync.json"), js("consume.json"), js("e2e.json")
+e2e_max = js("e2e-max.json")
 count, conc, idle = os.environ["COUNT"], os.environ["CONC"], os.environ["IDLE_RSS"]
 cores, cpu = sh("nproc"), sh("lscpu | sed -n 's/^Model name: *//p'")
 swift, redisv, fiov = sh("swift --version 2>&1 | head -1"), sh("redis-server --version"), sh("fio --version")
@@ -120,7 +125,7 @@ L = ["## Cluster", "",
      f"| Produce, async flush | {pa['rate']:,.0f} msgs/s, p50 {pa['p50_us']} µs, p99 {pa['p99_us']} µs | Redis XADD everysec {ev:,.0f} req/s | {pa['rate']/ev:.2f}× | ≥ 1.0× | {yes(pa['rate'] >= ev)} |",
      f"| Produce, sync flush (group commit) | {ps['rate']:,.0f} msgs/s, p50 {ps['p50_us']} µs, p99 {ps['p99_us']} µs | Redis XADD always {al:,.0f} req/s | {ps['rate']/al:.2f}× | ≥ 1.5× | {yes(ps['rate'] >= 1.5 * al)} |",
      f"| h2load → mqbroker SendMessage ({br_ok:,} ok) | {br:,.0f} req/s | h2load → nghttpd 1 KiB {ng:,.0f} req/s | {br/ng*100:.0f}% | ≥ 50% | {yes(br >= 0.5 * ng)} |",
-     f"| End to end at half the max rate ({e2e['count']:,} msgs sent at {e2e['send_rate']:,.0f} msgs/s, consumed at once) | p50 {e2e['p50_us']} µs, p99 {e2e['p99_us']} µs | | | p99 ≤ 5 ms | {yes(e2e['p99_us'] <= 5000)} |",
+     f"| End to end at half its max rate ({e2e['count']:,} msgs sent at {e2e['send_rate']:,.0f} msgs/s, consumed at once; unpaced, produced and consumed at {e2e_max['rate']:,.0f} msgs/s) | p50 {e2e['p50_us']} µs, p99 {e2e['p99_us']} µs | | | p99 ≤ 5 ms | {yes(e2e['p99_us'] <= 5000)} |",
      f"| Consume (8 receivers, batch 32, ack per batch) | {co['rate']:,.0f} msgs/s; lost {co['lost']}, duplicated {co['duplicated']} | | | | |",
      f"| Broker RSS idle, 1,000 topics × 8 queues | {idle} MiB | | | ≤ 150 MiB | {yes(int(idle) <= 150)} |",
      f"| Disk ceiling (fio) | | {seq:,.0f} MB/s buffered; {fsync:,.0f} fdatasync writes/s | | | |",
