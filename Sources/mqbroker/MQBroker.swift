@@ -53,7 +53,7 @@ struct MQBroker: AsyncParsableCommand {
     @Option(help: "CommitLog segment size in bytes (default 1 GiB).")
     var segmentSize: Int64?
 
-    @Option(help: "MiB of CommitLog kept in the page cache behind the flushed position; older pages are dropped once flushed (default 512; 0 = never dropped).")
+    @Option(help: "MiB of CommitLog kept in the page cache behind the flushed position; older pages are dropped once flushed (default 0: never dropped, the kernel decides).")
     var pageCacheWindow: Int64?
 
     @Flag(help: "Create unknown topics and groups on first use (on in --dev).")
