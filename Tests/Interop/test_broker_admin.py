@@ -216,3 +216,65 @@ def test_dead_letters_are_listed_redriven_once_and_messages_resent(admin):
     with pytest.raises(grpc.RpcError) as unknown:
         stub.ResendMessage(pb.ResendMessageRequest(group="workers", message_id="nope"), metadata=AUTH, timeout=10)
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def _resident_pages(path, length):
+    """How many of the first `length` bytes' pages of `path` are in the page cache (mincore)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, length, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+        assert addr not in (None, ctypes.c_void_p(-1).value)
+        try:
+            pages = (length + 4095) // 4096
+            vector = (ctypes.c_ubyte * pages)()
+            assert libc.mincore(addr, length, vector) == 0
+            return sum(v & 1 for v in vector)
+        finally:
+            libc.munmap(addr, length)
+    finally:
+        os.close(fd)
+
+
+def test_page_cache_window_drops_old_log_pages_and_loses_nothing(broker_factory, admin_pb):
+    """--page-cache-window (here the config file's pageCacheWindow, 1 MiB): once flushed, the
+    CommitLog's pages more than the window behind leave the page cache; the messages there are
+    still delivered, read from disk."""
+    pb, pb_grpc = admin_pb
+    broker = broker_factory({"autoCreate": True, "pageCacheWindow": 1})
+    channel = grpc.insecure_channel(broker.endpoint)
+    values = pb_grpc.AdminStub(channel).GetBrokerConfig(pb.GetBrokerConfigRequest(), timeout=10).values
+    channel.close()
+    assert values["pageCacheWindowMB"] == "1"
+
+    config = ClientConfiguration(broker.endpoint, Credentials(), request_timeout=10)
+    producer = Producer(config, ("bulk",))
+    producer.startup()
+    bodies = [os.urandom(512 << 10) for _ in range(16)]  # 8 MiB, incompressible (clients may gzip)
+    for body in bodies:
+        m = Message(); m.topic = "bulk"; m.body = body
+        producer.send(m)
+    producer.shutdown()
+
+    segment = os.path.join(broker.data_dir, "commitlog", "0" * 20)
+    deadline = time.monotonic() + 20  # the async flusher syncs every 500 ms; drop-behind follows
+    while _resident_pages(segment, 1 << 20) > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _resident_pages(segment, 1 << 20) == 0, "the log's first MiB is still cached"
+    assert _resident_pages(segment, 8 << 20) > 0, "everything was dropped, the window too"
+
+    consumer = SimpleConsumer(config, "bulk-readers", {"bulk": FilterExpression("*")}, await_duration=2)
+    consumer.startup()
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < len(bodies) and time.monotonic() < deadline:
+        for msg in consumer.receive(4, 30):
+            consumer.ack(msg)
+            got.append(msg.body)
+    consumer.shutdown()
+    assert sorted(got) == sorted(bodies)
