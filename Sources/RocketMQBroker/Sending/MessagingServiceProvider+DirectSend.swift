@@ -176,7 +176,7 @@ extension MessagingServiceProvider {
         }
 
         /// The protocol name, as topics list accepted types and records keep `__MESSAGE_TYPE`.
-        var name: String {
+        private var staticName: StaticString {
             switch self {
             case .normal: "NORMAL"
             case .fifo: "FIFO"
@@ -184,32 +184,25 @@ extension MessagingServiceProvider {
             }
         }
 
-        var nameBytes: UnsafeRawBufferPointer {
-            switch self {
-            case .normal: PropertyName.normal
-            case .fifo: PropertyName.fifo
-            case .delay: PropertyName.delay
-            }
-        }
+        var name: String { staticName.description }
+        var nameBytes: UnsafeRawBufferPointer { PropertyName.bytes(staticName) }
     }
 }
 
-/// Property keys and fixed values as UTF-8 bytes (static strings: they live as long as the program).
+/// Property keys and fixed values as UTF-8 bytes: the `StaticString` spellings of
+/// `MessageProperty` and `StoredProperty` (they live as long as the program).
 private enum PropertyName {
-    static var tags: UnsafeRawBufferPointer { bytes("TAGS") }
-    static var keys: UnsafeRawBufferPointer { bytes("KEYS") }
-    static var uniqueKey: UnsafeRawBufferPointer { bytes("UNIQ_KEY") }
-    static var messageType: UnsafeRawBufferPointer { bytes("__MESSAGE_TYPE") }
-    static var messageGroup: UnsafeRawBufferPointer { bytes("__SHARDINGKEY") }
-    static var deliveryTime: UnsafeRawBufferPointer { bytes("__STARTDELIVERTIME") }
-    static var bodyEncoding: UnsafeRawBufferPointer { bytes("__BODY_ENCODING") }
-    static var traceContext: UnsafeRawBufferPointer { bytes("__TRACE_CONTEXT") }
-    static var gzip: UnsafeRawBufferPointer { bytes("GZIP") }
-    static var normal: UnsafeRawBufferPointer { bytes("NORMAL") }
-    static var fifo: UnsafeRawBufferPointer { bytes("FIFO") }
-    static var delay: UnsafeRawBufferPointer { bytes("DELAY") }
+    static var tags: UnsafeRawBufferPointer { bytes(MessageProperty.tagsKey) }
+    static var keys: UnsafeRawBufferPointer { bytes(MessageProperty.keysKey) }
+    static var uniqueKey: UnsafeRawBufferPointer { bytes(MessageProperty.uniqueKeyKey) }
+    static var messageType: UnsafeRawBufferPointer { bytes(StoredProperty.messageTypeKey) }
+    static var messageGroup: UnsafeRawBufferPointer { bytes(StoredProperty.messageGroupKey) }
+    static var deliveryTime: UnsafeRawBufferPointer { bytes(StoredProperty.deliveryTimeKey) }
+    static var bodyEncoding: UnsafeRawBufferPointer { bytes(StoredProperty.bodyEncodingKey) }
+    static var traceContext: UnsafeRawBufferPointer { bytes(StoredProperty.traceContextKey) }
+    static var gzip: UnsafeRawBufferPointer { bytes(StoredProperty.gzipValue) }
 
-    private static func bytes(_ s: StaticString) -> UnsafeRawBufferPointer {
+    static func bytes(_ s: StaticString) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
     }
 }

@@ -4,11 +4,22 @@ import RocketMQStore
 /// Property keys the broker keeps next to a stored message for what the protocol carries in
 /// `SystemProperties`. User property keys may not collide with them (nor start with `__`).
 enum StoredProperty {
-    static let messageType = "__MESSAGE_TYPE"
-    static let messageGroup = "__SHARDINGKEY"
-    static let deliveryTime = "__STARTDELIVERTIME"
-    static let bodyEncoding = "__BODY_ENCODING"
-    static let traceContext = "__TRACE_CONTEXT"
+    static let messageType = messageTypeKey.description
+    static let messageGroup = messageGroupKey.description
+    static let deliveryTime = deliveryTimeKey.description
+    static let bodyEncoding = bodyEncodingKey.description
+    static let traceContext = traceContextKey.description
+    /// The value of `bodyEncoding` for a gzipped body (absent: identity).
+    static let gzip = gzipValue.description
+
+    // The same names as `StaticString`s, for the direct send, which writes their bytes without
+    // copying them (see `MessagingServiceProvider+DirectSend.swift`); spelled only here.
+    static let messageTypeKey: StaticString = "__MESSAGE_TYPE"
+    static let messageGroupKey: StaticString = "__SHARDINGKEY"
+    static let deliveryTimeKey: StaticString = "__STARTDELIVERTIME"
+    static let bodyEncodingKey: StaticString = "__BODY_ENCODING"
+    static let traceContextKey: StaticString = "__TRACE_CONTEXT"
+    static let gzipValue: StaticString = "GZIP"
     static let deadLetterOriginTopic = "__DLQ_ORIGIN_TOPIC"
     static let deadLetterOriginMessageId = "__DLQ_ORIGIN_MESSAGE_ID"
     /// The topic a message in a group's retry topic is redelivered as.
@@ -37,7 +48,7 @@ extension Apache_Rocketmq_V2_Message {
         properties[StoredProperty.messageType] = type.protoName ?? "NORMAL"
         if let group = system.messageGroup, !group.isEmpty { properties[StoredProperty.messageGroup] = group }
         if let delivery = system.deliveryTimestamp { properties[StoredProperty.deliveryTime] = String(delivery.milliseconds) }
-        if system.bodyEncoding == .gzip { properties[StoredProperty.bodyEncoding] = "GZIP" }
+        if system.bodyEncoding == .gzip { properties[StoredProperty.bodyEncoding] = StoredProperty.gzip }
         if let trace = system.traceContext, !trace.isEmpty { properties[StoredProperty.traceContext] = trace }
         return MessageToAppend(
             topic: topic?.name ?? "",
@@ -67,7 +78,7 @@ extension StoredMessage {
         system.keys = keys
         system.messageId = messageId
         system.bodyDigest = Apache_Rocketmq_V2_Digest(type: .crc32, checksum: CRC32.hex(body))
-        system.bodyEncoding = properties[StoredProperty.bodyEncoding] == "GZIP" ? .gzip : .identity
+        system.bodyEncoding = properties[StoredProperty.bodyEncoding] == StoredProperty.gzip ? .gzip : .identity
         system.messageType = properties[StoredProperty.messageType].flatMap { Apache_Rocketmq_V2_MessageType(protoName: $0) } ?? .normal
         system.bornTimestamp = .init(milliseconds: bornTimestamp)
         system.bornHost = bornHost

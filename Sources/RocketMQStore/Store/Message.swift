@@ -1,11 +1,17 @@
 /// Well-known property keys, spelled as RocketMQ spells them so clients feel at home.
 public enum MessageProperty {
     /// The message's tag (one), used by the ConsumeQueue tag hash and tag filters.
-    public static let tags = "TAGS"
+    public static let tags = tagsKey.description
     /// Business keys, separated by spaces; each is indexed in the IndexFile.
-    public static let keys = "KEYS"
+    public static let keys = keysKey.description
     /// The client-assigned unique id; indexed for `MessageStore.message(uniqueId:)`.
-    public static let uniqueKey = "UNIQ_KEY"
+    public static let uniqueKey = uniqueKeyKey.description
+
+    // The same names as `StaticString`s, for code that borrows their bytes without copying
+    // them (their memory lives as long as the program); each name is spelled only here.
+    public static let tagsKey: StaticString = "TAGS"
+    public static let keysKey: StaticString = "KEYS"
+    public static let uniqueKeyKey: StaticString = "UNIQ_KEY"
 
     static let tagsBytes: [UInt8] = Array(tags.utf8)
     static let keysBytes: [UInt8] = Array(keys.utf8)
