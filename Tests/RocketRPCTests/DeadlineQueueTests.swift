@@ -18,6 +18,7 @@ struct DeadlineQueueTests {
     final class Call: DeadlineExpiring, @unchecked Sendable {
         let name: String
         let log: Expired
+        var deadlines: DeadlineQueue?
         var deadlineSlot = -1
         init(_ name: String, _ log: Expired) { self.name = name; self.log = log }
         func deadlineExpired() { log.add(name) }

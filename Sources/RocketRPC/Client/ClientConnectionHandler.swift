@@ -60,7 +60,6 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         guard let context else { return }  // gone: its streams fail with the connection
         let deadlines = deadlineQueue ?? DeadlineQueue(eventLoop: context.eventLoop)
         deadlineQueue = deadlines
-        stream.deadlines = deadlines
         deadlines.arm(stream, in: amount)
     }
 

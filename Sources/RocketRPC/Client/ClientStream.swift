@@ -30,7 +30,7 @@ final class ClientStream: InboundWindow {
     /// The server provably never processed this stream (REFUSED_STREAM, or above a GOAWAY's last
     /// stream ID), so the call may be retried transparently.
     @exclusivity(unchecked) var unprocessed = false
-    /// The connection's deadline queue while this call has a deadline armed there.
+    /// Kept by the connection's ``DeadlineQueue`` while this call has a deadline armed there.
     @exclusivity(unchecked) var deadlines: DeadlineQueue?
     @exclusivity(unchecked) var deadlineSlot = -1
 
@@ -255,12 +255,6 @@ final class ClientStream: InboundWindow {
 }
 
 extension ClientStream: DeadlineExpiring {
-    func cancelDeadline() {
-        guard let deadlines else { return }
-        deadlines.cancel(self)
-        self.deadlines = nil
-    }
-
     func deadlineExpired() {
         fail(RPCError(code: .deadlineExceeded, message: "deadline exceeded"), reset: true)
     }

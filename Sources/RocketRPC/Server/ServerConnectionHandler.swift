@@ -463,7 +463,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         if let timeout {
             let deadlines = deadlineQueue ?? DeadlineQueue(eventLoop: context.eventLoop)
             deadlineQueue = deadlines
-            stream.deadlines = deadlines
             deadlines.arm(stream, in: TimeAmount(timeout))
         }
 

@@ -30,7 +30,7 @@ final class ServerStream: InboundWindow {
     /// The status has been queued (or the stream was reset); nothing more is sent.
     @exclusivity(unchecked) private(set) var finished = false
     @exclusivity(unchecked) var task: Task<Void, Never>?
-    /// The connection's deadline queue while this call has a deadline armed there.
+    /// Kept by the connection's ``DeadlineQueue`` while this call has a deadline armed there.
     @exclusivity(unchecked) var deadlines: DeadlineQueue?
     @exclusivity(unchecked) var deadlineSlot = -1
 
@@ -167,12 +167,6 @@ final class ServerStream: InboundWindow {
 }
 
 extension ServerStream: DeadlineExpiring {
-    func cancelDeadline() {
-        guard let deadlines else { return }
-        deadlines.cancel(self)
-        self.deadlines = nil
-    }
-
     func deadlineExpired() {
         abort(with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
     }

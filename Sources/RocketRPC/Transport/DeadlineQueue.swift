@@ -1,10 +1,19 @@
 import NIOCore
 
-/// What a call does when its deadline passes (fail with DEADLINE_EXCEEDED and reset the stream),
-/// and where a ``DeadlineQueue`` keeps its place (`-1`: no deadline armed).
+/// What a call does when its deadline passes (fail with DEADLINE_EXCEEDED and reset the stream).
+/// `deadlines` and `deadlineSlot` belong to the ``DeadlineQueue`` the deadline is armed in: which
+/// queue (`nil`: none armed) and the owner's place there.
 protocol DeadlineExpiring: AnyObject {
     func deadlineExpired()
+    var deadlines: DeadlineQueue? { get set }
     var deadlineSlot: Int { get set }
+}
+
+extension DeadlineExpiring {
+    /// Forgets this owner's deadline, if one is armed.
+    func cancelDeadline() {
+        deadlines?.cancel(self)
+    }
 }
 
 /// The deadlines of one connection's calls, with one event-loop timer for all of them.
@@ -36,6 +45,7 @@ final class DeadlineQueue {
     func arm(_ owner: some DeadlineExpiring, in amount: TimeAmount) {
         cancel(owner)
         let deadline = NIODeadline.now() + amount
+        owner.deadlines = self
         owner.deadlineSlot = entries.count
         entries.append((owner, deadline))
         if deadline < timerDeadline { schedule(at: deadline) }
@@ -45,6 +55,7 @@ final class DeadlineQueue {
     func cancel(_ owner: some DeadlineExpiring) {
         let slot = owner.deadlineSlot
         guard slot >= 0, slot < entries.count, entries[slot].owner === owner else { return }
+        owner.deadlines = nil
         owner.deadlineSlot = -1
         let last = entries.removeLast()
         if slot < entries.count {
@@ -55,7 +66,10 @@ final class DeadlineQueue {
 
     /// Drops every deadline and the timer (the connection is gone; its calls were failed).
     func cancelAll() {
-        for entry in entries { entry.owner.deadlineSlot = -1 }
+        for entry in entries {
+            entry.owner.deadlines = nil
+            entry.owner.deadlineSlot = -1
+        }
         entries.removeAll()
         timer?.cancel()
         timer = nil
