@@ -27,7 +27,7 @@ extension ServerContext: MessageSource, MessageSink {
         default:
             let description = "\(error)"
             onLoop { [serverMethod] in $0?.connection.logHandlerFailure(method: serverMethod.descriptor, error: description) }
-            finish(status: RPCError(code: .unknown, message: "\(error)"), finalMessage: nil)
+            finish(status: RPCError(code: .unknown, message: description), finalMessage: nil)
         }
     }
 
