@@ -61,7 +61,10 @@ public protocol CBridgedMessage: ProtoMessage {
     func write(to message: CMessageWriter)
 }
 
+// Inlinable so that each generated message's conformance gets its own specialized copy: generic
+// over `Self`, these paid runtime generic-metadata lookups and value-witness calls per message.
 extension CBridgedMessage {
+    @inlinable
     public init(serializedBytes bytes: UnsafeRawBufferPointer) throws {
         let descriptor = Self.cMessageType.descriptor
         let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
@@ -74,6 +77,7 @@ extension CBridgedMessage {
         }
     }
 
+    @inlinable
     public func serializedBytes() -> [UInt8] {
         let arena = ProtoArena()
         let message = arena.message(of: Self.cMessageType.descriptor)
@@ -92,15 +96,19 @@ extension CBridgedMessage {
 /// scratch area on the stack, then (for what does not fit, such as large `bytes` fields) `malloc`.
 /// A small message (most requests) then costs no heap allocation to decode; the unpacked message
 /// lives only until `init(reading:)` has copied it.
-private struct UnpackScratch {
-    static let byteCount = 1024
-    let start: UnsafeMutableRawPointer
-    var used = 0
+@usableFromInline
+struct UnpackScratch {
+    @usableFromInline static let byteCount = 1024
+    @usableFromInline let start: UnsafeMutableRawPointer
+    @usableFromInline var used = 0
+
+    @usableFromInline init(start: UnsafeMutableRawPointer) { self.start = start }
 }
 
 /// Runs `body` with a `ProtobufCAllocator` over an ``UnpackScratch`` valid for the call only:
 /// everything allocated with it must be freed (`protobuf_c_message_free_unpacked`) before `body` returns.
-private func withUnpackAllocator<R>(_ body: (UnsafeMutablePointer<ProtobufCAllocator>?) throws -> R) rethrows -> R {
+@inlinable
+func withUnpackAllocator<R>(_ body: (UnsafeMutablePointer<ProtobufCAllocator>?) throws -> R) rethrows -> R {
     try withUnsafeTemporaryAllocation(byteCount: UnpackScratch.byteCount, alignment: 16) { scratch in
         guard let start = scratch.baseAddress else { return try body(nil) }
         var state = UnpackScratch(start: start)

@@ -5,6 +5,7 @@ import NIOCore
 /// Sendable; every operation hops to the connection's event loop, where the ``ClientStream`` lives.
 /// Encoding, framing and gzip happen on the calling task. Task cancellation while awaiting any step
 /// resets the stream (RST_STREAM CANCEL) and surfaces as `CANCELLED`.
+@usableFromInline
 final class ClientCall: MessageSource, MessageSink, Sendable {
     let eventLoop: any EventLoop
     let stream: NIOLoopBound<ClientStream>
@@ -24,14 +25,14 @@ final class ClientCall: MessageSource, MessageSink, Sendable {
         }
     }
 
-    func nextMessage() async throws(RPCError) -> ByteBuffer? {
+    @usableFromInline func nextMessage() async throws(RPCError) -> ByteBuffer? {
         let promise = eventLoop.makePromise(of: ByteBuffer?.self)
         let stream = self.stream
         eventLoop.execute { stream.value.inbound.next(promise) }
         return try await promise.futureResult.rpcValue(onCancel: cancelHook())
     }
 
-    func writeMessage(_ bytes: [UInt8]) async throws(RPCError) {
+    @usableFromInline func writeMessage(_ bytes: [UInt8]) async throws(RPCError) {
         let framed = try MessageFramer.frameRequest(bytes, compression: compression)
         let promise = eventLoop.makePromise(of: Void.self)
         let stream = self.stream
@@ -73,7 +74,7 @@ final class ClientCall: MessageSource, MessageSink, Sendable {
     }
 
     /// The final status (`.ok` included); its `metadata` is the trailing metadata.
-    func status() async throws(RPCError) -> RPCError {
+    @usableFromInline func status() async throws(RPCError) -> RPCError {
         let stream = self.stream
         let future = eventLoop.flatSubmit { stream.value.statusFuture }
         return try await future.rpcValue(onCancel: cancelHook())

@@ -44,16 +44,32 @@ public final class RPCChannel: Sendable {
 
     /// Sends one request and returns the one response with its metadata.
     /// - Throws: ``RPCError`` with the call's non-OK status.
+    ///
+    /// The generic entry points are thin and inlinable: encoding and decoding are specialized for
+    /// the caller's message types (generic, they paid runtime metadata lookups per call); the
+    /// call itself is the non-generic byte-level path.
+    @inlinable
     public func unary<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
         request: Req,
         options: CallOptions = CallOptions()
     ) async throws -> UnaryResponse<Resp> {
+        let response = try await unary(method, serializedRequest: request.serializedBytes(), options: options)
+        return UnaryResponse(
+            message: try decodeMessage(Resp.self, from: response.message),
+            initialMetadata: response.initialMetadata,
+            trailingMetadata: response.trailingMetadata
+        )
+    }
+
+    /// ``unary(_:request:options:)`` on encoded messages: the request's bytes in, the response's out.
+    @usableFromInline
+    func unary(_ method: MethodDescriptor, serializedRequest: [UInt8], options: CallOptions) async throws -> UnaryResponse<ByteBuffer> {
         let options = effective(options)
         let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
         if Task.isCancelled { throw RPCError(code: .cancelled, message: "the call was cancelled before it started") }
         let compression = options.compression == .identity ? nil : options.compression
-        let framed = try MessageFramer.frameRequest(request.serializedBytes(), compression: compression)
+        let framed = try MessageFramer.frameRequest(serializedRequest, compression: compression)
         // One transparent retry for a call the server provably never processed (gRPC's transparent
         // retry): refused streams and streams above a GOAWAY's last stream ID. A connection that
         // just received GOAWAY takes no new streams: it is taken out of use and the call tries once more.
@@ -63,7 +79,7 @@ public final class RPCChannel: Sendable {
             case .refused:
                 connector.markUnusable(connection)
             case .answered(let response):
-                return try decodeUnary(response)
+                return response
             case .failed(let error, let unprocessed):
                 guard unprocessed, !Task.isCancelled else { throw error }
             }

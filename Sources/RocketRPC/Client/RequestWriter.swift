@@ -6,13 +6,14 @@ import RocketProto
 /// flow-control window or the socket is full). The request stream half-closes when the `requests`
 /// closure given to ``RPCChannel`` returns.
 public struct RequestWriter<Message: ProtoMessage>: Sendable {
-    let sink: any MessageSink
+    @usableFromInline let sink: any MessageSink
 
-    init(sink: any MessageSink) {
+    @usableFromInline init(sink: any MessageSink) {
         self.sink = sink
     }
 
     /// Serializes and queues `message`. Throws ``RPCError`` once the call is over.
+    @inlinable
     public func write(_ message: Message) async throws {
         try await sink.writeMessage(message.serializedBytes())
     }

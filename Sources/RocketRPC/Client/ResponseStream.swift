@@ -9,9 +9,9 @@ public struct ResponseStream<Message: ProtoMessage>: AsyncSequence, Sendable {
     public typealias Element = Message
     public typealias Failure = RPCError
 
-    let call: ClientCall
+    @usableFromInline let call: ClientCall
 
-    init(call: ClientCall) {
+    @usableFromInline init(call: ClientCall) {
         self.call = call
     }
 
@@ -29,10 +29,13 @@ public struct ResponseStream<Message: ProtoMessage>: AsyncSequence, Sendable {
     public struct AsyncIterator: AsyncIteratorProtocol {
         public typealias Element = Message
         public typealias Failure = RPCError
-        let call: ClientCall
-        var finished = false
+        @usableFromInline let call: ClientCall
+        @usableFromInline var finished = false
+
+        @usableFromInline init(call: ClientCall) { self.call = call }
 
         /// The next response; `nil` after an OK status; throws the status if it is not OK.
+        @inlinable
         public mutating func next() async throws(RPCError) -> Message? {
             guard !finished else { return nil }
             if let buffer = try await call.nextMessage() {
@@ -45,6 +48,7 @@ public struct ResponseStream<Message: ProtoMessage>: AsyncSequence, Sendable {
         }
     }
 
+    @inlinable
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(call: call)
     }

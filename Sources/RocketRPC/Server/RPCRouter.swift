@@ -32,7 +32,12 @@ public struct RPCRouter: Sendable {
         handlers.values.map(\.descriptor).sorted { $0.path < $1.path }
     }
 
+    // The registration functions are inlinable so that the closures they build are specialized
+    // for the generated message types at the call site (the generated `register(into:)`):
+    // generic, they paid runtime metadata lookups and value-witness calls on every call.
+
     /// Registers a unary method: one request, one response.
+    @inlinable
     public mutating func unary<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
         _ handler: nonisolated(nonsending) @escaping @Sendable (Req, ServerContext) async throws -> Resp
@@ -44,6 +49,7 @@ public struct RPCRouter: Sendable {
     }
 
     /// Registers a server-streaming method: one request, any number of responses.
+    @inlinable
     public mutating func serverStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
         _ handler: nonisolated(nonsending) @escaping @Sendable (Req, ResponseWriter<Resp>, ServerContext) async throws -> Void
@@ -56,6 +62,7 @@ public struct RPCRouter: Sendable {
     }
 
     /// Registers a client-streaming method: any number of requests, one response.
+    @inlinable
     public mutating func clientStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
         _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ServerContext) async throws -> Resp
@@ -66,6 +73,7 @@ public struct RPCRouter: Sendable {
     }
 
     /// Registers a bidirectional-streaming method: requests and responses flow independently.
+    @inlinable
     public mutating func bidirectionalStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
         _ method: MethodDescriptor,
         _ handler: nonisolated(nonsending) @escaping @Sendable (RequestStream<Req>, ResponseWriter<Resp>, ServerContext) async throws -> Void
@@ -76,7 +84,8 @@ public struct RPCRouter: Sendable {
         }
     }
 
-    private mutating func add(
+    @usableFromInline
+    mutating func add(
         _ method: MethodDescriptor,
         singleRequest: Bool,
         _ run: nonisolated(nonsending) @escaping @Sendable (ServerContext) async throws -> [UInt8]?

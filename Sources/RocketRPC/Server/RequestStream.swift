@@ -10,9 +10,9 @@ public struct RequestStream<Message: ProtoMessage>: AsyncSequence, Sendable {
     public typealias Element = Message
     public typealias Failure = RPCError
 
-    let source: any MessageSource
+    @usableFromInline let source: any MessageSource
 
-    init(source: any MessageSource) {
+    @usableFromInline init(source: any MessageSource) {
         self.source = source
     }
 
@@ -20,15 +20,19 @@ public struct RequestStream<Message: ProtoMessage>: AsyncSequence, Sendable {
     public struct AsyncIterator: AsyncIteratorProtocol {
         public typealias Element = Message
         public typealias Failure = RPCError
-        let source: any MessageSource
+        @usableFromInline let source: any MessageSource
+
+        @usableFromInline init(source: any MessageSource) { self.source = source }
 
         /// The next request, or `nil` once the client half-closed.
+        @inlinable
         public mutating func next() async throws(RPCError) -> Message? {
             guard let buffer = try await source.nextMessage() else { return nil }
             return try decodeMessage(Message.self, from: buffer)
         }
     }
 
+    @inlinable
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(source: source)
     }

@@ -54,7 +54,7 @@ extension ServerContext: MessageSource, MessageSink {
     /// The error for a use of the stream after the call ended and the stream was reused.
     private static let callIsOver = RPCError(code: .cancelled, message: "the call is already over")
 
-    func nextMessage() async throws(RPCError) -> ByteBuffer? {
+    @usableFromInline func nextMessage() async throws(RPCError) -> ByteBuffer? {
         let promise = eventLoop.makePromise(of: ByteBuffer?.self)
         onLoop { stream in
             guard let stream else { return promise.fail(Self.callIsOver) }
@@ -65,6 +65,7 @@ extension ServerContext: MessageSource, MessageSink {
 
     /// The one request of a unary or server-streaming call: the message the runtime collected before
     /// starting the handler, or (if none was collected) read now; `INTERNAL` unless exactly one arrives.
+    @usableFromInline
     nonisolated(nonsending) func singleMessage() async throws(RPCError) -> ByteBuffer {
         if let collected = collectedRequest {
             collectedRequest = nil
@@ -90,11 +91,11 @@ extension ServerContext: MessageSource, MessageSink {
         RPCError(code: .internalError, message: count == 0 ? "expected one request message, received none" : "expected one request message, received more")
     }
 
-    func writeMessage(_ bytes: [UInt8]) async throws(RPCError) {
+    @usableFromInline func writeMessage(_ bytes: [UInt8]) async throws(RPCError) {
         try await write(CollectionOfOne(bytes))  // no array for the common single write
     }
 
-    func writeMessages(_ messages: [[UInt8]]) async throws(RPCError) {
+    @usableFromInline func writeMessages(_ messages: [[UInt8]]) async throws(RPCError) {
         try await write(messages)
     }
 

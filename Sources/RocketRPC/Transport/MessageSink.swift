@@ -1,4 +1,5 @@
 /// Where serialized outgoing messages of one call go.
+@usableFromInline
 protocol MessageSink: Sendable {
     func writeMessage(_ bytes: [UInt8]) async throws(RPCError)
     /// Several messages, in order, as one write where the sink can.
@@ -6,7 +7,7 @@ protocol MessageSink: Sendable {
 }
 
 extension MessageSink {
-    func writeMessages(_ messages: [[UInt8]]) async throws(RPCError) {
+    @usableFromInline func writeMessages(_ messages: [[UInt8]]) async throws(RPCError) {
         for bytes in messages { try await writeMessage(bytes) }
     }
 }
