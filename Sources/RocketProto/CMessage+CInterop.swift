@@ -79,13 +79,16 @@ extension CBridgedMessage {
 
     @inlinable
     public func serializedBytes() -> [UInt8] {
-        let arena = ProtoArena()
-        let message = arena.message(of: Self.cMessageType.descriptor)
-        write(to: CMessageWriter(message: message, descriptor: Self.cMessageType.descriptor, arena: arena))
-        let packed = message.assumingMemoryBound(to: ProtobufCMessage.self)
-        let size = protobuf_c_message_get_packed_size(packed)
-        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = buffer.baseAddress.map { protobuf_c_message_pack(packed, $0) } ?? 0
+        // The arena's first block is on the stack: a small message's C tree costs no heap block.
+        withUnsafeTemporaryAllocation(byteCount: ProtoArena.scratchSize, alignment: ProtoArena.alignment) { scratch in
+            let arena = ProtoArena(scratch: scratch)
+            let message = arena.message(of: Self.cMessageType.descriptor)
+            write(to: CMessageWriter(message: message, descriptor: Self.cMessageType.descriptor, arena: arena))
+            let packed = message.assumingMemoryBound(to: ProtobufCMessage.self)
+            let size = protobuf_c_message_get_packed_size(packed)
+            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = buffer.baseAddress.map { protobuf_c_message_pack(packed, $0) } ?? 0
+            }
         }
     }
 }
@@ -142,7 +145,8 @@ func withUnpackAllocator<R>(_ body: (UnsafeMutablePointer<ProtobufCAllocator>?) 
 /// Memory for one C message tree being built for packing: strings, arrays and sub-messages.
 ///
 /// Everything is freed together when the arena goes away, after `pack` has returned. Not
-/// thread-safe; an encode uses its own arena on the calling thread.
+/// thread-safe; an encode uses its own arena on the calling thread. The first block may be
+/// scratch memory the caller owns (on its stack), used before any heap block.
 public final class ProtoArena {
     /// The first block, apart so that an arena of one block (most messages) allocates no array.
     private var firstBlock: UnsafeMutableRawPointer?
@@ -150,9 +154,18 @@ public final class ProtoArena {
     private var cursor: UnsafeMutableRawPointer?
     private var remaining = 0
     private static let blockSize = 4096
-    private static let alignment = 16
+    @usableFromInline static let alignment = 16
+    /// Bytes of caller scratch an encode starts with: most messages' C trees fit (a block of
+    /// `blockSize` on the heap was a `malloc` and `free` per encode, above glibc's per-thread cache).
+    @usableFromInline static let scratchSize = 2048
 
     public init() {}
+
+    /// An arena whose first block is `scratch` (not freed by the arena; it must outlive it).
+    @usableFromInline init(scratch: UnsafeMutableRawBufferPointer) {
+        cursor = scratch.baseAddress
+        remaining = cursor == nil ? 0 : scratch.count
+    }
 
     deinit {
         firstBlock?.deallocate()
