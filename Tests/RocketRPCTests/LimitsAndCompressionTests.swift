@@ -1,3 +1,4 @@
+import Foundation
 import RocketRPC
 import Testing
 
@@ -60,6 +61,39 @@ struct LimitsAndCompressionTests {
         let response: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage(payload: payload), options: CallOptions(timeout: .seconds(50)))
         #expect(response.message.payload.count == size)
         #expect(response.message.payload == payload)
+        await h.stop()
+    }
+
+    /// Calls on one connection that accept different encodings each get what they accept: the
+    /// server keeps the latest `grpc-accept-encoding` it parsed, and must not answer a call with
+    /// another call's value.
+    @Test func eachCallOnAConnectionIsAnsweredInTheEncodingsItAccepts() async throws {
+        let h = try await TestHarness.start()
+        let port = h.port
+        // Expand "1:64:1:gzip": one 64-byte message, gzip-compressed if the client accepts gzip.
+        let request = TestMessage("1:64:1:gzip").serializedBytes()
+        let framed: [UInt8] = [0] + withUnsafeBytes(of: UInt32(request.count).bigEndian, Array<UInt8>.init) + request
+        let accepts = ["identity", "gzip,identity", "identity", "identity", "gzip"]
+        let frames = await offPool { () -> [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] in
+            guard let c = try? RawConnection(port: port) else { return [] }
+            var bytes = BadInputTests.preface + BadInputTests.emptySettings
+            for (i, accept) in accepts.enumerated() {
+                let headers = hpackLiteralFields([
+                    (":method", "POST"), (":scheme", "http"), (":path", "/rocketrpc.test.Echo/Expand"), (":authority", "localhost"),
+                    ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-accept-encoding", accept),
+                ])
+                let stream = UInt32(2 * i + 1)
+                bytes += http2Frame(type: 1, flags: 0x4, stream: stream, headers) + http2Frame(type: 0, flags: 0x1, stream: stream, framed)
+            }
+            c.send(bytes)
+            let ended = { (bytes: [UInt8]) in Set(parseFrames(bytes).filter { $0.type == 1 && $0.flags & 0x1 != 0 }.map(\.stream)).count == accepts.count }
+            return parseFrames(c.read(until: ended))
+        }
+        for (i, accept) in accepts.enumerated() {
+            let data = frames.filter { $0.type == 0 && $0.stream == UInt32(2 * i + 1) }.flatMap(\.payload)
+            // The first byte of a length-prefixed message is its compressed flag.
+            #expect(data.first == (accept.contains("gzip") ? 1 : 0), "call \(i) accepting \(accept)")
+        }
         await h.stop()
     }
 }

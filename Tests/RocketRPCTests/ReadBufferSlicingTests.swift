@@ -49,13 +49,13 @@ struct ReadBufferSlicingTests {
         let framed: [UInt8] = [0] + withUnsafeBytes(of: UInt32(request.count).bigEndian, Array<UInt8>.init) + request
         let frames = await offPool { () -> [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] in
             guard let c = try? RawConnection(port: port) else { return [] }
-            let headers = Self.literalFields([
+            let headers = hpackLiteralFields([
                 (":method", "POST"), (":scheme", "http"), (":path", "/rocketrpc.test.Echo/Get"), (":authority", "localhost"),
                 ("content-type", "application/grpc"), ("te", "trailers"),
             ])
-            c.send(BadInputTests.preface + BadInputTests.emptySettings + Self.frame(type: 1, flags: 0x4, stream: 1, headers) + Self.frame(type: 0, flags: 0, stream: 1, framed))
+            c.send(BadInputTests.preface + BadInputTests.emptySettings + http2Frame(type: 1, flags: 0x4, stream: 1, headers) + http2Frame(type: 0, flags: 0, stream: 1, framed))
             Thread.sleep(forTimeInterval: 0.1)
-            c.send(Self.frame(type: 0, flags: 0x1, stream: 1, []))
+            c.send(http2Frame(type: 0, flags: 0x1, stream: 1, []))
             let reply = c.read { bytes in parseFrames(bytes).contains { $0.type == 1 && $0.stream == 1 && $0.flags & 0x1 != 0 } }
             return parseFrames(reply)
         }
@@ -63,24 +63,5 @@ struct ReadBufferSlicingTests {
         #expect(data == framed)
         #expect(frames.contains { $0.type == 1 && $0.stream == 1 && $0.flags & 0x1 != 0 }, "the call ended with trailers")
         await h.stop()
-    }
-
-    private static func frame(type: UInt8, flags: UInt8, stream: UInt32, _ payload: [UInt8]) -> [UInt8] {
-        let length = UInt32(payload.count)
-        var bytes: [UInt8] = [UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), type, flags]
-        bytes += withUnsafeBytes(of: stream.bigEndian, Array.init)
-        return bytes + payload
-    }
-
-    /// HPACK "literal header field without indexing, new name", no Huffman (names and values < 127 bytes).
-    private static func literalFields(_ fields: [(String, String)]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        for (name, value) in fields {
-            bytes += [0, UInt8(name.utf8.count)]
-            bytes += Array(name.utf8)
-            bytes.append(UInt8(value.utf8.count))
-            bytes += Array(value.utf8)
-        }
-        return bytes
     }
 }

@@ -42,7 +42,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     /// Opens a stream for `stream` with request `headers`; its body comes from `stream.outbound`.
     /// - Returns: `false` if the connection can take no new streams (closing, GOAWAY received).
-    func open(_ stream: ClientStream, headers: [(String, String)]) -> Bool {
+    func open(_ stream: ClientStream, headers: HeaderBlock) -> Bool {
         guard !closing, !receivedGoAway, let streamID = session.submitRequest(headers: headers, body: stream.outbound) else {
             return false
         }

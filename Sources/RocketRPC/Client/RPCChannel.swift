@@ -15,8 +15,10 @@ public final class RPCChannel: Sendable {
     /// The configuration the channel was created with.
     public let configuration: ChannelConfiguration
     private let connector: ClientConnector
-    private let authority: String
-    private let scheme: String
+    /// The request header fields every call on this channel starts with: the pseudo-header
+    /// fields but `:path`, then (after `:path`) the regular ones.
+    private let fixedRequestPseudoFields: HeaderBlock
+    private let fixedRequestFields: HeaderBlock
 
     /// - Parameter eventLoopGroup: defaults to `MultiThreadedEventLoopGroup.singleton`.
     /// - Note: an invalid TLS configuration is reported by every call (as `UNAVAILABLE`), not here.
@@ -31,8 +33,13 @@ public final class RPCChannel: Sendable {
             config.tls = nil
             self.connector = ClientConnector(failedWith: RPCError(code: .unavailable, message: "invalid TLS configuration: \(error)"), configuration: config, group: group, logger: logger)
         }
-        self.authority = configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)" : "\(configuration.host):\(configuration.port)"
-        self.scheme = configuration.tls == nil ? "http" : "https"
+        let authority = configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)" : "\(configuration.host):\(configuration.port)"
+        let scheme = configuration.tls == nil ? "http" : "https"
+        self.fixedRequestPseudoFields = HeaderBlock([(":method", "POST"), (":scheme", scheme), (":authority", authority)])
+        self.fixedRequestFields = HeaderBlock([
+            ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "rocketrpc-swift/1.0"),
+            ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
+        ])
     }
 
     /// Closes the connection (GOAWAY); calls made afterwards fail with `UNAVAILABLE`.
@@ -269,18 +276,12 @@ public final class RPCChannel: Sendable {
         let eventLoop = connection.eventLoop
         let opened = NIOLoopBoundBox<ClientStream?>.makeEmptyBox(valueType: ClientStream.self, eventLoop: eventLoop)
         let promise = eventLoop.makePromise(of: UnaryAttempt.self)
-        eventLoop.execute {
-            guard let stream = opener.open() else {
-                promise.succeed(.refused)
-                return
-            }
-            opened.value = stream
-            stream.onUnaryOutcome { result in
-                switch result {
-                case .success(let response): promise.succeed(.answered(response))
-                case .failure(let error): promise.succeed(.failed(error, unprocessed: stream.unprocessed))
-                }
-            }
+        if eventLoop.inEventLoop {
+            // A caller already on the connection's event loop (a task preferring it as executor)
+            // opens the stream right here: no job to enqueue and run.
+            Self.start(opener, opened: opened, promise: promise)
+        } else {
+            eventLoop.execute { Self.start(opener, opened: opened, promise: promise) }
         }
         return try await promise.futureResult.rpcValue(onCancel: {
             eventLoop.execute {
@@ -289,9 +290,24 @@ public final class RPCChannel: Sendable {
         })
     }
 
+    /// Opens a unary attempt's stream and completes `promise` with its outcome. On the event loop.
+    private static func start(_ opener: StreamOpener, opened: NIOLoopBoundBox<ClientStream?>, promise: EventLoopPromise<UnaryAttempt>) {
+        guard let stream = opener.open() else {
+            promise.succeed(.refused)
+            return
+        }
+        opened.value = stream
+        stream.onUnaryOutcome { result in
+            switch result {
+            case .success(let response): promise.succeed(.answered(response))
+            case .failure(let error): promise.succeed(.failed(error, unprocessed: stream.unprocessed))
+            }
+        }
+    }
+
     /// What opening one stream needs; ``open()`` runs on the connection's event loop.
     private struct StreamOpener: Sendable {
-        let headers: [(String, String)]
+        let headers: HeaderBlock
         let connection: ClientConnection
         let deadline: ContinuousClock.Instant?
         let framed: ByteBuffer?
@@ -302,15 +318,16 @@ public final class RPCChannel: Sendable {
             channel: RPCChannel, method: MethodDescriptor, connection: ClientConnection, options: CallOptions,
             deadline: ContinuousClock.Instant?, framed: ByteBuffer?, halfClose: Bool
         ) {
-            var headers: [(String, String)] = [
-                (":method", "POST"), (":scheme", channel.scheme), (":path", method.path), (":authority", channel.authority),
-                ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "rocketrpc-swift/1.0"),
-                ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
-            ]
-            if let compression = options.compression, compression != .identity { headers.append(("grpc-encoding", compression.rawValue)) }
+            // Pseudo-header fields come first (RFC 9113 8.3); the channel's fixed ones are laid out once.
+            var headers = HeaderBlock()
+            headers.reserveCapacity(adding: channel.fixedRequestFields.byteCount + method.path.utf8.count + 64)
+            headers.append(contentsOf: channel.fixedRequestPseudoFields)
+            headers.append(name: ":path", value: method.path)
+            headers.append(contentsOf: channel.fixedRequestFields)
+            if let compression = options.compression, compression != .identity { headers.append(name: "grpc-encoding", value: compression.rawValue) }
             if let deadline {
                 let remaining = deadline - ContinuousClock.now
-                headers.append(("grpc-timeout", GRPCTimeout.format(remaining)))
+                GRPCTimeout.withFormatted(remaining) { headers.append(name: "grpc-timeout", value: $0) }
             }
             options.metadata.appendWireHeaders(to: &headers)
             self.headers = headers

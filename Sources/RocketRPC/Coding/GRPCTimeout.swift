@@ -3,7 +3,12 @@
 enum GRPCTimeout {
     /// Parses a header value; `nil` when it is not a valid timeout.
     static func parse(_ text: String) -> Duration? {
-        let utf8 = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { parse(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Parses a header value's bytes (as received: no `String` needed); `nil` when not a valid timeout.
+    static func parse(_ utf8: UnsafeRawBufferPointer) -> Duration? {
         guard utf8.count >= 2, utf8.count <= 9, let unit = utf8.last else { return nil }
         var value: Int64 = 0
         for c in utf8.dropLast() {
@@ -24,18 +29,44 @@ enum GRPCTimeout {
     /// Formats a duration with the finest unit that keeps the value within 8 digits, rounding up
     /// so the server never sees a shorter deadline than the client's. Negative durations become `0n`.
     static func format(_ duration: Duration) -> String {
+        withFormatted(duration) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// ``format(_:)``'s bytes, valid during `body`: every call with a deadline sends one, and the
+    /// bytes go straight into the request's header block.
+    static func withFormatted<R>(_ duration: Duration, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let (value, unit) = valueAndUnit(duration)
+        return withUnsafeTemporaryAllocation(byteCount: 20, alignment: 1) { buffer in
+            // Digits from the right, then the unit.
+            var end = buffer.count - 1
+            buffer[end] = unit
+            var rest = value
+            repeat {
+                end -= 1
+                buffer[end] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
+            return body(UnsafeRawBufferPointer(rebasing: buffer[end...]))
+        }
+    }
+
+    private static func valueAndUnit(_ duration: Duration) -> (Int64, UInt8) {
         let (seconds, attoseconds) = duration.components
-        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return "0n" }
+        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return (0, UInt8(ascii: "n")) }
         // Total nanoseconds, rounded up; saturates for absurdly long timeouts.
         let (secNanos, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         let extra = (attoseconds + 999_999_999) / 1_000_000_000
         let nanos = overflow ? Int64.max : secNanos.addingReportingOverflow(extra).overflow ? Int64.max : secNanos + extra
         let maxValue: Int64 = 99_999_999
-        let units: [(Int64, String)] = [(1, "n"), (1_000, "u"), (1_000_000, "m"), (1_000_000_000, "S"), (60_000_000_000, "M"), (3_600_000_000_000, "H")]
         for (scale, unit) in units {
             let value = nanos / scale + (nanos % scale == 0 ? 0 : 1)
-            if value <= maxValue { return "\(value)\(unit)" }
+            if value <= maxValue { return (value, unit) }
         }
-        return "\(maxValue)H"
+        return (maxValue, UInt8(ascii: "H"))
     }
+
+    private static let units: [(Int64, UInt8)] = [
+        (1, UInt8(ascii: "n")), (1_000, UInt8(ascii: "u")), (1_000_000, UInt8(ascii: "m")),
+        (1_000_000_000, UInt8(ascii: "S")), (60_000_000_000, UInt8(ascii: "M")), (3_600_000_000_000, UInt8(ascii: "H")),
+    ]
 }

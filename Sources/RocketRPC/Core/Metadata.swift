@@ -173,15 +173,24 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
     /// The entries as HTTP/2 header fields, `-bin` values base64-encoded without padding.
     /// Reserved names are dropped so user metadata cannot forge protocol headers.
     func appendWireHeaders(to headers: inout [(String, String)]) {
+        forEachWireHeader { headers.append(($0, $1)) }
+    }
+
+    /// ``appendWireHeaders(to:)`` for a request's header block.
+    func appendWireHeaders(to headers: inout HeaderBlock) {
+        forEachWireHeader { headers.append(name: $0, value: $1) }
+    }
+
+    private func forEachWireHeader(_ body: (String, String) -> Void) {
         for entry in decoded where !Metadata.isReserved(entry.name) {
             switch entry.value {
             case .binary(let b):
-                headers.append((entry.name, Base64.encode(b, padded: false)))
+                body(entry.name, Base64.encode(b, padded: false))
             case .string(let s):
                 if entry.name.hasSuffix("-bin") {
-                    headers.append((entry.name, Base64.encode(Array(s.utf8), padded: false)))
+                    body(entry.name, Base64.encode(Array(s.utf8), padded: false))
                 } else {
-                    headers.append((entry.name, s))
+                    body(entry.name, s)
                 }
             }
         }

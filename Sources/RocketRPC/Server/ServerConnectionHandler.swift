@@ -26,6 +26,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     @exclusivity(unchecked) private var latestStream: ServerStream?
     /// The method of the latest `:path` and its bytes: clients call one method over and over.
     @exclusivity(unchecked) private var latestPath: (bytes: [UInt8], method: ServerMethod)?
+    /// The latest `grpc-accept-encoding` value and what it names (see `acceptedCompression(_:)`).
+    @exclusivity(unchecked) private var latestAcceptEncoding: (bytes: [UInt8], algorithms: [CompressionAlgorithm])?
     /// Closed streams kept for the next calls (see ``ServerStream/recycle()``), at most
     /// `maxSpareStreams`: a busy connection opens and closes streams all the time, and reusing one
     /// saves allocating and freeing a stream and its two queues per call.
@@ -374,6 +376,17 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         return method
     }
 
+    /// The algorithms a `grpc-accept-encoding` value names. A client sends the same value on every
+    /// call, so the latest one is kept with its bytes and not parsed again.
+    private func acceptedCompression(_ value: UnsafeRawBufferPointer) -> [CompressionAlgorithm] {
+        if let latestAcceptEncoding, latestAcceptEncoding.bytes.withUnsafeBytes({ $0.equals(value) }) { return latestAcceptEncoding.algorithms }
+        let algorithms = value.split(separator: UInt8(ascii: ",")).compactMap {
+            CompressionAlgorithm(rawValue: String(decoding: $0.filter { $0 != UInt8(ascii: " ") }, as: UTF8.self))
+        }
+        latestAcceptEncoding = (Array(value), algorithms)
+        return algorithms
+    }
+
     /// Reads what the runtime needs from a request's HEADERS straight from their bytes: a `String`
     /// is built only for rare fields and error messages; custom metadata stays as bytes until a
     /// handler reads it (``Metadata/init(wireFields:)``).
@@ -401,11 +414,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             } else if name.equals("grpc-encoding") {
                 encoding = String(decoding: value, as: UTF8.self)
             } else if name.equals("grpc-accept-encoding") {
-                acceptEncoding = value.split(separator: UInt8(ascii: ",")).compactMap {
-                    CompressionAlgorithm(rawValue: String(decoding: $0.filter { $0 != UInt8(ascii: " ") }, as: UTF8.self))
-                }
+                acceptEncoding = acceptedCompression(value)
             } else if name.equals("grpc-timeout") {
-                timeout = GRPCTimeout.parse(String(decoding: value, as: UTF8.self))
+                timeout = GRPCTimeout.parse(value)
             } else if name.first == UInt8(ascii: ":") || name.equals("te") || name.equals("content-length") {
                 // The protocol's own; never metadata.
             } else {

@@ -1,5 +1,7 @@
-/// One received HEADERS block, kept as the bytes nghttp2 delivered: one array holding, per field,
-/// the name's and the value's lengths (4 bytes each, little-endian) followed by the name and value.
+/// One HEADERS block as bytes: one array holding, per field, the name's and the value's lengths
+/// (4 bytes each, little-endian) followed by the name and value. Received blocks keep what nghttp2
+/// delivered; a client's request headers are built this way too (a channel's fixed fields once,
+/// copied per call with one `memcpy`, instead of an array of `String` pairs per call).
 ///
 /// Receiving a block costs no allocation once the session's array is warm (it is reused block after
 /// block), and copying fields out (a request's metadata) costs one; a reader builds a `String` only
@@ -26,6 +28,39 @@ struct HeaderBlock: Sendable {
     mutating func reserveCapacity(for other: HeaderBlock) {
         bytes.reserveCapacity(other.bytes.count)
     }
+
+    /// Appends every field of `other`, in order.
+    mutating func append(contentsOf other: HeaderBlock) {
+        bytes.append(contentsOf: other.bytes)
+        count += other.count
+        listSize += other.listSize
+    }
+
+    /// Appends one field given as text.
+    mutating func append(name: String, value: String) {
+        var name = name, value = value
+        name.withUTF8 { name in value.withUTF8 { value in append(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value)) } }
+    }
+
+    /// Appends one field whose name is a literal.
+    mutating func append(name: StaticString, value: UnsafeRawBufferPointer) {
+        append(name: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), value: value)
+    }
+
+    /// A block of the fields `fields`, in order.
+    init(_ fields: [(String, String)]) {
+        for (name, value) in fields { append(name: name, value: value) }
+    }
+
+    init() {}
+
+    /// Reserves room for `byteCount` more bytes of fields (lengths included).
+    mutating func reserveCapacity(adding byteCount: Int) {
+        bytes.reserveCapacity(bytes.count + byteCount)
+    }
+
+    /// The bytes the fields take here, lengths included.
+    var byteCount: Int { bytes.count }
 
     /// Appends one field; `listSize` grows by the RFC 9113 field size.
     mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
@@ -55,16 +90,29 @@ struct HeaderBlock: Sendable {
     /// Calls `body` with the index, name and value bytes of each field, in order. The buffers are
     /// valid only during the call.
     func forEachField(_ body: (Int, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
-        try bytes.withUnsafeBytes { raw in
-            var offset = 0
-            for index in 0..<count {
-                let nameLength = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-                let valueLength = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
-                let nameStart = offset + Self.lengthsSize
-                let valueStart = nameStart + nameLength
-                offset = valueStart + valueLength
-                try body(index, UnsafeRawBufferPointer(rebasing: raw[nameStart..<valueStart]), UnsafeRawBufferPointer(rebasing: raw[valueStart..<offset]))
-            }
+        try bytes.withUnsafeBytes { try Self.walk($0, count: count, body) }
+    }
+
+    /// Calls `each` for every field, then `then`, with the bytes pinned throughout: the buffers
+    /// given to `each` stay valid until `then` returns (to hand all fields to C at once).
+    func forEachFieldAtOnce<R>(_ each: (Int, UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void, then: () -> R) -> R {
+        bytes.withUnsafeBytes { raw in
+            Self.walk(raw, count: count, each)
+            return then()
+        }
+    }
+
+    private static func walk(
+        _ raw: UnsafeRawBufferPointer, count: Int, _ body: (Int, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) rethrows {
+        var offset = 0
+        for index in 0..<count {
+            let nameLength = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+            let valueLength = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
+            let nameStart = offset + lengthsSize
+            let valueStart = nameStart + nameLength
+            offset = valueStart + valueLength
+            try body(index, UnsafeRawBufferPointer(rebasing: raw[nameStart..<valueStart]), UnsafeRawBufferPointer(rebasing: raw[valueStart..<offset]))
         }
     }
 }

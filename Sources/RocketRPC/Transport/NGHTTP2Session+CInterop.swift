@@ -207,6 +207,22 @@ extension NGHTTP2Session {
         }
     }
 
+    /// Lays out `block`'s fields as an `nghttp2_nv` array over its bytes, valid for the duration of
+    /// `body` (nghttp2 copies them during the submit call).
+    fileprivate func withHeaderFields<R>(_ block: HeaderBlock, _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(block.count, 1)) { nva in
+            let none = UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
+            return block.forEachFieldAtOnce { index, name, value in
+                nva.initializeElement(at: index, to: nghttp2_nv(
+                    name: UnsafeMutablePointer(mutating: name.baseAddress?.assumingMemoryBound(to: UInt8.self)),
+                    value: UnsafeMutablePointer(mutating: value.baseAddress?.assumingMemoryBound(to: UInt8.self)),
+                    namelen: name.count, valuelen: value.count, flags: none))
+            } then: {
+                body(nva.baseAddress.map { UnsafePointer($0) }, block.count)
+            }
+        }
+    }
+
     /// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body`. Names and values
     /// point into `headerScratch`, reused across calls so a submission costs no allocation once warm;
     /// nghttp2 copies them during the submit call. Not re-entrant (no submit happens inside another).
@@ -348,7 +364,7 @@ extension NGHTTP2Session {
 
     /// Starts a request stream whose body is pulled from `body`.
     /// - Returns: the new stream ID, or `nil` if nghttp2 refused (e.g. after GOAWAY).
-    func submitRequest(headers: [(String, String)], body: OutboundDataQueue) -> Int32? {
+    func submitRequest(headers: HeaderBlock, body: OutboundDataQueue) -> Int32? {
         var provider = makeDataProvider(body)
         let streamID = withHeaderFields(headers) { nghttp2_submit_request(raw, nil, $0, $1, &provider, nil) }
         guard streamID > 0 else { return nil }

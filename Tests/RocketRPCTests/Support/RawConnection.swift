@@ -75,6 +75,26 @@ func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     }
 }
 
+/// One HTTP/2 frame.
+func http2Frame(type: UInt8, flags: UInt8, stream: UInt32, _ payload: [UInt8]) -> [UInt8] {
+    let length = UInt32(payload.count)
+    var bytes: [UInt8] = [UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), type, flags]
+    bytes += withUnsafeBytes(of: stream.bigEndian, Array.init)
+    return bytes + payload
+}
+
+/// HPACK "literal header field without indexing, new name", no Huffman (names and values < 127 bytes).
+func hpackLiteralFields(_ fields: [(String, String)]) -> [UInt8] {
+    var bytes: [UInt8] = []
+    for (name, value) in fields {
+        bytes += [0, UInt8(name.utf8.count)]
+        bytes += Array(name.utf8)
+        bytes.append(UInt8(value.utf8.count))
+        bytes += Array(value.utf8)
+    }
+    return bytes
+}
+
 /// HTTP/2 frames in `bytes` as (type, flags, streamID, payload); stops at a partial frame.
 func parseFrames(_ bytes: [UInt8]) -> [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] {
     var frames: [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] = []
