@@ -112,6 +112,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         streams.removeAll()
         for stream in open.values {
             stream.fail(RPCError(code: .unavailable, message: "the connection to the server was lost"), reset: false)
+            stream.connection = nil
         }
         deadlineQueue?.cancelAll()
         context.fireChannelInactive()
@@ -195,7 +196,9 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     }
 
     func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
-        streams.removeValue(forKey: streamID)?.closed(errorCode: errorCode)
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        stream.closed(errorCode: errorCode)
+        stream.connection = nil
     }
 
     func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {
@@ -210,6 +213,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
             streams[id] = nil
             stream.unprocessed = true
             stream.fail(RPCError(code: .unavailable, message: "the server is going away (GOAWAY) and did not process the call"), reset: false)
+            stream.connection = nil
         }
     }
 

@@ -11,7 +11,11 @@ import NIOCore
 /// exclusivity checks (measurable on the per-request path) are skipped.
 final class ClientStream: InboundWindow {
     @exclusivity(unchecked) var streamID: Int32 = 0
-    weak var connection: ClientConnectionHandler?
+    /// The connection while it holds this stream: set when the stream opens, cleared when the
+    /// connection lets it go (closed by nghttp2, stranded by GOAWAY, connection lost). Strong
+    /// rather than `weak`: a weak reference gives the connection handler a side-table reference
+    /// count, which made every retain and release of it (several per call) the slow kind.
+    @exclusivity(unchecked) var connection: ClientConnectionHandler?
     let inbound: InboundMessageBuffer
     let outbound = OutboundDataQueue()
     let eventLoop: any EventLoop
