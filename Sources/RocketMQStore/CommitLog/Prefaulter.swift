@@ -31,7 +31,10 @@ final class Prefaulter: @unchecked Sendable {
     static let writerStep = 256 << 10
     /// Writer-side: how far the last request reached (touched only by the writer).
     private var requested = 0
-    private weak var requestedMapping: SegmentWriteMapping?
+    /// Writer-side: the mapping of the last request. Strong, like the thread's `mapping` (which
+    /// already keeps the previous mapping until the next one replaces it): a `weak` reference
+    /// here cost a side-table load on every append, 1.7% of a broker's CPU under load.
+    private var requestedMapping: SegmentWriteMapping?
 
     func start() {
         let thread = Thread { [self] in self.run() }
