@@ -31,6 +31,27 @@ struct DeadlineAndCancellationTests {
         await h.stop()
     }
 
+    /// Cancellation that races the call's start (before, while or after its stream opens on the
+    /// event loop) still ends the call: none of these calls to a handler that sleeps 30 s may
+    /// outlast the test's time limit, and each ends as CANCELLED.
+    @Test func cancellingRightAsTheCallStartsStillEndsIt() async throws {
+        let h = try await TestHarness.start()
+        // One call first, so the connection is up and the racing calls do not wait for it.
+        let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("warm"), options: CallOptions())
+        for round in 0..<100 {
+            let task = Task {
+                let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("sleep"), options: CallOptions())
+            }
+            // From no delay to ~100 us: the cancel lands before, during or after the stream opens.
+            if round % 4 != 0 { try await Task.sleep(for: .microseconds(25 * (round % 5))) }
+            task.cancel()
+            let result = await task.result
+            #expect(throws: RPCError.self) { try result.get() }
+            if case .failure(let error as RPCError) = result { #expect(error.code == .cancelled, "round \(round)") }
+        }
+        await h.stop()
+    }
+
     @Test func failFastCallToAClosedPortIsUnavailable() async throws {
         let port = try await unusedPort()
         let channel = RPCChannel(configuration: ChannelConfiguration(host: "127.0.0.1", port: port))

@@ -263,7 +263,8 @@ public final class RPCChannel: Sendable {
     }
 
     /// A unary call's fast path: opens the stream and collects its outcome in one hop to the
-    /// connection's event loop and one back (a general call hops once per step).
+    /// connection's event loop and one back (a general call hops once per step). The outcome
+    /// resumes the caller's continuation directly: no promise, future or callback list per call.
     private func unaryAttempt(
         _ method: MethodDescriptor,
         on connection: ClientConnection,
@@ -274,33 +275,51 @@ public final class RPCChannel: Sendable {
     ) async throws(RPCError) -> UnaryAttempt {
         let opener = StreamOpener(channel: self, method: method, connection: connection, options: options, deadline: deadline, framed: framed, halfClose: true)
         let eventLoop = connection.eventLoop
-        let opened = NIOLoopBoundBox<ClientStream?>.makeEmptyBox(valueType: ClientStream.self, eventLoop: eventLoop)
-        let promise = eventLoop.makePromise(of: UnaryAttempt.self)
-        if eventLoop.inEventLoop {
-            // A caller already on the connection's event loop (a task preferring it as executor)
-            // opens the stream right here: no job to enqueue and run.
-            Self.start(opener, opened: opened, promise: promise)
-        } else {
-            eventLoop.execute { Self.start(opener, opened: opened, promise: promise) }
-        }
-        return try await promise.futureResult.rpcValue(onCancel: {
-            eventLoop.execute {
-                opened.value?.fail(RPCError(code: .cancelled, message: "the call was cancelled by the caller"), reset: true)
+        let attempt = NIOLoopBoundBox.makeBoxSendingValue(AttemptState.pending, eventLoop: eventLoop)
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<UnaryAttempt, Never>) in
+                if eventLoop.inEventLoop {
+                    // A caller already on the connection's event loop (a task preferring it as
+                    // executor) opens the stream right here: no job to enqueue and run.
+                    Self.start(opener, attempt: attempt, continuation: continuation)
+                } else {
+                    eventLoop.execute { Self.start(opener, attempt: attempt, continuation: continuation) }
+                }
             }
-        })
+        } onCancel: {
+            eventLoop.execute {
+                let error = RPCError(code: .cancelled, message: "the call was cancelled by the caller")
+                switch attempt.value {
+                case .pending: attempt.value = .cancelled  // `start` has not run yet: it fails the call
+                case .open(let stream): stream.fail(error, reset: true)
+                case .cancelled: break
+                }
+            }
+        }
     }
 
-    /// Opens a unary attempt's stream and completes `promise` with its outcome. On the event loop.
-    private static func start(_ opener: StreamOpener, opened: NIOLoopBoundBox<ClientStream?>, promise: EventLoopPromise<UnaryAttempt>) {
-        guard let stream = opener.open() else {
-            promise.succeed(.refused)
+    /// Where a unary attempt is, on the event loop: cancellation may arrive before the stream opens.
+    private enum AttemptState {
+        case pending
+        case open(ClientStream)
+        case cancelled
+    }
+
+    /// Opens a unary attempt's stream and resumes `continuation` with its outcome. On the event loop.
+    private static func start(_ opener: StreamOpener, attempt: NIOLoopBoundBox<AttemptState>, continuation: UnsafeContinuation<UnaryAttempt, Never>) {
+        if case .cancelled = attempt.value {
+            continuation.resume(returning: .failed(RPCError(code: .cancelled, message: "the call was cancelled by the caller"), unprocessed: false))
             return
         }
-        opened.value = stream
+        guard let stream = opener.open() else {
+            continuation.resume(returning: .refused)
+            return
+        }
+        attempt.value = .open(stream)
         stream.onUnaryOutcome { result in
             switch result {
-            case .success(let response): promise.succeed(.answered(response))
-            case .failure(let error): promise.succeed(.failed(error, unprocessed: stream.unprocessed))
+            case .success(let response): continuation.resume(returning: .answered(response))
+            case .failure(let error): continuation.resume(returning: .failed(error, unprocessed: stream.unprocessed))
             }
         }
     }
