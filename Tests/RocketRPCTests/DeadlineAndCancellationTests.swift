@@ -52,6 +52,24 @@ struct DeadlineAndCancellationTests {
         await h.stop()
     }
 
+    /// A call whose deadline is already over fails at once, without reaching the server, also
+    /// on a connection that is ready (where calls skip waiting for one).
+    @Test func aCallWithNoTimeLeftIsNotSent() async throws {
+        let h = try await TestHarness.start()
+        let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("warm"), options: CallOptions())
+        for timeout in [Duration.zero, .milliseconds(-5)] {
+            var options = CallOptions()
+            options.timeout = timeout
+            let error = await #expect(throws: RPCError.self) {
+                let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("sleep"), options: options)
+            }
+            #expect(error?.code == .deadlineExceeded)
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(h.recorder.count("get.started") == 0, "the server ran a call whose deadline was over")
+        await h.stop()
+    }
+
     @Test func failFastCallToAClosedPortIsUnavailable() async throws {
         let port = try await unusedPort()
         let channel = RPCChannel(configuration: ChannelConfiguration(host: "127.0.0.1", port: port))

@@ -65,6 +65,16 @@ final class ClientConnector: Sendable {
         case fail(RPCError)
     }
 
+    /// The connection, if one is ready: the common case, answered without suspending (the
+    /// general ``connection(waitForReady:deadline:)`` is an `async` call with a retry loop).
+    var readyConnection: ClientConnection? {
+        guard permanentError == nil else { return nil }
+        return state.withLock { state in
+            if case .ready(let connection) = state.phase { return connection }
+            return nil
+        }
+    }
+
     /// A ready connection. Without `waitForReady`, fails with `UNAVAILABLE` when the channel is backing
     /// off after a failed attempt (an attempt in progress is awaited); with it, waits until `deadline`.
     func connection(waitForReady: Bool, deadline: ContinuousClock.Instant?) async throws(RPCError) -> ClientConnection {

@@ -81,7 +81,14 @@ public final class RPCChannel: Sendable {
         // retry): refused streams and streams above a GOAWAY's last stream ID. A connection that
         // just received GOAWAY takes no new streams: it is taken out of use and the call tries once more.
         for _ in 0..<3 {
-            let connection = try await connector.connection(waitForReady: options.waitForReady, deadline: deadline)
+            // A ready connection needs no wait; a deadline already over (a timeout of zero or
+            // less) is left to the general path, which fails the call without sending it.
+            let usable = options.timeout.map { $0 > .zero } ?? true
+            let connection = if usable, let ready = connector.readyConnection {
+                ready
+            } else {
+                try await connector.connection(waitForReady: options.waitForReady, deadline: deadline)
+            }
             switch try await unaryAttempt(method, on: connection, options: options, deadline: deadline, framed: framed, compression: compression) {
             case .refused:
                 connector.markUnusable(connection)
