@@ -85,6 +85,11 @@ final class CommitLog: @unchecked Sendable {
     var segmentCount: Int { segments.withLock { $0.count } }
     var segmentList: [CommitLogSegment] { segments.withLock { $0 } }
 
+    /// The segments holding any byte of `range`.
+    private func segments(overlapping range: Range<Int64>) -> [CommitLogSegment] {
+        segments.withLock { list in list.filter { $0.end > range.lowerBound && $0.start < range.upperBound } }
+    }
+
     private func segment(containing offset: Int64) -> CommitLogSegment? {
         segments.withLock { list in
             var lo = 0
@@ -176,8 +181,7 @@ final class CommitLog: @unchecked Sendable {
         let target = written.load(ordering: .acquiring)
         let from = flushed.load(ordering: .relaxed)
         guard target > from else { return from }
-        let touched = segments.withLock { list in list.filter { $0.end > from && $0.start < target } }
-        for s in touched { try s.file.sync() }
+        for s in segments(overlapping: from..<target) { try s.file.sync() }
         flushed.store(target, ordering: .releasing)
         dropBehind(flushedTo: target)
         return target
@@ -191,7 +195,7 @@ final class CommitLog: @unchecked Sendable {
         let limit = (end - window) / 4096 * 4096
         guard limit - droppedBelow >= min(4 << 20, max(window, 4096)) else { return }
         let from = droppedBelow
-        for s in segments.withLock({ list in list.filter { $0.end > from && $0.start < limit } }) {
+        for s in segments(overlapping: from..<limit) {
             let start = max(from, s.start), stop = min(limit, s.end)
             s.file.dropFromCache(offset: start - s.start, count: stop - start)
         }

@@ -102,5 +102,4 @@ public final class ServerContext: Sendable {
         guard let wanted, wanted != .identity, acceptedCompression.contains(wanted) else { return (initial, trailing, nil) }
         return (initial, trailing, wanted)
     }
-    var trailingMetadata: Metadata { state.withLock { $0.trailingMetadata } }
 }

@@ -223,31 +223,12 @@ extension NGHTTP2Session {
         }
     }
 
-    /// Lays out `fields` as an `nghttp2_nv` array valid for the duration of `body`. Names and values
-    /// point into `headerScratch`, reused across calls so a submission costs no allocation once warm;
-    /// nghttp2 copies them during the submit call. Not re-entrant (no submit happens inside another).
+    /// Lays out `fields` the same way, through `headerScratch`, reused across calls so a
+    /// submission costs no allocation once warm. Not re-entrant (no submit happens inside another).
     fileprivate func withHeaderFields<R>(_ fields: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>?, Int) -> R) -> R {
-        headerScratch.removeAll(keepingCapacity: true)
-        headerOffsets.removeAll(keepingCapacity: true)
-        for (name, value) in fields {
-            let n0 = headerScratch.count
-            headerScratch.append(contentsOf: name.utf8)
-            let v0 = headerScratch.count
-            headerScratch.append(contentsOf: value.utf8)
-            headerOffsets.append((n0, v0 - n0, v0, headerScratch.count - v0))
-        }
-        if headerScratch.isEmpty { headerScratch.append(0) }
-        let offsets = headerOffsets
-        return headerScratch.withUnsafeMutableBufferPointer { bytes in
-            guard let base = bytes.baseAddress else { return body(nil, 0) }
-            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(offsets.count, 1)) { nva in
-                for (i, o) in offsets.enumerated() {
-                    nva.initializeElement(at: i, to: nghttp2_nv(
-                        name: base + o.0, value: base + o.2, namelen: o.1, valuelen: o.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
-                }
-                return body(nva.baseAddress.map { UnsafePointer($0) }, offsets.count)
-            }
-        }
+        headerScratch.reset()
+        for (name, value) in fields { headerScratch.append(name: name, value: value) }
+        return withHeaderFields(headerScratch, body)
     }
 }
 

@@ -24,8 +24,7 @@ final class NGHTTP2Session {
     @exclusivity(unchecked) var headerBlockStream: Int32 = 0
     @exclusivity(unchecked) var headerBlock = HeaderBlock()
     /// Scratch space reused by every header submission (see `withHeaderFields`).
-    @exclusivity(unchecked) var headerScratch: [UInt8] = []
-    @exclusivity(unchecked) var headerOffsets: [(Int, Int, Int, Int)] = []
+    @exclusivity(unchecked) var headerScratch = HeaderBlock()
     let maxHeaderListSize: Int
     let allocator: ByteBufferAllocator
     /// DATA chunks are handed to the delegate as slices of the buffer being received instead of
