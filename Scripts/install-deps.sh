@@ -9,6 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(
   pkg-config libprotobuf-c-dev libnghttp2-dev        # the wire: protobuf-c and nghttp2
+  libjemalloc-dev                                     # the allocator of the server executables
   protobuf-compiler libprotobuf-dev libprotoc-dev     # protoc + well-known types for the codegen plugin
   protobuf-c-compiler                                 # protoc-c, for Scripts/gen-protos.sh --check
   python3                                             # Scripts/lib helpers

@@ -6,6 +6,7 @@ import NIOPosix
 import RocketMQAPI
 import RocketMQClient
 import RocketRPC
+import ServerAllocator
 import Synchronization
 
 /// Options shared by `mqbench produce|consume|e2e`: where the broker is and what to send.
@@ -215,7 +216,7 @@ struct ProduceBench: AsyncParsableCommand {
     var mode = "sync"
 
     func run() async throws {
-        AllocatorTuning.applyServerDefaults()
+        ServerAllocator.activate()
         let spec = options.spec
         try await spec.client.run { try await produce(spec) }
     }
@@ -270,7 +271,7 @@ struct ConsumeBench: AsyncParsableCommand {
     @Option(help: "Stop after this long without a message.") var idleSeconds = 5.0
 
     func run() async throws {
-        AllocatorTuning.applyServerDefaults()
+        ServerAllocator.activate()
         let spec = options.spec
         let idle = Duration.milliseconds(Int64(idleSeconds * 1000))
         let json = options.json
@@ -288,7 +289,7 @@ struct EndToEndBench: AsyncParsableCommand {
     @Option(help: "Concurrent senders (default: --concurrency, which is the number of receivers).") var senders: Int?
 
     func run() async throws {
-        AllocatorTuning.applyServerDefaults()
+        ServerAllocator.activate()
         let options = self.options.spec
         let json = self.options.json
         let rate = self.rate

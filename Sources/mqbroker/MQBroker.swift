@@ -6,6 +6,7 @@ import RocketMQNameServer
 import RocketMQStore
 import RocketRPC
 import RocketRPCServices
+import ServerAllocator
 import ServiceLifecycle
 import Synchronization
 
@@ -66,13 +67,14 @@ struct MQBroker: AsyncParsableCommand {
     var namesrvPort = 9876
 
     mutating func run() async throws {
-        AllocatorTuning.applyServerDefaults()
+        let allocator = ServerAllocator.activate()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = ProcessInfo.processInfo.environment["ROCKETMQ_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
             return handler
         }
         let logger = Logger(label: "rocketmq.mqbroker")
+        logger.info("memory allocator: \(allocator)")
         let file = try config.map(BrokerFileConfig.load) ?? BrokerFileConfig()
         let environment = ProcessInfo.processInfo.environment
 

@@ -5,6 +5,7 @@ import RocketMQAPI
 import RocketMQNameServer
 import RocketRPC
 import RocketRPCServices
+import ServerAllocator
 import ServiceLifecycle
 
 /// `mqnamesrv`: one NameServer — the broker registry (`rocketmq.namesrv.v1.NameServer`), the
@@ -38,7 +39,7 @@ struct MQNameServer: AsyncParsableCommand {
     }
 
     func run() async throws {
-        AllocatorTuning.applyServerDefaults()
+        let allocator = ServerAllocator.activate()
         let settings = try resolved()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -46,6 +47,7 @@ struct MQNameServer: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "rocketmq.namesrv")
+        logger.info("memory allocator: \(allocator)")
 
         let nameServer = NameServer(
             configuration: NameServerConfiguration(brokerExpiry: .milliseconds(Int64(settings.brokerExpiry * 1000))),

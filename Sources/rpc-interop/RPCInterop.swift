@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RocketRPC
 import RocketRPCServices
+import ServerAllocator
 
 /// `rpc-interop`: gRPC's interop test server and client on RocketRPC, so the wire can be checked
 /// against other gRPC implementations the way they check each other.
@@ -24,7 +25,7 @@ struct RPCInterop: AsyncParsableCommand {
         var host = "127.0.0.1"
 
         func run() async throws {
-            AllocatorTuning.applyServerDefaults()
+            ServerAllocator.activate()
             LoggingSystem.bootstrap(StreamLogHandler.standardError)
             let health = HealthService(serving: [Grpc_Testing_TestService.serviceName])
             let services: [any RPCService] = [TestServiceProvider(), health]

@@ -163,6 +163,13 @@ def test_broker_status(admin):
     assert status.broker_name == "broker-a" and status.address == broker.endpoint and status.flush_mode == "sync"
 
 
+def test_the_broker_runs_on_jemalloc(admin):
+    """The server executables link jemalloc ahead of libc (ServerAllocator); the broker checks that
+    jemalloc serves its allocations and says so. Without the link, or behind libc, it says glibc."""
+    _, _, broker = admin
+    broker.process.wait_for(r"memory allocator: jemalloc \d+\.\d+", timeout=5)
+
+
 def test_dead_letters_are_listed_redriven_once_and_messages_resent(admin):
     pb, stub, broker = admin
     stub.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="jobs", queue_count=1, permission=6, message_types=["NORMAL"])), metadata=AUTH, timeout=10)
