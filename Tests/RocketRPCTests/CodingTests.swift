@@ -82,9 +82,20 @@ struct CodingTests {
         #expect(metadata.first("x-key") == nil)
         // Protocol headers never become metadata.
         var reserved = Metadata()
-        reserved.addWireHeader(name: "grpc-status", value: "0")
-        reserved.addWireHeader(name: ":path", value: "/x")
+        let protocolNames = [
+            ":path", ":authority", "content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
+            "grpc-status", "grpc-message", "content-length", "connection", "host",
+        ]
+        for name in protocolNames { reserved.addWireHeader(name: name, value: "0") }
         #expect(reserved.isEmpty)
+        // Names that only share a first letter or a prefix with them are metadata.
+        var custom = Metadata()
+        let customNames = ["trace-id", "tenant", "grpc-trace-bin", "grpc-statusx", "cookie", "hosts", "authorization", "x-mq-client-id"]
+        for name in customNames { custom.add(name, name.hasSuffix("-bin") ? "AQ" : "v") }
+        var sent: [(String, String)] = []
+        custom.appendWireHeaders(to: &sent)
+        #expect(sent.map(\.0) == customNames)
+        #expect(protocolNames.allSatisfy(Metadata.isReserved) && !customNames.contains(where: Metadata.isReserved))
     }
 
     @Test func framerAndDeframerRoundTripAcrossArbitraryChunkBoundaries() throws {

@@ -16,7 +16,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     typealias OutboundOut = ByteBuffer
 
     let session: NGHTTP2Session
-    @exclusivity(unchecked) private var streams: [Int32: ClientStream] = [:]
+    @exclusivity(unchecked) private var streams = StreamTable<ClientStream>()
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     @exclusivity(unchecked) private var flushScheduled = false
     private let output = OutputPump()

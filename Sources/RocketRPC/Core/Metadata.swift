@@ -145,7 +145,14 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
 
     /// Headers that belong to the protocol, never surfaced as metadata.
     static func isReserved(_ name: String) -> Bool {
-        if name.hasPrefix(":") { return true }
+        // Every call's metadata passes through here (client-side, each entry), and custom names
+        // (`x-…`, `authorization`) are the common case: the first byte rules most of them out
+        // before any string comparison.
+        switch name.utf8.first {
+        case UInt8(ascii: ":"): return true
+        case UInt8(ascii: "c"), UInt8(ascii: "t"), UInt8(ascii: "g"), UInt8(ascii: "h"): break
+        default: return false
+        }
         switch name {
         case "content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
             "grpc-status", "grpc-message", "content-length", "connection", "host":

@@ -20,7 +20,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     private let router: RPCRouter
     private let configuration: ServerConfiguration
     @exclusivity(unchecked) private var logger: Logger
-    @exclusivity(unchecked) private var streams: [Int32: ServerStream] = [:]
+    @exclusivity(unchecked) private var streams = StreamTable<ServerStream>()
     /// The stream most recently started: a request's HEADERS, DATA and END_STREAM usually arrive
     /// together, so most lookups are for it and skip hashing into `streams`. Cleared on close.
     @exclusivity(unchecked) private var latestStream: ServerStream?

@@ -17,7 +17,7 @@ final class NGHTTP2Session {
     unowned(unsafe) var delegate: (any NGHTTP2SessionDelegate)?
     /// The C session; `nil` only if nghttp2 failed to allocate.
     @exclusivity(unchecked) var raw: OpaquePointer?
-    @exclusivity(unchecked) var outbound: [Int32: OutboundDataQueue] = [:]
+    @exclusivity(unchecked) var outbound = StreamTable<OutboundDataQueue>()
     /// The HEADERS block being received. HTTP/2 forbids interleaving header blocks, so there is at
     /// most one: its stream (0 when none or rejected) and its fields so far, in storage reused by
     /// every block of the connection.

@@ -1,0 +1,83 @@
+import Testing
+
+@testable import RocketRPC
+
+@Suite("StreamTable: the per-connection map of open streams")
+struct StreamTableTests {
+    /// A connection's life in miniature: streams open with rising odd IDs and close in any order,
+    /// sometimes many at once; the table must agree with a Dictionary after every step.
+    @Test(arguments: [1, 2, 3])
+    func agreesWithADictionaryUnderRandomOpensAndCloses(seed: UInt64) {
+        var random = Knuth64(seed: seed)
+        var table = StreamTable<Int>()
+        var model: [Int32: Int] = [:]
+        var nextID: Int32 = 1
+        for step in 0..<20_000 {
+            let open = Array(model.keys)
+            // Bursts of opens (a client's pipelined calls), then closes of random open streams.
+            if open.isEmpty || random.next() % 100 < (open.count > 150 ? 30 : 55) {
+                table[nextID] = step
+                model[nextID] = step
+                nextID += 2
+            } else {
+                let id = open[Int(random.next() % UInt64(open.count))]
+                #expect(table.removeValue(forKey: id) == model.removeValue(forKey: id))
+            }
+            // An ID that was never opened, or is closed, is absent; removing it changes nothing.
+            let probe = Int32(random.next() % UInt64(nextID + 4))
+            #expect(table[probe] == model[probe])
+            if random.next() % 10 == 0 { #expect(table.removeValue(forKey: probe | 1) == model.removeValue(forKey: probe | 1)) }
+            #expect(table.count == model.count)
+        }
+        for (id, value) in model { #expect(table[id] == value) }
+        // Iteration yields each open stream once.
+        let listed = table.map(\.key)
+        #expect(listed.count == model.count && Set(listed).count == listed.count && table.allSatisfy { model[$0.key] == $0.value })
+    }
+
+    @Test func overwritesKeepsOneEntryAndCopiesAreIndependent() {
+        var table = StreamTable<String>()
+        table[5] = "a"
+        table[5] = "b"
+        #expect(table.count == 1 && table[5] == "b")
+        // Teardown iterates a copy while clearing the original (as the connection handlers do).
+        for id in stride(from: Int32(7), through: 301, by: 2) { table[id] = "s\(id)" }
+        let copy = table
+        table.removeAll()
+        #expect(table.isEmpty && table[5] == nil)
+        #expect(copy.count == 149 && copy[301] == "s301" && copy.values.count == 149)
+        // Removing while iterating over the value itself (GOAWAY strands streams above an ID).
+        var live = copy
+        for (id, _) in live where id > 101 { live[id] = nil }
+        #expect(live.count == 49 && live[101] == "s101" && live[103] == nil)
+    }
+
+    /// IDs far apart that share home slots, removed from the middle of their probe run.
+    @Test func removalFromAProbeRunKeepsTheRestReachable() {
+        var table = StreamTable<Int32>()
+        let colliding: [Int32] = (0..<7).map { 1 + $0 * 32 }  // capacity 16: all home to slot 0
+        for id in colliding { table[id] = id }
+        for victim in colliding.reversed() where victim % 3 == 0 {
+            table[victim] = nil
+        }
+        for id in colliding { #expect(table[id] == (id % 3 == 0 ? nil : id)) }
+        // Wrap-around: homes near the end of the slots spill over to the start.
+        var wrapped = StreamTable<Int32>()
+        let nearEnd: [Int32] = [29, 61, 93, 31, 63]  // homes 14, 14, 14, 15, 15 (of 16)
+        for id in nearEnd { wrapped[id] = id }
+        wrapped[61] = nil
+        wrapped[29] = nil
+        for id in nearEnd { #expect(wrapped[id] == (id == 61 || id == 29 ? nil : id)) }
+    }
+}
+
+/// A seeded linear congruential generator (Knuth's MMIX constants), so that a failure reproduces;
+/// the high bits are used, the low ones of an LCG being weak.
+private struct Knuth64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return state >> 33
+    }
+}
