@@ -32,7 +32,6 @@ final class CommitLog: @unchecked Sendable {
     private let flushed = ManagedAtomic<Int64>(0)
     private var current: CommitLogSegment?
     private var mapping: SegmentWriteMapping?
-    private let prefaulter: Prefaulter?
     private let logger: Logger
 
     /// Whether appends `memcpy` into a mapping of the segment (`SegmentWriteMapping`) or
@@ -49,8 +48,6 @@ final class CommitLog: @unchecked Sendable {
         self.directory = directory
         self.mappedWrites = mappedWrites
         self.pageCacheWindow = pageCacheWindow
-        prefaulter = mappedWrites ? Prefaulter() : nil
-        prefaulter?.start()
         self.segmentSize = segmentSize
         self.logger = logger
         try FileSystem.makeDirectory(directory)
@@ -155,7 +152,7 @@ final class CommitLog: @unchecked Sendable {
         }
         if current !== segment || mapping == nil {
             mapping = nil
-            mapping = try SegmentWriteMapping(file: segment.file, size: Int(segmentSize))
+            mapping = try SegmentWriteMapping(file: segment.file, size: Int(segmentSize), writePosition: at)
             current = segment
         }
         guard let mapping else { throw .shutDown }
@@ -165,7 +162,6 @@ final class CommitLog: @unchecked Sendable {
         }
         readable.store(physicalOffset + size, ordering: .releasing)
         mapping.release(below: at)
-        prefaulter?.advance(mapping, to: at + record.count)
         return physicalOffset
     }
 
@@ -329,11 +325,6 @@ final class CommitLog: @unchecked Sendable {
         written.store(position, ordering: .releasing)
         flushed.store(min(start, position), ordering: .releasing)
         return position
-    }
-
-    /// Stops the prefault thread (shutdown).
-    func stopBackgroundWork() {
-        prefaulter?.stop()
     }
 
     // MARK: Retention

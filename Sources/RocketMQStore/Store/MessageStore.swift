@@ -79,7 +79,6 @@ public final class MessageStore: Sendable {
                                      entryCapacity: configuration.indexEntries, logger: logger)
             try recover()
         } catch {
-            log.stopBackgroundWork()
             directoryLock.release()
             throw error
         }
@@ -490,7 +489,6 @@ public final class MessageStore: Sendable {
         writer.withLock { _ in }  // let an append that already holds the lock finish its write
         background.withLock { $0 }?.stop()
         flushService.stop()
-        commitLog.stopBackgroundWork()
         notifier.notifyAll()
         do {
             try commitLog.flush()
@@ -509,7 +507,6 @@ public final class MessageStore: Sendable {
         writer.withLock { _ in }
         background.withLock { $0 }?.stop()
         flushService.stop()
-        commitLog.stopBackgroundWork()
         notifier.notifyAll()
         directoryLock.release()
     }

@@ -252,21 +252,43 @@ public enum AtomicFile {
 /// `memcpy` into the page cache instead of a `pwrite` syscall each (the page cache is the
 /// same one `pread` readers and `fdatasync` see).
 ///
+/// Pages are prepared ahead of the writer, by the writer, a stretch at a time: one `pwrite` of
+/// zeros (the file system builds the page cache for a whole stretch at once, in large folios)
+/// and one `MADV_POPULATE_WRITE` to map it. Faulting the fallocated, never-written pages in
+/// instead (by a page fault each, or populating them directly) makes the kernel zero-fill and
+/// set up each 4 KiB page on its own: ~1.0 µs of CPU per KiB appended against ~0.2 with the
+/// stretch written first (measured on this VM, fio-like microbenchmark of both ways). Only bytes
+/// at or beyond the first page boundary above the write position the mapping was made for are
+/// ever zeroed: they are past the end of the log (nothing a reader or recovery counts), and the
+/// writer prepares them before it writes there, on the same thread, so no record is ever
+/// overwritten by zeros.
+///
 /// Memory stays bounded: `release(below:)` drops already-written pages from this process's
 /// page tables (`MADV_DONTNEED`; on a shared file mapping the dirty state moves to the page
 /// cache, nothing is lost). Segments are preallocated (`fallocate`) so a full disk shows up
 /// as an error when a segment is created, never as SIGBUS on a page fault.
-/// Written only by the single writer; the `Prefaulter` only calls `madvise` on it
-/// (`@unchecked Sendable` for that).
+/// Used only by the single writer (under the store's append lock); `@unchecked Sendable`
+/// because the CommitLog that holds it is shared.
 final class SegmentWriteMapping: @unchecked Sendable {
     let file: StoreFile
     let size: Int
     let base: UnsafeMutableRawPointer
     private var released = 0
+    /// Bytes below this are prepared (or were at/below the write position at creation).
+    private(set) var prepared: Int
 
-    init(file: StoreFile, size: Int) throws(StoreError) {
+    /// How much is prepared at a time: one `pwrite` + `madvise` per 256 KiB of appends.
+    static let prepareStep = 256 << 10
+    /// Zeros for `prepare`, allocated once and never written.
+    nonisolated(unsafe) private static let zeros = UnsafeRawPointer(calloc(1, prepareStep)!)
+    private static let populateWrite: Int32 = 23  // MADV_POPULATE_WRITE, Linux 5.14+
+
+    /// Maps `file` for a writer whose next record goes at `writePosition` (segment-relative).
+    init(file: StoreFile, size: Int, writePosition: Int) throws(StoreError) {
         self.file = file
         self.size = size
+        // The page holding `writePosition` may hold earlier records: preparation starts above it.
+        self.prepared = min(size, (writePosition + 4095) / 4096 * 4096)
         guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd, 0), p != MAP_FAILED else {
             throw .io(operation: "mmap", path: file.path, errno: errno)
         }
@@ -280,7 +302,24 @@ final class SegmentWriteMapping: @unchecked Sendable {
 
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         guard let src = bytes.baseAddress, bytes.count > 0 else { return }
+        if offset + bytes.count > prepared { prepare(through: offset + bytes.count) }
         (base + offset).copyMemory(from: src, byteCount: bytes.count)
+    }
+
+    /// Prepares whole stretches from `prepared` until `end` is covered. If the file system
+    /// refuses the `pwrite` (it should not: the segment is fallocated), preparation stops for
+    /// this mapping and appends fault their pages in as a plain mapping does: slower, same bytes.
+    private func prepare(through end: Int) {
+        while prepared < end {
+            let to = min(size, prepared + Self.prepareStep)
+            let count = to - prepared
+            guard pwrite(file.fd, Self.zeros, count, off_t(prepared)) == count else {
+                prepared = size
+                return
+            }
+            _ = madvise(base + prepared, count, Self.populateWrite)
+            prepared = to
+        }
     }
 
     /// Unmaps the pages wholly below `offset` once more than `threshold` bytes accumulated.
