@@ -218,6 +218,18 @@ public final class Broker: Sendable {
         }
     }
 
+    /// `append(_: EncodedMessage)` without suspending, when the store's appends complete once
+    /// written (async flush); `nil` (nothing appended) when they wait for a sync.
+    func appendWithoutWaiting(_ message: EncodedMessage) throws(BrokerError) -> AppendResult? {
+        do {
+            guard let result = try store.appendWithoutWaiting(message) else { return nil }
+            arrivals.signal(message.topic, queueId: message.queueId)
+            return result
+        } catch {
+            throw BrokerError(error)
+        }
+    }
+
     /// Appends to the store and wakes long-polling receivers of the topic.
     func append(_ message: MessageToAppend) async throws(BrokerError) -> AppendResult {
         let encoded: EncodedMessage

@@ -13,18 +13,29 @@ import RocketRPC
 extension MessagingServiceProvider {
     public func register(into router: inout RPCRouter) {
         registerMethods(into: &router)
-        router.unary(Apache_Rocketmq_V2_MessagingService.Method.sendMessage) {
-            (request: SendMessageRequestBytes, context: ServerContext) async throws -> SendMessageResponseBytes in
-            try await self.sendMessage(request, context: context)
-        }
+        // Immediate: with async flush the usual send is answered inside the read that brought
+        // it, with no task (the store's append does not wait); everything else is deferred.
+        router.unary(Apache_Rocketmq_V2_MessagingService.Method.sendMessage, immediate: {
+            (request: SendMessageRequestBytes, context: ServerContext) -> ImmediateAnswer<SendMessageResponseBytes> in
+            self.answerSend(request, context: context)
+        })
     }
 
-    func sendMessage(_ request: SendMessageRequestBytes, context: ServerContext) async throws -> SendMessageResponseBytes {
-        if let message = request.message, let id = context.requestMetadata.first("x-mq-client-id"), !id.isBlank,
-           let direct = prepare(message, in: request.bytes, peer: context.peer) {
-            return await send(direct, in: request.bytes)
+    func answerSend(_ request: SendMessageRequestBytes, context: ServerContext) -> ImmediateAnswer<SendMessageResponseBytes> {
+        guard let message = request.message, let id = context.requestMetadata.first("x-mq-client-id"), !id.isBlank,
+              let direct = prepare(message, in: request.bytes, peer: context.peer)
+        else {
+            return .later { SendMessageResponseBytes(try await self.sendMessage(request: try request.request(), context: context)) }
         }
-        return SendMessageResponseBytes(try await sendMessage(request: try request.request(), context: context))
+        let bytes = request.bytes
+        do {
+            guard let result = try broker.appendWithoutWaiting(direct.encoded) else {
+                return .later { await self.send(direct, in: bytes) }
+            }
+            return .now(answer(.success(result), for: direct, in: bytes))
+        } catch {
+            return .now(answer(.failure(error), for: direct, in: bytes))
+        }
     }
 
     /// A message that passed every check, encoded, and the id to answer with (the producer's).
@@ -35,7 +46,16 @@ extension MessagingServiceProvider {
 
     func send(_ direct: DirectSend, in bytes: [UInt8]) async -> SendMessageResponseBytes {
         do {
-            let result = try await broker.append(direct.encoded)
+            return answer(.success(try await broker.append(direct.encoded)), for: direct, in: bytes)
+        } catch {
+            return answer(.failure(error), for: direct, in: bytes)
+        }
+    }
+
+    /// The answer to a direct send: the stored offset and the message id, or the error's status.
+    private func answer(_ outcome: Result<AppendResult, BrokerError>, for direct: DirectSend, in bytes: [UInt8]) -> SendMessageResponseBytes {
+        switch outcome {
+        case .success(let result):
             if direct.messageId.isEmpty {
                 var id = result.msgId
                 return id.withUTF8 { SendMessageResponseBytes.stored(messageId: UnsafeRawBufferPointer($0), offset: result.queueOffset) }
@@ -43,7 +63,7 @@ extension MessagingServiceProvider {
             return bytes.withUnsafeBytes {
                 SendMessageResponseBytes.stored(messageId: UnsafeRawBufferPointer(rebasing: $0[direct.messageId]), offset: result.queueOffset)
             }
-        } catch {
+        case .failure(let error):
             let messageId = bytes.withUnsafeBytes { String(decoding: $0[direct.messageId], as: UTF8.self) }
             return SendMessageResponseBytes(Self.sendResponse([.init(status: error.status, messageId: messageId)]))
         }

@@ -210,6 +210,19 @@ public final class MessageStore: Sendable {
         return result
     }
 
+    /// Whether an append is done once written (async flush), so `appendWithoutWaiting` applies.
+    public var appendsCompleteWhenWritten: Bool { configuration.flushMode == .async }
+
+    /// `append(_: EncodedMessage)` for an async-flush store, which never has to wait: the same
+    /// result, without suspending (a caller that answers a request can do so at once).
+    /// `nil` on a sync-flush store, whose appends wait for `fdatasync`: use `append` there.
+    public func appendWithoutWaiting(_ message: EncodedMessage) throws(StoreError) -> AppendResult? {
+        guard appendsCompleteWhenWritten else { return nil }
+        let result = try write(message)
+        flushService.noteWritten(upTo: result.physicalOffset + Int64(result.wroteBytes))
+        return result
+    }
+
     /// `message` as a record, for `append(_: EncodedMessage)`.
     public func encode(_ message: MessageToAppend) throws(StoreError) -> EncodedMessage {
         EncodedMessage(

@@ -48,6 +48,35 @@ public struct RPCRouter: Sendable {
         }
     }
 
+    /// Registers a unary method whose handler answers synchronously when it can.
+    ///
+    /// The handler runs on the connection's event loop, inside the read that completed the
+    /// request: it must not block. It returns ``ImmediateAnswer/now(_:)`` when the response is
+    /// ready (no `Task` is created for the call: the cheapest way to serve a request), or
+    /// ``ImmediateAnswer/later(_:)`` with the work that has to wait (run in a task, as a
+    /// `unary(_:_:)` handler is). A thrown error ends the call as from any handler. With
+    /// `ServerConfiguration.runHandlersOnEventLoop` off, the handler runs in the call's task.
+    @inlinable
+    public mutating func unary<Req: ProtoMessage, Resp: ProtoMessage>(
+        _ method: MethodDescriptor,
+        immediate handler: @escaping @Sendable (Req, ServerContext) throws -> ImmediateAnswer<Resp>
+    ) {
+        add(
+            method, singleRequest: true,
+            { call in
+                switch try handler(try decodeMessage(Req.self, from: try await call.singleMessage()), call) {
+                case .now(let response): return response.serializedBytes()
+                case .later(let work): return try await work().serializedBytes()
+                }
+            },
+            answerNow: { call, request in
+                switch try handler(try decodeMessage(Req.self, from: request), call) {
+                case .now(let response): return .now(response.serializedBytes())
+                case .later(let work): return .later { try await work().serializedBytes() }
+                }
+            })
+    }
+
     /// Registers a server-streaming method: one request, any number of responses.
     @inlinable
     public mutating func serverStreaming<Req: ProtoMessage, Resp: ProtoMessage>(
@@ -88,9 +117,10 @@ public struct RPCRouter: Sendable {
     mutating func add(
         _ method: MethodDescriptor,
         singleRequest: Bool,
-        _ run: nonisolated(nonsending) @escaping @Sendable (ServerContext) async throws -> [UInt8]?
+        _ run: nonisolated(nonsending) @escaping @Sendable (ServerContext) async throws -> [UInt8]?,
+        answerNow: (@Sendable (ServerContext, ByteBuffer) throws -> ErasedAnswer)? = nil
     ) {
-        let server = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run)
+        let server = ServerMethod(descriptor: method, takesSingleRequest: singleRequest, run: run, answerNow: answerNow)
         handlers[method.path] = server
         let path = Array(method.path.utf8)
         handlersByPathHash[Self.hash(path), default: []].removeAll { $0.path == path }

@@ -350,12 +350,40 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         let messages = stream.inbound.takeAll()
         do throws(RPCError) {
             var message = try ServerContext.exactlyOne(count: messages.count, first: messages.first)
+            if taskExecutor != nil, let answerNow = serverContext.serverMethod.answerNow {
+                answerImmediately(serverContext, request: message, answerNow, stream: stream)
+                return
+            }
             // A handler off the event loop starts after this read: it must not share the read buffer.
             if taskExecutor == nil { message = session.allocator.buffer(buffer: message) }
             serverContext.collectedRequest = message
             startHandler(serverContext, stream: stream)
         } catch {
             stream.abort(with: error)
+        }
+    }
+
+    /// Runs an immediate handler here, inside the read: its response (or error) ends the call at
+    /// once; only work it defers gets a task. The request may be a slice of the read buffer: the
+    /// handler decodes it before returning, so nothing keeps the buffer.
+    private func answerImmediately(
+        _ call: ServerContext, request: ByteBuffer,
+        _ answerNow: @Sendable (ServerContext, ByteBuffer) throws -> ErasedAnswer, stream: ServerStream
+    ) {
+        let answer: ErasedAnswer
+        do {
+            answer = try answerNow(call, request)
+        } catch {
+            call.fail(with: error)
+            return
+        }
+        switch answer {
+        case .now(let response):
+            call.finish(status: nil, finalMessage: response)
+        case .later(let work):
+            guard context != nil, let taskExecutor else { return }
+            let task = Task.immediate(executorPreference: taskExecutor) { await call.runLater(work) }
+            if !stream.finished { stream.task = task }
         }
     }
 

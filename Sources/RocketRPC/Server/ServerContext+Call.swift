@@ -15,10 +15,20 @@ extension ServerContext: MessageSource, MessageSink {
         }
     }
 
+    /// Runs the work an immediate handler deferred (``ImmediateAnswer/later(_:)``) and ends the
+    /// call with its response or error, as `run()` does for a handler.
+    nonisolated(nonsending) func runLater(_ work: @Sendable () async throws -> [UInt8]) async {
+        do {
+            finish(status: nil, finalMessage: try await work())
+        } catch {
+            fail(with: error)
+        }
+    }
+
     /// Ends the call with the status for what the handler threw. Kept out of `run()` (never
     /// inlined) so that its temporaries do not enlarge the async frame every call allocates.
     @inline(never)
-    private func fail(with error: any Error) {
+    func fail(with error: any Error) {
         switch error {
         case let error as RPCError:
             finish(status: error, finalMessage: nil)

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// One registered method, type-erased. `run` returns the single response of unary and
 /// client-streaming methods (sent together with the OK status), `nil` for streaming responses.
 ///
@@ -13,14 +15,35 @@ final class ServerMethod: Sendable {
     /// `nonisolated(nonsending)`: runs on the caller's executor (the handler task's), so calling it
     /// costs no executor switch.
     let run: nonisolated(nonsending) @Sendable (ServerContext) async throws -> [UInt8]?
+    /// For unary methods registered with an immediate handler (``RPCRouter/unary(_:immediate:)``):
+    /// runs it on the event loop, inside the read that completed the request, with no `Task`
+    /// unless the handler asks for one (``ImmediateAnswer/later(_:)``).
+    let answerNow: (@Sendable (ServerContext, ByteBuffer) throws -> ErasedAnswer)?
 
     init(
         descriptor: MethodDescriptor,
         takesSingleRequest: Bool,
-        run: nonisolated(nonsending) @escaping @Sendable (ServerContext) async throws -> [UInt8]?
+        run: nonisolated(nonsending) @escaping @Sendable (ServerContext) async throws -> [UInt8]?,
+        answerNow: (@Sendable (ServerContext, ByteBuffer) throws -> ErasedAnswer)? = nil
     ) {
         self.descriptor = descriptor
         self.takesSingleRequest = takesSingleRequest
         self.run = run
+        self.answerNow = answerNow
     }
+}
+
+/// ``ImmediateAnswer`` with the response encoded.
+@usableFromInline
+enum ErasedAnswer: Sendable {
+    case now([UInt8])
+    case later(@Sendable () async throws -> [UInt8])
+}
+
+/// What an immediate unary handler (``RPCRouter/unary(_:immediate:)``) answers with.
+public enum ImmediateAnswer<Response: Sendable>: Sendable {
+    /// The response, sent at once: the call needed no `Task`.
+    case now(Response)
+    /// The rest of the work, which may suspend: run in a `Task` like any handler's.
+    case later(@Sendable () async throws -> Response)
 }
