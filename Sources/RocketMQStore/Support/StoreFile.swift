@@ -310,7 +310,7 @@ final class SegmentWriteMapping: @unchecked Sendable {
     /// refuses the `pwrite` (it should not: the segment is fallocated), preparation stops for
     /// this mapping and appends fault their pages in as a plain mapping does: slower, same bytes.
     private func prepare(through end: Int) {
-        while prepared < end {
+        while prepared < end && prepared < size {
             let to = min(size, prepared + Self.prepareStep)
             let count = to - prepared
             guard pwrite(file.fd, Self.zeros, count, off_t(prepared)) == count else {
