@@ -18,6 +18,18 @@ private struct ImmediateService: RPCService {
             if text == "later-fail" {
                 return .later { throw RPCError(code: .aborted, message: "refused later") }
             }
+            if text == "later-sleep" {
+                return .later {
+                    recorder.bump("sleep.started")
+                    do {
+                        try await Task.sleep(for: .seconds(30))
+                    } catch {
+                        recorder.bump("sleep.cancelled")
+                        throw error
+                    }
+                    return TestMessage("woke")
+                }
+            }
             if text.hasPrefix("later:") {
                 return .later {
                     try await Task.sleep(for: .milliseconds(20))
@@ -66,6 +78,19 @@ struct ImmediateAnswerTests {
         await #expect(throws: RPCError(code: .aborted, message: "refused later")) { try await call(h, "later-fail") }
         let fine = try await call(h, "now:still fine")
         #expect(fine == "still fine")
+        await h.stop()
+    }
+
+    /// Deferred work is the call's task: the client's deadline cancels it as it would a handler.
+    @Test func aDeadlineCancelsDeferredWork() async throws {
+        let recorder = Recorder()
+        let h = try await TestHarness.start(extraServices: [ImmediateService(recorder: recorder)])
+        await #expect(throws: RPCError.self) {
+            let _: UnaryResponse<TestMessage> = try await h.channel.unary(
+                ImmediateService.answer, request: TestMessage("later-sleep"), options: CallOptions(timeout: .milliseconds(200)))
+        }
+        #expect(await eventually { recorder.count("sleep.cancelled") == 1 })
+        #expect(recorder.count("sleep.started") == 1)
         await h.stop()
     }
 

@@ -156,6 +156,7 @@ final class CommitLog: @unchecked Sendable {
             current = segment
         }
         guard let mapping else { throw .shutDown }
+        try mapping.prepare(forWriteOf: record.count, at: at)
         record.withUnsafeMutableBytes { raw in
             seal(raw, physicalOffset)
             mapping.write(UnsafeRawBufferPointer(raw), at: at)

@@ -300,24 +300,34 @@ final class SegmentWriteMapping: @unchecked Sendable {
 
     deinit { munmap(base, size) }
 
+    /// Copies `bytes` in at `offset`; call `prepare(forWriteOf:at:)` for the range first.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         guard let src = bytes.baseAddress, bytes.count > 0 else { return }
-        if offset + bytes.count > prepared { prepare(through: offset + bytes.count) }
+        assert(offset + bytes.count <= prepared, "write before prepare")
         (base + offset).copyMemory(from: src, byteCount: bytes.count)
     }
 
-    /// Prepares whole stretches from `prepared` until `end` is covered. If the file system
-    /// refuses the `pwrite` (it should not: the segment is fallocated), preparation stops for
-    /// this mapping and appends fault their pages in as a plain mapping does: slower, same bytes.
-    private func prepare(through end: Int) {
+    /// Prepares whole stretches from `prepared` until a write of `count` bytes at `offset` is
+    /// covered. Throws, before anything of the record is written, when the file system cannot
+    /// store the stretch (a full disk where the segment could not be preallocated): the
+    /// `memcpy` would otherwise fault on a page nothing backs, and the process would die of
+    /// SIGBUS. Zeros already written past `prepared` by a failed call are past the log's end.
+    func prepare(forWriteOf count: Int, at offset: Int) throws(StoreError) {
+        let end = offset + count
         while prepared < end && prepared < size {
             let to = min(size, prepared + Self.prepareStep)
-            let count = to - prepared
-            guard pwrite(file.fd, Self.zeros, count, off_t(prepared)) == count else {
-                prepared = size
-                return
+            var done = prepared
+            while done < to {
+                let n = pwrite(file.fd, Self.zeros, to - done, off_t(done))
+                if n > 0 {
+                    done += n
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    throw .io(operation: "pwrite", path: file.path, errno: n < 0 ? errno : EIO)
+                }
             }
-            _ = madvise(base + prepared, count, Self.populateWrite)
+            _ = madvise(base + prepared, to - prepared, Self.populateWrite)
             prepared = to
         }
     }

@@ -51,7 +51,10 @@ public struct RPCRouter: Sendable {
     /// Registers a unary method whose handler answers synchronously when it can.
     ///
     /// The handler runs on the connection's event loop, inside the read that completed the
-    /// request: it must not block. It returns ``ImmediateAnswer/now(_:)`` when the response is
+    /// request, so every other call of the connection waits for it: keep it short (the broker's
+    /// `SendMessage` appends to its store there, as a handler of `unary(_:_:)` that does not
+    /// suspend would), and leave anything that waits — I/O, locks held long, other tasks — to
+    /// `.later`. It returns ``ImmediateAnswer/now(_:)`` when the response is
     /// ready (no `Task` is created for the call: the cheapest way to serve a request), or
     /// ``ImmediateAnswer/later(_:)`` with the work that has to wait (run in a task, as a
     /// `unary(_:_:)` handler is). A thrown error ends the call as from any handler. With

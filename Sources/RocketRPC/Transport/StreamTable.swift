@@ -1,12 +1,13 @@
 /// The open streams of one HTTP/2 connection, by stream ID: the map every frame of a call goes
 /// through (opened at HEADERS, looked up at DATA, removed at close).
 ///
-/// The streams one side opens have IDs of one parity, increasing and short-lived, so `id >> 1`
-/// modulo the capacity spreads the open ones over the slots without hashing: a lookup is an index
-/// and a compare, where `Dictionary` runs SipHash over each `Int32` (~2% of a server's time per
-/// call). Open addressing with linear probing, at most half full; a removal moves the rest of its
-/// probe run back, so no tombstones accumulate. Value semantics (copy-on-write), like the
-/// `Dictionary` it replaces: iterating a copy while mutating the original is safe.
+/// A stream ID's home slot is the top bits of `(id >> 1)` times an odd multiplier drawn at random
+/// per table (Fibonacci hashing): one multiply where `Dictionary` runs SipHash over each `Int32`
+/// (~2% of a server's time per call). Rising IDs spread evenly, and a peer, which chooses its
+/// stream IDs, cannot pick ones that share a slot without knowing the multiplier. Open
+/// addressing with linear probing, at most half full; a removal moves the rest of its probe run
+/// back, so no tombstones accumulate. Value semantics (copy-on-write), like the `Dictionary` it
+/// replaces: iterating a copy while mutating the original is safe.
 struct StreamTable<Value>: Sequence {
     private struct Slot {
         /// 0: empty (stream 0 is the connection itself, never a stream).
@@ -16,6 +17,9 @@ struct StreamTable<Value>: Sequence {
 
     private var slots: ContiguousArray<Slot>
     private(set) var count = 0
+    private let multiplier = UInt32.random(in: 0...UInt32.max) | 1
+    /// 32 − log2(capacity): the home slot is the product's top bits.
+    private var shift: UInt32 = 32 - 4
 
     init() {
         slots = ContiguousArray(repeating: Slot(id: 0, value: nil), count: 16)
@@ -26,11 +30,12 @@ struct StreamTable<Value>: Sequence {
     private var mask: Int { slots.count - 1 }
 
     private func home(of id: Int32) -> Int {
-        Int(UInt32(bitPattern: id) >> 1) & mask
+        Int(((UInt32(bitPattern: id) >> 1) &* multiplier) >> shift)
     }
 
-    /// The slot holding `id`, if any.
+    /// The slot holding `id`, if any (never for 0, the connection, which marks empty slots).
     private func index(of id: Int32) -> Int? {
+        guard id != 0 else { return nil }
         var i = home(of: id)
         while true {
             let slotID = slots[i].id
@@ -88,12 +93,14 @@ struct StreamTable<Value>: Sequence {
 
     mutating func removeAll() {
         slots = ContiguousArray(repeating: Slot(id: 0, value: nil), count: 16)
+        shift = 32 - 4
         count = 0
     }
 
     private mutating func grow() {
         let old = slots
         slots = ContiguousArray(repeating: Slot(id: 0, value: nil), count: old.count * 2)
+        shift -= 1
         count = 0
         for slot in old where slot.id != 0 {
             var i = home(of: slot.id)
@@ -101,6 +108,16 @@ struct StreamTable<Value>: Sequence {
             slots[i] = slot
             count += 1
         }
+    }
+
+    /// The longest run of occupied slots (for tests of the slot spread).
+    var longestRunForTesting: Int {
+        var longest = 0, run = 0
+        for slot in slots + slots {  // twice: a run may wrap around the end
+            run = slot.id == 0 ? 0 : run + 1
+            longest = Swift.max(longest, Swift.min(run, slots.count))
+        }
+        return longest
     }
 
     /// The values, in no particular order.
