@@ -98,6 +98,24 @@ struct CodingTests {
         #expect(protocolNames.allSatisfy(Metadata.isReserved) && !customNames.contains(where: Metadata.isReserved))
     }
 
+    /// `withFirstValueBytes` reads what `first(_:)` returns, in place for received fields.
+    @Test func firstValueBytesAgreeWithFirst() {
+        let received = Metadata(wireFields: HeaderBlock([
+            ("x-mq-client-id", "client-1"), ("x-mq-client-id", "client-2"), ("trace-bin", "AQI"), ("x-empty", ""),
+        ]))
+        var built = Metadata()
+        built.add("X-MQ-Client-ID", "client-1")
+        built.add("trace-bin", binary: [1, 2])
+        for metadata in [received, built] {
+            for name in ["x-mq-client-id", "X-MQ-CLIENT-ID", "trace-bin", "x-empty", "absent", "content-type"] {
+                let bytes = metadata.withFirstValueBytes(name) { $0.map { Array($0) } }
+                #expect(bytes == metadata.first(name).map { Array($0.utf8) }, "\(name)")
+            }
+        }
+        #expect(received.withFirstValueBytes("x-mq-client-id") { $0.map { String(decoding: $0, as: UTF8.self) } } == "client-1")
+        #expect(received.withFirstValueBytes("absent") { $0 == nil })
+    }
+
     @Test func framerAndDeframerRoundTripAcrossArbitraryChunkBoundaries() throws {
         let messages: [[UInt8]] = [[], [1], Array(repeating: 9, count: 70_000), Array(0..<200).map { UInt8($0) }]
         var wire = ByteBuffer()

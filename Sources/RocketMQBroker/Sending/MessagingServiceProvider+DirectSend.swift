@@ -22,7 +22,7 @@ extension MessagingServiceProvider {
     }
 
     func answerSend(_ request: SendMessageRequestBytes, context: ServerContext) -> ImmediateAnswer<SendMessageResponseBytes> {
-        guard let message = request.message, let id = context.requestMetadata.first("x-mq-client-id"), !id.isBlank,
+        guard let message = request.message, Self.hasClientID(context.requestMetadata),
               let direct = prepare(message, in: request.bytes, peer: context.peer)
         else {
             return .later { SendMessageResponseBytes(try await self.sendMessage(request: try request.request(), context: context)) }
@@ -35,6 +35,16 @@ extension MessagingServiceProvider {
             return .now(answer(.success(result), for: direct, in: bytes))
         } catch {
             return .now(answer(.failure(error), for: direct, in: bytes))
+        }
+    }
+
+    /// Whether the request names its client (`x-mq-client-id`, not blank), read from the header
+    /// bytes: this runs for every send.
+    static func hasClientID(_ metadata: Metadata) -> Bool {
+        metadata.withFirstValueBytes("x-mq-client-id") { bytes in
+            guard let bytes else { return false }
+            if bytes.allSatisfy({ $0 < 0x80 }) { return !bytes.isBlankASCII }
+            return !String(decoding: bytes, as: UTF8.self).isBlank
         }
     }
 

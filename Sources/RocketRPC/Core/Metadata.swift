@@ -110,6 +110,19 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
         firstEntry(Self.key(name)).map { $0.value.description }
     }
 
+    /// Calls `body` with the UTF-8 bytes of what `first(name)` returns (`nil` when absent). A
+    /// request's text value is read in place from its header bytes, with no `String` built: the
+    /// way for a check that runs on every call (is a client id there, and not blank).
+    public func withFirstValueBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
+        let key = Self.key(name)
+        if let wire, !key.hasSuffix("-bin"), !Self.isReserved(key) {
+            var keyBytes = key
+            return try keyBytes.withUTF8 { try wire.withFirstValue(named: UnsafeRawBufferPointer($0), body) }
+        }
+        guard var text = first(name) else { return try body(nil) }
+        return try text.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+    }
+
     /// The first binary value for `name`; a text value is returned as its UTF-8 bytes.
     public func firstBinary(_ name: String) -> [UInt8]? {
         guard let entry = firstEntry(Self.key(name)) else { return nil }

@@ -64,11 +64,21 @@ struct HeaderBlock: Sendable {
 
     /// Appends one field; `listSize` grows by the RFC 9113 field size.
     mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        withUnsafeBytes(of: (UInt32(truncatingIfNeeded: name.count).littleEndian, UInt32(truncatingIfNeeded: value.count).littleEndian)) {
-            bytes.append(contentsOf: $0)
+        // One append of the whole field (lengths, name, value laid out on the stack first):
+        // each `Array.append` checks uniqueness and capacity, and this runs for every field of
+        // every HEADERS block received.
+        let total = Self.lengthsSize + name.count + value.count
+        withUnsafeTemporaryAllocation(byteCount: total, alignment: 1) { field in
+            field.storeBytes(of: UInt32(truncatingIfNeeded: name.count).littleEndian, toByteOffset: 0, as: UInt32.self)
+            field.storeBytes(of: UInt32(truncatingIfNeeded: value.count).littleEndian, toByteOffset: 4, as: UInt32.self)
+            if let source = name.baseAddress, !name.isEmpty {
+                (field.baseAddress! + Self.lengthsSize).copyMemory(from: source, byteCount: name.count)
+            }
+            if let source = value.baseAddress, !value.isEmpty {
+                (field.baseAddress! + Self.lengthsSize + name.count).copyMemory(from: source, byteCount: value.count)
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(field))
         }
-        bytes.append(contentsOf: name)
-        bytes.append(contentsOf: value)
         count += 1
         listSize += name.count + value.count + 32
     }
@@ -91,6 +101,18 @@ struct HeaderBlock: Sendable {
     /// valid only during the call.
     func forEachField(_ body: (Int, UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
         try bytes.withUnsafeBytes { try Self.walk($0, count: count, body) }
+    }
+
+    /// Calls `body` with the value bytes of the first field named `name`, or `nil` if there is
+    /// none; the buffer is valid only during the call.
+    func withFirstValue<R>(named name: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBytes { raw in
+            var found: UnsafeRawBufferPointer?
+            Self.walk(raw, count: count) { _, fieldName, value in
+                if found == nil, fieldName.equals(name) { found = value }
+            }
+            return try body(found)
+        }
     }
 
     /// Calls `each` for every field, then `then`, with the bytes pinned throughout: the buffers
