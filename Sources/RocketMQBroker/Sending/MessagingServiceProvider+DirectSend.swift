@@ -38,16 +38,6 @@ extension MessagingServiceProvider {
         }
     }
 
-    /// Whether the request names its client (`x-mq-client-id`, not blank), read from the header
-    /// bytes: this runs for every send.
-    static func hasClientID(_ metadata: Metadata) -> Bool {
-        metadata.withFirstValueBytes("x-mq-client-id") { bytes in
-            guard let bytes else { return false }
-            if bytes.allSatisfy({ $0 < 0x80 }) { return !bytes.isBlankASCII }
-            return !String(decoding: bytes, as: UTF8.self).isBlank
-        }
-    }
-
     /// A message that passed every check, encoded, and the id to answer with (the producer's).
     struct DirectSend {
         var encoded: EncodedMessage

@@ -18,12 +18,24 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
 
     // MARK: Common checks
 
+    static let clientIdHeader = "x-mq-client-id"
+
     /// The caller's `x-mq-client-id`; every RocketMQ 5 call carries one.
     func clientId(_ context: ServerContext) throws(BrokerError) -> String {
-        guard let id = context.requestMetadata.first("x-mq-client-id"), !id.isBlank else {
+        guard let id = context.requestMetadata.first(Self.clientIdHeader), !id.isBlank else {
             throw .clientIdRequired
         }
         return id
+    }
+
+    /// Whether `clientId(_:)` would return, checked on the header bytes without building the
+    /// `String` (for a path that runs on every send).
+    static func hasClientID(_ metadata: Metadata) -> Bool {
+        metadata.withFirstValueBytes(clientIdHeader) { bytes in
+            guard let bytes else { return false }
+            if bytes.allSatisfy({ $0 < 0x80 }) { return !bytes.isBlankASCII }
+            return !String(decoding: bytes, as: UTF8.self).isBlank
+        }
     }
 
     func namespace(_ context: ServerContext) -> String {

@@ -202,11 +202,9 @@ public final class MessageStore: Sendable {
     /// Appends a message encoded by `encode(topic:queueId:bornTimestamp:bornHost:properties:body:)`;
     /// otherwise as `append(_: MessageToAppend)`.
     public func append(_ message: EncodedMessage) async throws(StoreError) -> AppendResult {
+        if let result = try appendWithoutWaiting(message) { return result }
         let result = try write(message)
-        switch configuration.flushMode {
-        case .sync: try await flushService.waitForFlush(upTo: result.physicalOffset + Int64(result.wroteBytes))
-        case .async: flushService.noteWritten(upTo: result.physicalOffset + Int64(result.wroteBytes))
-        }
+        try await flushService.waitForFlush(upTo: result.physicalOffset + Int64(result.wroteBytes))
         return result
     }
 

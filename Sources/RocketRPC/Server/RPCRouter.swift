@@ -64,20 +64,14 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         immediate handler: @escaping @Sendable (Req, ServerContext) throws -> ImmediateAnswer<Resp>
     ) {
-        add(
-            method, singleRequest: true,
-            { call in
-                switch try handler(try decodeMessage(Req.self, from: try await call.singleMessage()), call) {
-                case .now(let response): return response.serializedBytes()
-                case .later(let work): return try await work().serializedBytes()
-                }
-            },
-            answerNow: { call, request in
-                switch try handler(try decodeMessage(Req.self, from: request), call) {
-                case .now(let response): return .now(response.serializedBytes())
-                case .later(let work): return .later { try await work().serializedBytes() }
-                }
-            })
+        let answerNow: @Sendable (ServerContext, ByteBuffer) throws -> ErasedAnswer = { call, request in
+            switch try handler(try decodeMessage(Req.self, from: request), call) {
+            case .now(let response): return .now(response.serializedBytes())
+            case .later(let work): return .later { try await work().serializedBytes() }
+            }
+        }
+        // Off the event loop the same answer is taken in the call's task.
+        add(method, singleRequest: true, { call in try await answerNow(call, try await call.singleMessage()).response() }, answerNow: answerNow)
     }
 
     /// Registers a server-streaming method: one request, any number of responses.

@@ -38,6 +38,15 @@ final class ServerMethod: Sendable {
 enum ErasedAnswer: Sendable {
     case now([UInt8])
     case later(@Sendable () async throws -> [UInt8])
+
+    /// The response, running the deferred work if there is any.
+    @usableFromInline
+    func response() async throws -> [UInt8] {
+        switch self {
+        case .now(let response): return response
+        case .later(let work): return try await work()
+        }
+    }
 }
 
 /// What an immediate unary handler (``RPCRouter/unary(_:immediate:)``) answers with.
