@@ -11,7 +11,7 @@ import NIOCore
 /// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
 /// never re-entered while one of its properties is being mutated, so the runtime's dynamic
 /// exclusivity checks (measurable on the per-request path) are skipped.
-final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+final class ClientConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -37,6 +37,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         self.keepalive = configuration.keepalive
         self.logger = logger
         self.onGoAway = onGoAway
+        super.init()
         self.session.delegate = self
     }
 
@@ -179,11 +180,11 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     // MARK: NGHTTP2SessionDelegate
 
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool) {
+    override func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool) {
         streams[streamID]?.receiveHeaders(headers, endStream: endStream)
     }
 
-    func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {
+    override func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {
         guard let stream = streams[streamID] else {
             session.consume(streamID: streamID, bytes: data.readableBytes)
             return
@@ -191,17 +192,17 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         stream.receiveData(data)
     }
 
-    func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32) {
+    override func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32) {
         streams[streamID]?.receiveEndStreamOnData()
     }
 
-    func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
+    override func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         stream.closed(errorCode: errorCode)
         stream.connection = nil
     }
 
-    func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {
+    override func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {
         // A graceful server sends GOAWAY twice (2^31-1 first, then the real last stream); every one
         // may strand streams, but the connector needs telling only once.
         if !receivedGoAway {
@@ -217,9 +218,7 @@ final class ClientConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
-    func sessionDidReceivePing(_ session: NGHTTP2Session) {}
-
-    func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
+    override func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
         pingTimeout?.cancel()
         pingTimeout = nil
     }

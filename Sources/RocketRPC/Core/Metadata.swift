@@ -77,9 +77,13 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
 
     /// `name` lower-cased; names are usually lower-case already, and then no new string is built.
     private static func key(_ name: String) -> String {
-        let isUpper = { (byte: UInt8) in byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") }
-        // Contiguous (native) strings are scanned as a buffer, far faster than through UTF8View's index.
-        let hasUpper = name.utf8.withContiguousStorageIfAvailable { $0.contains(where: isUpper) } ?? name.utf8.contains(where: isUpper)
+        // Contiguous (native or literal) strings are scanned as a buffer, far faster than through
+        // UTF8View's index; `&-` folds the range check into one comparison.
+        let hasUpper = name.utf8.withContiguousStorageIfAvailable { bytes in
+            var found = false
+            for byte in bytes where byte &- UInt8(ascii: "A") < 26 { found = true; break }
+            return found
+        } ?? name.utf8.contains { $0 &- UInt8(ascii: "A") < 26 }
         return hasUpper ? name.lowercased() : name
     }
 

@@ -10,7 +10,7 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Trailing metadata that came with (or should go with) the status.
     public var metadata: Metadata
 
-    public init(code: StatusCode, message: String, metadata: Metadata = [:]) {
+    public init(code: StatusCode, message: String, metadata: Metadata = Metadata()) {
         self.code = code
         self.message = message
         self.metadata = metadata

@@ -65,7 +65,8 @@ public struct RPCRouter: Sendable {
         immediate handler: @escaping @Sendable (Req, ServerContext) throws -> ImmediateAnswer<Resp>
     ) {
         let answerNow: @Sendable (ServerContext, ByteBuffer) throws -> ErasedAnswer = { call, request in
-            switch try handler(try decodeMessage(Req.self, from: request), call) {
+            let answer = try handler(try decodeMessage(Req.self, from: request), call)
+            switch consume answer {
             case .now(let response): return .now(response.serializedBytes())
             case .later(let work): return .later { try await work().serializedBytes() }
             }

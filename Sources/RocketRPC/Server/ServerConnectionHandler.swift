@@ -12,7 +12,7 @@ import NIOCore
 /// Stored properties are `@exclusivity(unchecked)`: the object is confined to one event loop and
 /// never re-entered while one of its properties is being mutated, so the runtime's dynamic
 /// exclusivity checks (measurable on the per-request path) are skipped.
-final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelegate {
+final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -62,6 +62,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         self.configuration = configuration
         self.logger = logger
         self.session = NGHTTP2Session(role: .server, settings: configuration.http2Settings, allocator: allocator)
+        super.init()
         self.session.delegate = self
         self.session.slicesReceivedData = true
     }
@@ -239,7 +240,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
 
     // MARK: NGHTTP2SessionDelegate
 
-    func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool) {
+    override func session(_ session: NGHTTP2Session, didReceiveHeaders headers: HeaderBlock, streamID: Int32, endStream: Bool) {
         if let stream = stream(streamID) {
             // Request trailers: only END_STREAM matters.
             if endStream { endOfRequest(stream) }
@@ -252,7 +253,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
     /// keeps it: the handler starts (and, on the event loop, decodes the request) before the read
     /// ends, and `ownLentRequests` copies a request still waiting then. Messages of a streaming
     /// request are copied now, since a handler task reads them later.
-    func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {
+    override func session(_ session: NGHTTP2Session, didReceiveData data: ByteBuffer, streamID: Int32) {
         guard let stream = stream(streamID) else {
             session.consume(streamID: streamID, bytes: data.readableBytes)
             return
@@ -269,7 +270,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         }
     }
 
-    func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32) {
+    override func session(_ session: NGHTTP2Session, didReceiveEndStreamOnData streamID: Int32) {
         if let stream = stream(streamID) { endOfRequest(stream) }
     }
 
@@ -279,7 +280,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         return streams[streamID]
     }
 
-    func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
+    override func session(_ session: NGHTTP2Session, didCloseStream streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         if latestStream === stream { latestStream = nil }
         if !stream.finished || errorCode != HTTP2ErrorCode.noError { stream.peerClosed(errorCode: errorCode) }
@@ -299,11 +300,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         return ServerStream(streamID: streamID, connection: self, maxReceiveMessageSize: configuration.maxReceiveMessageSize, compression: compression)
     }
 
-    func session(_ session: NGHTTP2Session, didReceiveGoAway lastStreamID: Int32, errorCode: UInt32) {}
-
     /// gRPC's keepalive enforcement: pings too close together (or any, when idle and not permitted)
     /// are strikes; too many end the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings".
-    func sessionDidReceivePing(_ session: NGHTTP2Session) {
+    override func sessionDidReceivePing(_ session: NGHTTP2Session) {
         let now = NIODeadline.now()
         defer { lastPingReceived = now }
         guard let last = lastPingReceived else { return }
@@ -332,7 +331,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, NGHTTP2SessionDelega
         lastPingReceived = nil
     }
 
-    func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
+    override func sessionDidReceivePingAck(_ session: NGHTTP2Session) {
         pingTimeout?.cancel()
         pingTimeout = nil
         if shutdownNoticeSent && !finalGoAwaySent { sendFinalGoAway() }

@@ -41,12 +41,15 @@ final class ServerStream: InboundWindow {
         inbound.window = self
     }
 
+    /// What uses of a call that has ended get (built once: `finish` and `recycle` hand it out for every call).
+    private static let callIsOver = RPCError(code: .cancelled, message: "the call is already over")
+
     /// Drops what the ended call still holds (its task, request, queued bytes), so a stream kept
     /// for reuse pins nothing. Called once nghttp2 has closed the stream; uses by the old call's
     /// ``ServerContext`` are refused from here on.
     func recycle() {
         generation &+= 1
-        let over = RPCError(code: .cancelled, message: "the call is already over")
+        let over = Self.callIsOver
         finished = true
         pendingStart = nil
         task = nil
@@ -93,7 +96,7 @@ final class ServerStream: InboundWindow {
     /// Queues one framed response message (sending the headers first if needed).
     func write(_ framed: ByteBuffer, compression: CompressionAlgorithm?, metadata: Metadata, promise: EventLoopPromise<Void>) {
         guard !finished else {
-            promise.fail(RPCError(code: .cancelled, message: "the call is already over"))
+            promise.fail(Self.callIsOver)
             return
         }
         sendHeadersIfNeeded(compression: compression, metadata: metadata)
@@ -132,7 +135,7 @@ final class ServerStream: InboundWindow {
             connection.session.resumeData(streamID: streamID, queue: outbound)
         }
         // Requests the handler never read no longer matter; return their bytes to the window.
-        inbound.fail(RPCError(code: .cancelled, message: "the call is already over"))
+        inbound.fail(Self.callIsOver)
         connection.didSendCallFrames()
         connection.scheduleFlush()
     }
@@ -140,7 +143,7 @@ final class ServerStream: InboundWindow {
     /// Ends the call from the runtime side (deadline, framing error) and cancels the handler task.
     func abort(with status: RPCError) {
         let wasFinished = finished
-        finish(status: status, trailers: [:], responseMetadata: [:], finalMessage: nil, compression: nil)
+        finish(status: status, trailers: Metadata(), responseMetadata: Metadata(), finalMessage: nil, compression: nil)
         if !wasFinished {
             outbound.failWriter(status)
             task?.cancel()

@@ -62,28 +62,7 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
         guard let frame else { return 0 }
         return withSession(userData) { session in
-            guard let delegate = session.delegate else { return 0 }
-            let hd = frame.pointee.hd
-            switch hd.type {
-            case frameHeaders:
-                guard hd.stream_id == session.headerBlockStream else { return 0 }
-                session.headerBlockStream = 0
-                delegate.session(session, didReceiveHeaders: session.headerBlock, streamID: hd.stream_id, endStream: hd.flags & flagEndStream != 0)
-            case frameData:
-                if hd.flags & flagEndStream != 0 {
-                    delegate.session(session, didReceiveEndStreamOnData: hd.stream_id)
-                }
-            case frameGoAway:
-                delegate.session(session, didReceiveGoAway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
-            case framePing:
-                if hd.flags & flagAck != 0 {
-                    delegate.sessionDidReceivePingAck(session)
-                } else {
-                    delegate.sessionDidReceivePing(session)
-                }
-            default:
-                break
-            }
+            session.withDelegate { report(frame, from: session, to: $0) }
             return 0
         }
     }
@@ -91,11 +70,10 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, length, userData in
         guard let data else { return 0 }
         return withSession(userData) { session in
-            guard let delegate = session.delegate else {
-                _ = nghttp2_session_consume(session.raw, streamID, length)
-                return 0
+            let delivered = session.withDelegate { delegate in
+                delegate.session(session, didReceiveData: session.receivedChunk(UnsafeRawBufferPointer(start: data, count: length)), streamID: streamID)
             }
-            delegate.session(session, didReceiveData: session.receivedChunk(UnsafeRawBufferPointer(start: data, count: length)), streamID: streamID)
+            if !delivered { _ = nghttp2_session_consume(session.raw, streamID, length) }
             return 0
         }
     }
@@ -104,12 +82,37 @@ nonisolated(unsafe) private let sharedCallbacks: OpaquePointer? = {
         withSession(userData) { session in
             session.outbound[streamID] = nil
             if session.headerBlockStream == streamID { session.headerBlockStream = 0 }
-            session.delegate?.session(session, didCloseStream: streamID, errorCode: errorCode)
+            session.withDelegate { $0.session(session, didCloseStream: streamID, errorCode: errorCode) }
             return 0
         }
     }
     return callbacks
 }()
+
+/// Tells the delegate about a received frame it cares about.
+private func report(_ frame: UnsafePointer<nghttp2_frame>, from session: NGHTTP2Session, to delegate: NGHTTP2SessionDelegate) {
+    let hd = frame.pointee.hd
+    switch hd.type {
+    case frameHeaders:
+        guard hd.stream_id == session.headerBlockStream else { return }
+        session.headerBlockStream = 0
+        delegate.session(session, didReceiveHeaders: session.headerBlock, streamID: hd.stream_id, endStream: hd.flags & flagEndStream != 0)
+    case frameData:
+        if hd.flags & flagEndStream != 0 {
+            delegate.session(session, didReceiveEndStreamOnData: hd.stream_id)
+        }
+    case frameGoAway:
+        delegate.session(session, didReceiveGoAway: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code)
+    case framePing:
+        if hd.flags & flagAck != 0 {
+            delegate.sessionDidReceivePingAck(session)
+        } else {
+            delegate.sessionDidReceivePing(session)
+        }
+    default:
+        break
+    }
+}
 
 /// Pulls queued bytes of one stream into nghttp2's DATA frame buffer.
 private func readOutbound(

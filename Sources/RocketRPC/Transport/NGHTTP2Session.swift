@@ -12,9 +12,13 @@ import NIOCore
 /// exclusivity checks (measurable on the per-request path) are skipped.
 final class NGHTTP2Session {
     let role: HTTP2Role
-    /// The connection handler that owns this session (and so always outlives it): `unowned(unsafe)`
-    /// spares a weak-reference load on every nghttp2 callback.
-    unowned(unsafe) var delegate: (any NGHTTP2SessionDelegate)?
+    /// The connection handler that owns this session (and so always outlives it), unretained: no
+    /// weak-reference load and no retain on the nghttp2 callbacks (see ``withDelegate(_:)``).
+    @exclusivity(unchecked) private var delegateReference: Unmanaged<NGHTTP2SessionDelegate>?
+    var delegate: NGHTTP2SessionDelegate? {
+        get { delegateReference?.takeUnretainedValue() }
+        set { delegateReference = newValue.map { Unmanaged.passUnretained($0) } }
+    }
     /// The C session; `nil` only if nghttp2 failed to allocate.
     @exclusivity(unchecked) var raw: OpaquePointer?
     @exclusivity(unchecked) var outbound = StreamTable<OutboundDataQueue>()
@@ -34,6 +38,15 @@ final class NGHTTP2Session {
     /// address of its first readable byte, which DATA chunk pointers are measured from.
     @exclusivity(unchecked) var receiving: (buffer: ByteBuffer, base: UnsafeRawPointer)?
 
+    /// Runs `body` with the delegate, if there is one, without retaining it: the delegate owns
+    /// this session, so it is alive whenever nghttp2 calls back (only from inside our own calls).
+    /// - Returns: whether there was a delegate.
+    @inline(__always) @discardableResult
+    func withDelegate(_ body: (NGHTTP2SessionDelegate) -> Void) -> Bool {
+        guard let delegateReference else { return false }
+        delegateReference._withUnsafeGuaranteedRef(body)
+        return true
+    }
     init(role: HTTP2Role, settings: HTTP2LocalSettings, allocator: ByteBufferAllocator) {
         self.role = role
         self.maxHeaderListSize = Int(settings.maxHeaderListSize)

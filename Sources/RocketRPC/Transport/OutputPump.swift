@@ -29,10 +29,12 @@ final class OutputPump {
         }
         isPumping = true
         defer { isPumping = false }
+        // Read once: each `context.channel` is an exclusivity-checked load inside NIO.
+        let channel = context.channel
         repeat {
             pumpAgain = false
-            while context.channel.isWritable {
-                var buffer = context.channel.allocator.buffer(capacity: 16 * 1024)
+            while channel.isWritable {
+                var buffer = session.allocator.buffer(capacity: 16 * 1024)
                 guard session.produceOutput(into: &buffer, limit: 256 * 1024) else { return .sessionFailed }
                 if buffer.readableBytes == 0 { break }
                 write(buffer)

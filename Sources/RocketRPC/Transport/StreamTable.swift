@@ -72,8 +72,9 @@ struct StreamTable<Value>: Sequence {
     @discardableResult
     mutating func removeValue(forKey id: Int32) -> Value? {
         guard var hole = index(of: id) else { return nil }
-        let removed = slots[hole].value
-        slots[hole] = Slot(id: 0, value: nil)
+        // Moved out and swapped, never copied: no retain or release of the values on the way.
+        let removed = slots[hole].value.take()
+        slots[hole].id = 0
         count -= 1
         // Entries after the hole in the same probe run move back if the hole lies on their way
         // from their home slot; the run then has no gap a lookup would stop at.
@@ -82,8 +83,7 @@ struct StreamTable<Value>: Sequence {
             let home = home(of: slots[next].id)
             let holeIsOnTheWay = hole <= next ? (home <= hole || home > next) : (home <= hole && home > next)
             if holeIsOnTheWay {
-                slots[hole] = slots[next]
-                slots[next] = Slot(id: 0, value: nil)
+                slots.swapAt(hole, next)
                 hole = next
             }
             next = (next + 1) & mask
