@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOPosix
 import RocketRPC
 import RocketRPCServices
 import ServerAllocator
@@ -24,15 +25,26 @@ struct RPCInterop: AsyncParsableCommand {
         @Option(help: "Address to bind.")
         var host = "127.0.0.1"
 
+        @Option(help: "Event-loop threads serving connections (default: one per core).")
+        var eventLoops: Int?
+
+        @Flag(help: "Serve UnaryCall with the generated async handler instead of the immediate one (to measure that path).")
+        var asyncUnary = false
+
+        func validate() throws {
+            if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
+        }
+
         func run() async throws {
             ServerAllocator.activate()
             LoggingSystem.bootstrap(StreamLogHandler.standardError)
             let health = HealthService(serving: [Grpc_Testing_TestService.serviceName])
-            let services: [any RPCService] = [TestServiceProvider(), health]
+            let services: [any RPCService] = [TestServiceProvider(immediateUnary: !asyncUnary), health]
             var configuration = ServerConfiguration()
             configuration.host = host
             configuration.port = port
-            let server = RPCServer(configuration: configuration, services: services + ServerReflection.services(describing: services))
+            let group = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+            let server = RPCServer(configuration: configuration, services: services + ServerReflection.services(describing: services), eventLoopGroup: group)
             try await server.start()
             // Tests read this line to learn the port.
             say("listening on \(host):\(server.localPort ?? port)")

@@ -2,16 +2,36 @@ import RocketRPC
 
 /// `grpc.testing.TestService` as gRPC's interop specification describes it: payloads of zeros of
 /// the requested sizes, echoed statuses and metadata, compression on request.
+///
+/// `UnaryCall` does nothing that waits, so it is registered as an immediate handler
+/// (``RPCRouter/unary(_:immediate:)``, the way the broker serves `SendMessage`): answered on the
+/// event loop inside the read, with no task. `immediateUnary: false` keeps the generated async
+/// registration, for measuring that path; every other method always uses it.
 struct TestServiceProvider: Grpc_Testing_TestService.ServiceProtocol {
     static let echoInitial = "x-grpc-test-echo-initial"
     static let echoTrailing = "x-grpc-test-echo-trailing-bin"
+
+    var immediateUnary = true
 
     func emptyCall(request: Grpc_Testing_Empty, context: ServerContext) async throws -> Grpc_Testing_Empty {
         echoMetadata(context)
         return Grpc_Testing_Empty()
     }
 
+    func register(into router: inout RPCRouter) {
+        registerMethods(into: &router)
+        guard immediateUnary else { return }
+        router.unary(Grpc_Testing_TestService.Method.unaryCall, immediate: {
+            (request: Grpc_Testing_SimpleRequest, context: ServerContext) -> ImmediateAnswer<Grpc_Testing_SimpleResponse> in
+            .now(try self.answerUnary(request, context: context))
+        })
+    }
+
     func unaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) async throws -> Grpc_Testing_SimpleResponse {
+        try answerUnary(request, context: context)
+    }
+
+    func answerUnary(_ request: Grpc_Testing_SimpleRequest, context: ServerContext) throws -> Grpc_Testing_SimpleResponse {
         echoMetadata(context)
         try checkCompression(expected: request.expectCompressed?.value, context: context)
         if let status = request.responseStatus, status.code != 0 {

@@ -68,10 +68,11 @@ def grpc_testing_modules():
     return grpc_bench.load_stubs()
 
 
-@pytest.fixture(scope="module")
-def interop_server():
-    """Our rpc-interop server on a free loopback port."""
-    server = Process([binary("rpc-interop"), "server", "--port", "0"], "rpc-interop-server")
+@pytest.fixture(scope="module", params=[(), ("--async-unary", "--event-loops", "1")], ids=["immediate-unary", "async-unary"])
+def interop_server(request):
+    """Our rpc-interop server on a free loopback port, with UnaryCall served both ways: by its
+    immediate handler (the default) and by the generated async handler on one event loop."""
+    server = Process([binary("rpc-interop"), "server", "--port", "0", *request.param], "rpc-interop-server")
     try:
         port = int(server.wait_for(r"listening on 127\.0\.0\.1:(\d+)").group(1))
         yield f"127.0.0.1:{port}"
