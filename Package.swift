@@ -163,6 +163,7 @@ let package = Package(
                 "ServerAllocator", "RocketProto", "RocketRPC", "RocketRPCServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             plugins: ["RocketMQCodegenPlugin"]
         ),
@@ -182,6 +183,8 @@ let package = Package(
                 "ServerAllocator", "RocketMQBroker", "RocketMQNameServer", "RocketRPCServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

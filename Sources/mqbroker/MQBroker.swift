@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import RocketMQBroker
 import RocketMQNameServer
 import RocketMQStore
@@ -54,8 +56,13 @@ struct MQBroker: AsyncParsableCommand {
     @Option(help: "CommitLog segment size in bytes (default 1 GiB).")
     var segmentSize: Int64?
 
-    @Option(help: "MiB of CommitLog kept in the page cache behind the flushed position; older pages are dropped once flushed (default 0: never dropped, the kernel decides).")
+    @Option(help: "MiB of CommitLog kept in the page cache behind the flushed position; older pages are dropped once flushed (default 1024; 0: never dropped, the kernel decides).")
     var pageCacheWindow: Int64?
+
+    static let defaultPageCacheWindowMiB: Int64 = 1024
+
+    @Option(help: "Event-loop threads serving gRPC connections (default: one per core).")
+    var eventLoops: Int?
 
     @Flag(help: "Create unknown topics and groups on first use (on in --dev).")
     var autoCreate = false
@@ -91,9 +98,14 @@ struct MQBroker: AsyncParsableCommand {
         configuration.brokerName = brokerName ?? file.brokerName ?? configuration.brokerName
         configuration.store.flushMode = flush ?? environment["ROCKETMQ_FLUSH"].flatMap(FlushMode.init(rawValue:)) ?? file.flushMode ?? .async
         if let size = segmentSize ?? file.segmentSize { configuration.store.commitLogSegmentSize = size }
-        if let window = pageCacheWindow ?? file.pageCacheWindow {
-            configuration.store.pageCacheWindow = window > 0 ? window << 20 : nil
-        }
+        // 1 GiB by default: the log's cache footprint stays bounded (page cache counts against
+        // a container's memory limit), and after the first GiB new writes reuse freed pages. On
+        // a VM whose host backs memory on first touch, a broker writing into never-used pages
+        // spent ~45% more CPU per send (5.6 -> 8.4 us, see BENCHMARKS.md); with the window it
+        // returns to 5.2-5.7 us once the window has filled.
+        let window = pageCacheWindow ?? file.pageCacheWindow ?? Self.defaultPageCacheWindowMiB
+        configuration.store.pageCacheWindow = window > 0 ? window << 20 : nil
+        logger.info("CommitLog page-cache window: \(window > 0 ? "\(window) MiB" : "off (the kernel decides)")")
         let autoCreate = dev || autoCreate || (file.autoCreate ?? false)
         configuration.autoCreateTopics = autoCreate
         configuration.autoCreateGroups = autoCreate
@@ -133,6 +145,13 @@ struct MQBroker: AsyncParsableCommand {
             background.append(RegistrarService(broker: broker, nameServers: { $0 }, configured: nameServerAddresses, waitFor: nil, logger: logger))
         }
 
+        // One loop per core unless configured. On two shared cores one loop answered h2load's
+        // SendMessage a few percent faster (less contention for the CommitLog writer) but cut
+        // the end-to-end maximum (produce and consume on one thread) by ~15%: see BENCHMARKS.md.
+        let loops = eventLoops ?? environment["ROCKETMQ_EVENT_LOOPS"].flatMap(Int.init) ?? file.eventLoops
+        if let loops, loops < 1 { throw ValidationError("event loops must be at least 1, got \(loops)") }
+        let eventLoopGroup = loops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+        logger.info("serving gRPC on \(loops ?? System.coreCount) event loops")
         let health = HealthService(serving: ["apache.rocketmq.v2.MessagingService"])
         let services: [any RPCService] = [MessagingServiceProvider(broker: broker), AdminServiceProvider(broker: broker), health]
         let server = RPCServer(
@@ -142,6 +161,7 @@ struct MQBroker: AsyncParsableCommand {
                 host: configuration.host, port: configuration.port,
                 maxReceiveMessageSize: max(16 << 20, configuration.maxBodySize * 2)),
             services: services + ServerReflection.services(describing: services),
+            eventLoopGroup: eventLoopGroup,
             logger: logger)
         let serverService = RPCServerService(server: server, onStarted: { port in
             let address = settings.routeAddress(boundPort: port)
@@ -251,6 +271,8 @@ struct BrokerFileConfig: Codable {
     var segmentSize: Int64?
     /// MiB; 0 = never dropped (see `--page-cache-window`).
     var pageCacheWindow: Int64?
+    /// Event-loop threads for gRPC connections (see `--event-loops`).
+    var eventLoops: Int?
     var autoCreate: Bool?
     var adminToken: String?
     var topics: [TopicConfig]?

@@ -170,6 +170,28 @@ def test_the_broker_runs_on_jemalloc(admin):
     broker.process.wait_for(r"memory allocator: jemalloc \d+\.\d+", timeout=5)
 
 
+def test_event_loops_and_page_cache_window_defaults_and_flags(broker_factory):
+    """By default the broker serves gRPC on one event loop per core and keeps 1 GiB of CommitLog
+    in the page cache behind the flushed position; --event-loops and --page-cache-window set them
+    (and the broker still answers); zero event loops is refused at start."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    default = broker_factory()
+    default.process.wait_for(rf"serving gRPC on {os.cpu_count()} event loops", timeout=5)
+    default.process.wait_for(r"CommitLog page-cache window: 1024 MiB", timeout=5)
+    tuned = broker_factory(extra=("--event-loops", "1", "--page-cache-window", "0"))
+    tuned.process.wait_for(r"serving gRPC on 1 event loops", timeout=5)
+    tuned.process.wait_for(r"CommitLog page-cache window: off", timeout=5)
+    with grpc.insecure_channel(tuned.endpoint) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    import subprocess
+    from conftest import binary, free_port
+    with tempfile.TemporaryDirectory() as data:
+        refused = subprocess.run([binary("mqbroker"), "--data", data, "--port", str(free_port()), "--event-loops", "0"],
+                                 capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and "event loops must be at least 1" in refused.stdout + refused.stderr
+
+
 def test_dead_letters_are_listed_redriven_once_and_messages_resent(admin):
     pb, stub, broker = admin
     stub.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="jobs", queue_count=1, permission=6, message_types=["NORMAL"])), metadata=AUTH, timeout=10)
