@@ -78,4 +78,19 @@ struct StreamReuseTests {
         }
         await h.stop()
     }
+
+    /// A connection lets a call share the previous call's metadata block when the fields are the
+    /// same byte for byte; a call whose fields differ in a value, in length or in number gets its own.
+    @Test func callsWithRepeatedOrChangedMetadataEachSeeTheirOwn() async throws {
+        let h = try await TestHarness.start()
+        for value in ["a", "a", "b", "bb", "bb", "a"] {
+            var metadata = Metadata()
+            metadata.add("x-round", value)
+            if value == "bb" { metadata.add("x-extra", "1") }
+            let echoed: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("metadata"), options: CallOptions(metadata: metadata))
+            #expect(echoed.initialMetadata.first("x-round") == value)
+            #expect(echoed.initialMetadata.first("x-extra") == (value == "bb" ? "1" : nil))
+        }
+        await h.stop()
+    }
 }

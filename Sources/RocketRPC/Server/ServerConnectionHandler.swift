@@ -26,6 +26,11 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
     @exclusivity(unchecked) private var latestStream: ServerStream?
     /// The method of the latest `:path` and its bytes: clients call one method over and over.
     @exclusivity(unchecked) private var latestPath: (bytes: [UInt8], method: ServerMethod)?
+    /// The metadata fields of the request being started, gathered in storage reused call after call.
+    @exclusivity(unchecked) private var metadataScratch = HeaderBlock()
+    /// The latest request's metadata fields: a client sends the same ones on call after call
+    /// (`user-agent`, its id), and then the new call shares this block instead of copying its own.
+    @exclusivity(unchecked) private var latestRequestFields = HeaderBlock()
     /// The latest `grpc-accept-encoding` value and what it names (see `acceptedCompression(_:)`).
     @exclusivity(unchecked) private var latestAcceptEncoding: (bytes: [UInt8], algorithms: [CompressionAlgorithm])?
     /// Closed streams kept for the next calls (see ``ServerStream/recycle()``), at most
@@ -291,6 +296,18 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
         if streams.isEmpty { scheduleFlush() }
     }
 
+    /// The fields just gathered in `metadataScratch`, as a block the call may keep: the latest
+    /// request's when they are the same (no copy), else a copy that becomes the latest.
+    private func sharedRequestFields() -> HeaderBlock {
+        if !metadataScratch.hasSameFields(as: latestRequestFields) {
+            var copy = HeaderBlock()
+            copy.reserveCapacity(for: metadataScratch)
+            copy.append(contentsOf: metadataScratch)
+            latestRequestFields = copy
+        }
+        return latestRequestFields
+    }
+
     /// A stream for a new call: a recycled one if there is one, otherwise a new one.
     private func makeStream(streamID: Int32, compression: CompressionAlgorithm?) -> ServerStream {
         if let stream = spareStreams.popLast() {
@@ -427,7 +444,7 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
         var encoding: String?
         var acceptEncoding: [CompressionAlgorithm] = []
         var timeout: Duration?
-        var requestFields = HeaderBlock()
+        metadataScratch.reset()
         headers.forEachField { index, name, value in
             if name.equals(":path") {
                 pathField = index
@@ -448,8 +465,7 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
                 // The protocol's own; never metadata.
             } else {
                 // Metadata (the remaining reserved names are dropped when it is read).
-                if requestFields.count == 0 { requestFields.reserveCapacity(for: headers) }
-                requestFields.append(name: name, value: value)
+                metadataScratch.append(name: name, value: value)
             }
         }
         guard isGRPC else {
@@ -489,7 +505,7 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
         latestStream = stream
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         let serverContext = ServerContext(
-            requestMetadata: Metadata(wireFields: requestFields),
+            requestMetadata: Metadata(wireFields: sharedRequestFields()),
             method: handler,
             deadline: deadline,
             peer: peer,

@@ -54,6 +54,11 @@ struct HeaderBlock: Sendable {
 
     init() {}
 
+    /// Whether `other` holds the same fields, in the same order, byte for byte.
+    func hasSameFields(as other: HeaderBlock) -> Bool {
+        count == other.count && bytes.withUnsafeBytes { mine in other.bytes.withUnsafeBytes { mine.equals($0) } }
+    }
+
     /// Reserves room for `byteCount` more bytes of fields (lengths included).
     mutating func reserveCapacity(adding byteCount: Int) {
         bytes.reserveCapacity(bytes.count + byteCount)
