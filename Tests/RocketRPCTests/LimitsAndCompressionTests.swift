@@ -67,6 +67,50 @@ struct LimitsAndCompressionTests {
     /// Calls on one connection that accept different encodings each get what they accept: the
     /// server keeps the latest `grpc-accept-encoding` it parsed, and must not answer a call with
     /// another call's value.
+    /// The server announces RFC 9218 (SETTINGS_NO_RFC7540_PRIORITIES = 1: no priority tree, closed
+    /// streams not retained for one) and still answers a request that carries an RFC 7540
+    /// priority signal in its HEADERS and a PRIORITY frame for a closed stream.
+    @Test func serverAnnouncesRFC9218AndIgnoresRFC7540PrioritySignals() async throws {
+        let h = try await TestHarness.start()
+        let port = h.port
+        let request = TestMessage("prioritized").serializedBytes()
+        let framed: [UInt8] = [0] + withUnsafeBytes(of: UInt32(request.count).bigEndian, Array<UInt8>.init) + request
+        let frames = await offPool { () -> [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] in
+            guard let c = try? RawConnection(port: port) else { return [] }
+            let headers = hpackLiteralFields([
+                (":method", "POST"), (":scheme", "http"), (":path", "/rocketrpc.test.Echo/Get"), (":authority", "localhost"),
+                ("content-type", "application/grpc"), ("te", "trailers"),
+            ])
+            // END_HEADERS | PRIORITY: depends on stream 0, weight 200.
+            let prioritized = http2Frame(type: 1, flags: 0x4 | 0x20, stream: 1, [0, 0, 0, 0, 200] + headers)
+            let data = http2Frame(type: 0, flags: 0x1, stream: 1, framed)
+            c.send(BadInputTests.preface + BadInputTests.emptySettings + prioritized + data)
+            let answered = { (bytes: [UInt8]) in parseFrames(bytes).contains { $0.type == 1 && $0.stream == 1 && $0.flags & 0x1 != 0 } }
+            var bytes = c.read(until: answered)
+            // A PRIORITY frame for the stream that just closed, then a second call on stream 3.
+            let second = http2Frame(type: 1, flags: 0x4, stream: 3, headers) + http2Frame(type: 0, flags: 0x1, stream: 3, framed)
+            c.send(http2Frame(type: 2, flags: 0, stream: 1, [0, 0, 0, 0, 16]) + second)
+            bytes += c.read(until: { parseFrames(bytes + $0).contains { $0.type == 1 && $0.stream == 3 && $0.flags & 0x1 != 0 } })
+            return parseFrames(bytes)
+        }
+        let settings = frames.first { $0.type == 4 && $0.flags & 0x1 == 0 }?.payload ?? []
+        var entries: [(id: UInt16, value: UInt32)] = []
+        for i in stride(from: 0, to: settings.count - 5, by: 6) {
+            let id = UInt16(settings[i]) << 8 | UInt16(settings[i + 1])
+            var value: UInt32 = 0
+            for byte in settings[(i + 2)..<(i + 6)] { value = value << 8 | UInt32(byte) }
+            entries.append((id, value))
+        }
+        #expect(entries.contains { $0.id == 0x9 && $0.value == 1 }, "SETTINGS_NO_RFC7540_PRIORITIES = 1 in \(entries)")
+        for stream: UInt32 in [1, 3] {
+            #expect(frames.contains { $0.type == 0 && $0.stream == stream && $0.payload.count > 5 }, "stream \(stream) got its response message")
+            #expect(frames.contains { $0.type == 1 && $0.stream == stream && $0.flags & 0x1 != 0 }, "stream \(stream) got its trailers")
+            #expect(!frames.contains { $0.type == 3 && $0.stream == stream }, "stream \(stream) not reset")
+        }
+        #expect(!frames.contains { $0.type == 7 }, "no GOAWAY")
+        await h.stop()
+    }
+
     @Test func eachCallOnAConnectionIsAnsweredInTheEncodingsItAccepts() async throws {
         let h = try await TestHarness.start()
         let port = h.port

@@ -261,6 +261,9 @@ extension NGHTTP2Session {
         defer { nghttp2_option_del(option) }
         nghttp2_option_set_no_auto_window_update(option, 1)
         nghttp2_option_set_max_send_header_block_length(option, 1 << 20)
+        // gRPC has no use for RFC 7540 priorities: no dependency tree, and closed streams are
+        // dropped at once instead of being kept for it (see the SETTINGS below).
+        nghttp2_option_set_no_closed_streams(option, 1)
         let userData = Unmanaged.passUnretained(self).toOpaque()
         var session: OpaquePointer?
         switch role {
@@ -274,6 +277,8 @@ extension NGHTTP2Session {
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialStreamWindow),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: settings.maxFrameSize),
+            // RFC 9218: streams are scheduled by urgency (all equal for gRPC), not by a priority tree.
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
         ]
         if role == .client {
             iv.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
