@@ -73,14 +73,10 @@ struct LimitsAndCompressionTests {
     @Test func serverAnnouncesRFC9218AndIgnoresRFC7540PrioritySignals() async throws {
         let h = try await TestHarness.start()
         let port = h.port
-        let request = TestMessage("prioritized").serializedBytes()
-        let framed: [UInt8] = [0] + withUnsafeBytes(of: UInt32(request.count).bigEndian, Array<UInt8>.init) + request
+        let framed = grpcFramed(TestMessage("prioritized"))
         let frames = await offPool { () -> [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] in
             guard let c = try? RawConnection(port: port) else { return [] }
-            let headers = hpackLiteralFields([
-                (":method", "POST"), (":scheme", "http"), (":path", "/rocketrpc.test.Echo/Get"), (":authority", "localhost"),
-                ("content-type", "application/grpc"), ("te", "trailers"),
-            ])
+            let headers = grpcRequestHeaders(path: "/rocketrpc.test.Echo/Get")
             // END_HEADERS | PRIORITY: depends on stream 0, weight 200.
             let prioritized = http2Frame(type: 1, flags: 0x4 | 0x20, stream: 1, [0, 0, 0, 0, 200] + headers)
             let data = http2Frame(type: 0, flags: 0x1, stream: 1, framed)

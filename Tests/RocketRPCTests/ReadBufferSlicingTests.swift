@@ -45,14 +45,10 @@ struct ReadBufferSlicingTests {
     @Test func aUnaryRequestWhoseEndArrivesInALaterReadIsAnswered() async throws {
         let h = try await TestHarness.start()
         let port = h.port
-        let request = TestMessage("across reads").serializedBytes()
-        let framed: [UInt8] = [0] + withUnsafeBytes(of: UInt32(request.count).bigEndian, Array<UInt8>.init) + request
+        let framed = grpcFramed(TestMessage("across reads"))
         let frames = await offPool { () -> [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] in
             guard let c = try? RawConnection(port: port) else { return [] }
-            let headers = hpackLiteralFields([
-                (":method", "POST"), (":scheme", "http"), (":path", "/rocketrpc.test.Echo/Get"), (":authority", "localhost"),
-                ("content-type", "application/grpc"), ("te", "trailers"),
-            ])
+            let headers = grpcRequestHeaders(path: "/rocketrpc.test.Echo/Get")
             c.send(BadInputTests.preface + BadInputTests.emptySettings + http2Frame(type: 1, flags: 0x4, stream: 1, headers) + http2Frame(type: 0, flags: 0, stream: 1, framed))
             Thread.sleep(forTimeInterval: 0.1)
             c.send(http2Frame(type: 0, flags: 0x1, stream: 1, []))

@@ -95,6 +95,20 @@ func hpackLiteralFields(_ fields: [(String, String)]) -> [UInt8] {
     return bytes
 }
 
+/// The HEADERS block of a gRPC request for `path` (HPACK literals), as raw-frame tests send it.
+func grpcRequestHeaders(path: String) -> [UInt8] {
+    hpackLiteralFields([
+        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"),
+        ("content-type", "application/grpc"), ("te", "trailers"),
+    ])
+}
+
+/// `message` serialized and gRPC-framed (uncompressed, 5-byte length prefix).
+func grpcFramed(_ message: TestMessage) -> [UInt8] {
+    let bytes = message.serializedBytes()
+    return [0] + withUnsafeBytes(of: UInt32(bytes.count).bigEndian, Array<UInt8>.init) + bytes
+}
+
 /// HTTP/2 frames in `bytes` as (type, flags, streamID, payload); stops at a partial frame.
 func parseFrames(_ bytes: [UInt8]) -> [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] {
     var frames: [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] = []
