@@ -64,9 +64,6 @@ struct LimitsAndCompressionTests {
         await h.stop()
     }
 
-    /// Calls on one connection that accept different encodings each get what they accept: the
-    /// server keeps the latest `grpc-accept-encoding` it parsed, and must not answer a call with
-    /// another call's value.
     /// The server announces RFC 9218 (SETTINGS_NO_RFC7540_PRIORITIES = 1: no priority tree, closed
     /// streams not retained for one) and still answers a request that carries an RFC 7540
     /// priority signal in its HEADERS and a PRIORITY frame for a closed stream.
@@ -107,6 +104,48 @@ struct LimitsAndCompressionTests {
         await h.stop()
     }
 
+    /// Under RFC 9218 every request stream is incremental: a stream opened later gets DATA frames
+    /// in turn with an older one that has much more to send, instead of waiting for all of it
+    /// (non-incremental streams of one urgency go oldest first). Large windows, so that flow
+    /// control does not interleave the streams by itself.
+    @Test(arguments: ["streaming", "unary"])
+    func aLaterStreamIsNotStarvedByAnOlderOneWithMoreToSend(_ kind: String) async throws {
+        let h = try await TestHarness.start()
+        // A server-streaming reply written as one 1 MiB message, or a unary reply of 1 MiB.
+        let largeRequest = kind == "streaming"
+            ? (path: "/rocketrpc.test.Echo/Expand", message: TestMessage("1:1048576:1"))
+            : (path: "/rocketrpc.test.Echo/Get", message: TestMessage("big:1048576"))
+        let port = h.port
+        let frames = await offPool { () -> [(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8])] in
+            guard let c = try? RawConnection(port: port) else { return [] }
+            let window: [UInt8] = [0x01, 0, 0, 0]  // 16 MiB
+            let settings = http2Frame(type: 4, flags: 0, stream: 0, [0, 4] + window)  // INITIAL_WINDOW_SIZE
+            let connectionWindow = http2Frame(type: 8, flags: 0, stream: 0, window)
+            let headers = grpcRequestHeaders(path: "/rocketrpc.test.Echo/Expand")
+            // Stream 1: a 1 MiB reply, queued at once; stream 3: a small one.
+            let large = http2Frame(type: 1, flags: 0x4, stream: 1, grpcRequestHeaders(path: largeRequest.path))
+                + http2Frame(type: 0, flags: 0x1, stream: 1, grpcFramed(largeRequest.message))
+            let small = http2Frame(type: 1, flags: 0x4, stream: 3, headers) + http2Frame(type: 0, flags: 0x1, stream: 3, grpcFramed(TestMessage("1:100")))
+            c.send(BadInputTests.preface + settings + connectionWindow + large + small)
+            let ended = { (bytes: [UInt8]) in Set(parseFrames(bytes).filter { $0.type == 1 && $0.flags & 0x1 != 0 }.map(\.stream)).count == 2 }
+            return parseFrames(c.read(timeout: .seconds(10), until: ended))
+        }
+        let data = frames.enumerated().filter { $0.element.type == 0 && !$0.element.payload.isEmpty }
+        let largeFrames = data.filter { $0.element.stream == 1 }.map(\.offset)
+        let smallFrame = data.first { $0.element.stream == 3 }?.offset
+        #expect(largeFrames.count > 8, "the 1 MiB reply spans many DATA frames")
+        if let smallFrame, let lastLarge = largeFrames.last {
+            #expect(smallFrame < lastLarge, "stream 3's reply waited for all of stream 1's")
+            #expect(largeFrames.filter { $0 < smallFrame }.count <= 4, "stream 3 got its turn early")
+        } else {
+            Issue.record("missing DATA: \(data.count) frames")
+        }
+        await h.stop()
+    }
+
+    /// Calls on one connection that accept different encodings each get what they accept: the
+    /// server keeps the latest `grpc-accept-encoding` it parsed, and must not answer a call with
+    /// another call's value.
     @Test func eachCallOnAConnectionIsAnsweredInTheEncodingsItAccepts() async throws {
         let h = try await TestHarness.start()
         let port = h.port

@@ -27,6 +27,8 @@ final class ServerStream: InboundWindow {
     /// request has ended (no task, no closure until then).
     @exclusivity(unchecked) var pendingStart: ServerContext?
     @exclusivity(unchecked) private(set) var headersSent = false
+    /// Its DATA takes turns with other streams' (see ``shareTurns()``).
+    @exclusivity(unchecked) private var incremental = false
     /// The status has been queued (or the stream was reset); nothing more is sent.
     @exclusivity(unchecked) private(set) var finished = false
     @exclusivity(unchecked) var task: Task<Void, Never>?
@@ -40,6 +42,9 @@ final class ServerStream: InboundWindow {
         self.inbound = InboundMessageBuffer(maxMessageSize: maxReceiveMessageSize, compression: compression)
         inbound.window = self
     }
+
+    /// What one DATA frame carries at least (RFC 9113's smallest SETTINGS_MAX_FRAME_SIZE).
+    private static let oneFrame = 16_384
 
     /// What uses of a call that has ended get (built once: `finish` and `recycle` hand it out for every call).
     private static let callIsOver = RPCError(code: .cancelled, message: "the call is already over")
@@ -62,6 +67,7 @@ final class ServerStream: InboundWindow {
     func reuse(streamID: Int32, maxReceiveMessageSize: Int, compression: CompressionAlgorithm?) {
         self.streamID = streamID
         headersSent = false
+        incremental = false
         finished = false
         inbound.reset(maxMessageSize: maxReceiveMessageSize, compression: compression)
     }
@@ -93,12 +99,23 @@ final class ServerStream: InboundWindow {
         connection.session.submitResponse(streamID: streamID, headers: responseHeaders(compression: compression, metadata: metadata), body: outbound)
     }
 
+    /// A response of more than one DATA frame takes turns with other streams' frames. Under RFC
+    /// 9218 (the server's scheduling, see `createRawSession`) streams of one urgency that are not
+    /// incremental go oldest first, so a large or streaming response would hold back every call
+    /// opened after it. A reply that fits one frame (the usual unary answer) skips the call.
+    private func shareTurns() {
+        guard !incremental else { return }
+        incremental = true
+        connection.session.makeIncremental(streamID: streamID)
+    }
+
     /// Queues one framed response message (sending the headers first if needed).
     func write(_ framed: ByteBuffer, compression: CompressionAlgorithm?, metadata: Metadata, promise: EventLoopPromise<Void>) {
         guard !finished else {
             promise.fail(Self.callIsOver)
             return
         }
+        shareTurns()
         sendHeadersIfNeeded(compression: compression, metadata: metadata)
         outbound.enqueue(framed, promise: promise)
         connection.session.resumeData(streamID: streamID, queue: outbound)
@@ -128,6 +145,7 @@ final class ServerStream: InboundWindow {
             headers.append(contentsOf: statusFields.strings)
             connection.session.submitResponse(streamID: streamID, headers: .fields(headers), body: nil)
         } else {
+            if let finalMessage, finalMessage.count > Self.oneFrame { shareTurns() }
             sendHeadersIfNeeded(compression: compression, metadata: responseMetadata)
             if let finalMessage { outbound.append(finalMessage) }
             outbound.trailers = statusFields

@@ -277,10 +277,17 @@ extension NGHTTP2Session {
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: settings.initialStreamWindow),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: settings.maxHeaderListSize),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_FRAME_SIZE.rawValue), value: settings.maxFrameSize),
-            // RFC 9218: streams are scheduled by urgency (all equal for gRPC), not by a priority tree.
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
         ]
-        if role == .client {
+        switch role {
+        case .server:
+            // RFC 9218: no priority tree (gRPC never uses RFC 7540 priorities, and nghttp2 kept
+            // one per stream). A response of more than one DATA frame is made incremental
+            // (`makeIncremental`, from `ServerStream`), so streams take turns frame by frame as
+            // they did under RFC 7540; otherwise they would go oldest first.
+            iv.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1))
+        case .client:
+            // A client session cannot set its own streams' RFC 9218 priority in nghttp2 (only
+            // signal it to the server), so it keeps RFC 7540's fair sharing between requests.
             iv.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
         }
         _ = iv.withUnsafeBufferPointer { nghttp2_submit_settings(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress, $0.count) }
@@ -349,6 +356,13 @@ extension NGHTTP2Session {
             return withHeaderFields(headers) { nghttp2_submit_response(raw, streamID, $0, $1, &provider) } == 0
         }
         return withHeaderFields(headers) { nghttp2_submit_response(raw, streamID, $0, $1, nil) } == 0
+    }
+
+    /// Server side: lets `streamID`'s DATA take turns with other streams' (RFC 9218 incremental,
+    /// default urgency) instead of going before every stream opened after it.
+    func makeIncremental(streamID: Int32) {
+        var priority = nghttp2_extpri(urgency: UInt32(NGHTTP2_EXTPRI_DEFAULT_URGENCY), inc: 1)
+        _ = nghttp2_session_change_extpri_stream_priority(raw, streamID, &priority, 0)
     }
 
     /// Starts a request stream whose body is pulled from `body`.

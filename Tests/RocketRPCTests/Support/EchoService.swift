@@ -26,6 +26,10 @@ struct EchoService: RPCService {
         let recorder = self.recorder
         router.unary(Self.get) { (request: TestMessage, context: ServerContext) -> TestMessage in
             let text = request.payload.count < 200 ? request.text : ""
+            // "big:N" answers with an N-byte payload.
+            if text.hasPrefix("big:"), let size = Int(text.dropFirst(4)) {
+                return TestMessage(payload: [UInt8](repeating: 7, count: size))
+            }
             if text.hasPrefix("fail:") {
                 let parts = text.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
                 let code = StatusCode(rawValue: Int(parts[1]) ?? 2) ?? .unknown
