@@ -55,10 +55,15 @@ grpc_h2() { h2 -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/r
 # The target pair runs ROUNDS times, alternating, and each side's median counts: on two shared
 # cores one run swings by ±10%.
 ROUNDS=${ROUNDS:-3}
+[ "$ROUNDS" -ge 1 ] || { echo "ROUNDS must be at least 1" >&2; exit 2; }
 cpu0=$(cpu_seconds "$ours")
 for r in $(seq 1 "$ROUNDS"); do
-  grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt"
-  h2 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd-$r.txt"
+  # ABBA: which server goes first alternates, so drift within a round favours neither.
+  if [ $((r % 2)) = 1 ]; then
+    grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt"; h2 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd-$r.txt"
+  else
+    h2 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd-$r.txt"; grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt"
+  fi
 done
 cpu_ours_h2=$(python3 -c "print(($(cpu_seconds "$ours") - $cpu0) / $ROUNDS)")
 grpc_h2 "$oursn_port" > "$work/h2-oursn.txt"

@@ -104,6 +104,9 @@ struct MQBroker: AsyncParsableCommand {
         // spent ~45% more CPU per send (5.6 -> 8.4 us, see BENCHMARKS.md); with the window it
         // returns to 5.2-5.7 us once the window has filled.
         let window = pageCacheWindow ?? file.pageCacheWindow ?? Self.defaultPageCacheWindowMiB
+        guard (0...(Int64.max >> 20)).contains(window) else {
+            throw ValidationError("page-cache window must be 0 (off) or a positive number of MiB, got \(window)")
+        }
         configuration.store.pageCacheWindow = window > 0 ? window << 20 : nil
         logger.info("CommitLog page-cache window: \(window > 0 ? "\(window) MiB" : "off (the kernel decides)")")
         let autoCreate = dev || autoCreate || (file.autoCreate ?? false)
@@ -148,7 +151,11 @@ struct MQBroker: AsyncParsableCommand {
         // One loop per core unless configured. On two shared cores one loop answered h2load's
         // SendMessage a few percent faster (less contention for the CommitLog writer) but cut
         // the end-to-end maximum (produce and consume on one thread) by ~15%: see BENCHMARKS.md.
-        let loops = eventLoops ?? environment["ROCKETMQ_EVENT_LOOPS"].flatMap(Int.init) ?? file.eventLoops
+        let loopsFromEnvironment = try environment["ROCKETMQ_EVENT_LOOPS"].map { value in
+            guard let loops = Int(value) else { throw ValidationError("ROCKETMQ_EVENT_LOOPS must be a number, got \(value)") }
+            return loops
+        }
+        let loops = eventLoops ?? loopsFromEnvironment ?? file.eventLoops
         if let loops, loops < 1 { throw ValidationError("event loops must be at least 1, got \(loops)") }
         let eventLoopGroup = loops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
         logger.info("serving gRPC on \(loops ?? System.coreCount) event loops")

@@ -173,7 +173,8 @@ def test_the_broker_runs_on_jemalloc(admin):
 def test_event_loops_and_page_cache_window_defaults_and_flags(broker_factory):
     """By default the broker serves gRPC on one event loop per core and keeps 1 GiB of CommitLog
     in the page cache behind the flushed position; --event-loops and --page-cache-window set them
-    (and the broker still answers); zero event loops is refused at start."""
+    (and the broker still answers); zero or non-numeric event loops and a negative window are
+    refused at start."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     default = broker_factory()
     default.process.wait_for(rf"serving gRPC on {os.cpu_count()} event loops", timeout=5)
@@ -186,10 +187,15 @@ def test_event_loops_and_page_cache_window_defaults_and_flags(broker_factory):
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
     import subprocess
     from conftest import binary, free_port
-    with tempfile.TemporaryDirectory() as data:
-        refused = subprocess.run([binary("mqbroker"), "--data", data, "--port", str(free_port()), "--event-loops", "0"],
-                                 capture_output=True, text=True, timeout=30)
-    assert refused.returncode != 0 and "event loops must be at least 1" in refused.stdout + refused.stderr
+    for extra, env, says in [
+        (["--event-loops", "0"], {}, "event loops must be at least 1"),
+        ([], {"ROCKETMQ_EVENT_LOOPS": "two"}, "ROCKETMQ_EVENT_LOOPS must be a number"),
+        (["--page-cache-window=-5"], {}, "page-cache window must be 0 (off) or a positive number of MiB"),
+    ]:
+        with tempfile.TemporaryDirectory() as data:
+            refused = subprocess.run([binary("mqbroker"), "--data", data, "--port", str(free_port()), *extra],
+                                     capture_output=True, text=True, timeout=30, env={**os.environ, **env})
+        assert refused.returncode != 0 and says in refused.stdout + refused.stderr, (extra, env, refused.stderr[-500:])
 
 
 def test_dead_letters_are_listed_redriven_once_and_messages_resent(admin):

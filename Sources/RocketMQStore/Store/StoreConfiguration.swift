@@ -29,8 +29,9 @@ public struct StoreConfiguration: Sendable {
     /// restart. It bounds the log's cache footprint and lets new pages reuse freed ones, which
     /// pays where a never-used page is expensive (a VM whose memory the host backs on first
     /// touch: the broker's CPU per send fell 20% past the window) and costs the drop itself
-    /// elsewhere (the store's raw append benchmark lost ~10%). `nil` (default): never dropped,
-    /// the kernel decides, as RocketMQ does.
+    /// elsewhere (the store's raw append benchmark lost ~10%). `nil` (this type's default):
+    /// never dropped, the kernel decides, as RocketMQ does. `mqbroker` sets 1 GiB unless
+    /// configured (`--page-cache-window`).
     public var pageCacheWindow: Int64?
     /// Sync flush: an append whose covering `fdatasync` has not returned by then fails with
     /// `StoreError.flushTimeout`. Default 5 s.
