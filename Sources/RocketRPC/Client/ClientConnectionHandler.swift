@@ -38,7 +38,7 @@ final class ClientConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
         self.logger = logger
         self.onGoAway = onGoAway
         super.init()
-        self.session.delegate = self
+        self.session.attach(self)
     }
 
     /// Opens a stream for `stream` with request `headers`; its body comes from `stream.outbound`.

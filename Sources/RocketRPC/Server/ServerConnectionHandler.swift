@@ -68,7 +68,7 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
         self.logger = logger
         self.session = NGHTTP2Session(role: .server, settings: configuration.http2Settings, allocator: allocator)
         super.init()
-        self.session.delegate = self
+        self.session.attach(self)
         self.session.slicesReceivedData = true
     }
 

@@ -15,10 +15,6 @@ final class NGHTTP2Session {
     /// The connection handler that owns this session (and so always outlives it), unretained: no
     /// weak-reference load and no retain on the nghttp2 callbacks (see ``withDelegate(_:)``).
     @exclusivity(unchecked) private var delegateReference: Unmanaged<NGHTTP2SessionDelegate>?
-    var delegate: NGHTTP2SessionDelegate? {
-        get { delegateReference?.takeUnretainedValue() }
-        set { delegateReference = newValue.map { Unmanaged.passUnretained($0) } }
-    }
     /// The C session; `nil` only if nghttp2 failed to allocate.
     @exclusivity(unchecked) var raw: OpaquePointer?
     @exclusivity(unchecked) var outbound = StreamTable<OutboundDataQueue>()
@@ -37,6 +33,12 @@ final class NGHTTP2Session {
     /// During ``receive(_:)`` with `slicesReceivedData`: the buffer nghttp2 is parsing and the
     /// address of its first readable byte, which DATA chunk pointers are measured from.
     @exclusivity(unchecked) var receiving: (buffer: ByteBuffer, base: UnsafeRawPointer)?
+
+    /// Makes `delegate` (the connection handler that owns this session) the receiver of what
+    /// the session parses.
+    func attach(_ delegate: NGHTTP2SessionDelegate) {
+        delegateReference = Unmanaged.passUnretained(delegate)
+    }
 
     /// Runs `body` with the delegate, if there is one, without retaining it: the delegate owns
     /// this session, so it is alive whenever nghttp2 calls back (only from inside our own calls).
