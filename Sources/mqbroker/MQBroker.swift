@@ -158,7 +158,7 @@ struct MQBroker: AsyncParsableCommand {
         let loops = eventLoops ?? loopsFromEnvironment ?? file.eventLoops
         if let loops, loops < 1 { throw ValidationError("event loops must be at least 1, got \(loops)") }
         let eventLoopGroup = loops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
-        logger.info("serving gRPC on \(loops ?? System.coreCount) event loops")
+        logger.info("serving gRPC on \(loops ?? NIOSingletons.groupLoopCountSuggestion) event loops")
         let health = HealthService(serving: ["apache.rocketmq.v2.MessagingService"])
         let services: [any RPCService] = [MessagingServiceProvider(broker: broker), AdminServiceProvider(broker: broker), health]
         let server = RPCServer(
