@@ -57,7 +57,8 @@ public struct RPCRouter: Sendable {
     /// `.later`. It returns ``ImmediateAnswer/now(_:)`` when the response is
     /// ready (no `Task` is created for the call: the cheapest way to serve a request), or
     /// ``ImmediateAnswer/later(_:)`` with the work that has to wait (run in a task, as a
-    /// `unary(_:_:)` handler is). A thrown error ends the call as from any handler. With
+    /// `unary(_:_:)` handler is), or ``ImmediateAnswer/callback(_:)`` when the answer comes
+    /// from a callback (no task at all). A thrown error ends the call as from any handler. With
     /// `ServerConfiguration.runHandlersOnEventLoop` off, the handler runs in the call's task.
     @inlinable
     public mutating func unary<Req: ProtoMessage, Resp: ProtoMessage>(
@@ -69,6 +70,8 @@ public struct RPCRouter: Sendable {
             switch consume answer {
             case .now(let response): return .now(response.serializedBytes())
             case .later(let work): return .later { try await work().serializedBytes() }
+            case .callback(let start):
+                return .callback { done in start { result in done(result.map { $0.serializedBytes() }) } }
             }
         }
         // Off the event loop the same answer is taken in the call's task.

@@ -400,6 +400,13 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
             guard context != nil, let taskExecutor else { return }
             let task = Task.immediate(executorPreference: taskExecutor) { await call.runLater(work) }
             if !stream.finished { stream.task = task }
+        case .callback(let start):
+            start { result in
+                switch result {
+                case .success(let response): call.finish(status: nil, finalMessage: response)
+                case .failure(let error): call.fail(with: error)
+                }
+            }
         }
     }
 

@@ -38,13 +38,16 @@ final class ServerMethod: Sendable {
 enum ErasedAnswer: Sendable {
     case now([UInt8])
     case later(@Sendable () async throws -> [UInt8])
+    case callback(@Sendable (_ done: @escaping @Sendable (Result<[UInt8], any Error>) -> Void) -> Void)
 
-    /// The response, running the deferred work if there is any.
+    /// The response, running the deferred work (or awaiting the callback) if there is any.
     @usableFromInline
     func response() async throws -> [UInt8] {
         switch self {
         case .now(let response): return response
         case .later(let work): return try await work()
+        case .callback(let start):
+            return try await withCheckedThrowingContinuation { continuation in start { continuation.resume(with: $0) } }
         }
     }
 }
@@ -55,4 +58,11 @@ public enum ImmediateAnswer<Response: Sendable>: Sendable {
     case now(Response)
     /// The rest of the work, which may suspend: run in a `Task` like any handler's.
     case later(@Sendable () async throws -> Response)
+    /// The answer comes later through a callback, with no `Task`: `start` runs at once and
+    /// must call `done` exactly once, on any thread (the response is encoded there, then sent
+    /// from the connection's event loop). For work that completes by callback anyway, such as
+    /// waiting for a disk sync that a dedicated thread reports. Unlike `.later`, nothing is
+    /// cancelled when the call ends early (a reset or a deadline): `done` then finds the call
+    /// over and its answer is dropped.
+    case callback(@Sendable (_ done: @escaping @Sendable (Result<Response, any Error>) -> Void) -> Void)
 }
