@@ -218,6 +218,20 @@ public final class Broker: Sendable {
         }
     }
 
+    /// `append(_: EncodedMessage)` with its outcome passed to `completion` (see
+    /// `MessageStore.append(_:completion:)`: with sync flush it runs on the store's flusher thread).
+    func append(_ message: EncodedMessage, completion: @escaping @Sendable (Result<AppendResult, BrokerError>) -> Void) {
+        store.append(message) { [arrivals] outcome in
+            switch outcome {
+            case .success(let result):
+                arrivals.signal(message.topic, queueId: message.queueId)
+                completion(.success(result))
+            case .failure(let error):
+                completion(.failure(BrokerError(error)))
+            }
+        }
+    }
+
     /// `append(_: EncodedMessage)` without suspending, when the store's appends complete once
     /// written (async flush); `nil` (nothing appended) when they wait for a sync.
     func appendWithoutWaiting(_ message: EncodedMessage) throws(BrokerError) -> AppendResult? {

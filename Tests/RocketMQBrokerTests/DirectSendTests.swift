@@ -100,7 +100,9 @@ struct DirectSendTests {
     @Test("a message sent directly reads back, and is found by key and id, as one sent the generated way")
     func readsBackLikeGeneratedPath() async throws {
         try await eachDirectSend { broker, provider, name, m, type, bytes, direct in
-            let response = try Apache_Rocketmq_V2_SendMessageResponse(serializedBytes: await provider.send(direct, in: bytes).bytes)
+            let response = try Apache_Rocketmq_V2_SendMessageResponse(serializedBytes: await withCheckedContinuation { done in
+                provider.send(direct, in: bytes) { done.resume(returning: $0) }
+            }.bytes)
             #expect(response.status == .ok, "\(name)")
             let entry = try #require(response.entries.first)
             let read = try broker.store.messages(topic: m.topic?.name ?? "", queueId: direct.encoded.queueId, from: entry.offset, maxCount: 1)

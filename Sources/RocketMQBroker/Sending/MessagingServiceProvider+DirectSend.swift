@@ -14,7 +14,8 @@ extension MessagingServiceProvider {
     public func register(into router: inout RPCRouter) {
         registerMethods(into: &router)
         // Immediate: with async flush the usual send is answered inside the read that brought
-        // it, with no task (the store's append does not wait); everything else is deferred.
+        // it, with no task (the store's append does not wait); with sync flush, from the group
+        // commit's callback (no task either); everything else is deferred to a task.
         router.unary(Apache_Rocketmq_V2_MessagingService.Method.sendMessage, immediate: {
             (request: SendMessageRequestBytes, context: ServerContext) -> ImmediateAnswer<SendMessageResponseBytes> in
             self.answerSend(request, context: context)
@@ -30,7 +31,8 @@ extension MessagingServiceProvider {
         let bytes = request.bytes
         do {
             guard let result = try broker.appendWithoutWaiting(direct.encoded) else {
-                return .later { await self.send(direct, in: bytes) }
+                // Sync flush: answered from the group commit's callback, with no task.
+                return .callback { done in self.send(direct, in: bytes) { done(.success($0)) } }
             }
             return .now(answer(.success(result), for: direct, in: bytes))
         } catch {
@@ -44,12 +46,10 @@ extension MessagingServiceProvider {
         var messageId: Range<Int>
     }
 
-    func send(_ direct: DirectSend, in bytes: [UInt8]) async -> SendMessageResponseBytes {
-        do {
-            return answer(.success(try await broker.append(direct.encoded)), for: direct, in: bytes)
-        } catch {
-            return answer(.failure(error), for: direct, in: bytes)
-        }
+    /// Appends a direct send and passes its answer to `completion`: at once, or (sync flush) from
+    /// the store's flusher thread once the group commit covering it returned.
+    func send(_ direct: DirectSend, in bytes: [UInt8], completion: @escaping @Sendable (SendMessageResponseBytes) -> Void) {
+        broker.append(direct.encoded) { outcome in completion(self.answer(outcome, for: direct, in: bytes)) }
     }
 
     /// The answer to a direct send: the stored offset and the message id, or the error's status.

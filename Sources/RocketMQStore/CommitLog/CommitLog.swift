@@ -34,11 +34,22 @@ final class CommitLog: @unchecked Sendable {
     private var mapping: SegmentWriteMapping?
     private let logger: Logger
 
-    /// Whether appends `memcpy` into a mapping of the segment (`SegmentWriteMapping`) or
-    /// `pwrite`. Mapped writes avoid a syscall per record, which wins for async flush; with
-    /// sync flush every `fdatasync` would have to write-protect the mapped pages (a TLB
-    /// shootdown each), so there `pwrite` is faster.
+    /// Whether appends `memcpy` into a mapping of the segment (`SegmentWriteMapping`) or are
+    /// staged in memory and written by the flusher (`StagedWrites`). Mapped writes avoid a
+    /// syscall per record, which wins for async flush; with sync flush every `fdatasync` would
+    /// have to write-protect the mapped pages (a TLB shootdown each, then a fault per page
+    /// written again), so there one `pwrite` per group, by the flusher, is cheaper.
     let mappedWrites: Bool
+    /// Sync flush: records waiting for the flusher's `pwrite` (unused with mapped writes).
+    private let staged = StagedWrites()
+    /// Sync flush: bytes of `current` below this offset (segment-relative) are prepared: written
+    /// as zeros, so the file system has reserved their blocks (a full disk fails the append
+    /// that needs them, before anything is dispatched, not the flusher's later `pwrite`), and,
+    /// once synced, overwriting them changes no metadata (an `fdatasync` that must also write
+    /// the inode for newly allocated blocks takes a third longer here).
+    private var prepared = 0
+    /// Zeros prepared at a time with sync flush.
+    static let prepareStep = 256 << 10
     /// See `StoreConfiguration.pageCacheWindow`.
     let pageCacheWindow: Int64?
     /// Below this offset the log's pages have been dropped from the page cache (flusher only).
@@ -140,12 +151,15 @@ final class CommitLog: @unchecked Sendable {
         let physicalOffset = position
         let at = Int(physicalOffset - segment.start)
         guard mappedWrites else {
-            current = segment
-            try StoreError.catching {
-                try record.withUnsafeMutableBytes { raw in
-                    seal(raw, physicalOffset)
-                    try segment.file.write(UnsafeRawBufferPointer(raw), at: Int64(at))
-                }
+            if current !== segment {
+                current = segment
+                // The page holding `at` may hold earlier records: preparation starts above it.
+                prepared = min(Int(segmentSize), (at + 4095) / 4096 * 4096)
+            }
+            try prepare(segment, upTo: at + record.count)
+            record.withUnsafeMutableBytes { raw in
+                seal(raw, physicalOffset)
+                staged.add(UnsafeRawBufferPointer(raw), segment: segment, at: physicalOffset)
             }
             readable.store(physicalOffset + size, ordering: .releasing)
             return physicalOffset
@@ -166,6 +180,19 @@ final class CommitLog: @unchecked Sendable {
         return physicalOffset
     }
 
+    /// Writes zeros from `prepared` a stretch at a time until `end` (segment-relative) is
+    /// covered. Only bytes past the log's end are zeroed: never the page the writer started
+    /// this segment in, and always before a record is staged there.
+    private func prepare(_ segment: CommitLogSegment, upTo end: Int) throws(StoreError) {
+        while prepared < end && prepared < Int(segmentSize) {
+            let to = min(Int(segmentSize), prepared + Self.prepareStep)
+            try SegmentWriteMapping.zeros(count: to - prepared) { (zeros) throws(StoreError) in
+                try segment.file.write(zeros, at: Int64(prepared))
+            }
+            prepared = to
+        }
+    }
+
     /// Marks everything below `end` written and dispatched, for the flusher and the checkpoint.
     func publish(upTo end: Int64) {
         written.store(end, ordering: .releasing)
@@ -178,6 +205,7 @@ final class CommitLog: @unchecked Sendable {
         let target = written.load(ordering: .acquiring)
         let from = flushed.load(ordering: .relaxed)
         guard target > from else { return from }
+        if !mappedWrites { try staged.writeOut() }
         for s in segments(overlapping: from..<target) { try s.file.sync() }
         flushed.store(target, ordering: .releasing)
         dropBehind(flushedTo: target)
@@ -206,6 +234,9 @@ final class CommitLog: @unchecked Sendable {
         guard offset >= 0, size > 0, offset + Int64(size) <= readablePosition,
               let segment = segment(containing: offset), offset + Int64(size) <= segment.end
         else { throw .offsetOutOfRange(physicalOffset: offset) }
+        if !mappedWrites, let bytes = try staged.read(at: offset, count: size, file: segment.file, fileOffset: offset - segment.start) {
+            return bytes
+        }
         let bytes = try segment.file.read(count: size, at: offset - segment.start)
         guard bytes.count == size else { throw .corruptRecord(physicalOffset: offset, reason: "short read") }
         return bytes
@@ -242,6 +273,7 @@ final class CommitLog: @unchecked Sendable {
     func recover(from start: Int64, visit: (RecordCodec.DispatchInfo) throws(StoreError) -> Void) throws(StoreError) -> Int64 {
         let list = segmentList
         guard let first = list.first, let last = list.last else {
+            staged.reset(at: start)
             readable.store(start, ordering: .releasing)
             written.store(start, ordering: .releasing)
             flushed.store(start, ordering: .releasing)
@@ -322,6 +354,7 @@ final class CommitLog: @unchecked Sendable {
         segments.withLock { $0.removeAll { $0.start > position } }
         current = nil
         mapping = nil
+        staged.reset(at: position)
         readable.store(position, ordering: .releasing)
         written.store(position, ordering: .releasing)
         flushed.store(min(start, position), ordering: .releasing)

@@ -4,19 +4,22 @@ import Logging
 /// Syncs the CommitLog to disk: periodically for async flush, and as **group commit** for
 /// sync flush.
 ///
-/// Sync flush: each append registers its end offset and a continuation; one flusher thread
-/// takes the written position, does one `fdatasync` per touched segment, and resumes every
-/// waiter it covered. Appends that arrive during an `fdatasync` form the next group. A
+/// Sync flush: each append registers its end offset and a completion; one flusher thread
+/// takes the written position, does one `fdatasync` per touched segment, and completes every
+/// waiter it covered, on its own thread. Appends that arrive during an `fdatasync` form the next group. A
 /// watchdog thread fails waiters older than the group-commit timeout with
 /// `StoreError.flushTimeout`, so a stuck disk never yields a false success.
 ///
 /// Dedicated threads rather than tasks: `fdatasync` blocks for milliseconds and must not
 /// hold a cooperative-pool thread. `@unchecked Sendable`: all mutable state is guarded by `condition`.
 final class FlushService: @unchecked Sendable {
+    /// Called once with `nil` when the append is on disk, or with the error that ended the wait.
+    typealias Completion = @Sendable (StoreError?) -> Void
+
     private struct Waiter {
         var end: Int64
         var deadline: ContinuousClock.Instant
-        var continuation: CheckedContinuation<Void, any Error>
+        var completion: Completion
     }
 
     private let commitLog: CommitLog
@@ -29,6 +32,8 @@ final class FlushService: @unchecked Sendable {
     private var waiters: [Waiter] = []
     private var requested = false
     private var stopping = false
+    /// Whether the flusher flushes once more when it stops (`false`: a simulated crash).
+    private var flushOnStop = true
     private var running = 0
     private let stopped = NSCondition()
     private var held = false
@@ -80,28 +85,30 @@ final class FlushService: @unchecked Sendable {
     /// Sync flush: returns once an `fdatasync` covering everything below `end` returned.
     func waitForFlush(upTo end: Int64) async throws(StoreError) {
         if commitLog.flushedPosition >= end { return }
-        do {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                condition.lock()
-                if stopping {
-                    condition.unlock()
-                    continuation.resume(throwing: StoreError.shutDown)
-                    return
-                }
-                if commitLog.flushedPosition >= end {
-                    condition.unlock()
-                    continuation.resume()
-                    return
-                }
-                waiters.append(Waiter(end: end, deadline: .now + timeout, continuation: continuation))
-                condition.signal()
-                condition.unlock()
-            }
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            throw .flushTimeout(physicalOffset: end)
+        let failure = await withCheckedContinuation { (continuation: CheckedContinuation<StoreError?, Never>) in
+            whenFlushed(upTo: end) { continuation.resume(returning: $0) }
         }
+        if let failure { throw failure }
+    }
+
+    /// Sync flush: calls `completion` once an `fdatasync` covering everything below `end`
+    /// returned (with `nil`), or with the error that ended the wait (a failed flush, the
+    /// group-commit timeout, shutdown). At once on this thread if it is already on disk;
+    /// otherwise on the flusher's (or watchdog's) thread, so keep it short.
+    func whenFlushed(upTo end: Int64, _ completion: @escaping Completion) {
+        if commitLog.flushedPosition >= end { return completion(nil) }
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            return completion(.shutDown)
+        }
+        if commitLog.flushedPosition >= end {
+            condition.unlock()
+            return completion(nil)
+        }
+        waiters.append(Waiter(end: end, deadline: .now + timeout, completion: completion))
+        condition.signal()
+        condition.unlock()
     }
 
     /// Async flush: call after a write; wakes the flusher early once enough is dirty.
@@ -125,6 +132,10 @@ final class FlushService: @unchecked Sendable {
             }
             let stop = stopping
             requested = false
+            if stop && !flushOnStop {
+                condition.unlock()
+                break
+            }
             if held && !stop {
                 condition.unlock()
                 Thread.sleep(forTimeInterval: 0.001)
@@ -144,14 +155,14 @@ final class FlushService: @unchecked Sendable {
                 waiters.removeAll()
                 condition.unlock()
                 logger.error("CommitLog flush failed", metadata: ["error": "\(failure)"])
-                for w in done { w.continuation.resume(throwing: failure) }
+                for w in done { w.completion(failure) }
             } else {
                 waiters.removeAll { w in
                     if w.end <= flushed { done.append(w); return true }
                     return false
                 }
                 condition.unlock()
-                for w in done { w.continuation.resume() }
+                for w in done { w.completion(nil) }
             }
             if stop { break }
         }
@@ -172,16 +183,18 @@ final class FlushService: @unchecked Sendable {
             condition.unlock()
             for w in expired {
                 logger.warning("group commit timed out", metadata: ["end": "\(w.end)"])
-                w.continuation.resume(throwing: StoreError.flushTimeout(physicalOffset: w.end))
+                w.completion(.flushTimeout(physicalOffset: w.end))
             }
             Thread.sleep(forTimeInterval: seconds)
         }
     }
 
-    /// Flushes what is written, resumes the waiters it covers, fails the rest, and stops the threads.
-    func stop() {
+    /// Flushes what is written (unless `flushing` is false, as in a crash), completes the waiters
+    /// that covers, fails the rest, and stops the threads.
+    func stop(flushing: Bool = true) {
         condition.lock()
         stopping = true
+        flushOnStop = flushing
         condition.broadcast()
         condition.unlock()
         stopped.lock()
@@ -191,6 +204,6 @@ final class FlushService: @unchecked Sendable {
         let left = waiters
         waiters.removeAll()
         condition.unlock()
-        for w in left { w.continuation.resume(throwing: StoreError.shutDown) }
+        for w in left { w.completion(.shutDown) }
     }
 }

@@ -208,6 +208,28 @@ public final class MessageStore: Sendable {
         return result
     }
 
+    /// `append(_: EncodedMessage)` with its outcome passed to `completion` instead of awaited,
+    /// for a caller that answers from a callback rather than a task (the broker's sends).
+    /// `completion` runs once: on this thread when the append is done or fails at once (async
+    /// flush, a refused message), otherwise on the flusher's thread after the `fdatasync` that
+    /// covers it (sync flush), so it should be short.
+    public func append(_ message: EncodedMessage, completion: @escaping @Sendable (Result<AppendResult, StoreError>) -> Void) {
+        let result: AppendResult
+        do {
+            result = try write(message)
+        } catch {
+            return completion(.failure(error))
+        }
+        let end = result.physicalOffset + Int64(result.wroteBytes)
+        guard configuration.flushMode == .sync else {
+            flushService.noteWritten(upTo: end)
+            return completion(.success(result))
+        }
+        flushService.whenFlushed(upTo: end) { failure in
+            completion(failure.map { .failure($0) } ?? .success(result))
+        }
+    }
+
     /// Whether an append is done once written (async flush), so `appendWithoutWaiting` applies.
     public var appendsCompleteWhenWritten: Bool { configuration.flushMode == .async }
 
@@ -512,12 +534,13 @@ public final class MessageStore: Sendable {
     }
 
     /// Stops threads and releases the lock without flushing or a clean checkpoint, as a
-    /// crash would leave things (page cache kept). For tests.
+    /// crash would leave things (page cache kept; records staged for a sync flush lost, their
+    /// waiters failed). For tests.
     func abandonForTesting() {
         guard !isShutDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
         writer.withLock { _ in }
         background.withLock { $0 }?.stop()
-        flushService.stop()
+        flushService.stop(flushing: false)
         notifier.notifyAll()
         directoryLock.release()
     }

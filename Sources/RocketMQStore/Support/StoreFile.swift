@@ -300,6 +300,11 @@ final class SegmentWriteMapping: @unchecked Sendable {
 
     deinit { munmap(base, size) }
 
+    /// Runs `body` with `count` (at most `prepareStep`) bytes of zeros.
+    static func zeros<E: Error>(count: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
+        try body(UnsafeRawBufferPointer(start: zeros, count: min(count, prepareStep)))
+    }
+
     /// Copies `bytes` in at `offset`; call `prepare(forWriteOf:at:)` for the range first.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         guard let src = bytes.baseAddress, bytes.count > 0 else { return }

@@ -1,0 +1,131 @@
+import Atomics
+import Synchronization
+
+/// The sync-flush write path's buffer: appended records wait here (one `memcpy` under the
+/// writer's lock) until the flusher writes them out, one `pwrite` per segment stretch, just
+/// before its `fdatasync`.
+///
+/// Why: with sync flush every append waits for a sync anyway, so writing each record by
+/// itself bought nothing but cost a `pwrite` per record on the appending thread, inside the
+/// writer's lock, where the other event loop then waited for it. Measured before this type
+/// (sync-flush broker, 50 concurrent senders): the `pwrite`s were 15% of the event loops'
+/// time and waiting for the lock another 6%.
+///
+/// Records are readable while staged: `read(at:count:)` serves them from here, and whatever
+/// it does not find has already been written to the file (a chunk leaves the stage only once
+/// its `pwrite` returned).
+final class StagedWrites: Sendable {
+    struct Chunk {
+        let segment: CommitLogSegment
+        /// Physical offset of `bytes[0]`.
+        let start: Int64
+        var bytes: [UInt8]
+        var end: Int64 { start + Int64(bytes.count) }
+    }
+
+    private struct State {
+        /// Staged and not yet taken by the flusher, in log order.
+        var pending: [Chunk] = []
+        /// Taken by the flusher and being written; still served to readers.
+        var inFlight: [Chunk] = []
+        /// Emptied buffers, kept for reuse.
+        var spare: [[UInt8]] = []
+    }
+
+    private let state = Mutex(State())
+    /// Everything below this physical offset is in the file (or was never staged).
+    private let committed = ManagedAtomic<Int64>(0)
+    /// Initial capacity of a chunk's buffer: a few hundred records of ~1 KiB.
+    private static let chunkCapacity = 256 << 10
+
+    /// Empties the stage and starts over at `position` (recovery, or a simulated crash).
+    func reset(at position: Int64) {
+        state.withLock { $0 = State() }
+        committed.store(position, ordering: .releasing)
+    }
+
+    /// Stages `record`, which goes at physical offset `start` of `segment`: right after the
+    /// previous one, or at the start of a new segment. Writer only.
+    func add(_ record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64) {
+        state.withLock { s in
+            if let last = s.pending.indices.last, s.pending[last].segment === segment, s.pending[last].end == start {
+                s.pending[last].bytes.append(contentsOf: record)
+                return
+            }
+            var bytes = s.spare.popLast() ?? []
+            bytes.reserveCapacity(Self.chunkCapacity)
+            bytes.append(contentsOf: record)
+            s.pending.append(Chunk(segment: segment, start: start, bytes: bytes))
+        }
+    }
+
+    /// Writes every staged chunk to its segment file. Flusher only (one caller at a time).
+    /// On failure the unwritten chunks stay staged (readable, and retried by the next call).
+    func writeOut() throws(StoreError) {
+        let chunks = state.withLock { s -> [Chunk] in
+            s.inFlight = s.pending
+            s.pending = []
+            return s.inFlight
+        }
+        guard !chunks.isEmpty else { return }
+        var written = 0
+        var failure: StoreError?
+        for chunk in chunks {
+            do {
+                try chunk.segment.file.write(chunk.bytes, at: chunk.start - chunk.segment.start)
+            } catch {
+                failure = error
+                break
+            }
+            written += 1
+        }
+        state.withLock { s in
+            if written > 0 { committed.store(chunks[written - 1].end, ordering: .releasing) }
+            // Unwritten chunks go back in front of what was staged meanwhile.
+            s.pending = Array(chunks[written...]) + s.pending
+            s.inFlight = []
+            for var chunk in chunks[..<written] where s.spare.count < 4 {
+                chunk.bytes.removeAll(keepingCapacity: true)
+                s.spare.append(chunk.bytes)
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    /// The `count` bytes at physical offset `offset` if any of them is still staged (read from
+    /// `file`, at segment-relative `fileOffset`, with the staged bytes laid over); `nil` when
+    /// none is, and the caller reads the file itself. Any thread.
+    func read(at offset: Int64, count: Int, file: StoreFile, fileOffset: Int64) throws(StoreError) -> [UInt8]? {
+        let end = offset + Int64(count)
+        if end <= committed.load(ordering: .acquiring) { return nil }
+        return try state.withLock { (s) throws(StoreError) -> [UInt8]? in
+            var bytes: [UInt8]?
+            func overlay(_ chunks: [Chunk]) throws(StoreError) {
+                for chunk in chunks where chunk.start < end && chunk.end > offset {
+                    if bytes == nil {
+                        // Whole records never straddle chunks, so a read nearly always lies
+                        // in one; otherwise the rest of it is already in the file.
+                        if chunk.start <= offset && chunk.end >= end {
+                            let from = Int(offset - chunk.start)
+                            bytes = Array(chunk.bytes[from..<(from + count)])
+                            return
+                        }
+                        let read = try file.read(count: count, at: fileOffset)
+                        guard read.count == count else { throw .corruptRecord(physicalOffset: offset, reason: "short read") }
+                        bytes = read
+                    }
+                    let lower = max(offset, chunk.start), upper = min(end, chunk.end)
+                    bytes!.withUnsafeMutableBytes { dst in
+                        chunk.bytes.withUnsafeBytes { src in
+                            UnsafeMutableRawBufferPointer(rebasing: dst[Int(lower - offset)..<Int(upper - offset)])
+                                .copyMemory(from: UnsafeRawBufferPointer(rebasing: src[Int(lower - chunk.start)..<Int(upper - chunk.start)]))
+                        }
+                    }
+                }
+            }
+            try overlay(s.inFlight)
+            try overlay(s.pending)
+            return bytes
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import RocketMQStore
+
+/// Sync flush's write path: records are staged in memory and written by the flusher just
+/// before its `fdatasync` (`StagedWrites`), over zeros the writer prepared ahead.
+@Suite("Sync flush: staged writes", .serialized, .timeLimit(.minutes(1)))
+struct SyncFlushTests {
+    /// Outcomes of `append(_:completion:)`, in completion order.
+    final class Outcomes: Sendable {
+        private let items = Mutex<[Result<AppendResult, StoreError>]>([])
+        func add(_ outcome: Result<AppendResult, StoreError>) { items.withLock { $0.append(outcome) } }
+        var all: [Result<AppendResult, StoreError>] { items.withLock { $0 } }
+        var succeeded: [AppendResult] { all.compactMap { try? $0.get() } }
+    }
+
+    /// The raw bytes of the CommitLog's segment files on disk, in order.
+    private func bytesOnDisk(_ dir: String) throws -> [UInt8] {
+        let log = dir + "/commitlog"
+        let names = try FileManager.default.contentsOfDirectory(atPath: log).filter { $0.count == 20 }.sorted()
+        return try names.flatMap { [UInt8](try Data(contentsOf: URL(fileURLWithPath: log + "/" + $0))) }
+    }
+
+    @Test("a staged record is readable before its flush, on disk only after it, and acknowledged only then")
+    func stagedUntilTheFlush() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path, mode: .sync, segmentSize: 1 << 20))
+        defer { store.shutdown() }
+        store.flushService.holdFlushes(true)
+        let outcomes = Outcomes()
+        let bodies = (0..<20).map { i in [UInt8](repeating: UInt8(0xA0 + i), count: 300 + i) }
+        for body in bodies { store.append(try store.encode(message(body: body))) { outcomes.add($0) } }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(outcomes.all.isEmpty, "acknowledged before any fdatasync")
+        // Readable from the stage, with every check a read makes (CRCs, offsets).
+        let read = try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 50)
+        #expect(read.messages.map(\.body) == bodies)
+        // Not in the files yet: the segment holds prepared zeros where the records go.
+        let disk = try bytesOnDisk(dir.path)
+        #expect(!disk.contains(0xA0 + 19))
+
+        store.flushService.holdFlushes(false)
+        #expect(await eventually { outcomes.all.count == bodies.count })
+        #expect(outcomes.succeeded.count == bodies.count)
+        #expect(store.commitLogFlushedOffset >= outcomes.succeeded.map { $0.physicalOffset + Int64($0.wroteBytes) }.max()!)
+        let written = try bytesOnDisk(dir.path)
+        for body in bodies { #expect(written.firstRange(of: body) != nil) }
+        // Once written, reads come from the file and still match.
+        #expect(try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 50).messages.map(\.body) == bodies)
+    }
+
+    @Test("records staged across segment rolls read back, and survive a restart, byte for byte")
+    func stagedAcrossSegments() async throws {
+        let dir = TempDirectory()
+        var rng = SplitMix64(seed: 7)
+        let bodies = (0..<60).map { i in randomBytes(3000 + i * 37, &rng) }
+        do {
+            let store = try openStore(testConfiguration(dir.path, mode: .sync, segmentSize: 64 * 1024))
+            store.flushService.holdFlushes(true)
+            let outcomes = Outcomes()
+            for (i, body) in bodies.enumerated() {
+                store.append(try store.encode(message(queue: Int32(i % 3), body: body))) { outcomes.add($0) }
+            }
+            #expect(store.commitLog.segmentCount > 2)
+            for queue in 0..<3 {
+                let expected = bodies.enumerated().filter { $0.offset % 3 == queue }.map(\.element)
+                #expect(try store.messages(topic: "TopicA", queueId: Int32(queue), from: 0, maxCount: 100).messages.map(\.body) == expected)
+            }
+            store.flushService.holdFlushes(false)
+            #expect(await eventually { outcomes.all.count == bodies.count })
+            #expect(outcomes.succeeded.count == bodies.count)
+            store.shutdown()
+        }
+        let reopened = try openStore(testConfiguration(dir.path, mode: .sync, segmentSize: 64 * 1024))
+        defer { reopened.shutdown() }
+        #expect(try reopened.allRecords().map(\.body) == bodies)
+    }
+
+    @Test("a crash loses only staged records nobody was told were stored; appends go on after the restart")
+    func crashLosesOnlyUnacknowledged() async throws {
+        let dir = TempDirectory()
+        let config = testConfiguration(dir.path, mode: .sync, segmentSize: 1 << 20)
+        let acknowledged: [[UInt8]] = (0..<5).map { [UInt8](repeating: UInt8($0 + 1), count: 700) }
+        do {
+            let store = try openStore(config)
+            for body in acknowledged { _ = try await store.append(message(body: body)) }
+            store.flushService.holdFlushes(true)
+            let outcomes = Outcomes()
+            for i in 0..<4 { store.append(try store.encode(message(body: [UInt8](repeating: 0xEE, count: 500 + i)))) { outcomes.add($0) } }
+            #expect(try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 20).messages.count == 9)
+            store.abandonForTesting()  // the process dies: its staged bytes with it
+            // Waiters are failed, never told "stored".
+            #expect(outcomes.all.count == 4 && outcomes.succeeded.isEmpty)
+        }
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        #expect(try store.allRecords().map(\.body) == acknowledged)
+        #expect(store.maxOffset(topic: "TopicA", queueId: 0) == 5)
+        // The log goes on from the recovered end (mid-page): earlier records are not zeroed.
+        let later = [UInt8](repeating: 0x77, count: 900)
+        _ = try await store.append(message(body: later))
+        #expect(try store.allRecords().map(\.body) == acknowledged + [later])
+        #expect(try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 20).messages.map(\.body) == acknowledged + [later])
+    }
+
+    @Test("append(_:completion:) completes at once with async flush, and with refusals")
+    func completionInBothModes() throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path))
+        defer { store.shutdown() }
+        let outcomes = Outcomes()
+        store.append(try store.encode(message(body: [1, 2, 3]))) { outcomes.add($0) }
+        #expect(outcomes.succeeded.count == 1, "async flush: done once written, on the calling thread")
+        let tooLarge = [UInt8](repeating: 1, count: 40 * 1024)
+        store.append(try store.encode(message(body: tooLarge))) { outcomes.add($0) }
+        #expect(outcomes.all.count == 2)
+        if case .failure(.messageTooLarge) = outcomes.all.last {} else { Issue.record("expected messageTooLarge, got \(String(describing: outcomes.all.last))") }
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes.
+private func eventually(timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
