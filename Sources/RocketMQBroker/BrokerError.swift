@@ -24,6 +24,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidReceiptHandle(String)
     case notImplemented(String)
     case flushTimeout
+    case busy(String)
     case storage(String)
     case badConfigFile(path: String, reason: String)
 
@@ -50,6 +51,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidReceiptHandle(let why): return why
         case .notImplemented(let what): return "\(what) is not implemented by this broker yet"
         case .flushTimeout: return "the message was written but not flushed to disk in time; it may or may not survive a crash"
+        case .busy(let why): return why
         case .storage(let why): return why
         case .badConfigFile(let path, let reason): return "cannot read \(path): \(reason)"
         }
@@ -79,6 +81,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidReceiptHandle: code = .invalidReceiptHandle
         case .notImplemented: code = .notImplemented
         case .flushTimeout: code = .masterPersistenceTimeout
+        case .busy: code = .tooManyRequests
         case .storage: code = .internalServerError
         case .badConfigFile: code = .internalServerError
         }
@@ -90,6 +93,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     init(_ error: StoreError) {
         switch error {
         case .flushTimeout: self = .flushTimeout
+        case .flushBacklog: self = .busy(error.description)
         case .messageTooLarge(let size, let limit): self = .bodyTooLarge(size: size, limit: limit)
         case .invalidMessage(let why): self = .badRequest(why)
         default: self = .storage(error.description)

@@ -337,6 +337,8 @@ struct ConsumptionUnitTests {
         #expect(BrokerError.topicNotFound("x").status.code == .topicNotFound)
         #expect(BrokerError.clientIdRequired.status.code == .clientIdRequired)
         #expect(BrokerError.flushTimeout.status.code == .masterPersistenceTimeout)
+        // A sync-flush backlog is "retry later" (clients retry TOO_MANY_REQUESTS), not an internal error.
+        #expect(BrokerError(StoreError.flushBacklog(bytes: 1 << 26)).status.code == .tooManyRequests)
         #expect(BrokerError.bodyTooLarge(size: 5, limit: 4).status.message.contains("5 bytes"))
     }
 }

@@ -104,6 +104,26 @@ struct SyncFlushTests {
         #expect(try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 20).messages.map(\.body) == acknowledged + [later])
     }
 
+    @Test("past the backlog limit a sync append is refused before anything is stored, and works again once the disk catches up")
+    func backlogLimitRefusesAppends() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path, mode: .sync, segmentSize: 1 << 20)
+        config.syncFlushBacklogLimit = 4096
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        store.flushService.holdFlushes(true)  // a disk that does not keep up
+        let outcomes = Outcomes()
+        for i in 0..<6 { store.append(try store.encode(message(body: [UInt8](repeating: UInt8(i), count: 1000)))) { outcomes.add($0) } }
+        // Four records (~1.1 KiB each) fit; the rest are refused at once.
+        let refused = outcomes.all.filter { if case .failure(.flushBacklog) = $0 { return true } else { return false } }
+        #expect(refused.count == 3 && outcomes.all.count == 3)
+        #expect(store.maxOffset(topic: "TopicA", queueId: 0) == 3)
+        store.flushService.holdFlushes(false)
+        #expect(await eventually { outcomes.succeeded.count == 3 })
+        _ = try await store.append(message(body: [9]))
+        #expect(try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 10).messages.map(\.body.count) == [1000, 1000, 1000, 1])
+    }
+
     @Test("append(_:completion:) completes at once with async flush, and with refusals")
     func completionInBothModes() throws {
         let dir = TempDirectory()

@@ -41,7 +41,7 @@ final class CommitLog: @unchecked Sendable {
     /// written again), so there one `pwrite` per group, by the flusher, is cheaper.
     let mappedWrites: Bool
     /// Sync flush: records waiting for the flusher's `pwrite` (unused with mapped writes).
-    private let staged = StagedWrites()
+    private let staged: StagedWrites
     /// Sync flush: bytes of `current` below this offset (segment-relative) are prepared: written
     /// as zeros, so the file system has reserved their blocks (a full disk fails the append
     /// that needs them, before anything is dispatched, not the flusher's later `pwrite`), and,
@@ -55,8 +55,12 @@ final class CommitLog: @unchecked Sendable {
     /// Below this offset the log's pages have been dropped from the page cache (flusher only).
     private var droppedBelow: Int64 = 0
 
-    init(directory: String, segmentSize: Int64, mappedWrites: Bool, pageCacheWindow: Int64? = nil, logger: Logger) throws(StoreError) {
+    init(
+        directory: String, segmentSize: Int64, mappedWrites: Bool, pageCacheWindow: Int64? = nil,
+        stagedLimit: Int = 64 << 20, logger: Logger
+    ) throws(StoreError) {
         self.directory = directory
+        self.staged = StagedWrites(limit: stagedLimit)
         self.mappedWrites = mappedWrites
         self.pageCacheWindow = pageCacheWindow
         self.segmentSize = segmentSize
@@ -157,9 +161,11 @@ final class CommitLog: @unchecked Sendable {
                 prepared = min(Int(segmentSize), (at + 4095) / 4096 * 4096)
             }
             try prepare(segment, upTo: at + record.count)
-            record.withUnsafeMutableBytes { raw in
-                seal(raw, physicalOffset)
-                staged.add(UnsafeRawBufferPointer(raw), segment: segment, at: physicalOffset)
+            try StoreError.catching {
+                try record.withUnsafeMutableBytes { raw in
+                    seal(raw, physicalOffset)
+                    try staged.add(UnsafeRawBufferPointer(raw), segment: segment, at: physicalOffset)
+                }
             }
             readable.store(physicalOffset + size, ordering: .releasing)
             return physicalOffset

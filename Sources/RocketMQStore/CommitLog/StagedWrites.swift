@@ -30,13 +30,21 @@ final class StagedWrites: Sendable {
         var inFlight: [Chunk] = []
         /// Emptied buffers, kept for reuse.
         var spare: [[UInt8]] = []
+        /// Bytes in `pending` and `inFlight`.
+        var bytes = 0
     }
 
     private let state = Mutex(State())
+    /// Most bytes staged at once (`StoreConfiguration.syncFlushBacklogLimit`).
+    let limit: Int
     /// Everything below this physical offset is in the file (or was never staged).
     private let committed = ManagedAtomic<Int64>(0)
     /// Initial capacity of a chunk's buffer: a few hundred records of ~1 KiB.
     private static let chunkCapacity = 256 << 10
+
+    init(limit: Int) {
+        self.limit = limit
+    }
 
     /// Empties the stage and starts over at `position` (recovery, or a simulated crash).
     func reset(at position: Int64) {
@@ -46,8 +54,11 @@ final class StagedWrites: Sendable {
 
     /// Stages `record`, which goes at physical offset `start` of `segment`: right after the
     /// previous one, or at the start of a new segment. Writer only.
-    func add(_ record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64) {
-        state.withLock { s in
+    /// - Throws: `StoreError.flushBacklog` (nothing staged) when `limit` bytes already wait.
+    func add(_ record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64) throws(StoreError) {
+        try state.withLock { (s) throws(StoreError) in
+            guard s.bytes + record.count <= limit || s.bytes == 0 else { throw .flushBacklog(bytes: s.bytes) }
+            s.bytes += record.count
             if let last = s.pending.indices.last, s.pending[last].segment === segment, s.pending[last].end == start {
                 s.pending[last].bytes.append(contentsOf: record)
                 return
@@ -84,6 +95,7 @@ final class StagedWrites: Sendable {
             // Unwritten chunks go back in front of what was staged meanwhile.
             s.pending = Array(chunks[written...]) + s.pending
             s.inFlight = []
+            s.bytes -= chunks[..<written].reduce(0) { $0 + $1.bytes.count }
             for var chunk in chunks[..<written] where s.spare.count < 4 {
                 chunk.bytes.removeAll(keepingCapacity: true)
                 s.spare.append(chunk.bytes)

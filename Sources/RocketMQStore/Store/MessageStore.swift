@@ -65,7 +65,8 @@ public final class MessageStore: Sendable {
         do {
             log = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize,
                                 mappedWrites: configuration.flushMode == .async,
-                                pageCacheWindow: configuration.pageCacheWindow, logger: logger)
+                                pageCacheWindow: configuration.pageCacheWindow,
+                                stagedLimit: configuration.syncFlushBacklogLimit, logger: logger)
         } catch {
             directoryLock.release()
             throw error

@@ -36,6 +36,11 @@ public struct StoreConfiguration: Sendable {
     /// Sync flush: an append whose covering `fdatasync` has not returned by then fails with
     /// `StoreError.flushTimeout`. Default 5 s.
     public var groupCommitTimeout: Duration = .seconds(5)
+    /// Sync flush: how many bytes of appended records may wait in memory for the flusher's
+    /// write. Past it (a disk that does not keep up, or is stuck) appends fail with
+    /// `StoreError.flushBacklog` before anything is stored, and the client may retry later,
+    /// instead of the broker's memory growing without bound. Default 64 MiB.
+    public var syncFlushBacklogLimit: Int = 64 << 20
     /// How often ConsumeQueue/IndexFile pages are synced and the checkpoint rewritten. Default 1 s.
     public var checkpointInterval: Duration = .seconds(1)
     /// Segments whose last write is older than this are deleted by retention. Default 72 h.

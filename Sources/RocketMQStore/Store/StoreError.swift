@@ -8,6 +8,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A sync-flush append was written but no `fdatasync` covered it within the group-commit
     /// timeout. The record may or may not survive a machine crash: this is never a success.
     case flushTimeout(physicalOffset: Int64)
+    /// Sync flush: `bytes` of appended records already wait for the disk
+    /// (`StoreConfiguration.syncFlushBacklogLimit`); nothing was stored, retry later.
+    case flushBacklog(bytes: Int)
     /// The record at `physicalOffset` failed its size, magic or CRC32C checks.
     case corruptRecord(physicalOffset: Int64, reason: String)
     /// The message (encoded) is larger than `StoreConfiguration.maxMessageSize`.
@@ -31,6 +34,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "disk is \(Int(ratio * 100))% full: appends refused until retention frees space"
         case .flushTimeout(let offset):
             return "flush to disk timed out for the record at physical offset \(offset)"
+        case .flushBacklog(let bytes):
+            return "\(bytes) bytes already wait for the disk: the append was refused, retry later"
         case .corruptRecord(let offset, let reason):
             return "corrupt CommitLog record at physical offset \(offset): \(reason)"
         case .messageTooLarge(let size, let limit):
