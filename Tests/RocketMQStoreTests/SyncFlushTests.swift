@@ -33,9 +33,10 @@ struct SyncFlushTests {
         for body in bodies { store.append(try store.encode(message(body: body))) { outcomes.add($0) } }
         try await Task.sleep(for: .milliseconds(100))
         #expect(outcomes.all.isEmpty, "acknowledged before any fdatasync")
-        // Readable from the stage, with every check a read makes (CRCs, offsets).
-        let read = try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 50)
-        #expect(read.messages.map(\.body) == bodies)
+        // Readable from the stage, with every check a read makes (CRCs, offsets)...
+        #expect(try store.allRecords().map(\.body) == bodies)
+        // ...but not served to consumers before it is on disk.
+        #expect(try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 50).messages.isEmpty)
         // Not in the files yet: the segment holds prepared zeros where the records go.
         let disk = try bytesOnDisk(dir.path)
         #expect(!disk.contains(0xA0 + 19))
@@ -63,13 +64,14 @@ struct SyncFlushTests {
                 store.append(try store.encode(message(queue: Int32(i % 3), body: body))) { outcomes.add($0) }
             }
             #expect(store.commitLog.segmentCount > 2)
+            #expect(try store.allRecords().map(\.body) == bodies)
+            store.flushService.holdFlushes(false)
+            #expect(await eventually { outcomes.all.count == bodies.count })
+            #expect(outcomes.succeeded.count == bodies.count)
             for queue in 0..<3 {
                 let expected = bodies.enumerated().filter { $0.offset % 3 == queue }.map(\.element)
                 #expect(try store.messages(topic: "TopicA", queueId: Int32(queue), from: 0, maxCount: 100).messages.map(\.body) == expected)
             }
-            store.flushService.holdFlushes(false)
-            #expect(await eventually { outcomes.all.count == bodies.count })
-            #expect(outcomes.succeeded.count == bodies.count)
             store.shutdown()
         }
         let reopened = try openStore(testConfiguration(dir.path, mode: .sync, segmentSize: 64 * 1024))
@@ -88,7 +90,10 @@ struct SyncFlushTests {
             store.flushService.holdFlushes(true)
             let outcomes = Outcomes()
             for i in 0..<4 { store.append(try store.encode(message(body: [UInt8](repeating: 0xEE, count: 500 + i)))) { outcomes.add($0) } }
-            #expect(try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 20).messages.count == 9)
+            #expect(try store.allRecords().count == 9)
+            // Consumers see only what is on disk: nothing they read can vanish in the crash.
+            let visible = try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 20)
+            #expect(visible.messages.map(\.body) == acknowledged && visible.nextOffset == 5)
             store.abandonForTesting()  // the process dies: its staged bytes with it
             // Waiters are failed, never told "stored".
             #expect(outcomes.all.count == 4 && outcomes.succeeded.isEmpty)
@@ -122,6 +127,48 @@ struct SyncFlushTests {
         #expect(await eventually { outcomes.succeeded.count == 3 })
         _ = try await store.append(message(body: [9]))
         #expect(try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 10).messages.map(\.body.count) == [1000, 1000, 1000, 1])
+    }
+
+    @Test("after a failed fdatasync nothing counts as flushed again until a restart, which recovers")
+    func failedSyncIsSticky() async throws {
+        let dir = TempDirectory()
+        let config = testConfiguration(dir.path, mode: .sync, segmentSize: 1 << 20)
+        do {
+            let store = try openStore(config)
+            _ = try await store.append(message(body: [1]))
+            store.commitLog.failNextSyncForTesting = true
+            await #expect(throws: StoreError.self) { try await store.append(message(body: [2])) }
+            // The disk is fine again, but a later fdatasync could succeed over lost write-back: refused.
+            await #expect(throws: StoreError.self) { try await store.append(message(body: [3])) }
+            store.shutdown()
+        }
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        #expect(try store.allRecords().first?.body == [1])
+        _ = try await store.append(message(body: [4]))
+        #expect(try store.allRecords().last?.body == [4])
+    }
+
+    @Test("a record staged again at the offset of one whose append failed replaces it, in reads and in the file")
+    func restagingReplacesTheFailedRecord() throws {
+        let dir = TempDirectory()
+        let file = try StoreFile(path: dir.path + "/segment")
+        try file.truncate(to: 4096)
+        let segment = CommitLogSegment(start: 8192, size: 4096, file: file)
+        let stage = StagedWrites(limit: 1 << 20)
+        stage.reset(at: 8192)
+        func add(_ bytes: [UInt8], at offset: Int64) throws {
+            try bytes.withUnsafeBytes { raw in try stage.add(raw, segment: segment, at: offset) }
+        }
+        try add([1, 1, 1, 1], at: 8192)
+        try add([UInt8](repeating: 2, count: 8), at: 8196)  // its append fails after staging: the log still ends at 8196
+        try add([3, 3, 3, 3], at: 8196)
+        #expect(try stage.read(at: 8196, count: 4, file: file, fileOffset: 4) == [3, 3, 3, 3])
+        #expect(try stage.read(at: 8192, count: 8, file: file, fileOffset: 0) == [1, 1, 1, 1, 3, 3, 3, 3])
+        try stage.writeOut()
+        // Nothing of the failed record is written past the new one either.
+        #expect(try file.read(count: 12, at: 0) == [1, 1, 1, 1, 3, 3, 3, 3, 0, 0, 0, 0])
+        #expect(try stage.read(at: 8192, count: 8, file: file, fileOffset: 0) == nil, "written out: read from the file")
     }
 
     @Test("append(_:completion:) completes at once with async flush, and with refusals")

@@ -130,9 +130,19 @@ extension MessageStore {
     func problemsReading(_ id: QueueID, at queueOffset: Int64) -> [String] {
         let place = "\(id)@\(queueOffset)"
         do {
-            guard let m = try messages(topic: id.topic, queueId: id.queueId, from: queueOffset, maxCount: 1).messages.first,
-                  m.queueOffset == queueOffset
-            else { return ["\(place): the queue read found nothing"] }
+            let queued = try messages(topic: id.topic, queueId: id.queueId, from: queueOffset, maxCount: 1).messages.first
+            let m: StoredMessage
+            if configuration.flushMode == .sync, commitLog.flushedPosition <= (queued?.physicalOffset ?? .max) {
+                // Sync flush serves consumers only what is on disk: not this one yet.
+                if queued != nil { return ["\(place): served to consumers before it is on disk"] }
+                guard let entry = queues.withLock({ $0[id] })?.entry(at: queueOffset) else {
+                    return ["\(place): no ConsumeQueue entry"]
+                }
+                m = try commitLog.message(at: entry.physicalOffset, size: Int(entry.size))
+            } else {
+                guard let queued, queued.queueOffset == queueOffset else { return ["\(place): the queue read found nothing"] }
+                m = queued
+            }
             var problems = [String]()
             if try message(atPhysicalOffset: m.physicalOffset) != m { problems.append("\(place): physical offset read differs") }
             if try message(msgId: m.msgId) != m { problems.append("\(place): msgId read differs") }

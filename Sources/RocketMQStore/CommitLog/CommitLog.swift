@@ -48,12 +48,21 @@ final class CommitLog: @unchecked Sendable {
     /// once synced, overwriting them changes no metadata (an `fdatasync` that must also write
     /// the inode for newly allocated blocks takes a third longer here).
     private var prepared = 0
-    /// Zeros prepared at a time with sync flush.
-    static let prepareStep = 256 << 10
+    /// Zeros prepared at a time with sync flush (as many as the mapped writer prepares, from the
+    /// same buffer of zeros).
+    static var prepareStep: Int { SegmentWriteMapping.prepareStep }
     /// See `StoreConfiguration.pageCacheWindow`.
     let pageCacheWindow: Int64?
     /// Below this offset the log's pages have been dropped from the page cache (flusher only).
     private var droppedBelow: Int64 = 0
+    /// The first `fdatasync` failure, after which every flush fails (flusher only). Linux reports
+    /// a write-back error once and may let a later `fdatasync` succeed although the bytes never
+    /// reached the disk: counting them as flushed then would let an acknowledgement cover a
+    /// hole that recovery truncates at. So nothing is counted as flushed again until a restart
+    /// (which recovers from what the disk really holds), as databases do since "fsyncgate".
+    private var syncFailure: StoreError?
+    /// Tests: the next `fdatasync` fails (as a disk write-back error would).
+    nonisolated(unsafe) var failNextSyncForTesting = false
 
     init(
         directory: String, segmentSize: Int64, mappedWrites: Bool, pageCacheWindow: Int64? = nil,
@@ -210,9 +219,22 @@ final class CommitLog: @unchecked Sendable {
     func flush() throws(StoreError) -> Int64 {
         let target = written.load(ordering: .acquiring)
         let from = flushed.load(ordering: .relaxed)
+        if let syncFailure { throw syncFailure }
         guard target > from else { return from }
         if !mappedWrites { try staged.writeOut() }
-        for s in segments(overlapping: from..<target) { try s.file.sync() }
+        for s in segments(overlapping: from..<target) {
+            do throws(StoreError) {
+                if failNextSyncForTesting {
+                    failNextSyncForTesting = false
+                    throw StoreError.io(operation: "fdatasync", path: s.file.path, errno: 5)  // EIO
+                }
+                try s.file.sync()
+            } catch {
+                syncFailure = error
+                logger.critical("fdatasync failed: no append counts as flushed until a restart", metadata: ["error": "\(error)"])
+                throw error
+            }
+        }
         flushed.store(target, ordering: .releasing)
         dropBehind(flushedTo: target)
         return target

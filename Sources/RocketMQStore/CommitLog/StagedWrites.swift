@@ -58,6 +58,18 @@ final class StagedWrites: Sendable {
     func add(_ record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64) throws(StoreError) {
         try state.withLock { (s) throws(StoreError) in
             guard s.bytes + record.count <= limit || s.bytes == 0 else { throw .flushBacklog(bytes: s.bytes) }
+            // An append that failed after staging its record (before publishing it) leaves bytes
+            // at and past `start` that the log does not count: this record replaces them.
+            while let last = s.pending.last, last.segment === segment, last.end > start {
+                if last.start >= start {
+                    s.bytes -= last.bytes.count
+                    s.pending.removeLast()
+                } else {
+                    let keep = Int(start - last.start)
+                    s.bytes -= last.bytes.count - keep
+                    s.pending[s.pending.count - 1].bytes.removeSubrange(keep...)
+                }
+            }
             s.bytes += record.count
             if let last = s.pending.indices.last, s.pending[last].segment === segment, s.pending[last].end == start {
                 s.pending[last].bytes.append(contentsOf: record)
@@ -73,7 +85,7 @@ final class StagedWrites: Sendable {
     /// Writes every staged chunk to its segment file. Flusher only (one caller at a time).
     /// On failure the unwritten chunks stay staged (readable, and retried by the next call).
     func writeOut() throws(StoreError) {
-        let chunks = state.withLock { s -> [Chunk] in
+        var chunks = state.withLock { s -> [Chunk] in
             s.inFlight = s.pending
             s.pending = []
             return s.inFlight
@@ -95,10 +107,15 @@ final class StagedWrites: Sendable {
             // Unwritten chunks go back in front of what was staged meanwhile.
             s.pending = Array(chunks[written...]) + s.pending
             s.inFlight = []
-            s.bytes -= chunks[..<written].reduce(0) { $0 + $1.bytes.count }
-            for var chunk in chunks[..<written] where s.spare.count < 4 {
-                chunk.bytes.removeAll(keepingCapacity: true)
-                s.spare.append(chunk.bytes)
+            for index in 0..<written {
+                // Moved out of `chunks` (and `inFlight` let go above), so the buffer is unique
+                // and keeps its capacity; grown ones are let go rather than kept forever.
+                var bytes = chunks[index].bytes
+                chunks[index].bytes = []
+                s.bytes -= bytes.count
+                guard s.spare.count < 4, bytes.capacity <= 4 * Self.chunkCapacity else { continue }
+                bytes.removeAll(keepingCapacity: true)
+                s.spare.append(bytes)
             }
         }
         if let failure { throw failure }
@@ -111,32 +128,27 @@ final class StagedWrites: Sendable {
         let end = offset + Int64(count)
         if end <= committed.load(ordering: .acquiring) { return nil }
         return try state.withLock { (s) throws(StoreError) -> [UInt8]? in
-            var bytes: [UInt8]?
-            func overlay(_ chunks: [Chunk]) throws(StoreError) {
-                for chunk in chunks where chunk.start < end && chunk.end > offset {
-                    if bytes == nil {
-                        // Whole records never straddle chunks, so a read nearly always lies
-                        // in one; otherwise the rest of it is already in the file.
-                        if chunk.start <= offset && chunk.end >= end {
-                            let from = Int(offset - chunk.start)
-                            bytes = Array(chunk.bytes[from..<(from + count)])
-                            return
-                        }
-                        let read = try file.read(count: count, at: fileOffset)
-                        guard read.count == count else { throw .corruptRecord(physicalOffset: offset, reason: "short read") }
-                        bytes = read
-                    }
-                    let lower = max(offset, chunk.start), upper = min(end, chunk.end)
-                    bytes!.withUnsafeMutableBytes { dst in
-                        chunk.bytes.withUnsafeBytes { src in
-                            UnsafeMutableRawBufferPointer(rebasing: dst[Int(lower - offset)..<Int(upper - offset)])
-                                .copyMemory(from: UnsafeRawBufferPointer(rebasing: src[Int(lower - chunk.start)..<Int(upper - chunk.start)]))
-                        }
+            // Oldest first: if a record was staged again at the offset of one that failed (see
+            // `add`), the newer bytes are the ones the log counts, and they are laid over last.
+            let overlapping = (s.inFlight + s.pending).filter { $0.start < end && $0.end > offset }
+            guard let newest = overlapping.last else { return nil }
+            if newest.start <= offset && newest.end >= end {
+                // The usual case: whole records never straddle chunks.
+                let from = Int(offset - newest.start)
+                return Array(newest.bytes[from..<(from + count)])
+            }
+            // Otherwise the rest is already in the file (rare: costs a pread under the lock).
+            var bytes = try file.read(count: count, at: fileOffset)
+            guard bytes.count == count else { throw .corruptRecord(physicalOffset: offset, reason: "short read") }
+            for chunk in overlapping {
+                let lower = max(offset, chunk.start), upper = min(end, chunk.end)
+                bytes.withUnsafeMutableBytes { dst in
+                    chunk.bytes.withUnsafeBytes { src in
+                        UnsafeMutableRawBufferPointer(rebasing: dst[Int(lower - offset)..<Int(upper - offset)])
+                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: src[Int(lower - chunk.start)..<Int(upper - chunk.start)]))
                     }
                 }
             }
-            try overlay(s.inFlight)
-            try overlay(s.pending)
             return bytes
         }
     }

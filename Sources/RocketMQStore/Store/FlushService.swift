@@ -37,6 +37,8 @@ final class FlushService: @unchecked Sendable {
     private var running = 0
     private let stopped = NSCondition()
     private var held = false
+    /// The last flush failure logged (flusher only): a failure that persists is logged once.
+    private var lastFailure: StoreError?
     private var _rounds = 0
     /// Number of flush rounds done (for tests and benchmarks).
     var rounds: Int {
@@ -154,7 +156,10 @@ final class FlushService: @unchecked Sendable {
                 done = waiters
                 waiters.removeAll()
                 condition.unlock()
-                logger.error("CommitLog flush failed", metadata: ["error": "\(failure)"])
+                if failure != lastFailure {
+                    logger.error("CommitLog flush failed", metadata: ["error": "\(failure)"])
+                    lastFailure = failure
+                }
                 for w in done { w.completion(failure) }
             } else {
                 waiters.removeAll { w in
@@ -181,10 +186,10 @@ final class FlushService: @unchecked Sendable {
                 return false
             }
             condition.unlock()
-            for w in expired {
-                logger.warning("group commit timed out", metadata: ["end": "\(w.end)"])
-                w.completion(.flushTimeout(physicalOffset: w.end))
+            if let last = expired.last {
+                logger.warning("group commit timed out", metadata: ["appends": "\(expired.count)", "end": "\(last.end)"])
             }
+            for w in expired { w.completion(.flushTimeout(physicalOffset: w.end)) }
             Thread.sleep(forTimeInterval: seconds)
         }
     }

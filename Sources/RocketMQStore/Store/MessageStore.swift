@@ -345,12 +345,18 @@ public final class MessageStore: Sendable {
         let hashes = tagFilter.map { Set($0.map { TagHash.of($0) }) }
         var offset = max(from, cq.minOffset)
         let maxOffset = cq.maxOffset
+        // With sync flush, only records already on disk: a record still staged for the flusher
+        // dies with the process, and its queue offset would then be given to another message,
+        // which a consumer that had read the first would skip. Its sender is answered after
+        // the same fdatasync, so nothing becomes visible later than it becomes acknowledged.
+        let visibleEnd = configuration.flushMode == .sync ? commitLog.flushedPosition : .max
         var found = [StoredMessage]()
         var bytes = 0
         var examined = 0
         while offset < maxOffset, found.count < maxCount, examined < 65_536 {
             examined += 1
             guard let entry = cq.entry(at: offset) else { offset += 1; continue }
+            if entry.physicalOffset + Int64(entry.size) > visibleEnd { break }
             if let hashes, !hashes.contains(entry.tagsHash) { offset += 1; continue }
             if !found.isEmpty && bytes + Int(entry.size) > maxBytes { break }
             let message: StoredMessage

@@ -63,6 +63,7 @@ public enum ImmediateAnswer<Response: Sendable>: Sendable {
     /// from the connection's event loop). For work that completes by callback anyway, such as
     /// waiting for a disk sync that a dedicated thread reports. Unlike `.later`, nothing is
     /// cancelled when the call ends early (a reset or a deadline): `done` then finds the call
-    /// over and its answer is dropped.
+    /// over and its answer is dropped. With `runHandlersOnEventLoop` off, the call's task
+    /// awaits `done` (calling it twice there is a crash, as resuming a continuation twice is).
     case callback(@Sendable (_ done: @escaping @Sendable (Result<Response, any Error>) -> Void) -> Void)
 }
