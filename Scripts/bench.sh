@@ -67,10 +67,13 @@ sleep 0.5
 # The target pair runs ROUNDS times, alternating (medians of each side, as in bench-rpc.sh).
 ROUNDS=${ROUNDS:-3}
 [ "$ROUNDS" -ge 1 ] || { echo "ROUNDS must be at least 1" >&2; exit 2; }
-for r in $(seq 1 "$ROUNDS"); do
-  h2load -n "$COUNT" -c 10 -m 5 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd-$r.txt" 2>&1
+h2_nghttpd() { h2load -n "$COUNT" -c 10 -m 5 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd-$1.txt" 2>&1; }
+h2_broker() {
   h2load -n "$COUNT" -c 10 -m 5 -H 'content-type: application/grpc' -H 'te: trailers' -H 'x-mq-client-id: h2load' \
-    -d "$work/send.bin" "http://127.0.0.1:$one_port/apache.rocketmq.v2.MessagingService/SendMessage" > "$work/h2-broker-$r.txt" 2>&1
+    -d "$work/send.bin" "http://127.0.0.1:$one_port/apache.rocketmq.v2.MessagingService/SendMessage" > "$work/h2-broker-$1.txt" 2>&1
+}
+for r in $(seq 1 "$ROUNDS"); do  # ABBA: neither side always goes first
+  if [ $((r % 2)) = 1 ]; then h2_nghttpd "$r"; h2_broker "$r"; else h2_broker "$r"; h2_nghttpd "$r"; fi
 done
 h2load -n "$COUNT" -c 10 -m 5 -H 'content-type: application/grpc' -H 'te: trailers' -H 'x-mq-client-id: h2load' \
   -d "$work/send.bin" "http://127.0.0.1:$async_port/apache.rocketmq.v2.MessagingService/SendMessage" > "$work/h2-broker-default.txt" 2>&1
@@ -110,9 +113,14 @@ produce() { # flush port pid round
 # Before each run the page cache's dirty data is written back, so that no run pays for the
 # writeback of the one before it.
 settle() { sync; sleep 1; }
-for r in $(seq 1 "$ROUNDS"); do
-  settle; redis_run everysec "$r"; settle; produce async "$async_port" "$async_pid" "$r"
-  settle; redis_run always "$r"; settle; produce sync "$sync_port" "$sync_pid" "$r"
+for r in $(seq 1 "$ROUNDS"); do  # ABBA within each pair, as above
+  if [ $((r % 2)) = 1 ]; then
+    settle; redis_run everysec "$r"; settle; produce async "$async_port" "$async_pid" "$r"
+    settle; redis_run always "$r"; settle; produce sync "$sync_port" "$sync_pid" "$r"
+  else
+    settle; produce async "$async_port" "$async_pid" "$r"; settle; redis_run everysec "$r"
+    settle; produce sync "$sync_port" "$sync_pid" "$r"; settle; redis_run always "$r"
+  fi
 done
 "$bin/mqbench" consume --endpoint "127.0.0.1:$async_port" --topic p-async-1 --count "$COUNT" --concurrency 8 --json > "$work/consume.json" 2>/dev/null
 # e2e: first as fast as it goes (the same senders as the produce runs, 8 receivers): the rate at
@@ -172,7 +180,7 @@ cores, cpu = sh("nproc"), sh("lscpu | sed -n 's/^Model name: *//p'")
 swift, redisv, fiov = sh("swift --version 2>&1 | head -1"), sh("redis-server --version"), sh("fio --version")
 yes = lambda ok: "yes" if ok else "no"
 L = ["## Cluster", "",
-     f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `Scripts/bench.sh` (all figures from one run on one machine, release build, loopback, 1 KiB messages; the produce and `SendMessage` comparisons are medians of {rounds} alternating rounds, each run after the page cache's writeback settled, each Redis run on a fresh server).", "",
+     f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `Scripts/bench.sh` (all figures from one run on one machine, release build, loopback, 1 KiB messages; the produce and `SendMessage` comparisons are medians of {rounds} alternating rounds in ABBA order, each run after the page cache's writeback settled, each Redis run on a fresh server).", "",
      f"- Machine: {cores} cores ({cpu}), shared with other work: read the ratios",
      f"- Versions: {swift}; {redisv}; {fiov}",
      f"- Commands: `mqbench produce --count {count} --concurrency {conc} --connections 4 --client-threads 1 --mode sync` (each sender awaits each send; one client thread like redis-benchmark) against an async- and a sync-flush `mqbroker`; `redis-benchmark -c {conc} -n {count} XADD bench '*' f <1 KiB>` with `appendonly yes` and `appendfsync everysec|always`; `h2load -n {count} -c 10 -m 5` with a fixed gRPC-framed `SendMessage` (1 KiB body) at `mqbroker --event-loops 1` (and at the default broker) and a 1 KiB GET at `nghttpd` (one worker thread); fio 1 KiB sequential writes (buffered and with fdatasync each)", "",
