@@ -194,7 +194,7 @@ L = ["## Cluster", "",
      f"| Broker RSS idle, 1,000 topics × 8 queues | {idle} MiB | | | ≤ 150 MiB | {yes(int(idle) <= 150)} |",
      f"| Disk ceiling (fio) | | {seq:,.0f} MB/s buffered; {fsync:,.0f} fdatasync writes/s | | | |",
      "",
-     f"Broker CPU time / peak RSS during the median produce round: async {pa.get('broker_cpu_seconds', 0):.1f} s / {pa.get('broker_peak_rss_mib', 0):.0f} MiB, sync {ps.get('broker_cpu_seconds', 0):.1f} s / {ps.get('broker_peak_rss_mib', 0):.0f} MiB.",
+     f"Broker CPU time since its start and peak RSS, after the last produce round: async {pas[-1].get('broker_cpu_seconds', 0):.1f} s / {pas[-1].get('broker_peak_rss_mib', 0):.0f} MiB for {(rounds + 1) * int(count):,} messages (its `SendMessage` run and the produce rounds; ≈ {pas[-1].get('broker_cpu_seconds', 0) * 1e6 / ((rounds + 1) * int(count)):.1f} µs each), sync {pss[-1].get('broker_cpu_seconds', 0):.1f} s / {pss[-1].get('broker_peak_rss_mib', 0):.0f} MiB for {rounds * int(count):,} messages (≈ {pss[-1].get('broker_cpu_seconds', 0) * 1e6 / (rounds * int(count)):.1f} µs each).",
      ""]
 replace_section(md, "Cluster", "\n".join(L))
 PY
