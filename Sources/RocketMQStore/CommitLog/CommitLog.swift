@@ -48,8 +48,7 @@ final class CommitLog: @unchecked Sendable {
     /// once synced, overwriting them changes no metadata (an `fdatasync` that must also write
     /// the inode for newly allocated blocks takes a third longer here).
     private var prepared = 0
-    /// Zeros prepared at a time with sync flush (as many as the mapped writer prepares, from the
-    /// same buffer of zeros).
+    /// Zeros prepared at a time with sync flush (as many as the mapped writer prepares).
     static var prepareStep: Int { SegmentWriteMapping.prepareStep }
     /// See `StoreConfiguration.pageCacheWindow`.
     let pageCacheWindow: Int64?
@@ -201,9 +200,7 @@ final class CommitLog: @unchecked Sendable {
     private func prepare(_ segment: CommitLogSegment, upTo end: Int) throws(StoreError) {
         while prepared < end && prepared < Int(segmentSize) {
             let to = min(Int(segmentSize), prepared + Self.prepareStep)
-            try SegmentWriteMapping.zeros(count: to - prepared) { (zeros) throws(StoreError) in
-                try segment.file.write(zeros, at: Int64(prepared))
-            }
+            try segment.file.writeZeros(prepared..<to)
             prepared = to
         }
     }

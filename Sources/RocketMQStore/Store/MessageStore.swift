@@ -217,16 +217,12 @@ public final class MessageStore: Sendable {
     public func append(_ message: EncodedMessage, completion: @escaping @Sendable (Result<AppendResult, StoreError>) -> Void) {
         let result: AppendResult
         do {
+            if let done = try appendWithoutWaiting(message) { return completion(.success(done)) }
             result = try write(message)
         } catch {
             return completion(.failure(error))
         }
-        let end = result.physicalOffset + Int64(result.wroteBytes)
-        guard configuration.flushMode == .sync else {
-            flushService.noteWritten(upTo: end)
-            return completion(.success(result))
-        }
-        flushService.whenFlushed(upTo: end) { failure in
+        flushService.whenFlushed(upTo: result.physicalOffset + Int64(result.wroteBytes)) { failure in
             completion(failure.map { .failure($0) } ?? .success(result))
         }
     }

@@ -57,6 +57,8 @@ final class StoreFile: @unchecked Sendable {
                 if errno == EINTR { continue }
                 throw .io(operation: "pwrite", path: path, errno: errno)
             }
+            // Nothing written and no error: retrying would spin.
+            if n == 0 { throw .io(operation: "pwrite", path: path, errno: EIO) }
             p += n
             left -= n
             at += Int64(n)
@@ -66,6 +68,20 @@ final class StoreFile: @unchecked Sendable {
     func write(_ bytes: [UInt8], at offset: Int64) throws(StoreError) {
         try StoreError.catching { try bytes.withUnsafeBytes { raw in try write(raw, at: offset) } }
     }
+
+    /// Writes zeros over `range` (the CommitLog writers prepare the stretch ahead of them so).
+    func writeZeros(_ range: Range<Int>) throws(StoreError) {
+        var at = range.lowerBound
+        while at < range.upperBound {
+            let count = min(range.upperBound - at, Self.zerosCount)
+            try write(UnsafeRawBufferPointer(start: Self.zeros, count: count), at: Int64(at))
+            at += count
+        }
+    }
+
+    /// Zeros for `writeZeros`, allocated once and never written.
+    private static let zerosCount = 256 << 10
+    nonisolated(unsafe) private static let zeros = UnsafeRawPointer(calloc(1, zerosCount)!)
 
     /// Reads up to `buffer.count` bytes at `offset`; returns how many (fewer only at end of file).
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(StoreError) -> Int {
@@ -279,8 +295,6 @@ final class SegmentWriteMapping: @unchecked Sendable {
 
     /// How much is prepared at a time: one `pwrite` + `madvise` per 256 KiB of appends.
     static let prepareStep = 256 << 10
-    /// Zeros for `prepare`, allocated once and never written.
-    nonisolated(unsafe) private static let zeros = UnsafeRawPointer(calloc(1, prepareStep)!)
     private static let populateWrite: Int32 = 23  // MADV_POPULATE_WRITE, Linux 5.14+
 
     /// Maps `file` for a writer whose next record goes at `writePosition` (segment-relative).
@@ -300,11 +314,6 @@ final class SegmentWriteMapping: @unchecked Sendable {
 
     deinit { munmap(base, size) }
 
-    /// Runs `body` with `count` (at most `prepareStep`) bytes of zeros.
-    static func zeros<E: Error>(count: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
-        try body(UnsafeRawBufferPointer(start: zeros, count: min(count, prepareStep)))
-    }
-
     /// Copies `bytes` in at `offset`; call `prepare(forWriteOf:at:)` for the range first.
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         guard let src = bytes.baseAddress, bytes.count > 0 else { return }
@@ -321,17 +330,7 @@ final class SegmentWriteMapping: @unchecked Sendable {
         let end = offset + count
         while prepared < end && prepared < size {
             let to = min(size, prepared + Self.prepareStep)
-            var done = prepared
-            while done < to {
-                let n = pwrite(file.fd, Self.zeros, to - done, off_t(done))
-                if n > 0 {
-                    done += n
-                } else if n < 0 && errno == EINTR {
-                    continue
-                } else {
-                    throw .io(operation: "pwrite", path: file.path, errno: n < 0 ? errno : EIO)
-                }
-            }
+            try file.writeZeros(prepared..<to)
             _ = madvise(base + prepared, to - prepared, Self.populateWrite)
             prepared = to
         }
