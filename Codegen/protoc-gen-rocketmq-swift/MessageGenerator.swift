@@ -15,58 +15,82 @@ struct MessageGenerator {
         let plain = fields.filter { $0.field.oneofIndex == nil }
         let typeName = Naming.typeName(message.name)
 
+        let members = plain.map { StoredMember(property: $0.property, type: $0.declaredType, defaultValue: $0.defaultValue, comment: $0.field.comment) }
+            + oneofs.map { StoredMember(property: $0.property, type: "\($0.enumName)?", defaultValue: "nil", comment: "") }
+        let unknown = StoredMember(
+            property: "unknownFields", type: "UnknownFields", defaultValue: "UnknownFields()",
+            comment: "Fields this build does not know, kept from decoding and re-emitted on encoding."
+        )
+        let boxed = Self.usesStorage(message)
+        // Where the fields live: the struct itself, or the storage object every copy shares.
+        let fieldOwner = boxed ? "s" : "self"
+
         printer.doc(message.comment)
         try printer.block("public struct \(swiftName.split(separator: ".").last.map(String.init) ?? typeName): CBridgedMessage") { p in
             p.line("public static let protoMessageName = \"\(message.fullName)\"")
             p.line("public static let cMessageType = CMessageType.named(protoMessageName)")
             p.line()
-            for plan in plain {
-                p.doc(plan.field.comment)
-                p.line("public var \(plan.property): \(plan.declaredType) = \(plan.defaultValue)")
-            }
-            for oneof in oneofs {
-                p.line("public var \(oneof.property): \(oneof.enumName)? = nil")
-            }
-            p.line("/// Fields this build does not know, kept from decoding and re-emitted on encoding.")
-            p.line("public var unknownFields = UnknownFields()")
-            p.line()
-            p.line("public init() {}")
-            let parameters = plain.map { "\($0.property): \($0.declaredType) = \($0.defaultValue)" }
-                + oneofs.map { "\($0.property): \($0.enumName)? = nil" }
-            if !parameters.isEmpty {
+            if boxed {
+                generateStorage(members + [unknown], into: &p)
+            } else {
+                for member in members + [unknown] {
+                    p.doc(member.comment)
+                    p.line("public var \(member.property): \(member.type) = \(member.defaultValue)")
+                }
                 p.line()
+                p.line("public init() {}")
+            }
+            if !members.isEmpty {
+                p.line()
+                let parameters = members.map { "\($0.property): \($0.type) = \($0.defaultValue)" }
                 p.block("public init(\(parameters.joined(separator: ", ")))") { p in
-                    for name in plain.map(\.property) + oneofs.map(\.property) {
-                        p.line("self.\(name) = \(name)")
+                    if boxed {
+                        // Any keyword but `inout`, `var` and `let` is a plain argument label.
+                        let arguments = members.map { "\($0.property.filter { $0 != "`" }): \($0.property)" }
+                        p.line("self.storage = Storage(\(arguments.joined(separator: ", ")))")
+                    } else {
+                        for member in members { p.line("self.\(member.property) = \(member.property)") }
                     }
                 }
             }
             p.line()
             p.block("public init(reading m: CMessageReader)") { p in
-                for plan in plain { p.line("self.\(plan.property) = \(plan.readExpression)") }
+                if boxed { p.line("let s = Storage()") }
+                for plan in plain { p.line("\(fieldOwner).\(plan.property) = \(plan.readExpression)") }
                 for oneof in oneofs {
                     guard let first = oneof.members.first else { continue }
                     p.line("switch m.oneofCase(\(first.field.number)) {")
                     for member in oneof.members {
-                        p.line("case \(member.field.number): self.\(oneof.property) = .\(member.property)(\(member.readValue))")
+                        p.line("case \(member.field.number): \(fieldOwner).\(oneof.property) = .\(member.property)(\(member.readValue))")
                     }
-                    p.line("default: self.\(oneof.property) = nil")
+                    p.line("default: \(fieldOwner).\(oneof.property) = nil")
                     p.line("}")
                 }
-                p.line("self.unknownFields = m.unknownFields")
+                p.line("\(fieldOwner).unknownFields = m.unknownFields")
+                if boxed { p.line("self.storage = s") }
             }
             p.line()
             p.block("public func write(to m: CMessageWriter)") { p in
-                for plan in plain { p.line(plan.writeStatement) }
+                if boxed { p.line("let s = storage") }
+                for plan in plain { p.line(plan.writeStatement(fieldOwner)) }
                 for oneof in oneofs {
-                    p.line("switch self.\(oneof.property) {")
+                    p.line("switch \(fieldOwner).\(oneof.property) {")
                     for member in oneof.members {
                         p.line("case .\(member.property)(let v)?: m.\(member.writer)(\(member.field.number), v)")
                     }
                     p.line("case nil: break")
                     p.line("}")
                 }
-                p.line("m.setUnknownFields(unknownFields)")
+                p.line("m.setUnknownFields(\(fieldOwner).unknownFields)")
+            }
+            if boxed {
+                p.line()
+                p.block("public static func == (lhs: Self, rhs: Self) -> Bool") { p in
+                    p.line("if lhs.storage === rhs.storage { return true }")
+                    p.line("let l = lhs.storage, r = rhs.storage")
+                    let comparisons = (members + [unknown]).map { "l.\($0.property) == r.\($0.property)" }
+                    p.line("return " + comparisons.joined(separator: "\n    && "))
+                }
             }
             for oneof in oneofs {
                 p.line()
@@ -86,6 +110,64 @@ struct MessageGenerator {
                 generate(enumeration, swiftName: Naming.typeName(enumeration.name), into: &p)
             }
         }
+    }
+
+    /// Whether a message keeps its fields in a shared storage object rather than inline.
+    ///
+    /// Inline, every copy of a value retains each of its strings, arrays and nested messages' own
+    /// (a `Message` with its `SystemProperties` is 41 retains), and a message holding a field of
+    /// its own type would be infinitely large. So, as swift-protobuf does, a message with a
+    /// singular message field or more than 16 fields is copy-on-write: a copy is one retain. The
+    /// rest stay inline, where a small message costs no allocation.
+    static func usesStorage(_ message: MessageDef) -> Bool {
+        message.fields.count > 16 || message.fields.contains { $0.kind == .message && $0.label != .repeated }
+    }
+
+    /// The private storage class, the stored property that holds it, and the public accessors.
+    private func generateStorage(_ members: [StoredMember], into p: inout CodePrinter) {
+        let settable = members.filter { $0.property != "unknownFields" }
+        p.line("/// The fields, shared by copies of this value until one of them is changed.")
+        p.line("/// `@unchecked Sendable`: a storage object is only mutated through `uniqueStorage`, when no other value holds it.")
+        p.block("private final class Storage: @unchecked Sendable") { p in
+            for member in members {
+                p.line("@exclusivity(unchecked) var \(member.property): \(member.type) = \(member.defaultValue)")
+            }
+            p.line()
+            p.line("init() {}")
+            if !settable.isEmpty {
+                p.line()
+                p.block("init(\(settable.map { "\($0.property): \($0.type)" }.joined(separator: ", ")))") { p in
+                    for member in settable { p.line("self.\(member.property) = \(member.property)") }
+                }
+            }
+            p.line()
+            p.block("func copy() -> Storage") { p in
+                p.line("let copy = Storage()")
+                for member in members { p.line("copy.\(member.property) = \(member.property)") }
+                p.line("return copy")
+            }
+        }
+        p.line()
+        p.line("private var storage: Storage")
+        p.line()
+        p.line("/// The storage, copied first if another value shares it; for every change.")
+        p.block("private var uniqueStorage: Storage") { p in
+            p.block("mutating get") { p in
+                p.line("if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }")
+                p.line("return storage")
+            }
+        }
+        for member in members {
+            p.line()
+            p.doc(member.comment)
+            p.block("public var \(member.property): \(member.type)") { p in
+                p.line("get { storage.\(member.property) }")
+                p.line("set { uniqueStorage.\(member.property) = newValue }")
+                p.line("_modify { let s = uniqueStorage; yield &s.\(member.property) }")
+            }
+        }
+        p.line()
+        p.line("public init() { storage = Storage() }")
     }
 
     func generate(_ enumeration: EnumDef, swiftName: String, into printer: inout CodePrinter) {
@@ -152,7 +234,8 @@ struct FieldPlan {
     /// Reading the value of a oneof member known to be set.
     let readValue: String
     let writer: String
-    let writeStatement: String
+    /// Writing the field's value, read as a property of `owner`.
+    let writeStatement: (_ owner: String) -> String
 
     init(field: FieldDef, types: TypeIndex) throws {
         self.field = field
@@ -170,7 +253,7 @@ struct FieldPlan {
             readExpression = "m.map(\(n)) { e in (\(key.read("e", 1)), \(value.readNonOptional("e", 2))) }"
             readValue = readExpression
             writer = "setMap"
-            writeStatement = "m.setMap(\(n), self.\(name)) { e, k, v in e.\(key.writer)(1, k); e.\(value.writer)(2, v) }"
+            writeStatement = { "m.setMap(\(n), \($0).\(name)) { e, k, v in e.\(key.writer)(1, k); e.\(value.writer)(2, v) }" }
             return
         }
 
@@ -183,22 +266,22 @@ struct FieldPlan {
             declaredType = "[\(accessors.swiftType)]"
             defaultValue = "[]"
             readExpression = accessors.readRepeated("m", n)
-            writeStatement = "m.\(accessors.repeatedWriter)(\(n), self.\(name))"
+            writeStatement = { "m.\(accessors.repeatedWriter)(\(n), \($0).\(name))" }
         case _ where field.hasPresence:
             declaredType = accessors.swiftType + "?"
             defaultValue = "nil"
             readExpression = field.kind == .message
                 ? accessors.read("m", n)
                 : "m.has(\(n)) ? \(accessors.read("m", n)) : nil"
-            writeStatement = "if let v = self.\(name) { m.\(accessors.writer)(\(n), v) }"
+            writeStatement = { "if let v = \($0).\(name) { m.\(accessors.writer)(\(n), v) }" }
         default:
             declaredType = accessors.swiftType
             defaultValue = accessors.defaultValue
             readExpression = accessors.read("m", n)
             if field.kind == .string || field.kind == .bytes {
-                writeStatement = "if !self.\(name).isEmpty { m.\(accessors.writer)(\(n), self.\(name)) }"
+                writeStatement = { "if !\($0).\(name).isEmpty { m.\(accessors.writer)(\(n), \($0).\(name)) }" }
             } else {
-                writeStatement = "m.\(accessors.writer)(\(n), self.\(name))"
+                writeStatement = { "m.\(accessors.writer)(\(n), \($0).\(name))" }
             }
         }
     }
@@ -263,6 +346,14 @@ private struct Accessors {
     func readNonOptional(_ reader: String, _ number: Int32) -> String {
         isMessage ? "\(read(reader, number)) ?? \(defaultValue)" : read(reader, number)
     }
+}
+
+/// One property of a generated message: a field, a oneof, or the unknown fields.
+private struct StoredMember {
+    let property: String
+    let type: String
+    let defaultValue: String
+    let comment: String
 }
 
 /// A real oneof: one optional Swift enum property.

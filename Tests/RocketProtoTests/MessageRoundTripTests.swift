@@ -137,6 +137,51 @@ struct MessageRoundTripTests {
         #expect(decoded.fBytes == message.fBytes)
     }
 
+    @Test("a message holding its own type (singly, repeated, in a oneof) round-trips at depth")
+    func selfReferencingMessageRoundTrips() throws {
+        typealias Tree = Rocketmq_Testing_V1_Tree
+        // A chain 200 deep through the singular field, with repeated and oneof children on the way.
+        var tree = Tree(name: "leaf", extra: .note("end"))
+        for depth in 0..<200 {
+            let children = depth % 50 == 0 ? [Tree(name: "c\(depth)"), Tree(extra: .only(Tree(name: "o\(depth)")))] : []
+            tree = Tree(name: "n\(depth)", left: tree, children: children)
+        }
+        let decoded = try Tree(serializedBytes: tree.serializedBytes())
+        #expect(decoded == tree)
+        var node: Tree? = decoded
+        var depth = 0
+        while let next = node?.left { node = next; depth += 1 }
+        #expect(depth == 200)
+        #expect(node?.name == "leaf" && node?.extra == .note("end"))
+        #expect(decoded.children.isEmpty && decoded.left?.name == "n198")
+    }
+
+    @Test("a copy of a message is independent: changing one in place leaves the other as it was")
+    func copiesHaveValueSemantics() {
+        // AllFields (more than 16 fields) and Message (singular message fields) keep their
+        // fields in storage shared between copies until one of them changes.
+        var original = AllFields(fString: "a", fPoint: Point(x: 1, y: 2), rString: ["x"])
+        var copy = original
+        #expect(copy == original)
+        copy.fPoint?.x = 10
+        copy.rString.append("y")
+        copy.unknownFields = UnknownFields(fields: [.init(number: 99, wireType: 0, data: [1])])
+        #expect(original.fPoint == Point(x: 1, y: 2) && original.rString == ["x"] && original.unknownFields.isEmpty)
+        #expect(copy.fPoint == Point(x: 10, y: 2) && copy.rString == ["x", "y"])
+        #expect(copy != original)
+        original.fString = "b"
+        #expect(copy.fString == "a")
+        // Equal contents in different storage are equal.
+        #expect(AllFields(fString: "same") == AllFields(fString: "same"))
+
+        let message = Apache_Rocketmq_V2_Message(topic: .init(name: "t"), systemProperties: .init(tag: "x"), body: [1])
+        var changed = message
+        changed.systemProperties?.tag = "y"
+        changed.topic?.name = "u"
+        #expect(message.systemProperties?.tag == "x" && message.topic?.name == "t")
+        #expect(changed.systemProperties?.tag == "y" && changed.topic?.name == "u" && changed.body == [1])
+    }
+
     @Test("enum names follow the .proto and strip the enum-name prefix for Swift cases")
     func enumNamesMapBothWays() {
         #expect(Rocketmq_Testing_V1_Shade.light.protoName == "SHADE_LIGHT")

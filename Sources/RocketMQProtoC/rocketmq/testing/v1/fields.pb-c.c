@@ -133,6 +133,51 @@ void   rocketmq__testing__v1__few_fields__free_unpacked
   assert(message->base.descriptor == &rocketmq__testing__v1__few_fields__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   rocketmq__testing__v1__tree__init
+                     (Rocketmq__Testing__V1__Tree         *message)
+{
+  static const Rocketmq__Testing__V1__Tree init_value = ROCKETMQ__TESTING__V1__TREE__INIT;
+  *message = init_value;
+}
+size_t rocketmq__testing__v1__tree__get_packed_size
+                     (const Rocketmq__Testing__V1__Tree *message)
+{
+  assert(message->base.descriptor == &rocketmq__testing__v1__tree__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__testing__v1__tree__pack
+                     (const Rocketmq__Testing__V1__Tree *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__testing__v1__tree__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__testing__v1__tree__pack_to_buffer
+                     (const Rocketmq__Testing__V1__Tree *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__testing__v1__tree__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Testing__V1__Tree *
+       rocketmq__testing__v1__tree__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Testing__V1__Tree *)
+     protobuf_c_message_unpack (&rocketmq__testing__v1__tree__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__testing__v1__tree__free_unpacked
+                     (Rocketmq__Testing__V1__Tree *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__testing__v1__tree__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor rocketmq__testing__v1__all_fields__point__field_descriptors[2] =
 {
   {
@@ -1278,6 +1323,96 @@ const ProtobufCMessageDescriptor rocketmq__testing__v1__few_fields__descriptor =
   rocketmq__testing__v1__few_fields__field_indices_by_name,
   2,  rocketmq__testing__v1__few_fields__number_ranges,
   (ProtobufCMessageInit) rocketmq__testing__v1__few_fields__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__testing__v1__tree__field_descriptors[5] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Testing__V1__Tree, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "left",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Testing__V1__Tree, left),
+    &rocketmq__testing__v1__tree__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "children",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Rocketmq__Testing__V1__Tree, n_children),
+    offsetof(Rocketmq__Testing__V1__Tree, children),
+    &rocketmq__testing__v1__tree__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "only",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Rocketmq__Testing__V1__Tree, extra_case),
+    offsetof(Rocketmq__Testing__V1__Tree, only),
+    &rocketmq__testing__v1__tree__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "note",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Rocketmq__Testing__V1__Tree, extra_case),
+    offsetof(Rocketmq__Testing__V1__Tree, note),
+    NULL,
+    &protobuf_c_empty_string,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__testing__v1__tree__field_indices_by_name[] = {
+  2,   /* field[2] = children */
+  1,   /* field[1] = left */
+  0,   /* field[0] = name */
+  4,   /* field[4] = note */
+  3,   /* field[3] = only */
+};
+static const ProtobufCIntRange rocketmq__testing__v1__tree__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor rocketmq__testing__v1__tree__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.testing.v1.Tree",
+  "Tree",
+  "Rocketmq__Testing__V1__Tree",
+  "rocketmq.testing.v1",
+  sizeof(Rocketmq__Testing__V1__Tree),
+  5,
+  rocketmq__testing__v1__tree__field_descriptors,
+  rocketmq__testing__v1__tree__field_indices_by_name,
+  1,  rocketmq__testing__v1__tree__number_ranges,
+  (ProtobufCMessageInit) rocketmq__testing__v1__tree__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue rocketmq__testing__v1__shade__enum_values_by_number[3] =

@@ -27,6 +27,7 @@ typedef struct Rocketmq__Testing__V1__AllFields__MBoolShadeEntry Rocketmq__Testi
 typedef struct Rocketmq__Testing__V1__AllFields__MUint64BytesEntry Rocketmq__Testing__V1__AllFields__MUint64BytesEntry;
 typedef struct Rocketmq__Testing__V1__AllFields__MSint64DoubleEntry Rocketmq__Testing__V1__AllFields__MSint64DoubleEntry;
 typedef struct Rocketmq__Testing__V1__FewFields Rocketmq__Testing__V1__FewFields;
+typedef struct Rocketmq__Testing__V1__Tree Rocketmq__Testing__V1__Tree;
 
 
 /* --- enums --- */
@@ -286,6 +287,35 @@ struct  Rocketmq__Testing__V1__FewFields
     , 0, (char *)protobuf_c_empty_string }
 
 
+typedef enum {
+  ROCKETMQ__TESTING__V1__TREE__EXTRA__NOT_SET = 0,
+  ROCKETMQ__TESTING__V1__TREE__EXTRA_ONLY = 4,
+  ROCKETMQ__TESTING__V1__TREE__EXTRA_NOTE = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ROCKETMQ__TESTING__V1__TREE__EXTRA__CASE)
+} Rocketmq__Testing__V1__Tree__ExtraCase;
+
+/*
+ * A message holding its own type, singly, repeated and in a oneof: the generated struct keeps
+ * its fields in shared storage, which is what gives it a finite size.
+ */
+struct  Rocketmq__Testing__V1__Tree
+{
+  ProtobufCMessage base;
+  char *name;
+  Rocketmq__Testing__V1__Tree *left;
+  size_t n_children;
+  Rocketmq__Testing__V1__Tree **children;
+  Rocketmq__Testing__V1__Tree__ExtraCase extra_case;
+  union {
+    Rocketmq__Testing__V1__Tree *only;
+    char *note;
+  };
+};
+#define ROCKETMQ__TESTING__V1__TREE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__testing__v1__tree__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL, 0,NULL, ROCKETMQ__TESTING__V1__TREE__EXTRA__NOT_SET, {0} }
+
+
 /* Rocketmq__Testing__V1__AllFields__Point methods */
 void   rocketmq__testing__v1__all_fields__point__init
                      (Rocketmq__Testing__V1__AllFields__Point         *message);
@@ -342,6 +372,25 @@ Rocketmq__Testing__V1__FewFields *
 void   rocketmq__testing__v1__few_fields__free_unpacked
                      (Rocketmq__Testing__V1__FewFields *message,
                       ProtobufCAllocator *allocator);
+/* Rocketmq__Testing__V1__Tree methods */
+void   rocketmq__testing__v1__tree__init
+                     (Rocketmq__Testing__V1__Tree         *message);
+size_t rocketmq__testing__v1__tree__get_packed_size
+                     (const Rocketmq__Testing__V1__Tree   *message);
+size_t rocketmq__testing__v1__tree__pack
+                     (const Rocketmq__Testing__V1__Tree   *message,
+                      uint8_t             *out);
+size_t rocketmq__testing__v1__tree__pack_to_buffer
+                     (const Rocketmq__Testing__V1__Tree   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Testing__V1__Tree *
+       rocketmq__testing__v1__tree__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__testing__v1__tree__free_unpacked
+                     (Rocketmq__Testing__V1__Tree *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Rocketmq__Testing__V1__AllFields__Point_Closure)
@@ -367,6 +416,9 @@ typedef void (*Rocketmq__Testing__V1__AllFields_Closure)
                   void *closure_data);
 typedef void (*Rocketmq__Testing__V1__FewFields_Closure)
                  (const Rocketmq__Testing__V1__FewFields *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Testing__V1__Tree_Closure)
+                 (const Rocketmq__Testing__V1__Tree *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -432,6 +484,7 @@ extern const ProtobufCMessageDescriptor rocketmq__testing__v1__all_fields__muint
 extern const ProtobufCMessageDescriptor rocketmq__testing__v1__all_fields__msint64_double_entry__descriptor;
 extern const ProtobufCEnumDescriptor    rocketmq__testing__v1__all_fields__mood__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__testing__v1__few_fields__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__testing__v1__tree__descriptor;
 extern const ProtobufCServiceDescriptor rocketmq__testing__v1__echo__descriptor;
 
 PROTOBUF_C__END_DECLS
