@@ -39,13 +39,6 @@ start_broker() { # name flush [extra...]
 fio --name=seq --directory="$work" --rw=write --bs=1k --size=512m --ioengine=psync --output-format=json > "$work/fio-seq.json"
 fio --name=sync --directory="$work" --rw=write --bs=1k --size=64m --fdatasync=1 --runtime=8 --time_based --ioengine=psync --output-format=json > "$work/fio-sync.json"
 rm -f "$work"/seq.* "$work"/sync.*
-# On a VM whose host backs guest memory on first touch, writing into never-used page-cache pages
-# costs a host fault per page (a third of a broker's CPU per message, see the notes). Redis and
-# the brokers below write ~3.5 GB of logs in all (three produce rounds): 4 GiB written and deleted
-# here leaves that much memory backed for every step after, so no step pays for the one before it.
-dd if=/dev/zero of="$work/warm" bs=1M count=4096 status=none || echo "bench.sh: page-cache warm-up failed; figures may include first-touch costs" >&2
-rm -f "$work/warm"
-
 # 2. HTTP/2 ceiling and the broker's server capacity without client overhead.
 mkdir -p "$work/htdocs"; head -c $SIZE /dev/zero > "$work/htdocs/1k"
 ng_port=$(free_port); nghttpd --no-tls -d "$work/htdocs" "$ng_port" >"$work/nghttpd.log" 2>&1 & pids+=($!)
@@ -63,15 +56,25 @@ m = d.Message(topic=d.Resource(name="h2load"), body=b"a" * 1024,
 body = s.SendMessageRequest(messages=[m]).SerializeToString()
 open(sys.argv[1], "wb").write(struct.pack(">BI", 0, len(body)) + body)
 PY
+# Steady state before any measured send. A broker keeps the newest GiB of its CommitLog in the
+# page cache (`--page-cache-window`, 1024 MiB by default) and drops what is older once flushed;
+# new writes then reuse the freed pages. Until a broker has written its first GiB, every write
+# lands in page-cache pages never used before, and on a VM whose host backs guest memory on first
+# touch (and takes free memory back within seconds, see the notes) each such page costs a host
+# fault: ~25% more broker CPU per send. So each broker first takes WARM sends (~1.1 GiB of
+# records), and every measured run sees it as it runs after its first minutes.
+WARM=${WARM:-1000000}
+warm_up() { h2_send "$1" "warm-$1.txt" 10 20 "$WARM"; }
 sleep 0.5
 # The target pair runs ROUNDS times, alternating (medians of each side, as in bench-rpc.sh).
 ROUNDS=${ROUNDS:-3}
 [ "$ROUNDS" -ge 1 ] || { echo "ROUNDS must be at least 1" >&2; exit 2; }
 h2_nghttpd() { h2load -n "$COUNT" -c 10 -m 5 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd-$1.txt" 2>&1; }
-h2_send() { # port output connections streams-per-connection: the fixed SendMessage at a broker
-  h2load -n "$COUNT" -c "$3" -m "$4" -H 'content-type: application/grpc' -H 'te: trailers' -H 'x-mq-client-id: h2load' \
+h2_send() { # port output connections streams-per-connection [count]: the fixed SendMessage at a broker
+  h2load -n "${5:-$COUNT}" -c "$3" -m "$4" -H 'content-type: application/grpc' -H 'te: trailers' -H 'x-mq-client-id: h2load' \
     -d "$work/send.bin" "http://127.0.0.1:$1/apache.rocketmq.v2.MessagingService/SendMessage" > "$work/$2" 2>&1
 }
+warm_up "$one_port"; warm_up "$async_port"; sync; sleep 1  # and its writeback done before the rounds
 for r in $(seq 1 "$ROUNDS"); do  # ABBA: neither side always goes first
   if [ $((r % 2)) = 1 ]; then h2_nghttpd "$r"; h2_send "$one_port" "h2-broker-$r.txt" 10 5
   else h2_send "$one_port" "h2-broker-$r.txt" 10 5; h2_nghttpd "$r"; fi
@@ -92,6 +95,7 @@ fi
 value=$(head -c $SIZE /dev/zero | tr '\0' 'a')
 read -r sync_pid sync_port < <(start_broker sync sync)
 pids+=("$sync_pid")
+warm_up "$sync_port"
 # A fresh redis-server for every run: a stream and an AOF grown by earlier rounds would make
 # Redis fork for an AOF rewrite in the middle of a later one.
 redis_run() { # fsync round
@@ -149,7 +153,7 @@ pids+=("$idle_pid")
 sleep 3
 idle_rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$idle_pid/status")
 
-WORK=$work IDLE_RSS=$idle_rss COUNT=$COUNT CONC=$CONC ROUNDS=$ROUNDS SYNC_STREAMS=$SYNC_STREAMS python3 - "$root/BENCHMARKS.md" <<'PY'
+WORK=$work IDLE_RSS=$idle_rss WARM=$WARM COUNT=$COUNT CONC=$CONC ROUNDS=$ROUNDS SYNC_STREAMS=$SYNC_STREAMS python3 - "$root/BENCHMARKS.md" <<'PY'
 import json, os, re, subprocess, sys, datetime
 md, w = sys.argv[1], os.environ["WORK"]
 sys.path.insert(0, os.path.join(os.path.dirname(md), "Scripts", "lib"))
@@ -179,7 +183,11 @@ pss = [js(f"produce-sync-{r}.json") for r in range(1, rounds + 1)]
 hss = [h2(f"h2-sync-{r}.txt") for r in range(1, rounds + 1)]
 hs, hs_ok = median(h[0] for h in hss), min(h[1] for h in hss)
 # h2load runs after the produce in odd rounds and before it in even ones.
-sync_stored = (rounds + (rounds if rounds % 2 == 0 else rounds - 1)) * int(os.environ["COUNT"])
+warm = int(os.environ["WARM"])
+for port_file in (f for f in os.listdir(w) if f.startswith("warm-")):
+    if h2(port_file)[1] < warm: sys.exit(f"warm-up {port_file} did not complete: {h2(port_file)}")
+sync_stored = warm + (rounds + (rounds if rounds % 2 == 0 else rounds - 1)) * int(os.environ["COUNT"])
+async_stored = warm + (rounds + 1) * int(os.environ["COUNT"])
 ev, al = median(evs), median(als)
 # The run with the median rate (the upper one of an even count), whose latencies are shown.
 median_run = lambda runs: sorted(runs, key=lambda j: j["rate"])[len(runs) // 2]
@@ -194,7 +202,7 @@ cores, cpu = sh("nproc"), sh("lscpu | sed -n 's/^Model name: *//p'")
 swift, redisv, fiov = sh("swift --version 2>&1 | head -1"), sh("redis-server --version"), sh("fio --version")
 yes = lambda ok: "yes" if ok else "no"
 L = ["## Cluster", "",
-     f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `Scripts/bench.sh` (all figures from one run on one machine, release build, loopback, 1 KiB messages; the produce and `SendMessage` comparisons are medians of {rounds} alternating rounds in ABBA order, each run after the page cache's writeback settled, each Redis run on a fresh server).", "",
+     f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `Scripts/bench.sh` (all figures from one run on one machine, release build, loopback, 1 KiB messages; each broker first takes {warm:,} `SendMessage`s from h2load, past its page-cache window (steady state, see the notes); the produce and `SendMessage` comparisons are medians of {rounds} alternating rounds in ABBA order, each run after the page cache's writeback settled, each Redis run on a fresh server).", "",
      f"- Machine: {cores} cores ({cpu}), shared with other work: read the ratios",
      f"- Versions: {swift}; {redisv}; {fiov}",
      f"- Commands: `mqbench produce --count {count} --concurrency {conc} --connections 4 --client-threads 1 --mode sync` (each sender awaits each send; one client thread like redis-benchmark) against an async- and a sync-flush `mqbroker`; `redis-benchmark -c {conc} -n {count} XADD bench '*' f <1 KiB>` with `appendonly yes` and `appendfsync everysec|always`; `h2load -n {count} -c 10 -m 5` with a fixed gRPC-framed `SendMessage` (1 KiB body) at `mqbroker --event-loops 1` (and at the default broker) and a 1 KiB GET at `nghttpd` (one worker thread); the same `SendMessage` with `h2load -n {count} -c 5 -m {sync_streams}` at the sync-flush broker; fio 1 KiB sequential writes (buffered and with fdatasync each)", "",
@@ -209,7 +217,7 @@ L = ["## Cluster", "",
      f"| Broker RSS idle, 1,000 topics × 8 queues | {idle} MiB | | | ≤ 150 MiB | {yes(int(idle) <= 150)} |",
      f"| Disk ceiling (fio) | | {seq:,.0f} MB/s buffered; {fsync:,.0f} fdatasync writes/s | | | |",
      "",
-     f"Broker CPU time since its start and peak RSS, after the last produce round: async {pas[-1].get('broker_cpu_seconds', 0):.1f} s / {pas[-1].get('broker_peak_rss_mib', 0):.0f} MiB for {(rounds + 1) * int(count):,} messages (its `SendMessage` run and the produce rounds; ≈ {pas[-1].get('broker_cpu_seconds', 0) * 1e6 / ((rounds + 1) * int(count)):.1f} µs each), sync {pss[-1].get('broker_cpu_seconds', 0):.1f} s / {pss[-1].get('broker_peak_rss_mib', 0):.0f} MiB for {sync_stored:,} messages (the produce rounds and the h2load rounds before the last produce; ≈ {pss[-1].get('broker_cpu_seconds', 0) * 1e6 / sync_stored:.1f} µs each).",
+     f"Broker CPU time since its start and peak RSS, after the last produce round: async {pas[-1].get('broker_cpu_seconds', 0):.1f} s / {pas[-1].get('broker_peak_rss_mib', 0):.0f} MiB for {async_stored:,} messages (the warm-up, its `SendMessage` run and the produce rounds; ≈ {pas[-1].get('broker_cpu_seconds', 0) * 1e6 / async_stored:.1f} µs each), sync {pss[-1].get('broker_cpu_seconds', 0):.1f} s / {pss[-1].get('broker_peak_rss_mib', 0):.0f} MiB for {sync_stored:,} messages (the warm-up, the produce rounds and the h2load rounds before the last produce; ≈ {pss[-1].get('broker_cpu_seconds', 0) * 1e6 / sync_stored:.1f} µs each).",
      ""]
 replace_section(md, "Cluster", "\n".join(L))
 PY
