@@ -76,7 +76,7 @@ public final class RPCChannel: Sendable {
         let deadline = options.timeout.map { ContinuousClock.now.advanced(by: $0) }
         if Task.isCancelled { throw RPCError(code: .cancelled, message: "the call was cancelled before it started") }
         let compression = options.compression == .identity ? nil : options.compression
-        let framed = try MessageFramer.frameRequest(serializedRequest, compression: compression)
+        let framed = try MessageFramer.requestChunk(serializedRequest, compression: compression)
         // One transparent retry for a call the server provably never processed (gRPC's transparent
         // retry): refused streams and streams above a GOAWAY's last stream ID. A connection that
         // just received GOAWAY takes no new streams: it is taken out of use and the call tries once more.
@@ -225,7 +225,7 @@ public final class RPCChannel: Sendable {
     ) async throws(RPCError) -> ClientCall {
         if Task.isCancelled { throw RPCError(code: .cancelled, message: "the call was cancelled before it started") }
         let compression = options.compression == .identity ? nil : options.compression
-        let framed = try firstMessage.map { (message) throws(RPCError) in try MessageFramer.frameRequest(message, compression: compression) }
+        let framed = try firstMessage.map { (message) throws(RPCError) in try MessageFramer.requestChunk(message, compression: compression) }
         // A connection that just received GOAWAY refuses new streams; take it out of use and try once more.
         for _ in 0..<2 {
             let connection = try await connector.connection(waitForReady: options.waitForReady, deadline: deadline)
@@ -243,7 +243,7 @@ public final class RPCChannel: Sendable {
         on connection: ClientConnection,
         options: CallOptions,
         deadline: ContinuousClock.Instant?,
-        framed: ByteBuffer?,
+        framed: OutboundDataQueue.Chunk?,
         compression: CompressionAlgorithm?,
         halfClose: Bool
     ) async throws(RPCError) -> ClientCall? {
@@ -277,7 +277,7 @@ public final class RPCChannel: Sendable {
         on connection: ClientConnection,
         options: CallOptions,
         deadline: ContinuousClock.Instant?,
-        framed: ByteBuffer,
+        framed: OutboundDataQueue.Chunk,
         compression: CompressionAlgorithm?
     ) async throws(RPCError) -> UnaryAttempt {
         let opener = StreamOpener(channel: self, method: method, connection: connection, options: options, deadline: deadline, framed: framed, halfClose: true)
@@ -336,17 +336,20 @@ public final class RPCChannel: Sendable {
         let headers: HeaderBlock
         let connection: ClientConnection
         let deadline: ContinuousClock.Instant?
-        let framed: ByteBuffer?
+        /// The first request message, if the call has one at the start.
+        let framed: OutboundDataQueue.Chunk?
         let halfClose: Bool
         let maxReceive: Int
 
         init(
             channel: RPCChannel, method: MethodDescriptor, connection: ClientConnection, options: CallOptions,
-            deadline: ContinuousClock.Instant?, framed: ByteBuffer?, halfClose: Bool
+            deadline: ContinuousClock.Instant?, framed: OutboundDataQueue.Chunk?, halfClose: Bool
         ) {
             // Pseudo-header fields come first (RFC 9113 8.3); the channel's fixed ones are laid out once.
             var headers = HeaderBlock()
-            headers.reserveCapacity(adding: channel.fixedRequestFields.byteCount + method.path.utf8.count + 64)
+            // Room for the fixed fields, the path, `grpc-timeout` and some metadata: one
+            // allocation per call (an estimate short of the metadata grew the block once more).
+            headers.reserveCapacity(adding: channel.fixedRequestPseudoFields.byteCount + channel.fixedRequestFields.byteCount + method.path.utf8.count + 256)
             headers.append(contentsOf: channel.fixedRequestPseudoFields)
             headers.append(name: ":path", value: method.path)
             headers.append(contentsOf: channel.fixedRequestFields)

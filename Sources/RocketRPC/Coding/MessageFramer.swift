@@ -14,6 +14,12 @@ enum MessageFramer {
         }
     }
 
+    /// A request message as the stream's first outbound chunk: uncompressed, its bytes as they
+    /// are (framed as nghttp2 copies them out, so the payload is copied once, not twice).
+    static func requestChunk(_ payload: [UInt8], compression: CompressionAlgorithm?) throws(RPCError) -> OutboundDataQueue.Chunk {
+        compression == nil ? .message(payload) : .bytes(try frameRequest(payload, compression: compression))
+    }
+
     /// Frames `payload`, gzip-compressing it when `compression` is `.gzip`.
     static func frame(_ payload: [UInt8], compression: CompressionAlgorithm?, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> ByteBuffer {
         if compression == .gzip {

@@ -6,14 +6,15 @@ public struct MethodDescriptor: Sendable, Hashable, CustomStringConvertible {
     public let service: String
     /// Method name within the service, for example `Check`.
     public let method: String
+    /// The HTTP/2 `:path` of this method: `/service/method`. Stored: every call sends it, and
+    /// building it per call cost a client four allocations.
+    public let path: String
 
     public init(service: String, method: String) {
         self.service = service
         self.method = method
+        self.path = "/\(service)/\(method)"
     }
-
-    /// The HTTP/2 `:path` of this method: `/service/method`.
-    public var path: String { "/\(service)/\(method)" }
 
     public var description: String { path }
 
