@@ -77,7 +77,9 @@ struct RegistrarTests {
         #expect(try await eventually { try await routeCode(channel, topic: "orders") == .ok })
         let registered = ContinuousClock.now
         #expect(try await eventually(within: .seconds(3)) { try await routeCode(channel, topic: "orders") == .topicNotFound })
-        #expect(ContinuousClock.now - registered >= .milliseconds(800))
+        // Not at once: `registered` is when the route was first seen, up to a poll (and a busy
+        // machine's delay) after the NameServer took the registration, so less than the full second.
+        #expect(ContinuousClock.now - registered >= .milliseconds(500))
         // The sweep removes it from the table too.
         #expect(try await eventually(within: .seconds(1)) { nameServer.nameServer.routeTable.brokers().isEmpty })
 

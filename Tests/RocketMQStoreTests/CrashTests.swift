@@ -68,8 +68,23 @@ import Glibc
         throw StoreError.badFile(path: "store-crash-child", reason: "missing")
     }
 
+    /// What one child run reported: its output lines, and whether it said READY.
+    struct ChildRun: Sendable {
+        var lines: [String]
+        var ready: Bool
+    }
+
+    /// Runs blocking work (watching a child process) on a thread of its own: on the test's task it
+    /// would hold one of the few cooperative threads (two on a two-core machine) for the whole
+    /// kill loop, and every other test's tasks and timers would stall behind it.
+    static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+
     /// Runs the child until `runFor` after it is ready, SIGKILLs it, returns its output lines.
-    static func runChildAndKill(_ binary: String, arguments: [String], runFor: Duration) throws -> [String] {
+    static func runChildAndKill(_ binary: String, arguments: [String], runFor: Duration) throws -> ChildRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -113,8 +128,7 @@ import Glibc
         }
         if !killed { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
-        #expect(ready, "child never became ready: \(lines.prefix(3))")
-        return lines  // a torn last line (no newline) is dropped: it was never fully reported
+        return ChildRun(lines: lines, ready: ready)  // a torn last line (no newline) is dropped: it was never fully reported
     }
 
     static func parse(_ line: String) -> Ack? {
@@ -132,7 +146,7 @@ import Glibc
         #expect(viaQueue?.physicalOffset == ack.physicalOffset, "ConsumeQueue lost \(ack.key)")
     }
 
-    func killLoop(mode: String, iterations: Int, writers: Int, requireAllAcked: Bool) throws {
+    func killLoop(mode: String, iterations: Int, writers: Int, requireAllAcked: Bool) async throws {
         let binary = try Self.childBinary()
         let dir = TempDirectory("crash-\(mode)")
         let segmentSize: Int64 = 256 * 1024
@@ -143,8 +157,10 @@ import Glibc
         let started = ContinuousClock.now
         for iteration in 0..<iterations {
             let runFor = Duration.milliseconds(Int.random(in: 5...120, using: &rng))
-            let lines = try Self.runChildAndKill(
-                binary, arguments: [dir.path, mode, String(writers), String(segmentSize), String(iteration)], runFor: runFor)
+            let arguments = [dir.path, mode, String(writers), String(segmentSize), String(iteration)]
+            let run = try await Self.onOwnThread { try Self.runChildAndKill(binary, arguments: arguments, runFor: runFor) }
+            #expect(run.ready, "child never became ready: \(run.lines.prefix(3))")
+            let lines = run.lines
             let errors = lines.filter { $0.hasPrefix("E ") || $0.hasPrefix("ERROR") }
             #expect(errors.isEmpty, "child reported errors: \(errors.prefix(3))")
             let fresh = lines.compactMap(Self.parse)
@@ -179,20 +195,32 @@ import Glibc
         if requireAllAcked { #expect(lost == 0) }
     }
 
-    @Test func secondProcessGetsLockErrorNamingTheHolder() throws {
+    @Test func secondProcessGetsLockErrorNamingTheHolder() async throws {
         let binary = try Self.childBinary()
         let dir = TempDirectory("lock")
+        let path = dir.path
+        let (ready, pid) = try await Self.onOwnThread { try Self.lockHolderReady(binary, dir: path) }
+        defer {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        #expect(ready, "child never became ready")
+        #expect(throws: StoreError.lockHeld(path: dir.path + "/lock", pid: pid)) {
+            _ = try openStore(Self.childConfiguration(dir.path, segmentSize: 64 * 1024))
+        }
+    }
+
+    /// Starts a child that takes the store's lock; returns once it said READY (or 20 s passed)
+    /// with its pid. The caller kills and reaps it.
+    static func lockHolderReady(_ binary: String, dir: String) throws -> (ready: Bool, pid: Int32) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [dir.path, "async", "1", String(64 * 1024), "0"]
+        process.arguments = [dir, "async", "1", String(64 * 1024), "0"]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         try process.run()
-        defer {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
         // Wait for READY (bounded).
         let fd = pipe.fileHandleForReading.fileDescriptor
         var seen = [UInt8]()
@@ -205,19 +233,16 @@ import Glibc
             if n <= 0 { break }
             seen += chunk[0..<n]
         }
-        #expect(String(decoding: seen, as: UTF8.self).contains("READY"), "child never became ready")
-        #expect(throws: StoreError.lockHeld(path: dir.path + "/lock", pid: process.processIdentifier)) {
-            _ = try openStore(Self.childConfiguration(dir.path, segmentSize: 64 * 1024))
-        }
+        return (String(decoding: seen, as: UTF8.self).contains("READY"), process.processIdentifier)
     }
 
     @Test(.timeLimit(.minutes(3)))
-    func syncFlushLosesNoAcknowledgedRecordAcross50Kills() throws {
-        try killLoop(mode: "sync", iterations: 50, writers: 16, requireAllAcked: true)
+    func syncFlushLosesNoAcknowledgedRecordAcross50Kills() async throws {
+        try await killLoop(mode: "sync", iterations: 50, writers: 16, requireAllAcked: true)
     }
 
     @Test(.timeLimit(.minutes(2)))
-    func asyncFlushNeverCorruptsAcross15Kills() throws {
-        try killLoop(mode: "async", iterations: 15, writers: 8, requireAllAcked: false)
+    func asyncFlushNeverCorruptsAcross15Kills() async throws {
+        try await killLoop(mode: "async", iterations: 15, writers: 8, requireAllAcked: false)
     }
 }

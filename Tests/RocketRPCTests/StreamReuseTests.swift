@@ -44,14 +44,15 @@ struct StreamReuseTests {
     @Test func aHandlerThatOutlivesItsCallCannotAnswerTheCallThatReusedItsStream() async throws {
         let h = try await TestHarness.start()
         let error = await #expect(throws: RPCError.self) {
-            let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("outlive-call"), options: CallOptions(timeout: .milliseconds(100)))
+            // 1 s: long enough for the handler to start on a busy machine; it then outlives the call.
+            let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("outlive-call"), options: CallOptions(timeout: .seconds(1)))
         }
         #expect(error?.code == .deadlineExceeded)
-        // This call gets the closed stream of the first one, and is still running (500 ms) when the
-        // first handler returns its answer (400 ms after it started).
-        let r: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("slow"), options: CallOptions())
+        // This call gets the closed stream of the first one, and is still running when the first
+        // handler returns its answer: each waits for the other's mark.
+        let r: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("after-outlived"), options: CallOptions())
         #expect(h.recorder.count("get.outlived") == 1)
-        #expect(r.message.text == "slow")
+        #expect(r.message.text == "after-outlived")
         await h.stop()
     }
 

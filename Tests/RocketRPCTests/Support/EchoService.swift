@@ -5,8 +5,9 @@ import RocketRPC
 /// `rocketrpc.test.Echo`: the four call kinds plus behaviour selected by the request text.
 ///
 /// Unary `Get` understands: `fail:<code>:<message>` (throws that status), `other-error` (throws a non-RPC
-/// error), `sleep` (sleeps 30 s, recording `get.cancelled` when cancelled), `outlive-call` (waits 400 ms
-/// ignoring cancellation, then answers and records `get.outlived`), `metadata` (echoes request
+/// error), `sleep` (sleeps 30 s, recording `get.cancelled` when cancelled), `outlive-call` (waits, ignoring
+/// cancellation, until an `after-outlived` call started, then answers and records `get.outlived`),
+/// `after-outlived` (answers once `get.outlived` was recorded), `metadata` (echoes request
 /// metadata as response and trailing metadata), `gzip` (answers compressed, recording the request's
 /// encoding), anything else is echoed.
 struct EchoService: RPCService {
@@ -50,12 +51,22 @@ struct EchoService: RPCService {
                 }
                 return request
             case "outlive-call":
-                // A wait that cancellation does not cut short: the handler outlives its call.
-                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                    DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(400)) { done.resume() }
+                // A wait that cancellation does not cut short: the handler outlives its call, and
+                // answers once an `after-outlived` call is running (bounded: 5 s).
+                let until = ContinuousClock.now + .seconds(5)
+                while recorder.count("get.after-outlived.started") == 0, ContinuousClock.now < until {
+                    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(10)) { done.resume() }
+                    }
                 }
                 recorder.bump("get.outlived")
                 return TestMessage("from a call that is over")
+            case "after-outlived":
+                // Still running when the `outlive-call` handler answers (bounded: 5 s).
+                recorder.bump("get.after-outlived.started")
+                let until = ContinuousClock.now + .seconds(5)
+                while recorder.count("get.outlived") == 0, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(10)) }
+                return request
             case "slow":
                 try await Task.sleep(for: .milliseconds(500))
                 recorder.bump("get.slow.done")
