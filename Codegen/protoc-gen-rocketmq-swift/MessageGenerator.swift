@@ -45,9 +45,12 @@ struct MessageGenerator {
                 let parameters = members.map { "\($0.property): \($0.type) = \($0.defaultValue)" }
                 p.block("public init(\(parameters.joined(separator: ", ")))") { p in
                     if boxed {
-                        // Any keyword but `inout`, `var` and `let` is a plain argument label.
-                        let arguments = members.map { "\($0.property.filter { $0 != "`" }): \($0.property)" }
-                        p.line("self.storage = Storage(\(arguments.joined(separator: ", ")))")
+                        // Any keyword but `inout` is a plain argument label (escaping one is warned about).
+                        let arguments = members.map { member in
+                            let label = member.property == "`inout`" ? member.property : member.property.filter { $0 != "`" }
+                            return "\(label): \(member.property)"
+                        }
+                        p.line("self._storage = _Storage(\(arguments.joined(separator: ", ")))")
                     } else {
                         for member in members { p.line("self.\(member.property) = \(member.property)") }
                     }
@@ -55,7 +58,7 @@ struct MessageGenerator {
             }
             p.line()
             p.block("public init(reading m: CMessageReader)") { p in
-                if boxed { p.line("let s = Storage()") }
+                if boxed { p.line("let s = _Storage()") }
                 for plan in plain { p.line("\(fieldOwner).\(plan.property) = \(plan.readExpression)") }
                 for oneof in oneofs {
                     guard let first = oneof.members.first else { continue }
@@ -67,11 +70,11 @@ struct MessageGenerator {
                     p.line("}")
                 }
                 p.line("\(fieldOwner).unknownFields = m.unknownFields")
-                if boxed { p.line("self.storage = s") }
+                if boxed { p.line("self._storage = s") }
             }
             p.line()
             p.block("public func write(to m: CMessageWriter)") { p in
-                if boxed { p.line("let s = storage") }
+                if boxed { p.line("let s = _storage") }
                 for plan in plain { p.line(plan.writeStatement(fieldOwner)) }
                 for oneof in oneofs {
                     p.line("switch \(fieldOwner).\(oneof.property) {")
@@ -86,8 +89,8 @@ struct MessageGenerator {
             if boxed {
                 p.line()
                 p.block("public static func == (lhs: Self, rhs: Self) -> Bool") { p in
-                    p.line("if lhs.storage === rhs.storage { return true }")
-                    p.line("let l = lhs.storage, r = rhs.storage")
+                    p.line("if lhs._storage === rhs._storage { return true }")
+                    p.line("let l = lhs._storage, r = rhs._storage")
                     let comparisons = (members + [unknown]).map { "l.\($0.property) == r.\($0.property)" }
                     p.line("return " + comparisons.joined(separator: "\n    && "))
                 }
@@ -124,11 +127,13 @@ struct MessageGenerator {
     }
 
     /// The private storage class, the stored property that holds it, and the public accessors.
+    /// Their names start with an underscore, which no field, oneof or nested type of a `.proto`
+    /// can produce, so a field called `storage` or a nested message `Storage` cannot collide.
     private func generateStorage(_ members: [StoredMember], into p: inout CodePrinter) {
         let settable = members.filter { $0.property != "unknownFields" }
         p.line("/// The fields, shared by copies of this value until one of them is changed.")
-        p.line("/// `@unchecked Sendable`: a storage object is only mutated through `uniqueStorage`, when no other value holds it.")
-        p.block("private final class Storage: @unchecked Sendable") { p in
+        p.line("/// `@unchecked Sendable`: a storage object is only mutated through `_uniqueStorage`, when no other value holds it.")
+        p.block("private final class _Storage: @unchecked Sendable") { p in
             for member in members {
                 p.line("@exclusivity(unchecked) var \(member.property): \(member.type) = \(member.defaultValue)")
             }
@@ -141,33 +146,33 @@ struct MessageGenerator {
                 }
             }
             p.line()
-            p.block("func copy() -> Storage") { p in
-                p.line("let copy = Storage()")
-                for member in members { p.line("copy.\(member.property) = \(member.property)") }
-                p.line("return copy")
+            p.block("func _copy() -> _Storage") { p in
+                p.line("let result = _Storage()")
+                for member in members { p.line("result.\(member.property) = self.\(member.property)") }
+                p.line("return result")
             }
         }
         p.line()
-        p.line("private var storage: Storage")
+        p.line("private var _storage: _Storage")
         p.line()
         p.line("/// The storage, copied first if another value shares it; for every change.")
-        p.block("private var uniqueStorage: Storage") { p in
+        p.block("private var _uniqueStorage: _Storage") { p in
             p.block("mutating get") { p in
-                p.line("if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }")
-                p.line("return storage")
+                p.line("if !isKnownUniquelyReferenced(&_storage) { _storage = _storage._copy() }")
+                p.line("return _storage")
             }
         }
         for member in members {
             p.line()
             p.doc(member.comment)
             p.block("public var \(member.property): \(member.type)") { p in
-                p.line("get { storage.\(member.property) }")
-                p.line("set { uniqueStorage.\(member.property) = newValue }")
-                p.line("_modify { let s = uniqueStorage; yield &s.\(member.property) }")
+                p.line("get { _storage.\(member.property) }")
+                p.line("set { _uniqueStorage.\(member.property) = newValue }")
+                p.line("_modify { let s = _uniqueStorage; yield &s.\(member.property) }")
             }
         }
         p.line()
-        p.line("public init() { storage = Storage() }")
+        p.line("public init() { _storage = _Storage() }")
     }
 
     func generate(_ enumeration: EnumDef, swiftName: String, into printer: inout CodePrinter) {

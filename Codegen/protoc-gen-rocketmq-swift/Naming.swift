@@ -15,7 +15,7 @@ enum Naming {
     static let reservedTypeNames: Set<String> = [
         "Type", "Protocol", "Self", "Any", "Error", "String", "Int", "Bool", "Double", "Float",
         "Array", "Dictionary", "Optional", "Sendable", "Equatable", "Hashable", "Client", "Method",
-        "ServiceProtocol",
+        "ServiceProtocol", "_Storage",
     ]
 
     /// `apache.rocketmq.v2` → `Apache_Rocketmq_V2_`; empty package → empty prefix.

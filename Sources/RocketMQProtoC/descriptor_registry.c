@@ -292,6 +292,8 @@ static const ProtobufCMessageDescriptor *const all_message_descriptors[] = {
   &rocketmq__testing__v1__all_fields__msint64_double_entry__descriptor,
   &rocketmq__testing__v1__few_fields__descriptor,
   &rocketmq__testing__v1__tree__descriptor,
+  &rocketmq__testing__v1__name_clash__descriptor,
+  &rocketmq__testing__v1__name_clash__storage__descriptor,
   &rocketmq__testing__other__v1__label__descriptor,
   NULL
 };

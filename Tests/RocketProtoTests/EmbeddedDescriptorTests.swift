@@ -11,7 +11,7 @@ struct EmbeddedDescriptorTests {
         let proto = try Google_Protobuf_FileDescriptorProto(serializedBytes: file.serialized)
         #expect(proto.name == "rocketmq/testing/v1/fields.proto")
         #expect(proto.package == "rocketmq.testing.v1")
-        #expect(proto.messageType.map(\.name) == ["AllFields", "FewFields", "Tree"])
+        #expect(proto.messageType.map(\.name) == ["AllFields", "FewFields", "Tree", "NameClash"])
         #expect(proto.service.first?.method.map(\.name) == ["Unary", "ServerStream", "ClientStream", "Bidi"])
         #expect(proto.dependency.contains("google/protobuf/timestamp.proto"))
         // Source info is stripped: reflection serves the schema, not the comments.

@@ -182,6 +182,18 @@ struct MessageRoundTripTests {
         #expect(changed.systemProperties?.tag == "y" && changed.topic?.name == "u" && changed.body == [1])
     }
 
+    @Test("fields named like the generated storage's own members round-trip")
+    func storageNamesDoNotCollideWithFields() throws {
+        typealias Clash = Rocketmq_Testing_V1_NameClash
+        var clash = Clash(storage: .init(s: "inner"), copy: 7, uniqueStorage: "u", `inout`: "io", result: "r", l: "l")
+        let copy = clash
+        clash.storage?.s = "changed"
+        clash.copy = 8
+        #expect(copy.storage?.s == "inner" && copy.copy == 7)
+        #expect(try Clash(serializedBytes: copy.serializedBytes()) == copy)
+        #expect(try Clash(serializedBytes: clash.serializedBytes()) == clash)
+    }
+
     @Test("enum names follow the .proto and strip the enum-name prefix for Swift cases")
     func enumNamesMapBothWays() {
         #expect(Rocketmq_Testing_V1_Shade.light.protoName == "SHADE_LIGHT")

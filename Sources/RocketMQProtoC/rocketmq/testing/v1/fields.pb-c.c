@@ -178,6 +178,57 @@ void   rocketmq__testing__v1__tree__free_unpacked
   assert(message->base.descriptor == &rocketmq__testing__v1__tree__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   rocketmq__testing__v1__name_clash__storage__init
+                     (Rocketmq__Testing__V1__NameClash__Storage         *message)
+{
+  static const Rocketmq__Testing__V1__NameClash__Storage init_value = ROCKETMQ__TESTING__V1__NAME_CLASH__STORAGE__INIT;
+  *message = init_value;
+}
+void   rocketmq__testing__v1__name_clash__init
+                     (Rocketmq__Testing__V1__NameClash         *message)
+{
+  static const Rocketmq__Testing__V1__NameClash init_value = ROCKETMQ__TESTING__V1__NAME_CLASH__INIT;
+  *message = init_value;
+}
+size_t rocketmq__testing__v1__name_clash__get_packed_size
+                     (const Rocketmq__Testing__V1__NameClash *message)
+{
+  assert(message->base.descriptor == &rocketmq__testing__v1__name_clash__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__testing__v1__name_clash__pack
+                     (const Rocketmq__Testing__V1__NameClash *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__testing__v1__name_clash__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__testing__v1__name_clash__pack_to_buffer
+                     (const Rocketmq__Testing__V1__NameClash *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__testing__v1__name_clash__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Testing__V1__NameClash *
+       rocketmq__testing__v1__name_clash__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Testing__V1__NameClash *)
+     protobuf_c_message_unpack (&rocketmq__testing__v1__name_clash__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__testing__v1__name_clash__free_unpacked
+                     (Rocketmq__Testing__V1__NameClash *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__testing__v1__name_clash__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor rocketmq__testing__v1__all_fields__point__field_descriptors[2] =
 {
   {
@@ -1413,6 +1464,147 @@ const ProtobufCMessageDescriptor rocketmq__testing__v1__tree__descriptor =
   rocketmq__testing__v1__tree__field_indices_by_name,
   1,  rocketmq__testing__v1__tree__number_ranges,
   (ProtobufCMessageInit) rocketmq__testing__v1__tree__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__testing__v1__name_clash__storage__field_descriptors[1] =
+{
+  {
+    "s",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Testing__V1__NameClash__Storage, s),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__testing__v1__name_clash__storage__field_indices_by_name[] = {
+  0,   /* field[0] = s */
+};
+static const ProtobufCIntRange rocketmq__testing__v1__name_clash__storage__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor rocketmq__testing__v1__name_clash__storage__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.testing.v1.NameClash.Storage",
+  "Storage",
+  "Rocketmq__Testing__V1__NameClash__Storage",
+  "rocketmq.testing.v1",
+  sizeof(Rocketmq__Testing__V1__NameClash__Storage),
+  1,
+  rocketmq__testing__v1__name_clash__storage__field_descriptors,
+  rocketmq__testing__v1__name_clash__storage__field_indices_by_name,
+  1,  rocketmq__testing__v1__name_clash__storage__number_ranges,
+  (ProtobufCMessageInit) rocketmq__testing__v1__name_clash__storage__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__testing__v1__name_clash__field_descriptors[6] =
+{
+  {
+    "storage",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Testing__V1__NameClash, storage),
+    &rocketmq__testing__v1__name_clash__storage__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "copy",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Testing__V1__NameClash, copy),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unique_storage",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Testing__V1__NameClash, unique_storage),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inout",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Testing__V1__NameClash, inout),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "result",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Testing__V1__NameClash, result),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "l",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Testing__V1__NameClash, l),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__testing__v1__name_clash__field_indices_by_name[] = {
+  1,   /* field[1] = copy */
+  3,   /* field[3] = inout */
+  5,   /* field[5] = l */
+  4,   /* field[4] = result */
+  0,   /* field[0] = storage */
+  2,   /* field[2] = unique_storage */
+};
+static const ProtobufCIntRange rocketmq__testing__v1__name_clash__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor rocketmq__testing__v1__name_clash__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.testing.v1.NameClash",
+  "NameClash",
+  "Rocketmq__Testing__V1__NameClash",
+  "rocketmq.testing.v1",
+  sizeof(Rocketmq__Testing__V1__NameClash),
+  6,
+  rocketmq__testing__v1__name_clash__field_descriptors,
+  rocketmq__testing__v1__name_clash__field_indices_by_name,
+  1,  rocketmq__testing__v1__name_clash__number_ranges,
+  (ProtobufCMessageInit) rocketmq__testing__v1__name_clash__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue rocketmq__testing__v1__shade__enum_values_by_number[3] =

@@ -28,6 +28,8 @@ typedef struct Rocketmq__Testing__V1__AllFields__MUint64BytesEntry Rocketmq__Tes
 typedef struct Rocketmq__Testing__V1__AllFields__MSint64DoubleEntry Rocketmq__Testing__V1__AllFields__MSint64DoubleEntry;
 typedef struct Rocketmq__Testing__V1__FewFields Rocketmq__Testing__V1__FewFields;
 typedef struct Rocketmq__Testing__V1__Tree Rocketmq__Testing__V1__Tree;
+typedef struct Rocketmq__Testing__V1__NameClash Rocketmq__Testing__V1__NameClash;
+typedef struct Rocketmq__Testing__V1__NameClash__Storage Rocketmq__Testing__V1__NameClash__Storage;
 
 
 /* --- enums --- */
@@ -316,6 +318,35 @@ struct  Rocketmq__Testing__V1__Tree
     , (char *)protobuf_c_empty_string, NULL, 0,NULL, ROCKETMQ__TESTING__V1__TREE__EXTRA__NOT_SET, {0} }
 
 
+struct  Rocketmq__Testing__V1__NameClash__Storage
+{
+  ProtobufCMessage base;
+  char *s;
+};
+#define ROCKETMQ__TESTING__V1__NAME_CLASH__STORAGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__testing__v1__name_clash__storage__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * Names the generated storage's own names must not collide with; `inout` must stay escaped
+ * even as an argument label.
+ */
+struct  Rocketmq__Testing__V1__NameClash
+{
+  ProtobufCMessage base;
+  Rocketmq__Testing__V1__NameClash__Storage *storage;
+  int32_t copy;
+  char *unique_storage;
+  char *inout;
+  char *result;
+  char *l;
+};
+#define ROCKETMQ__TESTING__V1__NAME_CLASH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__testing__v1__name_clash__descriptor) \
+    , NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
 /* Rocketmq__Testing__V1__AllFields__Point methods */
 void   rocketmq__testing__v1__all_fields__point__init
                      (Rocketmq__Testing__V1__AllFields__Point         *message);
@@ -391,6 +422,28 @@ Rocketmq__Testing__V1__Tree *
 void   rocketmq__testing__v1__tree__free_unpacked
                      (Rocketmq__Testing__V1__Tree *message,
                       ProtobufCAllocator *allocator);
+/* Rocketmq__Testing__V1__NameClash__Storage methods */
+void   rocketmq__testing__v1__name_clash__storage__init
+                     (Rocketmq__Testing__V1__NameClash__Storage         *message);
+/* Rocketmq__Testing__V1__NameClash methods */
+void   rocketmq__testing__v1__name_clash__init
+                     (Rocketmq__Testing__V1__NameClash         *message);
+size_t rocketmq__testing__v1__name_clash__get_packed_size
+                     (const Rocketmq__Testing__V1__NameClash   *message);
+size_t rocketmq__testing__v1__name_clash__pack
+                     (const Rocketmq__Testing__V1__NameClash   *message,
+                      uint8_t             *out);
+size_t rocketmq__testing__v1__name_clash__pack_to_buffer
+                     (const Rocketmq__Testing__V1__NameClash   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Testing__V1__NameClash *
+       rocketmq__testing__v1__name_clash__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__testing__v1__name_clash__free_unpacked
+                     (Rocketmq__Testing__V1__NameClash *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Rocketmq__Testing__V1__AllFields__Point_Closure)
@@ -419,6 +472,12 @@ typedef void (*Rocketmq__Testing__V1__FewFields_Closure)
                   void *closure_data);
 typedef void (*Rocketmq__Testing__V1__Tree_Closure)
                  (const Rocketmq__Testing__V1__Tree *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Testing__V1__NameClash__Storage_Closure)
+                 (const Rocketmq__Testing__V1__NameClash__Storage *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Testing__V1__NameClash_Closure)
+                 (const Rocketmq__Testing__V1__NameClash *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -485,6 +544,8 @@ extern const ProtobufCMessageDescriptor rocketmq__testing__v1__all_fields__msint
 extern const ProtobufCEnumDescriptor    rocketmq__testing__v1__all_fields__mood__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__testing__v1__few_fields__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__testing__v1__tree__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__testing__v1__name_clash__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__testing__v1__name_clash__storage__descriptor;
 extern const ProtobufCServiceDescriptor rocketmq__testing__v1__echo__descriptor;
 
 PROTOBUF_C__END_DECLS
