@@ -204,15 +204,30 @@ import Testing
         let dir = TempDirectory()
         let store = try openStore(testConfiguration(dir.path, mode: .sync, segmentSize: 1 << 20))
         defer { store.shutdown() }
-        let before = store.flushService.rounds
-        let results = try await withThrowingTaskGroup(of: AppendResult.self) { group in
-            for i in 0..<64 { group.addTask { try await store.append(message(queue: Int32(i % 4), body: [UInt8(i)])) } }
-            return try await group.reduce(into: [AppendResult]()) { $0.append($1) }
+        // All 64 appends are written and waiting before the flusher may run (on a busy machine
+        // they would otherwise trickle in one per fdatasync), then one group covers them.
+        store.flushService.holdFlushes(true)
+        let appends = Task {
+            try await withThrowingTaskGroup(of: AppendResult.self) { group in
+                for i in 0..<64 { group.addTask { try await store.append(message(queue: Int32(i % 4), body: [UInt8(i)])) } }
+                return try await group.reduce(into: [AppendResult]()) { $0.append($1) }
+            }
         }
+        let until = ContinuousClock.now + .seconds(10)
+        while store.flushService.waitingAppends < 64, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(store.flushService.waitingAppends == 64)
+        #expect(store.commitLogFlushedOffset < store.commitLogMaxOffset, "nothing may be synced while flushes are held")
+        let before = store.flushService.rounds
+        let written = store.commitLogMaxOffset
+        store.flushService.holdFlushes(false)
+        // The first round after the release syncs everything written: one fdatasync for all 64.
+        while store.flushService.rounds == before, ContinuousClock.now < until + .seconds(10) { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(store.commitLogFlushedOffset >= written, "group commit should cover all waiting appends with one fdatasync")
+        let results = try await appends.value
         #expect(results.count == 64)
         let maxEnd = results.map { $0.physicalOffset + Int64($0.wroteBytes) }.max() ?? 0
+        #expect(maxEnd == written)
         #expect(store.commitLogFlushedOffset >= maxEnd, "acknowledged before the covering fdatasync")
-        #expect(store.flushService.rounds - before < 64, "group commit should cover several appends per fdatasync")
     }
 
     @Test func syncFlushTimesOutInsteadOfSucceeding() async throws {

@@ -6,10 +6,13 @@ struct DeadlineAndCancellationTests {
     @Test func deadlineExceededEndsTheCallAndCancelsTheServerHandler() async throws {
         let h = try await TestHarness.start()
         let start = ContinuousClock.now
+        // 1 s: long enough for the handler to have started on a busy machine, so that the
+        // deadline has a running handler to cancel.
         let error = await #expect(throws: RPCError.self) {
-            let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("sleep"), options: CallOptions(timeout: .milliseconds(300)))
+            let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("sleep"), options: CallOptions(timeout: .seconds(1)))
         }
         #expect(error?.code == .deadlineExceeded)
+        #expect(h.recorder.count("get.started") == 1)
         #expect(ContinuousClock.now - start < .seconds(5))
         #expect(await eventually { h.recorder.count("get.cancelled") == 1 })
         await h.stop()

@@ -47,6 +47,13 @@ final class FlushService: @unchecked Sendable {
         return _rounds
     }
 
+    /// Appends waiting for a sync flush now (for tests).
+    var waitingAppends: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return waiters.count
+    }
+
     /// Tests: while held, the flusher does not flush (simulates a stuck disk).
     func holdFlushes(_ hold: Bool) {
         condition.lock()
