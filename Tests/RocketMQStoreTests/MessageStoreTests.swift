@@ -162,6 +162,35 @@ import Testing
         store.shutdown()
     }
 
+    /// IndexFiles are synced less often than the checkpoint is written (`indexSyncInterval`):
+    /// the checkpoint's safe offset must stay at the last index sync, so that recovery after an
+    /// OS crash re-dispatches what the index may have lost; a restart finds every key once.
+    @Test func theCheckpointStaysAtTheLastIndexSync() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path, segmentSize: 1 << 20)
+        config.indexSyncInterval = .seconds(3600)
+        var store = try openStore(config)
+        let atOpen = store.commitLogMaxOffset  // opening synced the index, as recovery does
+        for i in 0..<40 { _ = try await store.append(message(body: [UInt8(i)], keys: "k\(i)")) }
+        let end = store.commitLogMaxOffset
+        let until = ContinuousClock.now + .seconds(10)
+        while store.commitLogFlushedOffset < end, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(store.commitLogFlushedOffset == end)
+        try store.writeCheckpoint(clean: false)
+        #expect(try Checkpoint.load(dir.path + "/checkpoint")?.safeOffset == atOpen)
+        try store.writeCheckpoint(clean: false, syncIndex: true)
+        #expect(try Checkpoint.load(dir.path + "/checkpoint")?.safeOffset == end)
+
+        for i in 40..<80 { _ = try await store.append(message(body: [UInt8(i)], keys: "k\(i)")) }
+        store.abandonForTesting()  // a crash: recovery re-dispatches from the last index sync
+        store = try openStore(config)
+        defer { store.shutdown() }
+        for i in 0..<80 {
+            #expect(store.messages(key: "k\(i)", topic: "TopicA").map(\.body) == [[UInt8(i)]], "key k\(i)")
+        }
+        try store.verifyConsistency()
+    }
+
     /// The mapped writer prepares the pages ahead of it by writing zeros, a stretch at a time.
     /// After a restart (here a crash) the write position is inside a page that holds earlier
     /// records: they must survive the writes that follow, across several stretches and a

@@ -30,6 +30,8 @@ public final class MessageStore: Sendable {
     private let directoryLock: DirectoryLock
     let queues = Mutex<[QueueID: ConsumeQueue]>([:])
     private let writer = Mutex<WriterState>(WriterState())
+    /// See `writeCheckpoint(clean:syncIndex:)`; the checkpoint thread's, and recovery's before it.
+    private let indexSync = Mutex(IndexSync(due: .now, covered: 0))
     private let isShutDown = ManagedAtomic<Bool>(false)
     /// Bit pattern of the disk-use ratio while above the hard limit, 0 otherwise.
     private let diskFullRatio = ManagedAtomic<UInt64>(0)
@@ -164,7 +166,7 @@ public final class MessageStore: Sendable {
         try index.dropFiles(startingAtOrAfter: end)
         writer.withLock { $0.lastStoreTimestamp = lastStoreTimestamp }
         try commitLog.flush()
-        try writeCheckpoint(clean: false)
+        try writeCheckpoint(clean: false, syncIndex: true)
         logger.info("store recovered", metadata: [
             "clean": "\(checkpoint?.cleanShutdown ?? false)", "from": "\(redoStart)", "end": "\(end)",
             "redispatched": "\(redone)", "elapsed": "\(ContinuousClock.now - started)",
@@ -463,15 +465,32 @@ public final class MessageStore: Sendable {
     // MARK: Checkpoint, retention, shutdown
 
     /// Syncs ConsumeQueues and IndexFiles and rewrites the checkpoint (atomically).
-    func writeCheckpoint(clean: Bool) throws(StoreError) {
+    /// Syncs the ConsumeQueues (and the IndexFiles when `indexSyncInterval` has passed, at a
+    /// clean shutdown, or with `syncIndex`) and rewrites the checkpoint. Its safe offset is at
+    /// most what the last index sync covered, so recovery re-dispatches everything after it.
+    func writeCheckpoint(clean: Bool, syncIndex: Bool = false) throws(StoreError) {
         let dispatched = commitLog.writtenPosition
         for cq in allQueues() { try cq.sync() }
-        try index.sync()
+        let now = ContinuousClock.now
+        let indexSynced: Int64
+        if clean || syncIndex || now >= indexSync.withLock({ $0.due }) {
+            try index.sync()
+            indexSync.withLock { $0 = IndexSync(due: now + configuration.indexSyncInterval, covered: dispatched) }
+            indexSynced = dispatched
+        } else {
+            indexSynced = indexSync.withLock { $0.covered }
+        }
         let flushed = commitLog.flushedPosition
         let checkpoint = Checkpoint(
-            commitLogEnd: clean ? dispatched : flushed, safeOffset: min(dispatched, flushed),
+            commitLogEnd: clean ? dispatched : flushed, safeOffset: min(dispatched, flushed, indexSynced),
             cleanShutdown: clean, timestamp: MessageStore.nowMilliseconds())
         try checkpoint.save(checkpointPath)
+    }
+
+    /// When the IndexFiles are next synced, and the CommitLog position the last sync covered.
+    struct IndexSync {
+        var due: ContinuousClock.Instant
+        var covered: Int64
     }
 
     /// Changes how long segments are kept and when they are deleted; takes effect at the next

@@ -41,8 +41,17 @@ public struct StoreConfiguration: Sendable {
     /// `StoreError.flushBacklog` before anything is stored, and the client may retry later,
     /// instead of the broker's memory growing without bound. Default 64 MiB.
     public var syncFlushBacklogLimit: Int = 64 << 20
-    /// How often ConsumeQueue/IndexFile pages are synced and the checkpoint rewritten. Default 1 s.
+    /// How often ConsumeQueue pages are synced and the checkpoint rewritten. Default 1 s.
     public var checkpointInterval: Duration = .seconds(1)
+    /// How often IndexFile pages are synced (at a checkpoint, so at least `checkpointInterval`
+    /// apart; always at a clean shutdown). Default 10 s. Index keys hash to slots all over the
+    /// file, so each sync write-protects thousands of scattered pages (a TLB shootdown each,
+    /// interrupting the event loops on the other cores) and every send then faults them back
+    /// in: with a sync each second the end-to-end p99 was 3.2–4.6 ms, without 1.8–2.9 ms.
+    /// A process crash loses nothing either way (mapped writes stay in the page cache); after
+    /// an OS crash recovery re-dispatches from the last index sync (the checkpoint's safe
+    /// offset never passes it). RocketMQ syncs an IndexFile only when it is full.
+    public var indexSyncInterval: Duration = .seconds(10)
     /// Segments whose last write is older than this are deleted by retention. Default 72 h.
     public var fileReservedTime: Duration = .seconds(72 * 3600)
     /// Hour of the day (0–23, UTC) when expired segments are deleted. Default 4.
