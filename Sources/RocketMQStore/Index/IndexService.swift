@@ -42,6 +42,9 @@ final class IndexService: @unchecked Sendable {
 
     private struct State {
         var files: [IndexFile] = []
+        /// Files written since they were last synced (a file that filled up between two syncs
+        /// is among them until the next).
+        var unsynced: [IndexFile] = []
         /// Crash tests: given to every file, including the ones created later.
         var crashCountdown: CrashCountdown?
     }
@@ -126,6 +129,8 @@ final class IndexService: @unchecked Sendable {
             }
             for f in earlier { f.markIndexed(physicalOffset) }
             current?.markIndexed(physicalOffset)
+            if let current, !state.unsynced.contains(where: { $0 === current }) { state.unsynced.append(current) }
+            for f in earlier where !state.unsynced.contains(where: { $0 === f }) { state.unsynced.append(f) }
         }
     }
 
@@ -151,6 +156,7 @@ final class IndexService: @unchecked Sendable {
             while state.files.count > 1, let f = state.files.first, f.endPhysicalOffset < commitLogMin {
                 out.append(f.mapping.path)
                 state.files.removeFirst()
+                state.unsynced.removeAll { $0 === f }
             }
             return out
         }
@@ -164,15 +170,32 @@ final class IndexService: @unchecked Sendable {
             while let f = state.files.last, f.count > 0, f.beginPhysicalOffset >= commitLogEnd {
                 out.append(f.mapping.path)
                 state.files.removeLast()
+                state.unsynced.removeAll { $0 === f }
             }
             return out
         }
         for path in doomed { try FileSystem.remove(path) }
     }
 
+    /// How many files were written since their last sync (for tests).
+    var unsyncedFileCount: Int { state.withLock { $0.unsynced.count } }
+
+    /// Syncs every file written since its last sync. A file written while this runs is
+    /// listed again, and synced next time.
     func sync() throws(StoreError) {
-        let files = state.withLock { $0.files.suffix(2) }
-        for f in files { try f.mapping.sync() }
+        let files = state.withLock { state in
+            let files = state.unsynced
+            state.unsynced.removeAll()
+            return files
+        }
+        do {
+            for f in files { try f.mapping.sync() }
+        } catch {
+            state.withLock { state in
+                for f in files where !state.unsynced.contains(where: { $0 === f }) { state.unsynced.append(f) }
+            }
+            throw error
+        }
     }
 
     /// Crash tests: from now on the IndexFiles (those to come included) take `stores` more

@@ -464,7 +464,6 @@ public final class MessageStore: Sendable {
 
     // MARK: Checkpoint, retention, shutdown
 
-    /// Syncs ConsumeQueues and IndexFiles and rewrites the checkpoint (atomically).
     /// Syncs the ConsumeQueues (and the IndexFiles when `indexSyncInterval` has passed, at a
     /// clean shutdown, or with `syncIndex`) and rewrites the checkpoint. Its safe offset is at
     /// most what the last index sync covered, so recovery re-dispatches everything after it.
@@ -568,9 +567,11 @@ public final class MessageStore: Sendable {
     }
 
     fileprivate func backgroundTick(_ tick: inout BackgroundLoop.Tick) {
-        // An idle store does no I/O: rewrite the checkpoint only when something moved.
+        // An idle store does no I/O: rewrite the checkpoint only when something moved, or
+        // when an index sync is due for writes the last one did not cover.
         let positions = (commitLog.writtenPosition, commitLog.flushedPosition)
-        if positions != tick.checkpointed {
+        let indexBehind = indexSync.withLock { $0.covered < positions.0 && ContinuousClock.now >= $0.due }
+        if positions != tick.checkpointed || indexBehind {
             do {
                 try writeCheckpoint(clean: false)
                 tick.checkpointed = positions
@@ -585,8 +586,9 @@ public final class MessageStore: Sendable {
     }
 }
 
-/// The checkpoint/retention thread: every `interval`, syncs ConsumeQueues/IndexFiles and
-/// rewrites the checkpoint; every retention interval, checks disk use and expired segments.
+/// The checkpoint/retention thread: every `interval`, syncs ConsumeQueues (IndexFiles every
+/// `indexSyncInterval`) and rewrites the checkpoint; every retention interval, checks disk use
+/// and expired segments.
 /// `@unchecked Sendable`: `stopping`/`done` are guarded by `condition`.
 private final class BackgroundLoop: @unchecked Sendable {
     struct Tick {
