@@ -46,7 +46,13 @@ final class IndexFile: @unchecked Sendable {
     /// keys of one record makes recovery index that record again.
     var endPhysicalOffset: Int64 { count == 0 ? -1 : load(24, Int64.self) }
 
-    func markIndexed(_ physicalOffset: Int64) { store(physicalOffset, 24) }
+    func markIndexed(_ physicalOffset: Int64) {
+        store(physicalOffset, 24)
+        writtenSinceSync = true
+    }
+
+    /// Written since `IndexService.sync()` last synced it (every write ends with `markIndexed`).
+    var writtenSinceSync = false
     var count: Int { Int(load(36, UInt32.self)) }
     var isFull: Bool { count >= entryCapacity }
 

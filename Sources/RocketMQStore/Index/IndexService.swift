@@ -42,9 +42,6 @@ final class IndexService: @unchecked Sendable {
 
     private struct State {
         var files: [IndexFile] = []
-        /// Files written since they were last synced (a file that filled up between two syncs
-        /// is among them until the next).
-        var unsynced: [IndexFile] = []
         /// Crash tests: given to every file, including the ones created later.
         var crashCountdown: CrashCountdown?
     }
@@ -129,8 +126,6 @@ final class IndexService: @unchecked Sendable {
             }
             for f in earlier { f.markIndexed(physicalOffset) }
             current?.markIndexed(physicalOffset)
-            if let current, !state.unsynced.contains(where: { $0 === current }) { state.unsynced.append(current) }
-            for f in earlier where !state.unsynced.contains(where: { $0 === f }) { state.unsynced.append(f) }
         }
     }
 
@@ -156,7 +151,6 @@ final class IndexService: @unchecked Sendable {
             while state.files.count > 1, let f = state.files.first, f.endPhysicalOffset < commitLogMin {
                 out.append(f.mapping.path)
                 state.files.removeFirst()
-                state.unsynced.removeAll { $0 === f }
             }
             return out
         }
@@ -170,7 +164,6 @@ final class IndexService: @unchecked Sendable {
             while let f = state.files.last, f.count > 0, f.beginPhysicalOffset >= commitLogEnd {
                 out.append(f.mapping.path)
                 state.files.removeLast()
-                state.unsynced.removeAll { $0 === f }
             }
             return out
         }
@@ -178,22 +171,21 @@ final class IndexService: @unchecked Sendable {
     }
 
     /// How many files were written since their last sync (for tests).
-    var unsyncedFileCount: Int { state.withLock { $0.unsynced.count } }
+    var unsyncedFileCount: Int { state.withLock { $0.files.count(where: \.writtenSinceSync) } }
 
-    /// Syncs every file written since its last sync. A file written while this runs is
-    /// listed again, and synced next time.
+    /// Syncs every file written since its last sync, also one that filled up and was followed
+    /// by newer ones in between. A file written while this runs is marked again, and synced
+    /// next time.
     func sync() throws(StoreError) {
         let files = state.withLock { state in
-            let files = state.unsynced
-            state.unsynced.removeAll()
-            return files
+            let written = state.files.filter(\.writtenSinceSync)
+            for f in written { f.writtenSinceSync = false }
+            return written
         }
         do {
             for f in files { try f.mapping.sync() }
         } catch {
-            state.withLock { state in
-                for f in files where !state.unsynced.contains(where: { $0 === f }) { state.unsynced.append(f) }
-            }
+            state.withLock { _ in for f in files { f.writtenSinceSync = true } }
             throw error
         }
     }
