@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # RPC benchmark, one run on one machine, written to the "RPC" section of BENCHMARKS.md:
 #   1. h2load posting a gRPC-framed UnaryCall (1 KiB reply) at our rpc-interop server,
-#      vs h2load GETting a 1 KiB file from nghttpd (the HTTP/2 ceiling), vs a grpcio (Python) server;
+#      vs the same h2load command at nghttpd answering with a file of our reply's size (the HTTP/2
+#      ceiling for the same work), vs nghttpd answering a 1 KiB GET, vs a grpcio (Python) server;
 #   2. our client -> our server, unary and server-streaming, vs grpcio client -> grpcio server.
 # Release build. Loopback only. Targets: ours >= 60% of nghttpd; our client+server >= 3x grpcio's.
 set -euo pipefail
@@ -50,7 +51,16 @@ ours=$ours_pid  # the target run's server
 "$py" Scripts/lib/grpc_bench.py request "$work/request.bin" 1024
 
 h2() { h2load -n "$N" -c "$C" -m "$M" "$@" 2>&1; }
-grpc_h2() { h2 -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/request.bin" "http://127.0.0.1:$1/grpc.testing.TestService/UnaryCall"; }
+grpc_headers=(-H 'content-type: application/grpc' -H 'te: trailers')
+grpc_h2() { h2 "${grpc_headers[@]}" -d "$work/request.bin" "http://127.0.0.1:$1/grpc.testing.TestService/UnaryCall"; }
+# The ceiling for the same work: the identical h2load command (same headers, the same framed
+# request as its body) at nghttpd, which reads the body and answers with a file of exactly our
+# reply's DATA size. A GET (no request body) is measured too: nghttpd does less for it, and
+# h2load (on the other core) sends no body.
+h2load -n 1000 -c 1 -m 1 "${grpc_headers[@]}" -d "$work/request.bin" "http://127.0.0.1:$ours_port/grpc.testing.TestService/UnaryCall" > "$work/h2-size.txt" 2>&1
+reply=$(reply_bytes "$work/h2-size.txt"); head -c "$reply" /dev/zero > "$work/htdocs/reply"
+ng_post() { h2 "${grpc_headers[@]}" -d "$work/request.bin" "http://127.0.0.1:$ng_port/reply"; }
+ng_get() { h2 "http://127.0.0.1:$ng_port/1k"; }
 
 # The target pair runs ROUNDS times, alternating, and each side's median counts: on two shared
 # cores one run swings by ±10%.
@@ -60,14 +70,14 @@ cpu0=$(cpu_seconds "$ours")
 for r in $(seq 1 "$ROUNDS"); do
   # ABBA: which server goes first alternates, so drift within a round favours neither.
   if [ $((r % 2)) = 1 ]; then
-    grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt"; h2 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd-$r.txt"
+    grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt"; ng_post > "$work/h2-ngpost-$r.txt"; ng_get > "$work/h2-nghttpd-$r.txt"
   else
-    h2 "http://127.0.0.1:$ng_port/1k" > "$work/h2-nghttpd-$r.txt"; grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt"
+    ng_get > "$work/h2-nghttpd-$r.txt"; ng_post > "$work/h2-ngpost-$r.txt"; grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt"
   fi
 done
 cpu_ours_h2=$(python3 -c "print(($(cpu_seconds "$ours") - $cpu0) / $ROUNDS)")
 grpc_h2 "$oursn_port" > "$work/h2-oursn.txt"
-h2 "http://127.0.0.1:$ngn_port/1k" > "$work/h2-nghttpdn.txt"
+h2 "${grpc_headers[@]}" -d "$work/request.bin" "http://127.0.0.1:$ngn_port/reply" > "$work/h2-nghttpdn.txt"
 grpc_h2 "$oursasync_port" > "$work/h2-oursasync.txt"
 h2load -n $((N / 10)) -c "$C" -m "$M" -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/request.bin" \
   "http://127.0.0.1:$py_port/grpc.testing.TestService/UnaryCall" > "$work/h2-grpcio.txt" 2>&1
@@ -81,7 +91,7 @@ cpu_ours_client=$(python3 -c "print($(cpu_seconds "$oursn_pid") - $cpu0)")
 "$py" Scripts/lib/grpc_bench.py client "$py_port" streaming $((CALLS * 4 / 5)) 8 1024 > "$work/py-stream.json"
 rss_ours=$(rss_mib "$oursn_pid"); rss_py=$(rss_mib "$pysrv")
 
-ROUNDS=$ROUNDS CORES=$cores WORK=$work CPU_OURS_H2=$cpu_ours_h2 CPU_OURS_CLIENT=$cpu_ours_client RSS_OURS=$rss_ours RSS_PY=$rss_py \
+REPLY=$reply ROUNDS=$ROUNDS CORES=$cores WORK=$work CPU_OURS_H2=$cpu_ours_h2 CPU_OURS_CLIENT=$cpu_ours_client RSS_OURS=$rss_ours RSS_PY=$rss_py \
 N=$N C=$C M=$M python3 - "$root/BENCHMARKS.md" <<'PY'
 import json, os, re, statistics, subprocess, sys, datetime
 md = sys.argv[1]
@@ -91,10 +101,13 @@ from benchmarks_md import h2load_result, last_json_line, replace_section
 def rps(name): return h2load_result(f"{w}/{name}")
 def js(name): return last_json_line(f"{w}/{name}")
 rounds = int(os.environ["ROUNDS"])
-pairs = [(rps(f"h2-ours-{r}.txt"), rps(f"h2-nghttpd-{r}.txt")[0]) for r in range(1, rounds + 1)]
-ours = statistics.median(p[0][0] for p in pairs); ng = statistics.median(p[1] for p in pairs)
-ours_ok = min(p[0][1] for p in pairs)
-per_round = ", ".join(f"{o / n * 100:.0f}%" for (o, _), n in pairs)
+runs = range(1, rounds + 1)
+our_runs = [rps(f"h2-ours-{r}.txt") for r in runs]
+post = [rps(f"h2-ngpost-{r}.txt")[0] for r in runs]; get = [rps(f"h2-nghttpd-{r}.txt")[0] for r in runs]
+ours = statistics.median(o[0] for o in our_runs); ngp = statistics.median(post); ng = statistics.median(get)
+ours_ok = min(o[1] for o in our_runs)
+per_round = lambda refs: ", ".join(f"{o[0] / n * 100:.0f}%" for o, n in zip(our_runs, refs))
+reply = int(os.environ["REPLY"])
 gp, _ = rps("h2-grpcio.txt")
 oursn, _ = rps("h2-oursn.txt"); ngn, _ = rps("h2-nghttpdn.txt"); oasync, _ = rps("h2-oursasync.txt")
 cores_n = os.environ["CORES"]
@@ -114,13 +127,14 @@ L = ["## RPC", "",
      f"- Machine: {cores} cores ({cpu}), shared with other work; read the ratios",
      f"- Versions: {swift}; {h2v}; nghttpd {ngv}; grpcio {grpcv}",
      f"- Servers: `rpc-interop server --event-loops 1` (UnaryCall registered as an immediate handler, answered on the event loop with no task; `--async-unary` keeps the generated async registration) and `nghttpd --no-tls` (one worker thread by default); the rows below the first change one thing each",
-     f"- h2load: `h2load -n {N} -c {C} -m {M}`; gRPC requests are a framed `grpc.testing.SimpleRequest{{response_size: 1024}}` POSTed to `/grpc.testing.TestService/UnaryCall`; nghttpd serves a 1 KiB file (the HTTP/2 ceiling: no gRPC framing, no protobuf, C)",
+     f"- h2load: `h2load -n {N} -c {C} -m {M}`; gRPC requests are a framed `grpc.testing.SimpleRequest{{response_size: 1024}}` POSTed to `/grpc.testing.TestService/UnaryCall`. The HTTP/2 ceiling is nghttpd (no gRPC framing, no protobuf, C) given the same work: the identical h2load command, the same request as its body, answered with a {reply}-byte file (our reply's DATA). A 1 KiB GET, which spares both nghttpd and h2load the request body, is measured too",
      "- Client benchmarks: `rpc-interop bench` (our client → our server at its default, one event loop per core) and `Scripts/lib/grpc_bench.py client` (grpcio.aio client → grpcio.aio server), 1 KiB responses", "",
      "| Scenario | rocketmq-swift | Reference | Ratio | Target | Met |", "|---|---|---|---|---|---|",
-     f"| h2load unary, 1 KiB reply, one event loop (median of {rounds} alternating runs, each {ours_ok:,}+ succeeded; per run {per_round}) | {ours:,.0f} req/s | nghttpd 1 KiB GET, one thread (its default): {ng:,.0f} req/s | {ours/ng*100:.0f}% | ≥ 60% | {'yes' if ours/ng >= 0.6 else 'no'} |",
+     f"| h2load unary, 1 KiB reply, one event loop (median of {rounds} alternating runs, each {ours_ok:,}+ succeeded; per run {per_round(post)}) | {ours:,.0f} req/s | nghttpd, the same request POSTed, {reply}-byte reply, one thread (its default): {ngp:,.0f} req/s | {ours/ngp*100:.0f}% | ≥ 60% | {'yes' if ours/ngp >= 0.6 else 'no'} |",
+     f"| the same against nghttpd answering a 1 KiB GET (no request body; per run {per_round(get)}) | {ours:,.0f} req/s | nghttpd 1 KiB GET, one thread: {ng:,.0f} req/s | {ours/ng*100:.0f}% | — | |",
      f"| the same, one thread per core ({cores_n}) on both sides | {oursn:,.0f} req/s | nghttpd `-n {cores_n}`: {ngn:,.0f} req/s | {oursn/ngn*100:.0f}% | — | |",
-     f"| the same, our default ({cores_n} loops) against nghttpd's (1 thread) | {oursn:,.0f} req/s | {ng:,.0f} req/s | {oursn/ng*100:.0f}% | — | |",
-     f"| the same, one event loop, generated async handler (`--async-unary`) | {oasync:,.0f} req/s | {ng:,.0f} req/s | {oasync/ng*100:.0f}% | — | |",
+     f"| the same, our default ({cores_n} loops) against nghttpd's (1 thread) | {oursn:,.0f} req/s | {ngp:,.0f} req/s | {oursn/ngp*100:.0f}% | — | |",
+     f"| the same, one event loop, generated async handler (`--async-unary`) | {oasync:,.0f} req/s | {ngp:,.0f} req/s | {oasync/ngp*100:.0f}% | — | |",
      f"| h2load unary against grpcio's server (same request) | {ours:,.0f} req/s | grpcio (Python) server: {gp:,.0f} req/s | {ours/gp:.1f}× | — | |",
      f"| Client+server unary, {ou['concurrency']} concurrent callers | {ou['rate']:,.0f} calls/s, p50 {ou['p50_us']:.0f} µs, p99 {ou['p99_us']:.0f} µs | grpcio client+server: {pu['rate']:,.0f} calls/s, p50 {pu['p50_us']:.0f} µs, p99 {pu['p99_us']:.0f} µs | {ou['rate']/pu['rate']:.1f}× | ≥ 3× | {'yes' if ou['rate']/pu['rate'] >= 3 else 'no'} |",
      f"| Client+server server-streaming, {os_['concurrency']} streams | {os_['rate']:,.0f} msgs/s, p50 gap {os_['p50_us']:.0f} µs, p99 {os_['p99_us']:.0f} µs | grpcio: {ps['rate']:,.0f} msgs/s | {os_['rate']/ps['rate']:.1f}× | — | |",
