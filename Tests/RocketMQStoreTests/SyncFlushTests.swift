@@ -22,6 +22,24 @@ struct SyncFlushTests {
         return try names.flatMap { [UInt8](try Data(contentsOf: URL(fileURLWithPath: log + "/" + $0))) }
     }
 
+    @Test("the store's threads carry their names, for top -H and perf")
+    func threadsAreNamed() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path, mode: .sync, segmentSize: 1 << 20))
+        defer { store.shutdown() }
+        let tasks = "/proc/self/task"
+        var names: Set<String> = []
+        // The threads name themselves once running.
+        for _ in 0..<100 {
+            names = Set(try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap { tid in
+                (try? String(contentsOfFile: "\(tasks)/\(tid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            })
+            if names.isSuperset(of: ["store-flusher", "flush-watchdog", "checkpointer"]) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(names.isSuperset(of: ["store-flusher", "flush-watchdog", "checkpointer"]), "threads: \(names.sorted())")
+    }
+
     @Test("a staged record is readable before its flush, on disk only after it, and acknowledged only then")
     func stagedUntilTheFlush() async throws {
         let dir = TempDirectory()

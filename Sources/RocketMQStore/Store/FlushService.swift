@@ -73,22 +73,20 @@ final class FlushService: @unchecked Sendable {
 
     func start() {
         spawn("store-flusher") { $0.flushLoop() }
-        if mode == .sync { spawn("store-flush-watchdog") { $0.watchdogLoop() } }
+        if mode == .sync { spawn("flush-watchdog") { $0.watchdogLoop() } }
     }
 
     private func spawn(_ name: String, _ body: @escaping @Sendable (FlushService) -> Void) {
         stopped.lock()
         running += 1
         stopped.unlock()
-        let thread = Thread { [self] in
+        StoreThread.start(named: name) { [self] in
             body(self)
             self.stopped.lock()
             self.running -= 1
             self.stopped.broadcast()
             self.stopped.unlock()
         }
-        thread.name = name
-        thread.start()
     }
 
     /// Sync flush: returns once an `fdatasync` covering everything below `end` returned.

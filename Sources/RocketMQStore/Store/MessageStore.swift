@@ -607,9 +607,7 @@ private final class BackgroundLoop: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in self.run() }
-        thread.name = "store-checkpoint"
-        thread.start()
+        StoreThread.start(named: "checkpointer") { [self] in self.run() }
     }
 
     private func run() {
