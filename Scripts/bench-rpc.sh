@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # RPC benchmark, one run on one machine, written to the "RPC" section of BENCHMARKS.md:
-#   1. h2load posting a gRPC-framed UnaryCall (1 KiB reply) at our rpc-interop server,
+#   1. h2load posting a gRPC-framed UnaryCall (1 KiB request, 1 KiB reply) at our rpc-interop server,
 #      vs the same h2load command at nghttpd answering with a file of our reply's size (the HTTP/2
 #      ceiling for the same work), vs nghttpd answering a 1 KiB GET, vs a grpcio (Python) server;
 #   2. our client -> our server, unary and server-streaming, vs grpcio client -> grpcio server.
@@ -48,18 +48,22 @@ ngn_port=$(free_port); nghttpd --no-tls -n "$cores" -d "$work/htdocs" "$ngn_port
 for name in ours oursn oursasync; do wait_line "$work/$name.log" "listening on"; done
 wait_line "$work/py.log" "listening on"; sleep 0.5
 ours=$ours_pid  # the target run's server
-"$py" Scripts/lib/grpc_bench.py request "$work/request.bin" 1024
+# The issue's shape: a gRPC-framed 1 KiB request (SimpleRequest with a 1 KiB payload, asking for
+# a 1 KiB reply). Also measured: the small request (no payload, only the reply size), which
+# was the only request here before 2026-11-26.
+"$py" Scripts/lib/grpc_bench.py request "$work/request.bin" 1024 1024
+"$py" Scripts/lib/grpc_bench.py request "$work/small.bin" 1024
 
 h2() { h2load -n "$N" -c "$C" -m "$M" "$@" 2>&1; }
 grpc_headers=(-H 'content-type: application/grpc' -H 'te: trailers')
-grpc_h2() { h2 "${grpc_headers[@]}" -d "$work/request.bin" "http://127.0.0.1:$1/grpc.testing.TestService/UnaryCall"; }
+grpc_h2() { h2 "${grpc_headers[@]}" -d "$work/${2:-request}.bin" "http://127.0.0.1:$1/grpc.testing.TestService/UnaryCall"; }
 # The ceiling for the same work: the identical h2load command (same headers, the same framed
 # request as its body) at nghttpd, which reads the body and answers with a file of exactly our
-# reply's DATA size. A GET (no request body) is measured too: nghttpd does less for it, and
-# h2load (on the other core) sends no body.
+# reply's DATA size. A 1 KiB GET (no request body) is measured too: nghttpd does less for it,
+# and h2load (on the other core) sends no body.
 h2load -n 1000 -c 1 -m 1 "${grpc_headers[@]}" -d "$work/request.bin" "http://127.0.0.1:$ours_port/grpc.testing.TestService/UnaryCall" > "$work/h2-size.txt" 2>&1
 reply=$(reply_bytes "$work/h2-size.txt"); head -c "$reply" /dev/zero > "$work/htdocs/reply"
-ng_post() { h2 "${grpc_headers[@]}" -d "$work/request.bin" "http://127.0.0.1:$ng_port/reply"; }
+ng_post() { h2 "${grpc_headers[@]}" -d "$work/${2:-request}.bin" "http://127.0.0.1:$1/reply"; }
 ng_get() { h2 "http://127.0.0.1:$ng_port/1k"; }
 
 # The target pair runs ROUNDS times, alternating, and each side's median counts: on two shared
@@ -67,17 +71,26 @@ ng_get() { h2 "http://127.0.0.1:$ng_port/1k"; }
 ROUNDS=${ROUNDS:-3}
 [ "$ROUNDS" -ge 1 ] || { echo "ROUNDS must be at least 1" >&2; exit 2; }
 cpu0=$(cpu_seconds "$ours")
+round() {  # r: every run of a round, in the order given
+  local r=$1; shift
+  for run in "$@"; do
+    case $run in
+      ours) grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt" ;;
+      ngpost) ng_post "$ng_port" > "$work/h2-ngpost-$r.txt" ;;
+      ourssmall) grpc_h2 "$ours_port" small > "$work/h2-ourssmall-$r.txt" ;;
+      ngsmall) ng_post "$ng_port" small > "$work/h2-ngsmall-$r.txt" ;;
+      ngget) ng_get > "$work/h2-nghttpd-$r.txt" ;;
+    esac
+  done
+}
 for r in $(seq 1 "$ROUNDS"); do
-  # ABBA: which server goes first alternates, so drift within a round favours neither.
-  if [ $((r % 2)) = 1 ]; then
-    grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt"; ng_post > "$work/h2-ngpost-$r.txt"; ng_get > "$work/h2-nghttpd-$r.txt"
-  else
-    ng_get > "$work/h2-nghttpd-$r.txt"; ng_post > "$work/h2-ngpost-$r.txt"; grpc_h2 "$ours_port" > "$work/h2-ours-$r.txt"
-  fi
+  # ABBA: the order reverses every other round, so drift within a round favours neither side.
+  if [ $((r % 2)) = 1 ]; then round "$r" ours ngpost ourssmall ngsmall ngget
+  else round "$r" ngget ngsmall ourssmall ngpost ours; fi
 done
 cpu_ours_h2=$(python3 -c "print(($(cpu_seconds "$ours") - $cpu0) / $ROUNDS)")
 grpc_h2 "$oursn_port" > "$work/h2-oursn.txt"
-h2 "${grpc_headers[@]}" -d "$work/request.bin" "http://127.0.0.1:$ngn_port/reply" > "$work/h2-nghttpdn.txt"
+ng_post "$ngn_port" > "$work/h2-nghttpdn.txt"
 grpc_h2 "$oursasync_port" > "$work/h2-oursasync.txt"
 h2load -n $((N / 10)) -c "$C" -m "$M" -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/request.bin" \
   "http://127.0.0.1:$py_port/grpc.testing.TestService/UnaryCall" > "$work/h2-grpcio.txt" 2>&1
@@ -97,17 +110,21 @@ import json, os, re, statistics, subprocess, sys, datetime
 md = sys.argv[1]
 w = os.environ["WORK"]
 sys.path.insert(0, os.path.join(os.path.dirname(md), "Scripts", "lib"))
-from benchmarks_md import h2load_result, last_json_line, replace_section
+from benchmarks_md import check_replies, h2load_result, last_json_line, replace_section
 def rps(name): return h2load_result(f"{w}/{name}")
+reply = int(os.environ["REPLY"])
+for name in os.listdir(w):  # every run of ours answered with real replies, not errors
+    if name.startswith("h2-ours"): check_replies(f"{w}/{name}", reply)
 def js(name): return last_json_line(f"{w}/{name}")
 rounds = int(os.environ["ROUNDS"])
 runs = range(1, rounds + 1)
-our_runs = [rps(f"h2-ours-{r}.txt") for r in runs]
+our_runs = [rps(f"h2-ours-{r}.txt") for r in runs]; small_runs = [rps(f"h2-ourssmall-{r}.txt") for r in runs]
 post = [rps(f"h2-ngpost-{r}.txt")[0] for r in runs]; get = [rps(f"h2-nghttpd-{r}.txt")[0] for r in runs]
+post_small = [rps(f"h2-ngsmall-{r}.txt")[0] for r in runs]
 ours = statistics.median(o[0] for o in our_runs); ngp = statistics.median(post); ng = statistics.median(get)
-ours_ok = min(o[1] for o in our_runs)
-per_round = lambda refs: ", ".join(f"{o[0] / n * 100:.0f}%" for o, n in zip(our_runs, refs))
-reply = int(os.environ["REPLY"])
+small = statistics.median(o[0] for o in small_runs); ngs = statistics.median(post_small)
+ours_ok = min(o[1] for o in our_runs + small_runs)
+per_round = lambda mine, refs: ", ".join(f"{o[0] / n * 100:.0f}%" for o, n in zip(mine, refs))
 gp, _ = rps("h2-grpcio.txt")
 oursn, _ = rps("h2-oursn.txt"); ngn, _ = rps("h2-nghttpdn.txt"); oasync, _ = rps("h2-oursasync.txt")
 cores_n = os.environ["CORES"]
@@ -127,11 +144,12 @@ L = ["## RPC", "",
      f"- Machine: {cores} cores ({cpu}), shared with other work; read the ratios",
      f"- Versions: {swift}; {h2v}; nghttpd {ngv}; grpcio {grpcv}",
      f"- Servers: `rpc-interop server --event-loops 1` (UnaryCall registered as an immediate handler, answered on the event loop with no task; `--async-unary` keeps the generated async registration) and `nghttpd --no-tls` (one worker thread by default); the rows below the first change one thing each",
-     f"- h2load: `h2load -n {N} -c {C} -m {M}`; gRPC requests are a framed `grpc.testing.SimpleRequest{{response_size: 1024}}` POSTed to `/grpc.testing.TestService/UnaryCall`. The HTTP/2 ceiling is nghttpd (no gRPC framing, no protobuf, C) given the same work: the identical h2load command, the same request as its body, answered with a {reply}-byte file (our reply's DATA). A 1 KiB GET, which spares both nghttpd and h2load the request body, is measured too",
+     f"- h2load: `h2load -n {N} -c {C} -m {M}`, gRPC requests POSTed to `/grpc.testing.TestService/UnaryCall`: the issue's 1 KiB request (a framed `grpc.testing.SimpleRequest` with a 1 KiB payload and `response_size: 1024`), and the small request (`response_size` only, 10 bytes). The HTTP/2 ceiling is nghttpd (no gRPC framing, no protobuf, C) given the same work: the identical h2load command, the same request as its body, answered with a {reply}-byte file (our reply's DATA). A 1 KiB GET, which spares nghttpd and h2load any request body, is measured too; it was the reference until 2026-11-26. Every run of ours is checked to have answered {reply} DATA bytes per call (no errors)",
      "- Client benchmarks: `rpc-interop bench` (our client → our server at its default, one event loop per core) and `Scripts/lib/grpc_bench.py client` (grpcio.aio client → grpcio.aio server), 1 KiB responses", "",
      "| Scenario | rocketmq-swift | Reference | Ratio | Target | Met |", "|---|---|---|---|---|---|",
-     f"| h2load unary, 1 KiB reply, one event loop (median of {rounds} alternating runs, each {ours_ok:,}+ succeeded; per run {per_round(post)}) | {ours:,.0f} req/s | nghttpd, the same request POSTed, {reply}-byte reply, one thread (its default): {ngp:,.0f} req/s | {ours/ngp*100:.0f}% | ≥ 60% | {'yes' if ours/ngp >= 0.6 else 'no'} |",
-     f"| the same against nghttpd answering a 1 KiB GET (no request body; per run {per_round(get)}) | {ours:,.0f} req/s | nghttpd 1 KiB GET, one thread: {ng:,.0f} req/s | {ours/ng*100:.0f}% | — | |",
+     f"| h2load unary, 1 KiB request, 1 KiB reply, one event loop (median of {rounds} alternating runs, each {ours_ok:,}+ succeeded; per run {per_round(our_runs, post)}) | {ours:,.0f} req/s | nghttpd, the same request POSTed, {reply}-byte reply, one thread (its default): {ngp:,.0f} req/s | {ours/ngp*100:.0f}% | ≥ 60% | {'yes' if ours/ngp >= 0.6 else 'no'} |",
+     f"| the same with the small request (per run {per_round(small_runs, post_small)}) | {small:,.0f} req/s | nghttpd, the small request POSTed: {ngs:,.0f} req/s | {small/ngs*100:.0f}% | — | |",
+     f"| the small request against nghttpd answering a 1 KiB GET (no request body; per run {per_round(small_runs, get)}) | {small:,.0f} req/s | nghttpd 1 KiB GET, one thread: {ng:,.0f} req/s | {small/ng*100:.0f}% | — | |",
      f"| the same, one thread per core ({cores_n}) on both sides | {oursn:,.0f} req/s | nghttpd `-n {cores_n}`: {ngn:,.0f} req/s | {oursn/ngn*100:.0f}% | — | |",
      f"| the same, our default ({cores_n} loops) against nghttpd's (1 thread) | {oursn:,.0f} req/s | {ngp:,.0f} req/s | {oursn/ngp*100:.0f}% | — | |",
      f"| the same, one event loop, generated async handler (`--async-unary`) | {oasync:,.0f} req/s | {ngp:,.0f} req/s | {oasync/ngp*100:.0f}% | — | |",

@@ -11,12 +11,7 @@ wait_line() {
 
 # reply_bytes H2LOAD_OUTPUT: the DATA bytes per response in an h2load run (its "data" traffic over
 # its requests): what nghttpd serves when it stands in for a server, so that both send as much.
+bench_lib=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 reply_bytes() {
-  python3 - "$1" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-data = int(re.search(r"\((\d+)\) data", t).group(1))
-done = int(re.search(r"requests: \d+ total, \d+ started, (\d+) done", t).group(1))
-print(round(data / done))
-PY
+  python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); from benchmarks_md import h2load_reply_bytes; print(round(h2load_reply_bytes(sys.argv[2])))' "$bench_lib" "$1"
 }

@@ -2,7 +2,9 @@
 """The grpcio side of Scripts/bench-rpc.sh: a grpc.testing.TestService server, a client that
 measures it the way `rpc-interop bench` measures ours, and the gRPC-framed request h2load posts.
 
-  grpc_bench.py request FILE SIZE       write a framed SimpleRequest{response_size: SIZE}
+  grpc_bench.py request FILE SIZE [PAYLOAD]
+                                        write a framed SimpleRequest{response_size: SIZE}, with a
+                                        payload of PAYLOAD bytes if given
   grpc_bench.py server PORT             serve UnaryCall / StreamingOutputCall (grpc.aio)
   grpc_bench.py client PORT MODE COUNT CONCURRENCY SIZE   print one JSON line like rpc-interop bench
 """
@@ -41,9 +43,12 @@ def load_stubs():
     return empty_pb2, messages_pb2, test_pb2_grpc
 
 
-def write_request(path, size):
+def write_request(path, size, payload=0):
     _, messages_pb2, _ = load_stubs()
-    body = messages_pb2.SimpleRequest(response_size=int(size)).SerializeToString()
+    request = messages_pb2.SimpleRequest(response_size=int(size))
+    if int(payload):
+        request.payload.body = b"a" * int(payload)
+    body = request.SerializeToString()
     with open(path, "wb") as f:
         f.write(struct.pack(">BI", 0, len(body)) + body)
 
@@ -106,7 +111,7 @@ async def client(port, mode, count, concurrency, size):
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "request":
-        write_request(sys.argv[2], sys.argv[3])
+        write_request(*sys.argv[2:5])
     elif command == "server":
         asyncio.run(serve(int(sys.argv[2])))
     elif command == "client":
