@@ -20,7 +20,7 @@ public final class PullConsumer: Sendable {
     public let group: String
     /// The topic consumed.
     public let topic: String
-    /// The tag filter.
+    /// The filter the broker applies: a tag expression or a SQL92 condition.
     public let filter: FilterExpression
     let startPosition: PullStartPosition
     let positions: PositionStore

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from rocketmq import (ClientConfiguration, ConsumeResult, Credentials, FilterExpression, Message,
                       MessageListener, Producer, PushConsumer, SimpleConsumer)
+from rocketmq.grpc_protocol import FilterType
 from rocketmq.v5.exception import BadRequestException, ClientException
 
 BROKER_CONFIG = {
@@ -55,8 +56,8 @@ class Clients:
         self.started.append(p)
         return p
 
-    def simple(self, group, topic, expression="*", await_duration=2):
-        c = SimpleConsumer(self.config, group, {topic: FilterExpression(expression)}, await_duration=await_duration)
+    def simple(self, group, topic, expression="*", await_duration=2, filter_type=FilterType.TAG):
+        c = SimpleConsumer(self.config, group, {topic: FilterExpression(expression, filter_type)}, await_duration=await_duration)
         c.startup()
         self.started.append(c)
         return c
@@ -122,6 +123,32 @@ def test_tag_filter_delivers_only_matching_tags(clients):
     consumer = clients.simple(unique("group"), topic, expression="a || c")
     got = receive_until(consumer, 3, timeout=10)
     assert sorted(m.body for m in got) == [b"a", b"a", b"c"]
+
+
+def test_sql92_filter_delivers_only_messages_whose_properties_match(clients):
+    topic = unique("sql")
+    producer = clients.producer(topic)
+    orders = [("eu", "150"), ("eu", "50"), ("us", "500"), ("apac", "900"), ("eu", None)]
+    for region, amount in orders:
+        props = {"region": region} | ({"amount": amount} if amount else {})
+        producer.send(message(topic, f"{region}-{amount}".encode(), tag="order", props=props))
+    consumer = clients.simple(unique("group"), topic, filter_type=FilterType.SQL,
+                              expression="amount > 100 AND region IN ('eu', 'apac') AND TAGS = 'order'")
+    got = receive_until(consumer, 2, timeout=10)
+    assert sorted(m.body for m in got) == [b"apac-900", b"eu-150"]
+    assert consumer.receive(32, 20) == []  # nothing else passes
+
+
+def test_malformed_sql92_filter_is_refused(clients):
+    topic = unique("sql-bad")
+    clients.producer(topic)
+    consumer = SimpleConsumer(clients.config, unique("group"), {topic: FilterExpression("amount >", FilterType.SQL)}, await_duration=1)
+    clients.started.append(consumer)
+    with pytest.raises(BadRequestException) as refused:
+        consumer.startup()
+        consumer.receive(1, 20)
+    # 40010 is ILLEGAL_FILTER_EXPRESSION; the message says where the expression broke.
+    assert "40010" in str(refused.value) and "at character 9" in str(refused.value), refused.value
 
 
 def test_fifo_messages_arrive_in_order_per_message_group(clients):

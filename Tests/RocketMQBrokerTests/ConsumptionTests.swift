@@ -35,8 +35,11 @@ func withBroker<R>(
     }
 }
 
-func send(_ broker: Broker, topic: String, queue: Int32 = 0, body: String, group: String? = nil, tag: String? = nil) async throws {
-    var properties: [String: String] = [:]
+func send(
+    _ broker: Broker, topic: String, queue: Int32 = 0, body: String, group: String? = nil, tag: String? = nil,
+    properties extra: [String: String] = [:]
+) async throws {
+    var properties = extra
     if let group { properties["__SHARDINGKEY"] = group }
     if let tag { properties[MessageProperty.tags] = tag }
     _ = try await broker.append(MessageToAppend(topic: topic, queueId: queue, body: Array(body.utf8), properties: properties))
@@ -151,8 +154,26 @@ struct ConsumptionTests {
         try await withBroker { broker in
             for tag in ["a", "b", "a"] { try await send(broker, topic: "t", body: tag, tag: tag) }
             let engine = broker.consumption
-            let got = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: try TagFilter(expression: "a"))
+            let got = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: .tags(try TagFilter(expression: "a")))
             #expect(got.map(\.text) == ["a", "a"])
+        }
+    }
+
+    @Test("a SQL92 filter hands out only the messages whose properties satisfy it, and skips the rest for good")
+    func sqlFilterSkips() async throws {
+        try await withBroker { broker in
+            let sent: [(String, [String: String])] = [
+                ("eu-10", ["region": "eu", "amount": "10"]), ("us-50", ["region": "us", "amount": "50"]),
+                ("eu-500", ["region": "eu", "amount": "500"]), ("none", [:]), ("eu-x", ["region": "eu", "amount": "x"]),
+            ]
+            for (body, properties) in sent { try await send(broker, topic: "t", body: body, tag: "a", properties: properties) }
+            let filter = try MessageFilter(.init(type: .sql, expression: "region = 'eu' AND amount BETWEEN 1 AND 100 OR TAGS = 'b'"))
+            let engine = broker.consumption
+            let got = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: filter)
+            #expect(got.map(\.text) == ["eu-10"])
+            // Refused messages are done for this group: nothing more comes, even unfiltered.
+            let rest = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 10, invisibleDuration: .seconds(30), filter: .all)
+            #expect(rest.isEmpty)
         }
     }
 

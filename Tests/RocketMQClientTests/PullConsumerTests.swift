@@ -34,6 +34,22 @@ import Testing
         }
     }
 
+    @Test func aSQL92FilterLetsOnlyMatchingMessagesThroughAPull() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("pull-sql")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            let consumer = try await PullConsumer.start(
+                configuration: configuration, group: unique("g"), topic: topic, filter: .sql92("n >= 20 AND n < 23"), startFrom: .end)
+            for index in 0..<25 { _ = try await producer.send(Message(topic: topic, body: Array("m\(index)".utf8), properties: ["n": "\(index)"])) }
+            await producer.shutdown()
+            let pulled = try await pullAll(consumer, count: 3)
+            let nothing = try await consumer.pull(maxMessages: 32, awaitDuration: .milliseconds(100))
+            await consumer.shutdown()
+            #expect(pulled.map(\.text).sorted() == ["m20", "m21", "m22"])
+            #expect(nothing.isEmpty)
+        }
+    }
+
     @Test func seekMovesPositionsByTimestampAndOffset() async throws {
         try await withDevBroker { _, configuration in
             let topic = unique("seek")

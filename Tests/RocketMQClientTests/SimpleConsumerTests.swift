@@ -19,6 +19,51 @@ import Testing
         }
     }
 
+    @Test func sql92ConditionsSelectByPropertiesOnTheBroker() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("sql")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            let orders: [(String, [String: String])] = [
+                ("eu-150", ["region": "eu", "amount": "150"]), ("eu-50", ["region": "eu", "amount": "50"]),
+                ("us-500", ["region": "us", "amount": "500"]), ("apac-900", ["region": "apac", "amount": "900"]),
+                ("no-amount", ["region": "eu"]),
+            ]
+            for (body, properties) in orders {
+                _ = try await producer.send(Message(topic: topic, body: Array(body.utf8), tag: "order", properties: properties))
+            }
+            await producer.shutdown()
+            let consumer = try await SimpleConsumer.start(
+                configuration: configuration, group: unique("g"),
+                subscriptions: [topic: .sql92("amount > 100 AND region IN ('eu', 'apac') AND TAGS = 'order'")],
+                awaitDuration: .milliseconds(300))
+            let received = try await receiveAll(consumer, count: 2, timeout: .seconds(5))
+            let extra = try await consumer.receive(maxMessages: 32, invisibleDuration: .seconds(5))
+            await consumer.shutdown()
+            #expect(received.map(\.text).sorted() == ["apac-900", "eu-150"])
+            #expect(extra.isEmpty, "a message outside the condition passed: \(extra.map(\.text))")
+        }
+    }
+
+    @Test func aMalformedSQL92ConditionFailsTheConsumersStartAsAnIllegalFilter() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("sql-bad")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            await producer.shutdown()
+            let started = ContinuousClock.now
+            await #expect {
+                let consumer = try await SimpleConsumer.start(
+                    configuration: configuration, group: unique("g"), subscriptions: [topic: .sql92("amount >")],
+                    awaitDuration: .milliseconds(300))
+                await consumer.shutdown()
+            } throws: { error in
+                guard case RocketMQError.status(let code, let message) = error else { return false }
+                return code == .illegalFilterExpression && message.contains("at character 9")
+            }
+            // Refused by the settings handshake, not after waiting out the request timeout for it.
+            #expect(ContinuousClock.now - started < configuration.requestTimeout)
+        }
+    }
+
     @Test func changeInvisibleDurationRenewsTheHandleAndUnackedMessagesComeBack() async throws {
         try await withDevBroker { _, configuration in
             let topic = unique("invisible")

@@ -96,7 +96,7 @@ actor ConsumptionEngine {
     /// invisible for `invisibleDuration`. Empty when nothing is deliverable now.
     func receive(
         group: GroupConfig, topic: String, queueIds: [Int32], batchSize: Int,
-        invisibleDuration: Duration, filter: TagFilter, autoRenewFor clientId: String? = nil
+        invisibleDuration: Duration, filter: MessageFilter, autoRenewFor clientId: String? = nil
     ) async throws(BrokerError) -> [Delivery] {
         var deliveries: [Delivery] = []
         var events: [ProgressEvent] = []
@@ -130,7 +130,7 @@ actor ConsumptionEngine {
                 // After a restart the cursor restarts at the committed offset; acks above it hold.
                 if state.isDone(offset) { continue }
                 if group.fifo, !message.messageGroup.isEmpty, blockedGroups.contains(message.messageGroup) { continue }
-                if !filter.matches(message.tags) {
+                if !filter.matches(message) {
                     state.markDone(offset)
                     continue
                 }

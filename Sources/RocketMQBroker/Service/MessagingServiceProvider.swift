@@ -213,7 +213,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         }
         let requestedPoll = request.longPollingTimeout?.duration ?? .zero
         guard requestedPoll >= .zero else { throw .illegalPollingTime("long polling timeout \(requestedPoll) is negative") }
-        let filter = try filter(request.filterExpression)
+        let filter = try MessageFilter(request.filterExpression)
 
         // Answer before the caller's deadline, with a little room for the reply to travel.
         var pollFor = min(requestedPoll, configuration.maxLongPollingTimeout)
@@ -256,15 +256,6 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         let all = Array(0..<topic.queueCount)
         guard requested >= 0, requested < topic.queueCount else { return all.shuffled() }
         return Array(all[Int(requested)...] + all[..<Int(requested)])
-    }
-
-    private func filter(_ expression: Apache_Rocketmq_V2_FilterExpression?) throws(BrokerError) -> TagFilter {
-        guard let expression else { return .all }
-        switch expression.type {
-        case .tag, .unspecified: return try TagFilter(expression: expression.expression)
-        case .sql: throw .illegalFilter("SQL92 filters are not supported by this broker yet; use a tag expression")
-        case .UNRECOGNIZED(let value): throw .illegalFilter("unknown filter type \(value)")
-        }
     }
 
     public func ackMessage(request: Apache_Rocketmq_V2_AckMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_AckMessageResponse {
@@ -371,7 +362,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         let (topic, queueId) = try queue(request.messageQueue)
         try checkBatchSize(request.batchSize)
         try checkOffset(request.offset, topic: topic, queueId: queueId)
-        let filter = try filter(request.filterExpression)
+        let filter = try MessageFilter(request.filterExpression)
         var pollFor = min(request.longPollingTimeout?.duration ?? .zero, broker.configuration.maxLongPollingTimeout)
         if let deadline = context.deadline { pollFor = min(pollFor, max(.zero, deadline - .now - .milliseconds(200))) }
         let pollEnd = ContinuousClock.now + pollFor
@@ -382,7 +373,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             do {
                 result = try broker.store.messages(
                     topic: topic.name, queueId: queueId, from: request.offset, maxCount: Int(request.batchSize),
-                    tagFilter: filter.tags)
+                    tagFilter: filter.tags, where: filter.matches)
             } catch {
                 throw BrokerError(error)
             }
@@ -494,7 +485,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             let group = try broker.group(named: subscription.group?.name ?? "", fifo: subscription.fifo)
             for entry in subscription.subscriptions {
                 _ = try broker.topic(named: entry.topic?.name ?? "")
-                _ = try filter(entry.expression)
+                _ = try MessageFilter(entry.expression)
             }
             subscription.fifo = group.fifo
             subscription.receiveBatchSize = 32

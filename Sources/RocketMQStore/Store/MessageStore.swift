@@ -330,12 +330,13 @@ public final class MessageStore: Sendable {
     /// Messages of `topic`/`queueId` from queue offset `from` (clamped up to the min offset):
     /// at most `maxCount` messages and about `maxBytes` bytes (at least one message is
     /// returned if any matches). With `tagFilter`, only messages whose tag is in the set
-    /// (checked by ConsumeQueue tag hash, then on the message itself).
+    /// (checked by ConsumeQueue tag hash, then on the message itself); with `predicate`, only
+    /// messages it accepts (a property filter, checked on each message read).
     ///
     /// - Throws: `StoreError.corruptRecord` rather than ever returning a damaged record.
     public func messages(
         topic: String, queueId: Int32, from: Int64, maxCount: Int = 32, maxBytes: Int = 4 << 20,
-        tagFilter: Set<String>? = nil
+        tagFilter: Set<String>? = nil, where predicate: ((StoredMessage) -> Bool)? = nil
     ) throws(StoreError) -> QueueReadResult {
         guard let cq = try consumeQueue(QueueID(topic: topic, queueId: queueId), create: false) else {
             return QueueReadResult(messages: [], nextOffset: 0, minOffset: 0, maxOffset: 0)
@@ -367,6 +368,7 @@ public final class MessageStore: Sendable {
             }
             offset += 1
             if let tagFilter, !tagFilter.contains(message.tags ?? "") { continue }
+            if let predicate, !predicate(message) { continue }
             bytes += Int(entry.size)
             found.append(message)
         }

@@ -1,0 +1,49 @@
+import RocketMQAPI
+import RocketMQStore
+
+/// What a subscription lets through: a tag expression or a SQL92 condition over properties.
+///
+/// The broker filters (RocketMQ's server-side filtering): a consumer never receives, and its
+/// group never has to ack, a message its filter refuses.
+enum MessageFilter: Sendable, Equatable {
+    case tags(TagFilter)
+    case sql(SQLExpression)
+
+    /// Every message.
+    static let all = MessageFilter.tags(.all)
+
+    /// A subscription's filter expression; none means every message.
+    /// - Throws: `BrokerError.illegalFilter` for an expression that does not parse, with where.
+    init(_ expression: Apache_Rocketmq_V2_FilterExpression?) throws(BrokerError) {
+        guard let expression else {
+            self = .all
+            return
+        }
+        switch expression.type {
+        case .tag, .unspecified:
+            self = .tags(try TagFilter(expression: expression.expression))
+        case .sql:
+            do {
+                self = .sql(try SQLParser.parse(expression.expression))
+            } catch {
+                throw .illegalFilter("SQL92 filter \(expression.expression.debugDescription): \(error.reason) at character \(error.position + 1)")
+            }
+        case .UNRECOGNIZED(let value):
+            throw .illegalFilter("unknown filter type \(value)")
+        }
+    }
+
+    func matches(_ message: StoredMessage) -> Bool {
+        switch self {
+        case .tags(let filter): return filter.matches(message.tags)
+        case .sql(let expression): return expression.matches(message.properties)
+        }
+    }
+
+    /// The tags a tag filter accepts (nil: any), which the store can check on ConsumeQueue
+    /// entries without reading the messages; nil for a SQL filter.
+    var tags: Set<String>? {
+        if case .tags(let filter) = self { return filter.tags }
+        return nil
+    }
+}
