@@ -27,7 +27,7 @@ actor ClientSession {
     private var closed = false
     /// The settings the server merged into ours, from the latest Telemetry answer.
     private(set) var serverSettings: Apache_Rocketmq_V2_Settings?
-    /// Why a server refused our settings (an illegal filter expression, say), if one did.
+    /// Why a server refused our settings, if it found an illegal filter expression in them.
     private var settingsRefusal: RocketMQError?
 
     init(configuration: ClientConfiguration, role: ClientRole, logger: Logger = Logger(label: "rocketmq.client")) {
@@ -45,9 +45,9 @@ actor ClientSession {
 
     /// Fetches the routes of `topics` (which opens Telemetry to their brokers), waits up to the
     /// request timeout for the server's settings, and starts the heartbeat / route refresh loop.
-    /// - Throws: the server's status when it refuses the settings (for example
-    ///   `ILLEGAL_FILTER_EXPRESSION` for a subscription it cannot parse), so that a client
-    ///   configured wrong fails at start, not at its first receive.
+    /// - Throws: `ILLEGAL_FILTER_EXPRESSION` when a broker refuses the settings for a
+    ///   subscription it cannot parse, so that a consumer configured wrong fails at start, not
+    ///   at its first receive.
     func start(topics: [String]) async throws(RocketMQError) {
         for topic in topics { _ = try await route(for: topic) }
         await heartbeatAll()
@@ -62,7 +62,7 @@ actor ClientSession {
         while serverSettings == nil, settingsRefusal == nil, ContinuousClock.now < deadline, !telemetryTasks.isEmpty {
             do { try await Task.sleep(for: .milliseconds(10)) } catch { throw .cancelled }
         }
-        if serverSettings == nil, let settingsRefusal { throw settingsRefusal }
+        if let settingsRefusal { throw settingsRefusal }
         if serverSettings == nil, !telemetryTasks.isEmpty {
             logger.warning("no Telemetry settings from the server yet; using defaults")
         }
@@ -315,8 +315,10 @@ actor ClientSession {
             logger.warning("the server asked about an orphaned transaction; transactions are not supported by this client")
             return .none
         case nil:
-            // A status alone answers our settings: a refusal (the server logs why).
-            if let status = command.status, status.code != .ok, serverSettings == nil {
+            // A subscription the broker cannot parse is wrong on every broker, and no retry
+            // mends it: it fails the start. Other statuses alone (about one broker's topics,
+            // say, or about our answers to its commands) are logged by the caller.
+            if let status = command.status, status.code == .illegalFilterExpression {
                 settingsRefusal = .status(code: status.code, message: status.message)
             }
             return .none

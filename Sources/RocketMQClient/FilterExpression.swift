@@ -25,9 +25,10 @@ public struct FilterExpression: Sendable, Hashable {
     /// `"region = 'eu' AND amount BETWEEN 10 AND 100"`: comparisons (`=`, `<>`, `<`, `<=`,
     /// `>`, `>=`), `[NOT] BETWEEN`, `[NOT] IN ('a', 'b')`, `IS [NOT] NULL`, `CONTAINS`,
     /// `STARTSWITH`, `ENDSWITH`, `AND`, `OR`, `NOT`. Property values are strings and compare as
-    /// numbers against numbers; a message without a property the condition needs does not
-    /// match. The message's tag is the property `TAGS`. A condition the broker cannot parse
-    /// fails the subscription with `ILLEGAL_FILTER_EXPRESSION`.
+    /// numbers when ordered or compared with a number; a message without a property the
+    /// condition needs does not match. The message's tag is the property `TAGS`. A condition
+    /// the broker cannot parse, or one that could never be true (`a > '100'`, `a = NULL`),
+    /// fails the consumer's start with `ILLEGAL_FILTER_EXPRESSION`.
     public static func sql92(_ condition: String) -> FilterExpression { FilterExpression(expression: condition, kind: .sql92) }
 
     /// Whether a message with `tag` passes a tag expression (the broker filters too; this

@@ -177,6 +177,18 @@ struct ConsumptionTests {
         }
     }
 
+    @Test("a receive reads on past messages its filter refuses, so a match behind many is found at once")
+    func filterReadsPastRefusedMessages() async throws {
+        try await withBroker { broker in
+            for index in 0..<300 { try await send(broker, topic: "t", body: "no-\(index)", properties: ["kind": "other"]) }
+            try await send(broker, topic: "t", body: "match", properties: ["kind": "wanted"])
+            let filter = try MessageFilter(.init(type: .sql, expression: "kind = 'wanted'"))
+            let got = try await broker.consumption.receive(
+                group: plain, topic: "t", queueIds: [0], batchSize: 1, invisibleDuration: .seconds(30), filter: filter)
+            #expect(got.map(\.text) == ["match"])
+        }
+    }
+
     @Test("after a restart acked messages stay acked and unacked ones are delivered again")
     func progressSurvivesRestart() async throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "broker-restart-\(UUID().uuidString)").path

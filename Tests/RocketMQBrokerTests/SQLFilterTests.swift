@@ -21,6 +21,10 @@ struct SQLFilterTests {
         ("a > 100000000000", ["a": "100000000001"], true),
         ("a = 10L", ["a": "10"], true),
         ("a > 5", ["a": "ten"], false),  // not a number: unknown
+        ("a = 16", ["a": "0x10"], false),  // decimal only
+        ("a > 1", ["a": "inf"], false),
+        ("a > b", ["a": "20", "b": "10"], true),  // two properties order as numbers
+        ("a > b", ["a": "20", "b": "x"], false),
         ("a > 5", [:], false),  // missing: unknown
     ] as [(String, [String: String], Bool)])
     func numericComparisons(sql: String, properties: [String: String], expected: Bool) throws {
@@ -31,7 +35,6 @@ struct SQLFilterTests {
         ("a = 'x'", ["a": "x"], true),
         ("a <> 'x'", ["a": "y"], true),
         ("a = 'it''s'", ["a": "it's"], true),
-        ("a > 'x'", ["a": "y"], false),  // no ordering of strings
         ("a IN ('x', 'y')", ["a": "y"], true),
         ("a IN ('x', 'y')", ["a": "z"], false),
         ("a NOT IN ('x', 'y')", ["a": "z"], true),
@@ -42,6 +45,11 @@ struct SQLFilterTests {
         ("a ENDSWITH 'lo'", ["a": "hello"], true),
         ("a ENDSWITH 'he'", ["a": "hello"], false),
         ("TAGS = 'pay'", ["TAGS": "pay"], true),
+        ("a CONTAINS ''", ["a": "x"], false),  // the empty string is found nowhere (RocketMQ)
+        ("a STARTSWITH ''", ["a": "x"], false),
+        ("a NOT ENDSWITH ''", ["a": "x"], true),
+        ("ın = 'x'", ["ın": "x"], true),  // dotless ı: a name, not the keyword IN
+        ("a = '\u{301}x'", ["a": "\u{301}x"], true),  // a quote before a combining mark still opens the string
     ] as [(String, [String: String], Bool)])
     func stringPredicates(sql: String, properties: [String: String], expected: Bool) throws {
         #expect(try matches(sql, properties) == expected)
@@ -56,12 +64,11 @@ struct SQLFilterTests {
         ("a IS NULL", [:], true),
         ("a IS NULL", ["a": ""], false),
         ("a is not null", ["a": "1"], true),
-        ("flag", ["flag": "true"], true),
         ("flag = TRUE", ["flag": "TRUE"], true),
         ("flag = false", ["flag": "true"], false),
+        ("flag = FALSE", ["flag": "no"], true),  // anything but "true" is false, as Java's Boolean.valueOf
         ("TRUE", [:], true),
         ("NOT FALSE", [:], true),
-        ("a = NULL", ["a": "1"], false),  // a comparison with NULL is unknown
     ] as [(String, [String: String], Bool)])
     func betweenNullsAndBooleans(sql: String, properties: [String: String], expected: Bool) throws {
         #expect(try matches(sql, properties) == expected)
@@ -96,6 +103,19 @@ struct SQLFilterTests {
         ("'text'", "not a condition", 1),
         ("a = 12abc", "malformed number", 5),
         ("a IS 1", "expected NULL, found \"1\"", 6),
+        // Conditions that could never be true are refused, not left to match nothing.
+        ("a > '100'", "> compares numbers", 3),
+        ("TRUE <= a", "<= compares numbers", 6),
+        ("a = NULL", "= NULL is never true; use IS NULL", 3),
+        ("flag", "the property flag alone is not a condition", 1),
+        ("flag OR a = 1", "the property flag alone is not a condition", 1),
+        ("12 AND a = 1", "not a condition", 1),
+        ("a = 1 AND 'x'", "not a condition", 11),
+        ("NOT 5", "not a condition", 5),
+        ("a BETWEEN 5 AND 1", "BETWEEN bounds are in the wrong order", 1),
+        ("a BETWEEN 'x' AND 'y'", "BETWEEN compares numbers", 1),
+        ("a CONTAINS 5", "CONTAINS takes strings", 12),
+        ("5 IN ('a')", "IN takes a property", 1),
     ] as [(String, String, Int)])
     func malformed(sql: String, reason: String, character: Int) {
         #expect {
@@ -119,6 +139,25 @@ struct SQLFilterTests {
         #expect(try matches(flat, ["a": "199"]))
         let nested = String(repeating: "(", count: 60) + "a = 1" + String(repeating: ")", count: 60)
         #expect(try matches(nested, ["a": "1"]))
+    }
+
+    @Test("a refused expression is quoted back cut short")
+    func longExpressionsAreQuotedShort() {
+        let long = (0..<300).map { "a = \($0)" }.joined(separator: " OR ") + " OR"
+        #expect {
+            _ = try MessageFilter(.init(type: .sql, expression: long))
+        } throws: { error in
+            guard case BrokerError.illegalFilter(let why) = error else { return false }
+            return why.count < 300 && why.contains("...") && why.contains("found the end")
+        }
+    }
+
+    @Test("numbers at and past the 64-bit edges parse without trapping")
+    func numericEdges() throws {
+        #expect(try matches("a = -9223372036854775807", ["a": "-9223372036854775807"]))
+        #expect(try matches("a > 9223372036854775807", ["a": "1e19"]))
+        #expect(try matches("a < -9223372036854775808", ["a": "-1e19"]))
+        #expect(throws: SQLParser.Failure.self) { try SQLParser.parse("a > 1e400") }
     }
 
     @Test("the filter kinds: tags, SQL, none, unknown type")

@@ -35,6 +35,8 @@ actor ConsumptionEngine {
     private var nextDeliveryId = UInt64.random(in: 1...(UInt64.max >> 16))
     /// Longest FIFO scan per queue and receive.
     private let fifoScanWindow: Int64 = 4096
+    /// How many messages one receive reads from a queue at most while its filter refuses them.
+    static let filterScanBudget = 4096
 
     init(
         store: MessageStore, brokerName: String, logger: Logger, maxRenewal: Duration = .seconds(12 * 3600),
@@ -114,56 +116,66 @@ actor ConsumptionEngine {
             // Retention may have removed what the group never consumed.
             if state.committed < minOffset { state.commit(minOffset) }
 
-            let candidates: [StoredMessage]
-            do {
-                candidates = try self.candidates(in: &state, key: key, fifo: group.fifo, limit: batchSize - deliveries.count, now: now)
-            } catch {
-                // One unreadable queue must not swallow what other queues already handed out:
-                // those deliveries are in flight and must reach the consumer.
-                logger.error("cannot read a queue for a receive", metadata: ["queue": "\(key)", "error": "\(error)"])
-                if deliveries.isEmpty && queueIds.count == 1 { throw error }
-                continue
-            }
             var blockedGroups = group.fifo ? blockedMessageGroups(state, now: now) : []
-            for message in candidates {
-                let offset = message.queueOffset
-                // After a restart the cursor restarts at the committed offset; acks above it hold.
-                if state.isDone(offset) { continue }
-                if group.fifo, !message.messageGroup.isEmpty, blockedGroups.contains(message.messageGroup) { continue }
-                if !filter.matches(message) {
-                    state.markDone(offset)
-                    continue
+            // Messages the filter refuses are done for the group, and they make room: the queue
+            // is read on (up to `filterScanBudget` messages per receive), so a selective filter
+            // finds its match behind a run of refused messages now, not one batch per long poll.
+            var scanned = 0
+            scanning: while deliveries.count < batchSize {
+                let candidates: [StoredMessage]
+                do {
+                    candidates = try self.candidates(in: &state, key: key, fifo: group.fifo, limit: batchSize - deliveries.count, now: now)
+                } catch {
+                    // One unreadable queue must not swallow what other queues already handed out:
+                    // those deliveries are in flight and must reach the consumer.
+                    logger.error("cannot read a queue for a receive", metadata: ["queue": "\(key)", "error": "\(error)"])
+                    if deliveries.isEmpty && queueIds.count == 1 { throw error }
+                    break scanning
                 }
-                if let deliveryTime = message.deliveryTime, deliveryTime > wallNow {
-                    // A delay message waits in flight (not ackable) until it is due.
+                scanned += candidates.count
+                var refused = 0
+                for message in candidates {
+                    let offset = message.queueOffset
+                    // After a restart the cursor restarts at the committed offset; acks above it hold.
+                    if state.isDone(offset) { continue }
+                    if group.fifo, !message.messageGroup.isEmpty, blockedGroups.contains(message.messageGroup) { continue }
+                    if !filter.matches(message) {
+                        state.markDone(offset)
+                        refused += 1
+                        continue
+                    }
+                    if let deliveryTime = message.deliveryTime, deliveryTime > wallNow {
+                        // A delay message waits in flight (not ackable) until it is due.
+                        state.setInFlight(offset, .init(
+                            deadline: now + .milliseconds(deliveryTime - wallNow), deliveryId: 0, messageGroup: message.messageGroup))
+                        if group.fifo { blockedGroups.insert(message.messageGroup) }
+                        continue
+                    }
+                    let attempt = (state.attempts[offset] ?? 0) + 1
+                    if attempt > group.maxDeliveryAttempts {
+                        state.markDone(offset)
+                        deadLetters.append((key, message))
+                        events.append(.acked(key, offset: offset))
+                        continue
+                    }
+                    let deliveryId = nextDeliveryId
+                    nextDeliveryId &+= 1
+                    state.attempts[offset] = attempt
                     state.setInFlight(offset, .init(
-                        deadline: now + .milliseconds(deliveryTime - wallNow), deliveryId: 0, messageGroup: message.messageGroup))
+                        deadline: now + invisibleDuration, deliveryId: deliveryId, messageGroup: message.messageGroup,
+                        renewingClient: clientId, renewPeriod: invisibleDuration,
+                        renewUntil: clientId == nil ? nil : now + maxRenewal))
                     if group.fifo { blockedGroups.insert(message.messageGroup) }
-                    continue
+                    events.append(.delivered(key, offset: offset, attempt: attempt))
+                    deliveries.append(Delivery(
+                        message: message,
+                        handle: ReceiptHandle(
+                            brokerName: brokerName, queueId: queueId, offset: offset, deliveryId: deliveryId,
+                            fromRetryTopic: SystemTopic.isRetry(topic)),
+                        attempt: attempt))
+                    if deliveries.count >= batchSize { break }
                 }
-                let attempt = (state.attempts[offset] ?? 0) + 1
-                if attempt > group.maxDeliveryAttempts {
-                    state.markDone(offset)
-                    deadLetters.append((key, message))
-                    events.append(.acked(key, offset: offset))
-                    continue
-                }
-                let deliveryId = nextDeliveryId
-                nextDeliveryId &+= 1
-                state.attempts[offset] = attempt
-                state.setInFlight(offset, .init(
-                    deadline: now + invisibleDuration, deliveryId: deliveryId, messageGroup: message.messageGroup,
-                    renewingClient: clientId, renewPeriod: invisibleDuration,
-                    renewUntil: clientId == nil ? nil : now + maxRenewal))
-                if group.fifo { blockedGroups.insert(message.messageGroup) }
-                events.append(.delivered(key, offset: offset, attempt: attempt))
-                deliveries.append(Delivery(
-                    message: message,
-                    handle: ReceiptHandle(
-                        brokerName: brokerName, queueId: queueId, offset: offset, deliveryId: deliveryId,
-                        fromRetryTopic: SystemTopic.isRetry(topic)),
-                    attempt: attempt))
-                if deliveries.count >= batchSize { break }
+                if refused == 0 || scanned >= Self.filterScanBudget { break scanning }
             }
         }
         for (key, message) in deadLetters {

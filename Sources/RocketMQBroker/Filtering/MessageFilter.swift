@@ -26,7 +26,10 @@ enum MessageFilter: Sendable, Equatable {
             do {
                 self = .sql(try SQLParser.parse(expression.expression))
             } catch {
-                throw .illegalFilter("SQL92 filter \(expression.expression.debugDescription): \(error.reason) at character \(error.position + 1)")
+                // The text is quoted back cut short: a refused expression may be 4 KiB or more.
+                let text = expression.expression
+                let shown = text.unicodeScalars.count <= 80 ? text : String(String.UnicodeScalarView(text.unicodeScalars.prefix(77))) + "..."
+                throw .illegalFilter("SQL92 filter \(shown.debugDescription): \(error.reason) at character \(error.position + 1)")
             }
         case .UNRECOGNIZED(let value):
             throw .illegalFilter("unknown filter type \(value)")

@@ -5,8 +5,10 @@
 /// *unknown*, and a message matches only when the whole condition is true. So `NOT (a > 1)`
 /// does not match a message without `a`, as in RocketMQ.
 ///
-/// Property values are strings on the wire; compared with a number they are read as one
-/// (`a > 5` matches `a = "10"`), compared with `TRUE`/`FALSE` as a boolean.
+/// Property values are strings on the wire: compared with a number, or ordered (`<`, `>`, …),
+/// they are read as decimal numbers (`a > 5` matches `a = "10"`); compared with `TRUE` or
+/// `FALSE`, a value is true when it spells `true` in any case and false otherwise (as Java's
+/// `Boolean.valueOf`, which RocketMQ uses).
 indirect enum SQLExpression: Sendable, Equatable {
     case constant(SQLValue)
     case property(String)
@@ -82,6 +84,8 @@ indirect enum SQLExpression: Sendable, Equatable {
             guard case .string(let text) = subject.value(in: properties),
                   case .string(let part) = operand.value(in: properties)
             else { return nil }
+            // Nothing is found in, begins or ends a string by the empty string (RocketMQ).
+            guard !part.isEmpty else { return negated }
             let holds = switch test {
             case .contains: text.contains(part)
             case .startsWith: text.hasPrefix(part)
@@ -124,17 +128,42 @@ enum SQLValue: Sendable, Equatable {
         }
     }
 
-    /// A number, or a string that reads as one.
+    /// A number, or a string that reads as a decimal one (`12`, `-3.5`, `1e3`; not hex, not
+    /// `inf`).
     private var asNumber: SQLValue? {
         switch self {
         case .integer, .decimal: return self
         case .string(let s):
             let text = s.trimmingWhitespace
+            guard Self.isDecimalNumber(text) else { return nil }
             if let i = Int64(text) { return .integer(i) }
             if let d = Double(text), d.isFinite { return .decimal(d) }
             return nil
         default: return nil
         }
+    }
+
+    /// `[+-]digits[.digits][(e|E)[+-]digits]`, or with the digits before the point left out.
+    private static func isDecimalNumber(_ text: String) -> Bool {
+        var bytes = text.utf8[...]
+        func digits() -> Int {
+            var n = 0
+            while let b = bytes.first, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) { bytes.removeFirst(); n += 1 }
+            return n
+        }
+        if let b = bytes.first, b == UInt8(ascii: "+") || b == UInt8(ascii: "-") { bytes.removeFirst() }
+        var mantissa = digits()
+        if bytes.first == UInt8(ascii: ".") {
+            bytes.removeFirst()
+            mantissa += digits()
+        }
+        guard mantissa > 0 else { return false }
+        if let b = bytes.first, b == UInt8(ascii: "e") || b == UInt8(ascii: "E") {
+            bytes.removeFirst()
+            if let b = bytes.first, b == UInt8(ascii: "+") || b == UInt8(ascii: "-") { bytes.removeFirst() }
+            guard digits() > 0 else { return false }
+        }
+        return bytes.isEmpty
     }
 
     private var isNumber: Bool {
@@ -145,11 +174,13 @@ enum SQLValue: Sendable, Equatable {
     }
 
     /// `left op right`, or `nil` (unknown) when either is null or they cannot be compared.
-    /// Numbers compare by value (a string side read as a number); strings and booleans only
-    /// by `=` and `<>`.
+    /// Ordering (`<`, `<=`, `>`, `>=`) and any comparison with a number compare numbers, a
+    /// string side read as one (two properties too: `a > b`); otherwise booleans compare as
+    /// booleans and strings as strings, by `=` and `<>`.
     static func compare(_ left: SQLValue, _ op: SQLExpression.Comparison, _ right: SQLValue) -> Bool? {
         if left == .null || right == .null { return nil }
-        if left.isNumber || right.isNumber {
+        let ordering = op != .equal && op != .notEqual
+        if ordering || left.isNumber || right.isNumber {
             guard let l = left.asNumber, let r = right.asNumber else { return nil }
             let order: Int
             switch (l, r) {
@@ -170,16 +201,11 @@ enum SQLValue: Sendable, Equatable {
         let equal: Bool
         switch (left, right) {
         case (.string(let a), .string(let b)): equal = a == b
-        case (.boolean, _), (_, .boolean):
-            guard let a = left.asBoolean, let b = right.asBoolean else { return nil }
-            equal = a == b
+        case (.boolean(let a), .boolean(let b)): equal = a == b
+        case (.boolean(let a), .string(let b)), (.string(let b), .boolean(let a)): equal = a == (b.lowercased() == "true")
         default: return nil
         }
-        switch op {
-        case .equal: return equal
-        case .notEqual: return !equal
-        default: return nil  // no ordering of strings or booleans, as in RocketMQ
-        }
+        return op == .equal ? equal : !equal
     }
 
     private var double: Double? {

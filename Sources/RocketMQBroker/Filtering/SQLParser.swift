@@ -8,8 +8,14 @@
 ///   quotes (`'it''s'`), `TRUE`, `FALSE`, `NULL`; keywords in any case;
 /// - property names: a letter, `_` or `$`, then letters, digits, `_`, `$` or `.`.
 ///
-/// Input is bounded (``maxLength`` characters, ``maxDepth`` levels of nesting), so a hostile
-/// subscription can neither exhaust the stack nor take long to parse.
+/// A condition that could never be true is refused, as RocketMQ refuses it, rather than
+/// accepted and then matching nothing (every message would be done for the group unseen):
+/// ordering against a string or boolean (`a > '100'`), `= NULL`, a constant or a bare property
+/// as a condition, `BETWEEN` bounds in the wrong order.
+///
+/// Input is bounded (``maxLength`` bytes of UTF-8, ``maxDepth`` levels of nesting), so a hostile
+/// subscription can neither exhaust the stack nor take long to parse. Positions count Unicode
+/// scalars from 0.
 struct SQLParser {
     static let maxLength = 4096
     static let maxDepth = 64
@@ -25,14 +31,12 @@ struct SQLParser {
     private var depth = 0
 
     static func parse(_ text: String) throws(Failure) -> SQLExpression {
-        guard text.count <= maxLength else { throw Failure(reason: "longer than \(maxLength) characters", position: maxLength) }
+        guard text.utf8.count <= maxLength else { throw Failure(reason: "longer than \(maxLength) bytes", position: 0) }
         var parser = SQLParser(tokens: try Lexer.tokens(of: text))
         guard parser.peek.kind != .end else { throw Failure(reason: "empty expression", position: 0) }
         let expression = try parser.orExpression()
         guard parser.peek.kind == .end else { throw parser.unexpected("AND, OR or the end") }
-        guard expression.isCondition else {
-            throw Failure(reason: "not a condition (a comparison, IS NULL, IN, BETWEEN, TRUE or FALSE)", position: 0)
-        }
+        try expression.requireCondition(at: 0)
         return expression
     }
 
@@ -41,14 +45,26 @@ struct SQLParser {
     // MARK: Grammar
 
     private mutating func orExpression() throws(Failure) -> SQLExpression {
+        let first = peek.position
         var operands = [try andExpression()]
-        while take(.keyword("OR")) { operands.append(try andExpression()) }
+        while take(.keyword("OR")) {
+            let at = peek.position
+            operands.append(try andExpression())
+            try operands.last?.requireCondition(at: at)
+        }
+        if operands.count > 1 { try operands[0].requireCondition(at: first) }
         return operands.count == 1 ? operands[0] : .or(operands)
     }
 
     private mutating func andExpression() throws(Failure) -> SQLExpression {
+        let first = peek.position
         var operands = [try notExpression()]
-        while take(.keyword("AND")) { operands.append(try notExpression()) }
+        while take(.keyword("AND")) {
+            let at = peek.position
+            operands.append(try notExpression())
+            try operands.last?.requireCondition(at: at)
+        }
+        if operands.count > 1 { try operands[0].requireCondition(at: first) }
         return operands.count == 1 ? operands[0] : .and(operands)
     }
 
@@ -56,14 +72,28 @@ struct SQLParser {
         guard take(.keyword("NOT")) else { return try predicate() }
         try enter()
         defer { depth -= 1 }
-        return .not(try notExpression())
+        let at = peek.position
+        let operand = try notExpression()
+        try operand.requireCondition(at: at)
+        return .not(operand)
     }
 
     private mutating func predicate() throws(Failure) -> SQLExpression {
+        let start = peek.position
         let subject = try operand()
         if case .comparison(let op) = peek.kind {
+            let at = peek.position
             index += 1
-            return .compare(subject, op, try operand())
+            let other = try operand()
+            for side in [subject, other] {
+                if side == .constant(.null) {
+                    throw Failure(reason: "\(op.rawValue) NULL is never true; use IS NULL or IS NOT NULL", position: at)
+                }
+                if op != .equal && op != .notEqual && !side.canBeNumber {
+                    throw Failure(reason: "\(op.rawValue) compares numbers, not strings, booleans or conditions", position: at)
+                }
+            }
+            return .compare(subject, op, other)
         }
         if take(.keyword("IS")) {
             let negated = take(.keyword("NOT"))
@@ -74,7 +104,14 @@ struct SQLParser {
         if take(.keyword("BETWEEN")) {
             let low = try operand()
             guard take(.keyword("AND")) else { throw unexpected("AND") }
-            return .between(subject, low, try operand(), negated: negated)
+            let high = try operand()
+            guard [subject, low, high].allSatisfy(\.canBeNumber) else {
+                throw Failure(reason: "BETWEEN compares numbers, not strings, booleans or conditions", position: start)
+            }
+            if let l = low.numericConstant, let h = high.numericConstant, l > h {
+                throw Failure(reason: "BETWEEN bounds are in the wrong order (the lower one first)", position: start)
+            }
+            return .between(subject, low, high, negated: negated)
         }
         if take(.keyword("IN")) {
             guard take(.open) else { throw unexpected("(") }
@@ -85,10 +122,16 @@ struct SQLParser {
                 list.append(text)
             } while take(.comma)
             guard take(.close) else { throw unexpected(", or )") }
+            guard subject.canBeString else { throw Failure(reason: "IN takes a property", position: start) }
             return .inList(subject, list, negated: negated)
         }
         for test in [SQLExpression.TextTest.contains, .startsWith, .endsWith] where take(.keyword(test.rawValue)) {
-            return .text(subject, test, try operand(), negated: negated)
+            let at = peek.position
+            let part = try operand()
+            guard subject.canBeString, part.canBeString else {
+                throw Failure(reason: "\(test.rawValue) takes strings", position: at)
+            }
+            return .text(subject, test, part, negated: negated)
         }
         if negated { throw unexpected("BETWEEN, IN, CONTAINS, STARTSWITH or ENDSWITH after NOT") }
         return subject
@@ -149,11 +192,40 @@ struct SQLParser {
 }
 
 extension SQLExpression {
-    /// Whether the expression can stand as a whole filter: a bare number or string cannot.
-    var isCondition: Bool {
+    /// Throws unless the expression is a condition: a comparison or predicate, `TRUE`, `FALSE`,
+    /// or a combination of them. A bare property is not (RocketMQ never matches it).
+    func requireCondition(at position: Int) throws(SQLParser.Failure) {
         switch self {
-        case .constant(let value): return value.asBoolean != nil
-        case .property, .not, .and, .or, .compare, .between, .inList, .isNull, .text: return true
+        case .constant(.boolean), .not, .and, .or, .compare, .between, .inList, .isNull, .text: return
+        case .property(let name):
+            throw SQLParser.Failure(reason: "the property \(name) alone is not a condition; compare it (\(name) = TRUE)", position: position)
+        case .constant:
+            throw SQLParser.Failure(reason: "not a condition (a comparison, IS NULL, IN, BETWEEN, TRUE or FALSE)", position: position)
+        }
+    }
+
+    /// Whether it may hold a number: a number constant or a property (read as one).
+    var canBeNumber: Bool {
+        switch self {
+        case .property, .constant(.integer), .constant(.decimal): return true
+        default: return false
+        }
+    }
+
+    /// Whether it may hold a string: a string constant or a property.
+    var canBeString: Bool {
+        switch self {
+        case .property, .constant(.string): return true
+        default: return false
+        }
+    }
+
+    /// The value of a number constant.
+    var numericConstant: Double? {
+        switch self {
+        case .constant(.integer(let i)): return Double(i)
+        case .constant(.decimal(let d)): return d
+        default: return nil
         }
     }
 }
@@ -180,15 +252,16 @@ private enum Lexer {
         "AND", "OR", "NOT", "BETWEEN", "IN", "IS", "NULL", "TRUE", "FALSE", "CONTAINS", "STARTSWITH", "ENDSWITH",
     ]
 
+    /// Works on Unicode scalars: a quote followed by a combining mark is still a quote.
     static func tokens(of text: String) throws(SQLParser.Failure) -> [Token] {
-        let chars = Array(text)
+        let chars = Array(text.unicodeScalars)
         var tokens: [Token] = []
         var i = 0
-        func add(_ kind: Token.Kind, from start: Int) { tokens.append(Token(kind: kind, position: start, text: String(chars[start..<i]))) }
+        func add(_ kind: Token.Kind, from start: Int) { tokens.append(Token(kind: kind, position: start, text: string(chars[start..<i]))) }
         while i < chars.count {
             let c = chars[i]
             let start = i
-            if c.isWhitespace {
+            if c.properties.isWhitespace {
                 i += 1
                 continue
             }
@@ -209,7 +282,7 @@ private enum Lexer {
                 else { add(.comparison(.greater), from: start) }
             case "'":
                 i += 1
-                var value = ""
+                var value = String.UnicodeScalarView()
                 while true {
                     guard i < chars.count else { throw SQLParser.Failure(reason: "unterminated string", position: start) }
                     if chars[i] == "'" {
@@ -224,15 +297,15 @@ private enum Lexer {
                     value.append(chars[i])
                     i += 1
                 }
-                add(.constant(.string(value)), from: start)
-            case _ where c.isASCII && c.isNumber, ".":
+                add(.constant(.string(String(value))), from: start)
+            case "0"..."9", ".":
                 tokens.append(try number(chars, &i))
-            case _ where c.isLetter || c == "_" || c == "$":
-                while i < chars.count, chars[i].isLetter || chars[i].isNumber || chars[i] == "_" || chars[i] == "$" || chars[i] == "." { i += 1 }
-                let word = String(chars[start..<i])
-                let upper = word.uppercased()
+            case _ where c.properties.isAlphabetic || c == "_" || c == "$":
+                while i < chars.count, isIdentifierPart(chars[i]) { i += 1 }
+                let word = string(chars[start..<i])
+                // Keywords are ASCII: `ın` (dotless ı) upper-cases to `IN` but is a name.
+                let upper = word.unicodeScalars.allSatisfy(\.isASCII) ? word.uppercased() : word
                 if upper == "TRUE" || upper == "FALSE" { add(.constant(.boolean(upper == "TRUE")), from: start) }
-                else if upper == "NULL" { add(.keyword("NULL"), from: start) }
                 else if keywords.contains(upper) { add(.keyword(upper), from: start) }
                 else { add(.identifier(word), from: start) }
             default:
@@ -243,10 +316,20 @@ private enum Lexer {
         return tokens
     }
 
+    private static func isIdentifierPart(_ c: Unicode.Scalar) -> Bool {
+        c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "_" || c == "$" || c == "."
+    }
+
+    private static func string(_ scalars: ArraySlice<Unicode.Scalar>) -> String {
+        var view = String.UnicodeScalarView()
+        view.append(contentsOf: scalars)
+        return String(view)
+    }
+
     /// `123`, `123L`, `1.5`, `.5`, `2e10`, `1.5E-3`.
-    private static func number(_ chars: [Character], _ i: inout Int) throws(SQLParser.Failure) -> Token {
+    private static func number(_ chars: [Unicode.Scalar], _ i: inout Int) throws(SQLParser.Failure) -> Token {
         let start = i
-        func digits() { while i < chars.count, chars[i].isASCII, chars[i].isNumber { i += 1 } }
+        func digits() { while i < chars.count, ("0"..."9").contains(chars[i]) { i += 1 } }
         digits()
         var isDecimal = false
         if i < chars.count, chars[i] == "." {
@@ -262,12 +345,12 @@ private enum Lexer {
             digits()
             guard i > exponent else { throw SQLParser.Failure(reason: "a number's exponent has no digits", position: start) }
         }
-        let literal = String(chars[start..<i])
+        let literal = string(chars[start..<i])
         if !isDecimal, i < chars.count, chars[i] == "l" || chars[i] == "L" { i += 1 }
-        if i < chars.count, chars[i].isLetter || chars[i] == "_" {
-            throw SQLParser.Failure(reason: "malformed number \"\(String(chars[start...i]))\"", position: start)
+        if i < chars.count, isIdentifierPart(chars[i]) {
+            throw SQLParser.Failure(reason: "malformed number \"\(string(chars[start...i]))\"", position: start)
         }
-        let text = String(chars[start..<i])
+        let text = string(chars[start..<i])
         if !isDecimal, let value = Int64(literal) { return Token(kind: .constant(.integer(value)), position: start, text: text) }
         guard let value = Double(literal), value.isFinite else {
             throw SQLParser.Failure(reason: "malformed number \"\(text)\"", position: start)
