@@ -49,6 +49,32 @@ import Testing
         }
     }
 
+    @Test func aSQL92SubscriptionHandsTheHandlerOnlyMatchingMessages() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("push-sql")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            for index in 0..<40 {
+                let priority = index % 4 == 0 ? "high" : "low"
+                _ = try await producer.send(Message(topic: topic, body: Array("m\(index)".utf8), properties: ["priority": priority]))
+            }
+            await producer.shutdown()
+            let handled = Collector<String>()
+            let consumer = try await PushConsumer.start(
+                configuration: configuration, group: unique("g"), subscriptions: [topic: .sql92("priority = 'high'")]
+            ) { message in
+                handled.append(message.text)
+                return .success
+            }
+            let done = await eventually(timeout: .seconds(15)) { handled.count >= 10 }
+            // A moment more: a message the filter should have refused would arrive in it.
+            try await Task.sleep(for: .milliseconds(300))
+            await consumer.shutdown()
+            #expect(done, "handled \(handled.count) of 10")
+            #expect(Set(handled.all) == Set(stride(from: 0, to: 40, by: 4).map { "m\($0)" }))
+            #expect(handled.count == 10)
+        }
+    }
+
     @Test func failedMessagesAreRetriedWithBackoffThenDeadLettered() async throws {
         let group = unique("retry")
         let config = """
