@@ -5,6 +5,7 @@ measures it the way `rpc-interop bench` measures ours, and the gRPC-framed reque
   grpc_bench.py request FILE SIZE [PAYLOAD]
                                         write a framed SimpleRequest{response_size: SIZE}, with a
                                         payload of PAYLOAD bytes if given
+  grpc_bench.py reply-size SIZE         the DATA bytes of a framed UnaryCall reply of SIZE payload bytes
   grpc_bench.py server PORT             serve UnaryCall / StreamingOutputCall (grpc.aio)
   grpc_bench.py client PORT MODE COUNT CONCURRENCY SIZE   print one JSON line like rpc-interop bench
 """
@@ -112,6 +113,9 @@ if __name__ == "__main__":
     command = sys.argv[1]
     if command == "request":
         write_request(*sys.argv[2:5])
+    elif command == "reply-size":
+        _, messages_pb2, _ = load_stubs()
+        print(5 + len(messages_pb2.SimpleResponse(payload=messages_pb2.Payload(body=b"\0" * int(sys.argv[2]))).SerializeToString()))
     elif command == "server":
         asyncio.run(serve(int(sys.argv[2])))
     elif command == "client":

@@ -151,6 +151,13 @@ def test_send_then_receive_raw_and_stale_handle_after_change(stub):
     assert fresh.status.code == d.OK
 
 
-def test_sql_filter_is_refused_clearly(stub):
-    [only] = receive(stub, filter_expression=d.FilterExpression(type=d.SQL, expression="a > 1"))
+def test_malformed_sql_filter_is_refused_clearly(stub):
+    [only] = receive(stub, filter_expression=d.FilterExpression(type=d.SQL, expression="a > 1 AND"))
     assert only.status.code == d.ILLEGAL_FILTER_EXPRESSION
+    assert "at character 10" in only.status.message, only.status.message
+    # A condition that could never be true is refused too, rather than matching nothing.
+    [never] = receive(stub, filter_expression=d.FilterExpression(type=d.SQL, expression="a > '1'"))
+    assert never.status.code == d.ILLEGAL_FILTER_EXPRESSION
+    # A well-formed one is taken: here, nothing new matches it.
+    [fine] = receive(stub, filter_expression=d.FilterExpression(type=d.SQL, expression="a > 1"))
+    assert fine.status.code == d.MESSAGE_NOT_FOUND

@@ -61,6 +61,8 @@ struct SQLFilterTests {
         ("a BETWEEN 1 AND 3", ["a": "4"], false),
         ("a NOT BETWEEN 1 AND 3", ["a": "4"], true),
         ("a NOT BETWEEN 1 AND 3", [:], false),
+        ("NOT (a BETWEEN 1 AND b)", ["a": "0"], true),  // 0 >= 1 is false: false AND unknown is false
+        ("a BETWEEN 1 AND b", ["a": "2"], false),  // true AND unknown is unknown
         ("a IS NULL", [:], true),
         ("a IS NULL", ["a": ""], false),
         ("a is not null", ["a": "1"], true),

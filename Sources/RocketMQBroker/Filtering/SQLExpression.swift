@@ -70,11 +70,13 @@ indirect enum SQLExpression: Sendable, Equatable {
         case .compare(let left, let op, let right):
             return SQLValue.compare(left.value(in: properties), op, right.value(in: properties))
         case .between(let subject, let low, let high, let negated):
+            // `low <= value AND value <= high`, with AND's three-valued logic: one side false
+            // makes it false even when the other is unknown.
             let value = subject.value(in: properties)
-            guard let aboveLow = SQLValue.compare(value, .greaterOrEqual, low.value(in: properties)),
-                  let belowHigh = SQLValue.compare(value, .lessOrEqual, high.value(in: properties))
-            else { return nil }
-            return (aboveLow && belowHigh) != negated
+            let aboveLow = SQLValue.compare(value, .greaterOrEqual, low.value(in: properties))
+            let belowHigh = SQLValue.compare(value, .lessOrEqual, high.value(in: properties))
+            let within: Bool? = aboveLow == false || belowHigh == false ? false : (aboveLow == nil || belowHigh == nil ? nil : true)
+            return within.map { $0 != negated }
         case .inList(let subject, let list, let negated):
             guard case .string(let text) = subject.value(in: properties) else { return nil }
             return list.contains(text) != negated

@@ -366,19 +366,23 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         var pollFor = min(request.longPollingTimeout?.duration ?? .zero, broker.configuration.maxLongPollingTimeout)
         if let deadline = context.deadline { pollFor = min(pollFor, max(.zero, deadline - .now - .milliseconds(200))) }
         let pollEnd = ContinuousClock.now + pollFor
+        // Each wake-up reads on from where the last read stopped: what it passed over (messages
+        // the filter refused) is not read and refused again.
+        var from = request.offset
         while true {
             let epoch = broker.arrivals.beginPoll(topic.name)
             defer { broker.arrivals.endPoll() }
             let result: QueueReadResult
             do {
                 result = try broker.store.messages(
-                    topic: topic.name, queueId: queueId, from: request.offset, maxCount: Int(request.batchSize),
+                    topic: topic.name, queueId: queueId, from: from, maxCount: Int(request.batchSize),
                     tagFilter: filter.tags, where: filter.matches)
             } catch {
                 throw BrokerError(error)
             }
             let remaining = pollEnd - .now
             if !result.messages.isEmpty || remaining <= .zero || Task.isCancelled { return result }
+            from = max(from, result.nextOffset)
             _ = await broker.arrivals.wait(for: topic.name, as: .queue(queueId), since: epoch, timeout: remaining)
         }
     }
