@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // MARK: C — system libraries and protoc-c output
@@ -141,6 +142,16 @@ let package = Package(
             name: "RocketMQAdmin",
             dependencies: ["RocketMQAPI", "RocketRPC", "RocketProto"]
         ),
+        // The web console: server-rendered pages over a broker's Admin service (Hummingbird).
+        .target(
+            name: "RocketMQConsole",
+            dependencies: [
+                "RocketMQAPI", "RocketRPC",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
 
         // MARK: Apps
 
@@ -180,7 +191,7 @@ let package = Package(
         .executableTarget(
             name: "mqbroker",
             dependencies: [
-                "ServerAllocator", "RocketMQBroker", "RocketMQNameServer", "RocketRPCServices",
+                "ServerAllocator", "RocketMQBroker", "RocketMQNameServer", "RocketRPCServices", "RocketMQConsole",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

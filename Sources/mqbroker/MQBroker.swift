@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import RocketMQBroker
+import RocketMQConsole
 import RocketMQNameServer
 import RocketMQStore
 import RocketRPC
@@ -72,6 +73,12 @@ struct MQBroker: AsyncParsableCommand {
 
     @Option(help: "In --dev, the port of the in-process NameServer (default 9876; 0 = any free port).")
     var namesrvPort = 9876
+
+    @Option(help: "Serve the web console on this port (127.0.0.1 only; 8080 in --dev; 0 = any free port).")
+    var consolePort: Int?
+
+    @Flag(help: "Do not serve the web console (which --dev does).")
+    var noConsole = false
 
     mutating func run() async throws {
         let allocator = ServerAllocator.activate()
@@ -170,13 +177,25 @@ struct MQBroker: AsyncParsableCommand {
             services: services + ServerReflection.services(describing: services),
             eventLoopGroup: eventLoopGroup,
             logger: logger)
+        let brokerPort = BoundPort()
         let serverService = RPCServerService(server: server, onStarted: { port in
             let address = settings.routeAddress(boundPort: port)
             broker.setRouteAddress(address)
+            brokerPort.set(port)
             say("mqbroker listening on \(settings.host):\(port) (clients: endpoints \(address))")
         }, onShutdown: {
             health.enterShutdown()
         })
+        // The console reads this broker through its Admin service, over loopback.
+        if !noConsole, let port = consolePort ?? (dev ? 8080 : nil) {
+            guard (0...65535).contains(port) else { throw ValidationError("--console-port must be 0...65535, got \(port)") }
+            let adminHost = ["0.0.0.0", "::", ""].contains(settings.host) ? "127.0.0.1" : settings.host
+            let console = Console(
+                configuration: ConsoleConfiguration(port: port, broker: { brokerPort.value.map { "\(adminHost):\($0)" } }),
+                logger: logger,
+                onStarted: { say("console listening on http://127.0.0.1:\($0)/") })
+            background.append(console)
+        }
         let group = ServiceGroup(
             services: background + [serverService],
             gracefulShutdownSignals: [.sigterm, .sigint],

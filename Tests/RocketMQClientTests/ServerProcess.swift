@@ -61,9 +61,22 @@ final class ServerProcess: Sendable {
         self.port = found
     }
 
+    /// The port of the web console the process announced (`console listening on http://127.0.0.1:PORT/`),
+    /// waiting up to 10 s for the line.
+    func consolePort() async -> Int? {
+        let marker = "console listening on http://127.0.0.1:"
+        for _ in 0..<500 {
+            let text = output.value
+            if let range = text.range(of: marker) { return Int(text[range.upperBound...].prefix { $0.isNumber }) }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
     /// A broker in `--dev` mode (auto-created topics and groups, in-process NameServer on a free port).
-    static func devBroker(data: String, port: Int = 0, config: String? = nil, extra: [String] = []) throws -> ServerProcess {
+    static func devBroker(data: String, port: Int = 0, config: String? = nil, console: Bool = false, extra: [String] = []) throws -> ServerProcess {
         var arguments = ["--data", data, "--port", "\(port)", "--dev", "--namesrv-port", "0", "--segment-size", "\(8 << 20)"]
+        arguments += console ? ["--console-port", "0"] : ["--no-console"]
         if let config { arguments += ["--config", config] }
         return try ServerProcess("mqbroker", arguments + extra)
     }

@@ -4,11 +4,11 @@ import Synchronization
 import Testing
 
 /// Runs `body` against a fresh `--dev` broker (its own data directory), stopped afterwards.
-func withDevBroker<R>(config: String? = nil, _ body: (ServerProcess, ClientConfiguration) async throws -> R) async throws -> R {
+func withDevBroker<R>(config: String? = nil, console: Bool = false, _ body: (ServerProcess, ClientConfiguration) async throws -> R) async throws -> R {
     let directory = try TemporaryDirectory("broker")
     defer { directory.remove() }
     let configFile = try config.map { try directory.write("broker.json", $0) }
-    let broker = try ServerProcess.devBroker(data: directory.file("data"), config: configFile)
+    let broker = try ServerProcess.devBroker(data: directory.file("data"), config: configFile, console: console)
     defer { broker.stop() }
     return try await body(broker, try ClientConfiguration(endpoints: broker.endpoint))
 }

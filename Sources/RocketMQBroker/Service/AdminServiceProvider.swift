@@ -149,9 +149,19 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
             let topics = request.topic.isEmpty ? broker.topics.all : [try broker.topic(named: request.topic)]
             var queues: [Rocketmq_Admin_V1_QueueProgress] = []
             for topic in topics where !SystemTopic.isSystem(topic.name) {
+                var rows: [Rocketmq_Admin_V1_QueueProgress] = []
                 for queueId in 0..<topic.queueCount {
-                    queues.append(await progress(group: request.group, topic: topic.name, queueId: queueId, onlyIfConsumed: request.topic.isEmpty))
+                    rows.append(await progress(group: request.group, topic: topic.name, queueId: queueId, onlyIfConsumed: request.topic.isEmpty))
                 }
+                // Without a topic asked for, the topics the group consumes are those it has
+                // progress in; every queue of such a topic counts, those it has not read from
+                // yet from their start (their messages are lag too).
+                if rows.contains(where: { $0.consumerOffset >= 0 }) {
+                    for index in rows.indices where rows[index].consumerOffset < 0 {
+                        rows[index] = await progress(group: request.group, topic: topic.name, queueId: Int32(index), onlyIfConsumed: false)
+                    }
+                }
+                queues += rows
             }
             queues.removeAll { $0.consumerOffset < 0 }
             return Rocketmq_Admin_V1_GetConsumerProgressResponse(group: request.group, queues: queues, totalLag: queues.reduce(0) { $0 + $1.lag })

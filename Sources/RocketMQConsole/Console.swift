@@ -1,0 +1,242 @@
+import Foundation
+import Hummingbird
+import Logging
+import RocketMQAPI
+import RocketRPC
+import ServiceLifecycle
+
+/// The web console: read-only pages on a broker's state, rendered on the server from its Admin
+/// service (`rocketmq.admin.v1.Admin`): overview and status, topics with their queues, consumer
+/// groups with their lag, message lookup by id or key, and the configuration.
+///
+/// A ServiceLifecycle `Service`: run it in a `ServiceGroup` (`mqbroker --dev` does, next to the
+/// broker). Every page is one or a few Admin calls made when it is asked for; the console keeps
+/// no state of its own beyond one gRPC channel per broker address.
+public struct Console: Service {
+    let configuration: ConsoleConfiguration
+    let logger: Logger
+    let onStarted: @Sendable (Int) -> Void
+    private let channels = ChannelCache()
+
+    /// - Parameter onStarted: called with the bound port once the console listens.
+    public init(configuration: ConsoleConfiguration, logger: Logger = Logger(label: "rocketmq.console"), onStarted: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.onStarted = onStarted
+    }
+
+    public func run() async throws {
+        let router = Router()
+        router.get("/") { request, _ in await render { try await overview($0) } }
+        router.get("/topics") { _, _ in await render { try await topics($0) } }
+        router.get("/topics/:name") { _, context in
+            let name = Self.pathParameter(context.parameters.get("name"))
+            return await render { try await topic(name, $0) }
+        }
+        router.get("/groups") { _, _ in await render { try await groups($0) } }
+        router.get("/groups/:name") { _, context in
+            let name = Self.pathParameter(context.parameters.get("name"))
+            return await render { try await group(name, $0) }
+        }
+        router.get("/messages") { request, _ in
+            let query = request.uri.queryParameters
+            return await render { try await messages(topic: query["topic"].map(String.init) ?? "", id: query["id"].map(String.init) ?? "", key: query["key"].map(String.init) ?? "", $0) }
+        }
+        router.get("/config") { _, _ in await render { try await config($0) } }
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rocketmq-console"),
+            onServerRunning: { [onStarted] channel in onStarted(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        do {
+            try await app.runService()
+        } catch {
+            // A console that cannot listen (its port taken, say) must not take the broker it
+            // runs beside down with it: it says why and stays out of the way until shutdown.
+            logger.error("the console is not serving", metadata: ["port": "\(configuration.port)", "error": "\(error)"])
+            try? await gracefulShutdown()
+        }
+        await channels.closeAll()
+    }
+
+    // MARK: Pages
+
+    private func overview(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
+        let status = try await admin.getBrokerStatus(.init())
+        let topics = try await admin.listTopics(.init()).topics.filter { !Self.isSystem($0.name) }
+        let groups = try await admin.listGroups(.init()).groups
+        var lag: [String: Int64] = [:]
+        for group in groups { lag[group.name] = try await admin.getConsumerProgress(.init(group: group.name, topic: "")).totalLag }
+        let rows: [[String]] = [
+            ["Cluster", escaped(status.clusterName)], ["Broker", escaped("\(status.brokerName) (id \(status.brokerId))")],
+            ["Address", escaped(status.address)], ["NameServers", escaped(status.nameServers.joined(separator: ", "))],
+            ["Started", escaped(status.startedAt.map { Self.time($0) } ?? "")], ["Flush", escaped(status.flushMode)],
+            ["CommitLog", "\(status.commitLogMinOffset) – \(status.commitLogMaxOffset) (flushed \(status.commitLogFlushedOffset))"],
+            ["Topics / groups / clients", "\(status.topicCount) / \(status.groupCount) / \(status.clientCount)"],
+        ]
+        let body = table(["", ""], rows)
+            + "<h2>Topics</h2>" + topicTable(topics)
+            + "<h2>Consumer groups</h2>" + table(["Group", "FIFO", "Max attempts", "Consuming", "Lag"], groups.map { group in
+                [link("/groups/", group.name), group.fifo ? "yes" : "no", "\(group.maxDeliveryAttempts)",
+                 group.consumeEnabled ? "yes" : "no", "\(lag[group.name] ?? 0)"]
+            }, numeric: [2, 4])
+        return page(title: "Broker \(status.brokerName)", body: body)
+    }
+
+    private func topics(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
+        let topics = try await admin.listTopics(.init()).topics
+        return page(title: "Topics", body: topicTable(topics.filter { !Self.isSystem($0.name) })
+            + "<h2>System topics</h2>" + topicTable(topics.filter { Self.isSystem($0.name) }))
+    }
+
+    private func topic(_ name: String, _ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
+        let described = try await admin.describeTopic(.init(topic: name))
+        let topic = described.topic ?? .init()
+        let total = described.queues.reduce(Int64(0)) { $0 + $1.maxOffset - $1.minOffset }
+        let body = "<p>\(topic.queueCount) queues, permission \(Self.permission(topic.permission)), message types \(escaped(topic.messageTypes.joined(separator: ", "))); \(total) messages stored.</p>"
+            + table(["Queue", "Min offset", "Max offset", "Last stored"], described.queues.map { queue in
+                ["\(queue.queueId)", "\(queue.minOffset)", "\(queue.maxOffset)", escaped(queue.lastStoreTime.map { Self.time($0) } ?? "")]
+            }, numeric: [0, 1, 2])
+            + "<p><a href=\"/messages?topic=\(queryEncoded(name))\">Look up its messages</a></p>"
+        return page(title: "Topic \(name)", body: body)
+    }
+
+    private func groups(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
+        let groups = try await admin.listGroups(.init()).groups
+        return page(title: "Consumer groups", body: table(["Group", "FIFO", "Max attempts", "Consuming"], groups.map { group in
+            [link("/groups/", group.name), group.fifo ? "yes" : "no", "\(group.maxDeliveryAttempts)", group.consumeEnabled ? "yes" : "no"]
+        }, numeric: [2]))
+    }
+
+    private func group(_ name: String, _ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
+        let progress = try await admin.getConsumerProgress(.init(group: name, topic: ""))
+        let body = "<p>Total lag: \(progress.totalLag) messages.</p>"
+            + table(["Topic", "Queue", "Broker offset", "Consumer offset", "Lag", "In flight"], progress.queues.map { queue in
+                [link("/topics/", queue.topic), "\(queue.queueId)", "\(queue.brokerOffset)", "\(queue.consumerOffset)", "\(queue.lag)", "\(queue.inFlight)"]
+            }, numeric: [1, 2, 3, 4, 5])
+        return page(title: "Group \(name)", body: body)
+    }
+
+    private func messages(topic: String, id: String, key: String, _ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
+        var body = """
+            <form method="get" action="/messages">
+            Topic <input name="topic" value="\(escaped(topic))"> Message id <input name="id" value="\(escaped(id))" size="34">
+            or key <input name="key" value="\(escaped(key))"> <button>Look up</button></form>
+            """
+        guard !id.isEmpty || (!key.isEmpty && !topic.isEmpty) else {
+            return page(title: "Messages", body: body + "<p>Give a message id, or a topic and a key.</p>")
+        }
+        var request = Rocketmq_Admin_V1_QueryMessageRequest()
+        request.topic = topic
+        request.maxCount = 32
+        request.by = id.isEmpty ? .key(key) : .messageId(id)
+        let found: [Rocketmq_Admin_V1_StoredMessage]
+        do {
+            found = try await admin.queryMessage(request).messages
+        } catch let error as RPCError where error.code == .notFound {
+            found = []
+        }
+        let rows = found.map { message -> [String] in
+            let stored = message.storeTime.map { Self.time($0) } ?? ""
+            let properties = message.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
+            return [
+                escaped(message.messageId), link("/topics/", message.topic), "\(message.queueId)", "\(message.queueOffset)",
+                escaped(stored), "<pre>" + escaped(properties) + "</pre>", "<pre>" + escaped(Self.preview(message.body)) + "</pre>",
+            ]
+        }
+        body += found.isEmpty ? "<p>No message found.</p>" : table(["Message id", "Topic", "Queue", "Offset", "Stored", "Properties", "Body"], rows, numeric: [2, 3])
+        return page(title: "Messages", body: body)
+    }
+
+    private func config(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
+        let config = try await admin.getBrokerConfig(.init())
+        let updatable = Set(config.updatableKeys)
+        return page(title: "Configuration", body: table(["Key", "Value", "Changeable at run time"], config.values.sorted { $0.key < $1.key }.map {
+            [escaped($0.key), escaped($0.value), updatable.contains($0.key) ? "yes (mqadmin updateBrokerConfig)" : ""]
+        }) )
+    }
+
+    // MARK: Helpers
+
+    private func topicTable(_ topics: [Rocketmq_Admin_V1_Topic]) -> String {
+        table(["Topic", "Queues", "Permission", "Message types"], topics.sorted { $0.name < $1.name }.map { topic in
+            [link("/topics/", topic.name), "\(topic.queueCount)", Self.permission(topic.permission), escaped(topic.messageTypes.joined(separator: ", "))]
+        }, numeric: [1])
+    }
+
+    private func link(_ base: String, _ name: String) -> String {
+        "<a href=\"\(base)\(queryEncoded(name))\">\(escaped(name))</a>"
+    }
+
+    /// Runs `body` with an Admin client for the configured broker and answers with its page, or
+    /// with an error page: 503 while the broker's address is not known, 502 when it fails.
+    private func render(_ body: (Rocketmq_Admin_V1_Admin.Client) async throws -> String) async -> Response {
+        guard let address = configuration.broker() else {
+            return Self.html(page(title: "Broker not ready", body: "<p class=\"error\">The broker has not started yet.</p>"), status: .serviceUnavailable)
+        }
+        do {
+            let channel = try await channels.channel(for: address)
+            return Self.html(try await body(Rocketmq_Admin_V1_Admin.Client(channel: channel)), status: .ok)
+        } catch let error as RPCError where error.code == .notFound {
+            return Self.html(page(title: "Not found", body: "<p class=\"error\">\(escaped(error.message))</p>"), status: .notFound)
+        } catch {
+            logger.warning("console page failed", metadata: ["broker": "\(address)", "error": "\(error)"])
+            return Self.html(page(title: "Broker unavailable", body: "<p class=\"error\">\(escaped(address)): \(escaped("\(error)"))</p>"), status: .badGateway)
+        }
+    }
+
+    private static func html(_ text: String, status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// A path segment as the name it encodes (links percent-encode names: `%RETRY%g`, `a|b`).
+    private static func pathParameter(_ raw: String?) -> String {
+        guard let raw else { return "" }
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    private static func isSystem(_ topic: String) -> Bool {
+        topic.hasPrefix("%") || topic.hasPrefix("RMQ_SYS_") || topic == "TBW102" || topic == "SCHEDULE_TOPIC_XXXX"
+    }
+
+    private static func permission(_ value: Int32) -> String {
+        switch value {
+        case 6: "read/write"
+        case 4: "read"
+        case 2: "write"
+        default: "none"
+        }
+    }
+
+    private static func time(_ timestamp: Google_Protobuf_Timestamp) -> String {
+        timestamp.date.formatted(.iso8601)
+    }
+
+    /// The body as text when it is UTF-8 (cut to 2 KiB), otherwise its size.
+    private static func preview(_ body: [UInt8]) -> String {
+        let head = Array(body.prefix(2048))
+        guard let text = String(validating: head, as: UTF8.self) else { return "(\(body.count) bytes, not UTF-8)" }
+        return body.count > head.count ? text + "… (\(body.count) bytes)" : text
+    }
+}
+
+/// One gRPC channel per broker address, made on first use and closed when the console stops.
+private actor ChannelCache {
+    private var channels: [String: RPCChannel] = [:]
+
+    func channel(for address: String) throws -> RPCChannel {
+        if let channel = channels[address] { return channel }
+        let parts = address.split(separator: ":")
+        guard parts.count >= 2, let port = Int(parts[parts.count - 1]) else {
+            throw RPCError(code: .invalidArgument, message: "\(address) is not host:port")
+        }
+        let channel = RPCChannel(configuration: ChannelConfiguration(host: parts.dropLast().joined(separator: ":"), port: port))
+        channels[address] = channel
+        return channel
+    }
+
+    func closeAll() async {
+        for channel in channels.values { await channel.close() }
+        channels = [:]
+    }
+}
