@@ -27,6 +27,7 @@ public struct Console: Service {
 
     public func run() async throws {
         let router = Router()
+        router.add(middleware: LoopbackHostCheck())
         router.get("/") { request, _ in await render { try await overview($0) } }
         router.get("/topics") { _, _ in await render { try await topics($0) } }
         router.get("/topics/:name") { _, context in
@@ -39,8 +40,8 @@ public struct Console: Service {
             return await render { try await group(name, $0) }
         }
         router.get("/messages") { request, _ in
-            let query = request.uri.queryParameters
-            return await render { try await messages(topic: query["topic"].map(String.init) ?? "", id: query["id"].map(String.init) ?? "", key: query["key"].map(String.init) ?? "", $0) }
+            let query = Self.formFields(request.uri.query ?? "")
+            return await render { try await messages(topic: query["topic"] ?? "", id: query["id"] ?? "", key: query["key"] ?? "", $0) }
         }
         router.get("/config") { _, _ in await render { try await config($0) } }
         let app = Application(
@@ -49,7 +50,10 @@ public struct Console: Service {
             onServerRunning: { [onStarted] channel in onStarted(channel.localAddress?.port ?? 0) },
             logger: logger)
         do {
-            try await app.runService()
+            // `run()`, not `runService()`: the service group the console is in (the broker's)
+            // owns the signals and the order of shutdown; the console follows its graceful
+            // shutdown instead of handling SIGTERM on its own.
+            try await app.run()
         } catch {
             // A console that cannot listen (its port taken, say) must not take the broker it
             // runs beside down with it: it says why and stays out of the way until shutdown.
@@ -62,11 +66,14 @@ public struct Console: Service {
     // MARK: Pages
 
     private func overview(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
-        let status = try await admin.getBrokerStatus(.init())
-        let topics = try await admin.listTopics(.init()).topics.filter { !Self.isSystem($0.name) }
-        let groups = try await admin.listGroups(.init()).groups
+        let status = try await admin.getBrokerStatus(.init(), options: Self.callOptions)
+        let topics = try await admin.listTopics(.init(), options: Self.callOptions).topics.filter { !Self.isSystem($0.name) }
+        let groups = try await admin.listGroups(.init(), options: Self.callOptions).groups
         var lag: [String: Int64] = [:]
-        for group in groups { lag[group.name] = try await admin.getConsumerProgress(.init(group: group.name, topic: "")).totalLag }
+        for group in groups {
+            // A group deleted since the list was read shows no lag; the page still renders.
+            lag[group.name] = try? await admin.getConsumerProgress(.init(group: group.name, topic: ""), options: Self.callOptions).totalLag
+        }
         let rows: [[String]] = [
             ["Cluster", escaped(status.clusterName)], ["Broker", escaped("\(status.brokerName) (id \(status.brokerId))")],
             ["Address", escaped(status.address)], ["NameServers", escaped(status.nameServers.joined(separator: ", "))],
@@ -78,19 +85,19 @@ public struct Console: Service {
             + "<h2>Topics</h2>" + topicTable(topics)
             + "<h2>Consumer groups</h2>" + table(["Group", "FIFO", "Max attempts", "Consuming", "Lag"], groups.map { group in
                 [link("/groups/", group.name), group.fifo ? "yes" : "no", "\(group.maxDeliveryAttempts)",
-                 group.consumeEnabled ? "yes" : "no", "\(lag[group.name] ?? 0)"]
+                 group.consumeEnabled ? "yes" : "no", lag[group.name].map { "\($0)" } ?? "–"]
             }, numeric: [2, 4])
         return page(title: "Broker \(status.brokerName)", body: body)
     }
 
     private func topics(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
-        let topics = try await admin.listTopics(.init()).topics
+        let topics = try await admin.listTopics(.init(), options: Self.callOptions).topics
         return page(title: "Topics", body: topicTable(topics.filter { !Self.isSystem($0.name) })
             + "<h2>System topics</h2>" + topicTable(topics.filter { Self.isSystem($0.name) }))
     }
 
     private func topic(_ name: String, _ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
-        let described = try await admin.describeTopic(.init(topic: name))
+        let described = try await admin.describeTopic(.init(topic: name), options: Self.callOptions)
         let topic = described.topic ?? .init()
         let total = described.queues.reduce(Int64(0)) { $0 + $1.maxOffset - $1.minOffset }
         let body = "<p>\(topic.queueCount) queues, permission \(Self.permission(topic.permission)), message types \(escaped(topic.messageTypes.joined(separator: ", "))); \(total) messages stored.</p>"
@@ -102,14 +109,14 @@ public struct Console: Service {
     }
 
     private func groups(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
-        let groups = try await admin.listGroups(.init()).groups
+        let groups = try await admin.listGroups(.init(), options: Self.callOptions).groups
         return page(title: "Consumer groups", body: table(["Group", "FIFO", "Max attempts", "Consuming"], groups.map { group in
             [link("/groups/", group.name), group.fifo ? "yes" : "no", "\(group.maxDeliveryAttempts)", group.consumeEnabled ? "yes" : "no"]
         }, numeric: [2]))
     }
 
     private func group(_ name: String, _ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
-        let progress = try await admin.getConsumerProgress(.init(group: name, topic: ""))
+        let progress = try await admin.getConsumerProgress(.init(group: name, topic: ""), options: Self.callOptions)
         let body = "<p>Total lag: \(progress.totalLag) messages.</p>"
             + table(["Topic", "Queue", "Broker offset", "Consumer offset", "Lag", "In flight"], progress.queues.map { queue in
                 [link("/topics/", queue.topic), "\(queue.queueId)", "\(queue.brokerOffset)", "\(queue.consumerOffset)", "\(queue.lag)", "\(queue.inFlight)"]
@@ -132,7 +139,7 @@ public struct Console: Service {
         request.by = id.isEmpty ? .key(key) : .messageId(id)
         let found: [Rocketmq_Admin_V1_StoredMessage]
         do {
-            found = try await admin.queryMessage(request).messages
+            found = try await admin.queryMessage(request, options: Self.callOptions).messages
         } catch let error as RPCError where error.code == .notFound {
             found = []
         }
@@ -149,7 +156,7 @@ public struct Console: Service {
     }
 
     private func config(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
-        let config = try await admin.getBrokerConfig(.init())
+        let config = try await admin.getBrokerConfig(.init(), options: Self.callOptions)
         let updatable = Set(config.updatableKeys)
         return page(title: "Configuration", body: table(["Key", "Value", "Changeable at run time"], config.values.sorted { $0.key < $1.key }.map {
             [escaped($0.key), escaped($0.value), updatable.contains($0.key) ? "yes (mqadmin updateBrokerConfig)" : ""]
@@ -179,6 +186,8 @@ public struct Console: Service {
             return Self.html(try await body(Rocketmq_Admin_V1_Admin.Client(channel: channel)), status: .ok)
         } catch let error as RPCError where error.code == .notFound {
             return Self.html(page(title: "Not found", body: "<p class=\"error\">\(escaped(error.message))</p>"), status: .notFound)
+        } catch let error as RPCError where error.code == .deadlineExceeded {
+            return Self.html(page(title: "Broker too slow", body: "<p class=\"error\">\(escaped(address)) did not answer within 5 s.</p>"), status: .gatewayTimeout)
         } catch {
             logger.warning("console page failed", metadata: ["broker": "\(address)", "error": "\(error)"])
             return Self.html(page(title: "Broker unavailable", body: "<p class=\"error\">\(escaped(address)): \(escaped("\(error)"))</p>"), status: .badGateway)
@@ -214,9 +223,28 @@ public struct Console: Service {
 
     /// The body as text when it is UTF-8 (cut to 2 KiB), otherwise its size.
     private static func preview(_ body: [UInt8]) -> String {
-        let head = Array(body.prefix(2048))
-        guard let text = String(validating: head, as: UTF8.self) else { return "(\(body.count) bytes, not UTF-8)" }
-        return body.count > head.count ? text + "… (\(body.count) bytes)" : text
+        guard let text = String(validating: body, as: UTF8.self) else { return "(\(body.count) bytes, not UTF-8)" }
+        let shown = text.prefix(2048)
+        return shown.endIndex < text.endIndex ? String(shown) + "… (\(body.count) bytes)" : text
+    }
+
+    /// Every Admin call gives up after 5 s: a stuck broker gets a 504 page, not a hung request.
+    private static let callOptions = CallOptions(timeout: .seconds(5))
+
+    /// The fields of a form's query string (`a=1&b=x+y`): `+` is a space there, then
+    /// percent-decoding; the first of a repeated field counts.
+    static func formFields(_ query: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            let name = decode(parts[0])
+            if fields[name] == nil { fields[name] = parts.count > 1 ? decode(parts[1]) : "" }
+        }
+        return fields
     }
 }
 
@@ -238,5 +266,36 @@ private actor ChannelCache {
     func closeAll() async {
         for channel in channels.values { await channel.close() }
         channels = [:]
+    }
+}
+
+/// Refuses requests whose `Host` is not a loopback name, with 421: a web page elsewhere that
+/// points its own host name at 127.0.0.1 (DNS rebinding) would otherwise read the console, and
+/// with it message bodies, from the user's browser.
+struct LoopbackHostCheck<Context: RequestContext>: RouterMiddleware {
+    // `@concurrent` as Hummingbird declares it (this package makes async closures
+    // nonisolated(nonsending) by default).
+    @concurrent func handle(
+        _ request: Request, context: Context, next: @concurrent (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let host = request.head.authority ?? ""
+        guard Self.isLoopback(host) else {
+            return Response(
+                status: .misdirectedRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: "the console answers only to 127.0.0.1, localhost or [::1]\n")))
+        }
+        return try await next(request, context)
+    }
+
+    /// `127.0.0.1`, `localhost` or `[::1]`, with or without a port.
+    static func isLoopback(_ host: String) -> Bool {
+        var name = Substring(host.lowercased())
+        if name.hasPrefix("[") {
+            guard let close = name.firstIndex(of: "]") else { return false }
+            name = name[name.startIndex...close]
+        } else if let colon = name.lastIndex(of: ":") {
+            name = name[..<colon]
+        }
+        return name == "127.0.0.1" || name == "localhost" || name == "[::1]"
     }
 }

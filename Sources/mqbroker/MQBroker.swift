@@ -80,6 +80,12 @@ struct MQBroker: AsyncParsableCommand {
     @Flag(help: "Do not serve the web console (which --dev does).")
     var noConsole = false
 
+    mutating func validate() throws {
+        if let consolePort, !(0...65535).contains(consolePort) {
+            throw ValidationError("--console-port must be 0...65535, got \(consolePort)")
+        }
+    }
+
     mutating func run() async throws {
         let allocator = ServerAllocator.activate()
         LoggingSystem.bootstrap { label in
@@ -188,7 +194,6 @@ struct MQBroker: AsyncParsableCommand {
         })
         // The console reads this broker through its Admin service, over loopback.
         if !noConsole, let port = consolePort ?? (dev ? 8080 : nil) {
-            guard (0...65535).contains(port) else { throw ValidationError("--console-port must be 0...65535, got \(port)") }
             let adminHost = ["0.0.0.0", "::", ""].contains(settings.host) ? "127.0.0.1" : settings.host
             let console = Console(
                 configuration: ConsoleConfiguration(port: port, broker: { brokerPort.value.map { "\(adminHost):\($0)" } }),

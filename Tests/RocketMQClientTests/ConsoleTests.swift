@@ -8,9 +8,11 @@ import Testing
 /// The web console that `mqbroker --dev` serves next to the broker: every page is read from the
 /// broker's Admin service, so what a client did shows up there.
 @Suite struct ConsoleTests {
-    private func get(_ port: Int, _ path: String) async throws -> (status: Int, html: String) {
+    private func get(_ port: Int, _ path: String, host: String? = nil) async throws -> (status: Int, html: String) {
         let url = try #require(URL(string: "http://127.0.0.1:\(port)\(path)"))
-        let (data, response) = try await URLSession.shared.data(from: url)
+        var request = URLRequest(url: url)
+        if let host { request.setValue(host, forHTTPHeaderField: "Host") }
+        let (data, response) = try await URLSession.shared.data(for: request)
         let http = try #require(response as? HTTPURLResponse)
         return (http.statusCode, String(decoding: data, as: UTF8.self))
     }
@@ -68,9 +70,25 @@ import Testing
             #expect(config.status == 200)
             #expect(config.html.contains("flushMode") || config.html.contains("flush"))
 
+            let topicList = try await get(port, "/topics")
+            #expect(topicList.status == 200 && topicList.html.contains("href=\"/topics/\(encoded)\""))
+            let groupList = try await get(port, "/groups")
+            #expect(groupList.status == 200 && groupList.html.contains(">\(group)</a>"))
+
             // An unknown topic is a 404 page, not an error of the console.
             let missing = try await get(port, "/topics/\(unique("nosuch"))")
             #expect(missing.status == 404)
+
+            // A page of another site that points its name at 127.0.0.1 (DNS rebinding) reads nothing.
+            let rebound = try await get(port, "/", host: "attacker.example:\(port)")
+            #expect(rebound.status == 421)
+            #expect(!rebound.html.contains(topic))
+            let byName = try await get(port, "/", host: "localhost:\(port)")
+            #expect(byName.status == 200)
+
+            // The console stops with the broker's graceful shutdown: SIGTERM still ends in a clean stop.
+            broker.stop()
+            #expect(broker.exitStatus == 0)
         }
     }
 }

@@ -81,6 +81,9 @@ final class ServerProcess: Sendable {
         return try ServerProcess("mqbroker", arguments + extra)
     }
 
+    /// The exit status once the process ended (after `stop()` or `kill()`).
+    var exitStatus: Int32 { process.terminationStatus }
+
     /// SIGKILL, no chance to flush or say goodbye.
     func kill() {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
