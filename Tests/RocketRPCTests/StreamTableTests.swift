@@ -85,13 +85,19 @@ struct StreamTableTests {
     @Test func idsChosenToCollideDoNotShareSlots() {
         let ids: [Int32] = (0..<500).map { Int32(1 + $0 * 4096) }
         var longest = 0
+        var worstSeed: UInt32 = 0
         for _ in 0..<200 {
             var table = StreamTable<Int32>()
             for id in ids { table[id] = id }
-            longest = max(longest, table.longestRunForTesting)
+            if table.longestRunForTesting > longest {
+                longest = table.longestRunForTesting
+                worstSeed = table.seedForTesting
+            }
             #expect(ids.allSatisfy { table[$0] == $0 })
         }
-        #expect(longest < 64, "probe runs grew with the peer's choice of IDs")
+        // With this hash no seed gave more than 49 in a simulation of 20,000; the seed is
+        // reported so that a failure (seen once, unexplained) can be replayed.
+        #expect(longest < 64, "probe runs grew with the peer's choice of IDs: \(longest) slots, seed \(worstSeed)")
     }
 }
 

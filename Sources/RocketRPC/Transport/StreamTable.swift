@@ -119,6 +119,9 @@ struct StreamTable<Value>: Sequence {
         }
     }
 
+    /// The hash seed (for tests: a failing spread can be replayed with it).
+    var seedForTesting: UInt32 { seed }
+
     /// The longest run of occupied slots (for tests of the slot spread).
     var longestRunForTesting: Int {
         var longest = 0, run = 0
