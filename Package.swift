@@ -146,7 +146,7 @@ let package = Package(
         .target(
             name: "RocketMQConsole",
             dependencies: [
-                "RocketMQAPI", "RocketRPC",
+                "RocketMQAPI", "RocketRPC", "RocketMQAdmin",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -191,7 +191,7 @@ let package = Package(
         .executableTarget(
             name: "mqbroker",
             dependencies: [
-                "ServerAllocator", "RocketMQBroker", "RocketMQNameServer", "RocketRPCServices", "RocketMQConsole",
+                "ServerAllocator", "RocketMQBroker", "RocketMQNameServer", "RocketRPCServices", "RocketMQConsole", "RocketMQAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

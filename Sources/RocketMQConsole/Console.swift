@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import RocketMQAPI
+import RocketMQAdmin
 import RocketRPC
 import ServiceLifecycle
 
@@ -182,15 +183,15 @@ public struct Console: Service {
             return Self.html(page(title: "Broker not ready", body: "<p class=\"error\">The broker has not started yet.</p>"), status: .serviceUnavailable)
         }
         do {
-            let channel = try await channels.channel(for: address)
+            let channel = await channels.channel(for: address)
             return Self.html(try await body(Rocketmq_Admin_V1_Admin.Client(channel: channel)), status: .ok)
         } catch let error as RPCError where error.code == .notFound {
             return Self.html(page(title: "Not found", body: "<p class=\"error\">\(escaped(error.message))</p>"), status: .notFound)
         } catch let error as RPCError where error.code == .deadlineExceeded {
-            return Self.html(page(title: "Broker too slow", body: "<p class=\"error\">\(escaped(address)) did not answer within 5 s.</p>"), status: .gatewayTimeout)
+            return Self.html(page(title: "Broker too slow", body: "<p class=\"error\">\(escaped("\(address)")) did not answer within 5 s.</p>"), status: .gatewayTimeout)
         } catch {
             logger.warning("console page failed", metadata: ["broker": "\(address)", "error": "\(error)"])
-            return Self.html(page(title: "Broker unavailable", body: "<p class=\"error\">\(escaped(address)): \(escaped("\(error)"))</p>"), status: .badGateway)
+            return Self.html(page(title: "Broker unavailable", body: "<p class=\"error\">\(escaped("\(address)")): \(escaped("\(error)"))</p>"), status: .badGateway)
         }
     }
 
@@ -250,15 +251,11 @@ public struct Console: Service {
 
 /// One gRPC channel per broker address, made on first use and closed when the console stops.
 private actor ChannelCache {
-    private var channels: [String: RPCChannel] = [:]
+    private var channels: [ServerAddress: RPCChannel] = [:]
 
-    func channel(for address: String) throws -> RPCChannel {
+    func channel(for address: ServerAddress) -> RPCChannel {
         if let channel = channels[address] { return channel }
-        let parts = address.split(separator: ":")
-        guard parts.count >= 2, let port = Int(parts[parts.count - 1]) else {
-            throw RPCError(code: .invalidArgument, message: "\(address) is not host:port")
-        }
-        let channel = RPCChannel(configuration: ChannelConfiguration(host: parts.dropLast().joined(separator: ":"), port: port))
+        let channel = RPCChannel(configuration: ChannelConfiguration(host: address.host, port: address.port))
         channels[address] = channel
         return channel
     }

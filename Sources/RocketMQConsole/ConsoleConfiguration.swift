@@ -1,3 +1,5 @@
+import RocketMQAdmin
+
 /// Where the console listens and which broker it shows.
 public struct ConsoleConfiguration: Sendable {
     /// Address to listen on. Default `127.0.0.1`: the console is read-only, but it shows message
@@ -5,11 +7,11 @@ public struct ConsoleConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// HTTP port. Default 8080; 0 picks a free one.
     public var port: Int = 8080
-    /// The broker whose Admin service the pages read, `host:port`, looked up per request (a
-    /// broker in the same process may bind its port after the console starts). `nil` until known.
-    public var broker: @Sendable () -> String?
+    /// The broker whose Admin service the pages read, looked up per request (a broker in the
+    /// same process may bind its port after the console starts). `nil` until known.
+    public var broker: @Sendable () -> ServerAddress?
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, broker: @escaping @Sendable () -> String?) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, broker: @escaping @Sendable () -> ServerAddress?) {
         self.host = host
         self.port = port
         self.broker = broker

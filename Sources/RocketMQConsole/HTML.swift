@@ -1,3 +1,5 @@
+import Foundation
+
 /// Text made safe for HTML: everything shown on a page that came from the cluster (topic names,
 /// properties, message bodies) goes through here.
 func escaped(_ text: String) -> String {
@@ -16,26 +18,13 @@ func escaped(_ text: String) -> String {
     return out
 }
 
-/// A query-string component, percent-encoded.
+/// A URL path segment or query value, percent-encoded: everything but RFC 3986's unreserved
+/// ASCII characters.
 func queryEncoded(_ text: String) -> String {
-    var out = ""
-    for byte in text.utf8 {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-            out.unicodeScalars.append(Unicode.Scalar(byte))
-        default:
-            out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-        }
-    }
-    return out
+    text.addingPercentEncoding(withAllowedCharacters: unreserved) ?? text
 }
 
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}
+private let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 /// A whole page: the navigation, a title and the body (already HTML).
 func page(title: String, body: String) -> String {

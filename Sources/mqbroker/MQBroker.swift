@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import RocketMQBroker
+import RocketMQAdmin
 import RocketMQConsole
 import RocketMQNameServer
 import RocketMQStore
@@ -196,7 +197,7 @@ struct MQBroker: AsyncParsableCommand {
         if !noConsole, let port = consolePort ?? (dev ? 8080 : nil) {
             let adminHost = ["0.0.0.0", "::", ""].contains(settings.host) ? "127.0.0.1" : settings.host
             let console = Console(
-                configuration: ConsoleConfiguration(port: port, broker: { brokerPort.value.map { "\(adminHost):\($0)" } }),
+                configuration: ConsoleConfiguration(port: port, broker: { brokerPort.value.map { ServerAddress(host: adminHost, port: $0) } }),
                 logger: logger,
                 onStarted: { say("console listening on http://127.0.0.1:\($0)/") })
             background.append(console)
