@@ -168,6 +168,9 @@ struct SQLFilterTests {
         #expect(try MessageFilter(.init(type: .tag, expression: "a || b")).tags == ["a", "b"])
         let sql = try MessageFilter(.init(type: .sql, expression: "TAGS = 'a'"))
         #expect(sql.tags == nil)
+        // A pull checks the SQL condition per message; a tag filter needs no such check.
+        #expect(sql.propertyCheck != nil)
+        #expect(try MessageFilter(.init(type: .tag, expression: "a")).propertyCheck == nil)
         #expect(throws: BrokerError.self) { try MessageFilter(.init(type: .UNRECOGNIZED(9), expression: "")) }
     }
 }

@@ -49,4 +49,11 @@ enum MessageFilter: Sendable, Equatable {
         if case .tags(let filter) = self { return filter.tags }
         return nil
     }
+
+    /// What the store must check on each message it reads besides `tags`: the SQL condition.
+    /// `nil` for a tag filter, which `tags` covers whole.
+    var propertyCheck: ((StoredMessage) -> Bool)? {
+        guard case .sql(let expression) = self else { return nil }
+        return { expression.matches($0.properties) }
+    }
 }

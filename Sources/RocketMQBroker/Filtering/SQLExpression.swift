@@ -46,36 +46,19 @@ indirect enum SQLExpression: Sendable, Equatable {
         case .not(let inner):
             return inner.truth(in: properties).map { !$0 }
         case .and(let operands):
-            // False wins over unknown, which wins over true.
-            var unknown = false
-            for operand in operands {
-                switch operand.truth(in: properties) {
-                case false?: return false
-                case nil: unknown = true
-                case true?: break
-                }
-            }
-            return unknown ? nil : true
+            return Self.combine(operands.lazy.map { $0.truth(in: properties) }, decidedBy: false)
         case .or(let operands):
-            // True wins over unknown, which wins over false.
-            var unknown = false
-            for operand in operands {
-                switch operand.truth(in: properties) {
-                case true?: return true
-                case nil: unknown = true
-                case false?: break
-                }
-            }
-            return unknown ? nil : false
+            return Self.combine(operands.lazy.map { $0.truth(in: properties) }, decidedBy: true)
         case .compare(let left, let op, let right):
             return SQLValue.compare(left.value(in: properties), op, right.value(in: properties))
         case .between(let subject, let low, let high, let negated):
             // `low <= value AND value <= high`, with AND's three-valued logic: one side false
             // makes it false even when the other is unknown.
             let value = subject.value(in: properties)
-            let aboveLow = SQLValue.compare(value, .greaterOrEqual, low.value(in: properties))
-            let belowHigh = SQLValue.compare(value, .lessOrEqual, high.value(in: properties))
-            let within: Bool? = aboveLow == false || belowHigh == false ? false : (aboveLow == nil || belowHigh == nil ? nil : true)
+            let within = Self.combine([
+                SQLValue.compare(value, .greaterOrEqual, low.value(in: properties)),
+                SQLValue.compare(value, .lessOrEqual, high.value(in: properties)),
+            ], decidedBy: false)
             return within.map { $0 != negated }
         case .inList(let subject, let list, let negated):
             guard case .string(let text) = subject.value(in: properties) else { return nil }
@@ -95,6 +78,18 @@ indirect enum SQLExpression: Sendable, Equatable {
             }
             return holds != negated
         }
+    }
+
+    /// SQL's AND (`decidedBy: false`) or OR (`decidedBy: true`) of `truths`: the deciding value
+    /// wins over unknown, which wins over the other. Stops at the first deciding value, so a
+    /// lazy sequence evaluates no further operands.
+    private static func combine(_ truths: some Sequence<Bool?>, decidedBy decisive: Bool) -> Bool? {
+        var unknown = false
+        for truth in truths {
+            if truth == decisive { return decisive }
+            if truth == nil { unknown = true }
+        }
+        return unknown ? nil : !decisive
     }
 
     /// The value of an operand: a constant, or a property (`.null` when the message lacks it).

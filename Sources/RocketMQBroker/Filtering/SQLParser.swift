@@ -45,27 +45,28 @@ struct SQLParser {
     // MARK: Grammar
 
     private mutating func orExpression() throws(Failure) -> SQLExpression {
-        let first = peek.position
-        var operands = [try andExpression()]
-        while take(.keyword("OR")) {
-            let at = peek.position
-            operands.append(try andExpression())
-            try operands.last?.requireCondition(at: at)
-        }
-        if operands.count > 1 { try operands[0].requireCondition(at: first) }
-        return operands.count == 1 ? operands[0] : .or(operands)
+        try chain("OR", of: { (parser) throws(Failure) in try parser.andExpression() }, SQLExpression.or)
     }
 
     private mutating func andExpression() throws(Failure) -> SQLExpression {
+        try chain("AND", of: { (parser) throws(Failure) in try parser.notExpression() }, SQLExpression.and)
+    }
+
+    /// `operand (keyword operand)*` as one flat node made by `node`; with more than one operand,
+    /// each must be a condition (those after a keyword are checked as they are read).
+    private mutating func chain(
+        _ keyword: String, of operand: (inout SQLParser) throws(Failure) -> SQLExpression, _ node: ([SQLExpression]) -> SQLExpression
+    ) throws(Failure) -> SQLExpression {
         let first = peek.position
-        var operands = [try notExpression()]
-        while take(.keyword("AND")) {
+        var operands = [try operand(&self)]
+        while take(.keyword(keyword)) {
             let at = peek.position
-            operands.append(try notExpression())
-            try operands.last?.requireCondition(at: at)
+            operands.append(try operand(&self))
+            try operands[operands.count - 1].requireCondition(at: at)
         }
-        if operands.count > 1 { try operands[0].requireCondition(at: first) }
-        return operands.count == 1 ? operands[0] : .and(operands)
+        guard operands.count > 1 else { return operands[0] }
+        try operands[0].requireCondition(at: first)
+        return node(operands)
     }
 
     private mutating func notExpression() throws(Failure) -> SQLExpression {

@@ -376,7 +376,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             do {
                 result = try broker.store.messages(
                     topic: topic.name, queueId: queueId, from: from, maxCount: Int(request.batchSize),
-                    tagFilter: filter.tags, where: filter.matches)
+                    tagFilter: filter.tags, where: filter.propertyCheck)
             } catch {
                 throw BrokerError(error)
             }
