@@ -100,7 +100,7 @@ cpu_ours_h2=$(python3 -c "print($cpu_ours_h2 / $ROUNDS)")
 grpc_h2 "$oursn_port" > "$work/h2-oursn.txt"
 ng_post "$ngn_port" > "$work/h2-nghttpdn.txt"
 grpc_h2 "$oursasync_port" > "$work/h2-oursasync.txt"
-h2load -n $((N / 10)) -c "$C" -m "$M" -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/request.bin" \
+h2load -n $((N / 10)) -c "$C" -m "$M" "${grpc_headers[@]}" -d "$work/request.bin" \
   "http://127.0.0.1:$py_port/grpc.testing.TestService/UnaryCall" > "$work/h2-grpcio.txt" 2>&1
 
 # Client + server

@@ -50,8 +50,7 @@ final class ServerProcess: Sendable {
         let deadline = Date().addingTimeInterval(30)
         var found: Int?
         while found == nil, Date() < deadline, process.isRunning {
-            let text = output.value
-            if let range = text.range(of: marker) { found = Int(text[range.upperBound...].prefix { $0.isNumber }) }
+            found = Self.port(after: marker, in: output.value)
             if found == nil { Thread.sleep(forTimeInterval: 0.02) }
         }
         guard let found else {
@@ -64,13 +63,17 @@ final class ServerProcess: Sendable {
     /// The port of the web console the process announced (`console listening on http://127.0.0.1:PORT/`),
     /// waiting up to 10 s for the line.
     func consolePort() async -> Int? {
-        let marker = "console listening on http://127.0.0.1:"
         for _ in 0..<500 {
-            let text = output.value
-            if let range = text.range(of: marker) { return Int(text[range.upperBound...].prefix { $0.isNumber }) }
+            if let port = Self.port(after: "console listening on http://127.0.0.1:", in: output.value) { return port }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return nil
+    }
+
+    /// The port number right after `marker` in a process's output, once it is there.
+    private static func port(after marker: String, in text: String) -> Int? {
+        guard let range = text.range(of: marker) else { return nil }
+        return Int(text[range.upperBound...].prefix { $0.isNumber })
     }
 
     /// A broker in `--dev` mode (auto-created topics and groups, in-process NameServer on a free port).
