@@ -21,6 +21,7 @@ public final class Broker: Sendable {
     public let topics: ConfigTable<TopicConfig>
     public let groups: ConfigTable<GroupConfig>
     let consumption: ConsumptionEngine
+    let transactions: TransactionService
     let clients = ClientRegistry()
     let arrivals = ArrivalSignal()
     let logger: Logger
@@ -43,6 +44,7 @@ public final class Broker: Sendable {
         self.store = store
         topics = try ConfigTable(path: store.configDirectory + "/topics.json")
         groups = try ConfigTable(path: store.configDirectory + "/subscriptionGroups.json")
+        transactions = try TransactionService(store: store, logger: logger)
         let topics = self.topics
         let arrivals = self.arrivals
         let clients = self.clients
@@ -73,6 +75,29 @@ public final class Broker: Sendable {
             logger.error("could not write the consumer progress snapshot", metadata: ["error": "\(error)"])
         }
     }
+
+    /// Sends the check-backs that are due: each open transaction past its recovery time goes
+    /// to one producer of its topic (over its telemetry stream), which answers with
+    /// `EndTransaction`. The executable calls this periodically (every 500 ms).
+    public func checkTransactions(now: Date = Date()) async {
+        let configuration = self.configuration
+        let clients = self.clients
+        let window = Duration.seconds(30)
+        let checks = await transactions.due(
+            now: now, interval: configuration.transactionCheckInterval, maxChecks: configuration.transactionCheckMax,
+            canCheck: { !clients.producers(publishing: $0, within: window).isEmpty })
+        for check in checks {
+            guard let producer = clients.producers(publishing: check.topic, within: window).randomElement() else { continue }
+            let message = check.message.toProtocol(namespace: "", receiptHandle: nil, invisibleDuration: nil, deliveryAttempt: nil)
+            producer.outbound.yield(Apache_Rocketmq_V2_TelemetryCommand(
+                status: .ok,
+                command: .recoverOrphanedTransactionCommand(.init(message: message, transactionId: check.transactionId))))
+            logger.info("transaction checked back", metadata: ["topic": "\(check.topic)", "transaction": "\(check.transactionId)"])
+        }
+    }
+
+    /// Open transactions: half messages neither committed nor rolled back yet.
+    public var openTransactions: Int { transactions.openCount }
 
     /// Applies runtime changes (admin `UpdateBrokerConfig`), validated, then persisted to
     /// `config/brokerConfig.json` so they survive a restart (they override file and flags).

@@ -38,6 +38,14 @@ public struct BrokerConfiguration: Sendable {
     public var maxReceiveBatchSize: Int32 = 1024
     /// Delivery attempts before a message goes to `%DLQ%<group>` when the group does not say. Default 16.
     public var defaultMaxDeliveryAttempts: Int32 = 16
+    /// How long a half message waits for its producer's commit or rollback before the broker
+    /// checks it back, unless the producer set its own `orphaned_transaction_recovery_duration`.
+    /// Default 6 s (RocketMQ's `transactionTimeOut`).
+    public var transactionTimeout: Duration = .seconds(6)
+    /// Between two check-backs of the same open transaction. Default 60 s.
+    public var transactionCheckInterval: Duration = .seconds(60)
+    /// Check-backs of one transaction before the broker rolls it back. Default 15.
+    public var transactionCheckMax = 15
     /// The credential admin calls that change state must present (`authorization: Bearer <token>`);
     /// nil turns admin auth off (dev mode). `mqbroker` generates one for non-dev brokers.
     public var adminToken: String?

@@ -22,6 +22,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case illegalFilter(String)
     case illegalOffset(String)
     case invalidReceiptHandle(String)
+    case invalidTransaction(String)
     case notImplemented(String)
     case flushTimeout
     case busy(String)
@@ -49,6 +50,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .illegalFilter(let why): return why
         case .illegalOffset(let why): return why
         case .invalidReceiptHandle(let why): return why
+        case .invalidTransaction(let why): return why
         case .notImplemented(let what): return "\(what) is not implemented by this broker yet"
         case .flushTimeout: return "the message was written but not flushed to disk in time; it may or may not survive a crash"
         case .busy(let why): return why
@@ -79,6 +81,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .illegalFilter: code = .illegalFilterExpression
         case .illegalOffset: code = .illegalOffset
         case .invalidReceiptHandle: code = .invalidReceiptHandle
+        case .invalidTransaction: code = .invalidTransactionId
         case .notImplemented: code = .notImplemented
         case .flushTimeout: code = .masterPersistenceTimeout
         case .busy: code = .tooManyRequests

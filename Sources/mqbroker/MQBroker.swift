@@ -102,6 +102,11 @@ struct MQBroker: AsyncParsableCommand {
         let data = dataDirectory ?? environment["ROCKETMQ_DATA_DIR"] ?? file.dataDirectory
             ?? (dev ? "./data" : NSHomeDirectory() + "/rocketmq-swift/store")
         var configuration = BrokerConfiguration(dataDirectory: data)
+        do {
+            try RuntimeConfig.apply(file.settings ?? [:], to: &configuration)
+        } catch {
+            throw ValidationError("config file \(config ?? ""): \(error)")
+        }
         configuration.host = host ?? environment["ROCKETMQ_HOST"] ?? file.host ?? configuration.host
         configuration.port = port ?? environment["ROCKETMQ_PORT"].flatMap(Int.init) ?? file.port ?? configuration.port
         configuration.advertisedAddress = advertisedAddress ?? environment["ROCKETMQ_ADVERTISED_ADDRESS"] ?? file.advertisedAddress
@@ -136,7 +141,7 @@ struct MQBroker: AsyncParsableCommand {
         for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
         for group in file.groups ?? [] { try broker.upsertGroup(group) }
 
-        var background: [any Service] = [ProgressPersister(broker: broker)]
+        var background: [any Service] = [ProgressPersister(broker: broker), TransactionChecker(broker: broker)]
         var nameServerAddresses = settings.nameServers
         if dev {
             // One-command single node: a NameServer in this process, the broker registered with it.
@@ -228,6 +233,20 @@ struct ProgressPersister: Service {
     }
 }
 
+/// Sends the check-backs of transactions left open (`Broker.checkTransactions`), twice a second.
+struct TransactionChecker: Service {
+    let broker: Broker
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(500))
+                await broker.checkTransactions()
+            }
+        }
+    }
+}
+
 /// Keeps the broker registered with its NameServers once the broker's address is known.
 struct RegistrarService: Service {
     let broker: Broker
@@ -309,6 +328,9 @@ struct BrokerFileConfig: Codable {
     var adminToken: String?
     var topics: [TopicConfig]?
     var groups: [GroupConfig]?
+    /// Runtime settings by name, as `mqadmin` and `UpdateBrokerConfig` take them (for example
+    /// `"transactionCheckIntervalMillis": "60000"`); changes made at runtime override them.
+    var settings: [String: String]?
 
     static func load(_ path: String) throws -> BrokerFileConfig {
         guard let data = FileManager.default.contents(atPath: path) else {

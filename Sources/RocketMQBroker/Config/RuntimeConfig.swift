@@ -9,6 +9,7 @@ public enum RuntimeConfig {
         "autoCreateTopics", "autoCreateGroups", "defaultQueueCount", "maxBodySize",
         "maxLongPollingTimeoutSeconds", "defaultMaxDeliveryAttempts", "maxReceiveBatchSize",
         "fileReservedHours", "deleteWhenHour", "diskCleanRatio",
+        "transactionTimeoutMillis", "transactionCheckIntervalMillis", "transactionCheckMax",
     ]
 
     /// Every setting as text, for `GetBrokerConfig`.
@@ -35,8 +36,22 @@ public enum RuntimeConfig {
             "maxLongPollingTimeoutSeconds": String(configuration.maxLongPollingTimeout.components.seconds),
             "defaultMaxDeliveryAttempts": String(configuration.defaultMaxDeliveryAttempts),
             "maxReceiveBatchSize": String(configuration.maxReceiveBatchSize),
+            "transactionTimeoutMillis": String(configuration.transactionTimeout.wholeMilliseconds),
+            "transactionCheckIntervalMillis": String(configuration.transactionCheckInterval.wholeMilliseconds),
+            "transactionCheckMax": String(configuration.transactionCheckMax),
             "adminAuth": configuration.adminToken == nil ? "off" : "on",
         ]
+    }
+
+    /// Applies runtime keys (a config file's `settings`) to `configuration`.
+    /// - Throws: `BrokerError.badRequest` naming the key and what it accepts.
+    public static func apply(_ values: [String: String], to configuration: inout BrokerConfiguration) throws {
+        for (key, value) in values.sorted(by: { $0.key < $1.key }) {
+            guard updatableKeys.contains(key) else {
+                throw BrokerError.badRequest("unknown setting \(key.debugDescription) (settings: \(updatableKeys.joined(separator: ", ")))")
+            }
+            try apply(key: key, value: value, to: &configuration)
+        }
     }
 
     static func apply(key: String, value: String, to configuration: inout BrokerConfiguration) throws {
@@ -58,6 +73,9 @@ public enum RuntimeConfig {
         case "maxLongPollingTimeoutSeconds": configuration.maxLongPollingTimeout = .seconds(try int(0...300))
         case "defaultMaxDeliveryAttempts": configuration.defaultMaxDeliveryAttempts = Int32(try int(1...1000))
         case "maxReceiveBatchSize": configuration.maxReceiveBatchSize = Int32(try int(1...10_000))
+        case "transactionTimeoutMillis": configuration.transactionTimeout = .milliseconds(try int(100...86_400_000))
+        case "transactionCheckIntervalMillis": configuration.transactionCheckInterval = .milliseconds(try int(100...86_400_000))
+        case "transactionCheckMax": configuration.transactionCheckMax = try int(1...1000)
         case "fileReservedHours": configuration.store.fileReservedTime = .seconds(3600 * (try int(1...24 * 365)))
         case "deleteWhenHour": configuration.store.deleteWhenHour = try int(0...23)
         case "diskCleanRatio":

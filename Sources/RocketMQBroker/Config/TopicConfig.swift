@@ -80,6 +80,9 @@ public enum SystemTopic {
     public static func isRetry(_ topic: String) -> Bool { topic.hasPrefix("%RETRY%") }
     /// The journal of consumer progress (deliveries, acks, offset changes); see `ConsumerJournal`.
     public static let consumerJournal = "%SYS%CONSUMER_JOURNAL"
+    /// Half messages of transactions, and the records of how each ended (`TransactionService`).
+    public static let transactionHalf = "%SYS%TRANS_HALF"
+    public static let transactionOp = "%SYS%TRANS_OP"
 
     public static func isSystem(_ topic: String) -> Bool { topic.hasPrefix("%SYS%") }
 }

@@ -105,7 +105,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             for message in request.messages {
                 do throws(BrokerError) {
                     let result = try await send(message, peer: context.peer)
-                    entries.append(.init(status: .ok, messageId: result.messageId, offset: result.queueOffset))
+                    entries.append(.init(status: .ok, messageId: result.messageId, transactionId: result.transactionId ?? "", offset: result.queueOffset))
                 } catch {
                     entries.append(.init(status: error.status, messageId: message.systemProperties?.messageId ?? ""))
                 }
@@ -128,7 +128,9 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         return .init(status: status, entries: entries)
     }
 
-    private func send(_ message: Apache_Rocketmq_V2_Message, peer: String) async throws(BrokerError) -> (messageId: String, queueOffset: Int64) {
+    private func send(
+        _ message: Apache_Rocketmq_V2_Message, peer: String
+    ) async throws(BrokerError) -> (messageId: String, queueOffset: Int64, transactionId: String?) {
         let name = message.topic?.name ?? ""
         let system = message.systemProperties ?? Apache_Rocketmq_V2_SystemProperties()
         let type = system.messageType == .unspecified ? inferredType(system) : system.messageType
@@ -136,8 +138,16 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         guard topic.isWritable else { throw .forbidden("topic \(name) is not writable on broker \(broker.configuration.brokerName)") }
         try SendValidation.check(message, type: type, topic: topic, maxBodySize: broker.maxBodySize)
         let queueId = broker.queue(for: topic, requested: system.queueId, messageGroup: system.messageGroup)
-        let result = try await broker.append(message.toAppend(queueId: queueId, bornHost: peer, type: type))
-        return (system.messageId.isEmpty ? result.msgId : system.messageId, result.queueOffset)
+        let toAppend = message.toAppend(queueId: queueId, bornHost: peer, type: type)
+        if type == .transaction {
+            // A half message: stored apart until its producer commits it (see TransactionService).
+            let recovery = system.orphanedTransactionRecoveryDuration.map(\.duration).flatMap { $0 > .zero ? $0 : nil }
+            let transactionId = try await broker.transactions.prepare(
+                toAppend, firstCheck: recovery ?? broker.configuration.transactionTimeout, producerGave: recovery != nil, broker: broker)
+            return (system.messageId.isEmpty ? transactionId : system.messageId, 0, transactionId)
+        }
+        let result = try await broker.append(toAppend)
+        return (system.messageId.isEmpty ? result.msgId : system.messageId, result.queueOffset, nil)
     }
 
     private func inferredType(_ system: Apache_Rocketmq_V2_SystemProperties) -> Apache_Rocketmq_V2_MessageType {
@@ -147,7 +157,27 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     }
 
     public func endTransaction(request: Apache_Rocketmq_V2_EndTransactionRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_EndTransactionResponse {
-        .init(status: BrokerError.notImplemented("transactional messages").status)
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            _ = try clientId(context)
+            let topic = request.topic?.name ?? ""
+            guard !topic.isEmpty else { throw .badRequest("EndTransaction needs the message's topic") }
+            guard !request.transactionId.isEmpty else { throw .invalidTransaction("EndTransaction needs a transaction id") }
+            guard !request.messageId.isEmpty else { throw .badRequest("EndTransaction needs the message id") }
+            let resolution: TransactionService.Resolution
+            switch request.resolution {
+            case .commit: resolution = .commit
+            case .rollback: resolution = .rollback
+            case .unspecified where request.source == .sourceServerCheck:
+                // The producer's checker does not know yet: the transaction stays open and is
+                // checked back again after the check interval.
+                return .init(status: .ok)
+            default: throw .badRequest("EndTransaction needs resolution COMMIT or ROLLBACK")
+            }
+            try await broker.transactions.end(
+                transactionId: request.transactionId, messageId: request.messageId, topic: topic, resolution: resolution,
+                fromCheck: request.source == .sourceServerCheck, broker: broker)
+            return .init(status: .ok)
+        }
     }
 
     public func recallMessage(request: Apache_Rocketmq_V2_RecallMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_RecallMessageResponse {
@@ -465,15 +495,31 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             try await response.write(.init(status: error.status))
             return
         }
-        for try await command in requests {
-            guard case .settings(let settings)? = command.command else { continue }
-            do {
-                let merged = try merge(settings)
-                broker.clients.updateSettings(clientId: id, settings: merged, group: merged.subscriptionGroupName)
-                try await response.write(.init(status: .ok, command: .settings(merged)))
-            } catch let error as BrokerError {
-                try await response.write(.init(status: error.status))
+        // Everything written to the client goes through one stream, drained by one task: the
+        // answers to its settings and the commands the broker starts (check-backs).
+        let (outbound, continuation) = AsyncStream.makeStream(of: Apache_Rocketmq_V2_TelemetryCommand.self, bufferingPolicy: .bufferingNewest(1024))
+        let token = broker.clients.openTelemetry(clientId: id, outbound: continuation)
+        defer {
+            broker.clients.closeTelemetry(clientId: id, token: token)
+            continuation.finish()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await command in outbound { try await response.write(command) }
             }
+            for try await command in requests {
+                guard case .settings(let settings)? = command.command else { continue }
+                do {
+                    let merged = try merge(settings)
+                    broker.clients.updateSettings(clientId: id, settings: merged, group: merged.subscriptionGroupName)
+                    continuation.yield(.init(status: .ok, command: .settings(merged)))
+                } catch let error as BrokerError {
+                    continuation.yield(.init(status: error.status))
+                }
+            }
+            // The client ended its side: send what is queued, then end ours.
+            continuation.finish()
+            try await group.waitForAll()
         }
     }
 

@@ -12,13 +12,22 @@ final class ClientRegistry: Sendable {
         var settings: Apache_Rocketmq_V2_Settings?
         var language: String?
         var lastSeen: Date
+        /// The open telemetry stream, for commands the broker starts (check-backs).
+        var telemetry: Telemetry?
+    }
+
+    /// A client's telemetry stream: what the broker writes to it goes through `outbound`.
+    struct Telemetry: Sendable {
+        var token: UInt64
+        var outbound: AsyncStream<Apache_Rocketmq_V2_TelemetryCommand>.Continuation
     }
 
     private let clients = Mutex<[String: Client]>([:])
+    private let nextToken = Mutex<UInt64>(0)
 
     func heartbeat(clientId: String, type: Apache_Rocketmq_V2_ClientType, group: String?, language: String?) {
         clients.withLock { table in
-            var client = table[clientId] ?? Client(clientId: clientId, type: type, group: group, settings: nil, language: language, lastSeen: Date())
+            var client = table[clientId] ?? Client(clientId: clientId, type: type, group: group, settings: nil, language: language, lastSeen: Date(), telemetry: nil)
             client.type = type == .unspecified ? client.type : type
             client.group = group ?? client.group
             client.language = language ?? client.language
@@ -29,11 +38,48 @@ final class ClientRegistry: Sendable {
 
     func updateSettings(clientId: String, settings: Apache_Rocketmq_V2_Settings, group: String?) {
         clients.withLock { table in
-            var client = table[clientId] ?? Client(clientId: clientId, type: settings.clientType ?? .unspecified, group: group, settings: nil, language: nil, lastSeen: Date())
+            var client = table[clientId] ?? Client(clientId: clientId, type: settings.clientType ?? .unspecified, group: group, settings: nil, language: nil, lastSeen: Date(), telemetry: nil)
             client.settings = settings
             client.group = group ?? client.group
             client.lastSeen = Date()
             table[clientId] = client
+        }
+    }
+
+    /// Records `clientId`'s telemetry stream (replacing an older one); returns the token that
+    /// `closeTelemetry` takes.
+    func openTelemetry(clientId: String, outbound: AsyncStream<Apache_Rocketmq_V2_TelemetryCommand>.Continuation) -> UInt64 {
+        let token = nextToken.withLock { value -> UInt64 in
+            value += 1
+            return value
+        }
+        clients.withLock { table in
+            var client = table[clientId] ?? Client(clientId: clientId, type: .unspecified, group: nil, settings: nil, language: nil, lastSeen: Date(), telemetry: nil)
+            client.telemetry = Telemetry(token: token, outbound: outbound)
+            table[clientId] = client
+        }
+        return token
+    }
+
+    /// Forgets the telemetry stream `token` names, unless a newer one replaced it.
+    func closeTelemetry(clientId: String, token: UInt64) {
+        clients.withLock { table in
+            if table[clientId]?.telemetry?.token == token { table[clientId]?.telemetry = nil }
+        }
+    }
+
+    /// Producers with an open telemetry stream that publish `topic` (their settings say so),
+    /// heard from within `window`.
+    func producers(publishing topic: String, within window: Duration) -> [Telemetry] {
+        let limit = Date().addingTimeInterval(-window.timeInterval)
+        return clients.withLock { table in
+            table.values.compactMap { client -> Telemetry? in
+                guard let telemetry = client.telemetry, client.lastSeen >= limit,
+                      case .publishing(let publishing)? = client.settings?.pubSub,
+                      publishing.topics.contains(where: { $0.name == topic })
+                else { return nil }
+                return telemetry
+            }
         }
     }
 

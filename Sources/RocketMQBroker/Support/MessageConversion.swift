@@ -24,6 +24,13 @@ enum StoredProperty {
     static let deadLetterOriginMessageId = "__DLQ_ORIGIN_MESSAGE_ID"
     /// The topic a message in a group's retry topic is redelivered as.
     static let retryOriginTopic = "__RETRY_ORIGIN_TOPIC"
+    /// A half message's real topic and queue (see `TransactionService`).
+    static let realTopic = "__REAL_TOPIC"
+    static let realQueueId = "__REAL_QID"
+    /// A half message's first check-back delay, when its producer set one.
+    static let transactionRecoveryMillis = "__TRANSACTION_RECOVERY_MS"
+    /// An op record's resolution: COMMIT, ROLLBACK or DISCARD.
+    static let transactionResolution = "__TRANSACTION_RESOLUTION"
 
     static func isReserved(_ key: String) -> Bool {
         key.hasPrefix("__") || key == MessageProperty.tags || key == MessageProperty.keys || key == MessageProperty.uniqueKey

@@ -1,0 +1,259 @@
+import Foundation
+import Logging
+import RocketMQAPI
+import RocketMQStore
+import Synchronization
+
+/// Transactional messages: a producer sends a *half* message, which no consumer sees; then
+/// commits it (it is stored again, in its real topic and queue, and delivered) or rolls it back
+/// (it never is). A half message left open past its recovery time is *checked back*: the broker
+/// asks a producer of its topic, over that producer's telemetry stream, to resolve it
+/// (`RecoverOrphanedTransactionCommand`; the producer answers with `EndTransaction`).
+///
+/// Storage, as RocketMQ keeps it: half messages go to queue 0 of `%SYS%TRANS_HALF` with their
+/// real topic and queue in properties; every resolution appends an *op* record to queue 0 of
+/// `%SYS%TRANS_OP` naming the half message's physical offset. On start the broker reads both
+/// queues, so a half message still open when it stopped is open again, and is checked back.
+///
+/// The transaction id handed to the producer is the half message's offset message id: it
+/// locates the half message in the CommitLog, and `EndTransaction` must also name its message
+/// id and topic. A commit appends the real message, then the op record; a crash between the
+/// two leaves the half message open, and its check-back commits it again (at least once, as
+/// in RocketMQ). Resolving twice the same way answers OK; the other way, INVALID_TRANSACTION_ID.
+final class TransactionService: Sendable {
+    static let halfTopic = SystemTopic.transactionHalf
+    static let opTopic = SystemTopic.transactionOp
+
+    /// What the broker keeps of an open half message.
+    struct Open: Sendable {
+        var physicalOffset: Int64
+        var topic: String
+        var messageId: String
+        /// When to check it back next.
+        var checkAt: Date
+        var checks: Int
+    }
+
+    enum Resolution: String, Sendable {
+        case commit = "COMMIT"
+        case rollback = "ROLLBACK"
+        /// Rolled back by the broker after `transactionCheckMax` unanswered checks.
+        case discard = "DISCARD"
+    }
+
+    private struct State {
+        /// Open half messages by physical offset.
+        var open: [Int64: Open] = [:]
+        /// Being resolved right now (an EndTransaction between its claim and its op record).
+        var resolving: Set<Int64> = []
+        /// Recent resolutions, for a repeated EndTransaction (a retry after a lost answer).
+        var recent: [Int64: Resolution] = [:]
+        var recentOrder: [Int64] = []
+    }
+
+    private let state = Mutex(State())
+    private let store: MessageStore
+    private let logger: Logger
+    private static let recentLimit = 65_536
+
+    /// Reads the half and op queues: every half message without an op record is open again,
+    /// due for a check at once (its producer may be gone since).
+    init(store: MessageStore, logger: Logger) throws(StoreError) {
+        self.store = store
+        self.logger = logger
+        var resolved = Set<Int64>()
+        try Self.scan(store, topic: Self.opTopic) { message in
+            if let offset = Int64(String(decoding: message.body, as: UTF8.self)) { resolved.insert(offset) }
+        }
+        var open: [Int64: Open] = [:]
+        try Self.scan(store, topic: Self.halfTopic) { message in
+            guard !resolved.contains(message.physicalOffset), let topic = message.properties[StoredProperty.realTopic] else { return }
+            open[message.physicalOffset] = Open(
+                physicalOffset: message.physicalOffset, topic: topic, messageId: message.messageId,
+                checkAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000 + Self.recoveryDelay(of: message)), checks: 0)
+        }
+        state.withLock { $0.open = open }
+        if !open.isEmpty { logger.info("open transactions recovered", metadata: ["count": "\(open.count)"]) }
+    }
+
+    private static func scan(_ store: MessageStore, topic: String, _ body: (StoredMessage) -> Void) throws(StoreError) {
+        var offset = store.minOffset(topic: topic, queueId: 0)
+        let end = store.maxOffset(topic: topic, queueId: 0)
+        while offset < end {
+            let read = try store.messages(topic: topic, queueId: 0, from: offset, maxCount: 1024)
+            read.messages.forEach(body)
+            guard read.nextOffset > offset else { break }
+            offset = read.nextOffset
+        }
+    }
+
+    /// Seconds from storing a half message to its first check: the producer's
+    /// `orphaned_transaction_recovery_duration`, when it gave one.
+    private static func recoveryDelay(of message: StoredMessage) -> Double {
+        message.properties[StoredProperty.transactionRecoveryMillis].flatMap(Double.init).map { $0 / 1000 } ?? 0
+    }
+
+    /// Open transactions now (admin, console, tests).
+    var openCount: Int { state.withLock { $0.open.count } }
+
+    // MARK: Half messages
+
+    /// Stores `message` (already validated, queue chosen) as a half message; returns its
+    /// transaction id. `firstCheck`: the producer's recovery duration, else the broker's
+    /// `transactionTimeout`.
+    func prepare(_ message: MessageToAppend, firstCheck: Duration, producerGave: Bool, broker: Broker) async throws(BrokerError) -> String {
+        var half = message
+        half.properties[StoredProperty.realTopic] = message.topic
+        half.properties[StoredProperty.realQueueId] = String(message.queueId)
+        half.properties[StoredProperty.deliveryTime] = nil
+        if producerGave { half.properties[StoredProperty.transactionRecoveryMillis] = String(firstCheck.wholeMilliseconds) }
+        half.topic = Self.halfTopic
+        half.queueId = 0
+        let result: AppendResult
+        do { result = try await store.append(half) } catch { throw BrokerError(error) }
+        let open = Open(
+            physicalOffset: result.physicalOffset, topic: message.topic, messageId: message.properties[MessageProperty.uniqueKey] ?? result.msgId,
+            checkAt: Date() + firstCheck.timeInterval, checks: 0)
+        state.withLock { $0.open[result.physicalOffset] = open }
+        return result.msgId
+    }
+
+    // MARK: Ending
+
+    /// Commits or rolls back the half message `transactionId` names, which must be `messageId`
+    /// of `topic`.
+    func end(
+        transactionId: String, messageId: String, topic: String, resolution: Resolution, fromCheck: Bool, broker: Broker
+    ) async throws(BrokerError) {
+        let half: StoredMessage
+        do {
+            half = try store.message(msgId: transactionId)
+        } catch {
+            throw .invalidTransaction("unknown transaction id \(transactionId.debugDescription)")
+        }
+        guard half.topic == Self.halfTopic, half.messageId == messageId, half.properties[StoredProperty.realTopic] == topic else {
+            throw .invalidTransaction("transaction \(transactionId) is not message \(messageId.debugDescription) of topic \(topic.debugDescription)")
+        }
+        let offset = half.physicalOffset
+        let claimed: Bool = try state.withLock { (s) throws(BrokerError) -> Bool in
+            if s.resolving.contains(offset) { throw .busy("transaction \(transactionId) is being resolved right now") }
+            if s.open.removeValue(forKey: offset) != nil {
+                s.resolving.insert(offset)
+                return true
+            }
+            guard let earlier = s.recent[offset] else { throw .invalidTransaction("transaction \(transactionId) is already resolved") }
+            let same = earlier == resolution || (earlier == .discard && resolution == .rollback)
+            if !same { throw .invalidTransaction("transaction \(transactionId) was already resolved as \(earlier.rawValue)") }
+            return false
+        }
+        guard claimed else { return }  // the same resolution again: done already
+        do {
+            if resolution == .commit { _ = try await broker.append(Self.committed(half)) }
+            try await writeOp(offset, resolution)
+        } catch {
+            // Nothing (or only the real message) is recorded: the transaction stays open, and a
+            // check-back or a retried EndTransaction resolves it.
+            state.withLock { s in
+                s.resolving.remove(offset)
+                s.open[offset] = Open(physicalOffset: offset, topic: topic, messageId: messageId, checkAt: Date(), checks: 0)
+            }
+            throw error
+        }
+        state.withLock { s in
+            s.resolving.remove(offset)
+            s.recent[offset] = resolution
+            s.recentOrder.append(offset)
+            if s.recentOrder.count > Self.recentLimit {
+                let dropped = s.recentOrder.prefix(Self.recentLimit / 4)
+                for o in dropped { s.recent[o] = nil }
+                s.recentOrder.removeFirst(dropped.count)
+            }
+        }
+        logger.debug("transaction ended", metadata: [
+            "transaction": "\(transactionId)", "resolution": "\(resolution.rawValue)", "by": "\(fromCheck ? "check-back" : "producer")",
+        ])
+    }
+
+    /// The real message of a committed half message, as its producer sent it.
+    static func committed(_ half: StoredMessage) -> MessageToAppend {
+        var properties = half.properties
+        let topic = properties.removeValue(forKey: StoredProperty.realTopic) ?? half.topic
+        let queueId = properties.removeValue(forKey: StoredProperty.realQueueId).flatMap { Int32($0) } ?? 0
+        properties[StoredProperty.transactionRecoveryMillis] = nil
+        return MessageToAppend(
+            topic: topic, queueId: queueId, body: half.body, properties: properties, flags: half.flags,
+            bornTimestamp: half.bornTimestamp, bornHost: half.bornHost, reconsumeTimes: 0,
+            preparedTransactionOffset: half.physicalOffset)
+    }
+
+    private func writeOp(_ offset: Int64, _ resolution: Resolution) async throws(BrokerError) {
+        let op = MessageToAppend(
+            topic: Self.opTopic, queueId: 0, body: Array(String(offset).utf8),
+            properties: [StoredProperty.transactionResolution: resolution.rawValue], bornTimestamp: Int64(Date().timeIntervalSince1970 * 1000))
+        do { _ = try await store.append(op) } catch { throw BrokerError(error) }
+    }
+
+    // MARK: Check-back
+
+    /// A check-back to send: the half message as its producer sent it, and the transaction id.
+    struct Check: Sendable {
+        var topic: String
+        var transactionId: String
+        var message: StoredMessage
+    }
+
+    /// The open transactions due for a check at `now`. Each is rescheduled `interval` later and
+    /// counted; one checked `maxChecks` times already is rolled back (discarded) instead.
+    /// `canCheck(topic)`: whether a producer of the topic is there to ask; a transaction
+    /// without one waits, uncounted, for the next interval.
+    func due(now: Date, interval: Duration, maxChecks: Int, canCheck: (String) -> Bool) async -> [Check] {
+        let (due, expired) = state.withLock { s -> ([Open], [Open]) in
+            var due: [Open] = [], expired: [Open] = []
+            for (offset, open) in s.open where open.checkAt <= now {
+                if open.checks >= maxChecks {
+                    s.open[offset] = nil
+                    s.resolving.insert(offset)
+                    expired.append(open)
+                    continue
+                }
+                s.open[offset]?.checkAt = now + interval.timeInterval
+                guard canCheck(open.topic) else { continue }
+                s.open[offset]?.checks += 1
+                due.append(open)
+            }
+            return (due, expired)
+        }
+        for open in expired {
+            logger.warning("transaction discarded after unanswered check-backs", metadata: [
+                "topic": "\(open.topic)", "messageId": "\(open.messageId)", "checks": "\(open.checks)",
+            ])
+            do {
+                try await writeOp(open.physicalOffset, .discard)
+                state.withLock { s in
+                    s.resolving.remove(open.physicalOffset)
+                    s.recent[open.physicalOffset] = .discard
+                    s.recentOrder.append(open.physicalOffset)
+                }
+            } catch {
+                state.withLock { s in
+                    s.resolving.remove(open.physicalOffset)
+                    s.open[open.physicalOffset] = open
+                }
+            }
+        }
+        return due.compactMap { open in
+            guard let half = try? store.message(atPhysicalOffset: open.physicalOffset) else { return nil }
+            let real = Self.committed(half)
+            var message = half
+            message.topic = real.topic
+            message.queueId = real.queueId
+            message.properties = real.properties
+            return Check(topic: open.topic, transactionId: half.msgId, message: message)
+        }
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}

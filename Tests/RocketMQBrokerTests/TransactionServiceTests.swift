@@ -1,0 +1,114 @@
+import Foundation
+import RocketMQAPI
+@testable import RocketMQBroker
+import RocketMQStore
+import Testing
+
+@Suite("Transactions: half messages, their end, check-backs and restarts")
+struct TransactionServiceTests {
+    private func half(_ body: String, id: String, topic: String = "orders", queue: Int32 = 1) -> MessageToAppend {
+        MessageToAppend(
+            topic: topic, queueId: queue, body: Array(body.utf8),
+            properties: [MessageProperty.uniqueKey: id, "__MESSAGE_TYPE": "TRANSACTION", "user": "u"], bornTimestamp: 1_700_000_000_000)
+    }
+
+    private func visible(_ broker: Broker, topic: String = "orders", queue: Int32 = 1) throws -> [StoredMessage] {
+        try broker.store.messages(topic: topic, queueId: queue, from: 0, maxCount: 100).messages
+    }
+
+    @Test("a half message is stored apart; commit appends it to its real queue once, rollback never")
+    func commitAndRollback() async throws {
+        try await withBroker { broker in
+            let tx = broker.transactions
+            let a = try await tx.prepare(half("a", id: "ID-A"), firstCheck: .seconds(60), producerGave: false, broker: broker)
+            let b = try await tx.prepare(half("b", id: "ID-B"), firstCheck: .seconds(60), producerGave: false, broker: broker)
+            #expect(try visible(broker).isEmpty)
+            #expect(tx.openCount == 2)
+
+            try await tx.end(transactionId: a, messageId: "ID-A", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
+            try await tx.end(transactionId: b, messageId: "ID-B", topic: "orders", resolution: .rollback, fromCheck: false, broker: broker)
+            let stored = try visible(broker)
+            #expect(stored.map { String(decoding: $0.body, as: UTF8.self) } == ["a"])
+            #expect(stored.first?.properties["user"] == "u")
+            #expect(stored.first?.properties[StoredProperty.realTopic] == nil, "the real message carries no half-message bookkeeping")
+            #expect(stored.first?.uniqueId == "ID-A")
+            #expect(stored.first?.preparedTransactionOffset == MessageID.physicalOffset(of: a), "it points back at its half message")
+            #expect(MessageID.physicalOffset(of: a) != MessageID.physicalOffset(of: b))
+            #expect(tx.openCount == 0)
+
+            // A repeat is answered as done and appends nothing; the opposite is refused.
+            try await tx.end(transactionId: a, messageId: "ID-A", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
+            await #expect(throws: BrokerError.self) {
+                try await tx.end(transactionId: a, messageId: "ID-A", topic: "orders", resolution: .rollback, fromCheck: false, broker: broker)
+            }
+            #expect(try visible(broker).count == 1)
+        }
+    }
+
+    @Test("a transaction id must name a half message of that message id and topic")
+    func rejectsMismatches() async throws {
+        try await withBroker { broker in
+            let tx = broker.transactions
+            let id = try await tx.prepare(half("a", id: "ID-A"), firstCheck: .seconds(60), producerGave: false, broker: broker)
+            for (transaction, message, topic) in [("nonsense", "ID-A", "orders"), (id, "ID-X", "orders"), (id, "ID-A", "other")] {
+                await #expect(throws: BrokerError.self) {
+                    try await tx.end(transactionId: transaction, messageId: message, topic: topic, resolution: .commit, fromCheck: false, broker: broker)
+                }
+            }
+            // A normal message's offset id is not a transaction id either.
+            let normal = try await broker.append(MessageToAppend(topic: "orders", queueId: 0, body: [1], properties: [MessageProperty.uniqueKey: "N"]))
+            await #expect(throws: BrokerError.self) {
+                try await tx.end(transactionId: normal.msgId, messageId: "N", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
+            }
+            #expect(tx.openCount == 1)
+        }
+    }
+
+    @Test("check-backs come when due, only with a producer to ask, and a transaction never answered is discarded")
+    func checkBacks() async throws {
+        try await withBroker { broker in
+            let tx = broker.transactions
+            _ = try await tx.prepare(half("a", id: "ID-A"), firstCheck: .seconds(5), producerGave: true, broker: broker)
+            let now = Date()
+            #expect(await tx.due(now: now, interval: .seconds(1), maxChecks: 2, canCheck: { _ in true }).isEmpty, "not due yet")
+            let later = now + 6
+            #expect(await tx.due(now: later, interval: .seconds(1), maxChecks: 2, canCheck: { _ in false }).isEmpty, "no producer to ask")
+            let first = await tx.due(now: later + 1, interval: .seconds(1), maxChecks: 2, canCheck: { _ in true })
+            #expect(first.map(\.topic) == ["orders"])
+            #expect(first.first?.message.topic == "orders")
+            #expect(first.first?.message.queueId == 1)
+            #expect(first.first.map { String(decoding: $0.message.body, as: UTF8.self) } == "a")
+            #expect(await tx.due(now: later + 1.5, interval: .seconds(1), maxChecks: 2, canCheck: { _ in true }).isEmpty, "checked again only after the interval")
+            #expect(await tx.due(now: later + 2, interval: .seconds(1), maxChecks: 2, canCheck: { _ in true }).count == 1)
+            // Two checks, no answer: the third time it is discarded.
+            #expect(await tx.due(now: later + 3, interval: .seconds(1), maxChecks: 2, canCheck: { _ in true }).isEmpty)
+            #expect(tx.openCount == 0)
+            #expect(try visible(broker).isEmpty)
+        }
+    }
+
+    @Test("open transactions survive a restart; resolved ones stay resolved")
+    func restart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "broker-tx-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configuration = testConfiguration(directory)
+        let before = try Broker(configuration: configuration)
+        let open = try await before.transactions.prepare(half("open", id: "ID-O"), firstCheck: .seconds(60), producerGave: false, broker: before)
+        let done = try await before.transactions.prepare(half("done", id: "ID-D"), firstCheck: .seconds(60), producerGave: false, broker: before)
+        try await before.transactions.end(transactionId: done, messageId: "ID-D", topic: "orders", resolution: .commit, fromCheck: false, broker: before)
+        before.store.shutdown()  // as after a crash: no snapshot of anything
+
+        let after = try Broker(configuration: configuration)
+        #expect(after.transactions.openCount == 1)
+        // Recovered transactions are due at once: their producer may be gone.
+        let due = await after.transactions.due(now: Date() + 1, interval: .seconds(60), maxChecks: 15, canCheck: { _ in true })
+        #expect(due.map(\.transactionId) == [open])
+        try await after.transactions.end(transactionId: open, messageId: "ID-O", topic: "orders", resolution: .commit, fromCheck: true, broker: after)
+        #expect(try visible(after).map { String(decoding: $0.body, as: UTF8.self) } == ["done", "open"])
+        await after.shutdown()
+
+        let again = try Broker(configuration: configuration)
+        #expect(again.transactions.openCount == 0)
+        await again.shutdown()
+    }
+}
