@@ -240,7 +240,7 @@ actor ClientSession {
     }
 
     /// Keeps one Telemetry stream open to `endpoint` (reopening it a second after it ends) until cancelled.
-    /// Besides the settings handshake it answers the server's commands (see ``reply(to:)``).
+    /// Besides the settings handshake it answers the server's commands (see ``reply(to:from:)``).
     private nonisolated func runTelemetry(_ endpoint: Endpoint) async {
         let settings = localSettings
         while !Task.isCancelled {
@@ -260,7 +260,7 @@ actor ClientSession {
                                 if let status = command.status, status.code != .ok {
                                     self.logger.warning("Telemetry status", metadata: ["code": "\(status.code)", "message": "\(status.message)"])
                                 }
-                                switch await self.reply(to: command) {
+                                switch await self.reply(to: command, from: endpoint) {
                                 case .answer(let answer): replySink.yield(answer)
                                 case .reconnect: return
                                 case .none: break
@@ -285,9 +285,9 @@ actor ClientSession {
     /// What the client does with one command from the server: merged settings are kept; a
     /// thread-stack request gets a description of this client (Swift tasks cannot be dumped);
     /// a message to verify runs the push consumer's handler when one is registered; a reconnect
-    /// request reopens the stream. Transactions are not supported, so orphaned-transaction checks
-    /// are logged and left unanswered.
-    func reply(to command: Apache_Rocketmq_V2_TelemetryCommand) async -> TelemetryReply {
+    /// request reopens the stream; an orphaned-transaction check runs the producer's transaction
+    /// checker on a task of its own, whose answer goes back as `EndTransaction`.
+    func reply(to command: Apache_Rocketmq_V2_TelemetryCommand, from endpoint: Endpoint) async -> TelemetryReply {
         switch command.command {
         case .settings(let merged)?:
             apply(merged)
@@ -311,8 +311,26 @@ actor ClientSession {
             return .answer(.init(status: status, command: .verifyMessageResult(.init(nonce: request.nonce))))
         case .reconnectEndpointsCommand?:
             return .reconnect
-        case .recoverOrphanedTransactionCommand?:
-            logger.warning("the server asked about an orphaned transaction; transactions are not supported by this client")
+        case .recoverOrphanedTransactionCommand(let check)?:
+            guard let checker = transactionChecker, let message = check.message,
+                  let received = try? ReceivedMessage(message, queue: nil, endpoint: endpoint)
+            else {
+                logger.warning("the broker asked about an open transaction; this producer has no transaction checker")
+                return .none
+            }
+            let transactionId = check.transactionId
+            Task {
+                let resolution = await checker(received)
+                guard resolution != .unknown else { return }
+                do throws(RocketMQError) {
+                    try await self.endTransaction(
+                        endpoint: endpoint, topic: received.topic, messageId: received.messageId, transactionId: transactionId,
+                        resolution: resolution, fromCheck: true)
+                } catch {
+                    self.logger.warning("could not answer a transaction check-back", metadata: [
+                        "transaction": "\(transactionId)", "error": "\(error)"])
+                }
+            }
             return .none
         case nil:
             // A subscription the broker cannot parse is wrong on every broker, and no retry
@@ -329,6 +347,26 @@ actor ClientSession {
 
     /// Runs a push consumer's handler on a message the server asks to verify.
     private var verifier: (@Sendable (ReceivedMessage) async -> Bool)?
+    /// Answers the broker's transaction check-backs (producers).
+    private var transactionChecker: TransactionChecker?
+
+    func setTransactionChecker(_ checker: @escaping TransactionChecker) {
+        transactionChecker = checker
+    }
+
+    /// Commits or rolls back one half message at the broker that stored it.
+    nonisolated func endTransaction(
+        endpoint: Endpoint, topic: String, messageId: String, transactionId: String, resolution: TransactionResolution, fromCheck: Bool
+    ) async throws(RocketMQError) {
+        var request = Apache_Rocketmq_V2_EndTransactionRequest()
+        request.topic = resource(topic)
+        request.messageId = messageId
+        request.transactionId = transactionId
+        request.resolution = resolution == .commit ? .commit : .rollback
+        request.source = fromCheck ? .sourceServerCheck : .sourceClient
+        let response = try await call(endpoint) { [request] client, options in try await client.endTransaction(request, options: options) }
+        try RocketMQError.check(response.status)
+    }
 
     /// Registers the handler that answers the server's verify-message commands (push consumers).
     func setVerifier(_ verifier: @escaping @Sendable (ReceivedMessage) async -> Bool) {

@@ -32,6 +32,7 @@ public final class Producer: Sendable {
         configuration: ClientConfiguration, topics: [String] = [], options: ProducerOptions = ProducerOptions()
     ) async throws(RocketMQError) -> Producer {
         let session = ClientSession(configuration: configuration, role: ClientRole(clientType: .producer, topics: topics))
+        if let checker = options.transactionChecker { await session.setTransactionChecker(checker) }
         do {
             try await session.start(topics: topics)
         } catch {
@@ -59,12 +60,36 @@ public final class Producer: Sendable {
     /// Sends messages of one topic in one request, to one queue (the first message's group decides
     /// it for FIFO batches). Receipts come back in the order of `messages`.
     public func send(_ messages: [Message]) async throws(RocketMQError) -> [SendReceipt] {
+        try await send(messages, transactional: false).map(\.receipt)
+    }
+
+    /// Starts a transaction: messages sent through it are delivered only once it commits. Needs
+    /// ``ProducerOptions/transactionChecker``, which the broker asks about transactions left open.
+    public func beginTransaction() throws(RocketMQError) -> Transaction {
+        guard options.transactionChecker != nil else {
+            throw .invalidArgument("a transactional producer needs ProducerOptions.transactionChecker")
+        }
+        return Transaction(producer: self)
+    }
+
+    /// Sends `message` as a half message: its receipt, transaction id and broker.
+    func sendHalf(_ message: Message) async throws(RocketMQError) -> (SendReceipt, String, Endpoint) {
+        guard let sent = try await send([message], transactional: true).first else {
+            throw .status(code: .internalError, message: "the broker answered no entry")
+        }
+        guard let transactionId = sent.receipt.transactionId, !transactionId.isEmpty else {
+            throw .status(code: .internalError, message: "the broker gave the half message no transaction id")
+        }
+        return (sent.receipt, transactionId, sent.endpoint)
+    }
+
+    private func send(_ messages: [Message], transactional: Bool) async throws(RocketMQError) -> [(receipt: SendReceipt, endpoint: Endpoint)] {
         try await session.ensureOpen()
         guard let first = messages.first else { throw .invalidArgument("a batch needs at least one message") }
         guard !first.topic.isEmpty else { throw .invalidArgument("the message has no topic") }
         guard messages.allSatisfy({ $0.topic == first.topic }) else { throw .invalidArgument("a batch must have a single topic") }
         var encoded: [Apache_Rocketmq_V2_Message] = []
-        for message in messages { encoded.append(try await encode(message)) }
+        for message in messages { encoded.append(try await encode(message, transactional: transactional)) }
         let policyAttempts = await session.serverSettings?.backoffPolicy?.maxAttempts ?? 0
         let attempts = max(1, policyAttempts > 0 ? Int(policyAttempts) : options.maxAttempts)
         var failed: Set<Endpoint> = []
@@ -84,9 +109,10 @@ public final class Producer: Sendable {
                 let response = try await session.call(endpoint) { [request] client, options in try await client.sendMessage(request, options: options) }
                 try RocketMQError.check(response.status)
                 return zip(encoded, response.entries).map { message, entry in
-                    SendReceipt(
+                    (SendReceipt(
                         messageId: entry.messageId.isEmpty ? message.systemProperties?.messageId ?? "" : entry.messageId,
-                        topic: first.topic, brokerName: queue.brokerName, queueId: queue.id, offset: entry.offset)
+                        topic: first.topic, brokerName: queue.brokerName, queueId: queue.id, offset: entry.offset,
+                        transactionId: entry.transactionId.isEmpty ? nil : entry.transactionId), endpoint)
                 }
             } catch {
                 lastError = error
@@ -174,7 +200,7 @@ public final class Producer: Sendable {
         return writable[start]
     }
 
-    private func encode(_ message: Message) async throws(RocketMQError) -> Apache_Rocketmq_V2_Message {
+    private func encode(_ message: Message, transactional: Bool = false) async throws(RocketMQError) -> Apache_Rocketmq_V2_Message {
         var system = Apache_Rocketmq_V2_SystemProperties()
         system.tag = message.tag
         system.keys = message.keys
@@ -184,7 +210,12 @@ public final class Producer: Sendable {
         if let group = message.messageGroup, !group.isEmpty, message.deliveryTimestamp != nil {
             throw .invalidArgument("a message is either FIFO (message group) or delayed (delivery timestamp), not both")
         }
-        if let group = message.messageGroup, !group.isEmpty {
+        if transactional {
+            guard message.messageGroup?.isEmpty ?? true, message.deliveryTimestamp == nil else {
+                throw .invalidArgument("a transactional message has neither a message group nor a delivery timestamp")
+            }
+            system.messageType = .transaction
+        } else if let group = message.messageGroup, !group.isEmpty {
             system.messageGroup = group
             system.messageType = .fifo
         } else if let delivery = message.deliveryTimestamp {

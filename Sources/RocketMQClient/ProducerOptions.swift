@@ -6,11 +6,18 @@ public struct ProducerOptions: Sendable {
     public var isolationWindow: Duration
     /// Bodies larger than this many bytes are gzip-compressed. Default 4 KiB; `Int.max` disables.
     public var compressionThreshold: Int
+    /// Answers the broker's check-backs of transactions left open; needed for
+    /// ``Producer/beginTransaction()``. Default none.
+    public var transactionChecker: TransactionChecker?
 
     /// Options with the documented defaults unless given.
-    public init(maxAttempts: Int = 3, isolationWindow: Duration = .seconds(30), compressionThreshold: Int = 4096) {
+    public init(
+        maxAttempts: Int = 3, isolationWindow: Duration = .seconds(30), compressionThreshold: Int = 4096,
+        transactionChecker: TransactionChecker? = nil
+    ) {
         self.maxAttempts = maxAttempts
         self.isolationWindow = isolationWindow
         self.compressionThreshold = compressionThreshold
+        self.transactionChecker = transactionChecker
     }
 }

@@ -8,6 +8,8 @@ public struct SendReceipt: Sendable, Hashable {
     public var brokerName: String
     /// The queue it was appended to.
     public var queueId: Int32
-    /// Its offset in that queue.
+    /// Its offset in that queue (0 for a half message of a transaction, which is in none yet).
     public var offset: Int64
+    /// The broker's id of the transaction, for a message sent in one.
+    public var transactionId: String? = nil
 }

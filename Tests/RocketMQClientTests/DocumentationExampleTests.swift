@@ -37,4 +37,39 @@ import Testing
             #expect(seen == [receipt.messageId])
         }
     }
+
+    @Test func theTransactionExampleRunsAsDocumented() async throws {
+        let topic = unique("payments")
+        let config = #"{"topics": [{"name": "\#(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["TRANSACTION"]}]}"#
+        try await withDevBroker(config: config) { _, configuration in
+            let ledger = Ledger()
+            let payload = Array("10 EUR".utf8)
+            let id = "payment-1"
+
+            // Transaction example
+            let producer = try await Producer.start(configuration: configuration, topics: [topic],
+                options: ProducerOptions(transactionChecker: { message in
+                    // Asked by the broker about a transaction left open (the process died before it ended).
+                    await ledger.contains(message.properties["payment"] ?? "") ? .commit : .rollback
+                }))
+            let transaction = try producer.beginTransaction()
+            _ = try await transaction.send(Message(topic: topic, body: payload, properties: ["payment": id]))
+            try await ledger.record(id)
+            try await transaction.commit()
+
+            let consumer = try await SimpleConsumer.start(
+                configuration: configuration, group: unique("billing"), subscriptions: [topic: .all], awaitDuration: .milliseconds(500))
+            let received = try await receiveAll(consumer, count: 1, timeout: .seconds(10))
+            await consumer.shutdown()
+            await producer.shutdown()
+            #expect(received.map(\.properties["payment"]) == [id])
+        }
+    }
+}
+
+/// The application's own record of what it did, as the transaction example uses it.
+private actor Ledger {
+    private var ids: Set<String> = []
+    func record(_ id: String) throws { ids.insert(id) }
+    func contains(_ id: String) -> Bool { ids.contains(id) }
 }

@@ -1,0 +1,96 @@
+import Foundation
+import RocketMQClient
+import Testing
+
+@Suite("Transactional messages through the Swift client and a real broker", .serialized)
+struct TransactionTests {
+    /// A broker that checks open transactions back after 1 s, then every second.
+    static func config(topic: String) -> String {
+        """
+        {"topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["TRANSACTION"]}],
+         "settings": {"transactionTimeoutMillis": "1000", "transactionCheckIntervalMillis": "1000"}}
+        """
+    }
+
+    /// A producer of `topic` whose checker records what it was asked and answers with `answer`,
+    /// and a consumer of the topic.
+    static func clients(
+        _ configuration: ClientConfiguration, topic: String, asked: Collector<String>,
+        answer: @escaping @Sendable (ReceivedMessage) -> TransactionResolution
+    ) async throws -> (Producer, SimpleConsumer) {
+        let producer = try await Producer.start(
+            configuration: configuration, topics: [topic],
+            options: ProducerOptions(transactionChecker: { message in
+                asked.append(message.text)
+                return answer(message)
+            }))
+        let consumer = try await SimpleConsumer.start(
+            configuration: configuration, group: unique("tx-group"), subscriptions: [topic: .all], awaitDuration: .milliseconds(500))
+        return (producer, consumer)
+    }
+
+    @Test("commit delivers, rollback never does, and both end the transaction")
+    func commitAndRollback() async throws {
+        let topic = unique("tx")
+        try await withDevBroker(config: Self.config(topic: topic)) { _, configuration in
+            let asked = Collector<String>()
+            // Not decided yet: the transactions stay open.
+            let (producer, consumer) = try await Self.clients(configuration, topic: topic, asked: asked) { _ in .unknown }
+
+            let kept = try producer.beginTransaction()
+            let receipt = try await kept.send(Message(topic: topic, body: Array("kept".utf8), properties: ["order": "7"]))
+            #expect(receipt.transactionId?.isEmpty == false)
+            let dropped = try producer.beginTransaction()
+            _ = try await dropped.send(Message(topic: topic, body: Array("dropped".utf8)))
+
+            // Nothing is delivered while both are open (past the first check-back, answered "unknown").
+            let early = try await receiveAll(consumer, count: 1, timeout: .milliseconds(2500))
+            #expect(early.isEmpty, "half messages were delivered: \(early.map(\.text))")
+            #expect(await eventually(timeout: .seconds(5)) { asked.count >= 2 }, "the open transactions were checked back")
+
+            try await dropped.rollback()
+            try await kept.commit()
+            let delivered = try await receiveAll(consumer, count: 1, timeout: .seconds(10))
+            #expect(delivered.map(\.text) == ["kept"])
+            #expect(delivered.first?.messageId == receipt.messageId)
+            #expect(delivered.first?.properties["order"] == "7")
+            let later = try await receiveAll(consumer, count: 1, timeout: .seconds(2))
+            #expect(later.isEmpty, "the rolled-back message was delivered: \(later.map(\.text))")
+
+            await #expect(throws: RocketMQError.self) { try await kept.commit() }
+            await consumer.shutdown()
+            await producer.shutdown()
+        }
+    }
+
+    @Test("a transaction left open is committed by the checker of the producer the broker asks")
+    func checkBackCommits() async throws {
+        let topic = unique("tx-check")
+        try await withDevBroker(config: Self.config(topic: topic)) { _, configuration in
+            let asked = Collector<String>()
+            let (producer, consumer) = try await Self.clients(configuration, topic: topic, asked: asked) { message in
+                message.properties["decision"] == "commit" ? .commit : .rollback
+            }
+            _ = try await producer.beginTransaction().send(Message(topic: topic, body: Array("yes".utf8), properties: ["decision": "commit"]))
+            _ = try await producer.beginTransaction().send(Message(topic: topic, body: Array("no".utf8), properties: ["decision": "rollback"]))
+            let delivered = try await receiveAll(consumer, count: 1, timeout: .seconds(15))
+            #expect(delivered.map(\.text) == ["yes"])
+            #expect(await eventually(timeout: .seconds(5)) { asked.count == 2 })
+            let later = try await receiveAll(consumer, count: 1, timeout: .seconds(2.5))
+            #expect(later.isEmpty)
+            #expect(Set(asked.all) == ["yes", "no"], "each asked once: \(asked.all)")
+            await consumer.shutdown()
+            await producer.shutdown()
+        }
+    }
+
+    @Test("a producer without a checker cannot begin a transaction")
+    func needsChecker() async throws {
+        let topic = unique("tx-none")
+        try await withDevBroker(config: Self.config(topic: topic)) { _, configuration in
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            #expect(throws: RocketMQError.self) { _ = try producer.beginTransaction() }
+            await producer.shutdown()
+        }
+    }
+}
