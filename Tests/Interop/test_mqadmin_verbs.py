@@ -93,3 +93,20 @@ def test_verbs_manage_topics_groups_and_offsets(cluster):
     assert missing.returncode != 0 and "does not exist" in (missing.stdout + missing.stderr)
     table = mqadmin("clusterList", "-n", namesrv).stdout.splitlines()
     assert table[0].split()[:3] == ["cluster", "broker", "id"]
+
+
+def test_verbs_take_ipv6_and_refuse_a_malformed_address():
+    try:
+        import socket
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    ns = Process([binary("mqnamesrv"), "--host", "::1", "--port", "0"], "mqnamesrv")
+    try:
+        port = int(ns.wait_for(r"mqnamesrv listening on ::1:(\d+)").group(1))
+        assert rows("clusterList", "-n", f"[::1]:{port}") == []
+    finally:
+        ns.stop()
+    for bad in ("nonsense", "::1:9876", "127.0.0.1:0", "[::1]9876"):
+        out = mqadmin("clusterList", "-n", bad, check=False)
+        assert out.returncode != 0 and "is not host:port" in out.stderr, (bad, out.stdout, out.stderr)

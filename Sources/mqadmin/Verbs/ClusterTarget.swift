@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RocketMQAdmin
 import RocketMQAPI
 import RocketRPC
 
@@ -40,11 +41,10 @@ struct ClusterTarget: ParsableArguments {
     }
 
     static func channel(_ address: String) throws -> RPCChannel {
-        let parts = address.split(separator: ":")
-        guard parts.count >= 2, let port = Int(parts[parts.count - 1]) else {
-            throw ValidationError("\(address) is not host:port")
+        guard let parsed = ServerAddress(parsing: address) else {
+            throw ValidationError("\(address) is not host:port (an IPv6 address in brackets: [::1]:8081)")
         }
-        return RPCChannel(configuration: ChannelConfiguration(host: parts.dropLast().joined(separator: ":"), port: port))
+        return RPCChannel(configuration: ChannelConfiguration(host: parsed.host, port: parsed.port))
     }
 
     /// Runs `body` with a channel to the first NameServer that answers.
