@@ -81,6 +81,7 @@ public struct Console: Service {
             ["Started", escaped(status.startedAt.map { Self.time($0) } ?? "")], ["Flush", escaped(status.flushMode)],
             ["CommitLog", "\(status.commitLogMinOffset) – \(status.commitLogMaxOffset) (flushed \(status.commitLogFlushedOffset))"],
             ["Topics / groups / clients", "\(status.topicCount) / \(status.groupCount) / \(status.clientCount)"],
+            ["Open transactions", "\(status.openTransactions)"],
         ]
         let body = table(["", ""], rows)
             + "<h2>Topics</h2>" + topicTable(topics)

@@ -2,6 +2,8 @@
 nobody here wrote it) against real `mqbroker` processes: half messages stay hidden until
 committed, rolled-back ones never show, open ones are checked back over the producer's
 telemetry stream, and a broker killed with transactions open checks them back after restart."""
+import json
+import subprocess
 import threading
 import time
 import uuid
@@ -12,6 +14,7 @@ from rocketmq import Message, Producer
 from rocketmq.grpc_protocol import TransactionResolution
 from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
 from rocketmq.v5.producer.producer import TransactionChecker
+from conftest import binary
 from test_rocketmq_client import Clients as BaseClients
 
 TOPIC = "tx-orders"
@@ -226,8 +229,16 @@ def end(stub, message_id, transaction_id, resolution=d.COMMIT, topic=TOPIC):
     return stub.EndTransaction(request, metadata=META, timeout=10).status
 
 
-def test_end_transaction_bad_input(stub):
+def open_transactions(broker):
+    out = subprocess.run([binary("mqadmin"), "brokerStatus", "-b", broker.endpoint, "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return int(json.loads(out.stdout)[0]["openTransactions"])
+
+
+def test_end_transaction_bad_input(broker, stub):
     message_id, transaction_id = half(stub)
+    assert open_transactions(broker) == 1
     assert end(stub, message_id, "not-a-transaction").code == d.INVALID_TRANSACTION_ID
     assert end(stub, message_id, "0" * 32).code == d.INVALID_TRANSACTION_ID
     assert end(stub, "someone-else", transaction_id).code == d.INVALID_TRANSACTION_ID
@@ -238,6 +249,7 @@ def test_end_transaction_bad_input(stub):
     assert end(stub, message_id, transaction_id).code == d.OK
     assert end(stub, message_id, transaction_id).code == d.OK
     assert end(stub, message_id, transaction_id, resolution=d.ROLLBACK).code == d.INVALID_TRANSACTION_ID
+    assert open_transactions(broker) == 0
 
 
 def test_transaction_message_to_a_normal_topic_is_refused(stub):

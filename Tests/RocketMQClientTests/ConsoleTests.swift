@@ -45,6 +45,7 @@ import Testing
             let overview = try await get(port, "/")
             #expect(overview.status == 200)
             #expect(overview.html.contains("<h1>Broker broker-a</h1>"))
+            #expect(overview.html.contains("<td>Open transactions</td><td>0</td>"))
             #expect(overview.html.contains(">\(topic)</a>"))
             #expect(overview.html.contains(">\(group)</a>"))
 

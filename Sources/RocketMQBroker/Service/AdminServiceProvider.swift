@@ -52,7 +52,8 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
             commitLogMinOffset: broker.store.commitLogMinOffset, commitLogMaxOffset: broker.store.commitLogMaxOffset,
             commitLogFlushedOffset: broker.store.commitLogFlushedOffset,
             topicCount: Int32(broker.topics.all.count), groupCount: Int32(broker.groups.all.count),
-            clientCount: Int32(broker.clients.all.count), flushMode: configuration.store.flushMode.rawValue)
+            clientCount: Int32(broker.clients.all.count), flushMode: configuration.store.flushMode.rawValue,
+            openTransactions: Int32(clamping: broker.openTransactions))
     }
 
     public func getBrokerConfig(request: Rocketmq_Admin_V1_GetBrokerConfigRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_BrokerConfig {

@@ -47,9 +47,12 @@ struct BrokerStatus: AsyncParsableCommand {
         let rows = try await target.eachBroker { _, admin in
             let s = try await admin.getBrokerStatus(.init(), options: target.callOptions)
             return [s.clusterName, s.brokerName, String(s.brokerId), s.address, s.flushMode, String(s.topicCount), String(s.groupCount),
-                    String(s.clientCount), String(s.commitLogMinOffset), String(s.commitLogMaxOffset), String(s.commitLogFlushedOffset)]
+                    String(s.clientCount), String(s.commitLogMinOffset), String(s.commitLogMaxOffset), String(s.commitLogFlushedOffset),
+                    String(s.openTransactions)]
         }
-        target.output(["cluster", "broker", "id", "address", "flush", "topics", "groups", "clients", "minOffset", "maxOffset", "flushedOffset"], rows)
+        target.output(
+            ["cluster", "broker", "id", "address", "flush", "topics", "groups", "clients", "minOffset", "maxOffset", "flushedOffset", "openTransactions"],
+            rows)
     }
 }
 

@@ -1555,7 +1555,7 @@ void   rocketmq__admin__v1__redrive_dead_letters_response__free_unpacked
   assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor rocketmq__admin__v1__broker_status__field_descriptors[13] =
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__broker_status__field_descriptors[14] =
 {
   {
     "cluster_name",
@@ -1713,6 +1713,18 @@ static const ProtobufCFieldDescriptor rocketmq__admin__v1__broker_status__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "open_transactions",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__BrokerStatus, open_transactions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned rocketmq__admin__v1__broker_status__field_indices_by_name[] = {
   3,   /* field[3] = address */
@@ -1726,13 +1738,14 @@ static const unsigned rocketmq__admin__v1__broker_status__field_indices_by_name[
   12,   /* field[12] = flush_mode */
   10,   /* field[10] = group_count */
   4,   /* field[4] = name_servers */
+  13,   /* field[13] = open_transactions */
   5,   /* field[5] = started_at */
   9,   /* field[9] = topic_count */
 };
 static const ProtobufCIntRange rocketmq__admin__v1__broker_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor rocketmq__admin__v1__broker_status__descriptor =
 {
@@ -1742,7 +1755,7 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__broker_status__descriptor 
   "Rocketmq__Admin__V1__BrokerStatus",
   "rocketmq.admin.v1",
   sizeof(Rocketmq__Admin__V1__BrokerStatus),
-  13,
+  14,
   rocketmq__admin__v1__broker_status__field_descriptors,
   rocketmq__admin__v1__broker_status__field_indices_by_name,
   1,  rocketmq__admin__v1__broker_status__number_ranges,

@@ -89,10 +89,14 @@ struct  Rocketmq__Admin__V1__BrokerStatus
   int32_t group_count;
   int32_t client_count;
   char *flush_mode;
+  /*
+   * Transactions whose half message is neither committed nor rolled back yet.
+   */
+  int32_t open_transactions;
 };
 #define ROCKETMQ__ADMIN__V1__BROKER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__broker_status__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Rocketmq__Admin__V1__GetBrokerStatusRequest
