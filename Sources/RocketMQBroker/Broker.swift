@@ -94,6 +94,7 @@ public final class Broker: Sendable {
                 command: .recoverOrphanedTransactionCommand(.init(message: message, transactionId: check.transactionId))))
             logger.info("transaction checked back", metadata: ["topic": "\(check.topic)", "transaction": "\(check.transactionId)"])
         }
+        transactions.saveMark()
     }
 
     /// Open transactions: half messages neither committed nor rolled back yet.

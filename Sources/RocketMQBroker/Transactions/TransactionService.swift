@@ -14,6 +14,10 @@ import Synchronization
 /// real topic and queue in properties; every resolution appends an *op* record to queue 0 of
 /// `%SYS%TRANS_OP` naming the half message's physical offset. On start the broker reads both
 /// queues, so a half message still open when it stopped is open again, and is checked back.
+/// It reads them from a mark (`config/transactions.json`, kept by the periodic check): the
+/// oldest half message open then, and the op queue's end when that one was sent. Everything
+/// before the mark is resolved, so a broker with a long transactional history reads only what
+/// is still undecided; without the file (a first start, or an older data directory) it reads all.
 ///
 /// The transaction id handed to the producer is the half message's offset message id: it
 /// locates the half message in the CommitLog, and `EndTransaction` must also name its message
@@ -27,6 +31,10 @@ final class TransactionService: Sendable {
     /// What the broker keeps of an open half message.
     struct Open: Sendable {
         var physicalOffset: Int64
+        /// Its offset in the half queue.
+        var queueOffset: Int64
+        /// The op queue's end just before it was stored: its op record can only come after.
+        var opsFrom: Int64
         var topic: String
         var messageId: String
         /// When to check it back next.
@@ -45,39 +53,92 @@ final class TransactionService: Sendable {
         /// Open half messages by physical offset.
         var open: [Int64: Open] = [:]
         /// Being resolved right now (an EndTransaction between its claim and its op record).
-        var resolving: Set<Int64> = []
+        var resolving: [Int64: Open] = [:]
+        /// Half messages being stored, not yet in `open`: no mark is taken meanwhile.
+        var preparing = 0
+        /// The mark last written to `markPath`.
+        var savedMark: Mark?
         /// Recent resolutions, for a repeated EndTransaction (a retry after a lost answer).
         var recent: [Int64: Resolution] = [:]
         var recentOrder: [Int64] = []
     }
 
+    /// Where the start-up scan of each queue begins.
+    struct Mark: Codable, Equatable, Sendable {
+        var halfFrom: Int64
+        var opsFrom: Int64
+    }
+
     private let state = Mutex(State())
     private let store: MessageStore
     private let logger: Logger
+    private let markPath: String
     private static let recentLimit = 65_536
 
-    /// Reads the half and op queues: every half message without an op record is open again,
-    /// due for a check at once (its producer may be gone since).
+    /// Reads the half and op queues from the saved mark: every half message without an op record
+    /// is open again, due for a check at once (its producer may be gone since).
     init(store: MessageStore, logger: Logger) throws(StoreError) {
         self.store = store
         self.logger = logger
+        markPath = store.configDirectory + "/transactions.json"
+        let mark = Self.readMark(markPath, logger: logger)
         var resolved = Set<Int64>()
-        try Self.scan(store, topic: Self.opTopic) { message in
+        try Self.scan(store, topic: Self.opTopic, from: mark?.opsFrom ?? 0) { message in
             if let offset = Int64(String(decoding: message.body, as: UTF8.self)) { resolved.insert(offset) }
         }
         var open: [Int64: Open] = [:]
-        try Self.scan(store, topic: Self.halfTopic) { message in
+        let opsEnd = store.maxOffset(topic: Self.opTopic, queueId: 0)
+        try Self.scan(store, topic: Self.halfTopic, from: mark?.halfFrom ?? 0) { message in
             guard !resolved.contains(message.physicalOffset), let topic = message.properties[StoredProperty.realTopic] else { return }
             open[message.physicalOffset] = Open(
-                physicalOffset: message.physicalOffset, topic: topic, messageId: message.messageId,
+                physicalOffset: message.physicalOffset, queueOffset: message.queueOffset,
+                opsFrom: opsEnd, topic: topic, messageId: message.messageId,  // no op record for it exists yet
                 checkAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000 + Self.recoveryDelay(of: message)), checks: 0)
         }
-        state.withLock { $0.open = open }
+        state.withLock {
+            $0.open = open
+            $0.savedMark = mark
+        }
         if !open.isEmpty { logger.info("open transactions recovered", metadata: ["count": "\(open.count)"]) }
     }
 
-    private static func scan(_ store: MessageStore, topic: String, _ body: (StoredMessage) -> Void) throws(StoreError) {
-        var offset = store.minOffset(topic: topic, queueId: 0)
+    private static func readMark(_ path: String, logger: Logger) -> Mark? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            return try JSONDecoder().decode(Mark.self, from: data)
+        } catch {
+            logger.warning("unreadable transaction mark; reading every half message", metadata: ["path": "\(path)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Saves where the next start's scan may begin, if that moved: the oldest half message open
+    /// (or being resolved), else the half queue's end. Skipped while a half message is being
+    /// stored (it is in neither place yet). Called by the periodic check.
+    func saveMark() {
+        let mark: Mark? = state.withLock { s in
+            guard s.preparing == 0 else { return nil }
+            let undecided = Array(s.open.values) + Array(s.resolving.values)
+            let mark = if let oldest = undecided.min(by: { $0.queueOffset < $1.queueOffset }) {
+                Mark(halfFrom: oldest.queueOffset, opsFrom: undecided.map(\.opsFrom).min() ?? oldest.opsFrom)
+            } else {
+                Mark(halfFrom: store.maxOffset(topic: Self.halfTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
+            }
+            return mark == s.savedMark ? nil : mark
+        }
+        guard let mark else { return }
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try AtomicFile.write([UInt8](try encoder.encode(mark)), to: markPath)
+            state.withLock { $0.savedMark = mark }
+        } catch {
+            logger.warning("could not save the transaction mark", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private static func scan(_ store: MessageStore, topic: String, from start: Int64, _ body: (StoredMessage) -> Void) throws(StoreError) {
+        var offset = max(start, store.minOffset(topic: topic, queueId: 0))
         let end = store.maxOffset(topic: topic, queueId: 0)
         while offset < end {
             let read = try store.messages(topic: topic, queueId: 0, from: offset, maxCount: 1024)
@@ -109,12 +170,24 @@ final class TransactionService: Sendable {
         if producerGave { half.properties[StoredProperty.transactionRecoveryMillis] = String(firstCheck.wholeMilliseconds) }
         half.topic = Self.halfTopic
         half.queueId = 0
+        let opsFrom = state.withLock { s in
+            s.preparing += 1
+            return store.maxOffset(topic: Self.opTopic, queueId: 0)
+        }
         let result: AppendResult
-        do { result = try await store.append(half) } catch { throw BrokerError(error) }
+        do {
+            result = try await store.append(half)
+        } catch {
+            state.withLock { $0.preparing -= 1 }
+            throw BrokerError(error)
+        }
         let open = Open(
-            physicalOffset: result.physicalOffset, topic: message.topic, messageId: message.properties[MessageProperty.uniqueKey] ?? result.msgId,
-            checkAt: Date() + firstCheck.timeInterval, checks: 0)
-        state.withLock { $0.open[result.physicalOffset] = open }
+            physicalOffset: result.physicalOffset, queueOffset: result.queueOffset, opsFrom: opsFrom, topic: message.topic,
+            messageId: message.properties[MessageProperty.uniqueKey] ?? result.msgId, checkAt: Date() + firstCheck.timeInterval, checks: 0)
+        state.withLock { s in
+            s.open[result.physicalOffset] = open
+            s.preparing -= 1
+        }
         return result.msgId
     }
 
@@ -135,18 +208,18 @@ final class TransactionService: Sendable {
             throw .invalidTransaction("transaction \(transactionId) is not message \(messageId.debugDescription) of topic \(topic.debugDescription)")
         }
         let offset = half.physicalOffset
-        let claimed: Bool = try state.withLock { (s) throws(BrokerError) -> Bool in
-            if s.resolving.contains(offset) { throw .busy("transaction \(transactionId) is being resolved right now") }
-            if s.open.removeValue(forKey: offset) != nil {
-                s.resolving.insert(offset)
-                return true
+        let claimed: Open? = try state.withLock { (s) throws(BrokerError) -> Open? in
+            if s.resolving[offset] != nil { throw .busy("transaction \(transactionId) is being resolved right now") }
+            if let open = s.open.removeValue(forKey: offset) {
+                s.resolving[offset] = open
+                return open
             }
             guard let earlier = s.recent[offset] else { throw .invalidTransaction("transaction \(transactionId) is already resolved") }
             let same = earlier == resolution || (earlier == .discard && resolution == .rollback)
             if !same { throw .invalidTransaction("transaction \(transactionId) was already resolved as \(earlier.rawValue)") }
-            return false
+            return nil
         }
-        guard claimed else { return }  // the same resolution again: done already
+        guard let claimed else { return }  // the same resolution again: done already
         do {
             if resolution == .commit { _ = try await broker.append(Self.committed(half)) }
             try await writeOp(offset, resolution)
@@ -154,13 +227,15 @@ final class TransactionService: Sendable {
             // Nothing (or only the real message) is recorded: the transaction stays open, and a
             // check-back or a retried EndTransaction resolves it.
             state.withLock { s in
-                s.resolving.remove(offset)
-                s.open[offset] = Open(physicalOffset: offset, topic: topic, messageId: messageId, checkAt: Date(), checks: 0)
+                s.resolving[offset] = nil
+                var open = claimed
+                open.checkAt = Date()
+                s.open[offset] = open
             }
             throw error
         }
         state.withLock { s in
-            s.resolving.remove(offset)
+            s.resolving[offset] = nil
             s.recent[offset] = resolution
             s.recentOrder.append(offset)
             if s.recentOrder.count > Self.recentLimit {
@@ -212,7 +287,7 @@ final class TransactionService: Sendable {
             for (offset, open) in s.open where open.checkAt <= now {
                 if open.checks >= maxChecks {
                     s.open[offset] = nil
-                    s.resolving.insert(offset)
+                    s.resolving[offset] = open
                     expired.append(open)
                     continue
                 }
@@ -230,13 +305,13 @@ final class TransactionService: Sendable {
             do {
                 try await writeOp(open.physicalOffset, .discard)
                 state.withLock { s in
-                    s.resolving.remove(open.physicalOffset)
+                    s.resolving[open.physicalOffset] = nil
                     s.recent[open.physicalOffset] = .discard
                     s.recentOrder.append(open.physicalOffset)
                 }
             } catch {
                 state.withLock { s in
-                    s.resolving.remove(open.physicalOffset)
+                    s.resolving[open.physicalOffset] = nil
                     s.open[open.physicalOffset] = open
                 }
             }
