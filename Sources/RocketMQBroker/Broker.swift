@@ -81,18 +81,17 @@ public final class Broker: Sendable {
     /// `EndTransaction`. The executable calls this periodically (every 500 ms).
     public func checkTransactions(now: Date = Date()) async {
         let configuration = self.configuration
-        let clients = self.clients
-        let window = Duration.seconds(30)
+        let producers = clients.producersByTopic(within: .seconds(30))
         let checks = await transactions.due(
             now: now, interval: configuration.transactionCheckInterval, maxChecks: configuration.transactionCheckMax,
-            canCheck: { !clients.producers(publishing: $0, within: window).isEmpty })
+            canCheck: { producers[$0] != nil })
         for check in checks {
-            guard let producer = clients.producers(publishing: check.topic, within: window).randomElement() else { continue }
+            guard let producer = producers[check.message.topic]?.randomElement() else { continue }
             let message = check.message.toProtocol(namespace: "", receiptHandle: nil, invisibleDuration: nil, deliveryAttempt: nil)
             producer.outbound.yield(Apache_Rocketmq_V2_TelemetryCommand(
                 status: .ok,
                 command: .recoverOrphanedTransactionCommand(.init(message: message, transactionId: check.transactionId))))
-            logger.info("transaction checked back", metadata: ["topic": "\(check.topic)", "transaction": "\(check.transactionId)"])
+            logger.info("transaction checked back", metadata: ["topic": "\(check.message.topic)", "transaction": "\(check.transactionId)"])
         }
         transactions.saveMark()
     }

@@ -362,7 +362,7 @@ actor ClientSession {
         request.topic = resource(topic)
         request.messageId = messageId
         request.transactionId = transactionId
-        request.resolution = resolution == .commit ? .commit : .rollback
+        request.resolution = resolution.proto
         request.source = fromCheck ? .sourceServerCheck : .sourceClient
         let response = try await call(endpoint) { [request] client, options in try await client.endTransaction(request, options: options) }
         try RocketMQError.check(response.status)

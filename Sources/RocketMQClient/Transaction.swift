@@ -7,6 +7,15 @@ public enum TransactionResolution: Sendable, Hashable {
     case commit
     case rollback
     case unknown
+
+    /// As `EndTransaction` carries it; `unknown` is the protocol's unspecified resolution.
+    var proto: Apache_Rocketmq_V2_TransactionResolution {
+        switch self {
+        case .commit: .commit
+        case .rollback: .rollback
+        case .unknown: .unspecified
+        }
+    }
 }
 
 /// Answers the broker's check-back of a transaction this producer's process left open (it

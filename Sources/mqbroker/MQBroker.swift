@@ -141,7 +141,13 @@ struct MQBroker: AsyncParsableCommand {
         for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
         for group in file.groups ?? [] { try broker.upsertGroup(group) }
 
-        var background: [any Service] = [ProgressPersister(broker: broker), TransactionChecker(broker: broker)]
+        var background: [any Service] = [
+            // Consumer progress snapshots, so restarts replay little; the broker's own shutdown
+            // writes the final one.
+            Periodically(every: .seconds(5)) { await broker.persistProgress() },
+            // Check-backs of transactions left open.
+            Periodically(every: .milliseconds(500)) { await broker.checkTransactions() },
+        ]
         var nameServerAddresses = settings.nameServers
         if dev {
             // One-command single node: a NameServer in this process, the broker registered with it.
@@ -217,31 +223,21 @@ struct MQBroker: AsyncParsableCommand {
     }
 }
 
-/// Writes consumer progress snapshots every few seconds so restarts replay little.
-struct ProgressPersister: Service {
-    let broker: Broker
+/// Runs `work` every `interval` until graceful shutdown, which ends the sleep early.
+struct Periodically: Service {
+    let interval: Duration
+    let work: @Sendable () async -> Void
 
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                // Cancellation (graceful shutdown) ends the sleep early; the broker's own
-                // shutdown writes the final snapshot.
-                try? await Task.sleep(for: .seconds(5))
-                await broker.persistProgress()
-            }
-        }
+    init(every interval: Duration, _ work: @escaping @Sendable () async -> Void) {
+        self.interval = interval
+        self.work = work
     }
-}
-
-/// Sends the check-backs of transactions left open (`Broker.checkTransactions`), twice a second.
-struct TransactionChecker: Service {
-    let broker: Broker
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(500))
-                await broker.checkTransactions()
+                try? await Task.sleep(for: interval)
+                await work()
             }
         }
     }

@@ -74,7 +74,7 @@ struct TransactionServiceTests {
             let later = now + 6
             #expect(await tx.due(now: later, interval: .seconds(1), maxChecks: 2, canCheck: { _ in false }).isEmpty, "no producer to ask")
             let first = await tx.due(now: later + 1, interval: .seconds(1), maxChecks: 2, canCheck: { _ in true })
-            #expect(first.map(\.topic) == ["orders"])
+            #expect(first.map(\.message.topic) == ["orders"])
             #expect(first.first?.message.topic == "orders")
             #expect(first.first?.message.queueId == 1)
             #expect(first.first.map { String(decoding: $0.message.body, as: UTF8.self) } == "a")

@@ -13,7 +13,7 @@ final class ClientRegistry: Sendable {
         var language: String?
         var lastSeen: Date
         /// The open telemetry stream, for commands the broker starts (check-backs).
-        var telemetry: Telemetry?
+        var telemetry: Telemetry? = nil
     }
 
     /// A client's telemetry stream: what the broker writes to it goes through `outbound`.
@@ -27,7 +27,7 @@ final class ClientRegistry: Sendable {
 
     func heartbeat(clientId: String, type: Apache_Rocketmq_V2_ClientType, group: String?, language: String?) {
         clients.withLock { table in
-            var client = table[clientId] ?? Client(clientId: clientId, type: type, group: group, settings: nil, language: language, lastSeen: Date(), telemetry: nil)
+            var client = table[clientId] ?? Client(clientId: clientId, type: type, group: group, settings: nil, language: language, lastSeen: Date())
             client.type = type == .unspecified ? client.type : type
             client.group = group ?? client.group
             client.language = language ?? client.language
@@ -38,7 +38,7 @@ final class ClientRegistry: Sendable {
 
     func updateSettings(clientId: String, settings: Apache_Rocketmq_V2_Settings, group: String?) {
         clients.withLock { table in
-            var client = table[clientId] ?? Client(clientId: clientId, type: settings.clientType ?? .unspecified, group: group, settings: nil, language: nil, lastSeen: Date(), telemetry: nil)
+            var client = table[clientId] ?? Client(clientId: clientId, type: settings.clientType ?? .unspecified, group: group, settings: nil, language: nil, lastSeen: Date())
             client.settings = settings
             client.group = group ?? client.group
             client.lastSeen = Date()
@@ -54,7 +54,7 @@ final class ClientRegistry: Sendable {
             return value
         }
         clients.withLock { table in
-            var client = table[clientId] ?? Client(clientId: clientId, type: .unspecified, group: nil, settings: nil, language: nil, lastSeen: Date(), telemetry: nil)
+            var client = table[clientId] ?? Client(clientId: clientId, type: .unspecified, group: nil, settings: nil, language: nil, lastSeen: Date())
             client.telemetry = Telemetry(token: token, outbound: outbound)
             table[clientId] = client
         }
@@ -68,18 +68,19 @@ final class ClientRegistry: Sendable {
         }
     }
 
-    /// Producers with an open telemetry stream that publish `topic` (their settings say so),
-    /// heard from within `window`.
-    func producers(publishing topic: String, within window: Duration) -> [Telemetry] {
+    /// The telemetry streams of producers heard from within `window`, by the topics their
+    /// settings say they publish.
+    func producersByTopic(within window: Duration) -> [String: [Telemetry]] {
         let limit = Date().addingTimeInterval(-window.timeInterval)
         return clients.withLock { table in
-            table.values.compactMap { client -> Telemetry? in
+            var byTopic: [String: [Telemetry]] = [:]
+            for client in table.values {
                 guard let telemetry = client.telemetry, client.lastSeen >= limit,
-                      case .publishing(let publishing)? = client.settings?.pubSub,
-                      publishing.topics.contains(where: { $0.name == topic })
-                else { return nil }
-                return telemetry
+                      case .publishing(let publishing)? = client.settings?.pubSub
+                else { continue }
+                for topic in publishing.topics { byTopic[topic.name, default: []].append(telemetry) }
             }
+            return byTopic
         }
     }
 
@@ -92,8 +93,7 @@ final class ClientRegistry: Sendable {
     /// Whether the client was heard from (heartbeat, settings, receive) within `window`.
     func isAlive(_ clientId: String, within window: Duration) -> Bool {
         guard let seen = clients.withLock({ $0[clientId]?.lastSeen }) else { return false }
-        let (seconds, attoseconds) = window.components
-        return Date().timeIntervalSince(seen) <= Double(seconds) + Double(attoseconds) / 1e18
+        return Date().timeIntervalSince(seen) <= window.timeInterval
     }
 
     /// Notes activity from a client that may not have heartbeated yet (a receive).

@@ -61,6 +61,19 @@ final class TransactionService: Sendable {
         /// Recent resolutions, for a repeated EndTransaction (a retry after a lost answer).
         var recent: [Int64: Resolution] = [:]
         var recentOrder: [Int64] = []
+
+        /// Records how the half message at `offset` ended, forgetting the oldest quarter of
+        /// `recent` once it holds `recentLimit`.
+        mutating func remember(_ offset: Int64, _ resolution: Resolution) {
+            resolving[offset] = nil
+            recent[offset] = resolution
+            recentOrder.append(offset)
+            if recentOrder.count > TransactionService.recentLimit {
+                let dropped = recentOrder.prefix(TransactionService.recentLimit / 4)
+                for o in dropped { recent[o] = nil }
+                recentOrder.removeFirst(dropped.count)
+            }
+        }
     }
 
     /// Where the start-up scan of each queue begins.
@@ -234,16 +247,7 @@ final class TransactionService: Sendable {
             }
             throw error
         }
-        state.withLock { s in
-            s.resolving[offset] = nil
-            s.recent[offset] = resolution
-            s.recentOrder.append(offset)
-            if s.recentOrder.count > Self.recentLimit {
-                let dropped = s.recentOrder.prefix(Self.recentLimit / 4)
-                for o in dropped { s.recent[o] = nil }
-                s.recentOrder.removeFirst(dropped.count)
-            }
-        }
+        state.withLock { $0.remember(offset, resolution) }
         logger.debug("transaction ended", metadata: [
             "transaction": "\(transactionId)", "resolution": "\(resolution.rawValue)", "by": "\(fromCheck ? "check-back" : "producer")",
         ])
@@ -270,9 +274,9 @@ final class TransactionService: Sendable {
 
     // MARK: Check-back
 
-    /// A check-back to send: the half message as its producer sent it, and the transaction id.
+    /// A check-back to send: the half message as its producer sent it (its real topic and
+    /// queue), and the transaction id.
     struct Check: Sendable {
-        var topic: String
         var transactionId: String
         var message: StoredMessage
     }
@@ -304,11 +308,7 @@ final class TransactionService: Sendable {
             ])
             do {
                 try await writeOp(open.physicalOffset, .discard)
-                state.withLock { s in
-                    s.resolving[open.physicalOffset] = nil
-                    s.recent[open.physicalOffset] = .discard
-                    s.recentOrder.append(open.physicalOffset)
-                }
+                state.withLock { $0.remember(open.physicalOffset, .discard) }
             } catch {
                 state.withLock { s in
                     s.resolving[open.physicalOffset] = nil
@@ -323,12 +323,7 @@ final class TransactionService: Sendable {
             message.topic = real.topic
             message.queueId = real.queueId
             message.properties = real.properties
-            return Check(topic: open.topic, transactionId: half.msgId, message: message)
+            return Check(transactionId: half.msgId, message: message)
         }
     }
-}
-
-extension Duration {
-    var timeInterval: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-    var wholeMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
