@@ -277,12 +277,16 @@ import Testing
         while store.flushService.waitingAppends < 64, ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(5)) }
         #expect(store.flushService.waitingAppends == 64)
         #expect(store.commitLogFlushedOffset < store.commitLogMaxOffset, "nothing may be synced while flushes are held")
-        let before = store.flushService.rounds
+        let before = store.flushStatistics
         let written = store.commitLogMaxOffset
         store.flushService.holdFlushes(false)
         // The first round after the release syncs everything written: one fdatasync for all 64.
-        while store.flushService.rounds == before, ContinuousClock.now < until + .seconds(10) { try await Task.sleep(for: .milliseconds(1)) }
+        while store.flushService.rounds == before.flushes, ContinuousClock.now < until + .seconds(10) { try await Task.sleep(for: .milliseconds(1)) }
         #expect(store.commitLogFlushedOffset >= written, "group commit should cover all waiting appends with one fdatasync")
+        let after = store.flushStatistics
+        #expect(after.flushes - before.flushes == 1)
+        #expect(after.groupCommitAppends - before.groupCommitAppends == 64, "the statistics count the group as 64 appends in one round")
+        #expect(after.flushing > before.flushing)
         let results = try await appends.value
         #expect(results.count == 64)
         let maxEnd = results.map { $0.physicalOffset + Int64($0.wroteBytes) }.max() ?? 0

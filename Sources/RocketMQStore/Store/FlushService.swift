@@ -39,12 +39,15 @@ final class FlushService: @unchecked Sendable {
     private var held = false
     /// The last flush failure logged (flusher only): a failure that persists is logged once.
     private var lastFailure: StoreError?
-    private var _rounds = 0
+    private var totals = FlushStatistics()
     /// Number of flush rounds done (for tests and benchmarks).
-    var rounds: Int {
+    var rounds: Int { statistics.flushes }
+
+    /// What the flusher did since the store opened (metrics, benchmarks).
+    var statistics: FlushStatistics {
         condition.lock()
         defer { condition.unlock() }
-        return _rounds
+        return totals
     }
 
     /// Appends waiting for a sync flush now (for tests).
@@ -133,6 +136,7 @@ final class FlushService: @unchecked Sendable {
     private func flushLoop() {
         let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
         while true {
+            let idleFrom = ContinuousClock.now
             condition.lock()
             while !stopping && waiters.isEmpty && !requested {
                 if !condition.wait(until: Date(timeIntervalSinceNow: seconds)) { break }
@@ -150,12 +154,21 @@ final class FlushService: @unchecked Sendable {
             }
             condition.unlock()
 
+            let flushFrom = ContinuousClock.now
+            let synced = commitLog.flushedPosition
             var failure: StoreError?
             do { try commitLog.flush() } catch { failure = error }
             let flushed = commitLog.flushedPosition
+            let flushedAt = ContinuousClock.now
 
             condition.lock()
-            _rounds += 1
+            totals.idle += flushFrom - idleFrom
+            if flushed > synced || failure != nil {  // a round with nothing to sync is idle time
+                totals.flushes += 1
+                totals.flushing += flushedAt - flushFrom
+            } else {
+                totals.idle += flushedAt - flushFrom
+            }
             var done = [Waiter]()
             if let failure {
                 done = waiters
@@ -171,6 +184,7 @@ final class FlushService: @unchecked Sendable {
                     if w.end <= flushed { done.append(w); return true }
                     return false
                 }
+                totals.groupCommitAppends += done.count
                 condition.unlock()
                 for w in done { w.completion(nil) }
             }
@@ -216,4 +230,23 @@ final class FlushService: @unchecked Sendable {
         condition.unlock()
         for w in left { w.completion(.shutDown) }
     }
+}
+
+/// Cumulative counts of the CommitLog flusher, since the store opened. With sync flush,
+/// `groupCommitAppends / flushes` is the mean group size, and `idle` the time the flusher waited
+/// for a first append to flush: a flusher often idle under load means the appends, not the disk,
+/// set the pace.
+public struct FlushStatistics: Sendable, Equatable {
+    /// Flush rounds that synced something (or failed): each writes out what is staged and
+    /// `fdatasync`s every touched segment.
+    public var flushes = 0
+    /// Sync flush: appends acknowledged by those rounds.
+    public var groupCommitAppends = 0
+    /// Time spent writing out and syncing.
+    public var flushing = Duration.zero
+    /// Time spent waiting for something to flush (sync flush: the first append of a group;
+    /// async flush: the interval or the dirty-bytes trigger).
+    public var idle = Duration.zero
+
+    public init() {}
 }

@@ -463,6 +463,8 @@ public final class MessageStore: Sendable {
     public var commitLogMinOffset: Int64 { commitLog.minOffset }
     public var commitLogMaxOffset: Int64 { commitLog.writtenPosition }
     public var commitLogFlushedOffset: Int64 { commitLog.flushedPosition }
+    /// The flusher's rounds, group sizes and time since the store opened.
+    public var flushStatistics: FlushStatistics { flushService.statistics }
 
     // MARK: Checkpoint, retention, shutdown
 
