@@ -27,13 +27,21 @@ public struct RPCServerService: Service {
     public func run() async throws {
         try await server.start()
         await onStarted(server.localPort ?? server.configuration.port)
-        try await withGracefulShutdownHandler {
-            try await server.run()
-        } onGracefulShutdown: {
-            Task {
-                await onShutdown()
-                await server.shutdown(gracePeriod: gracePeriod)
+        // Cancellation (the group cancels when a sibling service fails, a metrics port already
+        // taken, say) closes the server at once, so the process exits with that failure instead
+        // of serving on without it.
+        let server = self.server
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await server.run()
+            } onGracefulShutdown: {
+                Task {
+                    await onShutdown()
+                    await server.shutdown(gracePeriod: gracePeriod)
+                }
             }
+        } onCancel: {
+            Task { await server.shutdown(gracePeriod: .zero) }
         }
     }
 }

@@ -81,9 +81,15 @@ struct MQBroker: AsyncParsableCommand {
     @Flag(help: "Do not serve the web console (which --dev does).")
     var noConsole = false
 
+    @Option(help: "Serve Prometheus metrics at http://<host>:<port>/metrics (off by default; 0 = any free port).")
+    var metricsPort: Int?
+
     mutating func validate() throws {
         if let consolePort, !(0...65535).contains(consolePort) {
             throw ValidationError("--console-port must be 0...65535, got \(consolePort)")
+        }
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be 0...65535, got \(metricsPort)")
         }
     }
 
@@ -213,11 +219,27 @@ struct MQBroker: AsyncParsableCommand {
                 onStarted: { say("console listening on http://127.0.0.1:\($0)/") })
             background.append(console)
         }
+        let metricsPort = try self.metricsPort ?? environment["ROCKETMQ_METRICS_PORT"].map { value in
+            guard let port = Int(value), (0...65535).contains(port) else { throw ValidationError("ROCKETMQ_METRICS_PORT must be 0...65535, got \(value)") }
+            return port
+        } ?? file.metricsPort
+        if let metricsPort {
+            let host = settings.host
+            background.append(MetricsEndpoint(
+                host: host, port: metricsPort, metrics: BrokerMetrics(broker: broker), logger: logger,
+                onStarted: { say("metrics listening on http://\(host.contains(":") ? "[\(host)]" : host):\($0)/metrics") }))
+        }
         let group = ServiceGroup(
             services: background + [serverService],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            // A service failed (a port it could not take, say): the store still closes cleanly.
+            await broker.shutdown()
+            throw error
+        }
         await broker.shutdown()
         logger.info("broker stopped cleanly")
     }
@@ -322,6 +344,8 @@ struct BrokerFileConfig: Codable {
     var eventLoops: Int?
     var autoCreate: Bool?
     var adminToken: String?
+    /// Port of the Prometheus endpoint (see `--metrics-port`); absent: no endpoint.
+    var metricsPort: Int?
     var topics: [TopicConfig]?
     var groups: [GroupConfig]?
     /// Runtime settings by name, as `mqadmin` and `UpdateBrokerConfig` take them (for example

@@ -12,6 +12,7 @@ from google.protobuf import timestamp_pb2
 from rocketmq import ClientConfiguration, Credentials, Message, Producer, SimpleConsumer, FilterExpression
 
 from conftest import PROTOS
+from test_rocketmq_client import receive_exactly
 
 TOKEN = "s3cret-admin-token"
 
@@ -124,12 +125,7 @@ def test_consumer_progress_reset_and_message_lookup(admin):
 
     consumer = SimpleConsumer(config, "readers", {"events": FilterExpression("*")}, await_duration=2)
     consumer.startup()
-    got = []
-    deadline = time.monotonic() + 20
-    while len(got) < 3 and time.monotonic() < deadline:
-        for m in consumer.receive(3 - len(got), 30):
-            consumer.ack(m)
-            got.append(m)
+    got = receive_exactly(consumer, 3, timeout=20)
     progress = stub.GetConsumerProgress(pb.GetConsumerProgressRequest(group="readers"), timeout=10)
     [queue] = progress.queues
     assert (queue.broker_offset, queue.consumer_offset, queue.lag) == (5, 3, 2)

@@ -82,6 +82,18 @@ def clients(broker):
     c.close()
 
 
+def receive_exactly(consumer, count, invisible=30, timeout=30):
+    """Receives and acks `count` messages, never asking for more than are still wanted (so none
+    is left in flight), or fewer if `timeout` passes first."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        for m in consumer.receive(count - len(got), invisible):
+            consumer.ack(m)
+            got.append(m)
+    return got
+
+
 def receive_until(consumer, count, invisible=20, timeout=30, ack=True):
     """Receives (and acks) until `count` messages arrived or `timeout` passed."""
     got = []

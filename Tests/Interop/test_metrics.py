@@ -1,0 +1,80 @@
+"""`mqbroker --metrics-port`: the broker's Prometheus endpoint, read by the official Prometheus
+Python client's parser (prometheus-client, nobody here wrote it) after traffic from the official
+RocketMQ 5 Python client."""
+import re
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+from test_rocketmq_client import Clients, message, receive_exactly, unique
+
+CONFIG = {
+    "flushMode": "sync",
+    "autoCreate": True,
+    "topics": [{"name": "metered", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}],
+}
+
+
+def scrape(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = {}
+    for family in families.values():
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return families, samples
+
+
+def test_topics_groups_and_group_commit_after_real_traffic(broker_factory):
+    broker = broker_factory(CONFIG, extra=["--metrics-port", "0"])
+    url = broker.process.wait_for(r"metrics listening on (http://\S+)").group(1)
+    clients = Clients(broker.endpoint)
+    group = unique("metrics-group")
+    try:
+        producer = clients.producer("metered")
+        for i in range(10):
+            producer.send(message("metered", f"m{i}".encode()))
+        consumer = clients.simple(group, "metered")
+        assert len(receive_exactly(consumer, 4)) == 4
+    finally:
+        clients.close()
+
+    families, samples = scrape(url)
+    assert families["rocketmq_messages_in"].type == "counter"
+    assert samples[("rocketmq_messages_in_total", (("topic", "metered"),))] == 10
+    # Acked messages are prefixes of their queues (a queue hands out in offset order), so the
+    # other six are the lag; none is in flight.
+    labels = (("consumer_group", group), ("topic", "metered"))
+    assert families["rocketmq_consumer_lag_messages"].type == "gauge"
+    assert samples[("rocketmq_consumer_lag_messages", labels)] == 6
+    assert samples[("rocketmq_consumer_inflight_messages", labels)] == 0
+    # Sync flush: every send (and each consumer-progress record) was acknowledged by a group commit.
+    assert samples[("rocketmq_storage_group_commit_appends_total", ())] >= 10
+    assert 1 <= samples[("rocketmq_storage_flushes_total", ())] <= samples[("rocketmq_storage_group_commit_appends_total", ())]
+    assert samples[("rocketmq_storage_flush_behind_bytes", ())] == 0
+    assert samples[("rocketmq_broker_info", (("broker", "broker-a"), ("cluster", "DefaultCluster"), ("flush_mode", "sync")))] == 1
+    assert samples[("process_resident_memory_bytes", ())] > 1 << 20
+
+    try:
+        urllib.request.urlopen(url.replace("/metrics", "/other"), timeout=10)
+        raise AssertionError("only /metrics is served")
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+
+
+def test_a_metrics_port_already_taken_stops_the_broker_with_a_reason(broker_factory, tmp_path):
+    first = broker_factory(CONFIG, extra=["--metrics-port", "0"])
+    port = re.search(r":(\d+)/metrics", first.process.wait_for(r"metrics listening on (\S+)").group(1)).group(1)
+    from conftest import Process, binary, free_port
+    second = Process([binary("mqbroker"), "--data", str(tmp_path / "second"), "--port", str(free_port()),
+                      "--metrics-port", port], "mqbroker-second")
+    try:
+        second.proc.wait(timeout=30)
+    except Exception:
+        second.stop()
+        raise AssertionError("a broker whose metrics port is taken kept running:\n" + second.output()[-2000:])
+    assert second.proc.returncode != 0
+    assert re.search(r"(?i)address already in use|bind", second.output()), second.output()[-2000:]
