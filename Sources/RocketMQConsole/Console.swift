@@ -149,12 +149,53 @@ public struct Console: Service {
             let stored = message.storeTime.map { Self.time($0) } ?? ""
             let properties = message.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
             return [
-                escaped(message.messageId), link("/topics/", message.topic), "\(message.queueId)", "\(message.queueOffset)",
+                "<a href=\"/messages?id=\(queryEncoded(message.messageId))\">\(escaped(message.messageId))</a>",
+                link("/topics/", message.topic), "\(message.queueId)", "\(message.queueOffset)",
                 escaped(stored), "<pre>" + escaped(properties) + "</pre>", "<pre>" + escaped(Self.preview(message.body)) + "</pre>",
             ]
         }
         body += found.isEmpty ? "<p>No message found.</p>" : table(["Message id", "Topic", "Queue", "Offset", "Stored", "Properties", "Body"], rows, numeric: [2, 3])
+        if !id.isEmpty, !found.isEmpty {
+            body += try await trace(id, admin)
+        }
         return page(title: "Messages", body: body)
+    }
+
+    /// The message's trace: its stored copies and what each consumer group did with it.
+    private func trace(_ id: String, _ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
+        let trace: Rocketmq_Admin_V1_MessageTrace
+        do {
+            trace = try await admin.getMessageTrace(.init(messageId: id), options: Self.callOptions)
+        } catch let error as RPCError where error.code == .notFound {
+            return ""
+        }
+        let rows = trace.events.map { event -> [String] in
+            [escaped(event.time.map { Self.preciseTime($0) } ?? ""), Self.describe(event.kind), event.group.isEmpty ? "" : link("/groups/", event.group),
+             link("/topics/", event.topic), "\(event.queueId)", "\(event.queueOffset)", event.kind == .delivered ? "\(event.attempt)" : ""]
+        }
+        var html = "<h2>Trace</h2>" + table(["Time", "Event", "Group", "Topic", "Queue", "Offset", "Attempt"], rows, numeric: [4, 5, 6])
+        if trace.truncated {
+            html += "<p class=\"error\">The consumer-progress journal was read for \(trace.journalRecordsScanned) records only: later events may be missing.</p>"
+        }
+        return html
+    }
+
+    private static func describe(_ kind: Rocketmq_Admin_V1_TraceEvent.Kind) -> String {
+        switch kind {
+        case .stored: "stored"
+        case .delivered: "delivered"
+        case .acked: "acknowledged"
+        case .offsetPassed: "offset moved past it"
+        case .offsetReset: "offset reset before it"
+        default: "unknown"
+        }
+    }
+
+    /// With milliseconds: a message's trace events are often within one second.
+    private static func preciseTime(_ timestamp: Google_Protobuf_Timestamp) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: timestamp.date)
     }
 
     private func config(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {

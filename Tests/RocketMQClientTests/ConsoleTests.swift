@@ -66,6 +66,10 @@ import Testing
             #expect(byKey.html.contains("region=eu"))
             let byId = try await get(port, "/messages?id=\(receipts[1].messageId)")
             #expect(byId.html.contains("&lt;b&gt;order 1&lt;/b&gt;"))
+            // Looked up by id, a message shows its trace.
+            #expect(byId.html.contains("<h2>Trace</h2>"), "\(byId.html)")
+            #expect(byId.html.contains("<td>stored</td>"), "\(byId.html)")
+            #expect(byKey.html.contains("href=\"/messages?id=\(receipts[3].messageId)\""), "key results link to the message's own page")
 
             let config = try await get(port, "/config")
             #expect(config.status == 200)

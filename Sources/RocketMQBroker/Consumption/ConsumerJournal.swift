@@ -54,19 +54,31 @@ struct ConsumerJournal: Sendable {
 
     /// Calls `apply` for every event from `offset` on, in order; returns the end offset.
     func replay(from offset: Int64, _ apply: (ProgressEvent) -> Void) throws(BrokerError) -> Int64 {
+        try scan(from: offset) { _, events in events.forEach(apply) }.end
+    }
+
+    /// Calls `visit` with each journal message from `offset` on (its store time is when its
+    /// events became durable) and its events, in order, for at most `limit` messages. Returns the
+    /// offset after the last one read, how many were read, and whether `limit` cut the scan short.
+    func scan(
+        from offset: Int64, limit: Int = .max, _ visit: (StoredMessage, [ProgressEvent]) -> Void
+    ) throws(BrokerError) -> (end: Int64, scanned: Int, truncated: Bool) {
         var next = offset
+        var scanned = 0
         while true {
             let batch: QueueReadResult
             do {
-                batch = try store.messages(topic: SystemTopic.consumerJournal, queueId: Self.queueId, from: next, maxCount: 1024)
+                batch = try store.messages(topic: SystemTopic.consumerJournal, queueId: Self.queueId, from: next, maxCount: min(1024, max(1, limit - scanned)))
             } catch {
                 throw BrokerError(error)
             }
             for message in batch.messages {
-                for event in Self.decodeAll(String(decoding: message.body, as: UTF8.self)) { apply(event) }
+                visit(message, Self.decodeAll(String(decoding: message.body, as: UTF8.self)))
             }
-            if batch.messages.isEmpty || batch.nextOffset <= next { return max(next, batch.nextOffset) }
+            scanned += batch.messages.count
+            if batch.messages.isEmpty || batch.nextOffset <= next { return (max(next, batch.nextOffset), scanned, false) }
             next = batch.nextOffset
+            if scanned >= limit { return (next, scanned, next < endOffset) }
         }
     }
 

@@ -235,6 +235,42 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
 }
 
 extension AdminServiceProvider {
+    // MARK: Message trace
+
+    public func getMessageTrace(request: Rocketmq_Admin_V1_GetMessageTraceRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_MessageTrace {
+        try await run {
+            guard !request.messageId.isEmpty else { throw BrokerError.badRequest("GetMessageTrace needs a message id") }
+            guard let trace = try broker.trace(messageId: request.messageId) else {
+                throw RPCError(code: .notFound, message: "no stored message has id \(request.messageId)")
+            }
+            return Rocketmq_Admin_V1_MessageTrace(
+                messageId: trace.copies.first?.messageId ?? request.messageId,
+                copies: trace.copies.map { copy in
+                    var admin = copy.admin
+                    admin.body = []
+                    return admin
+                },
+                events: trace.events.map(\.admin),
+                journalRecordsScanned: Int64(trace.journalRecordsScanned), truncated: trace.truncated)
+        }
+    }
+}
+
+extension MessageTrace.Event {
+    var admin: Rocketmq_Admin_V1_TraceEvent {
+        let kind: Rocketmq_Admin_V1_TraceEvent.Kind = switch self.kind {
+        case .stored: .stored
+        case .delivered: .delivered
+        case .acked: .acked
+        case .offsetPassed: .offsetPassed
+        case .offsetReset: .offsetReset
+        }
+        return Rocketmq_Admin_V1_TraceEvent(
+            time: .init(milliseconds: time), kind: kind, group: group ?? "", topic: topic, queueId: queueId, queueOffset: queueOffset, attempt: attempt)
+    }
+}
+
+extension AdminServiceProvider {
     // MARK: Resend and dead letters
 
     public func resendMessage(request: Rocketmq_Admin_V1_ResendMessageRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ResendMessageResponse {

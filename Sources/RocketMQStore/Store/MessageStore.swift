@@ -408,10 +408,18 @@ public final class MessageStore: Sendable {
 
     /// The newest message whose UNIQ_KEY is `uniqueId`, if any.
     public func message(uniqueId: String) -> StoredMessage? {
-        for offset in index.lookup(IndexService.uniqueKey(uniqueId), from: 0, to: .max, limit: 4) {
-            if let m = try? commitLog.message(at: offset), m.uniqueId == uniqueId { return m }
+        messages(uniqueId: uniqueId, maxCount: 1).first
+    }
+
+    /// Messages whose UNIQ_KEY is `uniqueId`, newest first: a message and the copies the broker
+    /// made of it (retry and dead-letter topics keep the id). Index hits of other ids (hash
+    /// collisions) are read and skipped, a few beyond `maxCount` at most.
+    public func messages(uniqueId: String, maxCount: Int) -> [StoredMessage] {
+        var found = [StoredMessage]()
+        for offset in index.lookup(IndexService.uniqueKey(uniqueId), from: 0, to: .max, limit: maxCount + 3) where found.count < maxCount {
+            if let m = try? commitLog.message(at: offset), m.uniqueId == uniqueId { found.append(m) }
         }
-        return nil
+        return found
     }
 
     /// First queue offset still readable in `topic`/`queueId` (0 for an unknown queue).

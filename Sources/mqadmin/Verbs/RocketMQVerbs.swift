@@ -13,7 +13,7 @@ struct RocketMQVerbs: AsyncParsableCommand {
             ClusterList.self, BrokerStatus.self, GetBrokerConfig.self, UpdateBrokerConfig.self,
             TopicList.self, TopicStatus.self, TopicRoute.self, UpdateTopic.self, DeleteTopic.self,
             UpdateSubGroup.self, DeleteSubGroup.self, ConsumerProgress.self, ResetOffsetByTime.self,
-            QueryMsgById.self, QueryMsgByKey.self, QueryMsgByOffset.self,
+            QueryMsgById.self, QueryMsgByKey.self, QueryMsgByOffset.self, QueryMsgTraceById.self,
             ResendMsg.self, DLQList.self, DLQRedrive.self,
         ]
     )
@@ -301,6 +301,50 @@ struct QueryMsgByOffset: AsyncParsableCommand {
 
     func run() async throws {
         try await MessageOutput.query(.init(topic: topic, by: .position(.init(queueId: queue, offset: offset))), target: target)
+    }
+}
+
+struct QueryMsgTraceById: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queryMsgTraceById",
+        abstract: "The life of a message: its stored copies and what each consumer group did with it, from the broker's consumer-progress journal.")
+    @OptionGroup var target: ClusterTarget
+    @Option(name: .customShort("i"), help: "Message id (producer id or offset id).") var id: String
+
+    func run() async throws {
+        let traces = try await target.eachBroker(skippingNotFound: true) { broker, admin in
+            (broker, try await admin.getMessageTrace(.init(messageId: id), options: target.callOptions))
+        }
+        guard !traces.isEmpty else { throw VerbError("no message found") }
+        var rows: [[String]] = []
+        for (broker, trace) in traces {
+            for event in trace.events {
+                rows.append([event.time.map { Self.millisecondText($0.date) } ?? "", broker, Self.name(event.kind), event.group, event.topic, String(event.queueId),
+                             String(event.queueOffset), event.kind == .delivered ? String(event.attempt) : ""])
+            }
+            if trace.truncated {
+                FileHandle.standardError.write(Data("mqadmin: \(broker): the journal scan stopped after \(trace.journalRecordsScanned) records; later events may be missing\n".utf8))
+            }
+        }
+        target.output(["time", "broker", "event", "group", "topic", "queue", "offset", "attempt"], rows)
+    }
+
+    /// ISO 8601 with milliseconds: a message's events are often within one second.
+    static func millisecondText(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+
+    static func name(_ kind: Rocketmq_Admin_V1_TraceEvent.Kind) -> String {
+        switch kind {
+        case .stored: "stored"
+        case .delivered: "delivered"
+        case .acked: "acked"
+        case .offsetPassed: "offsetPassed"
+        case .offsetReset: "offsetReset"
+        default: "unknown"
+        }
     }
 }
 

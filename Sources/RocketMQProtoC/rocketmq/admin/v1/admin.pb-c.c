@@ -1555,6 +1555,141 @@ void   rocketmq__admin__v1__redrive_dead_letters_response__free_unpacked
   assert(message->base.descriptor == &rocketmq__admin__v1__redrive_dead_letters_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   rocketmq__admin__v1__get_message_trace_request__init
+                     (Rocketmq__Admin__V1__GetMessageTraceRequest         *message)
+{
+  static const Rocketmq__Admin__V1__GetMessageTraceRequest init_value = ROCKETMQ__ADMIN__V1__GET_MESSAGE_TRACE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__get_message_trace_request__get_packed_size
+                     (const Rocketmq__Admin__V1__GetMessageTraceRequest *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__get_message_trace_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__get_message_trace_request__pack
+                     (const Rocketmq__Admin__V1__GetMessageTraceRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__get_message_trace_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__get_message_trace_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__GetMessageTraceRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__get_message_trace_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__GetMessageTraceRequest *
+       rocketmq__admin__v1__get_message_trace_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__GetMessageTraceRequest *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__get_message_trace_request__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__get_message_trace_request__free_unpacked
+                     (Rocketmq__Admin__V1__GetMessageTraceRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__get_message_trace_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__trace_event__init
+                     (Rocketmq__Admin__V1__TraceEvent         *message)
+{
+  static const Rocketmq__Admin__V1__TraceEvent init_value = ROCKETMQ__ADMIN__V1__TRACE_EVENT__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__trace_event__get_packed_size
+                     (const Rocketmq__Admin__V1__TraceEvent *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__trace_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__trace_event__pack
+                     (const Rocketmq__Admin__V1__TraceEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__trace_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__trace_event__pack_to_buffer
+                     (const Rocketmq__Admin__V1__TraceEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__trace_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__TraceEvent *
+       rocketmq__admin__v1__trace_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__TraceEvent *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__trace_event__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__trace_event__free_unpacked
+                     (Rocketmq__Admin__V1__TraceEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__trace_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__message_trace__init
+                     (Rocketmq__Admin__V1__MessageTrace         *message)
+{
+  static const Rocketmq__Admin__V1__MessageTrace init_value = ROCKETMQ__ADMIN__V1__MESSAGE_TRACE__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__message_trace__get_packed_size
+                     (const Rocketmq__Admin__V1__MessageTrace *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__message_trace__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__message_trace__pack
+                     (const Rocketmq__Admin__V1__MessageTrace *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__message_trace__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__message_trace__pack_to_buffer
+                     (const Rocketmq__Admin__V1__MessageTrace *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__message_trace__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__MessageTrace *
+       rocketmq__admin__v1__message_trace__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__MessageTrace *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__message_trace__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__message_trace__free_unpacked
+                     (Rocketmq__Admin__V1__MessageTrace *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__message_trace__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor rocketmq__admin__v1__broker_status__field_descriptors[14] =
 {
   {
@@ -3667,7 +3802,287 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__redrive_dead_letters_respo
   (ProtobufCMessageInit) rocketmq__admin__v1__redrive_dead_letters_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor rocketmq__admin__v1__admin__method_descriptors[16] =
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__get_message_trace_request__field_descriptors[1] =
+{
+  {
+    "message_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__GetMessageTraceRequest, message_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__get_message_trace_request__field_indices_by_name[] = {
+  0,   /* field[0] = message_id */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__get_message_trace_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__get_message_trace_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.GetMessageTraceRequest",
+  "GetMessageTraceRequest",
+  "Rocketmq__Admin__V1__GetMessageTraceRequest",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__GetMessageTraceRequest),
+  1,
+  rocketmq__admin__v1__get_message_trace_request__field_descriptors,
+  rocketmq__admin__v1__get_message_trace_request__field_indices_by_name,
+  1,  rocketmq__admin__v1__get_message_trace_request__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__get_message_trace_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue rocketmq__admin__v1__trace_event__kind__enum_values_by_number[6] =
+{
+  { "KIND_UNSPECIFIED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_UNSPECIFIED", 0 },
+  { "KIND_STORED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_STORED", 1 },
+  { "KIND_DELIVERED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_DELIVERED", 2 },
+  { "KIND_ACKED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_ACKED", 3 },
+  { "KIND_OFFSET_PASSED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_OFFSET_PASSED", 4 },
+  { "KIND_OFFSET_RESET", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_OFFSET_RESET", 5 },
+};
+static const ProtobufCIntRange rocketmq__admin__v1__trace_event__kind__value_ranges[] = {
+{0, 0},{0, 6}
+};
+static const ProtobufCEnumValueIndex rocketmq__admin__v1__trace_event__kind__enum_values_by_name[6] =
+{
+  { "KIND_ACKED", 3 },
+  { "KIND_DELIVERED", 2 },
+  { "KIND_OFFSET_PASSED", 4 },
+  { "KIND_OFFSET_RESET", 5 },
+  { "KIND_STORED", 1 },
+  { "KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor rocketmq__admin__v1__trace_event__kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.TraceEvent.Kind",
+  "Kind",
+  "Rocketmq__Admin__V1__TraceEvent__Kind",
+  "rocketmq.admin.v1",
+  6,
+  rocketmq__admin__v1__trace_event__kind__enum_values_by_number,
+  6,
+  rocketmq__admin__v1__trace_event__kind__enum_values_by_name,
+  1,
+  rocketmq__admin__v1__trace_event__kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__trace_event__field_descriptors[7] =
+{
+  {
+    "time",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__TraceEvent, time),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__TraceEvent, kind),
+    &rocketmq__admin__v1__trace_event__kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "group",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__TraceEvent, group),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "topic",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__TraceEvent, topic),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "queue_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__TraceEvent, queue_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "queue_offset",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__TraceEvent, queue_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempt",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__TraceEvent, attempt),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__trace_event__field_indices_by_name[] = {
+  6,   /* field[6] = attempt */
+  2,   /* field[2] = group */
+  1,   /* field[1] = kind */
+  4,   /* field[4] = queue_id */
+  5,   /* field[5] = queue_offset */
+  0,   /* field[0] = time */
+  3,   /* field[3] = topic */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__trace_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__trace_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.TraceEvent",
+  "TraceEvent",
+  "Rocketmq__Admin__V1__TraceEvent",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__TraceEvent),
+  7,
+  rocketmq__admin__v1__trace_event__field_descriptors,
+  rocketmq__admin__v1__trace_event__field_indices_by_name,
+  1,  rocketmq__admin__v1__trace_event__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__trace_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__message_trace__field_descriptors[5] =
+{
+  {
+    "message_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__MessageTrace, message_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "copies",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Rocketmq__Admin__V1__MessageTrace, n_copies),
+    offsetof(Rocketmq__Admin__V1__MessageTrace, copies),
+    &rocketmq__admin__v1__stored_message__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "events",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Rocketmq__Admin__V1__MessageTrace, n_events),
+    offsetof(Rocketmq__Admin__V1__MessageTrace, events),
+    &rocketmq__admin__v1__trace_event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "journal_records_scanned",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__MessageTrace, journal_records_scanned),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "truncated",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__MessageTrace, truncated),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__message_trace__field_indices_by_name[] = {
+  1,   /* field[1] = copies */
+  2,   /* field[2] = events */
+  3,   /* field[3] = journal_records_scanned */
+  0,   /* field[0] = message_id */
+  4,   /* field[4] = truncated */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__message_trace__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__message_trace__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.MessageTrace",
+  "MessageTrace",
+  "Rocketmq__Admin__V1__MessageTrace",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__MessageTrace),
+  5,
+  rocketmq__admin__v1__message_trace__field_descriptors,
+  rocketmq__admin__v1__message_trace__field_indices_by_name,
+  1,  rocketmq__admin__v1__message_trace__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__message_trace__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor rocketmq__admin__v1__admin__method_descriptors[17] =
 {
   { "GetBrokerStatus", &rocketmq__admin__v1__get_broker_status_request__descriptor, &rocketmq__admin__v1__broker_status__descriptor },
   { "GetBrokerConfig", &rocketmq__admin__v1__get_broker_config_request__descriptor, &rocketmq__admin__v1__broker_config__descriptor },
@@ -3685,6 +4100,7 @@ static const ProtobufCMethodDescriptor rocketmq__admin__v1__admin__method_descri
   { "ResendMessage", &rocketmq__admin__v1__resend_message_request__descriptor, &rocketmq__admin__v1__resend_message_response__descriptor },
   { "ListDeadLetters", &rocketmq__admin__v1__list_dead_letters_request__descriptor, &rocketmq__admin__v1__list_dead_letters_response__descriptor },
   { "RedriveDeadLetters", &rocketmq__admin__v1__redrive_dead_letters_request__descriptor, &rocketmq__admin__v1__redrive_dead_letters_response__descriptor },
+  { "GetMessageTrace", &rocketmq__admin__v1__get_message_trace_request__descriptor, &rocketmq__admin__v1__message_trace__descriptor },
 };
 const unsigned rocketmq__admin__v1__admin__method_indices_by_name[] = {
   9,        /* DeleteGroup */
@@ -3693,6 +4109,7 @@ const unsigned rocketmq__admin__v1__admin__method_indices_by_name[] = {
   1,        /* GetBrokerConfig */
   0,        /* GetBrokerStatus */
   10,        /* GetConsumerProgress */
+  16,        /* GetMessageTrace */
   14,        /* ListDeadLetters */
   7,        /* ListGroups */
   3,        /* ListTopics */
@@ -3711,7 +4128,7 @@ const ProtobufCServiceDescriptor rocketmq__admin__v1__admin__descriptor =
   "Admin",
   "Rocketmq__Admin__V1__Admin",
   "rocketmq.admin.v1",
-  16,
+  17,
   rocketmq__admin__v1__admin__method_descriptors,
   rocketmq__admin__v1__admin__method_indices_by_name
 };
@@ -3842,6 +4259,14 @@ void rocketmq__admin__v1__admin__redrive_dead_letters(ProtobufCService *service,
 {
   assert(service->descriptor == &rocketmq__admin__v1__admin__descriptor);
   service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void rocketmq__admin__v1__admin__get_message_trace(ProtobufCService *service,
+                                                   const Rocketmq__Admin__V1__GetMessageTraceRequest *input,
+                                                   Rocketmq__Admin__V1__MessageTrace_Closure closure,
+                                                   void *closure_data)
+{
+  assert(service->descriptor == &rocketmq__admin__v1__admin__descriptor);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void rocketmq__admin__v1__admin__init (Rocketmq__Admin__V1__Admin_Service *service,
                                        Rocketmq__Admin__V1__Admin_ServiceDestroy destroy)

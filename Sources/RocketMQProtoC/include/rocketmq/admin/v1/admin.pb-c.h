@@ -53,10 +53,37 @@ typedef struct Rocketmq__Admin__V1__ListDeadLettersRequest Rocketmq__Admin__V1__
 typedef struct Rocketmq__Admin__V1__ListDeadLettersResponse Rocketmq__Admin__V1__ListDeadLettersResponse;
 typedef struct Rocketmq__Admin__V1__RedriveDeadLettersRequest Rocketmq__Admin__V1__RedriveDeadLettersRequest;
 typedef struct Rocketmq__Admin__V1__RedriveDeadLettersResponse Rocketmq__Admin__V1__RedriveDeadLettersResponse;
+typedef struct Rocketmq__Admin__V1__GetMessageTraceRequest Rocketmq__Admin__V1__GetMessageTraceRequest;
+typedef struct Rocketmq__Admin__V1__TraceEvent Rocketmq__Admin__V1__TraceEvent;
+typedef struct Rocketmq__Admin__V1__MessageTrace Rocketmq__Admin__V1__MessageTrace;
 
 
 /* --- enums --- */
 
+typedef enum _Rocketmq__Admin__V1__TraceEvent__Kind {
+  ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_UNSPECIFIED = 0,
+  /*
+   * A copy was stored (`topic`, `queue_id`, `queue_offset`).
+   */
+  ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_STORED = 1,
+  /*
+   * Handed to `group` for the `attempt`-th time.
+   */
+  ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_DELIVERED = 2,
+  /*
+   * `group` acknowledged it (or the broker did, moving it to the group's dead-letter queue).
+   */
+  ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_ACKED = 3,
+  /*
+   * `group`'s consumer offset moved past it (a pull consumer's commit, or a reset forward).
+   */
+  ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_OFFSET_PASSED = 4,
+  /*
+   * `group`'s consumer offset was reset to it or before it: it will be consumed again.
+   */
+  ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_OFFSET_RESET = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND)
+} Rocketmq__Admin__V1__TraceEvent__Kind;
 
 /* --- messages --- */
 
@@ -600,6 +627,71 @@ struct  Rocketmq__Admin__V1__RedriveDeadLettersResponse
 #define ROCKETMQ__ADMIN__V1__REDRIVE_DEAD_LETTERS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__redrive_dead_letters_response__descriptor) \
     , 0, 0 }
+
+
+/*
+ * The life of one message on this broker: where it was stored (the original, and any copy sent
+ * to a group's retry or dead-letter topic, which keep its id) and what each consumer group did
+ * with each, read from the broker's consumer-progress journal.
+ */
+struct  Rocketmq__Admin__V1__GetMessageTraceRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The producer's unique id or the broker's offset message id.
+   */
+  char *message_id;
+};
+#define ROCKETMQ__ADMIN__V1__GET_MESSAGE_TRACE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__get_message_trace_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Rocketmq__Admin__V1__TraceEvent
+{
+  ProtobufCMessage base;
+  Google__Protobuf__Timestamp *time;
+  Rocketmq__Admin__V1__TraceEvent__Kind kind;
+  /*
+   * Empty for KIND_STORED.
+   */
+  char *group;
+  char *topic;
+  int32_t queue_id;
+  int64_t queue_offset;
+  int32_t attempt;
+};
+#define ROCKETMQ__ADMIN__V1__TRACE_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__trace_event__descriptor) \
+    , NULL, ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+struct  Rocketmq__Admin__V1__MessageTrace
+{
+  ProtobufCMessage base;
+  char *message_id;
+  /*
+   * Every stored copy, oldest first, without bodies.
+   */
+  size_t n_copies;
+  Rocketmq__Admin__V1__StoredMessage **copies;
+  /*
+   * Oldest first.
+   */
+  size_t n_events;
+  Rocketmq__Admin__V1__TraceEvent **events;
+  /*
+   * Consumer-progress journal records read (from the first copy's store time on).
+   */
+  int64_t journal_records_scanned;
+  /*
+   * The scan stopped at its limit: later events may be missing.
+   */
+  protobuf_c_boolean truncated;
+};
+#define ROCKETMQ__ADMIN__V1__MESSAGE_TRACE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__message_trace__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0 }
 
 
 /* Rocketmq__Admin__V1__BrokerStatus methods */
@@ -1257,6 +1349,63 @@ Rocketmq__Admin__V1__RedriveDeadLettersResponse *
 void   rocketmq__admin__v1__redrive_dead_letters_response__free_unpacked
                      (Rocketmq__Admin__V1__RedriveDeadLettersResponse *message,
                       ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__GetMessageTraceRequest methods */
+void   rocketmq__admin__v1__get_message_trace_request__init
+                     (Rocketmq__Admin__V1__GetMessageTraceRequest         *message);
+size_t rocketmq__admin__v1__get_message_trace_request__get_packed_size
+                     (const Rocketmq__Admin__V1__GetMessageTraceRequest   *message);
+size_t rocketmq__admin__v1__get_message_trace_request__pack
+                     (const Rocketmq__Admin__V1__GetMessageTraceRequest   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__get_message_trace_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__GetMessageTraceRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__GetMessageTraceRequest *
+       rocketmq__admin__v1__get_message_trace_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__get_message_trace_request__free_unpacked
+                     (Rocketmq__Admin__V1__GetMessageTraceRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__TraceEvent methods */
+void   rocketmq__admin__v1__trace_event__init
+                     (Rocketmq__Admin__V1__TraceEvent         *message);
+size_t rocketmq__admin__v1__trace_event__get_packed_size
+                     (const Rocketmq__Admin__V1__TraceEvent   *message);
+size_t rocketmq__admin__v1__trace_event__pack
+                     (const Rocketmq__Admin__V1__TraceEvent   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__trace_event__pack_to_buffer
+                     (const Rocketmq__Admin__V1__TraceEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__TraceEvent *
+       rocketmq__admin__v1__trace_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__trace_event__free_unpacked
+                     (Rocketmq__Admin__V1__TraceEvent *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__MessageTrace methods */
+void   rocketmq__admin__v1__message_trace__init
+                     (Rocketmq__Admin__V1__MessageTrace         *message);
+size_t rocketmq__admin__v1__message_trace__get_packed_size
+                     (const Rocketmq__Admin__V1__MessageTrace   *message);
+size_t rocketmq__admin__v1__message_trace__pack
+                     (const Rocketmq__Admin__V1__MessageTrace   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__message_trace__pack_to_buffer
+                     (const Rocketmq__Admin__V1__MessageTrace   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__MessageTrace *
+       rocketmq__admin__v1__message_trace__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__message_trace__free_unpacked
+                     (Rocketmq__Admin__V1__MessageTrace *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Rocketmq__Admin__V1__BrokerStatus_Closure)
@@ -1370,6 +1519,15 @@ typedef void (*Rocketmq__Admin__V1__RedriveDeadLettersRequest_Closure)
 typedef void (*Rocketmq__Admin__V1__RedriveDeadLettersResponse_Closure)
                  (const Rocketmq__Admin__V1__RedriveDeadLettersResponse *message,
                   void *closure_data);
+typedef void (*Rocketmq__Admin__V1__GetMessageTraceRequest_Closure)
+                 (const Rocketmq__Admin__V1__GetMessageTraceRequest *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__TraceEvent_Closure)
+                 (const Rocketmq__Admin__V1__TraceEvent *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__MessageTrace_Closure)
+                 (const Rocketmq__Admin__V1__MessageTrace *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1441,6 +1599,10 @@ struct Rocketmq__Admin__V1__Admin_Service
                                const Rocketmq__Admin__V1__RedriveDeadLettersRequest *input,
                                Rocketmq__Admin__V1__RedriveDeadLettersResponse_Closure closure,
                                void *closure_data);
+  void (*get_message_trace)(Rocketmq__Admin__V1__Admin_Service *service,
+                            const Rocketmq__Admin__V1__GetMessageTraceRequest *input,
+                            Rocketmq__Admin__V1__MessageTrace_Closure closure,
+                            void *closure_data);
 };
 typedef void (*Rocketmq__Admin__V1__Admin_ServiceDestroy)(Rocketmq__Admin__V1__Admin_Service *);
 void rocketmq__admin__v1__admin__init (Rocketmq__Admin__V1__Admin_Service *service,
@@ -1464,7 +1626,8 @@ void rocketmq__admin__v1__admin__init (Rocketmq__Admin__V1__Admin_Service *servi
       function_prefix__ ## query_message,\
       function_prefix__ ## resend_message,\
       function_prefix__ ## list_dead_letters,\
-      function_prefix__ ## redrive_dead_letters  }
+      function_prefix__ ## redrive_dead_letters,\
+      function_prefix__ ## get_message_trace  }
 void rocketmq__admin__v1__admin__get_broker_status(ProtobufCService *service,
                                                    const Rocketmq__Admin__V1__GetBrokerStatusRequest *input,
                                                    Rocketmq__Admin__V1__BrokerStatus_Closure closure,
@@ -1529,6 +1692,10 @@ void rocketmq__admin__v1__admin__redrive_dead_letters(ProtobufCService *service,
                                                       const Rocketmq__Admin__V1__RedriveDeadLettersRequest *input,
                                                       Rocketmq__Admin__V1__RedriveDeadLettersResponse_Closure closure,
                                                       void *closure_data);
+void rocketmq__admin__v1__admin__get_message_trace(ProtobufCService *service,
+                                                   const Rocketmq__Admin__V1__GetMessageTraceRequest *input,
+                                                   Rocketmq__Admin__V1__MessageTrace_Closure closure,
+                                                   void *closure_data);
 
 /* --- descriptors --- */
 
@@ -1569,6 +1736,10 @@ extern const ProtobufCMessageDescriptor rocketmq__admin__v1__list_dead_letters_r
 extern const ProtobufCMessageDescriptor rocketmq__admin__v1__list_dead_letters_response__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__admin__v1__redrive_dead_letters_request__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__admin__v1__redrive_dead_letters_response__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__get_message_trace_request__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__trace_event__descriptor;
+extern const ProtobufCEnumDescriptor    rocketmq__admin__v1__trace_event__kind__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__message_trace__descriptor;
 extern const ProtobufCServiceDescriptor rocketmq__admin__v1__admin__descriptor;
 
 PROTOBUF_C__END_DECLS
