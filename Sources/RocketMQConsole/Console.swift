@@ -7,8 +7,10 @@ import RocketRPC
 import ServiceLifecycle
 
 /// The web console: read-only pages on a broker's state, rendered on the server from its Admin
-/// service (`rocketmq.admin.v1.Admin`): overview and status, topics with their queues, consumer
-/// groups with their lag, message lookup by id or key, and the configuration.
+/// service (`rocketmq.admin.v1.Admin`): overview and status, the cluster's brokers (from the
+/// NameServers the broker registers with), topics with their queues, consumer groups with their
+/// lag, message lookup by id or key with the message's trace, and the configuration. Any page
+/// shows another broker of the cluster with `?broker=host:port`.
 ///
 /// A ServiceLifecycle `Service`: run it in a `ServiceGroup` (`mqbroker --dev` does, next to the
 /// broker). Every page is one or a few Admin calls made when it is asked for; the console keeps
@@ -29,22 +31,24 @@ public struct Console: Service {
     public func run() async throws {
         let router = Router()
         router.add(middleware: LoopbackHostCheck())
-        router.get("/") { request, _ in await render { try await overview($0) } }
-        router.get("/topics") { _, _ in await render { try await topics($0) } }
-        router.get("/topics/:name") { _, context in
+        // Every page takes `?broker=host:port`: another broker of the cluster (one the
+        // NameServers list), read through its Admin service; without it, the console's own.
+        router.get("/") { request, _ in await render(request) { try await overview($0) } }
+        router.get("/topics") { request, _ in await render(request) { try await topics($0) } }
+        router.get("/topics/:name") { request, context in
             let name = Self.pathParameter(context.parameters.get("name"))
-            return await render { try await topic(name, $0) }
+            return await render(request) { try await topic(name, $0) }
         }
-        router.get("/groups") { _, _ in await render { try await groups($0) } }
-        router.get("/groups/:name") { _, context in
+        router.get("/groups") { request, _ in await render(request) { try await groups($0) } }
+        router.get("/groups/:name") { request, context in
             let name = Self.pathParameter(context.parameters.get("name"))
-            return await render { try await group(name, $0) }
+            return await render(request) { try await group(name, $0) }
         }
         router.get("/messages") { request, _ in
             let query = Self.formFields(request.uri.query ?? "")
-            return await render { try await messages(topic: query["topic"] ?? "", id: query["id"] ?? "", key: query["key"] ?? "", $0) }
+            return await render(request) { try await messages(topic: query["topic"] ?? "", id: query["id"] ?? "", key: query["key"] ?? "", $0) }
         }
-        router.get("/config") { _, _ in await render { try await config($0) } }
+        router.get("/config") { request, _ in await render(request) { try await config($0) } }
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rocketmq-console"),
@@ -84,6 +88,7 @@ public struct Console: Service {
             ["Open transactions", "\(status.openTransactions)"],
         ]
         let body = table(["", ""], rows)
+            + (try await clusterSection(status))
             + "<h2>Topics</h2>" + topicTable(topics)
             + "<h2>Consumer groups</h2>" + table(["Group", "FIFO", "Max attempts", "Consuming", "Lag"], groups.map { group in
                 [link("/groups/", group.name), group.fifo ? "yes" : "no", "\(group.maxDeliveryAttempts)",
@@ -106,7 +111,7 @@ public struct Console: Service {
             + table(["Queue", "Min offset", "Max offset", "Last stored"], described.queues.map { queue in
                 ["\(queue.queueId)", "\(queue.minOffset)", "\(queue.maxOffset)", escaped(queue.lastStoreTime.map { Self.time($0) } ?? "")]
             }, numeric: [0, 1, 2])
-            + "<p><a href=\"/messages?topic=\(queryEncoded(name))\">Look up its messages</a></p>"
+            + "<p><a href=\"\(href("/messages?topic=\(queryEncoded(name))"))\">Look up its messages</a></p>"
         return page(title: "Topic \(name)", body: body)
     }
 
@@ -128,7 +133,7 @@ public struct Console: Service {
 
     private func messages(topic: String, id: String, key: String, _ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {
         var body = """
-            <form method="get" action="/messages">
+            <form method="get" action="/messages">\(ConsoleRequest.broker.map { "<input type=\"hidden\" name=\"broker\" value=\"\(escaped($0))\">" } ?? "")
             Topic <input name="topic" value="\(escaped(topic))"> Message id <input name="id" value="\(escaped(id))" size="34">
             or key <input name="key" value="\(escaped(key))"> <button>Look up</button></form>
             """
@@ -149,7 +154,7 @@ public struct Console: Service {
             let stored = message.storeTime.map { Self.time($0) } ?? ""
             let properties = message.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
             return [
-                "<a href=\"/messages?id=\(queryEncoded(message.messageId))\">\(escaped(message.messageId))</a>",
+                "<a href=\"\(href("/messages?id=\(queryEncoded(message.messageId))"))\">\(escaped(message.messageId))</a>",
                 link("/topics/", message.topic), "\(message.queueId)", "\(message.queueOffset)",
                 escaped(stored), "<pre>" + escaped(properties) + "</pre>", "<pre>" + escaped(Self.preview(message.body)) + "</pre>",
             ]
@@ -215,15 +220,75 @@ public struct Console: Service {
     }
 
     private func link(_ base: String, _ name: String) -> String {
-        "<a href=\"\(base)\(queryEncoded(name))\">\(escaped(name))</a>"
+        "<a href=\"\(href(base + queryEncoded(name)))\">\(escaped(name))</a>"
     }
 
-    /// Runs `body` with an Admin client for the configured broker and answers with its page, or
-    /// with an error page: 503 while the broker's address is not known, 502 when it fails.
-    private func render(_ body: (Rocketmq_Admin_V1_Admin.Client) async throws -> String) async -> Response {
-        guard let address = configuration.broker() else {
+    /// The brokers the NameServers of the shown broker list, each a link to its own pages;
+    /// nothing for a broker that registers with none.
+    private func clusterSection(_ status: Rocketmq_Admin_V1_BrokerStatus) async throws -> String {
+        guard !status.nameServers.isEmpty else { return "" }
+        let brokers = await clusterBrokers(nameServers: status.nameServers)
+        guard !brokers.isEmpty else { return "<h2>Cluster</h2><p class=\"error\">No NameServer of \(escaped(status.nameServers.joined(separator: ", "))) answered.</p>" }
+        let rows = brokers.map { broker -> [String] in
+            let address = broker.endpoints.first ?? ""
+            let shown = address == status.address ? "\(escaped(address)) (shown)" : "<a href=\"/?broker=\(queryEncoded(address))\">\(escaped(address))</a>"
+            return [escaped(broker.cluster), escaped(broker.brokerName), "\(broker.brokerID)", broker.role == .slave ? "slave" : "master", shown,
+                    "\(broker.topicCount)", escaped(broker.lastHeartbeat.map { Self.time($0) } ?? "")]
+        }
+        return "<h2>Cluster</h2>" + table(["Cluster", "Broker", "Id", "Role", "Address", "Topics", "Last heartbeat"], rows, numeric: [2, 5])
+    }
+
+    /// A live broker as a NameServer lists it, with its cluster's name.
+    private struct ClusterBroker {
+        var cluster: String
+        var brokerName: String
+        var brokerID: Int64
+        var role: Rocketmq_Namesrv_V1_BrokerRole
+        var endpoints: [String]
+        var topicCount: Int32
+        var lastHeartbeat: Google_Protobuf_Timestamp?
+    }
+
+    /// The brokers of the first of `nameServers` that answers (they all hold the same registry).
+    private func clusterBrokers(nameServers: [String]) async -> [ClusterBroker] {
+        for server in nameServers {
+            guard let address = ServerAddress(parsing: server) else { continue }
+            let channel = await channels.channel(for: address)
+            guard let info = try? await Rocketmq_Namesrv_V1_NameServer.Client(channel: channel).getClusterInfo(.init(), options: Self.callOptions) else { continue }
+            return info.clusters.flatMap { cluster in
+                cluster.brokers.map {
+                    ClusterBroker(cluster: cluster.name, brokerName: $0.brokerName, brokerID: $0.brokerId, role: $0.role,
+                                  endpoints: $0.endpoints, topicCount: $0.topicCount, lastHeartbeat: $0.lastHeartbeat)
+                }
+            }
+        }
+        return []
+    }
+
+    /// Runs `body` with an Admin client for the broker `request` asks for (`?broker=`, which must
+    /// be one the NameServers list: the console calls no address a page names otherwise) or the
+    /// configured one, and answers with its page, or with an error page: 503 while the broker's
+    /// address is not known, 404 for a broker not in the cluster, 502 when it fails.
+    private func render(_ request: Request, _ body: (Rocketmq_Admin_V1_Admin.Client) async throws -> String) async -> Response {
+        guard let own = configuration.broker() else {
             return Self.html(page(title: "Broker not ready", body: "<p class=\"error\">The broker has not started yet.</p>"), status: .serviceUnavailable)
         }
+        var address = own
+        let asked = Self.formFields(request.uri.query ?? "")["broker"].flatMap { $0.isEmpty ? nil : $0 }
+        if let asked {
+            let status = try? await Rocketmq_Admin_V1_Admin.Client(channel: await channels.channel(for: own)).getBrokerStatus(.init(), options: Self.callOptions)
+            let known = await clusterBrokers(nameServers: status?.nameServers ?? []).flatMap(\.endpoints)
+            guard known.contains(asked), let parsed = ServerAddress(parsing: asked) else {
+                return Self.html(page(title: "Not found", body: "<p class=\"error\">\(escaped(asked)) is not a broker of this cluster.</p>"), status: .notFound)
+            }
+            address = parsed
+        }
+        return await ConsoleRequest.$broker.withValue(asked) {
+            await renderPage(address, body)
+        }
+    }
+
+    private func renderPage(_ address: ServerAddress, _ body: (Rocketmq_Admin_V1_Admin.Client) async throws -> String) async -> Response {
         do {
             let channel = await channels.channel(for: address)
             return Self.html(try await body(Rocketmq_Admin_V1_Admin.Client(channel: channel)), status: .ok)
