@@ -121,8 +121,13 @@ fi
 #    one client thread, as redis-benchmark has, and 4 connections, so that the broker's event
 #    loops share the load as they do redis-benchmark's 50.
 value=$(head -c $SIZE /dev/zero | tr '\0' 'a')
-read -r sync_pid sync_port < <(start_broker sync sync)
+read -r sync_pid sync_port < <(start_broker sync sync --metrics-port 0)
 pids+=("$sync_pid")
+wait_line "$work/sync.log" "metrics listening on"
+sync_metrics=$(grep -o 'http://[^ ]*/metrics' "$work/sync.log" | head -1)
+# The sync broker's group-commit totals (its /metrics) before and after each measured sync run:
+# how many sends each fdatasync covered, and how much of the time the flusher waited for one.
+gc_scrape() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$sync_metrics" > "$work/$1"; }
 warm_up "$sync_port"
 # A fresh redis-server for every run: a stream and an AOF grown by earlier rounds would make
 # Redis fork for an AOF rewrite in the middle of a later one.
@@ -139,14 +144,16 @@ redis_run() { # fsync round
   rm -rf "$dir"
 }
 produce() { # flush port pid round
+  [ "$1" != sync ] || gc_scrape "gc-produce-$4-before.txt"
   "$bin/mqbench" produce --endpoint "127.0.0.1:$2" --topic "p-$1-$4" --count "$COUNT" --concurrency "$CONC" --connections 4 \
     --client-threads 1 --mode sync --broker-pid "$3" --json > "$work/produce-$1-$4.json" 2>/dev/null
+  [ "$1" != sync ] || gc_scrape "gc-produce-$4-after.txt"
 }
 # The sync-flush broker driven by h2load as well: a C load generator at the same 50 streams,
 # cheap per request like redis-benchmark, so the broker's group-commit capacity is seen without
 # the Swift client's cost (mqbench shares the two cores with the broker).
 SYNC_STREAMS=$(((CONC + 4) / 5))  # streams on each of 5 connections: CONC in all
-h2_sync() { h2_send "$sync_port" "h2-sync-$1.txt" 5 "$SYNC_STREAMS"; }
+h2_sync() { gc_scrape "gc-h2load-$1-before.txt"; h2_send "$sync_port" "h2-sync-$1.txt" 5 "$SYNC_STREAMS"; gc_scrape "gc-h2load-$1-after.txt"; }
 # Before each run the page cache's dirty data is written back, so that no run pays for the
 # writeback of the one before it.
 settle() { sync; sleep 1; }
@@ -237,6 +244,23 @@ sync_streams = os.environ["SYNC_STREAMS"]
 cores, cpu = sh("nproc"), sh("lscpu | sed -n 's/^Model name: *//p'")
 swift, redisv, fiov = sh("swift --version 2>&1 | head -1"), sh("redis-server --version"), sh("fio --version")
 yes = lambda ok: "yes" if ok else "no"
+def group_commit(driver):
+    """Per round of `driver` (produce or h2load) at the sync broker: (appends per fdatasync, idle share)."""
+    def totals(name):
+        values = {}
+        for line in open(f"{w}/{name}"):
+            if line.startswith("rocketmq_storage_"):
+                key, value = line.rsplit(" ", 1)
+                values[key] = float(value)
+        return values
+    out = []
+    for r in range(1, rounds + 1):
+        a, b = totals(f"gc-{driver}-{r}-before.txt"), totals(f"gc-{driver}-{r}-after.txt")
+        d = {k: b[k] - a.get(k, 0) for k in b}
+        flushes = max(d["rocketmq_storage_flushes_total"], 1)
+        busy = d["rocketmq_storage_flush_seconds_total"] + d["rocketmq_storage_flusher_idle_seconds_total"]
+        out.append((d["rocketmq_storage_group_commit_appends_total"] / flushes, d["rocketmq_storage_flusher_idle_seconds_total"] / max(busy, 1e-9)))
+    return ", ".join(f"{g:.1f} ({i * 100:.0f}% idle)" for g, i in out)
 L = ["## Cluster", "",
      f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `Scripts/bench.sh` (all figures from one run on one machine, release build, loopback, 1 KiB messages; {warm_text}; the produce and `SendMessage` comparisons are medians of {rounds} alternating rounds in ABBA order, each run after the page cache's writeback settled, each Redis run on a fresh server).", "",
      f"- Machine: {cores} cores ({cpu}), shared with other work: read the ratios",
@@ -254,6 +278,7 @@ L = ["## Cluster", "",
      f"| Broker RSS idle, 1,000 topics × 8 queues | {idle} MiB | | | ≤ 150 MiB | {yes(int(idle) <= 150)} |",
      f"| Disk ceiling (fio) | | {seq:,.0f} MB/s buffered; {fsync:,.0f} fdatasync writes/s | | | |",
      "",
+     f"Group commit at the sync broker, from its `/metrics` around each round (sends per `fdatasync`, and the share of its time the flusher waited for a first send): mqbench {group_commit('produce')}; h2load {group_commit('h2load')}.", "",
      f"Broker CPU time since its start and peak RSS, after the last produce round: async {pas[-1].get('broker_cpu_seconds', 0):.1f} s / {pas[-1].get('broker_peak_rss_mib', 0):.0f} MiB for {async_stored:,} messages (the warm-up, its `SendMessage` run and the produce rounds; ≈ {pas[-1].get('broker_cpu_seconds', 0) * 1e6 / async_stored:.1f} µs each), sync {pss[-1].get('broker_cpu_seconds', 0):.1f} s / {pss[-1].get('broker_peak_rss_mib', 0):.0f} MiB for {sync_stored:,} messages (the warm-up, the produce rounds and the h2load rounds before the last produce; ≈ {pss[-1].get('broker_cpu_seconds', 0) * 1e6 / sync_stored:.1f} µs each).",
      ""]
 replace_section(md, "Cluster", "\n".join(L))
