@@ -173,6 +173,10 @@ public struct Console: Service {
             trace = try await admin.getMessageTrace(.init(messageId: id), options: Self.callOptions)
         } catch let error as RPCError where error.code == .notFound {
             return ""
+        } catch {
+            // The lookup above worked: a broker without traces (an older version) or a slow
+            // scan costs the trace section, not the page.
+            return "<h2>Trace</h2><p class=\"error\">No trace: \(escaped("\(error)"))</p>"
         }
         let rows = trace.events.map { event -> [String] in
             [escaped(event.time.map { Self.preciseTime($0) } ?? ""), Self.describe(event.kind), event.group.isEmpty ? "" : link("/groups/", event.group),
@@ -276,8 +280,14 @@ public struct Console: Service {
         var address = own
         let asked = Self.formFields(request.uri.query ?? "")["broker"].flatMap { $0.isEmpty ? nil : $0 }
         if let asked {
-            let status = try? await Rocketmq_Admin_V1_Admin.Client(channel: await channels.channel(for: own)).getBrokerStatus(.init(), options: Self.callOptions)
-            let known = await clusterBrokers(nameServers: status?.nameServers ?? []).flatMap(\.endpoints)
+            // The cluster is what the NameServers of the console's own broker list.
+            let status: Rocketmq_Admin_V1_BrokerStatus
+            do {
+                status = try await Rocketmq_Admin_V1_Admin.Client(channel: await channels.channel(for: own)).getBrokerStatus(.init(), options: Self.callOptions)
+            } catch {
+                return Self.html(page(title: "Broker unavailable", body: "<p class=\"error\">\(escaped("\(own)")): \(escaped("\(error)"))</p>"), status: .badGateway)
+            }
+            let known = await clusterBrokers(nameServers: status.nameServers).flatMap(\.endpoints)
             guard known.contains(asked), let parsed = ServerAddress(parsing: asked) else {
                 return Self.html(page(title: "Not found", body: "<p class=\"error\">\(escaped(asked)) is not a broker of this cluster.</p>"), status: .notFound)
             }

@@ -142,10 +142,29 @@ struct MQBroker: AsyncParsableCommand {
             configuration.adminToken = try adminToken ?? environment["ROCKETMQ_ADMIN_TOKEN"] ?? file.adminToken
                 ?? AdminToken.loadOrCreate(in: data + "/config", logger: logger)
         }
+        // Every setting is checked before the store opens: a bad one must not cost a crash
+        // recovery at the next start.
+        let loopsFromEnvironment = try environment["ROCKETMQ_EVENT_LOOPS"].map { value in
+            guard let loops = Int(value) else { throw ValidationError("ROCKETMQ_EVENT_LOOPS must be a number, got \(value)") }
+            return loops
+        }
+        let loops = eventLoops ?? loopsFromEnvironment ?? file.eventLoops
+        if let loops, loops < 1 { throw ValidationError("event loops must be at least 1, got \(loops)") }
+        let metricsPort = try self.metricsPort ?? environment["ROCKETMQ_METRICS_PORT"].map { value in
+            guard let port = Int(value) else { throw ValidationError("ROCKETMQ_METRICS_PORT must be a number, got \(value)") }
+            return port
+        } ?? file.metricsPort
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("the metrics port must be 0...65535, got \(metricsPort)") }
+
         let settings = configuration
         let broker = try Broker(configuration: settings, logger: logger)
-        for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
-        for group in file.groups ?? [] { try broker.upsertGroup(group) }
+        do {
+            for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
+            for group in file.groups ?? [] { try broker.upsertGroup(group) }
+        } catch {
+            await broker.shutdown()
+            throw ValidationError("config file \(config ?? ""): \(error)")
+        }
 
         var background: [any Service] = [
             // Consumer progress snapshots, so restarts replay little; the broker's own shutdown
@@ -182,12 +201,6 @@ struct MQBroker: AsyncParsableCommand {
         // One loop per core unless configured. On two shared cores one loop answered h2load's
         // SendMessage a few percent faster (less contention for the CommitLog writer) but cut
         // the end-to-end maximum (produce and consume on one thread) by ~15%: see BENCHMARKS.md.
-        let loopsFromEnvironment = try environment["ROCKETMQ_EVENT_LOOPS"].map { value in
-            guard let loops = Int(value) else { throw ValidationError("ROCKETMQ_EVENT_LOOPS must be a number, got \(value)") }
-            return loops
-        }
-        let loops = eventLoops ?? loopsFromEnvironment ?? file.eventLoops
-        if let loops, loops < 1 { throw ValidationError("event loops must be at least 1, got \(loops)") }
         let eventLoopGroup = loops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
         logger.info("serving gRPC on \(loops ?? NIOSingletons.groupLoopCountSuggestion) event loops")
         let health = HealthService(serving: ["apache.rocketmq.v2.MessagingService"])
@@ -219,10 +232,6 @@ struct MQBroker: AsyncParsableCommand {
                 onStarted: { say("console listening on http://127.0.0.1:\($0)/") })
             background.append(console)
         }
-        let metricsPort = try self.metricsPort ?? environment["ROCKETMQ_METRICS_PORT"].map { value in
-            guard let port = Int(value), (0...65535).contains(port) else { throw ValidationError("ROCKETMQ_METRICS_PORT must be 0...65535, got \(value)") }
-            return port
-        } ?? file.metricsPort
         if let metricsPort {
             let host = settings.host
             background.append(MetricsEndpoint(

@@ -59,6 +59,9 @@ def test_console_shows_every_broker_of_the_cluster(broker_factory, namesrv):
     status, own = get(console + "/topics")
     assert status == 200 and "only-on-a" in own and "only-on-b" not in own
 
-    # An address no NameServer lists is not called.
+    # An address no NameServer lists is not called, and what a page was given comes back escaped.
     status, refused = get(console + "/topics?broker=" + urllib.parse.quote("127.0.0.1:1", safe=""))
-    assert status == 404 and "not a broker of this cluster" in refused
+    assert status == 404 and "127.0.0.1:1 is not a broker of this cluster" in refused
+    hostile = '"><script>alert(1)</script>'
+    status, refused = get(console + "/messages?broker=" + urllib.parse.quote(hostile, safe=""))
+    assert status == 404 and "<script>" not in refused and "&lt;script&gt;" in refused

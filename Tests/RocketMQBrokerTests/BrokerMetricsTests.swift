@@ -31,6 +31,7 @@ struct BrokerMetricsTests {
             // Group g takes two from queue 0 and acks the first: committed 1, one in flight;
             // queue 1 it never read counts from its start.
             let group = GroupConfig(name: "g", maxDeliveryAttempts: 3)
+            try broker.upsertGroup(group)
             let got = try await broker.consumption.receive(
                 group: group, topic: "orders", queueIds: [0], batchSize: 2, invisibleDuration: .seconds(60), filter: .all)
             #expect(got.count == 2)
@@ -59,6 +60,12 @@ struct BrokerMetricsTests {
             #expect(after[#"rocketmq_consumer_inflight_messages{consumer_group="g",topic="orders"}"#] == 0)
             #expect(after[#"rocketmq_messages_in_total{topic="audit"}"#] == nil)
             #expect(after["rocketmq_topics"] == 1)
+
+            // A deleted group's lag is no longer reported (its progress stays in the journal).
+            _ = try broker.groups.remove("g")
+            let (gone, _) = parse(await metrics.render())
+            #expect(gone[#"rocketmq_consumer_lag_messages{consumer_group="g",topic="orders"}"#] == nil)
+            #expect(gone[#"rocketmq_messages_in_total{topic="orders"}"#] == 5)
         }
     }
 

@@ -55,6 +55,22 @@ struct MessageTraceTests {
         }
     }
 
+    @Test("a pull consumer's commit past a message, then a reset before it")
+    func offsetCommits() async throws {
+        try await withBroker { broker in
+            try await send(broker, topic: "t", body: "a", properties: [MessageProperty.uniqueKey: "ID-A"])
+            try await send(broker, topic: "t", body: "b", properties: [MessageProperty.uniqueKey: "ID-B"])
+            try await broker.consumption.setConsumerOffset(group: "p", topic: "t", queueId: 0, offset: 1)  // past A only
+            try await broker.consumption.setConsumerOffset(group: "p", topic: "t", queueId: 0, offset: 2)  // past B; A already
+            try await broker.consumption.setConsumerOffset(group: "p", topic: "t", queueId: 0, offset: 0)  // back before both
+            #expect(kinds(try #require(try broker.trace(messageId: "ID-A"))) == ["stored t", "offsetPassed p", "offsetReset p"])
+            #expect(kinds(try #require(try broker.trace(messageId: "ID-B"))) == ["stored t", "offsetPassed p", "offsetReset p"])
+            let b = try #require(try broker.trace(messageId: "ID-B"))
+            let a = try #require(try broker.trace(messageId: "ID-A"))
+            #expect(a.events[1].time <= b.events[1].time, "A was passed by the first commit, B by the second")
+        }
+    }
+
     @Test("a dead-lettered message shows its copy in the group's dead-letter queue")
     func deadLetterCopy() async throws {
         try await withBroker { broker in

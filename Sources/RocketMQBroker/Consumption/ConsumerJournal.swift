@@ -63,6 +63,7 @@ struct ConsumerJournal: Sendable {
     func scan(
         from offset: Int64, limit: Int = .max, _ visit: (StoredMessage, [ProgressEvent]) -> Void
     ) throws(BrokerError) -> (end: Int64, scanned: Int, truncated: Bool) {
+        if limit <= 0 { return (offset, 0, offset < endOffset) }
         var next = offset
         var scanned = 0
         while true {

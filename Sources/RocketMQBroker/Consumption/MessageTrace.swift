@@ -36,7 +36,8 @@ public struct MessageTrace: Sendable {
 }
 
 extension Broker {
-    /// Most copies of one message a trace follows (the original plus retry and dead-letter copies).
+    /// Most copies of one message a trace follows (the original plus retry and dead-letter
+    /// copies); past it, the newest ones (a message resent more often than that is unusual).
     static let traceCopyLimit = 64
 
     /// The trace of the message whose producer id or offset id is `messageId`; nil if no stored

@@ -8,8 +8,9 @@ import RocketMQStore
 /// (queue offsets, consumer progress, the flusher's totals, `/proc/self`), so metrics cost
 /// nothing between scrapes. A total read that way (messages in per topic) is a counter: it only
 /// grows, unless its topic is deleted and created again, which Prometheus' `rate()` takes as a
-/// counter reset. Label sets that disappear (a deleted topic, a group with no progress left) are
-/// dropped from the next scrape. An actor: scrapes run one at a time.
+/// counter reset. Label sets that disappear (a deleted topic or group) are dropped from the next
+/// scrape. An actor whose `render` awaits nothing once it starts changing the registry, so
+/// concurrent scrapes never interleave their updates.
 public actor BrokerMetrics {
     private let broker: Broker
     private let registry = PrometheusCollectorRegistry()
@@ -33,6 +34,8 @@ public actor BrokerMetrics {
 
     /// The current state, rendered in the Prometheus text exposition format (version 0.0.4).
     public func render() async -> [UInt8] {
+        // The one await, before any state changes (an actor admits another call at an await).
+        let progress = await broker.consumption.progressSummary()
         var seenCounters = Set<SeriesKey>()
         var seenGauges = Set<SeriesKey>()
         func total(_ name: String, _ help: String, _ labels: [(String, String)] = [], _ value: Double) {
@@ -72,13 +75,14 @@ public actor BrokerMetrics {
             total("rocketmq_messages_in_total", "Messages stored in the topic's queues.", [("topic", topic.name)], Double(stored))
         }
 
-        // Consumer lag, as `mqadmin consumerProgress` counts it: for each topic a group has
-        // progress in, every queue of it, those never consumed from their minimum offset.
+        // Consumer lag, as `mqadmin consumerProgress` counts it: for each group that exists and
+        // each topic it has progress in, every queue of it, those never consumed from their
+        // minimum offset. (A deleted group's progress stays in the journal; it is not reported.)
         struct Pair: Hashable { var group: String, topic: String }
         var committed: [Pair: [Int32: Int64]] = [:]
         var inFlight: [Pair: Int] = [:]
-        for entry in await broker.consumption.progressSummary()
-        where !entry.key.group.hasPrefix("%") && queueCounts[entry.key.topic] != nil {
+        let groups = Set(broker.groups.all.map(\.name))
+        for entry in progress where groups.contains(entry.key.group) && queueCounts[entry.key.topic] != nil {
             let pair = Pair(group: entry.key.group, topic: entry.key.topic)
             committed[pair, default: [:]][entry.key.queueId] = entry.committed
             inFlight[pair, default: 0] += entry.inFlight

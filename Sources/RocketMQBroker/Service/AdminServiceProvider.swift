@@ -240,7 +240,16 @@ extension AdminServiceProvider {
     public func getMessageTrace(request: Rocketmq_Admin_V1_GetMessageTraceRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_MessageTrace {
         try await run {
             guard !request.messageId.isEmpty else { throw BrokerError.badRequest("GetMessageTrace needs a message id") }
-            guard let trace = try broker.trace(messageId: request.messageId) else {
+            // Up to 100,000 journal reads: on a GCD thread, not one of the few the broker's
+            // request handlers share.
+            let broker = self.broker
+            let id = request.messageId
+            let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<MessageTrace?, BrokerError>, Never>) in
+                DispatchQueue.global(qos: .utility).async {
+                    continuation.resume(returning: Result { () throws(BrokerError) in try broker.trace(messageId: id) })
+                }
+            }
+            guard let trace = try outcome.get() else {
                 throw RPCError(code: .notFound, message: "no stored message has id \(request.messageId)")
             }
             return Rocketmq_Admin_V1_MessageTrace(

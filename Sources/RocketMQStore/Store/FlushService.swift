@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Syncs the CommitLog to disk: periodically for async flush, and as **group commit** for
 /// sync flush.
@@ -40,14 +41,25 @@ final class FlushService: @unchecked Sendable {
     /// The last flush failure logged (flusher only): a failure that persists is logged once.
     private var lastFailure: StoreError?
     private var totals = FlushStatistics()
+    /// Sync-flush appends found already covered by an `fdatasync` when they asked to wait (the
+    /// round that synced them returned in between): acknowledged by that group, counted here
+    /// without taking the lock.
+    private let coveredOnArrival = Atomic<Int>(0)
     /// Number of flush rounds done (for tests and benchmarks).
     var rounds: Int { statistics.flushes }
 
     /// What the flusher did since the store opened (metrics, benchmarks).
     var statistics: FlushStatistics {
         condition.lock()
-        defer { condition.unlock() }
-        return totals
+        var snapshot = totals
+        condition.unlock()
+        snapshot.groupCommitAppends += coveredOnArrival.load(ordering: .relaxed)
+        return snapshot
+    }
+
+    /// Acknowledges a sync-flush append an earlier `fdatasync` already covered.
+    private func alreadyFlushed() {
+        coveredOnArrival.add(1, ordering: .relaxed)
     }
 
     /// Appends waiting for a sync flush now (for tests).
@@ -94,7 +106,7 @@ final class FlushService: @unchecked Sendable {
 
     /// Sync flush: returns once an `fdatasync` covering everything below `end` returned.
     func waitForFlush(upTo end: Int64) async throws(StoreError) {
-        if commitLog.flushedPosition >= end { return }
+        if commitLog.flushedPosition >= end { return alreadyFlushed() }
         let failure = await withCheckedContinuation { (continuation: CheckedContinuation<StoreError?, Never>) in
             whenFlushed(upTo: end) { continuation.resume(returning: $0) }
         }
@@ -106,7 +118,10 @@ final class FlushService: @unchecked Sendable {
     /// group-commit timeout, shutdown). At once on this thread if it is already on disk;
     /// otherwise on the flusher's (or watchdog's) thread, so keep it short.
     func whenFlushed(upTo end: Int64, _ completion: @escaping Completion) {
-        if commitLog.flushedPosition >= end { return completion(nil) }
+        if commitLog.flushedPosition >= end {
+            alreadyFlushed()
+            return completion(nil)
+        }
         condition.lock()
         if stopping {
             condition.unlock()
@@ -114,6 +129,7 @@ final class FlushService: @unchecked Sendable {
         }
         if commitLog.flushedPosition >= end {
             condition.unlock()
+            alreadyFlushed()
             return completion(nil)
         }
         waiters.append(Waiter(end: end, deadline: .now + timeout, completion: completion))
@@ -240,7 +256,8 @@ public struct FlushStatistics: Sendable, Equatable {
     /// Flush rounds that synced something (or failed): each writes out what is staged and
     /// `fdatasync`s every touched segment.
     public var flushes = 0
-    /// Sync flush: appends acknowledged by those rounds.
+    /// Sync flush: appends acknowledged by those rounds (those a round had synced before they
+    /// asked to wait included).
     public var groupCommitAppends = 0
     /// Time spent writing out and syncing.
     public var flushing = Duration.zero
