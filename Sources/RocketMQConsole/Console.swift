@@ -152,14 +152,15 @@ public struct Console: Service {
         }
         let rows = found.map { message -> [String] in
             let stored = message.storeTime.map { Self.time($0) } ?? ""
+            let born = (message.bornTime.map { Self.time($0) } ?? "") + (message.bornHost.isEmpty ? "" : " from \(message.bornHost)")
             let properties = message.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n")
             return [
                 "<a href=\"\(href("/messages?id=\(queryEncoded(message.messageId))"))\">\(escaped(message.messageId))</a>",
                 link("/topics/", message.topic), "\(message.queueId)", "\(message.queueOffset)",
-                escaped(stored), "<pre>" + escaped(properties) + "</pre>", "<pre>" + escaped(Self.preview(message.body)) + "</pre>",
+                escaped(born), escaped(stored), "<pre>" + escaped(properties) + "</pre>", "<pre>" + escaped(Self.preview(message.body)) + "</pre>",
             ]
         }
-        body += found.isEmpty ? "<p>No message found.</p>" : table(["Message id", "Topic", "Queue", "Offset", "Stored", "Properties", "Body"], rows, numeric: [2, 3])
+        body += found.isEmpty ? "<p>No message found.</p>" : table(["Message id", "Topic", "Queue", "Offset", "Sent", "Stored", "Properties", "Body"], rows, numeric: [2, 3])
         if !id.isEmpty, !found.isEmpty {
             body += try await trace(id, admin)
         }

@@ -69,6 +69,7 @@ import Testing
             // Looked up by id, a message shows its trace.
             #expect(byId.html.contains("<h2>Trace</h2>"), "\(byId.html)")
             #expect(byId.html.contains("<td>stored</td>"), "\(byId.html)")
+            #expect(byId.html.contains("<th>Sent</th>") && byId.html.contains(" from "), "who sent it and when")
             #expect(byKey.html.contains("href=\"/messages?id=\(receipts[3].messageId)\""), "key results link to the message's own page")
 
             let config = try await get(port, "/config")
