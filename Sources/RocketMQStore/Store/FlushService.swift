@@ -150,7 +150,7 @@ final class FlushService: @unchecked Sendable {
     }
 
     private func flushLoop() {
-        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let seconds = interval.timeInterval
         while true {
             let idleFrom = ContinuousClock.now
             condition.lock()
@@ -210,7 +210,7 @@ final class FlushService: @unchecked Sendable {
 
     private func watchdogLoop() {
         let tick = min(max(timeout / 10, .milliseconds(1)), .milliseconds(50))
-        let seconds = Double(tick.components.seconds) + Double(tick.components.attoseconds) / 1e18
+        let seconds = tick.timeInterval
         while true {
             condition.lock()
             if stopping { condition.unlock(); return }

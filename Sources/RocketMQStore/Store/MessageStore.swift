@@ -623,7 +623,7 @@ private final class BackgroundLoop: @unchecked Sendable {
     }
 
     private func run() {
-        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let seconds = interval.timeInterval
         var tick = Tick(nextRetention: .now)
         while true {
             condition.lock()
