@@ -24,6 +24,14 @@ extension Google_Protobuf_Timestamp {
     }
 
     public var date: Date { Date(timeIntervalSince1970: Double(seconds) + Double(nanos) / 1e9) }
+
+    /// ISO 8601 in UTC with milliseconds (`2026-11-26T20:03:06.794Z`), for events that are
+    /// often within one second of each other (a message's trace).
+    public var iso8601Milliseconds: String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
 }
 
 extension Google_Protobuf_Duration {

@@ -180,7 +180,7 @@ public struct Console: Service {
             return "<h2>Trace</h2><p class=\"error\">No trace: \(escaped("\(error)"))</p>"
         }
         let rows = trace.events.map { event -> [String] in
-            [escaped(event.time.map { Self.preciseTime($0) } ?? ""), Self.describe(event.kind), event.group.isEmpty ? "" : link("/groups/", event.group),
+            [escaped(event.time?.iso8601Milliseconds ?? ""), Self.describe(event.kind), event.group.isEmpty ? "" : link("/groups/", event.group),
              link("/topics/", event.topic), "\(event.queueId)", "\(event.queueOffset)", event.kind == .delivered ? "\(event.attempt)" : ""]
         }
         var html = "<h2>Trace</h2>" + table(["Time", "Event", "Group", "Topic", "Queue", "Offset", "Attempt"], rows, numeric: [4, 5, 6])
@@ -199,13 +199,6 @@ public struct Console: Service {
         case .offsetReset: "offset reset before it"
         default: "unknown"
         }
-    }
-
-    /// With milliseconds: a message's trace events are often within one second.
-    private static func preciseTime(_ timestamp: Google_Protobuf_Timestamp) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: timestamp.date)
     }
 
     private func config(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {

@@ -347,11 +347,11 @@ actor ConsumptionEngine {
     /// Every queue some group has progress in, with its committed offset and the deliveries in
     /// flight (metrics): one hop for all of them.
     func progressSummary() -> [(key: ProgressKey, committed: Int64, inFlight: Int)] {
-        progress.map { entry in (entry.key, entry.value.committed, entry.value.inFlight.values.filter { $0.deliveryId != 0 }.count) }
+        progress.map { entry in (entry.key, entry.value.committed, entry.value.deliveredInFlight) }
     }
 
     /// Messages in flight per queue of a group, for admin views.
     func inFlightCount(group: String, topic: String, queueId: Int32) -> Int {
-        progress[ProgressKey(group: group, topic: topic, queueId: queueId)]?.inFlight.values.filter { $0.deliveryId != 0 }.count ?? 0
+        progress[ProgressKey(group: group, topic: topic, queueId: queueId)]?.deliveredInFlight ?? 0
     }
 }

@@ -45,8 +45,9 @@ extension Broker {
     public func trace(messageId: String, journalLimit: Int = 100_000) throws(BrokerError) -> MessageTrace? {
         var copies = store.messages(uniqueId: messageId, maxCount: Self.traceCopyLimit)
         if copies.isEmpty, let byOffset = try? store.message(msgId: messageId) {
-            copies = byOffset.uniqueId.map { store.messages(uniqueId: $0, maxCount: Self.traceCopyLimit) } ?? [byOffset]
-            if copies.isEmpty { copies = [byOffset] }
+            // An offset id names one record; its producer id, if it has one, finds its copies too.
+            let sameId = byOffset.uniqueId.map { store.messages(uniqueId: $0, maxCount: Self.traceCopyLimit) } ?? []
+            copies = sameId.isEmpty ? [byOffset] : sameId
         }
         guard !copies.isEmpty else { return nil }
         copies.sort { $0.physicalOffset < $1.physicalOffset }

@@ -24,6 +24,10 @@ struct QueueProgress: Codable, Sendable {
     /// The next offset never handed out (non-FIFO groups).
     var cursor: Int64 = 0
 
+    /// Messages handed to a consumer and not yet acked (a delayed message waiting in `inFlight`
+    /// before its first delivery does not count).
+    var deliveredInFlight: Int { inFlight.values.count { $0.deliveryId != 0 } }
+
     struct InFlight: Sendable {
         /// When the message becomes visible again.
         var deadline: ContinuousClock.Instant

@@ -319,7 +319,7 @@ struct QueryMsgTraceById: AsyncParsableCommand {
         var rows: [[String]] = []
         for (broker, trace) in traces {
             for event in trace.events {
-                rows.append([event.time.map { Self.millisecondText($0.date) } ?? "", broker, Self.name(event.kind), event.group, event.topic, String(event.queueId),
+                rows.append([event.time?.iso8601Milliseconds ?? "", broker, Self.name(event.kind), event.group, event.topic, String(event.queueId),
                              String(event.queueOffset), event.kind == .delivered ? String(event.attempt) : ""])
             }
             if trace.truncated {
@@ -327,13 +327,6 @@ struct QueryMsgTraceById: AsyncParsableCommand {
             }
         }
         target.output(["time", "broker", "event", "group", "topic", "queue", "offset", "attempt"], rows)
-    }
-
-    /// ISO 8601 with milliseconds: a message's events are often within one second.
-    static func millisecondText(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
     }
 
     static func name(_ kind: Rocketmq_Admin_V1_TraceEvent.Kind) -> String {
