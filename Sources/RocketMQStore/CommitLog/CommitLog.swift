@@ -194,6 +194,42 @@ final class CommitLog: @unchecked Sendable {
         return physicalOffset
     }
 
+    /// Replicas: ends the segment holding the write position with an end-of-segment marker, as
+    /// `append` does when a record does not fit, so the next record starts the next segment.
+    /// Returns the new write position (the segment's end).
+    func fillSegment() throws(StoreError) -> Int64 {
+        let position = written.load(ordering: .relaxed)
+        let segment: CommitLogSegment
+        if let c = current, position >= c.start, position < c.end {
+            segment = c
+        } else if let s = self.segment(containing: position) {
+            segment = s
+        } else {
+            segment = try createSegment(at: position)
+        }
+        let left = Int(segment.end - position)
+        guard left >= RecordCodec.blankSize else { throw .replicaDiverged("no room for an end-of-segment marker at \(position)") }
+        try segment.file.write(RecordCodec.blankMarker(size: left), at: position - segment.start)
+        readable.store(segment.end, ordering: .releasing)
+        written.store(segment.end, ordering: .releasing)
+        return segment.end
+    }
+
+    /// Replicas: an empty log starts at `offset` (a segment boundary) instead of 0, because the
+    /// master it copies no longer keeps the segments before.
+    func startEmpty(at offset: Int64) throws(StoreError) {
+        guard segmentCount == 0, written.load(ordering: .relaxed) == 0 else {
+            throw .replicaDiverged("only an empty log can start at \(offset)")
+        }
+        guard offset >= 0, offset % segmentSize == 0 else {
+            throw .replicaDiverged("\(offset) is not a segment boundary for \(segmentSize)-byte segments")
+        }
+        staged.reset(at: offset)
+        readable.store(offset, ordering: .releasing)
+        written.store(offset, ordering: .releasing)
+        flushed.store(offset, ordering: .releasing)
+    }
+
     /// Writes zeros from `prepared` a stretch at a time until `end` (segment-relative) is
     /// covered. Only bytes past the log's end are zeroed: never the page the writer started
     /// this segment in, and always before a record is staged there.

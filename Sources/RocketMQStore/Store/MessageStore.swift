@@ -29,15 +29,20 @@ public final class MessageStore: Sendable {
     let notifier = QueueNotifier()
     private let directoryLock: DirectoryLock
     let queues = Mutex<[QueueID: ConsumeQueue]>([:])
-    private let writer = Mutex<WriterState>(WriterState())
+    let writer = Mutex<WriterState>(WriterState())
     /// See `writeCheckpoint(clean:syncIndex:)`; the checkpoint thread's, and recovery's before it.
     private let indexSync = Mutex(IndexSync(due: .now, covered: 0))
-    private let isShutDown = ManagedAtomic<Bool>(false)
+    let isShutDown = ManagedAtomic<Bool>(false)
     /// Bit pattern of the disk-use ratio while above the hard limit, 0 otherwise.
-    private let diskFullRatio = ManagedAtomic<UInt64>(0)
+    let diskFullRatio = ManagedAtomic<UInt64>(0)
+    /// See `isReplicaLog`.
+    let isReplica = ManagedAtomic<Bool>(false)
+    /// See `observeLogGrowth(_:)`; the flag spares appends the lock while nobody observes.
+    let growthObserver = Mutex<(@Sendable (Int64) -> Void)?>(nil)
+    let hasGrowthObserver = ManagedAtomic<Bool>(false)
     private let background = Mutex<BackgroundLoop?>(nil)
 
-    private struct WriterState: Sendable {
+    struct WriterState: Sendable {
         var lastStoreTimestamp: Int64 = 0
     }
 
@@ -174,7 +179,7 @@ public final class MessageStore: Sendable {
     }
 
     @discardableResult
-    private func consumeQueue(_ id: QueueID, create: Bool) throws(StoreError) -> ConsumeQueue? {
+    func consumeQueue(_ id: QueueID, create: Bool) throws(StoreError) -> ConsumeQueue? {
         if let cq = queues.withLock({ $0[id] }) { return cq }
         guard create else { return nil }
         guard !id.topic.isEmpty, !id.topic.contains("/"), id.topic != ".", id.topic != "..", id.queueId >= 0 else {
@@ -279,6 +284,7 @@ public final class MessageStore: Sendable {
 
     /// Writes and dispatches one record (no flush wait).
     func write(_ message: EncodedMessage) throws(StoreError) -> AppendResult {
+        if isReplica.load(ordering: .relaxed) { throw .replica }
         let full = diskFullRatio.load(ordering: .relaxed)
         if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
         var record = message.record
@@ -316,6 +322,7 @@ public final class MessageStore: Sendable {
                 storeTimestamp: storeTimestamp, storeHost: storeHost)
         }
         notifier.notify(id)
+        logGrew(to: result.physicalOffset + Int64(result.wroteBytes))
         return result
     }
 

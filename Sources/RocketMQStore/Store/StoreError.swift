@@ -25,6 +25,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case shutDown
     /// A file in the data directory could not be understood.
     case badFile(path: String, reason: String)
+    /// The store is a replica: its log grows only by records copied from its master.
+    case replica
+    /// Replicated records do not continue this log where it ends (see `appendReplicated`).
+    case replicaDiverged(String)
 
     public var description: String {
         switch self {
@@ -50,6 +54,10 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
             return "the message store is shut down"
         case .badFile(let path, let reason):
             return "cannot use \(path): \(reason)"
+        case .replica:
+            return "this store is a replica of its master's log: it takes no appends of its own"
+        case .replicaDiverged(let why):
+            return "the replica's log does not continue the master's: \(why)"
         }
     }
 }

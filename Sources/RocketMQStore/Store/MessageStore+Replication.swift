@@ -1,0 +1,151 @@
+import Atomics
+import Synchronization
+
+/// Master/slave replication at the store's level: a master reads its log as bytes, a replica
+/// appends those bytes at the same offsets and dispatches them as recovery would. The broker
+/// carries the bytes between the two (`rocketmq.ha.v1.Replication`).
+extension MessageStore {
+    /// Whether the log grows only by `appendReplicated` (a slave's store): appends of its own
+    /// fail with `StoreError.replica`. Off by default; a promoted slave turns it off.
+    public var isReplicaLog: Bool {
+        get { isReplica.load(ordering: .relaxed) }
+        set { isReplica.store(newValue, ordering: .sequentiallyConsistent) }
+    }
+
+    /// Calls `observer` after every append (own or replicated) with the log's new end, on the
+    /// appending thread: keep it short. One observer; a new one replaces the last.
+    public func observeLogGrowth(_ observer: (@Sendable (Int64) -> Void)?) {
+        growthObserver.withLock { $0 = observer }
+        hasGrowthObserver.store(observer != nil, ordering: .sequentiallyConsistent)
+    }
+
+    /// Tells the growth observer, if any, that the log now ends at `end`.
+    func logGrew(to end: Int64) {
+        guard hasGrowthObserver.load(ordering: .relaxed), let observer = growthObserver.withLock({ $0 }) else { return }
+        observer(end)
+    }
+
+    /// About `maxBytes` of the log from `offset` as its bytes: whole records and end-of-segment
+    /// markers, never across a segment boundary, below the written position (so dispatched).
+    /// Empty when `offset` is the log's end. A single record larger than `maxBytes` comes whole.
+    ///
+    /// - Throws: `.offsetOutOfRange` when `offset` is below the oldest kept segment or past the
+    ///   log's end; `.corruptRecord` if the bytes there are not records.
+    public func readLog(from offset: Int64, maxBytes: Int) throws(StoreError) -> [UInt8] {
+        let end = commitLog.writtenPosition
+        guard offset >= commitLog.minOffset, offset <= end else { throw .offsetOutOfRange(physicalOffset: offset) }
+        if offset == end { return [] }
+        let segmentSize = configuration.commitLogSegmentSize
+        let segmentEnd = (offset / segmentSize + 1) * segmentSize
+        let limit = min(end, segmentEnd)
+        var count = Int(min(Int64(max(maxBytes, RecordCodec.blankSize)), limit - offset))
+        var bytes = try commitLog.read(at: offset, size: count)
+        var whole = 0
+        while whole + RecordCodec.blankSize <= bytes.count {
+            let peek = bytes.withUnsafeBytes { RecordCodec.peek(UnsafeRawBufferPointer(rebasing: $0[whole..<(whole + RecordCodec.blankSize)])) }
+            let size: Int
+            switch peek {
+            case .message(let s), .endOfSegment(let s): size = s
+            case .empty, .invalid: throw .corruptRecord(physicalOffset: offset + Int64(whole), reason: "no record where the log says one is")
+            }
+            if whole + size > bytes.count {
+                // The first record is larger than `maxBytes`: read it whole.
+                guard whole == 0, offset + Int64(size) <= limit else { break }
+                count = size
+                bytes = try commitLog.read(at: offset, size: count)
+            }
+            whole += size
+        }
+        guard whole > 0 else { throw .corruptRecord(physicalOffset: offset, reason: "a record runs past the log's end") }
+        if whole < bytes.count { bytes.removeSubrange(whole...) }
+        return bytes
+    }
+
+    /// A replica's empty log starts at `offset` (a segment boundary of the master) rather than
+    /// 0, because the master no longer keeps the segments before it.
+    /// - Throws: `.replicaDiverged` if the log is not empty or `offset` is not a boundary.
+    public func startEmptyLog(at offset: Int64) throws(StoreError) {
+        try writer.withLock { (_) throws(StoreError) in try commitLog.startEmpty(at: offset) }
+    }
+
+    /// Appends records copied from a master's log. `offset` must be this log's end and `bytes`
+    /// whole records and end-of-segment markers (what `readLog` returns): each record is
+    /// checked (size, magic, CRC32C, its own physical offset) and written at the offset the
+    /// master gave it, then dispatched to its ConsumeQueue entry (at the master's queue offset)
+    /// and the IndexFile. The segment size must be the master's, so segments roll at the same
+    /// offsets. Returns the log's new end. Works whether or not the store `isReplicaLog`.
+    ///
+    /// - Throws: `.replicaDiverged` when `offset` is not this log's end or a record would land
+    ///   elsewhere than on the master; `.corruptRecord` for damaged bytes (nothing after the
+    ///   last good record is written); `.diskFull`, `.shutDown`, I/O errors.
+    @discardableResult
+    public func appendReplicated(_ bytes: [UInt8], at offset: Int64) throws(StoreError) -> Int64 {
+        let full = diskFullRatio.load(ordering: .relaxed)
+        if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
+        var touched = Set<QueueID>()
+        let end = try writer.withLock { (state) throws(StoreError) -> Int64 in
+            if isShutDown.load(ordering: .relaxed) { throw .shutDown }
+            var position = commitLog.writtenPosition
+            guard offset == position else {
+                throw .replicaDiverged("records for offset \(offset) arrived, the log ends at \(position)")
+            }
+            var at = 0
+            while at < bytes.count {
+                guard at + RecordCodec.blankSize <= bytes.count else {
+                    throw .corruptRecord(physicalOffset: position, reason: "a partial record header")
+                }
+                let peek = bytes.withUnsafeBytes { RecordCodec.peek(UnsafeRawBufferPointer(rebasing: $0[at..<(at + RecordCodec.blankSize)])) }
+                switch peek {
+                case .endOfSegment(let size):
+                    let segmentEnd = (position / configuration.commitLogSegmentSize + 1) * configuration.commitLogSegmentSize
+                    guard position + Int64(size) == segmentEnd else {
+                        throw .replicaDiverged("an end-of-segment marker at \(position) ends at \(position + Int64(size)), this log's segment at \(segmentEnd): are the segment sizes equal?")
+                    }
+                    position = try commitLog.fillSegment()
+                    at += size
+                case .message(let size):
+                    guard at + size <= bytes.count else { throw .corruptRecord(physicalOffset: position, reason: "a partial record") }
+                    var record = Array(bytes[at..<(at + size)])
+                    let info = try StoreError.catching {
+                        try record.withUnsafeBytes { try RecordCodec.dispatchInfo($0, expectedOffset: position) }
+                    }
+                    let id = QueueID(topic: info.topic, queueId: info.queueId)
+                    let created = queues.withLock { $0[id] == nil }
+                    guard let cq = try consumeQueue(id, create: true) else { throw .shutDown }
+                    try cq.prepare(for: info.queueOffset)
+                    let written = try commitLog.append(&record) { _, _ in }
+                    guard written == position else {
+                        throw .replicaDiverged("the record for offset \(position) landed at \(written): are the segment sizes equal?")
+                    }
+                    try cq.put(ConsumeQueueEntry(physicalOffset: written, size: info.size, tagsHash: info.keys.tagsHash), at: info.queueOffset)
+                    // A queue first seen mid-way (the master dropped its older segments) starts
+                    // at its first replicated entry, not at 0.
+                    if created, info.queueOffset > 0 { try cq.dropEntries(below: written) }
+                    do {
+                        try index.put(info)
+                    } catch {
+                        logger.error("cannot index replicated message keys", metadata: ["offset": "\(written)", "error": "\(error)"])
+                    }
+                    state.lastStoreTimestamp = max(state.lastStoreTimestamp, info.storeTimestamp)
+                    position = written + Int64(size)
+                    commitLog.publish(upTo: position)
+                    touched.insert(id)
+                    at += size
+                case .empty, .invalid:
+                    throw .corruptRecord(physicalOffset: position, reason: "replicated bytes are not a record")
+                }
+            }
+            return position
+        }
+        if end > offset {
+            if configuration.flushMode == .async {
+                flushService.noteWritten(upTo: end)
+            } else {
+                flushService.whenFlushed(upTo: end) { _ in }
+            }
+        }
+        for id in touched { notifier.notify(id) }
+        logGrew(to: end)
+        return end
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+@testable import RocketMQStore
+
+/// A replica copies its master's log byte for byte through `readLog` / `appendReplicated`.
+@Suite struct ReplicationTests {
+    /// Copies everything `master` has beyond `replica`'s end, in chunks of at most `chunk` bytes.
+    @discardableResult
+    private func catchUp(_ replica: MessageStore, from master: MessageStore, chunk: Int = 3000) throws -> Int {
+        var rounds = 0
+        while rounds < 10_000 {
+            let offset = replica.commitLogMaxOffset
+            let bytes = try master.readLog(from: offset, maxBytes: chunk)
+            if bytes.isEmpty { return rounds }
+            let end = try replica.appendReplicated(bytes, at: offset)
+            #expect(end == offset + Int64(bytes.count))
+            rounds += 1
+        }
+        Issue.record("replication did not catch up")
+        return rounds
+    }
+
+    @Test func aReplicaHoldsTheSameLogQueuesAndKeys() async throws {
+        let masterDir = TempDirectory("master"), replicaDir = TempDirectory("replica")
+        let segment: Int64 = 8192
+        let master = try openStore(testConfiguration(masterDir.path, segmentSize: segment))
+        var replica: MessageStore? = try openStore(testConfiguration(replicaDir.path, segmentSize: segment))
+        replica?.isReplicaLog = true
+        var rng = SplitMix64(seed: 7)
+        var sent = [AppendResult]()
+        for i in 0..<120 {
+            let m = message("T\(i % 3)", queue: Int32(i % 2), body: randomBytes(Int.random(in: 1...1500, using: &rng), &rng),
+                            tag: "tag\(i % 4)", keys: "k\(i)", uniq: "U\(i)")
+            sent.append(try await master.append(m))
+            if i % 17 == 0, let replica { try catchUp(replica, from: master, chunk: 1000) }
+        }
+        #expect(master.commitLogMaxOffset > 4 * segment, "the log spans several segments, so markers replicate too")
+        try catchUp(#require(replica), from: master)
+        let copy = try #require(replica)
+        #expect(copy.commitLogMaxOffset == master.commitLogMaxOffset)
+        #expect(try copy.readLog(from: 0, maxBytes: 1 << 20) == master.readLog(from: 0, maxBytes: 1 << 20))
+        for id in master.queueIDs() {
+            let a = try master.messages(topic: id.topic, queueId: id.queueId, from: 0, maxCount: 1000)
+            let b = try copy.messages(topic: id.topic, queueId: id.queueId, from: 0, maxCount: 1000)
+            #expect(a.messages.map(\.body) == b.messages.map(\.body))
+            #expect(a.messages.map(\.queueOffset) == b.messages.map(\.queueOffset))
+            #expect(a.messages.map(\.physicalOffset) == b.messages.map(\.physicalOffset))
+        }
+        #expect(copy.queueIDs() == master.queueIDs())
+        #expect(copy.messages(key: "k42", topic: "T0").map(\.physicalOffset) == [sent[42].physicalOffset])
+        try copy.verifyConsistency()
+
+        // A replica refuses appends of its own, and records that do not continue its log.
+        await #expect(throws: StoreError.replica) { try await copy.append(message(body: [1])) }
+        let tail = try master.readLog(from: sent[100].physicalOffset, maxBytes: 100)
+        #expect(throws: StoreError.self) { try copy.appendReplicated(tail, at: sent[100].physicalOffset) }
+        var damaged = try master.readLog(from: sent[0].physicalOffset, maxBytes: 100)
+        damaged[damaged.count - 1] ^= 0xFF
+        let scratch = try openStore(testConfiguration(TempDirectory("scratch").path, segmentSize: segment))
+        #expect(throws: StoreError.self) { try scratch.appendReplicated(damaged, at: 0) }
+        #expect(scratch.commitLogMaxOffset == 0, "a damaged record is not written")
+        scratch.shutdown()
+
+        // The copy survives a restart (a crash-like stop included) and keeps following.
+        copy.abandonForTesting()
+        replica = nil
+        let reopened = try openStore(testConfiguration(replicaDir.path, segmentSize: segment))
+        defer { reopened.shutdown() }
+        #expect(reopened.commitLogMaxOffset <= master.commitLogMaxOffset)
+        for i in 0..<10 { _ = try await master.append(message("T9", body: [UInt8](repeating: UInt8(i), count: 700))) }
+        try catchUp(reopened, from: master)
+        #expect(reopened.commitLogMaxOffset == master.commitLogMaxOffset)
+        #expect(try reopened.messages(topic: "T9", queueId: 0, from: 0, maxCount: 100).messages.count == 10)
+        try reopened.verifyConsistency()
+        // Promoted, it takes appends of its own after the master's records.
+        reopened.isReplicaLog = false
+        let own = try await reopened.append(message("T9", body: [42]))
+        #expect(own.physicalOffset == master.commitLogMaxOffset)
+        #expect(own.queueOffset == 10)
+        master.shutdown()
+    }
+
+    @Test func readLogServesWholeRecordsWithinASegment() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path, segmentSize: 4096))
+        defer { store.shutdown() }
+        var ends: Set<Int64> = [0]
+        for i in 0..<12 {
+            let r = try await store.append(message(body: [UInt8](repeating: UInt8(i), count: 900)))
+            ends.insert(r.physicalOffset + Int64(r.wroteBytes))
+            ends.insert(r.physicalOffset)
+        }
+        var offset: Int64 = 0
+        while offset < store.commitLogMaxOffset {
+            let bytes = try store.readLog(from: offset, maxBytes: 1500)
+            #expect(!bytes.isEmpty)
+            let next = offset + Int64(bytes.count)
+            #expect(offset / 4096 == (next - 1) / 4096, "a chunk stays in one segment")
+            #expect(ends.contains(next) || next % 4096 == 0, "a chunk ends at a record or segment boundary")
+            offset = next
+        }
+        #expect(try store.readLog(from: store.commitLogMaxOffset, maxBytes: 100).isEmpty)
+        #expect(throws: StoreError.self) { try store.readLog(from: store.commitLogMaxOffset + 1, maxBytes: 100) }
+        // One record larger than the chunk comes whole.
+        #expect(try store.readLog(from: 0, maxBytes: 10).count > 900)
+    }
+
+    @Test func anEmptyReplicaStartsWhereTheMastersLogStarts() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path, segmentSize: 4096))
+        defer { store.shutdown() }
+        #expect(throws: StoreError.self) { try store.startEmptyLog(at: 100) }
+        try store.startEmptyLog(at: 8192)
+        #expect(store.commitLogMaxOffset == 8192)
+        let source = try openStore(testConfiguration(TempDirectory("source").path, segmentSize: 4096))
+        defer { source.shutdown() }
+        // Three segments on the source; the replica copies from the third on.
+        var results = [AppendResult]()
+        for i in 0..<12 { results.append(try await source.append(message(body: [UInt8](repeating: UInt8(i), count: 900)))) }
+        let third = try #require(results.firstIndex { $0.physicalOffset >= 8192 })
+        #expect(results[third].physicalOffset == 8192)
+        var offset: Int64 = 8192
+        while offset < source.commitLogMaxOffset {
+            let bytes = try source.readLog(from: offset, maxBytes: 4096)
+            offset = try store.appendReplicated(bytes, at: offset)
+        }
+        #expect(store.minOffset(topic: "TopicA", queueId: 0) == Int64(third))
+        #expect(store.maxOffset(topic: "TopicA", queueId: 0) == 12)
+        let read = try store.messages(topic: "TopicA", queueId: 0, from: 0, maxCount: 100)
+        #expect(read.messages.first?.queueOffset == Int64(third))
+        #expect(read.messages.count == 12 - third)
+    }
+}
