@@ -3,7 +3,7 @@
 # (the Swift 6 toolchain itself is expected on PATH). Idempotent: installs only what is missing.
 #
 #   Scripts/install-deps.sh            build + run dependencies
-#   Scripts/install-deps.sh --test     also the test peers (nghttp2 tools, Python venv with grpcio)
+#   Scripts/install-deps.sh --test     also the test peers (nghttp2 tools, etcd, Python venv with grpcio)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -15,7 +15,7 @@ packages=(
   python3                                             # Scripts/lib helpers
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(nghttp2-client nghttp2-server python3-venv)
+  packages+=(nghttp2-client nghttp2-server python3-venv etcd-server)  # etcd: failover tests
 fi
 
 missing=()

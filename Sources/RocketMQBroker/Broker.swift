@@ -1,3 +1,4 @@
+import Atomics
 import Foundation
 import Logging
 import RocketMQNameServer
@@ -14,7 +15,7 @@ import Synchronization
 public final class Broker: Sendable {
     /// The current configuration; runtime-updatable keys change through `updateConfiguration(_:)`.
     public var configuration: BrokerConfiguration { configurationStorage.withLock { $0 } }
-    private let configurationStorage: Mutex<BrokerConfiguration>
+    let configurationStorage: Mutex<BrokerConfiguration>
     /// When the broker opened its store.
     public let startedAt = Date()
     public let store: MessageStore
@@ -25,10 +26,23 @@ public final class Broker: Sendable {
     let clients = ClientRegistry()
     let arrivals = ArrivalSignal()
     let logger: Logger
+    /// A master's slaves and the sends waiting for them.
+    let replication = ReplicationHub()
+    /// A slave's stream from its master.
+    let follower = ReplicaFollower()
+    /// See `isSlave`.
+    let slave: ManagedAtomic<Bool>
+    /// With etcd failover: the kind of master this broker becomes when elected (nil: no election).
+    let electedRole: BrokerRole?
+    /// With etcd failover: the election, once started (`runFailover`).
+    let election = Mutex<MasterElection?>(nil)
+    /// Topics and groups of the config file, applied when this broker is first elected master
+    /// (a broker that starts as a candidate or slave takes its tables from its master).
+    let fileTables = Mutex<(topics: [TopicConfig], groups: [GroupConfig])?>(nil)
     /// The `host:port` put in routes; set once the server is bound.
     private let routeAddressStorage = Mutex<String?>(nil)
     /// Called after a topic is created or changed, so NameServers can hear of it.
-    private let topicsChangedHandler = Mutex<(@Sendable () -> Void)?>(nil)
+    let topicsChangedHandler = Mutex<(@Sendable () -> Void)?>(nil)
     private let nextQueue = Mutex<UInt64>(0)
 
     /// Opens the store (recovering it) and the config tables under `configuration.store.dataDirectory`.
@@ -36,11 +50,25 @@ public final class Broker: Sendable {
         var configuration = configuration
         let runtimePath = configuration.store.dataDirectory + "/config/brokerConfig.json"
         try RuntimeConfig.loadOverrides(from: runtimePath, into: &configuration)
+        if configuration.etcdEndpoints.isEmpty, configuration.role == .slave,
+           Self.applyPromotion(in: configuration.store.dataDirectory + "/config", to: &configuration) {
+            logger.notice("this slave was promoted to master in an earlier run: starting as the master (config/promotion.json)")
+        }
+        try Self.validateReplication(configuration)
+        if configuration.etcdEndpoints.isEmpty {
+            electedRole = nil
+        } else {
+            // The election decides: until it does, this broker takes no writes and follows nobody.
+            electedRole = configuration.role
+            configuration.role = .slave
+        }
         self.configurationStorage = Mutex(configuration)
         self.logger = logger
+        self.slave = ManagedAtomic(configuration.role == .slave)
         var storeConfiguration = configuration.store
         storeConfiguration.storeHost = configuration.advertisedAddress ?? "\(configuration.host):\(configuration.port)"
         let store = try MessageStore(configuration: storeConfiguration, logger: logger)
+        store.isReplicaLog = configuration.role == .slave
         self.store = store
         topics = try ConfigTable(path: store.configDirectory + "/topics.json")
         groups = try ConfigTable(path: store.configDirectory + "/subscriptionGroups.json")
@@ -55,12 +83,42 @@ public final class Broker: Sendable {
         ) { (message, group) throws(BrokerError) in
             try await Broker.deadLetter(message, group: group, store: store, topics: topics, arrivals: arrivals)
         }
+        store.observeLogGrowth { [replication] _ in replication.logGrew() }
+    }
+
+    /// Checks the role against the broker id and the master's address.
+    static func validateReplication(_ configuration: BrokerConfiguration) throws(BrokerError) {
+        guard configuration.replicationTimeout > .zero else { throw .badRequest("the replication timeout must be positive") }
+        if !configuration.etcdEndpoints.isEmpty {
+            guard configuration.role.isMaster else {
+                throw .badRequest("with etcd the election decides who is master: --role chooses the kind of master (ASYNC_MASTER or SYNC_MASTER)")
+            }
+            guard configuration.brokerId > 0 else {
+                throw .badRequest("with etcd every member of a broker group needs its own broker id above 0 (it registers as 0 while master)")
+            }
+            guard configuration.masterAddress == nil else { throw .badRequest("with etcd the election names the master: drop --master") }
+            guard configuration.failoverLeaseTTL >= .seconds(2) else { throw .badRequest("the failover lease TTL must be at least 2 s") }
+            return
+        }
+        switch configuration.role {
+        case .slave:
+            guard configuration.brokerId > 0 else { throw .badRequest("a slave needs a broker id above 0 (0 is the master's)") }
+            guard let master = configuration.masterAddress, !master.isEmpty else {
+                throw .badRequest("a slave needs its master's address (--master host:port)")
+            }
+        case .asyncMaster, .syncMaster:
+            guard configuration.brokerId == 0 else {
+                throw .badRequest("a master has broker id 0, not \(configuration.brokerId); slaves set --role SLAVE")
+            }
+        }
     }
 
     /// Flushes consumer progress and closes the store (checkpoint written: the next start is a clean one).
     public func shutdown() async {
+        await follower.stop()
         do {
-            try await consumption.snapshot()
+            // A slave's snapshot is its master's copy: its own progress state is not maintained.
+            if !isSlave { try await consumption.snapshot() }
         } catch {
             logger.error("could not write the consumer progress snapshot", metadata: ["error": "\(error)"])
         }
@@ -69,6 +127,7 @@ public final class Broker: Sendable {
 
     /// Writes the consumer progress snapshot if it changed; the executable calls this periodically.
     public func persistProgress() async {
+        guard !isSlave else { return }
         do {
             try await consumption.snapshot()
         } catch {
@@ -80,6 +139,7 @@ public final class Broker: Sendable {
     /// to one producer of its topic (over its telemetry stream), which answers with
     /// `EndTransaction`. The executable calls this periodically (every 500 ms).
     public func checkTransactions(now: Date = Date()) async {
+        guard !isSlave else { return }
         let configuration = self.configuration
         let producers = clients.producersByTopic(within: .seconds(30))
         let checks = await transactions.due(
@@ -139,6 +199,7 @@ public final class Broker: Sendable {
 
     /// Creates or updates a topic (admin, config file).
     public func upsertTopic(_ topic: TopicConfig) throws {
+        try requireMaster()
         try Self.validate(topicName: topic.name)
         guard topic.queueCount > 0, topic.queueCount <= 1024 else {
             throw BrokerError.badRequest("topic \(topic.name) needs 1 to 1024 queues, not \(topic.queueCount)")
@@ -150,11 +211,13 @@ public final class Broker: Sendable {
     }
 
     public func deleteTopic(_ name: String) throws {
+        try requireMaster()
         if try topics.remove(name) { topicsChangedHandler.withLock { $0 }?() }
     }
 
     /// Creates or updates a consumer group.
     public func upsertGroup(_ group: GroupConfig) throws {
+        try requireMaster()
         try Self.validate(groupName: group.name)
         try groups.put(group.name, group)
     }
@@ -163,7 +226,7 @@ public final class Broker: Sendable {
     /// - Throws: `.topicNotFound` otherwise.
     func topic(named name: String, messageType: Apache_Rocketmq_V2_MessageType? = nil) throws(BrokerError) -> TopicConfig {
         if let topic = topics[name] { return topic }
-        guard configuration.autoCreateTopics else { throw .topicNotFound(name) }
+        guard configuration.autoCreateTopics, !isSlave else { throw .topicNotFound(name) }
         try Self.validate(topicName: name)
         let types = messageType.flatMap { $0 == .unspecified ? nil : $0.protoName }.map { [$0] } ?? ["NORMAL", "FIFO", "DELAY"]
         do {
@@ -181,7 +244,7 @@ public final class Broker: Sendable {
     /// The group, auto-created when the broker allows it.
     func group(named name: String, fifo: Bool? = nil) throws(BrokerError) -> GroupConfig {
         if let group = groups[name] { return group }
-        guard configuration.autoCreateGroups else { throw .groupNotFound(name) }
+        guard configuration.autoCreateGroups, !isSlave else { throw .groupNotFound(name) }
         try Self.validate(groupName: name)
         do {
             return try groups.putIfAbsent(name) {
@@ -234,23 +297,36 @@ public final class Broker: Sendable {
 
     /// Appends an encoded message to the store and wakes long-polling receivers of the topic.
     func append(_ message: EncodedMessage) async throws(BrokerError) -> AppendResult {
+        let result: AppendResult
         do {
-            let result = try await store.append(message)
+            result = try await store.append(message)
             arrivals.signal(message.topic, queueId: message.queueId)
-            return result
         } catch {
             throw BrokerError(error)
         }
+        if let timeout = syncReplicationTimeout {
+            try await replication.waitForReplica(upTo: result.physicalOffset + Int64(result.wroteBytes), timeout: timeout)
+        }
+        return result
+    }
+
+    /// How long a send waits for a slave: nil unless this is a sync master.
+    var syncReplicationTimeout: Duration? {
+        configurationStorage.withLock { $0.role == .syncMaster ? $0.replicationTimeout : nil }
     }
 
     /// `append(_: EncodedMessage)` with its outcome passed to `completion` (see
     /// `MessageStore.append(_:completion:)`: with sync flush it runs on the store's flusher thread).
     func append(_ message: EncodedMessage, completion: @escaping @Sendable (Result<AppendResult, BrokerError>) -> Void) {
-        store.append(message) { [arrivals] outcome in
+        let replicaTimeout = syncReplicationTimeout
+        store.append(message) { [arrivals, replication] outcome in
             switch outcome {
             case .success(let result):
                 arrivals.signal(message.topic, queueId: message.queueId)
-                completion(.success(result))
+                guard let replicaTimeout else { return completion(.success(result)) }
+                replication.whenReplicated(upTo: result.physicalOffset + Int64(result.wroteBytes), timeout: replicaTimeout) { error in
+                    completion(error.map { .failure($0) } ?? .success(result))
+                }
             case .failure(let error):
                 completion(.failure(BrokerError(error)))
             }
@@ -260,6 +336,8 @@ public final class Broker: Sendable {
     /// `append(_: EncodedMessage)` without suspending, when the store's appends complete once
     /// written (async flush); `nil` (nothing appended) when they wait for a sync.
     func appendWithoutWaiting(_ message: EncodedMessage) throws(BrokerError) -> AppendResult? {
+        // A sync master's sends wait for a slave.
+        if syncReplicationTimeout != nil { return nil }
         do {
             guard let result = try store.appendWithoutWaiting(message) else { return nil }
             arrivals.signal(message.topic, queueId: message.queueId)

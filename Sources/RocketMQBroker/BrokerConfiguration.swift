@@ -49,6 +49,22 @@ public struct BrokerConfiguration: Sendable {
     /// The credential admin calls that change state must present (`authorization: Bearer <token>`);
     /// nil turns admin auth off (dev mode). `mqbroker` generates one for non-dev brokers.
     public var adminToken: String?
+    /// Master (async or sync replication) or slave. Default `ASYNC_MASTER`, which with no
+    /// slave is a single broker.
+    public var role: BrokerRole = .asyncMaster
+    /// A slave's master, `host:port` of its gRPC port. Required for a slave.
+    public var masterAddress: String?
+    /// A sync master's longest wait for a slave to acknowledge a send before it answers
+    /// `SLAVE_PERSISTENCE_TIMEOUT` (the message stays stored on the master). Default 3 s.
+    public var replicationTimeout: Duration = .seconds(3)
+    /// etcd client endpoints (`host:port`) for automatic failover. Empty: no election; the roles
+    /// are as configured and a slave is promoted by an operator. With etcd, the members of a
+    /// broker group elect their master: `role` is the kind of master this broker is once elected
+    /// (async or sync), `brokerId` its member id (1, 2, ...; it registers with id 0 while master).
+    public var etcdEndpoints: [String] = []
+    /// How long the master's etcd lease lives without renewal: how soon a slave takes over from
+    /// a master that died, and how soon a master cut off from etcd stops taking writes. Default 10 s.
+    public var failoverLeaseTTL: Duration = .seconds(10)
 
     public init(dataDirectory: String) {
         store = StoreConfiguration(dataDirectory: dataDirectory)

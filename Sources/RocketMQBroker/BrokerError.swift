@@ -28,6 +28,12 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case busy(String)
     case storage(String)
     case badConfigFile(path: String, reason: String)
+    /// This broker is a slave: it takes no writes (sends, receives, acks, config changes).
+    case notMaster(String)
+    /// A sync master has no slave following: the message is stored on the master only.
+    case noReplica
+    /// A sync master's slave did not acknowledge in time: the message is stored on the master.
+    case replicationTimeout
 
     public var description: String {
         switch self {
@@ -56,6 +62,11 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .busy(let why): return why
         case .storage(let why): return why
         case .badConfigFile(let path, let reason): return "cannot read \(path): \(reason)"
+        case .notMaster(let why): return why
+        case .noReplica:
+            return "no slave follows this sync master: the message is stored on the master but not replicated"
+        case .replicationTimeout:
+            return "no slave acknowledged the message in time: it is stored on the master, its replication is not confirmed"
         }
     }
 
@@ -87,6 +98,9 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .busy: code = .tooManyRequests
         case .storage: code = .internalServerError
         case .badConfigFile: code = .internalServerError
+        case .notMaster: code = .preconditionFailed
+        case .noReplica: code = .haNotAvailable
+        case .replicationTimeout: code = .slavePersistenceTimeout
         }
         return Apache_Rocketmq_V2_Status(code: code, message: description)
     }
@@ -99,6 +113,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .flushBacklog: self = .busy(error.description)
         case .messageTooLarge(let size, let limit): self = .bodyTooLarge(size: size, limit: limit)
         case .invalidMessage(let why): self = .badRequest(why)
+        case .replica: self = .notMaster("this broker is a slave: it takes no writes; use its master (broker id 0)")
         default: self = .storage(error.description)
         }
     }

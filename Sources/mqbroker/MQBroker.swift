@@ -52,7 +52,22 @@ struct MQBroker: AsyncParsableCommand {
     @Option(help: "Broker name (default broker-a).")
     var brokerName: String?
 
-    @Option(help: "sync (answer after fdatasync, group commit) or async (default).")
+    @Option(help: "ASYNC_MASTER (default), SYNC_MASTER (each send also waits for a slave) or SLAVE (a read-only copy of --master).")
+    var role: String?
+
+    @Option(help: "Broker id: 0 for a master (default), 1, 2, ... for slaves (a slave defaults to 1).")
+    var brokerId: Int32?
+
+    @Option(help: "A slave's master: host:port of its gRPC port. Master and slave need the same --admin-token when admin auth is on.")
+    var master: String?
+
+    @Option(help: "etcd endpoints host:port, separated by ';': the broker group elects its master there (automatic failover). --role is then the kind of master, --broker-id this member's id (1, 2, ...).")
+    var etcd: String?
+
+    @Option(help: "With --etcd: seconds the master's lease lives without renewal (default 10): how soon a slave takes over, and how soon a master cut off from etcd stops writing.")
+    var failoverTtl: Int?
+
+        @Option(help: "sync (answer after fdatasync, group commit) or async (default).")
     var flush: FlushMode?
 
     @Option(help: "CommitLog segment size in bytes (default 1 GiB).")
@@ -121,6 +136,32 @@ struct MQBroker: AsyncParsableCommand {
             .filter { !$0.isEmpty }
         configuration.clusterName = cluster ?? file.clusterName ?? configuration.clusterName
         configuration.brokerName = brokerName ?? file.brokerName ?? configuration.brokerName
+        let roleText = role ?? environment["ROCKETMQ_ROLE"] ?? file.role
+        if let roleText {
+            guard let parsed = BrokerRole(parsing: roleText) else {
+                throw ValidationError("role must be ASYNC_MASTER, SYNC_MASTER or SLAVE, got \(roleText)")
+            }
+            configuration.role = parsed
+        }
+        configuration.masterAddress = master ?? environment["ROCKETMQ_MASTER"] ?? file.masterAddress
+        let idFromEnvironment = try environment["ROCKETMQ_BROKER_ID"].map { value in
+            guard let id = Int32(value) else { throw ValidationError("ROCKETMQ_BROKER_ID must be a number, got \(value)") }
+            return id
+        }
+        let etcdText = etcd ?? environment["ROCKETMQ_ETCD"] ?? file.etcd
+        configuration.etcdEndpoints = (etcdText ?? "").split(separator: ";").map { String($0).trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        if let seconds = failoverTtl ?? file.failoverTTLSeconds {
+            guard seconds >= 2 else { throw ValidationError("the failover TTL must be at least 2 seconds, got \(seconds)") }
+            configuration.failoverLeaseTTL = .seconds(seconds)
+        }
+        // A slave, and every member of an etcd-elected group, defaults to id 1; a master to 0.
+        let memberByDefault = configuration.role == .slave || !configuration.etcdEndpoints.isEmpty
+        configuration.brokerId = brokerId ?? idFromEnvironment ?? file.brokerId ?? (memberByDefault ? 1 : 0)
+        if let millis = file.replicationTimeoutMillis {
+            guard millis > 0 else { throw ValidationError("replicationTimeoutMillis must be positive, got \(millis)") }
+            configuration.replicationTimeout = .milliseconds(millis)
+        }
         configuration.store.flushMode = flush ?? environment["ROCKETMQ_FLUSH"].flatMap(FlushMode.init(rawValue:)) ?? file.flushMode ?? .async
         if let size = segmentSize ?? file.segmentSize { configuration.store.commitLogSegmentSize = size }
         // 1 GiB by default: the log's cache footprint stays bounded (page cache counts against
@@ -159,8 +200,13 @@ struct MQBroker: AsyncParsableCommand {
         let settings = configuration
         let broker = try Broker(configuration: settings, logger: logger)
         do {
-            for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
-            for group in file.groups ?? [] { try broker.upsertGroup(group) }
+            // A slave's topics and groups are its master's copy: the file's apply once it is master.
+            if broker.isSlave {
+                broker.applyWhenMaster(topics: file.topics ?? [], groups: file.groups ?? [])
+            } else {
+                for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
+                for group in file.groups ?? [] { try broker.upsertGroup(group) }
+            }
         } catch {
             await broker.shutdown()
             throw ValidationError("config file \(config ?? ""): \(error)")
@@ -172,6 +218,10 @@ struct MQBroker: AsyncParsableCommand {
             Periodically(every: .seconds(5)) { await broker.persistProgress() },
             // Check-backs of transactions left open.
             Periodically(every: .milliseconds(500)) { await broker.checkTransactions() },
+            // A slave's stream from its master (idle on a master).
+            Replication(broker: broker),
+            // With --etcd: the broker group's election (automatic failover).
+            Failover(broker: broker),
         ]
         var nameServerAddresses = settings.nameServers
         if dev {
@@ -204,7 +254,9 @@ struct MQBroker: AsyncParsableCommand {
         let eventLoopGroup = loops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
         logger.info("serving gRPC on \(loops ?? NIOSingletons.groupLoopCountSuggestion) event loops")
         let health = HealthService(serving: ["apache.rocketmq.v2.MessagingService"])
-        let services: [any RPCService] = [MessagingServiceProvider(broker: broker), AdminServiceProvider(broker: broker), health]
+        let services: [any RPCService] = [
+            MessagingServiceProvider(broker: broker), AdminServiceProvider(broker: broker), ReplicationServiceProvider(broker: broker), health,
+        ]
         let server = RPCServer(
             // Room above the body limit, so an oversized body gets the protocol's
             // MESSAGE_BODY_TOO_LARGE rather than a transport-level RESOURCE_EXHAUSTED.
@@ -298,6 +350,28 @@ struct RegistrarService: Service {
     }
 }
 
+/// A slave's replication from its master, until graceful shutdown.
+struct Replication: Service {
+    let broker: Broker
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await broker.runReplication()
+        }
+    }
+}
+
+/// The broker group's master election through etcd, until graceful shutdown (idle without etcd).
+struct Failover: Service {
+    let broker: Broker
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await broker.runFailover()
+        }
+    }
+}
+
 /// Sweeps expired brokers out of the in-process NameServer.
 struct NameServerSweep: Service {
     let nameServer: NameServer
@@ -345,6 +419,17 @@ struct BrokerFileConfig: Codable {
     var nameServers: [String]?
     var clusterName: String?
     var brokerName: String?
+    /// ASYNC_MASTER, SYNC_MASTER or SLAVE (see `--role`).
+    var role: String?
+    var brokerId: Int32?
+    /// A slave's master, host:port (see `--master`).
+    var masterAddress: String?
+    /// A sync master's wait for a slave's acknowledgement (default 3000).
+    var replicationTimeoutMillis: Int?
+    /// etcd endpoints, "host:port;host:port" (see `--etcd`).
+    var etcd: String?
+    /// See `--failover-ttl`.
+    var failoverTTLSeconds: Int?
     var flushMode: FlushMode?
     var segmentSize: Int64?
     /// MiB; 0 = never dropped (see `--page-cache-window`).

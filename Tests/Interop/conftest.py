@@ -128,3 +128,48 @@ def broker_factory(tmp_path):
     yield make
     for broker in started:
         broker.stop()
+
+
+class Etcd:
+    """A real etcd server (Debian's etcd-server) on free loopback ports, restartable on its data."""
+
+    def __init__(self, data_dir):
+        import shutil
+        self.binary = shutil.which("etcd") or "/usr/bin/etcd"
+        if not os.path.exists(self.binary):
+            pytest.fail("etcd is missing: apt-get install etcd-server (Scripts/install-deps.sh --test does)")
+        self.data_dir = data_dir
+        self.port, self.peer_port = free_port(), free_port()
+        self.process = None
+        self.start()
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        client, peer = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{self.peer_port}"
+        self.process = Process([
+            self.binary, "--name", "test", "--data-dir", self.data_dir,
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"test={peer}", "--log-level", "warn",
+        ], "etcd")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"etcd did not listen:\n{self.process.output()[-3000:]}")
+
+    def kill(self):
+        self.process.stop()
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    server = Etcd(str(tmp_path / "etcd"))
+    yield server
+    server.kill()

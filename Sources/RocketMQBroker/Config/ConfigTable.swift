@@ -71,6 +71,25 @@ public final class ConfigTable<Value: Codable & Sendable & Equatable>: Sendable 
         }
     }
 
+    /// Replaces the whole table with `json` (the file of another broker: a slave copying its
+    /// master's) and persists it. Returns whether anything changed.
+    /// - Throws: `BrokerError.badConfigFile` when `json` is not a table of this shape.
+    @discardableResult
+    public func replaceAll(json: [UInt8]) throws -> Bool {
+        let incoming: [String: Value]
+        do {
+            incoming = try JSONDecoder().decode([String: Value].self, from: Data(json))
+        } catch {
+            throw BrokerError.badConfigFile(path: path + " (replicated)", reason: "\(error)")
+        }
+        return try entries.withLock { table in
+            guard table != incoming else { return false }
+            try persist(incoming)
+            table = incoming
+            return true
+        }
+    }
+
     private func persist(_ table: [String: Value]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

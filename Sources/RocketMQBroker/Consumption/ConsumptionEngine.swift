@@ -51,6 +51,13 @@ actor ConsumptionEngine {
         self.snapshotPath = store.configDirectory + "/consumerProgress.json"
         self.logger = logger
         self.deadLetter = deadLetter
+        progress = try Self.load(journal: journal, snapshotPath: snapshotPath, logger: logger)
+    }
+
+    /// The progress snapshot, then every journal event after it.
+    private static func load(
+        journal: ConsumerJournal, snapshotPath: String, logger: Logger, quiet: Bool = false
+    ) throws(BrokerError) -> [ProgressKey: QueueProgress] {
         var loaded: [ProgressKey: QueueProgress] = [:]
         var start: Int64 = 0
         if let data = FileManager.default.contents(atPath: snapshotPath) {
@@ -69,8 +76,16 @@ actor ConsumptionEngine {
             }
             loaded[key, default: QueueProgress()].apply(event)
         }
-        progress = loaded
-        logger.info("consumer progress loaded", metadata: ["queues": "\(loaded.count)", "journalEvents": "\(end - start)"])
+        logger.log(level: quiet ? .debug : .info, "consumer progress loaded", metadata: ["queues": "\(loaded.count)", "journalEvents": "\(end - start)"])
+        return loaded
+    }
+
+    /// Loads the progress again from the snapshot file and the journal, which grew by
+    /// replication (a slave following its master, or promoted). With `snapshotDirty` (promotion)
+    /// the next `snapshot()` writes this broker's own.
+    func reload(snapshotDirty: Bool = true) throws(BrokerError) {
+        progress = try Self.load(journal: journal, snapshotPath: snapshotPath, logger: logger, quiet: !snapshotDirty)
+        dirty = snapshotDirty
     }
 
     private struct Snapshot: Codable {

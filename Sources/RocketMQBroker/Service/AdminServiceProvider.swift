@@ -16,12 +16,17 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
         self.broker = broker
     }
 
-    /// Refuses a state-changing call without the broker's admin credential.
-    private func authorize(_ context: ServerContext) throws(RPCError) {
-        guard let token = broker.configuration.adminToken else { return }
-        let presented = context.requestMetadata.first("authorization") ?? ""
-        guard presented == "Bearer " + token else {
-            throw RPCError(code: .unauthenticated, message: "this admin call changes the broker: send `authorization: Bearer <admin token>`")
+    /// Refuses a state-changing call without the broker's admin credential, and (unless
+    /// `onSlave`) on a slave, whose topics, groups and progress are its master's copy.
+    private func authorize(_ context: ServerContext, onSlave: Bool = false) throws(RPCError) {
+        if let token = broker.configuration.adminToken {
+            let presented = context.requestMetadata.first("authorization") ?? ""
+            guard presented == "Bearer " + token else {
+                throw RPCError(code: .unauthenticated, message: "this admin call changes the broker: send `authorization: Bearer <admin token>`")
+            }
+        }
+        if !onSlave, broker.isSlave {
+            throw RPCError(code: .failedPrecondition, message: "this broker is a slave: change its master (broker id 0) instead")
         }
     }
 
@@ -35,6 +40,8 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
             switch error.status.code {
             case .topicNotFound, .consumerGroupNotFound, .notFound, .messageNotFound:
                 throw RPCError(code: .notFound, message: error.description)
+            case .preconditionFailed:
+                throw RPCError(code: .failedPrecondition, message: error.description)
             default:
                 throw RPCError(code: .invalidArgument, message: error.description)
             }
@@ -61,11 +68,44 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
     }
 
     public func updateBrokerConfig(request: Rocketmq_Admin_V1_UpdateBrokerConfigRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_BrokerConfig {
-        try authorize(context)
+        try authorize(context, onSlave: true)
         return try await run {
             try broker.updateConfiguration(request.values)
             return Rocketmq_Admin_V1_BrokerConfig(values: RuntimeConfig.values(of: broker.configuration), updatableKeys: RuntimeConfig.updatableKeys)
         }
+    }
+
+    // MARK: Replication
+
+    public func getReplicationStatus(request: Rocketmq_Admin_V1_GetReplicationStatusRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ReplicationStatus {
+        Self.status(broker.replicationStatus)
+    }
+
+    public func promoteToMaster(request: Rocketmq_Admin_V1_PromoteToMasterRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ReplicationStatus {
+        try authorize(context, onSlave: true)
+        guard broker.isSlave else { throw RPCError(code: .failedPrecondition, message: "this broker is already a master") }
+        do {
+            try await broker.promoteToMaster()
+        } catch let error as BrokerError {
+            throw RPCError(code: .failedPrecondition, message: error.description)
+        } catch {
+            throw RPCError(code: .internalError, message: "promotion failed: \(error)")
+        }
+        return Self.status(broker.replicationStatus)
+    }
+
+    static func status(_ status: ReplicationStatus) -> Rocketmq_Admin_V1_ReplicationStatus {
+        func timestamp(_ date: Date) -> Google_Protobuf_Timestamp { .init(milliseconds: Int64(date.timeIntervalSince1970 * 1000)) }
+        return Rocketmq_Admin_V1_ReplicationStatus(
+            role: status.role.rawValue, brokerId: status.brokerId, commitLogMaxOffset: status.commitLogMaxOffset,
+            replicas: status.replicas.map { replica in
+                Rocketmq_Admin_V1_ReplicaInfo(
+                    address: replica.address, brokerId: replica.brokerId, acknowledgedOffset: replica.acknowledgedOffset,
+                    lagBytes: replica.lagBytes, connectedAt: timestamp(replica.connectedAt),
+                    lastAcknowledgedAt: replica.lastAcknowledgedAt.map(timestamp))
+            },
+            masterAddress: status.masterAddress, connected: status.connected, masterOffset: status.masterOffset,
+            lagBytes: status.lagBytes, lastError: status.lastError, failover: status.failover)
     }
 
     // MARK: Topics

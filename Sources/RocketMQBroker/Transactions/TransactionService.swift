@@ -94,6 +94,12 @@ final class TransactionService: Sendable {
         self.store = store
         self.logger = logger
         markPath = store.configDirectory + "/transactions.json"
+        try reload()
+    }
+
+    /// Reads the open transactions again from the saved mark and the log (a promoted slave,
+    /// whose log grew by replication): every half message without an op record is open.
+    func reload() throws(StoreError) {
         let mark = Self.readMark(markPath, logger: logger)
         var resolved = Set<Int64>()
         try Self.scan(store, topic: Self.opTopic, from: mark?.opsFrom ?? 0) { message in
@@ -109,6 +115,7 @@ final class TransactionService: Sendable {
                 checkAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000 + Self.recoveryDelay(of: message)), checks: 0)
         }
         state.withLock {
+            $0 = State()
             $0.open = open
             $0.savedMark = mark
         }

@@ -14,7 +14,7 @@ struct RocketMQVerbs: AsyncParsableCommand {
             TopicList.self, TopicStatus.self, TopicRoute.self, UpdateTopic.self, DeleteTopic.self,
             UpdateSubGroup.self, DeleteSubGroup.self, ConsumerProgress.self, ResetOffsetByTime.self,
             QueryMsgById.self, QueryMsgByKey.self, QueryMsgByOffset.self, QueryMsgTraceById.self,
-            ResendMsg.self, DLQList.self, DLQRedrive.self,
+            ResendMsg.self, DLQList.self, DLQRedrive.self, HAStatus.self, PromoteToMaster.self,
         ]
     )
 
@@ -53,6 +53,48 @@ struct BrokerStatus: AsyncParsableCommand {
         target.output(
             ["cluster", "broker", "id", "address", "flush", "topics", "groups", "clients", "minOffset", "maxOffset", "flushedOffset", "openTransactions"],
             rows)
+    }
+}
+
+struct HAStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "haStatus", abstract: "Replication: each master's slaves and how far behind they are, each slave's master.")
+    @OptionGroup var target: ClusterTarget
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            let s = try await admin.getReplicationStatus(.init(), options: target.callOptions)
+            if s.role == "SLAVE" {
+                return [[address, s.role, String(s.brokerId), String(s.commitLogMaxOffset), s.masterAddress,
+                         s.connected ? "connected" : "down" + (s.lastError.isEmpty ? "" : ": " + s.lastError), String(s.lagBytes)]]
+            }
+            if !s.failover.isEmpty { FileHandle.standardError.write(Data("\(address): \(s.failover)\n".utf8)) }
+            if s.replicas.isEmpty { return [[address, s.role, String(s.brokerId), String(s.commitLogMaxOffset), "", "no slave", ""]] }
+            return s.replicas.map { replica in
+                [address, s.role, String(s.brokerId), String(s.commitLogMaxOffset), "\(replica.address) (id \(replica.brokerId))",
+                 "acked \(replica.acknowledgedOffset)", String(replica.lagBytes)]
+            }
+        }.flatMap { $0 }
+        target.output(["broker", "role", "id", "maxOffset", "peer", "state", "lagBytes"], rows)
+    }
+}
+
+struct PromoteToMaster: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "promoteToMaster",
+        abstract: "Make a slave its group's master (broker id 0) once the master is gone for good. Needs -b and the admin token.")
+    @OptionGroup var target: ClusterTarget
+
+    func validate() throws {
+        guard target.broker != nil else { throw ValidationError("name the slave with -b host:port") }
+    }
+
+    func run() async throws {
+        let rows = try await target.eachBroker { address, admin in
+            let s = try await admin.promoteToMaster(.init(), options: target.callOptions)
+            return [address, s.role, String(s.brokerId), String(s.commitLogMaxOffset)]
+        }
+        target.output(["broker", "role", "id", "maxOffset"], rows)
     }
 }
 

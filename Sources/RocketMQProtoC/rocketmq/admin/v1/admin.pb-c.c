@@ -1690,6 +1690,186 @@ void   rocketmq__admin__v1__message_trace__free_unpacked
   assert(message->base.descriptor == &rocketmq__admin__v1__message_trace__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   rocketmq__admin__v1__replica_info__init
+                     (Rocketmq__Admin__V1__ReplicaInfo         *message)
+{
+  static const Rocketmq__Admin__V1__ReplicaInfo init_value = ROCKETMQ__ADMIN__V1__REPLICA_INFO__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__replica_info__get_packed_size
+                     (const Rocketmq__Admin__V1__ReplicaInfo *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__replica_info__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__replica_info__pack
+                     (const Rocketmq__Admin__V1__ReplicaInfo *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__replica_info__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__replica_info__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ReplicaInfo *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__replica_info__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__ReplicaInfo *
+       rocketmq__admin__v1__replica_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__ReplicaInfo *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__replica_info__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__replica_info__free_unpacked
+                     (Rocketmq__Admin__V1__ReplicaInfo *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__replica_info__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__get_replication_status_request__init
+                     (Rocketmq__Admin__V1__GetReplicationStatusRequest         *message)
+{
+  static const Rocketmq__Admin__V1__GetReplicationStatusRequest init_value = ROCKETMQ__ADMIN__V1__GET_REPLICATION_STATUS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__get_replication_status_request__get_packed_size
+                     (const Rocketmq__Admin__V1__GetReplicationStatusRequest *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__get_replication_status_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__get_replication_status_request__pack
+                     (const Rocketmq__Admin__V1__GetReplicationStatusRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__get_replication_status_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__get_replication_status_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__GetReplicationStatusRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__get_replication_status_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__GetReplicationStatusRequest *
+       rocketmq__admin__v1__get_replication_status_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__GetReplicationStatusRequest *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__get_replication_status_request__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__get_replication_status_request__free_unpacked
+                     (Rocketmq__Admin__V1__GetReplicationStatusRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__get_replication_status_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__replication_status__init
+                     (Rocketmq__Admin__V1__ReplicationStatus         *message)
+{
+  static const Rocketmq__Admin__V1__ReplicationStatus init_value = ROCKETMQ__ADMIN__V1__REPLICATION_STATUS__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__replication_status__get_packed_size
+                     (const Rocketmq__Admin__V1__ReplicationStatus *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__replication_status__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__replication_status__pack
+                     (const Rocketmq__Admin__V1__ReplicationStatus *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__replication_status__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__replication_status__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ReplicationStatus *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__replication_status__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__ReplicationStatus *
+       rocketmq__admin__v1__replication_status__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__ReplicationStatus *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__replication_status__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__replication_status__free_unpacked
+                     (Rocketmq__Admin__V1__ReplicationStatus *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__replication_status__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__admin__v1__promote_to_master_request__init
+                     (Rocketmq__Admin__V1__PromoteToMasterRequest         *message)
+{
+  static const Rocketmq__Admin__V1__PromoteToMasterRequest init_value = ROCKETMQ__ADMIN__V1__PROMOTE_TO_MASTER_REQUEST__INIT;
+  *message = init_value;
+}
+size_t rocketmq__admin__v1__promote_to_master_request__get_packed_size
+                     (const Rocketmq__Admin__V1__PromoteToMasterRequest *message)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__promote_to_master_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__admin__v1__promote_to_master_request__pack
+                     (const Rocketmq__Admin__V1__PromoteToMasterRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__promote_to_master_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__admin__v1__promote_to_master_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__PromoteToMasterRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__admin__v1__promote_to_master_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Admin__V1__PromoteToMasterRequest *
+       rocketmq__admin__v1__promote_to_master_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Admin__V1__PromoteToMasterRequest *)
+     protobuf_c_message_unpack (&rocketmq__admin__v1__promote_to_master_request__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__admin__v1__promote_to_master_request__free_unpacked
+                     (Rocketmq__Admin__V1__PromoteToMasterRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__admin__v1__promote_to_master_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor rocketmq__admin__v1__broker_status__field_descriptors[14] =
 {
   {
@@ -4082,7 +4262,301 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__message_trace__descriptor 
   (ProtobufCMessageInit) rocketmq__admin__v1__message_trace__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor rocketmq__admin__v1__admin__method_descriptors[17] =
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__replica_info__field_descriptors[6] =
+{
+  {
+    "address",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicaInfo, address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "broker_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicaInfo, broker_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "acknowledged_offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicaInfo, acknowledged_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lag_bytes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicaInfo, lag_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "connected_at",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicaInfo, connected_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_acknowledged_at",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicaInfo, last_acknowledged_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__replica_info__field_indices_by_name[] = {
+  2,   /* field[2] = acknowledged_offset */
+  0,   /* field[0] = address */
+  1,   /* field[1] = broker_id */
+  4,   /* field[4] = connected_at */
+  3,   /* field[3] = lag_bytes */
+  5,   /* field[5] = last_acknowledged_at */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__replica_info__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__replica_info__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.ReplicaInfo",
+  "ReplicaInfo",
+  "Rocketmq__Admin__V1__ReplicaInfo",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__ReplicaInfo),
+  6,
+  rocketmq__admin__v1__replica_info__field_descriptors,
+  rocketmq__admin__v1__replica_info__field_indices_by_name,
+  1,  rocketmq__admin__v1__replica_info__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__replica_info__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define rocketmq__admin__v1__get_replication_status_request__field_descriptors NULL
+#define rocketmq__admin__v1__get_replication_status_request__field_indices_by_name NULL
+#define rocketmq__admin__v1__get_replication_status_request__number_ranges NULL
+const ProtobufCMessageDescriptor rocketmq__admin__v1__get_replication_status_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.GetReplicationStatusRequest",
+  "GetReplicationStatusRequest",
+  "Rocketmq__Admin__V1__GetReplicationStatusRequest",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__GetReplicationStatusRequest),
+  0,
+  rocketmq__admin__v1__get_replication_status_request__field_descriptors,
+  rocketmq__admin__v1__get_replication_status_request__field_indices_by_name,
+  0,  rocketmq__admin__v1__get_replication_status_request__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__get_replication_status_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__replication_status__field_descriptors[10] =
+{
+  {
+    "role",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "broker_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, broker_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "commit_log_max_offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, commit_log_max_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "replicas",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, n_replicas),
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, replicas),
+    &rocketmq__admin__v1__replica_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "master_address",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, master_address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "connected",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, connected),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "master_offset",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, master_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lag_bytes",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, lag_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_error",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, last_error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failover",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, failover),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__replication_status__field_indices_by_name[] = {
+  1,   /* field[1] = broker_id */
+  2,   /* field[2] = commit_log_max_offset */
+  5,   /* field[5] = connected */
+  9,   /* field[9] = failover */
+  7,   /* field[7] = lag_bytes */
+  8,   /* field[8] = last_error */
+  4,   /* field[4] = master_address */
+  6,   /* field[6] = master_offset */
+  3,   /* field[3] = replicas */
+  0,   /* field[0] = role */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__replication_status__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor rocketmq__admin__v1__replication_status__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.ReplicationStatus",
+  "ReplicationStatus",
+  "Rocketmq__Admin__V1__ReplicationStatus",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__ReplicationStatus),
+  10,
+  rocketmq__admin__v1__replication_status__field_descriptors,
+  rocketmq__admin__v1__replication_status__field_indices_by_name,
+  1,  rocketmq__admin__v1__replication_status__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__replication_status__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define rocketmq__admin__v1__promote_to_master_request__field_descriptors NULL
+#define rocketmq__admin__v1__promote_to_master_request__field_indices_by_name NULL
+#define rocketmq__admin__v1__promote_to_master_request__number_ranges NULL
+const ProtobufCMessageDescriptor rocketmq__admin__v1__promote_to_master_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.admin.v1.PromoteToMasterRequest",
+  "PromoteToMasterRequest",
+  "Rocketmq__Admin__V1__PromoteToMasterRequest",
+  "rocketmq.admin.v1",
+  sizeof(Rocketmq__Admin__V1__PromoteToMasterRequest),
+  0,
+  rocketmq__admin__v1__promote_to_master_request__field_descriptors,
+  rocketmq__admin__v1__promote_to_master_request__field_indices_by_name,
+  0,  rocketmq__admin__v1__promote_to_master_request__number_ranges,
+  (ProtobufCMessageInit) rocketmq__admin__v1__promote_to_master_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor rocketmq__admin__v1__admin__method_descriptors[19] =
 {
   { "GetBrokerStatus", &rocketmq__admin__v1__get_broker_status_request__descriptor, &rocketmq__admin__v1__broker_status__descriptor },
   { "GetBrokerConfig", &rocketmq__admin__v1__get_broker_config_request__descriptor, &rocketmq__admin__v1__broker_config__descriptor },
@@ -4101,6 +4575,8 @@ static const ProtobufCMethodDescriptor rocketmq__admin__v1__admin__method_descri
   { "ListDeadLetters", &rocketmq__admin__v1__list_dead_letters_request__descriptor, &rocketmq__admin__v1__list_dead_letters_response__descriptor },
   { "RedriveDeadLetters", &rocketmq__admin__v1__redrive_dead_letters_request__descriptor, &rocketmq__admin__v1__redrive_dead_letters_response__descriptor },
   { "GetMessageTrace", &rocketmq__admin__v1__get_message_trace_request__descriptor, &rocketmq__admin__v1__message_trace__descriptor },
+  { "GetReplicationStatus", &rocketmq__admin__v1__get_replication_status_request__descriptor, &rocketmq__admin__v1__replication_status__descriptor },
+  { "PromoteToMaster", &rocketmq__admin__v1__promote_to_master_request__descriptor, &rocketmq__admin__v1__replication_status__descriptor },
 };
 const unsigned rocketmq__admin__v1__admin__method_indices_by_name[] = {
   9,        /* DeleteGroup */
@@ -4110,9 +4586,11 @@ const unsigned rocketmq__admin__v1__admin__method_indices_by_name[] = {
   0,        /* GetBrokerStatus */
   10,        /* GetConsumerProgress */
   16,        /* GetMessageTrace */
+  17,        /* GetReplicationStatus */
   14,        /* ListDeadLetters */
   7,        /* ListGroups */
   3,        /* ListTopics */
+  18,        /* PromoteToMaster */
   12,        /* QueryMessage */
   15,        /* RedriveDeadLetters */
   13,        /* ResendMessage */
@@ -4128,7 +4606,7 @@ const ProtobufCServiceDescriptor rocketmq__admin__v1__admin__descriptor =
   "Admin",
   "Rocketmq__Admin__V1__Admin",
   "rocketmq.admin.v1",
-  17,
+  19,
   rocketmq__admin__v1__admin__method_descriptors,
   rocketmq__admin__v1__admin__method_indices_by_name
 };
@@ -4267,6 +4745,22 @@ void rocketmq__admin__v1__admin__get_message_trace(ProtobufCService *service,
 {
   assert(service->descriptor == &rocketmq__admin__v1__admin__descriptor);
   service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void rocketmq__admin__v1__admin__get_replication_status(ProtobufCService *service,
+                                                        const Rocketmq__Admin__V1__GetReplicationStatusRequest *input,
+                                                        Rocketmq__Admin__V1__ReplicationStatus_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &rocketmq__admin__v1__admin__descriptor);
+  service->invoke(service, 17, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void rocketmq__admin__v1__admin__promote_to_master(ProtobufCService *service,
+                                                   const Rocketmq__Admin__V1__PromoteToMasterRequest *input,
+                                                   Rocketmq__Admin__V1__ReplicationStatus_Closure closure,
+                                                   void *closure_data)
+{
+  assert(service->descriptor == &rocketmq__admin__v1__admin__descriptor);
+  service->invoke(service, 18, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void rocketmq__admin__v1__admin__init (Rocketmq__Admin__V1__Admin_Service *service,
                                        Rocketmq__Admin__V1__Admin_ServiceDestroy destroy)

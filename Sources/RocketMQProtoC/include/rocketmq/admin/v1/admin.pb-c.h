@@ -56,6 +56,10 @@ typedef struct Rocketmq__Admin__V1__RedriveDeadLettersResponse Rocketmq__Admin__
 typedef struct Rocketmq__Admin__V1__GetMessageTraceRequest Rocketmq__Admin__V1__GetMessageTraceRequest;
 typedef struct Rocketmq__Admin__V1__TraceEvent Rocketmq__Admin__V1__TraceEvent;
 typedef struct Rocketmq__Admin__V1__MessageTrace Rocketmq__Admin__V1__MessageTrace;
+typedef struct Rocketmq__Admin__V1__ReplicaInfo Rocketmq__Admin__V1__ReplicaInfo;
+typedef struct Rocketmq__Admin__V1__GetReplicationStatusRequest Rocketmq__Admin__V1__GetReplicationStatusRequest;
+typedef struct Rocketmq__Admin__V1__ReplicationStatus Rocketmq__Admin__V1__ReplicationStatus;
+typedef struct Rocketmq__Admin__V1__PromoteToMasterRequest Rocketmq__Admin__V1__PromoteToMasterRequest;
 
 
 /* --- enums --- */
@@ -692,6 +696,83 @@ struct  Rocketmq__Admin__V1__MessageTrace
 #define ROCKETMQ__ADMIN__V1__MESSAGE_TRACE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__message_trace__descriptor) \
     , (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, 0, 0 }
+
+
+/*
+ * One slave as its master sees it.
+ */
+struct  Rocketmq__Admin__V1__ReplicaInfo
+{
+  ProtobufCMessage base;
+  char *address;
+  int64_t broker_id;
+  /*
+   * Everything below this CommitLog offset is written on the slave.
+   */
+  int64_t acknowledged_offset;
+  /*
+   * Bytes of the master's log the slave has not acknowledged.
+   */
+  int64_t lag_bytes;
+  Google__Protobuf__Timestamp *connected_at;
+  Google__Protobuf__Timestamp *last_acknowledged_at;
+};
+#define ROCKETMQ__ADMIN__V1__REPLICA_INFO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__replica_info__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, NULL, NULL }
+
+
+struct  Rocketmq__Admin__V1__GetReplicationStatusRequest
+{
+  ProtobufCMessage base;
+};
+#define ROCKETMQ__ADMIN__V1__GET_REPLICATION_STATUS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__get_replication_status_request__descriptor) \
+     }
+
+
+struct  Rocketmq__Admin__V1__ReplicationStatus
+{
+  ProtobufCMessage base;
+  /*
+   * ASYNC_MASTER, SYNC_MASTER or SLAVE.
+   */
+  char *role;
+  int32_t broker_id;
+  int64_t commit_log_max_offset;
+  /*
+   * Master: its connected slaves.
+   */
+  size_t n_replicas;
+  Rocketmq__Admin__V1__ReplicaInfo **replicas;
+  /*
+   * Slave: the master it follows, whether the stream is up, and how far behind it is.
+   */
+  char *master_address;
+  protobuf_c_boolean connected;
+  int64_t master_offset;
+  int64_t lag_bytes;
+  /*
+   * Slave: the last error of the replication stream, if it is down.
+   */
+  char *last_error;
+  /*
+   * With automatic failover (etcd): the election as this broker sees it.
+   */
+  char *failover;
+};
+#define ROCKETMQ__ADMIN__V1__REPLICATION_STATUS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__replication_status__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Rocketmq__Admin__V1__PromoteToMasterRequest
+{
+  ProtobufCMessage base;
+};
+#define ROCKETMQ__ADMIN__V1__PROMOTE_TO_MASTER_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__promote_to_master_request__descriptor) \
+     }
 
 
 /* Rocketmq__Admin__V1__BrokerStatus methods */
@@ -1406,6 +1487,82 @@ Rocketmq__Admin__V1__MessageTrace *
 void   rocketmq__admin__v1__message_trace__free_unpacked
                      (Rocketmq__Admin__V1__MessageTrace *message,
                       ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__ReplicaInfo methods */
+void   rocketmq__admin__v1__replica_info__init
+                     (Rocketmq__Admin__V1__ReplicaInfo         *message);
+size_t rocketmq__admin__v1__replica_info__get_packed_size
+                     (const Rocketmq__Admin__V1__ReplicaInfo   *message);
+size_t rocketmq__admin__v1__replica_info__pack
+                     (const Rocketmq__Admin__V1__ReplicaInfo   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__replica_info__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ReplicaInfo   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__ReplicaInfo *
+       rocketmq__admin__v1__replica_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__replica_info__free_unpacked
+                     (Rocketmq__Admin__V1__ReplicaInfo *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__GetReplicationStatusRequest methods */
+void   rocketmq__admin__v1__get_replication_status_request__init
+                     (Rocketmq__Admin__V1__GetReplicationStatusRequest         *message);
+size_t rocketmq__admin__v1__get_replication_status_request__get_packed_size
+                     (const Rocketmq__Admin__V1__GetReplicationStatusRequest   *message);
+size_t rocketmq__admin__v1__get_replication_status_request__pack
+                     (const Rocketmq__Admin__V1__GetReplicationStatusRequest   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__get_replication_status_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__GetReplicationStatusRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__GetReplicationStatusRequest *
+       rocketmq__admin__v1__get_replication_status_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__get_replication_status_request__free_unpacked
+                     (Rocketmq__Admin__V1__GetReplicationStatusRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__ReplicationStatus methods */
+void   rocketmq__admin__v1__replication_status__init
+                     (Rocketmq__Admin__V1__ReplicationStatus         *message);
+size_t rocketmq__admin__v1__replication_status__get_packed_size
+                     (const Rocketmq__Admin__V1__ReplicationStatus   *message);
+size_t rocketmq__admin__v1__replication_status__pack
+                     (const Rocketmq__Admin__V1__ReplicationStatus   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__replication_status__pack_to_buffer
+                     (const Rocketmq__Admin__V1__ReplicationStatus   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__ReplicationStatus *
+       rocketmq__admin__v1__replication_status__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__replication_status__free_unpacked
+                     (Rocketmq__Admin__V1__ReplicationStatus *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Admin__V1__PromoteToMasterRequest methods */
+void   rocketmq__admin__v1__promote_to_master_request__init
+                     (Rocketmq__Admin__V1__PromoteToMasterRequest         *message);
+size_t rocketmq__admin__v1__promote_to_master_request__get_packed_size
+                     (const Rocketmq__Admin__V1__PromoteToMasterRequest   *message);
+size_t rocketmq__admin__v1__promote_to_master_request__pack
+                     (const Rocketmq__Admin__V1__PromoteToMasterRequest   *message,
+                      uint8_t             *out);
+size_t rocketmq__admin__v1__promote_to_master_request__pack_to_buffer
+                     (const Rocketmq__Admin__V1__PromoteToMasterRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Admin__V1__PromoteToMasterRequest *
+       rocketmq__admin__v1__promote_to_master_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__admin__v1__promote_to_master_request__free_unpacked
+                     (Rocketmq__Admin__V1__PromoteToMasterRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Rocketmq__Admin__V1__BrokerStatus_Closure)
@@ -1528,6 +1685,18 @@ typedef void (*Rocketmq__Admin__V1__TraceEvent_Closure)
 typedef void (*Rocketmq__Admin__V1__MessageTrace_Closure)
                  (const Rocketmq__Admin__V1__MessageTrace *message,
                   void *closure_data);
+typedef void (*Rocketmq__Admin__V1__ReplicaInfo_Closure)
+                 (const Rocketmq__Admin__V1__ReplicaInfo *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__GetReplicationStatusRequest_Closure)
+                 (const Rocketmq__Admin__V1__GetReplicationStatusRequest *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__ReplicationStatus_Closure)
+                 (const Rocketmq__Admin__V1__ReplicationStatus *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Admin__V1__PromoteToMasterRequest_Closure)
+                 (const Rocketmq__Admin__V1__PromoteToMasterRequest *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1603,6 +1772,14 @@ struct Rocketmq__Admin__V1__Admin_Service
                             const Rocketmq__Admin__V1__GetMessageTraceRequest *input,
                             Rocketmq__Admin__V1__MessageTrace_Closure closure,
                             void *closure_data);
+  void (*get_replication_status)(Rocketmq__Admin__V1__Admin_Service *service,
+                                 const Rocketmq__Admin__V1__GetReplicationStatusRequest *input,
+                                 Rocketmq__Admin__V1__ReplicationStatus_Closure closure,
+                                 void *closure_data);
+  void (*promote_to_master)(Rocketmq__Admin__V1__Admin_Service *service,
+                            const Rocketmq__Admin__V1__PromoteToMasterRequest *input,
+                            Rocketmq__Admin__V1__ReplicationStatus_Closure closure,
+                            void *closure_data);
 };
 typedef void (*Rocketmq__Admin__V1__Admin_ServiceDestroy)(Rocketmq__Admin__V1__Admin_Service *);
 void rocketmq__admin__v1__admin__init (Rocketmq__Admin__V1__Admin_Service *service,
@@ -1627,7 +1804,9 @@ void rocketmq__admin__v1__admin__init (Rocketmq__Admin__V1__Admin_Service *servi
       function_prefix__ ## resend_message,\
       function_prefix__ ## list_dead_letters,\
       function_prefix__ ## redrive_dead_letters,\
-      function_prefix__ ## get_message_trace  }
+      function_prefix__ ## get_message_trace,\
+      function_prefix__ ## get_replication_status,\
+      function_prefix__ ## promote_to_master  }
 void rocketmq__admin__v1__admin__get_broker_status(ProtobufCService *service,
                                                    const Rocketmq__Admin__V1__GetBrokerStatusRequest *input,
                                                    Rocketmq__Admin__V1__BrokerStatus_Closure closure,
@@ -1696,6 +1875,14 @@ void rocketmq__admin__v1__admin__get_message_trace(ProtobufCService *service,
                                                    const Rocketmq__Admin__V1__GetMessageTraceRequest *input,
                                                    Rocketmq__Admin__V1__MessageTrace_Closure closure,
                                                    void *closure_data);
+void rocketmq__admin__v1__admin__get_replication_status(ProtobufCService *service,
+                                                        const Rocketmq__Admin__V1__GetReplicationStatusRequest *input,
+                                                        Rocketmq__Admin__V1__ReplicationStatus_Closure closure,
+                                                        void *closure_data);
+void rocketmq__admin__v1__admin__promote_to_master(ProtobufCService *service,
+                                                   const Rocketmq__Admin__V1__PromoteToMasterRequest *input,
+                                                   Rocketmq__Admin__V1__ReplicationStatus_Closure closure,
+                                                   void *closure_data);
 
 /* --- descriptors --- */
 
@@ -1740,6 +1927,10 @@ extern const ProtobufCMessageDescriptor rocketmq__admin__v1__get_message_trace_r
 extern const ProtobufCMessageDescriptor rocketmq__admin__v1__trace_event__descriptor;
 extern const ProtobufCEnumDescriptor    rocketmq__admin__v1__trace_event__kind__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__admin__v1__message_trace__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__replica_info__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__get_replication_status_request__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__replication_status__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__admin__v1__promote_to_master_request__descriptor;
 extern const ProtobufCServiceDescriptor rocketmq__admin__v1__admin__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -1,0 +1,221 @@
+import Foundation
+import RocketMQStore
+
+/// Replication as the rest of the broker sees it: the role, the guard on writes, the slave's
+/// copy of its master's metadata, promotion.
+extension Broker {
+    /// Config-directory files a slave copies from its master (the rest of its state is in the log).
+    static let replicatedMetadataFiles = ["topics.json", "subscriptionGroups.json", "consumerProgress.json", "transactions.json"]
+    /// Written at promotion; at start it overrides a configured slave role (see `init`).
+    static let promotionFile = "promotion.json"
+
+    /// Whether this broker is a slave now (a promoted slave is a master).
+    public var isSlave: Bool { slave.load(ordering: .relaxed) }
+
+    /// Refuses a write on a slave, naming what to do instead.
+    func requireMaster() throws(BrokerError) {
+        guard isSlave else { return }
+        let configuration = self.configuration
+        throw .notMaster(
+            "broker \(configuration.brokerName) id \(configuration.brokerId) is a slave: it takes no writes; use its master (broker id 0)"
+                + (configuration.masterAddress.map { " at \($0)" } ?? ""))
+    }
+
+    /// A slave follows its master until the task is cancelled or the broker is promoted; then
+    /// (and on a master) waits for cancellation, so it can run as a ServiceLifecycle service.
+    public func runReplication() async {
+        while !Task.isCancelled {
+            if isSlave, configuration.masterAddress != nil {
+                await follower.run(broker: self)  // until stopped: promoted, or told to follow another master
+            } else {
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// Keeps the config file's topics and groups for when this broker becomes master (it starts as
+    /// a slave or an election candidate, whose tables are its master's copy).
+    public func applyWhenMaster(topics: [TopicConfig], groups: [GroupConfig]) {
+        fileTables.withLock { $0 = (topics, groups) }
+    }
+
+    /// Where replication stands, for `GetReplicationStatus`.
+    public var replicationStatus: ReplicationStatus {
+        let configuration = self.configuration
+        let end = store.commitLogMaxOffset
+        var status = ReplicationStatus(role: configuration.role, brokerId: configuration.brokerId, commitLogMaxOffset: end)
+        status.failover = election.withLock { $0 }?.summary ?? (electedRole == nil ? "" : "etcd: starting")
+        if isSlave {
+            let follower = follower.status
+            status.masterAddress = follower.masterAddress.isEmpty ? configuration.masterAddress ?? "" : follower.masterAddress
+            status.connected = follower.connected
+            status.masterOffset = follower.masterOffset
+            status.lagBytes = max(0, follower.masterOffset - end)
+            status.lastError = follower.lastError
+        } else {
+            status.replicas = replication.replicas.map { replica in
+                ReplicationStatus.Replica(
+                    address: replica.address, brokerId: replica.brokerId, acknowledgedOffset: replica.acknowledged,
+                    lagBytes: max(0, end - replica.acknowledged), connectedAt: replica.connectedAt,
+                    lastAcknowledgedAt: replica.lastAcknowledgedAt)
+            }
+        }
+        return status
+    }
+
+    /// A slave writes its master's metadata files and loads the tables among them.
+    func applyReplicatedMetadata(_ files: [(name: String, content: [UInt8])]) throws {
+        var topicsChanged = false
+        for file in files where Self.replicatedMetadataFiles.contains(file.name) {
+            switch file.name {
+            case "topics.json": topicsChanged = try topics.replaceAll(json: file.content)
+            case "subscriptionGroups.json": try groups.replaceAll(json: file.content)
+            default: try AtomicFile.write(file.content, to: store.configDirectory + "/" + file.name)
+            }
+        }
+        if topicsChanged { topicsChangedHandler.withLock { $0 }?() }
+    }
+
+    /// Makes this slave its group's master (broker id 0, `ASYNC_MASTER`): stops following, loads
+    /// consumer progress and open transactions from its copy of the log, takes writes, tells the
+    /// NameServers. Survives a restart (`config/promotion.json` overrides a configured slave role).
+    /// - Throws: `.badRequest` on a master.
+    public func promoteToMaster() async throws {
+        guard electedRole == nil else {
+            throw BrokerError.notMaster("this broker group fails over through etcd: the election decides who is master")
+        }
+        try await becomeMaster(role: .asyncMaster, persist: true)
+    }
+
+    /// A slave (or a fenced master) becomes the master: stops following, loads consumer progress
+    /// and open transactions from its log, takes writes, registers as broker id 0.
+    func becomeMaster(role: BrokerRole, persist: Bool) async throws {
+        guard isSlave else { throw BrokerError.badRequest("this broker is already a master") }
+        let from = configuration
+        // No follower restarts once the flag is down; the store still refuses writes until the
+        // state below is loaded from the log.
+        slave.store(false, ordering: .sequentiallyConsistent)
+        await follower.stop()
+        do {
+            try await consumption.reload()
+            try transactions.reload()
+            if persist {
+                let promotion = Promotion(promotedAt: Date(), formerBrokerId: from.brokerId, formerMaster: from.masterAddress)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                encoder.dateEncodingStrategy = .iso8601
+                try AtomicFile.write([UInt8](try encoder.encode(promotion)), to: store.configDirectory + "/" + Self.promotionFile)
+            }
+        } catch {
+            slave.store(true, ordering: .sequentiallyConsistent)
+            throw error
+        }
+        configurationStorage.withLock { configuration in
+            configuration.role = role
+            configuration.brokerId = 0
+            configuration.masterAddress = nil
+        }
+        store.isReplicaLog = false
+        if let tables = fileTables.withLock({ pending in defer { pending = nil }; return pending }) {
+            do {
+                for topic in tables.topics { try upsertTopic(topic) }
+                for group in tables.groups { try upsertGroup(group) }
+            } catch {
+                logger.error("could not apply the config file's topics and groups", metadata: ["error": "\(error)"])
+            }
+        }
+        logger.notice("promoted to master", metadata: [
+            "brokerName": "\(from.brokerName)", "formerBrokerId": "\(from.brokerId)", "formerMaster": "\(from.masterAddress ?? "")",
+            "logEnd": "\(store.commitLogMaxOffset)",
+        ])
+        topicsChangedHandler.withLock { $0 }?()
+    }
+
+    /// Stops taking writes and follows `master` (nil: nobody yet), registering under `memberId`.
+    /// A master that lost its etcd lease does this before another can be elected (fencing).
+    func becomeSlave(of master: String?, memberId: Int32) async {
+        let (wasSlave, previous) = configurationStorage.withLock { configuration in
+            defer {
+                configuration.role = .slave
+                configuration.brokerId = memberId
+                configuration.masterAddress = master
+            }
+            return (configuration.role == .slave, configuration.masterAddress)
+        }
+        if wasSlave, previous == master { return }
+        store.isReplicaLog = true
+        slave.store(true, ordering: .sequentiallyConsistent)
+        // A follower of the previous master stops; `runReplication` starts one for the new one.
+        await follower.stop()
+        if !wasSlave {
+            logger.warning("no longer the master: taking no writes", metadata: ["following": "\(master ?? "nobody yet")"])
+        } else {
+            logger.notice("following a new master", metadata: ["master": "\(master ?? "nobody yet")", "previous": "\(previous ?? "none")"])
+        }
+        topicsChangedHandler.withLock { $0 }?()
+    }
+
+    /// With etcd endpoints configured, takes part in the broker group's election until the task is
+    /// cancelled (then gives up the master's lease, so a slave takes over at once); otherwise
+    /// waits for cancellation. Starts once the broker's address is bound.
+    public func runFailover() async {
+        guard let role = electedRole else {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            return
+        }
+        while !hasBoundAddress {
+            guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
+        }
+        let configuration = self.configuration
+        let etcd: EtcdClient
+        do {
+            etcd = try EtcdClient(endpoints: configuration.etcdEndpoints, logger: logger)
+        } catch {
+            logger.error("cannot use etcd; this broker stays a slave of nobody", metadata: ["error": "\(error)"])
+            return
+        }
+        let election = MasterElection(broker: self, etcd: etcd, role: role, memberId: configuration.brokerId, ttl: configuration.failoverLeaseTTL)
+        self.election.withLock { $0 = election }
+        await election.run()
+        await etcd.close()
+    }
+
+    /// What `promotion.json` records.
+    struct Promotion: Codable {
+        var promotedAt: Date
+        var formerBrokerId: Int32
+        var formerMaster: String?
+    }
+
+    /// Applies a promotion recorded by an earlier run: the broker starts as the master.
+    static func applyPromotion(in configDirectory: String, to configuration: inout BrokerConfiguration) -> Bool {
+        guard FileManager.default.fileExists(atPath: configDirectory + "/" + promotionFile) else { return false }
+        configuration.role = configuration.role == .syncMaster ? .syncMaster : .asyncMaster
+        configuration.brokerId = 0
+        return true
+    }
+}
+
+/// Where replication stands on one broker.
+public struct ReplicationStatus: Sendable {
+    public struct Replica: Sendable {
+        public var address: String
+        public var brokerId: Int64
+        public var acknowledgedOffset: Int64
+        public var lagBytes: Int64
+        public var connectedAt: Date
+        public var lastAcknowledgedAt: Date?
+    }
+
+    public var role: BrokerRole
+    public var brokerId: Int32
+    public var commitLogMaxOffset: Int64
+    public var replicas: [Replica] = []
+    public var masterAddress = ""
+    public var connected = false
+    public var masterOffset: Int64 = 0
+    public var lagBytes: Int64 = 0
+    public var lastError = ""
+    /// With etcd failover: the election as this broker sees it.
+    public var failover = ""
+}

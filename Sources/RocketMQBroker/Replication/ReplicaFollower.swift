@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+import RocketMQAPI
+import RocketMQStore
+import RocketRPC
+import Synchronization
+
+/// A slave's side of replication: keeps one FollowLog stream open to the master, appends what
+/// arrives to the local store (which dispatches it) and acknowledges it; every two seconds it
+/// copies the master's metadata files, applied once the local log has caught up with the
+/// point they were read at. Reconnects after a back-off (0.5 s doubling up to 5 s).
+final class ReplicaFollower: Sendable {
+    struct Status: Sendable {
+        var masterAddress = ""
+        var connected = false
+        var masterOffset: Int64 = 0
+        var lastError = ""
+    }
+
+    /// Metadata read from the master, waiting until the log reaches `masterOffset`.
+    private struct PendingMetadata: Sendable {
+        var files: [Rocketmq_Ha_V1_MetadataFile]
+        var masterOffset: Int64
+    }
+
+    private let state = Mutex(Status())
+    private let pending = Mutex<PendingMetadata?>(nil)
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    static let metadataInterval: Duration = .seconds(2)
+
+    var status: Status { state.withLock { $0 } }
+
+    /// Follows the master until `stop()` or the caller's cancellation.
+    func run(broker: Broker) async {
+        let running = Task { await self.follow(broker: broker) }
+        task.withLock { $0 = running }
+        await withTaskCancellationHandler {
+            await running.value
+        } onCancel: {
+            running.cancel()
+        }
+    }
+
+    /// Stops following and returns once the last append is done.
+    func stop() async {
+        let running = task.withLock { $0 }
+        running?.cancel()
+        await running?.value
+    }
+
+    private func follow(broker: Broker) async {
+        let configuration = broker.configuration
+        guard let master = configuration.masterAddress, let endpoint = Self.parse(master) else {
+            broker.logger.error("a slave needs --master host:port; not replicating")
+            state.withLock { $0.lastError = "no master address configured" }
+            return
+        }
+        state.withLock { $0.masterAddress = master }
+        var channelConfiguration = ChannelConfiguration(host: endpoint.host, port: endpoint.port, connectTimeout: .seconds(5))
+        channelConfiguration.backoff = ChannelConfiguration.Backoff(initial: .milliseconds(500), maximum: .seconds(5))
+        // A chunk carries up to 1 MiB of records, or one record of the largest size allowed.
+        channelConfiguration.maxReceiveMessageSize = max(16 << 20, broker.store.configuration.maxMessageSize + (2 << 20))
+        let channel = RPCChannel(configuration: channelConfiguration, logger: broker.logger)
+        let client = Rocketmq_Ha_V1_Replication.Client(channel: channel)
+        var callOptions = CallOptions()
+        if let token = configuration.adminToken { callOptions.metadata.add("authorization", "Bearer " + token) }
+        let options = callOptions
+        var failures = 0
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.syncMetadata(client, options: options, broker: broker) }
+            while !Task.isCancelled {
+                let progressed = await stream(client, options: options, broker: broker, master: master, quiet: failures > 0)
+                failures = progressed ? 0 : failures + 1
+                state.withLock { $0.connected = false }
+                guard !Task.isCancelled else { break }
+                try? await Task.sleep(for: min(.milliseconds(500) * (1 << min(failures, 4)), .seconds(5)))
+            }
+            group.cancelAll()
+        }
+        await channel.close()
+    }
+
+    /// One FollowLog stream. Returns whether any chunk arrived.
+    private func stream(
+        _ client: Rocketmq_Ha_V1_Replication.Client, options: CallOptions, broker: Broker, master: String, quiet: Bool
+    ) async -> Bool {
+        let store = broker.store
+        let configuration = broker.configuration
+        let (acks, ack) = AsyncStream<Int64>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let first = Rocketmq_Ha_V1_FollowLogRequest(
+            brokerName: configuration.brokerName, brokerId: Int64(configuration.brokerId), address: broker.routeAddress,
+            segmentSize: store.configuration.commitLogSegmentSize, offset: store.commitLogMaxOffset)
+        let received = Mutex(false)
+        do {
+            try await client.followLog(options: options, requests: { writer in
+                try await writer.write(first)
+                for await offset in acks { try await writer.write(Rocketmq_Ha_V1_FollowLogRequest(offset: offset)) }
+            }, handle: { chunks in
+                defer { ack.finish() }
+                for try await chunk in chunks {
+                    if !received.withLock({ $0 }) {
+                        received.withLock { $0 = true }
+                        self.state.withLock {
+                            $0.connected = true
+                            $0.lastError = ""
+                        }
+                        broker.logger.info("following the master", metadata: ["master": "\(master)", "from": "\(chunk.offset)"])
+                    }
+                    let end = store.commitLogMaxOffset
+                    if end == 0, store.commitLogMinOffset == 0, chunk.offset > 0 {
+                        // The master no longer keeps the start of its log: this copy starts where it does.
+                        try store.startEmptyLog(at: chunk.offset)
+                    }
+                    let written = chunk.data.isEmpty ? store.commitLogMaxOffset : try store.appendReplicated(chunk.data, at: chunk.offset)
+                    self.state.withLock { $0.masterOffset = max(chunk.masterOffset, written) }
+                    await self.applyPendingMetadata(broker: broker)
+                    ack.yield(written)
+                }
+            })
+            if !Task.isCancelled {
+                broker.logger.warning("the master ended the replication stream; reconnecting", metadata: ["master": "\(master)"])
+            }
+        } catch {
+            if !Task.isCancelled {
+                state.withLock { $0.lastError = "\(error)" }
+                broker.logger.log(
+                    level: quiet ? .debug : .warning, "replication stream failed; reconnecting",
+                    metadata: ["master": "\(master)", "error": "\(error)"])
+            }
+        }
+        ack.finish()
+        return received.withLock { $0 }
+    }
+
+    /// Copies the master's metadata files every `metadataInterval`.
+    private func syncMetadata(_ client: Rocketmq_Ha_V1_Replication.Client, options: CallOptions, broker: Broker) async {
+        while !Task.isCancelled {
+            do {
+                var timed = options
+                timed.timeout = .seconds(10)
+                let response = try await client.getMetadata(Rocketmq_Ha_V1_GetMetadataRequest(), options: timed)
+                pending.withLock { $0 = PendingMetadata(files: response.files, masterOffset: response.masterOffset) }
+                await applyPendingMetadata(broker: broker)
+            } catch {
+                broker.logger.debug("could not copy the master's metadata", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: Self.metadataInterval)
+        }
+    }
+
+    /// Writes the metadata read last once the local log holds everything the master's log did
+    /// then (so the progress snapshot never points past the local journal), and reloads the
+    /// consumer progress from it and the replicated journal, so that offset reads (pull
+    /// consumers, admin, console) on the slave show the master's progress of that moment.
+    private func applyPendingMetadata(broker: Broker) async {
+        let ready: PendingMetadata? = pending.withLock { pending in
+            guard let p = pending, broker.store.commitLogMaxOffset >= p.masterOffset else { return nil }
+            pending = nil
+            return p
+        }
+        guard let ready else { return }
+        do {
+            try broker.applyReplicatedMetadata(ready.files.map { ($0.name, $0.content) })
+            try await broker.consumption.reload(snapshotDirty: false)
+        } catch {
+            broker.logger.warning("could not apply the master's metadata", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private static func parse(_ address: String) -> (host: String, port: Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+}

@@ -1,0 +1,117 @@
+"""Automatic failover through a real etcd (Debian's etcd-server): the members of a broker group
+elect their master there. A killed master is replaced by its slave within the lease's TTL; a
+master cut off from etcd stops taking writes (fencing) before anyone else can be elected; a former
+master that comes back follows the new one. Traffic from the official RocketMQ Python client."""
+import time
+
+import grpc
+import pytest
+
+from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
+
+from test_broker_admin import admin_pb  # noqa: F401 (fixture)
+from test_console_cluster import namesrv  # noqa: F401 (fixture)
+from test_replication import TOKEN, admin_stub, caught_up, consume, producer, wait_until
+from test_rocketmq_client import message
+
+TOPIC = "failover-orders"
+GROUP = "failover-group"
+CONFIG = {
+    "flushMode": "async",
+    "autoCreate": True,
+    "failoverTTLSeconds": 3,
+    "topics": [{"name": TOPIC, "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}],
+    "groups": [{"name": GROUP, "maxDeliveryAttempts": 16, "fifo": False, "consumeEnabled": True}],
+}
+
+
+def member(broker_factory, etcd, namesrv, member_id):
+    return broker_factory(CONFIG, extra=["--etcd", etcd.endpoint, "--broker-id", str(member_id), "--admin-token", TOKEN, "-n", namesrv])
+
+
+def routed_to(namesrv):
+    """The (broker id, address) pairs the NameServer's QueryRoute gives clients for TOPIC."""
+    with grpc.insecure_channel(namesrv) as channel:
+        route = service_pb2_grpc.MessagingServiceStub(channel).QueryRoute(
+            s.QueryRouteRequest(topic=d.Resource(name=TOPIC)), metadata=(("x-mq-client-id", "pytest-failover"),), timeout=5)
+    return sorted({(q.broker.id, f"{a.host}:{a.port}") for q in route.message_queues for a in q.broker.endpoints.addresses})
+
+
+def status(pb, stub):
+    return stub.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+
+
+def is_master(pb, stub):
+    s = status(pb, stub)
+    return s.role == "ASYNC_MASTER" and s.broker_id == 0
+
+
+def follows(pb, stub, master):
+    s = status(pb, stub)
+    return s.role == "SLAVE" and s.master_address == master.endpoint and s.connected
+
+
+def send(endpoint, body):
+    p = producer(endpoint, TOPIC)
+    try:
+        p.send(message(TOPIC, body))
+    finally:
+        p.shutdown()
+
+
+def test_the_group_elects_a_new_master_and_fences_one_cut_off_from_etcd(broker_factory, etcd, namesrv, admin_pb):
+    pb, _ = admin_pb
+    first = member(broker_factory, etcd, namesrv, 1)
+    first_admin = admin_stub(admin_pb, first)
+    wait_until("the first member to be elected", lambda: is_master(pb, first_admin), timeout=20)
+    second = member(broker_factory, etcd, namesrv, 2)
+    second_admin = admin_stub(admin_pb, second)
+    wait_until("the second member to follow it", lambda: follows(pb, second_admin, first), timeout=20)
+    wait_until("clients to be routed to the master", lambda: routed_to(namesrv) == [(0, first.endpoint)], timeout=20)
+    assert "etcd" in status(pb, second_admin).failover
+    # Manual promotion is refused: etcd decides.
+    with pytest.raises(grpc.RpcError) as refused:
+        second_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=((("authorization", f"Bearer {TOKEN}"),)), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    bodies = [f"order-{i}".encode() for i in range(30)]
+    p = producer(first.endpoint, TOPIC)
+    try:
+        for body in bodies:
+            p.send(message(TOPIC, body))
+    finally:
+        p.shutdown()
+    acked = consume(first.endpoint, GROUP, TOPIC, 10)
+    wait_until("the slave to catch up", caught_up(pb, first_admin, second_admin))
+
+    # The master dies: its lease runs out (3 s) and the slave takes over.
+    killed_at = time.monotonic()
+    first.kill()
+    wait_until("the slave to be elected", lambda: is_master(pb, second_admin), timeout=20)
+    assert time.monotonic() - killed_at < 15
+    wait_until("clients to be routed to the new master", lambda: routed_to(namesrv) == [(0, second.endpoint)], timeout=20)
+    rest = consume(second.endpoint, GROUP, TOPIC, 20, then_nothing=True)
+    assert sorted(m.body for m in acked + rest) == sorted(bodies)
+    send(second.endpoint, b"to-the-new-master")
+
+    # The former master comes back (same flags) and follows the new one.
+    first.start()
+    wait_until("the former master to follow", lambda: follows(pb, first_admin, second), timeout=20)
+    wait_until("it to catch up", caught_up(pb, second_admin, first_admin))
+
+    # etcd goes away: the master cannot renew its lease and stops taking writes in time.
+    etcd.kill()
+    fenced_at = time.monotonic()
+    wait_until("the master to fence itself", lambda: status(pb, second_admin).role == "SLAVE", timeout=15)
+    assert time.monotonic() - fenced_at < 4, "fenced before the 3 s lease could have run out at etcd"
+    with pytest.raises(Exception):
+        send(second.endpoint, b"while-fenced")
+
+    # etcd returns: the group elects a master again, and the other member follows it.
+    etcd.start()
+    admins = {first.endpoint: first_admin, second.endpoint: second_admin}
+    winner = wait_until("a master again", lambda: next((e for e, a in admins.items() if is_master(pb, a)), None), timeout=30)
+    loser = next(a for e, a in admins.items() if e != winner)
+    winner_broker = first if winner == first.endpoint else second
+    wait_until("the other member to follow it", lambda: follows(pb, loser, winner_broker), timeout=30)
+    send(winner, b"after-etcd-returned")

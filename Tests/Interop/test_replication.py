@@ -1,0 +1,201 @@
+"""Master/slave replication between real mqbroker processes, driven by peers nobody here wrote:
+the official RocketMQ Python client sends and consumes, grpcio stubs of our admin.proto watch and
+promote. A slave copies the master's log, consumer progress included; after the master is killed
+and the slave promoted, consumers carry on where they stopped."""
+import time
+import uuid
+
+import grpc
+import pytest
+from rocketmq import ClientConfiguration, Credentials, FilterExpression, Producer, SimpleConsumer
+
+from conftest import Broker, binary, Process
+from test_broker_admin import admin_pb  # noqa: F401 (fixture)
+from test_rocketmq_client import message, receive_exactly
+
+TOKEN = "replication-token"
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
+TOPIC = "ha-orders"
+GROUP = "ha-group"
+MASTER_CONFIG = {
+    "flushMode": "sync",
+    "autoCreate": True,
+    "topics": [{"name": TOPIC, "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}],
+    "groups": [{"name": GROUP, "maxDeliveryAttempts": 16, "fifo": False, "consumeEnabled": True}],
+}
+
+
+def admin_stub(admin_pb, broker):
+    _, pb_grpc = admin_pb
+    return pb_grpc.AdminStub(grpc.insecure_channel(broker.endpoint))
+
+
+def wait_until(what, predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def caught_up(pb, master, slave):
+    """The slave is connected and holds exactly the master's log."""
+    def check():
+        m = master.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+        s = slave.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+        return (s.connected and s.commit_log_max_offset == m.commit_log_max_offset
+                and len(m.replicas) == 1 and m.replicas[0].acknowledged_offset == m.commit_log_max_offset)
+    return check
+
+
+def consume(endpoint, group, topic, count, then_nothing=False):
+    """Receives and acks exactly `count` messages of `topic` as `group` on one broker; with
+    `then_nothing`, checks that nothing else is delivered."""
+    consumer = SimpleConsumer(ClientConfiguration(endpoint, Credentials(), request_timeout=10), group,
+                              {topic: FilterExpression("*")}, await_duration=2)
+    consumer.startup()
+    try:
+        got = receive_exactly(consumer, count)
+        if then_nothing:
+            assert not consumer.receive(32, 20), "nothing beyond these is delivered"
+        return got
+    finally:
+        consumer.shutdown()
+
+
+def producer(endpoint, topic):
+    p = Producer(ClientConfiguration(endpoint, Credentials(), request_timeout=10), (topic,))
+    p.startup()
+    return p
+
+
+def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory, admin_pb):
+    pb, _ = admin_pb
+    master = broker_factory(MASTER_CONFIG, extra=["--admin-token", TOKEN])
+    slave = broker_factory({"flushMode": "async"}, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
+    master_admin, slave_admin = admin_stub(admin_pb, master), admin_stub(admin_pb, slave)
+
+    keys = [f"order-{i}-{uuid.uuid4().hex[:6]}" for i in range(40)]
+    p = producer(master.endpoint, TOPIC)
+    try:
+        for key in keys:
+            p.send(message(TOPIC, key.encode(), tag="ha", keys=[key]))
+    finally:
+        p.shutdown()
+    acked = consume(master.endpoint, GROUP, TOPIC, 15)
+    assert len(acked) == 15
+    acked_keys = {m.body.decode() for m in acked}
+
+    wait_until("the slave to catch up", caught_up(pb, master_admin, slave_admin))
+    # Topics and groups come over with the metadata copy (every 2 s).
+    wait_until("the master's topics on the slave",
+               lambda: TOPIC in [t.name for t in slave_admin.ListTopics(pb.ListTopicsRequest(), timeout=5).topics])
+    found = slave_admin.QueryMessage(pb.QueryMessageRequest(key=keys[7], topic=TOPIC, max_count=4), timeout=5).messages
+    assert [m.body for m in found] == [keys[7].encode()]
+    status = slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+    assert (status.role, status.broker_id, status.master_address, status.lag_bytes) == ("SLAVE", 1, master.endpoint, 0)
+    # The group's progress reads the same on the slave (journal replicated, reloaded with the metadata).
+    def progress(stub):
+        queues = stub.GetConsumerProgress(pb.GetConsumerProgressRequest(group=GROUP, topic=TOPIC), timeout=5).queues
+        return sorted((q.queue_id, q.consumer_offset, q.broker_offset) for q in queues)
+    expected = progress(master_admin)
+    assert sum(offset for _, offset, _ in expected) > 0
+    wait_until("the group's progress on the slave", lambda: progress(slave_admin) == expected)
+
+    # The slave takes no writes: neither a send nor an admin change.
+    slave_channel = grpc.insecure_channel(slave.endpoint)
+    with pytest.raises(Exception):
+        p = producer(slave.endpoint, TOPIC)
+        try:
+            p.send(message(TOPIC, b"to-the-slave"))
+        finally:
+            p.shutdown()
+    with pytest.raises(grpc.RpcError) as refused:
+        slave_admin.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="made-on-slave", queue_count=1)), metadata=AUTH, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Promotion needs the admin token.
+    with pytest.raises(grpc.RpcError) as unauthenticated:
+        slave_admin.PromoteToMaster(pb.PromoteToMasterRequest(), timeout=5)
+    assert unauthenticated.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    slave_channel.close()
+
+    # The master dies; the slave is promoted and serves the group from where it stopped.
+    master.kill()
+    wait_until("the slave to notice", lambda: not slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5).connected)
+    promoted = slave_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=30)
+    assert (promoted.role, promoted.broker_id) == ("ASYNC_MASTER", 0)
+    with pytest.raises(grpc.RpcError) as again:
+        slave_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=5)
+    assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    # (the 15 acked on the master are not delivered again)
+    rest = consume(slave.endpoint, GROUP, TOPIC, 25, then_nothing=True)
+    assert {m.body.decode() for m in rest} == set(keys) - acked_keys
+
+    # It takes sends now, and stays the master across a restart with the same (slave) flags.
+    p = producer(slave.endpoint, TOPIC)
+    try:
+        p.send(message(TOPIC, b"after-promotion"))
+    finally:
+        p.shutdown()
+    slave.stop()
+    slave.start()
+    status = slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+    assert (status.role, status.broker_id) == ("ASYNC_MASTER", 0)
+    p = producer(slave.endpoint, TOPIC)
+    try:
+        p.send(message(TOPIC, b"after-restart"))
+    finally:
+        p.shutdown()
+
+
+def test_a_sync_master_answers_once_its_slave_has_the_message(broker_factory, admin_pb):
+    pb, _ = admin_pb
+    config = dict(MASTER_CONFIG, flushMode="async", replicationTimeoutMillis=1000)
+    master = broker_factory(config, extra=["--role", "SYNC_MASTER", "--admin-token", TOKEN])
+    master_admin = admin_stub(admin_pb, master)
+
+    # No slave follows: the send fails (HA_NOT_AVAILABLE), though the master keeps the message.
+    p = producer(master.endpoint, TOPIC)
+    try:
+        with pytest.raises(Exception):
+            p.send(message(TOPIC, b"unreplicated"))
+    finally:
+        p.shutdown()
+    queues = master_admin.DescribeTopic(pb.DescribeTopicRequest(topic=TOPIC), timeout=5).queues
+    stored = [q for q in queues if q.max_offset > 0]
+    assert stored, "the master keeps what it could not replicate"
+    first = master_admin.QueryMessage(
+        pb.QueryMessageRequest(position=pb.QueuePosition(queue_id=stored[0].queue_id, offset=0), topic=TOPIC, max_count=1), timeout=5)
+    assert [m.body for m in first.messages] == [b"unreplicated"]
+
+    slave = broker_factory({"flushMode": "async"}, extra=["--role", "SLAVE", "--broker-id", "2", "--master", master.endpoint, "--admin-token", TOKEN])
+    slave_admin = admin_stub(admin_pb, slave)
+    wait_until("the slave to catch up", caught_up(pb, master_admin, slave_admin))
+    p = producer(master.endpoint, TOPIC)
+    try:
+        for i in range(20):
+            p.send(message(TOPIC, f"replicated-{i}".encode()))
+            # Answered only once the slave acknowledged it: the slave already holds it.
+            master_end = master_admin.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=5).commit_log_max_offset
+            slave_end = slave_admin.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=5).commit_log_max_offset
+            assert slave_end == master_end
+    finally:
+        p.shutdown()
+    status = master_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+    assert status.role == "SYNC_MASTER" and [r.broker_id for r in status.replicas] == [2]
+
+
+def test_replication_settings_are_checked(tmp_path):
+    for args, complaint in [
+        (["--role", "SLAVE"], "master's address"),
+        (["--role", "SLAVE", "--master", "127.0.0.1:1", "--broker-id", "0"], "broker id above 0"),
+        (["--role", "MASTER-OF-NONE"], "ASYNC_MASTER, SYNC_MASTER or SLAVE"),
+        (["--broker-id", "3"], "a master has broker id 0"),
+    ]:
+        process = Process([binary("mqbroker"), "--data", str(tmp_path / "bad"), "--port", "0", *args], "mqbroker-bad")
+        assert process.proc.wait(timeout=60) != 0
+        assert complaint in process.output(), process.output()
