@@ -105,6 +105,24 @@ import Testing
         #expect(try store.readLog(from: 0, maxBytes: 10).count > 900)
     }
 
+    @Test func aSyncFlushMasterServesOnlyWhatIsOnDisk() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path, mode: .sync))
+        defer { store.shutdown() }
+        let grown = Collected()
+        store.observeLogGrowth { grown.add(["\($0)"]) }
+        store.flushService.holdFlushes(true)
+        let done = Collected()
+        store.append(try store.encode(message(body: [1, 2, 3]))) { result in done.add(["\(result)"]) }
+        #expect(store.commitLogMaxOffset > 0)
+        #expect(try store.readLog(from: 0, maxBytes: 4096).isEmpty, "written, not yet synced: a slave must not get it")
+        store.flushService.holdFlushes(false)
+        for _ in 0..<200 where done.all.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(done.all.count == 1)
+        #expect(try store.readLog(from: 0, maxBytes: 4096).count == Int(store.commitLogMaxOffset))
+        #expect(grown.all.contains("\(store.commitLogMaxOffset)"), "the flush tells the observer")
+    }
+
     @Test func anEmptyReplicaStartsWhereTheMastersLogStarts() async throws {
         let dir = TempDirectory()
         let store = try openStore(testConfiguration(dir.path, segmentSize: 4096))

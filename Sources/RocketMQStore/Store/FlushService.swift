@@ -45,6 +45,9 @@ final class FlushService: @unchecked Sendable {
     /// round that synced them returned in between): acknowledged by that group, counted here
     /// without taking the lock.
     private let coveredOnArrival = Atomic<Int>(0)
+    /// Called with the new flushed position after each round that synced something (the store's
+    /// growth observer, for a sync-flush master whose slaves copy only what is on disk).
+    let flushedObserver = Mutex<(@Sendable (Int64) -> Void)?>(nil)
     /// Number of flush rounds done (for tests and benchmarks).
     var rounds: Int { statistics.flushes }
 
@@ -203,6 +206,7 @@ final class FlushService: @unchecked Sendable {
                 totals.groupCommitAppends += done.count
                 condition.unlock()
                 for w in done { w.completion(nil) }
+                if flushed > synced, let observer = flushedObserver.withLock({ $0 }) { observer(flushed) }
             }
             if stop { break }
         }

@@ -12,11 +12,20 @@ extension MessageStore {
         set { isReplica.store(newValue, ordering: .sequentiallyConsistent) }
     }
 
-    /// Calls `observer` after every append (own or replicated) with the log's new end, on the
-    /// appending thread: keep it short. One observer; a new one replaces the last.
+    /// Calls `observer` when `readLog` may have more to serve: after every append (own or
+    /// replicated), on the appending thread, and with sync flush after every `fdatasync`, on the
+    /// flusher's. Keep it short. One observer; a new one replaces the last.
     public func observeLogGrowth(_ observer: (@Sendable (Int64) -> Void)?) {
         growthObserver.withLock { $0 = observer }
         hasGrowthObserver.store(observer != nil, ordering: .sequentiallyConsistent)
+        if configuration.flushMode == .sync { flushService.flushedObserver.withLock { $0 = observer } }
+    }
+
+    /// The end of what `readLog` serves: the written position, or with sync flush the flushed
+    /// one, so that a slave never holds records its master could lose in a crash (a replica
+    /// ahead of its master can no longer follow it).
+    public var replicableOffset: Int64 {
+        configuration.flushMode == .sync ? commitLog.flushedPosition : commitLog.writtenPosition
     }
 
     /// Tells the growth observer, if any, that the log now ends at `end`.
@@ -26,15 +35,16 @@ extension MessageStore {
     }
 
     /// About `maxBytes` of the log from `offset` as its bytes: whole records and end-of-segment
-    /// markers, never across a segment boundary, below the written position (so dispatched).
-    /// Empty when `offset` is the log's end. A single record larger than `maxBytes` comes whole.
+    /// markers, never across a segment boundary, below `replicableOffset` (so dispatched, and
+    /// with sync flush on disk). Empty when `offset` is that end. A single record larger than
+    /// `maxBytes` comes whole.
     ///
     /// - Throws: `.offsetOutOfRange` when `offset` is below the oldest kept segment or past the
     ///   log's end; `.corruptRecord` if the bytes there are not records.
     public func readLog(from offset: Int64, maxBytes: Int) throws(StoreError) -> [UInt8] {
-        let end = commitLog.writtenPosition
-        guard offset >= commitLog.minOffset, offset <= end else { throw .offsetOutOfRange(physicalOffset: offset) }
-        if offset == end { return [] }
+        guard offset >= commitLog.minOffset, offset <= commitLog.writtenPosition else { throw .offsetOutOfRange(physicalOffset: offset) }
+        let end = replicableOffset
+        if offset >= end { return [] }
         let segmentSize = configuration.commitLogSegmentSize
         let segmentEnd = (offset / segmentSize + 1) * segmentSize
         let limit = min(end, segmentEnd)
