@@ -6,6 +6,13 @@ import RocketMQAPI
 import RocketMQStore
 import Synchronization
 
+/// A callback kept in a class: a closure kept directly in a `Mutex` gains a reabstraction thunk
+/// on every `withLock { $0 }` read (see `OffsetObserver` in the store).
+final class ChangeHandler: Sendable {
+    let call: @Sendable () -> Void
+    init(_ call: @escaping @Sendable () -> Void) { self.call = call }
+}
+
 /// RocketMQBroker: the broker's domain — topics and consumer groups, sending into the store,
 /// pop-style and offset-based consumption, retries and dead-lettering — behind the public
 /// `apache.rocketmq.v2.MessagingService` (`MessagingServiceProvider`).
@@ -32,6 +39,8 @@ public final class Broker: Sendable {
     let follower = ReplicaFollower()
     /// See `isSlave`.
     let slave: ManagedAtomic<Bool>
+    /// Whether the role is `SYNC_MASTER` (kept beside the configuration for the send path).
+    let syncMaster: ManagedAtomic<Bool>
     /// With etcd failover: the kind of master this broker becomes when elected (nil: no election).
     let electedRole: BrokerRole?
     /// With etcd failover: the election, once started (`runFailover`).
@@ -42,7 +51,7 @@ public final class Broker: Sendable {
     /// The `host:port` put in routes; set once the server is bound.
     private let routeAddressStorage = Mutex<String?>(nil)
     /// Called after a topic is created or changed, so NameServers can hear of it.
-    let topicsChangedHandler = Mutex<(@Sendable () -> Void)?>(nil)
+    let topicsChangedHandler = Mutex<ChangeHandler?>(nil)
     private let nextQueue = Mutex<UInt64>(0)
 
     /// Opens the store (recovering it) and the config tables under `configuration.store.dataDirectory`.
@@ -65,6 +74,7 @@ public final class Broker: Sendable {
         self.configurationStorage = Mutex(configuration)
         self.logger = logger
         self.slave = ManagedAtomic(configuration.role == .slave)
+        self.syncMaster = ManagedAtomic(configuration.role == .syncMaster)
         var storeConfiguration = configuration.store
         storeConfiguration.storeHost = configuration.advertisedAddress ?? "\(configuration.host):\(configuration.port)"
         let store = try MessageStore(configuration: storeConfiguration, logger: logger)
@@ -83,7 +93,7 @@ public final class Broker: Sendable {
         ) { (message, group) throws(BrokerError) in
             try await Broker.deadLetter(message, group: group, store: store, topics: topics, arrivals: arrivals)
         }
-        store.observeLogGrowth { [replication] _ in replication.logGrew() }
+        replication.bind(store)
     }
 
     /// Checks the role against the broker id and the master's address.
@@ -97,13 +107,13 @@ public final class Broker: Sendable {
                 throw .badRequest("with etcd every member of a broker group needs its own broker id above 0 (it registers as 0 while master)")
             }
             guard configuration.masterAddress == nil else { throw .badRequest("with etcd the election names the master: drop --master") }
-            guard configuration.failoverLeaseTTL >= .seconds(2) else { throw .badRequest("the failover lease TTL must be at least 2 s") }
+            guard configuration.failoverLeaseTTL >= .seconds(3) else { throw .badRequest("the failover lease TTL must be at least 3 s") }
             return
         }
         switch configuration.role {
         case .slave:
             guard configuration.brokerId > 0 else { throw .badRequest("a slave needs a broker id above 0 (0 is the master's)") }
-            guard let master = configuration.masterAddress, !master.isEmpty else {
+            guard let master = configuration.masterAddress, ReplicaFollower.parse(master) != nil else {
                 throw .badRequest("a slave needs its master's address (--master host:port)")
             }
         case .asyncMaster, .syncMaster:
@@ -173,7 +183,7 @@ public final class Broker: Sendable {
             current = next
         }
         logger.info("broker configuration updated", metadata: ["keys": "\(values.keys.sorted())"])
-        topicsChangedHandler.withLock { $0 }?()
+        topicsChanged()
     }
 
     // MARK: Routes
@@ -192,7 +202,13 @@ public final class Broker: Sendable {
 
     /// Registers a callback for topic changes (the NameServer registrar's "register now").
     public func onTopicsChanged(_ handler: @escaping @Sendable () -> Void) {
-        topicsChangedHandler.withLock { $0 = handler }
+        let box = ChangeHandler(handler)
+        topicsChangedHandler.withLock { $0 = box }
+    }
+
+    /// Tells the NameServer registrar, if any, that what this broker registers changed.
+    func topicsChanged() {
+        topicsChangedHandler.withLock { $0 }?.call()
     }
 
     // MARK: Topics and groups
@@ -206,13 +222,13 @@ public final class Broker: Sendable {
         }
         if try topics.put(topic.name, topic) {
             logger.info("topic saved", metadata: ["topic": "\(topic.name)", "queues": "\(topic.queueCount)"])
-            topicsChangedHandler.withLock { $0 }?()
+            topicsChanged()
         }
     }
 
     public func deleteTopic(_ name: String) throws {
         try requireMaster()
-        if try topics.remove(name) { topicsChangedHandler.withLock { $0 }?() }
+        if try topics.remove(name) { topicsChanged() }
     }
 
     /// Creates or updates a consumer group.
@@ -234,7 +250,7 @@ public final class Broker: Sendable {
                 TopicConfig(name: name, queueCount: configuration.defaultQueueCount, messageTypes: types)
             }
             logger.info("topic auto-created", metadata: ["topic": "\(name)", "types": "\(created.messageTypes)"])
-            topicsChangedHandler.withLock { $0 }?()
+            topicsChanged()
             return created
         } catch {
             throw .storage("cannot save topic \(name): \(error)")
@@ -310,9 +326,11 @@ public final class Broker: Sendable {
         return result
     }
 
-    /// How long a send waits for a slave: nil unless this is a sync master.
+    /// How long a send waits for a slave: nil unless this is a sync master (one relaxed load per
+    /// send otherwise).
     var syncReplicationTimeout: Duration? {
-        configurationStorage.withLock { $0.role == .syncMaster ? $0.replicationTimeout : nil }
+        guard syncMaster.load(ordering: .relaxed) else { return nil }
+        return configurationStorage.withLock { $0.role == .syncMaster ? $0.replicationTimeout : nil }
     }
 
     /// `append(_: EncodedMessage)` with its outcome passed to `completion` (see

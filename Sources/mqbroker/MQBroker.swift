@@ -152,7 +152,7 @@ struct MQBroker: AsyncParsableCommand {
         configuration.etcdEndpoints = (etcdText ?? "").split(separator: ";").map { String($0).trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
         if let seconds = failoverTtl ?? file.failoverTTLSeconds {
-            guard seconds >= 2 else { throw ValidationError("the failover TTL must be at least 2 seconds, got \(seconds)") }
+            guard seconds >= 3 else { throw ValidationError("the failover TTL must be at least 3 seconds, got \(seconds)") }
             configuration.failoverLeaseTTL = .seconds(seconds)
         }
         // A slave, and every member of an etcd-elected group, defaults to id 1; a master to 0.
@@ -274,6 +274,9 @@ struct MQBroker: AsyncParsableCommand {
             say("mqbroker listening on \(settings.host):\(port) (clients: endpoints \(address))")
         }, onShutdown: {
             health.enterShutdown()
+            // Slaves' streams end now rather than holding the server's drain; with etcd, the
+            // master's key is given up so a slave takes over at once.
+            Task { await broker.beginShutdown() }
         })
         // The console reads this broker through its Admin service, over loopback.
         if !noConsole, let port = consolePort ?? (dev ? 8080 : nil) {

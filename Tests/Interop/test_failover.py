@@ -11,7 +11,7 @@ from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, servic
 
 from test_broker_admin import admin_pb  # noqa: F401 (fixture)
 from test_console_cluster import namesrv  # noqa: F401 (fixture)
-from test_replication import TOKEN, admin_stub, caught_up, consume, producer, wait_until
+from test_replication import TOKEN, admin_stub, caught_up, consume, producer, send_one, wait_until
 from test_rocketmq_client import message
 
 TOPIC = "failover-orders"
@@ -52,11 +52,7 @@ def follows(pb, stub, master):
 
 
 def send(endpoint, body):
-    p = producer(endpoint, TOPIC)
-    try:
-        p.send(message(TOPIC, body))
-    finally:
-        p.shutdown()
+    send_one(endpoint, body, topic=TOPIC)
 
 
 def test_the_group_elects_a_new_master_and_fences_one_cut_off_from_etcd(broker_factory, etcd, namesrv, admin_pb):
@@ -115,3 +111,39 @@ def test_the_group_elects_a_new_master_and_fences_one_cut_off_from_etcd(broker_f
     winner_broker = first if winner == first.endpoint else second
     wait_until("the other member to follow it", lambda: follows(pb, loser, winner_broker), timeout=30)
     send(winner, b"after-etcd-returned")
+
+
+def test_the_member_with_the_most_of_the_log_takes_over(broker_factory, etcd, namesrv, admin_pb):
+    """Member 1 was down while the master took more sends; member 2 kept up. When the master dies,
+    member 2 is elected even though member 1 has the lower id, and member 1 then follows it."""
+    pb, _ = admin_pb
+    master = member(broker_factory, etcd, namesrv, 3)
+    master_admin = admin_stub(admin_pb, master)
+    wait_until("member 3 to be elected", lambda: is_master(pb, master_admin), timeout=20)
+    lagging, current = member(broker_factory, etcd, namesrv, 1), member(broker_factory, etcd, namesrv, 2)
+    lagging_admin, current_admin = admin_stub(admin_pb, lagging), admin_stub(admin_pb, current)
+    for admin in (lagging_admin, current_admin):
+        wait_until("the members to follow", lambda: follows(pb, admin, master), timeout=20)
+    send(master.endpoint, b"everyone-has-this")
+    wait_until("member 1 to catch up", caught_up_one(pb, master_admin, lagging_admin))
+    lagging.kill()
+    bodies = [f"only-member-2-{i}".encode() for i in range(5)]
+    for body in bodies:
+        send(master.endpoint, body)
+    wait_until("member 2 to catch up", caught_up_one(pb, master_admin, current_admin))
+    master.kill()
+    lagging.start()
+    wait_until("member 2 to be elected", lambda: is_master(pb, current_admin), timeout=30)
+    assert not is_master(pb, lagging_admin)
+    wait_until("member 1 to follow member 2", lambda: follows(pb, lagging_admin, current), timeout=30)
+    got = consume(current.endpoint, GROUP, TOPIC, 6, then_nothing=True)
+    assert sorted(m.body for m in got) == sorted(bodies + [b"everyone-has-this"])
+
+
+def caught_up_one(pb, master, slave):
+    """`slave` holds all of `master`'s log (other slaves may follow too)."""
+    def check():
+        m = master.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+        s = slave.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+        return s.connected and s.commit_log_max_offset == m.commit_log_max_offset
+    return check

@@ -199,3 +199,48 @@ def test_replication_settings_are_checked(tmp_path):
         process = Process([binary("mqbroker"), "--data", str(tmp_path / "bad"), "--port", "0", *args], "mqbroker-bad")
         assert process.proc.wait(timeout=60) != 0
         assert complaint in process.output(), process.output()
+
+
+def test_a_slave_whose_log_diverged_is_refused(broker_factory, admin_pb):
+    """A former master with records its successor never got (sent while its slave was down) comes
+    back as a slave: its log and the new master's differ at the same offsets, and the new master
+    refuses to continue it rather than let the copies silently disagree."""
+    pb, _ = admin_pb
+    config = {"flushMode": "async", "autoCreate": True}
+    old = broker_factory(config, extra=["--admin-token", TOKEN])
+    new = broker_factory(config, extra=["--role", "SLAVE", "--master", old.endpoint, "--admin-token", TOKEN])
+    old_admin, new_admin = admin_stub(admin_pb, old), admin_stub(admin_pb, new)
+    for i in range(5):
+        send_one(old.endpoint, f"common-{i}".encode())
+    wait_until("the slave to catch up", caught_up(pb, old_admin, new_admin))
+    new.kill()
+    for i in range(3):
+        send_one(old.endpoint, f"only-on-old-{i}".encode())
+    old.kill()
+    new.start()
+    assert new_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=30).broker_id == 0
+    for i in range(3):
+        send_one(new.endpoint, f"only-on-new-{i}".encode())
+
+    rejoined = Broker(old.data_dir, None, extra=["--role", "SLAVE", "--broker-id", "2", "--master", new.endpoint, "--admin-token", TOKEN])
+    try:
+        rejoined_admin = admin_stub(admin_pb, rejoined)
+        before = rejoined_admin.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=5).commit_log_max_offset
+        status = wait_until("the divergence to be reported",
+                            lambda: (lambda s: s if "diverged" in s.last_error else None)(status_of(pb, rejoined_admin)))
+        assert not status.connected
+        assert rejoined_admin.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=5).commit_log_max_offset == before
+    finally:
+        rejoined.stop()
+
+
+def status_of(pb, stub):
+    return stub.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+
+
+def send_one(endpoint, body, topic=TOPIC):
+    p = producer(endpoint, topic)
+    try:
+        p.send(message(topic, body))
+    finally:
+        p.shutdown()

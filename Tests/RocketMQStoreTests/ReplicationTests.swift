@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import RocketMQStore
 
@@ -121,6 +122,18 @@ import Testing
         #expect(done.all.count == 1)
         #expect(try store.readLog(from: 0, maxBytes: 4096).count == Int(store.commitLogMaxOffset))
         #expect(grown.all.contains("\(store.commitLogMaxOffset)"), "the flush tells the observer")
+    }
+
+    @Test func theGrowthObserverStaysCheapOverManyAppends() throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path))
+        defer { store.shutdown() }
+        let calls = Atomic<Int>(0)
+        store.observeLogGrowth { _ in calls.add(1, ordering: .relaxed) }
+        // A closure kept in a Mutex and read back gained a thunk per read: the 130,000th call
+        // overflowed the stack. Read through a class box, a read costs the same every time.
+        for i in 0..<300_000 { store.logGrew(to: Int64(i)) }
+        #expect(calls.load(ordering: .relaxed) == 300_000)
     }
 
     @Test func anEmptyReplicaStartsWhereTheMastersLogStarts() async throws {

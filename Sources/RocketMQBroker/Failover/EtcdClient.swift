@@ -66,18 +66,23 @@ final class EtcdClient: Sendable {
     /// (seconds, measured from when its request went out). Returns only by throwing: when the
     /// stream fails, or etcd says the lease is gone (`BrokerError.storage`).
     func keepAlive(_ lease: Int64, every interval: Duration, renewed: @escaping @Sendable (ContinuousClock.Instant, Int64) -> Void) async throws {
-        let sentAt = Mutex<ContinuousClock.Instant>(.now)
+        // etcd answers each request once, in order: an answer renews from its own request's
+        // send time (never a later one's, which would overstate the lease).
+        let sent = Mutex<[ContinuousClock.Instant]>([])
         try await withChannel { channel in
             try await Etcdserverpb_Lease.Client(channel: channel).leaseKeepAlive(options: CallOptions(), requests: { writer in
                 while !Task.isCancelled {
-                    sentAt.withLock { $0 = .now }
+                    sent.withLock { $0.append(.now) }
                     try await writer.write(Etcdserverpb_LeaseKeepAliveRequest(id: lease))
                     try await Task.sleep(for: interval)
                 }
             }, handle: { responses in
                 for try await response in responses {
                     guard response.ttl > 0 else { throw BrokerError.storage("etcd lease \(lease) expired") }
-                    renewed(sentAt.withLock { $0 }, response.ttl)
+                    guard let sentAt = sent.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) else {
+                        throw BrokerError.storage("etcd answered a keep-alive that was not sent")
+                    }
+                    renewed(sentAt, response.ttl)
                 }
                 throw BrokerError.storage("etcd ended the keep-alive stream")
             })
@@ -90,6 +95,27 @@ final class EtcdClient: Sendable {
             try await Etcdserverpb_KV.Client(channel: channel).range(Etcdserverpb_RangeRequest(key: Array(key.utf8)), options: Self.options())
         }
         return response.kvs.first
+    }
+
+    /// Sets `key` = `value`, attached to `lease` (0: none).
+    func put(_ key: String, value: String, lease: Int64) async throws {
+        _ = try await withChannel { channel in
+            try await Etcdserverpb_KV.Client(channel: channel).put(
+                Etcdserverpb_PutRequest(key: Array(key.utf8), value: Array(value.utf8), lease: lease), options: Self.options())
+        }
+    }
+
+    /// Every key starting with `prefix`, with its value.
+    func list(prefix: String) async throws -> [(key: String, value: String)] {
+        var end = Array(prefix.utf8)
+        // The range [prefix, prefix + 1): the last byte incremented (etcd's prefix convention).
+        while let last = end.last, last == 0xFF { end.removeLast() }
+        if !end.isEmpty { end[end.count - 1] += 1 }
+        let request = Etcdserverpb_RangeRequest(key: Array(prefix.utf8), rangeEnd: end.isEmpty ? [0] : end)
+        let response = try await withChannel { channel in
+            try await Etcdserverpb_KV.Client(channel: channel).range(request, options: Self.options())
+        }
+        return response.kvs.map { (String(decoding: $0.key, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) }
     }
 
     /// Creates `key` = `value` attached to `lease` if no such key exists (one transaction).

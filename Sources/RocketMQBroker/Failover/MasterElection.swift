@@ -8,8 +8,10 @@ import Synchronization
 /// client address) attached to a lease it keeps alive. Every member polls the key:
 ///
 /// - absent (the master's lease expired: it died or lost etcd): the member creates it with its own
-///   lease, in one transaction that succeeds for one member only, and becomes the master; a slave
-///   waits `(member id - 1) × 300 ms` first, so that the first slave is preferred;
+///   lease, in one transaction that succeeds for one member only, and becomes the master. Every
+///   member publishes the end of its log under `.../members/<id>` (on its lease); a member
+///   campaigns only when no live member's log goes further, after a round for all to publish,
+///   and on a tie a slave waits `(member id - 1) × 300 ms`, so the lowest id is preferred;
 /// - held by another address: the member follows that master as a slave;
 /// - held by this broker's address under an older lease (a previous run): it is deleted, then
 ///   campaigned for.
@@ -25,6 +27,8 @@ final class MasterElection: Sendable {
     private let memberId: Int32
     private let ttl: Duration
     let key: String
+    /// Where each member publishes the end of its log, attached to its lease.
+    private let membersPrefix: String
 
     private struct State {
         var lease: Int64 = 0
@@ -44,6 +48,7 @@ final class MasterElection: Sendable {
         self.ttl = ttl
         let configuration = broker.configuration
         key = "/rocketmq/\(configuration.clusterName)/\(configuration.brokerName)/master"
+        membersPrefix = "/rocketmq/\(configuration.clusterName)/\(configuration.brokerName)/members/"
     }
 
     /// For `haStatus`: who holds the master key, as last read.
@@ -61,10 +66,11 @@ final class MasterElection: Sendable {
         var failures = 0
         while !Task.isCancelled {
             do {
+                let asked = ContinuousClock.now  // the lease runs from no earlier than this
                 let (lease, granted) = try await etcd.grantLease(ttl: max(2, ttl.components.seconds))
                 state.withLock {
                     $0.lease = lease
-                    $0.expiry = .now + .seconds(granted)
+                    $0.expiry = asked + .seconds(granted)
                 }
                 failures = 0
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -84,6 +90,15 @@ final class MasterElection: Sendable {
                     state.withLock { $0.lastError = "\(error)" }
                     broker.logger.log(level: failures == 1 ? .warning : .debug, "etcd election interrupted", metadata: ["error": "\(error)"])
                 }
+                if case ElectionError.couldNotTakeOver = error {
+                    // This member holds the key but cannot serve as master: give it up, and
+                    // stand back long enough for another member to take it.
+                    let lease = state.withLock { $0.lease }
+                    await etcd.revokeLease(lease)
+                    await fenceIfMaster(reason: "taking over failed")
+                    try? await Task.sleep(for: ttl * 2)
+                    continue
+                }
             }
             await fenceIfMaster(reason: "the etcd lease is lost")
             guard !Task.isCancelled else { break }
@@ -99,13 +114,22 @@ final class MasterElection: Sendable {
     /// Reads the key and acts on it until the lease is lost (throws) or the task is cancelled.
     private func campaign(lease: Int64) async throws {
         let me = broker.routeAddress
+        var published: Int64 = -1
+        var vacantSince: ContinuousClock.Instant?
         while !Task.isCancelled {
+            // Every member says how far its log goes, so that a vacancy goes to the most complete copy.
+            let end = broker.store.commitLogMaxOffset
+            if end != published {
+                try await etcd.put(membersPrefix + String(memberId), value: String(end), lease: lease)
+                published = end
+            }
             let current = try await etcd.get(key)
             let holder = current.map { String(decoding: $0.value, as: UTF8.self) } ?? ""
             state.withLock {
                 $0.holder = holder
                 $0.lastError = ""
             }
+            if current != nil { vacantSince = nil }
             if let current {
                 if current.lease == lease {
                     if broker.isSlave { try await elected() }
@@ -117,6 +141,22 @@ final class MasterElection: Sendable {
                     await broker.becomeSlave(of: holder, memberId: memberId)
                 }
             } else {
+                // Vacant: give every member a round to publish its final log end, then campaign
+                // only if no live member holds more of the log; on a tie lower ids go first.
+                let since = vacantSince ?? .now
+                vacantSince = since
+                if ContinuousClock.now - since < pollInterval * 2 {
+                    try await Task.sleep(for: pollInterval)
+                    continue
+                }
+                let others = try await etcd.list(prefix: membersPrefix)
+                    .filter { $0.key != membersPrefix + String(memberId) }
+                    .compactMap { Int64($0.value) }
+                if let best = others.max(), best > end {
+                    state.withLock { $0.lastError = "waiting: another member's log goes further (\(best) > \(end))" }
+                    try await Task.sleep(for: pollInterval)
+                    continue
+                }
                 if broker.isSlave, memberId > 1 {
                     try await Task.sleep(for: .milliseconds(300) * Int(memberId - 1))
                 }
@@ -131,13 +171,17 @@ final class MasterElection: Sendable {
         }
     }
 
-    /// Throws `margin` before the lease, as last renewed, runs out: whatever the other tasks are
-    /// waiting for (a hung etcd call), a master is fenced in time.
+    /// `margin` before the lease, as last renewed, runs out: fences a master at once (the store
+    /// refuses its own appends from then on, whatever the other tasks are waiting for: a hung
+    /// etcd call, a slow reload), then throws to end this lease's round.
     private func watchExpiry() async throws {
         while !Task.isCancelled {
             guard let expiry = state.withLock({ $0.expiry }) else { return }
             let deadline = expiry - margin
-            if ContinuousClock.now >= deadline { throw BrokerError.storage("the etcd lease was not renewed in time") }
+            if ContinuousClock.now >= deadline {
+                broker.fenceNow()
+                throw BrokerError.storage("the etcd lease was not renewed in time")
+            }
             try await Task.sleep(until: min(deadline, .now + pollInterval), clock: .continuous)
         }
     }
@@ -145,7 +189,23 @@ final class MasterElection: Sendable {
     private func elected() async throws {
         guard broker.isSlave else { return }
         broker.logger.notice("elected master through etcd", metadata: ["key": "\(key)"])
-        try await broker.becomeMaster(role: role, persist: false)
+        do {
+            try await broker.becomeMaster(role: role, persist: false)
+        } catch {
+            broker.logger.error("elected, but cannot take over as master", metadata: ["error": "\(error)"])
+            throw ElectionError.couldNotTakeOver
+        }
+    }
+
+    /// Gives the key up at once (graceful shutdown): fences first, then revokes the lease.
+    func resign() async {
+        await fenceIfMaster(reason: "shutting down")
+        let lease = state.withLock { $0.lease }
+        if lease != 0 { await etcd.revokeLease(lease) }
+    }
+
+    enum ElectionError: Error {
+        case couldNotTakeOver
     }
 
     private func fenceIfMaster(reason: String) async {

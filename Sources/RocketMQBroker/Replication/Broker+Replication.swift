@@ -65,15 +65,15 @@ extension Broker {
 
     /// A slave writes its master's metadata files and loads the tables among them.
     func applyReplicatedMetadata(_ files: [(name: String, content: [UInt8])]) throws {
-        var topicsChanged = false
+        var tablesChanged = false
         for file in files where Self.replicatedMetadataFiles.contains(file.name) {
             switch file.name {
-            case "topics.json": topicsChanged = try topics.replaceAll(json: file.content)
+            case "topics.json": tablesChanged = try topics.replaceAll(json: file.content)
             case "subscriptionGroups.json": try groups.replaceAll(json: file.content)
             default: try AtomicFile.write(file.content, to: store.configDirectory + "/" + file.name)
             }
         }
-        if topicsChanged { topicsChangedHandler.withLock { $0 }?() }
+        if tablesChanged { topicsChanged() }
     }
 
     /// Makes this slave its group's master (broker id 0, `ASYNC_MASTER`): stops following, loads
@@ -115,6 +115,7 @@ extension Broker {
             configuration.brokerId = 0
             configuration.masterAddress = nil
         }
+        syncMaster.store(role == .syncMaster, ordering: .relaxed)
         store.isReplicaLog = false
         if let tables = fileTables.withLock({ pending in defer { pending = nil }; return pending }) {
             do {
@@ -128,12 +129,30 @@ extension Broker {
             "brokerName": "\(from.brokerName)", "formerBrokerId": "\(from.brokerId)", "formerMaster": "\(from.masterAddress ?? "")",
             "logEnd": "\(store.commitLogMaxOffset)",
         ])
-        topicsChangedHandler.withLock { $0 }?()
+        topicsChanged()
+    }
+
+    /// Stops own writes at once, synchronously (the first step of fencing; `becomeSlave` completes
+    /// it): after this returns no append of this broker's own succeeds.
+    func fenceNow() {
+        guard !isSlave else { return }
+        syncMaster.store(false, ordering: .relaxed)
+        slave.store(true, ordering: .sequentiallyConsistent)
+        store.isReplicaLog = true
+    }
+
+    /// Graceful shutdown begins: ends the slaves' streams (so the server need not wait for them)
+    /// and, with etcd, gives the master's key up now so a slave takes over at once.
+    public func beginShutdown() async {
+        replication.closeAll()
+        await election.withLock { $0 }?.resign()
     }
 
     /// Stops taking writes and follows `master` (nil: nobody yet), registering under `memberId`.
     /// A master that lost its etcd lease does this before another can be elected (fencing).
     func becomeSlave(of master: String?, memberId: Int32) async {
+        fenceNow()
+        replication.closeAll()
         let (wasSlave, previous) = configurationStorage.withLock { configuration in
             defer {
                 configuration.role = .slave
@@ -143,8 +162,6 @@ extension Broker {
             return (configuration.role == .slave, configuration.masterAddress)
         }
         if wasSlave, previous == master { return }
-        store.isReplicaLog = true
-        slave.store(true, ordering: .sequentiallyConsistent)
         // A follower of the previous master stops; `runReplication` starts one for the new one.
         await follower.stop()
         if !wasSlave {
@@ -152,7 +169,7 @@ extension Broker {
         } else {
             logger.notice("following a new master", metadata: ["master": "\(master ?? "nobody yet")", "previous": "\(previous ?? "none")"])
         }
-        topicsChangedHandler.withLock { $0 }?()
+        topicsChanged()
     }
 
     /// With etcd endpoints configured, takes part in the broker group's election until the task is

@@ -30,10 +30,18 @@ final class ReplicaFollower: Sendable {
 
     var status: Status { state.withLock { $0 } }
 
-    /// Follows the master until `stop()` or the caller's cancellation.
+    /// Follows the master until `stop()` or the caller's cancellation. Starts nothing once the
+    /// broker is no longer a slave: `becomeMaster` lowers that flag before it calls `stop()`, and
+    /// the check and the hand-over of the task share `stop()`'s lock, so a follower that starts
+    /// concurrently either sees the flag or is stopped.
     func run(broker: Broker) async {
-        let running = Task { await self.follow(broker: broker) }
-        task.withLock { $0 = running }
+        let running: Task<Void, Never>? = task.withLock { current in
+            guard broker.isSlave else { return nil }
+            let started = Task { await self.follow(broker: broker) }
+            current = started
+            return started
+        }
+        guard let running else { return }
         await withTaskCancellationHandler {
             await running.value
         } onCancel: {
@@ -41,18 +49,21 @@ final class ReplicaFollower: Sendable {
         }
     }
 
-    /// Stops following and returns once the last append is done.
+    /// Stops following and returns once the last append is done. Metadata read from the master
+    /// followed so far is dropped: it must not be applied under another master.
     func stop() async {
         let running = task.withLock { $0 }
         running?.cancel()
         await running?.value
+        pending.withLock { $0 = nil }
     }
 
     private func follow(broker: Broker) async {
         let configuration = broker.configuration
         guard let master = configuration.masterAddress, let endpoint = Self.parse(master) else {
             broker.logger.error("a slave needs --master host:port; not replicating")
-            state.withLock { $0.lastError = "no master address configured" }
+            state.withLock { $0.lastError = "no usable master address (host:port)" }
+            try? await Task.sleep(for: .seconds(1))  // `runReplication` calls again: not in a tight loop
             return
         }
         state.withLock { $0.masterAddress = master }
@@ -87,9 +98,20 @@ final class ReplicaFollower: Sendable {
         let store = broker.store
         let configuration = broker.configuration
         let (acks, ack) = AsyncStream<Int64>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let first = Rocketmq_Ha_V1_FollowLogRequest(
+        var opening = Rocketmq_Ha_V1_FollowLogRequest(
             brokerName: configuration.brokerName, brokerId: Int64(configuration.brokerId), address: broker.routeAddress,
             segmentSize: store.configuration.commitLogSegmentSize, offset: store.commitLogMaxOffset)
+        do {
+            if let tail = try store.lastRecord() {
+                opening.tailOffset = tail.offset
+                opening.tailSize = Int32(tail.size)
+                opening.tailCrc = tail.checksum
+            }
+        } catch {
+            state.withLock { $0.lastError = "cannot read this log's last record: \(error)" }
+            return false
+        }
+        let first = opening
         let received = Mutex(false)
         do {
             try await client.followLog(options: options, requests: { writer in
@@ -167,7 +189,7 @@ final class ReplicaFollower: Sendable {
         }
     }
 
-    private static func parse(_ address: String) -> (host: String, port: Int)? {
+    static func parse(_ address: String) -> (host: String, port: Int)? {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
         var host = String(address[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

@@ -1,5 +1,6 @@
 import Atomics
 import Foundation
+import RocketMQStore
 import Synchronization
 
 /// A master's side of replication: which slaves follow its log and how far each has
@@ -33,17 +34,27 @@ final class ReplicationHub: Sendable {
 
     private let state = Mutex(State())
     private let following = ManagedAtomic<Bool>(false)
+    /// The store whose growth rings the doorbells: observed only while a slave follows, so a
+    /// broker without slaves pays one relaxed load per append.
+    private let store = Mutex<MessageStore?>(nil)
+
+    func bind(_ store: MessageStore) {
+        self.store.withLock { $0 = store }
+    }
 
     /// A slave's stream starts: returns its id and the doorbell rung when the log grows.
     func attach(address: String, brokerId: Int64, offset: Int64) -> (id: Int, doorbell: AsyncStream<Void>) {
         let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let id = state.withLock { state in
             defer { state.nextId += 1 }
+            if state.replicas.isEmpty {
+                following.store(true, ordering: .sequentiallyConsistent)
+                store.withLock { $0 }?.observeLogGrowth { [weak self] _ in self?.logGrew() }
+            }
             state.replicas[state.nextId] = Replica(address: address, brokerId: brokerId, acknowledged: offset, connectedAt: Date())
             state.doorbells[state.nextId] = continuation
             return state.nextId
         }
-        following.store(true, ordering: .sequentiallyConsistent)
         acknowledge(id, offset: offset)
         return (id, stream)
     }
@@ -52,7 +63,10 @@ final class ReplicationHub: Sendable {
     func detach(_ id: Int) {
         let doorbell = state.withLock { state in
             state.replicas[id] = nil
-            if state.replicas.isEmpty { following.store(false, ordering: .sequentiallyConsistent) }
+            if state.replicas.isEmpty {
+                following.store(false, ordering: .sequentiallyConsistent)
+                store.withLock { $0 }?.observeLogGrowth(nil)
+            }
             return state.doorbells.removeValue(forKey: id)
         }
         doorbell?.finish()

@@ -52,6 +52,15 @@ public struct ReplicationServiceProvider: Rocketmq_Ha_V1_Replication.ServiceProt
         if offset > maxOffset {
             throw RPCError(code: .outOfRange, message: "the slave's log ends at \(offset), beyond this master's end \(maxOffset): it holds records this master never had (a former master?); empty its data directory to copy afresh")
         }
+        if first.tailSize > 0 {
+            // The slave's last record must be the master's record at that offset, byte for byte.
+            let tailEnd = first.tailOffset + Int64(first.tailSize)
+            let same = tailEnd <= first.offset && first.tailOffset >= minOffset
+                && (try? store.recordChecksum(at: first.tailOffset, size: Int(first.tailSize))) == first.tailCrc
+            if !same, first.tailOffset >= minOffset {
+                throw RPCError(code: .failedPrecondition, message: "the slave's log diverged from this master's: its record at \(first.tailOffset) is not the master's (a former master's unreplicated tail?); empty its data directory to copy afresh")
+            }
+        }
         if offset < minOffset {
             // An empty slave starts at the oldest segment kept; a slave that fell behind
             // retention can no longer continue its log.
@@ -87,22 +96,26 @@ public struct ReplicationServiceProvider: Rocketmq_Ha_V1_Replication.ServiceProt
                     var next = start
                     var rings = doorbell.makeAsyncIterator()
                     try await response.write(Rocketmq_Ha_V1_LogChunk(offset: next, masterOffset: store.commitLogMaxOffset))
-                    var idle = false
+                    var lastSent = ContinuousClock.now
                     while !Task.isCancelled {
                         let bytes: [UInt8]
                         do throws(StoreError) {
                             bytes = try store.readLog(from: next, maxBytes: Self.chunkBytes)
                         } catch {
-                            guard case .offsetOutOfRange = error else { throw error }
-                            throw RPCError(code: .outOfRange, message: "the log at \(next) is no longer kept (retention): empty the slave's data directory to copy afresh")
+                            if case .offsetOutOfRange = error {
+                                throw RPCError(code: .outOfRange, message: "the log at \(next) is no longer kept (retention): empty the slave's data directory to copy afresh")
+                            }
+                            throw RPCError(code: .internalError, message: "cannot read the log at \(next): \(error)")
                         }
                         if bytes.isEmpty {
-                            if idle { try await response.write(Rocketmq_Ha_V1_LogChunk(offset: next, masterOffset: store.commitLogMaxOffset)) }
+                            if ContinuousClock.now - lastSent >= Self.keepaliveInterval {
+                                try await response.write(Rocketmq_Ha_V1_LogChunk(offset: next, masterOffset: store.commitLogMaxOffset))
+                                lastSent = .now
+                            }
                             guard await rings.next() != nil else { return }
-                            idle = true
                             continue
                         }
-                        idle = false
+                        lastSent = .now
                         try await response.write(Rocketmq_Ha_V1_LogChunk(offset: next, data: bytes, masterOffset: store.commitLogMaxOffset))
                         next += Int64(bytes.count)
                     }

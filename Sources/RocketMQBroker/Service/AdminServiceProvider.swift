@@ -86,7 +86,7 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
         guard broker.isSlave else { throw RPCError(code: .failedPrecondition, message: "this broker is already a master") }
         do {
             try await broker.promoteToMaster()
-        } catch let error as BrokerError {
+        } catch let error as BrokerError where error.status.code == .preconditionFailed || error.status.code == .badRequest {
             throw RPCError(code: .failedPrecondition, message: error.description)
         } catch {
             throw RPCError(code: .internalError, message: "promotion failed: \(error)")

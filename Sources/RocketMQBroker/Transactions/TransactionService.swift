@@ -240,8 +240,20 @@ final class TransactionService: Sendable {
             return nil
         }
         guard let claimed else { return }  // the same resolution again: done already
+        // A sync master that stored the real message but saw no slave confirm it still records
+        // the commit (else a retry or check-back would store the message again), then reports
+        // the replication failure.
+        var unreplicated: BrokerError?
         do {
-            if resolution == .commit { _ = try await broker.append(Self.committed(half)) }
+            if resolution == .commit {
+                do {
+                    _ = try await broker.append(Self.committed(half))
+                } catch .noReplica {
+                    unreplicated = .noReplica
+                } catch .replicationTimeout {
+                    unreplicated = .replicationTimeout
+                }
+            }
             try await writeOp(offset, resolution)
         } catch {
             // Nothing (or only the real message) is recorded: the transaction stays open, and a
@@ -258,6 +270,7 @@ final class TransactionService: Sendable {
         logger.debug("transaction ended", metadata: [
             "transaction": "\(transactionId)", "resolution": "\(resolution.rawValue)", "by": "\(fromCheck ? "check-back" : "producer")",
         ])
+        if let unreplicated { throw unreplicated }
     }
 
     /// The real message of a committed half message, as its producer sent it.

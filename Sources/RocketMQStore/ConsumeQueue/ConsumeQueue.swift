@@ -54,6 +54,12 @@ final class ConsumeQueue: @unchecked Sendable {
         _ = try file(index: queueOffset / Int64(entriesPerFile), create: true)
     }
 
+    /// Replicas: a queue whose first entry is at `queueOffset` (its master dropped the older
+    /// ones) starts there rather than at 0.
+    func startAt(_ queueOffset: Int64) {
+        if minOffset < queueOffset { min.store(queueOffset, ordering: .releasing) }
+    }
+
     /// Writes the entry for `queueOffset` and, if it extends the queue, publishes it.
     /// Recovery may rewrite an existing position (idempotent) or leave a hole it fills later.
     func put(_ entry: ConsumeQueueEntry, at queueOffset: Int64) throws(StoreError) {

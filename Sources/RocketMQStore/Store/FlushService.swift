@@ -47,7 +47,7 @@ final class FlushService: @unchecked Sendable {
     private let coveredOnArrival = Atomic<Int>(0)
     /// Called with the new flushed position after each round that synced something (the store's
     /// growth observer, for a sync-flush master whose slaves copy only what is on disk).
-    let flushedObserver = Mutex<(@Sendable (Int64) -> Void)?>(nil)
+    let flushedObserver = Mutex<OffsetObserver?>(nil)
     /// Number of flush rounds done (for tests and benchmarks).
     var rounds: Int { statistics.flushes }
 
@@ -206,7 +206,7 @@ final class FlushService: @unchecked Sendable {
                 totals.groupCommitAppends += done.count
                 condition.unlock()
                 for w in done { w.completion(nil) }
-                if flushed > synced, let observer = flushedObserver.withLock({ $0 }) { observer(flushed) }
+                if flushed > synced, let observer = flushedObserver.withLock({ $0 }) { observer.notify(flushed) }
             }
             if stop { break }
         }

@@ -1,24 +1,36 @@
 import Atomics
 import Synchronization
 
+/// A callback kept in a class. A closure kept directly in a `Mutex` and read back with
+/// `withLock { $0 }` is re-wrapped in one more reabstraction thunk on every read (the inout
+/// write-back), so each call got slower and deeper until the stack overflowed (seen at ~130,000
+/// appends); a class reference is read back as it is.
+final class OffsetObserver: Sendable {
+    let notify: @Sendable (Int64) -> Void
+    init(_ notify: @escaping @Sendable (Int64) -> Void) { self.notify = notify }
+}
+
 /// Master/slave replication at the store's level: a master reads its log as bytes, a replica
 /// appends those bytes at the same offsets and dispatches them as recovery would. The broker
 /// carries the bytes between the two (`rocketmq.ha.v1.Replication`).
 extension MessageStore {
     /// Whether the log grows only by `appendReplicated` (a slave's store): appends of its own
-    /// fail with `StoreError.replica`. Off by default; a promoted slave turns it off.
+    /// fail with `StoreError.replica`. Off by default; a promoted slave turns it off. Setting it
+    /// takes the writer lock: once set, no append of our own is in progress or can succeed
+    /// (what fencing a master needs).
     public var isReplicaLog: Bool {
         get { isReplica.load(ordering: .relaxed) }
-        set { isReplica.store(newValue, ordering: .sequentiallyConsistent) }
+        set { writer.withLock { _ in isReplica.store(newValue, ordering: .sequentiallyConsistent) } }
     }
 
     /// Calls `observer` when `readLog` may have more to serve: after every append (own or
     /// replicated), on the appending thread, and with sync flush after every `fdatasync`, on the
     /// flusher's. Keep it short. One observer; a new one replaces the last.
     public func observeLogGrowth(_ observer: (@Sendable (Int64) -> Void)?) {
-        growthObserver.withLock { $0 = observer }
+        let box = observer.map(OffsetObserver.init)
+        growthObserver.withLock { $0 = box }
         hasGrowthObserver.store(observer != nil, ordering: .sequentiallyConsistent)
-        if configuration.flushMode == .sync { flushService.flushedObserver.withLock { $0 = observer } }
+        if configuration.flushMode == .sync { flushService.flushedObserver.withLock { $0 = box } }
     }
 
     /// The end of what `readLog` serves: the written position, or with sync flush the flushed
@@ -31,7 +43,7 @@ extension MessageStore {
     /// Tells the growth observer, if any, that the log now ends at `end`.
     func logGrew(to end: Int64) {
         guard hasGrowthObserver.load(ordering: .relaxed), let observer = growthObserver.withLock({ $0 }) else { return }
-        observer(end)
+        observer.notify(end)
     }
 
     /// About `maxBytes` of the log from `offset` as its bytes: whole records and end-of-segment
@@ -69,6 +81,24 @@ extension MessageStore {
         guard whole > 0 else { throw .corruptRecord(physicalOffset: offset, reason: "a record runs past the log's end") }
         if whole < bytes.count { bytes.removeSubrange(whole...) }
         return bytes
+    }
+
+    /// The last record of the log: the latest ConsumeQueue entry of any queue (every record has
+    /// one), with the CRC32C of its bytes. Nil for a log without records.
+    public func lastRecord() throws(StoreError) -> (offset: Int64, size: Int, checksum: UInt32)? {
+        var last: ConsumeQueueEntry?
+        for cq in queues.withLock({ Array($0.values) }) where cq.maxOffset > cq.minOffset {
+            if let entry = cq.entry(at: cq.maxOffset - 1), entry.physicalOffset >= last?.physicalOffset ?? -1 { last = entry }
+        }
+        guard let last else { return nil }
+        return (last.physicalOffset, Int(last.size), try recordChecksum(at: last.physicalOffset, size: Int(last.size)))
+    }
+
+    /// The CRC32C of the `size` bytes of the log at `offset` (a record: what `lastRecord` gives).
+    /// - Throws: `.offsetOutOfRange` when the log holds no such bytes.
+    public func recordChecksum(at offset: Int64, size: Int) throws(StoreError) -> UInt32 {
+        let bytes = try commitLog.read(at: offset, size: size)
+        return bytes.withUnsafeBytes { CRC32C.update(0, $0) }
     }
 
     /// A replica's empty log starts at `offset` (a segment boundary of the master) rather than
@@ -130,7 +160,7 @@ extension MessageStore {
                     try cq.put(ConsumeQueueEntry(physicalOffset: written, size: info.size, tagsHash: info.keys.tagsHash), at: info.queueOffset)
                     // A queue first seen mid-way (the master dropped its older segments) starts
                     // at its first replicated entry, not at 0.
-                    if created, info.queueOffset > 0 { try cq.dropEntries(below: written) }
+                    if created, info.queueOffset > 0 { cq.startAt(info.queueOffset) }
                     do {
                         try index.put(info)
                     } catch {

@@ -38,7 +38,7 @@ public final class MessageStore: Sendable {
     /// See `isReplicaLog`.
     let isReplica = ManagedAtomic<Bool>(false)
     /// See `observeLogGrowth(_:)`; the flag spares appends the lock while nobody observes.
-    let growthObserver = Mutex<(@Sendable (Int64) -> Void)?>(nil)
+    let growthObserver = Mutex<OffsetObserver?>(nil)
     let hasGrowthObserver = ManagedAtomic<Bool>(false)
     private let background = Mutex<BackgroundLoop?>(nil)
 
@@ -284,7 +284,6 @@ public final class MessageStore: Sendable {
 
     /// Writes and dispatches one record (no flush wait).
     func write(_ message: EncodedMessage) throws(StoreError) -> AppendResult {
-        if isReplica.load(ordering: .relaxed) { throw .replica }
         let full = diskFullRatio.load(ordering: .relaxed)
         if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
         var record = message.record
@@ -297,6 +296,8 @@ public final class MessageStore: Sendable {
         let storeHost = configuration.storeHost
         let result = try writer.withLock { (state) throws(StoreError) -> AppendResult in
             if isShutDown.load(ordering: .relaxed) { throw .shutDown }
+            // Under the writer lock: once `isReplicaLog` is set, no append of our own follows.
+            if isReplica.load(ordering: .relaxed) { throw .replica }
             guard let cq = try consumeQueue(id, create: true) else { throw .shutDown }
             let queueOffset = cq.maxOffset
             // Everything that can fail happens before the record is written: once it is in

@@ -232,7 +232,7 @@ void   rocketmq__ha__v1__get_metadata_response__free_unpacked
   assert(message->base.descriptor == &rocketmq__ha__v1__get_metadata_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor rocketmq__ha__v1__follow_log_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor rocketmq__ha__v1__follow_log_request__field_descriptors[8] =
 {
   {
     "broker_name",
@@ -294,6 +294,42 @@ static const ProtobufCFieldDescriptor rocketmq__ha__v1__follow_log_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "tail_offset",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Ha__V1__FollowLogRequest, tail_offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tail_size",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Ha__V1__FollowLogRequest, tail_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tail_crc",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Ha__V1__FollowLogRequest, tail_crc),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned rocketmq__ha__v1__follow_log_request__field_indices_by_name[] = {
   2,   /* field[2] = address */
@@ -301,11 +337,14 @@ static const unsigned rocketmq__ha__v1__follow_log_request__field_indices_by_nam
   0,   /* field[0] = broker_name */
   4,   /* field[4] = offset */
   3,   /* field[3] = segment_size */
+  7,   /* field[7] = tail_crc */
+  5,   /* field[5] = tail_offset */
+  6,   /* field[6] = tail_size */
 };
 static const ProtobufCIntRange rocketmq__ha__v1__follow_log_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor rocketmq__ha__v1__follow_log_request__descriptor =
 {
@@ -315,7 +354,7 @@ const ProtobufCMessageDescriptor rocketmq__ha__v1__follow_log_request__descripto
   "Rocketmq__Ha__V1__FollowLogRequest",
   "rocketmq.ha.v1",
   sizeof(Rocketmq__Ha__V1__FollowLogRequest),
-  5,
+  8,
   rocketmq__ha__v1__follow_log_request__field_descriptors,
   rocketmq__ha__v1__follow_log_request__field_indices_by_name,
   1,  rocketmq__ha__v1__follow_log_request__number_ranges,

@@ -48,10 +48,19 @@ struct  Rocketmq__Ha__V1__FollowLogRequest
    * slave has written since (an acknowledgement).
    */
   int64_t offset;
+  /*
+   * First request: the slave's last record (its physical offset, size and the CRC32C of its
+   * bytes), which the master compares with its own record there, so that a slave whose log has
+   * records its master never had (a former master's unreplicated tail) is refused rather than
+   * continued. `tail_size` 0: the slave holds no record.
+   */
+  int64_t tail_offset;
+  int32_t tail_size;
+  uint32_t tail_crc;
 };
 #define ROCKETMQ__HA__V1__FOLLOW_LOG_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__ha__v1__follow_log_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
 
 
 struct  Rocketmq__Ha__V1__LogChunk
