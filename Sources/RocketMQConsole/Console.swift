@@ -79,8 +79,10 @@ public struct Console: Service {
             // A group deleted since the list was read shows no lag; the page still renders.
             lag[group.name] = try? await admin.getConsumerProgress(.init(group: group.name, topic: ""), options: Self.callOptions).totalLag
         }
+        let replication = try await admin.getReplicationStatus(.init(), options: Self.callOptions)
         let rows: [[String]] = [
             ["Cluster", escaped(status.clusterName)], ["Broker", escaped("\(status.brokerName) (id \(status.brokerId))")],
+            ["Role", escaped(replication.role)],
             ["Address", escaped(status.address)], ["NameServers", escaped(status.nameServers.joined(separator: ", "))],
             ["Started", escaped(status.startedAt.map { Self.time($0) } ?? "")], ["Flush", escaped(status.flushMode)],
             ["CommitLog", "\(status.commitLogMinOffset) – \(status.commitLogMaxOffset) (flushed \(status.commitLogFlushedOffset))"],
@@ -88,6 +90,7 @@ public struct Console: Service {
             ["Open transactions", "\(status.openTransactions)"],
         ]
         let body = table(["", ""], rows)
+            + replicationSection(replication)
             + (try await clusterSection(status))
             + "<h2>Topics</h2>" + topicTable(topics)
             + "<h2>Consumer groups</h2>" + table(["Group", "FIFO", "Max attempts", "Consuming", "Lag"], groups.map { group in
@@ -95,6 +98,24 @@ public struct Console: Service {
                  group.consumeEnabled ? "yes" : "no", lag[group.name].map { "\($0)" } ?? "–"]
             }, numeric: [2, 4])
         return page(title: "Broker \(status.brokerName)", body: body)
+    }
+
+    /// A master's slaves and their lag, or a slave's master and how far behind it is.
+    private func replicationSection(_ r: Rocketmq_Admin_V1_ReplicationStatus) -> String {
+        var html = "<h2>Replication</h2>"
+        if r.role == "SLAVE" {
+            let state = r.connected ? "following" : "not connected" + (r.lastError.isEmpty ? "" : ": " + r.lastError)
+            html += table(["Master", "State", "Lag (bytes)"], [[escaped(r.masterAddress.isEmpty ? "–" : r.masterAddress), escaped(state), "\(r.lagBytes)"]], numeric: [2])
+        } else if r.replicas.isEmpty {
+            html += "<p>No slave follows this broker.</p>"
+        } else {
+            html += table(["Slave", "Id", "Acknowledged offset", "Lag (bytes)", "Last acknowledged"], r.replicas.map { replica in
+                [escaped(replica.address), "\(replica.brokerId)", "\(replica.acknowledgedOffset)", "\(replica.lagBytes)",
+                 escaped(replica.lastAcknowledgedAt.map { Self.time($0) } ?? "")]
+            }, numeric: [1, 2, 3])
+        }
+        if !r.failover.isEmpty { html += "<p>Failover: \(escaped(r.failover))</p>" }
+        return html
     }
 
     private func topics(_ admin: Rocketmq_Admin_V1_Admin.Client) async throws -> String {

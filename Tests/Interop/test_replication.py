@@ -3,6 +3,7 @@ the official RocketMQ Python client sends and consumes, grpcio stubs of our admi
 promote. A slave copies the master's log, consumer progress included; after the master is killed
 and the slave promoted, consumers carry on where they stopped."""
 import time
+import urllib.request
 import uuid
 
 import grpc
@@ -75,7 +76,8 @@ def producer(endpoint, topic):
 def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory, admin_pb):
     pb, _ = admin_pb
     master = broker_factory(MASTER_CONFIG, extra=["--admin-token", TOKEN])
-    slave = broker_factory({"flushMode": "async"}, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
+    slave = broker_factory({"flushMode": "async"}, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN,
+                                                          "--console-port", "0"])
     master_admin, slave_admin = admin_stub(admin_pb, master), admin_stub(admin_pb, slave)
 
     keys = [f"order-{i}-{uuid.uuid4().hex[:6]}" for i in range(40)]
@@ -97,6 +99,11 @@ def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory
     assert [m.body for m in found] == [keys[7].encode()]
     status = slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
     assert (status.role, status.broker_id, status.master_address, status.lag_bytes) == ("SLAVE", 1, master.endpoint, 0)
+    # The slave's console says whom it follows.
+    console = slave.process.wait_for(r"console listening on http://127\.0\.0\.1:(\d+)/").group(1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{console}/", timeout=10) as page:
+        html = page.read().decode()
+    assert "<td>Role</td><td>SLAVE</td>" in html and master.endpoint in html and "following" in html
     # The group's progress reads the same on the slave (journal replicated, reloaded with the metadata).
     def progress(stub):
         queues = stub.GetConsumerProgress(pb.GetConsumerProgressRequest(group=GROUP, topic=TOPIC), timeout=5).queues
