@@ -135,7 +135,6 @@ final class ReplicaFollower: Sendable {
                     }
                     let written = chunk.data.isEmpty ? store.commitLogMaxOffset : try store.appendReplicated(chunk.data, at: chunk.offset)
                     self.state.withLock { $0.masterOffset = max(chunk.masterOffset, written) }
-                    await self.applyPendingMetadata(broker: broker)
                     ack.yield(written)
                 }
             })
@@ -162,7 +161,12 @@ final class ReplicaFollower: Sendable {
                 timed.timeout = .seconds(10)
                 let response = try await client.getMetadata(Rocketmq_Ha_V1_GetMetadataRequest(), options: timed)
                 pending.withLock { $0 = PendingMetadata(files: response.files, masterOffset: response.masterOffset) }
-                await applyPendingMetadata(broker: broker)
+                // Applied here, off the stream's path (a reload replays journal events: it must not
+                // hold up acknowledgements a sync master waits for), once the log has caught up.
+                for _ in 0..<40 where !Task.isCancelled {
+                    if await applyPendingMetadata(broker: broker) { break }
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
             } catch {
                 broker.logger.debug("could not copy the master's metadata", metadata: ["error": "\(error)"])
             }
@@ -174,19 +178,23 @@ final class ReplicaFollower: Sendable {
     /// then (so the progress snapshot never points past the local journal), and reloads the
     /// consumer progress from it and the replicated journal, so that offset reads (pull
     /// consumers, admin, console) on the slave show the master's progress of that moment.
-    private func applyPendingMetadata(broker: Broker) async {
-        let ready: PendingMetadata? = pending.withLock { pending in
-            guard let p = pending, broker.store.commitLogMaxOffset >= p.masterOffset else { return nil }
+    /// Returns whether nothing is left pending.
+    @discardableResult
+    private func applyPendingMetadata(broker: Broker) async -> Bool {
+        let (ready, left): (PendingMetadata?, Bool) = pending.withLock { pending in
+            guard let p = pending else { return (nil, false) }
+            guard broker.store.commitLogMaxOffset >= p.masterOffset else { return (nil, true) }
             pending = nil
-            return p
+            return (p, false)
         }
-        guard let ready else { return }
+        guard let ready else { return !left }
         do {
             try broker.applyReplicatedMetadata(ready.files.map { ($0.name, $0.content) })
             try await broker.consumption.reload(snapshotDirty: false)
         } catch {
             broker.logger.warning("could not apply the master's metadata", metadata: ["error": "\(error)"])
         }
+        return true
     }
 
     static func parse(_ address: String) -> (host: String, port: Int)? {
