@@ -144,21 +144,11 @@ final class CommitLog: @unchecked Sendable {
     func append(_ record: inout [UInt8], seal: (UnsafeMutableRawBufferPointer, Int64) -> Void) throws(StoreError) -> Int64 {
         let size = Int64(record.count)
         var position = written.load(ordering: .relaxed)
-        var segment: CommitLogSegment
-        if let c = current, position >= c.start, position < c.end {
-            segment = c
-        } else if let s = self.segment(containing: position) {
-            segment = s
-        } else {
-            segment = try createSegment(at: position)
-        }
+        var segment = try segmentForWriting(at: position)
         let left = segment.end - position
         if !(size == left || size + Int64(RecordCodec.blankSize) <= left) {
-            try segment.file.write(RecordCodec.blankMarker(size: Int(left)), at: position - segment.start)
-            position = segment.end
-            readable.store(position, ordering: .releasing)
-            written.store(position, ordering: .releasing)
-            if let next = self.segment(containing: position) { segment = next } else { segment = try createSegment(at: position) }
+            position = try endSegment(segment, at: position)
+            segment = try segmentForWriting(at: position)
         }
         let physicalOffset = position
         let at = Int(physicalOffset - segment.start)
@@ -199,17 +189,24 @@ final class CommitLog: @unchecked Sendable {
     /// Returns the new write position (the segment's end).
     func fillSegment() throws(StoreError) -> Int64 {
         let position = written.load(ordering: .relaxed)
-        let segment: CommitLogSegment
-        if let c = current, position >= c.start, position < c.end {
-            segment = c
-        } else if let s = self.segment(containing: position) {
-            segment = s
-        } else {
-            segment = try createSegment(at: position)
+        let segment = try segmentForWriting(at: position)
+        guard segment.end - position >= Int64(RecordCodec.blankSize) else {
+            throw .replicaDiverged("no room for an end-of-segment marker at \(position)")
         }
-        let left = Int(segment.end - position)
-        guard left >= RecordCodec.blankSize else { throw .replicaDiverged("no room for an end-of-segment marker at \(position)") }
-        try segment.file.write(RecordCodec.blankMarker(size: left), at: position - segment.start)
+        return try endSegment(segment, at: position)
+    }
+
+    /// The segment the writer writes `position` into: the current one, a kept one, or a new one.
+    private func segmentForWriting(at position: Int64) throws(StoreError) -> CommitLogSegment {
+        if let c = current, position >= c.start, position < c.end { return c }
+        if let s = segment(containing: position) { return s }
+        return try createSegment(at: position)
+    }
+
+    /// Fills `segment` from `position` with an end-of-segment marker and moves the write
+    /// position to its end, which it returns.
+    private func endSegment(_ segment: CommitLogSegment, at position: Int64) throws(StoreError) -> Int64 {
+        try segment.file.write(RecordCodec.blankMarker(size: Int(segment.end - position)), at: position - segment.start)
         readable.store(segment.end, ordering: .releasing)
         written.store(segment.end, ordering: .releasing)
         return segment.end

@@ -57,9 +57,7 @@ extension MessageStore {
         guard offset >= commitLog.minOffset, offset <= commitLog.writtenPosition else { throw .offsetOutOfRange(physicalOffset: offset) }
         let end = replicableOffset
         if offset >= end { return [] }
-        let segmentSize = configuration.commitLogSegmentSize
-        let segmentEnd = (offset / segmentSize + 1) * segmentSize
-        let limit = min(end, segmentEnd)
+        let limit = min(end, segmentEnd(after: offset))
         var count = Int(min(Int64(max(maxBytes, RecordCodec.blankSize)), limit - offset))
         var bytes = try commitLog.read(at: offset, size: count)
         var whole = 0
@@ -81,6 +79,12 @@ extension MessageStore {
         guard whole > 0 else { throw .corruptRecord(physicalOffset: offset, reason: "a record runs past the log's end") }
         if whole < bytes.count { bytes.removeSubrange(whole...) }
         return bytes
+    }
+
+    /// The end of the segment holding `offset` (segments start at multiples of their size).
+    private func segmentEnd(after offset: Int64) -> Int64 {
+        let size = configuration.commitLogSegmentSize
+        return (offset / size + 1) * size
     }
 
     /// The last record of the log: the latest ConsumeQueue entry of any queue (every record has
@@ -137,9 +141,9 @@ extension MessageStore {
                 let peek = bytes.withUnsafeBytes { RecordCodec.peek(UnsafeRawBufferPointer(rebasing: $0[at..<(at + RecordCodec.blankSize)])) }
                 switch peek {
                 case .endOfSegment(let size):
-                    let segmentEnd = (position / configuration.commitLogSegmentSize + 1) * configuration.commitLogSegmentSize
-                    guard position + Int64(size) == segmentEnd else {
-                        throw .replicaDiverged("an end-of-segment marker at \(position) ends at \(position + Int64(size)), this log's segment at \(segmentEnd): are the segment sizes equal?")
+                    let boundary = segmentEnd(after: position)
+                    guard position + Int64(size) == boundary else {
+                        throw .replicaDiverged("an end-of-segment marker at \(position) ends at \(position + Int64(size)), this log's segment at \(boundary): are the segment sizes equal?")
                     }
                     position = try commitLog.fillSegment()
                     at += size
