@@ -108,12 +108,15 @@ public final class Broker: Sendable {
             }
             guard configuration.masterAddress == nil else { throw .badRequest("with etcd the election names the master: drop --master") }
             guard configuration.failoverLeaseTTL >= .seconds(3) else { throw .badRequest("the failover lease TTL must be at least 3 s") }
+            for endpoint in configuration.etcdEndpoints where EtcdClient.endpoint(endpoint) == nil {
+                throw .badRequest("etcd endpoint \(endpoint) is not host:port")
+            }
             return
         }
         switch configuration.role {
         case .slave:
             guard configuration.brokerId > 0 else { throw .badRequest("a slave needs a broker id above 0 (0 is the master's)") }
-            guard let master = configuration.masterAddress, ReplicaFollower.parse(master) != nil else {
+            guard let master = configuration.masterAddress, BrokerEndpoint(parsing: master) != nil else {
                 throw .badRequest("a slave needs its master's address (--master host:port)")
             }
         case .asyncMaster, .syncMaster:

@@ -219,9 +219,9 @@ struct MQBroker: AsyncParsableCommand {
             // Check-backs of transactions left open.
             Periodically(every: .milliseconds(500)) { await broker.checkTransactions() },
             // A slave's stream from its master (idle on a master).
-            Replication(broker: broker),
+            UntilShutdown { await broker.runReplication() },
             // With --etcd: the broker group's election (automatic failover).
-            Failover(broker: broker),
+            UntilShutdown { await broker.runFailover() },
         ]
         var nameServerAddresses = settings.nameServers
         if dev {
@@ -238,7 +238,7 @@ struct MQBroker: AsyncParsableCommand {
                 bound.set(port)
                 say("mqnamesrv (in-process) listening on \(settings.host):\(port)")
             }))
-            background.append(NameServerSweep(nameServer: nameServer))
+            background.append(UntilShutdown { await nameServer.run() })
             nameServerAddresses.append("dev-namesrv")
             let fallbackPort = namesrvPort
             background.append(RegistrarService(broker: broker, nameServers: { addresses in
@@ -353,35 +353,14 @@ struct RegistrarService: Service {
     }
 }
 
-/// A slave's replication from its master, until graceful shutdown.
-struct Replication: Service {
-    let broker: Broker
+/// Runs `body` (a loop that returns only when cancelled) until graceful shutdown: the in-process
+/// NameServer's expiry sweep, a slave's replication, the etcd election.
+struct UntilShutdown: Service {
+    let body: @Sendable () async -> Void
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            await broker.runReplication()
-        }
-    }
-}
-
-/// The broker group's master election through etcd, until graceful shutdown (idle without etcd).
-struct Failover: Service {
-    let broker: Broker
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await broker.runFailover()
-        }
-    }
-}
-
-/// Sweeps expired brokers out of the in-process NameServer.
-struct NameServerSweep: Service {
-    let nameServer: NameServer
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await nameServer.run()
+            await body()
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RocketMQAPI
+import RocketMQNameServer
 import RocketRPC
 import Synchronization
 
@@ -18,19 +19,19 @@ final class EtcdClient: Sendable {
     init(endpoints: [String], logger: Logger) throws(BrokerError) {
         var channels: [RPCChannel] = []
         for endpoint in endpoints {
-            let trimmed = endpoint.hasPrefix("http://") ? String(endpoint.dropFirst(7)) : endpoint
-            guard let colon = trimmed.lastIndex(of: ":"), let port = Int(trimmed[trimmed.index(after: colon)...]), (1...65535).contains(port) else {
-                throw .badRequest("etcd endpoint \(endpoint) is not host:port")
-            }
-            var host = String(trimmed[..<colon])
-            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            var configuration = ChannelConfiguration(host: host, port: port, connectTimeout: .seconds(2))
+            guard let parsed = Self.endpoint(endpoint) else { throw .badRequest("etcd endpoint \(endpoint) is not host:port") }
+            var configuration = ChannelConfiguration(host: parsed.host, port: parsed.port, connectTimeout: .seconds(2))
             configuration.backoff = ChannelConfiguration.Backoff(initial: .milliseconds(200), maximum: .seconds(2))
             channels.append(RPCChannel(configuration: configuration, logger: logger))
         }
         guard !channels.isEmpty else { throw .badRequest("no etcd endpoint given") }
         self.endpoints = endpoints
         self.channels = channels
+    }
+
+    /// An etcd client URL's `host:port` (an `http://` prefix allowed, as etcd prints its URLs).
+    static func endpoint(_ text: String) -> BrokerEndpoint? {
+        BrokerEndpoint(parsing: text.hasPrefix("http://") ? String(text.dropFirst(7)) : text)
     }
 
     /// Runs `call` on the current endpoint; on failure the next call uses the next endpoint.

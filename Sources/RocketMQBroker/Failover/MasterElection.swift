@@ -104,11 +104,7 @@ final class MasterElection: Sendable {
             guard !Task.isCancelled else { break }
             try? await Task.sleep(for: min(.milliseconds(250) * (1 << min(failures, 3)), .seconds(2)))
         }
-        // Shutting down: a master stops writing, then gives its key up now rather than after the
-        // lease's TTL, so a slave takes over at once.
-        await fenceIfMaster(reason: "shutting down")
-        let lease = state.withLock { $0.lease }
-        if lease != 0 { await etcd.revokeLease(lease) }
+        await resign()
     }
 
     /// Reads the key and acts on it until the lease is lost (throws) or the task is cancelled.
@@ -197,7 +193,8 @@ final class MasterElection: Sendable {
         }
     }
 
-    /// Gives the key up at once (graceful shutdown): fences first, then revokes the lease.
+    /// Gives the key up at once (graceful shutdown, and the end of `run`): a master stops writing
+    /// first, then the lease is revoked rather than left to its TTL, so a slave takes over at once.
     func resign() async {
         await fenceIfMaster(reason: "shutting down")
         let lease = state.withLock { $0.lease }

@@ -1,5 +1,6 @@
 import Foundation
 import RocketMQStore
+import RocketRPC
 
 /// Replication as the rest of the broker sees it: the role, the guard on writes, the slave's
 /// copy of its master's metadata, promotion.
@@ -11,6 +12,13 @@ extension Broker {
 
     /// Whether this broker is a slave now (a promoted slave is a master).
     public var isSlave: Bool { slave.load(ordering: .relaxed) }
+
+    /// Whether a call carries this broker's admin credential (`authorization: Bearer <token>`),
+    /// or admin auth is off. State-changing admin calls and replication need it.
+    func presentsAdminCredential(_ context: ServerContext) -> Bool {
+        guard let token = configuration.adminToken else { return true }
+        return context.requestMetadata.first("authorization") == "Bearer " + token
+    }
 
     /// Refuses a write on a slave, naming what to do instead.
     func requireMaster() throws(BrokerError) {

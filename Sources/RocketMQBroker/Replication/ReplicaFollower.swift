@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RocketMQAPI
+import RocketMQNameServer
 import RocketMQStore
 import RocketRPC
 import Synchronization
@@ -60,7 +61,7 @@ final class ReplicaFollower: Sendable {
 
     private func follow(broker: Broker) async {
         let configuration = broker.configuration
-        guard let master = configuration.masterAddress, let endpoint = Self.parse(master) else {
+        guard let master = configuration.masterAddress, let endpoint = BrokerEndpoint(parsing: master) else {
             broker.logger.error("a slave needs --master host:port; not replicating")
             state.withLock { $0.lastError = "no usable master address (host:port)" }
             try? await Task.sleep(for: .seconds(1))  // `runReplication` calls again: not in a tight loop
@@ -195,12 +196,5 @@ final class ReplicaFollower: Sendable {
             broker.logger.warning("could not apply the master's metadata", metadata: ["error": "\(error)"])
         }
         return true
-    }
-
-    static func parse(_ address: String) -> (host: String, port: Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else { return nil }
-        var host = String(address[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
     }
 }

@@ -26,6 +26,8 @@ final class ReplicationHub: Sendable {
 
     private struct State {
         var replicas: [Int: Replica] = [:]
+        /// Everything below this is on some slave (the furthest acknowledgement).
+        var covered: Int64 { replicas.values.map(\.acknowledged).max() ?? 0 }
         var doorbells: [Int: AsyncStream<Void>.Continuation] = [:]
         var nextId = 0
         var waiters: [Waiter] = []
@@ -79,7 +81,7 @@ final class ReplicationHub: Sendable {
             replica.acknowledged = max(replica.acknowledged, offset)
             replica.lastAcknowledgedAt = Date()
             state.replicas[id] = replica
-            let covered = state.replicas.values.map(\.acknowledged).max() ?? 0
+            let covered = state.covered
             let done = state.waiters.filter { $0.end <= covered }
             if !done.isEmpty { state.waiters.removeAll { $0.end <= covered } }
             return done
@@ -106,7 +108,7 @@ final class ReplicationHub: Sendable {
         enum Outcome { case done, none, wait(startSweeper: Bool) }
         let outcome: Outcome = state.withLock { state in
             guard !state.replicas.isEmpty else { return .none }
-            if (state.replicas.values.map(\.acknowledged).max() ?? 0) >= end { return .done }
+            if state.covered >= end { return .done }
             state.waiters.append(Waiter(end: end, deadline: .now + timeout, completion: completion))
             defer { state.sweeping = true }
             return .wait(startSweeper: !state.sweeping)

@@ -19,8 +19,7 @@ public struct ReplicationServiceProvider: Rocketmq_Ha_V1_Replication.ServiceProt
 
     /// The log holds every message: a slave presents the admin credential when auth is on.
     private func authorize(_ context: ServerContext) throws(RPCError) {
-        guard let token = broker.configuration.adminToken else { return }
-        guard context.requestMetadata.first("authorization") == "Bearer " + token else {
+        guard broker.presentsAdminCredential(context) else {
             throw RPCError(code: .unauthenticated, message: "replication needs `authorization: Bearer <admin token>` of the master")
         }
     }
@@ -32,7 +31,8 @@ public struct ReplicationServiceProvider: Rocketmq_Ha_V1_Replication.ServiceProt
     ) async throws {
         try authorize(context)
         let configuration = broker.configuration
-        guard configuration.role.isMaster else {
+        // The slave flag, not the configured role: a master fenced a moment ago takes no slaves.
+        guard !broker.isSlave else {
             throw RPCError(code: .failedPrecondition, message: "\(broker.routeAddress) is a slave: follow its master")
         }
         var iterator = requests.makeAsyncIterator()
@@ -52,12 +52,12 @@ public struct ReplicationServiceProvider: Rocketmq_Ha_V1_Replication.ServiceProt
         if offset > maxOffset {
             throw RPCError(code: .outOfRange, message: "the slave's log ends at \(offset), beyond this master's end \(maxOffset): it holds records this master never had (a former master?); empty its data directory to copy afresh")
         }
-        if first.tailSize > 0 {
+        if first.tailSize > 0, first.tailOffset >= minOffset {
             // The slave's last record must be the master's record at that offset, byte for byte.
             let tailEnd = first.tailOffset + Int64(first.tailSize)
-            let same = tailEnd <= first.offset && first.tailOffset >= minOffset
+            let same = tailEnd <= first.offset
                 && (try? store.recordChecksum(at: first.tailOffset, size: Int(first.tailSize))) == first.tailCrc
-            if !same, first.tailOffset >= minOffset {
+            if !same {
                 throw RPCError(code: .failedPrecondition, message: "the slave's log diverged from this master's: its record at \(first.tailOffset) is not the master's (a former master's unreplicated tail?); empty its data directory to copy afresh")
             }
         }

@@ -19,11 +19,8 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
     /// Refuses a state-changing call without the broker's admin credential, and (unless
     /// `onSlave`) on a slave, whose topics, groups and progress are its master's copy.
     private func authorize(_ context: ServerContext, onSlave: Bool = false) throws(RPCError) {
-        if let token = broker.configuration.adminToken {
-            let presented = context.requestMetadata.first("authorization") ?? ""
-            guard presented == "Bearer " + token else {
-                throw RPCError(code: .unauthenticated, message: "this admin call changes the broker: send `authorization: Bearer <admin token>`")
-            }
+        guard broker.presentsAdminCredential(context) else {
+            throw RPCError(code: .unauthenticated, message: "this admin call changes the broker: send `authorization: Bearer <admin token>`")
         }
         if !onSlave, broker.isSlave {
             throw RPCError(code: .failedPrecondition, message: "this broker is a slave: change its master (broker id 0) instead")
