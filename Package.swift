@@ -219,8 +219,9 @@ let package = Package(
         .executableTarget(
             name: "mqbench",
             dependencies: [
-                "ServerAllocator", "RocketMQStore", "RocketMQAPI", "RocketMQClient", "RocketRPC",
+                "ServerAllocator", "RocketMQStore", "RocketMQBroker", "RocketMQAPI", "RocketMQClient", "RocketRPC",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ] + nio
         ),

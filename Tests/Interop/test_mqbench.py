@@ -1,12 +1,23 @@
-"""mqbench against a real broker: its checker reports nothing lost, duplicated or out of order."""
+"""mqbench against a real broker (and its in-process --dev one): the checker reports nothing
+lost, duplicated or out of order; topics, queues, durations and the summary's figures are
+what was asked."""
 import json
 import subprocess
+import time
+
+import grpc
+import pytest
 
 from conftest import binary
+from test_broker_admin import admin_pb  # noqa: F401 (a fixture)
+
+TOKEN = "bench-admin-token"
 
 
-def run(args, timeout=120):
+def run(args, timeout=120, ok=True):
     out = subprocess.run([binary("mqbench")] + args + ["--json"], capture_output=True, text=True, timeout=timeout)
+    if not ok:
+        return out
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -16,6 +27,7 @@ def test_produce_then_consume_counts_every_message_once(broker_factory):
     produced = run(["produce", "--endpoint", broker.endpoint, "--topic", "bench-a", "--count", "1500", "--concurrency", "8", "--mode", "async"])
     assert produced["count"] == 1500 and produced["errors"] == {}
     assert produced["p99_us"] >= produced["p50_us"] > 0
+    assert produced["mb_per_s"] == pytest.approx(produced["rate"] * 1024 / 1e6, abs=0.01)
     consumed = run(["consume", "--endpoint", broker.endpoint, "--topic", "bench-a", "--count", "1500", "--concurrency", "4", "--idle-seconds", "3"])
     assert (consumed["unique"], consumed["lost"], consumed["duplicated"]) == (1500, 0, 0)
 
@@ -26,3 +38,55 @@ def test_e2e_keeps_fifo_order_per_message_group(broker_factory):
                   "--count", "800", "--concurrency", "4", "--fifo-groups", "4"])
     assert (result["lost"], result["duplicated"], result["out_of_order"]) == (0, 0, 0)
     assert result["unique"] == 800
+
+
+def test_produce_creates_the_topics_with_the_queues_asked_and_uses_every_queue(broker_factory, admin_pb):  # noqa: F811
+    pb, pb_grpc = admin_pb
+    broker = broker_factory({"autoCreate": False}, extra=["--admin-token", TOKEN])
+    common = ["--endpoint", broker.endpoint, "--topic", "spread", "--topics", "2", "--queues", "3", "--concurrency", "6"]
+    refused = run(["produce"] + common + ["--count", "10"], ok=False)
+    assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr, refused.stderr[-2000:]
+    produced = run(["produce"] + common + ["--count", "1200", "--admin-token", TOKEN])
+    assert (produced["count"], produced["errors"], produced["topics"], produced["queues"]) == (1200, {}, 2, 6)
+    with grpc.insecure_channel(broker.endpoint) as channel:
+        stub = pb_grpc.AdminStub(channel)
+        stored = 0
+        for name in ("spread-0", "spread-1"):
+            described = stub.DescribeTopic(pb.DescribeTopicRequest(topic=name), timeout=10)
+            assert described.topic.queue_count == 3
+            offsets = sorted(q.max_offset for q in described.queues)
+            assert offsets == [200, 200, 200], (name, offsets)  # 3 senders per topic, each rotating over its 3 queues
+            stored += sum(offsets)
+    assert stored == 1200
+    unknown_group = run(["consume"] + common[:6] + ["--count", "1200", "--concurrency", "4"], ok=False, timeout=30)
+    assert unknown_group.returncode != 0 and "refused ReceiveMessage" in unknown_group.stderr, unknown_group.stderr[-2000:]
+    with grpc.insecure_channel(broker.endpoint) as channel:
+        pb_grpc.AdminStub(channel).UpsertGroup(pb.UpsertGroupRequest(group=pb.Group(name="mqbench-group", max_delivery_attempts=16, consume_enabled=True)),
+                                               metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=10)
+    consumed = run(["consume"] + common[:6] + ["--count", "1200", "--concurrency", "4", "--idle-seconds", "3"])
+    assert (consumed["unique"], consumed["lost"], consumed["duplicated"], consumed["topics"]) == (1200, 0, 0, 2)
+
+
+def test_dev_and_duration_need_no_cluster_and_check_what_was_acknowledged():
+    began = time.monotonic()
+    produced = run(["produce", "--dev", "--flush", "sync", "--duration", "1.5", "--concurrency", "4", "--size", "512"])
+    assert 1.5 <= produced["seconds"] < 15 and produced["count"] > 0 and produced["errors"] == {}
+    assert produced["size"] == 512 and produced["process_cpu_seconds"] > 0 and produced["process_rss_mib"] > 0
+    assert "broker_cpu_seconds" not in produced  # one process: its figures are not the broker's alone
+    e2e = run(["e2e", "--dev", "--duration", "1.5", "--topics", "2", "--concurrency", "4", "--rate", "400"])
+    assert e2e["sent"] > 0 and e2e["send_errors"] == {}
+    assert 300 <= e2e["send_rate"] <= 500, e2e["send_rate"]  # paced to the offered rate
+    assert (e2e["unique"], e2e["lost"], e2e["duplicated"]) == (e2e["sent"], 0, 0)
+    assert time.monotonic() - began < 60
+
+
+@pytest.mark.parametrize("args, complaint", [
+    (["produce", "--dev", "--mode", "sometimes"], "--mode"),
+    (["produce", "--dev", "--flush", "never"], "--flush"),
+    (["produce", "--dev", "--queues", "0"], "--queues"),
+    (["consume", "--dev", "--topics", "4", "--concurrency", "2"], "--topics"),
+    (["produce", "--data", "/tmp/x"], "--dev"),
+])
+def test_bad_options_are_refused_before_anything_runs(args, complaint):
+    out = run(args, ok=False, timeout=30)
+    assert out.returncode != 0 and complaint in out.stderr, out.stderr[-2000:]

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import RocketMQAPI
+import RocketRPC
+import ServerAllocator
+import Synchronization
+
+/// `mqbench consume`: receives and acks until `count` messages arrived (or for a --duration, or
+/// until nothing came for a while), checking each (sender, sequence) once and FIFO order per
+/// message group.
+struct ConsumeBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "consume", abstract: "Receive and ack messages, measuring throughput and checking exactly-once and order.")
+
+    @OptionGroup var options: ClusterOptions
+    @Option(help: "Stop after this long without a message.") var idleSeconds = 5.0
+
+    func validate() throws {
+        guard options.concurrency >= options.topics else { throw ValidationError("--concurrency must be at least --topics: every topic needs a receiver") }
+    }
+
+    func run() async throws {
+        ServerAllocator.activate()
+        let idle = Duration.milliseconds(Int64(idleSeconds * 1000))
+        let json = options.json
+        let summary = try await options.withCluster { spec in
+            try await spec.client.run {
+                try await Consumption.run(spec, idle: idle, latencyFromBorn: false, expected: ExpectedCount(spec.count), until: spec.deadline())
+            }
+        }
+        try printSummary(summary, json: json)
+    }
+}
+
+/// How many messages the consumers wait for: `--count`, or (e2e with `--duration`) unknown
+/// until the producers have finished and say how many the broker acknowledged.
+final class ExpectedCount: Sendable {
+    private let count: Atomic<Int>
+
+    init(_ count: Int) { self.count = Atomic(count) }
+
+    var value: Int { count.load(ordering: .relaxed) }
+    func set(_ value: Int) { count.store(value, ordering: .relaxed) }
+}
+
+/// The consuming side shared by `consume` and `e2e`: receiver i reads topic i mod N.
+enum Consumption {
+    static func run(
+        _ options: BenchSpec, idle: Duration, latencyFromBorn: Bool, expected: ExpectedCount, until deadline: ContinuousClock.Instant?,
+        acknowledged: AcknowledgedSends? = nil
+    ) async throws -> [String: Any] {
+        let channel = try options.channel()
+        let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
+        let recorder = Recorder(messageSize: options.size)
+        let checker = Checker()
+        let progress = reportProgress(recorder, label: latencyFromBorn ? "e2e" : "consume")
+        let callOptions = options.callOptions
+        let lastArrival = LastArrival()
+        let receiveCalls = Counter()
+        if options.fifoGroups > 0 { try await declareFIFOSubscription(options, client: client) }
+        let topicCount = options.topics.count
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for receiver in 0..<options.concurrency {
+                group.addTask {
+                    // A batch's ack travels while the next receive waits (at most one ack in
+                    // flight per receiver), as push consumers do; awaiting it first would add its
+                    // round trip to every message's latency.
+                    var pendingAck: Task<Void, Never>?
+                    let topic = options.topic(of: receiver)
+                    while recorder.done < expected.value, ContinuousClock.now - lastArrival.value < idle,
+                          deadline.map({ ContinuousClock.now < $0 }) ?? true {
+                        let request = Apache_Rocketmq_V2_ReceiveMessageRequest(
+                            group: .init(name: options.group),
+                            messageQueue: .init(topic: .init(name: topic), id: Int32(receiver / topicCount)),
+                            filterExpression: .init(type: .tag, expression: "*"), batchSize: 32,
+                            invisibleDuration: .init(seconds: 60), longPollingTimeout: .init(seconds: 1))
+                        let begin = ContinuousClock.now
+                        let (messages, refusal) = try await client.receiveMessage(request, options: callOptions) { responses in
+                            var messages: [Apache_Rocketmq_V2_Message] = []
+                            var refusal: Apache_Rocketmq_V2_Status?
+                            for try await response in responses {
+                                switch response.content {
+                                case .message(let m)?: messages.append(m)
+                                case .status(let status)? where status.code != .ok && status.code != .messageNotFound: refusal = status
+                                default: break
+                                }
+                            }
+                            return (messages, refusal)
+                        }
+                        // An unknown group or topic, a missing permission: say so rather than
+                        // wait for messages that cannot come.
+                        if let refusal {
+                            throw ValidationError("the broker refused ReceiveMessage on \(topic): \(refusal.code.protoName ?? "code \(refusal.code.rawValue)") \(refusal.message)")
+                        }
+                        receiveCalls.add()
+                        guard !messages.isEmpty else { continue }
+                        lastArrival.touch()
+                        let nowMicros = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+                        for message in messages {
+                            checker.check(message)
+                            if latencyFromBorn, let born = message.userProperties["bench-born-us"].flatMap(UInt64.init) {
+                                recorder.record(micros: nowMicros > born ? nowMicros - born : 0)
+                            } else {
+                                recorder.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
+                            }
+                        }
+                        let entries = messages.map { Apache_Rocketmq_V2_AckMessageEntry(messageId: $0.systemProperties?.messageId ?? "", receiptHandle: $0.systemProperties?.receiptHandle ?? "") }
+                        let ackRequest = Apache_Rocketmq_V2_AckMessageRequest(group: .init(name: options.group), topic: .init(name: topic), entries: entries)
+                        let ack = Task(executorPreference: options.client.executor) {
+                            do {
+                                let answer = try await client.ackMessage(ackRequest, options: callOptions)
+                                if answer.status?.code != .ok { recorder.fail("ack " + (answer.status?.code.protoName ?? "NO_STATUS")) }
+                            } catch {
+                                recorder.fail("ack \(error)")
+                            }
+                        }
+                        await pendingAck?.value
+                        pendingAck = ack
+                    }
+                    await pendingAck?.value
+                }
+            }
+            try await group.waitForAll()
+        }
+        progress.cancel()
+        await channel.close()
+        var extra = checker.report(expected: expected.value, acknowledged: acknowledged?.all)
+        extra["receive_calls"] = receiveCalls.value
+        extra["topics"] = topicCount
+        return recorder.summary(latencyFromBorn ? "e2e" : "consume", extra: extra, stats: options.stats)
+    }
+}
+
+/// Tells the broker, through the Telemetry settings handshake official clients use, that the
+/// group consumes its topics in FIFO order (a dev broker creates it so); order checks need that.
+func declareFIFOSubscription(_ options: BenchSpec, client: Apache_Rocketmq_V2_MessagingService.Client) async throws {
+    var subscription = Apache_Rocketmq_V2_Subscription()
+    subscription.group = .init(name: options.group)
+    subscription.fifo = true
+    subscription.subscriptions = options.topics.map { .init(topic: .init(name: $0), expression: .init(type: .tag, expression: "*")) }
+    var settings = Apache_Rocketmq_V2_Settings()
+    settings.clientType = .pushConsumer
+    settings.pubSub = .subscription(subscription)
+    let command = Apache_Rocketmq_V2_TelemetryCommand(command: .settings(settings))
+    let answer = try await client.telemetry(options: options.callOptions, requests: { writer in
+        try await writer.write(command)
+    }, handle: { responses in
+        for try await response in responses { return response.status?.code }
+        return nil
+    })
+    guard answer == .ok else { throw ValidationError("the broker refused the FIFO subscription: \(String(describing: answer))") }
+}
