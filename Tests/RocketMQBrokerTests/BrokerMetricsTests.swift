@@ -66,6 +66,11 @@ struct BrokerMetricsTests {
             let (gone, _) = parse(await metrics.render())
             #expect(gone[#"rocketmq_consumer_lag_messages{consumer_group="g",topic="orders"}"#] == nil)
             #expect(gone[#"rocketmq_messages_in_total{topic="orders"}"#] == 5)
+
+            // A counter never falls: shrinking the topic to one queue keeps queue 1's messages counted.
+            try broker.upsertTopic(TopicConfig(name: "orders", queueCount: 1))
+            let (shrunk, _) = parse(await metrics.render())
+            #expect(shrunk[#"rocketmq_messages_in_total{topic="orders"}"#] == 5)
         }
     }
 

@@ -62,17 +62,20 @@ public actor BrokerMetrics {
         gauge("rocketmq_broker_start_time_seconds", "When the broker started, in seconds since the epoch.", [], broker.startedAt.timeIntervalSince1970)
 
         // Topics and what they took in: one past the last queue offset is the count of messages
-        // a queue ever stored (retention moves its minimum, never its maximum).
+        // a queue ever stored (retention moves its minimum, never its maximum). Every queue the
+        // store holds counts, those past a topic's current queue count too, so the counter does
+        // not fall when the topic is shrunk.
         let topics = broker.topics.all.filter { !SystemTopic.isSystem($0.name) }
         gauge("rocketmq_topics", "Topics, retry and dead-letter topics included (system topics not).", [], Double(topics.count))
         gauge("rocketmq_consumer_groups", "Consumer groups.", [], Double(broker.groups.all.count))
         gauge("rocketmq_clients", "Producers and consumers that heartbeat to this broker.", [], Double(broker.clients.all.count))
         gauge("rocketmq_transactions_open", "Half messages neither committed nor rolled back yet.", [], Double(broker.openTransactions))
         var queueCounts: [String: Int32] = [:]
+        var stored: [String: Int64] = [:]
+        for queue in store.queueIDs() { stored[queue.topic, default: 0] += store.maxOffset(topic: queue.topic, queueId: queue.queueId) }
         for topic in topics {
             queueCounts[topic.name] = topic.queueCount
-            let stored = (0..<topic.queueCount).reduce(Int64(0)) { $0 + store.maxOffset(topic: topic.name, queueId: $1) }
-            total("rocketmq_messages_in_total", "Messages stored in the topic's queues.", [("topic", topic.name)], Double(stored))
+            total("rocketmq_messages_in_total", "Messages stored in the topic's queues.", [("topic", topic.name)], Double(stored[topic.name] ?? 0))
         }
 
         // Consumer lag, as `mqadmin consumerProgress` counts it: for each group that exists and
@@ -88,10 +91,8 @@ public actor BrokerMetrics {
             inFlight[pair, default: 0] += entry.inFlight
         }
         for (pair, offsets) in committed {
-            var lag: Int64 = 0
-            for queueId in 0..<(queueCounts[pair.topic] ?? 0) {
-                let high = store.maxOffset(topic: pair.topic, queueId: queueId)
-                lag += max(0, high - (offsets[queueId] ?? store.minOffset(topic: pair.topic, queueId: queueId)))
+            let lag = (0..<(queueCounts[pair.topic] ?? 0)).reduce(Int64(0)) {
+                $0 + broker.standing(topic: pair.topic, queueId: $1, committed: offsets[$1]).lag
             }
             let labels = [("consumer_group", pair.group), ("topic", pair.topic)]
             gauge("rocketmq_consumer_lag_messages", "Messages stored but not yet consumed (acknowledged) by the group.", labels, Double(lag))

@@ -208,14 +208,13 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
 
     /// One queue's progress; a consumer offset of -1 marks a queue the group never consumed (when only those count).
     private func progress(group: String, topic: String, queueId: Int32, onlyIfConsumed: Bool) async -> Rocketmq_Admin_V1_QueueProgress {
-        let store = broker.store
-        let max = store.maxOffset(topic: topic, queueId: queueId)
         let consumed = await broker.consumption.consumerOffset(group: group, topic: topic, queueId: queueId)
-        let offset = consumed ?? (onlyIfConsumed ? -1 : store.minOffset(topic: topic, queueId: queueId))
+        let standing = broker.standing(topic: topic, queueId: queueId, committed: consumed)
         let inFlight = await broker.consumption.inFlightCount(group: group, topic: topic, queueId: queueId)
+        let counted = consumed != nil || !onlyIfConsumed
         return Rocketmq_Admin_V1_QueueProgress(
-            topic: topic, queueId: queueId, brokerOffset: max, consumerOffset: offset,
-            lag: offset < 0 ? 0 : Swift.max(0, max - offset), inFlight: Int32(inFlight))
+            topic: topic, queueId: queueId, brokerOffset: standing.brokerOffset, consumerOffset: counted ? standing.consumerOffset : -1,
+            lag: counted ? standing.lag : 0, inFlight: Int32(inFlight))
     }
 
     public func resetOffset(request: Rocketmq_Admin_V1_ResetOffsetRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ResetOffsetResponse {
