@@ -32,6 +32,9 @@ actor ConsumptionEngine {
     private let maxRenewal: Duration
     private var progress: [ProgressKey: QueueProgress] = [:]
     private var dirty = false
+    /// Numbers the snapshots taken, so that the writer never replaces a newer one with an older.
+    private var snapshotSequence: UInt64 = 0
+    private nonisolated let snapshotWriter: SnapshotWriter
     private var nextDeliveryId = UInt64.random(in: 1...(UInt64.max >> 16))
     /// Longest FIFO scan per queue and receive.
     private let fifoScanWindow: Int64 = 4096
@@ -49,6 +52,7 @@ actor ConsumptionEngine {
         self.journal = ConsumerJournal(store: store)
         self.brokerName = brokerName
         self.snapshotPath = store.configDirectory + "/consumerProgress.json"
+        self.snapshotWriter = SnapshotWriter(path: snapshotPath)
         self.logger = logger
         self.deadLetter = deadLetter
         progress = try Self.load(journal: journal, snapshotPath: snapshotPath, logger: logger)
@@ -88,8 +92,8 @@ actor ConsumptionEngine {
         dirty = snapshotDirty
     }
 
-    private struct Snapshot: Codable {
-        struct Entry: Codable {
+    private struct Snapshot: Codable, Sendable {
+        struct Entry: Codable, Sendable {
             var key: ProgressKey
             var progress: QueueProgress
         }
@@ -97,15 +101,30 @@ actor ConsumptionEngine {
         var queues: [Entry]
     }
 
-    /// Writes the snapshot (atomically) if anything changed since the last one.
-    func snapshot() throws {
-        guard dirty else { return }
-        let snapshot = Snapshot(
-            journalOffset: journal.endOffset,
-            queues: progress.map { Snapshot.Entry(key: $0.key, progress: $0.value) })
-        try AtomicFile.write([UInt8](try JSONEncoder().encode(snapshot)), to: snapshotPath)
-        dirty = false
+    /// Writes the snapshot (atomically) if anything changed since the last one. Only taking it
+    /// (a copy of the table and the journal's end, consistent with each other) happens on the
+    /// actor; encoding it and the `fsync`s happen off it, so receives and acks do not wait for
+    /// the disk (on a slow one a snapshot held every consumer up for ~100 ms every 5 s).
+    nonisolated func snapshot() async throws {
+        guard let (sequence, snapshot) = await takeSnapshot() else { return }
+        do {
+            try await snapshotWriter.write(snapshot, sequence: sequence)
+        } catch {
+            await markDirty()
+            throw error
+        }
     }
+
+    private func takeSnapshot() -> (UInt64, Snapshot)? {
+        guard dirty else { return nil }
+        dirty = false
+        snapshotSequence += 1
+        return (snapshotSequence, Snapshot(
+            journalOffset: journal.endOffset,
+            queues: progress.map { Snapshot.Entry(key: $0.key, progress: $0.value) }))
+    }
+
+    private func markDirty() { dirty = true }
 
     // MARK: Receiving
 

@@ -1,0 +1,34 @@
+import Foundation
+import RocketMQStore
+import Synchronization
+
+/// Writes a snapshot file (encoded as JSON, replaced atomically and durably) off the caller's
+/// actor, one write at a time on a queue of its own, skipping any snapshot older than one
+/// already written: two callers (the periodic one and shutdown) may race.
+final class SnapshotWriter: Sendable {
+    private let path: String
+    private let queue: DispatchQueue
+    private let written = Mutex<UInt64>(0)
+
+    init(path: String) {
+        self.path = path
+        queue = DispatchQueue(label: "rocketmq.snapshot-writer")
+    }
+
+    /// Writes `snapshot`, numbered `sequence` by its taker (increasing), unless a later one is
+    /// already on disk; returns once it is (or was skipped).
+    func write(_ snapshot: some Encodable & Sendable, sequence: UInt64) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            queue.async {
+                guard self.written.withLock({ $0 }) < sequence else { return continuation.resume() }
+                do {
+                    try AtomicFile.write([UInt8](try JSONEncoder().encode(snapshot)), to: self.path)
+                    self.written.withLock { $0 = sequence }
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}
