@@ -15,6 +15,8 @@ done
 swift build -c release --product mqbroker >/dev/null
 swift build -c release --product mqbench >/dev/null
 bin=$(swift build -c release --show-bin-path)
+# CPU time the hypervisor took from this VM (steal) over the run: a run with much of it is noisy.
+cpu_start=$(head -1 /proc/stat)
 py=$root/.venv/bin/python
 work=$(mktemp -d -p "$root/.build" bench.XXXXXX)
 pids=()
@@ -188,7 +190,7 @@ pids+=("$idle_pid")
 sleep 3
 idle_rss=$(awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$idle_pid/status")
 
-REPLY=$reply WORK=$work IDLE_RSS=$idle_rss WARM=$WARM COUNT=$COUNT CONC=$CONC ROUNDS=$ROUNDS SYNC_STREAMS=$SYNC_STREAMS python3 - "$root/BENCHMARKS.md" <<'PY'
+CPU_START=$cpu_start CPU_END=$(head -1 /proc/stat) REPLY=$reply WORK=$work IDLE_RSS=$idle_rss WARM=$WARM COUNT=$COUNT CONC=$CONC ROUNDS=$ROUNDS SYNC_STREAMS=$SYNC_STREAMS python3 - "$root/BENCHMARKS.md" <<'PY'
 import json, os, re, subprocess, sys, datetime
 md, w = sys.argv[1], os.environ["WORK"]
 sys.path.insert(0, os.path.join(os.path.dirname(md), "Scripts", "lib"))
@@ -242,6 +244,10 @@ e2e_max = js("e2e-max.json")
 count, conc, idle = os.environ["COUNT"], os.environ["CONC"], os.environ["IDLE_RSS"]
 sync_streams = os.environ["SYNC_STREAMS"]
 cores, cpu = sh("nproc"), sh("lscpu | sed -n 's/^Model name: *//p'")
+# /proc/stat's cpu line: user nice system idle iowait irq softirq steal ...
+ticks = lambda line: [int(v) for v in line.split()[1:9]]
+cpu_delta = [b - a for a, b in zip(ticks(os.environ["CPU_START"]), ticks(os.environ["CPU_END"]))]
+steal, idle_share = cpu_delta[7] / max(sum(cpu_delta), 1), (cpu_delta[3] + cpu_delta[4]) / max(sum(cpu_delta), 1)
 swift, redisv, fiov = sh("swift --version 2>&1 | head -1"), sh("redis-server --version"), sh("fio --version")
 yes = lambda ok: "yes" if ok else "no"
 def group_commit(driver):
@@ -263,7 +269,7 @@ def group_commit(driver):
     return ", ".join(f"{g:.1f} ({i * 100:.0f}% idle)" for g, i in out)
 L = ["## Cluster", "",
      f"Measured {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC by `Scripts/bench.sh` (all figures from one run on one machine, release build, loopback, 1 KiB messages; {warm_text}; the produce and `SendMessage` comparisons are medians of {rounds} alternating rounds in ABBA order, each run after the page cache's writeback settled, each Redis run on a fresh server).", "",
-     f"- Machine: {cores} cores ({cpu}), shared with other work: read the ratios",
+     f"- Machine: {cores} cores ({cpu}), shared with other work: read the ratios. Over the run the hypervisor took {steal * 100:.0f}% of the VM's CPU time (steal; quiet runs here show 1–4%), {idle_share * 100:.0f}% was idle",
      f"- Versions: {swift}; {redisv}; {fiov}",
      f"- Commands: `mqbench produce --count {count} --concurrency {conc} --connections 4 --client-threads 1 --mode sync` (each sender awaits each send; one client thread like redis-benchmark) against an async- and a sync-flush `mqbroker`; `redis-benchmark -c {conc} -n {count} XADD bench '*' f <1 KiB>` with `appendonly yes` and `appendfsync everysec|always`; `h2load -n {count} -c 10 -m 5` with a fixed gRPC-framed `SendMessage` (1 KiB body) at `mqbroker --event-loops 1` (and at the default broker), the same command at `nghttpd` (one worker thread) answering with a file of the broker's reply size, and a 1 KiB GET at `nghttpd`; the same `SendMessage` with `h2load -n {count} -c 5 -m {sync_streams}` at the sync-flush broker; fio 1 KiB sequential writes (buffered and with fdatasync each)", "",
      "| Scenario | rocketmq-swift | Reference | Ratio | Target | Met |", "|---|---|---|---|---|---|",
