@@ -327,6 +327,20 @@ import Testing
         #expect(store.maxOffset(topic: "TopicA", queueId: 0) == 2)
     }
 
+    @Test("disk use is df's Use%: blocks reserved for root count neither as used nor as free")
+    func diskUsageMatchesDf() {
+        // 252 GiB, 20 GiB used, 74 GiB available to non-root: a 158 GiB reserve.
+        let gib: UInt64 = 1 << 18  // 4 KiB blocks
+        #expect(abs(FileSystem.usedRatio(blocks: 252 * gib, free: 232 * gib, available: 74 * gib) - 20.0 / 94.0) < 1e-9)
+        // The usual 5% reserve: 100 blocks, 60 used, 35 available.
+        #expect(abs(FileSystem.usedRatio(blocks: 100, free: 40, available: 35) - 60.0 / 95.0) < 1e-9)
+        #expect(FileSystem.usedRatio(blocks: 100, free: 5, available: 0) == 1)
+        #expect(FileSystem.usedRatio(blocks: 0, free: 0, available: 0) == 0)
+        // And the real file system's answer is a fraction.
+        let live = FileSystem.usedRatio(of: FileManager.default.temporaryDirectory.path)
+        #expect(live > 0 && live <= 1)
+    }
+
     @Test func retentionDeletesOnlyExpiredSegmentsAndKeepsQueuesConsistent() async throws {
         let dir = TempDirectory()
         var config = testConfiguration(dir.path, segmentSize: 4096)

@@ -207,13 +207,21 @@ enum FileSystem {
         guard fsync(fd) == 0 else { throw .io(operation: "fsync", path: path, errno: errno) }
     }
 
-    /// Fraction of the file system holding `path` that is in use (0...1).
+    /// Fraction of the file system holding `path` that is in use (0...1), as `df` shows it.
     static func usedRatio(of path: String) -> Double {
         var s = statvfs()
-        guard statvfs(path, &s) == 0, s.f_blocks > 0 else { return 0 }
-        let total = Double(s.f_blocks)
-        let free = Double(s.f_bavail)
-        return (total - free) / total
+        guard statvfs(path, &s) == 0 else { return 0 }
+        return usedRatio(blocks: UInt64(s.f_blocks), free: UInt64(s.f_bfree), available: UInt64(s.f_bavail))
+    }
+
+    /// `df`'s Use%: used blocks over those a non-root writer could ever have (used plus
+    /// available), so that blocks reserved for root count neither way. Counting them as used
+    /// ((blocks - available) / blocks) put a file system with a large reserve far above what
+    /// `df` shows: one with 62% reserved read 90% full at 21% used, and appends were refused.
+    static func usedRatio(blocks: UInt64, free: UInt64, available: UInt64) -> Double {
+        let used = blocks >= free ? blocks - free : 0
+        guard used + available > 0 else { return 0 }
+        return Double(used) / Double(used + available)
     }
 
     /// A 20-digit zero-padded decimal, the name of segment and queue files.
