@@ -2,6 +2,7 @@
 the official RocketMQ Python client sends and consumes, grpcio stubs of our admin.proto watch and
 promote. A slave copies the master's log, consumer progress included; after the master is killed
 and the slave promoted, consumers carry on where they stopped."""
+import subprocess
 import time
 import urllib.request
 import uuid
@@ -127,6 +128,11 @@ def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory
     with pytest.raises(grpc.RpcError) as unauthenticated:
         slave_admin.PromoteToMaster(pb.PromoteToMasterRequest(), timeout=5)
     assert unauthenticated.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    # While the master still answers, promotion is refused: two masters would take writes.
+    with pytest.raises(grpc.RpcError) as alive:
+        slave_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=10)
+    assert alive.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "still answers" in alive.value.details()
+    assert slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5).role == "SLAVE"
     slave_channel.close()
 
     # The master dies; the slave is promoted and serves the group from where it stopped.
@@ -251,3 +257,17 @@ def send_one(endpoint, body, topic=TOPIC):
         p.send(message(topic, body))
     finally:
         p.shutdown()
+
+
+def test_mqadmin_promotes_a_slave_whose_master_still_answers_only_with_force(broker_factory, admin_pb):
+    pb, _ = admin_pb
+    config = {"flushMode": "async", "autoCreate": True}
+    master = broker_factory(config, extra=["--admin-token", TOKEN])
+    slave = broker_factory(config, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
+    promote = [binary("mqadmin"), "promoteToMaster", "-b", slave.endpoint, "--token", TOKEN]
+    refused = subprocess.run(promote, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "still answers" in refused.stderr, refused.stderr[-2000:]
+    forced = subprocess.run(promote + ["--force"], capture_output=True, text=True, timeout=60)
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    status = admin_stub(admin_pb, slave).GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+    assert (status.role, status.broker_id) == ("ASYNC_MASTER", 0)

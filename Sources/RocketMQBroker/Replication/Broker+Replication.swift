@@ -1,4 +1,6 @@
 import Foundation
+import RocketMQAPI
+import RocketMQNameServer
 import RocketMQStore
 import RocketRPC
 
@@ -87,12 +89,33 @@ extension Broker {
     /// Makes this slave its group's master (broker id 0, `ASYNC_MASTER`): stops following, loads
     /// consumer progress and open transactions from its copy of the log, takes writes, tells the
     /// NameServers. Survives a restart (`config/promotion.json` overrides a configured slave role).
-    /// - Throws: `.badRequest` on a master.
-    public func promoteToMaster() async throws {
+    /// Unless `force` is set, refuses while the master this slave follows still answers a health
+    /// check: two masters would then take writes under one broker name (split brain) until the
+    /// old one is stopped.
+    /// - Throws: `.badRequest` on a master, or while the master answers.
+    public func promoteToMaster(force: Bool = false) async throws {
         guard electedRole == nil else {
             throw BrokerError.notMaster("this broker group fails over through etcd: the election decides who is master")
         }
+        guard isSlave else { throw BrokerError.badRequest("this broker is already a master") }
+        if !force, let master = configuration.masterAddress, await answersHealthCheck(master) {
+            throw BrokerError.badRequest(
+                "the master at \(master) still answers: promoting now would make two masters taking writes; stop it first, or promote with force")
+        }
         try await becomeMaster(role: .asyncMaster, persist: true)
+    }
+
+    /// Whether a gRPC health check of the broker at `address` answers SERVING within 2 s (a
+    /// broker shutting down answers NOT_SERVING; a dead one does not answer).
+    private func answersHealthCheck(_ address: String) async -> Bool {
+        guard let endpoint = BrokerEndpoint(parsing: address) else { return false }
+        var settings = ChannelConfiguration(host: endpoint.host, port: endpoint.port, connectTimeout: .seconds(2))
+        settings.backoff = ChannelConfiguration.Backoff(initial: .seconds(2), maximum: .seconds(2))
+        let channel = RPCChannel(configuration: settings, logger: logger)
+        let answer = try? await Grpc_Health_V1_Health.Client(channel: channel)
+            .check(Grpc_Health_V1_HealthCheckRequest(service: ""), options: CallOptions(timeout: .seconds(2)))
+        await channel.close()
+        return answer?.status == .serving
     }
 
     /// A slave (or a fenced master) becomes the master: stops following, loads consumer progress

@@ -82,7 +82,7 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
         try authorize(context, onSlave: true)
         guard broker.isSlave else { throw RPCError(code: .failedPrecondition, message: "this broker is already a master") }
         do {
-            try await broker.promoteToMaster()
+            try await broker.promoteToMaster(force: request.force)
         } catch let error as BrokerError where error.status.code == .preconditionFailed || error.status.code == .badRequest {
             throw RPCError(code: .failedPrecondition, message: error.description)
         } catch {

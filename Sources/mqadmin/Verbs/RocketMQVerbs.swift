@@ -84,6 +84,7 @@ struct PromoteToMaster: AsyncParsableCommand {
         commandName: "promoteToMaster",
         abstract: "Make a slave its group's master (broker id 0) once the master is gone for good. Needs -b and the admin token.")
     @OptionGroup var target: ClusterTarget
+    @Flag(help: "Promote although the master still answers (two masters take writes until it is stopped).") var force = false
 
     func validate() throws {
         guard target.broker != nil else { throw ValidationError("name the slave with -b host:port") }
@@ -91,7 +92,7 @@ struct PromoteToMaster: AsyncParsableCommand {
 
     func run() async throws {
         let rows = try await target.eachBroker { address, admin in
-            let s = try await admin.promoteToMaster(.init(), options: target.callOptions)
+            let s = try await admin.promoteToMaster(.init(force: force), options: target.callOptions)
             return [address, s.role, String(s.brokerId), String(s.commitLogMaxOffset)]
         }
         target.output(["broker", "role", "id", "maxOffset"], rows)

@@ -4538,9 +4538,29 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__replication_status__descri
   (ProtobufCMessageInit) rocketmq__admin__v1__replication_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-#define rocketmq__admin__v1__promote_to_master_request__field_descriptors NULL
-#define rocketmq__admin__v1__promote_to_master_request__field_indices_by_name NULL
-#define rocketmq__admin__v1__promote_to_master_request__number_ranges NULL
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__promote_to_master_request__field_descriptors[1] =
+{
+  {
+    "force",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__PromoteToMasterRequest, force),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__admin__v1__promote_to_master_request__field_indices_by_name[] = {
+  0,   /* field[0] = force */
+};
+static const ProtobufCIntRange rocketmq__admin__v1__promote_to_master_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
 const ProtobufCMessageDescriptor rocketmq__admin__v1__promote_to_master_request__descriptor =
 {
   PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
@@ -4549,10 +4569,10 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__promote_to_master_request_
   "Rocketmq__Admin__V1__PromoteToMasterRequest",
   "rocketmq.admin.v1",
   sizeof(Rocketmq__Admin__V1__PromoteToMasterRequest),
-  0,
+  1,
   rocketmq__admin__v1__promote_to_master_request__field_descriptors,
   rocketmq__admin__v1__promote_to_master_request__field_indices_by_name,
-  0,  rocketmq__admin__v1__promote_to_master_request__number_ranges,
+  1,  rocketmq__admin__v1__promote_to_master_request__number_ranges,
   (ProtobufCMessageInit) rocketmq__admin__v1__promote_to_master_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

@@ -769,10 +769,15 @@ struct  Rocketmq__Admin__V1__ReplicationStatus
 struct  Rocketmq__Admin__V1__PromoteToMasterRequest
 {
   ProtobufCMessage base;
+  /*
+   * Promote even though the master still answers. Without it a slave whose master is up refuses:
+   * two masters would take writes for the same broker name until the old one is stopped.
+   */
+  protobuf_c_boolean force;
 };
 #define ROCKETMQ__ADMIN__V1__PROMOTE_TO_MASTER_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__promote_to_master_request__descriptor) \
-     }
+    , 0 }
 
 
 /* Rocketmq__Admin__V1__BrokerStatus methods */
