@@ -80,6 +80,20 @@ def test_dev_and_duration_need_no_cluster_and_check_what_was_acknowledged():
     assert time.monotonic() - began < 60
 
 
+def test_consume_for_a_duration_stops_then_with_what_it_has(broker_factory):
+    broker = broker_factory({"autoCreate": True})
+    produced = run(["produce", "--endpoint", broker.endpoint, "--topic", "bench-d", "--count", "300", "--concurrency", "4"])
+    assert produced["count"] == 300
+    began = time.monotonic()
+    # More expected than exists and a long idle limit: only the duration can end the run.
+    consumed = run(["consume", "--endpoint", broker.endpoint, "--topic", "bench-d", "--count", "100000", "--concurrency", "4",
+                    "--duration", "2", "--idle-seconds", "60"])
+    took = time.monotonic() - began
+    assert 2 <= took < 20, took
+    assert (consumed["unique"], consumed["duplicated"]) == (300, 0)
+    assert consumed["lost"] == 100000 - 300  # what was expected and never came
+
+
 @pytest.mark.parametrize("args, complaint", [
     (["produce", "--dev", "--mode", "sometimes"], "--mode"),
     (["produce", "--dev", "--flush", "never"], "--flush"),
