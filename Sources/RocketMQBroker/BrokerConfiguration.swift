@@ -29,6 +29,10 @@ public struct BrokerConfiguration: Sendable {
     public var defaultQueueCount: Int32 = 8
     /// Largest message body accepted. Default 4 MiB.
     public var maxBodySize = 4 << 20
+    /// The largest gRPC message the broker's server accepts: room above `maxBodySize`, so that an
+    /// oversized body gets the protocol's MESSAGE_BODY_TOO_LARGE rather than a transport-level
+    /// RESOURCE_EXHAUSTED.
+    public var maxReceiveMessageSize: Int { max(16 << 20, maxBodySize * 2) }
     /// Longest long-poll a receive may ask for; longer requests are clamped. Default 30 s.
     public var maxLongPollingTimeout: Duration = .seconds(30)
     /// Shortest and longest invisible duration a receive may ask for.

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import RocketMQAPI
+import RocketMQClient
 import RocketMQStore
 import RocketRPC
 
@@ -115,9 +116,8 @@ struct BenchSpec: Sendable {
     }
 
     func channel() throws -> RPCChannel {
-        let parts = endpoint.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--endpoint must be host:port") }
-        return RPCChannel(configuration: ChannelConfiguration(host: String(parts[0]), port: port), eventLoopGroup: client.group)
+        guard let parsed = try? Endpoint(parsing: endpoint) else { throw ValidationError("--endpoint must be host:port") }
+        return RPCChannel(configuration: ChannelConfiguration(host: parsed.host, port: parsed.port), eventLoopGroup: client.group)
     }
 
     /// Prepares every topic as a producer finds it: with `--queues`, creates or resizes it
@@ -145,7 +145,7 @@ struct BenchSpec: Sendable {
             guard route.status?.code == .ok else {
                 throw ValidationError("no route for topic \(name): \(route.status?.code.protoName ?? "NO_STATUS") \(route.status?.message ?? "")")
             }
-            let writable = route.messageQueues.filter { $0.permission == .write || $0.permission == .readWrite }.map(\.id).sorted()
+            let writable = route.messageQueues.filter(\.isWritable).map(\.id).sorted()
             guard !writable.isEmpty else { throw ValidationError("topic \(name) has no writable queue") }
             result.append(writable)
         }

@@ -29,7 +29,7 @@ struct DevBroker {
         let broker = try Broker(configuration: configuration, logger: logger)
         let services: [any RPCService] = [MessagingServiceProvider(broker: broker), AdminServiceProvider(broker: broker)]
         let server = RPCServer(
-            configuration: ServerConfiguration(host: "127.0.0.1", port: 0, maxReceiveMessageSize: max(16 << 20, configuration.maxBodySize * 2)),
+            configuration: ServerConfiguration(host: "127.0.0.1", port: 0, maxReceiveMessageSize: configuration.maxReceiveMessageSize),
             services: services, logger: logger)
         do {
             try await server.start()

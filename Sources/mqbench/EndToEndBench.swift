@@ -105,8 +105,7 @@ struct EndToEndBench: AsyncParsableCommand {
                         if let spacing { try await options.client.sleep(until: start + spacing * (n * senders + sender)) }
                         if let deadline, ContinuousClock.now >= deadline { break }
                         let request = BenchMessage.request(
-                            topic: topic, queue: topicQueues[(sender + n) % topicQueues.count], body: body,
-                            sender: sender, sequence: n, fifoGroups: options.fifoGroups)
+                            topic: topic, queues: topicQueues, body: body, sender: sender, sequence: n, fifoGroups: options.fifoGroups)
                         if await sends.timeSend(request, with: client, options: options.callOptions) {
                             acknowledged.add(sender: sender, sequence: n)
                         }

@@ -55,10 +55,8 @@ struct ProduceBench: AsyncParsableCommand {
                     try await withThrowingTaskGroup(of: Void.self) { pipeline in
                         var n = 0
                         while spec.sends(sender, after: n, until: deadline) {
-                            // Queues in turn, as a producer rotates over a route's writable queues.
                             let request = BenchMessage.request(
-                                topic: topic, queue: topicQueues[(sender + n) % topicQueues.count], body: body,
-                                sender: sender, sequence: n, fifoGroups: fifoGroups)
+                                topic: topic, queues: topicQueues, body: body, sender: sender, sequence: n, fifoGroups: fifoGroups)
                             if mode == "sync" {
                                 await recorder.timeSend(request, with: client, options: callOptions)  // the sender itself waits, as a synchronous producer does
                             } else {

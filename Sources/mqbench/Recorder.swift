@@ -203,15 +203,16 @@ final class Checker: Sendable {
 }
 
 enum BenchMessage {
-    /// One message tagged with who sent it and its sequence, for the checker, bound for `queue`
-    /// (chosen by the sender as producers do; the broker places FIFO ones by message group).
-    /// FIFO ones use a message group per sender, so the order within a group is the send order.
-    static func request(topic: String, queue: Int32, body: [UInt8], sender: Int, sequence: Int, fifoGroups: Int) -> Apache_Rocketmq_V2_SendMessageRequest {
+    /// One message tagged with who sent it and its sequence, for the checker, bound for one of
+    /// `queues` in turn (as a producer rotates over a route's writable queues; the broker places
+    /// FIFO ones by message group). FIFO ones use a message group per sender, so the order within
+    /// a group is the send order.
+    static func request(topic: String, queues: [Int32], body: [UInt8], sender: Int, sequence: Int, fifoGroups: Int) -> Apache_Rocketmq_V2_SendMessageRequest {
         var system = Apache_Rocketmq_V2_SystemProperties()
         system.messageId = MessageIDGenerator.next()
         system.bodyEncoding = .identity
         system.messageType = fifoGroups > 0 ? .fifo : .normal
-        system.queueId = queue
+        system.queueId = queues[(sender + sequence) % queues.count]
         if fifoGroups > 0 { system.messageGroup = "g\(sender % fifoGroups)" }
         system.bornTimestamp = .init(seconds: Int64(Date().timeIntervalSince1970), nanos: 0)
         let born = UInt64(Date().timeIntervalSince1970 * 1_000_000)

@@ -258,11 +258,9 @@ struct MQBroker: AsyncParsableCommand {
             MessagingServiceProvider(broker: broker), AdminServiceProvider(broker: broker), ReplicationServiceProvider(broker: broker), health,
         ]
         let server = RPCServer(
-            // Room above the body limit, so an oversized body gets the protocol's
-            // MESSAGE_BODY_TOO_LARGE rather than a transport-level RESOURCE_EXHAUSTED.
             configuration: ServerConfiguration(
                 host: configuration.host, port: configuration.port,
-                maxReceiveMessageSize: max(16 << 20, configuration.maxBodySize * 2)),
+                maxReceiveMessageSize: configuration.maxReceiveMessageSize),
             services: services + ServerReflection.services(describing: services),
             eventLoopGroup: eventLoopGroup,
             logger: logger)

@@ -97,8 +97,7 @@ extension Broker {
         guard electedRole == nil else {
             throw BrokerError.notMaster("this broker group fails over through etcd: the election decides who is master")
         }
-        guard isSlave else { throw BrokerError.badRequest("this broker is already a master") }
-        if !force, let master = configuration.masterAddress, await answersHealthCheck(master) {
+        if !force, isSlave, let master = configuration.masterAddress, await answersHealthCheck(master) {
             throw BrokerError.badRequest(
                 "the master at \(master) still answers: promoting now would make two masters taking writes; stop it first, or promote with force")
         }

@@ -7,7 +7,8 @@ extension Apache_Rocketmq_V2_MessageQueue {
         return Endpoint(host: address.host, port: Int(address.port))
     }
 
-    var isWritable: Bool { permission == .write || permission == .readWrite }
+    /// Whether the queue takes sends (permission WRITE or READ_WRITE).
+    public var isWritable: Bool { permission == .write || permission == .readWrite }
     var isReadable: Bool { permission == .read || permission == .readWrite }
     var brokerName: String { broker?.name ?? "" }
 }
