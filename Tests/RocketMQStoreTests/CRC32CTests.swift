@@ -41,14 +41,14 @@ import Testing
                 for count in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 100, 1024, 1031, 4096] where start + count <= raw.count {
                     let piece = UnsafeRawBufferPointer(rebasing: raw[start..<(start + count)])
                     for seed: UInt32 in [0, 0xDEAD_BEEF] {
-                        #expect(CRC32C.update(seed, piece) == CRC32C.tableUpdate(seed, piece), "start \(start), count \(count)")
+                        #expect(CRC32C.update(seed, piece) == CRC32C.function.tableUpdate(seed, piece), "start \(start), count \(count)")
                     }
                 }
             }
         }
         // On this project's machines (x86-64 with SSE4.2), the fast path is the one in use.
         #if arch(x86_64)
-        #expect(CRC32C.usesHardware)
+        #expect(CRC32C.function.usesHardware)
         #endif
     }
 }
@@ -75,5 +75,33 @@ import Testing
                 #expect(CRC32.checksum(slice) == ~bitwise)
             }
         }
+    }
+
+    @Test("the CPU's folding and the tables agree on every length, alignment and seed")
+    func hardwareMatchesTables() {
+        var rng = SplitMix64(seed: 7)
+        let data = randomBytes(9000, &rng)
+        data.withUnsafeBytes { raw in
+            // Around each boundary of the folding: 16-byte blocks, the four-block start, the
+            // 64-byte loop, and the tail after the last whole block.
+            let counts = [0, 1, 15, 16, 17, 48, 63, 64, 65, 79, 80, 127, 128, 129, 191, 192, 255, 1024, 1031, 1100, 4096, 8191]
+            for start in 0..<16 {
+                for count in counts where start + count <= raw.count {
+                    let piece = UnsafeRawBufferPointer(rebasing: raw[start..<(start + count)])
+                    for seed: UInt32 in [0, 0xFFFF_FFFF, 0x1234_5678] {
+                        #expect(CRC32.update(seed, piece) == CRC32.function.tableUpdate(seed, piece), "start \(start), count \(count), seed \(seed)")
+                    }
+                }
+            }
+        }
+        #if arch(x86_64)
+        #expect(CRC32.function.usesHardware)
+        #endif
+    }
+
+    @Test func longInputMatchesZlibValue() {
+        // 1,000 bytes 0, 1, ..., 255, 0, 1, ... : zlib.crc32(bytes(i % 256 for i in range(1000))).
+        let data = (0..<1000).map { UInt8($0 % 256) }
+        #expect(CRC32.checksum(data) == 0x74E3_FB41)
     }
 }

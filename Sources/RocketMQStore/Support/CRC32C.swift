@@ -7,14 +7,62 @@ import CCRC32C
 /// CRC), about three times faster than the tables on 1 KiB; the tables were ~4% of a broker's
 /// CPU under a SendMessage load. Otherwise table-driven (``CRCSlicer``, slicing-by-16).
 public enum CRC32C {
-    /// Whether `update` uses the CPU's instruction.
-    static let usesHardware = rocketmq_crc32c_hardware_available() != 0
-    static let slicer = CRCSlicer(reflectedPolynomial: 0x82F6_3B78)
+    @usableFromInline static let function = CRCFunction(
+        reflectedPolynomial: 0x82F6_3B78,
+        hardwareAvailable: rocketmq_crc32c_hardware_available() != 0,
+        hardware: { crc, base, count in rocketmq_crc32c_hardware_update(crc, base, count) })
 
     /// The CRC-32C of `bytes`, continuing from `crc` (pass the result of a previous call
     /// to checksum data in pieces; start with 0).
     @inlinable
     public static func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
+        function.checksum(bytes, continuing: crc)
+    }
+
+    /// The CRC-32C of the raw bytes in `buffer`, continuing from `crc`.
+    public static func update(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 { function.update(crc, buffer) }
+}
+
+/// CRC-32 (IEEE 802.3, zlib's, reflected polynomial 0xEDB88320): what the RocketMQ protocol's
+/// message body digest uses.
+///
+/// With the CPU's help where it has it (`CCRC32C`: x86-64 carry-less multiplication, ARMv8 CRC),
+/// otherwise the same slicing-by-16 loop as ``CRC32C``. The digest of every delivered message is
+/// one of these: with the tables it was ~3.4% of a broker's CPU serving consumers.
+public enum CRC32 {
+    @usableFromInline static let function = CRCFunction(
+        reflectedPolynomial: 0xEDB8_8320,
+        hardwareAvailable: rocketmq_crc32_hardware_available() != 0,
+        hardware: { crc, base, count in rocketmq_crc32_hardware_update(crc, base, count) })
+
+    /// The CRC-32 of `bytes`, continuing from `crc` (start with 0).
+    @inlinable
+    public static func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
+        function.checksum(bytes, continuing: crc)
+    }
+
+    /// The CRC-32 of the raw bytes in `buffer`, continuing from `crc`.
+    public static func update(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 { function.update(crc, buffer) }
+}
+
+/// One 32-bit CRC: the CPU's version where it has one, else tables. What ``CRC32C`` and
+/// ``CRC32`` are made of.
+@usableFromInline
+struct CRCFunction: Sendable {
+    let slicer: CRCSlicer
+    /// The CPU's version of `update` (nil: none on this CPU).
+    let hardware: (@Sendable (UInt32, UnsafeRawPointer, Int) -> UInt32)?
+
+    init(reflectedPolynomial: UInt32, hardwareAvailable: Bool, hardware: @escaping @Sendable (UInt32, UnsafeRawPointer, Int) -> UInt32) {
+        slicer = CRCSlicer(reflectedPolynomial: reflectedPolynomial)
+        self.hardware = hardwareAvailable ? hardware : nil
+    }
+
+    /// Whether `update` uses the CPU's instructions.
+    var usesHardware: Bool { hardware != nil }
+
+    @inlinable
+    func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32) -> UInt32 {
         if let result = bytes.withContiguousStorageIfAvailable({ buffer in
             update(crc, UnsafeRawBufferPointer(buffer))
         }) {
@@ -24,28 +72,16 @@ public enum CRC32C {
         return copy.withUnsafeBytes { update(crc, $0) }
     }
 
-    /// The CRC-32C of the raw bytes in `buffer`, continuing from `crc`.
-    public static func update(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
+    @usableFromInline
+    func update(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return crc }
-        if usesHardware { return rocketmq_crc32c_hardware_update(crc, base, buffer.count) }
+        if let hardware { return hardware(crc, base, buffer.count) }
         return slicer.update(crc, buffer)
     }
 
     /// `update` with the tables, whatever the CPU (tests compare the two).
-    static func tableUpdate(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
+    func tableUpdate(_ crc: UInt32, _ buffer: UnsafeRawBufferPointer) -> UInt32 {
         slicer.update(crc, buffer)
-    }
-}
-
-/// CRC-32 (IEEE 802.3, zlib's, reflected polynomial 0xEDB88320): what the RocketMQ protocol's
-/// message body digest uses. Same slicing-by-16 loop as ``CRC32C``.
-public enum CRC32 {
-    @usableFromInline static let slicer = CRCSlicer(reflectedPolynomial: 0xEDB8_8320)
-
-    /// The CRC-32 of `bytes`, continuing from `crc` (start with 0).
-    @inlinable
-    public static func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32 = 0) -> UInt32 {
-        slicer.checksum(bytes, continuing: crc)
     }
 }
 
@@ -72,18 +108,6 @@ struct CRCSlicer: Sendable {
             }
         }
         tables = t
-    }
-
-    /// The CRC of `bytes`, continuing from `crc`.
-    @inlinable
-    func checksum(_ bytes: some Sequence<UInt8>, continuing crc: UInt32) -> UInt32 {
-        if let result = bytes.withContiguousStorageIfAvailable({ buffer in
-            update(crc, UnsafeRawBufferPointer(buffer))
-        }) {
-            return result
-        }
-        let copy = Array(bytes)
-        return copy.withUnsafeBytes { update(crc, $0) }
     }
 
     /// The CRC of the raw bytes in `buffer`, continuing from `crc`.
