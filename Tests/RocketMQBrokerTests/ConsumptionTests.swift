@@ -91,6 +91,33 @@ struct ConsumptionTests {
         }
     }
 
+    @Test("queues with nothing for the group are passed over, and hand out what arrives or falls due later")
+    func passesOverIdleQueues() async throws {
+        try await withBroker { broker in
+            let engine = broker.consumption
+            let queues: [Int32] = [0, 1, 2, 3]
+            try await send(broker, topic: "t", queue: 2, body: "a")
+            // Due in 300 ms: in flight, undelivered, until then.
+            let due = Int64(Date().timeIntervalSince1970 * 1000) + 300
+            try await send(broker, topic: "t", queue: 3, body: "later", properties: ["__STARTDELIVERTIME": "\(due)"])
+            let first = try await engine.receive(group: plain, topic: "t", queueIds: queues, batchSize: 10, invisibleDuration: .seconds(30), filter: .all)
+            #expect(first.map(\.text) == ["a"])
+            // Every queue is now known and idle: nothing comes until something arrives or is due.
+            #expect(try await engine.receive(group: plain, topic: "t", queueIds: queues, batchSize: 10, invisibleDuration: .seconds(30), filter: .all).isEmpty)
+            try await send(broker, topic: "t", queue: 2, body: "b")
+            try await send(broker, topic: "t", queue: 0, body: "c")
+            let second = try await engine.receive(group: plain, topic: "t", queueIds: queues, batchSize: 10, invisibleDuration: .seconds(30), filter: .all)
+            #expect(Set(second.map(\.text)) == ["b", "c"])
+            var delayed: [Delivery] = []
+            for _ in 0..<100 where delayed.isEmpty {
+                delayed = try await engine.receive(group: plain, topic: "t", queueIds: queues, batchSize: 10, invisibleDuration: .seconds(30), filter: .all)
+                if delayed.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(delayed.map(\.text) == ["later"])
+            #expect(Int64(Date().timeIntervalSince1970 * 1000) >= due)
+        }
+    }
+
     @Test("a FIFO group has one message in flight per message group, in order")
     func fifoOnePerGroup() async throws {
         try await withBroker { broker in

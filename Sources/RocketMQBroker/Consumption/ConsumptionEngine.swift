@@ -141,6 +141,12 @@ actor ConsumptionEngine {
         let wallNow = Int64(Date().timeIntervalSince1970 * 1000)
         for queueId in queueIds where deliveries.count < batchSize {
             let key = ProgressKey(group: group.name, topic: topic, queueId: queueId)
+            // A queue with nothing for the group now (nothing past its cursor, no delivery
+            // expired or delayed message due) is passed over after one lookup, before its state
+            // is taken out and put back: most of a topic's queues are empty at most receives.
+            if !group.fifo, let known = progress[key], !known.mayHaveWork(now: now, end: store.maxOffset(topic: topic, queueId: queueId)) {
+                continue
+            }
             let minOffset = store.minOffset(topic: topic, queueId: queueId)
             // Taken out of the table while it changes, so that changing it copies nothing (no
             // `await` until it is back); every change below leaves it consistent, errors included.

@@ -67,6 +67,15 @@ struct QueueProgress: Codable, Sendable {
 
     func isDone(_ offset: Int64) -> Bool { offset < committed || acked.contains(offset) }
 
+    /// Whether a (non-FIFO) receive may find something to hand out, for a queue whose next
+    /// offset is `end`: messages past the cursor, or a deadline reached (an expired delivery to
+    /// hand out again, an auto-renewal due, a delayed message due). `false` is exact: such a
+    /// receive would change nothing but the group's offset after retention, which waits for
+    /// the next one with work.
+    func mayHaveWork(now: ContinuousClock.Instant, end: Int64) -> Bool {
+        cursor < end || earliestDeadline.map { $0 <= now } ?? false
+    }
+
     mutating func setInFlight(_ offset: Int64, _ flight: InFlight) {
         inFlight[offset] = flight
         earliestDeadline = earliestDeadline.map { min($0, flight.deadline) } ?? flight.deadline
