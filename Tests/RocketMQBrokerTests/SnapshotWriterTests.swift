@@ -38,6 +38,33 @@ struct SnapshotWriterTests {
         await #expect(throws: StoreError.self) { try await writer.write(Sample(n: 1), sequence: 1) }
     }
 
+    @Test("a snapshot call that finds nothing new returns only once the snapshot taken before it is on disk")
+    func concurrentCallerWaitsForTheWriteUnderWay() async throws {
+        try await withBroker { broker in
+            let group = GroupConfig(name: "g", maxDeliveryAttempts: 3)
+            try broker.upsertGroup(group)
+            try await send(broker, topic: "t", body: "m")
+            let got = try await broker.consumption.receive(group: group, topic: "t", queueIds: [0], batchSize: 1, invisibleDuration: .seconds(60), filter: .all)
+            #expect(got.count == 1)
+            let path = broker.store.configDirectory + "/consumerProgress.json"
+            try? FileManager.default.removeItem(atPath: path)
+            let gate = DispatchSemaphore(value: 0)
+            broker.consumption.snapshotWriterForTesting.holdForTesting(until: gate)
+            // The first caller takes the snapshot; its write waits behind the gate.
+            let first = Task { try await broker.consumption.snapshot() }
+            try await Task.sleep(for: .milliseconds(100))
+            // The second finds nothing changed since: it must still wait for that write.
+            let second = Task { () throws -> Bool in
+                try await broker.consumption.snapshot()
+                return FileManager.default.fileExists(atPath: path)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            gate.signal()
+            #expect(try await second.value)
+            try await first.value
+        }
+    }
+
     @Test("a progress snapshot taken while consumers ack holds their progress, and a restart restores it")
     func snapshotRestoresProgress() async throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "broker-test-\(UUID().uuidString)").path

@@ -35,6 +35,8 @@ actor ConsumptionEngine {
     /// Numbers the snapshots taken, so that the writer never replaces a newer one with an older.
     private var snapshotSequence: UInt64 = 0
     private nonisolated let snapshotWriter: SnapshotWriter
+    /// Tests: the writer, to hold its writes.
+    nonisolated var snapshotWriterForTesting: SnapshotWriter { snapshotWriter }
     private var nextDeliveryId = UInt64.random(in: 1...(UInt64.max >> 16))
     /// Longest FIFO scan per queue and receive.
     private let fifoScanWindow: Int64 = 4096
@@ -105,8 +107,21 @@ actor ConsumptionEngine {
     /// (a copy of the table and the journal's end, consistent with each other) happens on the
     /// actor; encoding it and the `fsync`s happen off it, so receives and acks do not wait for
     /// the disk (on a slow one a snapshot held every consumer up for ~100 ms every 5 s).
+    ///
+    /// Exact for concurrent callers: one that finds nothing changed since the last snapshot
+    /// taken waits for that snapshot's write (another caller's, perhaps still under way), and
+    /// writes the table itself if that write failed. Either way, when it returns, the progress
+    /// as it was at the call is on disk.
     nonisolated func snapshot() async throws {
-        guard let (sequence, snapshot) = await takeSnapshot() else { return }
+        if let (sequence, snapshot) = await takeSnapshot() {
+            return try await write(snapshot, sequence: sequence)
+        }
+        let taken = await snapshotSequence
+        guard await snapshotWriter.drain() < taken, let (sequence, snapshot) = await takeSnapshot(evenIfClean: true) else { return }
+        try await write(snapshot, sequence: sequence)
+    }
+
+    private nonisolated func write(_ snapshot: Snapshot, sequence: UInt64) async throws {
         do {
             try await snapshotWriter.write(snapshot, sequence: sequence)
         } catch {
@@ -115,8 +130,8 @@ actor ConsumptionEngine {
         }
     }
 
-    private func takeSnapshot() -> (UInt64, Snapshot)? {
-        guard dirty else { return nil }
+    private func takeSnapshot(evenIfClean: Bool = false) -> (UInt64, Snapshot)? {
+        guard dirty || evenIfClean else { return nil }
         dirty = false
         snapshotSequence += 1
         return (snapshotSequence, Snapshot(

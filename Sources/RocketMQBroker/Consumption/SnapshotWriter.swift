@@ -31,4 +31,16 @@ final class SnapshotWriter: Sendable {
             }
         }
     }
+
+    /// Returns once every write asked for before has finished, with the newest sequence on disk.
+    func drain() async -> UInt64 {
+        await withCheckedContinuation { (continuation: CheckedContinuation<UInt64, Never>) in
+            queue.async { continuation.resume(returning: self.written.withLock { $0 }) }
+        }
+    }
+
+    /// Tests: holds the writes asked for from now on until `gate` is signalled.
+    func holdForTesting(until gate: DispatchSemaphore) {
+        queue.async { gate.wait() }
+    }
 }
