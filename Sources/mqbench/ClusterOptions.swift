@@ -120,6 +120,18 @@ struct BenchSpec: Sendable {
         return RPCChannel(configuration: ChannelConfiguration(host: parsed.host, port: parsed.port), eventLoopGroup: client.group)
     }
 
+    /// `count` channels to the endpoint and each topic's writable queues (asked over the first,
+    /// see `writableQueues(over:)`); the channels are closed again if the topics cannot be prepared.
+    func channelsAndQueues(_ count: Int) async throws -> (channels: [RPCChannel], queues: [[Int32]]) {
+        let channels = try (0..<count).map { _ in try channel() }
+        do {
+            return (channels, try await writableQueues(over: channels[0]))
+        } catch {
+            for channel in channels { await channel.close() }
+            throw error
+        }
+    }
+
     /// Prepares every topic as a producer finds it: with `--queues`, creates or resizes it
     /// through the Admin service first; then asks its route and returns the writable queues
     /// the senders rotate over, per topic (in `topics` order).

@@ -78,14 +78,8 @@ struct EndToEndBench: AsyncParsableCommand {
     /// Sends `count` messages (or until the `--duration` deadline) at `rate` with
     /// `options.concurrency` senders; returns the rate achieved and the sends' summary.
     private static func send(_ options: BenchSpec, rate: Int, acknowledged: AcknowledgedSends) async throws -> SendSummary {
-        let channel = try options.channel()
-        let queues: [[Int32]]
-        do {
-            queues = try await options.writableQueues(over: channel)
-        } catch {
-            await channel.close()
-            throw error
-        }
+        let (channels, queues) = try await options.channelsAndQueues(1)
+        let channel = channels[0]
         let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
         let body = [UInt8](repeating: 0x61, count: options.size)
         let senders = options.concurrency

@@ -27,14 +27,7 @@ struct ProduceBench: AsyncParsableCommand {
     }
 
     private static func produce(_ spec: BenchSpec, mode: String, inFlight: Int) async throws -> [String: Any] {
-        let channels = try (0..<spec.connections).map { _ in try spec.channel() }
-        let queues: [[Int32]]
-        do {
-            queues = try await spec.writableQueues(over: channels[0])
-        } catch {
-            for channel in channels { await channel.close() }
-            throw error
-        }
+        let (channels, queues) = try await spec.channelsAndQueues(spec.connections)
         let clients = channels.map { Apache_Rocketmq_V2_MessagingService.Client(channel: $0) }
         let recorder = Recorder(messageSize: spec.size)
         let progress = reportProgress(recorder, label: "produce")
