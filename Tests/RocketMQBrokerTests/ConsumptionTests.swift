@@ -275,6 +275,39 @@ struct ConsumptionTests {
 
 @Suite("Consumption building blocks")
 struct ConsumptionUnitTests {
+    @Test("an ack batch may interleave queues, repeat an entry and hold bad ones: each entry gets its own answer")
+    func ackBatchAcrossQueues() async throws {
+        try await withBroker { broker in
+            for q: Int32 in 0..<3 {
+                for i in 0..<3 { try await send(broker, topic: "t", queue: q, body: "q\(q)m\(i)") }
+            }
+            let engine = broker.consumption
+            let plain = GroupConfig(name: "g", maxDeliveryAttempts: 3)
+            let got = try await engine.receive(group: plain, topic: "t", queueIds: [0, 1, 2], batchSize: 9, invisibleDuration: .seconds(300), filter: .all)
+            #expect(got.count == 9)
+            let byQueue = Dictionary(grouping: got, by: \.handle.queueId)
+            var stale = byQueue[1]![2].handle
+            stale.deliveryId &+= 1
+            var unknown = byQueue[0]![0].handle
+            unknown.queueId = 7
+            // q0, q1, q0 again, an error in the middle of q1's run, a repeat, a queue never read.
+            let batch: [ReceiptHandle] = [
+                byQueue[0]![0].handle, byQueue[1]![0].handle, byQueue[0]![1].handle, byQueue[1]![1].handle,
+                stale, byQueue[1]![0].handle, unknown, byQueue[2]![0].handle, byQueue[0]![2].handle,
+            ]
+            let outcomes = try await engine.ack(group: "g", entries: batch.map { ("t", $0) })
+            #expect(outcomes.map { $0 == nil } == [true, true, true, true, false, true, false, true, true])
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 0) == 3)
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 1) == 2)
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 2) == 1)
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 7) == nil)
+            // What was not acked is still in flight, under its real handle.
+            #expect(await engine.inFlightCount(group: "g", topic: "t", queueId: 1) == 1)
+            #expect(try await engine.ack(group: "g", entries: [("t", byQueue[1]![2].handle)]) == [nil])
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 1) == 3)
+        }
+    }
+
     @Test("committed offset moves over contiguous acks only")
     func markDoneAdvancesContiguously() {
         var progress = QueueProgress(committed: 10)

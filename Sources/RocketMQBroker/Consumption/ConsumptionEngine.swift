@@ -322,26 +322,39 @@ actor ConsumptionEngine {
         var events: [ProgressEvent] = []
         var results: [BrokerError?] = []
         results.reserveCapacity(entries.count)
+        // The queue being acked, taken out of the table while its entries are applied: a batch
+        // acks what one receive handed out, in runs of one queue, so each run costs one lookup
+        // to take the state out and one to put it back (not several per entry, each hashing
+        // the group and topic names, with copies of the state in between).
+        var openKey: ProgressKey?
+        var openState: QueueProgress?
         for (topic, handle) in entries {
             let key = ProgressKey(group: group, topic: topic, queueId: handle.queueId)
-            // Changed in place (`progress[key]!`): a copy of the state would copy its tables.
-            guard progress[key] != nil else {
+            if openKey != key {
+                if let openKey, let openState { progress[openKey] = openState }
+                openKey = key
+                openState = progress.removeValue(forKey: key)
+            }
+            guard var state = openState else {
                 results.append(.invalidReceiptHandle("nothing was delivered to group \(group) from \(topic)/\(handle.queueId)"))
                 continue
             }
-            if progress[key]!.isDone(handle.offset) {
+            openState = nil  // uniquely referenced while it changes: no copy of its tables
+            defer { openState = state }
+            if state.isDone(handle.offset) {
                 results.append(nil)
                 continue
             }
-            guard let flight = progress[key]!.inFlight[handle.offset], flight.deliveryId == handle.deliveryId, flight.deliveryId != 0 else {
+            guard let flight = state.inFlight[handle.offset], flight.deliveryId == handle.deliveryId, flight.deliveryId != 0 else {
                 results.append(.invalidReceiptHandle("receipt handle \(handle) is not the current delivery of \(topic)/\(handle.queueId)@\(handle.offset): it expired and was redelivered, or its invisible duration was changed"))
                 continue
             }
-            progress[key]!.markDone(handle.offset)
+            state.markDone(handle.offset)
             dirty = true
             events.append(.acked(key, offset: handle.offset))
             results.append(nil)
         }
+        if let openKey, let openState { progress[openKey] = openState }
         try await journal.record(events)
         return results
     }
