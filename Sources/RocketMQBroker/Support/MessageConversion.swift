@@ -85,7 +85,7 @@ extension StoredMessage {
         var system = Apache_Rocketmq_V2_SystemProperties()
         system.bodyEncoding = .identity
         system.messageType = .normal
-        var user: [String: String] = [:]
+        var user = [String: String](minimumCapacity: properties.count)
         var uniqueId: String?
         var retryOrigin: String?
         var deadLetterTopic: String?

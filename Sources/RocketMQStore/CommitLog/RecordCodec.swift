@@ -294,8 +294,19 @@ enum RecordCodec {
         let topic = string(topicLen)
         let bornHost = string(bornLen)
         let storeHost = string(storeLen)
-        var props = [String: String]()
         let propsEnd = p + propsLen
+        // Counted first: a dictionary grown one property at a time rehashed itself at every
+        // power of two (~1/3 of decoding a record with a handful of properties).
+        var entries = 0
+        var q = p
+        while q + 2 <= propsEnd {
+            let kl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: q, as: UInt16.self)))
+            guard q + 2 + kl + 2 <= propsEnd else { break }
+            let vl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: q + 2 + kl, as: UInt16.self)))
+            q += 2 + kl + 2 + vl
+            entries += 1
+        }
+        var props = [String: String](minimumCapacity: min(entries, 64))
         while p + 2 <= propsEnd {
             let kl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt16.self)))
             p += 2
