@@ -1,7 +1,7 @@
 import Foundation
 import RocketMQAPI
 @testable import RocketMQBroker
-import RocketMQStore
+@testable import RocketMQStore
 import Testing
 
 /// A broker configuration with small files and auto-creation, for tests.
@@ -275,6 +275,37 @@ struct ConsumptionTests {
 
 @Suite("Consumption building blocks")
 struct ConsumptionUnitTests {
+    @Test("after retention deletes the oldest messages, the group's offset moves up and what is in flight stays in flight")
+    func retentionBelowTheCommittedOffset() async throws {
+        try await withBroker({ configuration in
+            configuration.store.commitLogSegmentSize = 4096
+            configuration.store.deleteWhenHour = -1
+        }) { broker in
+            let plain = GroupConfig(name: "g", maxDeliveryAttempts: 3)
+            for i in 0..<20 { try await send(broker, topic: "t", body: String(repeating: "x", count: 900) + "\(i)") }
+            let engine = broker.consumption
+            let got = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 32, invisibleDuration: .seconds(300), filter: .all)
+            #expect(got.count == 20)
+            // The two oldest segments are old enough to go.
+            let old = Date().addingTimeInterval(-80 * 3600)
+            for segment in broker.store.commitLog.segmentList.prefix(2) {
+                try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: segment.file.path)
+            }
+            #expect(broker.store.runRetention(force: true) == 2)
+            let minOffset = broker.store.minOffset(topic: "t", queueId: 0)
+            #expect(minOffset > 0 && minOffset < 20)
+            // Nothing new and nothing due: the receive hands out nothing, the offset moves up.
+            #expect(try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 32, invisibleDuration: .seconds(300), filter: .all).isEmpty)
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 0) == minOffset)
+            #expect(await engine.inFlightCount(group: "g", topic: "t", queueId: 0) == Int(20 - minOffset))
+            // The surviving deliveries are still acked by their handles.
+            let survivors = got.filter { $0.handle.offset >= minOffset }
+            let outcomes = try await engine.ack(group: "g", entries: survivors.map { ("t", $0.handle) })
+            #expect(outcomes.allSatisfy { $0 == nil })
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 0) == 20)
+        }
+    }
+
     @Test("an ack batch may interleave queues, repeat an entry and hold bad ones: each entry gets its own answer")
     func ackBatchAcrossQueues() async throws {
         try await withBroker { broker in

@@ -159,17 +159,18 @@ actor ConsumptionEngine {
             // A queue with nothing for the group now (nothing past its cursor, no delivery
             // expired or delayed message due) is passed over after one lookup, before its state
             // is taken out and put back: most of a topic's queues are empty at most receives.
-            if !group.fifo, let known = progress[key], !known.mayHaveWork(now: now, end: store.maxOffset(topic: topic, queueId: queueId)) {
+            let offsets = store.offsetRange(topic: topic, queueId: queueId)
+            if !group.fifo, let known = progress[key], !known.mayHaveWork(now: now, offsets: offsets) {
                 continue
             }
-            let minOffset = store.minOffset(topic: topic, queueId: queueId)
+            let minOffset = offsets.lowerBound
             // Taken out of the table while it changes, so that changing it copies nothing (no
             // `await` until it is back); every change below leaves it consistent, errors included.
             var state = progress.removeValue(forKey: key) ?? QueueProgress(committed: minOffset)
             defer { progress[key] = state }
             dirty = true
             // Retention may have removed what the group never consumed.
-            if state.committed < minOffset { state.commit(minOffset) }
+            if state.committed < minOffset { state.retentionRemoved(below: minOffset) }
 
             var blockedGroups = group.fifo ? blockedMessageGroups(state, now: now) : []
             // Messages the filter refuses are done for the group, and they make room: the queue

@@ -67,13 +67,12 @@ struct QueueProgress: Codable, Sendable {
 
     func isDone(_ offset: Int64) -> Bool { offset < committed || acked.contains(offset) }
 
-    /// Whether a (non-FIFO) receive may find something to hand out, for a queue whose next
-    /// offset is `end`: messages past the cursor, or a deadline reached (an expired delivery to
-    /// hand out again, an auto-renewal due, a delayed message due). `false` is exact: such a
-    /// receive would change nothing but the group's offset after retention, which waits for
-    /// the next one with work.
-    func mayHaveWork(now: ContinuousClock.Instant, end: Int64) -> Bool {
-        cursor < end || earliestDeadline.map { $0 <= now } ?? false
+    /// Whether a (non-FIFO) receive has anything to do on a queue holding `offsets`: messages
+    /// past the cursor, a deadline reached (an expired delivery to hand out again, an
+    /// auto-renewal due, a delayed message due), or retention having removed offsets below the
+    /// committed one (which the receive moves up). `false` is exact: such a receive changes nothing.
+    func mayHaveWork(now: ContinuousClock.Instant, offsets: Range<Int64>) -> Bool {
+        cursor < offsets.upperBound || committed < offsets.lowerBound || earliestDeadline.map { $0 <= now } ?? false
     }
 
     mutating func setInFlight(_ offset: Int64, _ flight: InFlight) {
@@ -110,6 +109,22 @@ struct QueueProgress: Codable, Sendable {
         guard offset >= committed else { return }
         removeInFlight(offset)
         acked.insert(offset)
+        while acked.remove(committed) != nil {
+            attempts[committed] = nil
+            committed += 1
+        }
+        cursor = max(cursor, committed)
+    }
+
+    /// Retention deleted every offset below `offset`: those count as done. Unlike `commit`, what
+    /// is above stays as it was: deliveries still in flight are neither forgotten nor handed out
+    /// again as new (the cursor only moves up).
+    mutating func retentionRemoved(below offset: Int64) {
+        guard committed < offset else { return }
+        committed = offset
+        acked = acked.filter { $0 >= offset }
+        attempts = attempts.filter { $0.key >= offset }
+        inFlight = inFlight.filter { $0.key >= offset }
         while acked.remove(committed) != nil {
             attempts[committed] = nil
             committed += 1

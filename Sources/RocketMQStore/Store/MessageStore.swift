@@ -440,6 +440,13 @@ public final class MessageStore: Sendable {
         queues.withLock { $0[QueueID(topic: topic, queueId: queueId)] }?.maxOffset ?? 0
     }
 
+    /// `minOffset` and `maxOffset` with one lookup (empty at 0 for an unknown queue).
+    public func offsetRange(topic: String, queueId: Int32) -> Range<Int64> {
+        guard let cq = queues.withLock({ $0[QueueID(topic: topic, queueId: queueId)] }) else { return 0..<0 }
+        let (min, max) = (cq.minOffset, cq.maxOffset)
+        return min..<Swift.max(min, max)
+    }
+
     /// The first queue offset whose message was stored at or after `timestamp` (ms since the
     /// epoch); `maxOffset` if none was. Binary search over store times, for offset resets.
     public func queueOffset(topic: String, queueId: Int32, forTimestamp timestamp: Int64) throws(StoreError) -> Int64 {
