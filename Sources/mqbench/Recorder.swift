@@ -17,6 +17,8 @@ final class Recorder: Sendable {
     /// Body bytes per message, for MB/s.
     let messageSize: Int
     let started = ContinuousClock.now
+    /// The machine's CPU counters when the run started: the summary says how busy it was.
+    private let hostAtStart = HostCPU.sample()
 
     init(messageSize: Int) {
         self.messageSize = messageSize
@@ -80,6 +82,12 @@ final class Recorder: Sendable {
             "p50_us": p50, "p99_us": p99, "p999_us": p999, "max_us": maximum, "errors": errors,
         ]
         if let stats { result.merge(ProcessStats.of(stats)) { $1 } }
+        // This process's CPU too, unless it is the subject already (--dev): on a machine the
+        // client shares with the broker, its cost is part of the result.
+        if case .process? = stats {} else if let client = ProcessStats.of(.process)["process_cpu_seconds"] {
+            result["client_cpu_seconds"] = client
+        }
+        if let start = hostAtStart, let end = HostCPU.sample() { result.merge(end.since(start)) { $1 } }
         result.merge(extra) { $1 }
         return result
     }
@@ -116,6 +124,32 @@ enum ProcessStats {
             }
         }
         return result
+    }
+}
+
+/// The machine's CPU time counters (`/proc/stat`, all CPUs), in clock ticks.
+struct HostCPU {
+    var busy: UInt64
+    var idle: UInt64
+    var steal: UInt64
+
+    static func sample() -> HostCPU? {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = stat.split(separator: "\n").first, line.hasPrefix("cpu ")
+        else { return nil }
+        // user nice system idle iowait irq softirq steal (guest time is inside user)
+        let ticks = line.split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }
+        guard ticks.count == 8 else { return nil }
+        return HostCPU(busy: ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6], idle: ticks[3] + ticks[4], steal: ticks[7])
+    }
+
+    /// How the machine's CPU time went between `start` and this sample, in percent: busy (any
+    /// process, the kernel's interrupt work included) and taken by the hypervisor (steal).
+    func since(_ start: HostCPU) -> [String: Any] {
+        let (busy, idle, steal) = (self.busy &- start.busy, self.idle &- start.idle, self.steal &- start.steal)
+        let total = Double(busy + idle + steal)
+        guard total > 0 else { return [:] }
+        return ["host_busy_percent": (Double(busy) * 1000 / total).rounded() / 10, "host_steal_percent": (Double(steal) * 1000 / total).rounded() / 10]
     }
 }
 

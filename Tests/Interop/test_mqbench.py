@@ -38,6 +38,9 @@ def test_e2e_keeps_fifo_order_per_message_group(broker_factory):
                   "--count", "800", "--concurrency", "4", "--fifo-groups", "4"])
     assert (result["lost"], result["duplicated"], result["out_of_order"]) == (0, 0, 0)
     assert result["unique"] == 800
+    # How busy the machine was, and what the client itself cost: client and broker share it.
+    assert 0 < result["host_busy_percent"] <= 100 and 0 <= result["host_steal_percent"] <= 100
+    assert result["client_cpu_seconds"] > 0
 
 
 def test_produce_creates_the_topics_with_the_queues_asked_and_uses_every_queue(broker_factory, admin_pb):  # noqa: F811
