@@ -109,11 +109,7 @@ struct QueueProgress: Codable, Sendable {
         guard offset >= committed else { return }
         removeInFlight(offset)
         acked.insert(offset)
-        while acked.remove(committed) != nil {
-            attempts[committed] = nil
-            committed += 1
-        }
-        cursor = max(cursor, committed)
+        advanceOverAcked()
     }
 
     /// Retention deleted every offset below `offset`: those count as done. Unlike `commit`, what
@@ -121,25 +117,32 @@ struct QueueProgress: Codable, Sendable {
     /// again as new (the cursor only moves up).
     mutating func retentionRemoved(below offset: Int64) {
         guard committed < offset else { return }
-        committed = offset
-        acked = acked.filter { $0 >= offset }
-        attempts = attempts.filter { $0.key >= offset }
-        inFlight = inFlight.filter { $0.key >= offset }
-        while acked.remove(committed) != nil {
-            attempts[committed] = nil
-            committed += 1
-        }
-        cursor = max(cursor, committed)
+        forget(below: offset)
+        advanceOverAcked()
     }
 
     /// Moves the consumer offset (reset or pull-consumer update): nothing below is redelivered,
     /// everything at or above is deliverable again.
     mutating func commit(_ offset: Int64) {
+        forget(below: offset)
+        cursor = offset
+    }
+
+    /// `committed` becomes `offset`, and what was kept about offsets below it is dropped.
+    private mutating func forget(below offset: Int64) {
         committed = offset
         acked = acked.filter { $0 >= offset }
         attempts = attempts.filter { $0.key >= offset }
         inFlight = inFlight.filter { $0.key >= offset }
-        cursor = offset
+    }
+
+    /// Moves `committed` over every contiguous acked offset; the cursor is never left below it.
+    private mutating func advanceOverAcked() {
+        while acked.remove(committed) != nil {
+            attempts[committed] = nil
+            committed += 1
+        }
+        cursor = max(cursor, committed)
     }
 
     /// Applies a journal event (idempotent).
