@@ -97,7 +97,7 @@ extension StoredMessage {
             }
             switch key {
             case MessageProperty.tags: system.tag = value
-            case MessageProperty.keys: system.keys = value.split(separator: " ").map(String.init)
+            case MessageProperty.keys: system.keys = MessageProperty.splitKeys(value)
             case MessageProperty.uniqueKey: uniqueId = value
             case StoredProperty.bodyEncoding: if value == StoredProperty.gzip { system.bodyEncoding = .gzip }
             case StoredProperty.messageType: system.messageType = Apache_Rocketmq_V2_MessageType(protoName: value) ?? .normal

@@ -260,12 +260,13 @@ enum RecordCodec {
     static func decode(_ raw: UnsafeRawBufferPointer, expectedOffset: Int64?, includeBody: Bool = true) throws(StoreError) -> StoredMessage {
         let at = expectedOffset ?? -1
         guard raw.count >= headerSize else { throw .corruptRecord(physicalOffset: at, reason: "short record (\(raw.count) bytes)") }
+        func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
         func u32(_ o: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
         func i32(_ o: Int) -> Int32 { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int32.self)) }
         func i64(_ o: Int) -> Int64 { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: Int64.self)) }
         let total = Int(u32(0))
         guard u32(4) == messageMagic else { throw .corruptRecord(physicalOffset: at, reason: "bad magic") }
-        let topicLen = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 68, as: UInt16.self)))
+        let topicLen = u16(68)
         let bornLen = Int(raw[70])
         let storeLen = Int(raw[71])
         let propsLen = Int(u32(72))
@@ -300,19 +301,18 @@ enum RecordCodec {
         var entries = 0
         var q = p
         while q + 2 <= propsEnd {
-            let kl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: q, as: UInt16.self)))
+            let kl = u16(q)
             guard q + 2 + kl + 2 <= propsEnd else { break }
-            let vl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: q + 2 + kl, as: UInt16.self)))
-            q += 2 + kl + 2 + vl
+            q += 2 + kl + 2 + u16(q + 2 + kl)
             entries += 1
         }
         var props = [String: String](minimumCapacity: min(entries, 64))
         while p + 2 <= propsEnd {
-            let kl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt16.self)))
+            let kl = u16(p)
             p += 2
             guard p + kl + 2 <= propsEnd else { throw .corruptRecord(physicalOffset: at, reason: "bad properties") }
             let k = string(kl)
-            let vl = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: p, as: UInt16.self)))
+            let vl = u16(p)
             p += 2
             guard p + vl <= propsEnd else { throw .corruptRecord(physicalOffset: at, reason: "bad properties") }
             props[k] = string(vl)

@@ -164,7 +164,8 @@ public struct QueueReadResult: Sendable {
 }
 
 extension MessageProperty {
-    static func splitKeys(_ value: String?) -> [String] {
+    /// The keys of a stored KEYS property (space-separated; empty pieces dropped).
+    public static func splitKeys(_ value: String?) -> [String] {
         guard let value else { return [] }
         return value.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
     }
