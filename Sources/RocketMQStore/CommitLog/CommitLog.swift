@@ -42,14 +42,20 @@ final class CommitLog: @unchecked Sendable {
     let mappedWrites: Bool
     /// Sync flush: records waiting for the flusher's `pwrite` (unused with mapped writes).
     private let staged: StagedWrites
-    /// Sync flush: bytes of `current` below this offset (segment-relative) are prepared: written
-    /// as zeros, so the file system has reserved their blocks (a full disk fails the append
-    /// that needs them, before anything is dispatched, not the flusher's later `pwrite`), and,
-    /// once synced, overwriting them changes no metadata (an `fdatasync` that must also write
-    /// the inode for newly allocated blocks takes a third longer here).
-    private var prepared = 0
-    /// Zeros prepared at a time with sync flush (as many as the mapped writer prepares).
-    static var prepareStep: Int { SegmentWriteMapping.prepareStep }
+    /// How far `current` is prepared: zeroed past the log's end, so the file system has reserved
+    /// the blocks (with sync flush a full disk then fails the append that needs them, before
+    /// anything is dispatched, not the flusher's later `pwrite`; and, once synced, overwriting
+    /// them changes no metadata: an `fdatasync` that must also write the inode for newly
+    /// allocated blocks takes a third longer here), and for mapped writes their pages mapped.
+    private var preparation: SegmentPreparation?
+    /// Prepares `current` ahead of the writer, off the writer lock.
+    let preparer: SegmentPreparer
+    /// The end (segment-relative) last asked of the preparer for `preparation` (writer only).
+    private var requestedUpTo = 0
+    /// Tests: called on the preparer's thread before it zeroes a stretch (segment-relative).
+    nonisolated(unsafe) var beforePreparingAheadForTesting: (@Sendable (Range<Int>) -> Void)?
+    /// How far ahead of the write position the preparer keeps the segment prepared.
+    static let prepareLead = 2 * SegmentPreparation.step
     /// See `StoreConfiguration.pageCacheWindow`.
     let pageCacheWindow: Int64?
     /// Below this offset the log's pages have been dropped from the page cache (flusher only).
@@ -73,6 +79,7 @@ final class CommitLog: @unchecked Sendable {
         self.pageCacheWindow = pageCacheWindow
         self.segmentSize = segmentSize
         self.logger = logger
+        self.preparer = SegmentPreparer(logger: logger)
         try FileSystem.makeDirectory(directory)
         var loaded = [CommitLogSegment]()
         for name in FileSystem.list(directory) {
@@ -89,6 +96,8 @@ final class CommitLog: @unchecked Sendable {
         }
         segments.withLock { $0 = loaded }
     }
+
+    deinit { preparer.stop() }
 
     /// End of the last record written and dispatched (`publish(upTo:)`): what the flusher
     /// and the checkpoint count as the log's end.
@@ -155,10 +164,9 @@ final class CommitLog: @unchecked Sendable {
         guard mappedWrites else {
             if current !== segment {
                 current = segment
-                // The page holding `at` may hold earlier records: preparation starts above it.
-                prepared = min(Int(segmentSize), (at + 4095) / 4096 * 4096)
+                startPreparing(segment, at: at, mapping: nil)
             }
-            try prepare(segment, upTo: at + record.count)
+            try prepare(upTo: at + record.count)
             try StoreError.catching {
                 try record.withUnsafeMutableBytes { raw in
                     seal(raw, physicalOffset)
@@ -170,11 +178,13 @@ final class CommitLog: @unchecked Sendable {
         }
         if current !== segment || mapping == nil {
             mapping = nil
-            mapping = try SegmentWriteMapping(file: segment.file, size: Int(segmentSize), writePosition: at)
+            let newMapping = try SegmentWriteMapping(file: segment.file, size: Int(segmentSize))
+            mapping = newMapping
             current = segment
+            startPreparing(segment, at: at, mapping: newMapping)
         }
         guard let mapping else { throw .shutDown }
-        try mapping.prepare(forWriteOf: record.count, at: at)
+        try prepare(upTo: at + record.count)
         record.withUnsafeMutableBytes { raw in
             seal(raw, physicalOffset)
             mapping.write(UnsafeRawBufferPointer(raw), at: at)
@@ -206,6 +216,12 @@ final class CommitLog: @unchecked Sendable {
     /// Fills `segment` from `position` with an end-of-segment marker and moves the write
     /// position to its end, which it returns.
     private func endSegment(_ segment: CommitLogSegment, at position: Int64) throws(StoreError) -> Int64 {
+        // The marker lands on prepared bytes like any record (zeros prepared later would erase
+        // it, and recovery would end the log there), and the preparer is done with the segment.
+        if let preparation, preparation.file === segment.file {
+            try preparation.ensure(upTo: Int(position - segment.start) + RecordCodec.blankSize)
+            preparation.finish()
+        }
         try segment.file.write(RecordCodec.blankMarker(size: Int(segment.end - position)), at: position - segment.start)
         readable.store(segment.end, ordering: .releasing)
         written.store(segment.end, ordering: .releasing)
@@ -227,15 +243,36 @@ final class CommitLog: @unchecked Sendable {
         flushed.store(offset, ordering: .releasing)
     }
 
-    /// Writes zeros from `prepared` a stretch at a time until `end` (segment-relative) is
-    /// covered. Only bytes past the log's end are zeroed: never the page the writer started
-    /// this segment in, and always before a record is staged there.
-    private func prepare(_ segment: CommitLogSegment, upTo end: Int) throws(StoreError) {
-        while prepared < end && prepared < Int(segmentSize) {
-            let to = min(Int(segmentSize), prepared + Self.prepareStep)
-            try segment.file.writeZeros(prepared..<to)
-            prepared = to
+    /// The writer starts writing `segment` at `at` (segment-relative): preparation starts there.
+    private func startPreparing(_ segment: CommitLogSegment, at: Int, mapping: SegmentWriteMapping?) {
+        preparation = SegmentPreparation(
+            file: segment.file, size: Int(segmentSize), writePosition: at, mapping: mapping, beforeStepAhead: beforePreparingAheadForTesting)
+        requestedUpTo = 0
+    }
+
+    /// Makes sure a write ending at `end` (segment-relative) lands on prepared bytes, and asks
+    /// the preparer to keep `prepareLead` bytes ready beyond it once a stretch more is due.
+    private func prepare(upTo end: Int) throws(StoreError) {
+        guard let preparation else { throw .shutDown }
+        try preparation.ensure(upTo: end)
+        let target = min(Int(segmentSize), end + Self.prepareLead)
+        if target >= requestedUpTo + SegmentPreparation.step || (target == Int(segmentSize) && requestedUpTo < target) {
+            requestedUpTo = target
+            preparer.request(preparation, upTo: target)
         }
+    }
+
+    /// The segment being written: stretches prepared by the writer itself and ahead of it, and
+    /// the physical offset it is prepared up to. Read it while no append runs (tests).
+    var preparationState: (byWriter: Int, ahead: Int, preparedEnd: Int64)? {
+        guard let preparation, let current else { return nil }
+        let stretches = preparation.statistics
+        return (stretches.byWriter, stretches.ahead, current.start + Int64(preparation.prepared))
+    }
+
+    /// Stops preparing ahead (the store is closing); waits for a stretch being written.
+    func stopPreparing() {
+        preparer.stop()
     }
 
     /// Marks everything below `end` written and dispatched, for the flusher and the checkpoint.
@@ -412,6 +449,7 @@ final class CommitLog: @unchecked Sendable {
         segments.withLock { $0.removeAll { $0.start > position } }
         current = nil
         mapping = nil
+        preparation = nil
         staged.reset(at: position)
         readable.store(position, ordering: .releasing)
         written.store(position, ordering: .releasing)

@@ -568,6 +568,7 @@ public final class MessageStore: Sendable {
     public func shutdown() {
         guard !isShutDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
         writer.withLock { _ in }  // let an append that already holds the lock finish its write
+        commitLog.stopPreparing()
         background.withLock { $0 }?.stop()
         flushService.stop()
         notifier.notifyAll()
@@ -587,6 +588,7 @@ public final class MessageStore: Sendable {
     func abandonForTesting() {
         guard !isShutDown.exchange(true, ordering: .sequentiallyConsistent) else { return }
         writer.withLock { _ in }
+        commitLog.stopPreparing()
         background.withLock { $0 }?.stop()
         flushService.stop(flushing: false)
         notifier.notifyAll()

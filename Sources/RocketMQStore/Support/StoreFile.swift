@@ -276,41 +276,31 @@ public enum AtomicFile {
 /// `memcpy` into the page cache instead of a `pwrite` syscall each (the page cache is the
 /// same one `pread` readers and `fdatasync` see).
 ///
-/// Pages are prepared ahead of the writer, by the writer, a stretch at a time: one `pwrite` of
-/// zeros (the file system builds the page cache for a whole stretch at once, in large folios)
-/// and one `MADV_POPULATE_WRITE` to map it. Faulting the fallocated, never-written pages in
-/// instead (by a page fault each, or populating them directly) makes the kernel zero-fill and
-/// set up each 4 KiB page on its own: ~1.0 µs of CPU per KiB appended against ~0.2 with the
-/// stretch written first (measured on this VM, fio-like microbenchmark of both ways). Only bytes
-/// at or beyond the first page boundary above the write position the mapping was made for are
-/// ever zeroed: they are past the end of the log (nothing a reader or recovery counts), and the
-/// writer prepares them before it writes there, on the same thread, so no record is ever
-/// overwritten by zeros.
+/// Pages are prepared ahead of the writer a stretch at a time (`SegmentPreparation`): one
+/// `pwrite` of zeros (the file system builds the page cache for a whole stretch at once, in large
+/// folios) and one `MADV_POPULATE_WRITE` to map it (``populate(_:)``). Faulting the fallocated,
+/// never-written pages in instead (by a page fault each, or populating them directly) makes the
+/// kernel zero-fill and set up each 4 KiB page on its own: ~1.0 µs of CPU per KiB appended against
+/// ~0.2 with the stretch written first (measured on this VM, fio-like microbenchmark of both ways).
 ///
 /// Memory stays bounded: `release(below:)` drops already-written pages from this process's
 /// page tables (`MADV_DONTNEED`; on a shared file mapping the dirty state moves to the page
 /// cache, nothing is lost). Segments are preallocated (`fallocate`) so a full disk shows up
 /// as an error when a segment is created, never as SIGBUS on a page fault.
-/// Used only by the single writer (under the store's append lock); `@unchecked Sendable`
-/// because the CommitLog that holds it is shared.
+/// `write` and `release` are used only by the single writer (under the store's append lock);
+/// `populate` by whoever prepares a stretch, never below the write position. `@unchecked
+/// Sendable` because the CommitLog that holds it is shared.
 final class SegmentWriteMapping: @unchecked Sendable {
     let file: StoreFile
     let size: Int
     let base: UnsafeMutableRawPointer
     private var released = 0
-    /// Bytes below this are prepared (or were at/below the write position at creation).
-    private(set) var prepared: Int
-
-    /// How much is prepared at a time: one `pwrite` + `madvise` per 256 KiB of appends.
-    static let prepareStep = 256 << 10
     private static let populateWrite: Int32 = 23  // MADV_POPULATE_WRITE, Linux 5.14+
 
-    /// Maps `file` for a writer whose next record goes at `writePosition` (segment-relative).
-    init(file: StoreFile, size: Int, writePosition: Int) throws(StoreError) {
+    /// Maps all of `file` (`size` bytes).
+    init(file: StoreFile, size: Int) throws(StoreError) {
         self.file = file
         self.size = size
-        // The page holding `writePosition` may hold earlier records: preparation starts above it.
-        self.prepared = min(size, (writePosition + 4095) / 4096 * 4096)
         guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd, 0), p != MAP_FAILED else {
             throw .io(operation: "mmap", path: file.path, errno: errno)
         }
@@ -322,26 +312,16 @@ final class SegmentWriteMapping: @unchecked Sendable {
 
     deinit { munmap(base, size) }
 
-    /// Copies `bytes` in at `offset`; call `prepare(forWriteOf:at:)` for the range first.
+    /// Copies `bytes` in at `offset`; the range must be prepared (`SegmentPreparation`).
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
         guard let src = bytes.baseAddress, bytes.count > 0 else { return }
-        assert(offset + bytes.count <= prepared, "write before prepare")
         (base + offset).copyMemory(from: src, byteCount: bytes.count)
     }
 
-    /// Prepares whole stretches from `prepared` until a write of `count` bytes at `offset` is
-    /// covered. Throws, before anything of the record is written, when the file system cannot
-    /// store the stretch (a full disk where the segment could not be preallocated): the
-    /// `memcpy` would otherwise fault on a page nothing backs, and the process would die of
-    /// SIGBUS. Zeros already written past `prepared` by a failed call are past the log's end.
-    func prepare(forWriteOf count: Int, at offset: Int) throws(StoreError) {
-        let end = offset + count
-        while prepared < end && prepared < size {
-            let to = min(size, prepared + Self.prepareStep)
-            try file.writeZeros(prepared..<to)
-            _ = madvise(base + prepared, to - prepared, Self.populateWrite)
-            prepared = to
-        }
+    /// Maps the pages of `range`, just zeroed through the file, so the writer's `memcpy` does
+    /// not fault on them. Advice only: a page left unmapped faults in later.
+    func populate(_ range: Range<Int>) {
+        _ = madvise(base + range.lowerBound, range.count, Self.populateWrite)
     }
 
     /// Unmaps the pages wholly below `offset` once more than `threshold` bytes accumulated.
