@@ -41,6 +41,10 @@ public final class Broker: Sendable {
     let slave: ManagedAtomic<Bool>
     /// Whether the role is `SYNC_MASTER` (kept beside the configuration for the send path).
     let syncMaster: ManagedAtomic<Bool>
+    /// This broker's epoch as a master (`BrokerRegistration.masterEpoch`): 0 until an operator
+    /// promotes it, then the time of that in milliseconds since 1970 (from `promotion.json` after
+    /// a restart).
+    let masterEpochStorage: ManagedAtomic<Int64>
     /// With etcd failover: the kind of master this broker becomes when elected (nil: no election).
     let electedRole: BrokerRole?
     /// With etcd failover: the election, once started (`runFailover`).
@@ -59,10 +63,13 @@ public final class Broker: Sendable {
         var configuration = configuration
         let runtimePath = configuration.store.dataDirectory + "/config/brokerConfig.json"
         try RuntimeConfig.loadOverrides(from: runtimePath, into: &configuration)
+        var masterEpoch: Int64 = 0
         if configuration.etcdEndpoints.isEmpty, configuration.role == .slave,
-           Self.applyPromotion(in: configuration.store.dataDirectory + "/config", to: &configuration) {
-            logger.notice("this slave was promoted to master in an earlier run: starting as the master (config/promotion.json)")
+           let epoch = Self.applyPromotion(in: configuration.store.dataDirectory + "/config", to: &configuration, logger: logger) {
+            masterEpoch = epoch
+            logger.notice("this slave was promoted to master in an earlier run: starting as the master (config/promotion.json)", metadata: ["epoch": "\(epoch)"])
         }
+        self.masterEpochStorage = ManagedAtomic(masterEpoch)
         try Self.validateReplication(configuration)
         if configuration.etcdEndpoints.isEmpty {
             electedRole = nil

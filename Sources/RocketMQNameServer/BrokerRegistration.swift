@@ -15,13 +15,21 @@ public struct BrokerRegistration: Sendable, Equatable {
     public var endpoints: [String]
     /// Every topic the broker serves.
     public var topics: [TopicRoute]
+    /// A master's epoch: 0 for a master never promoted, the time of its promotion by an operator
+    /// (milliseconds since 1970) for a promoted one. A master with a lower epoch than another live
+    /// master of the same broker name is refused (``RouteTable/register(_:now:)``). Slaves and
+    /// masters elected through etcd send 0.
+    public var masterEpoch: Int64
 
-    public init(clusterName: String, brokerName: String, brokerId: Int = 0, endpoints: [String], topics: [TopicRoute] = []) {
+    public init(
+        clusterName: String, brokerName: String, brokerId: Int = 0, endpoints: [String], topics: [TopicRoute] = [], masterEpoch: Int64 = 0
+    ) {
         self.clusterName = clusterName
         self.brokerName = brokerName
         self.brokerId = brokerId
         self.endpoints = endpoints
         self.topics = topics
+        self.masterEpoch = masterEpoch
     }
 
     /// Whether this broker is its group's master (broker id 0).
@@ -45,6 +53,7 @@ public struct BrokerRegistration: Sendable, Equatable {
         if brokerName.allSatisfy(\.isWhitespace) { throw invalid("the broker name is blank") }
         if brokerId < 0 || brokerId > Int(Int32.max) { throw invalid("broker id \(brokerId) is out of range 0...\(Int32.max)") }
         if endpoints.isEmpty { throw invalid("no endpoints") }
+        if masterEpoch < 0 { throw invalid("master epoch \(masterEpoch) is negative") }
         for endpoint in endpoints where BrokerEndpoint(parsing: endpoint) == nil {
             throw invalid("endpoint \"\(endpoint)\" is not host:port")
         }
@@ -78,13 +87,15 @@ extension BrokerRegistration {
             brokerName: message.brokerName,
             brokerId: Int(clamping: message.brokerId),
             endpoints: message.endpoints,
-            topics: message.topics.map(TopicRoute.init)
+            topics: message.topics.map(TopicRoute.init),
+            masterEpoch: message.masterEpoch
         )
     }
 
     /// The registry protocol's form.
     public var message: Rocketmq_Namesrv_V1_BrokerRegistration {
         Rocketmq_Namesrv_V1_BrokerRegistration(
-            clusterName: clusterName, brokerName: brokerName, brokerId: Int64(brokerId), endpoints: endpoints, topics: topics.map(\.message))
+            clusterName: clusterName, brokerName: brokerName, brokerId: Int64(brokerId), endpoints: endpoints, topics: topics.map(\.message),
+            masterEpoch: masterEpoch)
     }
 }

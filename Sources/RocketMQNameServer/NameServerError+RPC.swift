@@ -10,6 +10,8 @@ extension NameServerError {
             return RPCError(code: .invalidArgument, message: description)
         case .topicNotFound, .brokerNotFound:
             return RPCError(code: .notFound, message: description)
+        case .supersededMaster:
+            return RPCError(code: .failedPrecondition, message: description)
         }
     }
 
@@ -22,6 +24,8 @@ extension NameServerError {
             return Apache_Rocketmq_V2_Status(code: .topicNotFound, message: description)
         case .brokerNotFound:
             return Apache_Rocketmq_V2_Status(code: .notFound, message: description)
+        case .supersededMaster:
+            return Apache_Rocketmq_V2_Status(code: .forbidden, message: description)
         }
     }
 }

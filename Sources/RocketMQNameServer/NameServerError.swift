@@ -12,6 +12,9 @@ public enum NameServerError: Error, Sendable, Equatable, CustomStringConvertible
     case topicNotFound(String)
     /// No such broker is registered.
     case brokerNotFound(BrokerKey)
+    /// A master registering while a master of the same broker name with a higher epoch is alive
+    /// elsewhere: it was superseded by a promotion.
+    case supersededMaster(BrokerKey, epoch: Int64, liveMaster: [String], liveEpoch: Int64)
 
     public var description: String {
         switch self {
@@ -25,6 +28,9 @@ public enum NameServerError: Error, Sendable, Equatable, CustomStringConvertible
             return "no live broker serves topic \"\(topic)\""
         case .brokerNotFound(let key):
             return "broker \(key) is not registered"
+        case .supersededMaster(let key, let epoch, let live, let liveEpoch):
+            return "broker \(key) registers as master with epoch \(epoch), but the master at \(live.joined(separator: ", ")) "
+                + "has the higher epoch \(liveEpoch) (it was promoted since): refused; restart this broker as its slave"
         }
     }
 }

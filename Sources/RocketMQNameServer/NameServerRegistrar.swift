@@ -29,6 +29,7 @@ public final class NameServerRegistrar: Sendable {
     /// The longest wait between reconnection attempts.
     public let maxReconnectDelay: Duration
     private let registration: @Sendable () -> BrokerRegistration
+    private let onRefused: (@Sendable (RPCError) -> Void)?
     private let logger: Logger
 
     private struct State {
@@ -43,6 +44,9 @@ public final class NameServerRegistrar: Sendable {
     ///   - nameServers: `host:port` of each NameServer; entries that do not parse are logged and skipped.
     ///   - heartbeatInterval: default 10 s (RocketMQ's); keep it well below the NameServers' expiry.
     ///   - maxReconnectDelay: default 10 s.
+    ///   - onRefused: called when a NameServer refuses the registration with FAILED_PRECONDITION
+    ///     (a master superseded by a promoted one: `BrokerRegistration.masterEpoch`); the stream is
+    ///     retried after the back-off all the same.
     ///   - registration: called for every message sent, so it always reflects the broker's current
     ///     topics; must be cheap and must not block.
     public init(
@@ -50,12 +54,14 @@ public final class NameServerRegistrar: Sendable {
         heartbeatInterval: Duration = .seconds(10),
         maxReconnectDelay: Duration = .seconds(10),
         logger: Logger = Logger(label: "rocketmq.namesrv.registrar"),
+        onRefused: (@Sendable (RPCError) -> Void)? = nil,
         registration: @escaping @Sendable () -> BrokerRegistration
     ) {
         self.nameServers = nameServers
         self.heartbeatInterval = heartbeatInterval
         self.maxReconnectDelay = maxReconnectDelay
         self.logger = logger
+        self.onRefused = onRefused
         self.registration = registration
     }
 
@@ -175,7 +181,10 @@ public final class NameServerRegistrar: Sendable {
                 logger.warning("NameServer ended the registration stream; reconnecting", metadata: metadata)
             }
         } catch {
-            if !Task.isCancelled {
+            if let refusal = error as? RPCError, refusal.code == .failedPrecondition, !Task.isCancelled {
+                logger.error("NameServer refused the registration", metadata: metadata.merging(["error": "\(refusal.message)"]) { $1 })
+                onRefused?(refusal)
+            } else if !Task.isCancelled {
                 logger.log(
                     level: failures == 0 || session.everAcknowledged ? .warning : .debug,
                     "registration stream failed; reconnecting",

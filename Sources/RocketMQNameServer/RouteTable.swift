@@ -37,14 +37,24 @@ public final class RouteTable: Sendable {
 
     // MARK: Writes
 
-    /// Registers a broker, replacing any registration with the same broker name and id.
+    /// Registers a broker, replacing any registration with the same broker name and id, except
+    /// that a master is refused while a live master of the same name at other endpoints has a
+    /// higher ``BrokerRegistration/masterEpoch`` (a former master back after a promotion; the
+    /// promoted one, registering later, replaces a live master of a lower epoch).
     /// - Returns: the token for heartbeats and unregistering.
-    /// - Throws: ``NameServerError/invalidRegistration(broker:reason:)``.
+    /// - Throws: ``NameServerError/invalidRegistration(broker:reason:)``,
+    ///   ``NameServerError/supersededMaster(_:epoch:liveMaster:liveEpoch:)``.
     @discardableResult
     public func register(_ registration: BrokerRegistration, now: ContinuousClock.Instant = .now) throws(NameServerError) -> RegistrationToken {
         try registration.validate()
         let wallClock = Date()
-        return state.withLock { state in
+        let expiry = brokerExpiry
+        return try state.withLock { (state) throws(NameServerError) -> RegistrationToken in
+            if registration.isMaster, let live = state.entries[registration.key], now - live.lastHeard <= expiry,
+               Set(live.registration.endpoints) != Set(registration.endpoints), live.registration.masterEpoch > registration.masterEpoch {
+                throw .supersededMaster(
+                    registration.key, epoch: registration.masterEpoch, liveMaster: live.registration.endpoints, liveEpoch: live.registration.masterEpoch)
+            }
             let token = RegistrationToken(key: registration.key, serial: state.nextSerial)
             state.nextSerial += 1
             state.entries[registration.key] = Entry(

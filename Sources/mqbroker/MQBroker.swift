@@ -342,7 +342,9 @@ struct RegistrarService: Service {
             while !broker.hasBoundAddress || (waitFor.map { $0.value == nil } ?? false) {
                 guard (try? await Task.sleep(for: .milliseconds(20))) != nil else { return }
             }
-            let registrar = NameServerRegistrar(nameServers: nameServers(configured), logger: logger) { [broker] in
+            let registrar = NameServerRegistrar(
+                nameServers: nameServers(configured), logger: logger, onRefused: { [broker] in broker.supersededAsMaster($0.message) }
+            ) { [broker] in
                 broker.registration
             }
             broker.onTopicsChanged { registrar.registrationChanged() }

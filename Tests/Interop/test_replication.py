@@ -2,6 +2,7 @@
 the official RocketMQ Python client sends and consumes, grpcio stubs of our admin.proto watch and
 promote. A slave copies the master's log, consumer progress included; after the master is killed
 and the slave promoted, consumers carry on where they stopped."""
+import os
 import subprocess
 import time
 import urllib.request
@@ -116,11 +117,7 @@ def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory
     # The slave takes no writes: neither a send nor an admin change.
     slave_channel = grpc.insecure_channel(slave.endpoint)
     with pytest.raises(Exception):
-        p = producer(slave.endpoint, TOPIC)
-        try:
-            p.send(message(TOPIC, b"to-the-slave"))
-        finally:
-            p.shutdown()
+        send_one(slave.endpoint, b"to-the-slave")
     with pytest.raises(grpc.RpcError) as refused:
         slave_admin.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="made-on-slave", queue_count=1)), metadata=AUTH, timeout=5)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -149,20 +146,12 @@ def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory
     assert {m.body.decode() for m in rest} == set(keys) - acked_keys
 
     # It takes sends now, and stays the master across a restart with the same (slave) flags.
-    p = producer(slave.endpoint, TOPIC)
-    try:
-        p.send(message(TOPIC, b"after-promotion"))
-    finally:
-        p.shutdown()
+    send_one(slave.endpoint, b"after-promotion")
     slave.stop()
     slave.start()
     status = slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
     assert (status.role, status.broker_id) == ("ASYNC_MASTER", 0)
-    p = producer(slave.endpoint, TOPIC)
-    try:
-        p.send(message(TOPIC, b"after-restart"))
-    finally:
-        p.shutdown()
+    send_one(slave.endpoint, b"after-restart")
 
 
 def test_a_sync_master_answers_once_its_slave_has_the_message(broker_factory, admin_pb):
@@ -271,3 +260,53 @@ def test_mqadmin_promotes_a_slave_whose_master_still_answers_only_with_force(bro
     assert forced.returncode == 0, forced.stderr[-2000:]
     status = admin_stub(admin_pb, slave).GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
     assert (status.role, status.broker_id) == ("ASYNC_MASTER", 0)
+
+
+def test_a_former_master_back_after_a_promotion_is_refused_by_the_nameserver_and_takes_no_writes(broker_factory, admin_pb):
+    """The master dies, its slave is promoted; the former master restarts with its old flags. The
+    NameServer refuses it (the promoted master's epoch is higher), so routes keep pointing at the
+    promoted one, and it fences itself: it takes no sends, even from a client that still knows it."""
+    import json
+    pb, _ = admin_pb
+    ns = Process([binary("mqnamesrv"), "--port", "0"], "mqnamesrv")
+    try:
+        port = int(ns.wait_for(r"mqnamesrv listening on 127\.0\.0\.1:(\d+)").group(1))
+        namesrv = f"127.0.0.1:{port}"
+
+        def masters():
+            out = subprocess.run([binary("mqadmin"), "clusterList", "-n", namesrv, "--json"], capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stdout + out.stderr
+            return [row["address"] for row in json.loads(out.stdout) if row["role"] == "MASTER"]
+
+        old = broker_factory(MASTER_CONFIG, extra=["--admin-token", TOKEN, "--namesrv", namesrv])
+        new = broker_factory({"flushMode": "async"}, extra=["--role", "SLAVE", "--master", old.endpoint, "--admin-token", TOKEN,
+                                                            "--namesrv", namesrv])
+        old_admin, new_admin = admin_stub(admin_pb, old), admin_stub(admin_pb, new)
+        send_one(old.endpoint, b"before")
+        wait_until("the slave to catch up", caught_up(pb, old_admin, new_admin))
+        assert wait_until("the master's registration", lambda: masters() == [old.endpoint])
+
+        old.kill()
+        wait_until("the slave to notice", lambda: not new_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5).connected)
+        new_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=30)
+        assert wait_until("the promoted master's registration", lambda: masters() == [new.endpoint])
+
+        old.start()  # its old flags: a master of broker-a
+        old.process.wait_for(r"superseded as master", timeout=60)
+        assert masters() == [new.endpoint]
+        with pytest.raises(Exception):
+            send_one(old.endpoint, b"to-the-former-master")
+        # The promoted master keeps its epoch across a restart (config/promotion.json): the former
+        # master, started again after that, is refused again.
+        with open(os.path.join(new.data_dir, "config", "promotion.json")) as f:
+            assert json.load(f)["epoch"] > 1_700_000_000_000
+        new.stop()
+        new.start()
+        assert wait_until("the promoted master's registration after its restart", lambda: masters() == [new.endpoint])
+        old.stop()
+        old.start()
+        old.process.wait_for(r"superseded as master", timeout=60)
+        send_one(new.endpoint, b"after")
+        assert masters() == [new.endpoint]
+    finally:
+        ns.stop()

@@ -10,9 +10,10 @@ func registration(
     id: Int = 0,
     cluster: String = "DefaultCluster",
     endpoints: [String] = ["127.0.0.1:10911"],
-    topics: [TopicRoute] = [TopicRoute(name: "orders", queueCount: 4)]
+    topics: [TopicRoute] = [TopicRoute(name: "orders", queueCount: 4)],
+    masterEpoch: Int64 = 0
 ) -> BrokerRegistration {
-    BrokerRegistration(clusterName: cluster, brokerName: broker, brokerId: id, endpoints: endpoints, topics: topics)
+    BrokerRegistration(clusterName: cluster, brokerName: broker, brokerId: id, endpoints: endpoints, topics: topics, masterEpoch: masterEpoch)
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` runs out; returns its last value.
@@ -78,4 +79,12 @@ func queryRoute(_ channel: RPCChannel, topic: String, clientID: String? = "test-
 /// The status code `QueryRoute` answers for `topic`.
 func routeCode(_ channel: RPCChannel, topic: String) async throws -> Apache_Rocketmq_V2_Code? {
     try await queryRoute(channel, topic: topic).status?.code
+}
+
+/// Values collected from any thread, read by the test.
+final class Collected<Value: Sendable>: Sendable {
+    private let items = Mutex<[Value]>([])
+
+    func append(_ value: Value) { items.withLock { $0.append(value) } }
+    var values: [Value] { items.withLock { $0 } }
 }

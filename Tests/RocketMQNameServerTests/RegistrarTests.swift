@@ -170,3 +170,24 @@ struct RegistrarMessageTests {
         #expect(await finished.value >= cancelled)
     }
 }
+
+extension RegistrarTests {
+    @Test("a master refused for a lower epoch than the live master's is told so, and keeps retrying")
+    func aSupersededMasterIsToldOfTheRefusal() async throws {
+        let nameServer = try await RunningNameServer.start()
+        try nameServer.nameServer.routeTable.register(registration(endpoints: ["127.0.0.1:10921"], masterEpoch: 42))
+        let refusals = Collected<RPCError>()
+        let registrar = NameServerRegistrar(
+            nameServers: [nameServer.address], heartbeatInterval: .seconds(60), maxReconnectDelay: .milliseconds(200),
+            onRefused: { refusals.append($0) }
+        ) { registration(endpoints: ["127.0.0.1:10911"], masterEpoch: 7) }
+        let running = Task { await registrar.run() }
+        #expect(try await eventually { refusals.values.count >= 2 })
+        #expect(refusals.values.allSatisfy { $0.code == .failedPrecondition && $0.message.contains("higher epoch 42") })
+        #expect(registrar.registeredWith.isEmpty)
+        #expect(nameServer.nameServer.routeTable.brokers().map(\.registration.endpoints) == [["127.0.0.1:10921"]])
+        running.cancel()
+        await running.value
+        await nameServer.stop()
+    }
+}

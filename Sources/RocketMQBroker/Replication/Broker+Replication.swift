@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RocketMQAPI
 import RocketMQNameServer
 import RocketMQStore
@@ -126,11 +127,15 @@ extension Broker {
         // state below is loaded from the log.
         slave.store(false, ordering: .sequentiallyConsistent)
         await follower.stop()
+        // An operator's promotion takes a new epoch, kept in promotion.json. An etcd election
+        // does not: the lease already keeps two members from taking writes at once, and epochs
+        // from members' clocks could rank a later master below an earlier one's stale entry.
+        let epoch = persist ? Self.newMasterEpoch(after: masterEpoch) : masterEpoch
         do {
             try await consumption.reload()
             try transactions.reload()
             if persist {
-                let promotion = Promotion(promotedAt: Date(), formerBrokerId: from.brokerId, formerMaster: from.masterAddress)
+                let promotion = Promotion(promotedAt: Date(), formerBrokerId: from.brokerId, formerMaster: from.masterAddress, epoch: epoch)
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 encoder.dateEncodingStrategy = .iso8601
@@ -140,6 +145,7 @@ extension Broker {
             slave.store(true, ordering: .sequentiallyConsistent)
             throw error
         }
+        masterEpochStorage.store(epoch, ordering: .relaxed)
         configurationStorage.withLock { configuration in
             configuration.role = role
             configuration.brokerId = 0
@@ -232,14 +238,48 @@ extension Broker {
         var promotedAt: Date
         var formerBrokerId: Int32
         var formerMaster: String?
+        /// The master epoch taken at promotion (absent in files written before epochs: then the
+        /// promotion time in milliseconds).
+        var epoch: Int64?
+
+        var masterEpoch: Int64 { epoch ?? Int64((promotedAt.timeIntervalSince1970 * 1000).rounded(.down)) }
     }
 
-    /// Applies a promotion recorded by an earlier run: the broker starts as the master.
-    static func applyPromotion(in configDirectory: String, to configuration: inout BrokerConfiguration) -> Bool {
-        guard FileManager.default.fileExists(atPath: configDirectory + "/" + promotionFile) else { return false }
+    /// Applies a promotion recorded by an earlier run: the broker starts as the master. Returns
+    /// the promotion's master epoch, or `nil` when there is no promotion.
+    static func applyPromotion(in configDirectory: String, to configuration: inout BrokerConfiguration, logger: Logger) -> Int64? {
+        let path = configDirectory + "/" + promotionFile
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
         configuration.role = configuration.role == .syncMaster ? .syncMaster : .asyncMaster
         configuration.brokerId = 0
-        return true
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        do {
+            return try decoder.decode(Promotion.self, from: Data(contentsOf: URL(fileURLWithPath: path))).masterEpoch
+        } catch {
+            // Still promoted (the file says so); an epoch of "now" keeps it above its former master.
+            logger.error("cannot read the promotion's epoch; taking the current time", metadata: ["path": "\(path)", "error": "\(error)"])
+            return Self.newMasterEpoch(after: 0)
+        }
+    }
+
+    /// This broker's epoch as a master (0: never promoted by an operator).
+    public var masterEpoch: Int64 { masterEpochStorage.load(ordering: .relaxed) }
+
+    /// The epoch a broker takes when it becomes master: the time in milliseconds, and above
+    /// `previous` whatever the clock says.
+    static func newMasterEpoch(after previous: Int64) -> Int64 {
+        max(Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)), previous + 1)
+    }
+
+    /// A NameServer refused this broker's registration as master: another master of its broker
+    /// name, promoted since, is alive. Stops taking writes (as a master cut off from etcd does)
+    /// and stays so until an operator restarts it, as a slave of that master: its log may hold
+    /// sends the new master never got, which are not served or replicated from here again.
+    public func supersededAsMaster(_ reason: String) {
+        guard !isSlave else { return }
+        fenceNow()
+        logger.critical("superseded as master: taking no writes (restart this broker as a slave of the new master)", metadata: ["reason": "\(reason)"])
     }
 }
 

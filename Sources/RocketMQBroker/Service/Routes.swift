@@ -17,7 +17,8 @@ extension Broker {
         let configuration = self.configuration
         return BrokerRegistration(
             clusterName: configuration.clusterName, brokerName: configuration.brokerName,
-            brokerId: Int(configuration.brokerId), endpoints: [routeAddress], topics: topics)
+            brokerId: Int(configuration.brokerId), endpoints: [routeAddress], topics: topics,
+            masterEpoch: configuration.brokerId == 0 ? masterEpoch : 0)
     }
 
     /// This broker's queues of `topic`, as a route answers them when no NameServer is involved

@@ -772,7 +772,7 @@ void   rocketmq__namesrv__v1__unregister_broker_response__free_unpacked
   assert(message->base.descriptor == &rocketmq__namesrv__v1__unregister_broker_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor rocketmq__namesrv__v1__broker_registration__field_descriptors[5] =
+static const ProtobufCFieldDescriptor rocketmq__namesrv__v1__broker_registration__field_descriptors[6] =
 {
   {
     "cluster_name",
@@ -834,18 +834,31 @@ static const ProtobufCFieldDescriptor rocketmq__namesrv__v1__broker_registration
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "master_epoch",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Namesrv__V1__BrokerRegistration, master_epoch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned rocketmq__namesrv__v1__broker_registration__field_indices_by_name[] = {
   2,   /* field[2] = broker_id */
   1,   /* field[1] = broker_name */
   0,   /* field[0] = cluster_name */
   3,   /* field[3] = endpoints */
+  5,   /* field[5] = master_epoch */
   4,   /* field[4] = topics */
 };
 static const ProtobufCIntRange rocketmq__namesrv__v1__broker_registration__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor rocketmq__namesrv__v1__broker_registration__descriptor =
 {
@@ -855,7 +868,7 @@ const ProtobufCMessageDescriptor rocketmq__namesrv__v1__broker_registration__des
   "Rocketmq__Namesrv__V1__BrokerRegistration",
   "rocketmq.namesrv.v1",
   sizeof(Rocketmq__Namesrv__V1__BrokerRegistration),
-  5,
+  6,
   rocketmq__namesrv__v1__broker_registration__field_descriptors,
   rocketmq__namesrv__v1__broker_registration__field_indices_by_name,
   1,  rocketmq__namesrv__v1__broker_registration__number_ranges,

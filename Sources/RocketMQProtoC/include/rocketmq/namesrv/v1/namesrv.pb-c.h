@@ -80,10 +80,19 @@ struct  Rocketmq__Namesrv__V1__BrokerRegistration
    */
   size_t n_topics;
   Rocketmq__Namesrv__V1__TopicRoute **topics;
+  /*
+   * A master's epoch: 0 for a master never promoted; a slave promoted to master by an operator
+   * takes the time of its promotion in milliseconds since 1970, kept across restarts. While a
+   * master of the same broker name with a higher epoch is alive at other endpoints, a NameServer
+   * refuses this registration with FAILED_PRECONDITION: a former master that comes back after a
+   * promotion is kept out of the routes (and fences itself) instead of taking writes next to its
+   * successor. Slaves send 0, and so do masters elected through etcd, whose lease fences them.
+   */
+  int64_t master_epoch;
 };
 #define ROCKETMQ__NAMESRV__V1__BROKER_REGISTRATION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__namesrv__v1__broker_registration__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL, 0 }
 
 
 /*
