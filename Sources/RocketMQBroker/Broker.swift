@@ -45,6 +45,11 @@ public final class Broker: Sendable {
     /// promotes it, then the time of that in milliseconds since 1970 (from `promotion.json` after
     /// a restart).
     let masterEpochStorage: ManagedAtomic<Int64>
+    /// The highest epoch of a master this broker followed as a slave (from its metadata copies,
+    /// kept in `config/followedMasterEpoch`): a promotion takes an epoch above it.
+    let followedMasterEpochStorage: ManagedAtomic<Int64>
+    /// Set when a NameServer refused this master for a promoted one's higher epoch.
+    let superseded = ManagedAtomic<Bool>(false)
     /// With etcd failover: the kind of master this broker becomes when elected (nil: no election).
     let electedRole: BrokerRole?
     /// With etcd failover: the election, once started (`runFailover`).
@@ -63,13 +68,19 @@ public final class Broker: Sendable {
         var configuration = configuration
         let runtimePath = configuration.store.dataDirectory + "/config/brokerConfig.json"
         try RuntimeConfig.loadOverrides(from: runtimePath, into: &configuration)
+        let configDirectory = configuration.store.dataDirectory + "/config"
         var masterEpoch: Int64 = 0
-        if configuration.etcdEndpoints.isEmpty, configuration.role == .slave,
-           let epoch = Self.applyPromotion(in: configuration.store.dataDirectory + "/config", to: &configuration, logger: logger) {
+        // A promoted broker keeps its epoch whether it restarts with its slave flags (the
+        // promotion makes it master again) or with master flags.
+        if configuration.etcdEndpoints.isEmpty, let epoch = Self.recordedPromotionEpoch(in: configDirectory, logger: logger) {
             masterEpoch = epoch
-            logger.notice("this slave was promoted to master in an earlier run: starting as the master (config/promotion.json)", metadata: ["epoch": "\(epoch)"])
+            if configuration.role == .slave {
+                Self.applyPromotion(to: &configuration)
+                logger.notice("this slave was promoted to master in an earlier run: starting as the master (config/promotion.json)", metadata: ["epoch": "\(epoch)"])
+            }
         }
         self.masterEpochStorage = ManagedAtomic(masterEpoch)
+        self.followedMasterEpochStorage = ManagedAtomic(Self.recordedFollowedMasterEpoch(in: configDirectory))
         try Self.validateReplication(configuration)
         if configuration.etcdEndpoints.isEmpty {
             electedRole = nil

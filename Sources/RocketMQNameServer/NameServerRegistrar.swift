@@ -11,6 +11,9 @@ import Synchronization
 /// ``registrationChanged()``, an update at once. A stream that fails, ends, or goes without an ack for
 /// three heartbeat intervals (15 s at least) is replaced after a back-off (0.5 s doubling up to `maxReconnectDelay`).
 /// Cancelling the task running ``run()`` closes every stream, which unregisters the broker at once.
+/// A NameServer that refuses the registration with FAILED_PRECONDITION (a master superseded by a
+/// promoted one: `BrokerRegistration.masterEpoch`) makes the registrar withdraw: it closes every
+/// stream and registers nowhere again until a new registrar runs.
 ///
 /// Thread-safe. Usage:
 /// ```swift
@@ -36,6 +39,7 @@ public final class NameServerRegistrar: Sendable {
         var wakers: [Int: AsyncStream<Void>.Continuation] = [:]
         var nextWaker = 0
         var acknowledgedBy: Set<String> = []
+        var withdrawn = false
     }
 
     private let state = Mutex(State())
@@ -45,8 +49,8 @@ public final class NameServerRegistrar: Sendable {
     ///   - heartbeatInterval: default 10 s (RocketMQ's); keep it well below the NameServers' expiry.
     ///   - maxReconnectDelay: default 10 s.
     ///   - onRefused: called when a NameServer refuses the registration with FAILED_PRECONDITION
-    ///     (a master superseded by a promoted one: `BrokerRegistration.masterEpoch`); the stream is
-    ///     retried after the back-off all the same.
+    ///     (a master superseded by a promoted one: `BrokerRegistration.masterEpoch`), once the
+    ///     registrar has withdrawn from every NameServer.
     ///   - registration: called for every message sent, so it always reflects the broker's current
     ///     topics; must be cheap and must not block.
     public init(
@@ -68,6 +72,20 @@ public final class NameServerRegistrar: Sendable {
     /// The NameServers whose current stream has acknowledged the registration, sorted.
     public var registeredWith: [String] {
         state.withLock { $0.acknowledgedBy.sorted() }
+    }
+
+    /// Whether a NameServer's refusal made the registrar withdraw from all of them.
+    public var isWithdrawn: Bool {
+        state.withLock { $0.withdrawn }
+    }
+
+    /// Closes every stream (unregistering the broker) and registers nowhere again.
+    private func withdraw() {
+        let wakers = state.withLock { state in
+            state.withdrawn = true
+            return Array(state.wakers.values)
+        }
+        for waker in wakers { waker.yield() }
     }
 
     /// Sends the current registration to every connected NameServer now instead of at the next heartbeat.
@@ -108,6 +126,11 @@ public final class NameServerRegistrar: Sendable {
         let client = Rocketmq_Namesrv_V1_NameServer.Client(channel: channel)
         var failures = 0
         while !Task.isCancelled {
+            if isWithdrawn {
+                // Withdrawn for good; `run()` still returns only on cancellation.
+                while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                break
+            }
             let acknowledged = await stream(client, address: address, failures: failures)
             failures = acknowledged ? 0 : failures + 1
             guard !Task.isCancelled else { break }
@@ -155,8 +178,10 @@ public final class NameServerRegistrar: Sendable {
                             waker.yield()
                         }
                     }
-                    // Ends when the task is cancelled or the response side finished the waker.
+                    // Ends when the task is cancelled, the response side finished the waker, or
+                    // the registrar withdrew (ending the request stream unregisters the broker).
                     for await _ in wakeups {
+                        if self.isWithdrawn { break }
                         if session.silentFor > ackTimeout {
                             throw RPCError(code: .deadlineExceeded, message: "no acknowledgement from NameServer \(address) for \(ackTimeout)")
                         }
@@ -177,12 +202,13 @@ public final class NameServerRegistrar: Sendable {
                     }
                 }
             })
-            if !Task.isCancelled {
+            if !Task.isCancelled && !isWithdrawn {
                 logger.warning("NameServer ended the registration stream; reconnecting", metadata: metadata)
             }
         } catch {
             if let refusal = error as? RPCError, refusal.code == .failedPrecondition, !Task.isCancelled {
-                logger.error("NameServer refused the registration", metadata: metadata.merging(["error": "\(refusal.message)"]) { $1 })
+                logger.error("NameServer refused the registration: withdrawing from every NameServer", metadata: metadata.merging(["error": "\(refusal.message)"]) { $1 })
+                withdraw()
                 onRefused?(refusal)
             } else if !Task.isCancelled {
                 logger.log(

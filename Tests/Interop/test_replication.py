@@ -296,11 +296,16 @@ def test_a_former_master_back_after_a_promotion_is_refused_by_the_nameserver_and
         assert masters() == [new.endpoint]
         with pytest.raises(Exception):
             send_one(old.endpoint, b"to-the-former-master")
-        # The promoted master keeps its epoch across a restart (config/promotion.json): the former
-        # master, started again after that, is refused again.
+        # Superseded, it is not promoted again by mistake.
+        with pytest.raises(grpc.RpcError) as again:
+            old_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=10)
+        assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "superseded" in again.value.details()
+        # The promoted master keeps its epoch (config/promotion.json) across a restart, here with
+        # master flags: the former master, started again after that, is refused again.
         with open(os.path.join(new.data_dir, "config", "promotion.json")) as f:
             assert json.load(f)["epoch"] > 1_700_000_000_000
         new.stop()
+        new.extra = ["--admin-token", TOKEN, "--namesrv", namesrv]
         new.start()
         assert wait_until("the promoted master's registration after its restart", lambda: masters() == [new.endpoint])
         old.stop()

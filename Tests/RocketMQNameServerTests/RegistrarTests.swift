@@ -172,22 +172,29 @@ struct RegistrarMessageTests {
 }
 
 extension RegistrarTests {
-    @Test("a master refused for a lower epoch than the live master's is told so, and keeps retrying")
-    func aSupersededMasterIsToldOfTheRefusal() async throws {
-        let nameServer = try await RunningNameServer.start()
-        try nameServer.nameServer.routeTable.register(registration(endpoints: ["127.0.0.1:10921"], masterEpoch: 42))
+    @Test("a master refused for a lower epoch than the live master's withdraws from every NameServer and is told so")
+    func aSupersededMasterWithdrawsEverywhere() async throws {
+        let refusing = try await RunningNameServer.start()
+        let accepting = try await RunningNameServer.start()
+        try refusing.nameServer.routeTable.register(registration(endpoints: ["127.0.0.1:10921"], masterEpoch: 42))
         let refusals = Collected<RPCError>()
         let registrar = NameServerRegistrar(
-            nameServers: [nameServer.address], heartbeatInterval: .seconds(60), maxReconnectDelay: .milliseconds(200),
+            nameServers: [accepting.address, refusing.address], heartbeatInterval: .seconds(60), maxReconnectDelay: .milliseconds(200),
             onRefused: { refusals.append($0) }
         ) { registration(endpoints: ["127.0.0.1:10911"], masterEpoch: 7) }
         let running = Task { await registrar.run() }
-        #expect(try await eventually { refusals.values.count >= 2 })
+        #expect(try await eventually { registrar.isWithdrawn && !refusals.values.isEmpty })
         #expect(refusals.values.allSatisfy { $0.code == .failedPrecondition && $0.message.contains("higher epoch 42") })
+        // The NameServer that had taken the registration forgets it; nobody is asked again.
+        #expect(try await eventually { accepting.nameServer.routeTable.brokers().isEmpty })
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(refusals.values.count == 1)
         #expect(registrar.registeredWith.isEmpty)
-        #expect(nameServer.nameServer.routeTable.brokers().map(\.registration.endpoints) == [["127.0.0.1:10921"]])
+        #expect(accepting.nameServer.routeTable.brokers().isEmpty)
+        #expect(refusing.nameServer.routeTable.brokers().map(\.registration.endpoints) == [["127.0.0.1:10921"]])
         running.cancel()
         await running.value
-        await nameServer.stop()
+        await accepting.stop()
+        await refusing.stop()
     }
 }

@@ -12,6 +12,8 @@ extension Broker {
     static let replicatedMetadataFiles = ["topics.json", "subscriptionGroups.json", "consumerProgress.json", "transactions.json"]
     /// Written at promotion; at start it overrides a configured slave role (see `init`).
     static let promotionFile = "promotion.json"
+    /// The highest epoch of a master this broker followed, as decimal text.
+    static let followedMasterEpochFile = "followedMasterEpoch"
 
     /// Whether this broker is a slave now (a promoted slave is a master).
     public var isSlave: Bool { slave.load(ordering: .relaxed) }
@@ -98,6 +100,10 @@ extension Broker {
         guard electedRole == nil else {
             throw BrokerError.notMaster("this broker group fails over through etcd: the election decides who is master")
         }
+        if !force, superseded.load(ordering: .relaxed) {
+            throw BrokerError.badRequest(
+                "this broker was superseded as master by a promoted one (its NameServers refused it): promoting it would demote that master; restart it as its slave, or promote with force")
+        }
         if !force, isSlave, let master = configuration.masterAddress, await answersHealthCheck(master) {
             throw BrokerError.badRequest(
                 "the master at \(master) still answers: promoting now would make two masters taking writes; stop it first, or promote with force")
@@ -130,7 +136,7 @@ extension Broker {
         // An operator's promotion takes a new epoch, kept in promotion.json. An etcd election
         // does not: the lease already keeps two members from taking writes at once, and epochs
         // from members' clocks could rank a later master below an earlier one's stale entry.
-        let epoch = persist ? Self.newMasterEpoch(after: masterEpoch) : masterEpoch
+        let epoch = persist ? Self.newMasterEpoch(after: max(masterEpoch, followedMasterEpochStorage.load(ordering: .relaxed))) : masterEpoch
         do {
             try await consumption.reload()
             try transactions.reload()
@@ -146,6 +152,7 @@ extension Broker {
             throw error
         }
         masterEpochStorage.store(epoch, ordering: .relaxed)
+        superseded.store(false, ordering: .relaxed)
         configurationStorage.withLock { configuration in
             configuration.role = role
             configuration.brokerId = 0
@@ -245,21 +252,47 @@ extension Broker {
         var masterEpoch: Int64 { epoch ?? Int64((promotedAt.timeIntervalSince1970 * 1000).rounded(.down)) }
     }
 
-    /// Applies a promotion recorded by an earlier run: the broker starts as the master. Returns
-    /// the promotion's master epoch, or `nil` when there is no promotion.
-    static func applyPromotion(in configDirectory: String, to configuration: inout BrokerConfiguration, logger: Logger) -> Int64? {
+    /// The master epoch of a promotion recorded by an earlier run, or `nil` when there is none.
+    static func recordedPromotionEpoch(in configDirectory: String, logger: Logger) -> Int64? {
         let path = configDirectory + "/" + promotionFile
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        configuration.role = configuration.role == .syncMaster ? .syncMaster : .asyncMaster
-        configuration.brokerId = 0
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         do {
             return try decoder.decode(Promotion.self, from: Data(contentsOf: URL(fileURLWithPath: path))).masterEpoch
         } catch {
-            // Still promoted (the file says so); an epoch of "now" keeps it above its former master.
-            logger.error("cannot read the promotion's epoch; taking the current time", metadata: ["path": "\(path)", "error": "\(error)"])
-            return Self.newMasterEpoch(after: 0)
+            // Still promoted (the file says so). The file's modification time is the promotion's
+            // (it is written once) and reads the same at every start, unlike the current time.
+            let written = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date(timeIntervalSince1970: 0)
+            logger.error("cannot read the promotion's epoch; taking the file's modification time", metadata: ["path": "\(path)", "error": "\(error)"])
+            return Int64((written.timeIntervalSince1970 * 1000).rounded(.down))
+        }
+    }
+
+    /// Applies a promotion recorded by an earlier run to a configured slave: it starts as the master.
+    static func applyPromotion(to configuration: inout BrokerConfiguration) {
+        configuration.role = configuration.role == .syncMaster ? .syncMaster : .asyncMaster
+        configuration.brokerId = 0
+    }
+
+    /// The epoch kept in `followedMasterEpoch`, or 0.
+    static func recordedFollowedMasterEpoch(in configDirectory: String) -> Int64 {
+        guard let data = FileManager.default.contents(atPath: configDirectory + "/" + followedMasterEpochFile),
+              let epoch = Int64(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        else { return 0 }
+        return epoch
+    }
+
+    /// A slave saw its master's epoch (in a metadata copy): kept, so that a promotion of this
+    /// broker, even after a restart, takes an epoch above it whatever this machine's clock says.
+    func noteFollowedMasterEpoch(_ epoch: Int64) {
+        let previous = followedMasterEpochStorage.load(ordering: .relaxed)
+        guard epoch > previous else { return }
+        followedMasterEpochStorage.store(epoch, ordering: .relaxed)
+        do {
+            try AtomicFile.write(Array("\(epoch)\n".utf8), to: store.configDirectory + "/" + Self.followedMasterEpochFile)
+        } catch {
+            logger.error("cannot keep the followed master's epoch", metadata: ["epoch": "\(epoch)", "error": "\(error)"])
         }
     }
 
@@ -274,9 +307,11 @@ extension Broker {
 
     /// A NameServer refused this broker's registration as master: another master of its broker
     /// name, promoted since, is alive. Stops taking writes (as a master cut off from etcd does)
-    /// and stays so until an operator restarts it, as a slave of that master: its log may hold
-    /// sends the new master never got, which are not served or replicated from here again.
+    /// and stays so until an operator restarts it as a slave of that master (its log may hold
+    /// sends the new master never got); the registrar has withdrawn it from every NameServer, so
+    /// no route leads here. Promoting it again needs `force`.
     public func supersededAsMaster(_ reason: String) {
+        superseded.store(true, ordering: .relaxed)
         guard !isSlave else { return }
         fenceNow()
         logger.critical("superseded as master: taking no writes (restart this broker as a slave of the new master)", metadata: ["reason": "\(reason)"])

@@ -161,6 +161,7 @@ final class ReplicaFollower: Sendable {
                 var timed = options
                 timed.timeout = .seconds(10)
                 let response = try await client.getMetadata(Rocketmq_Ha_V1_GetMetadataRequest(), options: timed)
+                broker.noteFollowedMasterEpoch(response.masterEpoch)
                 pending.withLock { $0 = PendingMetadata(files: response.files, masterOffset: response.masterOffset) }
                 // Applied here, off the stream's path (a reload replays journal events: it must not
                 // hold up acknowledgements a sync master waits for), once the log has caught up.

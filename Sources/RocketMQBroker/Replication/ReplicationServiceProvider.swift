@@ -140,6 +140,6 @@ public struct ReplicationServiceProvider: Rocketmq_Ha_V1_Replication.ServiceProt
             guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { return nil }
             return Rocketmq_Ha_V1_MetadataFile(name: name, content: [UInt8](data))
         }
-        return Rocketmq_Ha_V1_GetMetadataResponse(files: files, masterOffset: broker.store.commitLogMaxOffset)
+        return Rocketmq_Ha_V1_GetMetadataResponse(files: files, masterOffset: broker.store.commitLogMaxOffset, masterEpoch: broker.masterEpoch)
     }
 }

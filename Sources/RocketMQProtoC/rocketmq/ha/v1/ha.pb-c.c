@@ -494,7 +494,7 @@ const ProtobufCMessageDescriptor rocketmq__ha__v1__metadata_file__descriptor =
   (ProtobufCMessageInit) rocketmq__ha__v1__metadata_file__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor rocketmq__ha__v1__get_metadata_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor rocketmq__ha__v1__get_metadata_response__field_descriptors[3] =
 {
   {
     "files",
@@ -520,15 +520,28 @@ static const ProtobufCFieldDescriptor rocketmq__ha__v1__get_metadata_response__f
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "master_epoch",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Ha__V1__GetMetadataResponse, master_epoch),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned rocketmq__ha__v1__get_metadata_response__field_indices_by_name[] = {
   0,   /* field[0] = files */
+  2,   /* field[2] = master_epoch */
   1,   /* field[1] = master_offset */
 };
 static const ProtobufCIntRange rocketmq__ha__v1__get_metadata_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor rocketmq__ha__v1__get_metadata_response__descriptor =
 {
@@ -538,7 +551,7 @@ const ProtobufCMessageDescriptor rocketmq__ha__v1__get_metadata_response__descri
   "Rocketmq__Ha__V1__GetMetadataResponse",
   "rocketmq.ha.v1",
   sizeof(Rocketmq__Ha__V1__GetMetadataResponse),
-  2,
+  3,
   rocketmq__ha__v1__get_metadata_response__field_descriptors,
   rocketmq__ha__v1__get_metadata_response__field_indices_by_name,
   1,  rocketmq__ha__v1__get_metadata_response__number_ranges,

@@ -120,10 +120,15 @@ struct  Rocketmq__Ha__V1__GetMetadataResponse
    * The master's log end when the files were read.
    */
   int64_t master_offset;
+  /*
+   * The master's epoch (rocketmq.namesrv.v1.BrokerRegistration.master_epoch): a slave promoted
+   * later takes an epoch above it, whatever its own clock says.
+   */
+  int64_t master_epoch;
 };
 #define ROCKETMQ__HA__V1__GET_METADATA_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__ha__v1__get_metadata_response__descriptor) \
-    , 0,NULL, 0 }
+    , 0,NULL, 0, 0 }
 
 
 /* Rocketmq__Ha__V1__FollowLogRequest methods */
