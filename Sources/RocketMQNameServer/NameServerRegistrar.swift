@@ -79,13 +79,11 @@ public final class NameServerRegistrar: Sendable {
         state.withLock { $0.withdrawn }
     }
 
-    /// Closes every stream (unregistering the broker) and registers nowhere again.
+    /// Closes every stream (unregistering the broker) and registers nowhere again: each stream,
+    /// woken, finds the registrar withdrawn and ends.
     private func withdraw() {
-        let wakers = state.withLock { state in
-            state.withdrawn = true
-            return Array(state.wakers.values)
-        }
-        for waker in wakers { waker.yield() }
+        state.withLock { $0.withdrawn = true }
+        registrationChanged()
     }
 
     /// Sends the current registration to every connected NameServer now instead of at the next heartbeat.
@@ -109,11 +107,13 @@ public final class NameServerRegistrar: Sendable {
             }
             if started == 0 {
                 logger.notice("no NameServer to register with; the broker is reachable only directly")
-                group.addTask {
-                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
-                }
+                group.addTask { await Self.sleepUntilCancelled() }
             }
         }
+    }
+
+    private static func sleepUntilCancelled() async {
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
     }
 
     // MARK: One NameServer
@@ -128,7 +128,7 @@ public final class NameServerRegistrar: Sendable {
         while !Task.isCancelled {
             if isWithdrawn {
                 // Withdrawn for good; `run()` still returns only on cancellation.
-                while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                await Self.sleepUntilCancelled()
                 break
             }
             let acknowledged = await stream(client, address: address, failures: failures)

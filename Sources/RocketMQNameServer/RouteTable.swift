@@ -21,6 +21,9 @@ public final class RouteTable: Sendable {
         var registeredAt: Date
         var lastHeartbeat: Date
         var lastHeard: ContinuousClock.Instant
+
+        /// Whether the broker was heard from within `expiry` of `now`.
+        func isAlive(at now: ContinuousClock.Instant, expiry: Duration) -> Bool { now - lastHeard <= expiry }
     }
 
     private struct State {
@@ -50,7 +53,7 @@ public final class RouteTable: Sendable {
         let wallClock = Date()
         let expiry = brokerExpiry
         return try state.withLock { (state) throws(NameServerError) -> RegistrationToken in
-            if registration.isMaster, let live = state.entries[registration.key], now - live.lastHeard <= expiry,
+            if registration.isMaster, let live = state.entries[registration.key], live.isAlive(at: now, expiry: expiry),
                Set(live.registration.endpoints) != Set(registration.endpoints), live.registration.masterEpoch > registration.masterEpoch {
                 throw .supersededMaster(
                     registration.key, epoch: registration.masterEpoch, liveMaster: live.registration.endpoints, liveEpoch: live.registration.masterEpoch)
@@ -73,7 +76,7 @@ public final class RouteTable: Sendable {
         let expiry = brokerExpiry
         return state.withLock { state in
             guard var entry = state.entries[token.key], entry.token == token else { return false }
-            guard now - entry.lastHeard <= expiry else {
+            guard entry.isAlive(at: now, expiry: expiry) else {
                 state.entries[token.key] = nil
                 return false
             }
@@ -109,7 +112,7 @@ public final class RouteTable: Sendable {
     public func removeExpired(now: ContinuousClock.Instant = .now) -> [BrokerRegistration] {
         let expiry = brokerExpiry
         return state.withLock { state in
-            let expired = state.entries.values.filter { now - $0.lastHeard > expiry }
+            let expired = state.entries.values.filter { !$0.isAlive(at: now, expiry: expiry) }
             for entry in expired { state.entries[entry.token.key] = nil }
             return expired.map(\.registration).sorted { $0.key < $1.key }
         }
@@ -164,6 +167,6 @@ public final class RouteTable: Sendable {
 
     private func live(now: ContinuousClock.Instant) -> [Entry] {
         let expiry = brokerExpiry
-        return state.withLock { state in state.entries.values.filter { now - $0.lastHeard <= expiry } }
+        return state.withLock { state in state.entries.values.filter { $0.isAlive(at: now, expiry: expiry) } }
     }
 }

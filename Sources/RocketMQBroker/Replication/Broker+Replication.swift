@@ -249,7 +249,7 @@ extension Broker {
         /// promotion time in milliseconds).
         var epoch: Int64?
 
-        var masterEpoch: Int64 { epoch ?? Int64((promotedAt.timeIntervalSince1970 * 1000).rounded(.down)) }
+        var masterEpoch: Int64 { epoch ?? Broker.milliseconds(promotedAt) }
     }
 
     /// The master epoch of a promotion recorded by an earlier run, or `nil` when there is none.
@@ -265,7 +265,7 @@ extension Broker {
             // (it is written once) and reads the same at every start, unlike the current time.
             let written = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date(timeIntervalSince1970: 0)
             logger.error("cannot read the promotion's epoch; taking the file's modification time", metadata: ["path": "\(path)", "error": "\(error)"])
-            return Int64((written.timeIntervalSince1970 * 1000).rounded(.down))
+            return milliseconds(written)
         }
     }
 
@@ -302,7 +302,12 @@ extension Broker {
     /// The epoch a broker takes when it becomes master: the time in milliseconds, and above
     /// `previous` whatever the clock says.
     static func newMasterEpoch(after previous: Int64) -> Int64 {
-        max(Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)), previous + 1)
+        max(milliseconds(Date()), previous + 1)
+    }
+
+    /// Epochs are milliseconds since 1970.
+    fileprivate static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
     }
 
     /// A NameServer refused this broker's registration as master: another master of its broker
