@@ -50,6 +50,8 @@ public final class Broker: Sendable {
     let followedMasterEpochStorage: ManagedAtomic<Int64>
     /// Set when a NameServer refused this master for a promoted one's higher epoch.
     let superseded = ManagedAtomic<Bool>(false)
+    /// A master's writes at start, until its NameServers answered its registration.
+    let writeHold = WriteHold()
     /// With etcd failover: the kind of master this broker becomes when elected (nil: no election).
     let electedRole: BrokerRole?
     /// With etcd failover: the election, once started (`runFailover`).
@@ -339,7 +341,7 @@ public final class Broker: Sendable {
             result = try await store.append(message)
             arrivals.signal(message.topic, queueId: message.queueId)
         } catch {
-            throw BrokerError(error)
+            throw brokerError(error)
         }
         if let timeout = syncReplicationTimeout {
             try await replication.waitForReplica(upTo: result.physicalOffset + Int64(result.wroteBytes), timeout: timeout)
@@ -367,7 +369,7 @@ public final class Broker: Sendable {
                     completion(error.map { .failure($0) } ?? .success(result))
                 }
             case .failure(let error):
-                completion(.failure(BrokerError(error)))
+                completion(.failure(self.brokerError(error)))
             }
         }
     }
@@ -382,7 +384,7 @@ public final class Broker: Sendable {
             arrivals.signal(message.topic, queueId: message.queueId)
             return result
         } catch {
-            throw BrokerError(error)
+            throw brokerError(error)
         }
     }
 

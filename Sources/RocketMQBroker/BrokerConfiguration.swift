@@ -69,6 +69,10 @@ public struct BrokerConfiguration: Sendable {
     /// How long the master's etcd lease lives without renewal: how soon a slave takes over from
     /// a master that died, and how soon a master cut off from etcd stops taking writes. Default 10 s.
     public var failoverLeaseTTL: Duration = .seconds(10)
+    /// How long a master that registers with NameServers holds writes at start while none has
+    /// answered its registration (see `Broker.holdWritesUntilRegistered()`): then it takes writes
+    /// anyway, as a broker that cannot reach its NameServers must. Default 10 s.
+    public var registrationHold: Duration = .seconds(10)
 
     public init(dataDirectory: String) {
         store = StoreConfiguration(dataDirectory: dataDirectory)

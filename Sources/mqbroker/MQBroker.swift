@@ -67,6 +67,9 @@ struct MQBroker: AsyncParsableCommand {
     @Option(help: "With --etcd: seconds the master's lease lives without renewal (default 10): how soon a slave takes over, and how soon a master cut off from etcd stops writing.")
     var failoverTtl: Int?
 
+    @Option(help: "Seconds a master with NameServers holds writes at start while none has answered its registration (default 10; 0: take writes at once). A master that a NameServer refuses (a promoted slave replaced it) never takes one.")
+    var registrationHold: Int?
+
         @Option(help: "sync (answer after fdatasync, group commit) or async (default).")
     var flush: FlushMode?
 
@@ -154,6 +157,10 @@ struct MQBroker: AsyncParsableCommand {
         if let seconds = failoverTtl ?? file.failoverTTLSeconds {
             guard seconds >= 3 else { throw ValidationError("the failover TTL must be at least 3 seconds, got \(seconds)") }
             configuration.failoverLeaseTTL = .seconds(seconds)
+        }
+        if let seconds = registrationHold ?? file.registrationHoldSeconds {
+            guard seconds >= 0 else { throw ValidationError("the registration hold must be 0 (off) or a number of seconds, got \(seconds)") }
+            configuration.registrationHold = .seconds(seconds)
         }
         // A slave, and every member of an etcd-elected group, defaults to id 1; a master to 0.
         let memberByDefault = configuration.role == .slave || !configuration.etcdEndpoints.isEmpty
@@ -247,6 +254,10 @@ struct MQBroker: AsyncParsableCommand {
         } else if !nameServerAddresses.isEmpty {
             background.append(RegistrarService(broker: broker, nameServers: { $0 }, configured: nameServerAddresses, waitFor: nil, logger: logger))
         }
+
+        // A master answers writes only once its NameServers accepted it (not a former master
+        // that a promotion replaced): see `Broker.holdWritesUntilRegistered()`.
+        if !nameServerAddresses.isEmpty { broker.holdWritesUntilRegistered() }
 
         // One loop per core unless configured. On two shared cores one loop answered h2load's
         // SendMessage a few percent faster (less contention for the CommitLog writer) but cut
@@ -348,7 +359,11 @@ struct RegistrarService: Service {
                 broker.registration
             }
             broker.onTopicsChanged { registrar.registrationChanged() }
-            await registrar.run()
+            await withDiscardingTaskGroup { group in
+                group.addTask { await registrar.run() }
+                // A master's writes held at start open once the NameServers accepted it.
+                group.addTask { await broker.awaitRegistrationVerdict(nameServers: registrar.nameServers.count, accepted: { registrar.registeredWith.count }) }
+            }
         }
     }
 }
@@ -412,6 +427,8 @@ struct BrokerFileConfig: Codable {
     var etcd: String?
     /// See `--failover-ttl`.
     var failoverTTLSeconds: Int?
+    /// See `--registration-hold`.
+    var registrationHoldSeconds: Int?
     var flushMode: FlushMode?
     var segmentSize: Int64?
     /// MiB; 0 = never dropped (see `--page-cache-window`).

@@ -11,6 +11,7 @@ import uuid
 import grpc
 import pytest
 from rocketmq import ClientConfiguration, Credentials, FilterExpression, Producer, SimpleConsumer
+from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
 
 from conftest import Broker, binary, Process
 from test_broker_admin import admin_pb  # noqa: F401 (fixture)
@@ -240,6 +241,14 @@ def status_of(pb, stub):
     return stub.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
 
 
+def raw_send(channel, body, topic=TOPIC):
+    """One SendMessage through the protocol's stubs, at once (no client start-up, no retry)."""
+    sp = d.SystemProperties(message_id=uuid.uuid4().hex, message_type=d.NORMAL, body_encoding=d.IDENTITY)
+    m = d.Message(topic=d.Resource(name=topic), system_properties=sp, body=body)
+    return service_pb2_grpc.MessagingServiceStub(channel).SendMessage(
+        s.SendMessageRequest(messages=[m]), metadata=(("x-mq-client-id", "pytest-raw-send"),), timeout=30)
+
+
 def send_one(endpoint, body, topic=TOPIC):
     p = producer(endpoint, topic)
     try:
@@ -285,6 +294,7 @@ def test_a_former_master_back_after_a_promotion_is_refused_by_the_nameserver_and
         send_one(old.endpoint, b"before")
         wait_until("the slave to catch up", caught_up(pb, old_admin, new_admin))
         assert wait_until("the master's registration", lambda: masters() == [old.endpoint])
+        old_log_end = status_of(pb, old_admin).commit_log_max_offset
 
         old.kill()
         wait_until("the slave to notice", lambda: not new_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5).connected)
@@ -292,10 +302,17 @@ def test_a_former_master_back_after_a_promotion_is_refused_by_the_nameserver_and
         assert wait_until("the promoted master's registration", lambda: masters() == [new.endpoint])
 
         old.start()  # its old flags: a master of broker-a
+        # A client that still knows its address sends at once, before the NameServer has
+        # answered the registration: the send waits for that answer and is refused, not stored.
+        with grpc.insecure_channel(old.endpoint) as channel:
+            answer = raw_send(channel, b"to-the-former-master-at-once")
+        assert answer.status.code != d.OK and "superseded" in answer.status.message, answer.status
         old.process.wait_for(r"superseded as master", timeout=60)
+        assert "taking writes" not in old.process.output()
         assert masters() == [new.endpoint]
         with pytest.raises(Exception):
             send_one(old.endpoint, b"to-the-former-master")
+        assert status_of(pb, old_admin).commit_log_max_offset == old_log_end
         # Superseded, it is not promoted again by mistake.
         with pytest.raises(grpc.RpcError) as again:
             old_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=10)
@@ -315,3 +332,18 @@ def test_a_former_master_back_after_a_promotion_is_refused_by_the_nameserver_and
         assert masters() == [new.endpoint]
     finally:
         ns.stop()
+
+
+def test_a_master_whose_nameservers_do_not_answer_takes_writes_after_its_registration_hold(broker_factory):
+    """With no NameServer answering, a master holds writes for --registration-hold seconds, then
+    takes them as before: a send made at once waits for that, and is stored."""
+    from conftest import free_port
+    silent = f"127.0.0.1:{free_port()}"  # nothing listens there
+    broker = broker_factory({"flushMode": "async", "autoCreate": True}, extra=["--namesrv", silent, "--registration-hold", "2"])
+    started = time.monotonic()
+    with grpc.insecure_channel(broker.endpoint) as channel:
+        answer = raw_send(channel, b"after the hold")
+    waited = time.monotonic() - started
+    assert answer.status.code == d.OK, answer.status
+    assert 1.0 <= waited < 20, waited
+    assert "no NameServer answered the registration: taking writes anyway" in broker.process.output()

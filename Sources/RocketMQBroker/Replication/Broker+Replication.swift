@@ -315,11 +315,17 @@ extension Broker {
     /// and stays so until an operator restarts it as a slave of that master (its log may hold
     /// sends the new master never got); the registrar has withdrawn it from every NameServer, so
     /// no route leads here. Promoting it again needs `force`.
+    /// A master still holding its writes at start (`holdWritesUntilRegistered`) never takes one:
+    /// the hold ends closed, and the sends waiting on it are refused.
     public func supersededAsMaster(_ reason: String) {
-        superseded.store(true, ordering: .relaxed)
-        guard !isSlave else { return }
-        fenceNow()
-        logger.critical("superseded as master: taking no writes (restart this broker as a slave of the new master)", metadata: ["reason": "\(reason)"])
+        // Under the hold's lock: a hold ending at the same moment either sees the flag and stays
+        // closed, or opened first and is fenced below.
+        writeHold.withLock { superseded.store(true, ordering: .relaxed) }
+        if !isSlave {
+            fenceNow()
+            logger.critical("superseded as master: taking no writes (restart this broker as a slave of the new master)", metadata: ["reason": "\(reason)"])
+        }
+        writeHold.end { true }
     }
 }
 

@@ -23,7 +23,8 @@ extension MessagingServiceProvider {
     }
 
     func answerSend(_ request: SendMessageRequestBytes, context: ServerContext) -> ImmediateAnswer<SendMessageResponseBytes> {
-        guard let message = request.message, Self.hasClientID(context.requestMetadata),
+        // A master holding its writes at start: the generated way waits for the hold to end.
+        guard !broker.isHoldingWrites, let message = request.message, Self.hasClientID(context.requestMetadata),
               let direct = prepare(message, in: request.bytes, peer: context.peer)
         else {
             return .later { SendMessageResponseBytes(try await self.sendMessage(request: try request.request(), context: context)) }

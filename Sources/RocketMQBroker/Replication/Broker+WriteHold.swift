@@ -1,0 +1,91 @@
+import RocketMQStore
+
+/// A master's writes at start are held until its NameServers answered its registration (see
+/// `WriteHold` for why): accepted, it takes writes; refused (a promoted master of its broker
+/// name has a higher epoch), it stays fenced and never took a send it would strand.
+extension Broker {
+    /// Holds this master's writes (sends, receives, acks: everything that appends to its log)
+    /// until `awaitRegistrationVerdict` ends the hold. Call once, before serving, on a broker
+    /// that registers with NameServers. A slave does not hold (it takes no writes anyway), nor a
+    /// member of an etcd-elected group (its lease fences it).
+    /// - Returns: whether writes are held.
+    @discardableResult
+    public func holdWritesUntilRegistered() -> Bool {
+        guard electedRole == nil, !isSlave, configuration.registrationHold > .zero else { return false }
+        writeHold.hold()
+        store.isReplicaLog = true
+        logger.info("holding writes until a NameServer accepts this broker as master")
+        return true
+    }
+
+    /// Whether this master's writes are held, waiting for its NameServers' answer.
+    public var isHoldingWrites: Bool { writeHold.isHeld }
+
+    /// Ends the hold when the NameServers have answered the registration: as soon as all `total`
+    /// accepted it; `grace` (at most the hold) after the first accepted, when the others have not
+    /// answered by then (one may be down); after `BrokerConfiguration.registrationHold` when none
+    /// answered (they are unreachable; the broker must work without them, as before). A refusal
+    /// ends it through `supersededAsMaster`, with the store fenced. Returns when the hold ended
+    /// or the task is cancelled; polls `accepted` every 10 ms meanwhile.
+    public func awaitRegistrationVerdict(nameServers total: Int, accepted: @Sendable () -> Int, grace: Duration = .seconds(2)) async {
+        let limit = configuration.registrationHold
+        let grace = min(grace, limit)
+        let clock = ContinuousClock()
+        let start = clock.now
+        var firstAcceptance: ContinuousClock.Instant?
+        while writeHold.isHeld, !Task.isCancelled {
+            let count = accepted()
+            let now = clock.now
+            if count >= total {
+                releaseWrites(total == 1 ? "the NameServer accepted this broker as master" : "every NameServer accepted this broker as master")
+                return
+            }
+            if count > 0 {
+                let first = firstAcceptance ?? now
+                firstAcceptance = first
+                if now - first >= grace {
+                    releaseWrites("\(count) of \(total) NameServers accepted this broker as master; the others did not answer within \(grace)")
+                    return
+                }
+            } else if now - start >= limit {
+                logger.warning("no NameServer answered the registration: taking writes anyway", metadata: ["waited": "\(limit)"])
+                releaseWrites("no NameServer answered within \(limit)")
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Ends the hold, taking writes unless a NameServer's refusal fenced the broker meanwhile.
+    func releaseWrites(_ why: String) {
+        writeHold.end {
+            if !superseded.load(ordering: .relaxed), !isSlave {
+                store.isReplicaLog = false
+                logger.notice("taking writes", metadata: ["why": "\(why)"])
+            }
+            return true
+        }
+    }
+
+    /// Waits while writes are held, at most `registrationHold`; returns at once when they are not
+    /// (one relaxed load). Calls that write wait here, so a client never sees a refusal for
+    /// the few milliseconds a registration takes.
+    func waitForWriteHold() async {
+        guard writeHold.isHeld else { return }
+        await writeHold.wait(atMost: configuration.registrationHold)
+    }
+
+    /// A store error as this broker's answer, saying why it refuses writes when it does.
+    func brokerError(_ error: StoreError) -> BrokerError {
+        if case .replica = error {
+            let name = configuration.brokerName
+            if superseded.load(ordering: .relaxed) {
+                return .notMaster("broker \(name) was superseded as master by a promoted one (its NameServers refused it): it takes no writes")
+            }
+            if writeHold.isHeld {
+                return .notMaster("broker \(name) is starting: it takes writes once a NameServer has accepted it as master")
+            }
+        }
+        return BrokerError(error)
+    }
+}

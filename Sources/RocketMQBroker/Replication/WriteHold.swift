@@ -1,0 +1,88 @@
+import Synchronization
+
+/// Whether a master that just started may take writes yet, and the sends waiting to know.
+///
+/// A master restarted after an operator promoted its slave would otherwise take sends from
+/// clients that still route to it, until a NameServer refuses its registration (its epoch is
+/// below the promoted master's) and it fences itself: sends acknowledged and then stranded in a
+/// log no consumer reads. So a master that registers with NameServers starts *held*: its store
+/// refuses appends of its own, and sends wait here, until the NameServers have answered its
+/// registration (`Broker.awaitRegistrationVerdict`). The hold then ends either opened (accepted:
+/// the store takes writes) or closed (refused: the broker stays fenced).
+///
+/// Thread-safe. Each waiter is resumed exactly once, by whoever removes it from the table under
+/// the lock (the end of the hold, its own timeout, or its task's cancellation). `isHeld` is one
+/// relaxed atomic load, for the per-send check.
+final class WriteHold: Sendable {
+    private struct State {
+        var held = false
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextId: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    private let heldFlag = Atomic<Bool>(false)
+
+    /// Whether writes are held now.
+    var isHeld: Bool { heldFlag.load(ordering: .relaxed) }
+
+    /// Starts holding (before the broker serves anything).
+    func hold() {
+        state.withLock { state in
+            state.held = true
+            heldFlag.store(true, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Ends the hold if `decide`, run under the hold's lock, returns true; then wakes every
+    /// waiting send. `decide` opens or closes the store: running it under the lock orders it
+    /// with every other end of the hold. Returns whether the hold ended here.
+    @discardableResult
+    func end(_ decide: () -> Bool) -> Bool {
+        let woken: [CheckedContinuation<Void, Never>]? = state.withLock { state in
+            guard state.held, decide() else { return nil }
+            state.held = false
+            heldFlag.store(false, ordering: .sequentiallyConsistent)
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        woken?.forEach { $0.resume() }
+        return woken != nil
+    }
+
+    /// Runs `body` under the hold's lock (so that no `end` runs meanwhile).
+    func withLock<T>(_ body: () -> T) -> T {
+        state.withLock { _ in body() }
+    }
+
+    /// Returns once the hold has ended, after `limit`, or when the task is cancelled, whichever
+    /// comes first; at once when nothing is held.
+    func wait(atMost limit: Duration) async {
+        guard isHeld else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForEnd() }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForEnd() async {
+        let id = state.withLock { state in
+            defer { state.nextId += 1 }
+            return state.nextId
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiting = state.withLock { state in
+                    guard state.held, !Task.isCancelled else { return false }
+                    state.waiters[id] = continuation
+                    return true
+                }
+                if !waiting { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+}
