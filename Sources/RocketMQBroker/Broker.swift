@@ -155,6 +155,10 @@ public final class Broker: Sendable {
         } catch {
             logger.error("could not write the consumer progress snapshot", metadata: ["error": "\(error)"])
         }
+        // Auto-created topics and groups not yet written in the background.
+        for table in [topics.flush, groups.flush] as [() throws -> Void] {
+            do { try table() } catch { logger.error("could not write the topic or group table", metadata: ["error": "\(error)"]) }
+        }
         store.shutdown()
     }
 
