@@ -176,7 +176,8 @@ public final class Broker: Sendable {
     /// to one producer of its topic (over its telemetry stream), which answers with
     /// `EndTransaction`. The executable calls this periodically (every 500 ms).
     public func checkTransactions(now: Date = Date()) async {
-        guard !isSlave else { return }
+        // A master holding its writes could not record what the check-backs change.
+        guard !isSlave, !isHoldingWrites else { return }
         let configuration = self.configuration
         let producers = clients.producersByTopic(within: .seconds(30))
         let checks = await transactions.due(

@@ -113,7 +113,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .flushBacklog: self = .busy(error.description)
         case .messageTooLarge(let size, let limit): self = .bodyTooLarge(size: size, limit: limit)
         case .invalidMessage(let why): self = .badRequest(why)
-        case .replica: self = .notMaster("this broker is a slave: it takes no writes; use its master (broker id 0)")
+        case .replica: self = .notMaster("this broker takes no writes now (a slave, or a master fenced or waiting for its NameServers); use its group's master (broker id 0)")
         default: self = .storage(error.description)
         }
     }

@@ -69,6 +69,12 @@ public final class NameServerRegistrar: Sendable {
         self.registration = registration
     }
 
+    /// The distinct NameServers it registers with: `nameServers` without repeats or addresses
+    /// that do not parse (as `registeredWith` counts them).
+    public var usableNameServers: Set<String> {
+        Set(nameServers.filter { BrokerEndpoint(parsing: $0) != nil })
+    }
+
     /// The NameServers whose current stream has acknowledged the registration, sorted.
     public var registeredWith: [String] {
         state.withLock { $0.acknowledgedBy.sorted() }

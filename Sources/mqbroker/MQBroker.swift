@@ -362,7 +362,7 @@ struct RegistrarService: Service {
             await withDiscardingTaskGroup { group in
                 group.addTask { await registrar.run() }
                 // A master's writes held at start open once the NameServers accepted it.
-                group.addTask { await broker.awaitRegistrationVerdict(nameServers: registrar.nameServers.count, accepted: { registrar.registeredWith.count }) }
+                group.addTask { await broker.awaitRegistrationVerdict(nameServers: registrar.usableNameServers.count, accepted: { registrar.registeredWith.count }) }
             }
         }
     }

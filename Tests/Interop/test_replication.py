@@ -345,5 +345,5 @@ def test_a_master_whose_nameservers_do_not_answer_takes_writes_after_its_registr
         answer = raw_send(channel, b"after the hold")
     waited = time.monotonic() - started
     assert answer.status.code == d.OK, answer.status
-    assert 1.0 <= waited < 20, waited
+    assert 0.5 <= waited < 20, waited  # the hold counts from before the bind and the "listening" line
     assert "no NameServer answered the registration: taking writes anyway" in broker.process.output()

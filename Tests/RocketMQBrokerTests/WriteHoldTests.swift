@@ -3,6 +3,12 @@ import Foundation
 import Synchronization
 import Testing
 
+/// An atomic a test's tasks share.
+private final class Shared: Sendable {
+    let value: Atomic<Int>
+    init(_ initial: Int) { value = Atomic(initial) }
+}
+
 /// A master that registers with NameServers takes no write until they answered its registration.
 @Suite struct WriteHoldTests {
     /// The reason a refused write gives, or nil when it was stored.
@@ -40,15 +46,47 @@ import Testing
     @Test func aSendWaitingOnTheHoldGoesOnOnceItOpens() async throws {
         try await withBroker { broker in
             broker.holdWritesUntilRegistered()
+            let finished = Shared(0)
+            let waiter = Task {
+                try await broker.waitForWriteHold()
+                finished.value.store(1, ordering: .sequentiallyConsistent)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(finished.value.load(ordering: .sequentiallyConsistent) == 0, "the wait returned while writes were held")
+            broker.releaseWrites("a test")
+            try await waiter.value
+            #expect(finished.value.load(ordering: .sequentiallyConsistent) == 1)
+            #expect(await refusal(broker, body: "after the wait") == nil)
+        }
+    }
+
+    @Test func theHoldEndsByItsDeadlineEvenWhenTheFirstAcceptanceComesLate() async throws {
+        try await withBroker({ $0.registrationHold = .milliseconds(300) }) { broker in
+            broker.holdWritesUntilRegistered()
             let clock = ContinuousClock()
             let start = clock.now
-            async let waited: Void = broker.waitForWriteHold()
-            try await Task.sleep(for: .milliseconds(100))
-            broker.releaseWrites("a test")
-            await waited
-            let elapsed = clock.now - start
-            #expect(elapsed >= .milliseconds(100) && elapsed < .seconds(5))
-            #expect(await refusal(broker, body: "after the wait") == nil)
+            // A waiting call, from the start: it must not give up before the hold ends.
+            let waiter = Task { try await broker.waitForWriteHold() }
+            // One of two NameServers accepts 250 ms in; its 2 s grace would run past the deadline.
+            let accepted = Shared(0)
+            Task {
+                try await Task.sleep(for: .milliseconds(250))
+                accepted.value.store(1, ordering: .relaxed)
+            }
+            await broker.awaitRegistrationVerdict(nameServers: 2, accepted: { accepted.value.load(ordering: .relaxed) })
+            let ended = clock.now - start
+            #expect(ended >= .milliseconds(290) && ended < .seconds(2), "ended after \(ended)")
+            try await waiter.value  // did not throw: the hold was over when it returned
+            #expect(await refusal(broker, body: "after the deadline") == nil)
+        }
+    }
+
+    @Test func aCallStillHeldWhenItsWaitEndsChangesNothing() async throws {
+        try await withBroker({ $0.registrationHold = .milliseconds(100) }) { broker in
+            broker.holdWritesUntilRegistered()
+            // Nothing ends the hold (no verdict runs): the wait gives up past the deadline.
+            await #expect(throws: BrokerError.self) { try await broker.waitForWriteHold() }
+            #expect(broker.isHoldingWrites)
         }
     }
 
@@ -58,7 +96,7 @@ import Testing
             async let waited: Void = broker.waitForWriteHold()
             try await Task.sleep(for: .milliseconds(50))
             broker.supersededAsMaster("a test: broker-a's master at 127.0.0.1:2 has the higher epoch 9")
-            await waited
+            try await waited  // the hold ended (closed): the wait does not throw, the write does
             #expect(!broker.isHoldingWrites && broker.isSlave)
             // A verdict arriving late (another NameServer accepted) must not open the store.
             broker.releaseWrites("a late acceptance")

@@ -11,8 +11,9 @@ extension Broker {
     /// - Returns: whether writes are held.
     @discardableResult
     public func holdWritesUntilRegistered() -> Bool {
-        guard electedRole == nil, !isSlave, configuration.registrationHold > .zero else { return false }
-        writeHold.hold()
+        let limit = configuration.registrationHold
+        guard electedRole == nil, !isSlave, limit > .zero else { return false }
+        writeHold.hold(until: .now + limit)
         store.isReplicaLog = true
         logger.info("holding writes until a NameServer accepts this broker as master")
         return true
@@ -22,20 +23,21 @@ extension Broker {
     public var isHoldingWrites: Bool { writeHold.isHeld }
 
     /// Ends the hold when the NameServers have answered the registration: as soon as all `total`
-    /// accepted it; `grace` (at most the hold) after the first accepted, when the others have not
-    /// answered by then (one may be down); after `BrokerConfiguration.registrationHold` when none
-    /// answered (they are unreachable; the broker must work without them, as before). A refusal
-    /// ends it through `supersededAsMaster`, with the store fenced. Returns when the hold ended
-    /// or the task is cancelled; polls `accepted` every 10 ms meanwhile.
+    /// accepted it; `grace` after the first accepted, when the others have not answered by then
+    /// (one may be down); at the hold's deadline (`BrokerConfiguration.registrationHold` after
+    /// it began) in any case, when none answered too (they are unreachable; the broker must work
+    /// without them, as before). A refusal ends it through `supersededAsMaster`, with the store
+    /// fenced. Returns when the hold ended or the task is cancelled; polls `accepted` every 10 ms.
     public func awaitRegistrationVerdict(nameServers total: Int, accepted: @Sendable () -> Int, grace: Duration = .seconds(2)) async {
-        let limit = configuration.registrationHold
-        let grace = min(grace, limit)
-        let clock = ContinuousClock()
-        let start = clock.now
+        let deadline = writeHold.deadline
         var firstAcceptance: ContinuousClock.Instant?
         while writeHold.isHeld, !Task.isCancelled {
             let count = accepted()
-            let now = clock.now
+            let now = ContinuousClock.now
+            if total == 0 {
+                releaseWrites("no usable NameServer address")
+                return
+            }
             if count >= total {
                 releaseWrites(total == 1 ? "the NameServer accepted this broker as master" : "every NameServer accepted this broker as master")
                 return
@@ -43,13 +45,13 @@ extension Broker {
             if count > 0 {
                 let first = firstAcceptance ?? now
                 firstAcceptance = first
-                if now - first >= grace {
-                    releaseWrites("\(count) of \(total) NameServers accepted this broker as master; the others did not answer within \(grace)")
+                if now - first >= grace || now >= deadline {
+                    releaseWrites("\(count) of \(total) NameServers accepted this broker as master; the others did not answer in time")
                     return
                 }
-            } else if now - start >= limit {
-                logger.warning("no NameServer answered the registration: taking writes anyway", metadata: ["waited": "\(limit)"])
-                releaseWrites("no NameServer answered within \(limit)")
+            } else if now >= deadline {
+                logger.warning("no NameServer answered the registration: taking writes anyway", metadata: ["waited": "\(configuration.registrationHold)"])
+                releaseWrites("no NameServer answered within \(configuration.registrationHold)")
                 return
             }
             try? await Task.sleep(for: .milliseconds(10))
@@ -67,12 +69,19 @@ extension Broker {
         }
     }
 
-    /// Waits while writes are held, at most `registrationHold`; returns at once when they are not
-    /// (one relaxed load). Calls that write wait here, so a client never sees a refusal for
-    /// the few milliseconds a registration takes.
-    func waitForWriteHold() async {
+    /// Waits while writes are held (until the hold ends, by its deadline); returns at once when
+    /// they are not (one relaxed load). Calls that write wait here before they touch any state,
+    /// so a client never sees a refusal for the few milliseconds a registration takes.
+    /// - Throws: `.notMaster` when the hold is still on after all (the call was cancelled, or
+    ///   nothing ended the hold by its deadline): the call must change nothing.
+    func waitForWriteHold() async throws(BrokerError) {
         guard writeHold.isHeld else { return }
-        await writeHold.wait(atMost: configuration.registrationHold)
+        await writeHold.wait()
+        if writeHold.isHeld { throw startingRefusal }
+    }
+
+    private var startingRefusal: BrokerError {
+        .notMaster("broker \(configuration.brokerName) is starting: it takes writes once a NameServer has accepted it as master")
     }
 
     /// A store error as this broker's answer, saying why it refuses writes when it does.
@@ -82,9 +91,7 @@ extension Broker {
             if superseded.load(ordering: .relaxed) {
                 return .notMaster("broker \(name) was superseded as master by a promoted one (its NameServers refused it): it takes no writes")
             }
-            if writeHold.isHeld {
-                return .notMaster("broker \(name) is starting: it takes writes once a NameServer has accepted it as master")
-            }
+            if writeHold.isHeld { return startingRefusal }
         }
         return BrokerError(error)
     }

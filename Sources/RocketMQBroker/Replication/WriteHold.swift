@@ -16,6 +16,8 @@ import Synchronization
 final class WriteHold: Sendable {
     private struct State {
         var held = false
+        /// When the hold ends at the latest, whatever the NameServers say.
+        var deadline = ContinuousClock.now
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextId: UInt64 = 0
     }
@@ -26,13 +28,17 @@ final class WriteHold: Sendable {
     /// Whether writes are held now.
     var isHeld: Bool { heldFlag.load(ordering: .relaxed) }
 
-    /// Starts holding (before the broker serves anything).
-    func hold() {
+    /// Starts holding (before the broker serves anything), until `end` at the latest by `deadline`.
+    func hold(until deadline: ContinuousClock.Instant) {
         state.withLock { state in
             state.held = true
+            state.deadline = deadline
             heldFlag.store(true, ordering: .sequentiallyConsistent)
         }
     }
+
+    /// When the hold ends at the latest (meaningful while it is held).
+    var deadline: ContinuousClock.Instant { state.withLock { $0.deadline } }
 
     /// Ends the hold if `decide`, run under the hold's lock, returns true; then wakes every
     /// waiting send. `decide` opens or closes the store: running it under the lock orders it
@@ -55,13 +61,15 @@ final class WriteHold: Sendable {
         state.withLock { _ in body() }
     }
 
-    /// Returns once the hold has ended, after `limit`, or when the task is cancelled, whichever
-    /// comes first; at once when nothing is held.
-    func wait(atMost limit: Duration) async {
+    /// Returns once the hold has ended, when the task is cancelled, or `slack` past the hold's
+    /// deadline (whoever ends it has failed to), whichever comes first; at once when nothing is
+    /// held. The caller checks `isHeld` afterwards.
+    func wait(slack: Duration = .milliseconds(500)) async {
         guard isHeld else { return }
+        let latest = deadline + slack
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForEnd() }
-            group.addTask { try? await Task.sleep(for: limit) }
+            group.addTask { try? await Task.sleep(until: latest) }
             await group.next()
             group.cancelAll()
         }

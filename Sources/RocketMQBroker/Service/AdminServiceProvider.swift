@@ -220,6 +220,8 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
     public func resetOffset(request: Rocketmq_Admin_V1_ResetOffsetRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ResetOffsetResponse {
         try authorize(context)
         return try await run {
+            // They append to the log: a master holding its writes at start answers them after.
+            try await broker.waitForWriteHold()
             guard broker.groups[request.group] != nil else { throw BrokerError.groupNotFound(request.group) }
             guard let topic = broker.topics[request.topic] else { throw BrokerError.topicNotFound(request.topic) }
             let store = broker.store
@@ -321,6 +323,8 @@ extension AdminServiceProvider {
     public func resendMessage(request: Rocketmq_Admin_V1_ResendMessageRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_ResendMessageResponse {
         try authorize(context)
         return try await run {
+            // They append to the log: a master holding its writes at start answers them after.
+            try await broker.waitForWriteHold()
             guard broker.groups[request.group] != nil else { throw BrokerError.groupNotFound(request.group) }
             let store = broker.store
             guard let message = store.message(uniqueId: request.messageId) ?? (try? store.message(msgId: request.messageId)) else {
@@ -354,6 +358,8 @@ extension AdminServiceProvider {
     public func redriveDeadLetters(request: Rocketmq_Admin_V1_RedriveDeadLettersRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_RedriveDeadLettersResponse {
         try authorize(context)
         return try await run {
+            // They append to the log: a master holding its writes at start answers them after.
+            try await broker.waitForWriteHold()
             guard broker.groups[request.group] != nil else { throw BrokerError.groupNotFound(request.group) }
             let dlq = SystemTopic.deadLetter(group: request.group)
             let store = broker.store

@@ -98,8 +98,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     // MARK: Sending
 
     public func sendMessage(request: Apache_Rocketmq_V2_SendMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_SendMessageResponse {
-        await broker.waitForWriteHold()
-        return await answer({ .init(status: $0) }) { () throws(BrokerError) in
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            try await broker.waitForWriteHold()
             _ = try clientId(context)
             guard !request.messages.isEmpty else { throw .badRequest("SendMessage needs at least one message") }
             var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
@@ -158,8 +158,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     }
 
     public func endTransaction(request: Apache_Rocketmq_V2_EndTransactionRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_EndTransactionResponse {
-        await broker.waitForWriteHold()
-        return await answer({ .init(status: $0) }) { () throws(BrokerError) in
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            try await broker.waitForWriteHold()
             _ = try clientId(context)
             let topic = request.topic?.name ?? ""
             guard !topic.isEmpty else { throw .badRequest("EndTransaction needs the message's topic") }
@@ -197,11 +197,11 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         response: ResponseWriter<Apache_Rocketmq_V2_ReceiveMessageResponse>,
         context: ServerContext
     ) async throws {
-        await broker.waitForWriteHold()
         let deliveries: [Delivery]
         let namespace = namespace(context)
         let invisible: Duration
         do {
+            try await broker.waitForWriteHold()
             (deliveries, invisible) = try await receive(request, context: context)
         } catch {
             try await response.write(.init(content: .status(error.status)))
@@ -292,8 +292,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     }
 
     public func ackMessage(request: Apache_Rocketmq_V2_AckMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_AckMessageResponse {
-        await broker.waitForWriteHold()
-        return await answer({ .init(status: $0) }) { () throws(BrokerError) in
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            try await broker.waitForWriteHold()
             _ = try clientId(context)
             let group = request.group?.name ?? ""
             let topic = request.topic?.name ?? ""
@@ -333,8 +333,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     }
 
     public func changeInvisibleDuration(request: Apache_Rocketmq_V2_ChangeInvisibleDurationRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_ChangeInvisibleDurationResponse {
-        await broker.waitForWriteHold()
-        return await answer({ .init(status: $0) }) { () throws(BrokerError) in
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            try await broker.waitForWriteHold()
             _ = try clientId(context)
             let configuration = broker.configuration
             let duration = request.invisibleDuration?.duration ?? .zero
@@ -352,8 +352,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     }
 
     public func forwardMessageToDeadLetterQueue(request: Apache_Rocketmq_V2_ForwardMessageToDeadLetterQueueRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_ForwardMessageToDeadLetterQueueResponse {
-        await broker.waitForWriteHold()
-        return await answer({ .init(status: $0) }) { () throws(BrokerError) in
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            try await broker.waitForWriteHold()
             _ = try clientId(context)
             let handle = try ReceiptHandle(parsing: request.receiptHandle, brokerName: broker.configuration.brokerName)
             let group = request.group?.name ?? ""
@@ -424,8 +424,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     }
 
     public func updateOffset(request: Apache_Rocketmq_V2_UpdateOffsetRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_UpdateOffsetResponse {
-        await broker.waitForWriteHold()
-        return await answer({ .init(status: $0) }) { () throws(BrokerError) in
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            try await broker.waitForWriteHold()
             _ = try clientId(context)
             let group = try broker.group(named: request.group?.name ?? "")
             let (topic, queueId) = try queue(request.messageQueue)
