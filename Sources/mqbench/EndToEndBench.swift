@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import RocketMQAPI
 import ServerAllocator
@@ -12,10 +13,13 @@ struct EndToEndBench: AsyncParsableCommand {
     @Option(help: "Concurrent senders (default: --concurrency, which is the number of receivers).") var senders: Int?
     @Option(help: "With --rate: the pacing clock's tick in milliseconds. A send due within a tick goes out at the tick's end, with every other send due in it, as a timer-driven producer's would; 0: each send at its own due time (one wake-up and one write each).")
     var tickMs = 1.0
+    @Option(help: "Seconds of warm-up: messages born in the run's first seconds count in every figure but the steady_* ones (latency once a new topic's queues, the group's first receives and both processes have warmed up, as benchmarks of brokers usually report it).")
+    var warmup = 0.0
 
     func validate() throws {
         guard rate >= 0 else { throw ValidationError("--rate must not be negative") }
         guard tickMs >= 0 else { throw ValidationError("--tick-ms must not be negative") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
         guard options.concurrency >= options.topics else { throw ValidationError("--concurrency must be at least --topics: every topic needs a receiver") }
     }
 
@@ -24,13 +28,19 @@ struct EndToEndBench: AsyncParsableCommand {
         let json = options.json
         let (rate, senders, clientThreads) = (self.rate, self.senders, options.clientThreads)
         let tick = Duration.microseconds(Int64(tickMs * 1000))
+        let warmup = self.warmup
         let summary = try await options.withCluster { options in
-            try await Self.run(options, rate: rate, tick: tick, senders: max(1, senders ?? options.concurrency), clientThreads: clientThreads)
+            // Born timestamps are wall-clock microseconds; the warm-up counts from here.
+            let steadyFrom = warmup > 0 ? UInt64((Date().timeIntervalSince1970 + warmup) * 1_000_000) : nil
+            return try await Self.run(
+                options, rate: rate, tick: tick, senders: max(1, senders ?? options.concurrency), clientThreads: clientThreads, steadyFrom: steadyFrom)
         }
         try printSummary(summary, json: json)
     }
 
-    private static func run(_ options: BenchSpec, rate: Int, tick: Duration, senders: Int, clientThreads: Int) async throws -> [String: Any] {
+    private static func run(
+        _ options: BenchSpec, rate: Int, tick: Duration, senders: Int, clientThreads: Int, steadyFrom: UInt64?
+    ) async throws -> [String: Any] {
         // The producing and the consuming side each run on an event loop of their own, tasks
         // included (with --client-threads 1, on one loop together): a call then costs no thread
         // hop, and the client's wake-ups do not compete with the broker for the cores.
@@ -47,7 +57,8 @@ struct EndToEndBench: AsyncParsableCommand {
         let acknowledged = AcknowledgedSends()
         let consumer = receiving
         async let consumed = consumer.client.run {
-            try await Consumption.run(consumer, idle: .seconds(5), latencyFromBorn: true, expected: expected, until: nil, acknowledged: acknowledged)
+            try await Consumption.run(consumer, idle: .seconds(5), latencyFromBorn: true, expected: expected, until: nil, acknowledged: acknowledged,
+                                      steadyFromMicros: steadyFrom)
         }
         let producer = sending
         let sent: SendSummary

@@ -81,9 +81,14 @@ def test_dev_and_duration_need_no_cluster_and_check_what_was_acknowledged():
     assert 300 <= e2e["send_rate"] <= 500, e2e["send_rate"]  # paced to the offered rate
     assert (e2e["unique"], e2e["lost"], e2e["duplicated"]) == (e2e["sent"], 0, 0)
     # A coarse pacing tick releases sends in bursts, one per 100 ms, still at the offered rate.
-    ticked = run(["e2e", "--dev", "--duration", "1.5", "--concurrency", "4", "--rate", "400", "--tick-ms", "100"])
+    ticked = run(["e2e", "--dev", "--duration", "1.5", "--concurrency", "4", "--rate", "400", "--tick-ms", "100", "--warmup", "0.75"])
     assert 300 <= ticked["send_rate"] <= 500, ticked["send_rate"]
     assert (ticked["unique"], ticked["lost"], ticked["duplicated"]) == (ticked["sent"], 0, 0)
+    # Messages born in the warm-up count in the totals, not in the steady_* figures: about the
+    # second half of this run (its start-up also falls in the warm-up).
+    assert 0.1 * ticked["sent"] < ticked["steady_count"] < 0.8 * ticked["sent"], (ticked["steady_count"], ticked["sent"])
+    assert 0 <= ticked["steady_p50_us"] <= ticked["steady_p99_us"] <= ticked["steady_max_us"] <= ticked["max_us"] * 1.01 + 1
+    assert "steady_count" not in e2e
     assert time.monotonic() - began < 90
 
 
@@ -108,6 +113,7 @@ def test_consume_for_a_duration_stops_then_with_what_it_has(broker_factory):
     (["consume", "--dev", "--topics", "4", "--concurrency", "2"], "--topics"),
     (["produce", "--data", "/tmp/x"], "--dev"),
     (["e2e", "--dev", "--rate", "100", "--tick-ms", "-1"], "--tick-ms"),
+    (["e2e", "--dev", "--rate", "100", "--warmup", "-1"], "--warmup"),
 ])
 def test_bad_options_are_refused_before_anything_runs(args, complaint):
     out = run(args, ok=False, timeout=30)
