@@ -10,14 +10,17 @@ struct RegistrationSession {
     let routeTable: RouteTable
     let peer: String
     let logger: Logger
+    /// Called when a master of a higher epoch replaces this session's master registration.
+    let onSuperseded: (@Sendable (NameServerError) -> Void)?
     private(set) var acknowledged: UInt64 = 0
     private var registration: BrokerRegistration?
     private var token: RegistrationToken?
 
-    init(routeTable: RouteTable, peer: String, logger: Logger) {
+    init(routeTable: RouteTable, peer: String, logger: Logger, onSuperseded: (@Sendable (NameServerError) -> Void)? = nil) {
         self.routeTable = routeTable
         self.peer = peer
         self.logger = logger
+        self.onSuperseded = onSuperseded
     }
 
     /// Applies one message of the stream.
@@ -27,7 +30,7 @@ struct RegistrationSession {
         switch request.content {
         case .registration(let message):
             let next = BrokerRegistration(message)
-            let newToken = try routeTable.register(next)
+            let newToken = try routeTable.register(next, onSuperseded: onSuperseded)
             if let token, token.key != newToken.key { routeTable.unregister(token) }
             logger.info(registration == nil ? "broker registered" : "broker registration replaced", metadata: metadata(next))
             registration = next
@@ -41,7 +44,7 @@ struct RegistrationSession {
                 return false
             }
             if let topics { current.topics = topics }
-            self.token = try routeTable.register(current)
+            self.token = try routeTable.register(current, onSuperseded: onSuperseded)
             registration = current
             logger.notice("broker registered again after it expired or was removed", metadata: metadata(current))
             return true

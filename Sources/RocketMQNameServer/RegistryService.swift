@@ -23,17 +23,31 @@ public struct RegistryService: Rocketmq_Namesrv_V1_NameServer.ServiceProtocol {
         response: ResponseWriter<Rocketmq_Namesrv_V1_RegisterBrokerResponse>,
         context: ServerContext
     ) async throws {
-        var session = RegistrationSession(routeTable: routeTable, peer: context.peer, logger: logger)
-        defer { session.end() }
+        // A master replaced by one of a higher epoch is refused at once, not at its next heartbeat.
+        let (superseded, supersede) = AsyncStream<NameServerError>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        defer { supersede.finish() }
+        let (routeTable, logger, peer) = (self.routeTable, self.logger, context.peer)
         let expiry = routeTable.brokerExpiry.components
         do {
-            for try await request in requests {
-                let registered = try session.handle(request)
-                try await response.write(Rocketmq_Namesrv_V1_RegisterBrokerResponse(
-                    sequence: session.acknowledged,
-                    brokerExpiry: Google_Protobuf_Duration(seconds: expiry.seconds, nanos: Int32(expiry.attoseconds / 1_000_000_000)),
-                    registered: registered
-                ))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var session = RegistrationSession(routeTable: routeTable, peer: peer, logger: logger, onSuperseded: { supersede.yield($0) })
+                    defer { session.end() }
+                    for try await request in requests {
+                        let registered = try session.handle(request)
+                        try await response.write(Rocketmq_Namesrv_V1_RegisterBrokerResponse(
+                            sequence: session.acknowledged,
+                            brokerExpiry: Google_Protobuf_Duration(seconds: expiry.seconds, nanos: Int32(expiry.attoseconds / 1_000_000_000)),
+                            registered: registered
+                        ))
+                    }
+                }
+                group.addTask {
+                    for await refusal in superseded { throw refusal }
+                }
+                // The stream's end (or failure), or a supersession: either ends the other.
+                try await group.next()
+                group.cancelAll()
             }
         } catch let error as NameServerError {
             logger.warning("rejected a registration stream", metadata: ["peer": "\(context.peer)", "error": "\(error)"])

@@ -21,6 +21,8 @@ public final class RouteTable: Sendable {
         var registeredAt: Date
         var lastHeartbeat: Date
         var lastHeard: ContinuousClock.Instant
+        /// Told when a master of a higher epoch at other endpoints replaces this one.
+        var onSuperseded: (@Sendable (NameServerError) -> Void)?
 
         /// Whether the broker was heard from within `expiry` of `now`.
         func isAlive(at now: ContinuousClock.Instant, expiry: Duration) -> Bool { now - lastHeard <= expiry }
@@ -44,16 +46,24 @@ public final class RouteTable: Sendable {
     /// that a master is refused while a live master of the same name at other endpoints has a
     /// higher ``BrokerRegistration/masterEpoch`` (a former master back after a promotion; the
     /// promoted one, registering later, replaces a live master of a lower epoch).
+    ///
+    /// A master replaced so (this NameServer restarted and heard from the former master first)
+    /// is told through the `onSuperseded` it registered with, at once, outside the table's lock:
+    /// its registration stream ends with the refusal instead of at its next heartbeat.
     /// - Returns: the token for heartbeats and unregistering.
     /// - Throws: ``NameServerError/invalidRegistration(broker:reason:)``,
     ///   ``NameServerError/supersededMaster(_:epoch:liveMaster:liveEpoch:)``.
     @discardableResult
-    public func register(_ registration: BrokerRegistration, now: ContinuousClock.Instant = .now) throws(NameServerError) -> RegistrationToken {
+    public func register(
+        _ registration: BrokerRegistration, now: ContinuousClock.Instant = .now,
+        onSuperseded: (@Sendable (NameServerError) -> Void)? = nil
+    ) throws(NameServerError) -> RegistrationToken {
         try registration.validate()
         let wallClock = Date()
         let expiry = brokerExpiry
-        return try state.withLock { (state) throws(NameServerError) -> RegistrationToken in
-            if registration.isMaster, let live = state.entries[registration.key], live.isAlive(at: now, expiry: expiry),
+        let (token, notify) = try state.withLock { (state) throws(NameServerError) -> (RegistrationToken, (() -> Void)?) in
+            let previous = state.entries[registration.key]
+            if registration.isMaster, let live = previous, live.isAlive(at: now, expiry: expiry),
                Set(live.registration.endpoints) != Set(registration.endpoints), live.registration.masterEpoch > registration.masterEpoch {
                 throw .supersededMaster(
                     registration.key, epoch: registration.masterEpoch, liveMaster: live.registration.endpoints, liveEpoch: live.registration.masterEpoch)
@@ -61,9 +71,20 @@ public final class RouteTable: Sendable {
             let token = RegistrationToken(key: registration.key, serial: state.nextSerial)
             state.nextSerial += 1
             state.entries[registration.key] = Entry(
-                registration: registration, token: token, registeredAt: wallClock, lastHeartbeat: wallClock, lastHeard: now)
-            return token
+                registration: registration, token: token, registeredAt: wallClock, lastHeartbeat: wallClock, lastHeard: now,
+                onSuperseded: onSuperseded)
+            var notify: (() -> Void)?
+            if let previous, let tell = previous.onSuperseded, registration.isMaster, previous.registration.isMaster,
+               Set(previous.registration.endpoints) != Set(registration.endpoints),
+               previous.registration.masterEpoch < registration.masterEpoch {
+                let refusal = NameServerError.supersededMaster(
+                    registration.key, epoch: previous.registration.masterEpoch, liveMaster: registration.endpoints, liveEpoch: registration.masterEpoch)
+                notify = { tell(refusal) }
+            }
+            return (token, notify)
         }
+        notify?()
+        return token
     }
 
     /// Records a heartbeat, optionally replacing the broker's topic list.

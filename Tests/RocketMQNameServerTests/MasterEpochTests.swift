@@ -52,3 +52,21 @@ struct MasterEpochTests {
         #expect(throws: NameServerError.self) { try RouteTable().register(registration(masterEpoch: -1)) }
     }
 }
+
+extension MasterEpochTests {
+    @Test func aMasterReplacedByAHigherEpochIsToldAndOthersAreNot() throws {
+        let table = RouteTable()
+        let told = Collected<NameServerError>()
+        try table.register(registration(endpoints: former), onSuperseded: { told.append($0) })
+        // The same broker again (a restart at the same endpoints): no supersession.
+        try table.register(registration(endpoints: former), onSuperseded: { told.append($0) })
+        #expect(told.values.isEmpty)
+        try table.register(registration(endpoints: promoted, masterEpoch: 9))
+        #expect(told.values.count == 1)
+        if case .supersededMaster(_, let epoch, let live, let liveEpoch)? = told.values.first {
+            #expect(epoch == 0 && live == promoted && liveEpoch == 9)
+        } else {
+            Issue.record("expected supersededMaster, got \(told.values)")
+        }
+    }
+}

@@ -198,3 +198,29 @@ extension RegistrarTests {
         await refusing.stop()
     }
 }
+
+extension RegistrarTests {
+    @Test("a master a promoted one replaces (the NameServer heard from the former first) is refused at once, not at its next heartbeat")
+    func aMasterReplacedByAHigherEpochIsRefusedAtOnce() async throws {
+        let nameServer = try await RunningNameServer.start()
+        let refusals = Collected<RPCError>()
+        // No heartbeat for a minute: only the NameServer ending the stream can tell it in time.
+        let registrar = NameServerRegistrar(
+            nameServers: [nameServer.address], heartbeatInterval: .seconds(60), onRefused: { refusals.append($0) }
+        ) { registration(endpoints: ["127.0.0.1:10911"], masterEpoch: 0) }
+        let running = Task { await registrar.run() }
+        #expect(try await eventually { registrar.registeredWith == [nameServer.address] })
+
+        let replaced = ContinuousClock.now
+        try nameServer.nameServer.routeTable.register(registration(endpoints: ["127.0.0.1:10921"], masterEpoch: 5))
+        #expect(try await eventually(within: .seconds(5)) { registrar.isWithdrawn && !refusals.values.isEmpty })
+        #expect(ContinuousClock.now - replaced < .seconds(5))
+        #expect(refusals.values.first?.code == .failedPrecondition)
+        #expect(refusals.values.first?.message.contains("higher epoch 5") == true)
+        // The promoted master keeps its registration: the former one's stream ending removed nothing.
+        #expect(nameServer.nameServer.routeTable.brokers().map(\.registration.endpoints) == [["127.0.0.1:10921"]])
+        running.cancel()
+        await running.value
+        await nameServer.stop()
+    }
+}
