@@ -115,6 +115,7 @@ public struct Console: Service {
             }, numeric: [1, 2, 3])
         }
         if !r.failover.isEmpty { html += "<p>Failover: \(escaped(r.failover))</p>" }
+        if !r.writesRefused.isEmpty { html += "<p><strong>Takes no writes:</strong> \(escaped(r.writesRefused))</p>" }
         return html
     }
 

@@ -102,6 +102,7 @@ def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory
     assert [m.body for m in found] == [keys[7].encode()]
     status = slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
     assert (status.role, status.broker_id, status.master_address, status.lag_bytes) == ("SLAVE", 1, master.endpoint, 0)
+    assert status.writes_refused == "" and master_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5).writes_refused == ""
     # The slave's console says whom it follows.
     console = slave.process.wait_for(r"console listening on http://127\.0\.0\.1:(\d+)/").group(1)
     with urllib.request.urlopen(f"http://127.0.0.1:{console}/", timeout=10) as page:
@@ -312,7 +313,11 @@ def test_a_former_master_back_after_a_promotion_is_refused_by_the_nameserver_and
         assert masters() == [new.endpoint]
         with pytest.raises(Exception):
             send_one(old.endpoint, b"to-the-former-master")
-        assert status_of(pb, old_admin).commit_log_max_offset == old_log_end
+        status = status_of(pb, old_admin)
+        assert status.commit_log_max_offset == old_log_end
+        assert status.role == "ASYNC_MASTER" and status.writes_refused.startswith("superseded as master"), status
+        ha = subprocess.run([binary("mqadmin"), "haStatus", "-b", old.endpoint], capture_output=True, text=True, timeout=60)
+        assert ha.returncode == 0 and "takes no writes: superseded as master" in ha.stdout, ha.stdout + ha.stderr
         # Superseded, it is not promoted again by mistake.
         with pytest.raises(grpc.RpcError) as again:
             old_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=10)

@@ -27,6 +27,7 @@ private final class Shared: Sendable {
         try await withBroker { broker in
             #expect(broker.holdWritesUntilRegistered())
             #expect(broker.isHoldingWrites && !broker.isSlave)
+            #expect(broker.replicationStatus.writesRefused.hasPrefix("holding writes until a NameServer accepts it as master (at most"))
             let refused = await refusal(broker, body: "too early")
             #expect(refused?.contains("is starting: it takes writes once a NameServer has accepted it") == true)
 
@@ -37,7 +38,7 @@ private final class Shared: Sendable {
             #expect(broker.isHoldingWrites, "one of two accepted: the grace for the other is not over")
             accepted.store(2, ordering: .relaxed)
             await verdict
-            #expect(!broker.isHoldingWrites)
+            #expect(!broker.isHoldingWrites && broker.replicationStatus.writesRefused.isEmpty)
             #expect(await refusal(broker, body: "accepted") == nil)
             #expect(broker.store.maxOffset(topic: "T", queueId: 0) == 1, "the refused write left nothing")
         }
@@ -103,6 +104,8 @@ private final class Shared: Sendable {
             await broker.awaitRegistrationVerdict(nameServers: 1, accepted: { 1 })
             let refused = await refusal(broker, body: "never")
             #expect(refused?.contains("superseded as master") == true)
+            let status = broker.replicationStatus
+            #expect(status.role == .asyncMaster && status.writesRefused.hasPrefix("superseded as master by a promoted one"))
             #expect(broker.store.maxOffset(topic: "T", queueId: 0) == 0)
         }
     }

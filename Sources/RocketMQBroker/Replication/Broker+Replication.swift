@@ -58,6 +58,7 @@ extension Broker {
         let end = store.commitLogMaxOffset
         var status = ReplicationStatus(role: configuration.role, brokerId: configuration.brokerId, commitLogMaxOffset: end)
         status.failover = election.withLock { $0 }?.summary ?? (electedRole == nil ? "" : "etcd: starting")
+        status.writesRefused = writesRefused
         if isSlave {
             let follower = follower.status
             status.masterAddress = follower.masterAddress.isEmpty ? configuration.masterAddress ?? "" : follower.masterAddress
@@ -351,4 +352,6 @@ public struct ReplicationStatus: Sendable {
     public var lastError = ""
     /// With etcd failover: the election as this broker sees it.
     public var failover = ""
+    /// Why this master takes no writes of its own now (empty when it takes them, and on a slave).
+    public var writesRefused = ""
 }

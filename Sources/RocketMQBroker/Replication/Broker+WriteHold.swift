@@ -84,6 +84,19 @@ extension Broker {
         .notMaster("broker \(configuration.brokerName) is starting: it takes writes once a NameServer has accepted it as master")
     }
 
+    /// Why this master takes no writes of its own now, for operators (`GetReplicationStatus`);
+    /// empty when it takes them, and on a slave or an etcd member waiting for its election.
+    var writesRefused: String {
+        if superseded.load(ordering: .relaxed) {
+            return "superseded as master by a promoted one (a NameServer refused it): restart it as a slave of that master"
+        }
+        if writeHold.isHeld {
+            let left = max(.zero, writeHold.deadline - .now).components.seconds + 1
+            return "holding writes until a NameServer accepts it as master (at most \(left) s more)"
+        }
+        return ""
+    }
+
     /// A store error as this broker's answer, saying why it refuses writes when it does.
     func brokerError(_ error: StoreError) -> BrokerError {
         if case .replica = error {

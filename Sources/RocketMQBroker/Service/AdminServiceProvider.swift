@@ -102,7 +102,7 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
                     lastAcknowledgedAt: replica.lastAcknowledgedAt.map(timestamp))
             },
             masterAddress: status.masterAddress, connected: status.connected, masterOffset: status.masterOffset,
-            lagBytes: status.lagBytes, lastError: status.lastError, failover: status.failover)
+            lagBytes: status.lagBytes, lastError: status.lastError, failover: status.failover, writesRefused: status.writesRefused)
     }
 
     // MARK: Topics

@@ -69,10 +69,14 @@ struct HAStatus: AsyncParsableCommand {
                          s.connected ? "connected" : "down" + (s.lastError.isEmpty ? "" : ": " + s.lastError), String(s.lagBytes)]]
             }
             if !s.failover.isEmpty { FileHandle.standardError.write(Data("\(address): \(s.failover)\n".utf8)) }
-            if s.replicas.isEmpty { return [[address, s.role, String(s.brokerId), String(s.commitLogMaxOffset), "", "no slave", ""]] }
+            // A master that takes no writes says so in every row of its own.
+            let refused = s.writesRefused.isEmpty ? "" : "takes no writes: " + s.writesRefused
+            if s.replicas.isEmpty {
+                return [[address, s.role, String(s.brokerId), String(s.commitLogMaxOffset), "", refused.isEmpty ? "no slave" : refused, ""]]
+            }
             return s.replicas.map { replica in
                 [address, s.role, String(s.brokerId), String(s.commitLogMaxOffset), "\(replica.address) (id \(replica.brokerId))",
-                 "acked \(replica.acknowledgedOffset)", String(replica.lagBytes)]
+                 "acked \(replica.acknowledgedOffset)" + (refused.isEmpty ? "" : "; " + refused), String(replica.lagBytes)]
             }
         }.flatMap { $0 }
         target.output(["broker", "role", "id", "maxOffset", "peer", "state", "lagBytes"], rows)

@@ -4383,7 +4383,7 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__get_replication_status_req
   (ProtobufCMessageInit) rocketmq__admin__v1__get_replication_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor rocketmq__admin__v1__replication_status__field_descriptors[10] =
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__replication_status__field_descriptors[11] =
 {
   {
     "role",
@@ -4505,6 +4505,18 @@ static const ProtobufCFieldDescriptor rocketmq__admin__v1__replication_status__f
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "writes_refused",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__ReplicationStatus, writes_refused),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned rocketmq__admin__v1__replication_status__field_indices_by_name[] = {
   1,   /* field[1] = broker_id */
@@ -4517,11 +4529,12 @@ static const unsigned rocketmq__admin__v1__replication_status__field_indices_by_
   6,   /* field[6] = master_offset */
   3,   /* field[3] = replicas */
   0,   /* field[0] = role */
+  10,   /* field[10] = writes_refused */
 };
 static const ProtobufCIntRange rocketmq__admin__v1__replication_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor rocketmq__admin__v1__replication_status__descriptor =
 {
@@ -4531,7 +4544,7 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__replication_status__descri
   "Rocketmq__Admin__V1__ReplicationStatus",
   "rocketmq.admin.v1",
   sizeof(Rocketmq__Admin__V1__ReplicationStatus),
-  10,
+  11,
   rocketmq__admin__v1__replication_status__field_descriptors,
   rocketmq__admin__v1__replication_status__field_indices_by_name,
   1,  rocketmq__admin__v1__replication_status__number_ranges,

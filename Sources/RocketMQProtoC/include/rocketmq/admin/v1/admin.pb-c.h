@@ -760,10 +760,16 @@ struct  Rocketmq__Admin__V1__ReplicationStatus
    * With automatic failover (etcd): the election as this broker sees it.
    */
   char *failover;
+  /*
+   * A master that takes no writes of its own now says why: holding them at start until its
+   * NameServers answered its registration, or superseded by a promoted master (refused by a
+   * NameServer; restart it as that master's slave). Empty when it takes writes, and on a slave.
+   */
+  char *writes_refused;
 };
 #define ROCKETMQ__ADMIN__V1__REPLICATION_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__replication_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Rocketmq__Admin__V1__PromoteToMasterRequest
