@@ -352,3 +352,7 @@ def test_a_master_whose_nameservers_do_not_answer_takes_writes_after_its_registr
     assert answer.status.code == d.OK, answer.status
     assert 0.5 <= waited < 20, waited  # the hold counts from before the bind and the "listening" line
     assert "no NameServer answered the registration: taking writes anyway" in broker.process.output()
+    shown = subprocess.run([binary("mqadmin"), "getBrokerConfig", "-b", broker.endpoint, "--json"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    import json
+    assert any(r["key"] == "registrationHoldSeconds" and r["value"] == "2" for r in json.loads(shown.stdout)), shown.stdout

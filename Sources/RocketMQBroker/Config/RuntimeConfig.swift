@@ -21,6 +21,7 @@ public enum RuntimeConfig {
             "brokerRole": configuration.role.rawValue,
             "masterAddress": configuration.masterAddress ?? "",
             "replicationTimeoutMillis": String(configuration.replicationTimeout.wholeMilliseconds),
+            "registrationHoldSeconds": String(configuration.registrationHold.components.seconds),
             "host": configuration.host,
             "port": String(configuration.port),
             "advertisedAddress": configuration.advertisedAddress ?? "",
