@@ -63,10 +63,8 @@ public final class RouteTable: Sendable {
         let expiry = brokerExpiry
         let (token, notify) = try state.withLock { (state) throws(NameServerError) -> (RegistrationToken, (() -> Void)?) in
             let previous = state.entries[registration.key]
-            if registration.isMaster, let live = previous, live.isAlive(at: now, expiry: expiry),
-               Set(live.registration.endpoints) != Set(registration.endpoints), live.registration.masterEpoch > registration.masterEpoch {
-                throw .supersededMaster(
-                    registration.key, epoch: registration.masterEpoch, liveMaster: live.registration.endpoints, liveEpoch: live.registration.masterEpoch)
+            if let live = previous, live.isAlive(at: now, expiry: expiry), Self.supersedes(live.registration, registration) {
+                throw Self.superseded(registration, by: live.registration)
             }
             let token = RegistrationToken(key: registration.key, serial: state.nextSerial)
             state.nextSerial += 1
@@ -74,17 +72,25 @@ public final class RouteTable: Sendable {
                 registration: registration, token: token, registeredAt: wallClock, lastHeartbeat: wallClock, lastHeard: now,
                 onSuperseded: onSuperseded)
             var notify: (() -> Void)?
-            if let previous, let tell = previous.onSuperseded, registration.isMaster, previous.registration.isMaster,
-               Set(previous.registration.endpoints) != Set(registration.endpoints),
-               previous.registration.masterEpoch < registration.masterEpoch {
-                let refusal = NameServerError.supersededMaster(
-                    registration.key, epoch: previous.registration.masterEpoch, liveMaster: registration.endpoints, liveEpoch: registration.masterEpoch)
+            if let previous, let tell = previous.onSuperseded, Self.supersedes(registration, previous.registration) {
+                let refusal = Self.superseded(previous.registration, by: registration)
                 notify = { tell(refusal) }
             }
             return (token, notify)
         }
         notify?()
         return token
+    }
+
+    /// Whether master `newer` ranks above master `older` of the same broker name: at other
+    /// endpoints (not the same broker restarted) with a higher master epoch.
+    private static func supersedes(_ newer: BrokerRegistration, _ older: BrokerRegistration) -> Bool {
+        newer.isMaster && older.isMaster && Set(newer.endpoints) != Set(older.endpoints) && newer.masterEpoch > older.masterEpoch
+    }
+
+    /// The refusal `former` gets because master `live` supersedes it.
+    private static func superseded(_ former: BrokerRegistration, by live: BrokerRegistration) -> NameServerError {
+        .supersededMaster(former.key, epoch: former.masterEpoch, liveMaster: live.endpoints, liveEpoch: live.masterEpoch)
     }
 
     /// Records a heartbeat, optionally replacing the broker's topic list.

@@ -100,8 +100,9 @@ enum Consumption {
                         for message in messages {
                             checker.check(message)
                             if latencyFromBorn, let born = message.userProperties["bench-born-us"].flatMap(UInt64.init) {
-                                recorder.record(micros: nowMicros > born ? nowMicros - born : 0)
-                                if let steady, let from = steadyFromMicros, born >= from { steady.record(micros: nowMicros > born ? nowMicros - born : 0) }
+                                let latency = nowMicros > born ? nowMicros - born : 0
+                                recorder.record(micros: latency)
+                                if let steady, let from = steadyFromMicros, born >= from { steady.record(micros: latency) }
                             } else {
                                 recorder.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
                             }

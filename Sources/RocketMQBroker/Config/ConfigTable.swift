@@ -53,14 +53,11 @@ public final class ConfigTable<Value: Codable & Sendable & Equatable>: Sendable 
     /// Inserts or replaces and persists. Returns whether anything changed.
     @discardableResult
     public func put(_ name: String, _ value: Value) throws -> Bool {
-        let changed = table.withLock { table in
-            guard table.entries[name] != value else { return false }
-            table.entries[name] = value
-            table.version += 1
+        try change { entries in
+            guard entries[name] != value else { return false }
+            entries[name] = value
             return true
         }
-        if changed { try flush() }
-        return changed
     }
 
     /// Inserts only if absent; returns the value now in the table. An insert is written to the
@@ -91,13 +88,7 @@ public final class ConfigTable<Value: Codable & Sendable & Equatable>: Sendable 
     /// Removes and persists. Returns whether it existed.
     @discardableResult
     public func remove(_ name: String) throws -> Bool {
-        let removed = table.withLock { table in
-            guard table.entries.removeValue(forKey: name) != nil else { return false }
-            table.version += 1
-            return true
-        }
-        if removed { try flush() }
-        return removed
+        try change { $0.removeValue(forKey: name) != nil }
     }
 
     /// Replaces the whole table with `json` (the file of another broker: a slave copying its
@@ -111,9 +102,18 @@ public final class ConfigTable<Value: Codable & Sendable & Equatable>: Sendable 
         } catch {
             throw BrokerError.badConfigFile(path: path + " (replicated)", reason: "\(error)")
         }
+        return try change { entries in
+            guard entries != incoming else { return false }
+            entries = incoming
+            return true
+        }
+    }
+
+    /// Applies `edit`, which returns whether it changed anything, and if so writes the file
+    /// before returning.
+    private func change(_ edit: (inout [String: Value]) -> Bool) throws -> Bool {
         let changed = table.withLock { table in
-            guard table.entries != incoming else { return false }
-            table.entries = incoming
+            guard edit(&table.entries) else { return false }
             table.version += 1
             return true
         }

@@ -326,7 +326,7 @@ extension Broker {
             fenceNow()
             logger.critical("superseded as master: taking no writes (restart this broker as a slave of the new master)", metadata: ["reason": "\(reason)"])
         }
-        writeHold.end { true }
+        writeHold.end()
     }
 }
 

@@ -29,15 +29,15 @@ extension Broker {
     /// without them, as before). A refusal ends it through `supersededAsMaster`, with the store
     /// fenced. Returns when the hold ended or the task is cancelled; polls `accepted` every 10 ms.
     public func awaitRegistrationVerdict(nameServers total: Int, accepted: @Sendable () -> Int, grace: Duration = .seconds(2)) async {
+        guard total > 0 else {
+            releaseWrites("no usable NameServer address")
+            return
+        }
         let deadline = writeHold.deadline
         var firstAcceptance: ContinuousClock.Instant?
         while writeHold.isHeld, !Task.isCancelled {
             let count = accepted()
             let now = ContinuousClock.now
-            if total == 0 {
-                releaseWrites("no usable NameServer address")
-                return
-            }
             if count >= total {
                 releaseWrites(total == 1 ? "the NameServer accepted this broker as master" : "every NameServer accepted this broker as master")
                 return
@@ -65,7 +65,6 @@ extension Broker {
                 store.isReplicaLog = false
                 logger.notice("taking writes", metadata: ["why": "\(why)"])
             }
-            return true
         }
     }
 

@@ -15,7 +15,6 @@ import Synchronization
 /// relaxed atomic load, for the per-send check.
 final class WriteHold: Sendable {
     private struct State {
-        var held = false
         /// When the hold ends at the latest, whatever the NameServers say.
         var deadline = ContinuousClock.now
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
@@ -23,6 +22,7 @@ final class WriteHold: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Changed only under `state`'s lock; read without it for the per-send check.
     private let heldFlag = Atomic<Bool>(false)
 
     /// Whether writes are held now.
@@ -31,7 +31,6 @@ final class WriteHold: Sendable {
     /// Starts holding (before the broker serves anything), until `end` at the latest by `deadline`.
     func hold(until deadline: ContinuousClock.Instant) {
         state.withLock { state in
-            state.held = true
             state.deadline = deadline
             heldFlag.store(true, ordering: .sequentiallyConsistent)
         }
@@ -40,20 +39,18 @@ final class WriteHold: Sendable {
     /// When the hold ends at the latest (meaningful while it is held).
     var deadline: ContinuousClock.Instant { state.withLock { $0.deadline } }
 
-    /// Ends the hold if `decide`, run under the hold's lock, returns true; then wakes every
-    /// waiting send. `decide` opens or closes the store: running it under the lock orders it
-    /// with every other end of the hold. Returns whether the hold ended here.
-    @discardableResult
-    func end(_ decide: () -> Bool) -> Bool {
-        let woken: [CheckedContinuation<Void, Never>]? = state.withLock { state in
-            guard state.held, decide() else { return nil }
-            state.held = false
+    /// Ends the hold, if it is on, after running `finally` under the hold's lock; then wakes
+    /// every waiting send. `finally` opens the store or leaves it closed: running it under the
+    /// lock orders it with every other end of the hold.
+    func end(_ finally: () -> Void = {}) {
+        let woken = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            guard heldFlag.load(ordering: .relaxed) else { return [] }
+            finally()
             heldFlag.store(false, ordering: .sequentiallyConsistent)
             defer { state.waiters.removeAll() }
             return Array(state.waiters.values)
         }
-        woken?.forEach { $0.resume() }
-        return woken != nil
+        woken.forEach { $0.resume() }
     }
 
     /// Runs `body` under the hold's lock (so that no `end` runs meanwhile).
@@ -83,7 +80,7 @@ final class WriteHold: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let waiting = state.withLock { state in
-                    guard state.held, !Task.isCancelled else { return false }
+                    guard heldFlag.load(ordering: .relaxed), !Task.isCancelled else { return false }
                     state.waiters[id] = continuation
                     return true
                 }
