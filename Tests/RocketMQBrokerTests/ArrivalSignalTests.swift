@@ -16,7 +16,7 @@ struct ArrivalSignalTests {
         _ signal: ArrivalSignal, topic: String, _ interest: ArrivalSignal.Interest, woken: Woken, name: String
     ) async throws -> Task<Bool, Never> {
         let before = signal.waiterCount(topic)
-        let epoch = signal.beginPoll(topic)
+        let epoch = signal.beginPoll(topic, as: interest)
         let task = Task {
             defer { signal.endPoll() }
             let result = await signal.wait(for: topic, as: interest, since: epoch, timeout: .seconds(30))
@@ -44,26 +44,85 @@ struct ArrivalSignalTests {
         #expect(a1Woken && b1Woken)
         try await until { signal.waiterCount("t") == 1 }
         #expect(woken.sorted == ["a1", "b1"])
+        // a1 begins its next scan (as a woken receiver does), so the next arrival wakes a2.
+        _ = signal.beginPoll("t", as: .group("A"))
+        signal.endPoll()
         signal.signal("t", queueId: 0)
         #expect(await a2.value)
         #expect(signal.waiterCount("t") == 0)
     }
 
-    @Test("a pull receiver wakes for its own queue only, every one of them")
-    func pullWaitersWakeByQueue() async throws {
+    @Test("arrivals coalesce into the scan of a woken receiver that has not begun it")
+    func arrivalsCoalesce() async throws {
         let signal = ArrivalSignal()
         let woken = Woken()
-        let q1 = try await startWaiter(signal, topic: "t", .queue(1), woken: woken, name: "q1")
-        let q1b = try await startWaiter(signal, topic: "t", .queue(1), woken: woken, name: "q1b")
-        let q2 = try await startWaiter(signal, topic: "t", .queue(2), woken: woken, name: "q2")
-        signal.signal("other")
+        let a1 = try await startWaiter(signal, topic: "t", .group("A"), woken: woken, name: "a1")
+        let a2 = try await startWaiter(signal, topic: "t", .group("A"), woken: woken, name: "a2")
+        let q = try await startWaiter(signal, topic: "t", .queue(1), woken: woken, name: "q")
+        let clock = ContinuousClock()
+        let start = clock.now
+        signal.signal("t", queueId: 0)
+        // a1 has not begun its scan, which will see this arrival too: a2 sleeps on. A pull
+        // receiver of the queue still wakes.
         signal.signal("t", queueId: 1)
-        let (q1Woken, q1bWoken) = (await q1.value, await q1b.value)
-        #expect(q1Woken && q1bWoken)
-        #expect(signal.waiterCount("t") == 1)
-        signal.signal("t")  // any queue
-        #expect(await q2.value)
-        #expect(woken.sorted == ["q1", "q1b", "q2"])
+        let withinWindow = clock.now - start < ArrivalSignal.coalesceWindow
+        #expect(await a1.value)
+        #expect(await q.value)
+        if withinWindow { #expect(signal.waiterCount("t") == 1) }
+        // Once a1 scans, arrivals after its scan began wake a2.
+        _ = signal.beginPoll("t", as: .group("A"))
+        signal.endPoll()
+        signal.signal("t", queueId: 0)
+        #expect(await a2.value)
+        #expect(woken.sorted == ["a1", "a2", "q"])
+    }
+
+    @Test("a woken receiver that never scans holds the others back for the coalescing window only")
+    func coalescingWindowEnds() async throws {
+        let signal = ArrivalSignal()
+        let woken = Woken()
+        let a1 = try await startWaiter(signal, topic: "t", .group("A"), woken: woken, name: "a1")
+        let a2 = try await startWaiter(signal, topic: "t", .group("A"), woken: woken, name: "a2")
+        let clock = ContinuousClock()
+        let start = clock.now
+        signal.signal("t")
+        signal.signal("t")
+        if clock.now - start < ArrivalSignal.coalesceWindow { #expect(signal.waiterCount("t") == 1) }
+        #expect(await a1.value)
+        try await Task.sleep(for: ArrivalSignal.coalesceWindow * 2)
+        signal.signal("t")
+        #expect(await a2.value)
+        #expect(signal.waiterCount("t") == 0)
+    }
+
+    @Test("a full batch hands on to the group's next waiting receiver, and only to it")
+    func handOnWakesTheNextReceiver() async throws {
+        let signal = ArrivalSignal()
+        let woken = Woken()
+        let a1 = try await startWaiter(signal, topic: "t", .group("A"), woken: woken, name: "a1")
+        let a2 = try await startWaiter(signal, topic: "t", .group("A"), woken: woken, name: "a2")
+        let b1 = try await startWaiter(signal, topic: "t", .group("B"), woken: woken, name: "b1")
+        let q = try await startWaiter(signal, topic: "t", .queue(0), woken: woken, name: "q")
+        // A receiver of A (not one of the waiters) began its scan and filled its batch.
+        _ = signal.beginPoll("t", as: .group("A"))
+        let clock = ContinuousClock()
+        let start = clock.now
+        signal.handOn("t", group: "A")
+        signal.endPoll()
+        // A second hand-on while a1 has not begun its scan is covered by that scan.
+        signal.handOn("t", group: "A")
+        if clock.now - start < ArrivalSignal.coalesceWindow { #expect(signal.waiterCount("t") == 3) }
+        #expect(await a1.value)
+        _ = signal.beginPoll("t", as: .group("A"))
+        signal.endPoll()
+        signal.handOn("t", group: "A")
+        #expect(await a2.value)
+        // Other groups and pull receivers slept through the hand-ons.
+        #expect(signal.waiterCount("t") == 2)
+        #expect(woken.sorted == ["a1", "a2"])
+        signal.signal("t")
+        #expect(await b1.value)
+        #expect(await q.value)
     }
 
     @Test("an arrival between a receiver's scan and its wait is not missed")
@@ -71,7 +130,7 @@ struct ArrivalSignalTests {
         let signal = ArrivalSignal()
         // Nobody polls: a signal is a no-op (no epoch to bump, nobody to miss it).
         signal.signal("t", queueId: 0)
-        let epoch = signal.beginPoll("t")
+        let epoch = signal.beginPoll("t", as: .group("g"))
         defer { signal.endPoll() }
         signal.signal("t", queueId: 0)  // arrives after the scan, before the wait
         let clock = ContinuousClock()
@@ -88,7 +147,7 @@ struct ArrivalSignalTests {
         let clock = ContinuousClock()
         for timeout in [Duration.milliseconds(20), .milliseconds(35)] {
             let started = clock.now
-            let epoch = signal.beginPoll("t")
+            let epoch = signal.beginPoll("t", as: .group("g"))
             #expect(await signal.wait(for: "t", as: .group("g"), since: epoch, timeout: timeout) == false)
             signal.endPoll()
             #expect(clock.now - started >= timeout)
@@ -96,7 +155,7 @@ struct ArrivalSignalTests {
             try await Task.sleep(for: ArrivalSignal.sweepInterval * 3)
         }
         // Waits with different timeouts on different topics each end at their own.
-        let (epochA, epochB) = (signal.beginPoll("a"), signal.beginPoll("b"))
+        let (epochA, epochB) = (signal.beginPoll("a", as: .queue(0)), signal.beginPoll("b", as: .group("g")))
         defer { signal.endPoll(); signal.endPoll() }
         async let short = signal.wait(for: "a", as: .queue(0), since: epochA, timeout: .milliseconds(30))
         async let long = signal.wait(for: "b", as: .group("g"), since: epochB, timeout: .seconds(30))

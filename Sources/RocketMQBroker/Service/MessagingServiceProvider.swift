@@ -257,7 +257,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         let pollEnd = ContinuousClock.now + pollFor
         let retryTopic = SystemTopic.retry(group: group.name)
         while true {
-            let epoch = broker.arrivals.beginPoll(topic.name)
+            let epoch = broker.arrivals.beginPoll(topic.name, as: .group(group.name))
             defer { broker.arrivals.endPoll() }
             var deliveries: [Delivery] = []
             // Messages an operator resent or re-drove to this group come first, unfiltered: a tag
@@ -272,6 +272,9 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                     group: group, topic: topic.name, queueIds: queueIds, batchSize: Int(request.batchSize) - deliveries.count,
                     invisibleDuration: invisible, filter: filter, autoRenewFor: request.autoRenew ? client : nil)
             }
+            // A full batch may have left messages whose arrivals woke nobody else (they coalesced
+            // into this receiver's wake-up): the group's next waiting receiver takes them on.
+            if deliveries.count >= Int(request.batchSize) { broker.arrivals.handOn(topic.name, group: group.name) }
             let remaining = pollEnd - .now
             if !deliveries.isEmpty || remaining <= .zero || Task.isCancelled { return (deliveries, invisible) }
             var wait = remaining
@@ -406,7 +409,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         // the filter refused) is not read and refused again.
         var from = request.offset
         while true {
-            let epoch = broker.arrivals.beginPoll(topic.name)
+            let epoch = broker.arrivals.beginPoll(topic.name, as: .queue(queueId))
             defer { broker.arrivals.endPoll() }
             let result: QueueReadResult
             do {
