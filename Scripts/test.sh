@@ -18,7 +18,9 @@ bin=$(swift build --show-bin-path)
 echo "== swift test"
 # One test at a time: many suites start real brokers and kill processes, and timing checks
 # (deadlines, long polls, expiry) need the two cores not to be saturated by all of them at once.
-swift test --skip-build --no-parallel
+# The venv first on PATH: the Swift suites that drive Python grpcio as a peer run `python3`, and
+# skip themselves where grpcio is not importable (the system python has none).
+PATH="$root/.venv/bin:$PATH" swift test --skip-build --no-parallel
 
 echo "== interop (pytest): grpcio, grpcio-reflection, rocketmq-python-client against our processes"
 ROCKETMQ_BIN=$bin .venv/bin/python -m pytest -p no:cacheprovider -q Tests/Interop
