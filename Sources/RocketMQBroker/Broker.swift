@@ -28,6 +28,8 @@ public final class Broker: Sendable {
     public let store: MessageStore
     public let topics: ConfigTable<TopicConfig>
     public let groups: ConfigTable<GroupConfig>
+    /// Delay messages recalled before they were due (see `Broker+Recall.swift`).
+    let recalled: ConfigTable<RecalledMessage>
     let consumption: ConsumptionEngine
     let transactions: TransactionService
     let clients = ClientRegistry()
@@ -102,14 +104,17 @@ public final class Broker: Sendable {
         self.store = store
         topics = try ConfigTable(path: store.configDirectory + "/topics.json")
         groups = try ConfigTable(path: store.configDirectory + "/subscriptionGroups.json")
+        recalled = try ConfigTable(path: store.configDirectory + "/" + Self.recalledMessagesFile)
         transactions = try TransactionService(store: store, logger: logger)
         let topics = self.topics
         let arrivals = self.arrivals
         let clients = self.clients
+        let recalled = self.recalled
         consumption = try ConsumptionEngine(
             store: store, brokerName: configuration.brokerName, logger: logger,
             maxRenewal: configuration.maxInvisibleDuration,
-            isClientAlive: { clients.isAlive($0, within: .seconds(30)) }
+            isClientAlive: { clients.isAlive($0, within: .seconds(30)) },
+            isRecalled: { recalled[RecalledMessage.key(topic: $0, queueId: $1, offset: $2)] != nil }
         ) { (message, group) throws(BrokerError) in
             try await Broker.deadLetter(message, group: group, store: store, topics: topics, arrivals: arrivals)
         }

@@ -23,6 +23,8 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case illegalOffset(String)
     case invalidReceiptHandle(String)
     case invalidTransaction(String)
+    case notFound(String)
+    case illegalDeliveryTime(String)
     case notImplemented(String)
     case flushTimeout
     case busy(String)
@@ -57,6 +59,8 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .illegalOffset(let why): return why
         case .invalidReceiptHandle(let why): return why
         case .invalidTransaction(let why): return why
+        case .notFound(let why): return why
+        case .illegalDeliveryTime(let why): return why
         case .notImplemented(let what): return "\(what) is not implemented by this broker yet"
         case .flushTimeout: return "the message was written but not flushed to disk in time; it may or may not survive a crash"
         case .busy(let why): return why
@@ -93,6 +97,8 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .illegalOffset: code = .illegalOffset
         case .invalidReceiptHandle: code = .invalidReceiptHandle
         case .invalidTransaction: code = .invalidTransactionId
+        case .notFound: code = .notFound
+        case .illegalDeliveryTime: code = .illegalDeliveryTime
         case .notImplemented: code = .notImplemented
         case .flushTimeout: code = .masterPersistenceTimeout
         case .busy: code = .tooManyRequests

@@ -50,6 +50,31 @@ public final class Producer: Sendable {
         try await session.route(for: topic, refresh: refresh)
     }
 
+    /// Recalls a delay message before it is due, so that no consumer gets it: `recallHandle` is
+    /// its receipt's ``SendReceipt/recallHandle``. Sent to the configured endpoints, as the
+    /// official clients do (a NameServer forwards it to the broker that holds the message).
+    /// Returns the message's id.
+    /// - Throws: the broker's status: `NOT_FOUND` once the message is due (it may have
+    ///   been delivered), `BAD_REQUEST` for a handle no broker issued.
+    public func recall(topic: String, recallHandle: String) async throws(RocketMQError) -> String {
+        try await session.ensureOpen()
+        var request = Apache_Rocketmq_V2_RecallMessageRequest()
+        request.topic = session.resource(topic)
+        request.recallHandle = recallHandle
+        var lastError = RocketMQError.status(code: .internalError, message: "no endpoint is configured")
+        for endpoint in session.configuration.endpoints {
+            do throws(RocketMQError) {
+                let response = try await session.call(endpoint) { [request] client, options in try await client.recallMessage(request, options: options) }
+                try RocketMQError.check(response.status)
+                return response.messageId
+            } catch {
+                lastError = error
+                if case .status = error { break }  // an answer: another endpoint would give the same
+            }
+        }
+        throw lastError
+    }
+
     /// Sends one message and waits for the broker's receipt.
     public func send(_ message: Message) async throws(RocketMQError) -> SendReceipt {
         let receipts = try await send([message])
@@ -112,7 +137,8 @@ public final class Producer: Sendable {
                     (SendReceipt(
                         messageId: entry.messageId.isEmpty ? message.systemProperties?.messageId ?? "" : entry.messageId,
                         topic: first.topic, brokerName: queue.brokerName, queueId: queue.id, offset: entry.offset,
-                        transactionId: entry.transactionId.isEmpty ? nil : entry.transactionId), endpoint)
+                        transactionId: entry.transactionId.isEmpty ? nil : entry.transactionId,
+                        recallHandle: entry.recallHandle.isEmpty ? nil : entry.recallHandle), endpoint)
                 }
             } catch {
                 lastError = error
@@ -174,9 +200,10 @@ public final class Producer: Sendable {
         request.messages = [encoded]
         let response = try await session.call(endpoint) { [request] client, options in try await client.sendMessage(request, options: options) }
         try RocketMQError.check(response.status)
+        let entry = response.entries.first
         return SendReceipt(
-            messageId: response.entries.first?.messageId ?? "", topic: message.topic, brokerName: queue.brokerName,
-            queueId: queue.id, offset: response.entries.first?.offset ?? -1)
+            messageId: entry?.messageId ?? "", topic: message.topic, brokerName: queue.brokerName,
+            queueId: queue.id, offset: entry?.offset ?? -1, recallHandle: entry.flatMap { $0.recallHandle.isEmpty ? nil : $0.recallHandle })
     }
 
     func selectQueue(

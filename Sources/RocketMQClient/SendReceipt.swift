@@ -12,4 +12,7 @@ public struct SendReceipt: Sendable, Hashable {
     public var offset: Int64
     /// The broker's id of the transaction, for a message sent in one.
     public var transactionId: String? = nil
+    /// For a delay message: what ``Producer/recall(topic:recallHandle:)`` takes to cancel it
+    /// before it is due.
+    public var recallHandle: String? = nil
 }

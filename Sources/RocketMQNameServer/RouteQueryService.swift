@@ -7,8 +7,9 @@ import RocketRPC
 /// (acknowledged), and `Telemetry` (each client `Settings` echoed back with status OK, the stream kept
 /// open until the client closes it).
 ///
-/// Every other unary method answers `NOT_IMPLEMENTED` inside its response (the message tells the
-/// client to use a broker endpoint from `QueryRoute`); the streaming ones fail with gRPC
+/// `RecallMessage`, which clients send to their access point, is forwarded to the master of the
+/// broker its handle names. Every other unary method answers `NOT_IMPLEMENTED` inside its response
+/// (the message tells the client to use a broker endpoint from `QueryRoute`); the streaming ones fail with gRPC
 /// `UNIMPLEMENTED`. Every call must carry a non-blank `x-mq-client-id` header, else the response
 /// status is `CLIENT_ID_REQUIRED`. An `authorization` header is accepted and ignored.
 public struct RouteQueryService: Apache_Rocketmq_V2_MessagingService.ServiceProtocol {
@@ -107,8 +108,35 @@ public struct RouteQueryService: Apache_Rocketmq_V2_MessagingService.ServiceProt
         Apache_Rocketmq_V2_ChangeInvisibleDurationResponse(status: Self.brokerOnly("ChangeInvisibleDuration", context))
     }
 
+    /// Forwarded to the master of the broker the recall handle names: clients send `RecallMessage`
+    /// to their access point, not to the broker that stored the message (the broker's answer is
+    /// returned as it is).
     public func recallMessage(request: Apache_Rocketmq_V2_RecallMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_RecallMessageResponse {
-        Apache_Rocketmq_V2_RecallMessageResponse(status: Self.brokerOnly("RecallMessage", context))
+        if let missing = Self.clientIDMissing(context) { return .init(status: missing) }
+        guard let brokerName = RecallHandle(parsing: request.recallHandle)?.brokerName else {
+            return .init(status: .init(code: .badRequest, message: RecallHandle.invalid(request.recallHandle)))
+        }
+        guard let master = routeTable.brokers().first(where: { $0.registration.brokerName == brokerName && $0.registration.isMaster }),
+              let address = master.registration.endpoints.first, let endpoint = BrokerEndpoint(parsing: address)
+        else {
+            return .init(status: .init(code: .preconditionFailed, message: "broker \(brokerName) has no live master registered with this NameServer: retry once it is back"))
+        }
+        var metadata = Metadata()
+        for name in ["x-mq-client-id", "authorization", "x-mq-language", "x-mq-client-version", "x-mq-protocol", "x-mq-namespace"] {
+            if let value = context.requestMetadata.first(name) { metadata.add(name, value) }
+        }
+        let remaining = context.deadline.map { $0 - .now } ?? .seconds(3)
+        let channel = RPCChannel(configuration: ChannelConfiguration(host: endpoint.host, port: endpoint.port, connectTimeout: .seconds(2)), logger: logger)
+        let answer: Apache_Rocketmq_V2_RecallMessageResponse
+        do {
+            answer = try await Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
+                .recallMessage(request, options: CallOptions(timeout: max(.milliseconds(100), remaining), metadata: metadata))
+        } catch {
+            logger.info("recall not forwarded", metadata: ["broker": "\(brokerName)", "address": "\(address)", "error": "\(error)"])
+            answer = .init(status: .init(code: .proxyTimeout, message: "could not forward the recall to broker \(brokerName) at \(address): \(error)"))
+        }
+        await channel.close()
+        return answer
     }
 
     public func syncLiteSubscription(

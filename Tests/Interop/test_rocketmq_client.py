@@ -328,25 +328,30 @@ def two_nameservers_and_a_broker(broker_factory):
             ns.stop()
 
 
+def send_once_routed(clients, topic, msg, timeout=20):
+    """Starts a producer of the new `topic` on `clients` (pointed at a NameServer) and sends `msg`.
+    The NameServers route a topic that does not exist yet like the broker's auto-create template
+    (TBW102) once the broker's registration reached them. The Python producer starts even when
+    that route is not there yet (it only logs), so the send is what waits. Returns the producer
+    and the receipt."""
+    deadline = time.monotonic() + timeout
+    producer = None
+    while True:
+        try:
+            producer = producer or clients.producer(topic)
+            return producer, producer.send(msg)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_clients_pointed_at_either_nameserver_reach_the_broker(two_nameservers_and_a_broker):
     (ns1, ns2), _ = two_nameservers_and_a_broker
     topic = unique("via-namesrv")
     producer_side, consumer_side = Clients(ns1), Clients(ns2)
     try:
-        # The topic does not exist yet: the NameServers route it like the broker's auto-create
-        # template (TBW102) once the broker's registration reached them. The Python producer
-        # starts even when that route is not there yet (it only logs), so the send is what waits.
-        deadline = time.monotonic() + 20
-        producer = None
-        while True:
-            try:
-                producer = producer or producer_side.producer(topic)
-                producer.send(message(topic, b"through the nameserver"))
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        send_once_routed(producer_side, topic, message(topic, b"through the nameserver"))
         consumer = consumer_side.simple(unique("group"), topic)
         [m] = receive_until(consumer, 1, timeout=20)
         assert m.body == b"through the nameserver"
@@ -402,3 +407,43 @@ def test_an_ack_wakes_a_long_poll_waiting_for_the_next_fifo_message(clients):
     assert [m.body for m in result["messages"]] == [b"wake-1"]
     assert result["seconds"] < 6, f"the receive waited {result['seconds']:.1f} s: the ack did not wake it"
     waiter.ack(result["messages"][0])
+
+
+def test_a_delay_message_recalled_through_a_nameserver_is_never_delivered(two_nameservers_and_a_broker):
+    """The official client sends RecallMessage to its access point: here a NameServer, which
+    forwards it to the broker the recall handle names."""
+    (ns1, ns2), _ = two_nameservers_and_a_broker
+    topic = unique("recall")
+    producer_side, consumer_side = Clients(ns1), Clients(ns2)
+    try:
+        due = int(time.time()) + 4  # the Python client takes seconds here (its docstring says ms)
+        recalled = message(topic, b"recalled")
+        recalled.delivery_timestamp = due
+        producer, receipt = send_once_routed(producer_side, topic, recalled)
+        kept = message(topic, b"kept")
+        kept.delivery_timestamp = due
+        kept_receipt = producer.send(kept)
+        assert receipt.recall_handle and kept_receipt.recall_handle
+        assert producer.recall_message(topic, receipt.recall_handle) == receipt.message_id
+        # Recalling again is no error.
+        assert producer.recall_message(topic, receipt.recall_handle) == receipt.message_id
+        with pytest.raises(Exception, match="invalid recall handle"):
+            producer.recall_message(topic, "not-a-handle")
+        # Milliseconds where the client wants seconds: millennia ahead, refused, not kept forever.
+        wrong_unit = message(topic, b"never")
+        wrong_unit.delivery_timestamp = int(time.time() * 1000)
+        with pytest.raises(Exception, match="more than the 3 days a delay may last"):
+            producer.send(wrong_unit)
+
+        consumer = consumer_side.simple(unique("group"), topic, await_duration=2)
+        got = receive_until(consumer, 1, timeout=20)
+        assert [m.body for m in got] == [b"kept"]
+        assert time.time() >= due - 0.1, "a delay message came before it was due"
+        # The recalled one was due at the same time: nothing else comes.
+        assert receive_until(consumer, 1, timeout=3) == []
+        # Once due, a delay message can no longer be recalled.
+        with pytest.raises(Exception, match="too late to recall"):
+            producer.recall_message(topic, kept_receipt.recall_handle)
+    finally:
+        producer_side.close()
+        consumer_side.close()

@@ -66,6 +66,56 @@ import Testing
         }
     }
 
+    @Test func aDelayMessageRecalledBeforeItIsDueReachesNoConsumer() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("recall")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            let due = Date().addingTimeInterval(2)
+            let recalled = try await producer.send(Message(topic: topic, body: Array("recalled".utf8), deliveryTimestamp: due))
+            let kept = try await producer.send(Message(topic: topic, body: Array("kept".utf8), deliveryTimestamp: due))
+            let normal = try await producer.send(Message(topic: topic, body: Array("now".utf8)))
+            #expect(normal.recallHandle == nil)
+            // A delay beyond the 3 days a delay may last (a timestamp in the wrong unit) is refused.
+            await #expect {
+                _ = try await producer.send(Message(topic: topic, body: Array("never".utf8), deliveryTimestamp: Date().addingTimeInterval(4 * 86_400)))
+            } throws: { error in
+                guard case RocketMQError.status(let code, _) = error else { return false }
+                return code == .illegalDeliveryTime
+            }
+            let handle = try #require(recalled.recallHandle)
+            #expect(try await producer.recall(topic: topic, recallHandle: handle) == recalled.messageId)
+            #expect(try await producer.recall(topic: topic, recallHandle: handle) == recalled.messageId)  // again: no error
+            await #expect {
+                _ = try await producer.recall(topic: topic, recallHandle: "recall1:nowhere")
+            } throws: { error in
+                guard case RocketMQError.status(let code, let message) = error else { return false }
+                return code == .badRequest && message.contains("invalid recall handle")
+            }
+            await #expect {
+                _ = try await producer.recall(topic: unique("other"), recallHandle: handle)
+            } throws: { error in
+                guard case RocketMQError.status(let code, _) = error else { return false }
+                return code == .notFound || code == .topicNotFound
+            }
+            let consumer = try await SimpleConsumer.start(
+                configuration: configuration, group: unique("g"), subscriptions: [topic: .all], awaitDuration: .milliseconds(500))
+            let received = try await receiveAll(consumer, count: 2, timeout: .seconds(15))
+            #expect(received.map(\.text).sorted() == ["kept", "now"])
+            // The recalled message was due with the kept one: it never comes.
+            let late = try await consumer.receive(maxMessages: 32, invisibleDuration: .seconds(10))
+            #expect(late.isEmpty, "a recalled message was delivered: \(late.map(\.text))")
+            // Due now: too late to recall the kept one.
+            await #expect {
+                _ = try await producer.recall(topic: topic, recallHandle: try #require(kept.recallHandle))
+            } throws: { error in
+                guard case RocketMQError.status(let code, let message) = error else { return false }
+                return code == .notFound && message.contains("too late to recall")
+            }
+            await consumer.shutdown()
+            await producer.shutdown()
+        }
+    }
+
     @Test func brokerRejectionsSurfaceAsTypedStatusErrors() async throws {
         try await withDevBroker { _, configuration in
             let topic = unique("reject")

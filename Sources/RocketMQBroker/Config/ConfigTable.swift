@@ -111,7 +111,8 @@ public final class ConfigTable<Value: Codable & Sendable & Equatable>: Sendable 
 
     /// Applies `edit`, which returns whether it changed anything, and if so writes the file
     /// before returning.
-    private func change(_ edit: (inout [String: Value]) -> Bool) throws -> Bool {
+    @discardableResult
+    public func change(_ edit: (inout [String: Value]) -> Bool) throws -> Bool {
         let changed = table.withLock { table in
             guard edit(&table.entries) else { return false }
             table.version += 1

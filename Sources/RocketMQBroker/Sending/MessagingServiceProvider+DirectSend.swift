@@ -94,7 +94,8 @@ extension MessagingServiceProvider {
             // SendValidation, on bytes known to be ASCII without NUL.
             if type == .fifo ? group.isEmpty : !group.isEmpty { return nil }
             if group.count > 64 { return nil }
-            if type == .delay, message.deliveryTimestamp == nil { return nil }
+            // Delay messages go the generated way, which answers with their recall handle.
+            if type == .delay || message.deliveryTimestamp != nil { return nil }
             let body = slice(message.body)
             guard !body.isEmpty, body.count <= broker.maxBodySize else { return nil }
             if let tag = message.tag.map(slice) {
@@ -150,10 +151,9 @@ extension MessagingServiceProvider {
             if let trace = message.traceContext, !trace.isEmpty { add(PropertyName.traceContext, slice(trace)) }
             defer { properties.baseAddress?.deinitialize(count: count) }
             var peer = peer
-            // KEYS is the keys joined by spaces, and the delivery time its decimal digits:
-            // both built on the stack.
+            // KEYS is the keys joined by spaces, built on the stack.
             let keysLength = message.keys.isEmpty ? 0 : message.keys.reduce(message.keys.count - 1) { $0 + $1.count }
-            return try withUnsafeTemporaryAllocation(byteCount: keysLength + ASCIIDecimal.maxLength, alignment: 1) { (scratch) throws(StoreError) in
+            return try withUnsafeTemporaryAllocation(byteCount: max(1, keysLength), alignment: 1) { (scratch) throws(StoreError) in
                 if !message.keys.isEmpty {
                     var at = 0
                     for (index, key) in message.keys.enumerated() {
@@ -162,10 +162,6 @@ extension MessagingServiceProvider {
                         at += key.count
                     }
                     add(PropertyName.keys, UnsafeRawBufferPointer(rebasing: scratch[0..<keysLength]))
-                }
-                if let delivery = message.deliveryTimestamp {
-                    let digits = UnsafeMutableRawBufferPointer(rebasing: scratch[keysLength...])
-                    add(PropertyName.deliveryTime, UnsafeRawBufferPointer(rebasing: digits[0..<ASCIIDecimal.write(delivery, into: digits)]))
                 }
                 let props = UnsafeMutableBufferPointer(rebasing: properties[0..<count])
                 if message.bornHost.isEmpty {
@@ -218,7 +214,6 @@ private enum PropertyName {
     static var uniqueKey: UnsafeRawBufferPointer { bytes(MessageProperty.uniqueKeyKey) }
     static var messageType: UnsafeRawBufferPointer { bytes(StoredProperty.messageTypeKey) }
     static var messageGroup: UnsafeRawBufferPointer { bytes(StoredProperty.messageGroupKey) }
-    static var deliveryTime: UnsafeRawBufferPointer { bytes(StoredProperty.deliveryTimeKey) }
     static var bodyEncoding: UnsafeRawBufferPointer { bytes(StoredProperty.bodyEncodingKey) }
     static var traceContext: UnsafeRawBufferPointer { bytes(StoredProperty.traceContextKey) }
     static var gzip: UnsafeRawBufferPointer { bytes(StoredProperty.gzipValue) }

@@ -1,5 +1,6 @@
 import Foundation
 import RocketMQAPI
+import RocketMQNameServer
 import RocketMQStore
 import RocketRPC
 
@@ -106,7 +107,9 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             for message in request.messages {
                 do throws(BrokerError) {
                     let result = try await send(message, peer: context.peer)
-                    entries.append(.init(status: .ok, messageId: result.messageId, transactionId: result.transactionId ?? "", offset: result.queueOffset))
+                    entries.append(.init(
+                        status: .ok, messageId: result.messageId, transactionId: result.transactionId ?? "", offset: result.queueOffset,
+                        recallHandle: result.recallHandle?.description ?? ""))
                 } catch {
                     entries.append(.init(status: error.status, messageId: message.systemProperties?.messageId ?? ""))
                 }
@@ -131,7 +134,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
 
     private func send(
         _ message: Apache_Rocketmq_V2_Message, peer: String
-    ) async throws(BrokerError) -> (messageId: String, queueOffset: Int64, transactionId: String?) {
+    ) async throws(BrokerError) -> (messageId: String, queueOffset: Int64, transactionId: String?, recallHandle: RecallHandle?) {
         let name = message.topic?.name ?? ""
         let system = message.systemProperties ?? Apache_Rocketmq_V2_SystemProperties()
         let type = system.messageType == .unspecified ? inferredType(system) : system.messageType
@@ -145,10 +148,16 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             let recovery = system.orphanedTransactionRecoveryDuration.map(\.duration).flatMap { $0 > .zero ? $0 : nil }
             let transactionId = try await broker.transactions.prepare(
                 toAppend, firstCheck: recovery ?? broker.configuration.transactionTimeout, producerGave: recovery != nil, broker: broker)
-            return (system.messageId.isEmpty ? transactionId : system.messageId, 0, transactionId)
+            return (system.messageId.isEmpty ? transactionId : system.messageId, 0, transactionId, nil)
         }
         let result = try await broker.append(toAppend)
-        return (system.messageId.isEmpty ? result.msgId : system.messageId, result.queueOffset, nil)
+        let messageId = system.messageId.isEmpty ? result.msgId : system.messageId
+        let recallHandle = system.deliveryTimestamp.map {
+            RecallHandle(
+                brokerName: broker.configuration.brokerName, queueId: queueId, offset: result.queueOffset,
+                deliveryTime: $0.milliseconds, messageId: messageId)
+        }
+        return (messageId, result.queueOffset, nil, recallHandle)
     }
 
     private func inferredType(_ system: Apache_Rocketmq_V2_SystemProperties) -> Apache_Rocketmq_V2_MessageType {
@@ -183,7 +192,13 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     }
 
     public func recallMessage(request: Apache_Rocketmq_V2_RecallMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_RecallMessageResponse {
-        .init(status: BrokerError.notImplemented("recalling delay messages").status)
+        await answer({ .init(status: $0) }) { () throws(BrokerError) in
+            try await broker.waitForWriteHold()
+            _ = try clientId(context)
+            guard let handle = RecallHandle(parsing: request.recallHandle) else { throw .badRequest(RecallHandle.invalid(request.recallHandle)) }
+            let messageId = try broker.recall(topic: request.topic?.name ?? "", handle: handle)
+            return .init(status: .ok, messageId: messageId)
+        }
     }
 
     public func syncLiteSubscription(request: Apache_Rocketmq_V2_SyncLiteSubscriptionRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_SyncLiteSubscriptionResponse {

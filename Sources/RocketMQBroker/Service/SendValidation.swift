@@ -1,8 +1,12 @@
+import Foundation
 import RocketMQAPI
 
 /// What a message must satisfy before it is stored: type accepted by the topic, FIFO messages
 /// with a group (and only they), a non-empty body within the limit, sane tag and property keys.
 enum SendValidation {
+    /// The longest delay a delay message may ask for (RocketMQ's timer default, 3 days).
+    static let maxDelayMilliseconds: Int64 = 3 * 86_400_000
+
     static func check(
         _ message: Apache_Rocketmq_V2_Message, type: Apache_Rocketmq_V2_MessageType, topic: TopicConfig, maxBodySize: Int
     ) throws(BrokerError) {
@@ -21,6 +25,14 @@ enum SendValidation {
         if group.utf8.count > 64 { throw .illegalMessageGroup("message group is longer than 64 bytes") }
         if type == .delay, system.deliveryTimestamp == nil {
             throw .badRequest("DELAY messages need a delivery timestamp")
+        }
+        if let delivery = system.deliveryTimestamp {
+            // A timestamp given in the wrong unit (milliseconds as seconds) lands millennia
+            // ahead: refused, as RocketMQ refuses delays beyond its timer's maximum.
+            let ahead = delivery.milliseconds - Int64(Date().timeIntervalSince1970 * 1000)
+            if ahead > maxDelayMilliseconds {
+                throw .illegalDeliveryTime("the delivery timestamp is \(ahead / 1000) s ahead, more than the \(maxDelayMilliseconds / 86_400_000) days a delay may last")
+            }
         }
         guard !message.body.isEmpty else { throw .bodyEmpty }
         guard message.body.count <= maxBodySize else { throw .bodyTooLarge(size: message.body.count, limit: maxBodySize) }
