@@ -41,7 +41,7 @@ struct ConsumerJournal: Sendable {
         guard !events.isEmpty else { return }
         let message = MessageToAppend(
             topic: SystemTopic.consumerJournal, queueId: Self.queueId, body: Self.encode(events),
-            bornTimestamp: Int64(Date().timeIntervalSince1970 * 1000), bornHost: store.configuration.storeHost)
+            bornTimestamp: MessageStore.nowMilliseconds(), bornHost: store.configuration.storeHost)
         do {
             _ = try await store.append(message)
         } catch {

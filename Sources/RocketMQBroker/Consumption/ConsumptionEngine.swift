@@ -157,7 +157,7 @@ actor ConsumptionEngine {
         var events: [ProgressEvent] = []
         var deadLetters: [(ProgressKey, StoredMessage)] = []
         let now = ContinuousClock.now
-        let wallNow = Int64(Date().timeIntervalSince1970 * 1000)
+        let wallNow = MessageStore.nowMilliseconds()
         for queueId in queueIds where deliveries.count < batchSize {
             let key = ProgressKey(group: group.name, topic: topic, queueId: queueId)
             // A queue with nothing for the group now (nothing past its cursor, no delivery

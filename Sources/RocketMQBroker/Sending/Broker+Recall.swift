@@ -34,7 +34,7 @@ extension Broker {
         guard let stored = found, stored.queueOffset == handle.offset, stored.messageId == handle.messageId, let due = stored.deliveryTime else {
             throw notFound
         }
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = MessageStore.nowMilliseconds()
         guard due > now else {
             throw .notFound("delay message \(handle.messageId) was due \(now - due) ms ago and may have been delivered: too late to recall it")
         }

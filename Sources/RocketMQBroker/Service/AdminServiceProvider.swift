@@ -52,7 +52,7 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
         return Rocketmq_Admin_V1_BrokerStatus(
             clusterName: configuration.clusterName, brokerName: configuration.brokerName, brokerId: configuration.brokerId,
             address: broker.routeAddress, nameServers: configuration.nameServers,
-            startedAt: .init(milliseconds: Int64(broker.startedAt.timeIntervalSince1970 * 1000)),
+            startedAt: .init(date: broker.startedAt),
             commitLogMinOffset: broker.store.commitLogMinOffset, commitLogMaxOffset: broker.store.commitLogMaxOffset,
             commitLogFlushedOffset: broker.store.commitLogFlushedOffset,
             topicCount: Int32(broker.topics.all.count), groupCount: Int32(broker.groups.all.count),
@@ -92,7 +92,7 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
     }
 
     static func status(_ status: ReplicationStatus) -> Rocketmq_Admin_V1_ReplicationStatus {
-        func timestamp(_ date: Date) -> Google_Protobuf_Timestamp { .init(milliseconds: Int64(date.timeIntervalSince1970 * 1000)) }
+        func timestamp(_ date: Date) -> Google_Protobuf_Timestamp { .init(date: date) }
         return Rocketmq_Admin_V1_ReplicationStatus(
             role: status.role.rawValue, brokerId: status.brokerId, commitLogMaxOffset: status.commitLogMaxOffset,
             replicas: status.replicas.map { replica in

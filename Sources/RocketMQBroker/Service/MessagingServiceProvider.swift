@@ -229,7 +229,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         // Status, when the broker handed the batch over (clients measure delivery latency from
         // it; the official Python push consumer fails a batch without it), then the messages:
         // one write for the whole batch.
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = MessageStore.nowMilliseconds()
         var batch: [Apache_Rocketmq_V2_ReceiveMessageResponse] = [
             .init(content: .status(.ok)),
             .init(content: .deliveryTimestamp(Google_Protobuf_Timestamp(milliseconds: now))),

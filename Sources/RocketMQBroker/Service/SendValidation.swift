@@ -1,5 +1,5 @@
-import Foundation
 import RocketMQAPI
+import RocketMQStore
 
 /// What a message must satisfy before it is stored: type accepted by the topic, FIFO messages
 /// with a group (and only they), a non-empty body within the limit, sane tag and property keys.
@@ -29,7 +29,7 @@ enum SendValidation {
         if let delivery = system.deliveryTimestamp {
             // A timestamp given in the wrong unit (milliseconds as seconds) lands millennia
             // ahead: refused, as RocketMQ refuses delays beyond its timer's maximum.
-            let ahead = delivery.milliseconds - Int64(Date().timeIntervalSince1970 * 1000)
+            let ahead = delivery.milliseconds - MessageStore.nowMilliseconds()
             if ahead > maxDelayMilliseconds {
                 throw .illegalDeliveryTime("the delivery timestamp is \(ahead / 1000) s ahead, more than the \(maxDelayMilliseconds / 86_400_000) days a delay may last")
             }

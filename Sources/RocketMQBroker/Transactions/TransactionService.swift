@@ -288,7 +288,7 @@ final class TransactionService: Sendable {
     private func writeOp(_ offset: Int64, _ resolution: Resolution) async throws(BrokerError) {
         let op = MessageToAppend(
             topic: Self.opTopic, queueId: 0, body: Array(String(offset).utf8),
-            properties: [StoredProperty.transactionResolution: resolution.rawValue], bornTimestamp: Int64(Date().timeIntervalSince1970 * 1000))
+            properties: [StoredProperty.transactionResolution: resolution.rawValue], bornTimestamp: MessageStore.nowMilliseconds())
         do { _ = try await store.append(op) } catch { throw BrokerError(error) }
     }
 

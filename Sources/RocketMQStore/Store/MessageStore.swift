@@ -327,7 +327,8 @@ public final class MessageStore: Sendable {
         return result
     }
 
-    static func nowMilliseconds() -> Int64 {
+    /// Wall-clock milliseconds since 1970, as message timestamps (born, store, delivery) count.
+    public static func nowMilliseconds() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
