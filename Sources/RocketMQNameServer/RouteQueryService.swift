@@ -122,10 +122,14 @@ public struct RouteQueryService: Apache_Rocketmq_V2_MessagingService.ServiceProt
             return .init(status: .init(code: .preconditionFailed, message: "broker \(brokerName) has no live master registered with this NameServer: retry once it is back"))
         }
         var metadata = Metadata()
-        for name in ["x-mq-client-id", "authorization", "x-mq-language", "x-mq-client-version", "x-mq-protocol", "x-mq-namespace"] {
+        for name in [
+            "x-mq-client-id", "authorization", "x-mq-date-time", "x-mq-request-id", "x-mq-language", "x-mq-client-version",
+            "x-mq-protocol", "x-mq-namespace",
+        ] {
             if let value = context.requestMetadata.first(name) { metadata.add(name, value) }
         }
-        let remaining = context.deadline.map { $0 - .now } ?? .seconds(3)
+        // The broker's answer, or ours on failure, must reach the client before its deadline.
+        let remaining = context.deadline.map { $0 - .now - .milliseconds(200) } ?? .seconds(3)
         let channel = RPCChannel(configuration: ChannelConfiguration(host: endpoint.host, port: endpoint.port, connectTimeout: .seconds(2)), logger: logger)
         let answer: Apache_Rocketmq_V2_RecallMessageResponse
         do {

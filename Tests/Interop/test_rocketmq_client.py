@@ -416,10 +416,14 @@ def test_a_delay_message_recalled_through_a_nameserver_is_never_delivered(two_na
     topic = unique("recall")
     producer_side, consumer_side = Clients(ns1), Clients(ns2)
     try:
+        # The first message auto-creates the topic, which then takes that message's type.
+        routed = message(topic, b"routed")
+        routed.delivery_timestamp = int(time.time()) + 1
+        producer, _ = send_once_routed(producer_side, topic, routed)
         due = int(time.time()) + 4  # the Python client takes seconds here (its docstring says ms)
         recalled = message(topic, b"recalled")
         recalled.delivery_timestamp = due
-        producer, receipt = send_once_routed(producer_side, topic, recalled)
+        receipt = producer.send(recalled)
         kept = message(topic, b"kept")
         kept.delivery_timestamp = due
         kept_receipt = producer.send(kept)
@@ -436,8 +440,8 @@ def test_a_delay_message_recalled_through_a_nameserver_is_never_delivered(two_na
             producer.send(wrong_unit)
 
         consumer = consumer_side.simple(unique("group"), topic, await_duration=2)
-        got = receive_until(consumer, 1, timeout=20)
-        assert [m.body for m in got] == [b"kept"]
+        got = receive_until(consumer, 2, timeout=20)
+        assert sorted(m.body for m in got) == [b"kept", b"routed"]
         assert time.time() >= due - 0.1, "a delay message came before it was due"
         # The recalled one was due at the same time: nothing else comes.
         assert receive_until(consumer, 1, timeout=3) == []

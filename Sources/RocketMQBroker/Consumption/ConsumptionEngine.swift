@@ -28,7 +28,7 @@ actor ConsumptionEngine {
     private let deadLetter: @Sendable (StoredMessage, String) async throws(BrokerError) -> Void
     /// Whether a client still heartbeats, for auto-renewed deliveries.
     private let isClientAlive: @Sendable (String) -> Bool
-    /// Whether the delay message at (topic, queue, offset) was recalled: no group gets it.
+    /// Whether the delay message at (topic, queue, offset) was recalled: no group receives it.
     private let isRecalled: @Sendable (String, Int32, Int64) -> Bool
     /// Longest an auto-renewed delivery stays invisible in total.
     private let maxRenewal: Duration

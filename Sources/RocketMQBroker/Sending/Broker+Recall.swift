@@ -3,11 +3,13 @@ import RocketMQNameServer
 import RocketMQStore
 
 /// Recalling delay messages (`RecallMessage`): a message recalled before it is due is never
-/// handed to any consumer group; the record stays in the log (it is append-only) and retention
-/// removes it with its segment.
+/// handed to a pop consumer group (pull consumers read queues as stored: see the README); the
+/// record stays in the log (it is append-only) and retention removes it with its segment.
 extension Broker {
     /// The config-directory file of recalled messages (a slave copies it).
     static let recalledMessagesFile = "recalledMessages.json"
+    /// How long before its delivery time a message can no longer be recalled.
+    static let recallMarginMilliseconds: Int64 = 1000
 
     /// Recalls the delay message `handle` names, which must belong to `topic` on this broker and
     /// not be due yet. Recalling it again is no error. Returns the message's id.
@@ -34,12 +36,19 @@ extension Broker {
         guard let stored = found, stored.queueOffset == handle.offset, stored.messageId == handle.messageId, let due = stored.deliveryTime else {
             throw notFound
         }
-        let now = MessageStore.nowMilliseconds()
-        guard due > now else {
-            throw .notFound("delay message \(handle.messageId) was due \(now - due) ms ago and may have been delivered: too late to recall it")
-        }
-        // Entries whose message retention removed are dropped as the table changes.
+        // Entries whose message retention removed are dropped as the table changes (looked up
+        // first: between the check below and the entry's insertion, nothing may take long).
         let removed = recalled.all.filter { $0.offset < store.minOffset(topic: $0.topic, queueId: $0.queueId) }
+        // A receive that reads the message once it is due checks the table; the margin keeps
+        // such a receive from passing between this check and the insertion, so that no recall
+        // is answered OK for a message a consumer got.
+        let now = MessageStore.nowMilliseconds()
+        guard due - now > Self.recallMarginMilliseconds else {
+            throw .notFound(
+                due > now
+                    ? "delay message \(handle.messageId) is due in \(due - now) ms, too late to recall it (recalls end \(Self.recallMarginMilliseconds) ms before)"
+                    : "delay message \(handle.messageId) was due \(now - due) ms ago and may have been delivered: too late to recall it")
+        }
         do {
             try recalled.change { entries in
                 for entry in removed { entries[RecalledMessage.key(topic: entry.topic, queueId: entry.queueId, offset: entry.offset)] = nil }

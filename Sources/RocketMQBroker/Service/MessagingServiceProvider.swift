@@ -275,17 +275,23 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             let epoch = broker.arrivals.beginPoll(topic.name, as: .group(group.name))
             defer { broker.arrivals.endPoll() }
             var deliveries: [Delivery] = []
-            // Messages an operator resent or re-drove to this group come first, unfiltered: a tag
-            // filter would mark them done without delivering them.
-            if broker.topics[retryTopic] != nil {
-                deliveries = try await broker.consumption.receive(
-                    group: group, topic: retryTopic, queueIds: [0], batchSize: Int(request.batchSize),
-                    invisibleDuration: invisible, filter: .all, autoRenewFor: request.autoRenew ? client : nil)
-            }
-            if deliveries.count < Int(request.batchSize) {
-                deliveries += try await broker.consumption.receive(
-                    group: group, topic: topic.name, queueIds: queueIds, batchSize: Int(request.batchSize) - deliveries.count,
-                    invisibleDuration: invisible, filter: filter, autoRenewFor: request.autoRenew ? client : nil)
+            do throws(BrokerError) {
+                // Messages an operator resent or re-drove to this group come first, unfiltered: a
+                // tag filter would mark them done without delivering them.
+                if broker.topics[retryTopic] != nil {
+                    deliveries = try await broker.consumption.receive(
+                        group: group, topic: retryTopic, queueIds: [0], batchSize: Int(request.batchSize),
+                        invisibleDuration: invisible, filter: .all, autoRenewFor: request.autoRenew ? client : nil)
+                }
+                if deliveries.count < Int(request.batchSize) {
+                    deliveries += try await broker.consumption.receive(
+                        group: group, topic: topic.name, queueIds: queueIds, batchSize: Int(request.batchSize) - deliveries.count,
+                        invisibleDuration: invisible, filter: filter, autoRenewFor: request.autoRenew ? client : nil)
+                }
+            } catch {
+                // Arrivals may have coalesced into this failed scan: the next receiver takes them on.
+                broker.arrivals.handOn(topic.name, group: group.name)
+                throw error
             }
             // A full batch may have left messages whose arrivals woke nobody else (they coalesced
             // into this receiver's wake-up): the group's next waiting receiver takes them on.

@@ -31,8 +31,12 @@ final class ArrivalSignal: Sendable {
     /// How late a wait may end after its timeout.
     static let sweepInterval: Duration = .milliseconds(10)
     /// How long a woken pop receiver that has not begun its scan keeps arrivals from waking
-    /// another receiver of its group.
-    static let coalesceWindow: Duration = .milliseconds(10)
+    /// another receiver of its group (10 ms; tests choose their own).
+    let coalesceWindow: Duration
+
+    init(coalesceWindow: Duration = .milliseconds(10)) {
+        self.coalesceWindow = coalesceWindow
+    }
 
     /// What a waiter reads: any queue on behalf of a group (pop), or one queue (pull).
     enum Interest: Equatable, Sendable {
@@ -94,7 +98,7 @@ final class ArrivalSignal: Sendable {
         guard pollers.wrappingAdd(0, ordering: .sequentiallyConsistent).oldValue > 0 else { return }
         let woken = state.withLock { state in
             state.epochs[topic, default: 0] &+= 1
-            return Self.wake(&state, topic: topic) { interest in
+            return wake(&state, topic: topic) { interest in
                 switch interest {
                 case .queue(let id): queueId == nil || queueId == id
                 case .group: true
@@ -109,7 +113,7 @@ final class ArrivalSignal: Sendable {
     func handOn(_ topic: String, group: String) {
         let woken = state.withLock { state in
             state.epochs[topic, default: 0] &+= 1
-            return Self.wake(&state, topic: topic) { $0 == .group(group) }
+            return wake(&state, topic: topic) { $0 == .group(group) }
         }
         for continuation in woken { continuation.resume(returning: true) }
     }
@@ -117,7 +121,7 @@ final class ArrivalSignal: Sendable {
     /// Takes out the waiters of `topic` that an arrival wakes (among those `concerned`): every
     /// pull waiter, and the longest-waiting pop waiter of each group without a woken receiver
     /// that is still to begin its scan. Under the lock; the caller resumes them.
-    private static func wake(
+    private func wake(
         _ state: inout State, topic: String, concerned: (Interest) -> Bool
     ) -> [CheckedContinuation<Bool, Never>] {
         guard var waiters = state.waiters[topic] else { return [] }
@@ -198,7 +202,7 @@ final class ArrivalSignal: Sendable {
                 // Woken receivers that never began their scan hold nobody back any more.
                 if !state.woken.isEmpty {
                     state.woken = state.woken.compactMapValues { groups in
-                        let live = groups.filter { now - $0.value < Self.coalesceWindow }
+                        let live = groups.filter { now - $0.value < self.coalesceWindow }
                         return live.isEmpty ? nil : live
                     }
                 }
