@@ -302,7 +302,14 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             if let visible = await broker.consumption.nextVisibility(group: group.name, topic: topic.name, queueIds: queueIds) {
                 wait = min(wait, visible + .milliseconds(5))
             }
-            _ = await broker.arrivals.wait(for: topic.name, as: .group(group.name), since: epoch, timeout: wait)
+            let woken = await broker.arrivals.wait(for: topic.name, as: .group(group.name), since: epoch, timeout: wait)
+            if Task.isCancelled {
+                // The caller is gone: a scan now would hand messages to a dead stream, invisible
+                // to everyone until their invisible duration passed. A wake-up meant for this
+                // receiver goes to the next one.
+                if woken { broker.arrivals.handOn(topic.name, group: group.name) }
+                return ([], invisible)
+            }
         }
     }
 
