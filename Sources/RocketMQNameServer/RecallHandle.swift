@@ -1,10 +1,13 @@
+import Foundation
+
 /// Names a delay message for `RecallMessage`: which broker, queue and offset, when it is due and
 /// its id. A broker returns it in the message's `SendResultEntry.recall_handle`; opaque to clients.
 /// Here because NameServers read it too: clients send `RecallMessage` to their access point, and
 /// a NameServer forwards it to the broker the handle names.
 ///
 /// Printable so it travels in protobuf strings: `recall1:<broker>:<queue>:<offset>:<due ms>:<id>`,
-/// read from the right (message ids hold no `:`), so any broker name parses.
+/// with `%` and `:` in the broker name and the id written `%25` and `%3A`, so that any name and
+/// any producer-chosen id parse back.
 public struct RecallHandle: Equatable, Sendable, CustomStringConvertible {
     static let prefix = "recall1:"
 
@@ -16,7 +19,15 @@ public struct RecallHandle: Equatable, Sendable, CustomStringConvertible {
     public var messageId: String
 
     public var description: String {
-        "\(Self.prefix)\(brokerName):\(queueId):\(offset):\(deliveryTime):\(messageId)"
+        "\(Self.prefix)\(Self.escaped(brokerName)):\(queueId):\(offset):\(deliveryTime):\(Self.escaped(messageId))"
+    }
+
+    private static func escaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: ":", with: "%3A")
+    }
+
+    private static func unescaped(_ text: Substring) -> String {
+        text.replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%25", with: "%")
     }
 
     public init(brokerName: String, queueId: Int32, offset: Int64, deliveryTime: Int64, messageId: String) {
@@ -31,13 +42,12 @@ public struct RecallHandle: Equatable, Sendable, CustomStringConvertible {
     public init?(parsing text: String) {
         guard text.hasPrefix(Self.prefix), text.utf8.count <= 1024 else { return nil }
         let fields = text.dropFirst(Self.prefix.count).split(separator: ":", omittingEmptySubsequences: false)
-        guard fields.count >= 5 else { return nil }
-        let tail = Array(fields.suffix(4))
-        let name = fields.dropLast(4).joined(separator: ":")
-        guard !name.isEmpty, let queueId = Int32(tail[0]), queueId >= 0, let offset = Int64(tail[1]), offset >= 0,
-              let deliveryTime = Int64(tail[2]), !tail[3].isEmpty
+        guard fields.count == 5, !fields[0].isEmpty, let queueId = Int32(fields[1]), queueId >= 0,
+              let offset = Int64(fields[2]), offset >= 0, let deliveryTime = Int64(fields[3]), !fields[4].isEmpty
         else { return nil }
-        self.init(brokerName: name, queueId: queueId, offset: offset, deliveryTime: deliveryTime, messageId: String(tail[3]))
+        self.init(
+            brokerName: Self.unescaped(fields[0]), queueId: queueId, offset: offset, deliveryTime: deliveryTime,
+            messageId: Self.unescaped(fields[4]))
     }
 
     /// What a server answers for a `recall_handle` that does not parse.

@@ -24,6 +24,8 @@ struct RecallTests {
         #expect(try broker.recall(topic: "t", handle: named) == stored.messageId)
         #expect(RecallHandle(parsing: named.description) == named)
         #expect(RecallHandle(parsing: "recall1:a:b:0:0:x") == nil)
+        let odd = RecallHandle(brokerName: "zone:a%1", queueId: 3, offset: 7, deliveryTime: 9, messageId: "id:with%3Acolons")
+        #expect(RecallHandle(parsing: odd.description) == odd)
         await broker.shutdown()
 
         broker = try Broker(configuration: testConfiguration(directory))
