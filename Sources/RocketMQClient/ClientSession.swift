@@ -144,23 +144,43 @@ actor ClientSession {
         var request = Apache_Rocketmq_V2_QueryRouteRequest()
         request.topic = resource(topic)
         request.endpoints = configuration.endpoints.first?.proto
-        var lastError = RocketMQError.noQueue(topic: topic, reason: "no endpoint answered")
+        let response: Apache_Rocketmq_V2_QueryRouteResponse
+        do throws(RocketMQError) {
+            response = try await firstAnswer(
+                noEndpoint: .noQueue(topic: topic, reason: "no endpoint answered"),
+                { [request] client, options in try await client.queryRoute(request, options: options) }, status: \.status)
+        } catch {
+            if let cached = routes[topic] {
+                logger.warning("route refresh failed; keeping the cached route", metadata: ["topic": "\(topic)", "error": "\(error)"])
+                return cached.route
+            }
+            throw error
+        }
+        let route = TopicRoute(topic: topic, queues: response.messageQueues)
+        routes[topic] = (route, .now)
+        openTelemetry(to: route.endpoints)
+        return route
+    }
+
+    /// Runs one call against each configured endpoint in turn until one answers with OK, and
+    /// returns that answer. A transport failure moves on to the next endpoint; a status other
+    /// than OK ends the search (another endpoint would answer the same) and is thrown. Throws
+    /// `noEndpoint` when no endpoint is configured, else the last error.
+    nonisolated func firstAnswer<R: Sendable>(
+        noEndpoint: RocketMQError,
+        _ body: @Sendable (Client, CallOptions) async throws -> R,
+        status: (R) -> Apache_Rocketmq_V2_Status?
+    ) async throws(RocketMQError) -> R {
+        var lastError = noEndpoint
         for endpoint in configuration.endpoints {
             do throws(RocketMQError) {
-                let response = try await call(endpoint) { [request] client, options in try await client.queryRoute(request, options: options) }
-                try RocketMQError.check(response.status)
-                let route = TopicRoute(topic: topic, queues: response.messageQueues)
-                routes[topic] = (route, .now)
-                openTelemetry(to: route.endpoints)
-                return route
+                let response = try await call(endpoint, body)
+                try RocketMQError.check(status(response))
+                return response
             } catch {
                 lastError = error
                 if case .status = error { break }
             }
-        }
-        if let cached = routes[topic] {
-            logger.warning("route refresh failed; keeping the cached route", metadata: ["topic": "\(topic)", "error": "\(lastError)"])
-            return cached.route
         }
         throw lastError
     }

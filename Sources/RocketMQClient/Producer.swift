@@ -61,18 +61,10 @@ public final class Producer: Sendable {
         var request = Apache_Rocketmq_V2_RecallMessageRequest()
         request.topic = session.resource(topic)
         request.recallHandle = recallHandle
-        var lastError = RocketMQError.status(code: .internalError, message: "no endpoint is configured")
-        for endpoint in session.configuration.endpoints {
-            do throws(RocketMQError) {
-                let response = try await session.call(endpoint) { [request] client, options in try await client.recallMessage(request, options: options) }
-                try RocketMQError.check(response.status)
-                return response.messageId
-            } catch {
-                lastError = error
-                if case .status = error { break }  // an answer: another endpoint would give the same
-            }
-        }
-        throw lastError
+        return try await session.firstAnswer(
+            noEndpoint: .status(code: .internalError, message: "no endpoint is configured"),
+            { [request] client, options in try await client.recallMessage(request, options: options) }, status: \.status
+        ).messageId
     }
 
     /// Sends one message and waits for the broker's receipt.

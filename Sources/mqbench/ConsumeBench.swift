@@ -52,7 +52,7 @@ enum Consumption {
         let client = Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
         let recorder = Recorder(messageSize: options.size)
         // e2e with a warm-up: the latencies of messages born after it, apart.
-        let steady = steadyFromMicros.map { _ in Recorder(messageSize: options.size) }
+        let steady = steadyFromMicros.map { (from: $0, recorder: Recorder(messageSize: options.size)) }
         let checker = Checker()
         let progress = reportProgress(recorder, label: latencyFromBorn ? "e2e" : "consume")
         let callOptions = options.callOptions
@@ -96,13 +96,13 @@ enum Consumption {
                         receiveCalls.add()
                         guard !messages.isEmpty else { continue }
                         lastArrival.touch()
-                        let nowMicros = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+                        let nowMicros = BornClock.microseconds()
                         for message in messages {
                             checker.check(message)
                             if latencyFromBorn, let born = message.userProperties["bench-born-us"].flatMap(UInt64.init) {
                                 let latency = nowMicros > born ? nowMicros - born : 0
                                 recorder.record(micros: latency)
-                                if let steady, let from = steadyFromMicros, born >= from { steady.record(micros: latency) }
+                                if let steady, born >= steady.from { steady.recorder.record(micros: latency) }
                             } else {
                                 recorder.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
                             }
@@ -130,7 +130,7 @@ enum Consumption {
         var extra = checker.report(expected: expected.value, acknowledged: acknowledged?.all)
         extra["receive_calls"] = receiveCalls.value
         extra["topics"] = topicCount
-        if let steady {
+        if let steady = steady?.recorder {
             extra["steady_count"] = steady.done
             extra["steady_p50_us"] = steady.latency(percentile: 50)
             extra["steady_p99_us"] = steady.latency(percentile: 99)

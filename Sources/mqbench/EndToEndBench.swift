@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import RocketMQAPI
 import ServerAllocator
 
@@ -30,8 +29,8 @@ struct EndToEndBench: AsyncParsableCommand {
         let tick = Duration.microseconds(Int64(tickMs * 1000))
         let warmup = self.warmup
         let summary = try await options.withCluster { options in
-            // Born timestamps are wall-clock microseconds; the warm-up counts from here.
-            let steadyFrom = warmup > 0 ? UInt64((Date().timeIntervalSince1970 + warmup) * 1_000_000) : nil
+            // The warm-up counts from here.
+            let steadyFrom = warmup > 0 ? BornClock.microseconds(warmup) : nil
             return try await Self.run(
                 options, rate: rate, tick: tick, senders: max(1, senders ?? options.concurrency), clientThreads: clientThreads, steadyFrom: steadyFrom)
         }

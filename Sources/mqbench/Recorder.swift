@@ -236,6 +236,15 @@ final class Checker: Sendable {
     }
 }
 
+/// The clock of `bench-born-us`: wall-clock microseconds since 1970, comparable across the
+/// sending and the receiving process.
+enum BornClock {
+    /// Now, or `seconds` from now.
+    static func microseconds(_ seconds: Double = 0) -> UInt64 {
+        UInt64((Date().timeIntervalSince1970 + seconds) * 1_000_000)
+    }
+}
+
 enum BenchMessage {
     /// One message tagged with who sent it and its sequence, for the checker, bound for one of
     /// `queues` in turn (as a producer rotates over a route's writable queues; the broker places
@@ -249,7 +258,7 @@ enum BenchMessage {
         system.queueId = queues[(sender + sequence) % queues.count]
         if fifoGroups > 0 { system.messageGroup = "g\(sender % fifoGroups)" }
         system.bornTimestamp = .init(seconds: Int64(Date().timeIntervalSince1970), nanos: 0)
-        let born = UInt64(Date().timeIntervalSince1970 * 1_000_000)
+        let born = BornClock.microseconds()
         let message = Apache_Rocketmq_V2_Message(
             topic: .init(name: topic),
             userProperties: ["bench-id": "\(sender)-\(sequence)", "bench-born-us": String(born)],

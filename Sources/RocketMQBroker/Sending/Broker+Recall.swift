@@ -51,7 +51,7 @@ extension Broker {
         }
         do {
             try recalled.change { entries in
-                for entry in removed { entries[RecalledMessage.key(topic: entry.topic, queueId: entry.queueId, offset: entry.offset)] = nil }
+                for gone in removed { entries[gone.key] = nil }
                 entries[key] = RecalledMessage(topic: topic, queueId: handle.queueId, offset: handle.offset, messageId: handle.messageId, deliveryTime: due)
                 return true
             }
@@ -77,4 +77,6 @@ public struct RecalledMessage: Codable, Sendable, Equatable {
 
     /// The table's key for the message at `offset` of `topic`'s queue `queueId`.
     static func key(topic: String, queueId: Int32, offset: Int64) -> String { "\(topic)@\(queueId)@\(offset)" }
+
+    var key: String { Self.key(topic: topic, queueId: queueId, offset: offset) }
 }

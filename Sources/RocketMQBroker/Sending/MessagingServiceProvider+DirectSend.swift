@@ -78,13 +78,14 @@ extension MessagingServiceProvider {
     func prepare(_ message: WireSendMessage, in bytes: [UInt8], peer: String) -> DirectSend? {
         bytes.withUnsafeBytes { raw -> DirectSend? in
             func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: raw[range]) }
+            // Delay messages go the generated way, which answers with their recall handle.
+            if message.messageType == 3 || message.deliveryTimestamp != nil { return nil }
             let group = message.messageGroup.map(slice) ?? UnsafeRawBufferPointer(start: nil, count: 0)
             let type: MessageKind
             switch message.messageType {
-            case 0: type = !group.isEmpty ? .fifo : message.deliveryTimestamp != nil ? .delay : .normal
+            case 0: type = group.isEmpty ? .normal : .fifo
             case 1: type = .normal
             case 2: type = .fifo
-            case 3: type = .delay
             default: return nil
             }
             let topicName = String(decoding: slice(message.topic), as: UTF8.self)
@@ -94,8 +95,6 @@ extension MessagingServiceProvider {
             // SendValidation, on bytes known to be ASCII without NUL.
             if type == .fifo ? group.isEmpty : !group.isEmpty { return nil }
             if group.count > 64 { return nil }
-            // Delay messages go the generated way, which answers with their recall handle.
-            if type == .delay || message.deliveryTimestamp != nil { return nil }
             let body = slice(message.body)
             guard !body.isEmpty, body.count <= broker.maxBodySize else { return nil }
             if let tag = message.tag.map(slice) {
@@ -180,15 +179,14 @@ extension MessagingServiceProvider {
         }
     }
 
-    /// The three message types this path sends.
+    /// The two message types this path sends.
     enum MessageKind {
-        case normal, fifo, delay
+        case normal, fifo
 
         var protocolType: Apache_Rocketmq_V2_MessageType {
             switch self {
             case .normal: .normal
             case .fifo: .fifo
-            case .delay: .delay
             }
         }
 
@@ -197,7 +195,6 @@ extension MessagingServiceProvider {
             switch self {
             case .normal: "NORMAL"
             case .fifo: "FIFO"
-            case .delay: "DELAY"
             }
         }
 

@@ -96,24 +96,26 @@ final class ArrivalSignal: Sendable {
         // A read-modify-write, not a load: it orders the append that precedes it before any
         // later `beginPoll`, so a poller that this misses still sees the message in its scan.
         guard pollers.wrappingAdd(0, ordering: .sequentiallyConsistent).oldValue > 0 else { return }
-        let woken = state.withLock { state in
-            state.epochs[topic, default: 0] &+= 1
-            return wake(&state, topic: topic) { interest in
-                switch interest {
-                case .queue(let id): queueId == nil || queueId == id
-                case .group: true
-                }
+        announce(topic) { interest in
+            switch interest {
+            case .queue(let id): queueId == nil || queueId == id
+            case .group: true
             }
         }
-        for continuation in woken { continuation.resume(returning: true) }
     }
 
     /// A pop receive of `group` filled its batch and may have left messages on `topic`: wakes
     /// the group's next waiting receiver, unless one is woken already.
     func handOn(_ topic: String, group: String) {
+        announce(topic) { $0 == .group(group) }
+    }
+
+    /// Counts a signal of `topic` (so that pollers between their scan and their wait rescan)
+    /// and wakes the waiters `wake` picks among those `concerned`.
+    private func announce(_ topic: String, to concerned: (Interest) -> Bool) {
         let woken = state.withLock { state in
             state.epochs[topic, default: 0] &+= 1
-            return wake(&state, topic: topic) { $0 == .group(group) }
+            return wake(&state, topic: topic, concerned: concerned)
         }
         for continuation in woken { continuation.resume(returning: true) }
     }
