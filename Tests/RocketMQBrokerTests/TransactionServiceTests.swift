@@ -112,6 +112,26 @@ struct TransactionServiceTests {
         await again.shutdown()
     }
 
+    @Test("a transaction resolved before a restart stays resolved over the next ones while an older one stays open")
+    func resolvedStaysResolvedOverTwoRestarts() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "broker-tx2-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let configuration = testConfiguration(directory)
+        var broker = try Broker(configuration: configuration)
+        _ = try await broker.transactions.prepare(half("old", id: "ID-OLD"), firstCheck: .seconds(600), producerGave: false, broker: broker)
+        let newer = try await broker.transactions.prepare(half("newer", id: "ID-NEW"), firstCheck: .seconds(600), producerGave: false, broker: broker)
+        try await broker.transactions.end(transactionId: newer, messageId: "ID-NEW", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
+        broker.transactions.saveMark()
+        await broker.shutdown()
+        // Each restart reads back from the mark, and saves it again.
+        for _ in 0..<2 {
+            broker = try Broker(configuration: configuration)
+            #expect(broker.transactions.openCount == 1, "the transaction committed before the restarts is open again")
+            broker.transactions.saveMark()
+            await broker.shutdown()
+        }
+    }
+
     @Test("the saved mark starts the next scan at the oldest undecided half message, never past one")
     func markBoundsTheScan() async throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "broker-txmark-\(UUID().uuidString)").path

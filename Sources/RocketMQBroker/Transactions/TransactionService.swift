@@ -56,7 +56,7 @@ final class TransactionService: Sendable {
         var resolving: [Int64: Open] = [:]
         /// Half messages being stored, not yet in `open`: no mark is taken meanwhile.
         var preparing = 0
-        /// The mark last written to `markPath`.
+        /// The mark last written to `markFile`.
         var savedMark: Mark?
         /// Recent resolutions, for a repeated EndTransaction (a retry after a lost answer).
         var recent: [Int64: Resolution] = [:]
@@ -85,7 +85,7 @@ final class TransactionService: Sendable {
     private let state = Mutex(State())
     private let store: MessageStore
     private let logger: Logger
-    private let markPath: String
+    private let markFile: ScanMark<Mark>
     private static let recentLimit = 65_536
 
     /// Reads the half and op queues from the saved mark: every half message without an op record
@@ -93,25 +93,29 @@ final class TransactionService: Sendable {
     init(store: MessageStore, logger: Logger) throws(StoreError) {
         self.store = store
         self.logger = logger
-        markPath = store.configDirectory + "/transactions.json"
+        markFile = ScanMark(path: store.configDirectory + "/transactions.json", what: "transaction")
         try reload()
     }
 
     /// Reads the open transactions again from the saved mark and the log (a promoted slave,
     /// whose log grew by replication): every half message without an op record is open.
     func reload() throws(StoreError) {
-        let mark = Self.readMark(markPath, logger: logger)
+        let mark = markFile.read(logger: logger)
         var resolved = Set<Int64>()
-        try Self.scan(store, topic: Self.opTopic, from: mark?.opsFrom ?? 0) { message in
+        try store.forEachMessage(systemTopic: Self.opTopic, from: mark?.opsFrom ?? 0) { message in
             if let offset = Int64(String(decoding: message.body, as: UTF8.self)) { resolved.insert(offset) }
         }
         var open: [Int64: Open] = [:]
-        let opsEnd = store.maxOffset(topic: Self.opTopic, queueId: 0)
-        try Self.scan(store, topic: Self.halfTopic, from: mark?.halfFrom ?? 0) { message in
+        // Every op record of a half message at or past the mark is at or past the mark's op
+        // offset, so that stays the bound for the next reads. The op queue's end would skip,
+        // at the next start, the records of transactions resolved before this one that lie
+        // past an older open one: they would be open again, checked back and committed twice.
+        let opsFrom = mark?.opsFrom ?? 0
+        try store.forEachMessage(systemTopic: Self.halfTopic, from: mark?.halfFrom ?? 0) { message in
             guard !resolved.contains(message.physicalOffset), let topic = message.properties[StoredProperty.realTopic] else { return }
             open[message.physicalOffset] = Open(
                 physicalOffset: message.physicalOffset, queueOffset: message.queueOffset,
-                opsFrom: opsEnd, topic: topic, messageId: message.messageId,  // no op record for it exists yet
+                opsFrom: opsFrom, topic: topic, messageId: message.messageId,
                 checkAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000 + Self.recoveryDelay(of: message)), checks: 0)
         }
         state.withLock {
@@ -120,16 +124,6 @@ final class TransactionService: Sendable {
             $0.savedMark = mark
         }
         if !open.isEmpty { logger.info("open transactions recovered", metadata: ["count": "\(open.count)"]) }
-    }
-
-    private static func readMark(_ path: String, logger: Logger) -> Mark? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        do {
-            return try JSONDecoder().decode(Mark.self, from: data)
-        } catch {
-            logger.warning("unreadable transaction mark; reading every half message", metadata: ["path": "\(path)", "error": "\(error)"])
-            return nil
-        }
     }
 
     /// Saves where the next start's scan may begin, if that moved: the oldest half message open
@@ -146,26 +140,8 @@ final class TransactionService: Sendable {
             }
             return mark == s.savedMark ? nil : mark
         }
-        guard let mark else { return }
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            try AtomicFile.write([UInt8](try encoder.encode(mark)), to: markPath)
-            state.withLock { $0.savedMark = mark }
-        } catch {
-            logger.warning("could not save the transaction mark", metadata: ["error": "\(error)"])
-        }
-    }
-
-    private static func scan(_ store: MessageStore, topic: String, from start: Int64, _ body: (StoredMessage) -> Void) throws(StoreError) {
-        var offset = max(start, store.minOffset(topic: topic, queueId: 0))
-        let end = store.maxOffset(topic: topic, queueId: 0)
-        while offset < end {
-            let read = try store.messages(topic: topic, queueId: 0, from: offset, maxCount: 1024)
-            read.messages.forEach(body)
-            guard read.nextOffset > offset else { break }
-            offset = read.nextOffset
-        }
+        guard let mark, markFile.write(mark, logger: logger) else { return }
+        state.withLock { $0.savedMark = mark }
     }
 
     /// Seconds from storing a half message to its first check: the producer's
