@@ -28,8 +28,10 @@ public final class Broker: Sendable {
     public let store: MessageStore
     public let topics: ConfigTable<TopicConfig>
     public let groups: ConfigTable<GroupConfig>
-    /// Delay messages recalled before they were due (see `Broker+Recall.swift`).
-    let recalled: ConfigTable<RecalledMessage>
+    /// Delay messages waiting for their time (see `DelayService`).
+    let delays: DelayService
+    /// Copies due delay messages to their queues while the broker runs (see `runDelayTimer`).
+    let delayTimer = Mutex<Task<Void, Never>?>(nil)
     let consumption: ConsumptionEngine
     let transactions: TransactionService
     let clients = ClientRegistry()
@@ -104,21 +106,20 @@ public final class Broker: Sendable {
         self.store = store
         topics = try ConfigTable(path: store.configDirectory + "/topics.json")
         groups = try ConfigTable(path: store.configDirectory + "/subscriptionGroups.json")
-        recalled = try ConfigTable(path: store.configDirectory + "/" + Self.recalledMessagesFile)
         transactions = try TransactionService(store: store, logger: logger)
+        delays = try DelayService(store: store, logger: logger)
         let topics = self.topics
         let arrivals = self.arrivals
         let clients = self.clients
-        let recalled = self.recalled
         consumption = try ConsumptionEngine(
             store: store, brokerName: configuration.brokerName, logger: logger,
             maxRenewal: configuration.maxInvisibleDuration,
-            isClientAlive: { clients.isAlive($0, within: .seconds(30)) },
-            isRecalled: { recalled[RecalledMessage.key(topic: $0, queueId: $1, offset: $2)] != nil }
+            isClientAlive: { clients.isAlive($0, within: .seconds(30)) }
         ) { (message, group) throws(BrokerError) in
             try await Broker.deadLetter(message, group: group, store: store, topics: topics, arrivals: arrivals)
         }
         replication.bind(store)
+        startDelayTimer()
     }
 
     /// Checks the role against the broker id and the master's address.
@@ -153,6 +154,7 @@ public final class Broker: Sendable {
 
     /// Flushes consumer progress and closes the store (checkpoint written: the next start is a clean one).
     public func shutdown() async {
+        await stopDelayTimer()
         await follower.stop()
         do {
             // A slave's snapshot is its master's copy: its own progress state is not maintained.
@@ -353,10 +355,15 @@ public final class Broker: Sendable {
         } catch {
             throw brokerError(error)
         }
+        try await awaitReplica(of: result)
+        return result
+    }
+
+    /// On a sync master, waits until a slave confirmed the record `result` stored.
+    func awaitReplica(of result: AppendResult) async throws(BrokerError) {
         if let timeout = syncReplicationTimeout {
             try await replication.waitForReplica(upTo: result.physicalOffset + Int64(result.wroteBytes), timeout: timeout)
         }
-        return result
     }
 
     /// How long a send waits for a slave: nil unless this is a sync master (one relaxed load per

@@ -88,6 +88,7 @@ public struct Console: Service {
             ["CommitLog", "\(status.commitLogMinOffset) – \(status.commitLogMaxOffset) (flushed \(status.commitLogFlushedOffset))"],
             ["Topics / groups / clients", "\(status.topicCount) / \(status.groupCount) / \(status.clientCount)"],
             ["Open transactions", "\(status.openTransactions)"],
+            ["Delay messages pending", "\(status.pendingDelayMessages)"],
         ]
         let body = table(["", ""], rows)
             + replicationSection(replication)

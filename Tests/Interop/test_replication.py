@@ -21,10 +21,12 @@ TOKEN = "replication-token"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
 TOPIC = "ha-orders"
 GROUP = "ha-group"
+DELAY_TOPIC = "ha-delayed"
 MASTER_CONFIG = {
     "flushMode": "sync",
     "autoCreate": True,
-    "topics": [{"name": TOPIC, "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}],
+    "topics": [{"name": TOPIC, "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]},
+               {"name": DELAY_TOPIC, "queueCount": 2, "permission": 6, "messageTypes": ["DELAY"]}],
     "groups": [{"name": GROUP, "maxDeliveryAttempts": 16, "fifo": False, "consumeEnabled": True}],
 }
 
@@ -154,6 +156,35 @@ def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory
     status = slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
     assert (status.role, status.broker_id) == ("ASYNC_MASTER", 0)
     send_one(slave.endpoint, b"after-restart")
+
+
+def test_a_promoted_slave_delivers_the_masters_pending_delay_messages_and_keeps_its_recalls(broker_factory, admin_pb):
+    pb, _ = admin_pb
+    master = broker_factory(MASTER_CONFIG, extra=["--admin-token", TOKEN])
+    slave = broker_factory({"flushMode": "async"}, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
+    master_admin, slave_admin = admin_stub(admin_pb, master), admin_stub(admin_pb, slave)
+    due = int(time.time()) + 10  # seconds: the Python client's unit
+    p = producer(master.endpoint, DELAY_TOPIC)
+    try:
+        receipts = {}
+        for body in (b"later-0", b"later-1", b"recalled"):
+            m = message(DELAY_TOPIC, body)
+            m.delivery_timestamp = due
+            receipts[body] = p.send(m)
+        p.recall_message(DELAY_TOPIC, receipts[b"recalled"].recall_handle)
+    finally:
+        p.shutdown()
+    assert master_admin.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=5).pending_delay_messages == 2
+    wait_until("the slave to catch up", caught_up(pb, master_admin, slave_admin))
+
+    # The schedule and its op records travel in the log: the promoted slave has both.
+    master.kill()
+    wait_until("the slave to notice", lambda: not slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5).connected)
+    slave_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=30)
+    assert slave_admin.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=5).pending_delay_messages == 2
+    got = consume(slave.endpoint, GROUP, DELAY_TOPIC, 2, then_nothing=True)
+    assert time.time() >= due - 0.1, "a delay message came before it was due"
+    assert sorted(m.body for m in got) == [b"later-0", b"later-1"]
 
 
 def test_a_sync_master_answers_once_its_slave_has_the_message(broker_factory, admin_pb):

@@ -28,6 +28,9 @@ struct BrokerMetricsTests {
             for i in 0..<3 { try await send(broker, topic: "orders", queue: 0, body: "a\(i)") }
             for i in 0..<2 { try await send(broker, topic: "orders", queue: 1, body: "b\(i)") }
             try await send(broker, topic: "audit", body: "x")
+            // A delay message waiting for its time: pending, not yet in audit's queue.
+            let due = MessageStore.nowMilliseconds() + 60_000
+            _ = try await broker.delays.schedule(MessageToAppend(topic: "audit", queueId: 0, body: Array("later".utf8)), due: due, broker: broker)
             // Group g takes two from queue 0 and acks the first: committed 1, one in flight;
             // queue 1 it never read counts from its start.
             let group = GroupConfig(name: "g", maxDeliveryAttempts: 3)
@@ -47,6 +50,7 @@ struct BrokerMetricsTests {
             #expect(types["rocketmq_consumer_lag_messages"] == "gauge")
             #expect(samples[#"rocketmq_consumer_lag_messages{consumer_group="g",topic="audit"}"#] == nil, "no progress in audit: not its topic")
             #expect(samples["rocketmq_topics"] == 2)
+            #expect(samples["rocketmq_delay_messages_pending"] == 1)
             #expect((samples["rocketmq_storage_size_bytes"] ?? 0) > 6 * 100, "six records of ~100+ bytes")
             #expect((samples["process_resident_memory_bytes"] ?? 0) > Double(1 << 20))
             #expect((samples["process_cpu_seconds_total"] ?? 0) > 0)

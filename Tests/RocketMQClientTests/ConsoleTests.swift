@@ -46,6 +46,7 @@ import Testing
             #expect(overview.status == 200)
             #expect(overview.html.contains("<h1>Broker broker-a</h1>"))
             #expect(overview.html.contains("<td>Open transactions</td><td>0</td>"))
+            #expect(overview.html.contains("<td>Delay messages pending</td><td>0</td>"))
             #expect(overview.html.contains("<td>Role</td><td>ASYNC_MASTER</td>"))
             #expect(overview.html.contains("No slave follows this broker."))
             #expect(overview.html.contains(">\(topic)</a>"))

@@ -70,7 +70,7 @@ import Testing
         try await withDevBroker { _, configuration in
             let topic = unique("recall")
             let producer = try await Producer.start(configuration: configuration, topics: [topic])
-            let due = Date().addingTimeInterval(3)  // recalls end 1 s before
+            let due = Date().addingTimeInterval(3)
             let recalled = try await producer.send(Message(topic: topic, body: Array("recalled".utf8), deliveryTimestamp: due))
             let kept = try await producer.send(Message(topic: topic, body: Array("kept".utf8), deliveryTimestamp: due))
             let normal = try await producer.send(Message(topic: topic, body: Array("now".utf8)))

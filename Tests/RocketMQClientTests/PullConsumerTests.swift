@@ -34,6 +34,27 @@ import Testing
         }
     }
 
+    @Test func aPullGetsADelayMessageOnlyWhenDueAndNeverARecalledOne() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("pull-delay")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            let consumer = try await PullConsumer.start(configuration: configuration, group: unique("g"), topic: topic, startFrom: .end)
+            let due = Date().addingTimeInterval(2.5)
+            let recalled = try await producer.send(Message(topic: topic, body: Array("recalled".utf8), deliveryTimestamp: due))
+            _ = try await producer.send(Message(topic: topic, body: Array("kept".utf8), deliveryTimestamp: due))
+            _ = try await producer.recall(topic: topic, recallHandle: try #require(recalled.recallHandle))
+            await producer.shutdown()
+            let pulled = try await pullAll(consumer, count: 1)
+            let arrived = Date()
+            #expect(pulled.map(\.text) == ["kept"])
+            #expect(arrived >= due.addingTimeInterval(-0.1), "pulled \(due.timeIntervalSince(arrived)) s before its delivery timestamp")
+            // Past its time, the recalled one is not in the queue either.
+            let nothing = try await consumer.pull(maxMessages: 32, awaitDuration: .milliseconds(500))
+            #expect(nothing.isEmpty, "pulled \(nothing.map(\.text))")
+            await consumer.shutdown()
+        }
+    }
+
     @Test func aSQL92FilterLetsOnlyMatchingMessagesThroughAPull() async throws {
         try await withDevBroker { _, configuration in
             let topic = unique("pull-sql")

@@ -83,6 +83,9 @@ public enum SystemTopic {
     /// Half messages of transactions, and the records of how each ended (`TransactionService`).
     public static let transactionHalf = "%SYS%TRANS_HALF"
     public static let transactionOp = "%SYS%TRANS_OP"
+    /// Delay messages waiting for their time, and the records of how each was settled (`DelayService`).
+    public static let delaySchedule = "%SYS%TIMER"
+    public static let delayOp = "%SYS%TIMER_OP"
 
     public static func isSystem(_ topic: String) -> Bool { topic.hasPrefix("%SYS%") }
 }

@@ -28,8 +28,6 @@ actor ConsumptionEngine {
     private let deadLetter: @Sendable (StoredMessage, String) async throws(BrokerError) -> Void
     /// Whether a client still heartbeats, for auto-renewed deliveries.
     private let isClientAlive: @Sendable (String) -> Bool
-    /// Whether the delay message at (topic, queue, offset) was recalled: no group receives it.
-    private let isRecalled: @Sendable (String, Int32, Int64) -> Bool
     /// Longest an auto-renewed delivery stays invisible in total.
     private let maxRenewal: Duration
     private var progress: [ProgressKey: QueueProgress] = [:]
@@ -48,12 +46,10 @@ actor ConsumptionEngine {
     init(
         store: MessageStore, brokerName: String, logger: Logger, maxRenewal: Duration = .seconds(12 * 3600),
         isClientAlive: @escaping @Sendable (String) -> Bool = { _ in false },
-        isRecalled: @escaping @Sendable (String, Int32, Int64) -> Bool = { _, _, _ in false },
         deadLetter: @escaping @Sendable (StoredMessage, String) async throws(BrokerError) -> Void
     ) throws(BrokerError) {
         self.store = store
         self.isClientAlive = isClientAlive
-        self.isRecalled = isRecalled
         self.maxRenewal = maxRenewal
         self.journal = ConsumerJournal(store: store)
         self.brokerName = brokerName
@@ -199,15 +195,15 @@ actor ConsumptionEngine {
                     // After a restart the cursor restarts at the committed offset; acks above it hold.
                     if state.isDone(offset) { continue }
                     if group.fifo, !message.messageGroup.isEmpty, blockedGroups.contains(message.messageGroup) { continue }
-                    // A recalled delay message is done for every group, like one the filter
-                    // refuses (only delay messages can be recalled: others skip the lookup).
-                    if !filter.matches(message) || (message.deliveryTime != nil && isRecalled(key.topic, queueId, offset)) {
+                    if !filter.matches(message) {
                         state.markDone(offset)
                         refused += 1
                         continue
                     }
                     if let deliveryTime = message.deliveryTime, deliveryTime > wallNow {
-                        // A delay message waits in flight (not ackable) until it is due.
+                        // Delay messages reach their queue when due (see `DelayService`); one
+                        // stored here ahead of its time (by a build before that) waits in
+                        // flight, not ackable, until it is due.
                         state.setInFlight(offset, .init(
                             deadline: now + .milliseconds(deliveryTime - wallNow), deliveryId: 0, messageGroup: message.messageGroup))
                         if group.fifo { blockedGroups.insert(message.messageGroup) }

@@ -70,6 +70,7 @@ public actor BrokerMetrics {
         gauge("rocketmq_consumer_groups", "Consumer groups.", [], Double(broker.groups.all.count))
         gauge("rocketmq_clients", "Producers and consumers that heartbeat to this broker.", [], Double(broker.clients.all.count))
         gauge("rocketmq_transactions_open", "Half messages neither committed nor rolled back yet.", [], Double(broker.openTransactions))
+        gauge("rocketmq_delay_messages_pending", "Delay messages waiting for their delivery time.", [], Double(broker.pendingDelayMessages))
         var queueCounts: [String: Int32] = [:]
         var stored: [String: Int64] = [:]
         for queue in store.queueIDs() { stored[queue.topic, default: 0] += store.maxOffset(topic: queue.topic, queueId: queue.queueId) }

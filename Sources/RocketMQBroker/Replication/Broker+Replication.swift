@@ -9,7 +9,7 @@ import RocketRPC
 /// copy of its master's metadata, promotion.
 extension Broker {
     /// Config-directory files a slave copies from its master (the rest of its state is in the log).
-    static let replicatedMetadataFiles = ["topics.json", "subscriptionGroups.json", "consumerProgress.json", "transactions.json", recalledMessagesFile]
+    static let replicatedMetadataFiles = ["topics.json", "subscriptionGroups.json", "consumerProgress.json", "transactions.json", DelayService.markFile]
     /// Written at promotion; at start it overrides a configured slave role (see `init`).
     static let promotionFile = "promotion.json"
     /// The highest epoch of a master this broker followed, as decimal text.
@@ -84,7 +84,6 @@ extension Broker {
             switch file.name {
             case "topics.json": tablesChanged = try topics.replaceAll(json: file.content)
             case "subscriptionGroups.json": try groups.replaceAll(json: file.content)
-            case Self.recalledMessagesFile: try recalled.replaceAll(json: file.content)
             default: try AtomicFile.write(file.content, to: store.configDirectory + "/" + file.name)
             }
         }
@@ -92,7 +91,7 @@ extension Broker {
     }
 
     /// Makes this slave its group's master (broker id 0, `ASYNC_MASTER`): stops following, loads
-    /// consumer progress and open transactions from its copy of the log, takes writes, tells the
+    /// consumer progress, open transactions and pending delay messages from its copy of the log, takes writes, tells the
     /// NameServers. Survives a restart (`config/promotion.json` overrides a configured slave role).
     /// Unless `force` is set, refuses while the master this slave follows still answers a health
     /// check: two masters would then take writes under one broker name (split brain) until the
@@ -142,6 +141,7 @@ extension Broker {
         do {
             try await consumption.reload()
             try transactions.reload()
+            try delays.reload()
             if persist {
                 let promotion = Promotion(promotedAt: Date(), formerBrokerId: from.brokerId, formerMaster: from.masterAddress, epoch: epoch)
                 let encoder = JSONEncoder()

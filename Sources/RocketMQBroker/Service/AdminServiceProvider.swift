@@ -57,7 +57,7 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
             commitLogFlushedOffset: broker.store.commitLogFlushedOffset,
             topicCount: Int32(broker.topics.all.count), groupCount: Int32(broker.groups.all.count),
             clientCount: Int32(broker.clients.all.count), flushMode: configuration.store.flushMode.rawValue,
-            openTransactions: Int32(clamping: broker.openTransactions))
+            openTransactions: Int32(clamping: broker.openTransactions), pendingDelayMessages: Int64(broker.pendingDelayMessages))
     }
 
     public func getBrokerConfig(request: Rocketmq_Admin_V1_GetBrokerConfigRequest, context: ServerContext) async throws -> Rocketmq_Admin_V1_BrokerConfig {

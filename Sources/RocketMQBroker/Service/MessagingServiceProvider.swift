@@ -150,14 +150,18 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                 toAppend, firstCheck: recovery ?? broker.configuration.transactionTimeout, producerGave: recovery != nil, broker: broker)
             return (system.messageId.isEmpty ? transactionId : system.messageId, 0, transactionId, nil)
         }
-        let result = try await broker.append(toAppend)
-        let messageId = system.messageId.isEmpty ? result.msgId : system.messageId
-        let recallHandle = system.deliveryTimestamp.map {
-            RecallHandle(
-                brokerName: broker.configuration.brokerName, queueId: queueId, offset: result.queueOffset,
-                deliveryTime: $0.milliseconds, messageId: messageId)
+        if let due = system.deliveryTimestamp?.milliseconds, due > MessageStore.nowMilliseconds() {
+            // A delay message waits in the schedule until due (see DelayService); its receipt
+            // names its place there, which the recall handle carries.
+            let result = try await broker.delays.schedule(toAppend, due: due, broker: broker)
+            let messageId = system.messageId.isEmpty ? result.msgId : system.messageId
+            let recallHandle = RecallHandle(
+                brokerName: broker.configuration.brokerName, queueId: 0, offset: result.queueOffset, deliveryTime: due, messageId: messageId)
+            return (messageId, result.queueOffset, nil, recallHandle)
         }
-        return (messageId, result.queueOffset, nil, recallHandle)
+        // Not delayed, or due already (stored in its queue at once, as RocketMQ does).
+        let result = try await broker.append(toAppend)
+        return (system.messageId.isEmpty ? result.msgId : system.messageId, result.queueOffset, nil, nil)
     }
 
     private func inferredType(_ system: Apache_Rocketmq_V2_SystemProperties) -> Apache_Rocketmq_V2_MessageType {
@@ -196,7 +200,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             try await broker.waitForWriteHold()
             _ = try clientId(context)
             guard let handle = RecallHandle(parsing: request.recallHandle) else { throw .badRequest(RecallHandle.invalid(request.recallHandle)) }
-            let messageId = try broker.recall(topic: request.topic?.name ?? "", handle: handle)
+            let messageId = try await broker.recall(topic: request.topic?.name ?? "", handle: handle)
             return .init(status: .ok, messageId: messageId)
         }
     }

@@ -31,6 +31,8 @@ enum StoredProperty {
     static let transactionRecoveryMillis = "__TRANSACTION_RECOVERY_MS"
     /// An op record's resolution: COMMIT, ROLLBACK or DISCARD.
     static let transactionResolution = "__TRANSACTION_RESOLUTION"
+    /// A delay op record's outcome: DELIVERED, RECALLED or DISCARDED.
+    static let delayOutcome = "__DELAY_OUTCOME"
 
     static func isReserved(_ key: String) -> Bool {
         key.hasPrefix("__") || key == MessageProperty.tags || key == MessageProperty.keys || key == MessageProperty.uniqueKey

@@ -48,10 +48,11 @@ struct BrokerStatus: AsyncParsableCommand {
             let s = try await admin.getBrokerStatus(.init(), options: target.callOptions)
             return [s.clusterName, s.brokerName, String(s.brokerId), s.address, s.flushMode, String(s.topicCount), String(s.groupCount),
                     String(s.clientCount), String(s.commitLogMinOffset), String(s.commitLogMaxOffset), String(s.commitLogFlushedOffset),
-                    String(s.openTransactions)]
+                    String(s.openTransactions), String(s.pendingDelayMessages)]
         }
         target.output(
-            ["cluster", "broker", "id", "address", "flush", "topics", "groups", "clients", "minOffset", "maxOffset", "flushedOffset", "openTransactions"],
+            ["cluster", "broker", "id", "address", "flush", "topics", "groups", "clients", "minOffset", "maxOffset", "flushedOffset", "openTransactions",
+             "pendingDelayMessages"],
             rows)
     }
 }

@@ -1870,7 +1870,7 @@ void   rocketmq__admin__v1__promote_to_master_request__free_unpacked
   assert(message->base.descriptor == &rocketmq__admin__v1__promote_to_master_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor rocketmq__admin__v1__broker_status__field_descriptors[14] =
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__broker_status__field_descriptors[15] =
 {
   {
     "cluster_name",
@@ -2040,6 +2040,18 @@ static const ProtobufCFieldDescriptor rocketmq__admin__v1__broker_status__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pending_delay_messages",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__BrokerStatus, pending_delay_messages),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned rocketmq__admin__v1__broker_status__field_indices_by_name[] = {
   3,   /* field[3] = address */
@@ -2054,13 +2066,14 @@ static const unsigned rocketmq__admin__v1__broker_status__field_indices_by_name[
   10,   /* field[10] = group_count */
   4,   /* field[4] = name_servers */
   13,   /* field[13] = open_transactions */
+  14,   /* field[14] = pending_delay_messages */
   5,   /* field[5] = started_at */
   9,   /* field[9] = topic_count */
 };
 static const ProtobufCIntRange rocketmq__admin__v1__broker_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor rocketmq__admin__v1__broker_status__descriptor =
 {
@@ -2070,7 +2083,7 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__broker_status__descriptor 
   "Rocketmq__Admin__V1__BrokerStatus",
   "rocketmq.admin.v1",
   sizeof(Rocketmq__Admin__V1__BrokerStatus),
-  14,
+  15,
   rocketmq__admin__v1__broker_status__field_descriptors,
   rocketmq__admin__v1__broker_status__field_indices_by_name,
   1,  rocketmq__admin__v1__broker_status__number_ranges,

@@ -124,10 +124,14 @@ struct  Rocketmq__Admin__V1__BrokerStatus
    * Transactions whose half message is neither committed nor rolled back yet.
    */
   int32_t open_transactions;
+  /*
+   * Delay messages waiting for their delivery time.
+   */
+  int64_t pending_delay_messages;
 };
 #define ROCKETMQ__ADMIN__V1__BROKER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__broker_status__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Rocketmq__Admin__V1__GetBrokerStatusRequest

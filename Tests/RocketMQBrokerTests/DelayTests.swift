@@ -1,0 +1,179 @@
+import Foundation
+@testable import RocketMQBroker
+import RocketMQNameServer
+@testable import RocketMQStore
+import Testing
+
+@Suite("Delay messages: scheduled apart, delivered when due, recallable until then")
+struct DelayTests {
+    /// Schedules `body` on `topic`'s queue 2, due at `due`; returns its recall handle.
+    private func schedule(_ broker: Broker, topic: String, body: String, due: Int64) async throws -> RecallHandle {
+        let id = "id-\(body)-\(UUID().uuidString)"
+        let message = MessageToAppend(
+            topic: topic, queueId: 2, body: Array(body.utf8),
+            properties: [MessageProperty.uniqueKey: id, StoredProperty.deliveryTime: String(due)], bornTimestamp: MessageStore.nowMilliseconds())
+        let result = try await broker.delays.schedule(message, due: due, broker: broker)
+        return RecallHandle(brokerName: broker.configuration.brokerName, queueId: 0, offset: result.queueOffset, deliveryTime: due, messageId: id)
+    }
+
+    /// What queue 2 of `topic` holds, read as a pull consumer reads it.
+    private func queued(_ broker: Broker, _ topic: String) throws -> [StoredMessage] {
+        try broker.store.messages(topic: topic, queueId: 2, from: 0, maxCount: 100).messages
+    }
+
+    /// Waits (at most `seconds`) until queue 2 of `topic` holds `count` messages.
+    private func waitForQueued(_ broker: Broker, _ topic: String, count: Int, seconds: Double = 10) async throws -> [StoredMessage] {
+        let deadline = Date() + seconds
+        var found = try queued(broker, topic)
+        while found.count < count, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            found = try queued(broker, topic)
+        }
+        return found
+    }
+
+    /// Waits (at most 10 s) until no delay message is pending or being settled.
+    private func settled(_ broker: Broker) async throws -> Bool {
+        let deadline = Date() + 10
+        while broker.pendingDelayMessages > 0, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return broker.pendingDelayMessages == 0
+    }
+
+    @Test("a delay message reaches its queue only when due, so pull reads see it no earlier, with its id and timestamp")
+    func deliveredWhenDue() async throws {
+        try await withBroker { broker in
+            _ = try broker.topic(named: "t")
+            let due = MessageStore.nowMilliseconds() + 1500
+            let handle = try await schedule(broker, topic: "t", body: "later", due: due)
+            #expect(try queued(broker, "t").isEmpty, "a delay message is in its queue before it is due")
+            #expect(broker.pendingDelayMessages == 1)
+            let delivered = try await waitForQueued(broker, "t", count: 1)
+            let message = try #require(delivered.first)
+            #expect(delivered.count == 1)
+            #expect(message.storeTimestamp >= due, "copied \(due - message.storeTimestamp) ms before its time")
+            #expect(message.messageId == handle.messageId)
+            #expect(message.deliveryTime == due)
+            #expect(message.properties[StoredProperty.realTopic] == nil && message.properties[StoredProperty.realQueueId] == nil)
+            #expect(String(decoding: message.body, as: UTF8.self) == "later")
+            // Settled once its op record is written, just after the copy.
+            #expect(try await settled(broker))
+            // Pop consumers get it at once now, not held again.
+            let group = GroupConfig(name: "g", maxDeliveryAttempts: 3)
+            let received = try await broker.consumption.receive(
+                group: group, topic: "t", queueIds: [2], batchSize: 10, invisibleDuration: .seconds(30), filter: .all)
+            #expect(received.map(\.text) == ["later"])
+            // Due now: too late to recall.
+            await #expect {
+                _ = try await broker.recall(topic: "t", handle: handle)
+            } throws: { error in
+                guard case BrokerError.notFound(let why) = error else { return false }
+                return why.contains("too late")
+            }
+        }
+    }
+
+    @Test("recalls: a recalled message never reaches its queue, also after a restart; repeated, wrong and late recalls")
+    func recallSurvivesARestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "delay-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let due = MessageStore.nowMilliseconds() + 2500
+        var broker = try Broker(configuration: testConfiguration(directory))
+        _ = try broker.topic(named: "t")
+        let recalled = try await schedule(broker, topic: "t", body: "recalled", due: due)
+        let kept = try await schedule(broker, topic: "t", body: "kept", due: due)
+        var otherId = recalled
+        otherId.messageId = kept.messageId
+        await #expect(throws: BrokerError.self) { _ = try await broker.recall(topic: "t", handle: otherId) }
+        var otherBroker = recalled
+        otherBroker.brokerName = "elsewhere"
+        await #expect(throws: BrokerError.self) { _ = try await broker.recall(topic: "t", handle: otherBroker) }
+        await #expect(throws: BrokerError.self) { _ = try await broker.recall(topic: "nowhere", handle: recalled) }
+        #expect(try await broker.recall(topic: "t", handle: recalled) == recalled.messageId)
+        #expect(try await broker.recall(topic: "t", handle: recalled) == recalled.messageId)  // again: no error
+        #expect(broker.pendingDelayMessages == 1)
+        #expect(RecallHandle(parsing: recalled.description) == recalled)
+        #expect(RecallHandle(parsing: "recall1:a:b:0:0:x") == nil)
+        let odd = RecallHandle(brokerName: "zone:a%1", queueId: 3, offset: 7, deliveryTime: 9, messageId: "id:with%3Acolons")
+        #expect(RecallHandle(parsing: odd.description) == odd)
+        await broker.shutdown()
+
+        // Read back from the log: one pending, one recalled (a repeated recall still answers OK).
+        broker = try Broker(configuration: testConfiguration(directory))
+        #expect(broker.pendingDelayMessages == 1)
+        #expect(try await broker.recall(topic: "t", handle: recalled) == recalled.messageId)
+        let delivered = try await waitForQueued(broker, "t", count: 1)
+        #expect(delivered.map { String(decoding: $0.body, as: UTF8.self) } == ["kept"])
+        #expect(MessageStore.nowMilliseconds() >= due)
+        // Past the due time: the recalled one stays out of the queue.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try queued(broker, "t").count == 1)
+        await broker.shutdown()
+
+        // Delivered ones are settled by their op record: not delivered again after a restart.
+        broker = try Broker(configuration: testConfiguration(directory))
+        #expect(broker.pendingDelayMessages == 0)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try queued(broker, "t").count == 1)
+        await broker.shutdown()
+    }
+
+    @Test("pending delay messages survive a restart and are delivered once, in due order")
+    func pendingSurviveARestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "delay-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let now = MessageStore.nowMilliseconds()
+        var broker = try Broker(configuration: testConfiguration(directory))
+        _ = try broker.topic(named: "t")
+        // Scheduled out of due order; one already delivered before the restart.
+        _ = try await schedule(broker, topic: "t", body: "second", due: now + 2200)
+        _ = try await schedule(broker, topic: "t", body: "first", due: now + 1800)
+        _ = try await schedule(broker, topic: "t", body: "soon", due: now + 200)
+        #expect(try await waitForQueued(broker, "t", count: 1).count == 1)
+        await broker.shutdown()
+
+        broker = try Broker(configuration: testConfiguration(directory))
+        #expect(broker.pendingDelayMessages == 2)
+        let delivered = try await waitForQueued(broker, "t", count: 3)
+        #expect(delivered.map { String(decoding: $0.body, as: UTF8.self) } == ["soon", "first", "second"])
+        for message in delivered { #expect(message.storeTimestamp >= message.deliveryTime ?? .max) }
+        await broker.shutdown()
+    }
+
+    @Test("a message delivered before a restart stays delivered over the next ones while an older one is pending")
+    func deliveredStaysDeliveredOverTwoRestarts() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "delay-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var broker = try Broker(configuration: testConfiguration(directory))
+        _ = try broker.topic(named: "t")
+        _ = try await schedule(broker, topic: "t", body: "much-later", due: MessageStore.nowMilliseconds() + 600_000)
+        _ = try await schedule(broker, topic: "t", body: "soon", due: MessageStore.nowMilliseconds() + 100)
+        #expect(try await waitForQueued(broker, "t", count: 1).count == 1)
+        await broker.shutdown()
+        // Each start reads back from the mark the last one saved.
+        for _ in 0..<2 {
+            broker = try Broker(configuration: testConfiguration(directory))
+            #expect(broker.pendingDelayMessages == 1)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try queued(broker, "t").count == 1, "a delivered delay message was delivered again after a restart")
+            await broker.shutdown()
+        }
+    }
+
+    @Test("a message whose topic was deleted before it was due is dropped, not delivered elsewhere")
+    func topicDeletedBeforeDue() async throws {
+        try await withBroker { broker in
+            _ = try broker.topic(named: "gone")
+            _ = try await schedule(broker, topic: "gone", body: "x", due: MessageStore.nowMilliseconds() + 300)
+            try broker.deleteTopic("gone")
+            #expect(try await settled(broker))
+            #expect(broker.delays.deliveredCount == 0)
+        }
+    }
+
+    @Test("op record bodies list the offsets they settle")
+    func opBodies() {
+        #expect(DelayService.opBody([3, 10, 42]) == Array("3,10,42".utf8))
+        #expect(DelayService.offsets(inOpBody: Array("3,10,42".utf8)) == [3, 10, 42])
+        #expect(DelayService.offsets(inOpBody: []) == [])
+    }
+}
