@@ -81,4 +81,36 @@ import Testing
             #expect(received.map(\.text) == ["m"], "the message went to the cancelled receive")
         }
     }
+
+    /// A receive reads at most `filterScanBudget` refused messages per queue. Past that, the
+    /// long poll must read on, not wait for an arrival that will never announce the match.
+    @Test func aSelectiveFilterFindsItsMatchBehindMoreRefusedMessagesThanOneReceiveReads() async throws {
+        let inProcess = try await InProcessBroker.start()
+        let configuration = try ClientConfiguration(endpoints: inProcess.endpoint)
+        let topic = unique("budget")
+        try inProcess.broker.upsertTopic(TopicConfig(name: topic, queueCount: 1))
+        let consumer = try await SimpleConsumer.start(
+            configuration: configuration, group: unique("g"), subscriptions: [topic: .tags("match")], awaitDuration: .seconds(20))
+        do {
+            let refused = 2 * ConsumptionEngine.filterScanBudget + 10
+            for index in 0..<refused {
+                _ = try await inProcess.broker.store.append(MessageToAppend(
+                    topic: topic, queueId: 0, body: Array("r\(index)".utf8), properties: [MessageProperty.tags: "other"]))
+            }
+            _ = try await inProcess.broker.store.append(MessageToAppend(
+                topic: topic, queueId: 0, body: Array("m".utf8), properties: [MessageProperty.tags: "match"]))
+            let clock = ContinuousClock()
+            let started = clock.now
+            let received = try await consumer.receive(maxMessages: 1, invisibleDuration: .seconds(30))
+            let waited = clock.now - started
+            #expect(received.map(\.text) == ["m"])
+            #expect(waited < .seconds(10), "the receive waited \(waited) behind \(refused) refused messages")
+        } catch {
+            await consumer.shutdown()
+            await inProcess.stop()
+            throw error
+        }
+        await consumer.shutdown()
+        await inProcess.stop()
+    }
 }

@@ -304,9 +304,17 @@ actor ConsumptionEngine {
 
     /// How long until the earliest invisible message of `group` on `queueIds` of `topic` becomes
     /// visible, so a long poll can wake for redeliveries; nil when nothing is in flight there.
-    func nextVisibility(group: String, topic: String, queueIds: [Int32]) -> Duration? {
-        // Lower bounds: waking early for a deadline already met by an ack costs one receive.
-        let earliest = queueIds.compactMap { progress[ProgressKey(group: group, topic: topic, queueId: $0)]?.earliestDeadline }.min()
+    /// Zero when a queue holds messages past the group's cursor (non-FIFO groups): a receive that
+    /// stopped at its filter budget (`filterScanBudget`) left them unread, and no arrival will
+    /// announce them, so the long poll reads on at once instead of waiting for its timeout.
+    func nextVisibility(group: GroupConfig, topic: String, queueIds: [Int32]) -> Duration? {
+        var earliest: ContinuousClock.Instant?
+        for queueId in queueIds {
+            guard let state = progress[ProgressKey(group: group.name, topic: topic, queueId: queueId)] else { continue }
+            if !group.fifo, state.cursor < store.maxOffset(topic: topic, queueId: queueId) { return .zero }
+            // Lower bounds: waking early for a deadline already met by an ack costs one receive.
+            if let deadline = state.earliestDeadline { earliest = min(earliest ?? deadline, deadline) }
+        }
         return earliest.map { max(.zero, $0 - .now) }
     }
 

@@ -303,7 +303,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             let remaining = pollEnd - .now
             if !deliveries.isEmpty || remaining <= .zero || Task.isCancelled { return (deliveries, invisible) }
             var wait = remaining
-            if let visible = await broker.consumption.nextVisibility(group: group.name, topic: topic.name, queueIds: queueIds) {
+            if let visible = await broker.consumption.nextVisibility(group: group, topic: topic.name, queueIds: queueIds) {
                 wait = min(wait, visible + .milliseconds(5))
             }
             let woken = await broker.arrivals.wait(for: topic.name, as: .group(group.name), since: epoch, timeout: wait)
