@@ -163,7 +163,7 @@ def test_a_promoted_slave_delivers_the_masters_pending_delay_messages_and_keeps_
     master = broker_factory(MASTER_CONFIG, extra=["--admin-token", TOKEN])
     slave = broker_factory({"flushMode": "async"}, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
     master_admin, slave_admin = admin_stub(admin_pb, master), admin_stub(admin_pb, slave)
-    due = int(time.time()) + 10  # seconds: the Python client's unit
+    due = int(time.time()) + 20  # seconds (the Python client's unit); room for catch-up, kill, promotion
     p = producer(master.endpoint, DELAY_TOPIC)
     try:
         receipts = {}

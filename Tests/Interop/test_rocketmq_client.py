@@ -318,7 +318,7 @@ def pending_delay_messages(broker):
 
 def test_delay_messages_survive_sigkill_and_arrive_once_when_due_and_recalled_never(broker):
     topic = unique("delay-crash")
-    due = int(time.time()) + 6  # the Python client takes seconds
+    due = int(time.time()) + 12  # seconds (the Python client's unit); room for the kill and restart
     c = Clients(broker.endpoint)
     try:
         producer = c.producer(topic)

@@ -25,15 +25,16 @@ extension Broker {
     /// Copies what is due and saves the mark about once a second; returns how long to sleep.
     private func delayTimerTurn(lastMark: inout ContinuousClock.Instant) async -> Duration {
         // A slave, a master holding its writes or a superseded one copies nothing: its appends
-        // would be refused (the promoted master delivers them).
-        guard !isSlave, writesRefused.isEmpty else { return Self.delayTimerTick }
+        // would be refused (the promoted master delivers them). A slave being promoted takes
+        // writes (`isReplicaLog` false) only once its schedule is read back from its log.
+        guard !isSlave, !store.isReplicaLog, writesRefused.isEmpty else { return Self.delayTimerTick }
         // A full batch: more may be due at once.
         if await delays.deliverDue(broker: self) == DelayService.deliveryBatch { return .zero }
         if ContinuousClock.now - lastMark >= .seconds(1) {
             delays.saveMark()
             lastMark = .now
         }
-        guard let next = delays.nextDue else { return Self.delayTimerTick }
+        guard let next = delays.nextFiring else { return Self.delayTimerTick }
         return min(Self.delayTimerTick, .milliseconds(max(1, next - MessageStore.nowMilliseconds())))
     }
 

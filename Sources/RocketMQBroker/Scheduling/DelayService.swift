@@ -23,22 +23,43 @@ import Synchronization
 final class DelayService: Sendable {
     static let scheduleTopic = SystemTopic.delaySchedule
     static let opTopic = SystemTopic.delayOp
-    /// Most messages one `deliverDue` copies at once (appends in flight together).
+    static let markFile = "delays.json"
+    /// Most messages one `deliverDue` copies at once.
     static let deliveryBatch = 256
-    /// How long a message whose copy failed (a full disk, a write hold) waits before the next try.
+    /// How long a message whose copy failed (a full disk, a topic not yet copied from the
+    /// master after a promotion) waits before the next try.
     static let retryDelayMilliseconds: Int64 = 1000
+    /// Tries before a message that cannot be copied is dropped (logged as an error).
+    static let maxAttempts = 30
+    /// How long past its due time a recall is remembered, so that repeating it answers OK.
+    static let recallMemoryMilliseconds: Int64 = 3_600_000
 
     /// What the broker keeps of a scheduled message.
     struct Entry: Sendable {
         /// Its offset in the schedule queue: the id recall handles and op records use.
         var queueOffset: Int64
         var physicalOffset: Int64
-        /// The op queue's end just before it was stored: its op record can only come after.
+        /// The op queue's offset before which no op record of it can be.
         var opsFrom: Int64
         /// When it is due, ms since the epoch.
         var due: Int64
+        /// When the timer tries it next: its due time, later after a failed copy.
+        var fireAt: Int64
+        var attempts = 0
         var topic: String
         var messageId: String
+
+        init(queueOffset: Int64, physicalOffset: Int64, opsFrom: Int64, due: Int64, topic: String, messageId: String) {
+            self.queueOffset = queueOffset
+            self.physicalOffset = physicalOffset
+            self.opsFrom = opsFrom
+            self.due = due
+            self.fireAt = due
+            self.topic = topic
+            self.messageId = messageId
+        }
+
+        func matches(messageId: String, topic: String) -> Bool { self.messageId == messageId && self.topic == topic }
     }
 
     enum Outcome: String, Sendable {
@@ -53,28 +74,31 @@ final class DelayService: Sendable {
         var opsFrom: Int64
     }
 
-    /// The next due time of a pending entry; stale ones (recalled meanwhile) are skipped when popped.
-    private struct Due: Comparable {
-        var due: Int64
+    /// The next time an entry fires; stale ones (recalled or retried meanwhile) are skipped when popped.
+    private struct Firing: Comparable {
+        var at: Int64
         var queueOffset: Int64
-        static func < (a: Due, b: Due) -> Bool { (a.due, a.queueOffset) < (b.due, b.queueOffset) }
+        static func < (a: Firing, b: Firing) -> Bool { (a.at, a.queueOffset) < (b.at, b.queueOffset) }
     }
 
     private struct State {
+        /// Bumped by `reload`: work claimed from an older state does not come back into the new one.
+        var generation = 0
         var pending: [Int64: Entry] = [:]
-        var queue = Heap<Due>()
-        /// Being copied or recalled right now (between the claim and the op record).
-        var claimed: [Int64: Entry] = [:]
-        /// Recalled and not yet due: a repeated recall answers OK (kept until its due time passes).
+        var firings = Heap<Firing>()
+        /// Being copied (`recall` false) or recalled right now, between the claim and the op record.
+        var claimed: [Int64: (entry: Entry, recall: Bool)] = [:]
+        /// Recalled: kept until `recallMemoryMilliseconds` past the due time, so a repeated recall answers OK.
         var recalled: [Int64: Entry] = [:]
-        /// Messages being scheduled, not yet in `pending`: no mark is taken meanwhile.
-        var preparing = 0
+        /// Schedules in progress, by token: the queues' ends when each began (its record lands past them).
+        var preparing: [UInt64: Mark] = [:]
+        var nextToken: UInt64 = 0
         var savedMark: Mark?
         var delivered = 0
 
         mutating func add(_ entry: Entry) {
             pending[entry.queueOffset] = entry
-            queue.insert(Due(due: entry.due, queueOffset: entry.queueOffset))
+            firings.insert(Firing(at: entry.fireAt, queueOffset: entry.queueOffset))
         }
     }
 
@@ -89,8 +113,6 @@ final class DelayService: Sendable {
         markFile = ScanMark(path: store.configDirectory + "/" + Self.markFile, what: "delay")
         try reload()
     }
-
-    static let markFile = "delays.json"
 
     /// Reads the schedule and op queues again from the saved mark (at start, and on a promoted
     /// slave, whose log grew by replication).
@@ -112,11 +134,14 @@ final class DelayService: Sendable {
             guard let entry = Self.entry(of: message, opsFrom: opsFrom) else { return }
             switch settled[entry.queueOffset] {
             case nil: fresh.add(entry)
-            case .recalled?: if entry.due > now { fresh.recalled[entry.queueOffset] = entry }
+            case .recalled?: if entry.due > now - Self.recallMemoryMilliseconds { fresh.recalled[entry.queueOffset] = entry }
             case .delivered?, .discarded?: break
             }
         }
-        state.withLock { $0 = fresh }
+        state.withLock { s in
+            fresh.generation = s.generation + 1
+            s = fresh
+        }
         if !fresh.pending.isEmpty { logger.info("pending delay messages recovered", metadata: ["count": "\(fresh.pending.count)"]) }
     }
 
@@ -135,18 +160,21 @@ final class DelayService: Sendable {
     }
 
     /// Saves where the next start's scans may begin, if that moved: the oldest scheduled message
-    /// not settled (pending, being settled, or recalled and not yet due), else the queues' ends.
-    /// Skipped while a message is being scheduled. Called by the timer about once a second.
+    /// not settled (pending, being settled, recalled and remembered, or being scheduled), else
+    /// the queues' ends. Called by the timer about once a second.
     func saveMark(now: Int64 = MessageStore.nowMilliseconds()) {
         let mark: Mark? = state.withLock { s in
-            guard s.preparing == 0 else { return nil }
-            s.recalled = s.recalled.filter { $0.value.due > now }
-            let unsettled = Array(s.pending.values) + Array(s.claimed.values) + Array(s.recalled.values)
-            let mark = if let oldest = unsettled.min(by: { $0.queueOffset < $1.queueOffset }) {
-                Mark(scheduleFrom: oldest.queueOffset, opsFrom: unsettled.map(\.opsFrom).min() ?? oldest.opsFrom)
-            } else {
-                Mark(scheduleFrom: store.maxOffset(topic: Self.scheduleTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
+            s.recalled = s.recalled.filter { $0.value.due > now - Self.recallMemoryMilliseconds }
+            var oldest: Mark?
+            func consider(_ scheduleFrom: Int64, _ opsFrom: Int64) {
+                oldest = Mark(scheduleFrom: min(oldest?.scheduleFrom ?? scheduleFrom, scheduleFrom), opsFrom: min(oldest?.opsFrom ?? opsFrom, opsFrom))
             }
+            for entry in s.pending.values { consider(entry.queueOffset, entry.opsFrom) }
+            for claim in s.claimed.values { consider(claim.entry.queueOffset, claim.entry.opsFrom) }
+            for entry in s.recalled.values { consider(entry.queueOffset, entry.opsFrom) }
+            for start in s.preparing.values { consider(start.scheduleFrom, start.opsFrom) }
+            let mark = oldest ?? Mark(
+                scheduleFrom: store.maxOffset(topic: Self.scheduleTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
             return mark == s.savedMark ? nil : mark
         }
         guard let mark, markFile.write(mark, logger: logger) else { return }
@@ -154,22 +182,24 @@ final class DelayService: Sendable {
     }
 
     /// Delay messages waiting for their time (admin, console, tests).
-    var pendingCount: Int { state.withLock { $0.pending.count + $0.claimed.count } }
+    var pendingCount: Int { state.withLock { s in s.pending.count + s.claimed.values.count { !$0.recall } } }
 
     /// Delay messages copied to their queue since the broker started.
     var deliveredCount: Int { state.withLock { $0.delivered } }
 
-    /// When the earliest pending message is due (ms since the epoch), nil when none is.
-    var nextDue: Int64? {
+    /// When the timer should next look (ms since the epoch), nil when nothing is pending.
+    var nextFiring: Int64? {
         state.withLock { s in
-            while let top = s.queue.min, s.pending[top.queueOffset]?.due != top.due { _ = s.queue.removeMin() }
-            return s.queue.min?.due
+            while let top = s.firings.min, s.pending[top.queueOffset]?.fireAt != top.at { _ = s.firings.removeMin() }
+            return s.firings.min?.at
         }
     }
 
     // MARK: Scheduling
 
-    /// Stores `message` (validated, queue chosen, due at `due`) in the schedule queue.
+    /// Stores `message` (validated, queue chosen, due at `due`) in the schedule queue. It is
+    /// pending from the moment it is written, also when the flush or a sync master's slave then
+    /// fails to confirm it in time (the send is answered with that error, as a plain send is).
     func schedule(_ message: MessageToAppend, due: Int64, broker: Broker) async throws(BrokerError) -> AppendResult {
         var scheduled = message
         scheduled.properties[StoredProperty.realTopic] = message.topic
@@ -177,25 +207,29 @@ final class DelayService: Sendable {
         scheduled.properties[StoredProperty.deliveryTime] = String(due)
         scheduled.topic = Self.scheduleTopic
         scheduled.queueId = 0
-        let opsFrom = state.withLock { s in
-            s.preparing += 1
-            return store.maxOffset(topic: Self.opTopic, queueId: 0)
+        let (token, start, generation) = state.withLock { s in
+            let token = s.nextToken
+            s.nextToken &+= 1
+            let start = Mark(scheduleFrom: store.maxOffset(topic: Self.scheduleTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
+            s.preparing[token] = start
+            return (token, start, s.generation)
         }
+        let messageId = message.properties[MessageProperty.uniqueKey]
         let result: AppendResult
         do {
-            result = try await broker.store.append(broker.store.encode(scheduled))
+            result = try await store.appendReportingWrite(store.encode(scheduled), onWritten: { written in
+                state.withLock { s in
+                    guard s.generation == generation else { return }
+                    s.preparing[token] = nil
+                    s.add(Entry(
+                        queueOffset: written.queueOffset, physicalOffset: written.physicalOffset, opsFrom: start.opsFrom, due: due,
+                        topic: message.topic, messageId: messageId ?? written.msgId))
+                }
+            })
         } catch {
-            state.withLock { $0.preparing -= 1 }
+            state.withLock { s in if s.generation == generation { s.preparing[token] = nil } }
             throw broker.brokerError(error)
         }
-        state.withLock { s in
-            s.add(Entry(
-                queueOffset: result.queueOffset, physicalOffset: result.physicalOffset, opsFrom: opsFrom, due: due, topic: message.topic,
-                messageId: message.properties[MessageProperty.uniqueKey] ?? result.msgId))
-            s.preparing -= 1
-        }
-        // Scheduled once stored: a sync master whose slave does not confirm it reports that, and
-        // the message is delivered when due all the same (as a plain send's would be consumed).
         try await broker.awaitReplica(of: result)
         return result
     }
@@ -205,43 +239,47 @@ final class DelayService: Sendable {
     /// Recalls the scheduled message at `queueOffset`, which must be `messageId` of `topic` and
     /// not due yet. Recalling it again is no error.
     /// - Throws: `.notFound` when no such message is scheduled here, or it is due already
-    ///   (it may have been delivered: too late to recall); `.storage` when the recall could
-    ///   not be recorded (the message stays scheduled).
+    ///   (it may have been delivered: too late to recall); `.busy` while another recall of it
+    ///   is being recorded; `.storage` and the like when the recall could not be recorded (the
+    ///   message stays scheduled); `.flushTimeout`, `.noReplica`, `.replicationTimeout` when it
+    ///   was recorded here but not confirmed in time (it is recalled all the same).
     func recall(queueOffset: Int64, messageId: String, topic: String, broker: Broker) async throws(BrokerError) {
         let now = MessageStore.nowMilliseconds()
-        enum Claim { case claimed(Entry), already, absent }
+        enum Claim { case claimed(Entry, generation: Int), already, busy, absent }
         let claim: Claim = state.withLock { s in
-            if let entry = s.recalled[queueOffset], entry.messageId == messageId, entry.topic == topic { return .already }
-            guard let entry = s.pending[queueOffset], entry.messageId == messageId, entry.topic == topic, entry.due > now else {
-                return .absent
-            }
+            if let entry = s.recalled[queueOffset], entry.matches(messageId: messageId, topic: topic) { return .already }
+            if let claim = s.claimed[queueOffset], claim.entry.matches(messageId: messageId, topic: topic), claim.recall { return .busy }
+            guard let entry = s.pending[queueOffset], entry.matches(messageId: messageId, topic: topic), entry.due > now else { return .absent }
             s.pending[queueOffset] = nil
-            s.claimed[queueOffset] = entry
-            return .claimed(entry)
+            s.claimed[queueOffset] = (entry, true)
+            return .claimed(entry, generation: s.generation)
         }
-        let entry: Entry
+        let entry: Entry, generation: Int
         switch claim {
         case .already: return
+        case .busy: throw .busy("delay message \(messageId) is being recalled right now: try again")
         case .absent: throw notRecallable(queueOffset: queueOffset, messageId: messageId, topic: topic, now: now)
-        case .claimed(let claimed): entry = claimed
+        case .claimed(let claimed, let claimedIn): (entry, generation) = (claimed, claimedIn)
         }
-        let unreplicated: BrokerError?
+        let unconfirmed: BrokerError?
         do {
-            unreplicated = try await writeOp([queueOffset], .recalled, broker: broker)
+            unconfirmed = try await writeOp([queueOffset], .recalled, broker: broker)
         } catch {
             state.withLock { s in
+                guard s.generation == generation else { return }
                 s.claimed[queueOffset] = nil
                 s.add(entry)
             }
             throw error
         }
-        // Recorded here even when a sync master's slave did not confirm it: the record is in
-        // this log, so this broker never delivers the message; the caller hears of the slave.
+        // The record is in this log even when its flush or a slave did not confirm it in time:
+        // this broker never delivers the message; the caller hears of the confirmation.
         state.withLock { s in
+            guard s.generation == generation else { return }
             s.claimed[queueOffset] = nil
             s.recalled[queueOffset] = entry
         }
-        if let unreplicated { throw unreplicated }
+        if let unconfirmed { throw unconfirmed }
     }
 
     /// Why the message at `queueOffset` cannot be recalled: read from the log for the answer.
@@ -260,33 +298,59 @@ final class DelayService: Sendable {
 
     // MARK: Delivery
 
-    /// Copies the messages due at `now` (at most `deliveryBatch`) to their real queues, then
-    /// records them delivered with one op record. Returns how many it copied.
+    /// What becomes of one due entry.
+    private enum Step {
+        case copy(EncodedMessage)
+        case settle(Outcome)
+        case retry(String)
+    }
+
+    /// Copies the messages due at `now` (at most `deliveryBatch`) to their real queues, in due
+    /// order, then records them delivered with one op record. Returns how many it copied.
     @discardableResult
     func deliverDue(now: Int64 = MessageStore.nowMilliseconds(), broker: Broker) async -> Int {
-        let due: [Entry] = state.withLock { s in
+        let (due, generation): ([Entry], Int) = state.withLock { s in
             var due: [Entry] = []
-            while due.count < Self.deliveryBatch, let top = s.queue.min, top.due <= now {
-                _ = s.queue.removeMin()
-                guard let entry = s.pending[top.queueOffset], entry.due == top.due else { continue }
+            while due.count < Self.deliveryBatch, let top = s.firings.min, top.at <= now {
+                _ = s.firings.removeMin()
+                guard let entry = s.pending[top.queueOffset], entry.fireAt == top.at else { continue }
                 s.pending[top.queueOffset] = nil
-                s.claimed[top.queueOffset] = entry
+                s.claimed[top.queueOffset] = (entry, false)
                 due.append(entry)
             }
-            return due
+            return (due, s.generation)
         }
         guard !due.isEmpty else { return 0 }
+        let steps = due.map { prepareCopy($0, broker: broker) }
+        // Appended in this order (each append writes before it returns), flushed together.
+        let copies = steps.compactMap { if case .copy(let message) = $0 { message } else { nil } }
+        var results = await Self.appendInOrder(copies, broker: broker).makeIterator()
         var settled: [Outcome: [Entry]] = [:]
-        var retry: [Entry] = []
-        await withTaskGroup(of: (Entry, Outcome?).self) { group in
-            for entry in due {
-                group.addTask { (entry, await self.copy(entry, broker: broker)) }
-            }
-            for await (entry, outcome) in group {
-                if let outcome { settled[outcome, default: []].append(entry) } else { retry.append(entry) }
+        var retry: [(Entry, String)] = []
+        for (entry, step) in zip(due, steps) {
+            switch step {
+            case .settle(let outcome): settled[outcome, default: []].append(entry)
+            case .retry(let why): retry.append((entry, why))
+            case .copy:
+                switch results.next() {
+                case .success?: settled[.delivered, default: []].append(entry)
+                // Written, not confirmed in time: in the queue all the same.
+                case .failure(.flushTimeout)?, .failure(.noReplica)?, .failure(.replicationTimeout)?:
+                    settled[.delivered, default: []].append(entry)
+                case .failure(let error)?: retry.append((entry, "\(error)"))
+                case nil: retry.append((entry, "no append result"))
+                }
             }
         }
-        for (outcome, entries) in settled {
+        var dropped: [Entry] = []
+        for (entry, why) in retry where entry.attempts + 1 >= Self.maxAttempts {
+            logger.error("a due delay message could not be delivered in \(Self.maxAttempts) tries: it is dropped", metadata: [
+                "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(why)",
+            ])
+            dropped.append(entry)
+        }
+        settled[.discarded, default: []] += dropped
+        for (outcome, entries) in settled where !entries.isEmpty {
             do {
                 _ = try await writeOp(entries.map(\.queueOffset).sorted(), outcome, broker: broker)
             } catch {
@@ -295,34 +359,40 @@ final class DelayService: Sendable {
                 logger.error("could not record delay messages as settled", metadata: ["count": "\(entries.count)", "error": "\(error)"])
             }
         }
+        let retried = retry.filter { $0.0.attempts + 1 < Self.maxAttempts }
+        for (entry, why) in retried {
+            logger.warning("could not deliver a due delay message; trying again", metadata: [
+                "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(why)",
+            ])
+        }
+        let delivered = settled[.delivered]?.count ?? 0
         state.withLock { s in
+            guard s.generation == generation else { return }
             for entry in due { s.claimed[entry.queueOffset] = nil }
-            for var entry in retry {
-                entry.due = now + Self.retryDelayMilliseconds
+            for var (entry, _) in retried {
+                entry.attempts += 1
+                entry.fireAt = now + Self.retryDelayMilliseconds
                 s.add(entry)
             }
-            s.delivered += settled[.delivered]?.count ?? 0
+            s.delivered += delivered
         }
-        return settled[.delivered]?.count ?? 0
+        return delivered
     }
 
-    /// Appends the real message of `entry`; nil when it should be tried again later.
-    private func copy(_ entry: Entry, broker: Broker) async -> Outcome? {
+    /// The real message of `entry`, encoded; or why it is settled or tried again without one.
+    private func prepareCopy(_ entry: Entry, broker: Broker) -> Step {
         let scheduled: StoredMessage
         do {
             scheduled = try store.message(atPhysicalOffset: entry.physicalOffset)
         } catch {
-            logger.error("a delay message's record is gone (retention or disk cleanup removed it before it was due): it is dropped", metadata: [
-                "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(error)",
-            ])
-            return .discarded
-        }
-        guard let topic = broker.topics[entry.topic] else {
-            logger.warning("a delay message's topic was deleted before it was due: it is dropped", metadata: [
+            guard entry.physicalOffset < store.commitLogMinOffset else { return .retry("cannot read its record: \(error)") }
+            logger.error("a delay message's record was removed (retention or disk cleanup) before it was due: it is dropped", metadata: [
                 "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
             ])
-            return .discarded
+            return .settle(.discarded)
         }
+        // Missing also right after a promotion, until the master's topic table is copied over.
+        guard let topic = broker.topics[entry.topic] else { return .retry("topic \(entry.topic) does not exist") }
         var properties = scheduled.properties
         properties[StoredProperty.realTopic] = nil
         let queueId = properties.removeValue(forKey: StoredProperty.realQueueId).flatMap { Int32($0) } ?? 0
@@ -330,22 +400,29 @@ final class DelayService: Sendable {
             topic: entry.topic, queueId: queueId < topic.queueCount ? queueId : queueId % max(1, topic.queueCount), body: scheduled.body,
             properties: properties, flags: scheduled.flags, bornTimestamp: scheduled.bornTimestamp, bornHost: scheduled.bornHost)
         do {
-            _ = try await broker.append(real)
-            return .delivered
-        } catch .noReplica {
-            return .delivered  // stored; a slave did not confirm it in time
-        } catch .replicationTimeout {
-            return .delivered
+            return .copy(try store.encode(real))
         } catch {
-            logger.warning("could not deliver a due delay message; trying again", metadata: [
+            logger.error("a due delay message cannot be stored in its queue: it is dropped", metadata: [
                 "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(error)",
             ])
-            return nil
+            return .settle(.discarded)
         }
     }
 
-    /// Appends the op record settling `offsets`. Returns the replication error of a sync master
-    /// whose slave did not confirm it (the record is stored all the same); throws when it is not stored.
+    /// Appends `messages` in order (each append writes before the next begins) and waits for all.
+    private static func appendInOrder(_ messages: [EncodedMessage], broker: Broker) async -> [Result<AppendResult, BrokerError>] {
+        guard !messages.isEmpty else { return [] }
+        return await withCheckedContinuation { continuation in
+            let gathered = Gathered(count: messages.count, continuation)
+            for (index, message) in messages.enumerated() {
+                broker.append(message) { gathered.set(index, $0) }
+            }
+        }
+    }
+
+    /// Appends the op record settling `offsets`. Returns the error of a flush or a sync master's
+    /// slave that did not confirm it in time (the record is stored all the same); throws when it
+    /// is not stored.
     private func writeOp(_ offsets: [Int64], _ outcome: Outcome, broker: Broker) async throws(BrokerError) -> BrokerError? {
         let op = MessageToAppend(
             topic: Self.opTopic, queueId: 0, body: Self.opBody(offsets),
@@ -353,10 +430,32 @@ final class DelayService: Sendable {
         do {
             _ = try await broker.append(op)
             return nil
+        } catch .flushTimeout {
+            return .flushTimeout
         } catch .noReplica {
             return .noReplica
         } catch .replicationTimeout {
             return .replicationTimeout
         }
+    }
+}
+
+/// The results of appends completing on other threads, handed over once all are in.
+private final class Gathered: Sendable {
+    private let state: Mutex<(results: [Result<AppendResult, BrokerError>?], left: Int)>
+    private let continuation: CheckedContinuation<[Result<AppendResult, BrokerError>], Never>
+
+    init(count: Int, _ continuation: CheckedContinuation<[Result<AppendResult, BrokerError>], Never>) {
+        state = Mutex((Array(repeating: nil, count: count), count))
+        self.continuation = continuation
+    }
+
+    func set(_ index: Int, _ result: Result<AppendResult, BrokerError>) {
+        let done: [Result<AppendResult, BrokerError>]? = state.withLock { s in
+            s.results[index] = result
+            s.left -= 1
+            return s.left == 0 ? s.results.map { $0 ?? .failure(.storage("no result")) } : nil
+        }
+        if let done { continuation.resume(returning: done) }
     }
 }

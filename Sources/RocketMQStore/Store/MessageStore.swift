@@ -210,8 +210,20 @@ public final class MessageStore: Sendable {
     /// Appends a message encoded by `encode(topic:queueId:bornTimestamp:bornHost:properties:body:)`;
     /// otherwise as `append(_: MessageToAppend)`.
     public func append(_ message: EncodedMessage) async throws(StoreError) -> AppendResult {
-        if let result = try appendWithoutWaiting(message) { return result }
+        try await appendReportingWrite(message, onWritten: { _ in })
+    }
+
+    /// `append(_: EncodedMessage)` that tells `onWritten` where the record went as soon as it is
+    /// written, before it waits for the flush: a caller that keeps track of its records (the
+    /// broker's delay schedule) then knows of one whose flush times out, which is in the log
+    /// all the same.
+    public func appendReportingWrite(_ message: EncodedMessage, onWritten: (AppendResult) -> Void) async throws(StoreError) -> AppendResult {
+        if let result = try appendWithoutWaiting(message) {
+            onWritten(result)
+            return result
+        }
         let result = try write(message)
+        onWritten(result)
         try await flushService.waitForFlush(upTo: result.physicalOffset + Int64(result.wroteBytes))
         return result
     }
