@@ -118,6 +118,28 @@ struct ConsumptionTests {
         }
     }
 
+    @Test("a tag filter passes over refused messages by their ConsumeQueue tag hash: one receive finds a match behind 10,000")
+    func tagFilterSkipsByHash() async throws {
+        try await withBroker { broker in
+            let group = GroupConfig(name: "g", maxDeliveryAttempts: 3)
+            let other = try broker.store.encode(MessageToAppend(topic: "t", queueId: 0, body: Array("x".utf8), properties: [MessageProperty.tags: "other"]))
+            for _ in 0..<10_000 { _ = try await broker.store.append(other) }
+            try await send(broker, topic: "t", body: "match", tag: "wanted")
+            try await send(broker, topic: "t", body: "late", tag: "other")
+            let filter = try MessageFilter(.init(type: .tag, expression: "wanted"))
+            let engine = broker.consumption
+            // More refused messages than the 4,096 one receive reads: passed over by hash, they
+            // do not count against it as messages read would.
+            let got = try await engine.receive(group: group, topic: "t", queueIds: [0], batchSize: 1, invisibleDuration: .seconds(30), filter: filter)
+            #expect(got.map(\.text) == ["match"])
+            // Everything before the match is done for the group; once it is acked, so is the rest.
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 0) == 10_000)
+            try await engine.ack(group: "g", topic: "t", handle: try #require(got.first).handle)
+            #expect(try await engine.receive(group: group, topic: "t", queueIds: [0], batchSize: 1, invisibleDuration: .seconds(30), filter: filter).isEmpty)
+            #expect(await engine.consumerOffset(group: "g", topic: "t", queueId: 0) == 10_002)
+        }
+    }
+
     @Test("a FIFO group has one message in flight per message group, in order")
     func fifoOnePerGroup() async throws {
         try await withBroker { broker in

@@ -179,8 +179,10 @@ actor ConsumptionEngine {
             var scanned = 0
             scanning: while deliveries.count < batchSize {
                 let candidates: [StoredMessage]
+                var skipped = 0
                 do {
-                    candidates = try self.candidates(in: &state, key: key, fifo: group.fifo, limit: batchSize - deliveries.count, now: now)
+                    candidates = try self.candidates(
+                        in: &state, key: key, fifo: group.fifo, limit: batchSize - deliveries.count, tags: filter.tags, skipped: &skipped, now: now)
                 } catch {
                     // One unreadable queue must not swallow what other queues already handed out:
                     // those deliveries are in flight and must reach the consumer.
@@ -188,8 +190,8 @@ actor ConsumptionEngine {
                     if deliveries.isEmpty && queueIds.count == 1 { throw error }
                     break scanning
                 }
-                scanned += candidates.count
-                var refused = 0
+                scanned += candidates.count + skipped
+                var refused = skipped
                 for message in candidates {
                     let offset = message.queueOffset
                     // After a restart the cursor restarts at the committed offset; acks above it hold.
@@ -248,8 +250,12 @@ actor ConsumptionEngine {
 
     /// Messages that may be handed out now, in offset order: expired deliveries first
     /// (redeliveries), then new ones. For FIFO groups, a scan from the committed offset.
+    /// New messages are read with the filter's `tags`: the store passes over ConsumeQueue entries
+    /// whose tag hash no tag matches without reading their records, and those offsets (counted
+    /// in `skipped`) are done for the group, as refused messages are.
     private func candidates(
-        in state: inout QueueProgress, key: ProgressKey, fifo: Bool, limit: Int, now: ContinuousClock.Instant
+        in state: inout QueueProgress, key: ProgressKey, fifo: Bool, limit: Int, tags: Set<String>?, skipped: inout Int,
+        now: ContinuousClock.Instant
     ) throws(BrokerError) -> [StoredMessage] {
         var result: [StoredMessage] = []
         let expired = state.expiredOffsets(now: now) { flight in
@@ -282,9 +288,25 @@ actor ConsumptionEngine {
             }
         }
         if result.count < limit {
-            let fresh = try read(key, from: state.cursor, count: limit - result.count)
-            result += fresh
-            if let last = fresh.last { state.cursor = last.queueOffset + 1 }
+            let fresh: QueueReadResult
+            do {
+                fresh = try store.messages(topic: key.topic, queueId: key.queueId, from: state.cursor, maxCount: limit - result.count, tagFilter: tags)
+            } catch {
+                throw BrokerError(error)
+            }
+            // Everything between the cursor and where the read stopped that it did not return,
+            // the filter refused (by tag hash, or by tag on a hash collision).
+            var offset = state.cursor
+            for message in fresh.messages {
+                skipped += Int(max(0, message.queueOffset - offset))
+                state.markDone(offset..<message.queueOffset)
+                offset = message.queueOffset + 1
+            }
+            let end = max(offset, fresh.nextOffset)
+            skipped += Int(end - offset)
+            state.markDone(offset..<end)
+            result += fresh.messages
+            state.cursor = max(state.cursor, end)
         }
         return result
     }

@@ -112,6 +112,19 @@ struct QueueProgress: Codable, Sendable {
         advanceOverAcked()
     }
 
+    /// Marks every offset of `range` done (offsets never handed out: none is in flight).
+    mutating func markDone(_ range: Range<Int64>) {
+        guard !range.isEmpty, range.upperBound > committed else { return }
+        if range.lowerBound <= committed {
+            committed = range.upperBound
+            acked = acked.filter { $0 >= committed }
+            attempts = attempts.filter { $0.key >= committed }
+        } else {
+            acked.formUnion(range)
+        }
+        advanceOverAcked()
+    }
+
     /// Retention deleted every offset below `offset`: those count as done. Unlike `commit`, what
     /// is above stays as it was: deliveries still in flight are neither forgotten nor handed out
     /// again as new (the cursor only moves up).
