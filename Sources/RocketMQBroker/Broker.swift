@@ -376,8 +376,17 @@ public final class Broker: Sendable {
     /// `append(_: EncodedMessage)` with its outcome passed to `completion` (see
     /// `MessageStore.append(_:completion:)`: with sync flush it runs on the store's flusher thread).
     func append(_ message: EncodedMessage, completion: @escaping @Sendable (Result<AppendResult, BrokerError>) -> Void) {
+        append(message, onWritten: { _ in }, completion: completion)
+    }
+
+    /// `append(_:completion:)` that first tells `onWritten` once the record is written (see
+    /// `MessageStore.append(_:onWritten:completion:)`).
+    func append(
+        _ message: EncodedMessage, onWritten: (AppendResult) -> Void,
+        completion: @escaping @Sendable (Result<AppendResult, BrokerError>) -> Void
+    ) {
         let replicaTimeout = syncReplicationTimeout
-        store.append(message) { [arrivals, replication] outcome in
+        store.append(message, onWritten: onWritten) { [arrivals, replication] outcome in
             switch outcome {
             case .success(let result):
                 arrivals.signal(message.topic, queueId: message.queueId)

@@ -164,11 +164,11 @@ struct DelayTests {
     func missingTopicIsRetried() async throws {
         try await withBroker { broker in
             _ = try broker.topic(named: "t")  // 8 queues; the message goes to queue 2
-            let handle = try await schedule(broker, topic: "t", body: "x", due: MessageStore.nowMilliseconds() + 200)
+            let handle = try await schedule(broker, topic: "t", body: "x", due: MessageStore.nowMilliseconds() + 1000)
             try broker.deleteTopic("t")
             // Tried while the topic is gone (as on a promoted slave before the master's topics
             // are copied over), then once it is back, now with 2 queues.
-            try await Task.sleep(for: .milliseconds(600))
+            try await Task.sleep(for: .milliseconds(1600))
             #expect(broker.pendingDelayMessages == 1, "dropped at the first failed try")
             try broker.upsertTopic(TopicConfig(name: "t", queueCount: 2))
             #expect(try await settled(broker))

@@ -177,6 +177,7 @@ actor ConsumptionEngine {
             // is read on (up to `filterScanBudget` messages per receive), so a selective filter
             // finds its match behind a run of refused messages now, not one batch per long poll.
             var scanned = 0
+            state.filterBudgetSpent = false
             scanning: while deliveries.count < batchSize {
                 let candidates: [StoredMessage]
                 var skipped = 0
@@ -235,7 +236,11 @@ actor ConsumptionEngine {
                         attempt: attempt))
                     if deliveries.count >= batchSize { break }
                 }
-                if refused == 0 || scanned >= Self.filterScanBudget { break scanning }
+                if refused == 0 { break scanning }
+                if scanned >= Self.filterScanBudget {
+                    state.filterBudgetSpent = true
+                    break scanning
+                }
             }
         }
         for (key, message) in deadLetters {
@@ -297,8 +302,8 @@ actor ConsumptionEngine {
             // Everything between the cursor and where the read stopped that it did not return,
             // the filter refused (by tag hash, or by tag on a hash collision).
             var offset = state.cursor
-            for message in fresh.messages {
-                skipped += Int(max(0, message.queueOffset - offset))
+            for message in fresh.messages where message.queueOffset >= offset {
+                skipped += Int(message.queueOffset - offset)
                 state.markDone(offset..<message.queueOffset)
                 offset = message.queueOffset + 1
             }
@@ -326,14 +331,14 @@ actor ConsumptionEngine {
 
     /// How long until the earliest invisible message of `group` on `queueIds` of `topic` becomes
     /// visible, so a long poll can wake for redeliveries; nil when nothing is in flight there.
-    /// Zero when a queue holds messages past the group's cursor (non-FIFO groups): a receive that
-    /// stopped at its filter budget (`filterScanBudget`) left them unread, and no arrival will
-    /// announce them, so the long poll reads on at once instead of waiting for its timeout.
+    /// Zero when the last receive stopped reading a queue at its filter budget
+    /// (`filterScanBudget`) with messages left past the group's cursor: no arrival will announce
+    /// them, so the long poll reads on at once instead of waiting for its timeout.
     func nextVisibility(group: GroupConfig, topic: String, queueIds: [Int32]) -> Duration? {
         var earliest: ContinuousClock.Instant?
         for queueId in queueIds {
             guard let state = progress[ProgressKey(group: group.name, topic: topic, queueId: queueId)] else { continue }
-            if !group.fifo, state.cursor < store.maxOffset(topic: topic, queueId: queueId) { return .zero }
+            if !group.fifo, state.filterBudgetSpent, state.cursor < store.maxOffset(topic: topic, queueId: queueId) { return .zero }
             // Lower bounds: waking early for a deadline already met by an ack costs one receive.
             if let deadline = state.earliestDeadline { earliest = min(earliest ?? deadline, deadline) }
         }

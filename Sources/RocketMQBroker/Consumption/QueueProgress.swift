@@ -23,6 +23,9 @@ struct QueueProgress: Codable, Sendable {
     private(set) var earliestDeadline: ContinuousClock.Instant?
     /// The next offset never handed out (non-FIFO groups).
     var cursor: Int64 = 0
+    /// Whether the last receive stopped reading this queue at its filter budget with messages
+    /// left unread (not persisted): its long poll reads on rather than wait for an arrival.
+    var filterBudgetSpent = false
 
     /// Messages handed to a consumer and not yet acked (a delayed message waiting in `inFlight`
     /// before its first delivery does not count).
@@ -112,9 +115,11 @@ struct QueueProgress: Codable, Sendable {
         advanceOverAcked()
     }
 
-    /// Marks every offset of `range` done (offsets never handed out: none is in flight).
+    /// Marks every offset of `range` done, as `markDone(_:)` does each.
     mutating func markDone(_ range: Range<Int64>) {
         guard !range.isEmpty, range.upperBound > committed else { return }
+        // Offsets past the cursor are in flight only after the offset was moved back.
+        if inFlight.keys.contains(where: range.contains) { inFlight = inFlight.filter { !range.contains($0.key) } }
         if range.lowerBound <= committed {
             committed = range.upperBound
             acked = acked.filter { $0 >= committed }

@@ -29,7 +29,9 @@ final class DelayService: Sendable {
     /// How long a message whose copy failed (a full disk, a topic not yet copied from the
     /// master after a promotion) waits before the next try.
     static let retryDelayMilliseconds: Int64 = 1000
-    /// Tries before a message that cannot be copied is dropped (logged as an error).
+    /// Tries before a message whose copy fails for a reason of its own (its topic is missing,
+    /// its record unreadable) is dropped, logged as an error. A store that refuses every write
+    /// (a full disk) is waited out, however long.
     static let maxAttempts = 30
     /// How long past its due time a recall is remembered, so that repeating it answers OK.
     static let recallMemoryMilliseconds: Int64 = 3_600_000
@@ -302,11 +304,13 @@ final class DelayService: Sendable {
     private enum Step {
         case copy(EncodedMessage)
         case settle(Outcome)
-        case retry(String)
+        /// Tried again later; `counts`: the cause is the message's own (see `maxAttempts`).
+        case retry(String, counts: Bool)
     }
 
-    /// Copies the messages due at `now` (at most `deliveryBatch`) to their real queues, in due
-    /// order, then records them delivered with one op record. Returns how many it copied.
+    /// Copies the messages due at `now` (at most `deliveryBatch`) to their real queues, in the
+    /// order they fire (due order, retries by their next try), then records them delivered with
+    /// one op record. Returns how many it copied.
     @discardableResult
     func deliverDue(now: Int64 = MessageStore.nowMilliseconds(), broker: Broker) async -> Int {
         let (due, generation): ([Entry], Int) = state.withLock { s in
@@ -326,30 +330,29 @@ final class DelayService: Sendable {
         let copies = steps.compactMap { if case .copy(let message) = $0 { message } else { nil } }
         var results = await Self.appendInOrder(copies, broker: broker).makeIterator()
         var settled: [Outcome: [Entry]] = [:]
-        var retry: [(Entry, String)] = []
+        var retry: [(entry: Entry, why: String, counts: Bool)] = []
         for (entry, step) in zip(due, steps) {
             switch step {
             case .settle(let outcome): settled[outcome, default: []].append(entry)
-            case .retry(let why): retry.append((entry, why))
+            case .retry(let why, let counts): retry.append((entry, why, counts))
             case .copy:
                 switch results.next() {
-                case .success?: settled[.delivered, default: []].append(entry)
-                // Written, not confirmed in time: in the queue all the same.
-                case .failure(.flushTimeout)?, .failure(.noReplica)?, .failure(.replicationTimeout)?:
-                    settled[.delivered, default: []].append(entry)
-                case .failure(let error)?: retry.append((entry, "\(error)"))
-                case nil: retry.append((entry, "no append result"))
+                case (_, .success)?: settled[.delivered, default: []].append(entry)
+                // Written, then not flushed or confirmed in time: in the queue all the same.
+                case (true, .failure)?: settled[.delivered, default: []].append(entry)
+                // Refused before it was written (a full disk, a write hold): waited out.
+                case (false, .failure(let error))?: retry.append((entry, "\(error)", false))
+                case nil: retry.append((entry, "no append result", false))
                 }
             }
         }
-        var dropped: [Entry] = []
-        for (entry, why) in retry where entry.attempts + 1 >= Self.maxAttempts {
+        let dropped = retry.filter { $0.counts && $0.entry.attempts + 1 >= Self.maxAttempts }
+        for (entry, why, _) in dropped {
             logger.error("a due delay message could not be delivered in \(Self.maxAttempts) tries: it is dropped", metadata: [
                 "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(why)",
             ])
-            dropped.append(entry)
         }
-        settled[.discarded, default: []] += dropped
+        settled[.discarded, default: []] += dropped.map(\.entry)
         for (outcome, entries) in settled where !entries.isEmpty {
             do {
                 _ = try await writeOp(entries.map(\.queueOffset).sorted(), outcome, broker: broker)
@@ -359,18 +362,19 @@ final class DelayService: Sendable {
                 logger.error("could not record delay messages as settled", metadata: ["count": "\(entries.count)", "error": "\(error)"])
             }
         }
-        let retried = retry.filter { $0.0.attempts + 1 < Self.maxAttempts }
-        for (entry, why) in retried {
-            logger.warning("could not deliver a due delay message; trying again", metadata: [
-                "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(why)",
+        let retried = retry.filter { !$0.counts || $0.entry.attempts + 1 < Self.maxAttempts }
+        // One line per turn: a full disk refuses every due message alike, once a second.
+        if let first = retried.first {
+            logger.warning("could not deliver due delay messages; trying again in \(Self.retryDelayMilliseconds) ms", metadata: [
+                "count": "\(retried.count)", "topic": "\(first.entry.topic)", "messageId": "\(first.entry.messageId)", "error": "\(first.why)",
             ])
         }
         let delivered = settled[.delivered]?.count ?? 0
         state.withLock { s in
             guard s.generation == generation else { return }
             for entry in due { s.claimed[entry.queueOffset] = nil }
-            for var (entry, _) in retried {
-                entry.attempts += 1
+            for (var entry, _, counts) in retried {
+                if counts { entry.attempts += 1 }
                 entry.fireAt = now + Self.retryDelayMilliseconds
                 s.add(entry)
             }
@@ -385,14 +389,14 @@ final class DelayService: Sendable {
         do {
             scheduled = try store.message(atPhysicalOffset: entry.physicalOffset)
         } catch {
-            guard entry.physicalOffset < store.commitLogMinOffset else { return .retry("cannot read its record: \(error)") }
+            guard entry.physicalOffset < store.commitLogMinOffset else { return .retry("cannot read its record: \(error)", counts: true) }
             logger.error("a delay message's record was removed (retention or disk cleanup) before it was due: it is dropped", metadata: [
                 "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
             ])
             return .settle(.discarded)
         }
         // Missing also right after a promotion, until the master's topic table is copied over.
-        guard let topic = broker.topics[entry.topic] else { return .retry("topic \(entry.topic) does not exist") }
+        guard let topic = broker.topics[entry.topic] else { return .retry("topic \(entry.topic) does not exist", counts: true) }
         var properties = scheduled.properties
         properties[StoredProperty.realTopic] = nil
         let queueId = properties.removeValue(forKey: StoredProperty.realQueueId).flatMap { Int32($0) } ?? 0
@@ -409,13 +413,14 @@ final class DelayService: Sendable {
         }
     }
 
-    /// Appends `messages` in order (each append writes before the next begins) and waits for all.
-    private static func appendInOrder(_ messages: [EncodedMessage], broker: Broker) async -> [Result<AppendResult, BrokerError>] {
+    /// Appends `messages` in order (each append writes before the next begins) and waits for
+    /// all: for each, whether its record was written, and how the append ended.
+    private static func appendInOrder(_ messages: [EncodedMessage], broker: Broker) async -> [(written: Bool, Result<AppendResult, BrokerError>)] {
         guard !messages.isEmpty else { return [] }
         return await withCheckedContinuation { continuation in
             let gathered = Gathered(count: messages.count, continuation)
             for (index, message) in messages.enumerated() {
-                broker.append(message) { gathered.set(index, $0) }
+                broker.append(message, onWritten: { _ in gathered.written(index) }) { gathered.set(index, $0) }
             }
         }
     }
@@ -442,19 +447,25 @@ final class DelayService: Sendable {
 
 /// The results of appends completing on other threads, handed over once all are in.
 private final class Gathered: Sendable {
-    private let state: Mutex<(results: [Result<AppendResult, BrokerError>?], left: Int)>
-    private let continuation: CheckedContinuation<[Result<AppendResult, BrokerError>], Never>
+    typealias Outcome = (written: Bool, Result<AppendResult, BrokerError>)
+    private let state: Mutex<(written: [Bool], results: [Result<AppendResult, BrokerError>?], left: Int)>
+    private let continuation: CheckedContinuation<[Outcome], Never>
 
-    init(count: Int, _ continuation: CheckedContinuation<[Result<AppendResult, BrokerError>], Never>) {
-        state = Mutex((Array(repeating: nil, count: count), count))
+    init(count: Int, _ continuation: CheckedContinuation<[Outcome], Never>) {
+        state = Mutex((Array(repeating: false, count: count), Array(repeating: nil, count: count), count))
         self.continuation = continuation
     }
 
+    func written(_ index: Int) {
+        state.withLock { $0.written[index] = true }
+    }
+
     func set(_ index: Int, _ result: Result<AppendResult, BrokerError>) {
-        let done: [Result<AppendResult, BrokerError>]? = state.withLock { s in
+        let done: [Outcome]? = state.withLock { s in
             s.results[index] = result
             s.left -= 1
-            return s.left == 0 ? s.results.map { $0 ?? .failure(.storage("no result")) } : nil
+            guard s.left == 0 else { return nil }
+            return zip(s.written, s.results).map { ($0, $1 ?? .failure(.storage("no result"))) }
         }
         if let done { continuation.resume(returning: done) }
     }

@@ -234,13 +234,26 @@ public final class MessageStore: Sendable {
     /// flush, a refused message), otherwise on the flusher's thread after the `fdatasync` that
     /// covers it (sync flush), so it should be short.
     public func append(_ message: EncodedMessage, completion: @escaping @Sendable (Result<AppendResult, StoreError>) -> Void) {
+        append(message, onWritten: { _ in }, completion: completion)
+    }
+
+    /// `append(_:completion:)` that first tells `onWritten` (on this thread) where the record
+    /// went once it is written: a failure `completion` gets after that (a flush that failed or
+    /// timed out) leaves the record in the log.
+    public func append(
+        _ message: EncodedMessage, onWritten: (AppendResult) -> Void, completion: @escaping @Sendable (Result<AppendResult, StoreError>) -> Void
+    ) {
         let result: AppendResult
         do {
-            if let done = try appendWithoutWaiting(message) { return completion(.success(done)) }
+            if let done = try appendWithoutWaiting(message) {
+                onWritten(done)
+                return completion(.success(done))
+            }
             result = try write(message)
         } catch {
             return completion(.failure(error))
         }
+        onWritten(result)
         flushService.whenFlushed(upTo: result.physicalOffset + Int64(result.wroteBytes)) { failure in
             completion(failure.map { .failure($0) } ?? .success(result))
         }
