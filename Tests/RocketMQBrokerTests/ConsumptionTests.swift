@@ -374,6 +374,52 @@ struct ConsumptionUnitTests {
         #expect(progress.isDone(12) && !progress.isDone(13))
     }
 
+    @Test("done offsets are kept as merged runs: inserts join neighbours, lookups and trims are exact")
+    func offsetRanges() {
+        var done = OffsetRanges([5, 7, 6, 20])
+        #expect(done.ranges == [5..<8, 20..<21])
+        done.insert(10..<15)
+        done.insert(8)  // touches 5..<8
+        #expect(done.ranges == [5..<9, 10..<15, 20..<21])
+        done.insert(9..<20)  // bridges all three
+        #expect(done.ranges == [5..<21])
+        done.insert(30..<40)
+        done.insert(35..<45)
+        done.insert(25..<26)
+        #expect(done.ranges == [5..<21, 25..<26, 30..<45])
+        #expect(done.count == 16 + 1 + 15)
+        for offset: Int64 in [5, 20, 25, 30, 44] { #expect(done.contains(offset), "\(offset)") }
+        for offset: Int64 in [4, 21, 24, 26, 29, 45] { #expect(!done.contains(offset), "\(offset)") }
+        done.removeAll(below: 10)
+        #expect(done.ranges == [10..<21, 25..<26, 30..<45])
+        #expect(done.removeRun(at: 9) == nil)
+        #expect(done.removeRun(at: 12) == 21)
+        #expect(done.ranges == [25..<26, 30..<45])
+        done.removeAll(below: 100)
+        #expect(done.isEmpty)
+    }
+
+    @Test("a queue's progress keeps a million offsets acked behind a slow one as one run, and survives its snapshot (old format too)")
+    func progressWithAckedRuns() throws {
+        var progress = QueueProgress(committed: 0)
+        progress.setInFlight(0, .init(deadline: .now + .seconds(3600), deliveryId: 1, messageGroup: ""))
+        for offset in Int64(1)...1_000_000 { progress.markDone(offset) }
+        progress.markDone(1_000_001..<1_000_010)
+        #expect(progress.committed == 0)
+        #expect(progress.acked.ranges == [1..<1_000_010])
+        let encoded = try JSONEncoder().encode(progress)
+        #expect(encoded.count < 200, "the snapshot holds runs, not offsets")
+        let decoded = try JSONDecoder().decode(QueueProgress.self, from: encoded)
+        #expect(decoded.acked == progress.acked && decoded.committed == 0)
+        // The slow one acked: committed passes the whole run.
+        progress.markDone(0)
+        #expect(progress.committed == 1_000_010 && progress.acked.isEmpty)
+        // A snapshot written before runs: a list of offsets.
+        let old = try JSONDecoder().decode(QueueProgress.self, from: Data(#"{"committed":3,"acked":[5,4,9],"attempts":[],"commitEpoch":0}"#.utf8))
+        #expect(old.acked.ranges == [4..<6, 9..<10])
+        #expect(old.isDone(4) && old.isDone(5) && !old.isDone(6) && old.isDone(9))
+    }
+
     @Test("expired deliveries are found by deadline, renewals extend them, and the earliest deadline stays a true lower bound")
     func expiryBookkeeping() {
         let t = ContinuousClock.now

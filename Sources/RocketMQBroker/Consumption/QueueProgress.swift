@@ -6,8 +6,8 @@
 struct QueueProgress: Codable, Sendable {
     /// Every offset below is done; this is also the consumer offset pull consumers see.
     var committed: Int64 = 0
-    /// Offsets at or above `committed` that are done.
-    var acked: Set<Int64> = []
+    /// Offsets at or above `committed` that are done, as runs.
+    var acked = OffsetRanges()
     /// Deliveries so far of offsets at or above `committed`.
     var attempts: [Int64: Int32] = [:]
     /// Counts offset commits (resets, pull-consumer updates). Journal events can be appended in
@@ -44,7 +44,9 @@ struct QueueProgress: Codable, Sendable {
         var renewUntil: ContinuousClock.Instant? = nil
     }
 
-    private enum CodingKeys: String, CodingKey { case committed, acked, attempts, commitEpoch }
+    /// `acked` is written as `ackedRanges` (`[[from, to)]`); snapshots before it have `acked`, a
+    /// list of offsets, which is still read.
+    private enum CodingKeys: String, CodingKey { case committed, acked, ackedRanges, attempts, commitEpoch }
 
     init(committed: Int64 = 0) {
         self.committed = committed
@@ -54,7 +56,11 @@ struct QueueProgress: Codable, Sendable {
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         committed = try container.decode(Int64.self, forKey: .committed)
-        acked = try container.decode(Set<Int64>.self, forKey: .acked)
+        if let ranges = try container.decodeIfPresent([[Int64]].self, forKey: .ackedRanges) {
+            for range in ranges where range.count == 2 && range[0] < range[1] { acked.insert(range[0]..<range[1]) }
+        } else {
+            acked = OffsetRanges(try container.decodeIfPresent([Int64].self, forKey: .acked) ?? [])
+        }
         attempts = try container.decode([Int64: Int32].self, forKey: .attempts)
         commitEpoch = try container.decodeIfPresent(Int64.self, forKey: .commitEpoch) ?? 0
         cursor = committed
@@ -63,7 +69,7 @@ struct QueueProgress: Codable, Sendable {
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(committed, forKey: .committed)
-        try container.encode(acked, forKey: .acked)
+        try container.encode(acked.ranges.map { [$0.lowerBound, $0.upperBound] }, forKey: .ackedRanges)
         try container.encode(attempts, forKey: .attempts)
         try container.encode(commitEpoch, forKey: .commitEpoch)
     }
@@ -120,13 +126,7 @@ struct QueueProgress: Codable, Sendable {
         guard !range.isEmpty, range.upperBound > committed else { return }
         // Offsets past the cursor are in flight only after the offset was moved back.
         if inFlight.keys.contains(where: range.contains) { inFlight = inFlight.filter { !range.contains($0.key) } }
-        if range.lowerBound <= committed {
-            committed = range.upperBound
-            acked = acked.filter { $0 >= committed }
-            attempts = attempts.filter { $0.key >= committed }
-        } else {
-            acked.formUnion(range)
-        }
+        acked.insert(range)
         advanceOverAcked()
     }
 
@@ -149,16 +149,22 @@ struct QueueProgress: Codable, Sendable {
     /// `committed` becomes `offset`, and what was kept about offsets below it is dropped.
     private mutating func forget(below offset: Int64) {
         committed = offset
-        acked = acked.filter { $0 >= offset }
+        acked.removeAll(below: offset)
         attempts = attempts.filter { $0.key >= offset }
         inFlight = inFlight.filter { $0.key >= offset }
     }
 
     /// Moves `committed` over every contiguous acked offset; the cursor is never left below it.
     private mutating func advanceOverAcked() {
-        while acked.remove(committed) != nil {
-            attempts[committed] = nil
-            committed += 1
+        if let end = acked.removeRun(at: committed) {
+            // Attempts of the offsets passed: one lookup each for a short run, one pass over
+            // the table for a long one.
+            if end - committed <= Int64(attempts.count) {
+                for offset in committed..<end { attempts[offset] = nil }
+            } else if !attempts.isEmpty {
+                attempts = attempts.filter { $0.key >= end }
+            }
+            committed = end
         }
         cursor = max(cursor, committed)
     }
