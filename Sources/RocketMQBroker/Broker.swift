@@ -30,7 +30,7 @@ public final class Broker: Sendable {
     public let groups: ConfigTable<GroupConfig>
     /// Delay messages waiting for their time (see `DelayService`).
     let delays: DelayService
-    /// Copies due delay messages to their queues while the broker runs (see `runDelayTimer`).
+    /// Copies due delay messages to their queues while the broker runs (see `startDelayTimer`).
     let delayTimer = Mutex<Task<Void, Never>?>(nil)
     let consumption: ConsumptionEngine
     let transactions: TransactionService

@@ -1,7 +1,8 @@
 import Foundation
 
 /// Names a delay message for `RecallMessage`: which broker, its queue and offset in that broker's
-/// schedule (the queue where delay messages wait for their time), when it is due and its id. A broker returns it in the message's `SendResultEntry.recall_handle`; opaque to clients.
+/// schedule (the queue where delay messages wait for their time), when it is due and its id. A
+/// broker returns it in the message's `SendResultEntry.recall_handle`; opaque to clients.
 /// Here because NameServers read it too: clients send `RecallMessage` to their access point, and
 /// a NameServer forwards it to the broker the handle names.
 ///

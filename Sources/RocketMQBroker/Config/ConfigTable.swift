@@ -111,8 +111,7 @@ public final class ConfigTable<Value: Codable & Sendable & Equatable>: Sendable 
 
     /// Applies `edit`, which returns whether it changed anything, and if so writes the file
     /// before returning.
-    @discardableResult
-    public func change(_ edit: (inout [String: Value]) -> Bool) throws -> Bool {
+    private func change(_ edit: (inout [String: Value]) -> Bool) throws -> Bool {
         let changed = table.withLock { table in
             guard edit(&table.entries) else { return false }
             table.version += 1

@@ -277,7 +277,7 @@ actor ConsumptionEngine {
                 if state.isDone(offset) { offset += 1; continue }
                 if let flight = state.inFlight[offset], flight.deadline > now { offset += 1; continue }
                 // Read first: a failed read must leave the entry to be redelivered later.
-                let batch = try read(key, from: offset, count: 1)
+                let batch = try read(key, from: offset, count: 1).messages
                 state.removeInFlight(offset)
                 guard let message = batch.first else { offset += 1; continue }
                 result.append(message)
@@ -286,19 +286,14 @@ actor ConsumptionEngine {
             return result
         }
         for offset in expired where result.count < limit {
-            let message = try read(key, from: offset, count: 1).first
+            let message = try read(key, from: offset, count: 1).messages.first
             state.removeInFlight(offset)
             if let message, message.queueOffset == offset {
                 result.append(message)
             }
         }
         if result.count < limit {
-            let fresh: QueueReadResult
-            do {
-                fresh = try store.messages(topic: key.topic, queueId: key.queueId, from: state.cursor, maxCount: limit - result.count, tagFilter: tags)
-            } catch {
-                throw BrokerError(error)
-            }
+            let fresh = try read(key, from: state.cursor, count: limit - result.count, tags: tags)
             // Everything between the cursor and where the read stopped that it did not return,
             // the filter refused (by tag hash, or by tag on a hash collision).
             var offset = state.cursor
@@ -321,9 +316,11 @@ actor ConsumptionEngine {
         Set(state.inFlight.values.filter { $0.deadline > now && !$0.messageGroup.isEmpty }.map(\.messageGroup))
     }
 
-    private func read(_ key: ProgressKey, from offset: Int64, count: Int) throws(BrokerError) -> [StoredMessage] {
+    /// Up to `count` messages of the queue from `offset`; with `tags`, only those tagged so
+    /// (see `MessageStore.messages`: `nextOffset` says how far it read).
+    private func read(_ key: ProgressKey, from offset: Int64, count: Int, tags: Set<String>? = nil) throws(BrokerError) -> QueueReadResult {
         do {
-            return try store.messages(topic: key.topic, queueId: key.queueId, from: offset, maxCount: count).messages
+            return try store.messages(topic: key.topic, queueId: key.queueId, from: offset, maxCount: count, tagFilter: tags)
         } catch {
             throw BrokerError(error)
         }
@@ -422,7 +419,7 @@ actor ConsumptionEngine {
         guard var state = progress[key], let flight = state.inFlight[handle.offset], flight.deliveryId == handle.deliveryId else {
             throw .invalidReceiptHandle("receipt handle \(handle) is not the current delivery of an unacked message")
         }
-        guard let message = try read(key, from: handle.offset, count: 1).first, message.queueOffset == handle.offset else {
+        guard let message = try read(key, from: handle.offset, count: 1).messages.first, message.queueOffset == handle.offset else {
             throw .invalidReceiptHandle("the message behind \(handle) is no longer stored")
         }
         state.markDone(handle.offset)

@@ -95,7 +95,6 @@ final class DelayService: Sendable {
         /// Schedules in progress, by token: the queues' ends when each began (its record lands past them).
         var preparing: [UInt64: Mark] = [:]
         var nextToken: UInt64 = 0
-        var savedMark: Mark?
         var delivered = 0
 
         mutating func add(_ entry: Entry) {
@@ -126,7 +125,6 @@ final class DelayService: Sendable {
             for offset in Self.offsets(inOpBody: op.body) { settled[offset] = outcome }
         }
         var fresh = State()
-        fresh.savedMark = mark
         let now = MessageStore.nowMilliseconds()
         // Every op record of a message at or past the mark is at or past the mark's op offset:
         // that stays the bound for what is read back (the op queue's end would skip the records
@@ -165,7 +163,7 @@ final class DelayService: Sendable {
     /// not settled (pending, being settled, recalled and remembered, or being scheduled), else
     /// the queues' ends. Called by the timer about once a second.
     func saveMark(now: Int64 = MessageStore.nowMilliseconds()) {
-        let mark: Mark? = state.withLock { s in
+        let mark: Mark = state.withLock { s in
             s.recalled = s.recalled.filter { $0.value.due > now - Self.recallMemoryMilliseconds }
             var oldest: Mark?
             func consider(_ scheduleFrom: Int64, _ opsFrom: Int64) {
@@ -175,12 +173,10 @@ final class DelayService: Sendable {
             for claim in s.claimed.values { consider(claim.entry.queueOffset, claim.entry.opsFrom) }
             for entry in s.recalled.values { consider(entry.queueOffset, entry.opsFrom) }
             for start in s.preparing.values { consider(start.scheduleFrom, start.opsFrom) }
-            let mark = oldest ?? Mark(
+            return oldest ?? Mark(
                 scheduleFrom: store.maxOffset(topic: Self.scheduleTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
-            return mark == s.savedMark ? nil : mark
         }
-        guard let mark, markFile.write(mark, logger: logger) else { return }
-        state.withLock { $0.savedMark = mark }
+        markFile.save(mark, logger: logger)
     }
 
     /// Delay messages waiting for their time (admin, console, tests).
@@ -447,11 +443,11 @@ final class DelayService: Sendable {
 
 /// The results of appends completing on other threads, handed over once all are in.
 private final class Gathered: Sendable {
-    typealias Outcome = (written: Bool, Result<AppendResult, BrokerError>)
+    typealias Appended = (written: Bool, Result<AppendResult, BrokerError>)
     private let state: Mutex<(written: [Bool], results: [Result<AppendResult, BrokerError>?], left: Int)>
-    private let continuation: CheckedContinuation<[Outcome], Never>
+    private let continuation: CheckedContinuation<[Appended], Never>
 
-    init(count: Int, _ continuation: CheckedContinuation<[Outcome], Never>) {
+    init(count: Int, _ continuation: CheckedContinuation<[Appended], Never>) {
         state = Mutex((Array(repeating: false, count: count), Array(repeating: nil, count: count), count))
         self.continuation = continuation
     }
@@ -461,7 +457,7 @@ private final class Gathered: Sendable {
     }
 
     func set(_ index: Int, _ result: Result<AppendResult, BrokerError>) {
-        let done: [Outcome]? = state.withLock { s in
+        let done: [Appended]? = state.withLock { s in
             s.results[index] = result
             s.left -= 1
             guard s.left == 0 else { return nil }

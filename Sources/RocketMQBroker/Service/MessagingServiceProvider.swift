@@ -150,18 +150,20 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                 toAppend, firstCheck: recovery ?? broker.configuration.transactionTimeout, producerGave: recovery != nil, broker: broker)
             return (system.messageId.isEmpty ? transactionId : system.messageId, 0, transactionId, nil)
         }
-        if let due = system.deliveryTimestamp?.milliseconds, due > MessageStore.nowMilliseconds() {
-            // A delay message waits in the schedule until due (see DelayService); its receipt
-            // names its place there, which the recall handle carries.
-            let result = try await broker.delays.schedule(toAppend, due: due, broker: broker)
-            let messageId = system.messageId.isEmpty ? result.msgId : system.messageId
-            let recallHandle = RecallHandle(
-                brokerName: broker.configuration.brokerName, queueId: 0, offset: result.queueOffset, deliveryTime: due, messageId: messageId)
-            return (messageId, result.queueOffset, nil, recallHandle)
+        // A delay message waits in the schedule until due (see DelayService); its receipt names
+        // its place there, which the recall handle carries. One due already is stored in its
+        // queue at once, as RocketMQ does.
+        let due = system.deliveryTimestamp.map(\.milliseconds).flatMap { $0 > MessageStore.nowMilliseconds() ? $0 : nil }
+        let result = if let due {
+            try await broker.delays.schedule(toAppend, due: due, broker: broker)
+        } else {
+            try await broker.append(toAppend)
         }
-        // Not delayed, or due already (stored in its queue at once, as RocketMQ does).
-        let result = try await broker.append(toAppend)
-        return (system.messageId.isEmpty ? result.msgId : system.messageId, result.queueOffset, nil, nil)
+        let messageId = system.messageId.isEmpty ? result.msgId : system.messageId
+        let recallHandle = due.map {
+            RecallHandle(brokerName: broker.configuration.brokerName, queueId: 0, offset: result.queueOffset, deliveryTime: $0, messageId: messageId)
+        }
+        return (messageId, result.queueOffset, nil, recallHandle)
     }
 
     private func inferredType(_ system: Apache_Rocketmq_V2_SystemProperties) -> Apache_Rocketmq_V2_MessageType {

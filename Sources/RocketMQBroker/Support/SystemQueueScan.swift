@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RocketMQStore
+import Synchronization
 
 extension MessageStore {
     /// Calls `body` with every message of `topic`'s queue 0 from `start` (or its first kept
@@ -19,31 +20,43 @@ extension MessageStore {
 
 /// A small JSON file in the config directory saying where a start-up scan of system queues may
 /// begin (`TransactionService`, `DelayService`). Without it, or unreadable, the scan reads all.
-struct ScanMark<Mark: Codable & Equatable & Sendable>: Sendable {
+/// It remembers the mark it last read or wrote, so that saving an unchanged one writes nothing.
+final class ScanMark<Mark: Codable & Equatable & Sendable>: Sendable {
     let path: String
     /// What the mark is for, in log messages.
     let what: String
+    private let saved = Mutex<Mark?>(nil)
+
+    init(path: String, what: String) {
+        self.path = path
+        self.what = what
+    }
 
     func read(logger: Logger) -> Mark? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         do {
-            return try JSONDecoder().decode(Mark.self, from: data)
+            let mark = try JSONDecoder().decode(Mark.self, from: data)
+            saved.withLock { $0 = mark }
+            return mark
         } catch {
             logger.warning("unreadable \(what) mark; reading the whole queue", metadata: ["path": "\(path)", "error": "\(error)"])
             return nil
         }
     }
 
-    /// Writes `mark` atomically; false (logged) when it could not.
-    func write(_ mark: Mark, logger: Logger) -> Bool {
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            try AtomicFile.write([UInt8](try encoder.encode(mark)), to: path)
-            return true
-        } catch {
-            logger.warning("could not save the \(what) mark", metadata: ["error": "\(error)"])
-            return false
+    /// Writes `mark` atomically unless it is the one last read or written (logged when the
+    /// write fails: the next save tries again).
+    func save(_ mark: Mark, logger: Logger) {
+        saved.withLock { saved in
+            guard mark != saved else { return }
+            do {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                try AtomicFile.write([UInt8](try encoder.encode(mark)), to: path)
+                saved = mark
+            } catch {
+                logger.warning("could not save the \(what) mark", metadata: ["error": "\(error)"])
+            }
         }
     }
 }

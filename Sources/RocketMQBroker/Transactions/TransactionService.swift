@@ -56,8 +56,6 @@ final class TransactionService: Sendable {
         var resolving: [Int64: Open] = [:]
         /// Half messages being stored, not yet in `open`: no mark is taken meanwhile.
         var preparing = 0
-        /// The mark last written to `markFile`.
-        var savedMark: Mark?
         /// Recent resolutions, for a repeated EndTransaction (a retry after a lost answer).
         var recent: [Int64: Resolution] = [:]
         var recentOrder: [Int64] = []
@@ -121,7 +119,6 @@ final class TransactionService: Sendable {
         state.withLock {
             $0 = State()
             $0.open = open
-            $0.savedMark = mark
         }
         if !open.isEmpty { logger.info("open transactions recovered", metadata: ["count": "\(open.count)"]) }
     }
@@ -138,10 +135,9 @@ final class TransactionService: Sendable {
             } else {
                 Mark(halfFrom: store.maxOffset(topic: Self.halfTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
             }
-            return mark == s.savedMark ? nil : mark
+            return mark
         }
-        guard let mark, markFile.write(mark, logger: logger) else { return }
-        state.withLock { $0.savedMark = mark }
+        if let mark { markFile.save(mark, logger: logger) }
     }
 
     /// Seconds from storing a half message to its first check: the producer's
