@@ -160,6 +160,30 @@ struct DelayTests {
         }
     }
 
+    @Test("the saved mark is the oldest entry not settled: it stays on a recalled one for an hour past its due time, then moves on")
+    func markFollowsTheOldestUnsettledEntry() async throws {
+        try await withBroker { broker in
+            _ = try broker.topic(named: "t")
+            let later = MessageStore.nowMilliseconds() + 600_000
+            let first = try await schedule(broker, topic: "t", body: "first", due: later)
+            _ = try await schedule(broker, topic: "t", body: "soon", due: MessageStore.nowMilliseconds() + 50)
+            #expect(try await waitForQueued(broker, "t", count: 1).count == 1)
+            while broker.pendingDelayMessages > 1 { try await Task.sleep(for: .milliseconds(10)) }
+            // Scheduled after the op record that settled "soon": its op offset is past it.
+            let second = try await schedule(broker, topic: "t", body: "second", due: later + 1)
+            #expect(broker.delays.mark() == DelayService.Mark(scheduleFrom: first.offset, opsFrom: 0))
+            _ = try await broker.recall(topic: "t", handle: first)
+            #expect(broker.delays.mark() == DelayService.Mark(scheduleFrom: first.offset, opsFrom: 0), "a recall remembered moved the mark")
+            // Forgotten an hour past its due time: the mark moves to the next one.
+            let forgotten = later + DelayService.recallMemoryMilliseconds
+            #expect(broker.delays.mark(now: forgotten) == DelayService.Mark(scheduleFrom: second.offset, opsFrom: 1))
+            _ = try await broker.recall(topic: "t", handle: second)
+            #expect(broker.delays.mark(now: forgotten) == DelayService.Mark(scheduleFrom: second.offset, opsFrom: 1))
+            // Nothing left: the queues' ends.
+            #expect(broker.delays.mark(now: forgotten + 1) == DelayService.Mark(scheduleFrom: 3, opsFrom: 3))
+        }
+    }
+
     @Test("a message whose topic is missing when due is tried again, and lands in a queue the topic has")
     func missingTopicIsRetried() async throws {
         try await withBroker { broker in
