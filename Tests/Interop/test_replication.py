@@ -236,10 +236,11 @@ def test_replication_settings_are_checked(tmp_path):
         assert complaint in process.output(), process.output()
 
 
-def test_a_slave_whose_log_diverged_is_refused(broker_factory, admin_pb):
+def test_a_former_master_whose_log_diverged_is_cut_back_and_follows_the_new_master(broker_factory, admin_pb):
     """A former master with records its successor never got (sent while its slave was down) comes
-    back as a slave: its log and the new master's differ at the same offsets, and the new master
-    refuses to continue it rather than let the copies silently disagree."""
+    back as a slave: its log and the new master's differ from the same offset on. The new master
+    refuses to continue it as it is; the slave finds the last record both share (CompareRecords),
+    cuts its log back to it, and copies the new master's records from there."""
     pb, _ = admin_pb
     config = {"flushMode": "async", "autoCreate": True}
     old = broker_factory(config, extra=["--admin-token", TOKEN])
@@ -248,23 +249,27 @@ def test_a_slave_whose_log_diverged_is_refused(broker_factory, admin_pb):
     for i in range(5):
         send_one(old.endpoint, f"common-{i}".encode())
     wait_until("the slave to catch up", caught_up(pb, old_admin, new_admin))
+    shared = status_of(pb, new_admin).commit_log_max_offset
     new.kill()
     for i in range(3):
         send_one(old.endpoint, f"only-on-old-{i}".encode())
     old.kill()
     new.start()
     assert new_admin.PromoteToMaster(pb.PromoteToMasterRequest(), metadata=AUTH, timeout=30).broker_id == 0
-    for i in range(3):
-        send_one(new.endpoint, f"only-on-new-{i}".encode())
+    for i in range(2):
+        send_one(new.endpoint, f"only-on-new-{i}-longer".encode())
 
     rejoined = Broker(old.data_dir, None, extra=["--role", "SLAVE", "--broker-id", "2", "--master", new.endpoint, "--admin-token", TOKEN])
     try:
         rejoined_admin = admin_stub(admin_pb, rejoined)
-        before = rejoined_admin.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=5).commit_log_max_offset
-        status = wait_until("the divergence to be reported",
-                            lambda: (lambda s: s if "diverged" in s.last_error else None)(status_of(pb, rejoined_admin)))
-        assert not status.connected
-        assert rejoined_admin.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=5).commit_log_max_offset == before
+        wait_until("the former master to copy the new master's log", caught_up(pb, new_admin, rejoined_admin))
+        output = rejoined.process.output()
+        assert "cut back to the last record both share" in output, output[-3000:]
+        assert f"to={shared}" in output, output[-3000:]
+        # It keeps following: a later send reaches it too.
+        send_one(new.endpoint, b"after-the-cut")
+        wait_until("the next send to reach it", caught_up(pb, new_admin, rejoined_admin))
+        assert status_of(pb, rejoined_admin).last_error == ""
     finally:
         rejoined.stop()
 

@@ -161,4 +161,90 @@ import Testing
         #expect(read.messages.first?.queueOffset == Int64(third))
         #expect(read.messages.count == 12 - third)
     }
+
+    /// What the new master answers a slave's `CompareRecords`: whether it holds the same bytes there.
+    private func holdsAlike(_ other: MessageStore, _ mine: MessageStore, _ records: [(offset: Int64, size: Int)]) -> [Bool] {
+        records.map { r in
+            (try? other.recordChecksum(at: r.offset, size: r.size)).map { $0 == (try? mine.recordChecksum(at: r.offset, size: r.size)) } ?? false
+        }
+    }
+
+    @Test("a former master's log that diverged is cut back to the last record its successor shares, then follows it", arguments: [FlushMode.async, .sync])
+    func aDivergedLogIsCutBackAndFollowsOn(mode: FlushMode) async throws {
+        let segment: Int64 = 8192
+        let oldDir = TempDirectory("old"), newDir = TempDirectory("new")
+        var old = try openStore(testConfiguration(oldDir.path, mode: mode, segmentSize: segment))
+        let new = try openStore(testConfiguration(newDir.path, mode: mode, segmentSize: segment))
+        defer { new.shutdown() }
+        new.isReplicaLog = true
+        for i in 0..<40 { _ = try await old.append(message("T\(i % 2)", queue: Int32(i % 3), body: [UInt8](repeating: 1, count: 300 + i), keys: "shared\(i)")) }
+        try catchUp(new, from: old)
+        let shared = new.commitLogMaxOffset
+        // The old master takes more its slave never gets, over a segment boundary; then the slave
+        // is promoted and takes others, of other sizes, at the same offsets.
+        for i in 0..<30 { _ = try await old.append(message("T0", queue: 1, body: [UInt8](repeating: 2, count: 500), keys: "old\(i)")) }
+        old.isReplicaLog = true
+        new.isReplicaLog = false
+        for i in 0..<12 { _ = try await new.append(message("T1", queue: 1, body: [UInt8](repeating: 3, count: 700), keys: "new\(i)")) }
+        #expect(old.commitLogMaxOffset > shared + segment)
+
+        let found = try await old.sharedLogEnd(batch: 4) { holdsAlike(new, old, $0) }
+        #expect(found == shared)
+        #expect(throws: StoreError.self) { try old.truncateReplicatedLog(to: shared + 1) }  // no record starts there
+        try old.truncateReplicatedLog(to: shared)
+        #expect(old.commitLogMaxOffset == shared)
+        #expect((old.commitLogSegmentStarts.last ?? 0) <= shared, "segments past the cut are deleted")
+        #expect(old.messages(key: "old3", topic: "T0").isEmpty)
+        #expect(old.maxOffset(topic: "T0", queueId: 1) == new.maxOffset(topic: "T0", queueId: 1))
+        try catchUp(old, from: new)
+        // With sync flush, reads serve what is on disk: wait for the flusher (at most 10 s).
+        for _ in 0..<1000 where old.replicableOffset < old.commitLogMaxOffset { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(try old.readLog(from: 0, maxBytes: 1 << 20) == new.readLog(from: 0, maxBytes: 1 << 20))
+        #expect(try old.readLog(from: shared, maxBytes: 1 << 20) == new.readLog(from: shared, maxBytes: 1 << 20))
+        for id in new.queueIDs() {
+            let a = try new.messages(topic: id.topic, queueId: id.queueId, from: 0, maxCount: 1000).messages
+            let b = try old.messages(topic: id.topic, queueId: id.queueId, from: 0, maxCount: 1000).messages
+            #expect(a.map(\.physicalOffset) == b.map(\.physicalOffset) && a.map(\.body) == b.map(\.body), "queue \(id)")
+        }
+        #expect(old.messages(key: "new5", topic: "T1").count == 1)
+        try old.verifyConsistency()
+
+        // A crash right after: recovery finds the copy, not the cut-off records.
+        old.abandonForTesting()
+        old = try openStore(testConfiguration(oldDir.path, mode: mode, segmentSize: segment))
+        defer { old.shutdown() }
+        #expect(old.commitLogMaxOffset == new.commitLogMaxOffset)
+        #expect(old.maxOffset(topic: "T0", queueId: 1) == new.maxOffset(topic: "T0", queueId: 1))
+        #expect(old.messages(key: "old3", topic: "T0").isEmpty)
+        #expect(old.messages(key: "new11", topic: "T1").count == 1)
+        try old.verifyConsistency()
+        // Only a replica is cut back.
+        old.isReplicaLog = false
+        #expect(throws: StoreError.self) { try old.truncateReplicatedLog(to: shared) }
+    }
+
+    @Test("the search for the shared end takes a few rounds over a large segment, and finds no end for logs that share nothing")
+    func sharedEndSearch() async throws {
+        let a = try openStore(testConfiguration(TempDirectory("a").path))
+        let b = try openStore(testConfiguration(TempDirectory("b").path))
+        defer { a.shutdown(); b.shutdown() }
+        for i in 0..<300 { _ = try await a.append(message(body: [UInt8](repeating: UInt8(i % 256), count: 40))) }
+        #expect(try await a.sharedLogEnd(batch: 8) { holdsAlike(b, a, $0) } == nil, "an empty log shares nothing")
+        b.isReplicaLog = true
+        try catchUp(b, from: a)
+        #expect(try await b.sharedLogEnd(batch: 8) { holdsAlike(a, b, $0) } == a.commitLogMaxOffset, "the same log is shared whole")
+        let cut = try #require(try b.records(inSegmentAt: 0).dropFirst(217).first)
+        for i in 0..<5 { _ = try await a.append(message(body: [UInt8](repeating: 9, count: 10 + i))) }
+        try b.truncateReplicatedLog(to: cut.offset)
+        b.isReplicaLog = false
+        for _ in 0..<120 { _ = try await b.append(message(body: [UInt8](repeating: 7, count: 40))) }
+        let rounds = Mutex(0)
+        let found = try await b.sharedLogEnd(batch: 8) { records in
+            rounds.withLock { $0 += 1 }
+            return holdsAlike(a, b, records)
+        }
+        #expect(found == cut.offset)
+        let searched = try b.records(inSegmentAt: 0).count
+        #expect(rounds.withLock { $0 } <= 5, "\(rounds.withLock { $0 }) compare calls for \(searched) records")
+    }
 }

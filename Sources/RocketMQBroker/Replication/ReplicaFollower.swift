@@ -81,10 +81,11 @@ final class ReplicaFollower: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.syncMetadata(client, options: options, broker: broker) }
             while !Task.isCancelled {
-                let progressed = await stream(client, options: options, broker: broker, master: master, quiet: failures > 0)
-                failures = progressed ? 0 : failures + 1
+                let outcome = await stream(client, options: options, broker: broker, master: master, quiet: failures > 0)
+                failures = outcome == .progressed ? 0 : failures + 1
                 state.withLock { $0.connected = false }
                 guard !Task.isCancelled else { break }
+                if outcome == .refused, await cutBack(client, options: options, broker: broker, master: master) { continue }
                 try? await Task.sleep(for: min(.milliseconds(500) * (1 << min(failures, 4)), .seconds(5)))
             }
             group.cancelAll()
@@ -92,10 +93,19 @@ final class ReplicaFollower: Sendable {
         await channel.close()
     }
 
-    /// One FollowLog stream. Returns whether any chunk arrived.
+    /// How one FollowLog stream ended.
+    private enum StreamOutcome {
+        /// Chunks arrived before it ended.
+        case progressed
+        /// The master refused this log as it is (FAILED_PRECONDITION or OUT_OF_RANGE).
+        case refused
+        case failed
+    }
+
+    /// One FollowLog stream.
     private func stream(
         _ client: Rocketmq_Ha_V1_Replication.Client, options: CallOptions, broker: Broker, master: String, quiet: Bool
-    ) async -> Bool {
+    ) async -> StreamOutcome {
         let store = broker.store
         let configuration = broker.configuration
         let (acks, ack) = AsyncStream<Int64>.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -110,10 +120,11 @@ final class ReplicaFollower: Sendable {
             }
         } catch {
             state.withLock { $0.lastError = "cannot read this log's last record: \(error)" }
-            return false
+            return .failed
         }
         let first = opening
         let received = Mutex(false)
+        var refused = false
         do {
             try await client.followLog(options: options, requests: { writer in
                 try await writer.write(first)
@@ -143,6 +154,7 @@ final class ReplicaFollower: Sendable {
                 broker.logger.warning("the master ended the replication stream; reconnecting", metadata: ["master": "\(master)"])
             }
         } catch {
+            if let error = error as? RPCError, [.failedPrecondition, .outOfRange].contains(error.code) { refused = true }
             if !Task.isCancelled {
                 state.withLock { $0.lastError = "\(error)" }
                 broker.logger.log(
@@ -151,7 +163,53 @@ final class ReplicaFollower: Sendable {
             }
         }
         ack.finish()
-        return received.withLock { $0 }
+        if received.withLock({ $0 }) { return .progressed }
+        return refused ? .refused : .failed
+    }
+
+    // MARK: Divergence
+
+    /// After the master refused this log: finds the last record it shares with the master's and
+    /// cuts the log back to it, so that the next stream follows on from there. That is the fate of
+    /// a former master's records its successor never got (written, but not yet replicated when it
+    /// failed), as in RocketMQ's controller mode. Returns whether it cut anything: nothing when
+    /// the logs share no record (a slave behind the master's retention), or this log is a prefix
+    /// of the master's after all (the refusal had another cause).
+    private func cutBack(_ client: Rocketmq_Ha_V1_Replication.Client, options: CallOptions, broker: Broker, master: String) async -> Bool {
+        let store = broker.store
+        do {
+            guard let shared = try await sharedEnd(client, options: options, store: store) else { return false }
+            let end = store.commitLogMaxOffset
+            guard shared < end else { return false }
+            try store.truncateReplicatedLog(to: shared)
+            broker.logger.warning(
+                "this log held records its master never had (a former master's unreplicated tail?): cut back to the last record both share",
+                metadata: ["master": "\(master)", "from": "\(end)", "to": "\(shared)", "bytesDropped": "\(end - shared)"])
+            state.withLock { $0.lastError = "" }
+            return true
+        } catch {
+            broker.logger.warning("could not compare this log with the master's", metadata: ["master": "\(master)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// The end of the last record this log shares with the master's, nil when they share none.
+    private func sharedEnd(_ client: Rocketmq_Ha_V1_Replication.Client, options: CallOptions, store: MessageStore) async throws -> Int64? {
+        var timed = options
+        timed.timeout = .seconds(30)
+        let callOptions = timed
+        let batch = ReplicationServiceProvider.maxComparedRecords
+        return try await store.sharedLogEnd(batch: batch) { records in
+            let digests = try records.map { record throws(StoreError) in
+                Rocketmq_Ha_V1_RecordDigest(
+                    offset: record.offset, size: Int32(record.size), crc: try store.recordChecksum(at: record.offset, size: record.size))
+            }
+            let response = try await client.compareRecords(Rocketmq_Ha_V1_CompareRecordsRequest(records: digests), options: callOptions)
+            guard response.same.count == records.count else {
+                throw RPCError(code: .internalError, message: "the master compared \(response.same.count) of \(records.count) records")
+            }
+            return response.same
+        }
     }
 
     /// Copies the master's metadata files every `metadataInterval`.

@@ -131,6 +131,39 @@ public struct ReplicationServiceProvider: Rocketmq_Ha_V1_Replication.ServiceProt
         broker.logger.info("slave detached", metadata: metadata)
     }
 
+    /// Most records one `CompareRecords` call asks about.
+    static let maxComparedRecords = 1024
+
+    public func compareRecords(
+        request: Rocketmq_Ha_V1_CompareRecordsRequest, context: ServerContext
+    ) async throws -> Rocketmq_Ha_V1_CompareRecordsResponse {
+        try authorize(context)
+        guard !broker.isSlave else {
+            throw RPCError(code: .failedPrecondition, message: "\(broker.routeAddress) is a slave: compare with its master")
+        }
+        guard request.records.count <= Self.maxComparedRecords else {
+            throw RPCError(code: .invalidArgument, message: "\(request.records.count) records asked about; at most \(Self.maxComparedRecords) per call")
+        }
+        let store = broker.store
+        // Only what the master would send a slave counts: a record past it is not shared yet.
+        let (minOffset, end) = (store.commitLogMinOffset, store.replicableOffset)
+        var same: [Bool] = []
+        same.reserveCapacity(request.records.count)
+        for record in request.records {
+            guard record.size > 0, record.offset >= minOffset, record.offset + Int64(record.size) <= end else {
+                same.append(false)
+                continue
+            }
+            do {
+                same.append(try store.recordChecksum(at: record.offset, size: Int(record.size)) == record.crc)
+            } catch {
+                // Unreadable here is not "different": the slave must not cut off what may be the only good copy.
+                throw RPCError(code: .dataLoss, message: "cannot read this master's log at \(record.offset): \(error)")
+            }
+        }
+        return Rocketmq_Ha_V1_CompareRecordsResponse(same: same)
+    }
+
     public func getMetadata(request: Rocketmq_Ha_V1_GetMetadataRequest, context: ServerContext) async throws -> Rocketmq_Ha_V1_GetMetadataResponse {
         try authorize(context)
         // Files first, then the log's end: the progress snapshot and the transaction mark then

@@ -68,6 +68,8 @@ final class CommitLog: @unchecked Sendable {
     private var syncFailure: StoreError?
     /// Tests: the next `fdatasync` fails (as a disk write-back error would).
     nonisolated(unsafe) var failNextSyncForTesting = false
+    /// Held through `flush()` and `truncate(to:)`: a flush never counts bytes a truncation cut off.
+    private let flushing = Mutex(())
 
     init(
         directory: String, segmentSize: Int64, mappedWrites: Bool, pageCacheWindow: Int64? = nil,
@@ -284,6 +286,10 @@ final class CommitLog: @unchecked Sendable {
     /// Called by one flusher thread at a time. Returns the new flushed position.
     @discardableResult
     func flush() throws(StoreError) -> Int64 {
+        try flushing.withLock { (_) throws(StoreError) -> Int64 in try flushLocked() }
+    }
+
+    private func flushLocked() throws(StoreError) -> Int64 {
         let target = written.load(ordering: .acquiring)
         let from = flushed.load(ordering: .relaxed)
         if let syncFailure { throw syncFailure }
@@ -455,6 +461,36 @@ final class CommitLog: @unchecked Sendable {
         written.store(position, ordering: .releasing)
         flushed.store(min(start, position), ordering: .releasing)
         return position
+    }
+
+    /// Replicas: cuts the log back to `end`, a record boundary at or above the oldest kept
+    /// segment's start and at or below the write position, as recovery cuts a torn tail: zeroes
+    /// the rest of the segment holding `end` (on disk before this returns), deletes later
+    /// segments, and moves every position back to `end`. Under the store's writer lock; waits
+    /// for a flush in progress. Records staged below `end` are written first.
+    func truncate(to end: Int64) throws(StoreError) {
+        try flushing.withLock { (_) throws(StoreError) in
+            if !mappedWrites { try staged.writeOut() }
+            preparation?.finish()  // waits for a stretch of zeros being written; none after
+            preparation = nil
+            mapping = nil
+            current = nil
+            let list = segmentList
+            if let holder = list.first(where: { end >= $0.start && end < $0.end }) {
+                try holder.file.truncate(to: end - holder.start)
+                try holder.file.truncate(to: segmentSize)
+                if mappedWrites { try holder.file.allocate(segmentSize) }
+                try holder.file.sync()
+            }
+            let doomed = list.filter { $0.start > end }
+            for s in doomed { try FileSystem.remove(s.file.path) }
+            segments.withLock { $0.removeAll { $0.start > end } }
+            staged.reset(at: end)
+            readable.store(end, ordering: .releasing)
+            written.store(end, ordering: .releasing)
+            if flushed.load(ordering: .relaxed) > end { flushed.store(end, ordering: .releasing) }
+            droppedBelow = min(droppedBelow, end)
+        }
     }
 
     // MARK: Retention

@@ -105,6 +105,103 @@ extension MessageStore {
         return bytes.withUnsafeBytes { CRC32C.update(0, $0) }
     }
 
+    /// The start offsets of the log's segments, oldest first. Each starts with a record (or
+    /// nothing, the newest one, when the log ends at its start).
+    public var commitLogSegmentStarts: [Int64] { commitLog.segmentList.map(\.start) }
+
+    /// The records (offset and size) of the segment starting at `segmentStart`, up to the
+    /// log's end (at most `limit`); its end-of-segment marker is left out.
+    /// - Throws: `.offsetOutOfRange` for an offset that starts no kept segment; `.corruptRecord`.
+    public func records(inSegmentAt segmentStart: Int64, limit: Int = .max) throws(StoreError) -> [(offset: Int64, size: Int)] {
+        guard commitLogSegmentStarts.contains(segmentStart) else { throw .offsetOutOfRange(physicalOffset: segmentStart) }
+        var out: [(offset: Int64, size: Int)] = []
+        var position = segmentStart
+        let end = segmentEnd(after: segmentStart)
+        while position < end, out.count < limit {
+            let bytes = try readLog(from: position, maxBytes: limit == 1 ? 1 : 1 << 20)
+            if bytes.isEmpty { break }
+            var at = 0
+            while at + RecordCodec.blankSize <= bytes.count {
+                let peek = bytes.withUnsafeBytes { RecordCodec.peek(UnsafeRawBufferPointer(rebasing: $0[at..<(at + RecordCodec.blankSize)])) }
+                guard case .message(let size) = peek else { return out }  // the end-of-segment marker
+                out.append((position + Int64(at), size))
+                if out.count == limit { return out }
+                at += size
+            }
+            position += Int64(bytes.count)
+        }
+        return out
+    }
+
+    /// The end of the last record this log shares with another log (the same bytes at the same
+    /// offset), nil when they share none. `compare` asks the other log about at most `batch`
+    /// records at a time (offset and size; the caller digests their bytes) and answers, in
+    /// order, which it holds alike. Two logs that diverged differ from one record on, so a
+    /// search finds it: first over the segments' first records, then over the records of the
+    /// last segment that starts alike, `batch` probes per round (two or three rounds for a
+    /// segment of a million records).
+    public func sharedLogEnd(
+        batch: Int, compare: ([(offset: Int64, size: Int)]) async throws -> [Bool]
+    ) async throws -> Int64? {
+        typealias Record = (offset: Int64, size: Int)
+        let batch = max(1, batch)
+        func same(_ records: [Record]) async throws -> [Bool] {
+            var answers: [Bool] = []
+            for from in stride(from: 0, to: records.count, by: batch) {
+                answers += try await compare(Array(records[from..<min(records.count, from + batch)]))
+            }
+            return answers
+        }
+        let firsts = try commitLogSegmentStarts.compactMap { start throws(StoreError) in try records(inSegmentAt: start, limit: 1).first }
+        let sharedSegments = try await same(firsts).firstIndex(of: false) ?? firsts.count
+        guard sharedSegments > 0 else { return nil }
+        let candidates = try records(inSegmentAt: firsts[sharedSegments - 1].offset)
+        // candidates[lo] is shared; candidates[hi], if there is one, is not.
+        var (lo, hi) = (0, candidates.count)
+        while hi - lo > 1 {
+            let step = (hi - lo + batch - 1) / batch
+            let probes = Array(stride(from: lo + step, to: hi, by: step))
+            let answers = try await same(probes.map { candidates[$0] })
+            if let miss = answers.firstIndex(of: false) {
+                hi = probes[miss]
+                if miss > 0 { lo = probes[miss - 1] }
+            } else {
+                lo = probes.last ?? hi - 1
+            }
+        }
+        return candidates[lo].offset + Int64(candidates[lo].size)
+    }
+
+    /// Replicas: cuts the log back to `end`, a record boundary, with the ConsumeQueue entries and
+    /// IndexFiles of what is cut off, and writes a checkpoint there: how a slave whose log
+    /// diverged from its master's (a former master's unreplicated tail) goes back to the last
+    /// record both share, to follow on from it. Readers of a cut-off record get an error.
+    /// - Throws: `.replicaDiverged` when the store is not a replica or `end` is no record
+    ///   boundary of this log; `.offsetOutOfRange` for an `end` outside it; I/O errors.
+    public func truncateReplicatedLog(to end: Int64) throws(StoreError) {
+        try writer.withLock { (_) throws(StoreError) in
+            guard isReplica.load(ordering: .relaxed) else { throw .replicaDiverged("only a replica's log is cut back") }
+            let position = commitLog.writtenPosition
+            guard end >= commitLog.minOffset, end <= position else { throw .offsetOutOfRange(physicalOffset: end) }
+            if end == position { return }
+            if end % configuration.commitLogSegmentSize != 0 {
+                // A record must start there (or the segment's end marker): never cut one in two.
+                let head = try commitLog.read(at: end, size: RecordCodec.blankSize)
+                switch head.withUnsafeBytes({ RecordCodec.peek($0) }) {
+                case .message, .endOfSegment: break
+                case .empty, .invalid: throw .replicaDiverged("no record starts at \(end)")
+                }
+            }
+            try checkpointing.withLock { (_) throws(StoreError) in
+                try commitLog.truncate(to: end)
+                for cq in allQueues() { try cq.truncate(commitLogEnd: end) }
+                try index.dropFiles(startingAtOrAfter: end)
+                try writeCheckpointLocked(clean: false, syncIndex: true)
+            }
+            logger.warning("replica log cut back to its master's", metadata: ["from": "\(position)", "to": "\(end)"])
+        }
+    }
+
     /// A replica's empty log starts at `offset` (a segment boundary of the master) rather than
     /// 0, because the master no longer keeps the segments before it.
     /// - Throws: `.replicaDiverged` if the log is not empty or `offset` is not a boundary.

@@ -32,6 +32,9 @@ public final class MessageStore: Sendable {
     let writer = Mutex<WriterState>(WriterState())
     /// See `writeCheckpoint(clean:syncIndex:)`; the checkpoint thread's, and recovery's before it.
     private let indexSync = Mutex(IndexSync(due: .now, covered: 0))
+    /// Held while a checkpoint is computed and written, so that one computed before a replica's
+    /// truncation is never saved after it.
+    let checkpointing = Mutex(())
     let isShutDown = ManagedAtomic<Bool>(false)
     /// Bit pattern of the disk-use ratio while above the hard limit, 0 otherwise.
     let diskFullRatio = ManagedAtomic<UInt64>(0)
@@ -193,7 +196,7 @@ public final class MessageStore: Sendable {
         }
     }
 
-    private func allQueues() -> [ConsumeQueue] { queues.withLock { Array($0.values) } }
+    func allQueues() -> [ConsumeQueue] { queues.withLock { Array($0.values) } }
 
     // MARK: Appending
 
@@ -521,6 +524,11 @@ public final class MessageStore: Sendable {
     /// clean shutdown, or with `syncIndex`) and rewrites the checkpoint. Its safe offset is at
     /// most what the last index sync covered, so recovery re-dispatches everything after it.
     func writeCheckpoint(clean: Bool, syncIndex: Bool = false) throws(StoreError) {
+        try checkpointing.withLock { (_) throws(StoreError) in try writeCheckpointLocked(clean: clean, syncIndex: syncIndex) }
+    }
+
+    /// `writeCheckpoint` with `checkpointing` held.
+    func writeCheckpointLocked(clean: Bool, syncIndex: Bool) throws(StoreError) {
         let dispatched = commitLog.writtenPosition
         for cq in allQueues() { try cq.sync() }
         let now = ContinuousClock.now

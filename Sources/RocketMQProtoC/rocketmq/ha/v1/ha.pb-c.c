@@ -7,6 +7,141 @@
 #endif
 
 #include "rocketmq/ha/v1/ha.pb-c.h"
+void   rocketmq__ha__v1__record_digest__init
+                     (Rocketmq__Ha__V1__RecordDigest         *message)
+{
+  static const Rocketmq__Ha__V1__RecordDigest init_value = ROCKETMQ__HA__V1__RECORD_DIGEST__INIT;
+  *message = init_value;
+}
+size_t rocketmq__ha__v1__record_digest__get_packed_size
+                     (const Rocketmq__Ha__V1__RecordDigest *message)
+{
+  assert(message->base.descriptor == &rocketmq__ha__v1__record_digest__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__ha__v1__record_digest__pack
+                     (const Rocketmq__Ha__V1__RecordDigest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__ha__v1__record_digest__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__ha__v1__record_digest__pack_to_buffer
+                     (const Rocketmq__Ha__V1__RecordDigest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__ha__v1__record_digest__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Ha__V1__RecordDigest *
+       rocketmq__ha__v1__record_digest__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Ha__V1__RecordDigest *)
+     protobuf_c_message_unpack (&rocketmq__ha__v1__record_digest__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__ha__v1__record_digest__free_unpacked
+                     (Rocketmq__Ha__V1__RecordDigest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__ha__v1__record_digest__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__ha__v1__compare_records_request__init
+                     (Rocketmq__Ha__V1__CompareRecordsRequest         *message)
+{
+  static const Rocketmq__Ha__V1__CompareRecordsRequest init_value = ROCKETMQ__HA__V1__COMPARE_RECORDS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t rocketmq__ha__v1__compare_records_request__get_packed_size
+                     (const Rocketmq__Ha__V1__CompareRecordsRequest *message)
+{
+  assert(message->base.descriptor == &rocketmq__ha__v1__compare_records_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__ha__v1__compare_records_request__pack
+                     (const Rocketmq__Ha__V1__CompareRecordsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__ha__v1__compare_records_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__ha__v1__compare_records_request__pack_to_buffer
+                     (const Rocketmq__Ha__V1__CompareRecordsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__ha__v1__compare_records_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Ha__V1__CompareRecordsRequest *
+       rocketmq__ha__v1__compare_records_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Ha__V1__CompareRecordsRequest *)
+     protobuf_c_message_unpack (&rocketmq__ha__v1__compare_records_request__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__ha__v1__compare_records_request__free_unpacked
+                     (Rocketmq__Ha__V1__CompareRecordsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__ha__v1__compare_records_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   rocketmq__ha__v1__compare_records_response__init
+                     (Rocketmq__Ha__V1__CompareRecordsResponse         *message)
+{
+  static const Rocketmq__Ha__V1__CompareRecordsResponse init_value = ROCKETMQ__HA__V1__COMPARE_RECORDS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t rocketmq__ha__v1__compare_records_response__get_packed_size
+                     (const Rocketmq__Ha__V1__CompareRecordsResponse *message)
+{
+  assert(message->base.descriptor == &rocketmq__ha__v1__compare_records_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t rocketmq__ha__v1__compare_records_response__pack
+                     (const Rocketmq__Ha__V1__CompareRecordsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &rocketmq__ha__v1__compare_records_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t rocketmq__ha__v1__compare_records_response__pack_to_buffer
+                     (const Rocketmq__Ha__V1__CompareRecordsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &rocketmq__ha__v1__compare_records_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Rocketmq__Ha__V1__CompareRecordsResponse *
+       rocketmq__ha__v1__compare_records_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Rocketmq__Ha__V1__CompareRecordsResponse *)
+     protobuf_c_message_unpack (&rocketmq__ha__v1__compare_records_response__descriptor,
+                                allocator, len, data);
+}
+void   rocketmq__ha__v1__compare_records_response__free_unpacked
+                     (Rocketmq__Ha__V1__CompareRecordsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &rocketmq__ha__v1__compare_records_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   rocketmq__ha__v1__follow_log_request__init
                      (Rocketmq__Ha__V1__FollowLogRequest         *message)
 {
@@ -232,6 +367,146 @@ void   rocketmq__ha__v1__get_metadata_response__free_unpacked
   assert(message->base.descriptor == &rocketmq__ha__v1__get_metadata_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor rocketmq__ha__v1__record_digest__field_descriptors[3] =
+{
+  {
+    "offset",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Ha__V1__RecordDigest, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Ha__V1__RecordDigest, size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "crc",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Ha__V1__RecordDigest, crc),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__ha__v1__record_digest__field_indices_by_name[] = {
+  2,   /* field[2] = crc */
+  0,   /* field[0] = offset */
+  1,   /* field[1] = size */
+};
+static const ProtobufCIntRange rocketmq__ha__v1__record_digest__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor rocketmq__ha__v1__record_digest__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.ha.v1.RecordDigest",
+  "RecordDigest",
+  "Rocketmq__Ha__V1__RecordDigest",
+  "rocketmq.ha.v1",
+  sizeof(Rocketmq__Ha__V1__RecordDigest),
+  3,
+  rocketmq__ha__v1__record_digest__field_descriptors,
+  rocketmq__ha__v1__record_digest__field_indices_by_name,
+  1,  rocketmq__ha__v1__record_digest__number_ranges,
+  (ProtobufCMessageInit) rocketmq__ha__v1__record_digest__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__ha__v1__compare_records_request__field_descriptors[1] =
+{
+  {
+    "records",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Rocketmq__Ha__V1__CompareRecordsRequest, n_records),
+    offsetof(Rocketmq__Ha__V1__CompareRecordsRequest, records),
+    &rocketmq__ha__v1__record_digest__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__ha__v1__compare_records_request__field_indices_by_name[] = {
+  0,   /* field[0] = records */
+};
+static const ProtobufCIntRange rocketmq__ha__v1__compare_records_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor rocketmq__ha__v1__compare_records_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.ha.v1.CompareRecordsRequest",
+  "CompareRecordsRequest",
+  "Rocketmq__Ha__V1__CompareRecordsRequest",
+  "rocketmq.ha.v1",
+  sizeof(Rocketmq__Ha__V1__CompareRecordsRequest),
+  1,
+  rocketmq__ha__v1__compare_records_request__field_descriptors,
+  rocketmq__ha__v1__compare_records_request__field_indices_by_name,
+  1,  rocketmq__ha__v1__compare_records_request__number_ranges,
+  (ProtobufCMessageInit) rocketmq__ha__v1__compare_records_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor rocketmq__ha__v1__compare_records_response__field_descriptors[1] =
+{
+  {
+    "same",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_BOOL,
+    offsetof(Rocketmq__Ha__V1__CompareRecordsResponse, n_same),
+    offsetof(Rocketmq__Ha__V1__CompareRecordsResponse, same),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned rocketmq__ha__v1__compare_records_response__field_indices_by_name[] = {
+  0,   /* field[0] = same */
+};
+static const ProtobufCIntRange rocketmq__ha__v1__compare_records_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor rocketmq__ha__v1__compare_records_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "rocketmq.ha.v1.CompareRecordsResponse",
+  "CompareRecordsResponse",
+  "Rocketmq__Ha__V1__CompareRecordsResponse",
+  "rocketmq.ha.v1",
+  sizeof(Rocketmq__Ha__V1__CompareRecordsResponse),
+  1,
+  rocketmq__ha__v1__compare_records_response__field_descriptors,
+  rocketmq__ha__v1__compare_records_response__field_indices_by_name,
+  1,  rocketmq__ha__v1__compare_records_response__number_ranges,
+  (ProtobufCMessageInit) rocketmq__ha__v1__compare_records_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor rocketmq__ha__v1__follow_log_request__field_descriptors[8] =
 {
   {
@@ -558,12 +833,14 @@ const ProtobufCMessageDescriptor rocketmq__ha__v1__get_metadata_response__descri
   (ProtobufCMessageInit) rocketmq__ha__v1__get_metadata_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor rocketmq__ha__v1__replication__method_descriptors[2] =
+static const ProtobufCMethodDescriptor rocketmq__ha__v1__replication__method_descriptors[3] =
 {
   { "FollowLog", &rocketmq__ha__v1__follow_log_request__descriptor, &rocketmq__ha__v1__log_chunk__descriptor },
   { "GetMetadata", &rocketmq__ha__v1__get_metadata_request__descriptor, &rocketmq__ha__v1__get_metadata_response__descriptor },
+  { "CompareRecords", &rocketmq__ha__v1__compare_records_request__descriptor, &rocketmq__ha__v1__compare_records_response__descriptor },
 };
 const unsigned rocketmq__ha__v1__replication__method_indices_by_name[] = {
+  2,        /* CompareRecords */
   0,        /* FollowLog */
   1         /* GetMetadata */
 };
@@ -574,7 +851,7 @@ const ProtobufCServiceDescriptor rocketmq__ha__v1__replication__descriptor =
   "Replication",
   "Rocketmq__Ha__V1__Replication",
   "rocketmq.ha.v1",
-  2,
+  3,
   rocketmq__ha__v1__replication__method_descriptors,
   rocketmq__ha__v1__replication__method_indices_by_name
 };
@@ -593,6 +870,14 @@ void rocketmq__ha__v1__replication__get_metadata(ProtobufCService *service,
 {
   assert(service->descriptor == &rocketmq__ha__v1__replication__descriptor);
   service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void rocketmq__ha__v1__replication__compare_records(ProtobufCService *service,
+                                                    const Rocketmq__Ha__V1__CompareRecordsRequest *input,
+                                                    Rocketmq__Ha__V1__CompareRecordsResponse_Closure closure,
+                                                    void *closure_data)
+{
+  assert(service->descriptor == &rocketmq__ha__v1__replication__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void rocketmq__ha__v1__replication__init (Rocketmq__Ha__V1__Replication_Service *service,
                                           Rocketmq__Ha__V1__Replication_ServiceDestroy destroy)

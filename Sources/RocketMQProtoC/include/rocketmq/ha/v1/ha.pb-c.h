@@ -15,6 +15,9 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 
+typedef struct Rocketmq__Ha__V1__RecordDigest Rocketmq__Ha__V1__RecordDigest;
+typedef struct Rocketmq__Ha__V1__CompareRecordsRequest Rocketmq__Ha__V1__CompareRecordsRequest;
+typedef struct Rocketmq__Ha__V1__CompareRecordsResponse Rocketmq__Ha__V1__CompareRecordsResponse;
 typedef struct Rocketmq__Ha__V1__FollowLogRequest Rocketmq__Ha__V1__FollowLogRequest;
 typedef struct Rocketmq__Ha__V1__LogChunk Rocketmq__Ha__V1__LogChunk;
 typedef struct Rocketmq__Ha__V1__GetMetadataRequest Rocketmq__Ha__V1__GetMetadataRequest;
@@ -26,6 +29,46 @@ typedef struct Rocketmq__Ha__V1__GetMetadataResponse Rocketmq__Ha__V1__GetMetada
 
 
 /* --- messages --- */
+
+/*
+ * One record of the slave's log: its physical offset, size and the CRC32C of its bytes.
+ */
+struct  Rocketmq__Ha__V1__RecordDigest
+{
+  ProtobufCMessage base;
+  int64_t offset;
+  int32_t size;
+  uint32_t crc;
+};
+#define ROCKETMQ__HA__V1__RECORD_DIGEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__ha__v1__record_digest__descriptor) \
+    , 0, 0, 0 }
+
+
+struct  Rocketmq__Ha__V1__CompareRecordsRequest
+{
+  ProtobufCMessage base;
+  size_t n_records;
+  Rocketmq__Ha__V1__RecordDigest **records;
+};
+#define ROCKETMQ__HA__V1__COMPARE_RECORDS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__ha__v1__compare_records_request__descriptor) \
+    , 0,NULL }
+
+
+struct  Rocketmq__Ha__V1__CompareRecordsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * One per record asked about, in order: true when the master holds the same bytes there.
+   */
+  size_t n_same;
+  protobuf_c_boolean *same;
+};
+#define ROCKETMQ__HA__V1__COMPARE_RECORDS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&rocketmq__ha__v1__compare_records_response__descriptor) \
+    , 0,NULL }
+
 
 struct  Rocketmq__Ha__V1__FollowLogRequest
 {
@@ -131,6 +174,63 @@ struct  Rocketmq__Ha__V1__GetMetadataResponse
     , 0,NULL, 0, 0 }
 
 
+/* Rocketmq__Ha__V1__RecordDigest methods */
+void   rocketmq__ha__v1__record_digest__init
+                     (Rocketmq__Ha__V1__RecordDigest         *message);
+size_t rocketmq__ha__v1__record_digest__get_packed_size
+                     (const Rocketmq__Ha__V1__RecordDigest   *message);
+size_t rocketmq__ha__v1__record_digest__pack
+                     (const Rocketmq__Ha__V1__RecordDigest   *message,
+                      uint8_t             *out);
+size_t rocketmq__ha__v1__record_digest__pack_to_buffer
+                     (const Rocketmq__Ha__V1__RecordDigest   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Ha__V1__RecordDigest *
+       rocketmq__ha__v1__record_digest__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__ha__v1__record_digest__free_unpacked
+                     (Rocketmq__Ha__V1__RecordDigest *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Ha__V1__CompareRecordsRequest methods */
+void   rocketmq__ha__v1__compare_records_request__init
+                     (Rocketmq__Ha__V1__CompareRecordsRequest         *message);
+size_t rocketmq__ha__v1__compare_records_request__get_packed_size
+                     (const Rocketmq__Ha__V1__CompareRecordsRequest   *message);
+size_t rocketmq__ha__v1__compare_records_request__pack
+                     (const Rocketmq__Ha__V1__CompareRecordsRequest   *message,
+                      uint8_t             *out);
+size_t rocketmq__ha__v1__compare_records_request__pack_to_buffer
+                     (const Rocketmq__Ha__V1__CompareRecordsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Ha__V1__CompareRecordsRequest *
+       rocketmq__ha__v1__compare_records_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__ha__v1__compare_records_request__free_unpacked
+                     (Rocketmq__Ha__V1__CompareRecordsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Rocketmq__Ha__V1__CompareRecordsResponse methods */
+void   rocketmq__ha__v1__compare_records_response__init
+                     (Rocketmq__Ha__V1__CompareRecordsResponse         *message);
+size_t rocketmq__ha__v1__compare_records_response__get_packed_size
+                     (const Rocketmq__Ha__V1__CompareRecordsResponse   *message);
+size_t rocketmq__ha__v1__compare_records_response__pack
+                     (const Rocketmq__Ha__V1__CompareRecordsResponse   *message,
+                      uint8_t             *out);
+size_t rocketmq__ha__v1__compare_records_response__pack_to_buffer
+                     (const Rocketmq__Ha__V1__CompareRecordsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Rocketmq__Ha__V1__CompareRecordsResponse *
+       rocketmq__ha__v1__compare_records_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   rocketmq__ha__v1__compare_records_response__free_unpacked
+                     (Rocketmq__Ha__V1__CompareRecordsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Rocketmq__Ha__V1__FollowLogRequest methods */
 void   rocketmq__ha__v1__follow_log_request__init
                      (Rocketmq__Ha__V1__FollowLogRequest         *message);
@@ -228,6 +328,15 @@ void   rocketmq__ha__v1__get_metadata_response__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Rocketmq__Ha__V1__RecordDigest_Closure)
+                 (const Rocketmq__Ha__V1__RecordDigest *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Ha__V1__CompareRecordsRequest_Closure)
+                 (const Rocketmq__Ha__V1__CompareRecordsRequest *message,
+                  void *closure_data);
+typedef void (*Rocketmq__Ha__V1__CompareRecordsResponse_Closure)
+                 (const Rocketmq__Ha__V1__CompareRecordsResponse *message,
+                  void *closure_data);
 typedef void (*Rocketmq__Ha__V1__FollowLogRequest_Closure)
                  (const Rocketmq__Ha__V1__FollowLogRequest *message,
                   void *closure_data);
@@ -258,6 +367,10 @@ struct Rocketmq__Ha__V1__Replication_Service
                        const Rocketmq__Ha__V1__GetMetadataRequest *input,
                        Rocketmq__Ha__V1__GetMetadataResponse_Closure closure,
                        void *closure_data);
+  void (*compare_records)(Rocketmq__Ha__V1__Replication_Service *service,
+                          const Rocketmq__Ha__V1__CompareRecordsRequest *input,
+                          Rocketmq__Ha__V1__CompareRecordsResponse_Closure closure,
+                          void *closure_data);
 };
 typedef void (*Rocketmq__Ha__V1__Replication_ServiceDestroy)(Rocketmq__Ha__V1__Replication_Service *);
 void rocketmq__ha__v1__replication__init (Rocketmq__Ha__V1__Replication_Service *service,
@@ -267,7 +380,8 @@ void rocketmq__ha__v1__replication__init (Rocketmq__Ha__V1__Replication_Service 
 #define ROCKETMQ__HA__V1__REPLICATION__INIT(function_prefix__) \
     { ROCKETMQ__HA__V1__REPLICATION__BASE_INIT,\
       function_prefix__ ## follow_log,\
-      function_prefix__ ## get_metadata  }
+      function_prefix__ ## get_metadata,\
+      function_prefix__ ## compare_records  }
 void rocketmq__ha__v1__replication__follow_log(ProtobufCService *service,
                                                const Rocketmq__Ha__V1__FollowLogRequest *input,
                                                Rocketmq__Ha__V1__LogChunk_Closure closure,
@@ -276,9 +390,16 @@ void rocketmq__ha__v1__replication__get_metadata(ProtobufCService *service,
                                                  const Rocketmq__Ha__V1__GetMetadataRequest *input,
                                                  Rocketmq__Ha__V1__GetMetadataResponse_Closure closure,
                                                  void *closure_data);
+void rocketmq__ha__v1__replication__compare_records(ProtobufCService *service,
+                                                    const Rocketmq__Ha__V1__CompareRecordsRequest *input,
+                                                    Rocketmq__Ha__V1__CompareRecordsResponse_Closure closure,
+                                                    void *closure_data);
 
 /* --- descriptors --- */
 
+extern const ProtobufCMessageDescriptor rocketmq__ha__v1__record_digest__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__ha__v1__compare_records_request__descriptor;
+extern const ProtobufCMessageDescriptor rocketmq__ha__v1__compare_records_response__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__ha__v1__follow_log_request__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__ha__v1__log_chunk__descriptor;
 extern const ProtobufCMessageDescriptor rocketmq__ha__v1__get_metadata_request__descriptor;
