@@ -51,11 +51,8 @@ def follows(pb, stub, master):
     return s.role == "SLAVE" and s.master_address == master.endpoint and s.connected
 
 
-def send(endpoint, body):
-    send_one(endpoint, body, topic=TOPIC)
-
-
-def test_the_group_elects_a_new_master_and_fences_one_cut_off_from_etcd(broker_factory, etcd, namesrv, admin_pb):
+def elected_pair(broker_factory, etcd, namesrv, admin_pb):
+    """Member 1, elected master, and member 2 following it, each with its admin stub."""
     pb, _ = admin_pb
     first = member(broker_factory, etcd, namesrv, 1)
     first_admin = admin_stub(admin_pb, first)
@@ -63,6 +60,16 @@ def test_the_group_elects_a_new_master_and_fences_one_cut_off_from_etcd(broker_f
     second = member(broker_factory, etcd, namesrv, 2)
     second_admin = admin_stub(admin_pb, second)
     wait_until("the second member to follow it", lambda: follows(pb, second_admin, first), timeout=20)
+    return first, first_admin, second, second_admin
+
+
+def send(endpoint, body):
+    send_one(endpoint, body, topic=TOPIC)
+
+
+def test_the_group_elects_a_new_master_and_fences_one_cut_off_from_etcd(broker_factory, etcd, namesrv, admin_pb):
+    pb, _ = admin_pb
+    first, first_admin, second, second_admin = elected_pair(broker_factory, etcd, namesrv, admin_pb)
     wait_until("clients to be routed to the master", lambda: routed_to(namesrv) == [(0, first.endpoint)], timeout=20)
     assert "etcd" in status(pb, second_admin).failover
     # Manual promotion is refused: etcd decides.
@@ -111,6 +118,31 @@ def test_the_group_elects_a_new_master_and_fences_one_cut_off_from_etcd(broker_f
     winner_broker = first if winner == first.endpoint else second
     wait_until("the other member to follow it", lambda: follows(pb, loser, winner_broker), timeout=30)
     send(winner, b"after-etcd-returned")
+
+
+def test_a_former_master_with_records_its_successor_never_got_rejoins_after_a_failover(broker_factory, etcd, namesrv, admin_pb):
+    """The slave is down while the master takes sends; then the master dies and the slave, back,
+    is elected without them. The former master, back too, follows it: it cuts its log back to the
+    last record both share (dropping the sends only it had) and copies the new master's."""
+    pb, _ = admin_pb
+    first, first_admin, second, second_admin = elected_pair(broker_factory, etcd, namesrv, admin_pb)
+    for i in range(3):
+        send(first.endpoint, f"both-{i}".encode())
+    wait_until("the slave to catch up", caught_up(pb, first_admin, second_admin))
+    shared = status(pb, second_admin).commit_log_max_offset
+    second.kill()
+    for i in range(3):
+        send(first.endpoint, f"only-on-the-first-{i}".encode())
+    first.kill()
+    second.start()
+    wait_until("the second member to be elected", lambda: is_master(pb, second_admin), timeout=30)
+    send(second.endpoint, b"only-on-the-second-and-longer")
+
+    first.start()
+    wait_until("the former master to follow", lambda: follows(pb, first_admin, second), timeout=30)
+    wait_until("it to hold the new master's log", caught_up(pb, second_admin, first_admin))
+    output = first.process.output()
+    assert "cut back to the last record both share" in output and f"to={shared}" in output, output[-3000:]
 
 
 def test_the_member_with_the_most_of_the_log_takes_over(broker_factory, etcd, namesrv, admin_pb):

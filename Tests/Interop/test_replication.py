@@ -274,6 +274,41 @@ def test_a_former_master_whose_log_diverged_is_cut_back_and_follows_the_new_mast
         rejoined.stop()
 
 
+def test_a_slave_keeps_records_its_master_wrote_and_lost(broker_factory, admin_pb):
+    """An async-flush master loses the tail of its log (an OS crash: simulated by zeroing the
+    tail of its segment file while it is down) after its slave copied it. The slave's log then
+    has records the master no longer has, written by the master itself: they may be the last
+    copy, so the slave is not cut back; it stays refused and says why."""
+    pb, _ = admin_pb
+    config = {"flushMode": "async", "autoCreate": True}
+    master = broker_factory(config, extra=["--admin-token", TOKEN])
+    slave = broker_factory(config, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
+    master_admin, slave_admin = admin_stub(admin_pb, master), admin_stub(admin_pb, slave)
+    for i in range(3):
+        send_one(master.endpoint, f"kept-{i}".encode())
+    wait_until("the slave to catch up", caught_up(pb, master_admin, slave_admin))
+    kept = status_of(pb, master_admin).commit_log_max_offset
+    for i in range(3):
+        send_one(master.endpoint, f"lost-{i}".encode())
+    wait_until("the slave to copy the rest", caught_up(pb, master_admin, slave_admin))
+    end = status_of(pb, slave_admin).commit_log_max_offset
+    master.kill()
+    segments = [os.path.join(root, f) for root, _, files in os.walk(master.data_dir)
+                if os.path.basename(root) == "commitlog" for f in files if len(f) == 20 and f.isdigit()]
+    assert len(segments) == 1 and segments[0].endswith("0" * 20), segments
+    with open(segments[0], "r+b") as f:
+        f.seek(kept)
+        f.write(b"\0" * (end - kept))
+    master.start()
+    assert status_of(pb, master_admin).commit_log_max_offset == kept
+    send_one(master.endpoint, b"after-the-loss-and-longer")
+    status = wait_until("the slave to report what it keeps",
+                        lambda: (lambda s: s if "not cut back" in s.last_error else None)(status_of(pb, slave_admin)))
+    assert not status.connected
+    assert status.commit_log_max_offset == end
+    assert "records the master wrote and no longer has" in slave.process.output()
+
+
 def status_of(pb, stub):
     return stub.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
 

@@ -196,6 +196,7 @@ import Testing
         #expect((old.commitLogSegmentStarts.last ?? 0) <= shared, "segments past the cut are deleted")
         #expect(old.messages(key: "old3", topic: "T0").isEmpty)
         #expect(old.maxOffset(topic: "T0", queueId: 1) == new.maxOffset(topic: "T0", queueId: 1))
+        #expect(old.index.lastIndexedOffset < shared, "recovery would not index the records that replace the cut ones")
         try catchUp(old, from: new)
         // With sync flush, reads serve what is on disk: wait for the flusher (at most 10 s).
         for _ in 0..<1000 where old.replicableOffset < old.commitLogMaxOffset { try await Task.sleep(for: .milliseconds(10)) }
@@ -244,7 +245,27 @@ import Testing
             return holdsAlike(a, b, records)
         }
         #expect(found == cut.offset)
+        #expect(try await b.sharedLogEnd(batch: 1) { holdsAlike(a, b, $0) } == cut.offset, "one probe per round")
+        #expect(try b.storeHosts(from: cut.offset) == [b.configuration.storeHost])
         let searched = try b.records(inSegmentAt: 0).count
         #expect(rounds.withLock { $0 } <= 5, "\(rounds.withLock { $0 }) compare calls for \(searched) records")
+    }
+
+    @Test("the shared end is found when the other log no longer keeps this log's oldest segments")
+    func sharedEndPastTheOtherLogsRetention() async throws {
+        let segment: Int64 = 4096
+        let old = try openStore(testConfiguration(TempDirectory("old").path, segmentSize: segment))
+        let new = try openStore(testConfiguration(TempDirectory("new").path, segmentSize: segment))
+        defer { old.shutdown(); new.shutdown() }
+        for i in 0..<12 { _ = try await old.append(message(body: [UInt8](repeating: UInt8(i), count: 900))) }
+        // The new one holds the log from the third segment on only (as after its retention ran).
+        try new.startEmptyLog(at: 2 * segment)
+        var offset = 2 * segment
+        while offset < old.commitLogMaxOffset { offset = try new.appendReplicated(try old.readLog(from: offset, maxBytes: 4096), at: offset) }
+        let shared = new.commitLogMaxOffset
+        for i in 0..<4 { _ = try await old.append(message(body: [UInt8](repeating: 1, count: 300 + i))) }
+        old.isReplicaLog = true
+        for i in 0..<4 { _ = try await new.append(message(body: [UInt8](repeating: 2, count: 500 + i))) }
+        #expect(try await old.sharedLogEnd(batch: 4) { holdsAlike(new, old, $0) } == shared)
     }
 }

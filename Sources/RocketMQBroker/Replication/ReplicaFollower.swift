@@ -178,9 +178,19 @@ final class ReplicaFollower: Sendable {
     private func cutBack(_ client: Rocketmq_Ha_V1_Replication.Client, options: CallOptions, broker: Broker, master: String) async -> Bool {
         let store = broker.store
         do {
-            guard let shared = try await sharedEnd(client, options: options, store: store) else { return false }
+            let (found, host) = try await sharedEnd(client, options: options, store: store)
+            guard let shared = found else { return false }
             let end = store.commitLogMaxOffset
             guard shared < end else { return false }
+            if try store.storeHosts(from: shared).contains(host) {
+                // Records the master wrote itself and no longer has: it lost them (the crash of an
+                // async-flush master). This may be their last copy: not cut off.
+                broker.logger.error(
+                    "this log holds records the master wrote and no longer has: not cut back; promote this slave, or empty its data directory to copy the master afresh",
+                    metadata: ["master": "\(master)", "from": "\(shared)", "to": "\(end)"])
+                state.withLock { $0.lastError = "holds records \(shared)..<\(end) its master \(host) wrote and no longer has (lost in a crash?): not cut back" }
+                return false
+            }
             try store.truncateReplicatedLog(to: shared)
             broker.logger.warning(
                 "this log held records its master never had (a former master's unreplicated tail?): cut back to the last record both share",
@@ -193,13 +203,17 @@ final class ReplicaFollower: Sendable {
         }
     }
 
-    /// The end of the last record this log shares with the master's, nil when they share none.
-    private func sharedEnd(_ client: Rocketmq_Ha_V1_Replication.Client, options: CallOptions, store: MessageStore) async throws -> Int64? {
+    /// The end of the last record this log shares with the master's (nil when they share none),
+    /// and the store host the master writes into its records.
+    private func sharedEnd(
+        _ client: Rocketmq_Ha_V1_Replication.Client, options: CallOptions, store: MessageStore
+    ) async throws -> (end: Int64?, masterHost: String) {
         var timed = options
         timed.timeout = .seconds(30)
         let callOptions = timed
         let batch = ReplicationServiceProvider.maxComparedRecords
-        return try await store.sharedLogEnd(batch: batch) { records in
+        var masterHost = ""
+        let end = try await store.sharedLogEnd(batch: batch) { records in
             let digests = try records.map { record throws(StoreError) in
                 Rocketmq_Ha_V1_RecordDigest(
                     offset: record.offset, size: Int32(record.size), crc: try store.recordChecksum(at: record.offset, size: record.size))
@@ -208,8 +222,10 @@ final class ReplicaFollower: Sendable {
             guard response.same.count == records.count else {
                 throw RPCError(code: .internalError, message: "the master compared \(response.same.count) of \(records.count) records")
             }
+            masterHost = response.storeHost
             return response.same
         }
+        return (end, masterHost)
     }
 
     /// Copies the master's metadata files every `metadataInterval`.

@@ -161,7 +161,7 @@ public struct ReplicationServiceProvider: Rocketmq_Ha_V1_Replication.ServiceProt
                 throw RPCError(code: .dataLoss, message: "cannot read this master's log at \(record.offset): \(error)")
             }
         }
-        return Rocketmq_Ha_V1_CompareRecordsResponse(same: same)
+        return Rocketmq_Ha_V1_CompareRecordsResponse(same: same, storeHost: store.configuration.storeHost)
     }
 
     public func getMetadata(request: Rocketmq_Ha_V1_GetMetadataRequest, context: ServerContext) async throws -> Rocketmq_Ha_V1_GetMetadataResponse {

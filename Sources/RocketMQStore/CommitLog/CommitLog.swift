@@ -451,7 +451,7 @@ final class CommitLog: @unchecked Sendable {
         if !doomed.isEmpty || position < last.end {
             logger.info("CommitLog recovered", metadata: ["end": "\(position)", "stop": "\(stopReason)", "droppedSegments": "\(doomed.count)"])
         }
-        for s in doomed { try FileSystem.remove(s.file.path) }
+        for s in doomed.reversed() { try FileSystem.remove(s.file.path) }  // newest first: no gap if interrupted
         segments.withLock { $0.removeAll { $0.start > position } }
         current = nil
         mapping = nil
@@ -476,14 +476,17 @@ final class CommitLog: @unchecked Sendable {
             mapping = nil
             current = nil
             let list = segmentList
+            // Retention (which does not take the writer lock) may just have deleted old segments.
+            guard let first = list.first, first.start <= end else { throw .offsetOutOfRange(physicalOffset: end) }
             if let holder = list.first(where: { end >= $0.start && end < $0.end }) {
                 try holder.file.truncate(to: end - holder.start)
                 try holder.file.truncate(to: segmentSize)
                 if mappedWrites { try holder.file.allocate(segmentSize) }
                 try holder.file.sync()
             }
+            // Newest first: a crash half-way leaves the kept segments contiguous.
             let doomed = list.filter { $0.start > end }
-            for s in doomed { try FileSystem.remove(s.file.path) }
+            for s in doomed.reversed() { try FileSystem.remove(s.file.path) }
             segments.withLock { $0.removeAll { $0.start > end } }
             staged.reset(at: end)
             readable.store(end, ordering: .releasing)

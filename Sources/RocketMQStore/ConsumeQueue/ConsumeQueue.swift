@@ -25,7 +25,8 @@ final class ConsumeQueue: @unchecked Sendable {
     private let files = Mutex<[Int64: MappedFile]>([:])  // file index -> mapping
     private let max = ManagedAtomic<Int64>(0)
     private let min = ManagedAtomic<Int64>(0)
-    /// Entries below this were synced by the last checkpoint (checkpoint thread only).
+    /// Entries below this were synced by the last checkpoint (checkpoint thread, or recovery and
+    /// a replica's cut, which hold off checkpoints).
     private var synced: Int64 = 0
 
     init(id: QueueID, root: String, entriesPerFile: Int) {
@@ -173,8 +174,15 @@ final class ConsumeQueue: @unchecked Sendable {
             let keys = map.keys.filter { $0 > keepIndex }
             return keys.compactMap { map.removeValue(forKey: $0) }
         }
+        let cutting = queueOffset < maxOffset
         for f in doomed { try FileSystem.remove(f.path) }
-        if let f = files.withLock({ $0[keepIndex] }) { zeroEntries(from: queueOffset, in: f, fileIndex: keepIndex) }
+        if let f = files.withLock({ $0[keepIndex] }) {
+            zeroEntries(from: queueOffset, in: f, fileIndex: keepIndex)
+            // Entries cut off must not come back after an OS crash: on disk now.
+            if cutting { try f.sync(Int(queueOffset - keepIndex * perFile) * ConsumeQueueEntry.size..<f.size) }
+        }
+        // Entries written again below the last synced point are synced by the next checkpoint.
+        synced = Swift.min(synced, queueOffset)
         max.store(queueOffset, ordering: .releasing)
         if minOffset > queueOffset { min.store(queueOffset, ordering: .releasing) }
     }

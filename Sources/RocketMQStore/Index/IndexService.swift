@@ -170,6 +170,14 @@ final class IndexService: @unchecked Sendable {
         for path in doomed { try FileSystem.remove(path) }
     }
 
+    /// After the log was cut back to `commitLogEnd`: no file claims records at or past it as
+    /// indexed any more, so recovery indexes the records that take their place.
+    func forgetIndexed(from commitLogEnd: Int64) {
+        state.withLock { state in
+            for f in state.files where f.endPhysicalOffset >= commitLogEnd { f.markIndexed(commitLogEnd - 1) }
+        }
+    }
+
     /// How many files were written since their last sync (for tests).
     var unsyncedFileCount: Int { state.withLock { $0.files.count(where: \.writtenSinceSync) } }
 

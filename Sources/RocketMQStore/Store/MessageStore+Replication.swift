@@ -153,13 +153,16 @@ extension MessageStore {
             return answers
         }
         let firsts = try commitLogSegmentStarts.compactMap { start throws(StoreError) in try records(inSegmentAt: start, limit: 1).first }
-        let sharedSegments = try await same(firsts).firstIndex(of: false) ?? firsts.count
-        guard sharedSegments > 0 else { return nil }
-        let candidates = try records(inSegmentAt: firsts[sharedSegments - 1].offset)
+        let answers = try await same(firsts)
+        // Segments the other log no longer keeps (its retention ran, this log's did not) come
+        // first; then those that start alike; then those that do not.
+        guard let firstShared = answers.firstIndex(of: true) else { return nil }
+        let lastShared = (answers[firstShared...].firstIndex(of: false) ?? answers.count) - 1
+        let candidates = try records(inSegmentAt: firsts[lastShared].offset)
         // candidates[lo] is shared; candidates[hi], if there is one, is not.
         var (lo, hi) = (0, candidates.count)
         while hi - lo > 1 {
-            let step = (hi - lo + batch - 1) / batch
+            let step = (hi - lo + batch) / (batch + 1)  // at most `batch` probes strictly between
             let probes = Array(stride(from: lo + step, to: hi, by: step))
             let answers = try await same(probes.map { candidates[$0] })
             if let miss = answers.firstIndex(of: false) {
@@ -170,6 +173,17 @@ extension MessageStore {
             }
         }
         return candidates[lo].offset + Int64(candidates[lo].size)
+    }
+
+    /// The store hosts written into the records from `offset` (a record boundary) to the log's end.
+    public func storeHosts(from offset: Int64) throws(StoreError) -> Set<String> {
+        var hosts = Set<String>()
+        for start in commitLogSegmentStarts where start + configuration.commitLogSegmentSize > offset {
+            for record in try records(inSegmentAt: start) where record.offset >= offset {
+                hosts.insert(try commitLog.message(at: record.offset, size: record.size, includeBody: false).storeHost)
+            }
+        }
+        return hosts
     }
 
     /// Replicas: cuts the log back to `end`, a record boundary, with the ConsumeQueue entries and
@@ -193,9 +207,15 @@ extension MessageStore {
                 }
             }
             try checkpointing.withLock { (_) throws(StoreError) in
+                // First a checkpoint whose scan starts at or below the cut: after a crash half-way
+                // recovery must not start past the segments that are left.
+                let safe = try Checkpoint.load(checkpointPath)?.safeOffset ?? 0
+                try Checkpoint(commitLogEnd: end, safeOffset: min(safe, end), cleanShutdown: false, timestamp: MessageStore.nowMilliseconds())
+                    .save(checkpointPath)
                 try commitLog.truncate(to: end)
                 for cq in allQueues() { try cq.truncate(commitLogEnd: end) }
                 try index.dropFiles(startingAtOrAfter: end)
+                index.forgetIndexed(from: end)
                 try writeCheckpointLocked(clean: false, syncIndex: true)
             }
             logger.warning("replica log cut back to its master's", metadata: ["from": "\(position)", "to": "\(end)"])

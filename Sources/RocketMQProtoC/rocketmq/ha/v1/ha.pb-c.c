@@ -469,7 +469,7 @@ const ProtobufCMessageDescriptor rocketmq__ha__v1__compare_records_request__desc
   (ProtobufCMessageInit) rocketmq__ha__v1__compare_records_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor rocketmq__ha__v1__compare_records_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor rocketmq__ha__v1__compare_records_response__field_descriptors[2] =
 {
   {
     "same",
@@ -483,14 +483,27 @@ static const ProtobufCFieldDescriptor rocketmq__ha__v1__compare_records_response
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "store_host",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Ha__V1__CompareRecordsResponse, store_host),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned rocketmq__ha__v1__compare_records_response__field_indices_by_name[] = {
   0,   /* field[0] = same */
+  1,   /* field[1] = store_host */
 };
 static const ProtobufCIntRange rocketmq__ha__v1__compare_records_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor rocketmq__ha__v1__compare_records_response__descriptor =
 {
@@ -500,7 +513,7 @@ const ProtobufCMessageDescriptor rocketmq__ha__v1__compare_records_response__des
   "Rocketmq__Ha__V1__CompareRecordsResponse",
   "rocketmq.ha.v1",
   sizeof(Rocketmq__Ha__V1__CompareRecordsResponse),
-  1,
+  2,
   rocketmq__ha__v1__compare_records_response__field_descriptors,
   rocketmq__ha__v1__compare_records_response__field_indices_by_name,
   1,  rocketmq__ha__v1__compare_records_response__number_ranges,

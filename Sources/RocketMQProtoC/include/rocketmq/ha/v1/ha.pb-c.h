@@ -64,10 +64,16 @@ struct  Rocketmq__Ha__V1__CompareRecordsResponse
    */
   size_t n_same;
   protobuf_c_boolean *same;
+  /*
+   * The store host the master writes into its records (host:port). A slave never cuts off
+   * records the master wrote itself: a master that lost them (an async-flush master's crash)
+   * must not take the last copy with it.
+   */
+  char *store_host;
 };
 #define ROCKETMQ__HA__V1__COMPARE_RECORDS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__ha__v1__compare_records_response__descriptor) \
-    , 0,NULL }
+    , 0,NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Rocketmq__Ha__V1__FollowLogRequest
