@@ -259,7 +259,10 @@ def test_a_former_master_whose_log_diverged_is_cut_back_and_follows_the_new_mast
     for i in range(2):
         send_one(new.endpoint, f"only-on-new-{i}-longer".encode())
 
-    rejoined = Broker(old.data_dir, None, extra=["--role", "SLAVE", "--broker-id", "2", "--master", new.endpoint, "--admin-token", TOKEN])
+    # Back at its address (its records carry it as their store host: they are its own to cut).
+    rejoined = old
+    rejoined.extra = ["--role", "SLAVE", "--broker-id", "2", "--master", new.endpoint, "--admin-token", TOKEN]
+    rejoined.start()
     try:
         rejoined_admin = admin_stub(admin_pb, rejoined)
         wait_until("the former master to copy the new master's log", caught_up(pb, new_admin, rejoined_admin))
@@ -306,7 +309,11 @@ def test_a_slave_keeps_records_its_master_wrote_and_lost(broker_factory, admin_p
                         lambda: (lambda s: s if "not cut back" in s.last_error else None)(status_of(pb, slave_admin)))
     assert not status.connected
     assert status.commit_log_max_offset == end
-    assert "records the master wrote and no longer has" in slave.process.output()
+    assert "this broker did not write: not cut back" in slave.process.output()
+    # Refused again on every reconnection: the verdict stands without a new search or log line.
+    time.sleep(3)
+    assert slave.process.output().count("this broker did not write: not cut back") == 1
+    assert "not cut back" in status_of(pb, slave_admin).last_error
 
 
 def status_of(pb, stub):

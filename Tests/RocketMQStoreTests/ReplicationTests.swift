@@ -246,7 +246,9 @@ import Testing
         }
         #expect(found == cut.offset)
         #expect(try await b.sharedLogEnd(batch: 1) { holdsAlike(a, b, $0) } == cut.offset, "one probe per round")
-        #expect(try b.storeHosts(from: cut.offset) == [b.configuration.storeHost])
+        #expect(try b.firstRecord(from: cut.offset, storedByOtherThan: b.configuration.storeHost) == nil)
+        let other = try #require(try b.firstRecord(from: cut.offset, storedByOtherThan: "elsewhere:1"))
+        #expect(other.offset == cut.offset && other.storeHost == b.configuration.storeHost)
         let searched = try b.records(inSegmentAt: 0).count
         #expect(rounds.withLock { $0 } <= 5, "\(rounds.withLock { $0 }) compare calls for \(searched) records")
     }

@@ -25,6 +25,8 @@ final class ReplicaFollower: Sendable {
     }
 
     private let state = Mutex(Status())
+    /// The last tail kept rather than cut back (see `cutBack`): the master, the log's end, why.
+    private let keptTail = Mutex<(master: String, end: Int64, why: String)?>(nil)
     private let pending = Mutex<PendingMetadata?>(nil)
     private let task = Mutex<Task<Void, Never>?>(nil)
     static let metadataInterval: Duration = .seconds(2)
@@ -177,18 +179,29 @@ final class ReplicaFollower: Sendable {
     /// of the master's after all (the refusal had another cause).
     private func cutBack(_ client: Rocketmq_Ha_V1_Replication.Client, options: CallOptions, broker: Broker, master: String) async -> Bool {
         let store = broker.store
+        let end = store.commitLogMaxOffset
+        // The same log refused by the same master again: the verdict stands; no new search.
+        if let kept = keptTail.withLock({ $0 }), kept.master == master, kept.end == end {
+            state.withLock { $0.lastError = kept.why }
+            return false
+        }
         do {
-            let (found, host) = try await sharedEnd(client, options: options, store: store)
-            guard let shared = found else { return false }
-            let end = store.commitLogMaxOffset
-            guard shared < end else { return false }
-            if try store.storeHosts(from: shared).contains(host) {
-                // Records the master wrote itself and no longer has: it lost them (the crash of an
-                // async-flush master). This may be their last copy: not cut off.
+            let (found, masterHost) = try await sharedEnd(client, options: options, store: store)
+            guard let shared = found, shared < end else { return false }
+            // A sync-flush slave checks what it has flushed; the rest is checked on a later try.
+            guard store.replicableOffset >= end else { return false }
+            // Only records this broker wrote itself (as a master) are cut off: records written by
+            // the master, or by anyone else, may be the last copy of acknowledged sends (an
+            // async-flush master that lost its log's tail in a crash).
+            let own = store.configuration.storeHost
+            let foreign = try store.firstRecord(from: shared, storedByOtherThan: own)
+            if own == masterHost || foreign != nil {
+                let why = "holds records \(shared)..<\(end) the master does not have and this broker (\(own)) did not write (the master's \(masterHost), lost in a crash?): not cut back"
                 broker.logger.error(
-                    "this log holds records the master wrote and no longer has: not cut back; promote this slave, or empty its data directory to copy the master afresh",
-                    metadata: ["master": "\(master)", "from": "\(shared)", "to": "\(end)"])
-                state.withLock { $0.lastError = "holds records \(shared)..<\(end) its master \(host) wrote and no longer has (lost in a crash?): not cut back" }
+                    "this log holds records the master does not have and this broker did not write: not cut back; promote this slave, or empty its data directory to copy the master afresh",
+                    metadata: ["master": "\(master)", "from": "\(shared)", "to": "\(end)", "storeHost": "\(own)", "masterStoreHost": "\(masterHost)"])
+                keptTail.withLock { $0 = (master, end, why) }
+                state.withLock { $0.lastError = why }
                 return false
             }
             try store.truncateReplicatedLog(to: shared)

@@ -501,6 +501,11 @@ final class CommitLog: @unchecked Sendable {
     /// Deletes segments (never the one being written) whose last write is older than
     /// `cutoff` (seconds since the epoch). Returns how many were deleted.
     func deleteSegments(modifiedBefore cutoff: Double) -> Int {
+        // Not while a replica's cut (or a flush) runs: the cut must find the segment it keeps.
+        flushing.withLock { _ in deleteSegmentsLocked(modifiedBefore: cutoff) }
+    }
+
+    private func deleteSegmentsLocked(modifiedBefore cutoff: Double) -> Int {
         let writing = writtenPosition
         let victims: [CommitLogSegment] = segments.withLock { list in
             var out = [CommitLogSegment]()

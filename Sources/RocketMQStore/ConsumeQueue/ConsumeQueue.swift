@@ -171,7 +171,9 @@ final class ConsumeQueue: @unchecked Sendable {
         let perFile = Int64(entriesPerFile)
         let keepIndex = queueOffset / perFile
         let doomed: [MappedFile] = files.withLock { map in
-            let keys = map.keys.filter { $0 > keepIndex }
+            // Newest first: loading keeps only the newest contiguous run of files, so an
+            // interrupted deletion must not leave a gap below kept entries.
+            let keys = map.keys.filter { $0 > keepIndex }.sorted(by: >)
             return keys.compactMap { map.removeValue(forKey: $0) }
         }
         let cutting = queueOffset < maxOffset

@@ -175,15 +175,31 @@ extension MessageStore {
         return candidates[lo].offset + Int64(candidates[lo].size)
     }
 
-    /// The store hosts written into the records from `offset` (a record boundary) to the log's end.
-    public func storeHosts(from offset: Int64) throws(StoreError) -> Set<String> {
-        var hosts = Set<String>()
-        for start in commitLogSegmentStarts where start + configuration.commitLogSegmentSize > offset {
-            for record in try records(inSegmentAt: start) where record.offset >= offset {
-                hosts.insert(try commitLog.message(at: record.offset, size: record.size, includeBody: false).storeHost)
+    /// The first record from `offset` (a record boundary) to the log's end whose store host is
+    /// not `host`, with its store host; nil when every one is `host`'s. Reads record headers from
+    /// `offset` on and stops at that record.
+    public func firstRecord(from offset: Int64, storedByOtherThan host: String) throws(StoreError) -> (offset: Int64, storeHost: String)? {
+        var position = offset
+        while true {
+            let bytes = try readLog(from: position, maxBytes: 1 << 20)
+            if bytes.isEmpty { return nil }
+            var at = 0
+            while at + RecordCodec.blankSize <= bytes.count {
+                let peek = bytes.withUnsafeBytes { RecordCodec.peek(UnsafeRawBufferPointer(rebasing: $0[at..<(at + RecordCodec.blankSize)])) }
+                switch peek {
+                case .message(let size):
+                    let record = position + Int64(at)
+                    let stored = try commitLog.message(at: record, size: size, includeBody: false).storeHost
+                    if stored != host { return (record, stored) }
+                    at += size
+                case .endOfSegment(let size):
+                    at += size
+                case .empty, .invalid:
+                    throw .corruptRecord(physicalOffset: position + Int64(at), reason: "no record where the log says one is")
+                }
             }
+            position += Int64(bytes.count)
         }
-        return hosts
     }
 
     /// Replicas: cuts the log back to `end`, a record boundary, with the ConsumeQueue entries and
@@ -209,7 +225,7 @@ extension MessageStore {
             try checkpointing.withLock { (_) throws(StoreError) in
                 // First a checkpoint whose scan starts at or below the cut: after a crash half-way
                 // recovery must not start past the segments that are left.
-                let safe = try Checkpoint.load(checkpointPath)?.safeOffset ?? 0
+                let safe = (try? Checkpoint.load(checkpointPath))??.safeOffset ?? 0
                 try Checkpoint(commitLogEnd: end, safeOffset: min(safe, end), cleanShutdown: false, timestamp: MessageStore.nowMilliseconds())
                     .save(checkpointPath)
                 try commitLog.truncate(to: end)

@@ -172,6 +172,7 @@ public final class MessageStore: Sendable {
             try cq.dropEntries(below: minOffset)
         }
         try index.dropFiles(startingAtOrAfter: end)
+        index.forgetIndexed(from: end)
         writer.withLock { $0.lastStoreTimestamp = lastStoreTimestamp }
         try commitLog.flush()
         try writeCheckpoint(clean: false, syncIndex: true)
