@@ -78,6 +78,14 @@ def producer(endpoint, topic):
     return p
 
 
+def async_master_and_slave(broker_factory, admin_pb):
+    """An async-flush master (auto-creating topics) and its slave, with their admin stubs."""
+    config = {"flushMode": "async", "autoCreate": True}
+    master = broker_factory(config, extra=["--admin-token", TOKEN])
+    slave = broker_factory(config, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
+    return master, slave, admin_stub(admin_pb, master), admin_stub(admin_pb, slave)
+
+
 def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory, admin_pb):
     pb, _ = admin_pb
     master = broker_factory(MASTER_CONFIG, extra=["--admin-token", TOKEN])
@@ -242,10 +250,7 @@ def test_a_former_master_whose_log_diverged_is_cut_back_and_follows_the_new_mast
     refuses to continue it as it is; the slave finds the last record both share (CompareRecords),
     cuts its log back to it, and copies the new master's records from there."""
     pb, _ = admin_pb
-    config = {"flushMode": "async", "autoCreate": True}
-    old = broker_factory(config, extra=["--admin-token", TOKEN])
-    new = broker_factory(config, extra=["--role", "SLAVE", "--master", old.endpoint, "--admin-token", TOKEN])
-    old_admin, new_admin = admin_stub(admin_pb, old), admin_stub(admin_pb, new)
+    old, new, old_admin, new_admin = async_master_and_slave(broker_factory, admin_pb)
     for i in range(5):
         send_one(old.endpoint, f"common-{i}".encode())
     wait_until("the slave to catch up", caught_up(pb, old_admin, new_admin))
@@ -283,10 +288,7 @@ def test_a_slave_keeps_records_its_master_wrote_and_lost(broker_factory, admin_p
     has records the master no longer has, written by the master itself: they may be the last
     copy, so the slave is not cut back; it stays refused and says why."""
     pb, _ = admin_pb
-    config = {"flushMode": "async", "autoCreate": True}
-    master = broker_factory(config, extra=["--admin-token", TOKEN])
-    slave = broker_factory(config, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
-    master_admin, slave_admin = admin_stub(admin_pb, master), admin_stub(admin_pb, slave)
+    master, slave, master_admin, slave_admin = async_master_and_slave(broker_factory, admin_pb)
     for i in range(3):
         send_one(master.endpoint, f"kept-{i}".encode())
     wait_until("the slave to catch up", caught_up(pb, master_admin, slave_admin))
@@ -338,15 +340,13 @@ def send_one(endpoint, body, topic=TOPIC):
 
 def test_mqadmin_promotes_a_slave_whose_master_still_answers_only_with_force(broker_factory, admin_pb):
     pb, _ = admin_pb
-    config = {"flushMode": "async", "autoCreate": True}
-    master = broker_factory(config, extra=["--admin-token", TOKEN])
-    slave = broker_factory(config, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
+    _, slave, _, slave_admin = async_master_and_slave(broker_factory, admin_pb)
     promote = [binary("mqadmin"), "promoteToMaster", "-b", slave.endpoint, "--token", TOKEN]
     refused = subprocess.run(promote, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "still answers" in refused.stderr, refused.stderr[-2000:]
     forced = subprocess.run(promote + ["--force"], capture_output=True, text=True, timeout=60)
     assert forced.returncode == 0, forced.stderr[-2000:]
-    status = admin_stub(admin_pb, slave).GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
+    status = slave_admin.GetReplicationStatus(pb.GetReplicationStatusRequest(), timeout=5)
     assert (status.role, status.broker_id) == ("ASYNC_MASTER", 0)
 
 

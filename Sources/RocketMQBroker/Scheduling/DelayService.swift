@@ -76,15 +76,9 @@ final class DelayService: Sendable {
         var opsFrom: Int64
     }
 
-    /// The next time an entry fires; stale ones (recalled or retried meanwhile) are skipped when popped.
-    private struct Firing: Comparable {
-        var at: Int64
-        var queueOffset: Int64
-        static func < (a: Firing, b: Firing) -> Bool { (a.at, a.queueOffset) < (b.at, b.queueOffset) }
-    }
-
-    /// A key of an entry, ordered by `value` (then the entry), in a heap that outlives the
-    /// entry: popped once the entry is settled.
+    /// A key of an entry (a time or an offset), ordered by `value` then the entry, in a heap that
+    /// may outlive what it stood for: stale keys (the entry settled, recalled or retried
+    /// meanwhile) are skipped when they reach the top.
     private struct Keyed: Comparable {
         var value: Int64
         var queueOffset: Int64
@@ -95,7 +89,7 @@ final class DelayService: Sendable {
         /// Bumped by `reload`: work claimed from an older state does not come back into the new one.
         var generation = 0
         var pending: [Int64: Entry] = [:]
-        var firings = Heap<Firing>()
+        var firings = Heap<Keyed>()
         /// Being copied (`recall` false) or recalled right now, between the claim and the op record.
         var claimed: [Int64: (entry: Entry, recall: Bool)] = [:]
         /// Recalled: kept until `recallMemoryMilliseconds` past the due time, so a repeated recall answers OK.
@@ -115,7 +109,7 @@ final class DelayService: Sendable {
         /// A pending entry: new (`track`), or back from a claim.
         mutating func add(_ entry: Entry, track: Bool = false) {
             pending[entry.queueOffset] = entry
-            firings.insert(Firing(at: entry.fireAt, queueOffset: entry.queueOffset))
+            firings.insert(Keyed(value: entry.fireAt, queueOffset: entry.queueOffset))
             if track { self.track(entry) }
         }
 
@@ -240,8 +234,8 @@ final class DelayService: Sendable {
     /// When the timer should next look (ms since the epoch), nil when nothing is pending.
     var nextFiring: Int64? {
         state.withLock { s in
-            while let top = s.firings.min, s.pending[top.queueOffset]?.fireAt != top.at { _ = s.firings.removeMin() }
-            return s.firings.min?.at
+            while let top = s.firings.min, s.pending[top.queueOffset]?.fireAt != top.value { _ = s.firings.removeMin() }
+            return s.firings.min?.value
         }
     }
 
@@ -363,9 +357,9 @@ final class DelayService: Sendable {
     func deliverDue(now: Int64 = MessageStore.nowMilliseconds(), broker: Broker) async -> Int {
         let (due, generation): ([Entry], Int) = state.withLock { s in
             var due: [Entry] = []
-            while due.count < Self.deliveryBatch, let top = s.firings.min, top.at <= now {
+            while due.count < Self.deliveryBatch, let top = s.firings.min, top.value <= now {
                 _ = s.firings.removeMin()
-                guard let entry = s.pending[top.queueOffset], entry.fireAt == top.at else { continue }
+                guard let entry = s.pending[top.queueOffset], entry.fireAt == top.value else { continue }
                 s.pending[top.queueOffset] = nil
                 s.claimed[top.queueOffset] = (entry, false)
                 due.append(entry)

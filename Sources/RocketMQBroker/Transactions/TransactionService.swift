@@ -130,12 +130,11 @@ final class TransactionService: Sendable {
         let mark: Mark? = state.withLock { s in
             guard s.preparing == 0 else { return nil }
             let undecided = Array(s.open.values) + Array(s.resolving.values)
-            let mark = if let oldest = undecided.min(by: { $0.queueOffset < $1.queueOffset }) {
+            return if let oldest = undecided.min(by: { $0.queueOffset < $1.queueOffset }) {
                 Mark(halfFrom: oldest.queueOffset, opsFrom: undecided.map(\.opsFrom).min() ?? oldest.opsFrom)
             } else {
                 Mark(halfFrom: store.maxOffset(topic: Self.halfTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
             }
-            return mark
         }
         if let mark { markFile.save(mark, logger: logger) }
     }

@@ -157,25 +157,20 @@ final class IndexService: @unchecked Sendable {
         for path in doomed { try? FileSystem.remove(path) }
     }
 
-    /// Deletes files that start at or past `commitLogEnd` (all their entries were cut off).
-    func dropFiles(startingAtOrAfter commitLogEnd: Int64) throws(StoreError) {
+    /// The log was cut back to `commitLogEnd`: deletes the files that start at or past it (all
+    /// their entries were cut off), and no file left claims records at or past it as indexed, so
+    /// recovery indexes the records that take their place.
+    func cut(at commitLogEnd: Int64) throws(StoreError) {
         let doomed: [String] = state.withLock { state in
             var out = [String]()
             while let f = state.files.last, f.count > 0, f.beginPhysicalOffset >= commitLogEnd {
                 out.append(f.mapping.path)
                 state.files.removeLast()
             }
+            for f in state.files where f.endPhysicalOffset >= commitLogEnd { f.markIndexed(commitLogEnd - 1) }
             return out
         }
         for path in doomed { try FileSystem.remove(path) }
-    }
-
-    /// After the log was cut back to `commitLogEnd`: no file claims records at or past it as
-    /// indexed any more, so recovery indexes the records that take their place.
-    func forgetIndexed(from commitLogEnd: Int64) {
-        state.withLock { state in
-            for f in state.files where f.endPhysicalOffset >= commitLogEnd { f.markIndexed(commitLogEnd - 1) }
-        }
     }
 
     /// How many files were written since their last sync (for tests).

@@ -115,22 +115,40 @@ extension MessageStore {
     public func records(inSegmentAt segmentStart: Int64, limit: Int = .max) throws(StoreError) -> [(offset: Int64, size: Int)] {
         guard commitLogSegmentStarts.contains(segmentStart) else { throw .offsetOutOfRange(physicalOffset: segmentStart) }
         var out: [(offset: Int64, size: Int)] = []
-        var position = segmentStart
         let end = segmentEnd(after: segmentStart)
-        while position < end, out.count < limit {
-            let bytes = try readLog(from: position, maxBytes: limit == 1 ? 1 : 1 << 20)
-            if bytes.isEmpty { break }
+        try walkRecords(from: segmentStart, acrossSegments: false, chunkBytes: limit == 1 ? 1 : 1 << 20) { (offset, size) throws(StoreError) in
+            guard offset < end, out.count < limit else { return false }
+            out.append((offset, size))
+            return true
+        }
+        return out
+    }
+
+    /// Calls `visit` with each record (offset and size) from `offset`, a record boundary, on to
+    /// the log's end, reading about `chunkBytes` at a time, until `visit` returns false. An
+    /// end-of-segment marker ends the walk unless `acrossSegments`.
+    private func walkRecords(
+        from offset: Int64, acrossSegments: Bool, chunkBytes: Int = 1 << 20, _ visit: (Int64, Int) throws(StoreError) -> Bool
+    ) throws(StoreError) {
+        var position = offset
+        while true {
+            let bytes = try readLog(from: position, maxBytes: chunkBytes)
+            if bytes.isEmpty { return }
             var at = 0
             while at + RecordCodec.blankSize <= bytes.count {
-                let peek = bytes.withUnsafeBytes { RecordCodec.peek(UnsafeRawBufferPointer(rebasing: $0[at..<(at + RecordCodec.blankSize)])) }
-                guard case .message(let size) = peek else { return out }  // the end-of-segment marker
-                out.append((position + Int64(at), size))
-                if out.count == limit { return out }
-                at += size
+                switch bytes.withUnsafeBytes({ RecordCodec.peek(UnsafeRawBufferPointer(rebasing: $0[at..<(at + RecordCodec.blankSize)])) }) {
+                case .message(let size):
+                    guard try visit(position + Int64(at), size) else { return }
+                    at += size
+                case .endOfSegment(let size):
+                    guard acrossSegments else { return }
+                    at += size
+                case .empty, .invalid:
+                    throw .corruptRecord(physicalOffset: position + Int64(at), reason: "no record where the log says one is")
+                }
             }
             position += Int64(bytes.count)
         }
-        return out
     }
 
     /// The end of the last record this log shares with another log (the same bytes at the same
@@ -179,27 +197,13 @@ extension MessageStore {
     /// not `host`, with its store host; nil when every one is `host`'s. Reads record headers from
     /// `offset` on and stops at that record.
     public func firstRecord(from offset: Int64, storedByOtherThan host: String) throws(StoreError) -> (offset: Int64, storeHost: String)? {
-        var position = offset
-        while true {
-            let bytes = try readLog(from: position, maxBytes: 1 << 20)
-            if bytes.isEmpty { return nil }
-            var at = 0
-            while at + RecordCodec.blankSize <= bytes.count {
-                let peek = bytes.withUnsafeBytes { RecordCodec.peek(UnsafeRawBufferPointer(rebasing: $0[at..<(at + RecordCodec.blankSize)])) }
-                switch peek {
-                case .message(let size):
-                    let record = position + Int64(at)
-                    let stored = try commitLog.message(at: record, size: size, includeBody: false).storeHost
-                    if stored != host { return (record, stored) }
-                    at += size
-                case .endOfSegment(let size):
-                    at += size
-                case .empty, .invalid:
-                    throw .corruptRecord(physicalOffset: position + Int64(at), reason: "no record where the log says one is")
-                }
-            }
-            position += Int64(bytes.count)
+        var found: (offset: Int64, storeHost: String)?
+        try walkRecords(from: offset, acrossSegments: true) { (record, size) throws(StoreError) in
+            let stored = try commitLog.message(at: record, size: size, includeBody: false).storeHost
+            if stored != host { found = (record, stored) }
+            return found == nil
         }
+        return found
     }
 
     /// Replicas: cuts the log back to `end`, a record boundary, with the ConsumeQueue entries and
@@ -230,8 +234,7 @@ extension MessageStore {
                     .save(checkpointPath)
                 try commitLog.truncate(to: end)
                 for cq in allQueues() { try cq.truncate(commitLogEnd: end) }
-                try index.dropFiles(startingAtOrAfter: end)
-                index.forgetIndexed(from: end)
+                try index.cut(at: end)
                 try writeCheckpointLocked(clean: false, syncIndex: true)
             }
             logger.warning("replica log cut back to its master's", metadata: ["from": "\(position)", "to": "\(end)"])

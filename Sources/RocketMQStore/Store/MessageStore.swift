@@ -171,8 +171,7 @@ public final class MessageStore: Sendable {
             try cq.truncate(commitLogEnd: end)
             try cq.dropEntries(below: minOffset)
         }
-        try index.dropFiles(startingAtOrAfter: end)
-        index.forgetIndexed(from: end)
+        try index.cut(at: end)
         writer.withLock { $0.lastStoreTimestamp = lastStoreTimestamp }
         try commitLog.flush()
         try writeCheckpoint(clean: false, syncIndex: true)
