@@ -248,6 +248,12 @@ co, e2e = js("consume.json"), js("e2e.json")
 e2e_load = (f"; the machine {e2e['host_busy_percent']:.0f}% busy, steal {e2e['host_steal_percent']:.0f}%, "
             f"mqbench (senders and receivers, its start included) {e2e['client_cpu_seconds'] * 1e6 / max(1, e2e['count']):.0f} µs of CPU per message") if "host_busy_percent" in e2e else ""
 e2e_max = js("e2e-max.json")
+# Where the steady messages' time went: born → stored (the broker's store timestamp, to the ms),
+# stored → delivered (the receive answer's delivery timestamp), delivered → received.
+e2e_phases = ("; by phase, p50/p99: " + ", ".join(
+    f"{label} {e2e[f'phase_{name}_p50_us']}/{e2e[f'phase_{name}_p99_us']} µs"
+    for name, label in (("stored", "born→stored"), ("waited", "stored→delivered"), ("travelled", "delivered→received")))
+              ) if "phase_count" in e2e else ""
 count, conc, idle = os.environ["COUNT"], os.environ["CONC"], os.environ["IDLE_RSS"]
 sync_streams = os.environ["SYNC_STREAMS"]
 cores, cpu = sh("nproc"), sh("lscpu | sed -n 's/^Model name: *//p'")
@@ -286,7 +292,7 @@ L = ["## Cluster", "",
      f"| h2load → mqbroker SendMessage (median of {rounds} alternating runs, each {br_ok:,}+ ok; per run {', '.join(f'{b[0] / n * 100:.0f}%' for b, n in zip(brs, ngps))}), one event loop | {br:,.0f} req/s | the same h2load → nghttpd (the same request POSTed, a {reply}-byte reply like the broker's), one thread (its default): {ngp:,.0f} req/s | {br/ngp*100:.0f}% | ≥ 50% | {yes(br >= 0.5 * ngp)} |",
      f"| the same against nghttpd answering a 1 KiB GET (no request body; per run {', '.join(f'{b[0] / n * 100:.0f}%' for b, n in zip(brs, ngs))}) | {br:,.0f} req/s | h2load → nghttpd 1 KiB GET, one thread: {ng:,.0f} req/s | {br/ng*100:.0f}% | — | |",
      f"| the same, the broker's default (one loop per core) | {brd:,.0f} req/s | {ngp:,.0f} req/s | {brd/ngp*100:.0f}% | — | |",
-     f"| End to end at half its max rate ({e2e['count']:,} msgs sent at {e2e['send_rate']:,.0f} msgs/s on a new topic, released in 1 ms ticks, consumed at once; unpaced, produced and consumed at {e2e_max['rate']:,.0f} msgs/s{e2e_load}). After a 1 s warm-up ({e2e['steady_count']:,} msgs; the whole run including it: p50 {e2e['p50_us']} µs, p99 {e2e['p99_us']} µs, max {e2e['max_us']} µs) | p50 {e2e['steady_p50_us']} µs, p99 {e2e['steady_p99_us']} µs, max {e2e['steady_max_us']} µs | | | p99 ≤ 5 ms | {yes(e2e['steady_p99_us'] <= 5000)} |",
+     f"| End to end at half its max rate ({e2e['count']:,} msgs sent at {e2e['send_rate']:,.0f} msgs/s on a new topic, released in 1 ms ticks, consumed at once; unpaced, produced and consumed at {e2e_max['rate']:,.0f} msgs/s{e2e_load}). After a 1 s warm-up ({e2e['steady_count']:,} msgs; the whole run including it: p50 {e2e['p50_us']} µs, p99 {e2e['p99_us']} µs, max {e2e['max_us']} µs) | p50 {e2e['steady_p50_us']} µs, p99 {e2e['steady_p99_us']} µs, max {e2e['steady_max_us']} µs{e2e_phases} | | | p99 ≤ 5 ms | {yes(e2e['steady_p99_us'] <= 5000)} |",
      f"| Consume (8 receivers, batch 32, ack per batch) | {co['rate']:,.0f} msgs/s; lost {co['lost']}, duplicated {co['duplicated']} | | | | |",
      f"| Broker RSS idle, 1,000 topics × 8 queues | {idle} MiB | | | ≤ 150 MiB | {yes(int(idle) <= 150)} |",
      f"| Disk ceiling (fio) | | {seq:,.0f} MB/s buffered; {fsync:,.0f} fdatasync writes/s | | | |",

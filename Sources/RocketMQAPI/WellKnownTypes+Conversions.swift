@@ -9,6 +9,13 @@ extension Google_Protobuf_Timestamp {
         self.init(seconds: milliseconds / 1000, nanos: Int32(milliseconds % 1000) * 1_000_000)
     }
 
+    /// The wall clock now, to the nanosecond as the system reads it.
+    public static func now() -> Google_Protobuf_Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return .init(seconds: Int64(ts.tv_sec), nanos: Int32(ts.tv_nsec))
+    }
+
     /// `date`, to the nearest millisecond.
     public init(date: Date) {
         self.init(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))

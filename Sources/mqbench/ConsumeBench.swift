@@ -53,6 +53,8 @@ enum Consumption {
         let recorder = Recorder(messageSize: options.size)
         // e2e with a warm-up: the latencies of messages born after it, apart.
         let steady = steadyFromMicros.map { (from: $0, recorder: Recorder(messageSize: options.size)) }
+        // ... and split into where the time went (steady messages only, or all without a warm-up).
+        let phases = latencyFromBorn ? LatencyPhases(messageSize: options.size) : nil
         let checker = Checker()
         let progress = reportProgress(recorder, label: latencyFromBorn ? "e2e" : "consume")
         let callOptions = options.callOptions
@@ -76,17 +78,19 @@ enum Consumption {
                             filterExpression: .init(type: .tag, expression: "*"), batchSize: 32,
                             invisibleDuration: .init(seconds: 60), longPollingTimeout: .init(seconds: 1))
                         let begin = ContinuousClock.now
-                        let (messages, refusal) = try await client.receiveMessage(request, options: callOptions) { responses in
+                        let (messages, refusal, delivered) = try await client.receiveMessage(request, options: callOptions) { responses in
                             var messages: [Apache_Rocketmq_V2_Message] = []
                             var refusal: Apache_Rocketmq_V2_Status?
+                            var delivered: Google_Protobuf_Timestamp?
                             for try await response in responses {
                                 switch response.content {
                                 case .message(let m)?: messages.append(m)
                                 case .status(let status)? where status.code != .ok && status.code != .messageNotFound: refusal = status
+                                case .deliveryTimestamp(let t)?: delivered = t
                                 default: break
                                 }
                             }
-                            return (messages, refusal)
+                            return (messages, refusal, delivered)
                         }
                         // An unknown group or topic, a missing permission: say so rather than
                         // wait for messages that cannot come.
@@ -102,7 +106,11 @@ enum Consumption {
                             if latencyFromBorn, let born = message.userProperties["bench-born-us"].flatMap(UInt64.init) {
                                 let latency = nowMicros > born ? nowMicros - born : 0
                                 recorder.record(micros: latency)
-                                if let steady, born >= steady.from { steady.recorder.record(micros: latency) }
+                                let isSteady = steady.map { born >= $0.from } ?? true
+                                if let steady, isSteady { steady.recorder.record(micros: latency) }
+                                if let phases, isSteady {
+                                    phases.record(born: born, message: message, delivered: delivered, received: nowMicros)
+                                }
                             } else {
                                 recorder.record(micros: UInt64((ContinuousClock.now - begin).microseconds))
                             }
@@ -136,7 +144,47 @@ enum Consumption {
             extra["steady_p99_us"] = steady.latency(percentile: 99)
             extra["steady_max_us"] = steady.latency(percentile: 100)
         }
+        if let phases { extra.merge(phases.summary()) { $1 } }
         return recorder.summary(latencyFromBorn ? "e2e" : "consume", extra: extra, stats: options.stats)
+    }
+}
+
+/// Where an e2e message's latency went, from the timestamps on the way: born (the sender's
+/// clock, µs) → stored (the broker's store timestamp, ms) → delivered (the broker's delivery
+/// timestamp on the receive answer, µs) → received (the receiver's clock, µs). All are the
+/// wall clock of one machine here; the stored phase is only as fine as its millisecond (so the
+/// stored mark is taken mid-millisecond).
+final class LatencyPhases: Sendable {
+    /// Born → stored: the send's way in, the broker's queueing and its append.
+    private let stored: Recorder
+    /// Stored → delivered: waiting in the queue for a receiver's scan (long poll wake-up, the
+    /// scan, the read).
+    private let waited: Recorder
+    /// Delivered → received: the answer's way out, through the receiver's decoding.
+    private let travelled: Recorder
+
+    init(messageSize: Int) {
+        (stored, waited, travelled) = (Recorder(messageSize: messageSize), Recorder(messageSize: messageSize), Recorder(messageSize: messageSize))
+    }
+
+    func record(born: UInt64, message: Apache_Rocketmq_V2_Message, delivered: Google_Protobuf_Timestamp?, received: UInt64) {
+        guard let storeMillis = message.systemProperties?.storeTimestamp?.milliseconds, storeMillis > 0, let delivered else { return }
+        let storedAt = UInt64(storeMillis) * 1000 + 500
+        let deliveredAt = UInt64(max(0, delivered.seconds)) * 1_000_000 + UInt64(max(0, delivered.nanos)) / 1000
+        func span(_ from: UInt64, _ to: UInt64) -> UInt64 { to > from ? to - from : 0 }
+        stored.record(micros: span(born, storedAt))
+        waited.record(micros: span(storedAt, deliveredAt))
+        travelled.record(micros: span(deliveredAt, received))
+    }
+
+    func summary() -> [String: Any] {
+        var result: [String: Any] = ["phase_count": stored.done]
+        for (name, recorder) in [("stored", stored), ("waited", waited), ("travelled", travelled)] {
+            result["phase_\(name)_p50_us"] = recorder.latency(percentile: 50)
+            result["phase_\(name)_p99_us"] = recorder.latency(percentile: 99)
+            result["phase_\(name)_max_us"] = recorder.latency(percentile: 100)
+        }
+        return result
     }
 }
 

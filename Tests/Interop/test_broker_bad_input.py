@@ -2,6 +2,7 @@
 
 Raw calls through the apache.rocketmq.v2 stubs that ship with rocketmq-python-client, so every
 field can be set wrong on purpose."""
+import time
 import uuid
 
 import grpc
@@ -125,16 +126,25 @@ def test_invalid_receipt_handles(stub):
 
 def test_send_then_receive_raw_and_stale_handle_after_change(stub):
     assert send(stub, msg(body=b"raw")).status.code == d.OK
-    messages = []
+    messages, delivered = [], []
     for queue in (0, 1):
+        before_ns = time.time_ns()
         request = s.ReceiveMessageRequest(
             group=d.Resource(name="known-group"), message_queue=d.MessageQueue(topic=d.Resource(name="known"), id=queue),
             filter_expression=d.FilterExpression(type=d.TAG, expression="*"), batch_size=16,
             invisible_duration=duration_pb2.Duration(seconds=30), long_polling_timeout=duration_pb2.Duration(seconds=1))
         responses = list(stub.ReceiveMessage(request, metadata=META, timeout=10))
         assert responses[0].HasField("status"), "the status comes first"
-        messages += [r.message for r in responses if r.HasField("message")]
+        batch = [r.message for r in responses if r.HasField("message")]
+        if batch:
+            # When the broker handed the batch over, to well below the millisecond: clients
+            # measure delivery latency from it.
+            [stamp] = [r.delivery_timestamp for r in responses if r.HasField("delivery_timestamp")]
+            delivered.append(stamp.seconds * 10**9 + stamp.nanos)
+            assert before_ns - 10**6 <= delivered[-1] <= time.time_ns(), (before_ns, delivered[-1])
+        messages += batch
     [m] = [m for m in messages if m.body == b"raw"]
+    assert any(stamp % 10**6 for stamp in delivered), "delivery timestamps carry sub-millisecond nanos"
     assert m.system_properties.body_digest.type == d.CRC32
     old = m.system_properties.receipt_handle
     change = stub.ChangeInvisibleDuration(s.ChangeInvisibleDurationRequest(

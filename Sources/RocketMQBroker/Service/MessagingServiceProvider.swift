@@ -233,12 +233,12 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             return
         }
         // Status, when the broker handed the batch over (clients measure delivery latency from
-        // it; the official Python push consumer fails a batch without it), then the messages:
-        // one write for the whole batch.
-        let now = MessageStore.nowMilliseconds()
+        // it, so to the microsecond rather than the millisecond of message timestamps; the
+        // official Python push consumer fails a batch without it), then the messages: one write
+        // for the whole batch.
         var batch: [Apache_Rocketmq_V2_ReceiveMessageResponse] = [
             .init(content: .status(.ok)),
-            .init(content: .deliveryTimestamp(Google_Protobuf_Timestamp(milliseconds: now))),
+            .init(content: .deliveryTimestamp(.now())),
         ]
         batch.reserveCapacity(deliveries.count + 2)
         for delivery in deliveries {
