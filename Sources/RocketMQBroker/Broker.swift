@@ -119,6 +119,10 @@ public final class Broker: Sendable {
             try await Broker.deadLetter(message, group: group, store: store, topics: topics, arrivals: arrivals)
         }
         replication.bind(store)
+        // Delay messages and open transactions are read back from their records, maybe after
+        // their segment's retention (a delay of days, a shorter `fileReservedTime`): kept until then.
+        let (delays, transactions) = (self.delays, self.transactions)
+        store.keepForRetention { [delays.oldestRecordNeeded(), transactions.oldestRecordNeeded()].compactMap { $0 }.min() }
         startDelayTimer()
     }
 

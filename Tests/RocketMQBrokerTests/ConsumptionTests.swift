@@ -35,6 +35,22 @@ func withBroker<R>(
     }
 }
 
+/// Small CommitLog segments, and retention only when a test forces it (no daily delete hour).
+func smallSegments(_ configuration: inout BrokerConfiguration) {
+    configuration.store.commitLogSegmentSize = 4096
+    configuration.store.deleteWhenHour = -1
+}
+
+/// Makes the first `count` CommitLog segments (default: all but the one being written) look
+/// last written 80 hours ago, past the default retention.
+func ageSegments(_ broker: Broker, first count: Int? = nil) throws {
+    let segments = broker.store.commitLog.segmentList
+    let old = Date().addingTimeInterval(-80 * 3600)
+    for segment in segments.prefix(count ?? segments.count - 1) {
+        try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: segment.file.path)
+    }
+}
+
 func send(
     _ broker: Broker, topic: String, queue: Int32 = 0, body: String, group: String? = nil, tag: String? = nil,
     properties extra: [String: String] = [:]
@@ -299,20 +315,14 @@ struct ConsumptionTests {
 struct ConsumptionUnitTests {
     @Test("after retention deletes the oldest messages, the group's offset moves up and what is in flight stays in flight")
     func retentionBelowTheCommittedOffset() async throws {
-        try await withBroker({ configuration in
-            configuration.store.commitLogSegmentSize = 4096
-            configuration.store.deleteWhenHour = -1
-        }) { broker in
+        try await withBroker(smallSegments) { broker in
             let plain = GroupConfig(name: "g", maxDeliveryAttempts: 3)
             for i in 0..<20 { try await send(broker, topic: "t", body: String(repeating: "x", count: 900) + "\(i)") }
             let engine = broker.consumption
             let got = try await engine.receive(group: plain, topic: "t", queueIds: [0], batchSize: 32, invisibleDuration: .seconds(300), filter: .all)
             #expect(got.count == 20)
             // The two oldest segments are old enough to go.
-            let old = Date().addingTimeInterval(-80 * 3600)
-            for segment in broker.store.commitLog.segmentList.prefix(2) {
-                try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: segment.file.path)
-            }
+            try ageSegments(broker, first: 2)
             #expect(broker.store.runRetention(force: true) == 2)
             let minOffset = broker.store.minOffset(topic: "t", queueId: 0)
             #expect(minOffset > 0 && minOffset < 20)

@@ -202,6 +202,36 @@ struct DelayTests {
         }
     }
 
+    @Test("retention keeps the segment of a delay message not due yet however old it is, and lets it go once delivered")
+    func retentionKeepsPendingMessages() async throws {
+        try await withBroker(smallSegments) { broker in
+            _ = try broker.topic(named: "t")
+            let filler = String(repeating: "x", count: 900)
+            for i in 0..<8 { try await send(broker, topic: "t", body: filler + "\(i)") }
+            let handle = try await schedule(broker, topic: "t", body: "kept", due: MessageStore.nowMilliseconds() + 2500)
+            for i in 0..<12 { try await send(broker, topic: "t", body: filler + "\(i)") }
+            broker.delays.saveMark()
+            let scheduledAt = try #require(broker.store.physicalOffset(topic: DelayService.scheduleTopic, queueId: 0, at: handle.offset))
+            let segments = broker.store.commitLog.segmentList
+            let holder = try #require(segments.firstIndex { $0.end > scheduledAt })
+            #expect(holder >= 1 && holder < segments.count - 2)
+            // Every segment but the one being written is past its retention (as with a delay
+            // longer than `fileReservedTime`).
+            try ageSegments(broker)
+            #expect(broker.store.runRetention(force: true) == holder, "only the segments before the delay message's go")
+            #expect(broker.store.commitLogMinOffset == segments[holder].start)
+            let delivered = try await waitForQueued(broker, "t", count: 1)
+            #expect(delivered.map { String(decoding: $0.body, as: UTF8.self) } == ["kept"], "copied from its record when due")
+            #expect(try await settled(broker))
+            // Delivered: nothing holds its segment any more.
+            broker.delays.saveMark()
+            #expect(broker.delays.oldestRecordNeeded() == nil)
+            try ageSegments(broker)
+            #expect(broker.store.runRetention(force: true) > 0)
+            #expect(broker.store.commitLogMinOffset > scheduledAt)
+        }
+    }
+
     @Test("op record bodies list the offsets they settle")
     func opBodies() {
         #expect(DelayService.opBody([3, 10, 42]) == Array("3,10,42".utf8))

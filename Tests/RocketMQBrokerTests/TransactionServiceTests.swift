@@ -1,7 +1,7 @@
 import Foundation
 import RocketMQAPI
 @testable import RocketMQBroker
-import RocketMQStore
+@testable import RocketMQStore
 import Testing
 
 @Suite("Transactions: half messages, their end, check-backs and restarts")
@@ -42,6 +42,26 @@ struct TransactionServiceTests {
                 try await tx.end(transactionId: a, messageId: "ID-A", topic: "orders", resolution: .rollback, fromCheck: false, broker: broker)
             }
             #expect(try visible(broker).count == 1)
+        }
+    }
+
+    @Test("retention keeps the segment of an open half message however old it is, so its commit still finds it")
+    func retentionKeepsOpenHalfMessages() async throws {
+        try await withBroker(smallSegments) { broker in
+            let tx = broker.transactions
+            let filler = String(repeating: "x", count: 900)
+            for i in 0..<8 { try await send(broker, topic: "orders", body: filler + "\(i)") }
+            let id = try await tx.prepare(half("open", id: "ID-O"), firstCheck: .seconds(600), producerGave: false, broker: broker)
+            for i in 0..<8 { try await send(broker, topic: "orders", body: filler + "\(i)") }
+            tx.saveMark()
+            let halfAt = try #require(MessageID.physicalOffset(of: id))
+            try ageSegments(broker)
+            #expect(broker.store.runRetention(force: true) > 0, "the segments before the half message's go")
+            #expect(broker.store.commitLogMinOffset <= halfAt)
+            try await tx.end(transactionId: id, messageId: "ID-O", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
+            #expect(try visible(broker).map { String(decoding: $0.body, as: UTF8.self) } == ["open"])
+            tx.saveMark()
+            #expect(tx.oldestRecordNeeded() == nil, "resolved: nothing is needed any more")
         }
     }
 

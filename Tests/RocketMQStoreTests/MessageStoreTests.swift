@@ -374,6 +374,35 @@ import Testing
         try store.verifyConsistency(checkIndex: false)
     }
 
+    @Test("retention keeps the segment holding the offset still needed and every later one, asking only when a segment expired")
+    func retentionKeepsWhatIsStillNeeded() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path, segmentSize: 4096)
+        config.deleteWhenHour = -1
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        for i in 0..<40 { _ = try await store.append(message(body: [UInt8](repeating: UInt8(i), count: 900))) }
+        let segments = store.commitLog.segmentList
+        #expect(segments.count >= 6)
+        let asked = ManagedAtomic<Int>(0)
+        // Needed: a record in the middle of the fourth segment.
+        let needed = segments[3].start + 100
+        store.keepForRetention { asked.wrappingIncrement(ordering: .relaxed); return needed }
+        #expect(store.runRetention(force: true) == 0, "nothing expired")
+        #expect(asked.load(ordering: .relaxed) == 0, "the floor is asked only when a segment could go")
+        let old = Date().addingTimeInterval(-80 * 3600)
+        for s in segments.dropLast() { try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: s.file.path) }
+        #expect(store.runRetention(force: true) == 3)
+        #expect(asked.load(ordering: .relaxed) == 1)
+        #expect(store.commitLogMinOffset == segments[3].start)
+        #expect(store.runRetention(force: true) == 0, "the segment holding the needed offset stays however old")
+        // Once nothing is needed, every expired segment goes.
+        store.keepForRetention { nil }
+        #expect(store.runRetention(force: true) == segments.count - 4)
+        #expect(store.commitLog.segmentCount == 1)
+        try store.verifyConsistency(checkIndex: false)
+    }
+
     @Test func rejectedMessagesLeaveNoTrace() async throws {
         let dir = TempDirectory()
         let store = try openStore(testConfiguration(dir.path))

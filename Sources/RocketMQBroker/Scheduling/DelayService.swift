@@ -225,6 +225,15 @@ final class DelayService: Sendable {
         }
     }
 
+    /// Where in the CommitLog the oldest scheduled message not settled lies, as the saved mark
+    /// says (a master saves it about once a second, a slave holds its master's copy): retention
+    /// keeps it and everything after, since it is copied from its record when due. Without a
+    /// mark, from the schedule queue's first kept message; nil when nothing is scheduled past
+    /// the mark.
+    func oldestRecordNeeded() -> Int64? {
+        store.physicalOffset(topic: Self.scheduleTopic, queueId: 0, at: markFile.peek()?.scheduleFrom ?? 0)
+    }
+
     /// Delay messages waiting for their time (admin, console, tests).
     var pendingCount: Int { state.withLock { s in s.pending.count + s.claimed.values.count { !$0.recall } } }
 

@@ -44,6 +44,12 @@ final class ScanMark<Mark: Codable & Equatable & Sendable>: Sendable {
         }
     }
 
+    /// The mark on disk now, or nil (no file, or unreadable), without logging or remembering it:
+    /// for readers other than the owner (retention asks what the scans still need).
+    func peek() -> Mark? {
+        FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(Mark.self, from: $0) }
+    }
+
     /// Writes `mark` atomically unless it is the one last read or written (logged when the
     /// write fails: the next save tries again).
     func save(_ mark: Mark, logger: Logger) {

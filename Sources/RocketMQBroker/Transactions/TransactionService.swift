@@ -123,6 +123,13 @@ final class TransactionService: Sendable {
         if !open.isEmpty { logger.info("open transactions recovered", metadata: ["count": "\(open.count)"]) }
     }
 
+    /// Where in the CommitLog the oldest open half message lies, as the saved mark says (see
+    /// `DelayService.oldestRecordNeeded`): a commit copies it from its record, so retention
+    /// keeps it. nil when no half message is past the mark.
+    func oldestRecordNeeded() -> Int64? {
+        store.physicalOffset(topic: Self.halfTopic, queueId: 0, at: markFile.peek()?.halfFrom ?? 0)
+    }
+
     /// Saves where the next start's scan may begin, if that moved: the oldest half message open
     /// (or being resolved), else the half queue's end. Skipped while a half message is being
     /// stored (it is in neither place yet). Called by the periodic check.

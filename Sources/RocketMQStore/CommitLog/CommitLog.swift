@@ -70,6 +70,8 @@ final class CommitLog: @unchecked Sendable {
     nonisolated(unsafe) var failNextSyncForTesting = false
     /// Held through `flush()` and `truncate(to:)`: a flush never counts bytes a truncation cut off.
     private let flushing = Mutex(())
+    /// The first segment retention last kept back for a record still needed (logged once each).
+    private let heldForRetention = ManagedAtomic<Int64>(-1)
 
     init(
         directory: String, segmentSize: Int64, mappedWrites: Bool, pageCacheWindow: Int64? = nil,
@@ -498,24 +500,45 @@ final class CommitLog: @unchecked Sendable {
 
     // MARK: Retention
 
-    /// Deletes segments (never the one being written) whose last write is older than
-    /// `cutoff` (seconds since the epoch). Returns how many were deleted.
-    func deleteSegments(modifiedBefore cutoff: Double) -> Int {
+    /// Deletes the oldest segments last written before `cutoff` (seconds since the epoch), never
+    /// the one being written, nor one holding the offset `floor` answers or anything past it
+    /// (asked only when a segment is old enough to go). Returns how many it deleted.
+    func deleteSegments(modifiedBefore cutoff: Double, keepingFrom floor: (@Sendable () -> Int64?)? = nil) -> Int {
+        guard !expiredSegments(modifiedBefore: cutoff).isEmpty else { return 0 }
+        // Asked before any lock is taken (it reads the log, and a flush must not wait for it):
+        // the offset it answers only grows, so an answer a moment old keeps at least as much.
+        let keepFrom = floor?()
         // Not while a replica's cut (or a flush) runs: the cut must find the segment it keeps.
-        flushing.withLock { _ in deleteSegmentsLocked(modifiedBefore: cutoff) }
+        return flushing.withLock { _ in deleteSegmentsLocked(modifiedBefore: cutoff, keepingFrom: keepFrom) }
     }
 
-    private func deleteSegmentsLocked(modifiedBefore cutoff: Double) -> Int {
+    /// The oldest segments, in order, last written before `cutoff`, up to the first that is not
+    /// (never the one being written).
+    private func expiredSegments(modifiedBefore cutoff: Double) -> [CommitLogSegment] {
         let writing = writtenPosition
-        let victims: [CommitLogSegment] = segments.withLock { list in
+        return segments.withLock { list in
             var out = [CommitLogSegment]()
             for s in list.dropLast() {
                 guard s.end <= writing, let mtime = FileSystem.modificationTime(s.file.path), mtime < cutoff else { break }
                 out.append(s)
             }
-            list.removeFirst(out.count)
             return out
         }
+    }
+
+    private func deleteSegmentsLocked(modifiedBefore cutoff: Double, keepingFrom keepFrom: Int64?) -> Int {
+        var victims = expiredSegments(modifiedBefore: cutoff)
+        if let keepFrom, let kept = victims.firstIndex(where: { $0.end > keepFrom }) {
+            let segment = victims[kept]
+            if heldForRetention.exchange(segment.start, ordering: .relaxed) != segment.start {
+                logger.notice("keeping expired CommitLog segments: they hold records still needed (a delay message not due yet, or an open transaction)",
+                              metadata: ["from": "\(segment.start)", "neededOffset": "\(keepFrom)"])
+            }
+            victims.removeSubrange(kept...)
+        }
+        // Segments leave the front only under `flushing` (retention, a replica's cut) and appends
+        // add them at the end: these are still the first ones.
+        segments.withLock { $0.removeFirst(victims.count) }
         for s in victims {
             do { try FileSystem.remove(s.file.path) } catch {
                 logger.error("cannot delete expired segment", metadata: ["path": "\(s.file.path)", "error": "\(error)"])
