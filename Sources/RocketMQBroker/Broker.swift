@@ -101,6 +101,12 @@ public final class Broker: Sendable {
         self.syncMaster = ManagedAtomic(configuration.role == .syncMaster)
         var storeConfiguration = configuration.store
         storeConfiguration.storeHost = configuration.advertisedAddress ?? "\(configuration.host):\(configuration.port)"
+        // Delay messages and open transactions are read back from their records, maybe after
+        // their segment's retention (a delay of days, a shorter `fileReservedTime`): kept until
+        // then. Set before the store opens, so that its first retention run already keeps them.
+        storeConfiguration.recordsStillNeeded = { store in
+            [DelayService.oldestRecordNeeded(in: store), TransactionService.oldestRecordNeeded(in: store)].compactMap { $0 }.min()
+        }
         let store = try MessageStore(configuration: storeConfiguration, logger: logger)
         store.isReplicaLog = configuration.role == .slave
         self.store = store
@@ -119,10 +125,6 @@ public final class Broker: Sendable {
             try await Broker.deadLetter(message, group: group, store: store, topics: topics, arrivals: arrivals)
         }
         replication.bind(store)
-        // Delay messages and open transactions are read back from their records, maybe after
-        // their segment's retention (a delay of days, a shorter `fileReservedTime`): kept until then.
-        let (delays, transactions) = (self.delays, self.transactions)
-        store.keepForRetention { [delays.oldestRecordNeeded(), transactions.oldestRecordNeeded()].compactMap { $0 }.min() }
         startDelayTimer()
     }
 

@@ -374,31 +374,50 @@ import Testing
         try store.verifyConsistency(checkIndex: false)
     }
 
-    @Test("retention keeps the segment holding the offset still needed and every later one, asking only when a segment expired")
+    @Test("retention keeps the segment holding a record still needed and every later one: asked only when a segment expired, within maxRetentionHold, never on a full disk")
     func retentionKeepsWhatIsStillNeeded() async throws {
         let dir = TempDirectory()
         var config = testConfiguration(dir.path, segmentSize: 4096)
         config.deleteWhenHour = -1
+        config.retentionCheckInterval = .seconds(3600)  // only the runs below
+        config.maxRetentionHold = .seconds(100 * 3600)
+        let usage = ManagedAtomic<Int>(10)
+        config.diskUsage = { _ in Double(usage.load(ordering: .relaxed)) / 100 }
+        let asked = ManagedAtomic<Int>(0)
+        let needed = ManagedAtomic<Int64>(-1)  // -1: nothing needed
+        config.recordsStillNeeded = { _ in
+            asked.wrappingIncrement(ordering: .relaxed)
+            let offset = needed.load(ordering: .relaxed)
+            return offset < 0 ? nil : offset
+        }
         let store = try openStore(config)
         defer { store.shutdown() }
-        for i in 0..<40 { _ = try await store.append(message(body: [UInt8](repeating: UInt8(i), count: 900))) }
+        for i in 0..<60 { _ = try await store.append(message(body: [UInt8](repeating: UInt8(i), count: 900))) }
         let segments = store.commitLog.segmentList
-        #expect(segments.count >= 6)
-        let asked = ManagedAtomic<Int>(0)
+        #expect(segments.count >= 10)
+        func age(_ range: Range<Int>, hours: Double) throws {
+            let date = Date().addingTimeInterval(-hours * 3600)
+            for s in segments[range] { try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: s.file.path) }
+        }
         // Needed: a record in the middle of the fourth segment.
-        let needed = segments[3].start + 100
-        store.keepForRetention { asked.wrappingIncrement(ordering: .relaxed); return needed }
+        needed.store(segments[3].start + 100, ordering: .relaxed)
         #expect(store.runRetention(force: true) == 0, "nothing expired")
-        #expect(asked.load(ordering: .relaxed) == 0, "the floor is asked only when a segment could go")
-        let old = Date().addingTimeInterval(-80 * 3600)
-        for s in segments.dropLast() { try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: s.file.path) }
+        #expect(asked.load(ordering: .relaxed) == 0, "asked only when a segment could go")
+        try age(0..<segments.count - 1, hours: 80)
         #expect(store.runRetention(force: true) == 3)
         #expect(asked.load(ordering: .relaxed) == 1)
         #expect(store.commitLogMinOffset == segments[3].start)
-        #expect(store.runRetention(force: true) == 0, "the segment holding the needed offset stays however old")
-        // Once nothing is needed, every expired segment goes.
-        store.keepForRetention { nil }
-        #expect(store.runRetention(force: true) == segments.count - 4)
+        #expect(store.runRetention(force: true) == 0, "the segment holding the needed record stays past its retention")
+        // Held at most maxRetentionHold after its last write.
+        try age(3..<5, hours: 120)
+        #expect(store.runRetention(force: true) == 2)
+        #expect(store.commitLogMinOffset == segments[5].start)
+        // On a full disk nothing is held for them.
+        needed.store(segments[6].start, ordering: .relaxed)
+        #expect(store.runRetention(force: true) == 1, "the segment before the needed record goes")
+        #expect(store.runRetention(force: true) == 0)
+        usage.store(95, ordering: .relaxed)
+        #expect(store.runRetention() == segments.count - 1 - 6, "past the hard limit every expired segment goes, held or not")
         #expect(store.commitLog.segmentCount == 1)
         try store.verifyConsistency(checkIndex: false)
     }

@@ -9,7 +9,7 @@ import RocketRPC
 /// copy of its master's metadata, promotion.
 extension Broker {
     /// Config-directory files a slave copies from its master (the rest of its state is in the log).
-    static let replicatedMetadataFiles = ["topics.json", "subscriptionGroups.json", "consumerProgress.json", "transactions.json", DelayService.markFile]
+    static let replicatedMetadataFiles = ["topics.json", "subscriptionGroups.json", "consumerProgress.json", TransactionService.markFile, DelayService.markFile]
     /// Written at promotion; at start it overrides a configured slave role (see `init`).
     static let promotionFile = "promotion.json"
     /// The highest epoch of a master this broker followed, as decimal text.

@@ -230,8 +230,9 @@ final class DelayService: Sendable {
     /// keeps it and everything after, since it is copied from its record when due. Without a
     /// mark, from the schedule queue's first kept message; nil when nothing is scheduled past
     /// the mark.
-    func oldestRecordNeeded() -> Int64? {
-        store.physicalOffset(topic: Self.scheduleTopic, queueId: 0, at: markFile.peek()?.scheduleFrom ?? 0)
+    static func oldestRecordNeeded(in store: MessageStore) -> Int64? {
+        let mark = ScanMark<Mark>.peek(store.configDirectory + "/" + markFile)
+        return store.physicalOffset(topic: scheduleTopic, queueId: 0, at: mark?.scheduleFrom ?? 0)
     }
 
     /// Delay messages waiting for their time (admin, console, tests).

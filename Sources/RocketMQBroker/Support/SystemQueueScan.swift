@@ -44,9 +44,9 @@ final class ScanMark<Mark: Codable & Equatable & Sendable>: Sendable {
         }
     }
 
-    /// The mark on disk now, or nil (no file, or unreadable), without logging or remembering it:
-    /// for readers other than the owner (retention asks what the scans still need).
-    func peek() -> Mark? {
+    /// The mark in the file at `path` now, or nil (no file, or unreadable), without logging:
+    /// for readers other than its owner (retention asks what the scans still need).
+    static func peek(_ path: String) -> Mark? {
         FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(Mark.self, from: $0) }
     }
 

@@ -27,6 +27,7 @@ import Synchronization
 final class TransactionService: Sendable {
     static let halfTopic = SystemTopic.transactionHalf
     static let opTopic = SystemTopic.transactionOp
+    static let markFile = "transactions.json"
 
     /// What the broker keeps of an open half message.
     struct Open: Sendable {
@@ -91,7 +92,7 @@ final class TransactionService: Sendable {
     init(store: MessageStore, logger: Logger) throws(StoreError) {
         self.store = store
         self.logger = logger
-        markFile = ScanMark(path: store.configDirectory + "/transactions.json", what: "transaction")
+        markFile = ScanMark(path: store.configDirectory + "/" + Self.markFile, what: "transaction")
         try reload()
     }
 
@@ -126,8 +127,9 @@ final class TransactionService: Sendable {
     /// Where in the CommitLog the oldest open half message lies, as the saved mark says (see
     /// `DelayService.oldestRecordNeeded`): a commit copies it from its record, so retention
     /// keeps it. nil when no half message is past the mark.
-    func oldestRecordNeeded() -> Int64? {
-        store.physicalOffset(topic: Self.halfTopic, queueId: 0, at: markFile.peek()?.halfFrom ?? 0)
+    static func oldestRecordNeeded(in store: MessageStore) -> Int64? {
+        let mark = ScanMark<Mark>.peek(store.configDirectory + "/" + markFile)
+        return store.physicalOffset(topic: halfTopic, queueId: 0, at: mark?.halfFrom ?? 0)
     }
 
     /// Saves where the next start's scan may begin, if that moved: the oldest half message open

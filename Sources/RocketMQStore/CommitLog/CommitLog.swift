@@ -501,40 +501,47 @@ final class CommitLog: @unchecked Sendable {
     // MARK: Retention
 
     /// Deletes the oldest segments last written before `cutoff` (seconds since the epoch), never
-    /// the one being written, nor one holding the offset `floor` answers or anything past it
-    /// (asked only when a segment is old enough to go). Returns how many it deleted.
-    func deleteSegments(modifiedBefore cutoff: Double, keepingFrom floor: (@Sendable () -> Int64?)? = nil) -> Int {
+    /// the one being written, nor (with `keeping`) one holding a record still needed or anything
+    /// after it, within the limits `keeping` sets. Returns how many it deleted.
+    func deleteSegments(modifiedBefore cutoff: Double, keeping: RetainedRecords? = nil) -> Int {
         guard !expiredSegments(modifiedBefore: cutoff).isEmpty else { return 0 }
         // Asked before any lock is taken (it reads the log, and a flush must not wait for it):
         // the offset it answers only grows, so an answer a moment old keeps at least as much.
-        let keepFrom = floor?()
+        let keepFrom = keeping.flatMap { $0.from() }
         // Not while a replica's cut (or a flush) runs: the cut must find the segment it keeps.
-        return flushing.withLock { _ in deleteSegmentsLocked(modifiedBefore: cutoff, keepingFrom: keepFrom) }
+        return flushing.withLock { _ in deleteSegmentsLocked(modifiedBefore: cutoff, keepFrom: keepFrom, limits: keeping) }
     }
 
-    /// The oldest segments, in order, last written before `cutoff`, up to the first that is not
-    /// (never the one being written).
-    private func expiredSegments(modifiedBefore cutoff: Double) -> [CommitLogSegment] {
+    /// The oldest segments, in order, last written before `cutoff` (with that time), up to the
+    /// first that is not (never the one being written).
+    private func expiredSegments(modifiedBefore cutoff: Double) -> [(segment: CommitLogSegment, modified: Double)] {
         let writing = writtenPosition
         return segments.withLock { list in
-            var out = [CommitLogSegment]()
+            var out: [(segment: CommitLogSegment, modified: Double)] = []
             for s in list.dropLast() {
                 guard s.end <= writing, let mtime = FileSystem.modificationTime(s.file.path), mtime < cutoff else { break }
-                out.append(s)
+                out.append((s, mtime))
             }
             return out
         }
     }
 
-    private func deleteSegmentsLocked(modifiedBefore cutoff: Double, keepingFrom keepFrom: Int64?) -> Int {
-        var victims = expiredSegments(modifiedBefore: cutoff)
-        if let keepFrom, let kept = victims.firstIndex(where: { $0.end > keepFrom }) {
-            let segment = victims[kept]
-            if heldForRetention.exchange(segment.start, ordering: .relaxed) != segment.start {
-                logger.notice("keeping expired CommitLog segments: they hold records still needed (a delay message not due yet, or an open transaction)",
-                              metadata: ["from": "\(segment.start)", "neededOffset": "\(keepFrom)"])
+    private func deleteSegmentsLocked(modifiedBefore cutoff: Double, keepFrom: Int64?, limits: RetainedRecords?) -> Int {
+        var victims: [CommitLogSegment] = []
+        for (segment, modified) in expiredSegments(modifiedBefore: cutoff) {
+            if let keepFrom, let limits, segment.end > keepFrom {
+                let why = limits.diskFull ? "the disk is full" : modified < limits.unlessModifiedBefore ? "last written longer ago than maxRetentionHold" : nil
+                guard let why else {
+                    if heldForRetention.exchange(segment.start, ordering: .relaxed) != segment.start {
+                        logger.notice("keeping expired CommitLog segments: they hold records still needed (a delay message not due yet, or an open transaction)",
+                                      metadata: ["from": "\(segment.start)", "neededOffset": "\(keepFrom)"])
+                    }
+                    break
+                }
+                logger.error("deleting an expired CommitLog segment that holds records still needed (a delay message not due yet, or an open transaction): \(why)",
+                             metadata: ["start": "\(segment.start)", "neededOffset": "\(keepFrom)"])
             }
-            victims.removeSubrange(kept...)
+            victims.append(segment)
         }
         // Segments leave the front only under `flushing` (retention, a replica's cut) and appends
         // add them at the end: these are still the first ones.
@@ -547,4 +554,14 @@ final class CommitLog: @unchecked Sendable {
         }
         return victims.count
     }
+}
+
+/// What retention keeps past a segment's reserved time (see `StoreConfiguration.recordsStillNeeded`).
+struct RetainedRecords {
+    /// The lowest offset still needed, or nil.
+    var from: @Sendable () -> Int64?
+    /// Segments last written before this (seconds since the epoch) go all the same.
+    var unlessModifiedBefore: Double
+    /// On a full disk nothing is kept for them.
+    var diskFull: Bool
 }

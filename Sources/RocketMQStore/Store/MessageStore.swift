@@ -22,8 +22,6 @@ public final class MessageStore: Sendable {
     /// Retention settings, changeable while the store runs (`updateRetention`); the rest of the
     /// configuration is fixed once the store is open.
     private let retention: Mutex<RetentionPolicy>
-    /// See `keepForRetention(from:)`.
-    private let retentionFloor = Mutex<(@Sendable () -> Int64?)?>(nil)
     let logger: Logger
     let commitLog: CommitLog
     let index: IndexService
@@ -571,16 +569,6 @@ public final class MessageStore: Sendable {
     /// The retention settings in force.
     public var retentionPolicy: RetentionPolicy { retention.withLock { $0 } }
 
-    /// Sets what retention must keep however old it is: `floor` answers the lowest CommitLog
-    /// offset some record still needed lies at (nil: none), and no segment holding that offset or
-    /// any later one is deleted. The broker's delay messages and open transactions are read back
-    /// from their records when due, which may be later than the segment's retention.
-    /// Called by each retention run that would delete a segment; the offset it answers may only
-    /// grow over time (records still needed are never appended below it).
-    public func keepForRetention(from floor: (@Sendable () -> Int64?)?) {
-        retentionFloor.withLock { $0 = floor }
-    }
-
     /// Checks disk use (refusing appends past the hard ratio) and deletes expired segments
     /// when it is the configured hour, the disk is past the clean ratio, or `force` is set.
     /// Returns how many segments were deleted.
@@ -593,8 +581,11 @@ public final class MessageStore: Sendable {
         var deleted = 0
         if force || hour == policy.deleteWhenHour || ratio >= policy.diskCleanRatio {
             let reserved = Double(policy.fileReservedTime.components.seconds)
-            let floor = retentionFloor.withLock { $0 }
-            deleted = commitLog.deleteSegments(modifiedBefore: now.timeIntervalSince1970 - reserved, keepingFrom: floor)
+            let held = Double(max(policy.fileReservedTime, configuration.maxRetentionHold).components.seconds)
+            let needed = configuration.recordsStillNeeded.map { needed in { @Sendable in needed(self) } }
+            deleted = commitLog.deleteSegments(
+                modifiedBefore: now.timeIntervalSince1970 - reserved,
+                keeping: needed.map { RetainedRecords(from: $0, unlessModifiedBefore: now.timeIntervalSince1970 - held, diskFull: ratio >= configuration.diskHardLimitRatio) })
             if deleted > 0 {
                 let minOffset = commitLog.minOffset
                 for cq in allQueues() {

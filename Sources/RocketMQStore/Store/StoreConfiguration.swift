@@ -62,6 +62,17 @@ public struct StoreConfiguration: Sendable {
     public var diskHardLimitRatio: Double = 0.90
     /// How often retention and the disk ratio are checked. Default 10 s.
     public var retentionCheckInterval: Duration = .seconds(10)
+    /// The lowest CommitLog offset some record is still needed at (nil: none), asked by a
+    /// retention run that found an expired segment: that segment and every later one are kept
+    /// past `fileReservedTime`, as long as they were last written within `maxRetentionHold` and
+    /// the disk is below `diskHardLimitRatio`. The broker answers for its delay messages not due
+    /// yet and its open transactions, read back from their records later. The answer may only
+    /// grow over time. Called on the store's background thread, with no store lock held.
+    public var recordsStillNeeded: (@Sendable (MessageStore) -> Int64?)?
+    /// How long after its last write a segment is kept at most for `recordsStillNeeded`: past it
+    /// (or on a full disk) retention deletes it anyway and logs an error. Default 4 days: the
+    /// longest delay (3 days), and a day for a delivery held up.
+    public var maxRetentionHold: Duration = .seconds(4 * 86_400)
     /// Hash slots per IndexFile. Default 5 000 000.
     public var indexSlots: Int = 5_000_000
     /// Entries per IndexFile; a new file is started when full. Default 20 000 000.
