@@ -195,7 +195,7 @@ public final class Broker: Sendable {
         let producers = clients.producersByTopic(within: .seconds(30))
         let checks = await transactions.due(
             now: now, interval: configuration.transactionCheckInterval, maxChecks: configuration.transactionCheckMax,
-            canCheck: { producers[$0] != nil })
+            maxAge: store.retentionPolicy.fileReservedTime, canCheck: { producers[$0] != nil })
         for check in checks {
             guard let producer = producers[check.message.topic]?.randomElement() else { continue }
             let message = check.message.toProtocol(namespace: "", receiptHandle: nil, invisibleDuration: nil, deliveryAttempt: nil)

@@ -109,6 +109,27 @@ struct TransactionServiceTests {
         }
     }
 
+    @Test("a transaction no producer came to check is discarded once its half message is older than the retention")
+    func abandonedTransactionsAreDiscarded() async throws {
+        try await withBroker { broker in
+            let tx = broker.transactions
+            let id = try await tx.prepare(half("a", id: "ID-A"), firstCheck: .seconds(5), producerGave: true, broker: broker)
+            let day: Duration = .seconds(86_400)
+            let noProducer: (String) -> Bool = { _ in false }
+            #expect(await tx.due(now: Date() + 3600, interval: .seconds(60), maxChecks: 2, maxAge: day, canCheck: noProducer).isEmpty)
+            #expect(tx.openCount == 1, "waits for a producer while younger than the retention")
+            #expect(await tx.due(now: Date() + 86_400 + 60, interval: .seconds(60), maxChecks: 2, maxAge: day, canCheck: noProducer).isEmpty)
+            #expect(tx.openCount == 0, "discarded: its producers are gone")
+            // Rolled back for good: a late commit is refused and nothing reaches the queue.
+            await #expect(throws: BrokerError.self) {
+                try await tx.end(transactionId: id, messageId: "ID-A", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
+            }
+            #expect(try visible(broker).isEmpty)
+            tx.saveMark()
+            #expect(TransactionService.oldestRecordNeeded(in: broker.store) == nil)
+        }
+    }
+
     @Test("open transactions survive a restart; resolved ones stay resolved")
     func restart() async throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "broker-tx-\(UUID().uuidString)").path

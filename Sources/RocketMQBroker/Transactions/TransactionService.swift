@@ -38,6 +38,8 @@ final class TransactionService: Sendable {
         var opsFrom: Int64
         var topic: String
         var messageId: String
+        /// When its half message was stored.
+        var storedAt: Date
         /// When to check it back next.
         var checkAt: Date
         var checks: Int
@@ -115,6 +117,7 @@ final class TransactionService: Sendable {
             open[message.physicalOffset] = Open(
                 physicalOffset: message.physicalOffset, queueOffset: message.queueOffset,
                 opsFrom: opsFrom, topic: topic, messageId: message.messageId,
+                storedAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000),
                 checkAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000 + Self.recoveryDelay(of: message)), checks: 0)
         }
         state.withLock {
@@ -183,7 +186,8 @@ final class TransactionService: Sendable {
         }
         let open = Open(
             physicalOffset: result.physicalOffset, queueOffset: result.queueOffset, opsFrom: opsFrom, topic: message.topic,
-            messageId: message.properties[MessageProperty.uniqueKey] ?? result.msgId, checkAt: Date() + firstCheck.timeInterval, checks: 0)
+            messageId: message.properties[MessageProperty.uniqueKey] ?? result.msgId,
+            storedAt: Date(timeIntervalSince1970: Double(result.storeTimestamp) / 1000), checkAt: Date() + firstCheck.timeInterval, checks: 0)
         state.withLock { s in
             s.open[result.physicalOffset] = open
             s.preparing -= 1
@@ -284,12 +288,15 @@ final class TransactionService: Sendable {
     /// The open transactions due for a check at `now`. Each is rescheduled `interval` later and
     /// counted; one checked `maxChecks` times already is rolled back (discarded) instead.
     /// `canCheck(topic)`: whether a producer of the topic is there to ask; a transaction
-    /// without one waits, uncounted, for the next interval.
-    func due(now: Date, interval: Duration, maxChecks: Int, canCheck: (String) -> Bool) async -> [Check] {
+    /// without one waits, uncounted, for the next interval, until its half message is older than
+    /// `maxAge` (the broker passes the CommitLog's retention, as RocketMQ does): its producers
+    /// are gone, and it is discarded rather than kept open (and its record held) for ever.
+    func due(now: Date, interval: Duration, maxChecks: Int, maxAge: Duration? = nil, canCheck: (String) -> Bool) async -> [Check] {
+        let oldest = maxAge.map { now - $0.timeInterval }
         let (due, expired) = state.withLock { s -> ([Open], [Open]) in
             var due: [Open] = [], expired: [Open] = []
             for (offset, open) in s.open where open.checkAt <= now {
-                if open.checks >= maxChecks {
+                if open.checks >= maxChecks || oldest.map({ open.storedAt < $0 }) == true {
                     s.open[offset] = nil
                     s.resolving[offset] = open
                     expired.append(open)
@@ -303,9 +310,9 @@ final class TransactionService: Sendable {
             return (due, expired)
         }
         for open in expired {
-            logger.warning("transaction discarded after unanswered check-backs", metadata: [
-                "topic": "\(open.topic)", "messageId": "\(open.messageId)", "checks": "\(open.checks)",
-            ])
+            logger.warning(
+                open.checks >= maxChecks ? "transaction discarded after unanswered check-backs" : "transaction discarded: no producer of its topic came to check it back in time",
+                metadata: ["topic": "\(open.topic)", "messageId": "\(open.messageId)", "checks": "\(open.checks)", "storedAt": "\(open.storedAt)"])
             do {
                 try await writeOp(open.physicalOffset, .discard)
                 state.withLock { $0.remember(open.physicalOffset, .discard) }
