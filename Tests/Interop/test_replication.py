@@ -166,12 +166,24 @@ def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory
     send_one(slave.endpoint, b"after-restart")
 
 
-def test_a_promoted_slave_delivers_the_masters_pending_delay_messages_and_keeps_its_recalls(broker_factory, admin_pb):
+def fill(endpoint, count, topic=TOPIC):
+    """Sends `count` 1 KiB messages to `topic`: a few small segments' worth."""
+    p = producer(endpoint, topic)
+    try:
+        for i in range(count):
+            p.send(message(topic, b"f" * 1024))
+    finally:
+        p.shutdown()
+
+
+def test_a_promoted_slave_delivers_the_masters_pending_delay_messages_kept_past_retention_and_keeps_its_recalls(broker_factory, admin_pb):
     pb, _ = admin_pb
-    master = broker_factory(MASTER_CONFIG, extra=["--admin-token", TOKEN])
-    slave = broker_factory({"flushMode": "async"}, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN])
+    small = ["--segment-size", str(64 << 10)]  # after the fixture's own: the last one counts
+    master = broker_factory(MASTER_CONFIG, extra=["--admin-token", TOKEN, *small])
+    slave = broker_factory({"flushMode": "async"}, extra=["--role", "SLAVE", "--master", master.endpoint, "--admin-token", TOKEN, *small])
     master_admin, slave_admin = admin_stub(admin_pb, master), admin_stub(admin_pb, slave)
-    due = int(time.time()) + 20  # seconds (the Python client's unit); room for catch-up, kill, promotion
+    due = int(time.time()) + 40  # seconds (the Python client's unit); room for catch-up, retention, kill, promotion
+    fill(master.endpoint, 100)
     p = producer(master.endpoint, DELAY_TOPIC)
     try:
         receipts = {}
@@ -182,8 +194,25 @@ def test_a_promoted_slave_delivers_the_masters_pending_delay_messages_and_keeps_
         p.recall_message(DELAY_TOPIC, receipts[b"recalled"].recall_handle)
     finally:
         p.shutdown()
+    fill(master.endpoint, 150)
     assert master_admin.GetBrokerStatus(pb.GetBrokerStatusRequest(), timeout=5).pending_delay_messages == 2
     wait_until("the slave to catch up", caught_up(pb, master_admin, slave_admin))
+
+    # The slave's retention keeps the segments from the pending ones on, however old they are
+    # (its delay mark comes from the master), and deletes those before them.
+    wait_until("the master's delay mark on the slave", lambda: os.path.exists(os.path.join(slave.data_dir, "config", "delays.json")))
+    segments = sorted(os.listdir(os.path.join(slave.data_dir, "commitlog")))
+    assert len(segments) >= 5, segments
+    old = time.time() - 80 * 3600
+    for name in segments[:-1]:
+        os.utime(os.path.join(slave.data_dir, "commitlog", name), (old, old))
+    slave_admin.UpdateBrokerConfig(pb.UpdateBrokerConfigRequest(values={"deleteWhenHour": str(time.gmtime().tm_hour)}), metadata=AUTH, timeout=5)
+    kept = slave.process.wait_for(r"from=(\d+) neededOffset=(\d+) \S+ keeping expired CommitLog segments", timeout=20)
+    kept_from, needed = int(kept.group(1)), int(kept.group(2))
+    assert 0 < kept_from <= needed < kept_from + (64 << 10), (kept_from, needed)
+    slave.process.wait_for(r"deleted expired CommitLog segment", timeout=5)
+    left = sorted(os.listdir(os.path.join(slave.data_dir, "commitlog")))
+    assert int(left[0]) == kept_from and len(left) == len(segments) - segments.index(left[0]), (segments, left)
 
     # The schedule and its op records travel in the log: the promoted slave has both.
     master.kill()
