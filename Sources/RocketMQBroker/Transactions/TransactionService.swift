@@ -1,4 +1,5 @@
 import Foundation
+import HeapModule
 import Logging
 import RocketMQAPI
 import RocketMQStore
@@ -52,6 +53,15 @@ final class TransactionService: Sendable {
         case discard = "DISCARD"
     }
 
+    /// A key of an open half message (a time in ms, or an offset), ordered by `value` then the
+    /// half message's physical offset, in a heap that may outlive what it stood for: stale keys
+    /// (rescheduled or resolved meanwhile) are skipped when they reach the top.
+    private struct Keyed: Comparable {
+        var value: Int64
+        var offset: Int64
+        static func < (a: Keyed, b: Keyed) -> Bool { (a.value, a.offset) < (b.value, b.offset) }
+    }
+
     private struct State {
         /// Open half messages by physical offset.
         var open: [Int64: Open] = [:]
@@ -62,6 +72,33 @@ final class TransactionService: Sendable {
         /// Recent resolutions, for a repeated EndTransaction (a retry after a lost answer).
         var recent: [Int64: Resolution] = [:]
         var recentOrder: [Int64] = []
+        /// Open half messages by when they are checked next: `due` takes the due ones without
+        /// walking every open transaction.
+        var byCheck = Heap<Keyed>()
+        /// Undecided (open or resolving) half messages by physical offset, and by op offset: the
+        /// mark is their minima, found without walking every one. Decided ones leave lazily.
+        var byOffset = Heap<Int64>()
+        var byOps = Heap<Keyed>()
+
+        /// An open half message: new (`track`), rescheduled, or back from a failed resolution.
+        mutating func add(_ entry: Open, track: Bool = false) {
+            open[entry.physicalOffset] = entry
+            byCheck.insert(Keyed(value: TransactionService.milliseconds(entry.checkAt), offset: entry.physicalOffset))
+            if track {
+                byOffset.insert(entry.physicalOffset)
+                byOps.insert(Keyed(value: entry.opsFrom, offset: entry.physicalOffset))
+            }
+        }
+
+        func isUndecided(_ offset: Int64) -> Bool { open[offset] != nil || resolving[offset] != nil }
+
+        /// The oldest undecided half message's mark, nil when there is none.
+        mutating func oldest() -> Mark? {
+            while let top = byOffset.min, !isUndecided(top) { _ = byOffset.removeMin() }
+            while let top = byOps.min, !isUndecided(top.offset) { _ = byOps.removeMin() }
+            guard let first = byOffset.min, let entry = open[first] ?? resolving[first], let opsFrom = byOps.min?.value else { return nil }
+            return Mark(halfFrom: entry.queueOffset, opsFrom: opsFrom)
+        }
 
         /// Records how the half message at `offset` ended, forgetting the oldest quarter of
         /// `recent` once it holds `recentLimit`.
@@ -106,7 +143,7 @@ final class TransactionService: Sendable {
         try store.forEachMessage(systemTopic: Self.opTopic, from: mark?.opsFrom ?? 0) { message in
             if let offset = Int64(String(decoding: message.body, as: UTF8.self)) { resolved.insert(offset) }
         }
-        var open: [Int64: Open] = [:]
+        var fresh = State()
         // Every op record of a half message at or past the mark is at or past the mark's op
         // offset, so that stays the bound for the next reads. The op queue's end would skip,
         // at the next start, the records of transactions resolved before this one that lie
@@ -114,17 +151,15 @@ final class TransactionService: Sendable {
         let opsFrom = mark?.opsFrom ?? 0
         try store.forEachMessage(systemTopic: Self.halfTopic, from: mark?.halfFrom ?? 0) { message in
             guard !resolved.contains(message.physicalOffset), let topic = message.properties[StoredProperty.realTopic] else { return }
-            open[message.physicalOffset] = Open(
+            fresh.add(Open(
                 physicalOffset: message.physicalOffset, queueOffset: message.queueOffset,
                 opsFrom: opsFrom, topic: topic, messageId: message.messageId,
                 storedAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000),
-                checkAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000 + Self.recoveryDelay(of: message)), checks: 0)
+                checkAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000 + Self.recoveryDelay(of: message)), checks: 0),
+                track: true)
         }
-        state.withLock {
-            $0 = State()
-            $0.open = open
-        }
-        if !open.isEmpty { logger.info("open transactions recovered", metadata: ["count": "\(open.count)"]) }
+        state.withLock { $0 = fresh }
+        if !fresh.open.isEmpty { logger.info("open transactions recovered", metadata: ["count": "\(fresh.open.count)"]) }
     }
 
     /// Where in the CommitLog the oldest open half message lies, as the saved mark says (see
@@ -141,12 +176,8 @@ final class TransactionService: Sendable {
     func saveMark() {
         let mark: Mark? = state.withLock { s in
             guard s.preparing == 0 else { return nil }
-            let undecided = Array(s.open.values) + Array(s.resolving.values)
-            return if let oldest = undecided.min(by: { $0.queueOffset < $1.queueOffset }) {
-                Mark(halfFrom: oldest.queueOffset, opsFrom: undecided.map(\.opsFrom).min() ?? oldest.opsFrom)
-            } else {
-                Mark(halfFrom: store.maxOffset(topic: Self.halfTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
-            }
+            return s.oldest() ?? Mark(
+                halfFrom: store.maxOffset(topic: Self.halfTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
         }
         if let mark { markFile.save(mark, logger: logger) }
     }
@@ -189,7 +220,7 @@ final class TransactionService: Sendable {
             messageId: message.properties[MessageProperty.uniqueKey] ?? result.msgId,
             storedAt: Date(timeIntervalSince1970: Double(result.storeTimestamp) / 1000), checkAt: Date() + firstCheck.timeInterval, checks: 0)
         state.withLock { s in
-            s.open[result.physicalOffset] = open
+            s.add(open, track: true)
             s.preparing -= 1
         }
         return result.msgId
@@ -246,7 +277,7 @@ final class TransactionService: Sendable {
                 s.resolving[offset] = nil
                 var open = claimed
                 open.checkAt = Date()
-                s.open[offset] = open
+                s.add(open)
             }
             throw error
         }
@@ -285,6 +316,9 @@ final class TransactionService: Sendable {
         var message: StoredMessage
     }
 
+    /// `date` in whole milliseconds since the epoch: the check heap's key.
+    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+
     /// The open transactions due for a check at `now`. Each is rescheduled `interval` later and
     /// counted; one checked `maxChecks` times already is rolled back (discarded) instead.
     /// `canCheck(topic)`: whether a producer of the topic is there to ask; a transaction
@@ -293,19 +327,23 @@ final class TransactionService: Sendable {
     /// are gone, and it is discarded rather than kept open (and its record held) for ever.
     func due(now: Date, interval: Duration, maxChecks: Int, maxAge: Duration? = nil, canCheck: (String) -> Bool) async -> [Check] {
         let oldest = maxAge.map { now - $0.timeInterval }
+        let nowKey = Self.milliseconds(now)
         let (due, expired) = state.withLock { s -> ([Open], [Open]) in
             var due: [Open] = [], expired: [Open] = []
-            for (offset, open) in s.open where open.checkAt <= now {
+            while let top = s.byCheck.min, top.value <= nowKey {
+                _ = s.byCheck.removeMin()
+                guard var open = s.open[top.offset], Self.milliseconds(open.checkAt) == top.value else { continue }
                 if open.checks >= maxChecks || oldest.map({ open.storedAt < $0 }) == true {
-                    s.open[offset] = nil
-                    s.resolving[offset] = open
+                    s.open[top.offset] = nil
+                    s.resolving[top.offset] = open
                     expired.append(open)
                     continue
                 }
-                s.open[offset]?.checkAt = now + interval.timeInterval
-                guard canCheck(open.topic) else { continue }
-                s.open[offset]?.checks += 1
-                due.append(open)
+                open.checkAt = now + interval.timeInterval
+                let checked = canCheck(open.topic)
+                if checked { open.checks += 1 }
+                s.add(open)
+                if checked { due.append(open) }
             }
             return (due, expired)
         }
@@ -319,7 +357,7 @@ final class TransactionService: Sendable {
             } catch {
                 state.withLock { s in
                     s.resolving[open.physicalOffset] = nil
-                    s.open[open.physicalOffset] = open
+                    s.add(open)
                 }
             }
         }
