@@ -235,6 +235,22 @@ struct DelayTests {
         }
     }
 
+    @Test("the mark's heaps shed delivered entries while an old one stays pending")
+    func markHeapsStayBounded() async throws {
+        try await withBroker { broker in
+            _ = try broker.topic(named: "t")
+            let now = MessageStore.nowMilliseconds()
+            _ = try await schedule(broker, topic: "t", body: "far", due: now + 600_000)
+            for i in 0..<3000 { _ = try await schedule(broker, topic: "t", body: "\(i)", due: now + 60_000) }
+            while await broker.delays.deliverDue(now: now + 60_000, broker: broker) > 0 {}
+            #expect(broker.pendingDelayMessages == 1)
+            #expect(broker.delays.markHeapCount > 3000, "delivered entries wait behind the far one")
+            _ = broker.delays.mark(now: now)
+            #expect(broker.delays.markHeapCount <= 1025)
+            #expect(broker.delays.mark(now: now).scheduleFrom == 0, "the far one, scheduled first, is still the mark")
+        }
+    }
+
     @Test("op record bodies list the offsets they settle")
     func opBodies() {
         #expect(DelayService.opBody([3, 10, 42]) == Array("3,10,42".utf8))

@@ -130,6 +130,42 @@ struct TransactionServiceTests {
         }
     }
 
+    @Test("the check and mark heaps shed the keys of resolved transactions while an old one stays open")
+    func heapsStayBounded() async throws {
+        try await withBroker { broker in
+            let tx = broker.transactions
+            _ = try await tx.prepare(half("old", id: "ID-OLD"), firstCheck: .seconds(600), producerGave: false, broker: broker)
+            for i in 0..<3000 {
+                let id = try await tx.prepare(half("\(i)", id: "ID-\(i)"), firstCheck: .seconds(600), producerGave: false, broker: broker)
+                try await tx.end(transactionId: id, messageId: "ID-\(i)", topic: "orders", resolution: .rollback, fromCheck: false, broker: broker)
+            }
+            #expect(tx.heapCounts.mark > 3000 && tx.heapCounts.check > 3000, "stale keys wait behind the old one")
+            tx.saveMark()
+            _ = await tx.due(now: Date(), interval: .seconds(60), maxChecks: 15, canCheck: { _ in true })
+            #expect(tx.heapCounts.mark <= 1025 && tx.heapCounts.check <= 1025, "\(tx.heapCounts)")
+            #expect(tx.openCount == 1)
+            // The mark still names the old one.
+            #expect(TransactionService.oldestRecordNeeded(in: broker.store) != nil)
+        }
+    }
+
+    @Test("a check is handed out once per call however short the interval; an absurd recovery time traps nothing")
+    func checkEdges() async throws {
+        try await withBroker { broker in
+            let tx = broker.transactions
+            _ = try await tx.prepare(half("a", id: "ID-A"), firstCheck: .zero, producerGave: true, broker: broker)
+            let checks = await tx.due(now: Date() + 1, interval: .zero, maxChecks: 5, canCheck: { _ in true })
+            #expect(checks.count == 1)
+            #expect(tx.openCount == 1)
+            // Beyond what a millisecond count can hold (a producer's duration, read back at a start).
+            _ = try await tx.prepare(half("b", id: "ID-B"), firstCheck: .seconds(9_223_373_000_000_000), producerGave: false, broker: broker)
+            #expect(TransactionService.milliseconds(Date(timeIntervalSince1970: 1e17)) == .max)
+            #expect(await tx.due(now: Date() + 2, interval: .seconds(1), maxChecks: 5, canCheck: { _ in true }).count == 1)
+            tx.saveMark()
+            #expect(tx.openCount == 2)
+        }
+    }
+
     @Test("open transactions survive a restart; resolved ones stay resolved")
     func restart() async throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "broker-tx-\(UUID().uuidString)").path

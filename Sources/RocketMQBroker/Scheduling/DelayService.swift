@@ -137,6 +137,14 @@ final class DelayService: Sendable {
             }
             while let top = bySchedule.min, !isUnsettled(top) { _ = bySchedule.removeMin() }
             while let top = byOps.min, !isUnsettled(top.queueOffset) { _ = byOps.removeMin() }
+            // Settled entries behind an old unsettled one (a delay of days) leave only when it
+            // does: rebuilt once they are most of the heap, so memory follows what is unsettled.
+            let unsettled = pending.count + claimed.count + recalled.count
+            if bySchedule.count > 2 * unsettled + 1024 {
+                let all = Array(pending.values) + claimed.values.map(\.entry) + Array(recalled.values)
+                bySchedule = Heap(all.map(\.queueOffset))
+                byOps = Heap(all.map { Keyed(value: $0.opsFrom, queueOffset: $0.queueOffset) })
+            }
             // Both hold the same unsettled entries: both are empty or neither is.
             var oldest: Mark?
             if let scheduleFrom = bySchedule.min, let opsFrom = byOps.min?.value { oldest = Mark(scheduleFrom: scheduleFrom, opsFrom: opsFrom) }
@@ -234,6 +242,9 @@ final class DelayService: Sendable {
         let mark = ScanMark<Mark>.peek(store.configDirectory + "/" + markFile)
         return store.physicalOffset(topic: scheduleTopic, queueId: 0, at: mark?.scheduleFrom ?? 0)
     }
+
+    /// Keys in the mark's schedule-offset heap, stale ones included (tests).
+    var markHeapCount: Int { state.withLock { $0.bySchedule.count } }
 
     /// Delay messages waiting for their time (admin, console, tests).
     var pendingCount: Int { state.withLock { s in s.pending.count + s.claimed.values.count { !$0.recall } } }

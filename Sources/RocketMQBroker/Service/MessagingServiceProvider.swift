@@ -145,7 +145,9 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         let toAppend = message.toAppend(queueId: queueId, bornHost: peer, type: type)
         if type == .transaction {
             // A half message: stored apart until its producer commits it (see TransactionService).
-            let recovery = system.orphanedTransactionRecoveryDuration.map(\.duration).flatMap { $0 > .zero ? $0 : nil }
+            // At most a day, as the broker's own `transactionTimeout` may be: a producer's absurd
+            // duration must not put the first check beyond any clock.
+            let recovery = system.orphanedTransactionRecoveryDuration.map(\.duration).flatMap { $0 > .zero ? min($0, .seconds(86_400)) : nil }
             let transactionId = try await broker.transactions.prepare(
                 toAppend, firstCheck: recovery ?? broker.configuration.transactionTimeout, producerGave: recovery != nil, broker: broker)
             return (system.messageId.isEmpty ? transactionId : system.messageId, 0, transactionId, nil)

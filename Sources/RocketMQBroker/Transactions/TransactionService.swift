@@ -67,6 +67,8 @@ final class TransactionService: Sendable {
         var open: [Int64: Open] = [:]
         /// Being resolved right now (an EndTransaction between its claim and its op record).
         var resolving: [Int64: Open] = [:]
+        /// Bumped by `reload`: a prepare begun before it does not count in the new state.
+        var generation = 0
         /// Half messages being stored, not yet in `open`: no mark is taken meanwhile.
         var preparing = 0
         /// Recent resolutions, for a repeated EndTransaction (a retry after a lost answer).
@@ -96,6 +98,14 @@ final class TransactionService: Sendable {
         mutating func oldest() -> Mark? {
             while let top = byOffset.min, !isUndecided(top) { _ = byOffset.removeMin() }
             while let top = byOps.min, !isUndecided(top.offset) { _ = byOps.removeMin() }
+            // Decided entries behind an old undecided one leave only when it does: rebuilt once
+            // they are most of the heap, so memory follows the undecided count.
+            let undecided = open.count + resolving.count
+            if byOffset.count > 2 * undecided + 1024 {
+                let all = Array(open.values) + Array(resolving.values)
+                byOffset = Heap(all.map(\.physicalOffset))
+                byOps = Heap(all.map { Keyed(value: $0.opsFrom, offset: $0.physicalOffset) })
+            }
             guard let first = byOffset.min, let entry = open[first] ?? resolving[first], let opsFrom = byOps.min?.value else { return nil }
             return Mark(halfFrom: entry.queueOffset, opsFrom: opsFrom)
         }
@@ -158,7 +168,10 @@ final class TransactionService: Sendable {
                 checkAt: Date(timeIntervalSince1970: Double(message.storeTimestamp) / 1000 + Self.recoveryDelay(of: message)), checks: 0),
                 track: true)
         }
-        state.withLock { $0 = fresh }
+        state.withLock { s in
+            fresh.generation = s.generation + 1
+            s = fresh
+        }
         if !fresh.open.isEmpty { logger.info("open transactions recovered", metadata: ["count": "\(fresh.open.count)"]) }
     }
 
@@ -191,6 +204,9 @@ final class TransactionService: Sendable {
     /// Open transactions now (admin, console, tests).
     var openCount: Int { state.withLock { $0.open.count } }
 
+    /// Keys in the check heap and the mark's offset heap, stale ones included (tests).
+    var heapCounts: (check: Int, mark: Int) { state.withLock { ($0.byCheck.count, $0.byOffset.count) } }
+
     // MARK: Half messages
 
     /// Stores `message` (already validated, queue chosen) as a half message; returns its
@@ -204,15 +220,15 @@ final class TransactionService: Sendable {
         if producerGave { half.properties[StoredProperty.transactionRecoveryMillis] = String(firstCheck.wholeMilliseconds) }
         half.topic = Self.halfTopic
         half.queueId = 0
-        let opsFrom = state.withLock { s in
+        let (opsFrom, generation) = state.withLock { s in
             s.preparing += 1
-            return store.maxOffset(topic: Self.opTopic, queueId: 0)
+            return (store.maxOffset(topic: Self.opTopic, queueId: 0), s.generation)
         }
         let result: AppendResult
         do {
             result = try await store.append(half)
         } catch {
-            state.withLock { $0.preparing -= 1 }
+            state.withLock { s in if s.generation == generation { s.preparing -= 1 } }
             throw BrokerError(error)
         }
         let open = Open(
@@ -220,8 +236,10 @@ final class TransactionService: Sendable {
             messageId: message.properties[MessageProperty.uniqueKey] ?? result.msgId,
             storedAt: Date(timeIntervalSince1970: Double(result.storeTimestamp) / 1000), checkAt: Date() + firstCheck.timeInterval, checks: 0)
         state.withLock { s in
+            // After a reload (a promotion) meanwhile, the new state read it from the log if the
+            // read came after the append; it is added either way (the same entry).
             s.add(open, track: true)
-            s.preparing -= 1
+            if s.generation == generation { s.preparing -= 1 }
         }
         return result.msgId
     }
@@ -281,7 +299,11 @@ final class TransactionService: Sendable {
             }
             throw error
         }
-        state.withLock { $0.remember(offset, resolution) }
+        // `open` too: a reload (a promotion) that read the log before this op record has it open.
+        state.withLock { s in
+            s.open[offset] = nil
+            s.remember(offset, resolution)
+        }
         logger.debug("transaction ended", metadata: [
             "transaction": "\(transactionId)", "resolution": "\(resolution.rawValue)", "by": "\(fromCheck ? "check-back" : "producer")",
         ])
@@ -317,7 +339,11 @@ final class TransactionService: Sendable {
     }
 
     /// `date` in whole milliseconds since the epoch: the check heap's key.
-    static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
+    static func milliseconds(_ date: Date) -> Int64 {
+        let ms = (date.timeIntervalSince1970 * 1000).rounded(.down)
+        // Clamped: a check time read back from a record must not trap the conversion.
+        return ms >= 9.2e18 ? .max : ms <= -9.2e18 ? .min : Int64(ms)
+    }
 
     /// The open transactions due for a check at `now`. Each is rescheduled `interval` later and
     /// counted; one checked `maxChecks` times already is rolled back (discarded) instead.
@@ -329,7 +355,12 @@ final class TransactionService: Sendable {
         let oldest = maxAge.map { now - $0.timeInterval }
         let nowKey = Self.milliseconds(now)
         let (due, expired) = state.withLock { s -> ([Open], [Open]) in
-            var due: [Open] = [], expired: [Open] = []
+            var due: [Open] = [], expired: [Open] = [], rescheduled: [Open] = []
+            // Keys of transactions resolved before their check stay until their time: rebuilt
+            // once they are most of the heap.
+            if s.byCheck.count > 2 * s.open.count + 1024 {
+                s.byCheck = Heap(s.open.values.map { Keyed(value: Self.milliseconds($0.checkAt), offset: $0.physicalOffset) })
+            }
             while let top = s.byCheck.min, top.value <= nowKey {
                 _ = s.byCheck.removeMin()
                 guard var open = s.open[top.offset], Self.milliseconds(open.checkAt) == top.value else { continue }
@@ -342,9 +373,12 @@ final class TransactionService: Sendable {
                 open.checkAt = now + interval.timeInterval
                 let checked = canCheck(open.topic)
                 if checked { open.checks += 1 }
-                s.add(open)
+                // Keyed again after the loop: a key due now again (an interval under 1 ms) is not
+                // popped twice in one call.
+                rescheduled.append(open)
                 if checked { due.append(open) }
             }
+            for open in rescheduled { s.add(open) }
             return (due, expired)
         }
         for open in expired {
@@ -353,7 +387,10 @@ final class TransactionService: Sendable {
                 metadata: ["topic": "\(open.topic)", "messageId": "\(open.messageId)", "checks": "\(open.checks)", "storedAt": "\(open.storedAt)"])
             do {
                 try await writeOp(open.physicalOffset, .discard)
-                state.withLock { $0.remember(open.physicalOffset, .discard) }
+                state.withLock { s in
+                    s.open[open.physicalOffset] = nil
+                    s.remember(open.physicalOffset, .discard)
+                }
             } catch {
                 state.withLock { s in
                     s.resolving[open.physicalOffset] = nil
