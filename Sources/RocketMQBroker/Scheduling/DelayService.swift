@@ -76,20 +76,11 @@ final class DelayService: Sendable {
         var opsFrom: Int64
     }
 
-    /// A key of an entry (a time or an offset), ordered by `value` then the entry, in a heap that
-    /// may outlive what it stood for: stale keys (the entry settled, recalled or retried
-    /// meanwhile) are skipped when they reach the top.
-    private struct Keyed: Comparable {
-        var value: Int64
-        var queueOffset: Int64
-        static func < (a: Keyed, b: Keyed) -> Bool { (a.value, a.queueOffset) < (b.value, b.queueOffset) }
-    }
-
     private struct State {
         /// Bumped by `reload`: work claimed from an older state does not come back into the new one.
         var generation = 0
         var pending: [Int64: Entry] = [:]
-        var firings = Heap<Keyed>()
+        var firings = Heap<HeapKey>()
         /// Being copied (`recall` false) or recalled right now, between the claim and the op record.
         var claimed: [Int64: (entry: Entry, recall: Bool)] = [:]
         /// Recalled: kept until `recallMemoryMilliseconds` past the due time, so a repeated recall answers OK.
@@ -98,30 +89,26 @@ final class DelayService: Sendable {
         var preparing: [UInt64: Mark] = [:]
         var nextToken: UInt64 = 0
         var delivered = 0
-        /// Every entry not settled yet (pending, claimed or recalled) by schedule offset, and by
-        /// op offset: the mark is their minima, found without walking every entry. Settled
-        /// entries leave lazily, when they reach the top.
-        var bySchedule = Heap<Int64>()
-        var byOps = Heap<Keyed>()
+        /// Every entry not settled yet (pending, claimed or recalled): the mark.
+        var unsettled = UnsettledEntries()
         /// Recalled entries by due time, to forget them `recallMemoryMilliseconds` after it.
-        var recallExpiry = Heap<Keyed>()
+        var recallExpiry = Heap<HeapKey>()
 
         /// A pending entry: new (`track`), or back from a claim.
         mutating func add(_ entry: Entry, track: Bool = false) {
             pending[entry.queueOffset] = entry
-            firings.insert(Keyed(value: entry.fireAt, queueOffset: entry.queueOffset))
+            firings.insert(HeapKey(value: entry.fireAt, id: entry.queueOffset))
             if track { self.track(entry) }
         }
 
         /// Counts `entry` in the mark until it is settled.
         mutating func track(_ entry: Entry) {
-            bySchedule.insert(entry.queueOffset)
-            byOps.insert(Keyed(value: entry.opsFrom, queueOffset: entry.queueOffset))
+            unsettled.track(id: entry.queueOffset, queueOffset: entry.queueOffset, opsFrom: entry.opsFrom)
         }
 
         mutating func recall(_ entry: Entry) {
             recalled[entry.queueOffset] = entry
-            recallExpiry.insert(Keyed(value: entry.due, queueOffset: entry.queueOffset))
+            recallExpiry.insert(HeapKey(value: entry.due, id: entry.queueOffset))
         }
 
         func isUnsettled(_ queueOffset: Int64) -> Bool {
@@ -133,21 +120,17 @@ final class DelayService: Sendable {
         mutating func oldest(now: Int64) -> Mark? {
             while let top = recallExpiry.min, top.value <= now - DelayService.recallMemoryMilliseconds {
                 _ = recallExpiry.removeMin()
-                recalled[top.queueOffset] = nil
+                recalled[top.id] = nil
             }
-            while let top = bySchedule.min, !isUnsettled(top) { _ = bySchedule.removeMin() }
-            while let top = byOps.min, !isUnsettled(top.queueOffset) { _ = byOps.removeMin() }
-            // Settled entries behind an old unsettled one (a delay of days) leave only when it
-            // does: rebuilt once they are most of the heap, so memory follows what is unsettled.
-            let unsettled = pending.count + claimed.count + recalled.count
-            if bySchedule.count > 2 * unsettled + 1024 {
-                let all = Array(pending.values) + claimed.values.map(\.entry) + Array(recalled.values)
-                bySchedule = Heap(all.map(\.queueOffset))
-                byOps = Heap(all.map { Keyed(value: $0.opsFrom, queueOffset: $0.queueOffset) })
-            }
-            // Both hold the same unsettled entries: both are empty or neither is.
-            var oldest: Mark?
-            if let scheduleFrom = bySchedule.min, let opsFrom = byOps.min?.value { oldest = Mark(scheduleFrom: scheduleFrom, opsFrom: opsFrom) }
+            let (pending, claimed, recalled) = (self.pending, self.claimed, self.recalled)
+            var oldest = unsettled.oldest(
+                isUnsettled: isUnsettled,
+                unsettled: {
+                    (Array(pending.values) + claimed.values.map(\.entry) + Array(recalled.values))
+                        .map { ($0.queueOffset, $0.queueOffset, $0.opsFrom) }
+                },
+                unsettledCount: pending.count + claimed.count + recalled.count
+            ).map { Mark(scheduleFrom: $0.queueOffset, opsFrom: $0.opsFrom) }
             for start in preparing.values {
                 oldest = Mark(
                     scheduleFrom: min(oldest?.scheduleFrom ?? start.scheduleFrom, start.scheduleFrom),
@@ -244,7 +227,7 @@ final class DelayService: Sendable {
     }
 
     /// Keys in the mark's schedule-offset heap, stale ones included (tests).
-    var markHeapCount: Int { state.withLock { $0.bySchedule.count } }
+    var markHeapCount: Int { state.withLock { $0.unsettled.count } }
 
     /// Delay messages waiting for their time (admin, console, tests).
     var pendingCount: Int { state.withLock { s in s.pending.count + s.claimed.values.count { !$0.recall } } }
@@ -255,7 +238,7 @@ final class DelayService: Sendable {
     /// When the timer should next look (ms since the epoch), nil when nothing is pending.
     var nextFiring: Int64? {
         state.withLock { s in
-            while let top = s.firings.min, s.pending[top.queueOffset]?.fireAt != top.value { _ = s.firings.removeMin() }
+            while let top = s.firings.min, s.pending[top.id]?.fireAt != top.value { _ = s.firings.removeMin() }
             return s.firings.min?.value
         }
     }
@@ -380,9 +363,9 @@ final class DelayService: Sendable {
             var due: [Entry] = []
             while due.count < Self.deliveryBatch, let top = s.firings.min, top.value <= now {
                 _ = s.firings.removeMin()
-                guard let entry = s.pending[top.queueOffset], entry.fireAt == top.value else { continue }
-                s.pending[top.queueOffset] = nil
-                s.claimed[top.queueOffset] = (entry, false)
+                guard let entry = s.pending[top.id], entry.fireAt == top.value else { continue }
+                s.pending[top.id] = nil
+                s.claimed[top.id] = (entry, false)
                 due.append(entry)
             }
             return (due, s.generation)

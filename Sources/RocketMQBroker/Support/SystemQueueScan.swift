@@ -1,4 +1,5 @@
 import Foundation
+import HeapModule
 import Logging
 import RocketMQStore
 import Synchronization
@@ -64,5 +65,50 @@ final class ScanMark<Mark: Codable & Equatable & Sendable>: Sendable {
                 logger.warning("could not save the \(what) mark", metadata: ["error": "\(error)"])
             }
         }
+    }
+}
+
+/// A key in a heap that may outlive what it stood for, ordered by `value` (a time or an offset),
+/// then by its entry's `id`: a stale key (the entry settled or rescheduled since) is skipped when
+/// it reaches the top.
+struct HeapKey: Comparable, Sendable {
+    var value: Int64
+    var id: Int64
+    static func < (a: HeapKey, b: HeapKey) -> Bool { (a.value, a.id) < (b.value, b.id) }
+}
+
+/// The entries of a system queue not settled yet (`DelayService`, `TransactionService`), by their
+/// offset in the queue and by the op queue's offset before which none of their op records can be:
+/// a start-up scan's mark is the two minima, found without walking every entry. Settled entries
+/// leave lazily, when they reach the top, and all at once when they are most of the heap (behind
+/// one old unsettled entry they would pile up): memory follows what is unsettled.
+struct UnsettledEntries {
+    private var byQueue = Heap<HeapKey>()
+    private var byOps = Heap<HeapKey>()
+
+    /// Keys kept, stale ones included (tests).
+    var count: Int { byQueue.count }
+
+    /// Counts entry `id` in the mark until it is settled.
+    mutating func track(id: Int64, queueOffset: Int64, opsFrom: Int64) {
+        byQueue.insert(HeapKey(value: queueOffset, id: id))
+        byOps.insert(HeapKey(value: opsFrom, id: id))
+    }
+
+    /// The oldest unsettled entry's queue offset and the lowest op offset, nil when none is.
+    /// `unsettled`: every entry not settled, as `track` took it (for a rebuild).
+    mutating func oldest(
+        isUnsettled: (Int64) -> Bool, unsettled: () -> [(id: Int64, queueOffset: Int64, opsFrom: Int64)], unsettledCount: Int
+    ) -> (queueOffset: Int64, opsFrom: Int64)? {
+        while let top = byQueue.min, !isUnsettled(top.id) { _ = byQueue.removeMin() }
+        while let top = byOps.min, !isUnsettled(top.id) { _ = byOps.removeMin() }
+        if byQueue.count > 2 * unsettledCount + 1024 {
+            let all = unsettled()
+            byQueue = Heap(all.map { HeapKey(value: $0.queueOffset, id: $0.id) })
+            byOps = Heap(all.map { HeapKey(value: $0.opsFrom, id: $0.id) })
+        }
+        // Both hold the same unsettled entries: both are empty or neither is.
+        guard let queueOffset = byQueue.min?.value, let opsFrom = byOps.min?.value else { return nil }
+        return (queueOffset, opsFrom)
     }
 }

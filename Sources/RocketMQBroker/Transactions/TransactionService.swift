@@ -53,15 +53,6 @@ final class TransactionService: Sendable {
         case discard = "DISCARD"
     }
 
-    /// A key of an open half message (a time in ms, or an offset), ordered by `value` then the
-    /// half message's physical offset, in a heap that may outlive what it stood for: stale keys
-    /// (rescheduled or resolved meanwhile) are skipped when they reach the top.
-    private struct Keyed: Comparable {
-        var value: Int64
-        var offset: Int64
-        static func < (a: Keyed, b: Keyed) -> Bool { (a.value, a.offset) < (b.value, b.offset) }
-    }
-
     private struct State {
         /// Open half messages by physical offset.
         var open: [Int64: Open] = [:]
@@ -76,38 +67,27 @@ final class TransactionService: Sendable {
         var recentOrder: [Int64] = []
         /// Open half messages by when they are checked next: `due` takes the due ones without
         /// walking every open transaction.
-        var byCheck = Heap<Keyed>()
-        /// Undecided (open or resolving) half messages by physical offset, and by op offset: the
-        /// mark is their minima, found without walking every one. Decided ones leave lazily.
-        var byOffset = Heap<Int64>()
-        var byOps = Heap<Keyed>()
+        var byCheck = Heap<HeapKey>()
+        /// Undecided (open or resolving) half messages, by physical offset: the mark.
+        var undecided = UnsettledEntries()
 
         /// An open half message: new (`track`), rescheduled, or back from a failed resolution.
         mutating func add(_ entry: Open, track: Bool = false) {
             open[entry.physicalOffset] = entry
-            byCheck.insert(Keyed(value: TransactionService.milliseconds(entry.checkAt), offset: entry.physicalOffset))
-            if track {
-                byOffset.insert(entry.physicalOffset)
-                byOps.insert(Keyed(value: entry.opsFrom, offset: entry.physicalOffset))
-            }
+            byCheck.insert(HeapKey(value: TransactionService.milliseconds(entry.checkAt), id: entry.physicalOffset))
+            if track { undecided.track(id: entry.physicalOffset, queueOffset: entry.queueOffset, opsFrom: entry.opsFrom) }
         }
 
         func isUndecided(_ offset: Int64) -> Bool { open[offset] != nil || resolving[offset] != nil }
 
         /// The oldest undecided half message's mark, nil when there is none.
         mutating func oldest() -> Mark? {
-            while let top = byOffset.min, !isUndecided(top) { _ = byOffset.removeMin() }
-            while let top = byOps.min, !isUndecided(top.offset) { _ = byOps.removeMin() }
-            // Decided entries behind an old undecided one leave only when it does: rebuilt once
-            // they are most of the heap, so memory follows the undecided count.
-            let undecided = open.count + resolving.count
-            if byOffset.count > 2 * undecided + 1024 {
-                let all = Array(open.values) + Array(resolving.values)
-                byOffset = Heap(all.map(\.physicalOffset))
-                byOps = Heap(all.map { Keyed(value: $0.opsFrom, offset: $0.physicalOffset) })
-            }
-            guard let first = byOffset.min, let entry = open[first] ?? resolving[first], let opsFrom = byOps.min?.value else { return nil }
-            return Mark(halfFrom: entry.queueOffset, opsFrom: opsFrom)
+            let (open, resolving) = (self.open, self.resolving)
+            return undecided.oldest(
+                isUnsettled: isUndecided,
+                unsettled: { (Array(open.values) + Array(resolving.values)).map { ($0.physicalOffset, $0.queueOffset, $0.opsFrom) } },
+                unsettledCount: open.count + resolving.count
+            ).map { Mark(halfFrom: $0.queueOffset, opsFrom: $0.opsFrom) }
         }
 
         /// Records how the half message at `offset` ended, forgetting the oldest quarter of
@@ -205,7 +185,7 @@ final class TransactionService: Sendable {
     var openCount: Int { state.withLock { $0.open.count } }
 
     /// Keys in the check heap and the mark's offset heap, stale ones included (tests).
-    var heapCounts: (check: Int, mark: Int) { state.withLock { ($0.byCheck.count, $0.byOffset.count) } }
+    var heapCounts: (check: Int, mark: Int) { state.withLock { ($0.byCheck.count, $0.undecided.count) } }
 
     // MARK: Half messages
 
@@ -359,14 +339,14 @@ final class TransactionService: Sendable {
             // Keys of transactions resolved before their check stay until their time: rebuilt
             // once they are most of the heap.
             if s.byCheck.count > 2 * s.open.count + 1024 {
-                s.byCheck = Heap(s.open.values.map { Keyed(value: Self.milliseconds($0.checkAt), offset: $0.physicalOffset) })
+                s.byCheck = Heap(s.open.values.map { HeapKey(value: Self.milliseconds($0.checkAt), id: $0.physicalOffset) })
             }
             while let top = s.byCheck.min, top.value <= nowKey {
                 _ = s.byCheck.removeMin()
-                guard var open = s.open[top.offset], Self.milliseconds(open.checkAt) == top.value else { continue }
+                guard var open = s.open[top.id], Self.milliseconds(open.checkAt) == top.value else { continue }
                 if open.checks >= maxChecks || oldest.map({ open.storedAt < $0 }) == true {
-                    s.open[top.offset] = nil
-                    s.resolving[top.offset] = open
+                    s.open[top.id] = nil
+                    s.resolving[top.id] = open
                     expired.append(open)
                     continue
                 }
