@@ -134,7 +134,11 @@ public final class Producer: Sendable {
                 }
             } catch {
                 lastError = error
-                guard error.isRetryable, attempt < attempts else { throw error }
+                // Not again what the broker already stored (a duplicate for sure), nor a half
+                // message unless the broker refused it before storing: an orphaned first half
+                // would be checked back and committed as well.
+                guard error.isRetryable, !error.isStoredButUnconfirmed, !transactional || error.isRefusedBeforeStoring,
+                      attempt < attempts else { throw error }
                 session.logger.info("send failed; retrying", metadata: [
                     "topic": "\(first.topic)", "endpoint": "\(endpoint)", "attempt": "\(attempt)", "error": "\(error)"])
                 failed.insert(endpoint)
@@ -203,15 +207,16 @@ public final class Producer: Sendable {
     ) throws(RocketMQError) -> Apache_Rocketmq_V2_MessageQueue {
         let writable = route.writableQueues.sorted { ($0.brokerName, $0.id) < ($1.brokerName, $1.id) }
         guard !writable.isEmpty else { throw .noQueue(topic: route.topic, reason: "no writable queue in its route") }
-        let start: Int
         if let messageGroup, !messageGroup.isEmpty {
-            start = Int(StableHash.of(messageGroup) % UInt64(writable.count))
-        } else {
-            start = roundRobin.withLock { next in
-                defer { next &+= 1 }
-                return next
-            } % writable.count
+            // A message group keeps to the queue it hashes to, retries and failing brokers
+            // included: the broker orders a group only within one queue, so moving it would
+            // break its order (and a send that timed out may be stored there already).
+            return writable[Int(StableHash.of(messageGroup) % UInt64(writable.count))]
         }
+        let start = roundRobin.withLock { next in
+            defer { next &+= 1 }
+            return next
+        } % writable.count
         for step in 0..<writable.count {
             let queue = writable[(start + step) % writable.count]
             if let endpoint = queue.endpoint, !avoiding.contains(endpoint) { return queue }

@@ -85,12 +85,23 @@ public final class PullConsumer: Sendable {
             return next
         }
         var pulled: [ReceivedMessage] = []
+        var firstError: RocketMQError?
         for step in 0..<queues.count where pulled.count < maxMessages {
-            pulled += try await pull(queues[(start + step) % queues.count], batchSize: maxMessages - pulled.count, wait: .zero)
+            // A queue's position moves as soon as it answers: what earlier queues answered must
+            // be returned even if a later one fails (a broker down, a call that timed out).
+            do throws(RocketMQError) {
+                pulled += try await pull(queues[(start + step) % queues.count], batchSize: maxMessages - pulled.count, wait: .zero)
+            } catch {
+                if error == .cancelled || error == .shutDown { firstError = error; break }
+                session.logger.info("pull failed on a queue; trying the others", metadata: [
+                    "queue": "\(id(of: queues[(start + step) % queues.count]))", "error": "\(error)"])
+                firstError = firstError ?? error
+            }
         }
-        if pulled.isEmpty, awaitDuration > .zero {
-            pulled = try await longPoll(queues, batchSize: maxMessages, wait: awaitDuration)
-        }
+        if !pulled.isEmpty { return pulled }
+        if let firstError, firstError == .cancelled || firstError == .shutDown { throw firstError }
+        if awaitDuration > .zero { return try await longPoll(queues, batchSize: maxMessages, wait: awaitDuration) }
+        if let firstError { throw firstError }
         return pulled
     }
 
@@ -213,7 +224,17 @@ public final class PullConsumer: Sendable {
         }
         if status?.code != .messageNotFound { try RocketMQError.check(status) }
         var received: [ReceivedMessage] = []
-        for message in messages { received.append(try ReceivedMessage(message, queue: queue, endpoint: endpoint)) }
+        for message in messages {
+            do throws(RocketMQError) {
+                received.append(try ReceivedMessage(message, queue: queue, endpoint: endpoint))
+            } catch {
+                // A body that cannot be decoded (flagged GZIP, not gzip) can never be read: the
+                // position moves past it rather than stopping the queue for good.
+                session.logger.error("skipping a message whose body cannot be decoded", metadata: [
+                    "queue": "\(id)", "message-id": "\(message.systemProperties?.messageId ?? "")",
+                    "offset": "\(message.systemProperties?.queueOffset ?? -1)", "error": "\(error)"])
+            }
+        }
         if let nextOffset { try await positions.set(nextOffset, of: id) }
         return received
     }

@@ -6,8 +6,10 @@ public struct PushConsumerOptions: Sendable {
     /// Messages received but not yet handled, at most; receiving pauses while the cache is full.
     /// Default 256.
     public var cacheCapacity: Int
-    /// How long a received message stays hidden from the rest of the group; while its handler
-    /// runs, the consumer extends it every half duration. Default 30 s.
+    /// How long a received message stays hidden from the rest of the group at a time. The broker
+    /// extends it for as long as this consumer is alive (`auto_renew`), also while the message
+    /// waits in the cache for a handler; while its handler runs, the consumer extends it itself
+    /// every third of the duration. Default 30 s.
     public var invisibleDuration: Duration
     /// How long one receive waits on the broker for messages. Default 5 s.
     public var longPollingTimeout: Duration

@@ -34,10 +34,30 @@ public enum RocketMQError: Error, Sendable, Equatable, CustomStringConvertible {
         case .status(let code, _):
             switch code {
             case .tooManyRequests, .internalError, .internalServerError, .haNotAvailable, .proxyTimeout,
-                 .masterPersistenceTimeout, .slavePersistenceTimeout, .requestTimeout, .topicNotFound:
+                 .masterPersistenceTimeout, .slavePersistenceTimeout, .requestTimeout, .topicNotFound,
+                 // A slave, or a master fenced or superseded: its group's master (or another group) takes it.
+                 .preconditionFailed:
                 true
             default: false
             }
+        case .noQueue: true
+        default: false
+        }
+    }
+
+    /// A send answered this way was stored, but not made as durable as the broker was asked to
+    /// (its flush or its slave timed out, or no slave follows it): sending it again would store
+    /// it twice, so the producer does not retry it.
+    public var isStoredButUnconfirmed: Bool {
+        guard case .status(let code, _) = self else { return false }
+        return code == .haNotAvailable || code == .masterPersistenceTimeout || code == .slavePersistenceTimeout
+    }
+
+    /// The broker refused the request before storing anything (flow control, a topic or queue it
+    /// does not have, a broker that takes no writes): trying again cannot store a message twice.
+    var isRefusedBeforeStoring: Bool {
+        switch self {
+        case .status(let code, _): code == .tooManyRequests || code == .topicNotFound || code == .preconditionFailed
         case .noQueue: true
         default: false
         }

@@ -1,5 +1,6 @@
 import Foundation
 @testable import RocketMQClient
+import RocketRPC
 import Testing
 
 @Suite struct ClientUnitTests {
@@ -110,5 +111,22 @@ import Testing
         #expect(compressed.count < body.count / 10)
         #expect(try Gzip.decompress(compressed) == body)
         #expect(throws: RocketMQError.self) { try Gzip.decompress([1, 2, 3, 4]) }
+    }
+
+    @Test func sendErrorsAreSortedByWhetherTheBrokerStoredTheMessage() {
+        // Stored, but not flushed or replicated as asked: never sent again.
+        for code in [Apache_Rocketmq_V2_Code.haNotAvailable, .masterPersistenceTimeout, .slavePersistenceTimeout] {
+            #expect(RocketMQError.status(code: code, message: "").isStoredButUnconfirmed, "\(code)")
+            #expect(!RocketMQError.status(code: code, message: "").isRefusedBeforeStoring, "\(code)")
+        }
+        // Refused before storing: another broker may take it, half messages included.
+        for code in [Apache_Rocketmq_V2_Code.tooManyRequests, .topicNotFound, .preconditionFailed] {
+            let error = RocketMQError.status(code: code, message: "")
+            #expect(error.isRetryable && error.isRefusedBeforeStoring && !error.isStoredButUnconfirmed, "\(code)")
+        }
+        // Unknown outcome (a deadline): retried for normal messages, not for half messages.
+        let deadline = RocketMQError.transport(RPCError(code: .deadlineExceeded, message: ""))
+        #expect(deadline.isRetryable && !deadline.isRefusedBeforeStoring && !deadline.isStoredButUnconfirmed)
+        #expect(!RocketMQError.status(code: .badRequest, message: "").isRetryable)
     }
 }

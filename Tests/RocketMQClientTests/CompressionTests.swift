@@ -48,4 +48,42 @@ import Testing
             #expect(smallOnWire.body == Array("tiny".utf8))
         }
     }
+
+    @Test func aBodyThatIsNotGzipIsDeadLetteredAndTheRestOfItsBatchIsHandled() async throws {
+        try await withDevBroker { broker, configuration in
+            let endpoint = try Endpoint(parsing: broker.endpoint)
+            let topic = unique("corrupt")
+            let group = unique("g")
+            // A message flagged GZIP whose body is not gzip, sent with the raw stub (the
+            // producer would compress it), between two good ones.
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            _ = try await producer.send(Message(topic: topic, body: Array("before".utf8)))
+            let channel = RPCChannel(configuration: ChannelConfiguration(host: endpoint.host, port: endpoint.port))
+            var corrupt = Apache_Rocketmq_V2_Message()
+            corrupt.topic = Apache_Rocketmq_V2_Resource(resourceNamespace: "", name: topic)
+            var system = Apache_Rocketmq_V2_SystemProperties()
+            system.messageId = "corrupt-\(UUID().uuidString)"
+            system.messageType = .normal
+            system.bodyEncoding = .gzip
+            corrupt.systemProperties = system
+            corrupt.body = Array("not gzip at all".utf8)
+            let metadata = RequestHeaders(clientId: "raw-test", namespace: "", credentials: nil).metadata()
+            let answer = try await Apache_Rocketmq_V2_MessagingService.Client(channel: channel).sendMessage(
+                Apache_Rocketmq_V2_SendMessageRequest(messages: [corrupt]), options: CallOptions(timeout: .seconds(5), metadata: metadata))
+            await channel.close()
+            #expect(answer.status?.code == .ok)
+            _ = try await producer.send(Message(topic: topic, body: Array("after".utf8)))
+            await producer.shutdown()
+
+            let consumer = try await SimpleConsumer.start(
+                configuration: configuration, group: group, subscriptions: [topic: .all], awaitDuration: .milliseconds(500))
+            let received = try await receiveAll(consumer, count: 2, timeout: .seconds(10))
+            await consumer.shutdown()
+            #expect(Set(received.map(\.text)) == ["before", "after"])
+            // Read raw: this client would dead-letter it once more.
+            let dead = try await rawReceive(endpoint: endpoint, topic: "%DLQ%\(group)")
+            #expect(dead?.systemProperties?.messageId == system.messageId)
+            #expect(dead?.body == corrupt.body)
+        }
+    }
 }

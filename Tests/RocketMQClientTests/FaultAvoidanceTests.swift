@@ -4,44 +4,115 @@ import Testing
 
 @Suite struct FaultAvoidanceTests {
     @Test func sendsMoveToTheSurvivingBrokerWhenOneIsKilled() async throws {
-        let directory = try TemporaryDirectory("cluster")
-        defer { directory.remove() }
         let topic = unique("ha")
-        let config = try directory.write("topics.json", """
+        try await withTwoBrokers(topic: topic, config: """
             {"topics": [{"name": "\(topic)", "queueCount": 4, "permission": 6, "messageTypes": ["NORMAL"]}]}
-            """)
-        let nameServer = try ServerProcess("mqnamesrv", ["--port", "0"])
-        defer { nameServer.stop() }
-        let brokerA = try ServerProcess("mqbroker", [
-            "--data", directory.file("a"), "--port", "0", "-n", nameServer.endpoint, "--broker-name", "broker-a", "--config", config,
-        ])
-        defer { brokerA.stop() }
-        let brokerB = try ServerProcess("mqbroker", [
-            "--data", directory.file("b"), "--port", "0", "-n", nameServer.endpoint, "--broker-name", "broker-b", "--config", config,
-        ])
-        defer { brokerB.stop() }
-        let configuration = try ClientConfiguration(endpoints: nameServer.endpoint)
+            """) { _, brokerB, configuration in
+            let producer = try await Producer.start(configuration: configuration)
+            var before: [String] = []
+            for index in 0..<8 { before.append(try await producer.send(Message(topic: topic, body: Array("x\(index)".utf8))).brokerName) }
+            #expect(Set(before) == ["broker-a", "broker-b"], "round-robin should use both brokers: \(before)")
 
-        // Both brokers registered: the route names both.
-        let producer = try await Producer.start(configuration: configuration)
-        let bothRouted = await eventually(timeout: .seconds(15)) {
-            guard let route = try? await producer.route(of: topic, refresh: true) else { return false }
-            return Set(route.queues.map { $0.broker?.name ?? "" }) == ["broker-a", "broker-b"]
+            brokerB.kill()
+            let start = ContinuousClock.now
+            var after: [String] = []
+            for index in 0..<30 {
+                after.append(try await producer.send(Message(topic: topic, body: Array("y\(index)".utf8))).brokerName)
+            }
+            let elapsed = ContinuousClock.now - start
+            await producer.shutdown()
+            #expect(Set(after) == ["broker-a"], "sends went to \(Set(after))")
+            #expect(elapsed < .seconds(10), "30 sends took \(elapsed) with one broker down")
         }
-        try #require(bothRouted)
-        var before: [String] = []
-        for index in 0..<8 { before.append(try await producer.send(Message(topic: topic, body: Array("x\(index)".utf8))).brokerName) }
-        #expect(Set(before) == ["broker-a", "broker-b"], "round-robin should use both brokers: \(before)")
-
-        brokerB.kill()
-        let start = ContinuousClock.now
-        var after: [String] = []
-        for index in 0..<30 {
-            after.append(try await producer.send(Message(topic: topic, body: Array("y\(index)".utf8))).brokerName)
-        }
-        let elapsed = ContinuousClock.now - start
-        await producer.shutdown()
-        #expect(Set(after) == ["broker-a"], "sends went to \(Set(after))")
-        #expect(elapsed < .seconds(10), "30 sends took \(elapsed) with one broker down")
     }
+
+    @Test func aMessageGroupKeepsToItsQueueWhenItsBrokerHangs() async throws {
+        let topic = unique("fifo-ha")
+        try await withTwoBrokers(topic: topic, config: """
+            {"topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["FIFO"]}]}
+            """) { _, brokerB, configuration in
+            var fast = configuration
+            fast.requestTimeout = .milliseconds(800)
+            let producer = try await Producer.start(configuration: fast, topics: [topic])
+            // Which broker each of 16 groups hashes to.
+            var brokerOf: [String: String] = [:]
+            for index in 0..<16 {
+                let group = "group-\(index)"
+                brokerOf[group] = try await producer.send(Message(topic: topic, body: Array("first".utf8), messageGroup: group)).brokerName
+            }
+            let onB = try #require(brokerOf.first { $0.value == "broker-b" }?.key)
+            let onA = try #require(brokerOf.first { $0.value == "broker-a" }?.key)
+            // Hung, not gone: the route still names it, and a timed-out send may be stored there.
+            brokerB.pause()
+            defer { brokerB.resume() }
+            // The group fails rather than continue on broker-a's queue, where a consumer would
+            // read it beside (and out of order with) what broker-b holds.
+            var movedTo: String?
+            do {
+                movedTo = try await producer.send(Message(topic: topic, body: Array("second".utf8), messageGroup: onB)).brokerName
+            } catch {}
+            #expect(movedTo == nil, "group \(onB) of broker-b was sent to \(movedTo ?? "")")
+            // The other broker's groups carry on.
+            #expect(try await producer.send(Message(topic: topic, body: Array("second".utf8), messageGroup: onA)).brokerName == "broker-a")
+            brokerB.resume()
+            await producer.shutdown()
+        }
+    }
+
+    @Test func aPullKeepsWhatOneBrokerGaveWhenTheOtherIsDown() async throws {
+        let topic = unique("pull-ha")
+        let group = unique("g")
+        try await withTwoBrokers(topic: topic, config: """
+            {"topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}],
+             "groups": [{"name": "\(group)", "maxDeliveryAttempts": 16, "fifo": false, "consumeEnabled": true}]}
+            """) { _, brokerB, configuration in
+            let consumer = try await PullConsumer.start(configuration: configuration, group: group, topic: topic, startFrom: .beginning)
+            // Every queue's position is known before broker-b goes down.
+            _ = try await consumer.pull(maxMessages: 32, awaitDuration: .zero)
+            brokerB.kill()
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            var sent: Set<String> = []
+            for index in 0..<12 { sent.insert(try await producer.send(Message(topic: topic, body: Array("m\(index)".utf8))).messageId) }
+            await producer.shutdown()
+            // Pulls start at each queue in turn; those that reach broker-b's queues after broker-a's
+            // must still return broker-a's messages, whose positions have moved past them.
+            var pulled: Set<String> = []
+            for _ in 0..<12 where pulled.count < sent.count {
+                if let messages = try? await consumer.pull(maxMessages: 32, awaitDuration: .milliseconds(200)) {
+                    pulled.formUnion(messages.map(\.messageId))
+                }
+            }
+            await consumer.shutdown()
+            #expect(pulled == sent, "lost \(sent.subtracting(pulled).count) of \(sent.count)")
+        }
+    }
+}
+
+/// A NameServer and brokers "broker-a" and "broker-b", each with the broker config `config`
+/// (JSON); `body` runs once both are in `topic`'s route.
+private func withTwoBrokers<R>(
+    topic: String, config configJSON: String, _ body: (ServerProcess, ServerProcess, ClientConfiguration) async throws -> R
+) async throws -> R {
+    let directory = try TemporaryDirectory("cluster")
+    defer { directory.remove() }
+    let config = try directory.write("broker.json", configJSON)
+    let nameServer = try ServerProcess("mqnamesrv", ["--port", "0"])
+    defer { nameServer.stop() }
+    let brokerA = try ServerProcess("mqbroker", [
+        "--data", directory.file("a"), "--port", "0", "-n", nameServer.endpoint, "--broker-name", "broker-a", "--config", config,
+    ])
+    defer { brokerA.stop() }
+    let brokerB = try ServerProcess("mqbroker", [
+        "--data", directory.file("b"), "--port", "0", "-n", nameServer.endpoint, "--broker-name", "broker-b", "--config", config,
+    ])
+    defer { brokerB.stop() }
+    let configuration = try ClientConfiguration(endpoints: nameServer.endpoint)
+    let probe = try await Producer.start(configuration: configuration)
+    let bothRouted = await eventually(timeout: .seconds(15)) {
+        guard let route = try? await probe.route(of: topic, refresh: true) else { return false }
+        return Set(route.queues.map { $0.broker?.name ?? "" }) == ["broker-a", "broker-b"]
+    }
+    await probe.shutdown()
+    try #require(bothRouted)
+    return try await body(brokerA, brokerB, configuration)
 }

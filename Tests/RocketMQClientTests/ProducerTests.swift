@@ -146,4 +146,28 @@ import Testing
             }
         }
     }
+
+    @Test func aSendStoredButNotReplicatedIsNotSentAgain() async throws {
+        // A SYNC_MASTER with no slave stores each send, then answers HA_NOT_AVAILABLE.
+        let directory = try TemporaryDirectory("sync-master")
+        defer { directory.remove() }
+        let broker = try ServerProcess.devBroker(data: directory.file("data"), extra: ["--role", "SYNC_MASTER"])
+        defer { broker.stop() }
+        let configuration = try ClientConfiguration(endpoints: broker.endpoint)
+        let topic = unique("unreplicated")
+        let producer = try await Producer.start(configuration: configuration, topics: [topic])
+        var failure: RocketMQError?
+        do {
+            _ = try await producer.send(Message(topic: topic, body: Array("once".utf8)))
+        } catch {
+            failure = error
+        }
+        await producer.shutdown()
+        #expect(failure?.isStoredButUnconfirmed == true, "\(String(describing: failure))")
+        let consumer = try await SimpleConsumer.start(
+            configuration: configuration, group: unique("g"), subscriptions: [topic: .all], awaitDuration: .milliseconds(500))
+        let received = try await receiveAll(consumer, count: 3, timeout: .seconds(4))
+        await consumer.shutdown()
+        #expect(received.map(\.text) == ["once"], "the broker holds \(received.count) copies")
+    }
 }

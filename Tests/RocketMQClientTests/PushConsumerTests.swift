@@ -135,6 +135,34 @@ import Testing
         }
     }
 
+    @Test func messagesWaitingInTheCacheLongerThanTheInvisibleDurationAreHandledOnce() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("cached")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            _ = try await producer.send((0..<8).map { Message(topic: topic, body: Array("c\($0)".utf8)) })
+            await producer.shutdown()
+            // One handler at 400 ms a message: the last of 8 cached messages waits ~2.8 s for it,
+            // well past the 1 s invisible duration it was received with.
+            let handled = Collector<(String, Int32)>()
+            let consumer = try await PushConsumer.start(
+                configuration: configuration, group: unique("g"), subscriptions: [topic: .all],
+                options: PushConsumerOptions(concurrency: 1, cacheCapacity: 8, invisibleDuration: .seconds(1), longPollingTimeout: .milliseconds(500))
+            ) { message in
+                handled.append((message.text, message.deliveryAttempt))
+                try? await Task.sleep(for: .milliseconds(400))
+                return .success
+            }
+            _ = await eventually(timeout: .seconds(10)) { handled.count >= 8 }
+            // Anything redelivered would arrive within another invisible duration or two.
+            try await Task.sleep(for: .seconds(2))
+            await consumer.shutdown()
+            let texts = handled.all.map(\.0)
+            #expect(texts.count == 8, "handled \(texts.count) times: \(texts.sorted())")
+            #expect(Set(texts).count == 8)
+            #expect(handled.all.allSatisfy { $0.1 == 1 }, "redelivered: \(handled.all.filter { $0.1 > 1 })")
+        }
+    }
+
     @Test func consumptionContinuesAfterTheBrokerIsKilledAndRestarted() async throws {
         let directory = try TemporaryDirectory("restart")
         defer { directory.remove() }

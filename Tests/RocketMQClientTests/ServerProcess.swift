@@ -93,9 +93,20 @@ final class ServerProcess: Sendable {
         process.waitUntilExit()
     }
 
+    /// SIGSTOP: the process keeps its sockets open but answers nothing (a hung broker).
+    func pause() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGSTOP) }
+    }
+
+    /// SIGCONT after ``pause()``.
+    func resume() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGCONT) }
+    }
+
     /// SIGTERM and wait (SIGKILL after 5 s).
     func stop() {
         guard process.isRunning else { return }
+        resume()  // a paused process would not act on SIGTERM
         process.terminate()
         let deadline = Date().addingTimeInterval(5)
         while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }

@@ -84,6 +84,29 @@ struct TransactionTests {
         }
     }
 
+    @Test("a producer that did not list the topic is still asked about its transactions there")
+    func checkBackWithoutListedTopic() async throws {
+        let topic = unique("tx-unlisted")
+        try await withDevBroker(config: Self.config(topic: topic)) { _, configuration in
+            let asked = Collector<String>()
+            // No `topics`: the producer's settings name none.
+            let producer = try await Producer.start(
+                configuration: configuration,
+                options: ProducerOptions(transactionChecker: { message in
+                    asked.append(message.text)
+                    return .commit
+                }))
+            let consumer = try await SimpleConsumer.start(
+                configuration: configuration, group: unique("tx-group"), subscriptions: [topic: .all], awaitDuration: .milliseconds(500))
+            _ = try await producer.beginTransaction().send(Message(topic: topic, body: Array("left open".utf8)))
+            let delivered = try await receiveAll(consumer, count: 1, timeout: .seconds(15))
+            #expect(delivered.map(\.text) == ["left open"])
+            #expect(asked.all == ["left open"])
+            await consumer.shutdown()
+            await producer.shutdown()
+        }
+    }
+
     @Test("a producer without a checker cannot begin a transaction")
     func needsChecker() async throws {
         let topic = unique("tx-none")

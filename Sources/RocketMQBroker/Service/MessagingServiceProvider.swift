@@ -101,12 +101,17 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     public func sendMessage(request: Apache_Rocketmq_V2_SendMessageRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_SendMessageResponse {
         await answer({ .init(status: $0) }) { () throws(BrokerError) in
             try await broker.waitForWriteHold()
-            _ = try clientId(context)
+            let client = try clientId(context)
             guard !request.messages.isEmpty else { throw .badRequest("SendMessage needs at least one message") }
             var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
             for message in request.messages {
                 do throws(BrokerError) {
                     let result = try await send(message, peer: context.peer)
+                    // Its producer is asked about the transaction even if its settings do not
+                    // list the topic (a producer started without naming its topics).
+                    if result.transactionId != nil, let topic = message.topic?.name {
+                        broker.clients.notePublishedTransaction(clientId: client, topic: topic)
+                    }
                     entries.append(.init(
                         status: .ok, messageId: result.messageId, transactionId: result.transactionId ?? "", offset: result.queueOffset,
                         recallHandle: result.recallHandle?.description ?? ""))

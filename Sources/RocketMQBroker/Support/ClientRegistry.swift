@@ -14,6 +14,9 @@ final class ClientRegistry: Sendable {
         var lastSeen: Date
         /// The open telemetry stream, for commands the broker starts (check-backs).
         var telemetry: Telemetry? = nil
+        /// Topics the client sent half messages to, whether or not its settings list them: the
+        /// broker checks its transactions back there too.
+        var transactionTopics: Set<String> = []
     }
 
     /// A client's telemetry stream: what the broker writes to it goes through `outbound`.
@@ -68,8 +71,18 @@ final class ClientRegistry: Sendable {
         }
     }
 
+    /// Notes that `clientId` sent a half message to `topic` (at most 1,024 topics per client are
+    /// kept; a client beyond that is still checked back for the topics its settings list).
+    func notePublishedTransaction(clientId: String, topic: String) {
+        clients.withLock { table in
+            guard var client = table[clientId], !client.transactionTopics.contains(topic), client.transactionTopics.count < 1024 else { return }
+            client.transactionTopics.insert(topic)
+            table[clientId] = client
+        }
+    }
+
     /// The telemetry streams of producers heard from within `window`, by the topics their
-    /// settings say they publish.
+    /// settings say they publish and the topics they sent half messages to.
     func producersByTopic(within window: Duration) -> [String: [Telemetry]] {
         let limit = Date().addingTimeInterval(-window.timeInterval)
         return clients.withLock { table in
@@ -78,7 +91,9 @@ final class ClientRegistry: Sendable {
                 guard let telemetry = client.telemetry, client.lastSeen >= limit,
                       case .publishing(let publishing)? = client.settings?.pubSub
                 else { continue }
-                for topic in publishing.topics { byTopic[topic.name, default: []].append(telemetry) }
+                var topics = client.transactionTopics
+                for topic in publishing.topics { topics.insert(topic.name) }
+                for topic in topics { byTopic[topic, default: []].append(telemetry) }
             }
             return byTopic
         }

@@ -88,7 +88,7 @@ actor PushConsumerEngine {
                     guard let queue = assignment.messageQueue, queue.endpoint != nil else { continue }
                     let key = "\(topic)/\(queue.brokerName)/\(queue.id)"
                     guard receivers[key] == nil, !stopping else { continue }
-                    let receive = ReceiveCall(session: session, group: group, filter: filter)
+                    let receive = ReceiveCall(session: session, group: group, filter: filter, autoRenew: true)
                     assigned[key] = (queue, receive)
                     receivers[key] = Task { await self.receiveLoop(queue: queue, call: receive) }
                 }

@@ -3,6 +3,10 @@ struct ReceiveCall: Sendable {
     let session: ClientSession
     let group: String
     let filter: FilterExpression
+    /// Ask the broker to keep the messages hidden while this client is alive (`auto_renew`), as
+    /// a push consumer does: its messages may wait in the cache longer than the invisible
+    /// duration before a handler takes them. A simple consumer leaves that to its caller.
+    var autoRenew = false
 
     /// Receives up to `batchSize` messages from `queue`'s broker. An empty answer
     /// (`MESSAGE_NOT_FOUND`) is an empty array, not an error.
@@ -16,7 +20,7 @@ struct ReceiveCall: Sendable {
         request.filterExpression = filter.proto
         request.batchSize = Int32(batchSize)
         request.invisibleDuration = Google_Protobuf_Duration(invisibleDuration)
-        request.autoRenew = false
+        request.autoRenew = autoRenew
         request.longPollingTimeout = Google_Protobuf_Duration(longPolling)
         let timeout = session.configuration.requestTimeout + longPolling
         let (status, messages) = try await session.call(endpoint, timeout: timeout) { [request] client, options in
@@ -36,7 +40,27 @@ struct ReceiveCall: Sendable {
         if status?.code == .messageNotFound { return [] }
         try RocketMQError.check(status)
         var received: [ReceivedMessage] = []
-        for message in messages { received.append(try ReceivedMessage(message, queue: queue, endpoint: endpoint)) }
+        for message in messages {
+            do throws(RocketMQError) {
+                received.append(try ReceivedMessage(message, queue: queue, endpoint: endpoint))
+            } catch {
+                // A body that cannot be decoded (flagged GZIP, not gzip) can never be handled:
+                // it goes to the dead-letter queue for an operator, and the rest of the batch,
+                // already hidden for this consumer, is handed over.
+                await deadLetter(ReceivedMessage(undecoded: message, queue: queue, endpoint: endpoint), because: error)
+            }
+        }
         return received
+    }
+
+    private func deadLetter(_ message: ReceivedMessage, because error: RocketMQError) async {
+        session.logger.error("a received message's body cannot be decoded; forwarding it to the dead-letter queue", metadata: [
+            "topic": "\(message.topic)", "message-id": "\(message.messageId)", "error": "\(error)"])
+        do throws(RocketMQError) {
+            try await session.forwardToDeadLetterQueue(message, group: group, maxAttempts: message.deliveryAttempt)
+        } catch {
+            session.logger.warning("forwarding an undecodable message failed; it will be delivered again", metadata: [
+                "message-id": "\(message.messageId)", "error": "\(error)"])
+        }
     }
 }

@@ -3,6 +3,17 @@ extension ReceivedMessage {
     init(_ message: Apache_Rocketmq_V2_Message, queue: Apache_Rocketmq_V2_MessageQueue?, endpoint: Endpoint) throws(RocketMQError) {
         let system = message.systemProperties ?? Apache_Rocketmq_V2_SystemProperties()
         let body = system.bodyEncoding == .gzip ? try Gzip.decompress(message.body) : message.body
+        self.init(message, body: body, queue: queue, endpoint: endpoint)
+    }
+
+    /// A delivered protocol message with its body as it came (for one whose body cannot be
+    /// decoded, to settle it by its receipt handle).
+    init(undecoded message: Apache_Rocketmq_V2_Message, queue: Apache_Rocketmq_V2_MessageQueue?, endpoint: Endpoint) {
+        self.init(message, body: message.body, queue: queue, endpoint: endpoint)
+    }
+
+    private init(_ message: Apache_Rocketmq_V2_Message, body: [UInt8], queue: Apache_Rocketmq_V2_MessageQueue?, endpoint: Endpoint) {
+        let system = message.systemProperties ?? Apache_Rocketmq_V2_SystemProperties()
         self.init(
             topic: message.topic?.name ?? "", messageId: system.messageId, body: body, tag: system.tag, keys: system.keys,
             properties: message.userProperties, messageGroup: system.messageGroup,
