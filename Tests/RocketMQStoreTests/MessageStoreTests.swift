@@ -44,6 +44,13 @@ import Testing
         #expect(try store.messages(topic: "nope", queueId: 0, from: 0).messages.isEmpty)
         #expect(throws: StoreError.self) { try store.message(msgId: "not-an-id") }
         #expect(throws: StoreError.self) { try store.message(msgId: MessageID.make(storeHost: "10.9.9.9:1", physicalOffset: 0)) }
+        // Ids of this host crafted with offsets at the edges of Int64 (a client's EndTransaction
+        // id, an admin's message lookup) are refused; `offset + size` used to trap on them.
+        for offset in [Int64.max, Int64.max - 3, Int64.min, -1] {
+            #expect(throws: StoreError.self) { try store.message(msgId: MessageID.make(storeHost: store.configuration.storeHost, physicalOffset: offset)) }
+        }
+        #expect(ConsumeQueueEntry(physicalOffset: .max - 3, size: 100, tagsHash: 0).recordEnd == .max)
+        #expect(ConsumeQueueEntry(physicalOffset: 1000, size: 100, tagsHash: 0).recordEnd == 1100)
         try store.verifyConsistency()
     }
 

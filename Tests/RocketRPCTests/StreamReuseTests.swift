@@ -94,4 +94,25 @@ struct StreamReuseTests {
         }
         await h.stop()
     }
+
+    @Test func emptyMessagesNobodyReadsHoldThePeersWindowBack() {
+        final class RecordingWindow: InboundWindow {
+            var returned = 0
+            func returnToWindow(_ bytes: Int) { returned += bytes }
+        }
+        let window = RecordingWindow()
+        let buffer = InboundMessageBuffer(maxMessageSize: 1024, compression: nil)
+        buffer.window = window
+        // 20 DATA chunks of 3,276 empty messages each (5 bytes apiece), none taken by a reader.
+        let chunk = ByteBuffer(bytes: [UInt8](repeating: 0, count: 3_276 * 5))
+        for _ in 0..<20 { #expect(buffer.receive(chunk) == nil) }
+        // They count toward the low-water mark like bytes would: once ~4,096 wait, the window is
+        // held (it used to be returned in full, so a peer could queue messages without bound).
+        #expect(buffer.messageCount == 20 * 3_276)
+        #expect(window.returned <= 2 * chunk.readableBytes, "returned \(window.returned) of \(20 * chunk.readableBytes) bytes")
+        // Taking them returns the rest.
+        _ = buffer.takeAll()
+        #expect(window.returned == 20 * chunk.readableBytes)
+        withExtendedLifetime(window) {}
+    }
 }

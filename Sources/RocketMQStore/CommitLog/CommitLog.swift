@@ -334,8 +334,10 @@ final class CommitLog: @unchecked Sendable {
 
     /// The raw record of `size` bytes at `offset`.
     func read(at offset: Int64, size: Int) throws(StoreError) -> [UInt8] {
-        guard offset >= 0, size > 0, offset + Int64(size) <= readablePosition,
-              let segment = segment(containing: offset), offset + Int64(size) <= segment.end
+        // Compared without `offset + size`, which a crafted offset (a message id of 16 hex
+        // digits, a garbage ConsumeQueue entry) near Int64.max would overflow into a trap.
+        guard offset >= 0, size > 0, offset <= readablePosition - Int64(size),
+              let segment = segment(containing: offset), offset <= segment.end - Int64(size)
         else { throw .offsetOutOfRange(physicalOffset: offset) }
         if !mappedWrites, let bytes = try staged.read(at: offset, count: size, file: segment.file, fileOffset: offset - segment.start) {
             return bytes

@@ -8,6 +8,13 @@ struct ConsumeQueueEntry: Equatable, Sendable {
     var physicalOffset: Int64
     var size: Int32
     var tagsHash: Int64
+
+    /// Where the entry's record ends in the CommitLog. A garbage entry (a torn page, a hand-edited
+    /// file) near `Int64.max` gives `.max`, which lies past any log end, rather than a trap.
+    var recordEnd: Int64 {
+        let (end, overflow) = physicalOffset.addingReportingOverflow(Int64(size))
+        return overflow ? .max : end
+    }
 }
 
 /// The index of one topic/queue: fixed-size files of 20-byte entries (physical offset 8,
@@ -125,7 +132,7 @@ final class ConsumeQueue: @unchecked Sendable {
         let perFile = Int64(entriesPerFile)
         var previousEnd: Int64 = 0
         if lastIndex > firstIndex, let e = rawEntry(at: lastIndex * perFile - 1) {
-            previousEnd = e.physicalOffset + Int64(e.size)
+            previousEnd = e.recordEnd
         }
         var suspicious = last.wasShort
         var count = 0
@@ -136,7 +143,7 @@ final class ConsumeQueue: @unchecked Sendable {
                 suspicious = true
                 break
             }
-            previousEnd = e.physicalOffset + Int64(e.size)
+            previousEnd = e.recordEnd
             count += 1
         }
         let end = lastIndex * perFile + Int64(count)
@@ -159,7 +166,7 @@ final class ConsumeQueue: @unchecked Sendable {
         var end = maxOffset
         let low = minOffset
         // Find the first hole or entry past the log end, scanning from the tail back.
-        while end > low, let e = rawEntry(at: end - 1), e.size == 0 || e.physicalOffset + Int64(e.size) > commitLogEnd {
+        while end > low, let e = rawEntry(at: end - 1), e.size == 0 || e.recordEnd > commitLogEnd {
             end -= 1
         }
         try cut(to: end)

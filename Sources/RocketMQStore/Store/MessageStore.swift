@@ -392,7 +392,7 @@ public final class MessageStore: Sendable {
         while offset < maxOffset, found.count < maxCount, examined < 65_536 {
             examined += 1
             guard let entry = cq.entry(at: offset) else { offset += 1; continue }
-            if entry.physicalOffset + Int64(entry.size) > visibleEnd { break }
+            if entry.recordEnd > visibleEnd { break }
             if let hashes, !hashes.contains(entry.tagsHash) { offset += 1; continue }
             if !found.isEmpty && bytes + Int(entry.size) > maxBytes { break }
             let message: StoredMessage

@@ -36,7 +36,12 @@ extension ServerContext: MessageSource, MessageSink {
             finish(status: RPCError(code: .cancelled, message: "the handler was cancelled"), finalMessage: nil)
         default:
             let description = "\(error)"
-            onLoop { [serverMethod] in $0?.connection.logHandlerFailure(method: serverMethod.descriptor, error: description) }
+            // A finished stream's connection may be gone (the client disconnected while the
+            // handler ran): such a stream must not be asked for it.
+            onLoop { [serverMethod] stream in
+                guard let stream, !stream.finished else { return }
+                stream.connection.logHandlerFailure(method: serverMethod.descriptor, error: description)
+            }
             finish(status: RPCError(code: .unknown, message: description), finalMessage: nil)
         }
     }

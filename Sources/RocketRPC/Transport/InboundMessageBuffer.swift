@@ -11,7 +11,7 @@ protocol InboundWindow: AnyObject {
 ///
 /// Confined to the connection's event loop. DATA is returned to the peer's flow-control window
 /// (`consume`) right away while the consumer keeps up (less than `lowWater` bytes of complete messages
-/// waiting); otherwise the bytes are held unconsumed until the consumer takes messages, so a slow reader
+/// waiting, each counted with a fixed overhead); otherwise the bytes are held unconsumed until the consumer takes messages, so a slow reader
 /// stops its peer instead of buffering without bound. Bytes of a message still being assembled are always
 /// consumed, so a message larger than the stream window (up to the receive limit) can still arrive.
 ///
@@ -31,6 +31,13 @@ final class InboundMessageBuffer {
     /// while it is `nil`.
     @exclusivity(unchecked) unowned(unsafe) var window: (any InboundWindow)?
     private let lowWater: Int
+
+    /// What a waiting message counts toward `lowWater` beyond its payload: its queue slot and
+    /// buffer, and the 5-byte prefix it arrived with. Counting payload bytes alone let a peer
+    /// queue empty messages (5 bytes each on the wire) without ever holding its window back.
+    private static let messageOverhead = 64
+
+    private static func cost(of message: ByteBuffer) -> Int { message.readableBytes + messageOverhead }
 
     init(maxMessageSize: Int, compression: CompressionAlgorithm?, lowWater: Int = 256 * 1024) {
         self.deframer = MessageDeframer(maxMessageSize: maxMessageSize, compression: compression)
@@ -75,7 +82,7 @@ final class InboundMessageBuffer {
         do {
             try deframer.append(chunk) { message in
                 messages.append(message)
-                bufferedBytes += message.readableBytes
+                bufferedBytes += Self.cost(of: message)
             }
         } catch let error as DeframingError {
             consume(size)
@@ -193,7 +200,7 @@ final class InboundMessageBuffer {
     }
 
     private func took(_ message: ByteBuffer) {
-        bufferedBytes -= message.readableBytes
+        bufferedBytes -= Self.cost(of: message)
         if bufferedBytes < lowWater { releaseUnconsumed() }
     }
 
