@@ -76,6 +76,9 @@ struct MQBroker: AsyncParsableCommand {
     @Option(help: "CommitLog segment size in bytes (default 1 GiB).")
     var segmentSize: Int64?
 
+    @Flag(help: "Let recovery cut the CommitLog at a damaged record below the end the last checkpoint recorded as synced, dropping every record after it. Without it such a broker refuses to start and names the damaged segment.")
+    var forceRecovery = false
+
     @Option(help: "MiB of CommitLog kept in the page cache behind the flushed position; older pages are dropped once flushed (default 1024; 0: never dropped, the kernel decides).")
     var pageCacheWindow: Int64?
 
@@ -171,6 +174,7 @@ struct MQBroker: AsyncParsableCommand {
         }
         configuration.store.flushMode = flush ?? environment["ROCKETMQ_FLUSH"].flatMap(FlushMode.init(rawValue:)) ?? file.flushMode ?? .async
         if let size = segmentSize ?? file.segmentSize { configuration.store.commitLogSegmentSize = size }
+        configuration.store.forceRecovery = forceRecovery
         // 1 GiB by default: the log's cache footprint stays bounded (page cache counts against
         // a container's memory limit), and after the first GiB new writes reuse freed pages. On
         // a VM whose host backs memory on first touch, a broker writing into never-used pages

@@ -215,4 +215,40 @@ import Testing
         let records = try store.verifyConsistency()
         #expect(records.count == sent.count)
     }
+
+    /// Damage below what the last checkpoint recorded as synced is not a torn tail: recovery
+    /// refuses to cut acknowledged records away (it used to truncate there and delete every later
+    /// segment) unless forced.
+    @Test func damageBelowTheSyncedEndRefusesToOpenUnlessForced() async throws {
+        let dir = TempDirectory()
+        var sent = [AppendResult]()
+        do {
+            let store = try openStore(testConfiguration(dir.path, segmentSize: 8192))
+            for i in 0..<150 {
+                sent.append(try await store.append(message("T", queue: Int32(i % 3), body: [UInt8](repeating: UInt8(i % 256), count: 100 + i % 400), uniq: "U\(i)")))
+            }
+            store.shutdown()  // clean: the checkpoint records the whole log as synced
+        }
+        // A damaged ConsumeQueue makes recovery scan the log from low down...
+        var rng = SplitMix64(seed: 7)
+        try StoreFile(path: dir.path + "/consumequeue/T/1/" + FileSystem.offsetName(0), create: false)
+            .write(randomBytes(20 * 15, &rng), at: 20 * 2)
+        // ...and it meets a damaged record in the first segment (a bad block, say).
+        let damaged = sent[5]
+        try StoreFile(path: dir.path + "/commitlog/" + FileSystem.offsetName(0), create: false)
+            .write([0xDE, 0xAD, 0xBE, 0xEF], at: damaged.physicalOffset + Int64(damaged.wroteBytes) / 2)
+        for _ in 0..<2 {  // a refused start changes nothing: the next one refuses too
+            let refusal = #expect(throws: StoreError.self) { try openStore(testConfiguration(dir.path, segmentSize: 8192)) }
+            #expect(refusal?.description.contains("damaged record at CommitLog offset \(damaged.physicalOffset)") == true, "\(String(describing: refusal))")
+        }
+        // Nothing was cut: every segment is still there.
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/commitlog").filter { !$0.hasPrefix(".") }
+        #expect(Int64(segments.count) == (sent.last!.physicalOffset / 8192) + 1)
+        // Forced, it opens with the records before the damaged one.
+        var forced = testConfiguration(dir.path, segmentSize: 8192)
+        forced.forceRecovery = true
+        let store = try openStore(forced)
+        defer { store.shutdown() }
+        #expect(try store.verifyConsistency().map(\.physicalOffset) == sent.prefix(5).map(\.physicalOffset))
+    }
 }

@@ -375,7 +375,12 @@ final class CommitLog: @unchecked Sendable {
     /// each good one, until the first empty or bad spot. Truncates the log there (zeroing
     /// the rest of that segment, deleting later segments) and sets the write and flush
     /// positions to it. Returns that end offset.
-    func recover(from start: Int64, visit: (RecordCodec.DispatchInfo) throws(StoreError) -> Void) throws(StoreError) -> Int64 {
+    /// - Parameter synced: the end the last checkpoint recorded as synced (0: unknown). A scan
+    ///   that stops below it met damage, not a torn tail: it throws rather than cut the log
+    ///   there, unless `force`.
+    func recover(
+        from start: Int64, synced: Int64 = 0, force: Bool = false, visit: (RecordCodec.DispatchInfo) throws(StoreError) -> Void
+    ) throws(StoreError) -> Int64 {
         let list = segmentList
         guard let first = list.first, let last = list.last else {
             staged.reset(at: start)
@@ -443,6 +448,20 @@ final class CommitLog: @unchecked Sendable {
                 }
             }
             index += 1
+        }
+        // Records below `synced` were synced before the crash, and their senders may have been
+        // answered: a scan that stops there found damage (a bad disk block, a file changed by
+        // hand), and cutting would delete them with every later segment.
+        if position < synced {
+            let holder = list.first(where: { position >= $0.start && position < $0.end })
+            let path = holder?.file.path ?? directory
+            guard force else {
+                throw .badFile(path: path, reason: "damaged record at CommitLog offset \(position) (\(stopReason)), below \(synced), "
+                    + "the end the last checkpoint recorded as synced; recovery would drop every record from there on. "
+                    + "Restore the segment, or start with forceRecovery to cut the log at \(position)")
+            }
+            logger.error("forced recovery cuts the CommitLog below its synced end", metadata: [
+                "segment": "\(path)", "at": "\(position)", "synced": "\(synced)", "stop": "\(stopReason)"])
         }
         // Truncate: zero the rest of the segment holding `position`, drop later segments.
         if let holder = list.first(where: { position >= $0.start && position < $0.end }) {

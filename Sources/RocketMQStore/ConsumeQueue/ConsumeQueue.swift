@@ -147,7 +147,9 @@ final class ConsumeQueue: @unchecked Sendable {
             count += 1
         }
         let end = lastIndex * perFile + Int64(count)
-        zeroEntries(from: end, in: last, fileIndex: lastIndex)
+        // Entries past `end` are left as they are until recovery has succeeded (its `truncate`
+        // zeroes them): a recovery that refuses to open the store must change nothing, or the
+        // next start would see this queue as short, not damaged, and skip its redo.
         max.store(end, ordering: .releasing)
         min.store(firstIndex * perFile, ordering: .releasing)
         synced = 0

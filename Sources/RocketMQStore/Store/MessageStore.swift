@@ -144,7 +144,9 @@ public final class MessageStore: Sendable {
         var gaps = [QueueID: Int64]()
         var lastStoreTimestamp: Int64 = 0
         var redone = 0
-        let end = try commitLog.recover(from: redoStart) { (info) throws(StoreError) in
+        let end = try commitLog.recover(
+            from: redoStart, synced: checkpoint?.commitLogEnd ?? 0, force: configuration.forceRecovery
+        ) { (info) throws(StoreError) in
             guard let cq = try consumeQueue(QueueID(topic: info.topic, queueId: info.queueId), create: true) else { return }
             if info.queueOffset > cq.maxOffset, gaps[cq.id] == nil {
                 let before = cq.maxOffset > 0 ? cq.entry(at: cq.maxOffset - 1).map { $0.physicalOffset } ?? 0 : 0

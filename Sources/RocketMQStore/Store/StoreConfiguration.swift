@@ -77,6 +77,11 @@ public struct StoreConfiguration: Sendable {
     public var indexSlots: Int = 5_000_000
     /// Entries per IndexFile; a new file is started when full. Default 20 000 000.
     public var indexEntries: Int = 20_000_000
+    /// Lets recovery cut the CommitLog at a damaged record that lies below the end the last
+    /// checkpoint recorded as synced, dropping every record after it (acknowledged ones). Off by
+    /// default: such a store refuses to open and says which segment and offset are damaged, so
+    /// that an operator can restore the file first. Default false.
+    public var forceRecovery = false
     /// Largest encoded record accepted. Default 4 MiB.
     public var maxMessageSize: Int = 4 << 20
     /// `host:port` written as the store host of every record (and into message ids).
