@@ -77,6 +77,37 @@ struct BadInputTests {
         await h.stop()
     }
 
+    /// A HEADERS frame opening `streamID` for `path` (a gRPC POST), END_HEADERS, no END_STREAM;
+    /// fields as HPACK literals without indexing (no Huffman).
+    static func headersFrame(streamID: UInt32, path: String) -> [UInt8] {
+        var block: [UInt8] = []
+        for (name, value) in [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"),
+                              ("content-type", "application/grpc"), ("te", "trailers")] {
+            block += [0, UInt8(name.utf8.count)] + Array(name.utf8) + [UInt8(value.utf8.count)] + Array(value.utf8)
+        }
+        let length = UInt32(block.count)
+        return [UInt8(length >> 16), UInt8((length >> 8) & 0xFF), UInt8(length & 0xFF), 1, 0x4,
+                UInt8(streamID >> 24), UInt8((streamID >> 16) & 0xFF), UInt8((streamID >> 8) & 0xFF), UInt8(streamID & 0xFF)] + block
+    }
+
+    @Test func pingFloodOnAConnectionWithACallOpenIsClosedToo() async throws {
+        let h = try await TestHarness.start()
+        let port = h.port
+        let (reply, closed) = await offPool {
+            guard let c = try? RawConnection(port: port) else { return ([UInt8](), false) }
+            let ping: [UInt8] = [0, 0, 8, 6, 0, 0, 0, 0, 0] + Array(repeating: 1, count: 8)
+            // A client-streaming call left open (as a Telemetry stream is), then the pings.
+            c.send(Self.preface + Self.emptySettings + Self.headersFrame(streamID: 1, path: EchoService.collect.path))
+            c.send(ping + ping + ping + ping + ping)
+            return c.readUntilClosed()
+        }
+        let goAway = parseFrames(reply).first { $0.type == 7 }
+        #expect(goAway.map { Array($0.payload[4..<8]) } == [0, 0, 0, 11])
+        #expect(closed, "the connection stayed open while its call did")
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
     @Test func idleConnectionGetsKeepalivePingAndIsClosedWhenItGoesUnanswered() async throws {
         let h = try await TestHarness.start(server: {
             $0.keepalive.pingInterval = .milliseconds(100)

@@ -61,6 +61,9 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
     @exclusivity(unchecked) private var finalGoAwaySent = false
     @exclusivity(unchecked) private var finalGoAwayTimer: Scheduled<Void>?
     @exclusivity(unchecked) private var pingStrikes = 0
+    /// GOAWAY ENHANCE_YOUR_CALM went out: the connection closes once it is flushed, open calls
+    /// or not (nghttp2 would keep serving the open streams, and the pings would go on).
+    @exclusivity(unchecked) private var closeWhenFlushed = false
 
     init(router: RPCRouter, configuration: ServerConfiguration, logger: Logger, allocator: ByteBufferAllocator) {
         self.router = router
@@ -143,7 +146,7 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error", metadata: ["error": "\(error)"])
-        closeConnection(context: context)
+        closeConnection(context: context, afterWrites: false)
     }
 
     /// Requests still waiting for their end when a read is over stop sharing its buffer: NIO reuses
@@ -160,10 +163,27 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
         return head[..<space].allSatisfy { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } && !head.starts(with: Array("PRI ".utf8))
     }
 
-    private func closeConnection(context: ChannelHandlerContext) {
+    /// Closes the connection once what was handed to the channel is written (at most 5 s later):
+    /// NIO fails writes still pending when a channel closes, and nghttp2 counts a stream done once
+    /// its last frames are in our buffers, so an immediate close could cut off the end of a large
+    /// answer, its trailers or the GOAWAY when the client reads slowly. `afterWrites: false` (a
+    /// failed socket) closes at once.
+    private func closeConnection(context: ChannelHandlerContext, afterWrites: Bool = true) {
         guard !closing else { return }
         closing = true
-        context.close(promise: nil)
+        guard afterWrites, context.channel.isActive else {
+            context.close(promise: nil)
+            return
+        }
+        let loop = context.eventLoop.assumeIsolated()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        // Writes complete in order: this empty one completes after every earlier one.
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
+        let cap = loop.scheduleTask(in: .seconds(5)) { context.close(promise: nil) }
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            cap.cancel()
+            context.close(promise: nil)
+        }
     }
 
     // MARK: Output
@@ -191,7 +211,7 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
             return
         case .drained: break
         }
-        if receivedBytes && !session.wantsRead && !session.wantsWrite {
+        if closeWhenFlushed || (receivedBytes && !session.wantsRead && !session.wantsWrite) {
             closeConnection(context: context)
         }
     }
@@ -236,7 +256,7 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
             flushOutput()
             pingTimeout = loop.scheduleTask(in: TimeAmount(configuration.keepalive.pingTimeout)) {
                 self.logger.debug("keepalive PING not acknowledged; closing")
-                if let context = self.context { self.closeConnection(context: context) }
+                if let context = self.context { self.closeConnection(context: context, afterWrites: false) }
             }
         }
         readSinceLastPing = false
@@ -328,9 +348,10 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
         if streams.isEmpty && !policy.permitPingsWithoutCalls { minimum = max(minimum, .hours(2)) }
         guard now - last < minimum else { return }
         pingStrikes += 1
-        if pingStrikes > policy.maximumPingStrikes {
+        if pingStrikes > policy.maximumPingStrikes, !closeWhenFlushed {
             logger.debug("too many pings; closing with ENHANCE_YOUR_CALM")
             session.terminate(errorCode: HTTP2ErrorCode.enhanceYourCalm, debugData: "too_many_pings")
+            closeWhenFlushed = true
             scheduleFlush()
         }
     }
