@@ -161,6 +161,25 @@ actor PushConsumerEngine {
         slots[index].yield(message)
     }
 
+    /// Acks a handled message, trying again while the failure may pass (a busy or briefly
+    /// unreachable broker): up to 5 attempts over about 3 s. The broker keeps an unacked
+    /// message of a live consumer hidden (`auto_renew`), so a lost ack would hold it back for
+    /// long, and then deliver it again.
+    private nonisolated func ack(_ message: ReceivedMessage) async throws(RocketMQError) {
+        var attempt = 1
+        while true {
+            do throws(RocketMQError) {
+                return try await session.ack(message, group: group)
+            } catch {
+                guard error.isRetryable, attempt < 5 else { throw error }
+                session.logger.info("ack failed; retrying", metadata: [
+                    "message-id": "\(message.messageId)", "attempt": "\(attempt)", "error": "\(error)"])
+                do { try await Task.sleep(for: .milliseconds(300 * attempt)) } catch { throw .cancelled }
+                attempt += 1
+            }
+        }
+    }
+
     private nonisolated func consume(_ delivered: ReceivedMessage) async {
         let renewal = InvisibilityRenewal(message: delivered, group: group, duration: options.invisibleDuration, session: session)
         let result = await handler(delivered)
@@ -169,7 +188,7 @@ actor PushConsumerEngine {
         do throws(RocketMQError) {
             switch result {
             case .success:
-                try await session.ack(message, group: group)
+                try await ack(message)
                 if let messageGroup = message.messageGroup, !messageGroup.isEmpty { await receiveNext(after: message) }
             case .failure:
                 let policy = await session.serverSettings?.backoffPolicy
