@@ -251,4 +251,19 @@ import Testing
         defer { store.shutdown() }
         #expect(try store.verifyConsistency().map(\.physicalOffset) == sent.prefix(5).map(\.physicalOffset))
     }
+
+    /// A ConsumeQueue entry that points at a sound record of another queue (as an old page a
+    /// crash brought back could) is refused, not served as this queue's message.
+    @Test func anEntryPointingAtAnotherQueuesRecordIsRefused() async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path, segmentSize: 8192))
+        defer { store.shutdown() }
+        for i in 0..<4 { _ = try await store.append(message("T", queue: Int32(i % 2), body: Array("m\(i)".utf8))) }
+        // Queue 0's entry 1 becomes a copy of queue 1's entry 0: same size and tag hash.
+        let foreign = try StoreFile(path: dir.path + "/consumequeue/T/1/" + FileSystem.offsetName(0), create: false).read(count: 20, at: 0)
+        try StoreFile(path: dir.path + "/consumequeue/T/0/" + FileSystem.offsetName(0), create: false).write(foreign, at: 20)
+        #expect(try store.messages(topic: "T", queueId: 0, from: 0, maxCount: 1).messages.map(\.body) == [Array("m0".utf8)])
+        #expect(throws: StoreError.self) { try store.messages(topic: "T", queueId: 0, from: 1, maxCount: 1) }
+        #expect(try store.messages(topic: "T", queueId: 1, from: 0).messages.map(\.body) == [Array("m1".utf8), Array("m3".utf8)])
+    }
 }

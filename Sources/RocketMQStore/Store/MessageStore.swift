@@ -405,6 +405,12 @@ public final class MessageStore: Sendable {
                 if case .offsetOutOfRange = error, entry.physicalOffset < commitLog.minOffset { offset += 1; continue }
                 throw error
             }
+            // A sound record of another queue (an entry a torn ConsumeQueue page brought back,
+            // say) passes its own checks; it must not be served as this queue's.
+            guard message.queueId == queueId, message.queueOffset == offset, message.topic == topic else {
+                throw .corruptRecord(physicalOffset: entry.physicalOffset, reason: "ConsumeQueue \(topic)/\(queueId) entry \(offset) points at "
+                    + "the record of \(message.topic)/\(message.queueId) entry \(message.queueOffset)")
+            }
             offset += 1
             if let tagFilter, !tagFilter.contains(message.tags ?? "") { continue }
             if let predicate, !predicate(message) { continue }
