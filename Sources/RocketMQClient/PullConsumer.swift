@@ -87,14 +87,14 @@ public final class PullConsumer: Sendable {
         var pulled: [ReceivedMessage] = []
         var firstError: RocketMQError?
         for step in 0..<queues.count where pulled.count < maxMessages {
+            let queue = queues[(start + step) % queues.count]
             // A queue's position moves as soon as it answers: what earlier queues answered must
             // be returned even if a later one fails (a broker down, a call that timed out).
             do throws(RocketMQError) {
-                pulled += try await pull(queues[(start + step) % queues.count], batchSize: maxMessages - pulled.count, wait: .zero)
+                pulled += try await pull(queue, batchSize: maxMessages - pulled.count, wait: .zero)
             } catch {
                 if error == .cancelled || error == .shutDown { firstError = error; break }
-                session.logger.info("pull failed on a queue; trying the others", metadata: [
-                    "queue": "\(id(of: queues[(start + step) % queues.count]))", "error": "\(error)"])
+                session.logger.info("pull failed on a queue; trying the others", metadata: ["queue": "\(id(of: queue))", "error": "\(error)"])
                 firstError = firstError ?? error
             }
         }
@@ -223,17 +223,13 @@ public final class PullConsumer: Sendable {
             return []
         }
         if status?.code != .messageNotFound { try RocketMQError.check(status) }
-        var received: [ReceivedMessage] = []
-        for message in messages {
-            do throws(RocketMQError) {
-                received.append(try ReceivedMessage(message, queue: queue, endpoint: endpoint))
-            } catch {
-                // A body that cannot be decoded (flagged GZIP, not gzip) can never be read: the
-                // position moves past it rather than stopping the queue for good.
-                session.logger.error("skipping a message whose body cannot be decoded", metadata: [
-                    "queue": "\(id)", "message-id": "\(message.systemProperties?.messageId ?? "")",
-                    "offset": "\(message.systemProperties?.queueOffset ?? -1)", "error": "\(error)"])
-            }
+        let (received, undecodable) = ReceivedMessage.decoding(messages, queue: queue, endpoint: endpoint)
+        // A body that cannot be decoded can never be read: the position moves past it rather
+        // than stopping the queue for good.
+        for (message, error) in undecodable {
+            session.logger.error("skipping a message whose body cannot be decoded", metadata: [
+                "queue": "\(id)", "message-id": "\(message.systemProperties?.messageId ?? "")",
+                "offset": "\(message.systemProperties?.queueOffset ?? -1)", "error": "\(error)"])
         }
         if let nextOffset { try await positions.set(nextOffset, of: id) }
         return received

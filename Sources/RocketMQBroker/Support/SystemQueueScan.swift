@@ -77,11 +77,18 @@ struct HeapKey: Comparable, Sendable {
     static func < (a: HeapKey, b: HeapKey) -> Bool { (a.value, a.id) < (b.value, b.id) }
 }
 
+extension Heap where Element == HeapKey {
+    /// Whether stale keys are most of the heap, `liveCount` of its keys being live: then it is
+    /// rebuilt from what is live. Lazily skipped keys would otherwise pile up behind one old live
+    /// key, and memory would follow everything ever keyed rather than what is live.
+    func isMostlyStale(liveCount: Int) -> Bool { count > 2 * liveCount + 1024 }
+}
+
 /// The entries of a system queue not settled yet (`DelayService`, `TransactionService`), by their
 /// offset in the queue and by the op queue's offset before which none of their op records can be:
 /// a start-up scan's mark is the two minima, found without walking every entry. Settled entries
-/// leave lazily, when they reach the top, and all at once when they are most of the heap (behind
-/// one old unsettled entry they would pile up): memory follows what is unsettled.
+/// leave lazily, when they reach the top, and all at once when they are most of the heap
+/// (`isMostlyStale`).
 struct UnsettledEntries {
     private var byQueue = Heap<HeapKey>()
     private var byOps = Heap<HeapKey>()
@@ -102,7 +109,8 @@ struct UnsettledEntries {
     ) -> (queueOffset: Int64, opsFrom: Int64)? {
         while let top = byQueue.min, !isUnsettled(top.id) { _ = byQueue.removeMin() }
         while let top = byOps.min, !isUnsettled(top.id) { _ = byOps.removeMin() }
-        if byQueue.count > 2 * unsettledCount + 1024 {
+        // Both heaps hold keys of the same entries, so they grow stale together.
+        if byQueue.isMostlyStale(liveCount: unsettledCount) {
             let all = unsettled()
             byQueue = Heap(all.map { HeapKey(value: $0.queueOffset, id: $0.id) })
             byOps = Heap(all.map { HeapKey(value: $0.opsFrom, id: $0.id) })

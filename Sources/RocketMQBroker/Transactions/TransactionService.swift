@@ -336,9 +336,8 @@ final class TransactionService: Sendable {
         let nowKey = Self.milliseconds(now)
         let (due, expired) = state.withLock { s -> ([Open], [Open]) in
             var due: [Open] = [], expired: [Open] = [], rescheduled: [Open] = []
-            // Keys of transactions resolved before their check stay until their time: rebuilt
-            // once they are most of the heap.
-            if s.byCheck.count > 2 * s.open.count + 1024 {
+            // Keys of transactions resolved before their check stay until their time.
+            if s.byCheck.isMostlyStale(liveCount: s.open.count) {
                 s.byCheck = Heap(s.open.values.map { HeapKey(value: Self.milliseconds($0.checkAt), id: $0.physicalOffset) })
             }
             while let top = s.byCheck.min, top.value <= nowKey {

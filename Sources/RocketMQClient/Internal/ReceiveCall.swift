@@ -39,16 +39,11 @@ struct ReceiveCall: Sendable {
         }
         if status?.code == .messageNotFound { return [] }
         try RocketMQError.check(status)
-        var received: [ReceivedMessage] = []
-        for message in messages {
-            do throws(RocketMQError) {
-                received.append(try ReceivedMessage(message, queue: queue, endpoint: endpoint))
-            } catch {
-                // A body that cannot be decoded (flagged GZIP, not gzip) can never be handled:
-                // it goes to the dead-letter queue for an operator, and the rest of the batch,
-                // already hidden for this consumer, is handed over.
-                await deadLetter(ReceivedMessage(undecoded: message, queue: queue, endpoint: endpoint), because: error)
-            }
+        let (received, undecodable) = ReceivedMessage.decoding(messages, queue: queue, endpoint: endpoint)
+        // A body that cannot be decoded can never be handled: it goes to the dead-letter queue
+        // for an operator, and the rest of the batch, hidden for this consumer, is handed over.
+        for (message, error) in undecodable {
+            await deadLetter(ReceivedMessage(undecoded: message, queue: queue, endpoint: endpoint), because: error)
         }
         return received
     }

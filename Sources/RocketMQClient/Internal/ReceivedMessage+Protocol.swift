@@ -6,6 +6,23 @@ extension ReceivedMessage {
         self.init(message, body: body, queue: queue, endpoint: endpoint)
     }
 
+    /// `messages` decoded, and apart those whose body cannot be (flagged GZIP, not gzip), with
+    /// the reason: one such message must not cost the rest of a batch, already delivered.
+    static func decoding(
+        _ messages: [Apache_Rocketmq_V2_Message], queue: Apache_Rocketmq_V2_MessageQueue, endpoint: Endpoint
+    ) -> (decoded: [ReceivedMessage], undecodable: [(message: Apache_Rocketmq_V2_Message, error: RocketMQError)]) {
+        var decoded: [ReceivedMessage] = []
+        var undecodable: [(message: Apache_Rocketmq_V2_Message, error: RocketMQError)] = []
+        for message in messages {
+            do throws(RocketMQError) {
+                decoded.append(try ReceivedMessage(message, queue: queue, endpoint: endpoint))
+            } catch {
+                undecodable.append((message, error))
+            }
+        }
+        return (decoded, undecodable)
+    }
+
     /// A delivered protocol message with its body as it came (for one whose body cannot be
     /// decoded, to settle it by its receipt handle).
     init(undecoded message: Apache_Rocketmq_V2_Message, queue: Apache_Rocketmq_V2_MessageQueue?, endpoint: Endpoint) {

@@ -452,8 +452,8 @@ final class CommitLog: @unchecked Sendable {
         // Records below `synced` were synced before the crash, and their senders may have been
         // answered: a scan that stops there found damage (a bad disk block, a file changed by
         // hand), and cutting would delete them with every later segment.
+        let holder = list.first(where: { position >= $0.start && position < $0.end })
         if position < synced {
-            let holder = list.first(where: { position >= $0.start && position < $0.end })
             let path = holder?.file.path ?? directory
             guard force else {
                 throw .badFile(path: path, reason: "damaged record at CommitLog offset \(position) (\(stopReason)), below \(synced), "
@@ -464,7 +464,7 @@ final class CommitLog: @unchecked Sendable {
                 "segment": "\(path)", "at": "\(position)", "synced": "\(synced)", "stop": "\(stopReason)"])
         }
         // Truncate: zero the rest of the segment holding `position`, drop later segments.
-        if let holder = list.first(where: { position >= $0.start && position < $0.end }) {
+        if let holder {
             let keep = position - holder.start
             try holder.file.truncate(to: keep)
             try holder.file.truncate(to: segmentSize)
