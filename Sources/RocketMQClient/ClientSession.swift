@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RocketRPC
+import Synchronization
 
 /// One client's link to the cluster, shared by everything that client does.
 ///
@@ -9,6 +10,11 @@ import RocketRPC
 /// in use, one Telemetry stream per broker carrying the settings handshake, and fault isolation of
 /// endpoints that just failed. ``shutdown()`` ends Telemetry, sends `NotifyClientTermination`
 /// and closes the channels.
+///
+/// What every send and receive reads (whether the session is open, the channels, fresh cached
+/// routes, isolated endpoints, the server's settings) sits behind a lock, not on the actor: a
+/// call then costs no hop onto the actor and back. The actor serializes what waits (route
+/// queries, Telemetry, shutdown).
 actor ClientSession {
     typealias Client = Apache_Rocketmq_V2_MessagingService.Client
 
@@ -18,15 +24,22 @@ actor ClientSession {
     nonisolated let logger: Logger
     private nonisolated let headers: RequestHeaders
 
-    private var channels: [Endpoint: RPCChannel] = [:]
-    private var routes: [String: (route: TopicRoute, fetched: ContinuousClock.Instant)] = [:]
-    private var isolatedUntil: [Endpoint: ContinuousClock.Instant] = [:]
+    /// The state calls read, under a lock (see the type's note).
+    private struct Shared {
+        var channels: [Endpoint: RPCChannel] = [:]
+        var routes: [String: (route: TopicRoute, fetched: ContinuousClock.Instant)] = [:]
+        var isolatedUntil: [Endpoint: ContinuousClock.Instant] = [:]
+        /// ``shutdown()`` began: no new operation starts.
+        var closing = false
+        /// The channels are closed: no call can be made.
+        var closed = false
+        var serverSettings: Apache_Rocketmq_V2_Settings?
+    }
+    private nonisolated let shared = Mutex(Shared())
     private var telemetryTasks: [Endpoint: Task<Void, Never>] = [:]
     private var background: Task<Void, Never>?
-    private var closing = false
-    private var closed = false
     /// The settings the server merged into ours, from the latest Telemetry answer.
-    private(set) var serverSettings: Apache_Rocketmq_V2_Settings?
+    nonisolated var serverSettings: Apache_Rocketmq_V2_Settings? { shared.withLock { $0.serverSettings } }
     /// Why a server refused our settings, if it found an illegal filter expression in them.
     private var settingsRefusal: RocketMQError?
 
@@ -69,28 +82,34 @@ actor ClientSession {
     }
 
     /// Throws ``RocketMQError/shutDown`` once ``shutdown()`` began.
-    func ensureOpen() throws(RocketMQError) {
-        if closing { throw .shutDown }
+    nonisolated func ensureOpen() throws(RocketMQError) {
+        if shared.withLock({ $0.closing }) { throw .shutDown }
     }
 
     /// Ends Telemetry and the heartbeat loop, tells every broker the client is leaving and closes
     /// the channels. Idempotent. Until it is called, the session's background tasks keep it alive.
     func shutdown() async {
-        guard !closing else { return }
-        closing = true
+        let wasClosing = shared.withLock { state in
+            defer { state.closing = true }
+            return state.closing
+        }
+        guard !wasClosing else { return }
         background?.cancel()
         for task in telemetryTasks.values { task.cancel() }
         for task in telemetryTasks.values { await task.value }
         var request = Apache_Rocketmq_V2_NotifyClientTerminationRequest()
         request.group = role.group.map { resource($0) }
-        for endpoint in Set(routes.values.flatMap(\.route.endpoints)) {
+        for endpoint in routedEndpoints {
             _ = try? await call(endpoint, timeout: .seconds(1)) { [request] client, options in
                 try await client.notifyClientTermination(request, options: options)
             }
         }
-        closed = true
+        let channels = shared.withLock { state in
+            state.closed = true
+            defer { state.channels = [:] }
+            return state.channels
+        }
         for channel in channels.values { await channel.close() }
-        channels = [:]
     }
 
     // MARK: Calls
@@ -105,9 +124,18 @@ actor ClientSession {
         CallOptions(timeout: timeout ?? configuration.requestTimeout, metadata: headers.metadata())
     }
 
-    private func client(for endpoint: Endpoint) throws(RocketMQError) -> Client {
-        guard !closed else { throw .shutDown }
-        if let channel = channels[endpoint] { return Client(channel: channel) }
+    private nonisolated func client(for endpoint: Endpoint) throws(RocketMQError) -> Client {
+        try shared.withLock { (state) throws(RocketMQError) -> Client in
+            guard !state.closed else { throw .shutDown }
+            if let channel = state.channels[endpoint] { return Client(channel: channel) }
+            let channel = makeChannel(to: endpoint)
+            state.channels[endpoint] = channel
+            return Client(channel: channel)
+        }
+    }
+
+    /// A new channel to `endpoint` (it connects on its first call).
+    private nonisolated func makeChannel(to endpoint: Endpoint) -> RPCChannel {
         let channelConfiguration = ChannelConfiguration(
             host: endpoint.host, port: endpoint.port,
             tls: configuration.tls,
@@ -115,9 +143,7 @@ actor ClientSession {
             // Brokers come back after restarts within seconds: keep reconnection attempts frequent.
             backoff: .init(initial: .milliseconds(200), multiplier: 1.6, jitter: 0.2, maximum: .seconds(2)),
             maxReceiveMessageSize: 64 << 20)
-        let channel = RPCChannel(configuration: channelConfiguration)
-        channels[endpoint] = channel
-        return Client(channel: channel)
+        return RPCChannel(configuration: channelConfiguration)
     }
 
     /// Runs one call against `endpoint`, turning whatever it throws into a ``RocketMQError``.
@@ -125,7 +151,7 @@ actor ClientSession {
         _ endpoint: Endpoint, timeout: Duration? = nil,
         _ body: @Sendable (Client, CallOptions) async throws -> R
     ) async throws(RocketMQError) -> R {
-        let client = try await client(for: endpoint)
+        let client = try client(for: endpoint)
         do {
             return try await body(client, options(timeout: timeout))
         } catch {
@@ -137,10 +163,21 @@ actor ClientSession {
 
     /// The route of `topic`, from the cache unless it is older than the refresh interval or
     /// `refresh` is set. Asks each configured endpoint in turn until one answers.
-    func route(for topic: String, refresh: Bool = false) async throws(RocketMQError) -> TopicRoute {
-        if !refresh, let cached = routes[topic], ContinuousClock.now - cached.fetched < configuration.routeRefreshInterval {
+    nonisolated func route(for topic: String, refresh: Bool = false) async throws(RocketMQError) -> TopicRoute {
+        if !refresh, let route = freshRoute(of: topic) { return route }
+        return try await fetchRoute(for: topic)
+    }
+
+    /// The cached route of `topic` if it is younger than the refresh interval.
+    private nonisolated func freshRoute(of topic: String) -> TopicRoute? {
+        shared.withLock { state in
+            guard let cached = state.routes[topic], ContinuousClock.now - cached.fetched < configuration.routeRefreshInterval else { return nil }
             return cached.route
         }
+    }
+
+    /// Asks the server for the route of `topic` and caches it.
+    private func fetchRoute(for topic: String) async throws(RocketMQError) -> TopicRoute {
         var request = Apache_Rocketmq_V2_QueryRouteRequest()
         request.topic = resource(topic)
         request.endpoints = configuration.endpoints.first?.proto
@@ -150,14 +187,14 @@ actor ClientSession {
                 noEndpoint: .noQueue(topic: topic, reason: "no endpoint answered"),
                 { [request] client, options in try await client.queryRoute(request, options: options) }, status: \.status)
         } catch {
-            if let cached = routes[topic] {
+            if let cached = shared.withLock({ $0.routes[topic] }) {
                 logger.warning("route refresh failed; keeping the cached route", metadata: ["topic": "\(topic)", "error": "\(error)"])
                 return cached.route
             }
             throw error
         }
         let route = TopicRoute(topic: topic, queues: response.messageQueues)
-        routes[topic] = (route, .now)
+        shared.withLock { $0.routes[topic] = (route, .now) }
         openTelemetry(to: route.endpoints)
         return route
     }
@@ -186,27 +223,35 @@ actor ClientSession {
     }
 
     /// Makes the next ``route(for:refresh:)`` of `topic` ask the server again.
-    func invalidateRoute(of topic: String) {
-        routes[topic]?.fetched = .now - configuration.routeRefreshInterval
+    nonisolated func invalidateRoute(of topic: String) {
+        shared.withLock { $0.routes[topic]?.fetched = .now - configuration.routeRefreshInterval }
     }
 
     private func refreshStaleRoutes() async {
-        for topic in routes.keys { _ = try? await route(for: topic) }
+        for topic in shared.withLock({ Array($0.routes.keys) }) { _ = try? await route(for: topic) }
+    }
+
+    /// Every broker endpoint the cached routes name.
+    private nonisolated var routedEndpoints: Set<Endpoint> {
+        shared.withLock { Set($0.routes.values.flatMap(\.route.endpoints)) }
     }
 
     // MARK: Fault avoidance
 
     /// Keeps `endpoint` out of queue selection for `window` after a failure.
-    func isolate(_ endpoint: Endpoint, for window: Duration) {
-        isolatedUntil[endpoint] = .now + window
+    nonisolated func isolate(_ endpoint: Endpoint, for window: Duration) {
+        shared.withLock { $0.isolatedUntil[endpoint] = .now + window }
         logger.info("isolating a failing endpoint", metadata: ["endpoint": "\(endpoint)", "window": "\(window)"])
     }
 
     /// Endpoints isolated right now.
-    func isolatedEndpoints() -> Set<Endpoint> {
-        let now = ContinuousClock.now
-        isolatedUntil = isolatedUntil.filter { $0.value > now }
-        return Set(isolatedUntil.keys)
+    nonisolated func isolatedEndpoints() -> Set<Endpoint> {
+        shared.withLock { state in
+            guard !state.isolatedUntil.isEmpty else { return [] }
+            let now = ContinuousClock.now
+            state.isolatedUntil = state.isolatedUntil.filter { $0.value > now }
+            return Set(state.isolatedUntil.keys)
+        }
     }
 
     // MARK: Heartbeat and Telemetry
@@ -215,7 +260,7 @@ actor ClientSession {
         var request = Apache_Rocketmq_V2_HeartbeatRequest()
         request.group = role.group.map { resource($0) }
         request.clientType = role.clientType
-        for endpoint in Set(routes.values.flatMap(\.route.endpoints)) {
+        for endpoint in routedEndpoints {
             do throws(RocketMQError) {
                 let response = try await call(endpoint) { [request] client, options in try await client.heartbeat(request, options: options) }
                 try RocketMQError.check(response.status)
@@ -253,7 +298,7 @@ actor ClientSession {
     }
 
     private func openTelemetry(to endpoints: Set<Endpoint>) {
-        guard !closing else { return }
+        guard !shared.withLock({ $0.closing }) else { return }
         for endpoint in endpoints where telemetryTasks[endpoint] == nil {
             telemetryTasks[endpoint] = Task { await self.runTelemetry(endpoint) }
         }
@@ -313,8 +358,9 @@ actor ClientSession {
             apply(merged)
             return .none
         case .printThreadStackTraceCommand(let request)?:
+            let (channelCount, topics) = shared.withLock { ($0.channels.count, $0.routes.keys.sorted()) }
             let text = "rocketmq-swift client \(clientId) (\(role.clientType.protoName ?? "client")): "
-                + "\(channels.count) channels, routes for \(routes.keys.sorted().joined(separator: ", ")); "
+                + "\(channelCount) channels, routes for \(topics.joined(separator: ", ")); "
                 + "Swift tasks have no thread dump"
             return .answer(.init(status: .init(code: .ok, message: "OK"),
                                  command: .threadStackTrace(.init(nonce: request.nonce, threadStackTrace: text))))
@@ -394,6 +440,6 @@ actor ClientSession {
     }
 
     private func apply(_ settings: Apache_Rocketmq_V2_Settings) {
-        serverSettings = settings
+        shared.withLock { $0.serverSettings = settings }
     }
 }

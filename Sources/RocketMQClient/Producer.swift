@@ -57,7 +57,7 @@ public final class Producer: Sendable {
     /// - Throws: the broker's status: `NOT_FOUND` once the message is due (it may have
     ///   been delivered), `BAD_REQUEST` for a handle no broker issued.
     public func recall(topic: String, recallHandle: String) async throws(RocketMQError) -> String {
-        try await session.ensureOpen()
+        try session.ensureOpen()
         var request = Apache_Rocketmq_V2_RecallMessageRequest()
         request.topic = session.resource(topic)
         request.recallHandle = recallHandle
@@ -101,21 +101,20 @@ public final class Producer: Sendable {
     }
 
     private func send(_ messages: [Message], transactional: Bool) async throws(RocketMQError) -> [(receipt: SendReceipt, endpoint: Endpoint)] {
-        try await session.ensureOpen()
+        try session.ensureOpen()
         guard let first = messages.first else { throw .invalidArgument("a batch needs at least one message") }
         guard !first.topic.isEmpty else { throw .invalidArgument("the message has no topic") }
         guard messages.allSatisfy({ $0.topic == first.topic }) else { throw .invalidArgument("a batch must have a single topic") }
         var encoded: [Apache_Rocketmq_V2_Message] = []
-        for message in messages { encoded.append(try await encode(message, transactional: transactional)) }
-        let policyAttempts = await session.serverSettings?.backoffPolicy?.maxAttempts ?? 0
+        for message in messages { encoded.append(try encode(message, transactional: transactional)) }
+        let policyAttempts = session.serverSettings?.backoffPolicy?.maxAttempts ?? 0
         let attempts = max(1, policyAttempts > 0 ? Int(policyAttempts) : options.maxAttempts)
         var failed: Set<Endpoint> = []
         var lastError = RocketMQError.noQueue(topic: first.topic, reason: "no attempt made")
         for attempt in 1...attempts {
             let route = try await session.route(for: first.topic)
-            let avoided = failed.union(await session.isolatedEndpoints())
-            let queue = try selectQueue(in: route, messageGroup: first.messageGroup, avoiding: avoided)
-            guard let endpoint = queue.endpoint else { throw .noQueue(topic: first.topic, reason: "the queue has no address") }
+            let avoided = failed.union(session.isolatedEndpoints())
+            let (queue, endpoint) = try selectQueue(in: route, messageGroup: first.messageGroup, avoiding: avoided)
             var request = Apache_Rocketmq_V2_SendMessageRequest()
             request.messages = encoded.map { message in
                 var message = message
@@ -142,8 +141,8 @@ public final class Producer: Sendable {
                 session.logger.info("send failed; retrying", metadata: [
                     "topic": "\(first.topic)", "endpoint": "\(endpoint)", "attempt": "\(attempt)", "error": "\(error)"])
                 failed.insert(endpoint)
-                await session.isolate(endpoint, for: options.isolationWindow)
-                await session.invalidateRoute(of: first.topic)
+                session.isolate(endpoint, for: options.isolationWindow)
+                session.invalidateRoute(of: first.topic)
                 do { try await Task.sleep(for: .milliseconds(20 * attempt)) } catch { throw .cancelled }
             }
         }
@@ -188,9 +187,8 @@ public final class Producer: Sendable {
 
     private func sendOnce(_ message: Message) async throws(RocketMQError) -> SendReceipt {
         let route = try await session.route(for: message.topic)
-        let queue = try selectQueue(in: route, messageGroup: message.messageGroup, avoiding: await session.isolatedEndpoints())
-        guard let endpoint = queue.endpoint else { throw .noQueue(topic: message.topic, reason: "the queue has no address") }
-        var encoded = try await encode(message)
+        let (queue, endpoint) = try selectQueue(in: route, messageGroup: message.messageGroup, avoiding: session.isolatedEndpoints())
+        var encoded = try encode(message)
         encoded.systemProperties?.queueId = queue.id
         var request = Apache_Rocketmq_V2_SendMessageRequest()
         request.messages = [encoded]
@@ -202,29 +200,35 @@ public final class Producer: Sendable {
             queueId: queue.id, offset: entry?.offset ?? -1, recallHandle: entry.flatMap { $0.recallHandle.isEmpty ? nil : $0.recallHandle })
     }
 
+    /// The queue a send goes to, and its broker: for a message group, the queue the group
+    /// hashes to; otherwise the next queue round-robin whose broker is not in `avoiding` (or
+    /// the next one, if every broker is).
     func selectQueue(
         in route: TopicRoute, messageGroup: String?, avoiding: Set<Endpoint>
-    ) throws(RocketMQError) -> Apache_Rocketmq_V2_MessageQueue {
-        let writable = route.writableQueues.sorted { ($0.brokerName, $0.id) < ($1.brokerName, $1.id) }
+    ) throws(RocketMQError) -> (queue: Apache_Rocketmq_V2_MessageQueue, endpoint: Endpoint) {
+        let writable = route.writableQueues, endpoints = route.writableEndpoints
         guard !writable.isEmpty else { throw .noQueue(topic: route.topic, reason: "no writable queue in its route") }
         if let messageGroup, !messageGroup.isEmpty {
             // A message group keeps to the queue it hashes to, retries and failing brokers
             // included: the broker orders a group only within one queue, so moving it would
             // break its order (and a send that timed out may be stored there already).
-            return writable[Int(StableHash.of(messageGroup) % UInt64(writable.count))]
+            let index = Int(StableHash.of(messageGroup) % UInt64(writable.count))
+            return (writable[index], endpoints[index])
         }
         let start = roundRobin.withLock { next in
             defer { next &+= 1 }
             return next
         } % writable.count
-        for step in 0..<writable.count {
-            let queue = writable[(start + step) % writable.count]
-            if let endpoint = queue.endpoint, !avoiding.contains(endpoint) { return queue }
+        if !avoiding.isEmpty {
+            for step in 0..<writable.count {
+                let index = (start + step) % writable.count
+                if !avoiding.contains(endpoints[index]) { return (writable[index], endpoints[index]) }
+            }
         }
-        return writable[start]
+        return (writable[start], endpoints[start])
     }
 
-    private func encode(_ message: Message, transactional: Bool = false) async throws(RocketMQError) -> Apache_Rocketmq_V2_Message {
+    private func encode(_ message: Message, transactional: Bool = false) throws(RocketMQError) -> Apache_Rocketmq_V2_Message {
         var system = Apache_Rocketmq_V2_SystemProperties()
         system.tag = message.tag
         system.keys = message.keys
@@ -254,7 +258,7 @@ public final class Producer: Sendable {
             body = try Gzip.compress(body)
             system.bodyEncoding = .gzip
         }
-        if case .publishing(let publishing)? = await session.serverSettings?.pubSub, publishing.maxBodySize > 0,
+        if case .publishing(let publishing)? = session.serverSettings?.pubSub, publishing.maxBodySize > 0,
            body.count > Int(publishing.maxBodySize) {
             throw .status(code: .messageBodyTooLarge, message: "body of \(body.count) bytes exceeds the broker's limit of \(publishing.maxBodySize)")
         }

@@ -76,7 +76,7 @@ public final class PullConsumer: Sendable {
     /// of them for up to `awaitDuration`. Advances the positions past what it returns (a long
     /// poll that finds messages on several queues at once may return more than `maxMessages`).
     public func pull(maxMessages: Int = 32, awaitDuration: Duration = .seconds(1)) async throws(RocketMQError) -> [ReceivedMessage] {
-        try await session.ensureOpen()
+        try session.ensureOpen()
         guard (1...32).contains(maxMessages) else { throw .invalidArgument("maxMessages \(maxMessages) is outside 1...32") }
         let queues = try await readableQueues()
         guard !queues.isEmpty else { throw .noQueue(topic: topic, reason: "no readable queue in its route") }

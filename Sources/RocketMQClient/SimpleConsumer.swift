@@ -45,7 +45,7 @@ public final class SimpleConsumer: Sendable {
     /// Receives up to `maxMessages` (1...32) messages from one queue of a subscribed topic,
     /// waiting up to ``awaitDuration`` when none is ready. Returns `[]` when none arrived.
     public func receive(maxMessages: Int, invisibleDuration: Duration) async throws(RocketMQError) -> [ReceivedMessage] {
-        try await session.ensureOpen()
+        try session.ensureOpen()
         guard (1...32).contains(maxMessages) else { throw .invalidArgument("maxMessages \(maxMessages) is outside 1...32") }
         let turn = cursor.withLock { next in
             defer { next &+= 1 }
@@ -60,21 +60,21 @@ public final class SimpleConsumer: Sendable {
         do throws(RocketMQError) {
             return try await call.run(queue: queue, batchSize: maxMessages, invisibleDuration: invisibleDuration, longPolling: awaitDuration)
         } catch {
-            if error.isRetryable { await session.invalidateRoute(of: subscription.topic) }
+            if error.isRetryable { session.invalidateRoute(of: subscription.topic) }
             throw error
         }
     }
 
     /// Acknowledges `message`: it will not be delivered to this group again.
     public func ack(_ message: ReceivedMessage) async throws(RocketMQError) {
-        try await session.ensureOpen()
+        try session.ensureOpen()
         try await session.ack(message, group: group)
     }
 
     /// Makes `message` invisible for `duration` from now and stores the renewed receipt handle
     /// in it (the old one is no longer valid).
     public func changeInvisibleDuration(_ message: inout ReceivedMessage, to duration: Duration) async throws(RocketMQError) {
-        try await session.ensureOpen()
+        try session.ensureOpen()
         message.receiptHandle = try await session.changeInvisibleDuration(message, group: group, to: duration)
     }
 

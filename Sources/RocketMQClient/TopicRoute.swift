@@ -4,9 +4,22 @@ public struct TopicRoute: Sendable {
     public let topic: String
     /// Every queue, on every broker, in the order the server gave.
     public let queues: [Apache_Rocketmq_V2_MessageQueue]
+    /// Queues producers may append to (writable, with an address), ordered by broker name and
+    /// queue id: the order queue selection walks, whatever order the server gave.
+    public let writableQueues: [Apache_Rocketmq_V2_MessageQueue]
+    /// The broker address of each of `writableQueues`, at the same index. Worked out once per
+    /// route, not on every send: each one reads through the queue's nested messages.
+    let writableEndpoints: [Endpoint]
 
-    /// Queues producers may append to.
-    public var writableQueues: [Apache_Rocketmq_V2_MessageQueue] { queues.filter { $0.isWritable && $0.endpoint != nil } }
+    public init(topic: String, queues: [Apache_Rocketmq_V2_MessageQueue]) {
+        self.topic = topic
+        self.queues = queues
+        let writable = queues.compactMap { queue in queue.isWritable ? queue.endpoint.map { (queue, $0) } : nil }
+            .sorted { ($0.0.brokerName, $0.0.id) < ($1.0.brokerName, $1.0.id) }
+        writableQueues = writable.map(\.0)
+        writableEndpoints = writable.map(\.1)
+    }
+
     /// Queues consumers may read.
     public var readableQueues: [Apache_Rocketmq_V2_MessageQueue] { queues.filter { $0.isReadable && $0.endpoint != nil } }
     /// Every broker endpoint the route names.

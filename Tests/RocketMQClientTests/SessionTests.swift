@@ -11,7 +11,7 @@ import Testing
         try await withDevBroker(config: config) { _, configuration in
             let topic = unique("t")
             let producer = try await Producer.start(configuration: configuration, topics: [topic])
-            let published = await producer.session.serverSettings
+            let published = producer.session.serverSettings
             await producer.shutdown()
             guard case .publishing(let publishing)? = published?.pubSub else {
                 Issue.record("no publishing settings from the broker: \(String(describing: published))")
@@ -21,7 +21,7 @@ import Testing
             #expect(publishing.topics.map(\.name) == [topic])
 
             let consumer = try await SimpleConsumer.start(configuration: configuration, group: group, subscriptions: [topic: .all])
-            let subscribed = await consumer.session.serverSettings
+            let subscribed = consumer.session.serverSettings
             await consumer.shutdown()
             #expect(subscribed?.backoffPolicy?.maxAttempts == 3)
             guard case .subscription(let subscription)? = subscribed?.pubSub else {

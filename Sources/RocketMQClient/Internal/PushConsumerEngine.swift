@@ -191,7 +191,7 @@ actor PushConsumerEngine {
                 try await ack(message)
                 if let messageGroup = message.messageGroup, !messageGroup.isEmpty { await receiveNext(after: message) }
             case .failure:
-                let policy = await session.serverSettings?.backoffPolicy
+                let policy = session.serverSettings?.backoffPolicy
                 let maxAttempts = policy?.maxAttempts ?? 16
                 if message.deliveryAttempt >= maxAttempts {
                     try await session.forwardToDeadLetterQueue(message, group: group, maxAttempts: maxAttempts)
