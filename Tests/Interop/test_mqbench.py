@@ -32,6 +32,18 @@ def test_produce_then_consume_counts_every_message_once(broker_factory):
     assert (consumed["unique"], consumed["lost"], consumed["duplicated"]) == (1500, 0, 0)
 
 
+def test_produce_through_the_producer_api_stores_every_message_once(broker_factory):
+    broker = broker_factory({"autoCreate": True})
+    produced = run(["produce", "--endpoint", broker.endpoint, "--topic", "bench-api", "--count", "900", "--concurrency", "6",
+                    "--mode", "async", "--in-flight", "4", "--api", "producer"])
+    assert (produced["count"], produced["errors"], produced["api"], produced["scenario"]) == (900, {}, "producer", "produce-async-producer")
+    assert produced["p99_us"] >= produced["p50_us"] > 0
+    consumed = run(["consume", "--endpoint", broker.endpoint, "--topic", "bench-api", "--count", "900", "--concurrency", "4", "--idle-seconds", "3"])
+    assert (consumed["unique"], consumed["lost"], consumed["duplicated"]) == (900, 0, 0)
+    refused = run(["produce", "--endpoint", broker.endpoint, "--api", "producer", "--mode", "oneway", "--count", "10"], ok=False)
+    assert refused.returncode != 0 and "--mode oneway is for --api raw" in refused.stderr, refused.stderr[-2000:]
+
+
 def test_e2e_keeps_fifo_order_per_message_group(broker_factory):
     broker = broker_factory({"autoCreate": True})
     result = run(["e2e", "--endpoint", broker.endpoint, "--topic", "bench-fifo", "--group", "bench-fifo-group",
