@@ -19,6 +19,9 @@ actor ClientSession {
     typealias Client = Apache_Rocketmq_V2_MessagingService.Client
 
     nonisolated let configuration: ClientConfiguration
+    /// How long a cached route is used without asking again after a refresh of it failed
+    /// (whatever the refresh interval).
+    static let routeRetryDelay = Duration.seconds(5)
     nonisolated let clientId: String
     nonisolated let role: ClientRole
     nonisolated let logger: Logger
@@ -187,9 +190,18 @@ actor ClientSession {
                 noEndpoint: .noQueue(topic: topic, reason: "no endpoint answered"),
                 { [request] client, options in try await client.queryRoute(request, options: options) }, status: \.status)
         } catch {
-            if let cached = shared.withLock({ $0.routes[topic] }) {
-                logger.warning("route refresh failed; keeping the cached route", metadata: ["topic": "\(topic)", "error": "\(error)"])
-                return cached.route
+            // The cached route is asked for again only `routeRetryDelay` later: otherwise, while
+            // the NameServers are unreachable, every send would first wait for a query that
+            // fails (up to the request timeout, for one that does not answer).
+            let retryIn = Self.routeRetryDelay
+            let cached = shared.withLock { state -> TopicRoute? in
+                state.routes[topic]?.fetched = .now - configuration.routeRefreshInterval + retryIn
+                return state.routes[topic]?.route
+            }
+            if let cached {
+                logger.warning("route refresh failed; keeping the cached route", metadata: [
+                    "topic": "\(topic)", "error": "\(error)", "retry-in": "\(retryIn)"])
+                return cached
             }
             throw error
         }
@@ -200,14 +212,16 @@ actor ClientSession {
     }
 
     /// Runs one call against each configured endpoint in turn until one answers with OK, and
-    /// returns that answer. A transport failure moves on to the next endpoint; a status other
-    /// than OK ends the search (another endpoint would answer the same) and is thrown. Throws
-    /// `noEndpoint` when no endpoint is configured, else the last error.
+    /// returns that answer. Any failure moves on to the next endpoint: NameServers do not share
+    /// state, and one that just restarted does not know a topic the others route. Throws
+    /// `noEndpoint` when no endpoint is configured; otherwise the first status an endpoint
+    /// answered (it says more than an unreachable one does), else the last error.
     nonisolated func firstAnswer<R: Sendable>(
         noEndpoint: RocketMQError,
         _ body: @Sendable (Client, CallOptions) async throws -> R,
         status: (R) -> Apache_Rocketmq_V2_Status?
     ) async throws(RocketMQError) -> R {
+        var firstStatus: RocketMQError?
         var lastError = noEndpoint
         for endpoint in configuration.endpoints {
             do throws(RocketMQError) {
@@ -216,10 +230,10 @@ actor ClientSession {
                 return response
             } catch {
                 lastError = error
-                if case .status = error { break }
+                if case .status = error, firstStatus == nil { firstStatus = error }
             }
         }
-        throw lastError
+        throw firstStatus ?? lastError
     }
 
     /// Makes the next ``route(for:refresh:)`` of `topic` ask the server again.
