@@ -6,21 +6,14 @@ import Testing
 @Suite struct RouteDiscoveryTests {
     @Test func aTopicOnlyTheSecondNameServerKnowsIsFoundThere() async throws {
         let topic = unique("second-ns")
-        let directory = try TemporaryDirectory("route-discovery")
-        defer { directory.remove() }
-        let config = try directory.write("broker.json", """
-            {"topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}]}
-            """)
         // Two NameServers, which never talk to each other; the broker registers with the second
         // only (as after the first restarted and before the broker's next registration).
         let empty = try ServerProcess("mqnamesrv", ["--port", "0"])
         defer { empty.stop() }
         let knowing = try ServerProcess("mqnamesrv", ["--port", "0"])
         defer { knowing.stop() }
-        let broker = try ServerProcess("mqbroker", [
-            "--data", directory.file("b"), "--port", "0", "-n", knowing.endpoint, "--broker-name", "broker-a", "--config", config,
-        ])
-        defer { broker.stop() }
+        let (broker, directory) = try brokerServing(topic, registeredWith: knowing)
+        defer { broker.stop(); directory.remove() }
         let probe = try await Producer.start(configuration: ClientConfiguration(endpoints: knowing.endpoint))
         let routed = await eventually(timeout: .seconds(15)) { (try? await probe.route(of: topic, refresh: true)) != nil }
         await probe.shutdown()
@@ -44,17 +37,10 @@ import Testing
 
     @Test func sendsKeepTheCachedRouteWithoutWaitingWhileTheNameServerHangs() async throws {
         let topic = unique("hung-ns")
-        let directory = try TemporaryDirectory("route-hang")
-        defer { directory.remove() }
-        let config = try directory.write("broker.json", """
-            {"topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}]}
-            """)
         let nameServer = try ServerProcess("mqnamesrv", ["--port", "0"])
         defer { nameServer.stop() }
-        let broker = try ServerProcess("mqbroker", [
-            "--data", directory.file("b"), "--port", "0", "-n", nameServer.endpoint, "--broker-name", "broker-a", "--config", config,
-        ])
-        defer { broker.stop() }
+        let (broker, directory) = try brokerServing(topic, registeredWith: nameServer)
+        defer { broker.stop(); directory.remove() }
         var configuration = try ClientConfiguration(endpoints: nameServer.endpoint, requestTimeout: .seconds(1))
         configuration.routeRefreshInterval = .milliseconds(300)
         let producer = try await Producer.start(configuration: configuration)
@@ -77,5 +63,22 @@ import Testing
         // One failed refresh (1 s), then the cached route for a few seconds; before, every
         // send waited for its own failed query (6 × 1 s).
         #expect(elapsed < .milliseconds(4500), "6 sends took \(elapsed) while the NameServer hung")
+    }
+}
+
+/// A broker "broker-a" with `topic` (2 queues), registered with `nameServer`, and its data folder.
+private func brokerServing(_ topic: String, registeredWith nameServer: ServerProcess) throws -> (ServerProcess, TemporaryDirectory) {
+    let directory = try TemporaryDirectory("route-discovery")
+    let config = try directory.write("broker.json", """
+        {"topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}]}
+        """)
+    do {
+        let broker = try ServerProcess("mqbroker", [
+            "--data", directory.file("b"), "--port", "0", "-n", nameServer.endpoint, "--broker-name", "broker-a", "--config", config,
+        ])
+        return (broker, directory)
+    } catch {
+        directory.remove()
+        throw error
     }
 }
