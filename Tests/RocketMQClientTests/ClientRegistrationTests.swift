@@ -29,4 +29,17 @@ import Testing
         #expect(registered() == nil, "NotifyClientTermination did not remove the client")
         await inProcess.stop()
     }
+
+    @Test func aHalfMessageBeforeTheProducersTelemetryStillGetsItCheckedBack() {
+        // A producer that lists no topics opens Telemetry with its first route, so its first half
+        // message can reach the broker before the broker has heard of it at all.
+        let registry = ClientRegistry()
+        registry.notePublishedTransaction(clientId: "early", topic: "orders")
+        let (_, outbound) = AsyncStream<Apache_Rocketmq_V2_TelemetryCommand>.makeStream()
+        _ = registry.openTelemetry(clientId: "early", outbound: outbound)
+        var settings = Apache_Rocketmq_V2_Settings()
+        settings.pubSub = .publishing(Apache_Rocketmq_V2_Publishing())
+        registry.updateSettings(clientId: "early", settings: settings, group: nil)
+        #expect(registry.producersByTopic(within: .seconds(30))["orders"]?.count == 1)
+    }
 }

@@ -73,9 +73,12 @@ final class ClientRegistry: Sendable {
 
     /// Notes that `clientId` sent a half message to `topic` (at most 1,024 topics per client are
     /// kept; a client beyond that is still checked back for the topics its settings list).
+    /// A client not heard from yet is entered: its first half message can arrive before its
+    /// Telemetry stream opens (a producer that listed no topics opens it with the first route).
     func notePublishedTransaction(clientId: String, topic: String) {
         clients.withLock { table in
-            guard var client = table[clientId], !client.transactionTopics.contains(topic), client.transactionTopics.count < 1024 else { return }
+            var client = table[clientId] ?? Client(clientId: clientId, type: .producer, group: nil, settings: nil, language: nil, lastSeen: Date())
+            guard !client.transactionTopics.contains(topic), client.transactionTopics.count < 1024 else { return }
             client.transactionTopics.insert(topic)
             table[clientId] = client
         }
