@@ -108,6 +108,46 @@ struct BadInputTests {
         await h.stop()
     }
 
+    @Test func messagesBegunOnManyCallsOfOneConnectionAreBoundedByItsBudget() async throws {
+        let h = try await TestHarness.start(server: {
+            $0.maxReceiveMessageSize = 256 * 1024
+            $0.maxAssemblingBytesPerConnection = 512 * 1024
+        })
+        let port = h.port
+        // Four client-streaming calls, each 150,000 bytes into a 200,011-byte message: the fourth
+        // takes the connection past 512 KiB held for messages still arriving.
+        let message = grpcFramed(TestMessage(payload: Array(repeating: 7, count: 200_000)))
+        let sent = 150_000
+        @Sendable func data(_ bytes: ArraySlice<UInt8>, stream: UInt32, end: Bool) -> [UInt8] {
+            var frames: [UInt8] = []
+            var at = bytes.startIndex
+            while at < bytes.endIndex {
+                let upper = min(at + 16_384, bytes.endIndex)
+                frames += http2Frame(type: 0, flags: end && upper == bytes.endIndex ? 1 : 0, stream: stream, Array(bytes[at..<upper]))
+                at = upper
+            }
+            return frames
+        }
+        let (reply, completed) = await offPool {
+            guard let c = try? RawConnection(port: port) else { return ([UInt8](), [UInt8]()) }
+            // The server's SETTINGS acknowledged, so that its 1 MiB stream window applies.
+            c.send(Self.preface + Self.emptySettings + [0, 0, 0, 4, 1, 0, 0, 0, 0])
+            for stream: UInt32 in [1, 3, 5, 7] {
+                c.send(Self.headersFrame(streamID: stream, path: EchoService.collect.path) + data(message[..<sent], stream: stream, end: false))
+            }
+            let reply = c.read(timeout: .seconds(2)) { parseFrames($0).contains { $0.type == 1 && $0.flags & 1 == 1 } }
+            // The calls within the budget go on: the first one's message completes and is answered.
+            c.send(data(message[sent...], stream: 1, end: true))
+            let completed = c.read(timeout: .seconds(3)) { parseFrames($0).contains { $0.type == 1 && $0.stream == 1 && $0.flags & 1 == 1 } }
+            return (reply, completed)
+        }
+        let ended = Set(parseFrames(reply).filter { $0.type == 1 && $0.flags & 1 == 1 }.map(\.stream))
+        #expect(ended == [7], "calls ended early: \(ended.sorted())")
+        #expect(parseFrames(completed).contains { $0.type == 0 && $0.stream == 1 }, "the first call got no answer")
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
     @Test func idleConnectionGetsKeepalivePingAndIsClosedWhenItGoesUnanswered() async throws {
         let h = try await TestHarness.start(server: {
             $0.keepalive.pingInterval = .milliseconds(100)

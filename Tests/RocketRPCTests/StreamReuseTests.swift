@@ -115,4 +115,51 @@ struct StreamReuseTests {
         #expect(window.returned == 20 * chunk.readableBytes)
         withExtendedLifetime(window) {}
     }
+
+    @Test func messagesBeingAssembledCountAgainstTheConnectionUntilTheirCallEnds() {
+        final class BudgetWindow: InboundWindow {
+            var held = 0
+            let limit: Int
+            init(limit: Int) { self.limit = limit }
+            func returnToWindow(_ bytes: Int) {}
+            func holdAssembling(_ delta: Int) -> Bool {
+                if delta > 0, held + delta > limit { return false }
+                held += delta
+                return true
+            }
+        }
+        let window = BudgetWindow(limit: 100_000)
+        func buffer() -> InboundMessageBuffer {
+            let buffer = InboundMessageBuffer(maxMessageSize: 1 << 20, compression: nil)
+            buffer.window = window
+            return buffer
+        }
+        // A prefix declaring 1 MiB, and 60,000 bytes of it.
+        let partial = ByteBuffer(bytes: [0, 0, 0x10, 0, 0] + [UInt8](repeating: 1, count: 60_000))
+        let first = buffer(), second = buffer()
+        #expect(first.receive(partial) == nil)
+        #expect(window.held == 60_000)
+        #expect(second.receive(partial)?.code == .resourceExhausted)
+        #expect(window.held == 60_000, "the refused bytes were counted")
+        // The first call ends: its bytes go back, and another call's fit again.
+        first.fail(RPCError(code: .cancelled, message: "over"))
+        #expect(window.held == 0)
+        let third = buffer()
+        #expect(third.receive(partial) == nil)
+        // Completing the message releases it too.
+        #expect(third.receive(ByteBuffer(bytes: [UInt8](repeating: 1, count: (1 << 20) - 60_000))) == nil)
+        #expect(window.held == 0 && third.messageCount == 1)
+        withExtendedLifetime(window) {}
+    }
+
+    @Test func aPrefixDeclaringALargeMessageGetsNoMemoryForWhatHasNotArrived() throws {
+        var deframer = MessageDeframer(maxMessageSize: 64 << 20, compression: nil)
+        try deframer.append(ByteBuffer(bytes: [0, 0x04, 0, 0, 0] + [UInt8](repeating: 1, count: 100))) { _ in Issue.record("no message yet") }
+        #expect(deframer.bufferedBytes == 100)
+        #expect(deframer.assemblyCapacity <= 64 * 1024, "\(deframer.assemblyCapacity) bytes reserved for 100 received")
+        // It grows with what arrives, and the message still comes out whole.
+        var messages: [ByteBuffer] = []
+        try deframer.append(ByteBuffer(bytes: [UInt8](repeating: 2, count: (64 << 20) - 100))) { messages.append($0) }
+        #expect(messages.map(\.readableBytes) == [64 << 20])
+    }
 }

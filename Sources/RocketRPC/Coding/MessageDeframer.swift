@@ -4,9 +4,10 @@ import NIOCore
 /// Reassembles gRPC length-prefixed messages from DATA chunks of one stream.
 ///
 /// Not thread-safe: owned by one stream, used on its connection's event loop. A chunk that holds whole
-/// messages is sliced without copying; a message split across chunks is assembled in a buffer sized
-/// once from its prefix (so a 64 MiB message costs one allocation). The length is checked against
-/// `maxMessageSize` before anything is buffered.
+/// messages is sliced without copying; a message split across chunks is assembled in a buffer that
+/// grows with what arrived (doubling, never past the declared length), not sized from the prefix
+/// alone: a peer declaring large messages and sending a few bytes of each gets no memory for the
+/// rest. The length is checked against `maxMessageSize` before anything is buffered.
 struct MessageDeframer {
     var maxMessageSize: Int
     /// `grpc-encoding` of the stream; `nil` or `.identity` means compressed messages are an error.
@@ -22,6 +23,9 @@ struct MessageDeframer {
 
     /// Bytes held that do not yet form a whole message.
     var bufferedBytes: Int { pending?.readableBytes ?? 0 }
+
+    /// Bytes the message being assembled has room for (tests).
+    var assemblyCapacity: Int { pending?.capacity ?? 0 }
 
     /// Appends `chunk` and calls `onMessage` for every message it completes.
     mutating func append(_ chunk: ByteBuffer, _ onMessage: (ByteBuffer) throws -> Void) throws {
@@ -56,9 +60,13 @@ struct MessageDeframer {
                 continue
             }
             // Take the buffer out of `pending` first so appending does not copy it (copy-on-write).
-            var p = pending ?? ByteBufferAllocator().buffer(capacity: length)
+            let take = min(length - (pending?.readableBytes ?? 0), chunk.readableBytes)
+            var p = pending ?? ByteBufferAllocator().buffer(capacity: min(length, max(take, Self.firstAssemblyCapacity)))
             pending = nil
-            let take = min(length - p.readableBytes, chunk.readableBytes)
+            let needed = p.readableBytes + take
+            if needed > p.capacity {
+                p.reserveCapacity(min(length, max(needed, p.capacity * 2)))
+            }
             if let part = chunk.readSlice(length: take) { p.writeImmutableBuffer(part) }
             if p.readableBytes == length {
                 pending = nil
@@ -70,6 +78,9 @@ struct MessageDeframer {
             }
         }
     }
+
+    /// What a message split across chunks starts with at most, before more of it arrived.
+    private static let firstAssemblyCapacity = 64 * 1024
 
     /// Checks that the stream did not end inside a message.
     func finish() throws {

@@ -14,6 +14,15 @@ public struct ServerConfiguration: Sendable {
     public var maxReceiveMessageSize: Int
     /// SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. Default 1000.
     public var maxConcurrentStreams: UInt32
+    /// Bytes of request messages still arriving (begun, not yet complete) that one connection may
+    /// hold across all its calls. Flow control does not bound these: a message's bytes are
+    /// returned to the window as they arrive, so that a message larger than the window can
+    /// arrive at all. Without a bound, one connection opening `maxConcurrentStreams` calls each
+    /// partway through a `maxReceiveMessageSize` message would hold gigabytes. The call whose
+    /// bytes would pass it ends with `RESOURCE_EXHAUSTED`; the connection and its other calls go
+    /// on. Never less than `maxReceiveMessageSize` (one message of the largest size always fits).
+    /// Default 64 MiB.
+    public var maxAssemblingBytesPerConnection: Int
     /// SETTINGS_MAX_HEADER_LIST_SIZE advertised and enforced per request. Default 16 KiB.
     public var maxHeaderListSize: UInt32
     /// Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). Default 1 MiB.
@@ -63,6 +72,7 @@ public struct ServerConfiguration: Sendable {
         tls: TLSConfiguration? = nil,
         maxReceiveMessageSize: Int = 4 * 1024 * 1024,
         maxConcurrentStreams: UInt32 = 1000,
+        maxAssemblingBytesPerConnection: Int = 64 * 1024 * 1024,
         maxHeaderListSize: UInt32 = 16 * 1024,
         streamWindow: UInt32 = 1024 * 1024,
         connectionWindow: Int32 = 16 * 1024 * 1024,
@@ -74,6 +84,7 @@ public struct ServerConfiguration: Sendable {
         self.tls = tls
         self.maxReceiveMessageSize = maxReceiveMessageSize
         self.maxConcurrentStreams = maxConcurrentStreams
+        self.maxAssemblingBytesPerConnection = maxAssemblingBytesPerConnection
         self.maxHeaderListSize = maxHeaderListSize
         self.streamWindow = streamWindow
         self.connectionWindow = connectionWindow

@@ -78,6 +78,18 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
     /// Number of calls in progress on this connection.
     var activeStreamCount: Int { streams.count }
 
+    /// Bytes of request messages its calls are assembling (see
+    /// ``ServerConfiguration/maxAssemblingBytesPerConnection``).
+    @exclusivity(unchecked) private(set) var assemblingBytes = 0
+
+    /// Counts `delta` more bytes being assembled unless that passes the connection's budget.
+    func holdAssembling(_ delta: Int) -> Bool {
+        let limit = max(configuration.maxAssemblingBytesPerConnection, configuration.maxReceiveMessageSize)
+        if delta > 0, assemblingBytes + delta > limit { return false }
+        assemblingBytes += delta
+        return true
+    }
+
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -78,6 +78,10 @@ final class ServerStream: InboundWindow {
         connection.scheduleFlush()
     }
 
+    func holdAssembling(_ delta: Int) -> Bool {
+        connection.holdAssembling(delta)
+    }
+
     /// The headers and trailers of the common case, laid out once (no metadata, no compression, OK).
     private static let plainResponseHeaders = PrebuiltHeaderFields([
         (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),

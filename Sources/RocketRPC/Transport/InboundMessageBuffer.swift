@@ -5,6 +5,16 @@ import NIOCore
 protocol InboundWindow: AnyObject {
     /// Returns `bytes` of received DATA to the HTTP/2 flow-control windows and flushes the update.
     func returnToWindow(_ bytes: Int)
+
+    /// The bytes of messages this stream is assembling changed by `delta`: whether the
+    /// connection can hold that many more (a negative `delta` always succeeds). On `false`
+    /// nothing is counted, and the buffer ends its call.
+    func holdAssembling(_ delta: Int) -> Bool
+}
+
+extension InboundWindow {
+    /// No budget (the client: it reads only what servers it chose to call send it).
+    func holdAssembling(_ delta: Int) -> Bool { true }
 }
 
 /// Received messages of one stream waiting for their consumer, with flow control tied to demand.
@@ -23,6 +33,9 @@ final class InboundMessageBuffer {
     @exclusivity(unchecked) private var messages = BufferQueue<ByteBuffer>()
     @exclusivity(unchecked) private var bufferedBytes = 0
     @exclusivity(unchecked) private var unconsumedBytes = 0
+    /// Bytes of a message being assembled that are counted against the connection's budget
+    /// (``InboundWindow/holdAssembling(_:)``).
+    @exclusivity(unchecked) private var assemblingHeld = 0
     @exclusivity(unchecked) private var ended = false
     @exclusivity(unchecked) private var failure: RPCError?
     @exclusivity(unchecked) private var nextWaiter: EventLoopPromise<ByteBuffer?>?
@@ -53,6 +66,7 @@ final class InboundMessageBuffer {
     /// held belonged to that closed stream, whose window no longer matters.
     func reset(maxMessageSize: Int, compression: CompressionAlgorithm?) {
         assert(nextWaiter == nil && allWaiter == nil, "reset with a reader waiting")
+        releaseAssembling()
         deframer = MessageDeframer(maxMessageSize: maxMessageSize, compression: compression)
         messages.removeAll()
         bufferedBytes = 0
@@ -92,9 +106,26 @@ final class InboundMessageBuffer {
             return RPCError(code: .internalError, message: "\(error)")
         }
         unconsumedBytes += size
+        let assembling = deframer.bufferedBytes
+        if assembling != assemblingHeld {
+            guard window?.holdAssembling(assembling - assemblingHeld) ?? true else {
+                return RPCError(
+                    code: .resourceExhausted,
+                    message: "this connection's requests still arriving hold more bytes than the server allows per connection")
+            }
+            assemblingHeld = assembling
+        }
         if bufferedBytes < lowWater { releaseUnconsumed() }
         deliver()
         return nil
+    }
+
+    /// Gives the connection back the bytes of the message being assembled, and drops them.
+    private func releaseAssembling() {
+        if assemblingHeld != 0 {
+            _ = window?.holdAssembling(-assemblingHeld)
+            assemblingHeld = 0
+        }
     }
 
     /// The peer half-closed. - Returns: an error if it stopped inside a message.
@@ -119,6 +150,10 @@ final class InboundMessageBuffer {
         failure = error
         messages.removeAll()
         bufferedBytes = 0
+        // A message left half-assembled is of no use now: its bytes go at once, not when the
+        // stream is next reused.
+        releaseAssembling()
+        deframer = MessageDeframer(maxMessageSize: deframer.maxMessageSize, compression: deframer.compression)
         releaseUnconsumed()
         nextWaiter?.fail(error)
         nextWaiter = nil
