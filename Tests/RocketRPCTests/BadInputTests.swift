@@ -148,6 +148,34 @@ struct BadInputTests {
         await h.stop()
     }
 
+    @Test func anAbortedCallWhoseAnswersTheClientDoesNotTakeIsResetAfterItsLinger() async throws {
+        let h = try await TestHarness.start(server: { $0.abortedCallLinger = .milliseconds(300) })
+        let port = h.port
+        let request = grpcFramed(TestMessage("200:10000"))  // 2 MB of answers, past the writer's high water
+        let (reply, elapsed) = await offPool {
+            guard let c = try? RawConnection(port: port) else { return ([UInt8](), Duration.zero) }
+            // The client's windows at 0: it takes no DATA at all.
+            let noWindow = http2Frame(type: 4, flags: 0, stream: 0, [0, 4, 0, 0, 0, 0])
+            let headers = hpackLiteralFields([
+                (":method", "POST"), (":scheme", "http"), (":path", EchoService.expand.path), (":authority", "localhost"),
+                ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-timeout", "200m"),
+            ])
+            let start = ContinuousClock.now
+            c.send(Self.preface + noWindow + [0, 0, 0, 4, 1, 0, 0, 0, 0]
+                + http2Frame(type: 1, flags: 4, stream: 1, headers) + http2Frame(type: 0, flags: 1, stream: 1, request))
+            let reply = c.read(timeout: .seconds(3)) { parseFrames($0).contains { $0.type == 3 && $0.stream == 1 } }
+            return (reply, ContinuousClock.now - start)
+        }
+        // The deadline (200 ms) ended the call with its answers queued; 300 ms later it is reset
+        // with CANCEL, which drops them (before, they stayed for as long as the connection).
+        let reset = parseFrames(reply).first { $0.type == 3 && $0.stream == 1 }
+        #expect(reset.map(\.payload) == [0, 0, 0, 8], "no RST_STREAM CANCEL for the aborted call")
+        #expect(elapsed < .seconds(2))
+        #expect(await eventually { h.recorder.count("expand.written") < 200 })
+        try await assertStillServing(h)
+        await h.stop()
+    }
+
     @Test func idleConnectionGetsKeepalivePingAndIsClosedWhenItGoesUnanswered() async throws {
         let h = try await TestHarness.start(server: {
             $0.keepalive.pingInterval = .milliseconds(100)

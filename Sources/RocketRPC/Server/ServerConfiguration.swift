@@ -23,6 +23,12 @@ public struct ServerConfiguration: Sendable {
     /// on. Never less than `maxReceiveMessageSize` (one message of the largest size always fits).
     /// Default 64 MiB.
     public var maxAssemblingBytesPerConnection: Int
+    /// When the runtime ends a call (its deadline passed, its request stream was malformed or too
+    /// large) while answers the handler wrote are still queued, the status has to wait behind
+    /// them, and they leave only as fast as the client opens its flow-control window. A client
+    /// that takes nothing would keep them here for as long as its connection lasts. After this
+    /// long the stream is reset (RST_STREAM CANCEL) and they are dropped. Default 5 s.
+    public var abortedCallLinger: Duration
     /// SETTINGS_MAX_HEADER_LIST_SIZE advertised and enforced per request. Default 16 KiB.
     public var maxHeaderListSize: UInt32
     /// Per-stream receive window (SETTINGS_INITIAL_WINDOW_SIZE). Default 1 MiB.
@@ -73,6 +79,7 @@ public struct ServerConfiguration: Sendable {
         maxReceiveMessageSize: Int = 4 * 1024 * 1024,
         maxConcurrentStreams: UInt32 = 1000,
         maxAssemblingBytesPerConnection: Int = 64 * 1024 * 1024,
+        abortedCallLinger: Duration = .seconds(5),
         maxHeaderListSize: UInt32 = 16 * 1024,
         streamWindow: UInt32 = 1024 * 1024,
         connectionWindow: Int32 = 16 * 1024 * 1024,
@@ -85,6 +92,7 @@ public struct ServerConfiguration: Sendable {
         self.maxReceiveMessageSize = maxReceiveMessageSize
         self.maxConcurrentStreams = maxConcurrentStreams
         self.maxAssemblingBytesPerConnection = maxAssemblingBytesPerConnection
+        self.abortedCallLinger = abortedCallLinger
         self.maxHeaderListSize = maxHeaderListSize
         self.streamWindow = streamWindow
         self.connectionWindow = connectionWindow

@@ -82,6 +82,18 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
     /// ``ServerConfiguration/maxAssemblingBytesPerConnection``).
     @exclusivity(unchecked) private(set) var assemblingBytes = 0
 
+    private func armDeadline(of stream: ServerStream, in amount: Duration) {
+        guard let context else { return }
+        let deadlines = deadlineQueue ?? DeadlineQueue(eventLoop: context.eventLoop)
+        deadlineQueue = deadlines
+        deadlines.arm(stream, in: TimeAmount(amount))
+    }
+
+    /// Gives an aborted call's queued answers `abortedCallLinger` to leave (``ServerStream/abort(with:)``).
+    func armLinger(of stream: ServerStream) {
+        armDeadline(of: stream, in: configuration.abortedCallLinger)
+    }
+
     /// Counts `delta` more bytes being assembled unless that passes the connection's budget.
     func holdAssembling(_ delta: Int) -> Bool {
         let limit = max(configuration.maxAssemblingBytesPerConnection, configuration.maxReceiveMessageSize)
@@ -554,11 +566,7 @@ final class ServerConnectionHandler: NGHTTP2SessionDelegate, ChannelInboundHandl
             stream: stream,
             eventLoop: context.eventLoop
         )
-        if let timeout {
-            let deadlines = deadlineQueue ?? DeadlineQueue(eventLoop: context.eventLoop)
-            deadlineQueue = deadlines
-            deadlines.arm(stream, in: TimeAmount(timeout))
-        }
+        if let timeout { armDeadline(of: stream, in: timeout) }
 
         if configuration.runHandlersOnEventLoop && taskExecutor == nil {
             taskExecutor = EventLoopTaskExecutor(eventLoop: context.eventLoop)

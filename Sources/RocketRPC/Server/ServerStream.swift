@@ -35,6 +35,9 @@ final class ServerStream: InboundWindow {
     /// Kept by the connection's ``DeadlineQueue`` while this call has a deadline armed there.
     @exclusivity(unchecked) var deadlines: DeadlineQueue?
     @exclusivity(unchecked) var deadlineSlot = -1
+    /// Aborted with answers still queued: the armed deadline is the end of their linger
+    /// (``ServerConfiguration/abortedCallLinger``), after which the stream is reset.
+    @exclusivity(unchecked) private var lingering = false
 
     init(streamID: Int32, connection: ServerConnectionHandler, maxReceiveMessageSize: Int, compression: CompressionAlgorithm?) {
         self.streamID = streamID
@@ -56,6 +59,7 @@ final class ServerStream: InboundWindow {
         generation &+= 1
         let over = Self.callIsOver
         finished = true
+        lingering = false
         pendingStart = nil
         task = nil
         cancelDeadline()
@@ -169,6 +173,11 @@ final class ServerStream: InboundWindow {
         if !wasFinished {
             outbound.failWriter(status)
             task?.cancel()
+            // The status waits behind what is queued; see `ServerConfiguration.abortedCallLinger`.
+            if outbound.queuedBytes > 0 {
+                lingering = true
+                connection.armLinger(of: self)
+            }
         }
     }
 
@@ -193,6 +202,14 @@ final class ServerStream: InboundWindow {
 
 extension ServerStream: DeadlineExpiring {
     func deadlineExpired() {
+        if lingering {
+            // The client took too little of an aborted call's answers for its status to follow:
+            // the stream is reset, and closing it (`recycle`) drops what was queued.
+            lingering = false
+            connection.session.resetStream(streamID, errorCode: 8)  // CANCEL
+            connection.scheduleFlush()
+            return
+        }
         abort(with: RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
     }
 }
