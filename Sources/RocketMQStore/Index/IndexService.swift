@@ -97,6 +97,22 @@ final class IndexService: @unchecked Sendable {
         try put(info.keys.indexHashes, physicalOffset: info.physicalOffset, storeTimestamp: info.storeTimestamp)
     }
 
+    /// Recovery: indexes those of the record's keys that no file holds an entry for (a record
+    /// whose entries may or may not have reached the disk): no key is indexed twice.
+    func putMissing(_ info: RecordCodec.DispatchInfo) throws(StoreError) {
+        let missing = state.withLock { state in
+            info.keys.indexHashes.filter { h in
+                var found = [Int64]()
+                for f in state.files.reversed() where f.count > 0 && f.beginTimestamp <= info.storeTimestamp && f.endTimestamp >= info.storeTimestamp {
+                    f.lookup(keyHash: h, from: info.storeTimestamp, to: info.storeTimestamp, limit: 64, into: &found)
+                    if found.contains(info.physicalOffset) { return false }
+                }
+                return true
+            }
+        }
+        try put(missing, physicalOffset: info.physicalOffset, storeTimestamp: info.storeTimestamp)
+    }
+
     /// Indexes the key hashes (`RecordCodec.DispatchKeys.indexHashes`) of one record.
     func put(_ hashes: [UInt32], physicalOffset: Int64, storeTimestamp: Int64) throws(StoreError) {
         if hashes.isEmpty { return }

@@ -135,6 +135,12 @@ public final class MessageStore: Sendable {
             }
         }
         let indexFloor = index.lastIndexedOffset
+        // A file's header can count entries that never reached the disk: after a power cut, the
+        // kernel may have written the header's page back and not those of the newest entries.
+        // Only what the checkpoint covers was synced, so the keys of every record from its safe
+        // offset up to what the headers claim are looked up, and those missing indexed again.
+        // A clean shutdown synced everything; without a checkpoint nothing is known.
+        let indexSynced = checkpoint.map { $0.cleanShutdown ? Int64.max : $0.safeOffset } ?? 0
         if index.damaged {
             // Re-index from the segment holding the last record the surviving files cover.
             let size = configuration.commitLogSegmentSize
@@ -153,7 +159,11 @@ public final class MessageStore: Sendable {
                 gaps[cq.id] = before
             }
             try cq.put(ConsumeQueueEntry(physicalOffset: info.physicalOffset, size: info.size, tagsHash: info.keys.tagsHash), at: info.queueOffset)
-            if info.physicalOffset > indexFloor { try index.put(info) }
+            if info.physicalOffset > indexFloor {
+                try index.put(info)
+            } else if info.physicalOffset >= indexSynced {
+                try index.putMissing(info)
+            }
             lastStoreTimestamp = max(lastStoreTimestamp, info.storeTimestamp)
             redone += 1
         }
