@@ -156,9 +156,9 @@ final class ConsumeQueue: @unchecked Sendable {
         return LoadResult(suspicious: suspicious, lastEntryEnd: previousEnd)
     }
 
-    private func zeroEntries(from queueOffset: Int64, in f: MappedFile, fileIndex: Int64) {
-        let start = Int(queueOffset - fileIndex * Int64(entriesPerFile)) * ConsumeQueueEntry.size
-        if start < f.size { (f.base + start).initializeMemory(as: UInt8.self, repeating: 0, count: f.size - start) }
+    /// Zeroes the file's entries from `queueOffset` on; the bytes it changed, if any.
+    private func zeroEntries(from queueOffset: Int64, in f: MappedFile, fileIndex: Int64) -> Range<Int>? {
+        f.zeroTail(from: Int(queueOffset - fileIndex * Int64(entriesPerFile)) * ConsumeQueueEntry.size)
     }
 
     /// Drops tail entries pointing past `commitLogEnd` (their records were cut off) and
@@ -185,12 +185,11 @@ final class ConsumeQueue: @unchecked Sendable {
             let keys = map.keys.filter { $0 > keepIndex }.sorted(by: >)
             return keys.compactMap { map.removeValue(forKey: $0) }
         }
-        let cutting = queueOffset < maxOffset
         for f in doomed { try FileSystem.remove(f.path) }
-        if let f = files.withLock({ $0[keepIndex] }) {
-            zeroEntries(from: queueOffset, in: f, fileIndex: keepIndex)
-            // Entries cut off must not come back after an OS crash: on disk now.
-            if cutting { try f.sync(Int(queueOffset - keepIndex * perFile) * ConsumeQueueEntry.size..<f.size) }
+        if let f = files.withLock({ $0[keepIndex] }), let zeroed = zeroEntries(from: queueOffset, in: f, fileIndex: keepIndex) {
+            // Entries cut off (or stale ones past the end, which a later load could take for
+            // entries) must not come back after an OS crash: on disk now.
+            try f.sync(zeroed)
         }
         // Entries written again below the last synced point are synced by the next checkpoint.
         synced = Swift.min(synced, queueOffset)

@@ -151,6 +151,57 @@ final class MappedFile: @unchecked Sendable {
 
     deinit { munmap(base, size) }
 
+    /// Zeroes the bytes from `offset` to the end, writing only pages of the file's data that
+    /// are not zero already: a hole reads as zeros, and writing zeros there would allocate it
+    /// (a ConsumeQueue file is mostly hole past its last entry: zeroing its tail by `memset`
+    /// made every restart allocate each queue's whole file). Returns the byte range it
+    /// changed, if any.
+    func zeroTail(from offset: Int) -> Range<Int>? {
+        guard offset < size else { return nil }
+        let page = 4096
+        var changed: Range<Int>?
+        for extent in dataExtents(from: offset) {
+            var at = extent.lowerBound
+            while at < extent.upperBound {
+                let end = min(extent.upperBound, (at / page + 1) * page)
+                let bytes = UnsafeRawBufferPointer(start: base + at, count: end - at)
+                if bytes.contains(where: { $0 != 0 }) {
+                    (base + at).initializeMemory(as: UInt8.self, repeating: 0, count: end - at)
+                    changed = (changed?.lowerBound ?? at)..<end
+                }
+                at = end
+            }
+        }
+        return changed
+    }
+
+    /// Linux's `SEEK_DATA` and `SEEK_HOLE` (Glibc declares them only under `_GNU_SOURCE`).
+    private static let seekData: Int32 = 3
+    private static let seekHole: Int32 = 4
+
+    /// The ranges at or after `offset` where the file may hold data (not holes), by
+    /// `SEEK_DATA`/`SEEK_HOLE`; the whole rest where the file system cannot tell.
+    private func dataExtents(from offset: Int) -> [Range<Int>] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [offset..<size] }
+        defer { close(fd) }
+        var extents: [Range<Int>] = []
+        var at = off_t(offset)
+        while at < off_t(size) {
+            let data = lseek(fd, at, Self.seekData)
+            if data < 0 {
+                if errno == ENXIO { break }  // no data past `at`
+                return [offset..<size]
+            }
+            var hole = lseek(fd, data, Self.seekHole)
+            if hole < 0 { hole = off_t(size) }
+            let lower = max(Int(data), offset), upper = min(Int(hole), size)
+            if lower < upper { extents.append(lower..<upper) }
+            at = hole
+        }
+        return extents
+    }
+
     /// Writes dirty pages in `range` (byte offsets) to disk.
     func sync(_ range: Range<Int>? = nil) throws(StoreError) {
         let page = 4096
