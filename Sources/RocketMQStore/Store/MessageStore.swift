@@ -126,7 +126,7 @@ public final class MessageStore: Sendable {
                 guard let queueId = Int32(q) else { continue }
                 let cq = ConsumeQueue(id: QueueID(topic: topic, queueId: queueId), root: consumeQueueRoot,
                                       entriesPerFile: configuration.consumeQueueFileEntries)
-                let result = try cq.load(maxRecordSize: configuration.maxMessageSize)
+                let result = try cq.load(maxRecordSize: configuration.maxMessageSize, synced: checkpoint?.cleanShutdown ?? false)
                 if result.suspicious {
                     logger.warning("damaged ConsumeQueue, redoing its dispatch", metadata: ["queue": "\(cq.id)", "from": "\(result.lastEntryEnd)"])
                     redoStart = min(redoStart, result.lastEntryEnd)
