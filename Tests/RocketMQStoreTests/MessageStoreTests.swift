@@ -490,6 +490,26 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
         #expect(try AtomicFile.read(dir.path + "/absent") == nil)
     }
+
+    @Test func aNewQueuesFirstEntryReadsNoPagesAheadIntoItsFile() async throws {
+        // A ConsumeQueue file is 6 MB, mostly hole: the fault of its first write used to read
+        // ahead (zero-fill) a whole window of pages, under the writer's lock.
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path)
+        config.consumeQueueFileEntries = 300_000
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        _ = try await store.append(message("Fresh", queue: 0, body: [1]))
+        let path = try #require(FileSystem.list(dir.path + "/consumequeue/Fresh/0").first.map { dir.path + "/consumequeue/Fresh/0/" + $0 })
+        let file = try StoreFile(path: path, create: false)
+        let size = Int(file.size)
+        let mapped = try #require(mmap(nil, size, PROT_READ, MAP_SHARED, file.fd, 0).flatMap { $0 == MAP_FAILED ? nil : $0 })
+        defer { munmap(mapped, size) }
+        var resident = [UInt8](repeating: 0, count: (size + 4095) / 4096)
+        #expect(mincore(mapped, size, &resident) == 0)
+        let pages = resident.filter { $0 & 1 == 1 }.count
+        #expect(pages >= 1 && pages <= 4, "\(pages) pages of the queue's file in the page cache after one entry")
+    }
 }
 
 /// Drop-behind (`StoreConfiguration.pageCacheWindow`): flushed CommitLog pages further behind

@@ -144,6 +144,11 @@ final class MappedFile: @unchecked Sendable {
         guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, file.fd, 0), p != MAP_FAILED else {
             throw .io(operation: "mmap", path: path, errno: errno)
         }
+        // No readahead: these files are mostly hole, and a fault on a new page otherwise read
+        // ahead (zero-filled) a whole window of them, under the writer's lock for a new queue.
+        // Measured: the first message to each of 8,000 new queues took 97 s in all, and a
+        // restart's RSS grew by ~70 KiB per queue. Faults now bring in the page they need.
+        _ = madvise(p, size, MADV_RANDOM)
         base = p
     }
 
