@@ -100,14 +100,10 @@ final class IndexService: @unchecked Sendable {
     /// Recovery: indexes those of the record's keys that no file holds an entry for (a record
     /// whose entries may or may not have reached the disk): no key is indexed twice.
     func putMissing(_ info: RecordCodec.DispatchInfo) throws(StoreError) {
+        let at = info.storeTimestamp
         let missing = state.withLock { state in
             info.keys.indexHashes.filter { h in
-                var found = [Int64]()
-                for f in state.files.reversed() where f.count > 0 && f.beginTimestamp <= info.storeTimestamp && f.endTimestamp >= info.storeTimestamp {
-                    f.lookup(keyHash: h, from: info.storeTimestamp, to: info.storeTimestamp, limit: 64, into: &found)
-                    if found.contains(info.physicalOffset) { return false }
-                }
-                return true
+                !Self.candidates(of: h, from: at, to: at, limit: 64, in: state.files).contains(info.physicalOffset)
             }
         }
         try put(missing, physicalOffset: info.physicalOffset, storeTimestamp: info.storeTimestamp)
@@ -150,14 +146,19 @@ final class IndexService: @unchecked Sendable {
     /// entries from before a crash).
     func lookup(_ key: String, from: Int64, to: Int64, limit: Int) -> [Int64] {
         let h = IndexService.hash(key)
-        var out = [Int64]()
-        state.withLock { state in
-            for f in state.files.reversed() where f.count > 0 && f.beginTimestamp <= to && f.endTimestamp >= from {
-                f.lookup(keyHash: h, from: from, to: to, limit: limit * 4 + 16, into: &out)
-            }
-        }
+        let out = state.withLock { Self.candidates(of: h, from: from, to: to, limit: limit * 4 + 16, in: $0.files) }
         var seen = Set<Int64>()
         return out.filter { seen.insert($0).inserted }
+    }
+
+    /// Physical offsets of the entries with `hash` stored within `from...to`, newest file first,
+    /// at most `limit`, not deduplicated. Under the service's mutex.
+    private static func candidates(of hash: UInt32, from: Int64, to: Int64, limit: Int, in files: [IndexFile]) -> [Int64] {
+        var out = [Int64]()
+        for f in files.reversed() where f.count > 0 && f.beginTimestamp <= to && f.endTimestamp >= from {
+            f.lookup(keyHash: hash, from: from, to: to, limit: limit, into: &out)
+        }
+        return out
     }
 
     /// Deletes files whose every entry points below `commitLogMin`.
