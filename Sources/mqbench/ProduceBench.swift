@@ -89,12 +89,8 @@ struct ProduceBench: AsyncParsableCommand {
     /// The same senders through ``Producer/send(_:)-(Message)``: what an application's sends cost.
     private static func produceWithProducer(_ spec: BenchSpec, mode: String, inFlight: Int) async throws -> [String: Any] {
         // Topics prepared (and --queues applied) as for the raw senders, over a channel of its own.
-        let setup = try spec.channel()
-        do { _ = try await spec.writableQueues(over: setup) } catch {
-            await setup.close()
-            throw error
-        }
-        await setup.close()
+        let (setup, _) = try await spec.channelsAndQueues(1)
+        for channel in setup { await channel.close() }
         let producer = try await Producer.start(
             configuration: ClientConfiguration(endpoints: spec.endpoint, requestTimeout: .seconds(30)), topics: spec.topics)
         let recorder = Recorder(messageSize: spec.size)
