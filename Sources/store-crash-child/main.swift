@@ -5,6 +5,13 @@
 // pipe): "A <physicalOffset> <topic> <queueId> <queueOffset> <key> <bodyLength>".
 // The body is derived from the key (see `CrashChildPayload.body`), so the test can check
 // every acknowledged record byte for byte. Prints "READY" once recovery is done.
+//
+// store-crash-child --full-disk DIR
+//
+// For a small file system at DIR (the test mounts one): appends one message to each of many
+// new queues until the disk is full, each new queue's first entry needing a block of its
+// own; then reads every acknowledged message back. Prints "DONE acked=A full=F verified=V",
+// or "ERROR ..." (exit 1). The disk-use ratio guard is off, so only the file system says no.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -35,6 +42,10 @@ func say(_ line: String) {
 }
 
 let args = CommandLine.arguments
+if args.count == 3, args[1] == "--full-disk" {
+    await fillTheDisk(args[2])
+    exit(0)
+}
 guard args.count == 6, let writers = Int(args[3]), let segmentSize = Int64(args[4]) else {
     say("usage: store-crash-child DIR sync|async WRITERS SEGMENT_SIZE RUN_ID")
     exit(2)
@@ -83,4 +94,52 @@ await withTaskGroup(of: Void.self) { group in
             }
         }
     }
+}
+
+/// `--full-disk`: see the header.
+func fillTheDisk(_ dir: String) async {
+    var config = StoreConfiguration(dataDirectory: dir)
+    config.flushMode = .sync
+    config.commitLogSegmentSize = 1 << 20
+    config.consumeQueueFileEntries = 1000
+    config.indexSlots = 4096
+    config.indexEntries = 20_000
+    config.diskHardLimitRatio = 2  // never reached: the file system's ENOSPC is what this tests
+    config.diskCleanRatio = 2
+    let store: MessageStore
+    do {
+        store = try MessageStore(configuration: config)
+    } catch {
+        say("ERROR opening the store: \(error)")
+        exit(1)
+    }
+    var acked: [(topic: String, key: String, offset: Int64)] = []
+    var full = 0
+    for i in 0..<5_000 where full < 20 {
+        let key = "full-\(i)"
+        let message = MessageToAppend(
+            topic: "F\(i)", queueId: 0, body: CrashChildPayload.body(key: key, length: 100),
+            properties: [MessageProperty.keys: key], bornTimestamp: Int64(i), bornHost: "10.0.0.1:1000")
+        do {
+            let r = try await store.append(message)
+            acked.append((message.topic, key, r.physicalOffset))
+        } catch .diskFull {
+            full += 1
+        } catch {
+            say("ERROR append \(i): \(error)")
+            exit(1)
+        }
+    }
+    var verified = 0
+    for a in acked {
+        guard let m = try? store.messages(topic: a.topic, queueId: 0, from: 0, maxCount: 1).messages.first,
+              m.physicalOffset == a.offset, m.keys == [a.key], m.body == CrashChildPayload.body(key: a.key, length: 100)
+        else {
+            say("ERROR acknowledged \(a.key) does not read back")
+            exit(1)
+        }
+        verified += 1
+    }
+    say("DONE acked=\(acked.count) full=\(full) verified=\(verified)")
+    store.shutdown()
 }

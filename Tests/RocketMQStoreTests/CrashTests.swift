@@ -245,4 +245,47 @@ import Glibc
     func asyncFlushNeverCorruptsAcross15Kills() async throws {
         try await killLoop(mode: "async", iterations: 15, writers: 8, requireAllAcked: false)
     }
+
+    /// A file system that fills up under the store (the disk-use guard off, so nothing but
+    /// ENOSPC says no): appends to new queues are refused with `diskFull` instead of the
+    /// process dying of SIGBUS when a ConsumeQueue or IndexFile page fault finds no block, and
+    /// every acknowledged message reads back. The child runs on a 1.3 MB tmpfs mounted in its
+    /// own user and mount namespaces (`unshare`), so no privilege is needed.
+    @Test(.timeLimit(.minutes(1)), .enabled(if: CrashTests.canMountTmpfs, "needs `unshare -rm` (unprivileged user namespaces)"))
+    func aDiskThatFillsUpRefusesAppendsAndKeepsWhatItAcknowledged() async throws {
+        let binary = try Self.childBinary()
+        let dir = TempDirectory("full-disk")
+        let path = dir.path
+        let (output, status) = try await Self.onOwnThread {
+            try Self.run("/usr/bin/unshare", ["-rm", "sh", "-c", #"mount -t tmpfs -o size=1300k tmpfs "$0" && exec "$1" --full-disk "$0""#, path, binary])
+        }
+        #expect(status == 0, "the child ended with status \(status) (7: killed by SIGBUS); it said: \(output)")
+        let done = output.split(separator: "\n").first { $0.hasPrefix("DONE ") }
+        let counts = Dictionary(uniqueKeysWithValues: (done?.split(separator: " ").dropFirst() ?? []).compactMap { field -> (String, Int)? in
+            let kv = field.split(separator: "=")
+            return kv.count == 2 ? (String(kv[0]), Int(kv[1]) ?? -1) : nil
+        })
+        #expect((counts["acked"] ?? 0) > 0 && counts["acked"] == counts["verified"], "\(output)")
+        #expect(counts["full"] == 20, "appends did not end in diskFull: \(output)")
+    }
+
+    /// Whether `unshare -rm` can mount a tmpfs here (containers often forbid user namespaces).
+    static let canMountTmpfs: Bool = {
+        guard let (_, status) = try? run("/usr/bin/unshare", ["-rm", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"]) else { return false }
+        return status == 0
+    }()
+
+    /// Runs `executable` to its end; its stdout and stderr, and its exit status.
+    static func run(_ executable: String, _ arguments: [String]) throws -> (output: String, status: Int32) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (String(decoding: data, as: UTF8.self), process.terminationStatus)
+    }
 }

@@ -316,6 +316,29 @@ import Testing
         _ = try await store.append(message(body: [3]))
     }
 
+    /// A queue's entries get their disk blocks reserved (`fallocate`) before the record goes
+    /// in, so a disk that filled up refuses the message instead of killing the process with
+    /// SIGBUS in a page fault (the end-to-end case: CrashTests' full-disk test). The files stay
+    /// sparse: a one-message queue holds one page, a busy one less than twice its entries.
+    @Test func consumeQueueBlocksAreReservedAheadOfTheirEntriesAndNoFurther() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path)
+        config.consumeQueueFileEntries = 300_000  // the default: a 6 MB file
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        _ = try await store.append(message("One", queue: 0, body: [1]))
+        for i in 0..<1000 { _ = try await store.append(message("Busy", queue: 0, body: [UInt8(i % 256)])) }
+        func allocated(_ topic: String) throws -> Int {
+            let path = try #require(FileSystem.list(dir.path + "/consumequeue/\(topic)/0").first.map { dir.path + "/consumequeue/\(topic)/0/" + $0 })
+            var info = stat()
+            return stat(path, &info) == 0 ? Int(info.st_blocks) * 512 : -1
+        }
+        #expect(try allocated("One") == 4096)
+        let written = 1000 * 20 / 4096 * 4096 + 4096  // the pages the 1,000 entries are on
+        let busy = try allocated("Busy")
+        #expect(busy > written && busy <= 2 * written, "\(busy) bytes allocated for 1,000 entries")
+    }
+
     @Test func fullDiskRefusesAppendsButServesReads() async throws {
         let dir = TempDirectory()
         let usage = ManagedAtomic<Int>(50)

@@ -58,10 +58,21 @@ final class ConsumeQueue: @unchecked Sendable {
         return f
     }
 
-    /// Maps (creating if needed) the file that will hold `queueOffset`, so that the `put`
-    /// after a CommitLog write cannot fail.
+    /// Maps (creating if needed) the file that will hold `queueOffset` and reserves the disk
+    /// blocks for its entry, so that the `put` after a CommitLog write cannot fail, and a full
+    /// disk refuses the message before its record is written.
     func prepare(for queueOffset: Int64) throws(StoreError) {
-        _ = try file(index: queueOffset / Int64(entriesPerFile), create: true)
+        let perFile = Int64(entriesPerFile)
+        guard let f = try file(index: queueOffset / perFile, create: true) else { return }
+        try reserve(entryAt: Int(queueOffset % perFile), in: f)
+    }
+
+    /// Reserves the blocks under entry `slot` of `f`, and a stretch past it as long as the
+    /// file's entries before it (at most 1 MiB): a busy queue makes one `fallocate` per
+    /// stretch, each twice the last, and one with a single message keeps a single page.
+    private func reserve(entryAt slot: Int, in f: MappedFile) throws(StoreError) {
+        let at = slot * ConsumeQueueEntry.size
+        try f.reserve(at..<(at + ConsumeQueueEntry.size), ahead: Swift.min(at, 1 << 20))
     }
 
     /// Replicas: a queue whose first entry is at `queueOffset` (its master dropped the older
@@ -75,6 +86,7 @@ final class ConsumeQueue: @unchecked Sendable {
     func put(_ entry: ConsumeQueueEntry, at queueOffset: Int64) throws(StoreError) {
         let perFile = Int64(entriesPerFile)
         guard let f = try file(index: queueOffset / perFile, create: true) else { return }
+        try reserve(entryAt: Int(queueOffset % perFile), in: f)  // done by `prepare` on the append path
         let p = f.base + Int(queueOffset % perFile) * ConsumeQueueEntry.size
         p.storeBytes(of: entry.physicalOffset.littleEndian, toByteOffset: 0, as: Int64.self)
         p.storeBytes(of: entry.size.littleEndian, toByteOffset: 8, as: Int32.self)

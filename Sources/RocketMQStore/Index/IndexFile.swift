@@ -63,17 +63,23 @@ final class IndexFile: @unchecked Sendable {
 
     private var entriesBase: Int { IndexFile.headerSize + slotCount * 4 }
 
-    func put(keyHash: UInt32, physicalOffset: Int64, storeTimestamp: Int64) {
+    /// - Throws: `StoreError.diskFull` when the disk has no block for the pages the entry
+    ///   goes in (nothing stored then).
+    func put(keyHash: UInt32, physicalOffset: Int64, storeTimestamp: Int64) throws(StoreError) {
         let n = count
+        let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
+        let e = entriesBase + n * IndexFile.entrySize
+        // The slots are written all over their table, the entries front to back.
+        try mapping.reserve(0..<IndexFile.headerSize)
+        try mapping.reserve(slot..<(slot + 4))
+        try mapping.reserve(e..<(e + IndexFile.entrySize), ahead: min(n * IndexFile.entrySize, 1 << 20))
         if n == 0 {
             store(storeTimestamp, 0)
             store(physicalOffset, 16)
             store(Int64(-1), 24)
         }
-        let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
         let previous: UInt32 = load(slot, UInt32.self)
         let number = UInt32(n + 1)
-        let e = entriesBase + n * IndexFile.entrySize
         store(keyHash, e)
         store(physicalOffset, e + 4)
         store(Int32(truncatingIfNeeded: storeTimestamp - beginTimestamp), e + 12)

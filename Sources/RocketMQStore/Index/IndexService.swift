@@ -130,7 +130,7 @@ final class IndexService: @unchecked Sendable {
                     state.files.append(file)
                     logger.debug("created IndexFile", metadata: ["created": "\(created)"])
                 }
-                file.put(keyHash: h, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
+                try file.put(keyHash: h, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
                 if current !== file {
                     if let current { earlier.append(current) }
                     current = file

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Every failure the store reports, with the context a caller (the broker) needs to
 /// answer its client or an operator.
 public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -29,6 +33,14 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case replica
     /// Replicated records do not continue this log where it ends (see `appendReplicated`).
     case replicaDiverged(String)
+
+    /// A failed system call that allocates disk space for `path` (`fallocate`, `pwrite`): no
+    /// space left (or quota) is a full disk, whatever the configured ratio says; anything else
+    /// an I/O error.
+    static func spaceFailure(_ operation: String, path: String, errno code: Int32) -> StoreError {
+        code == ENOSPC || code == EDQUOT
+            ? .diskFull(usedRatio: FileSystem.usedRatio(of: path)) : .io(operation: operation, path: path, errno: code)
+    }
 
     public var description: String {
         switch self {

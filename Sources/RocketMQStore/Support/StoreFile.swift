@@ -42,7 +42,7 @@ final class StoreFile: @unchecked Sendable {
         if r == EOPNOTSUPP || r == EINVAL {
             try truncate(to: length)  // file systems without fallocate: sparse file
         } else if r != 0 {
-            throw .io(operation: "fallocate", path: path, errno: r)
+            throw StoreError.spaceFailure("fallocate", path: path, errno: r)
         }
     }
 
@@ -55,7 +55,7 @@ final class StoreFile: @unchecked Sendable {
             let n = pwrite(fd, p, left, off_t(at))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw .io(operation: "pwrite", path: path, errno: errno)
+                throw StoreError.spaceFailure("pwrite", path: path, errno: errno)
             }
             // Nothing written and no error: retrying would spin.
             if n == 0 { throw .io(operation: "pwrite", path: path, errno: EIO) }
@@ -131,6 +131,11 @@ final class MappedFile: @unchecked Sendable {
     let path: String
     let size: Int
     let base: UnsafeMutableRawPointer
+    /// Kept open for ``reserve(_:ahead:)``.
+    private let file: StoreFile
+    /// One bit per page: set once `reserve` allocated the page's blocks (or found no way to).
+    /// Only the file's single writer touches it.
+    private var reservedPages: [UInt64]
 
     /// Opens or creates `path`, extends it to `size` bytes (zero-filled) and maps it.
     /// `wasShort` says the file existed but was shorter (a torn or truncated file).
@@ -138,6 +143,8 @@ final class MappedFile: @unchecked Sendable {
         self.path = path
         self.size = size
         let file = try StoreFile(path: path)
+        self.file = file
+        reservedPages = Array(repeating: 0, count: (size + Self.page * 64 - 1) / (Self.page * 64))
         let existing = file.size
         wasShort = existing > 0 && existing < Int64(size)
         if existing < Int64(size) { try file.truncate(to: Int64(size)) }
@@ -155,6 +162,36 @@ final class MappedFile: @unchecked Sendable {
     let wasShort: Bool
 
     deinit { munmap(base, size) }
+
+    private static let page = 4096
+
+    /// Allocates the disk blocks under the pages of `range` that no earlier call reserved, so
+    /// that stores there cannot fault on a full disk. The file is sparse (a ConsumeQueue or
+    /// IndexFile is mostly hole), and storing into a hole of a shared mapping allocates its
+    /// block in the page fault, where no space left means SIGBUS, the end of the process.
+    /// Call it before the stores; a full disk is then `StoreError.diskFull`, thrown here.
+    ///
+    /// `ahead`: bytes past `range` to reserve with it when a new page is needed (for a file
+    /// written front to back, so that one `fallocate` covers many entries). The single
+    /// writer's call; the pages already reserved cost a bit test each.
+    func reserve(_ range: Range<Int>, ahead: Int = 0) throws(StoreError) {
+        let page = Self.page
+        let first = range.lowerBound / page
+        let last = (Swift.min(range.upperBound, size) - 1) / page
+        guard first <= last, (first...last).contains(where: { !isReserved($0) }) else { return }
+        let end = Swift.min(size, (range.upperBound + ahead + page - 1) / page * page)
+        let r = posix_fallocate(file.fd, off_t(first * page), off_t(end - first * page))
+        // A file system without fallocate (glibc then writes a zero into each block itself
+        // where it can): nothing better to do than go on, as the file itself was created.
+        guard r == 0 || r == EOPNOTSUPP || r == EINVAL else {
+            throw StoreError.spaceFailure("fallocate", path: path, errno: r)
+        }
+        for p in first..<(end / page) { reservedPages[p / 64] |= 1 << UInt64(p % 64) }
+    }
+
+    private func isReserved(_ page: Int) -> Bool {
+        reservedPages[page / 64] & (1 << UInt64(page % 64)) != 0
+    }
 
     /// Zeroes the bytes from `offset` to the end, writing only pages of the file's data that
     /// are not zero already: a hole reads as zeros, and writing zeros there would allocate it
