@@ -172,6 +172,8 @@ import Testing
     /// IndexFiles are synced less often than the checkpoint is written (`indexSyncInterval`):
     /// the checkpoint's safe offset must stay at what the last index sync covered, so that
     /// recovery after an OS crash starts early enough to re-index what the index may have lost.
+    /// The ConsumeQueues are synced with the index only: a sync in between (one disk cache
+    /// flush per queue) could not move the safe offset.
     /// (A process crash keeps the page cache, so the reopened store below finds every key
     /// either way; it checks that the slower sync costs no key and adds no duplicate.)
     @Test func theCheckpointStaysAtTheLastIndexSync() async throws {
@@ -194,10 +196,12 @@ import Testing
         for i in 20..<40 { _ = try await store.append(message(body: [UInt8(i)], keys: "k\(i)")) }
         let end = store.commitLogMaxOffset
         #expect(try await flushed(end))
-        try store.writeCheckpoint(clean: false)  // the ConsumeQueues only: the index sync is not due
+        try store.writeCheckpoint(clean: false)  // no index sync due: nothing synced, the safe offset stays
         #expect(try Checkpoint.load(dir.path + "/checkpoint")?.safeOffset == synced)
+        #expect(store.allQueues().map(\.syncs) == [1], "a ConsumeQueue synced though the safe offset could not move")
         try store.writeCheckpoint(clean: false, syncIndex: true)
         #expect(try Checkpoint.load(dir.path + "/checkpoint")?.safeOffset == end)
+        #expect(store.allQueues().map(\.syncs) == [2])
 
         for i in 40..<60 { _ = try await store.append(message(body: [UInt8(i)], keys: "k\(i)")) }
         store.abandonForTesting()

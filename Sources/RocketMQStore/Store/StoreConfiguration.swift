@@ -41,10 +41,12 @@ public struct StoreConfiguration: Sendable {
     /// `StoreError.flushBacklog` before anything is stored, and the client may retry later,
     /// instead of the broker's memory growing without bound. Default 64 MiB.
     public var syncFlushBacklogLimit: Int = 64 << 20
-    /// How often ConsumeQueue pages are synced and the checkpoint rewritten. Default 1 s.
+    /// How often the checkpoint is rewritten (the CommitLog's flushed end, for recovery's
+    /// check of the synced part). Default 1 s.
     public var checkpointInterval: Duration = .seconds(1)
-    /// How often IndexFile pages are synced (at a checkpoint, so at least `checkpointInterval`
-    /// apart; always at a clean shutdown). Default 10 s. Index keys hash to slots all over the
+    /// How often ConsumeQueue and IndexFile pages are synced, which moves the checkpoint's safe
+    /// offset (at a checkpoint, so at least `checkpointInterval` apart; always at a clean
+    /// shutdown). Default 10 s. Index keys hash to slots all over the
     /// file, so each sync write-protects thousands of scattered pages (a TLB shootdown each,
     /// interrupting the event loops on the other cores) and every send then faults them back
     /// in: with a sync each second the end-to-end p99 was 3.2–4.6 ms, without 1.8–2.9 ms.
