@@ -320,6 +320,26 @@ import Testing
         _ = try await store.append(message(body: [3]))
     }
 
+    /// New ConsumeQueue and IndexFile names reach the disk with the sync that lets the
+    /// checkpoint pass their entries: their directories are synced then (a file system without
+    /// a journal keeps a new name only so), and only when something new was created.
+    @Test func theSyncAfterNewFilesSyncsTheirDirectories() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path)
+        config.checkpointInterval = .seconds(3600)  // only this test writes checkpoints
+        config.indexSyncInterval = .seconds(3600)
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        try store.writeCheckpoint(clean: false, syncIndex: true)
+        _ = try await store.append(message("T", queue: 3, body: [1], keys: "k1"))
+        try store.writeCheckpoint(clean: false, syncIndex: true)
+        let cq = dir.path + "/consumequeue"
+        #expect(store.lastSyncedDirectories == [cq, cq + "/T", cq + "/T/3", dir.path + "/index"])
+        _ = try await store.append(message("T", queue: 3, body: [2], keys: "k2"))
+        try store.writeCheckpoint(clean: false, syncIndex: true)
+        #expect(store.lastSyncedDirectories.isEmpty)
+    }
+
     /// A queue's entries get their disk blocks reserved (`fallocate`) before the record goes
     /// in, so a disk that filled up refuses the message instead of killing the process with
     /// SIGBUS in a page fault (the end-to-end case: CrashTests' full-disk test). The files stay

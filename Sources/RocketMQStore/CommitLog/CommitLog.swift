@@ -142,6 +142,9 @@ final class CommitLog: @unchecked Sendable {
         // as SIGBUS on a page fault. pwrite reports ENOSPC itself, and writing into
         // preallocated (unwritten) extents makes every fdatasync convert them: sparse is faster.
         if mappedWrites { try file.allocate(segmentSize) } else { try file.truncate(to: segmentSize) }
+        // The new name must survive a power cut before any record in it is acknowledged (a
+        // file system without a journal keeps it only once the directory is synced).
+        try FileSystem.syncDirectory(directory)
         let segment = CommitLogSegment(start: start, size: segmentSize, file: file)
         segments.withLock { $0.append(segment) }
         logger.debug("created CommitLog segment", metadata: ["start": "\(start)"])

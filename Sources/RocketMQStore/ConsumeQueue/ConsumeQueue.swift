@@ -55,7 +55,18 @@ final class ConsumeQueue: @unchecked Sendable {
         try FileSystem.makeDirectory(directory)
         let f = try MappedFile(path: directory + "/" + FileSystem.offsetName(index * Int64(fileBytes)), size: fileBytes)
         files.withLock { $0[index] = f }
+        createdFiles.store(true, ordering: .releasing)
         return f
+    }
+
+    /// Set when the writer created a file (and maybe its directories): their names are not
+    /// on disk until the directories are synced.
+    private let createdFiles = ManagedAtomic<Bool>(false)
+
+    /// Whether a file was created since the last call: the checkpoint then syncs this queue's
+    /// directory and those above it.
+    func takeCreatedFiles() -> Bool {
+        createdFiles.exchange(false, ordering: .acquiringAndReleasing)
     }
 
     /// Maps (creating if needed) the file that will hold `queueOffset` and reserves the disk

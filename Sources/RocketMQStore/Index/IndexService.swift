@@ -44,6 +44,8 @@ final class IndexService: @unchecked Sendable {
         var files: [IndexFile] = []
         /// Crash tests: given to every file, including the ones created later.
         var crashCountdown: CrashCountdown?
+        /// A file was created since `takeCreatedFiles()` last ran.
+        var createdFiles = false
     }
 
     /// Files were discarded as damaged when loading: recovery must re-index from `lastIndexedOffset`.
@@ -128,6 +130,7 @@ final class IndexService: @unchecked Sendable {
                                          slotCount: slotCount, entryCapacity: entryCapacity)
                     file.crashCountdown = state.crashCountdown
                     state.files.append(file)
+                    state.createdFiles = true
                     logger.debug("created IndexFile", metadata: ["created": "\(created)"])
                 }
                 try file.put(keyHash: h, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
@@ -196,6 +199,14 @@ final class IndexService: @unchecked Sendable {
     /// Syncs every file written since its last sync, also one that filled up and was followed
     /// by newer ones in between. A file written while this runs is marked again, and synced
     /// next time.
+    /// Whether a file was created since the last call: the checkpoint then syncs the directory.
+    func takeCreatedFiles() -> Bool {
+        state.withLock { state in
+            defer { state.createdFiles = false }
+            return state.createdFiles
+        }
+    }
+
     func sync() throws(StoreError) {
         let files = state.withLock { state in
             let written = state.files.filter(\.writtenSinceSync)

@@ -35,6 +35,13 @@ public final class MessageStore: Sendable {
     /// Held while a checkpoint is computed and written, so that one computed before a replica's
     /// truncation is never saved after it.
     let checkpointing = Mutex(())
+    /// Directories that gained a file or directory since the last sync of the ConsumeQueues and
+    /// IndexFiles; synced with them, so that the names survive a power cut before the
+    /// checkpoint moves past their entries.
+    private let unsyncedDirectories = Mutex(Set<String>())
+    /// The directories the last such sync synced (tests).
+    var lastSyncedDirectories: Set<String> { lastDirectorySync.withLock { $0 } }
+    private let lastDirectorySync = Mutex(Set<String>())
     let isShutDown = ManagedAtomic<Bool>(false)
     /// Bit pattern of the disk-use ratio while above the hard limit, 0 otherwise.
     let diskFullRatio = ManagedAtomic<UInt64>(0)
@@ -563,8 +570,19 @@ public final class MessageStore: Sendable {
         let now = ContinuousClock.now
         let indexSynced: Int64
         if clean || syncIndex || now >= indexSync.withLock({ $0.due }) {
-            for cq in allQueues() { try cq.sync() }
+            var created = Set<String>()
+            for cq in allQueues() {
+                try cq.sync()
+                if cq.takeCreatedFiles() { created.formUnion([cq.directory, consumeQueueRoot + "/" + cq.id.topic, consumeQueueRoot]) }
+            }
             try index.sync()
+            if index.takeCreatedFiles() { created.insert(index.directory) }
+            let directories = unsyncedDirectories.withLock { $0.formUnion(created); return $0 }
+            lastDirectorySync.withLock { $0 = directories }
+            for directory in directories.sorted() {
+                try FileSystem.syncDirectory(directory)
+                _ = unsyncedDirectories.withLock { $0.remove(directory) }
+            }
             indexSync.withLock { $0 = IndexSync(due: now + configuration.indexSyncInterval, covered: dispatched) }
             indexSynced = dispatched
         } else {
