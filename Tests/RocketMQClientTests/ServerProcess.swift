@@ -94,8 +94,26 @@ final class ServerProcess: Sendable {
     }
 
     /// SIGSTOP: the process keeps its sockets open but answers nothing (a hung broker).
+    /// Returns once every thread has stopped (at most 5 s): the stop is asynchronous, and on a
+    /// busy machine a thread already running went on answering a request sent just after
+    /// `kill` returned (a CI run saw a send succeed on the "hung" broker).
     func pause() {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGSTOP) }
+        guard process.isRunning else { return }
+        let pid = process.processIdentifier
+        Foundation.kill(pid, SIGSTOP)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline, !Self.allThreadsStopped(pid) { usleep(2_000) }
+    }
+
+    /// Whether every thread of `pid` is stopped ("T" in its /proc stat).
+    private static func allThreadsStopped(_ pid: Int32) -> Bool {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task"), !tasks.isEmpty else { return false }
+        return tasks.allSatisfy { task in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            // The state is the first field after the command name, which may hold spaces.
+            return stat[stat.index(after: close)...].split(separator: " ").first == "T"
+        }
     }
 
     /// SIGCONT after ``pause()``.
