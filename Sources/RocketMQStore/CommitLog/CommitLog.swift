@@ -321,17 +321,30 @@ final class CommitLog: @unchecked Sendable {
     /// Drops from the page cache what lies more than `pageCacheWindow` behind `end` (flushed,
     /// so clean), in steps of 4 MiB (less for smaller windows). Advice only: a failure changes
     /// nothing. Pages the writer still maps stay cached (the mapping lets go 1 MiB behind).
+    ///
+    /// Each range given to `fadvise` starts and ends on a `dropAlignment` boundary of the file
+    /// (or at its end): the page cache holds file data in folios of up to 2 MiB (the zeros the
+    /// writer prepares go in 256 KiB at a time), and the kernel drops no folio a range covers only
+    /// in part. With ranges cut at any page, a segment dropped in two pieces stayed cached whole
+    /// (seen as a flaky test on a busy machine: 64 of 64 pages resident after both drops).
     private func dropBehind(flushedTo end: Int64) {
         guard let window = pageCacheWindow else { return }
         let limit = (end - window) / 4096 * 4096
         guard limit - droppedBelow >= min(4 << 20, max(window, 4096)) else { return }
         let from = droppedBelow
+        let align = Self.dropAlignment
         for s in segments(overlapping: from..<limit) {
-            let start = max(from, s.start), stop = min(limit, s.end)
-            s.file.dropFromCache(offset: start - s.start, count: stop - start)
+            // From the boundary at or below where the last drop stopped: what it left short of
+            // its limit goes now.
+            let start = (max(from, s.start) - s.start) / align * align
+            let stop = limit >= s.end ? s.end - s.start : (limit - s.start) / align * align
+            if stop > start { s.file.dropFromCache(offset: start, count: stop - start) }
         }
         droppedBelow = limit
     }
+
+    /// The largest page-cache folio (a PMD): see `dropBehind`.
+    static let dropAlignment: Int64 = 2 << 20
 
     // MARK: Reading (any thread)
 
