@@ -6,12 +6,14 @@
 // The body is derived from the key (see `CrashChildPayload.body`), so the test can check
 // every acknowledged record byte for byte. Prints "READY" once recovery is done.
 //
-// store-crash-child --full-disk DIR
+// store-crash-child --full-disk DIR [one-queue]
 //
-// For a small file system at DIR (the test mounts one): appends one message to each of many
-// new queues until the disk is full, each new queue's first entry needing a block of its
-// own; then reads every acknowledged message back. Prints "DONE acked=A full=F verified=V",
-// or "ERROR ..." (exit 1). The disk-use ratio guard is off, so only the file system says no.
+// For a small file system at DIR (the test mounts one): appends one keyed message to each of
+// many new queues (each new queue's first entry needing a block of its own), or with
+// `one-queue` all to one queue (the IndexFile's pages then run out first), until the disk is
+// full; then reads every acknowledged message back, by queue and by key. Prints
+// "DONE acked=A full=F verified=V", or "ERROR ..." (exit 1). The disk-use ratio guard is off,
+// so only the file system says no.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,8 +44,8 @@ func say(_ line: String) {
 }
 
 let args = CommandLine.arguments
-if args.count == 3, args[1] == "--full-disk" {
-    await fillTheDisk(args[2])
+if args.count >= 3, args[1] == "--full-disk" {
+    await fillTheDisk(args[2], oneQueue: args.count > 3 && args[3] == "one-queue")
     exit(0)
 }
 guard args.count == 6, let writers = Int(args[3]), let segmentSize = Int64(args[4]) else {
@@ -97,11 +99,11 @@ await withTaskGroup(of: Void.self) { group in
 }
 
 /// `--full-disk`: see the header.
-func fillTheDisk(_ dir: String) async {
+func fillTheDisk(_ dir: String, oneQueue: Bool) async {
     var config = StoreConfiguration(dataDirectory: dir)
     config.flushMode = .sync
     config.commitLogSegmentSize = 1 << 20
-    config.consumeQueueFileEntries = 1000
+    config.consumeQueueFileEntries = oneQueue ? 300_000 : 1000  // one queue: no new file on the way
     config.indexSlots = 4096
     config.indexEntries = 20_000
     config.diskHardLimitRatio = 2  // never reached: the file system's ENOSPC is what this tests
@@ -113,16 +115,19 @@ func fillTheDisk(_ dir: String) async {
         say("ERROR opening the store: \(error)")
         exit(1)
     }
-    var acked: [(topic: String, key: String, offset: Int64)] = []
+    var acked: [(topic: String, key: String, offset: Int64, queueOffset: Int64)] = []
     var full = 0
     for i in 0..<5_000 where full < 20 {
         let key = "full-\(i)"
         let message = MessageToAppend(
-            topic: "F\(i)", queueId: 0, body: CrashChildPayload.body(key: key, length: 100),
-            properties: [MessageProperty.keys: key], bornTimestamp: Int64(i), bornHost: "10.0.0.1:1000")
+            topic: oneQueue ? "F" : "F\(i)", queueId: 0, body: CrashChildPayload.body(key: key, length: 100),
+            // One queue: eight keys a message, so that the IndexFile needs new pages before its
+            // ConsumeQueue or the CommitLog segment does.
+            properties: [MessageProperty.keys: oneQueue ? (0..<8).map { "\(key)\($0 == 0 ? "" : "-\($0)")" }.joined(separator: " ") : key],
+            bornTimestamp: Int64(i), bornHost: "10.0.0.1:1000")
         do {
             let r = try await store.append(message)
-            acked.append((message.topic, key, r.physicalOffset))
+            acked.append((message.topic, key, r.physicalOffset, r.queueOffset))
         } catch .diskFull {
             full += 1
         } catch {
@@ -132,8 +137,9 @@ func fillTheDisk(_ dir: String) async {
     }
     var verified = 0
     for a in acked {
-        guard let m = try? store.messages(topic: a.topic, queueId: 0, from: 0, maxCount: 1).messages.first,
-              m.physicalOffset == a.offset, m.keys == [a.key], m.body == CrashChildPayload.body(key: a.key, length: 100)
+        guard let m = try? store.messages(topic: a.topic, queueId: 0, from: a.queueOffset, maxCount: 1).messages.first,
+              m.physicalOffset == a.offset, m.keys.first == a.key, m.body == CrashChildPayload.body(key: a.key, length: 100),
+              store.messages(key: a.key, topic: a.topic).map(\.physicalOffset) == [a.offset]
         else {
             say("ERROR acknowledged \(a.key) does not read back")
             exit(1)

@@ -247,17 +247,21 @@ import Glibc
     }
 
     /// A file system that fills up under the store (the disk-use guard off, so nothing but
-    /// ENOSPC says no): appends to new queues are refused with `diskFull` instead of the
-    /// process dying of SIGBUS when a ConsumeQueue or IndexFile page fault finds no block, and
-    /// every acknowledged message reads back. The child runs on a 1.3 MB tmpfs mounted in its
-    /// own user and mount namespaces (`unshare`), so no privilege is needed.
-    @Test(.timeLimit(.minutes(1)), .enabled(if: CrashTests.canMountTmpfs, "needs `unshare -rm` (unprivileged user namespaces)"))
-    func aDiskThatFillsUpRefusesAppendsAndKeepsWhatItAcknowledged() async throws {
+    /// ENOSPC says no): appends are refused with `diskFull` instead of the process dying of
+    /// SIGBUS when a ConsumeQueue or IndexFile page fault finds no block, and every acknowledged
+    /// message reads back, by queue and by key. "many-queues": each message to a new queue (the
+    /// ConsumeQueues run out first); "one-queue": eight keys a message (the IndexFile runs out
+    /// first; before its pages were reserved ahead of the write, messages were acknowledged
+    /// without their keys). The child runs on a 1.3 MB tmpfs mounted in its own user and mount
+    /// namespaces (`unshare`), so no privilege is needed.
+    @Test(.timeLimit(.minutes(1)), .enabled(if: CrashTests.canMountTmpfs, "needs `unshare -rm` (unprivileged user namespaces)"),
+          arguments: ["many-queues", "one-queue"])
+    func aDiskThatFillsUpRefusesAppendsAndKeepsWhatItAcknowledged(mode: String) async throws {
         let binary = try Self.childBinary()
         let dir = TempDirectory("full-disk")
         let path = dir.path
         let (output, status) = try await Self.onOwnThread {
-            try Self.run("/usr/bin/unshare", ["-rm", "sh", "-c", #"mount -t tmpfs -o size=1300k tmpfs "$0" && exec "$1" --full-disk "$0""#, path, binary])
+            try Self.run("/usr/bin/unshare", ["-rm", "sh", "-c", #"mount -t tmpfs -o size=1300k tmpfs "$0" && exec "$1" --full-disk "$0" "$2""#, path, binary, mode])
         }
         #expect(status == 0, "the child ended with status \(status) (7: killed by SIGBUS); it said: \(output)")
         let done = output.split(separator: "\n").first { $0.hasPrefix("DONE ") }

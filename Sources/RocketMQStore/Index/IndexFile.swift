@@ -63,16 +63,31 @@ final class IndexFile: @unchecked Sendable {
 
     private var entriesBase: Int { IndexFile.headerSize + slotCount * 4 }
 
+    /// Reserves the blocks the next `put`s of `hashes` store into (as far as the file has room).
+    func reserve(_ hashes: [UInt32]) throws(StoreError) {
+        let n = count
+        for (i, h) in hashes.enumerated() where n + i < entryCapacity {
+            try reserve(keyHash: h, entry: n + i)
+        }
+    }
+
+    /// The header, the slot of `keyHash` and entry `entry`: the slots are written all over their
+    /// table, the entries front to back (reserved ahead, as long as the entries so far, up to 1 MiB).
+    private func reserve(keyHash: UInt32, entry n: Int) throws(StoreError) {
+        let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
+        let e = entriesBase + n * IndexFile.entrySize
+        try mapping.reserve(0..<IndexFile.headerSize)
+        try mapping.reserve(slot..<(slot + 4))
+        try mapping.reserve(e..<(e + IndexFile.entrySize), ahead: min(n * IndexFile.entrySize, 1 << 20))
+    }
+
     /// - Throws: `StoreError.diskFull` when the disk has no block for the pages the entry
     ///   goes in (nothing stored then).
     func put(keyHash: UInt32, physicalOffset: Int64, storeTimestamp: Int64) throws(StoreError) {
         let n = count
         let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
         let e = entriesBase + n * IndexFile.entrySize
-        // The slots are written all over their table, the entries front to back.
-        try mapping.reserve(0..<IndexFile.headerSize)
-        try mapping.reserve(slot..<(slot + 4))
-        try mapping.reserve(e..<(e + IndexFile.entrySize), ahead: min(n * IndexFile.entrySize, 1 << 20))
+        try reserve(keyHash: keyHash, entry: n)
         if n == 0 {
             store(storeTimestamp, 0)
             store(physicalOffset, 16)

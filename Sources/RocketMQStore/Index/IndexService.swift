@@ -111,6 +111,31 @@ final class IndexService: @unchecked Sendable {
         try put(missing, physicalOffset: info.physicalOffset, storeTimestamp: info.storeTimestamp)
     }
 
+    /// Reserves the disk blocks that `put` of these key hashes at `storeTimestamp` will store
+    /// into (creating the file they go to if needed): called before the record is written, so
+    /// that a full disk refuses the record rather than leave it acknowledged but unindexed.
+    func reserve(_ hashes: [UInt32], storeTimestamp: Int64) throws(StoreError) {
+        if hashes.isEmpty { return }
+        try state.withLock { (state) throws(StoreError) in
+            try file(accepting: storeTimestamp, in: &state).reserve(hashes)
+        }
+    }
+
+    /// The file a key stored at `storeTimestamp` goes to: the newest, or a new one when that is
+    /// full or too old. Under the service's mutex.
+    private func file(accepting storeTimestamp: Int64, in state: inout State) throws(StoreError) -> IndexFile {
+        if let last = state.files.last, last.accepts(timestamp: storeTimestamp) { return last }
+        var created = storeTimestamp
+        if let last = state.files.last, created <= last.createdAt { created = last.createdAt + 1 }
+        let file = try IndexFile(path: directory + "/" + FileSystem.offsetName(created), createdAt: created,
+                                 slotCount: slotCount, entryCapacity: entryCapacity)
+        file.crashCountdown = state.crashCountdown
+        state.files.append(file)
+        state.createdFiles = true
+        logger.debug("created IndexFile", metadata: ["created": "\(created)"])
+        return file
+    }
+
     /// Indexes the key hashes (`RecordCodec.DispatchKeys.indexHashes`) of one record.
     func put(_ hashes: [UInt32], physicalOffset: Int64, storeTimestamp: Int64) throws(StoreError) {
         if hashes.isEmpty { return }
@@ -120,19 +145,7 @@ final class IndexService: @unchecked Sendable {
             var earlier: [IndexFile] = []
             var current: IndexFile?
             for h in hashes {
-                var file: IndexFile
-                if let last = state.files.last, last.accepts(timestamp: storeTimestamp) {
-                    file = last
-                } else {
-                    var created = storeTimestamp
-                    if let last = state.files.last, created <= last.createdAt { created = last.createdAt + 1 }
-                    file = try IndexFile(path: directory + "/" + FileSystem.offsetName(created), createdAt: created,
-                                         slotCount: slotCount, entryCapacity: entryCapacity)
-                    file.crashCountdown = state.crashCountdown
-                    state.files.append(file)
-                    state.createdFiles = true
-                    logger.debug("created IndexFile", metadata: ["created": "\(created)"])
-                }
+                let file = try self.file(accepting: storeTimestamp, in: &state)
                 try file.put(keyHash: h, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
                 if current !== file {
                     if let current { earlier.append(current) }

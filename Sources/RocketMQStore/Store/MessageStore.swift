@@ -352,6 +352,13 @@ public final class MessageStore: Sendable {
             try cq.prepare(for: queueOffset)
             let now = MessageStore.nowMilliseconds()
             let storeTimestamp = max(now, state.lastStoreTimestamp)
+            do throws(StoreError) {
+                try index.reserve(keys.indexHashes, storeTimestamp: storeTimestamp)
+            } catch {
+                // A full disk refuses the message: acknowledged, it would miss its keys. Other
+                // index failures do not (see below: `put` fails again and is logged).
+                if case .diskFull = error { throw error }
+            }
             state.lastStoreTimestamp = storeTimestamp
             let physicalOffset = try commitLog.append(&record) { raw, offset in
                 RecordCodec.seal(raw, queueOffset: queueOffset, physicalOffset: offset, storeTimestamp: storeTimestamp)
