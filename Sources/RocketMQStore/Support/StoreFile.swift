@@ -186,7 +186,7 @@ final class MappedFile: @unchecked Sendable {
         guard r == 0 || r == EOPNOTSUPP || r == EINVAL else {
             throw StoreError.spaceFailure("fallocate", path: path, errno: r)
         }
-        for p in first..<(end / page) { reservedPages[p / 64] |= 1 << UInt64(p % 64) }
+        for p in first..<((end + page - 1) / page) { reservedPages[p / 64] |= 1 << UInt64(p % 64) }  // a short last page too
     }
 
     private func isReserved(_ page: Int) -> Bool {
