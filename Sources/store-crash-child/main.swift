@@ -43,6 +43,16 @@ func say(_ line: String) {
     _ = bytes.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
 }
 
+/// The store on `config`, or "ERROR ..." and exit status 1.
+func openStore(_ config: StoreConfiguration) -> MessageStore {
+    do {
+        return try MessageStore(configuration: config)
+    } catch {
+        say("ERROR \(error)")
+        exit(1)
+    }
+}
+
 let args = CommandLine.arguments
 if args.count >= 3, args[1] == "--full-disk" {
     await fillTheDisk(args[2], oneQueue: args.count > 3 && args[3] == "one-queue")
@@ -64,13 +74,7 @@ config.flushInterval = .milliseconds(20)
 config.flushDirtyPages = 64
 let runId = args[5]
 
-let store: MessageStore
-do {
-    store = try MessageStore(configuration: config)
-} catch {
-    say("ERROR \(error)")
-    exit(1)
-}
+let store = openStore(config)
 say("READY")
 
 await withTaskGroup(of: Void.self) { group in
@@ -108,13 +112,7 @@ func fillTheDisk(_ dir: String, oneQueue: Bool) async {
     config.indexEntries = 20_000
     config.diskHardLimitRatio = 2  // never reached: the file system's ENOSPC is what this tests
     config.diskCleanRatio = 2
-    let store: MessageStore
-    do {
-        store = try MessageStore(configuration: config)
-    } catch {
-        say("ERROR opening the store: \(error)")
-        exit(1)
-    }
+    let store = openStore(config)
     var acked: [(topic: String, key: String, offset: Int64, queueOffset: Int64)] = []
     var full = 0
     for i in 0..<5_000 where full < 20 {

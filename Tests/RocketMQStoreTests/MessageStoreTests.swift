@@ -352,11 +352,7 @@ import Testing
         defer { store.shutdown() }
         _ = try await store.append(message("One", queue: 0, body: [1]))
         for i in 0..<1000 { _ = try await store.append(message("Busy", queue: 0, body: [UInt8(i % 256)])) }
-        func allocated(_ topic: String) throws -> Int {
-            let path = try #require(FileSystem.list(dir.path + "/consumequeue/\(topic)/0").first.map { dir.path + "/consumequeue/\(topic)/0/" + $0 })
-            var info = stat()
-            return stat(path, &info) == 0 ? Int(info.st_blocks) * 512 : -1
-        }
+        func allocated(_ topic: String) throws -> Int { try firstConsumeQueueFileAllocation(dir.path, topic: topic) }
         #expect(try allocated("One") == 4096)
         let written = 1000 * 20 / 4096 * 4096 + 4096  // the pages the 1,000 entries are on
         let busy = try allocated("Busy")

@@ -33,6 +33,15 @@ func openStore(_ configuration: StoreConfiguration) throws(StoreError) -> Messag
     try MessageStore(configuration: configuration, logger: quietLogger)
 }
 
+/// Bytes of disk allocated (`st_blocks`) to the first ConsumeQueue file of `topic`'s queue 0
+/// under the data directory `dir` (holes count nothing).
+func firstConsumeQueueFileAllocation(_ dir: String, topic: String) throws -> Int {
+    let queue = dir + "/consumequeue/\(topic)/0"
+    let path = try #require(FileSystem.list(queue).first.map { queue + "/" + $0 })
+    var info = stat()
+    return stat(path, &info) == 0 ? Int(info.st_blocks) * 512 : -1
+}
+
 /// Small sizes so tests roll segments and files quickly.
 func testConfiguration(_ dir: String, mode: FlushMode = .async, segmentSize: Int64 = 64 * 1024) -> StoreConfiguration {
     var c = StoreConfiguration(dataDirectory: dir)

@@ -71,11 +71,13 @@ final class ConsumeQueue: @unchecked Sendable {
 
     /// Maps (creating if needed) the file that will hold `queueOffset` and reserves the disk
     /// blocks for its entry, so that the `put` after a CommitLog write cannot fail, and a full
-    /// disk refuses the message before its record is written.
-    func prepare(for queueOffset: Int64) throws(StoreError) {
+    /// disk refuses the message before its record is written. Returns the file.
+    @discardableResult
+    func prepare(for queueOffset: Int64) throws(StoreError) -> MappedFile? {
         let perFile = Int64(entriesPerFile)
-        guard let f = try file(index: queueOffset / perFile, create: true) else { return }
+        guard let f = try file(index: queueOffset / perFile, create: true) else { return nil }
         try reserve(entryAt: Int(queueOffset % perFile), in: f)
+        return f
     }
 
     /// Reserves the blocks under entry `slot` of `f`, and a stretch past it as long as the
@@ -95,10 +97,9 @@ final class ConsumeQueue: @unchecked Sendable {
     /// Writes the entry for `queueOffset` and, if it extends the queue, publishes it.
     /// Recovery may rewrite an existing position (idempotent) or leave a hole it fills later.
     func put(_ entry: ConsumeQueueEntry, at queueOffset: Int64) throws(StoreError) {
-        let perFile = Int64(entriesPerFile)
-        guard let f = try file(index: queueOffset / perFile, create: true) else { return }
-        try reserve(entryAt: Int(queueOffset % perFile), in: f)  // done by `prepare` on the append path
-        let p = f.base + Int(queueOffset % perFile) * ConsumeQueueEntry.size
+        // On the append path `prepare` ran already: its reservation is then a bit test.
+        guard let f = try prepare(for: queueOffset) else { return }
+        let p = f.base + Int(queueOffset % Int64(entriesPerFile)) * ConsumeQueueEntry.size
         p.storeBytes(of: entry.physicalOffset.littleEndian, toByteOffset: 0, as: Int64.self)
         p.storeBytes(of: entry.size.littleEndian, toByteOffset: 8, as: Int32.self)
         p.storeBytes(of: entry.tagsHash.littleEndian, toByteOffset: 12, as: Int64.self)

@@ -62,6 +62,10 @@ final class IndexFile: @unchecked Sendable {
     }
 
     private var entriesBase: Int { IndexFile.headerSize + slotCount * 4 }
+    /// Byte offset of the slot `keyHash` hashes to.
+    private func slotOffset(_ keyHash: UInt32) -> Int { IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4 }
+    /// Byte offset of entry `n` (0-based; entry numbers in slots and chains are `n + 1`).
+    private func entryOffset(_ n: Int) -> Int { entriesBase + n * IndexFile.entrySize }
 
     /// Reserves the blocks the next `put`s of `hashes` store into (as far as the file has room).
     func reserve(_ hashes: [UInt32]) throws(StoreError) {
@@ -74,8 +78,7 @@ final class IndexFile: @unchecked Sendable {
     /// The header, the slot of `keyHash` and entry `entry`: the slots are written all over their
     /// table, the entries front to back (reserved ahead, as long as the entries so far, up to 1 MiB).
     private func reserve(keyHash: UInt32, entry n: Int) throws(StoreError) {
-        let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
-        let e = entriesBase + n * IndexFile.entrySize
+        let slot = slotOffset(keyHash), e = entryOffset(n)
         try mapping.reserve(0..<IndexFile.headerSize)
         try mapping.reserve(slot..<(slot + 4))
         try mapping.reserve(e..<(e + IndexFile.entrySize), ahead: min(n * IndexFile.entrySize, 1 << 20))
@@ -85,8 +88,7 @@ final class IndexFile: @unchecked Sendable {
     ///   goes in (nothing stored then).
     func put(keyHash: UInt32, physicalOffset: Int64, storeTimestamp: Int64) throws(StoreError) {
         let n = count
-        let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
-        let e = entriesBase + n * IndexFile.entrySize
+        let slot = slotOffset(keyHash), e = entryOffset(n)
         try reserve(keyHash: keyHash, entry: n)
         if n == 0 {
             store(storeTimestamp, 0)
@@ -112,13 +114,13 @@ final class IndexFile: @unchecked Sendable {
 
     /// Physical offsets of entries with `keyHash` stored within `from...to`, newest first.
     func lookup(keyHash: UInt32, from: Int64, to: Int64, limit: Int, into out: inout [Int64]) {
-        let slot = IndexFile.headerSize + Int(keyHash % UInt32(slotCount)) * 4
+        let slot = slotOffset(keyHash)
         var number = Int(load(slot, UInt32.self))
         let n = count
         let begin = beginTimestamp
         var steps = 0
         while number > 0, number <= n, out.count < limit, steps < n {
-            let e = entriesBase + (number - 1) * IndexFile.entrySize
+            let e = entryOffset(number - 1)
             let t = begin + Int64(load(e + 12, Int32.self))
             if load(e, UInt32.self) == keyHash, t >= from, t <= to {
                 out.append(load(e + 4, Int64.self))

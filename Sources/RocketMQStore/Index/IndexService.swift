@@ -209,9 +209,6 @@ final class IndexService: @unchecked Sendable {
     /// How many files were written since their last sync (for tests).
     var unsyncedFileCount: Int { state.withLock { $0.files.count(where: \.writtenSinceSync) } }
 
-    /// Syncs every file written since its last sync, also one that filled up and was followed
-    /// by newer ones in between. A file written while this runs is marked again, and synced
-    /// next time.
     /// Whether a file was created since the last call: the checkpoint then syncs the directory.
     func takeCreatedFiles() -> Bool {
         state.withLock { state in
@@ -220,6 +217,9 @@ final class IndexService: @unchecked Sendable {
         }
     }
 
+    /// Syncs every file written since its last sync, also one that filled up and was followed
+    /// by newer ones in between. A file written while this runs is marked again, and synced
+    /// next time.
     func sync() throws(StoreError) {
         let files = state.withLock { state in
             let written = state.files.filter(\.writtenSinceSync)

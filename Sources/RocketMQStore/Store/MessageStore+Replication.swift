@@ -226,7 +226,7 @@ extension MessageStore {
                 case .empty, .invalid: throw .replicaDiverged("no record starts at \(end)")
                 }
             }
-            try checkpointing.withLock { (_) throws(StoreError) in
+            try checkpointing.withLock { (state) throws(StoreError) in
                 // First a checkpoint whose scan starts at or below the cut: after a crash half-way
                 // recovery must not start past the segments that are left.
                 let safe = (try? Checkpoint.load(checkpointPath))??.safeOffset ?? 0
@@ -235,7 +235,7 @@ extension MessageStore {
                 try commitLog.truncate(to: end)
                 for cq in allQueues() { try cq.truncate(commitLogEnd: end) }
                 try index.cut(at: end)
-                try writeCheckpointLocked(clean: false, syncIndex: true)
+                try writeCheckpointLocked(clean: false, syncIndex: true, state: &state)
             }
             logger.warning("replica log cut back to its master's", metadata: ["from": "\(position)", "to": "\(end)"])
         }

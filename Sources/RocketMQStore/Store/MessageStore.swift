@@ -33,15 +33,10 @@ public final class MessageStore: Sendable {
     /// See `writeCheckpoint(clean:syncIndex:)`; the checkpoint thread's, and recovery's before it.
     private let indexSync = Mutex(IndexSync(due: .now, covered: 0))
     /// Held while a checkpoint is computed and written, so that one computed before a replica's
-    /// truncation is never saved after it.
-    let checkpointing = Mutex(())
-    /// Directories that gained a file or directory since the last sync of the ConsumeQueues and
-    /// IndexFiles; synced with them, so that the names survive a power cut before the
-    /// checkpoint moves past their entries.
-    private let unsyncedDirectories = Mutex(Set<String>())
-    /// The directories the last such sync synced (tests).
-    var lastSyncedDirectories: Set<String> { lastDirectorySync.withLock { $0 } }
-    private let lastDirectorySync = Mutex(Set<String>())
+    /// truncation is never saved after it; guards what checkpoints keep between them.
+    let checkpointing = Mutex(CheckpointState())
+    /// The directories the last sync of the ConsumeQueues and IndexFiles synced (tests).
+    var lastSyncedDirectories: Set<String> { checkpointing.withLock { $0.lastSyncedDirectories } }
     let isShutDown = ManagedAtomic<Bool>(false)
     /// Bit pattern of the disk-use ratio while above the hard limit, 0 otherwise.
     let diskFullRatio = ManagedAtomic<UInt64>(0)
@@ -568,27 +563,36 @@ public final class MessageStore: Sendable {
     /// per queue written since. Measured with 1,000 topics × 8 queues under load: ~1,060 of
     /// them a second, the checkpointer never idle.
     func writeCheckpoint(clean: Bool, syncIndex: Bool = false) throws(StoreError) {
-        try checkpointing.withLock { (_) throws(StoreError) in try writeCheckpointLocked(clean: clean, syncIndex: syncIndex) }
+        try checkpointing.withLock { (state) throws(StoreError) in try writeCheckpointLocked(clean: clean, syncIndex: syncIndex, state: &state) }
     }
 
-    /// `writeCheckpoint` with `checkpointing` held.
-    func writeCheckpointLocked(clean: Bool, syncIndex: Bool) throws(StoreError) {
+    /// What checkpoints keep between them, under `checkpointing`.
+    struct CheckpointState {
+        /// Directories that gained a file or directory since the last sync of the ConsumeQueues
+        /// and IndexFiles; synced with them, so that the names survive a power cut before the
+        /// checkpoint moves past their entries.
+        var unsyncedDirectories = Set<String>()
+        var lastSyncedDirectories = Set<String>()
+    }
+
+    /// `writeCheckpoint` with `checkpointing` held (`state` is what it guards).
+    func writeCheckpointLocked(clean: Bool, syncIndex: Bool, state: inout CheckpointState) throws(StoreError) {
         let dispatched = commitLog.writtenPosition
         let now = ContinuousClock.now
         let indexSynced: Int64
         if clean || syncIndex || now >= indexSync.withLock({ $0.due }) {
-            var created = Set<String>()
             for cq in allQueues() {
                 try cq.sync()
-                if cq.takeCreatedFiles() { created.formUnion([cq.directory, consumeQueueRoot + "/" + cq.id.topic, consumeQueueRoot]) }
+                if cq.takeCreatedFiles() {
+                    state.unsyncedDirectories.formUnion([cq.directory, consumeQueueRoot + "/" + cq.id.topic, consumeQueueRoot])
+                }
             }
             try index.sync()
-            if index.takeCreatedFiles() { created.insert(index.directory) }
-            let directories = unsyncedDirectories.withLock { $0.formUnion(created); return $0 }
-            lastDirectorySync.withLock { $0 = directories }
-            for directory in directories.sorted() {
+            if index.takeCreatedFiles() { state.unsyncedDirectories.insert(index.directory) }
+            state.lastSyncedDirectories = state.unsyncedDirectories
+            for directory in state.lastSyncedDirectories.sorted() {
                 try FileSystem.syncDirectory(directory)
-                _ = unsyncedDirectories.withLock { $0.remove(directory) }
+                state.unsyncedDirectories.remove(directory)
             }
             indexSync.withLock { $0 = IndexSync(due: now + configuration.indexSyncInterval, covered: dispatched) }
             indexSynced = dispatched
