@@ -329,14 +329,18 @@ extension NGHTTP2Session {
     }
 
     /// Serializes pending frames into `buffer`, stopping once it holds at least `limit` bytes.
+    /// The buffer is allocated (16 KiB, or the first frame's size) only once there is a frame
+    /// to write: most pumps find nothing pending, since one pass drains what a read produced.
     /// - Returns: `false` if nghttp2 reported a fatal error.
-    func produceOutput(into buffer: inout ByteBuffer, limit: Int) -> Bool {
-        while buffer.readableBytes < limit {
+    func produceOutput(into buffer: inout ByteBuffer?, limit: Int) -> Bool {
+        while (buffer?.readableBytes ?? 0) < limit {
             var data: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(raw, &data)
             if n < 0 { return false }
             guard n > 0, let data else { break }
-            buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+            let frame = UnsafeRawBufferPointer(start: data, count: n)
+            if buffer == nil { buffer = allocator.buffer(capacity: max(16 * 1024, n)) }
+            buffer?.writeBytes(frame)
         }
         return true
     }

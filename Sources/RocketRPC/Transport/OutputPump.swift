@@ -34,9 +34,9 @@ final class OutputPump {
         repeat {
             pumpAgain = false
             while channel.isWritable {
-                var buffer = session.allocator.buffer(capacity: 16 * 1024)
+                var buffer: ByteBuffer?
                 guard session.produceOutput(into: &buffer, limit: 256 * 1024) else { return .sessionFailed }
-                if buffer.readableBytes == 0 { break }
+                guard let buffer else { break }
                 write(buffer)
             }
         } while pumpAgain && !isClosing()
