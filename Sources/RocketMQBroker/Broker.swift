@@ -279,16 +279,22 @@ public final class Broker: Sendable {
         try groups.put(group.name, group)
     }
 
+    /// The message types an auto-created topic accepts: all of them. Clients ask for a topic's
+    /// route before their first send and check their message's type against it, so a topic made
+    /// by whatever call came first (a route query, say) must not refuse a transactional producer,
+    /// nor one made by a transactional send refuse normal messages.
+    static let autoCreatedMessageTypes = ["NORMAL", "FIFO", "DELAY", "TRANSACTION"]
+
     /// The topic, auto-created when the broker allows it.
     /// - Throws: `.topicNotFound` otherwise.
-    func topic(named name: String, messageType: Apache_Rocketmq_V2_MessageType? = nil) throws(BrokerError) -> TopicConfig {
+    func topic(named name: String) throws(BrokerError) -> TopicConfig {
         if let topic = topics[name] { return topic }
-        guard configuration.autoCreateTopics, !isSlave else { throw .topicNotFound(name) }
+        // A name no topic can have is ILLEGAL_TOPIC whether or not this broker auto-creates.
         try Self.validate(topicName: name)
-        let types = messageType.flatMap { $0 == .unspecified ? nil : $0.protoName }.map { [$0] } ?? ["NORMAL", "FIFO", "DELAY"]
+        guard configuration.autoCreateTopics, !isSlave else { throw .topicNotFound(name) }
         do {
             let created = try topics.putIfAbsent(name) {
-                TopicConfig(name: name, queueCount: configuration.defaultQueueCount, messageTypes: types)
+                TopicConfig(name: name, queueCount: configuration.defaultQueueCount, messageTypes: Self.autoCreatedMessageTypes)
             }
             logger.info("topic auto-created", metadata: ["topic": "\(name)", "types": "\(created.messageTypes)"])
             topicsChanged()
@@ -301,8 +307,8 @@ public final class Broker: Sendable {
     /// The group, auto-created when the broker allows it.
     func group(named name: String, fifo: Bool? = nil) throws(BrokerError) -> GroupConfig {
         if let group = groups[name] { return group }
-        guard configuration.autoCreateGroups, !isSlave else { throw .groupNotFound(name) }
         try Self.validate(groupName: name)
+        guard configuration.autoCreateGroups, !isSlave else { throw .groupNotFound(name) }
         do {
             return try groups.putIfAbsent(name) {
                 GroupConfig(name: name, maxDeliveryAttempts: configuration.defaultMaxDeliveryAttempts, fifo: fifo ?? false)
@@ -313,12 +319,7 @@ public final class Broker: Sendable {
     }
 
     static func validate(topicName name: String) throws(BrokerError) {
-        guard !name.isEmpty, name.utf8.count <= 127,
-              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "%|-_".contains($0)) })
-        else { throw .illegalTopic("illegal topic name \(name.debugDescription): 1-127 characters of [A-Za-z0-9%|_-]") }
-        guard !SystemTopic.isSystem(name), name != TopicRoute.autoCreateTemplate else {
-            throw .illegalTopic("topic \(name) is reserved for the broker")
-        }
+        if let problem = TopicRoute.nameProblem(name) { throw .illegalTopic(problem) }
     }
 
     static func validate(groupName name: String) throws(BrokerError) {
@@ -329,12 +330,18 @@ public final class Broker: Sendable {
 
     // MARK: Sending
 
-    /// A queue for a message: the client's choice when valid, else by message group (FIFO), else round-robin.
-    func queue(for topic: TopicConfig, requested: Int32, messageGroup: String?) -> Int32 {
+    /// A queue for a message: by message group (FIFO); else the queue the client chose, when the
+    /// topic has it; else round-robin.
+    ///
+    /// A `requested` 0 is not a choice unless `clientChoosesQueues`: it is proto3's default, the
+    /// value of a `queue_id` never set, and the official Python client leaves it unset (RocketMQ
+    /// 5's proxy ignores the field altogether). Taken as queue 0, every message of such a
+    /// producer landed on queue 0.
+    func queue(for topic: TopicConfig, requested: Int32, messageGroup: String?, clientChoosesQueues: Bool) -> Int32 {
         if let group = messageGroup, !group.isEmpty {
             return Int32(truncatingIfNeeded: Int(bitPattern: UInt(truncatingIfNeeded: stableHash(group)) % UInt(topic.queueCount)))
         }
-        if requested >= 0, requested < topic.queueCount { return requested }
+        if requested > 0 || (requested == 0 && clientChoosesQueues), requested < topic.queueCount { return requested }
         let next = nextQueue.withLock { value -> UInt64 in
             value &+= 1
             return value

@@ -15,7 +15,13 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case bodyTooLarge(size: Int, limit: Int)
     case bodyEmpty
     case illegalTag(String)
+    case illegalMessageID(String)
+    case illegalMessageKey(String)
     case illegalPropertyKey(String)
+    /// User properties over RocketMQ's limits (128 of them, 16 KiB together).
+    case propertiesTooLarge(String)
+    /// A request that carries no message, or one that cannot be a message.
+    case messageCorrupted(String)
     case illegalMessageGroup(String)
     case illegalInvisibleTime(String)
     case illegalPollingTime(String)
@@ -50,8 +56,12 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
             return "topic \"\(topic)\" accepts \(accepted.joined(separator: ", ")) messages, not \(type)"
         case .bodyTooLarge(let size, let limit): return "message body of \(size) bytes exceeds the \(limit)-byte limit"
         case .bodyEmpty: return "message body is empty"
-        case .illegalTag(let tag): return "illegal tag \(tag.debugDescription): tags are non-blank and contain no '|'"
+        case .illegalTag(let tag): return "illegal tag \(tag.debugDescription): tags are non-blank and contain no '|' and no control character"
+        case .illegalMessageID(let why): return why
+        case .illegalMessageKey(let key): return "illegal message key \(key.debugDescription): keys are non-blank and contain no control character"
         case .illegalPropertyKey(let key): return "illegal property key \(key.debugDescription)"
+        case .propertiesTooLarge(let why): return why
+        case .messageCorrupted(let why): return why
         case .illegalMessageGroup(let why): return why
         case .illegalInvisibleTime(let why): return why
         case .illegalPollingTime(let why): return why
@@ -89,7 +99,11 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .bodyTooLarge: code = .messageBodyTooLarge
         case .bodyEmpty: code = .messageBodyEmpty
         case .illegalTag: code = .illegalMessageTag
+        case .illegalMessageID: code = .illegalMessageId
+        case .illegalMessageKey: code = .illegalMessageKey
         case .illegalPropertyKey: code = .illegalMessagePropertyKey
+        case .propertiesTooLarge: code = .messagePropertiesTooLarge
+        case .messageCorrupted: code = .messageCorrupted
         case .illegalMessageGroup: code = .illegalMessageGroup
         case .illegalInvisibleTime: code = .illegalInvisibleTime
         case .illegalPollingTime: code = .illegalPollingTime

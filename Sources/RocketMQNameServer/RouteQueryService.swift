@@ -30,8 +30,8 @@ public struct RouteQueryService: Apache_Rocketmq_V2_MessagingService.ServiceProt
     public func queryRoute(request: Apache_Rocketmq_V2_QueryRouteRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_QueryRouteResponse {
         if let missing = Self.clientIDMissing(context) { return Apache_Rocketmq_V2_QueryRouteResponse(status: missing) }
         let topic = request.topic ?? Apache_Rocketmq_V2_Resource()
-        if topic.name.allSatisfy(\.isWhitespace) {
-            return Apache_Rocketmq_V2_QueryRouteResponse(status: Apache_Rocketmq_V2_Status(code: .illegalTopic, message: "the topic name is blank"))
+        if let problem = TopicRoute.nameProblem(topic.name) {
+            return Apache_Rocketmq_V2_QueryRouteResponse(status: Apache_Rocketmq_V2_Status(code: .illegalTopic, message: problem))
         }
         do throws(NameServerError) {
             let queues = try routeTable.messageQueues(for: topic.name, namespace: topic.resourceNamespace)

@@ -27,11 +27,22 @@ public struct TopicRoute: Sendable, Equatable {
         self.messageTypes = messageTypes
     }
 
-    /// The message types clients are told the topic accepts (`[.normal]` when none were given).
     /// The template topic a broker that auto-creates topics registers (RocketMQ's `TBW102`):
     /// NameServers route unknown topics like it.
     public static let autoCreateTemplate = "TBW102"
 
+    /// Why `name` cannot name a client's topic, or nil when it can: 1-127 characters of
+    /// `[A-Za-z0-9%|_-]`, and neither a broker's own topic (`%SYS%…`) nor the template. Brokers
+    /// and NameServers answer such a name with ILLEGAL_TOPIC before looking it up, as RocketMQ does.
+    public static func nameProblem(_ name: String) -> String? {
+        guard !name.isEmpty, name.utf8.count <= 127,
+              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "%|-_".contains($0)) })
+        else { return "illegal topic name \(name.debugDescription): 1-127 characters of [A-Za-z0-9%|_-]" }
+        guard !name.hasPrefix("%SYS%"), name != autoCreateTemplate else { return "topic \(name) is reserved for the broker" }
+        return nil
+    }
+
+    /// The message types clients are told the topic accepts (`[.normal]` when none were given).
     public var acceptedMessageTypes: [Apache_Rocketmq_V2_MessageType] {
         messageTypes.isEmpty ? [.normal] : messageTypes
     }

@@ -171,3 +171,84 @@ def test_malformed_sql_filter_is_refused_clearly(stub):
     # A well-formed one is taken: here, nothing new matches it.
     [fine] = receive(stub, filter_expression=d.FilterExpression(type=d.SQL, expression="a > 1"))
     assert fine.status.code == d.MESSAGE_NOT_FOUND
+
+
+def end_offsets(stub, topic="known", queues=2):
+    answers = [stub.QueryOffset(s.QueryOffsetRequest(message_queue=d.MessageQueue(topic=d.Resource(name=topic), id=q),
+                                                    query_offset_policy=d.END), metadata=META, timeout=10) for q in range(queues)]
+    assert all(a.status.code == d.OK for a in answers), answers
+    return [a.offset for a in answers]
+
+
+def grown_by(stub, sends):
+    before = end_offsets(stub)
+    for _ in range(sends[0]):
+        assert sends[1]().status.code == d.OK
+    return [after - was for after, was in zip(end_offsets(stub), before)]
+
+
+def test_a_queue_id_left_unset_is_the_brokers_to_pick(stub):
+    # proto3 cannot tell an unset queue_id from 0, and the official Python client never sets it:
+    # the broker spreads those sends round-robin, as RocketMQ 5's proxy does.
+    assert grown_by(stub, (8, lambda: send(stub, msg()))) == [4, 4]
+    # A queue the client did choose is kept.
+    assert grown_by(stub, (3, lambda: send(stub, msg(queue_id=1)))) == [0, 3]
+    # Our Swift client picks every queue itself, 0 included, and says so in its receipts.
+    swift = (("x-mq-client-id", "pytest-swift"), ("x-mq-language", "SWIFT"))
+    assert grown_by(stub, (3, lambda: send(stub, msg(), metadata=swift))) == [3, 0]
+
+
+def test_message_checks_answer_rocketmqs_codes(stub):
+    # The codes RocketMQ 5's proxy gives for the same messages (its clients map them to
+    # exception types: MESSAGE_PROPERTIES_TOO_LARGE is a PayloadTooLargeException, say).
+    def code(message):
+        return send(stub, message).status.code
+
+    no_id = msg()
+    no_id.system_properties.message_id = ""
+    assert code(no_id) == d.ILLEGAL_MESSAGE_ID
+    blank_id = msg()
+    blank_id.system_properties.message_id = "  "
+    assert code(blank_id) == d.ILLEGAL_MESSAGE_ID
+    assert code(msg(keys=["order 42"])) == d.OK  # a key may hold spaces, as RocketMQ allows
+    assert code(msg(keys=[" "])) == d.ILLEGAL_MESSAGE_KEY
+    assert code(msg(keys=["a\x01b"])) == d.ILLEGAL_MESSAGE_KEY
+    assert code(msg(tag="a\x01b")) == d.ILLEGAL_MESSAGE_TAG
+    large = msg()
+    large.user_properties["k"] = "v" * 20000
+    assert code(large) == d.MESSAGE_PROPERTIES_TOO_LARGE
+    many = msg()
+    for i in range(129):
+        many.user_properties[f"p{i}"] = "v"
+    assert code(many) == d.MESSAGE_PROPERTIES_TOO_LARGE
+    control_value = msg()
+    control_value.user_properties["k"] = "a\nb"
+    assert code(control_value) == d.ILLEGAL_MESSAGE_PROPERTY_KEY
+    assert stub.SendMessage(s.SendMessageRequest(messages=[]), metadata=META, timeout=10).status.code == d.MESSAGE_CORRUPTED
+
+
+def test_illegal_names_are_illegal_even_where_nothing_is_created(stub):
+    # This broker does not auto-create: a name no topic can have is still ILLEGAL_TOPIC, not
+    # TOPIC_NOT_FOUND (the code would otherwise depend on an unrelated setting).
+    for name in ("bad topic!", "A" * 200, "%SYS%TIMER", "TBW102"):
+        assert send(stub, msg(topic=name)).status.code == d.ILLEGAL_TOPIC, name
+        route = stub.QueryRoute(s.QueryRouteRequest(topic=d.Resource(name=name)), metadata=META, timeout=10)
+        assert route.status.code == d.ILLEGAL_TOPIC, name
+
+
+def test_a_pull_outside_the_queue_says_where_to_pull_instead(stub):
+    assert send(stub, msg(queue_id=1)).status.code == d.OK
+    end = end_offsets(stub)[1]
+
+    def pull(offset):
+        request = s.PullMessageRequest(
+            group=d.Resource(name="known-group"), message_queue=d.MessageQueue(topic=d.Resource(name="known"), id=1),
+            offset=offset, batch_size=8, filter_expression=d.FilterExpression(type=d.TAG, expression="*"),
+            long_polling_timeout=duration_pb2.Duration(seconds=0))
+        return [r for r in stub.PullMessage(request, metadata=META, timeout=10)]
+
+    past = pull(end + 5)
+    assert [r.WhichOneof("content") for r in past] == ["status", "next_offset"]
+    assert past[0].status.code == d.ILLEGAL_OFFSET and past[1].next_offset == end
+    before = pull(-1)
+    assert before[0].status.code == d.ILLEGAL_OFFSET and before[1].next_offset == 0

@@ -131,6 +131,26 @@ def test_sync_and_async_send_then_receive_everything_once(clients):
     assert consumer.receive(32, 20) == []  # everything acked: nothing comes back
 
 
+def test_a_producer_that_leaves_the_queue_to_the_broker_gets_its_messages_spread(broker, clients):
+    # This client never sets queue_id (proto3's 0): the broker picks, round-robin.
+    from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
+    import grpc
+
+    def ends():
+        with grpc.insecure_channel(broker.endpoint) as channel:
+            stub = service_pb2_grpc.MessagingServiceStub(channel)
+            answers = [stub.QueryOffset(s.QueryOffsetRequest(
+                message_queue=d.MessageQueue(topic=d.Resource(name="normal-only"), id=q), query_offset_policy=d.END),
+                metadata=(("x-mq-client-id", "pytest"),), timeout=10) for q in (0, 1)]
+        return [a.offset for a in answers]
+
+    producer = clients.producer("normal-only")
+    before = ends()
+    for i in range(8):
+        producer.send(message("normal-only", b"spread-%d" % i))
+    assert [a - b for a, b in zip(ends(), before)] == [4, 4]
+
+
 def test_tag_filter_delivers_only_matching_tags(clients):
     topic = unique("tags")
     producer = clients.producer(topic)

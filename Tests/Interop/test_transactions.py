@@ -14,7 +14,7 @@ from rocketmq import Message, Producer
 from rocketmq.grpc_protocol import TransactionResolution
 from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
 from rocketmq.v5.producer.producer import TransactionChecker
-from conftest import binary
+from conftest import Process, binary
 from test_rocketmq_client import Clients as BaseClients
 
 TOPIC = "tx-orders"
@@ -129,6 +129,54 @@ def test_commit_makes_the_half_message_visible(clients):
     assert delivered.tag == "tx"
     assert len(checker.asked) >= 1, "the open transaction was checked back while it waited"
     assert bytes(checker.asked[0].body) == body
+
+
+def transactional_send_to_a_new_topic(clients, timeout=20):
+    """A transactional producer of a topic nobody created: the client asks for its route (which
+    auto-creates it, or routes it like the template through a NameServer) and checks the
+    message type against the route before sending. Then a normal producer of the same topic."""
+    topic = "tx-new-" + uuid.uuid4().hex[:8]
+    transactional = Producer(clients.config, (topic,), Checker(TransactionResolution.COMMIT))
+    transactional.startup()
+    clients.started.append(transactional)
+    half = message(b"tx-on-a-new-topic")
+    half.topic = topic
+    deadline = time.monotonic() + timeout
+    while True:  # through a NameServer, the route appears once the broker's registration did
+        try:
+            tx = transactional.begin_transaction()
+            transactional.send(half, tx)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    tx.commit()
+    normal = BaseClients.producer(clients, topic)
+    plain = message(b"normal-on-the-same-topic")
+    plain.topic = topic
+    normal.send(plain)
+    consumer = clients.simple("tx-new-group", topic, await_duration=1)
+    got = receive_until(consumer, {b"tx-on-a-new-topic", b"normal-on-the-same-topic"})
+    assert sorted(bytes(m.body) for m in got) == [b"normal-on-the-same-topic", b"tx-on-a-new-topic"]
+
+
+def test_a_transactional_producer_of_a_topic_not_created_yet(clients):
+    transactional_send_to_a_new_topic(clients)
+
+
+def test_a_transactional_producer_of_a_topic_not_created_yet_through_a_nameserver(broker_factory):
+    ns = Process([binary("mqnamesrv"), "--port", "0"], "mqnamesrv")
+    try:
+        port = int(ns.wait_for(r"mqnamesrv listening on 127\.0\.0\.1:(\d+)").group(1))
+        broker_factory(CONFIG, extra=["--namesrv", f"127.0.0.1:{port}"])
+        c = Clients(f"127.0.0.1:{port}")
+        try:
+            transactional_send_to_a_new_topic(c)
+        finally:
+            c.close()
+    finally:
+        ns.stop()
 
 
 def test_rollback_is_never_delivered(clients):

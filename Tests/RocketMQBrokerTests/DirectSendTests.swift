@@ -1,5 +1,6 @@
 import Foundation
 import RocketMQAPI
+import RocketRPC
 @testable import RocketMQBroker
 @testable import RocketMQStore
 import Testing
@@ -39,11 +40,11 @@ struct DirectSendTests {
     let producerMessages: [(String, Apache_Rocketmq_V2_Message, Apache_Rocketmq_V2_MessageType)] = [
         ("plain", message(), .normal),
         ("explicit NORMAL and identity encoding", message { $0.messageType = .normal; $0.bodyEncoding = .identity }, .normal),
-        ("no message id", message { $0.messageId = "" }, .normal),
         ("tag", message { $0.tag = "TagA" }, .normal),
         ("empty tag is left to validation", message { $0.tag = nil }, .normal),
         ("one key", message { $0.keys = ["k1"] }, .normal),
         ("several keys", message { $0.keys = ["k1", "order-2", "x"] }, .normal),
+        ("a key with a space", message { $0.keys = ["order 42"] }, .normal),
         ("user properties around the system keys", message(user: ["A": "1", "KEYZ": "", "a": "x y", "zz": "last", "Tags": "t"]), .normal),
         ("gzip body", message { $0.bodyEncoding = .gzip }, .normal),
         ("trace context", message { $0.traceContext = "00-abc-def-01" }, .normal),
@@ -80,7 +81,7 @@ struct DirectSendTests {
             for (name, m, type) in producerMessages {
                 let bytes = requestBytes([m])
                 let parsed = try #require(wire(bytes), "\(name)")
-                let direct = try #require(provider.prepare(parsed, in: bytes, peer: peer), "\(name)")
+                let direct = try #require(provider.prepare(parsed, in: bytes, peer: peer, metadata: Metadata()), "\(name)")
                 try await body(broker, provider, name, m, type, bytes, direct)
             }
         }
@@ -110,7 +111,8 @@ struct DirectSendTests {
             let append = m.toAppend(queueId: direct.encoded.queueId, bornHost: peer, type: type)
             #expect(stored.properties == append.properties, "\(name)")
             #expect(stored.body == append.body && stored.bornHost == append.bornHost && stored.bornTimestamp == append.bornTimestamp, "\(name)")
-            for key in m.systemProperties?.keys ?? [] {
+            // A key holding spaces is indexed by its words, as RocketMQ's KEYS are.
+            for key in (m.systemProperties?.keys ?? []).flatMap({ $0.split(separator: " ").map(String.init) }) {
                 #expect(broker.store.messages(key: key, topic: stored.topic).contains { $0.physicalOffset == stored.physicalOffset }, "\(name)")
             }
             if !expectedId.isEmpty {
@@ -182,8 +184,13 @@ struct DirectSendTests {
                 ("blank tag", message { $0.tag = " " }),
                 ("empty tag", message { $0.tag = "" }),
                 ("tag with |", message { $0.tag = "a|b" }),
-                ("key with a space", message { $0.keys = ["a b"] }),
                 ("blank key", message { $0.keys = ["\t"] }),
+                ("control character in a message key", message { $0.keys = ["a\u{1}b"] }),
+                ("control character in the tag", message { $0.tag = "a\u{1}b" }),
+                ("control character in a property value", message(user: ["k": "a\nb"])),
+                ("control character in the message group", message { $0.messageType = .fifo; $0.messageGroup = "g\u{7f}" }),
+                ("no message id", message { $0.messageId = "" }),
+                ("blank message id", message { $0.messageId = "  " }),
                 ("reserved property", message(user: ["__SHARDINGKEY": "x"])),
                 ("TAGS property", message(user: ["TAGS": "x"])),
                 ("empty property key", message(user: ["": "x"])),
@@ -201,18 +208,18 @@ struct DirectSendTests {
             for (name, m) in invalid {
                 let bytes = requestBytes([m])
                 guard let parsed = wire(bytes) else { continue }
-                #expect(provider.prepare(parsed, in: bytes, peer: peer) == nil, "\(name)")
+                #expect(provider.prepare(parsed, in: bytes, peer: peer, metadata: Metadata()) == nil, "\(name)")
             }
             // Many properties: left to the generated path's dictionary.
             let many = requestBytes([message(user: Dictionary(uniqueKeysWithValues: (0..<65).map { ("k\($0)", "v") }))])
-            #expect(provider.prepare(try #require(wire(many)), in: many, peer: peer) == nil)
+            #expect(provider.prepare(try #require(wire(many)), in: many, peer: peer, metadata: Metadata()) == nil)
             let some = requestBytes([message(user: Dictionary(uniqueKeysWithValues: (0..<64).map { ("k\($0)", "v") }))])
-            #expect(provider.prepare(try #require(wire(some)), in: some, peer: peer) != nil)
+            #expect(provider.prepare(try #require(wire(some)), in: some, peer: peer, metadata: Metadata()) != nil)
             // Duplicate map keys: the generated map keeps the last one.
             let entry = field(1, Array("k".utf8)) + field(2, Array("v".utf8))
             let duplicated = field(1, message().serializedBytes() + field(2, entry) + field(2, entry))
             let parsed = try #require(wire(duplicated))
-            #expect(provider.prepare(parsed, in: duplicated, peer: peer) == nil)
+            #expect(provider.prepare(parsed, in: duplicated, peer: peer, metadata: Metadata()) == nil)
         }
     }
 }

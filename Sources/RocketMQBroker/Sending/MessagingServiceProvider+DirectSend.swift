@@ -25,7 +25,7 @@ extension MessagingServiceProvider {
     func answerSend(_ request: SendMessageRequestBytes, context: ServerContext) -> ImmediateAnswer<SendMessageResponseBytes> {
         // A master holding its writes at start: the generated way waits for the hold to end.
         guard !broker.isHoldingWrites, let message = request.message, Self.hasClientID(context.requestMetadata),
-              let direct = prepare(message, in: request.bytes, peer: context.peer)
+              let direct = prepare(message, in: request.bytes, peer: context.peer, metadata: context.requestMetadata)
         else {
             return .later { SendMessageResponseBytes(try await self.sendMessage(request: try request.request(), context: context)) }
         }
@@ -57,10 +57,6 @@ extension MessagingServiceProvider {
     private func answer(_ outcome: Result<AppendResult, BrokerError>, for direct: DirectSend, in bytes: [UInt8]) -> SendMessageResponseBytes {
         switch outcome {
         case .success(let result):
-            if direct.messageId.isEmpty {
-                var id = result.msgId
-                return id.withUTF8 { SendMessageResponseBytes.stored(messageId: UnsafeRawBufferPointer($0), offset: result.queueOffset) }
-            }
             return bytes.withUnsafeBytes {
                 SendMessageResponseBytes.stored(messageId: UnsafeRawBufferPointer(rebasing: $0[direct.messageId]), offset: result.queueOffset)
             }
@@ -75,7 +71,7 @@ extension MessagingServiceProvider {
     /// queue is picked, so a message the generated way then takes picks its queue once; only a
     /// record the store refuses to encode (a property over 64 KiB) picks twice, which moves
     /// the round-robin one step.
-    func prepare(_ message: WireSendMessage, in bytes: [UInt8], peer: String) -> DirectSend? {
+    func prepare(_ message: WireSendMessage, in bytes: [UInt8], peer: String, metadata: Metadata) -> DirectSend? {
         bytes.withUnsafeBytes { raw -> DirectSend? in
             func slice(_ range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: raw[range]) }
             // Delay messages go the generated way, which answers with their recall handle.
@@ -89,18 +85,20 @@ extension MessagingServiceProvider {
             default: return nil
             }
             let topicName = String(decoding: slice(message.topic), as: UTF8.self)
-            guard let topic = try? broker.topic(named: topicName, messageType: type.protocolType), topic.isWritable,
+            guard let topic = try? broker.topic(named: topicName), topic.isWritable,
                   topic.messageTypes.contains(type.name)
             else { return nil }
-            // SendValidation, on bytes known to be ASCII without NUL.
-            if type == .fifo ? group.isEmpty : !group.isEmpty { return nil }
-            if group.count > 64 { return nil }
+            // SendValidation, on bytes known to be ASCII without NUL: anything it would refuse
+            // (or that needs a closer look) goes the generated way, which says why.
+            if slice(message.messageId).isBlankASCII { return nil }
+            if type == .fifo ? group.isBlankASCII : !group.isEmpty { return nil }
+            if group.count > 64 || group.hasControlASCII { return nil }
             let body = slice(message.body)
             guard !body.isEmpty, body.count <= broker.maxBodySize else { return nil }
             if let tag = message.tag.map(slice) {
-                guard !tag.isBlankASCII, !tag.contains(UInt8(ascii: "|")) else { return nil }
+                guard !tag.isBlankASCII, !tag.contains(UInt8(ascii: "|")), !tag.hasControlASCII else { return nil }
             }
-            for key in message.keys.map(slice) where key.isBlankASCII || key.contains(UInt8(ascii: " ")) {
+            for key in message.keys.map(slice) where key.isBlankASCII || key.hasControlASCII {
                 return nil
             }
             // Duplicates are looked for pair by pair: fine for the few properties producers
@@ -109,16 +107,16 @@ extension MessagingServiceProvider {
             var propertyBytes = 0
             for (index, (keyRange, valueRange)) in message.userProperties.enumerated() {
                 let key = slice(keyRange)
-                guard !key.isEmpty, !StoredProperty.isReserved(ascii: key), key.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else { return nil }
+                guard !key.isEmpty, !StoredProperty.isReserved(ascii: key), !key.hasControlASCII, !slice(valueRange).hasControlASCII else { return nil }
                 // The generated map keeps the last of duplicate keys: leave those to it.
                 for earlier in message.userProperties[..<index] where slice(earlier.key).elementsEqual(key) { return nil }
                 propertyBytes += keyRange.count + valueRange.count
             }
             if propertyBytes > 16 * 1024 { return nil }
 
-            let queueId = broker.queue(for: topic, requested: message.queueId, messageGroup: message.messageGroup.map {
-                String(decoding: slice($0), as: UTF8.self)
-            })
+            let queueId = broker.queue(
+                for: topic, requested: message.queueId, messageGroup: message.messageGroup.map { String(decoding: slice($0), as: UTF8.self) },
+                clientChoosesQueues: message.queueId == 0 && Self.choosesQueues(metadata))
             do {
                 let encoded = try encode(message, raw, topic: topicName, queueId: queueId, type: type, peer: peer)
                 return DirectSend(encoded: encoded, messageId: message.messageId)
@@ -183,13 +181,6 @@ extension MessagingServiceProvider {
     enum MessageKind {
         case normal, fifo
 
-        var protocolType: Apache_Rocketmq_V2_MessageType {
-            switch self {
-            case .normal: .normal
-            case .fifo: .fifo
-            }
-        }
-
         /// The protocol name, as topics list accepted types and records keep `__MESSAGE_TYPE`.
         private var staticName: StaticString {
             switch self {
@@ -223,4 +214,6 @@ private enum PropertyName {
 extension UnsafeRawBufferPointer {
     /// `String.isBlank` for ASCII bytes: empty or only whitespace.
     var isBlankASCII: Bool { allSatisfy(\.isASCIIWhitespace) }
+    /// `SendValidation.hasControlCharacter` for ASCII bytes.
+    var hasControlASCII: Bool { contains { $0 < 0x20 || $0 == 0x7F } }
 }

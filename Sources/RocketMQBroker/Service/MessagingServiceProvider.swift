@@ -39,6 +39,13 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         }
     }
 
+    /// Whether the caller picks the queue of each message it sends, queue 0 included: our Swift
+    /// client does (`x-mq-language: SWIFT`) and reports that queue in its receipts. Others'
+    /// `queue_id` 0 may be a field left unset (see `Broker.queue(for:requested:messageGroup:clientChoosesQueues:)`).
+    static func choosesQueues(_ metadata: Metadata) -> Bool {
+        metadata.withFirstValueBytes("x-mq-language") { $0?.elementsEqual("SWIFT".utf8) ?? false }
+    }
+
     func namespace(_ context: ServerContext) -> String {
         context.requestMetadata.first("x-mq-namespace") ?? ""
     }
@@ -102,11 +109,11 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         await answer({ .init(status: $0) }) { () throws(BrokerError) in
             try await broker.waitForWriteHold()
             let client = try clientId(context)
-            guard !request.messages.isEmpty else { throw .badRequest("SendMessage needs at least one message") }
+            guard !request.messages.isEmpty else { throw .messageCorrupted("SendMessage carries no message") }
             var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
             for message in request.messages {
                 do throws(BrokerError) {
-                    let result = try await send(message, peer: context.peer)
+                    let result = try await send(message, peer: context.peer, clientChoosesQueues: Self.choosesQueues(context.requestMetadata))
                     // Its producer is asked about the transaction even if its settings do not
                     // list the topic (a producer started without naming its topics).
                     if result.transactionId != nil, let topic = message.topic?.name {
@@ -138,15 +145,15 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     }
 
     private func send(
-        _ message: Apache_Rocketmq_V2_Message, peer: String
+        _ message: Apache_Rocketmq_V2_Message, peer: String, clientChoosesQueues: Bool
     ) async throws(BrokerError) -> (messageId: String, queueOffset: Int64, transactionId: String?, recallHandle: RecallHandle?) {
         let name = message.topic?.name ?? ""
         let system = message.systemProperties ?? Apache_Rocketmq_V2_SystemProperties()
         let type = system.messageType == .unspecified ? inferredType(system) : system.messageType
-        let topic = try broker.topic(named: name, messageType: type)
+        let topic = try broker.topic(named: name)
         guard topic.isWritable else { throw .forbidden("topic \(name) is not writable on broker \(broker.configuration.brokerName)") }
         try SendValidation.check(message, type: type, topic: topic, maxBodySize: broker.maxBodySize)
-        let queueId = broker.queue(for: topic, requested: system.queueId, messageGroup: system.messageGroup)
+        let queueId = broker.queue(for: topic, requested: system.queueId, messageGroup: system.messageGroup, clientChoosesQueues: clientChoosesQueues)
         let toAppend = message.toAppend(queueId: queueId, bornHost: peer, type: type)
         if type == .transaction {
             // A half message: stored apart until its producer commits it (see TransactionService).
@@ -254,7 +261,29 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                 invisibleDuration: invisible, deliveryAttempt: delivery.attempt)
             batch.append(.init(content: .message(message)))
         }
-        try await response.write(contentsOf: batch)
+        do {
+            try await response.write(contentsOf: batch)
+        } catch {
+            await giveBack(deliveries, of: request)
+            throw error
+        }
+    }
+
+    /// Deliveries whose answer never reached the caller (it reset the stream: its deadline
+    /// passed, say, while the broker was busy or paused) go back to the group at once, as
+    /// RocketMQ's proxy nacks such a batch. Left in flight they stayed hidden for their invisible
+    /// duration, and an auto-renewed one for as long as its consumer lives, holding back the
+    /// rest of its FIFO message group all that time.
+    private func giveBack(_ deliveries: [Delivery], of request: Apache_Rocketmq_V2_ReceiveMessageRequest) async {
+        let group = request.group?.name ?? ""
+        let topic = request.messageQueue?.topic?.name ?? ""
+        for delivery in deliveries {
+            _ = try? await broker.consumption.changeInvisibleDuration(
+                group: group, topic: delivery.handle.topic(named: topic, group: group), handle: delivery.handle, duration: .zero)
+        }
+        broker.arrivals.signal(topic)
+        broker.logger.info("a receive's answer could not be sent; its messages are visible again", metadata: [
+            "group": "\(group)", "topic": "\(topic)", "messages": "\(deliveries.count)"])
     }
 
     private func receive(
@@ -418,7 +447,17 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         do {
             result = try await pull(request, context: context)
         } catch {
-            try await response.write(.init(content: .status(error.status)))
+            var answer: [Apache_Rocketmq_V2_PullMessageResponse] = [.init(content: .status(error.status))]
+            // As RocketMQ does, an offset outside the queue is answered with where to pull
+            // instead (its first offset, or its end): a consumer that fell behind retention, or
+            // came over from a slave that was behind, carries on from there.
+            if case .illegalOffset = error, let (topic, queueId) = try? queue(request.messageQueue) {
+                let store = broker.store
+                let next = request.offset < store.minOffset(topic: topic.name, queueId: queueId)
+                    ? store.minOffset(topic: topic.name, queueId: queueId) : store.maxOffset(topic: topic.name, queueId: queueId)
+                answer.append(.init(content: .nextOffset(next)))
+            }
+            try await response.write(contentsOf: answer)
             return
         }
         if result.messages.isEmpty {

@@ -8,7 +8,7 @@ extension Broker {
         if configuration.autoCreateTopics {
             routes.append(TopicRoute(
                 name: TopicRoute.autoCreateTemplate, queueCount: Int(configuration.defaultQueueCount),
-                messageTypes: [.normal, .fifo, .delay]))
+                messageTypes: Broker.autoCreatedMessageTypes.compactMap { Apache_Rocketmq_V2_MessageType(protoName: $0) }))
         }
         return registration(topics: routes)
     }
