@@ -133,6 +133,7 @@ public final class Producer: Sendable {
                 }
             } catch {
                 lastError = error
+                noteFailure(of: endpoint, topic: first.topic, error)
                 // Not again what the broker already stored (a duplicate for sure), nor a half
                 // message unless the broker refused it before storing: an orphaned first half
                 // would be checked back and committed as well.
@@ -141,8 +142,6 @@ public final class Producer: Sendable {
                 session.logger.info("send failed; retrying", metadata: [
                     "topic": "\(first.topic)", "endpoint": "\(endpoint)", "attempt": "\(attempt)", "error": "\(error)"])
                 failed.insert(endpoint)
-                session.isolate(endpoint, for: options.isolationWindow)
-                session.invalidateRoute(of: first.topic)
                 do { try await Task.sleep(for: .milliseconds(20 * attempt)) } catch { throw .cancelled }
             }
         }
@@ -166,13 +165,14 @@ public final class Producer: Sendable {
     }
 
     /// Hands `message` to the broker without waiting for or reporting its answer: one attempt,
-    /// errors only logged. ``shutdown()`` still waits until the request finished.
+    /// errors only logged (a failing broker is isolated, as after any failed send).
+    /// ``shutdown()`` still waits until the request finished.
     public func sendOneway(_ message: Message) throws(RocketMQError) {
         _ = try inFlight.run {
             do throws(RocketMQError) {
                 _ = try await self.sendOnce(message)
             } catch {
-                self.session.logger.debug("one-way send failed", metadata: ["topic": "\(message.topic)", "error": "\(error)"])
+                self.session.logger.warning("one-way send failed", metadata: ["topic": "\(message.topic)", "error": "\(error)"])
             }
         }
     }
@@ -192,12 +192,28 @@ public final class Producer: Sendable {
         encoded.systemProperties?.queueId = queue.id
         var request = Apache_Rocketmq_V2_SendMessageRequest()
         request.messages = [encoded]
-        let response = try await session.call(endpoint) { [request] client, options in try await client.sendMessage(request, options: options) }
-        try RocketMQError.check(response.status)
+        let response: Apache_Rocketmq_V2_SendMessageResponse
+        do throws(RocketMQError) {
+            response = try await session.call(endpoint) { [request] client, options in try await client.sendMessage(request, options: options) }
+            try RocketMQError.check(response.status)
+        } catch {
+            noteFailure(of: endpoint, topic: message.topic, error)
+            throw error
+        }
         let entry = response.entries.first
         return SendReceipt(
             messageId: entry?.messageId ?? "", topic: message.topic, brokerName: queue.brokerName,
             queueId: queue.id, offset: entry?.offset ?? -1, recallHandle: entry.flatMap { $0.recallHandle.isEmpty ? nil : $0.recallHandle })
+    }
+
+    /// After a failed send: a broker that failed in a way another may not (unavailable, timed
+    /// out, busy) is isolated for ``ProducerOptions/isolationWindow`` whether or not the send is
+    /// tried again, as RocketMQ's producers do; otherwise a producer that makes one attempt
+    /// (`maxAttempts: 1`, one-way sends) would keep sending every other message to a dead broker.
+    private func noteFailure(of endpoint: Endpoint, topic: String, _ error: RocketMQError) {
+        guard error.isRetryable else { return }
+        session.isolate(endpoint, for: options.isolationWindow)
+        session.invalidateRoute(of: topic)
     }
 
     /// The queue a send goes to, and its broker: for a message group, the queue the group

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import RocketMQClient
 import RocketRPC
 import Testing
@@ -129,4 +130,55 @@ import Testing
         #expect(deadline.isRetryable && !deadline.isRefusedBeforeStoring && !deadline.isStoredButUnconfirmed)
         #expect(!RocketMQError.status(code: .badRequest, message: "").isRetryable)
     }
+}
+
+@Suite("settling a handled message")
+struct SettleRetryTests {
+    @Test("a settle call that keeps failing in a way that may pass is tried until it goes through")
+    func triesPastAHandfulOfFailures() async throws {
+        let retry = SettleRetry(limit: .seconds(30), firstPause: .milliseconds(1), longestPause: .milliseconds(2))
+        let failures = Counter()
+        let attempts = try await retry.run(isStopping: { false }, onRetry: { _, _ in }) { () throws(RocketMQError) in
+            if failures.next() <= 20 { throw .transport(RPCError(code: .unavailable, message: "broker down")) }
+        }
+        #expect(attempts == 21)
+    }
+
+    @Test("an error that will not pass, a consumer that stops, or the limit ends the tries")
+    func givesUpWhenItShould() async throws {
+        let retry = SettleRetry(limit: .seconds(30), firstPause: .milliseconds(1), longestPause: .milliseconds(2))
+        let invalid = Counter()
+        await #expect(throws: RocketMQError.self) {
+            _ = try await retry.run(isStopping: { false }, onRetry: { _, _ in }) { () throws(RocketMQError) in
+                _ = invalid.next()
+                throw .status(code: .invalidReceiptHandle, message: "gone")
+            }
+        }
+        #expect(invalid.value == 1)
+        let stopping = Counter()
+        await #expect(throws: RocketMQError.self) {
+            _ = try await retry.run(isStopping: { stopping.value >= 3 }, onRetry: { _, _ in }) { () throws(RocketMQError) in
+                _ = stopping.next()
+                throw .transport(RPCError(code: .unavailable, message: "broker down"))
+            }
+        }
+        #expect(stopping.value == 3)
+        let short = SettleRetry(limit: .milliseconds(50), firstPause: .milliseconds(5), longestPause: .milliseconds(5))
+        let start = ContinuousClock.now
+        await #expect(throws: RocketMQError.self) {
+            _ = try await short.run(isStopping: { false }, onRetry: { _, _ in }) { () throws(RocketMQError) in
+                throw .transport(RPCError(code: .unavailable, message: "broker down"))
+            }
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(SettleRetry().pause(after: 1) == .milliseconds(100) && SettleRetry().pause(after: 30) == .seconds(2))
+    }
+}
+
+/// A count shared with `@Sendable` closures.
+private final class Counter: Sendable {
+    private let count = Mutex(0)
+    /// Adds one and returns the new count.
+    func next() -> Int { count.withLock { $0 += 1; return $0 } }
+    var value: Int { count.withLock { $0 } }
 }

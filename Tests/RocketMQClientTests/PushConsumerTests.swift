@@ -49,6 +49,42 @@ import Testing
         }
     }
 
+    @Test func anAckThatFailsWhileTheBrokerHangsIsTriedUntilItAnswers() async throws {
+        // The broker holds a FIFO group's next message until the last one is settled: an ack
+        // given up on would stall the group for as long as the broker keeps the message hidden.
+        let group = unique("fifo")
+        let config = """
+            {"groups": [{"name": "\(group)", "maxDeliveryAttempts": 16, "fifo": true, "consumeEnabled": true}]}
+            """
+        try await withDevBroker(config: config) { broker, devConfiguration in
+            var configuration = devConfiguration
+            configuration.requestTimeout = .milliseconds(500)
+            let topic = unique("orders")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            for text in ["m1", "m2"] { _ = try await producer.send(Message(topic: topic, body: Array(text.utf8), messageGroup: "g")) }
+            await producer.shutdown()
+            let handled = Collector<String>()
+            let consumer = try await PushConsumer.start(
+                configuration: configuration, group: group, subscriptions: [topic: .all],
+                options: PushConsumerOptions(invisibleDuration: .seconds(60), longPollingTimeout: .seconds(1))
+            ) { message in
+                handled.append(message.text + "-start")
+                if message.text == "m1" { try? await Task.sleep(for: .milliseconds(1000)) }  // the broker hangs meanwhile
+                handled.append(message.text)
+                return .success
+            }
+            #expect(await eventually { handled.all.contains("m1-start") })
+            broker.pause()
+            // m1's ack times out for ~8 s: more than a handful of attempts.
+            try await Task.sleep(for: .seconds(9))
+            broker.resume()
+            let next = await eventually(timeout: .seconds(20)) { handled.all.contains("m2") }
+            await consumer.shutdown()
+            #expect(next, "the group never moved past m1 once the broker answered again: \(handled.all)")
+            #expect(handled.all.filter { $0 == "m1" }.count == 1, "m1 was handled again: \(handled.all)")
+        }
+    }
+
     @Test func aSQL92SubscriptionHandsTheHandlerOnlyMatchingMessages() async throws {
         try await withDevBroker { _, configuration in
             let topic = unique("push-sql")
@@ -133,6 +169,88 @@ import Testing
             #expect(peak >= 1)
             #expect(Set(handled.all).count == 30)
         }
+    }
+
+    @Test func aSlowHandlerHoldsUpOnlyItsOwnWorker() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("one-slow")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            _ = try await producer.send(Message(topic: topic, body: Array("slow".utf8)))
+            for index in 0..<100 { _ = try await producer.send(Message(topic: topic, body: Array("fast-\(index)".utf8))) }
+            await producer.shutdown()
+            let handled = Collector<String>()
+            let slowStarted = Collector<Bool>()
+            let consumer = try await PushConsumer.start(
+                configuration: configuration, group: unique("g"), subscriptions: [topic: .all],
+                options: PushConsumerOptions(concurrency: 4, cacheCapacity: 16, longPollingTimeout: .milliseconds(500))
+            ) { message in
+                if message.text == "slow" {
+                    slowStarted.append(true)
+                    try? await Task.sleep(for: .seconds(8))
+                }
+                handled.append(message.text)
+                return .success
+            }
+            // While one handler sleeps, the other three workers take everything else.
+            let othersDone = await eventually(timeout: .seconds(6)) { handled.all.filter { $0.hasPrefix("fast-") }.count == 100 }
+            let fast = handled.all.filter { $0.hasPrefix("fast-") }.count
+            await consumer.shutdown()
+            #expect(slowStarted.count == 1)
+            #expect(othersDone, "only \(fast) of 100 messages were handled while one handler was slow")
+        }
+    }
+
+    @Test func aPushConsumerFollowsItsQueuesToTheBrokersNewAddress() async throws {
+        // After a failover the route names the same broker (and queues) at another address: the
+        // receive loops must move there rather than poll the dead one.
+        let directory = try TemporaryDirectory("moved")
+        defer { directory.remove() }
+        let topic = unique("moved")
+        let config = try directory.write("broker.json", """
+            {"autoCreate": true, "topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}]}
+            """)
+        let nameServer = try ServerProcess("mqnamesrv", ["--port", "0"])
+        defer { nameServer.stop() }
+        func broker(_ data: String) throws -> ServerProcess {
+            try ServerProcess("mqbroker", [
+                "--data", directory.file(data), "--port", "0", "-n", nameServer.endpoint, "--broker-name", "broker-m", "--config", config,
+            ])
+        }
+        let first = try broker("first")
+        defer { first.stop() }
+        var configuration = try ClientConfiguration(endpoints: nameServer.endpoint)
+        configuration.routeRefreshInterval = .milliseconds(500)
+        let producer = try await Producer.start(configuration: configuration)
+        #expect(await eventually { (try? await producer.route(of: topic, refresh: true)) != nil }, "the broker never registered")
+        let handled = Collector<String>()
+        let consumer = try await PushConsumer.start(
+            configuration: configuration, group: unique("g"), subscriptions: [topic: .all],
+            options: PushConsumerOptions(longPollingTimeout: .milliseconds(500))
+        ) { message in
+            handled.append(message.text)
+            return .success
+        }
+        _ = try await producer.send(Message(topic: topic, body: Array("before".utf8)))
+        #expect(await eventually(timeout: .seconds(10)) { handled.all.contains("before") })
+
+        first.kill()
+        let second = try broker("second")
+        defer { second.stop() }
+        var sent = false
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !sent, ContinuousClock.now < deadline {
+            do {
+                _ = try await producer.send(Message(topic: topic, body: Array("after".utf8)))
+                sent = true
+            } catch {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        let moved = await eventually(timeout: .seconds(15)) { handled.all.contains("after") }
+        await producer.shutdown()
+        await consumer.shutdown()
+        #expect(sent)
+        #expect(moved, "the message stored at the broker's new address was never handled")
     }
 
     @Test func messagesWaitingInTheCacheLongerThanTheInvisibleDurationAreHandledOnce() async throws {

@@ -1,8 +1,14 @@
+import DequeModule
 import Foundation
 
 /// The moving parts of a ``PushConsumer``: one receive loop per assigned queue (long polling,
-/// paused by the ``ConsumeCache`` while it is full), `concurrency` handler slots fed by
-/// streams, and the ack / change-invisible-duration / dead-letter decision after each handler.
+/// paused by the ``ConsumeCache`` while it is full), `concurrency` handler workers, and the
+/// ack / change-invisible-duration / dead-letter decision after each handler.
+///
+/// Workers take messages without a message group from one shared queue, so a slow handler
+/// holds up only its own worker (a fixed slot per message would queue every n-th message
+/// behind it and soon fill the cache). A message group keeps to one worker, which takes its
+/// messages in order before shared ones.
 actor PushConsumerEngine {
     typealias Handler = @Sendable (ReceivedMessage) async -> ConsumeResult
 
@@ -12,13 +18,20 @@ actor PushConsumerEngine {
     let options: PushConsumerOptions
     let handler: Handler
     let cache: ConsumeCache
-    private var slots: [AsyncStream<ReceivedMessage>.Continuation] = []
-    private var slotTasks: [Task<Void, Never>] = []
+    /// Messages without a group, for any worker; each worker's own queue of group messages.
+    private var shared = Deque<ReceivedMessage>()
+    private var grouped: [Deque<ReceivedMessage>] = []
+    /// Workers waiting for a message, and whether the queues are closed (after `stop`).
+    private var idle: [Int: CheckedContinuation<ReceivedMessage?, Never>] = [:]
+    private var closed = false
+    private var workers: [Task<Void, Never>] = []
+    /// The receive loop of each assigned queue, keyed by ``queueKey(_:_:_:)``, with the queue
+    /// as assigned (its broker's address included: after a failover the same queue is served
+    /// from another address, and its loop is replaced).
     private var receivers: [String: Task<Void, Never>] = [:]
     private var immediateReceives: [UUID: Task<Void, Never>] = [:]
     private var assigned: [String: (queue: Apache_Rocketmq_V2_MessageQueue, call: ReceiveCall)] = [:]
     private var refresher: Task<Void, Never>?
-    private var roundRobin = 0
     private var stopping = false
 
     init(session: ClientSession, group: String, subscriptions: [String: FilterExpression], options: PushConsumerOptions, handler: @escaping Handler) {
@@ -31,11 +44,11 @@ actor PushConsumerEngine {
     }
 
     func start() async throws(RocketMQError) {
-        for _ in 0..<max(1, options.concurrency) {
-            let (stream, continuation) = AsyncStream.makeStream(of: ReceivedMessage.self)
-            slots.append(continuation)
-            slotTasks.append(Task {
-                for await message in stream {
+        let count = max(1, options.concurrency)
+        grouped = Array(repeating: Deque(), count: count)
+        for worker in 0..<count {
+            workers.append(Task {
+                while let message = await self.next(for: worker) {
                     await self.consume(message)
                     await self.cache.release(1)
                 }
@@ -61,21 +74,42 @@ actor PushConsumerEngine {
         for task in receiving { await task.value }
         receivers = [:]
         // No receive runs any more (and `stopping` keeps new ones from starting): handlers
-        // finish the cached messages, then the slots end.
-        for slot in slots { slot.finish() }
-        for task in slotTasks { await task.value }
+        // finish the cached messages, then the workers end.
+        closed = true
+        for (_, waiting) in idle { waiting.resume(returning: nil) }
+        idle = [:]
+        for task in workers { await task.value }
     }
 
-    /// Asks every broker of every subscribed topic for this group's queues and starts a receive
-    /// loop for each queue that has none.
+    /// The next message for `worker`: its group's messages first, then a shared one; nil once
+    /// stopped and drained.
+    private func next(for worker: Int) async -> ReceivedMessage? {
+        if let message = grouped[worker].popFirst() ?? shared.popFirst() { return message }
+        if closed { return nil }
+        return await withCheckedContinuation { idle[worker] = $0 }
+    }
+
+    /// The queue key of a receive loop.
+    private static func queueKey(_ topic: String, _ brokerName: String, _ queueId: Int32) -> String {
+        "\(topic)/\(brokerName)/\(queueId)"
+    }
+
+    /// Asks every broker of every subscribed topic for this group's queues, and brings the
+    /// receive loops in line: a loop for each assigned queue at the address it is assigned at
+    /// (a queue that moved, after a failover say, gets a new loop there); loops of queues that
+    /// are assigned no more stop. A broker that does not answer keeps its loops, which go on
+    /// trying, unless the route no longer names it.
     private func refreshAssignments() async throws(RocketMQError) {
         for (topic, filter) in subscriptions.sorted(by: { $0.key < $1.key }) {
             let route = try await session.route(for: topic)
+            let routed = route.endpoints
             var request = Apache_Rocketmq_V2_QueryAssignmentRequest()
             request.topic = session.resource(topic)
             request.group = session.resource(group)
             request.endpoints = session.configuration.endpoints.first?.proto
-            for endpoint in route.endpoints.sorted(by: { $0.description < $1.description }) {
+            var answered: Set<Endpoint> = []
+            var current: [String: Apache_Rocketmq_V2_MessageQueue] = [:]
+            for endpoint in routed.sorted(by: { $0.description < $1.description }) {
                 let response: Apache_Rocketmq_V2_QueryAssignmentResponse
                 do throws(RocketMQError) {
                     response = try await session.call(endpoint) { [request] client, options in try await client.queryAssignment(request, options: options) }
@@ -84,16 +118,35 @@ actor PushConsumerEngine {
                     session.logger.info("query assignment failed", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
                     continue
                 }
+                answered.insert(endpoint)
                 for assignment in response.assignments {
                     guard let queue = assignment.messageQueue, queue.endpoint != nil else { continue }
-                    let key = "\(topic)/\(queue.brokerName)/\(queue.id)"
-                    guard receivers[key] == nil, !stopping else { continue }
-                    let receive = ReceiveCall(session: session, group: group, filter: filter, autoRenew: true)
-                    assigned[key] = (queue, receive)
-                    receivers[key] = Task { await self.receiveLoop(queue: queue, call: receive) }
+                    current[Self.queueKey(topic, queue.brokerName, queue.id)] = queue
                 }
             }
+            guard !stopping else { return }
+            for (key, entry) in assigned where key.hasPrefix("\(topic)/") && current[key] == nil {
+                guard let endpoint = entry.queue.endpoint, answered.contains(endpoint) || !routed.contains(endpoint) else { continue }
+                stopReceiving(key)
+            }
+            for (key, queue) in current {
+                if let running = assigned[key], running.queue.endpoint == queue.endpoint { continue }
+                if assigned[key] != nil {
+                    session.logger.info("queue moved; receiving from its new address", metadata: [
+                        "queue": "\(key)", "endpoint": "\(queue.endpoint.map { "\($0)" } ?? "")"])
+                    stopReceiving(key)
+                }
+                let receive = ReceiveCall(session: session, group: group, filter: filter, autoRenew: true)
+                assigned[key] = (queue, receive)
+                receivers[key] = Task { await self.receiveLoop(queue: queue, call: receive) }
+            }
         }
+    }
+
+    /// Stops the receive loop of `key` (what it already received is still handled).
+    private func stopReceiving(_ key: String) {
+        receivers.removeValue(forKey: key)?.cancel()
+        assigned[key] = nil
     }
 
     /// One receive without long polling on the queue `message` came from, after `delay`.
@@ -103,7 +156,7 @@ actor PushConsumerEngine {
     /// receives already long-polling that queue; without this a group would advance one
     /// message per long-polling timeout.
     private func receiveNext(after message: ReceivedMessage, delay: Duration = .zero) {
-        guard !stopping, let (queue, call) = assigned["\(message.topic)/\(message.brokerName)/\(message.queueId)"] else { return }
+        guard !stopping, let (queue, call) = assigned[Self.queueKey(message.topic, message.brokerName, message.queueId)] else { return }
         let options = self.options
         let cache = self.cache
         let id = UUID()
@@ -149,34 +202,33 @@ actor PushConsumerEngine {
         }
     }
 
-    /// Messages of a group always go to the same slot (strict order); others round-robin.
+    /// Messages of a group always go to the same worker (strict order); others to whichever
+    /// worker is free first.
     private func dispatch(_ message: ReceivedMessage) {
-        let index: Int
         if let messageGroup = message.messageGroup, !messageGroup.isEmpty {
-            index = Int(StableHash.of(messageGroup) % UInt64(slots.count))
+            let worker = Int(StableHash.of(messageGroup) % UInt64(grouped.count))
+            if let waiting = idle.removeValue(forKey: worker) {
+                waiting.resume(returning: message)
+            } else {
+                grouped[worker].append(message)
+            }
+        } else if let worker = idle.keys.min(), let waiting = idle.removeValue(forKey: worker) {
+            waiting.resume(returning: message)
         } else {
-            index = roundRobin % slots.count
-            roundRobin &+= 1
+            shared.append(message)
         }
-        slots[index].yield(message)
     }
 
-    /// Acks a handled message, trying again while the failure may pass (a busy or briefly
-    /// unreachable broker): up to 5 attempts over about 3 s. The broker keeps an unacked
-    /// message of a live consumer hidden (`auto_renew`), so a lost ack would hold it back for
-    /// long, and then deliver it again.
-    private nonisolated func ack(_ message: ReceivedMessage) async throws(RocketMQError) {
-        var attempt = 1
-        while true {
-            do throws(RocketMQError) {
-                return try await session.ack(message, group: group)
-            } catch {
-                guard error.isRetryable, attempt < 5 else { throw error }
-                session.logger.info("ack failed; retrying", metadata: [
-                    "message-id": "\(message.messageId)", "attempt": "\(attempt)", "error": "\(error)"])
-                do { try await Task.sleep(for: .milliseconds(300 * attempt)) } catch { throw .cancelled }
-                attempt += 1
-            }
+    /// Settles a handled message as ``SettleRetry`` says: tried again while the failure may pass.
+    private nonisolated func settle(
+        _ what: String, _ message: ReceivedMessage, _ call: () async throws(RocketMQError) -> Void
+    ) async throws(RocketMQError) {
+        let attempts = try await SettleRetry().run(isStopping: { await self.stopping }, onRetry: { attempt, error in
+            session.logger.log(level: attempt == 1 ? .info : .debug, "\(what) failed; retrying", metadata: [
+                "message-id": "\(message.messageId)", "attempt": "\(attempt)", "error": "\(error)"])
+        }, call)
+        if attempts > 1 {
+            session.logger.info("\(what) went through", metadata: ["message-id": "\(message.messageId)", "attempts": "\(attempts)"])
         }
     }
 
@@ -188,16 +240,20 @@ actor PushConsumerEngine {
         do throws(RocketMQError) {
             switch result {
             case .success:
-                try await ack(message)
+                try await settle("ack", message) { () throws(RocketMQError) in try await session.ack(message, group: group) }
                 if let messageGroup = message.messageGroup, !messageGroup.isEmpty { await receiveNext(after: message) }
             case .failure:
                 let policy = session.serverSettings?.backoffPolicy
                 let maxAttempts = policy?.maxAttempts ?? 16
                 if message.deliveryAttempt >= maxAttempts {
-                    try await session.forwardToDeadLetterQueue(message, group: group, maxAttempts: maxAttempts)
+                    try await settle("forwarding to the dead-letter queue", message) { () throws(RocketMQError) in
+                        try await session.forwardToDeadLetterQueue(message, group: group, maxAttempts: maxAttempts)
+                    }
                 } else {
                     let delay = RetryBackoff.delay(after: message.deliveryAttempt, policy: policy)
-                    _ = try await session.changeInvisibleDuration(message, group: group, to: delay)
+                    try await settle("changing the invisible duration", message) { () throws(RocketMQError) in
+                        _ = try await session.changeInvisibleDuration(message, group: group, to: delay)
+                    }
                     if let messageGroup = message.messageGroup, !messageGroup.isEmpty {
                         await receiveNext(after: message, delay: delay + .milliseconds(20))
                     }
