@@ -20,6 +20,10 @@ struct MQAdmin: AsyncParsableCommand {
             mqadmin [flags] HOST:PORT pkg.Service/Method   (request from -d '{json}' or -d @ for stdin)
             With -proto files, list and describe need no HOST:PORT.
             Exit codes: 0 ok, 1 failure, 2 usage, 64+code for a non-OK gRPC status.
+
+            RocketMQ's admin verbs, each with its own -h (mqadmin updateTopic -h):
+              \(RocketMQVerbs.configuration.subcommands.compactMap { $0.configuration.commandName }.joined(separator: ", "))
+            They exit 0 ok, 1 failure (a broker that failed is named on stderr), 64 usage.
             """,
         helpNames: [.customLong("help", withSingleDash: true), .long]
     )

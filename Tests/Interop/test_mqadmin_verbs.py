@@ -81,6 +81,9 @@ def test_verbs_manage_topics_groups_and_offsets(cluster):
 
     [resent] = rows("resendMsg", "-b", broker.endpoint, "-g", "billing", "-i", found["messageId"], "--token", TOKEN)
     assert resent["retryTopic"] == "%RETRY%billing"
+    # The resent copy waits in the group's retry topic: lag, whether the group read from it yet or not.
+    lagging = [(r["topic"], r["lag"]) for r in rows("consumerProgress", "-b", broker.endpoint, "-g", "billing") if r["lag"] != "0"]
+    assert lagging == [("%RETRY%billing", "1")]
     assert rows("dlqList", "-b", broker.endpoint, "-g", "billing") == []
     [redrive] = rows("dlqRedrive", "-b", broker.endpoint, "-g", "billing", "--token", TOKEN)
     assert redrive["redriven"] == "0"
@@ -93,6 +96,65 @@ def test_verbs_manage_topics_groups_and_offsets(cluster):
     assert missing.returncode != 0 and "does not exist" in (missing.stdout + missing.stderr)
     table = mqadmin("clusterList", "-n", namesrv).stdout.splitlines()
     assert table[0].split()[:3] == ["cluster", "broker", "id"]
+
+
+def test_update_verbs_change_only_what_they_are_given(cluster):
+    _, broker = cluster
+    b = ("-b", broker.endpoint, "--token", TOKEN)
+    [made] = rows("updateTopic", *b, "-t", "payments", "-r", "4", "-w", "4", "--message-types", "FIFO")
+    assert (made["queues"], made["permission"], made["messageTypes"]) == ("4", "6", "FIFO")
+    # Read-only, nothing else said: still 4 FIFO queues.
+    [changed] = rows("updateTopic", *b, "-t", "payments", "-p", "4")
+    assert (changed["queues"], changed["permission"], changed["messageTypes"]) == ("4", "4", "FIFO")
+    refused = mqadmin("updateTopic", *b, "-t", "payments", "-p", "0", check=False)
+    assert refused.returncode != 0 and "-p 0" in refused.stderr
+
+    # Fewer queues are refused while a queue to go holds messages.
+    rows("updateTopic", *b, "-t", "payments", "-p", "6")
+    producer = Producer(ClientConfiguration(broker.endpoint, Credentials()), ("payments",))
+    producer.startup()
+    for i in range(8):
+        m = Message(); m.topic = "payments"; m.body = b"p"; m.message_group = f"g{i}"
+        producer.send(m)
+    producer.shutdown()
+    held = {int(q["queue"]) for q in rows("topicStatus", "-b", broker.endpoint, "-t", "payments") if q["maxOffset"] != q["minOffset"]}
+    assert held - {0}, "the groups all hashed to queue 0"
+    shrink = mqadmin("updateTopic", *b, "-t", "payments", "-r", "1", "-w", "1", check=False)
+    assert shrink.returncode != 0 and "still hold messages" in shrink.stderr
+    assert rows("updateTopic", *b, "-t", "payments", "-r", "1", "-w", "1", "--force")[0]["queues"] == "1"
+
+    [group] = rows("updateSubGroup", *b, "-g", "ordered", "--fifo", "--max-attempts", "5")
+    assert (group["maxAttempts"], group["fifo"], group["consumeEnabled"]) == ("5", "true", "true")
+    [disabled] = rows("updateSubGroup", *b, "-g", "ordered", "--disable")
+    assert (disabled["maxAttempts"], disabled["fifo"], disabled["consumeEnabled"]) == ("5", "true", "false")
+    [again] = rows("updateSubGroup", *b, "-g", "ordered", "--enable", "--no-fifo")
+    assert (again["maxAttempts"], again["fifo"], again["consumeEnabled"]) == ("5", "false", "true")
+
+
+def test_verbs_through_a_nameserver_ask_every_broker_and_name_the_one_that_failed(broker_factory):
+    ns = Process([binary("mqnamesrv"), "--port", "0"], "mqnamesrv")
+    try:
+        port = int(ns.wait_for(r"mqnamesrv listening on 127\.0\.0\.1:(\d+)").group(1))
+        namesrv = f"127.0.0.1:{port}"
+        a = broker_factory({"flushMode": "async"}, extra=["--namesrv", namesrv, "--admin-token", TOKEN, "--broker-name", "broker-a"])
+        b = broker_factory({"flushMode": "async"}, extra=["--namesrv", namesrv, "--admin-token", "other-token", "--broker-name", "broker-b"])
+        deadline = time.monotonic() + 15
+        while len(rows("clusterList", "-n", namesrv)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(rows("clusterList", "-n", namesrv)) == 2
+        # A group that only broker-b has: broker-a's NOT_FOUND means "not here", not a failure.
+        rows("updateSubGroup", "-b", b.endpoint, "-g", "only-b", "--token", "other-token")
+        rows("updateTopic", "-b", b.endpoint, "-t", "only-b-topic", "--token", "other-token")
+        assert {r["broker"] for r in rows("consumerProgress", "-n", namesrv, "-g", "only-b", "-t", "only-b-topic")} == {b.endpoint}
+        # broker-b refuses this token, broker-a takes it: a's answer is printed, b is named, exit 1.
+        out = mqadmin("updateSubGroup", "-n", namesrv, "-g", "everywhere", "--token", TOKEN, "--json", check=False)
+        assert out.returncode == 1
+        assert [r["broker"] for r in json.loads(out.stdout)] == [a.endpoint]
+        assert f"broker {b.endpoint}" in out.stderr and "UNAUTHENTICATED" in out.stderr
+        missing = mqadmin("consumerProgress", "-n", namesrv, "-g", "nowhere", check=False)
+        assert missing.returncode != 0 and "does not exist" in missing.stderr
+    finally:
+        ns.stop()
 
 
 def test_verbs_take_ipv6_and_refuse_a_malformed_address():

@@ -80,8 +80,8 @@ public actor BrokerMetrics {
         }
 
         // Consumer lag, as `mqadmin consumerProgress` counts it: for each group that exists and
-        // each topic it has progress in, every queue of it, those never consumed from their
-        // minimum offset. (A deleted group's progress stays in the journal; it is not reported.)
+        // each topic it has progress in (and its own retry topic), every queue of it, those never
+        // consumed from their minimum offset. (A deleted group's progress stays in the journal; it is not reported.)
         struct Pair: Hashable { var group: String, topic: String }
         var committed: [Pair: [Int32: Int64]] = [:]
         var inFlight: [Pair: Int] = [:]
@@ -90,6 +90,11 @@ public actor BrokerMetrics {
             let pair = Pair(group: entry.key.group, topic: entry.key.topic)
             committed[pair, default: [:]][entry.key.queueId] = entry.committed
             inFlight[pair, default: 0] += entry.inFlight
+        }
+        // A group's own retry topic counts whether or not it has read from it yet.
+        for group in groups where queueCounts[SystemTopic.retry(group: group)] != nil {
+            let pair = Pair(group: group, topic: SystemTopic.retry(group: group))
+            if committed[pair] == nil { committed[pair] = [:] }
         }
         for (pair, offsets) in committed {
             let lag = (0..<(queueCounts[pair.topic] ?? 0)).reduce(Int64(0)) {

@@ -187,9 +187,12 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
             let topics = request.topic.isEmpty ? broker.topics.all : [try broker.topic(named: request.topic)]
             var queues: [Rocketmq_Admin_V1_QueueProgress] = []
             for topic in topics where !SystemTopic.isSystem(topic.name) {
+                // The group's own retry topic (resent and re-driven messages) always counts,
+                // read from or not.
+                let own = topic.name == SystemTopic.retry(group: request.group)
                 var rows: [Rocketmq_Admin_V1_QueueProgress] = []
                 for queueId in 0..<topic.queueCount {
-                    rows.append(await progress(group: request.group, topic: topic.name, queueId: queueId, onlyIfConsumed: request.topic.isEmpty))
+                    rows.append(await progress(group: request.group, topic: topic.name, queueId: queueId, onlyIfConsumed: request.topic.isEmpty && !own))
                 }
                 // Without a topic asked for, the topics the group consumes are those it has
                 // progress in; every queue of such a topic counts, those it has not read from

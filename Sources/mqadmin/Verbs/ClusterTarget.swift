@@ -3,6 +3,7 @@ import Foundation
 import RocketMQAdmin
 import RocketMQAPI
 import RocketRPC
+import Synchronization
 
 /// Where a RocketMQ verb sends its calls: `-n` NameServer(s) (`host:port;host:port`) to find
 /// the cluster's master brokers, `-b` a broker directly, `-c` to keep one cluster; `--token`
@@ -77,24 +78,30 @@ struct ClusterTarget: ParsableArguments {
         return addresses
     }
 
-    /// Runs `body` against each target broker's Admin service. With `skippingNotFound`, a broker
-    /// answering NOT_FOUND (it does not hold the message, say) is left out instead of failing the verb.
-    func eachBroker<T>(
-        skippingNotFound: Bool = false, _ body: (String, Rocketmq_Admin_V1_Admin.Client) async throws -> T
-    ) async throws -> [T] {
+    /// Runs `body` against each target broker's Admin service, every one of them: a broker that
+    /// fails is named on stderr (``BrokerFailures``) and the others still answer; the verb then
+    /// exits 1. A broker answering NOT_FOUND does not hold what was asked for (a topic, group or
+    /// message that lives elsewhere) and is left out; if every broker says so, that is the
+    /// verb's error, or (`lookingFor`, a lookup that says "not found" itself) no results.
+    func eachBroker<T>(lookingFor: Bool = false, _ body: (String, Rocketmq_Admin_V1_Admin.Client) async throws -> T) async throws -> [T] {
         var results: [T] = []
-        for address in try await brokers() {
+        var notFound: RPCError?
+        var failed = 0
+        let addresses = try await brokers()
+        for address in addresses {
             let channel = try Self.channel(address)
             do {
                 results.append(try await body(address, Rocketmq_Admin_V1_Admin.Client(channel: channel)))
-                await channel.close()
-            } catch let error as RPCError where skippingNotFound && error.code == .notFound {
-                await channel.close()
+            } catch let error as RPCError where error.code == .notFound {
+                notFound = error
             } catch {
-                await channel.close()
-                throw error
+                BrokerFailures.record(address, error)
+                failed += 1
             }
+            await channel.close()
         }
+        if results.isEmpty, failed == 0, !lookingFor, let notFound { throw notFound }
+        if results.isEmpty, failed > 0 { throw VerbError(failed == 1 && addresses.count == 1 ? "the broker failed (above)" : "no broker answered (above)") }
         return results
     }
 
@@ -121,4 +128,17 @@ extension Google_Protobuf_Timestamp {
     var text: String {
         ISO8601DateFormatter().string(from: date)
     }
+}
+
+/// The brokers a verb could not act on, reported on stderr as they fail; `Entry` exits 1 after
+/// the verb printed what the other brokers answered.
+enum BrokerFailures {
+    private static let count = Atomic<Int>(0)
+
+    static func record(_ address: String, _ error: any Error) {
+        FileHandle.standardError.write(Data("mqadmin: broker \(address): \(error)\n".utf8))
+        count.add(1, ordering: .relaxed)
+    }
+
+    static var any: Bool { count.load(ordering: .relaxed) > 0 }
 }

@@ -173,11 +173,22 @@ struct TopicRoute: AsyncParsableCommand {
     @Option(name: .customShort("t"), help: "Topic.") var topic: String
 
     func run() async throws {
-        let address = target.nameServer.flatMap { $0.split(separator: ";").first.map(String.init) } ?? target.broker ?? ""
-        let channel = try ClusterTarget.channel(address)
-        let route = try await Apache_Rocketmq_V2_MessagingService.Client(channel: channel)
-            .queryRoute(.init(topic: .init(name: topic)), options: target.callOptions)
-        await channel.close()
+        let query = { (channel: RPCChannel) in
+            try await Apache_Rocketmq_V2_MessagingService.Client(channel: channel).queryRoute(.init(topic: .init(name: topic)), options: target.callOptions)
+        }
+        let route: Apache_Rocketmq_V2_QueryRouteResponse
+        if target.nameServer != nil {
+            route = try await target.withNameServer(query)  // the first NameServer that answers
+        } else {
+            let channel = try ClusterTarget.channel(target.broker ?? "")
+            do {
+                route = try await query(channel)
+            } catch {
+                await channel.close()
+                throw error
+            }
+            await channel.close()
+        }
         guard route.status?.code == .ok else {
             throw VerbError("\(route.status?.code.protoName ?? "NO_STATUS"): \(route.status?.message ?? "")")
         }
@@ -191,20 +202,53 @@ struct TopicRoute: AsyncParsableCommand {
 }
 
 struct UpdateTopic: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "updateTopic", abstract: "Create or change a topic on every target broker.")
+    static let configuration = CommandConfiguration(
+        commandName: "updateTopic",
+        abstract: "Create or change a topic on every target broker.",
+        discussion: """
+            Options left out keep the topic's current value (a new topic gets 8 queues, read and \
+            write, NORMAL). A broker keeps one queue count per topic: -r and -w differing, the \
+            larger counts. Fewer queues than now are refused while a queue to go still holds \
+            messages (they could no longer be read), unless --force.
+            """)
     @OptionGroup var target: ClusterTarget
     @Option(name: .customShort("t"), help: "Topic.") var topic: String
-    @Option(name: .customShort("r"), help: "Read queue count.") var readQueues: Int32 = 8
-    @Option(name: .customShort("w"), help: "Write queue count.") var writeQueues: Int32 = 8
-    @Option(name: .customShort("p"), help: "Permission: 2 write, 4 read, 6 both.") var permission: Int32 = 6
-    @Option(name: .customLong("message-types"), help: "Comma-separated: NORMAL, FIFO, DELAY, TRANSACTION.") var messageTypes = "NORMAL"
+    @Option(name: .customShort("r"), help: "Read queue count.") var readQueues: Int32?
+    @Option(name: .customShort("w"), help: "Write queue count.") var writeQueues: Int32?
+    @Option(name: .customShort("p"), help: "Permission: 2 write, 4 read, 6 both.") var permission: Int32?
+    @Option(name: .customLong("message-types"), help: "Comma-separated: NORMAL, FIFO, DELAY, TRANSACTION.") var messageTypes: String?
+    @Flag(help: "Shrink the queues even if a queue to go holds messages.") var force = false
+
+    func validate() throws {
+        if let permission, ![2, 4, 6].contains(permission) {
+            throw ValidationError("-p \(permission): use 2 (write), 4 (read) or 6 (both)")
+        }
+        for count in [readQueues, writeQueues].compactMap({ $0 }) where count < 1 {
+            throw ValidationError("a topic needs at least one queue, got \(count)")
+        }
+    }
 
     func run() async throws {
-        // One queue count per topic here; RocketMQ's separate read/write counts collapse to the larger.
-        let queues = max(readQueues, writeQueues)
-        let types = messageTypes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
+        let givenQueues = [readQueues, writeQueues].compactMap { $0 }.max()
+        let types = messageTypes.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() } }
         let rows = try await target.eachBroker { address, admin in
-            let saved = try await admin.upsertTopic(.init(topic: .init(name: topic, queueCount: queues, permission: permission, messageTypes: types)), options: target.callOptions)
+            let current: Rocketmq_Admin_V1_DescribeTopicResponse?
+            do {
+                current = try await admin.describeTopic(.init(topic: topic), options: target.callOptions)
+            } catch let error as RPCError where error.code == .notFound {
+                current = nil
+            }
+            let queues = givenQueues ?? current?.topic?.queueCount ?? 8
+            if let current, queues < current.topic?.queueCount ?? 0, !force {
+                let holding = current.queues.filter { $0.queueId >= queues && $0.maxOffset > $0.minOffset }.map(\.queueId)
+                if !holding.isEmpty {
+                    throw VerbError("\(topic) on \(address): queues \(holding.map(String.init).joined(separator: ", ")) still hold messages that fewer queues would hide; --force to shrink anyway")
+                }
+            }
+            let change = Rocketmq_Admin_V1_Topic(
+                name: topic, queueCount: queues, permission: permission ?? current?.topic?.permission ?? 6,
+                messageTypes: types ?? current?.topic?.messageTypes ?? ["NORMAL"])
+            let saved = try await admin.upsertTopic(.init(topic: change), options: target.callOptions)
             return [address, saved.name, String(saved.queueCount), String(saved.permission), saved.messageTypes.joined(separator: ",")]
         }
         target.output(["broker", "topic", "queues", "permission", "messageTypes"], rows)
@@ -226,16 +270,26 @@ struct DeleteTopic: AsyncParsableCommand {
 }
 
 struct UpdateSubGroup: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "updateSubGroup", abstract: "Create or change a consumer group.")
+    static let configuration = CommandConfiguration(
+        commandName: "updateSubGroup", abstract: "Create or change a consumer group.",
+        discussion: "Options left out keep the group's current value (a new group: 16 attempts, not FIFO, enabled).")
     @OptionGroup var target: ClusterTarget
     @Option(name: .customShort("g"), help: "Consumer group.") var group: String
-    @Option(name: .customLong("max-attempts"), help: "Deliveries before the DLQ.") var maxAttempts: Int32 = 16
-    @Flag(help: "FIFO consumption (one message in flight per message group).") var fifo = false
-    @Flag(name: .customLong("disable"), help: "Refuse consumption.") var disabled = false
+    @Option(name: .customLong("max-attempts"), help: "Deliveries before the DLQ.") var maxAttempts: Int32?
+    @Flag(inversion: .prefixedNo, help: "FIFO consumption (one message in flight per message group).") var fifo: Bool?
+    @Flag(help: "Refuse consumption (--disable) or take it again (--enable).") var consumption: Consumption?
+
+    enum Consumption: EnumerableFlag {
+        case enable, disable
+    }
 
     func run() async throws {
         let rows = try await target.eachBroker { address, admin in
-            let saved = try await admin.upsertGroup(.init(group: .init(name: group, maxDeliveryAttempts: maxAttempts, fifo: fifo, consumeEnabled: !disabled)), options: target.callOptions)
+            let current = try await admin.listGroups(.init(), options: target.callOptions).groups.first { $0.name == group }
+            let change = Rocketmq_Admin_V1_Group(
+                name: group, maxDeliveryAttempts: maxAttempts ?? current?.maxDeliveryAttempts ?? 16, fifo: fifo ?? current?.fifo ?? false,
+                consumeEnabled: consumption.map { $0 == .enable } ?? current?.consumeEnabled ?? true)
+            let saved = try await admin.upsertGroup(.init(group: change), options: target.callOptions)
             return [address, saved.name, String(saved.maxDeliveryAttempts), String(saved.fifo), String(saved.consumeEnabled)]
         }
         target.output(["broker", "group", "maxAttempts", "fifo", "consumeEnabled"], rows)
@@ -279,14 +333,23 @@ struct ResetOffsetByTime: AsyncParsableCommand {
     @Option(name: .customShort("t"), help: "Topic.") var topic: String
     @Option(name: .customShort("s"), help: "Milliseconds since the epoch, 'now', or an ISO 8601 time.") var time: String
 
+    /// An ISO 8601 time, with or without fractional seconds (mqadmin prints store times to the
+    /// millisecond, and messages a millisecond apart need them).
+    static func iso8601(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions.insert(.withFractionalSeconds)
+        return formatter.date(from: text)
+    }
+
     func run() async throws {
         let milliseconds: Int64
         if time == "now" {
             milliseconds = Int64(Date().timeIntervalSince1970 * 1000)
         } else if let value = Int64(time) {
             milliseconds = value
-        } else if let date = ISO8601DateFormatter().date(from: time) {
-            milliseconds = Int64(date.timeIntervalSince1970 * 1000)
+        } else if let date = Self.iso8601(time) {
+            milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
         } else {
             throw ValidationError("-s takes milliseconds since the epoch, 'now' or an ISO 8601 time, not \(time)")
         }
@@ -311,7 +374,7 @@ enum MessageOutput {
     }
 
     static func query(_ request: Rocketmq_Admin_V1_QueryMessageRequest, target: ClusterTarget) async throws {
-        let found = try await target.eachBroker(skippingNotFound: true) { _, admin in
+        let found = try await target.eachBroker(lookingFor: true) { _, admin in
             try await admin.queryMessage(request, options: target.callOptions).messages
         }.flatMap { $0 }
         guard !found.isEmpty else { throw VerbError("no message found") }
@@ -360,7 +423,7 @@ struct QueryMsgTraceById: AsyncParsableCommand {
     @Option(name: .customShort("i"), help: "Message id (producer id or offset id).") var id: String
 
     func run() async throws {
-        let traces = try await target.eachBroker(skippingNotFound: true) { broker, admin in
+        let traces = try await target.eachBroker(lookingFor: true) { broker, admin in
             (broker, try await admin.getMessageTrace(.init(messageId: id), options: target.callOptions))
         }
         guard !traces.isEmpty else { throw VerbError("no message found") }
@@ -401,7 +464,7 @@ struct ResendMsg: AsyncParsableCommand {
     @Option(name: .customShort("i"), help: "Message id.") var id: String
 
     func run() async throws {
-        let rows = try await target.eachBroker(skippingNotFound: true) { address, admin in
+        let rows = try await target.eachBroker(lookingFor: true) { address, admin in
             let result = try await admin.resendMessage(.init(group: group, messageId: id), options: target.callOptions)
             return [address, group, id, result.retryTopic, String(result.offset)]
         }
