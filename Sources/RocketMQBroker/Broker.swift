@@ -267,6 +267,34 @@ public final class Broker: Sendable {
         }
     }
 
+    /// The config file's topics and groups, at start (or once promoted): each is created if the
+    /// broker has none of that name. One it has is kept as it is, since it may have been changed at
+    /// runtime (`mqadmin updateTopic`), which a restart must not undo, as with the file's settings;
+    /// a difference is logged.
+    public func seed(topics fileTopics: [TopicConfig], groups fileGroups: [GroupConfig]) throws {
+        for topic in fileTopics {
+            if let kept = topics[topic.name] {
+                if kept != topic {
+                    logger.notice("the config file's topic differs from the broker's, which is kept (change it with mqadmin updateTopic)", metadata: [
+                        "topic": "\(topic.name)", "file": "\(topic.queueCount) queues, permission \(topic.permission.rawValue), \(topic.messageTypes)",
+                        "kept": "\(kept.queueCount) queues, permission \(kept.permission.rawValue), \(kept.messageTypes)"])
+                }
+                continue
+            }
+            try upsertTopic(topic)
+        }
+        for group in fileGroups {
+            if let kept = groups[group.name] {
+                if kept != group {
+                    logger.notice("the config file's group differs from the broker's, which is kept (change it with mqadmin updateSubGroup)", metadata: [
+                        "group": "\(group.name)"])
+                }
+                continue
+            }
+            try upsertGroup(group)
+        }
+    }
+
     public func deleteTopic(_ name: String) throws {
         try requireMaster()
         if try topics.remove(name) { topicsChanged() }

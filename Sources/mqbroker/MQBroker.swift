@@ -215,8 +215,7 @@ struct MQBroker: AsyncParsableCommand {
             if broker.isSlave {
                 broker.applyWhenMaster(topics: file.topics ?? [], groups: file.groups ?? [])
             } else {
-                for topic in file.topics ?? [] { try broker.upsertTopic(topic) }
-                for group in file.groups ?? [] { try broker.upsertGroup(group) }
+                try broker.seed(topics: file.topics ?? [], groups: file.groups ?? [])
             }
         } catch {
             await broker.shutdown()
@@ -453,7 +452,28 @@ struct BrokerFileConfig: Codable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ValidationError("cannot read config file \(path)")
         }
-        return try JSONDecoder().decode(BrokerFileConfig.self, from: data)
+        let config = try JSONDecoder().decode(BrokerFileConfig.self, from: data)
+        try checkKeys(of: data, in: path)
+        return config
+    }
+
+    /// A misspelled key (`flushmode`) would be ignored by the decoder, and the broker would start
+    /// with the default in its place without a word: each key must be one the file knows.
+    private static func checkKeys(of data: Data, in path: String) throws {
+        guard let top = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { return }
+        func check(_ object: [String: Any], known: [String], where place: String) throws {
+            for key in object.keys.sorted() where !known.contains(key) {
+                let hint = known.first { $0.lowercased() == key.lowercased() }.map { " (did you mean \"\($0)\"?)" } ?? ""
+                throw ValidationError("unknown key \"\(key)\"\(place) in \(path)\(hint); known: \(known.joined(separator: ", "))")
+            }
+        }
+        func labels(_ value: Any) -> [String] { Mirror(reflecting: value).children.compactMap(\.label) }
+        try check(top, known: labels(BrokerFileConfig()), where: "")
+        for (field, sample) in [("topics", labels(TopicConfig(name: ""))), ("groups", labels(GroupConfig(name: "")))] {
+            for case let entry as [String: Any] in top[field] as? [Any] ?? [] {
+                try check(entry, known: sample, where: " of an entry of \"\(field)\"")
+            }
+        }
     }
 }
 

@@ -31,6 +31,15 @@ struct MetricsEndpoint: Service {
             onServerRunning: { [onStarted] channel in onStarted(channel.localAddress?.port ?? 0) },
             logger: logger)
         // `run()`, as the console: the broker's service group owns signals and shutdown order.
-        try await app.run()
+        do {
+            try await app.run()
+        } catch {
+            // NIO's bind error names neither the port's purpose nor the port.
+            throw MetricsEndpointError(description: "metrics port \(port) on \(host): \(error)")
+        }
     }
+}
+
+struct MetricsEndpointError: Error, CustomStringConvertible {
+    var description: String
 }

@@ -110,6 +110,33 @@ def test_runtime_config_changes_apply_at_once_and_survive_a_restart(admin):
     assert again.values["autoCreateTopics"] == "true"
 
 
+def test_topics_and_groups_changed_at_runtime_survive_a_restart_with_the_same_config_file(broker_factory, admin_pb):
+    # The config file seeds topics and groups; it does not undo what an operator changed since.
+    pb, pb_grpc = admin_pb
+    config = {"flushMode": "async", "autoCreate": False,
+              "topics": [{"name": "payments", "queueCount": 4, "permission": 6, "messageTypes": ["FIFO"]},
+                         {"name": "seeded-later", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}],
+              "groups": [{"name": "billing", "maxDeliveryAttempts": 16, "fifo": False, "consumeEnabled": True}]}
+    broker = broker_factory(config, extra=["--admin-token", TOKEN])
+    with grpc.insecure_channel(broker.endpoint) as channel:
+        stub = pb_grpc.AdminStub(channel)
+        stub.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="payments", queue_count=2, permission=4, message_types=["FIFO"])),
+                         metadata=AUTH, timeout=10)
+        stub.UpsertGroup(pb.UpsertGroupRequest(group=pb.Group(name="billing", max_delivery_attempts=3, consume_enabled=True)),
+                         metadata=AUTH, timeout=10)
+        stub.DeleteTopic(pb.DeleteTopicRequest(topic="seeded-later"), metadata=AUTH, timeout=10)
+    broker.stop()
+    broker.start()
+    with grpc.insecure_channel(broker.endpoint) as channel:
+        stub = pb_grpc.AdminStub(channel)
+        topics = {t.name: t for t in stub.ListTopics(pb.ListTopicsRequest(), timeout=10).topics}
+        groups = {g.name: g for g in stub.ListGroups(pb.ListGroupsRequest(), timeout=10).groups}
+    assert (topics["payments"].queue_count, topics["payments"].permission) == (2, 4)
+    assert groups["billing"].max_delivery_attempts == 3
+    # A file topic the broker does not have (deleted since) is created again, as on a first start.
+    assert topics["seeded-later"].queue_count == 2
+
+
 def test_consumer_progress_reset_and_message_lookup(admin):
     pb, stub, broker = admin
     stub.UpsertTopic(pb.UpsertTopicRequest(topic=pb.Topic(name="events", queue_count=1, permission=6, message_types=["NORMAL"])), metadata=AUTH, timeout=10)
@@ -309,3 +336,23 @@ def test_page_cache_window_drops_old_log_pages_and_loses_nothing(broker_factory,
             got.append(msg.body)
     consumer.shutdown()
     assert sorted(got) == sorted(bodies)
+
+
+def test_a_misspelled_config_key_stops_the_broker_and_names_the_key(tmp_path):
+    import json
+    import subprocess
+    from conftest import binary
+    for config, expected in [({"flushmode": "sync"}, 'unknown key "flushmode"'),
+                             ({"topics": [{"name": "t", "queuecount": 2}]}, 'unknown key "queuecount" of an entry of "topics"')]:
+        path = tmp_path / "broker.json"
+        path.write_text(json.dumps(config))
+        process = subprocess.Popen([binary("mqbroker"), "--data", str(tmp_path / "data"), "--port", "0", "--no-console", "--config", str(path)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            output, _ = process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            pytest.fail(f"the broker started with {config}")
+        assert process.returncode != 0
+        assert expected in output, output

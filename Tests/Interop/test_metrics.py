@@ -78,6 +78,7 @@ def test_a_metrics_port_already_taken_stops_the_broker_with_a_reason(broker_fact
         raise AssertionError("a broker whose metrics port is taken kept running:\n" + second.output()[-2000:])
     assert second.proc.returncode != 0
     assert re.search(r"(?i)address already in use", second.output()), second.output()[-2000:]
+    assert f"metrics port {port}" in second.output(), second.output()[-2000:]
     # It closed its store cleanly: the next start on that directory needs no crash recovery.
     third = Process([binary("mqbroker"), "--data", str(tmp_path / "second"), "--port", str(free_port())], "mqbroker-third")
     try:

@@ -164,8 +164,7 @@ extension Broker {
         store.isReplicaLog = false
         if let tables = fileTables.withLock({ pending in defer { pending = nil }; return pending }) {
             do {
-                for topic in tables.topics { try upsertTopic(topic) }
-                for group in tables.groups { try upsertGroup(group) }
+                try seed(topics: tables.topics, groups: tables.groups)
             } catch {
                 logger.error("could not apply the config file's topics and groups", metadata: ["error": "\(error)"])
             }
