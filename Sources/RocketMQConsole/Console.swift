@@ -220,6 +220,7 @@ public struct Console: Service {
         case .acked: "acknowledged"
         case .offsetPassed: "offset moved past it"
         case .offsetReset: "offset reset before it"
+        case .deadLettered: "moved to the dead-letter queue"
         default: "unknown"
         }
     }

@@ -84,6 +84,8 @@ def test_verbs_manage_topics_groups_and_offsets(cluster):
     # The resent copy waits in the group's retry topic: lag, whether the group read from it yet or not.
     lagging = [(r["topic"], r["lag"]) for r in rows("consumerProgress", "-b", broker.endpoint, "-g", "billing") if r["lag"] != "0"]
     assert lagging == [("%RETRY%billing", "1")]
+    # A lookup by id lists every stored copy, the original first.
+    assert [c["topic"] for c in rows("queryMsgById", "-b", broker.endpoint, "-i", found["messageId"])] == ["orders", "%RETRY%billing"]
     assert rows("dlqList", "-b", broker.endpoint, "-g", "billing") == []
     [redrive] = rows("dlqRedrive", "-b", broker.endpoint, "-g", "billing", "--token", TOKEN)
     assert redrive["redriven"] == "0"

@@ -84,7 +84,25 @@ struct MessageTraceTests {
             let trace = try #require(try broker.trace(messageId: "ID-P"))
             #expect(trace.copies.map(\.topic) == ["t", "%DLQ%d"])
             #expect(kinds(trace).first == "stored t")
-            #expect(Set(kinds(trace).dropFirst()) == ["delivered d #1", "acked d", "stored %DLQ%d"])
+            // The move is not an acknowledgement: the consumer never acked it.
+            #expect(Set(kinds(trace).dropFirst()) == ["delivered d #1", "deadLettered d", "stored %DLQ%d"])
+        }
+    }
+
+    @Test("an ack after a dead-letter copy was re-driven is still an ack")
+    func ackAfterRedrive() async throws {
+        try await withBroker { broker in
+            try await send(broker, topic: "t", body: "poison", properties: [MessageProperty.uniqueKey: "ID-R"])
+            let d = GroupConfig(name: "d", maxDeliveryAttempts: 1)
+            let e = GroupConfig(name: "e", maxDeliveryAttempts: 5)
+            #expect(try await receiveSoon(broker, d, invisible: .milliseconds(50)).count == 1)
+            try await Task.sleep(for: .milliseconds(80))
+            #expect(try await broker.consumption.receive(group: d, topic: "t", queueIds: [0], batchSize: 1, invisibleDuration: .seconds(1), filter: .all).isEmpty)
+            // Another group acks the original after the move: only d's ack was the move.
+            let got = try await receiveSoon(broker, e, invisible: .seconds(30))
+            try await broker.consumption.ack(group: "e", topic: "t", handle: got[0].handle)
+            let trace = try #require(try broker.trace(messageId: "ID-R"))
+            #expect(kinds(trace).contains("deadLettered d") && kinds(trace).contains("acked e") && !kinds(trace).contains("acked d"))
         }
     }
 

@@ -3,14 +3,15 @@ import RocketMQStore
 /// The life of one message on this broker, built from what the broker records anyway: the
 /// stored copies (the original, and the copies a group's retry or dead-letter topic got, which
 /// keep its id) and the consumer-progress journal, whose events say which group got which queue
-/// offset, which attempt, when it was acknowledged, and where offsets were committed or reset.
+/// offset, which attempt, when it was acknowledged (or moved to its dead-letter queue), and where
+/// offsets were committed or reset.
 /// No trace topic, no extra write per message: a trace costs a journal scan from the message's
 /// store time on, bounded by `journalLimit` records. A group's filter passing over a message is
 /// not journaled (replay filters again), so it leaves no event.
 public struct MessageTrace: Sendable {
     public struct Event: Sendable, Equatable {
         public enum Kind: Sendable, Equatable {
-            case stored, delivered, acked, offsetPassed, offsetReset
+            case stored, delivered, acked, offsetPassed, offsetReset, deadLettered
         }
 
         /// Milliseconds since the epoch: the copy's store time, or when the journal record
@@ -112,7 +113,22 @@ extension Broker {
             }
         }
         // Stable: events of one journal record keep their order.
-        let ordered = events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        var ordered = events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        Self.markDeadLetterMoves(in: &ordered, copies: copies)
         return MessageTrace(copies: copies, events: ordered, journalRecordsScanned: scan.scanned, truncated: scan.truncated)
+    }
+
+    /// The journal records a move to a group's dead-letter queue as the group's ack, written
+    /// after the dead-letter copy was stored: for each such copy, the group's first ack from
+    /// its store time on (a second of slack, as above) was that move.
+    private static func markDeadLetterMoves(in events: inout [MessageTrace.Event], copies: [StoredMessage]) {
+        for copy in copies where copy.topic.hasPrefix("%DLQ%") {
+            let group = String(copy.topic.dropFirst("%DLQ%".count))
+            if let index = events.firstIndex(where: {
+                $0.kind == .acked && $0.group == group && $0.topic != copy.topic && $0.time >= copy.storeTimestamp - 1000
+            }) {
+                events[index].kind = .deadLettered
+            }
+        }
     }
 }

@@ -254,9 +254,10 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
             var found: [StoredMessage] = []
             switch request.by {
             case .messageId(let id)?:
-                if let message = store.message(uniqueId: id) {
-                    found = [message]
-                } else if let message = try? store.message(msgId: id) {
+                // Every stored copy (the original, and those a group's retry or dead-letter
+                // topic got, which keep its id), oldest first; else the record an offset id names.
+                found = store.messages(uniqueId: id, maxCount: limit).sorted { $0.physicalOffset < $1.physicalOffset }
+                if found.isEmpty, let message = try? store.message(msgId: id) {
                     found = [message]
                 }
             case .key(let key)?:
@@ -314,6 +315,7 @@ extension MessageTrace.Event {
         case .acked: .acked
         case .offsetPassed: .offsetPassed
         case .offsetReset: .offsetReset
+        case .deadLettered: .deadLettered
         }
         return Rocketmq_Admin_V1_TraceEvent(
             time: .init(milliseconds: time), kind: kind, group: group ?? "", topic: topic, queueId: queueId, queueOffset: queueOffset, attempt: attempt)

@@ -447,6 +447,7 @@ struct QueryMsgTraceById: AsyncParsableCommand {
         case .acked: "acked"
         case .offsetPassed: "offsetPassed"
         case .offsetReset: "offsetReset"
+        case .deadLettered: "deadLettered"
         default: "unknown"
         }
     }

@@ -4033,7 +4033,7 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__get_message_trace_request_
   (ProtobufCMessageInit) rocketmq__admin__v1__get_message_trace_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue rocketmq__admin__v1__trace_event__kind__enum_values_by_number[6] =
+static const ProtobufCEnumValue rocketmq__admin__v1__trace_event__kind__enum_values_by_number[7] =
 {
   { "KIND_UNSPECIFIED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_UNSPECIFIED", 0 },
   { "KIND_STORED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_STORED", 1 },
@@ -4041,13 +4041,15 @@ static const ProtobufCEnumValue rocketmq__admin__v1__trace_event__kind__enum_val
   { "KIND_ACKED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_ACKED", 3 },
   { "KIND_OFFSET_PASSED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_OFFSET_PASSED", 4 },
   { "KIND_OFFSET_RESET", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_OFFSET_RESET", 5 },
+  { "KIND_DEAD_LETTERED", "ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_DEAD_LETTERED", 6 },
 };
 static const ProtobufCIntRange rocketmq__admin__v1__trace_event__kind__value_ranges[] = {
-{0, 0},{0, 6}
+{0, 0},{0, 7}
 };
-static const ProtobufCEnumValueIndex rocketmq__admin__v1__trace_event__kind__enum_values_by_name[6] =
+static const ProtobufCEnumValueIndex rocketmq__admin__v1__trace_event__kind__enum_values_by_name[7] =
 {
   { "KIND_ACKED", 3 },
+  { "KIND_DEAD_LETTERED", 6 },
   { "KIND_DELIVERED", 2 },
   { "KIND_OFFSET_PASSED", 4 },
   { "KIND_OFFSET_RESET", 5 },
@@ -4061,9 +4063,9 @@ const ProtobufCEnumDescriptor rocketmq__admin__v1__trace_event__kind__descriptor
   "Kind",
   "Rocketmq__Admin__V1__TraceEvent__Kind",
   "rocketmq.admin.v1",
-  6,
+  7,
   rocketmq__admin__v1__trace_event__kind__enum_values_by_number,
-  6,
+  7,
   rocketmq__admin__v1__trace_event__kind__enum_values_by_name,
   1,
   rocketmq__admin__v1__trace_event__kind__value_ranges,

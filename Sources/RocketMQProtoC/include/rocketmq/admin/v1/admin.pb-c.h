@@ -75,7 +75,7 @@ typedef enum _Rocketmq__Admin__V1__TraceEvent__Kind {
    */
   ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_DELIVERED = 2,
   /*
-   * `group` acknowledged it (or the broker did, moving it to the group's dead-letter queue).
+   * `group` acknowledged it.
    */
   ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_ACKED = 3,
   /*
@@ -85,7 +85,12 @@ typedef enum _Rocketmq__Admin__V1__TraceEvent__Kind {
   /*
    * `group`'s consumer offset was reset to it or before it: it will be consumed again.
    */
-  ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_OFFSET_RESET = 5
+  ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_OFFSET_RESET = 5,
+  /*
+   * Done for `group` by a move to its dead-letter queue (its last attempt failed, or its
+   * consumer forwarded it there); the copy's KIND_STORED event names `%DLQ%<group>`.
+   */
+  ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND__KIND_DEAD_LETTERED = 6
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ROCKETMQ__ADMIN__V1__TRACE_EVENT__KIND)
 } Rocketmq__Admin__V1__TraceEvent__Kind;
 
