@@ -22,6 +22,15 @@ public struct ClientConfiguration: Sendable {
     public var routeRefreshInterval: Duration
     /// How often heartbeats go to every broker in use. Default 10 s.
     public var heartbeatInterval: Duration
+    /// An HTTP/2 PING goes out on a connection that read nothing for this long, and the
+    /// connection is closed if the PING is not answered within `keepaliveTimeout`; calls on it
+    /// then fail at once (and sends move to another broker) instead of each waiting out its
+    /// deadline until the kernel gives the connection up (~15 minutes after a host vanished).
+    /// Default 5 minutes, the least gRPC servers accept by default (RocketMQ's clients ping
+    /// alike); `nil` disables.
+    public var keepaliveInterval: Duration?
+    /// See `keepaliveInterval`. Default 20 s.
+    public var keepaliveTimeout: Duration
 
     /// - Parameter endpoints: `host:port`, several separated by `;`.
     public init(
@@ -43,5 +52,7 @@ public struct ClientConfiguration: Sendable {
         self.tls = usesTLS ? ChannelConfiguration.TLS() : nil
         self.routeRefreshInterval = .seconds(30)
         self.heartbeatInterval = .seconds(10)
+        self.keepaliveInterval = .seconds(300)
+        self.keepaliveTimeout = .seconds(20)
     }
 }

@@ -145,6 +145,7 @@ actor ClientSession {
             connectTimeout: max(configuration.requestTimeout, .seconds(1)),
             // Brokers come back after restarts within seconds: keep reconnection attempts frequent.
             backoff: .init(initial: .milliseconds(200), multiplier: 1.6, jitter: 0.2, maximum: .seconds(2)),
+            keepalive: .init(pingInterval: configuration.keepaliveInterval, pingTimeout: configuration.keepaliveTimeout),
             maxReceiveMessageSize: 64 << 20)
         return RPCChannel(configuration: channelConfiguration)
     }

@@ -51,6 +51,28 @@ import Testing
         }
     }
 
+    @Test func aConnectionThatStopsAnsweringIsClosedByKeepalive() async throws {
+        try await withDevBroker { broker, devConfiguration in
+            var configuration = devConfiguration
+            configuration.requestTimeout = .seconds(15)
+            configuration.keepaliveInterval = .milliseconds(300)
+            configuration.keepaliveTimeout = .milliseconds(700)
+            let topic = unique("silent")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic], options: ProducerOptions(maxAttempts: 1))
+            _ = try await producer.send(Message(topic: topic, body: Array("first".utf8)))
+            // Hung, not gone: the kernel keeps the connection, only an unanswered PING tells.
+            broker.pause()
+            let start = ContinuousClock.now
+            var failed = false
+            do { _ = try await producer.send(Message(topic: topic, body: Array("second".utf8))) } catch { failed = true }
+            let elapsed = ContinuousClock.now - start
+            broker.resume()
+            await producer.shutdown()
+            #expect(failed)
+            #expect(elapsed < .seconds(6), "the send waited \(elapsed) on a connection that stopped answering (deadline 15 s)")
+        }
+    }
+
     @Test func aMessageGroupKeepsToItsQueueWhenItsBrokerHangs() async throws {
         let topic = unique("fifo-ha")
         try await withTwoBrokers(topic: topic, config: """
