@@ -24,10 +24,12 @@ struct RegistryServiceTests {
             var acks: [Rocketmq_Namesrv_V1_RegisterBrokerResponse] = []
             for try await ack in responses {
                 acks.append(ack)
-                turn.yield()
+                // Checked before the writer's next turn: after the third it ends the stream,
+                // which unregisters the broker (a check after the yield raced with that).
                 if acks.count == 3 {
                     #expect(nameServer.nameServer.routeTable.topics() == ["audit"])
                 }
+                turn.yield()
             }
             turn.finish()
             return acks
