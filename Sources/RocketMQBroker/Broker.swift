@@ -307,11 +307,14 @@ public final class Broker: Sendable {
         try groups.put(group.name, group)
     }
 
-    /// The message types an auto-created topic accepts: all of them. Clients ask for a topic's
-    /// route before their first send and check their message's type against it, so a topic made
-    /// by whatever call came first (a route query, say) must not refuse a transactional producer,
-    /// nor one made by a transactional send refuse normal messages.
-    static let autoCreatedMessageTypes = ["NORMAL", "FIFO", "DELAY", "TRANSACTION"]
+    /// The topic auto-creation makes (and the TBW102 template route advertises): the default
+    /// queue count, every message type. Clients ask for a topic's route before their first send
+    /// and check their message's type against it, so a topic made by whatever call came first (a
+    /// route query, say) must not refuse a transactional producer, nor one made by a
+    /// transactional send refuse normal messages.
+    func autoCreatedTopic(named name: String) -> TopicConfig {
+        TopicConfig(name: name, queueCount: configuration.defaultQueueCount, messageTypes: ["NORMAL", "FIFO", "DELAY", "TRANSACTION"])
+    }
 
     /// The topic, auto-created when the broker allows it.
     /// - Throws: `.topicNotFound` otherwise.
@@ -321,9 +324,7 @@ public final class Broker: Sendable {
         try Self.validate(topicName: name)
         guard configuration.autoCreateTopics, !isSlave else { throw .topicNotFound(name) }
         do {
-            let created = try topics.putIfAbsent(name) {
-                TopicConfig(name: name, queueCount: configuration.defaultQueueCount, messageTypes: Self.autoCreatedMessageTypes)
-            }
+            let created = try topics.putIfAbsent(name) { autoCreatedTopic(named: name) }
             logger.info("topic auto-created", metadata: ["topic": "\(name)", "types": "\(created.messageTypes)"])
             topicsChanged()
             return created

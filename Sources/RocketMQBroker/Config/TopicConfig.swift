@@ -73,7 +73,12 @@ public struct GroupConfig: Codable, Sendable, Equatable {
 /// Names of the broker's own topics.
 public enum SystemTopic {
     /// Where unconsumable messages of a group go after its last delivery attempt.
-    public static func deadLetter(group: String) -> String { "%DLQ%" + group }
+    public static func deadLetter(group: String) -> String { deadLetterPrefix + group }
+    /// The group whose dead-letter queue `topic` is, or nil.
+    public static func deadLetterGroup(of topic: String) -> String? {
+        topic.hasPrefix(deadLetterPrefix) ? String(topic.dropFirst(deadLetterPrefix.count)) : nil
+    }
+    private static let deadLetterPrefix = "%DLQ%"
     /// Messages redelivered to one group only (an admin resend or a dead-letter re-drive); the
     /// group receives them along with its topics, under their original topic name.
     public static func retry(group: String) -> String { "%RETRY%" + group }

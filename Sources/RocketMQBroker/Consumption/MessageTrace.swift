@@ -122,8 +122,8 @@ extension Broker {
     /// after the dead-letter copy was stored: for each such copy, the group's first ack from
     /// its store time on (a second of slack, as above) was that move.
     private static func markDeadLetterMoves(in events: inout [MessageTrace.Event], copies: [StoredMessage]) {
-        for copy in copies where copy.topic.hasPrefix("%DLQ%") {
-            let group = String(copy.topic.dropFirst("%DLQ%".count))
+        for copy in copies {
+            guard let group = SystemTopic.deadLetterGroup(of: copy.topic) else { continue }
             if let index = events.firstIndex(where: {
                 $0.kind == .acked && $0.group == group && $0.topic != copy.topic && $0.time >= copy.storeTimestamp - 1000
             }) {

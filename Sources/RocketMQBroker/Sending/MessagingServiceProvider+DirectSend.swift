@@ -112,7 +112,7 @@ extension MessagingServiceProvider {
                 for earlier in message.userProperties[..<index] where slice(earlier.key).elementsEqual(key) { return nil }
                 propertyBytes += keyRange.count + valueRange.count
             }
-            if propertyBytes > 16 * 1024 { return nil }
+            if propertyBytes > SendValidation.maxUserPropertyBytes { return nil }
 
             let queueId = broker.queue(
                 for: topic, requested: message.queueId, messageGroup: message.messageGroup.map { String(decoding: slice($0), as: UTF8.self) },

@@ -20,6 +20,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     // MARK: Common checks
 
     static let clientIdHeader = "x-mq-client-id"
+    /// The client's language (`JAVA`, `PYTHON`, `SWIFT`, ...), sent with every call.
+    static let languageHeader = "x-mq-language"
 
     /// The caller's `x-mq-client-id`; every RocketMQ 5 call carries one.
     func clientId(_ context: ServerContext) throws(BrokerError) -> String {
@@ -43,7 +45,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     /// client does (`x-mq-language: SWIFT`) and reports that queue in its receipts. Others'
     /// `queue_id` 0 may be a field left unset (see `Broker.queue(for:requested:messageGroup:clientChoosesQueues:)`).
     static func choosesQueues(_ metadata: Metadata) -> Bool {
-        metadata.withFirstValueBytes("x-mq-language") { $0?.elementsEqual("SWIFT".utf8) ?? false }
+        metadata.withFirstValueBytes(languageHeader) { $0?.elementsEqual("SWIFT".utf8) ?? false }
     }
 
     func namespace(_ context: ServerContext) -> String {
@@ -79,7 +81,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             if let group, !group.isEmpty, request.clientType != .producer {
                 _ = try broker.group(named: group)
             }
-            broker.clients.heartbeat(clientId: id, type: request.clientType, group: group, language: context.requestMetadata.first("x-mq-language"))
+            broker.clients.heartbeat(clientId: id, type: request.clientType, group: group, language: context.requestMetadata.first(Self.languageHeader))
             return .init(status: .ok)
         }
     }
@@ -110,10 +112,11 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             try await broker.waitForWriteHold()
             let client = try clientId(context)
             guard !request.messages.isEmpty else { throw .messageCorrupted("SendMessage carries no message") }
+            let choosesQueues = Self.choosesQueues(context.requestMetadata)
             var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
             for message in request.messages {
                 do throws(BrokerError) {
-                    let result = try await send(message, peer: context.peer, clientChoosesQueues: Self.choosesQueues(context.requestMetadata))
+                    let result = try await send(message, peer: context.peer, clientChoosesQueues: choosesQueues)
                     // Its producer is asked about the transaction even if its settings do not
                     // list the topic (a producer started without naming its topics).
                     if result.transactionId != nil, let topic = message.topic?.name {
@@ -452,10 +455,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             // instead (its first offset, or its end): a consumer that fell behind retention, or
             // came over from a slave that was behind, carries on from there.
             if case .illegalOffset = error, let (topic, queueId) = try? queue(request.messageQueue) {
-                let store = broker.store
-                let next = request.offset < store.minOffset(topic: topic.name, queueId: queueId)
-                    ? store.minOffset(topic: topic.name, queueId: queueId) : store.maxOffset(topic: topic.name, queueId: queueId)
-                answer.append(.init(content: .nextOffset(next)))
+                let range = broker.store.offsetRange(topic: topic.name, queueId: queueId)
+                answer.append(.init(content: .nextOffset(request.offset < range.lowerBound ? range.lowerBound : range.upperBound)))
             }
             try await response.write(contentsOf: answer)
             return

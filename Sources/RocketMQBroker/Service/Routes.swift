@@ -6,9 +6,7 @@ extension Broker {
     public var registration: BrokerRegistration {
         var routes = topics.all.filter { !SystemTopic.isSystem($0.name) && !SystemTopic.isRetry($0.name) }.map(\.route)
         if configuration.autoCreateTopics {
-            routes.append(TopicRoute(
-                name: TopicRoute.autoCreateTemplate, queueCount: Int(configuration.defaultQueueCount),
-                messageTypes: Broker.autoCreatedMessageTypes.compactMap { Apache_Rocketmq_V2_MessageType(protoName: $0) }))
+            routes.append(autoCreatedTopic(named: TopicRoute.autoCreateTemplate).route)
         }
         return registration(topics: routes)
     }
