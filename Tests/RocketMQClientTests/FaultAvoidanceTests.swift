@@ -37,8 +37,9 @@ import Testing
             let producer = try await Producer.start(configuration: configuration, topics: [topic], options: ProducerOptions(maxAttempts: 1))
             brokerB.kill()
             if afterOneWaySends {
-                // They go round-robin, so some go to the dead broker: it is isolated then.
-                for index in 0..<4 { try producer.sendOneway(Message(topic: topic, body: Array("o\(index)".utf8))) }
+                // They go round-robin over the route's 8 queues, so one full turn reaches the
+                // dead broker's (4 could all fall on the live one's): it is isolated then.
+                for index in 0..<8 { try producer.sendOneway(Message(topic: topic, body: Array("o\(index)".utf8))) }
                 try await Task.sleep(for: .seconds(2))  // a refused connection fails them at once
             }
             var failures = 0
