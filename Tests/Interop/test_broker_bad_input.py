@@ -227,6 +227,24 @@ def test_message_checks_answer_rocketmqs_codes(stub):
     assert stub.SendMessage(s.SendMessageRequest(messages=[]), metadata=META, timeout=10).status.code == d.MESSAGE_CORRUPTED
 
 
+def test_a_batch_with_one_bad_message_is_refused_whole(stub):
+    # RocketMQ stores a batch as one: a producer told "refused" may fix it and send all of it
+    # again without storing any message twice.
+    before = end_offsets(stub)
+    batch = [msg(queue_id=1), msg(queue_id=1, keys=[" "]), msg(queue_id=1)]
+    answer = stub.SendMessage(s.SendMessageRequest(messages=batch), metadata=META, timeout=10)
+    assert answer.status.code == d.ILLEGAL_MESSAGE_KEY, answer.status
+    assert "message 2 of 3" in answer.status.message
+    assert [e.status.code for e in answer.entries] == [d.ILLEGAL_MESSAGE_KEY] * 3
+    assert end_offsets(stub) == before
+    # The same batch, mended, is stored whole and in order.
+    batch[1].system_properties.keys[:] = ["k"]
+    answer = stub.SendMessage(s.SendMessageRequest(messages=batch), metadata=META, timeout=10)
+    assert answer.status.code == d.OK and [e.status.code for e in answer.entries] == [d.OK] * 3
+    assert [e.offset for e in answer.entries] == [before[1], before[1] + 1, before[1] + 2]
+    assert end_offsets(stub) == [before[0], before[1] + 3]
+
+
 def test_illegal_names_are_illegal_even_where_nothing_is_created(stub):
     # This broker does not auto-create: a name no topic can have is still ILLEGAL_TOPIC, not
     # TOPIC_NOT_FOUND (the code would otherwise depend on an unrelated setting).

@@ -113,10 +113,22 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             let client = try clientId(context)
             guard !request.messages.isEmpty else { throw .messageCorrupted("SendMessage carries no message") }
             let choosesQueues = Self.choosesQueues(context.requestMetadata)
-            var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
-            for message in request.messages {
+            // Every message is checked before any is stored: a batch with one bad message is
+            // refused whole, as RocketMQ stores a batch as one (the producer may fix and resend
+            // all of it without storing any twice).
+            var checked: [CheckedSend] = []
+            checked.reserveCapacity(request.messages.count)
+            for (index, message) in request.messages.enumerated() {
                 do throws(BrokerError) {
-                    let result = try await send(message, peer: context.peer, clientChoosesQueues: choosesQueues)
+                    checked.append(try check(message))
+                } catch {
+                    return Self.refusedBatch(request.messages, failing: index, error.status)
+                }
+            }
+            var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
+            for (message, checked) in zip(request.messages, checked) {
+                do throws(BrokerError) {
+                    let result = try await send(checked, peer: context.peer, clientChoosesQueues: choosesQueues)
                     // Its producer is asked about the transaction even if its settings do not
                     // list the topic (a producer started without naming its topics).
                     if result.transactionId != nil, let topic = message.topic?.name {
@@ -147,15 +159,42 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         return .init(status: status, entries: entries)
     }
 
-    private func send(
-        _ message: Apache_Rocketmq_V2_Message, peer: String, clientChoosesQueues: Bool
-    ) async throws(BrokerError) -> (messageId: String, queueOffset: Int64, transactionId: String?, recallHandle: RecallHandle?) {
+    /// The answer to a request with a message that failed its checks: nothing of it was stored.
+    /// One message alone gets its own status; in a batch, the status names the message, and
+    /// every entry carries it (none was stored).
+    static func refusedBatch(
+        _ messages: [Apache_Rocketmq_V2_Message], failing index: Int, _ status: Apache_Rocketmq_V2_Status
+    ) -> Apache_Rocketmq_V2_SendMessageResponse {
+        var status = status
+        if messages.count > 1 {
+            status.message = "message \(index + 1) of \(messages.count): \(status.message); nothing of the batch was stored"
+        }
+        return .init(status: status, entries: messages.map { .init(status: status, messageId: $0.systemProperties?.messageId ?? "") })
+    }
+
+    /// A message that passed every check of `SendValidation`, with its topic and type.
+    struct CheckedSend {
+        var message: Apache_Rocketmq_V2_Message
+        var system: Apache_Rocketmq_V2_SystemProperties
+        var type: Apache_Rocketmq_V2_MessageType
+        var topic: TopicConfig
+    }
+
+    /// Checks `message` against its topic (it exists, takes writes and its type) and the send rules.
+    private func check(_ message: Apache_Rocketmq_V2_Message) throws(BrokerError) -> CheckedSend {
         let name = message.topic?.name ?? ""
         let system = message.systemProperties ?? Apache_Rocketmq_V2_SystemProperties()
         let type = system.messageType == .unspecified ? inferredType(system) : system.messageType
         let topic = try broker.topic(named: name)
         guard topic.isWritable else { throw .forbidden("topic \(name) is not writable on broker \(broker.configuration.brokerName)") }
         try SendValidation.check(message, type: type, topic: topic, maxBodySize: broker.maxBodySize)
+        return CheckedSend(message: message, system: system, type: type, topic: topic)
+    }
+
+    private func send(
+        _ checked: CheckedSend, peer: String, clientChoosesQueues: Bool
+    ) async throws(BrokerError) -> (messageId: String, queueOffset: Int64, transactionId: String?, recallHandle: RecallHandle?) {
+        let (message, system, type, topic) = (checked.message, checked.system, checked.type, checked.topic)
         let queueId = broker.queue(for: topic, requested: system.queueId, messageGroup: system.messageGroup, clientChoosesQueues: clientChoosesQueues)
         let toAppend = message.toAppend(queueId: queueId, bornHost: peer, type: type)
         if type == .transaction {
