@@ -39,6 +39,9 @@ public final class Transaction: Sendable {
     private enum State: Sendable {
         case open([Half])
         case ending
+        /// Ending it this way failed for these halves (their broker did not answer, say): ending
+        /// it the same way again tries them once more; the broker checks them back meanwhile.
+        case unfinished(TransactionResolution, [Half])
         case ended(TransactionResolution)
     }
 
@@ -52,7 +55,7 @@ public final class Transaction: Sendable {
     /// Sends `message` as a half message of this transaction: stored, not delivered.
     public func send(_ message: Message) async throws(RocketMQError) -> SendReceipt {
         try state.withLock { (state) throws(RocketMQError) in
-            guard case .open = state else { throw .invalidArgument("the transaction has already ended") }
+            guard case .open = state else { throw .invalidArgument("no message can join a transaction that is ending or has ended") }
         }
         let (receipt, transactionId, endpoint) = try await producer.sendHalf(message)
         try state.withLock { (state) throws(RocketMQError) in
@@ -66,11 +69,16 @@ public final class Transaction: Sendable {
     }
 
     /// Delivers every message sent in the transaction.
+    ///
+    /// If it throws, the messages it could not commit stay open: call `commit()` again to retry
+    /// them (already committed ones are not sent again), or leave them to the broker, which
+    /// checks them back with ``ProducerOptions/transactionChecker``.
     public func commit() async throws(RocketMQError) {
         try await end(.commit)
     }
 
-    /// Drops every message sent in the transaction.
+    /// Drops every message sent in the transaction. If it throws, `rollback()` may be called
+    /// again, as ``commit()`` may.
     public func rollback() async throws(RocketMQError) {
         try await end(.rollback)
     }
@@ -82,22 +90,31 @@ public final class Transaction: Sendable {
                 guard !halves.isEmpty else { throw .invalidArgument("the transaction has no message to end") }
                 state = .ending
                 return halves
+            case .unfinished(let how, let halves):
+                // Half of it committed and half rolled back would break the transaction's promise.
+                guard how == resolution else {
+                    throw .invalidArgument("the transaction is part-way through its \(how); end it that way again")
+                }
+                state = .ending
+                return halves
             case .ending: throw .invalidArgument("the transaction is already ending")
             case .ended(let how): throw .invalidArgument("the transaction has already ended (\(how))")
             }
         }
         var failure: RocketMQError?
+        var unfinished: [Half] = []
         for half in halves {
             do throws(RocketMQError) {
                 try await producer.session.endTransaction(
                     endpoint: half.endpoint, topic: half.receipt.topic, messageId: half.receipt.messageId,
                     transactionId: half.transactionId, resolution: resolution, fromCheck: false)
             } catch {
-                // The broker checks this one back later; report the first failure.
+                // Kept for another try; the broker checks it back meanwhile. The first failure is reported.
+                unfinished.append(half)
                 failure = failure ?? error
             }
         }
-        state.withLock { $0 = .ended(resolution) }
+        state.withLock { $0 = unfinished.isEmpty ? .ended(resolution) : .unfinished(resolution, unfinished) }
         if let failure { throw failure }
     }
 }

@@ -107,6 +107,40 @@ struct TransactionTests {
         }
     }
 
+    @Test("a commit that failed can be tried again, and only the same way")
+    func aFailedCommitCanBeRetried() async throws {
+        let topic = unique("tx-retry")
+        // No check-back within the test: the second commit must be what delivers the message.
+        let config = """
+            {"topics": [{"name": "\(topic)", "queueCount": 1, "permission": 6, "messageTypes": ["TRANSACTION"]}],
+             "settings": {"transactionTimeoutMillis": "600000", "transactionCheckIntervalMillis": "600000"}}
+            """
+        try await withDevBroker(config: config) { broker, configuration in
+            var configuration = configuration
+            configuration.requestTimeout = .milliseconds(500)
+            let asked = Collector<String>()
+            let (producer, consumer) = try await Self.clients(configuration, topic: topic, asked: asked) { _ in .unknown }
+            let transaction = try producer.beginTransaction()
+            _ = try await transaction.send(Message(topic: topic, body: Array("paid".utf8)))
+
+            broker.pause()
+            await #expect(throws: RocketMQError.self) { try await transaction.commit() }
+            broker.resume()
+            // Part-way through a commit, it cannot be rolled back, nor take more messages.
+            await #expect(throws: RocketMQError.invalidArgument("the transaction is part-way through its commit; end it that way again")) {
+                try await transaction.rollback()
+            }
+            await #expect(throws: RocketMQError.self) { _ = try await transaction.send(Message(topic: topic, body: Array("late".utf8))) }
+            try await transaction.commit()
+            let delivered = try await receiveAll(consumer, count: 1, timeout: .seconds(10))
+            #expect(delivered.map(\.text) == ["paid"])
+            await #expect(throws: RocketMQError.self) { try await transaction.commit() }
+            #expect(asked.all.isEmpty)
+            await consumer.shutdown()
+            await producer.shutdown()
+        }
+    }
+
     @Test("a producer without a checker cannot begin a transaction")
     func needsChecker() async throws {
         let topic = unique("tx-none")
