@@ -207,8 +207,12 @@ actor ClientSession {
             throw error
         }
         let route = TopicRoute(topic: topic, queues: response.messageQueues)
-        shared.withLock { $0.routes[topic] = (route, .now) }
+        let routed = shared.withLock { state in
+            state.routes[topic] = (route, .now)
+            return Set(state.routes.values.flatMap(\.route.endpoints))
+        }
         openTelemetry(to: route.endpoints)
+        closeTelemetry(outside: routed)
         return route
     }
 
@@ -318,6 +322,20 @@ actor ClientSession {
             telemetryTasks[endpoint] = Task { await self.runTelemetry(endpoint) }
         }
     }
+
+    /// Ends Telemetry to brokers no cached route names any more (one that moved to another
+    /// address after a failover): its stream would be reopened every second for as long as the
+    /// client lives. Calls still under way to it (an ack of a message it delivered) are unaffected.
+    private func closeTelemetry(outside routed: Set<Endpoint>) {
+        for (endpoint, task) in telemetryTasks where !routed.contains(endpoint) {
+            task.cancel()
+            telemetryTasks[endpoint] = nil
+            logger.info("closing Telemetry to a broker no route names any more", metadata: ["endpoint": "\(endpoint)"])
+        }
+    }
+
+    /// The brokers this client keeps a Telemetry stream open to.
+    var telemetryEndpoints: Set<Endpoint> { Set(telemetryTasks.keys) }
 
     /// Keeps one Telemetry stream open to `endpoint` (reopening it a second after it ends) until cancelled.
     /// Besides the settings handshake it answers the server's commands (see ``reply(to:from:)``).

@@ -1,5 +1,5 @@
 import Foundation
-import RocketMQClient
+@testable import RocketMQClient
 import Testing
 
 @Suite struct PushConsumerTests {
@@ -247,10 +247,14 @@ import Testing
             }
         }
         let moved = await eventually(timeout: .seconds(15)) { handled.all.contains("after") }
+        // Telemetry follows too: none is kept reopening to the old address.
+        let producerTelemetry = await eventually(timeout: .seconds(5)) { await producer.session.telemetryEndpoints.map(\.port) == [second.port] }
+        let consumerTelemetry = await eventually(timeout: .seconds(5)) { await consumer.session.telemetryEndpoints.map(\.port) == [second.port] }
         await producer.shutdown()
         await consumer.shutdown()
         #expect(sent)
         #expect(moved, "the message stored at the broker's new address was never handled")
+        #expect(producerTelemetry && consumerTelemetry, "Telemetry is still kept open to the broker's old address")
     }
 
     @Test func messagesWaitingInTheCacheLongerThanTheInvisibleDurationAreHandledOnce() async throws {
