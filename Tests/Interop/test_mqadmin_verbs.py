@@ -41,18 +41,21 @@ def test_verbs_manage_topics_groups_and_offsets(cluster):
     while not rows("clusterList", "-n", namesrv) and time.monotonic() < deadline:
         time.sleep(0.2)
     [row] = rows("clusterList", "-n", namesrv)
-    assert (row["broker"], row["role"], row["address"]) == ("broker-a", "MASTER", broker.endpoint)
+    assert (row["broker"], row["role"], row["address"], row["id"]) == ("broker-a", "MASTER", broker.endpoint, 0)
+    assert rows("clusterList", "-n", namesrv, "-c", row["cluster"]) == [row]
+    other = mqadmin("clusterList", "-n", namesrv, "-c", "no-such-cluster", check=False)
+    assert other.returncode != 0 and f"knows {row['cluster']}" in other.stderr
 
     refused = mqadmin("updateTopic", "-n", namesrv, "-t", "orders", "-w", "4", "-r", "4", check=False)
     assert refused.returncode != 0 and "authorization" in (refused.stdout + refused.stderr)
 
     [created] = rows("updateTopic", "-n", namesrv, "-t", "orders", "-w", "4", "-r", "4", "--token", TOKEN)
-    assert (created["topic"], created["queues"], created["permission"]) == ("orders", "4", "6")
+    assert (created["topic"], created["queues"], created["permission"]) == ("orders", 4, "6")
     deadline = time.monotonic() + 15
     while "orders" not in [r["topic"] for r in rows("topicList", "-n", namesrv)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "orders" in [r["topic"] for r in rows("topicList", "-n", namesrv)]
-    assert [r["queue"] for r in rows("topicRoute", "-n", namesrv, "-t", "orders")] == ["0", "1", "2", "3"]
+    assert [r["queue"] for r in rows("topicRoute", "-n", namesrv, "-t", "orders")] == [0, 1, 2, 3]
     rows("updateSubGroup", "-b", broker.endpoint, "-g", "billing", "--token", TOKEN)
 
     producer = Producer(ClientConfiguration(broker.endpoint, Credentials()), ("orders",))
@@ -62,18 +65,19 @@ def test_verbs_manage_topics_groups_and_offsets(cluster):
         producer.send(m)
     producer.shutdown()
 
+    # Counts and offsets are JSON numbers, for scripts.
     status = rows("topicStatus", "-b", broker.endpoint, "-t", "orders")
-    assert sum(int(q["maxOffset"]) for q in status) == 6
+    assert sum(q["maxOffset"] for q in status) == 6
     progress = rows("consumerProgress", "-b", broker.endpoint, "-g", "billing", "-t", "orders")
-    assert sum(int(q["lag"]) for q in progress) == 6
+    assert sum(q["lag"] for q in progress) == 6
     reset = rows("resetOffsetByTime", "-b", broker.endpoint, "-g", "billing", "-t", "orders", "-s", "now", "--token", TOKEN)
-    assert sum(int(q["newOffset"]) for q in reset) == 6
-    assert sum(int(q["lag"]) for q in rows("consumerProgress", "-b", broker.endpoint, "-g", "billing", "-t", "orders")) == 0
+    assert sum(q["newOffset"] for q in reset) == 6
+    assert sum(q["lag"] for q in rows("consumerProgress", "-b", broker.endpoint, "-g", "billing", "-t", "orders")) == 0
 
     [found] = rows("queryMsgByKey", "-b", broker.endpoint, "-t", "orders", "-k", "order-3")
     assert found["body"] == "o3"
     assert rows("queryMsgById", "-b", broker.endpoint, "-i", found["messageId"])[0]["body"] == "o3"
-    assert rows("queryMsgByOffset", "-b", broker.endpoint, "-t", "orders", "-q", found["queue"], "-o", found["offset"])[0]["body"] == "o3"
+    assert rows("queryMsgByOffset", "-b", broker.endpoint, "-t", "orders", "-q", str(found["queue"]), "-o", str(found["offset"]))[0]["body"] == "o3"
 
     assert any(r["key"] == "autoCreateTopics *" and r["value"] == "false" for r in rows("getBrokerConfig", "-b", broker.endpoint))
     assert rows("updateBrokerConfig", "-b", broker.endpoint, "-k", "autoCreateTopics", "-v", "true", "--token", TOKEN)[0]["value"] == "true"
@@ -82,13 +86,13 @@ def test_verbs_manage_topics_groups_and_offsets(cluster):
     [resent] = rows("resendMsg", "-b", broker.endpoint, "-g", "billing", "-i", found["messageId"], "--token", TOKEN)
     assert resent["retryTopic"] == "%RETRY%billing"
     # The resent copy waits in the group's retry topic: lag, whether the group read from it yet or not.
-    lagging = [(r["topic"], r["lag"]) for r in rows("consumerProgress", "-b", broker.endpoint, "-g", "billing") if r["lag"] != "0"]
-    assert lagging == [("%RETRY%billing", "1")]
+    lagging = [(r["topic"], r["lag"]) for r in rows("consumerProgress", "-b", broker.endpoint, "-g", "billing") if r["lag"] != 0]
+    assert lagging == [("%RETRY%billing", 1)]
     # A lookup by id lists every stored copy, the original first.
     assert [c["topic"] for c in rows("queryMsgById", "-b", broker.endpoint, "-i", found["messageId"])] == ["orders", "%RETRY%billing"]
     assert rows("dlqList", "-b", broker.endpoint, "-g", "billing") == []
     [redrive] = rows("dlqRedrive", "-b", broker.endpoint, "-g", "billing", "--token", TOKEN)
-    assert redrive["redriven"] == "0"
+    assert redrive["redriven"] == 0
     rows("deleteSubGroup", "-b", broker.endpoint, "-g", "billing", "--token", TOKEN)
     gone = mqadmin("consumerProgress", "-b", broker.endpoint, "-g", "billing", check=False)
     assert gone.returncode != 0 and "does not exist" in (gone.stdout + gone.stderr)
@@ -104,10 +108,10 @@ def test_update_verbs_change_only_what_they_are_given(cluster):
     _, broker = cluster
     b = ("-b", broker.endpoint, "--token", TOKEN)
     [made] = rows("updateTopic", *b, "-t", "payments", "-r", "4", "-w", "4", "--message-types", "FIFO")
-    assert (made["queues"], made["permission"], made["messageTypes"]) == ("4", "6", "FIFO")
+    assert (made["queues"], made["permission"], made["messageTypes"]) == (4, "6", "FIFO")
     # Read-only, nothing else said: still 4 FIFO queues.
     [changed] = rows("updateTopic", *b, "-t", "payments", "-p", "4")
-    assert (changed["queues"], changed["permission"], changed["messageTypes"]) == ("4", "4", "FIFO")
+    assert (changed["queues"], changed["permission"], changed["messageTypes"]) == (4, "4", "FIFO")
     refused = mqadmin("updateTopic", *b, "-t", "payments", "-p", "0", check=False)
     assert refused.returncode != 0 and "-p 0" in refused.stderr
 
@@ -119,18 +123,18 @@ def test_update_verbs_change_only_what_they_are_given(cluster):
         m = Message(); m.topic = "payments"; m.body = b"p"; m.message_group = f"g{i}"
         producer.send(m)
     producer.shutdown()
-    held = {int(q["queue"]) for q in rows("topicStatus", "-b", broker.endpoint, "-t", "payments") if q["maxOffset"] != q["minOffset"]}
+    held = {q["queue"] for q in rows("topicStatus", "-b", broker.endpoint, "-t", "payments") if q["maxOffset"] != q["minOffset"]}
     assert held - {0}, "the groups all hashed to queue 0"
     shrink = mqadmin("updateTopic", *b, "-t", "payments", "-r", "1", "-w", "1", check=False)
     assert shrink.returncode != 0 and "still hold messages" in shrink.stderr
-    assert rows("updateTopic", *b, "-t", "payments", "-r", "1", "-w", "1", "--force")[0]["queues"] == "1"
+    assert rows("updateTopic", *b, "-t", "payments", "-r", "1", "-w", "1", "--force")[0]["queues"] == 1
 
     [group] = rows("updateSubGroup", *b, "-g", "ordered", "--fifo", "--max-attempts", "5")
-    assert (group["maxAttempts"], group["fifo"], group["consumeEnabled"]) == ("5", "true", "true")
+    assert (group["maxAttempts"], group["fifo"], group["consumeEnabled"]) == (5, True, True)
     [disabled] = rows("updateSubGroup", *b, "-g", "ordered", "--disable")
-    assert (disabled["maxAttempts"], disabled["fifo"], disabled["consumeEnabled"]) == ("5", "true", "false")
+    assert (disabled["maxAttempts"], disabled["fifo"], disabled["consumeEnabled"]) == (5, True, False)
     [again] = rows("updateSubGroup", *b, "-g", "ordered", "--enable", "--no-fifo")
-    assert (again["maxAttempts"], again["fifo"], again["consumeEnabled"]) == ("5", "false", "true")
+    assert (again["maxAttempts"], again["fifo"], again["consumeEnabled"]) == (5, False, True)
 
 
 def test_verbs_through_a_nameserver_ask_every_broker_and_name_the_one_that_failed(broker_factory):
@@ -211,13 +215,13 @@ def test_queryMsgTraceById_follows_a_message_through_official_clients(broker_fac
     trace = rows("queryMsgTraceById", "-b", broker.endpoint, "-i", message_id)
     events = [(r["event"], r["group"], r["topic"], r["attempt"]) for r in trace]
     assert events == [
-        ("stored", "", "traced", ""),
-        ("delivered", "tracers", "traced", "1"),
-        ("delivered", "tracers", "traced", "2"),
-        ("acked", "tracers", "traced", ""),
-        ("stored", "", "%RETRY%tracers", ""),
-        ("delivered", "tracers", "%RETRY%tracers", "1"),
-        ("acked", "tracers", "%RETRY%tracers", ""),
+        ("stored", "", "traced", None),
+        ("delivered", "tracers", "traced", 1),
+        ("delivered", "tracers", "traced", 2),
+        ("acked", "tracers", "traced", None),
+        ("stored", "", "%RETRY%tracers", None),
+        ("delivered", "tracers", "%RETRY%tracers", 1),
+        ("acked", "tracers", "%RETRY%tracers", None),
     ], trace
     times = [r["time"] for r in trace]
     assert times == sorted(times)

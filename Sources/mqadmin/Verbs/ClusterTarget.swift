@@ -105,10 +105,33 @@ struct ClusterTarget: ParsableArguments {
         return results
     }
 
-    /// Prints rows as an aligned table, or as a JSON array of objects with `--json`.
+    /// Columns of counts, offsets and ids, numbers in `--json` output.
+    private static let numberColumns: Set<String> = [
+        "id", "topics", "groups", "clients", "minOffset", "maxOffset", "flushedOffset", "openTransactions", "pendingDelayMessages",
+        "lagBytes", "queue", "queues", "brokerOffset", "consumerOffset", "lag", "inFlight", "newOffset", "offset", "attempt",
+        "maxAttempts", "redriven", "remaining",
+    ]
+    /// Columns of yes/no settings, booleans in `--json` output.
+    private static let flagColumns: Set<String> = ["fifo", "consumeEnabled"]
+
+    /// A cell as `--json` prints it: a number or boolean where its column holds them (null where
+    /// such a cell is empty: a trace event without a delivery attempt), else text.
+    static func jsonValue(_ cell: String, in column: String) -> Any {
+        if numberColumns.contains(column) {
+            if let number = Int64(cell) { return NSNumber(value: number) }
+            if cell.isEmpty { return NSNull() }
+        }
+        if flagColumns.contains(column), let flag = Bool(cell) { return flag }
+        return cell
+    }
+
+    /// Prints rows as an aligned table, or as a JSON array of objects with `--json` (counts,
+    /// offsets and ids as numbers, flags as booleans).
     func output(_ columns: [String], _ rows: [[String]]) {
         if json {
-            let objects = rows.map { Dictionary(uniqueKeysWithValues: zip(columns, $0)) }
+            let objects = rows.map { row in
+                Dictionary(uniqueKeysWithValues: zip(columns, row).map { column, cell in (column, Self.jsonValue(cell, in: column)) })
+            }
             if let data = try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys]) {
                 print(String(decoding: data, as: UTF8.self))
             }

@@ -29,7 +29,12 @@ struct ClusterList: AsyncParsableCommand {
         let info = try await target.withNameServer { channel in
             try await Rocketmq_Namesrv_V1_NameServer.Client(channel: channel).getClusterInfo(.init(), options: target.callOptions)
         }
-        let rows = info.clusters.flatMap { cluster in
+        let clusters = info.clusters.filter { target.cluster == nil || $0.name == target.cluster }
+        if let name = target.cluster, clusters.isEmpty {
+            let known = info.clusters.map(\.name).sorted()
+            throw VerbError("no cluster named \(name); the NameServer knows \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+        }
+        let rows = clusters.flatMap { cluster in
             cluster.brokers.map { broker in
                 [cluster.name, broker.brokerName, String(broker.brokerId), broker.role == .master ? "MASTER" : "SLAVE",
                  broker.endpoints.joined(separator: ","), String(broker.topicCount), broker.lastHeartbeat?.text ?? ""]
