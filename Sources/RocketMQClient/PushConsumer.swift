@@ -1,7 +1,7 @@
 /// Consumes by calling your handler for each message.
 ///
-/// The consumer asks each broker for the group's queues (`QueryAssignment`), long-polls each
-/// queue, and runs the handler with ``PushConsumerOptions/concurrency`` at most. `.success` acks
+/// The consumer asks each broker for the group's queues (`QueryAssignment`: each queue for a FIFO
+/// group, the broker as a whole for any other), long-polls each assignment, and runs the handler with ``PushConsumerOptions/concurrency`` at most. `.success` acks
 /// the message; `.failure` hides it for the next step of the server's back-off ladder, and once
 /// its delivery attempts reach the group's maximum it goes to `%DLQ%<group>`. Messages of one
 /// message group are handled strictly one after another, in order. At most

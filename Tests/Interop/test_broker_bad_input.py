@@ -15,7 +15,8 @@ CONFIG = {
     "autoCreate": False,
     "topics": [{"name": "known", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]},
                {"name": "read-only", "queueCount": 1, "permission": 4, "messageTypes": ["NORMAL"]}],
-    "groups": [{"name": "known-group", "maxDeliveryAttempts": 16, "fifo": False, "consumeEnabled": True}],
+    "groups": [{"name": "known-group", "maxDeliveryAttempts": 16, "fifo": False, "consumeEnabled": True},
+               {"name": "fifo-group", "maxDeliveryAttempts": 16, "fifo": True, "consumeEnabled": True}],
 }
 META = (("x-mq-client-id", "pytest-bad-input"), ("x-mq-language", "PYTHON"), ("authorization", ""))
 
@@ -243,6 +244,28 @@ def test_a_batch_with_one_bad_message_is_refused_whole(stub):
     assert answer.status.code == d.OK and [e.status.code for e in answer.entries] == [d.OK] * 3
     assert [e.offset for e in answer.entries] == [before[1], before[1] + 1, before[1] + 2]
     assert end_offsets(stub) == [before[0], before[1] + 3]
+
+
+def test_assignments_are_per_broker_unless_the_group_is_fifo(stub):
+    # RocketMQ 5's answer: a push consumer of a non-FIFO group long-polls the broker as a whole
+    # (queue -1); a FIFO group's order is per queue, so it gets each queue.
+    def assigned(group):
+        answer = stub.QueryAssignment(s.QueryAssignmentRequest(topic=d.Resource(name="known"), group=d.Resource(name=group)),
+                                      metadata=META, timeout=10)
+        assert answer.status.code == d.OK, answer.status
+        return [(a.message_queue.id, a.message_queue.broker.endpoints.addresses[0].port > 0) for a in answer.assignments]
+
+    assert assigned("known-group") == [(-1, True)]
+    assert assigned("fifo-group") == [(0, True), (1, True)]
+    # A receive from queue -1 takes from every queue.
+    assert send(stub, msg(queue_id=1)).status.code == d.OK
+    request = s.ReceiveMessageRequest(
+        group=d.Resource(name="known-group"), message_queue=d.MessageQueue(topic=d.Resource(name="known"), id=-1),
+        filter_expression=d.FilterExpression(type=d.TAG, expression="*"), batch_size=32,
+        invisible_duration=duration_pb2.Duration(seconds=30), long_polling_timeout=duration_pb2.Duration(seconds=0))
+    queues = {r.message.system_properties.queue_id for r in stub.ReceiveMessage(request, metadata=META, timeout=10)
+              if r.HasField("message")}
+    assert 1 in queues, queues
 
 
 def test_illegal_names_are_illegal_even_where_nothing_is_created(stub):

@@ -97,11 +97,18 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         await answer({ .init(status: $0) }) { () throws(BrokerError) in
             _ = try clientId(context)
             let topic = try broker.topic(named: request.topic?.name ?? "")
-            _ = try broker.group(named: request.group?.name ?? "")
+            let group = try broker.group(named: request.group?.name ?? "")
             let queues = broker.messageQueues(for: topic, namespace: request.topic?.resourceNamespace ?? "").filter {
                 $0.permission == .read || $0.permission == .readWrite
             }
-            return .init(status: .ok, assignments: queues.map { Apache_Rocketmq_V2_Assignment(messageQueue: $0) })
+            // As RocketMQ 5 assigns: a FIFO group each queue (its order is per queue); any other
+            // group the broker as a whole, queue -1, so a push consumer keeps one long poll per
+            // broker rather than one per queue (a receive from -1 takes from every queue).
+            guard !group.fifo, var wholeBroker = queues.first else {
+                return .init(status: .ok, assignments: queues.map { Apache_Rocketmq_V2_Assignment(messageQueue: $0) })
+            }
+            wholeBroker.id = -1
+            return .init(status: .ok, assignments: [Apache_Rocketmq_V2_Assignment(messageQueue: wholeBroker)])
         }
     }
 
