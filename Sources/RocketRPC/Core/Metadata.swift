@@ -29,7 +29,18 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
     /// ``addWireHeader(name:value:)`` skips them.
     init(wireFields: HeaderBlock) {
         entries = []
-        wire = wireFields.count == 0 ? nil : wireFields
+        // A block of protocol fields alone (a response's `:status` and `content-type`, trailers
+        // with `grpc-status`: most of a client's) holds no metadata; not keeping it lets the
+        // session reuse its storage for the next block instead of allocating one.
+        wire = Self.hasUnreservedField(wireFields) ? wireFields : nil
+    }
+
+    private static func hasUnreservedField(_ block: HeaderBlock) -> Bool {
+        var found = false
+        block.forEachField { _, name, _ in
+            if !found, !isReserved(wireName: name) { found = true }
+        }
+        return found
     }
 
     /// Every entry, decoding wire fields if there are any.
@@ -162,21 +173,22 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
 
     /// Headers that belong to the protocol, never surfaced as metadata.
     static func isReserved(_ name: String) -> Bool {
-        // Every call's metadata passes through here (client-side, each entry), and custom names
-        // (`x-…`, `authorization`) are the common case: the first byte rules most of them out
-        // before any string comparison.
-        switch name.utf8.first {
+        name.utf8.withContiguousStorageIfAvailable { isReserved(wireName: UnsafeRawBufferPointer($0)) }
+            ?? Array(name.utf8).withUnsafeBytes { isReserved(wireName: $0) }
+    }
+
+    /// ``isReserved(_:)`` for a field name's bytes (as received: no string is built).
+    static func isReserved(wireName name: UnsafeRawBufferPointer) -> Bool {
+        // Every call's metadata passes through here, and custom names (`x-…`, `authorization`)
+        // are the common case: the first byte rules most of them out before any comparison.
+        switch name.first {
         case UInt8(ascii: ":"): return true
         case UInt8(ascii: "c"), UInt8(ascii: "t"), UInt8(ascii: "g"), UInt8(ascii: "h"): break
         default: return false
         }
-        switch name {
-        case "content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
-            "grpc-status", "grpc-message", "content-length", "connection", "host":
-            return true
-        default:
-            return false
-        }
+        return name.equals("content-type") || name.equals("te") || name.equals("grpc-timeout") || name.equals("grpc-encoding")
+            || name.equals("grpc-accept-encoding") || name.equals("grpc-status") || name.equals("grpc-message")
+            || name.equals("content-length") || name.equals("connection") || name.equals("host")
     }
 
     /// Adds a header received from the wire, decoding `-bin` values; reserved names are skipped.
