@@ -106,15 +106,27 @@ public final class Transaction: Sendable {
         for half in halves {
             do throws(RocketMQError) {
                 try await producer.session.endTransaction(
-                    endpoint: half.endpoint, topic: half.receipt.topic, messageId: half.receipt.messageId,
+                    endpoint: await endpoint(of: half), topic: half.receipt.topic, messageId: half.receipt.messageId,
                     transactionId: half.transactionId, resolution: resolution, fromCheck: false)
             } catch {
-                // Kept for another try; the broker checks it back meanwhile. The first failure is reported.
-                unfinished.append(half)
                 failure = failure ?? error
+                // Kept for another try, unless the broker's answer is final (the transaction is
+                // unknown to it, or was already resolved: by a check-back, say). The broker checks
+                // it back meanwhile. The first failure is reported.
+                if case .status = error, !error.isRetryable { continue }
+                unfinished.append(half)
             }
         }
         state.withLock { $0 = unfinished.isEmpty ? .ended(resolution) : .unfinished(resolution, unfinished) }
         if let failure { throw failure }
+    }
+
+    /// Where `half`'s broker answers now: its address in the topic's route (a failover may have
+    /// moved it since the half message was sent), else the address the half message went to.
+    private func endpoint(of half: Half) async -> Endpoint {
+        guard let route = try? await producer.session.route(for: half.receipt.topic),
+              let current = route.queues.first(where: { $0.brokerName == half.receipt.brokerName && $0.endpoint != nil })?.endpoint
+        else { return half.endpoint }
+        return current
     }
 }

@@ -141,6 +141,57 @@ struct TransactionTests {
         }
     }
 
+    @Test("a commit the broker answers as final, after a check-back rolled it back, ends the transaction")
+    func aFinalAnswerEndsTheTransaction() async throws {
+        let topic = unique("tx-final")
+        let directory = try TemporaryDirectory("tx-final")
+        defer { directory.remove() }
+        let config = try directory.write("broker.json", Self.config(topic: topic))
+        let first = try ServerProcess.devBroker(data: directory.file("data"), config: config)
+        defer { first.stop() }
+        var configuration = try ClientConfiguration(endpoints: first.endpoint)
+        configuration.requestTimeout = .milliseconds(500)
+        let asked = Collector<String>()
+        let (producer, consumer) = try await Self.clients(configuration, topic: topic, asked: asked) { _ in .rollback }
+        let transaction = try producer.beginTransaction()
+        _ = try await transaction.send(Message(topic: topic, body: Array("refunded".utf8)))
+
+        // The commit never reaches the broker; after its restart, a check-back rolls it back.
+        first.kill()
+        await #expect(throws: RocketMQError.self) { try await transaction.commit() }
+        let second = try ServerProcess.devBroker(data: directory.file("data"), port: first.port, config: config)
+        defer { second.stop() }
+        #expect(await eventually(timeout: .seconds(30)) { asked.count >= 1 }, "the open transaction was never checked back")
+        try await Task.sleep(for: .seconds(2))  // room for the checker's rollback to land
+        var answer: RocketMQError?
+        for _ in 0..<50 {
+            do throws(RocketMQError) {
+                try await transaction.commit()
+                answer = nil
+                break
+            } catch {
+                answer = error
+                if case .status = error { break }  // the broker answered (not a reconnect still under way)
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        guard case .status(let code, let why)? = answer else {
+            Issue.record("the retried commit got \(answer.map { "\($0)" } ?? "success") instead of the broker's refusal")
+            await consumer.shutdown(); await producer.shutdown()
+            return
+        }
+        // Found across the restart (which moved the broker from port 0's store host to a real
+        // port): the broker knows it, and says how it ended.
+        #expect(code == .invalidTransactionId)
+        #expect(why.contains("already resolved as ROLLBACK"), "\(why)")
+        // That answer is final: the transaction is over, not stuck retrying it.
+        await #expect(throws: RocketMQError.invalidArgument("the transaction has already ended (commit)")) { try await transaction.commit() }
+        let delivered = try await receiveAll(consumer, count: 1, timeout: .seconds(2))
+        #expect(delivered.isEmpty, "the rolled-back message was delivered")
+        await consumer.shutdown()
+        await producer.shutdown()
+    }
+
     @Test("a producer without a checker cannot begin a transaction")
     func needsChecker() async throws {
         let topic = unique("tx-none")

@@ -231,28 +231,42 @@ final class TransactionService: Sendable {
     func end(
         transactionId: String, messageId: String, topic: String, resolution: Resolution, fromCheck: Bool, broker: Broker
     ) async throws(BrokerError) {
-        let half: StoredMessage
-        do {
-            half = try store.message(msgId: transactionId)
-        } catch {
+        // Found by the offset the id carries, whatever address it names: the broker's address
+        // may have changed since the half message was stored (a restart on another port or
+        // host, a container's new IP), and the checks below make sure it is this transaction's.
+        guard let offset = MessageID.physicalOffset(of: transactionId), let half = try? store.message(atPhysicalOffset: offset) else {
             throw .invalidTransaction("unknown transaction id \(transactionId.debugDescription)")
         }
         guard half.topic == Self.halfTopic, half.messageId == messageId, half.properties[StoredProperty.realTopic] == topic else {
             throw .invalidTransaction("transaction \(transactionId) is not message \(messageId.debugDescription) of topic \(topic.debugDescription)")
         }
-        let offset = half.physicalOffset
-        let claimed: Open? = try state.withLock { (s) throws(BrokerError) -> Open? in
-            if s.resolving[offset] != nil { throw .busy("transaction \(transactionId) is being resolved right now") }
-            if let open = s.open.removeValue(forKey: offset) {
-                s.resolving[offset] = open
-                return open
+        enum Claim { case mine(Open), doneAlready, inProgress }
+        // A resolution under way (a producer's retry racing its first EndTransaction, or a
+        // check-back's answer) is waited for, up to 3 s, and then this one is judged against it.
+        var claimed: Open?
+        for attempt in 0...300 {
+            let claim = try state.withLock { (s) throws(BrokerError) -> Claim in
+                if s.resolving[offset] != nil { return .inProgress }
+                if let open = s.open.removeValue(forKey: offset) {
+                    s.resolving[offset] = open
+                    return .mine(open)
+                }
+                guard let earlier = s.recent[offset] else { throw .invalidTransaction("transaction \(transactionId) is already resolved") }
+                let same = earlier == resolution || (earlier == .discard && resolution == .rollback)
+                if !same { throw .invalidTransaction("transaction \(transactionId) was already resolved as \(earlier.rawValue)") }
+                return .doneAlready
             }
-            guard let earlier = s.recent[offset] else { throw .invalidTransaction("transaction \(transactionId) is already resolved") }
-            let same = earlier == resolution || (earlier == .discard && resolution == .rollback)
-            if !same { throw .invalidTransaction("transaction \(transactionId) was already resolved as \(earlier.rawValue)") }
-            return nil
+            switch claim {
+            case .mine(let open): claimed = open
+            case .doneAlready: return  // the same resolution again: done already
+            case .inProgress:
+                guard attempt < 300 else { throw .busy("transaction \(transactionId) is being resolved right now") }
+                try? await Task.sleep(for: .milliseconds(10))
+                continue
+            }
+            break
         }
-        guard let claimed else { return }  // the same resolution again: done already
+        guard let claimed else { return }
         // A sync master that stored the real message but saw no slave confirm it still records
         // the commit (else a retry or check-back would store the message again), then reports
         // the replication failure.
