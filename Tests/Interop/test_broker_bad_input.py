@@ -14,7 +14,8 @@ CONFIG = {
     "flushMode": "async",
     "autoCreate": False,
     "topics": [{"name": "known", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]},
-               {"name": "read-only", "queueCount": 1, "permission": 4, "messageTypes": ["NORMAL"]}],
+               {"name": "read-only", "queueCount": 1, "permission": 4, "messageTypes": ["NORMAL"]},
+               {"name": "write-only", "queueCount": 1, "permission": 2, "messageTypes": ["NORMAL"]}],
     "groups": [{"name": "known-group", "maxDeliveryAttempts": 16, "fifo": False, "consumeEnabled": True},
                {"name": "fifo-group", "maxDeliveryAttempts": 16, "fifo": True, "consumeEnabled": True}],
 }
@@ -244,6 +245,15 @@ def test_a_batch_with_one_bad_message_is_refused_whole(stub):
     assert answer.status.code == d.OK and [e.status.code for e in answer.entries] == [d.OK] * 3
     assert [e.offset for e in answer.entries] == [before[1], before[1] + 1, before[1] + 2]
     assert end_offsets(stub) == [before[0], before[1] + 3]
+    # A batch left to the broker goes to one queue, as RocketMQ stores a batch, in order.
+    for _ in range(2):
+        was = end_offsets(stub)
+        answer = stub.SendMessage(s.SendMessageRequest(messages=[msg(), msg(), msg()]), metadata=META, timeout=10)
+        assert answer.status.code == d.OK
+        grown = [after - b for after, b in zip(end_offsets(stub), was)]
+        assert sorted(grown) == [0, 3], grown
+        queue = grown.index(3)
+        assert [e.offset for e in answer.entries] == [was[queue], was[queue] + 1, was[queue] + 2]
 
 
 def test_assignments_are_per_broker_unless_the_group_is_fifo(stub):
@@ -256,6 +266,10 @@ def test_assignments_are_per_broker_unless_the_group_is_fifo(stub):
         return [(a.message_queue.id, a.message_queue.broker.endpoints.addresses[0].port > 0) for a in answer.assignments]
 
     assert assigned("known-group") == [(-1, True)]
+    # A topic with no readable queue assigns nothing: FORBIDDEN, as RocketMQ 5 answers.
+    none = stub.QueryAssignment(s.QueryAssignmentRequest(topic=d.Resource(name="write-only"), group=d.Resource(name="known-group")),
+                                metadata=META, timeout=10)
+    assert none.status.code == d.FORBIDDEN and not none.assignments, none
     assert assigned("fifo-group") == [(0, True), (1, True)]
     # A receive from queue -1 takes from every queue.
     assert send(stub, msg(queue_id=1)).status.code == d.OK

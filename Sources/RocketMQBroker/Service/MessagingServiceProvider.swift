@@ -104,6 +104,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             // As RocketMQ 5 assigns: a FIFO group each queue (its order is per queue); any other
             // group the broker as a whole, queue -1, so a push consumer keeps one long poll per
             // broker rather than one per queue (a receive from -1 takes from every queue).
+            // No readable queue is FORBIDDEN, as RocketMQ 5 answers it.
+            guard !queues.isEmpty else { throw .forbidden("topic \(topic.name) has no readable queue on broker \(broker.configuration.brokerName)") }
             guard !group.fifo, var wholeBroker = queues.first else {
                 return .init(status: .ok, assignments: queues.map { Apache_Rocketmq_V2_Assignment(messageQueue: $0) })
             }
@@ -133,9 +135,16 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                 }
             }
             var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
+            // A batch goes to one queue per topic, as RocketMQ stores a batch: the first message
+            // of the topic decides it (by its group, the queue its client chose, or round-robin).
+            var batchQueues: [String: Int32] = [:]
             for (message, checked) in zip(request.messages, checked) {
+                let name = checked.topic.name
+                let queueId = batchQueues[name] ?? broker.queue(
+                    for: checked.topic, requested: checked.system.queueId, messageGroup: checked.system.messageGroup, clientChoosesQueues: choosesQueues)
+                batchQueues[name] = queueId
                 do throws(BrokerError) {
-                    let result = try await send(checked, peer: context.peer, clientChoosesQueues: choosesQueues)
+                    let result = try await send(checked, toQueue: queueId, peer: context.peer)
                     // Its producer is asked about the transaction even if its settings do not
                     // list the topic (a producer started without naming its topics).
                     if result.transactionId != nil, let topic = message.topic?.name {
@@ -199,10 +208,9 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     }
 
     private func send(
-        _ checked: CheckedSend, peer: String, clientChoosesQueues: Bool
+        _ checked: CheckedSend, toQueue queueId: Int32, peer: String
     ) async throws(BrokerError) -> (messageId: String, queueOffset: Int64, transactionId: String?, recallHandle: RecallHandle?) {
-        let (message, system, type, topic) = (checked.message, checked.system, checked.type, checked.topic)
-        let queueId = broker.queue(for: topic, requested: system.queueId, messageGroup: system.messageGroup, clientChoosesQueues: clientChoosesQueues)
+        let (message, system, type) = (checked.message, checked.system, checked.type)
         let toAppend = message.toAppend(queueId: queueId, bornHost: peer, type: type)
         if type == .transaction {
             // A half message: stored apart until its producer commits it (see TransactionService).

@@ -1,7 +1,8 @@
 import DequeModule
 import Foundation
 
-/// The moving parts of a ``PushConsumer``: one receive loop per assigned queue (long polling,
+/// The moving parts of a ``PushConsumer``: one receive loop per assignment (a queue for a FIFO
+/// group, a whole broker, queue -1, for any other; long polling,
 /// paused by the ``ConsumeCache`` while it is full), `concurrency` handler workers, and the
 /// ack / change-invisible-duration / dead-letter decision after each handler.
 ///
@@ -94,10 +95,10 @@ actor PushConsumerEngine {
         "\(topic)/\(brokerName)/\(queueId)"
     }
 
-    /// Asks every broker of every subscribed topic for this group's queues, and brings the
-    /// receive loops in line: a loop for each assigned queue at the address it is assigned at
-    /// (a queue that moved, after a failover say, gets a new loop there); loops of queues that
-    /// are assigned no more stop. A broker that does not answer keeps its loops, which go on
+    /// Asks every broker of every subscribed topic for this group's assignments, and brings the
+    /// receive loops in line: a loop for each assignment at the address it is assigned at (one
+    /// that moved, after a failover say, gets a new loop there); loops of assignments that are
+    /// made no more stop. A broker that does not answer keeps its loops, which go on
     /// trying, unless the route no longer names it.
     private func refreshAssignments() async throws(RocketMQError) {
         for (topic, filter) in subscriptions.sorted(by: { $0.key < $1.key }) {
@@ -113,6 +114,11 @@ actor PushConsumerEngine {
                 let response: Apache_Rocketmq_V2_QueryAssignmentResponse
                 do throws(RocketMQError) {
                     response = try await session.call(endpoint) { [request] client, options in try await client.queryAssignment(request, options: options) }
+                    // FORBIDDEN: the topic has no readable queue there (made write-only): nothing to poll.
+                    if response.status?.code == .forbidden {
+                        answered.insert(endpoint)
+                        continue
+                    }
                     try RocketMQError.check(response.status)
                 } catch {
                     session.logger.info("query assignment failed", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
@@ -152,11 +158,16 @@ actor PushConsumerEngine {
     /// One receive without long polling on the queue `message` came from, after `delay`.
     ///
     /// The broker hands out a FIFO group's next message only after the previous one is acked
-    /// (or becomes visible again), but neither an ack nor a changed invisible duration wakes
-    /// receives already long-polling that queue; without this a group would advance one
-    /// message per long-polling timeout.
+    /// (or becomes visible again). A changed invisible duration wakes no receive already
+    /// long-polling, and an ack's wake-up may go to another consumer's poll; without this a
+    /// group would advance one message per long-polling timeout. A message from a queue this
+    /// consumer polls as part of its broker (-1: a group made FIFO since the last assignment)
+    /// takes that loop's call.
     private func receiveNext(after message: ReceivedMessage, delay: Duration = .zero) {
-        guard !stopping, let (queue, call) = assigned[Self.queueKey(message.topic, message.brokerName, message.queueId)] else { return }
+        guard !stopping,
+              let (queue, call) = assigned[Self.queueKey(message.topic, message.brokerName, message.queueId)]
+                ?? assigned[Self.queueKey(message.topic, message.brokerName, -1)]
+        else { return }
         let options = self.options
         let cache = self.cache
         let id = UUID()
