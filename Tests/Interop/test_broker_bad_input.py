@@ -15,7 +15,8 @@ CONFIG = {
     "autoCreate": False,
     "topics": [{"name": "known", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]},
                {"name": "read-only", "queueCount": 1, "permission": 4, "messageTypes": ["NORMAL"]},
-               {"name": "write-only", "queueCount": 1, "permission": 2, "messageTypes": ["NORMAL"]}],
+               {"name": "write-only", "queueCount": 1, "permission": 2, "messageTypes": ["NORMAL"]},
+               {"name": "ordered", "queueCount": 2, "permission": 6, "messageTypes": ["FIFO"]}],
     "groups": [{"name": "known-group", "maxDeliveryAttempts": 16, "fifo": False, "consumeEnabled": True},
                {"name": "fifo-group", "maxDeliveryAttempts": 16, "fifo": True, "consumeEnabled": True}],
 }
@@ -33,7 +34,8 @@ def stub(tmp_path_factory):
 
 
 def msg(topic="known", body=b"x", **system):
-    sp = d.SystemProperties(message_id=uuid.uuid4().hex, message_type=d.NORMAL, body_encoding=d.IDENTITY, **system)
+    system.setdefault("message_type", d.NORMAL)
+    sp = d.SystemProperties(message_id=uuid.uuid4().hex, body_encoding=d.IDENTITY, **system)
     return d.Message(topic=d.Resource(name=topic), system_properties=sp, body=body)
 
 
@@ -254,6 +256,25 @@ def test_a_batch_with_one_bad_message_is_refused_whole(stub):
         assert sorted(grown) == [0, 3], grown
         queue = grown.index(3)
         assert [e.offset for e in answer.entries] == [was[queue], was[queue] + 1, was[queue] + 2]
+
+    # A message of a group goes to its group's queue even in a batch: the group's next message,
+    # sent alone, goes there, and a group is ordered only within one queue.
+    def fifo(group):
+        return msg(topic="ordered", message_type=d.FIFO, message_group=group)
+
+    def grown(messages):
+        was = end_offsets(stub, "ordered")
+        answer = stub.SendMessage(s.SendMessageRequest(messages=messages), metadata=META, timeout=10)
+        assert answer.status.code == d.OK, answer.status
+        return [after - b for after, b in zip(end_offsets(stub, "ordered"), was)]
+
+    home = {}
+    for name in (f"g{i}" for i in range(32)):
+        home[name] = grown([fifo(name)]).index(1)
+        if len(set(home.values())) == 2:
+            break
+    a, b = next(n for n in home if home[n] == 0), next(n for n in home if home[n] == 1)
+    assert grown([fifo(b), fifo(a), fifo(b)]) == [1, 2]
 
 
 def test_assignments_are_per_broker_unless_the_group_is_fifo(stub):

@@ -136,13 +136,16 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             }
             var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
             // A batch goes to one queue per topic, as RocketMQ stores a batch: the first message
-            // of the topic decides it (by its group, the queue its client chose, or round-robin).
+            // of the topic decides it (the queue its client chose, or round-robin). A message of
+            // a group goes to its group's queue all the same: a group's order holds only within
+            // one queue, and its next message, sent alone, goes there.
             var batchQueues: [String: Int32] = [:]
             for (message, checked) in zip(request.messages, checked) {
-                let name = checked.topic.name
-                let queueId = batchQueues[name] ?? broker.queue(
-                    for: checked.topic, requested: checked.system.queueId, messageGroup: checked.system.messageGroup, clientChoosesQueues: choosesQueues)
-                batchQueues[name] = queueId
+                let (topic, system) = (checked.topic, checked.system)
+                let grouped = !(system.messageGroup ?? "").isEmpty
+                let queueId = (grouped ? nil : batchQueues[topic.name]) ?? broker.queue(
+                    for: topic, requested: system.queueId, messageGroup: system.messageGroup, clientChoosesQueues: choosesQueues)
+                if !grouped { batchQueues[topic.name] = queueId }
                 do throws(BrokerError) {
                     let result = try await send(checked, toQueue: queueId, peer: context.peer)
                     // Its producer is asked about the transaction even if its settings do not
