@@ -90,7 +90,7 @@ final class ClientCall: MessageSource, MessageSink, Sendable {
     func unaryResponse() async throws(RPCError) -> UnaryResponse<ByteBuffer> {
         let promise = eventLoop.makePromise(of: UnaryResponse<ByteBuffer>.self)
         let stream = self.stream
-        eventLoop.execute { stream.value.unaryOutcome(promise) }
+        eventLoop.execute { stream.value.awaitUnaryOutcome(.promise(promise)) }
         return try await promise.futureResult.rpcValue(onCancel: cancelHook())
     }
 }

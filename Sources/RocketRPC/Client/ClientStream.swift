@@ -20,14 +20,14 @@ final class ClientStream: InboundWindow {
     let outbound = OutboundDataQueue()
     let eventLoop: any EventLoop
     /// Created only when someone waits for them (streaming calls); a unary call's fast path
-    /// (``onUnaryOutcome(_:)``) needs neither, which saves two promises per call.
+    /// (``awaitUnaryOutcome(_:)``) needs neither, which saves two promises per call.
     @exclusivity(unchecked) private var initialMetadataPromise: EventLoopPromise<Metadata>?
     @exclusivity(unchecked) private var initialMetadataResult: Result<Metadata, RPCError>?
     @exclusivity(unchecked) private var statusPromise: EventLoopPromise<RPCError>?
     /// The final status once the call ended; `.ok` for success. Its `metadata` is the trailing metadata.
     @exclusivity(unchecked) private(set) var finalStatus: RPCError?
-    /// The unary fast path's completion, called once when the call ends.
-    @exclusivity(unchecked) private var unaryDone: ((Result<UnaryResponse<ByteBuffer>, RPCError>) -> Void)?
+    /// Who waits for a unary call's outcome, told once when the call ends.
+    @exclusivity(unchecked) private var unaryWaiter: UnaryWaiter?
     @exclusivity(unchecked) private(set) var initialMetadata = Metadata()
     @exclusivity(unchecked) private var headersReceived = false
     @exclusivity(unchecked) private(set) var completed = false
@@ -110,7 +110,7 @@ final class ClientStream: InboundWindow {
     func receiveData(_ data: ByteBuffer) {
         if let error = inbound.receive(data) {
             fail(error, reset: true)
-        } else if unaryDone != nil, inbound.messageCount > 1 {
+        } else if unaryWaiter != nil, inbound.messageCount > 1 {
             failSecondUnaryMessage()
         }
     }
@@ -201,9 +201,9 @@ final class ClientStream: InboundWindow {
         finalStatus = status
         statusPromise?.succeed(status)
         statusPromise = nil
-        if let done = unaryDone {
-            unaryDone = nil
-            done(unaryResult(status))
+        if let waiter = unaryWaiter {
+            unaryWaiter = nil
+            deliver(unaryResult(status), to: waiter)
         }
     }
 
@@ -217,25 +217,35 @@ final class ClientStream: InboundWindow {
         return .success(UnaryResponse(message: message, initialMetadata: initialMetadata, trailingMetadata: status.metadata))
     }
 
-    /// The unary fast path: `done` is called once, on the event loop, with the call's one response
-    /// or its error; a second response message fails the call at once.
-    func onUnaryOutcome(_ done: @escaping (Result<UnaryResponse<ByteBuffer>, RPCError>) -> Void) {
+    /// Who waits for a unary call's outcome: the fast path's continuation (stored as it is: no
+    /// closure to allocate per call, as a callback was), or a promise (client streaming).
+    enum UnaryWaiter {
+        case continuation(UnsafeContinuation<RPCChannel.UnaryAttempt, Never>)
+        case promise(EventLoopPromise<UnaryResponse<ByteBuffer>>)
+    }
+
+    /// Tells `waiter`, once, on the event loop, the call's one response or its error; a second
+    /// response message fails the call at once.
+    func awaitUnaryOutcome(_ waiter: UnaryWaiter) {
         if let finalStatus {
-            done(unaryResult(finalStatus))
+            deliver(unaryResult(finalStatus), to: waiter)
             return
         }
-        unaryDone = done
+        unaryWaiter = waiter
         if inbound.messageCount > 1 { failSecondUnaryMessage() }
+    }
+
+    private func deliver(_ result: Result<UnaryResponse<ByteBuffer>, RPCError>, to waiter: UnaryWaiter) {
+        switch (waiter, result) {
+        case (.continuation(let continuation), .success(let response)): continuation.resume(returning: .answered(response))
+        case (.continuation(let continuation), .failure(let error)): continuation.resume(returning: .failed(error, unprocessed: unprocessed))
+        case (.promise(let promise), _): promise.completeWith(result.mapError { $0 as any Error })
+        }
     }
 
     /// A unary response stream carried a second message: fail the call at once rather than buffer more.
     private func failSecondUnaryMessage() {
         fail(RPCError(code: .internalError, message: "expected one response message, received more"), reset: true)
-    }
-
-    /// Completes `promise` with the single response of a unary/client-streaming call.
-    func unaryOutcome(_ promise: EventLoopPromise<UnaryResponse<ByteBuffer>>) {
-        onUnaryOutcome { promise.completeWith($0.mapError { $0 as any Error }) }
     }
 
     private static func status(from headers: HeaderBlock) -> RPCError {

@@ -261,7 +261,7 @@ public final class RPCChannel: Sendable {
     }
 
     /// How one attempt at a unary call ended.
-    private enum UnaryAttempt: Sendable {
+    enum UnaryAttempt: Sendable {
         /// The connection takes no new streams.
         case refused
         case answered(UnaryResponse<ByteBuffer>)
@@ -323,12 +323,7 @@ public final class RPCChannel: Sendable {
             return
         }
         attempt.value = .open(stream)
-        stream.onUnaryOutcome { result in
-            switch result {
-            case .success(let response): continuation.resume(returning: .answered(response))
-            case .failure(let error): continuation.resume(returning: .failed(error, unprocessed: stream.unprocessed))
-            }
-        }
+        stream.awaitUnaryOutcome(.continuation(continuation))
     }
 
     /// What opening one stream needs; ``open()`` runs on the connection's event loop.
