@@ -207,12 +207,10 @@ actor ClientSession {
             throw error
         }
         let route = TopicRoute(topic: topic, queues: response.messageQueues)
-        let routed = shared.withLock { state in
-            state.routes[topic] = (route, .now)
-            return Set(state.routes.values.flatMap(\.route.endpoints))
-        }
+        shared.withLock { $0.routes[topic] = (route, .now) }
         openTelemetry(to: route.endpoints)
-        closeTelemetry(outside: routed)
+        // Only this actor adds or replaces routes, and nothing suspends in between.
+        closeTelemetry(outside: routedEndpoints)
         return route
     }
 

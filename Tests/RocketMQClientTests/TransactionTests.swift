@@ -4,11 +4,11 @@ import Testing
 
 @Suite("Transactional messages through the Swift client and a real broker", .serialized)
 struct TransactionTests {
-    /// A broker that checks open transactions back after 1 s, then every second.
-    static func config(topic: String) -> String {
+    /// A broker that checks open transactions back after `checkMillis`, then every `checkMillis`.
+    static func config(topic: String, checkMillis: Int = 1000) -> String {
         """
         {"topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["TRANSACTION"]}],
-         "settings": {"transactionTimeoutMillis": "1000", "transactionCheckIntervalMillis": "1000"}}
+         "settings": {"transactionTimeoutMillis": "\(checkMillis)", "transactionCheckIntervalMillis": "\(checkMillis)"}}
         """
     }
 
@@ -111,11 +111,7 @@ struct TransactionTests {
     func aFailedCommitCanBeRetried() async throws {
         let topic = unique("tx-retry")
         // No check-back within the test: the second commit must be what delivers the message.
-        let config = """
-            {"topics": [{"name": "\(topic)", "queueCount": 1, "permission": 6, "messageTypes": ["TRANSACTION"]}],
-             "settings": {"transactionTimeoutMillis": "600000", "transactionCheckIntervalMillis": "600000"}}
-            """
-        try await withDevBroker(config: config) { broker, configuration in
+        try await withDevBroker(config: Self.config(topic: topic, checkMillis: 600_000)) { broker, configuration in
             var configuration = configuration
             configuration.requestTimeout = .milliseconds(500)
             let asked = Collector<String>()

@@ -105,10 +105,10 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             // group the broker as a whole, queue -1, so a push consumer keeps one long poll per
             // broker rather than one per queue (a receive from -1 takes from every queue).
             // No readable queue is FORBIDDEN, as RocketMQ 5 answers it.
-            guard !queues.isEmpty else { throw .forbidden("topic \(topic.name) has no readable queue on broker \(broker.configuration.brokerName)") }
-            guard !group.fifo, var wholeBroker = queues.first else {
-                return .init(status: .ok, assignments: queues.map { Apache_Rocketmq_V2_Assignment(messageQueue: $0) })
+            guard var wholeBroker = queues.first else {
+                throw .forbidden("topic \(topic.name) has no readable queue on broker \(broker.configuration.brokerName)")
             }
+            guard !group.fifo else { return .init(status: .ok, assignments: queues.map { Apache_Rocketmq_V2_Assignment(messageQueue: $0) }) }
             wholeBroker.id = -1
             return .init(status: .ok, assignments: [Apache_Rocketmq_V2_Assignment(messageQueue: wholeBroker)])
         }
@@ -140,8 +140,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             // a group goes to its group's queue all the same: a group's order holds only within
             // one queue, and its next message, sent alone, goes there.
             var batchQueues: [String: Int32] = [:]
-            for (message, checked) in zip(request.messages, checked) {
-                let (topic, system) = (checked.topic, checked.system)
+            for checked in checked {
+                let (message, topic, system) = (checked.message, checked.topic, checked.system)
                 let grouped = !(system.messageGroup ?? "").isEmpty
                 let queueId = (grouped ? nil : batchQueues[topic.name]) ?? broker.queue(
                     for: topic, requested: system.queueId, messageGroup: system.messageGroup, clientChoosesQueues: choosesQueues)

@@ -240,33 +240,8 @@ final class TransactionService: Sendable {
         guard half.topic == Self.halfTopic, half.messageId == messageId, half.properties[StoredProperty.realTopic] == topic else {
             throw .invalidTransaction("transaction \(transactionId) is not message \(messageId.debugDescription) of topic \(topic.debugDescription)")
         }
-        enum Claim { case mine(Open), doneAlready, inProgress }
-        // A resolution under way (a producer's retry racing its first EndTransaction, or a
-        // check-back's answer) is waited for, up to 3 s, and then this one is judged against it.
-        var claimed: Open?
-        for attempt in 0...300 {
-            let claim = try state.withLock { (s) throws(BrokerError) -> Claim in
-                if s.resolving[offset] != nil { return .inProgress }
-                if let open = s.open.removeValue(forKey: offset) {
-                    s.resolving[offset] = open
-                    return .mine(open)
-                }
-                guard let earlier = s.recent[offset] else { throw .invalidTransaction("transaction \(transactionId) is already resolved") }
-                let same = earlier == resolution || (earlier == .discard && resolution == .rollback)
-                if !same { throw .invalidTransaction("transaction \(transactionId) was already resolved as \(earlier.rawValue)") }
-                return .doneAlready
-            }
-            switch claim {
-            case .mine(let open): claimed = open
-            case .doneAlready: return  // the same resolution again: done already
-            case .inProgress:
-                guard attempt < 300 else { throw .busy("transaction \(transactionId) is being resolved right now") }
-                try? await Task.sleep(for: .milliseconds(10))
-                continue
-            }
-            break
-        }
-        guard let claimed else { return }
+        // nil: the same resolution again, done already.
+        guard let claimed = try await claim(offset, transactionId: transactionId, resolution: resolution) else { return }
         // A sync master that stored the real message but saw no slave confirm it still records
         // the commit (else a retry or check-back would store the message again), then reports
         // the replication failure.
@@ -302,6 +277,33 @@ final class TransactionService: Sendable {
             "transaction": "\(transactionId)", "resolution": "\(resolution.rawValue)", "by": "\(fromCheck ? "check-back" : "producer")",
         ])
         if let unreplicated { throw unreplicated }
+    }
+
+    /// Takes the open half message at `offset` for resolving, or nil if it was already resolved
+    /// `resolution`'s way. A resolution under way (a producer's retry racing its first
+    /// EndTransaction, or a check-back's answer) is waited for, up to 3 s, and then this one is
+    /// judged against it.
+    private func claim(_ offset: Int64, transactionId: String, resolution: Resolution) async throws(BrokerError) -> Open? {
+        enum Claim { case mine(Open), doneAlready, inProgress }
+        for _ in 0..<300 {
+            let claim = try state.withLock { (s) throws(BrokerError) -> Claim in
+                if s.resolving[offset] != nil { return .inProgress }
+                if let open = s.open.removeValue(forKey: offset) {
+                    s.resolving[offset] = open
+                    return .mine(open)
+                }
+                guard let earlier = s.recent[offset] else { throw .invalidTransaction("transaction \(transactionId) is already resolved") }
+                let same = earlier == resolution || (earlier == .discard && resolution == .rollback)
+                if !same { throw .invalidTransaction("transaction \(transactionId) was already resolved as \(earlier.rawValue)") }
+                return .doneAlready
+            }
+            switch claim {
+            case .mine(let open): return open
+            case .doneAlready: return nil
+            case .inProgress: try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        throw .busy("transaction \(transactionId) is being resolved right now")
     }
 
     /// The real message of a committed half message, as its producer sent it.

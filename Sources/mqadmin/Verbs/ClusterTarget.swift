@@ -66,14 +66,18 @@ struct ClusterTarget: ParsableArguments {
         throw lastError ?? ValidationError("no NameServer address in -n")
     }
 
-    /// The master brokers to act on: `-b`, or every master the NameServer knows (in `-c` if given).
-    func brokers() async throws -> [String] {
-        if let broker { return [broker] }
+    /// The clusters the NameServer knows, and those `-c` keeps (all of them without it).
+    func clusters() async throws -> (known: [Rocketmq_Namesrv_V1_ClusterInfo], kept: [Rocketmq_Namesrv_V1_ClusterInfo]) {
         let info = try await withNameServer { channel in
             try await Rocketmq_Namesrv_V1_NameServer.Client(channel: channel).getClusterInfo(.init(), options: callOptions)
         }
-        let addresses = info.clusters.filter { cluster == nil || $0.name == cluster }
-            .flatMap(\.brokers).filter { $0.role == .master }.compactMap(\.endpoints.first)
+        return (info.clusters, info.clusters.filter { cluster == nil || $0.name == cluster })
+    }
+
+    /// The master brokers to act on: `-b`, or every master the NameServer knows (in `-c` if given).
+    func brokers() async throws -> [String] {
+        if let broker { return [broker] }
+        let addresses = try await clusters().kept.flatMap(\.brokers).filter { $0.role == .master }.compactMap(\.endpoints.first)
         guard !addresses.isEmpty else { throw ValidationError("the NameServer knows no master broker\(cluster.map { " in cluster \($0)" } ?? "")") }
         return addresses
     }

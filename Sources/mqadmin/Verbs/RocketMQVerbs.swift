@@ -26,13 +26,10 @@ struct ClusterList: AsyncParsableCommand {
     @OptionGroup var target: ClusterTarget
 
     func run() async throws {
-        let info = try await target.withNameServer { channel in
-            try await Rocketmq_Namesrv_V1_NameServer.Client(channel: channel).getClusterInfo(.init(), options: target.callOptions)
-        }
-        let clusters = info.clusters.filter { target.cluster == nil || $0.name == target.cluster }
+        let (known, clusters) = try await target.clusters()
         if let name = target.cluster, clusters.isEmpty {
-            let known = info.clusters.map(\.name).sorted()
-            throw VerbError("no cluster named \(name); the NameServer knows \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+            let names = known.map(\.name).sorted()
+            throw VerbError("no cluster named \(name); the NameServer knows \(names.isEmpty ? "none" : names.joined(separator: ", "))")
         }
         let rows = clusters.flatMap { cluster in
             cluster.brokers.map { broker in
