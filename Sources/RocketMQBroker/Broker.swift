@@ -295,8 +295,14 @@ public final class Broker: Sendable {
         }
     }
 
+    /// Deletes the topic: its config, and its messages for every consumer. Each of its queues is
+    /// closed at its end (`MessageStore.clearTopic`) before the config goes, so a topic created
+    /// again under the name starts empty, also after a restart and on the slaves; its queue
+    /// offsets go on from there. The records stay in the CommitLog until retention removes them.
     public func deleteTopic(_ name: String) throws {
         try requireMaster()
+        guard topics[name] != nil else { return }
+        try store.clearTopic(name)
         if try topics.remove(name) { topicsChanged() }
     }
 

@@ -166,6 +166,35 @@ def test_a_slave_copies_its_master_and_takes_over_after_promotion(broker_factory
     send_one(slave.endpoint, b"after-restart")
 
 
+def test_a_deleted_topics_messages_stay_gone_on_master_and_slave(broker_factory, admin_pb):
+    """DeleteTopic closes the topic's queues at their end (their floor) before the config goes,
+    and the slave takes the floors with the metadata copy: a topic created again under the name
+    starts empty on both, its offsets going on from the old end."""
+    pb, _ = admin_pb
+    master, slave, master_admin, slave_admin = async_master_and_slave(broker_factory, admin_pb)
+    channel = grpc.insecure_channel(master.endpoint)
+    topic = "to-delete"
+    config = pb.Topic(name=topic, queue_count=1, permission=6, message_types=["NORMAL"])
+    master_admin.UpsertTopic(pb.UpsertTopicRequest(topic=config), metadata=AUTH, timeout=5)
+    for i in range(5):
+        raw_send(channel, f"old-{i}".encode(), topic=topic)
+    master_admin.DeleteTopic(pb.DeleteTopicRequest(topic=topic), metadata=AUTH, timeout=10)
+    master_admin.UpsertTopic(pb.UpsertTopicRequest(topic=config), metadata=AUTH, timeout=5)
+    raw_send(channel, b"new", topic=topic)
+
+    def queue(stub):
+        try:
+            q = stub.DescribeTopic(pb.DescribeTopicRequest(topic=topic), timeout=5).queues[0]
+        except grpc.RpcError:
+            return None  # the slave has not the topic's config yet
+        return (q.min_offset, q.max_offset)
+    assert queue(master_admin) == (5, 6)
+    wait_until("the slave to catch up", caught_up(pb, master_admin, slave_admin))
+    wait_until("the master's floors on the slave", lambda: queue(slave_admin) == (5, 6))
+    got = consume(master.endpoint, "after-delete", topic, 1, then_nothing=True)
+    assert [m.body for m in got] == [b"new"]
+
+
 def fill(endpoint, count, topic=TOPIC):
     """Sends `count` 1 KiB messages to `topic`: a few small segments' worth."""
     p = producer(endpoint, topic)

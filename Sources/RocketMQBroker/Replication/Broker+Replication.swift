@@ -9,7 +9,10 @@ import RocketRPC
 /// copy of its master's metadata, promotion.
 extension Broker {
     /// Config-directory files a slave copies from its master (the rest of its state is in the log).
-    static let replicatedMetadataFiles = ["topics.json", "subscriptionGroups.json", "consumerProgress.json", TransactionService.markFile, DelayService.markFile]
+    static let replicatedMetadataFiles = [
+        "topics.json", "subscriptionGroups.json", "consumerProgress.json", TransactionService.markFile, DelayService.markFile,
+        MessageStore.queueFloorsFile,
+    ]
     /// Written at promotion; at start it overrides a configured slave role (see `init`).
     static let promotionFile = "promotion.json"
     /// The highest epoch of a master this broker followed, as decimal text.
@@ -84,6 +87,7 @@ extension Broker {
             switch file.name {
             case "topics.json": tablesChanged = try topics.replaceAll(json: file.content)
             case "subscriptionGroups.json": try groups.replaceAll(json: file.content)
+            case MessageStore.queueFloorsFile: try store.applyQueueFloors(json: file.content)
             default: try AtomicFile.write(file.content, to: store.configDirectory + "/" + file.name)
             }
         }

@@ -32,6 +32,8 @@ final class ConsumeQueue: @unchecked Sendable {
     private let files = Mutex<[Int64: MappedFile]>([:])  // file index -> mapping
     private let max = ManagedAtomic<Int64>(0)
     private let min = ManagedAtomic<Int64>(0)
+    /// See `raiseFloor(to:)`.
+    private let floor = ManagedAtomic<Int64>(0)
     /// Entries below this were synced by the last checkpoint (checkpoint thread, or recovery and
     /// a replica's cut, which hold off checkpoints).
     private var synced: Int64 = 0
@@ -92,6 +94,17 @@ final class ConsumeQueue: @unchecked Sendable {
     /// ones) starts there rather than at 0.
     func startAt(_ queueOffset: Int64) {
         if minOffset < queueOffset { min.store(queueOffset, ordering: .releasing) }
+    }
+
+    /// No offset below `queueOffset` is served again, and the next message gets at least it: how
+    /// a deleted topic's messages stay gone (`MessageStore.clearTopic(_:)`). The entries below
+    /// stay on disk until retention takes them; a cut or a truncation never goes below it.
+    func raiseFloor(to queueOffset: Int64) {
+        guard queueOffset > floor.load(ordering: .relaxed) else { return }
+        floor.store(queueOffset, ordering: .relaxed)
+        // The minimum first: readers never see offsets below the floor as readable.
+        if minOffset < queueOffset { min.store(queueOffset, ordering: .releasing) }
+        if maxOffset < queueOffset { max.store(queueOffset, ordering: .sequentiallyConsistent) }
     }
 
     /// Writes the entry for `queueOffset` and, if it extends the queue, publishes it.
@@ -222,8 +235,9 @@ final class ConsumeQueue: @unchecked Sendable {
         }
         // Entries written again below the last synced point are synced by the next checkpoint.
         synced = Swift.min(synced, queueOffset)
-        max.store(queueOffset, ordering: .releasing)
-        if minOffset > queueOffset { min.store(queueOffset, ordering: .releasing) }
+        let floor = self.floor.load(ordering: .relaxed)
+        max.store(Swift.max(queueOffset, floor), ordering: .releasing)
+        if minOffset > queueOffset { min.store(Swift.max(queueOffset, floor), ordering: .releasing) }
     }
 
     /// Raises `minOffset` past entries whose records are below `commitLogMin` and deletes

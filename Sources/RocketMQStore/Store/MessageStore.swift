@@ -29,6 +29,8 @@ public final class MessageStore: Sendable {
     let notifier = QueueNotifier()
     private let directoryLock: DirectoryLock
     let queues = Mutex<[QueueID: ConsumeQueue]>([:])
+    /// Per queue, the first offset it may serve (see `QueueFloors`).
+    let queueFloors: Mutex<[QueueID: Int64]>
     let writer = Mutex<WriterState>(WriterState())
     /// See `writeCheckpoint(clean:syncIndex:)`; the checkpoint thread's, and recovery's before it.
     private let indexSync = Mutex(IndexSync(due: .now, covered: 0))
@@ -73,6 +75,12 @@ public final class MessageStore: Sendable {
         try FileSystem.makeDirectory(root)
         try FileSystem.makeDirectory(root + "/config")
         directoryLock = try DirectoryLock(path: root + "/lock")
+        do {
+            queueFloors = Mutex(try Self.loadQueueFloors(root + "/config/" + Self.queueFloorsFile))
+        } catch {
+            directoryLock.release()
+            throw error
+        }
         let log: CommitLog
         do {
             log = try CommitLog(directory: root + "/commitlog", segmentSize: configuration.commitLogSegmentSize,
@@ -133,6 +141,7 @@ public final class MessageStore: Sendable {
                     logger.warning("damaged ConsumeQueue, redoing its dispatch", metadata: ["queue": "\(cq.id)", "from": "\(result.lastEntryEnd)"])
                     redoStart = min(redoStart, result.lastEntryEnd)
                 }
+                cq.raiseFloor(to: queueFloor(cq.id))
                 queues.withLock { $0[cq.id] = cq }
             }
         }
@@ -203,6 +212,8 @@ public final class MessageStore: Sendable {
             throw .invalidMessage("topic \"\(id.topic)\" / queue \(id.queueId) cannot name a ConsumeQueue")
         }
         let cq = ConsumeQueue(id: id, root: consumeQueueRoot, entriesPerFile: configuration.consumeQueueFileEntries)
+        // A deleted topic's queue made again (a new message, recovery) starts at its floor.
+        cq.raiseFloor(to: queueFloor(id))
         return queues.withLock { map in
             if let existing = map[id] { return existing }
             map[id] = cq

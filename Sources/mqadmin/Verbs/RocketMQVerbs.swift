@@ -258,7 +258,9 @@ struct UpdateTopic: AsyncParsableCommand {
 }
 
 struct DeleteTopic: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "deleteTopic", abstract: "Delete a topic's config on every target broker.")
+    static let configuration = CommandConfiguration(
+        commandName: "deleteTopic", abstract: "Delete a topic on every target broker.",
+        discussion: "Its config goes, and its messages are no longer served: a topic created again under the name starts empty.")
     @OptionGroup var target: ClusterTarget
     @Option(name: .customShort("t"), help: "Topic.") var topic: String
 
