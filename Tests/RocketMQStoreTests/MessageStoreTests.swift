@@ -54,6 +54,31 @@ import Testing
         try store.verifyConsistency()
     }
 
+    /// An offset id names the host that stored the record: found after the store's address
+    /// changed (a restart on another port), and refused with another host or a shifted offset.
+    @Test func offsetIdsNameTheRecordsStoreHost() async throws {
+        let dir = TempDirectory()
+        var config = testConfiguration(dir.path)
+        config.storeHost = "10.0.0.1:10911"
+        var sent: [AppendResult] = []
+        do {
+            let store = try openStore(config)
+            for i in 0..<3 { sent.append(try await store.append(message("T", body: [UInt8(i)]))) }
+            store.shutdown()
+        }
+        config.storeHost = "10.0.0.2:20911"
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        let later = try await store.append(message("T", body: [9]))
+        for result in sent + [later] {
+            #expect(try store.message(msgId: result.msgId).body == store.message(atPhysicalOffset: result.physicalOffset).body)
+        }
+        #expect(sent[0].msgId != MessageID.make(storeHost: "10.0.0.2:20911", physicalOffset: sent[0].physicalOffset))
+        #expect(throws: StoreError.self) { try store.message(msgId: MessageID.make(storeHost: "10.0.0.2:20911", physicalOffset: sent[1].physicalOffset)) }
+        #expect(throws: StoreError.self) { try store.message(msgId: MessageID.make(storeHost: "10.0.0.1:10911", physicalOffset: sent[1].physicalOffset + 1)) }
+        #expect(try store.message(msgId: sent[1].msgId.lowercased()).physicalOffset == sent[1].physicalOffset)
+    }
+
     @Test func segmentsRollOverAtExactBoundaries() async throws {
         let dir = TempDirectory()
         let segment: Int64 = 4096

@@ -457,13 +457,16 @@ public final class MessageStore: Sendable {
     }
 
     /// The message with this offset message id (`AppendResult.msgId`, `StoredMessage.msgId`).
-    /// - Throws: `.offsetOutOfRange` if the id is malformed, names another store host, or
-    ///   points nowhere; `.corruptRecord` if the record fails its checks.
+    /// The id must name the store host written into the record, not this store's current one:
+    /// a broker that restarted on another address, or a slave holding its master's records
+    /// (promoted or not), still finds the ids it handed out, or its master did.
+    /// - Throws: `.offsetOutOfRange` if the id is malformed, points nowhere, or names another
+    ///   host than the record's; `.corruptRecord` if the record fails its checks.
     public func message(msgId: String) throws(StoreError) -> StoredMessage {
-        guard let offset = MessageID.physicalOffset(of: msgId),
-              MessageID.make(storeHost: configuration.storeHost, physicalOffset: offset) == msgId.uppercased()
-        else { throw .offsetOutOfRange(physicalOffset: -1) }
-        return try commitLog.message(at: offset)
+        guard let offset = MessageID.physicalOffset(of: msgId) else { throw .offsetOutOfRange(physicalOffset: -1) }
+        let message = try commitLog.message(at: offset)
+        guard message.msgId == msgId.uppercased() else { throw .offsetOutOfRange(physicalOffset: offset) }
+        return message
     }
 
     /// Messages of `topic` carrying `key` in KEYS, stored between `from` and `to` (ms since
