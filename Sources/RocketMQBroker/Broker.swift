@@ -434,17 +434,25 @@ public final class Broker: Sendable {
         completion: @escaping @Sendable (Result<AppendResult, BrokerError>) -> Void
     ) {
         let replicaTimeout = syncReplicationTimeout
-        store.append(message, onWritten: onWritten) { [arrivals, replication] outcome in
-            switch outcome {
-            case .success(let result):
-                arrivals.signal(message.topic, queueId: message.queueId)
-                guard let replicaTimeout else { return completion(.success(result)) }
-                replication.whenReplicated(upTo: result.physicalOffset + Int64(result.wroteBytes), timeout: replicaTimeout) { error in
-                    completion(error.map { .failure($0) } ?? .success(result))
-                }
-            case .failure(let error):
-                completion(.failure(self.brokerError(error)))
+        store.append(message, onWritten: onWritten) { outcome in
+            self.finishAppend(of: message, outcome, replicaTimeout: replicaTimeout, completion: completion)
+        }
+    }
+
+    /// What follows a store append: long polls of the topic woken, a sync master's slave waited for.
+    func finishAppend(
+        of message: EncodedMessage, _ outcome: Result<AppendResult, StoreError>, replicaTimeout: Duration?,
+        completion: @escaping @Sendable (Result<AppendResult, BrokerError>) -> Void
+    ) {
+        switch outcome {
+        case .success(let result):
+            arrivals.signal(message.topic, queueId: message.queueId)
+            guard let replicaTimeout else { return completion(.success(result)) }
+            replication.whenReplicated(upTo: result.physicalOffset + Int64(result.wroteBytes), timeout: replicaTimeout) { error in
+                completion(error.map { .failure($0) } ?? .success(result))
             }
+        case .failure(let error):
+            completion(.failure(brokerError(error)))
         }
     }
 

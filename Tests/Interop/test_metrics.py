@@ -86,3 +86,34 @@ def test_a_metrics_port_already_taken_stops_the_broker_with_a_reason(broker_fact
         assert re.search(r"clean=true", third.output()), third.output()[-2000:]
     finally:
         third.stop()
+
+
+def test_a_batch_is_flushed_together_not_message_by_message(broker_factory):
+    # RocketMQ writes a batch as one: a sync-flush broker appends a batch's messages in order
+    # and waits for them together, so a few group commits cover it (one per message, one after
+    # the other, made a batch of 32 take 32 flushes).
+    import uuid
+    import grpc
+    from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
+
+    broker = broker_factory(CONFIG, extra=["--metrics-port", "0"])
+    url = broker.process.wait_for(r"metrics listening on (http://\S+)").group(1)
+    stub = service_pb2_grpc.MessagingServiceStub(grpc.insecure_channel(broker.endpoint))
+
+    def batch(count):
+        messages = [d.Message(topic=d.Resource(name="metered"), body=b"x" * 1024, system_properties=d.SystemProperties(
+            message_id=uuid.uuid4().hex, message_type=d.NORMAL, body_encoding=d.IDENTITY)) for _ in range(count)]
+        answer = stub.SendMessage(s.SendMessageRequest(messages=messages), metadata=(("x-mq-client-id", "pytest-batch"),), timeout=30)
+        assert answer.status.code == d.OK and len(answer.entries) == count, answer.status
+        return [e.offset for e in answer.entries]
+
+    batch(1)
+    for _ in range(3):
+        _, before = scrape(url)
+        offsets = batch(32)
+        _, after = scrape(url)
+        assert offsets == list(range(offsets[0], offsets[0] + 32)), "one queue, in order"
+        appended = after[("rocketmq_storage_group_commit_appends_total", ())] - before[("rocketmq_storage_group_commit_appends_total", ())]
+        flushes = after[("rocketmq_storage_flushes_total", ())] - before[("rocketmq_storage_flushes_total", ())]
+        assert appended == 32
+        assert flushes <= 2, f"{flushes:.0f} flushes for one batch of 32"

@@ -374,7 +374,7 @@ final class DelayService: Sendable {
         let steps = due.map { prepareCopy($0, broker: broker) }
         // Appended in this order (each append writes before it returns), flushed together.
         let copies = steps.compactMap { if case .copy(let message) = $0 { message } else { nil } }
-        var results = await Self.appendInOrder(copies, broker: broker).makeIterator()
+        var results = await broker.appendInOrder(copies).makeIterator()
         var settled: [Outcome: [Entry]] = [:]
         var retry: [(entry: Entry, why: String, counts: Bool)] = []
         for (entry, step) in zip(due, steps) {
@@ -459,18 +459,6 @@ final class DelayService: Sendable {
         }
     }
 
-    /// Appends `messages` in order (each append writes before the next begins) and waits for
-    /// all: for each, whether its record was written, and how the append ended.
-    private static func appendInOrder(_ messages: [EncodedMessage], broker: Broker) async -> [(written: Bool, Result<AppendResult, BrokerError>)] {
-        guard !messages.isEmpty else { return [] }
-        return await withCheckedContinuation { continuation in
-            let gathered = Gathered(count: messages.count, continuation)
-            for (index, message) in messages.enumerated() {
-                broker.append(message, onWritten: { _ in gathered.written(index) }) { gathered.set(index, $0) }
-            }
-        }
-    }
-
     /// Appends the op record settling `offsets`. Returns the error of a flush or a sync master's
     /// slave that did not confirm it in time (the record is stored all the same); throws when it
     /// is not stored.
@@ -488,31 +476,5 @@ final class DelayService: Sendable {
         } catch .replicationTimeout {
             return .replicationTimeout
         }
-    }
-}
-
-/// The results of appends completing on other threads, handed over once all are in.
-private final class Gathered: Sendable {
-    typealias Appended = (written: Bool, Result<AppendResult, BrokerError>)
-    private let state: Mutex<(written: [Bool], results: [Result<AppendResult, BrokerError>?], left: Int)>
-    private let continuation: CheckedContinuation<[Appended], Never>
-
-    init(count: Int, _ continuation: CheckedContinuation<[Appended], Never>) {
-        state = Mutex((Array(repeating: false, count: count), Array(repeating: nil, count: count), count))
-        self.continuation = continuation
-    }
-
-    func written(_ index: Int) {
-        state.withLock { $0.written[index] = true }
-    }
-
-    func set(_ index: Int, _ result: Result<AppendResult, BrokerError>) {
-        let done: [Appended]? = state.withLock { s in
-            s.results[index] = result
-            s.left -= 1
-            guard s.left == 0 else { return nil }
-            return zip(s.written, s.results).map { ($0, $1 ?? .failure(.storage("no result"))) }
-        }
-        if let done { continuation.resume(returning: done) }
     }
 }

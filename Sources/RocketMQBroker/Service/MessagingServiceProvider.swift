@@ -134,18 +134,25 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                     return Self.refusedBatch(request.messages, failing: index, error.status)
                 }
             }
-            var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
             // A batch goes to one queue per topic, as RocketMQ stores a batch: the first message
             // of the topic decides it (the queue its client chose, or round-robin). A message of
             // a group goes to its group's queue all the same: a group's order holds only within
             // one queue, and its next message, sent alone, goes there.
             var batchQueues: [String: Int32] = [:]
-            for checked in checked {
-                let (message, topic, system) = (checked.message, checked.topic, checked.system)
+            let placed = checked.map { checked in
+                let (topic, system) = (checked.topic, checked.system)
                 let grouped = !(system.messageGroup ?? "").isEmpty
                 let queueId = (grouped ? nil : batchQueues[topic.name]) ?? broker.queue(
                     for: topic, requested: system.queueId, messageGroup: system.messageGroup, clientChoosesQueues: choosesQueues)
                 if !grouped { batchQueues[topic.name] = queueId }
+                return (checked: checked, queueId: queueId)
+            }
+            if placed.count > 1, placed.allSatisfy({ Self.isStoredAtOnce($0.checked) }) {
+                return await storeTogether(placed, messages: request.messages, peer: context.peer)
+            }
+            var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
+            for (checked, queueId) in placed {
+                let message = checked.message
                 do throws(BrokerError) {
                     let result = try await send(checked, toQueue: queueId, peer: context.peer)
                     // Its producer is asked about the transaction even if its settings do not
@@ -162,6 +169,43 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             }
             return Self.sendResponse(entries)
         }
+    }
+
+    /// Whether the message goes straight to its queue: neither a transaction's half message
+    /// nor a delay message not due yet (those go through their services, one by one).
+    static func isStoredAtOnce(_ checked: CheckedSend) -> Bool {
+        guard checked.type != .transaction else { return false }
+        guard let due = checked.system.deliveryTimestamp?.milliseconds else { return true }
+        return due <= MessageStore.nowMilliseconds()
+    }
+
+    /// A batch of messages stored at once: appended in order, then waited for together, so that
+    /// with sync flush one group commit covers the batch (RocketMQ writes a batch as one) rather
+    /// than one flush each, one after the other. A message that cannot be encoded refuses the
+    /// batch before anything is stored.
+    private func storeTogether(
+        _ placed: [(checked: CheckedSend, queueId: Int32)], messages: [Apache_Rocketmq_V2_Message], peer: String
+    ) async -> Apache_Rocketmq_V2_SendMessageResponse {
+        var encoded: [EncodedMessage] = []
+        encoded.reserveCapacity(placed.count)
+        for (index, (checked, queueId)) in placed.enumerated() {
+            do {
+                encoded.append(try broker.store.encode(checked.message.toAppend(queueId: queueId, bornHost: peer, type: checked.type)))
+            } catch {
+                return Self.refusedBatch(messages, failing: index, BrokerError(error).status)
+            }
+        }
+        let results = await broker.appendInOrder(encoded)
+        let entries = zip(placed, results).map { placed, outcome -> Apache_Rocketmq_V2_SendResultEntry in
+            let messageId = placed.checked.system.messageId
+            switch outcome.1 {
+            case .success(let result):
+                return .init(status: .ok, messageId: messageId.isEmpty ? result.msgId : messageId, offset: result.queueOffset)
+            case .failure(let error):
+                return .init(status: error.status, messageId: messageId)
+            }
+        }
+        return Self.sendResponse(entries)
     }
 
     /// The answer to a SendMessage with these per-message results.

@@ -287,6 +287,38 @@ public final class MessageStore: Sendable {
         }
     }
 
+    /// Appends `messages` in order, each written before any waits for its flush: with sync flush
+    /// one `fdatasync` then covers them all (a batch), where appending one after the other, each
+    /// waiting for its own, took one each. `onWritten` and `completion` are as for
+    /// `append(_:onWritten:completion:)`, with the message's index; a message refused (a full
+    /// disk) does not keep the ones after it from being tried.
+    public func append(
+        inOrder messages: [EncodedMessage], onWritten: (Int, AppendResult) -> Void,
+        completion: @escaping @Sendable (Int, Result<AppendResult, StoreError>) -> Void
+    ) {
+        var written: [(index: Int, result: AppendResult)] = []
+        written.reserveCapacity(messages.count)
+        for (index, message) in messages.enumerated() {
+            do {
+                if let done = try appendWithoutWaiting(message) {
+                    onWritten(index, done)
+                    completion(index, .success(done))
+                    continue
+                }
+                let result = try write(message)
+                onWritten(index, result)
+                written.append((index, result))
+            } catch {
+                completion(index, .failure(error))
+            }
+        }
+        for (index, result) in written {
+            flushService.whenFlushed(upTo: result.physicalOffset + Int64(result.wroteBytes)) { failure in
+                completion(index, failure.map { .failure($0) } ?? .success(result))
+            }
+        }
+    }
+
     /// Whether an append is done once written (async flush), so `appendWithoutWaiting` applies.
     public var appendsCompleteWhenWritten: Bool { configuration.flushMode == .async }
 
