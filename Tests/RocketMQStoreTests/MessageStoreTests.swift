@@ -1,5 +1,6 @@
 import Atomics
 import Foundation
+import Synchronization
 import Testing
 @testable import RocketMQStore
 
@@ -52,6 +53,30 @@ import Testing
         #expect(ConsumeQueueEntry(physicalOffset: .max - 3, size: 100, tagsHash: 0).recordEnd == .max)
         #expect(ConsumeQueueEntry(physicalOffset: 1000, size: 100, tagsHash: 0).recordEnd == 1100)
         try store.verifyConsistency()
+    }
+
+    /// A run appended in order is written before it waits (one flush covers it); a refused
+    /// message ends it, the ones after it not written: they would follow a gap.
+    @Test(arguments: [FlushMode.sync, .async])
+    func anInOrderRunStopsAtItsFirstRefusal(mode: FlushMode) async throws {
+        let dir = TempDirectory()
+        let store = try openStore(testConfiguration(dir.path, mode: mode))
+        defer { store.shutdown() }
+        // The third is larger than the store takes (32 KiB here): refused when written.
+        let bodies = [[0], [1], [UInt8](repeating: 2, count: 40_000), [3], [4]] as [[UInt8]]
+        let encoded = try bodies.map { try store.encode(message("T", body: $0)) }
+        let results: [Result<AppendResult, StoreError>] = await withCheckedContinuation { continuation in
+            let gathered = Mutex<[Int: Result<AppendResult, StoreError>]>([:])
+            store.append(inOrder: encoded, onWritten: { _, _ in }) { index, outcome in
+                let all = gathered.withLock { $0[index] = outcome; return $0.count == 5 ? $0 : nil }
+                if let all { continuation.resume(returning: (0..<5).map { all[$0]! }) }
+            }
+        }
+        #expect(results.prefix(2).map { (try? $0.get())?.queueOffset } == [0, 1])
+        for result in results.dropFirst(2) {
+            #expect(throws: StoreError.self) { try result.get() }
+        }
+        #expect(store.maxOffset(topic: "T", queueId: 0) == 2, "nothing written past the refusal")
     }
 
     /// An offset id names the host that stored the record: found after the store's address

@@ -290,15 +290,21 @@ public final class MessageStore: Sendable {
     /// Appends `messages` in order, each written before any waits for its flush: with sync flush
     /// one `fdatasync` then covers them all (a batch), where appending one after the other, each
     /// waiting for its own, took one each. `onWritten` and `completion` are as for
-    /// `append(_:onWritten:completion:)`, with the message's index; a message refused (a full
-    /// disk) does not keep the ones after it from being tried.
+    /// `append(_:onWritten:completion:)`, with the message's index. A message refused (a full
+    /// disk) ends the run: the ones after it are not written (they would follow a gap) and get
+    /// its error.
     public func append(
         inOrder messages: [EncodedMessage], onWritten: (Int, AppendResult) -> Void,
         completion: @escaping @Sendable (Int, Result<AppendResult, StoreError>) -> Void
     ) {
         var written: [(index: Int, result: AppendResult)] = []
         written.reserveCapacity(messages.count)
+        var refusal: StoreError?
         for (index, message) in messages.enumerated() {
+            if let refusal {
+                completion(index, .failure(refusal))
+                continue
+            }
             do {
                 if let done = try appendWithoutWaiting(message) {
                     onWritten(index, done)
@@ -309,6 +315,7 @@ public final class MessageStore: Sendable {
                 onWritten(index, result)
                 written.append((index, result))
             } catch {
+                refusal = error
                 completion(index, .failure(error))
             }
         }
