@@ -189,15 +189,32 @@ struct DelayTests {
         try await withBroker { broker in
             _ = try broker.topic(named: "t")  // 8 queues; the message goes to queue 2
             let handle = try await schedule(broker, topic: "t", body: "x", due: MessageStore.nowMilliseconds() + 1000)
-            try broker.deleteTopic("t")
-            // Tried while the topic is gone (as on a promoted slave before the master's topics
-            // are copied over), then once it is back, now with 2 queues.
+            // The topic's config gone (as on a promoted slave before the master's topics are
+            // copied over; a deleted topic drops its delay messages, see below): tried while it
+            // is missing, then once it is back, now with 2 queues.
+            _ = try broker.topics.remove("t")
             try await Task.sleep(for: .milliseconds(1600))
             #expect(broker.pendingDelayMessages == 1, "dropped at the first failed try")
             try broker.upsertTopic(TopicConfig(name: "t", queueCount: 2))
             #expect(try await settled(broker))
             let delivered = try broker.store.messages(topic: "t", queueId: 0, from: 0, maxCount: 10).messages
             #expect(delivered.map(\.messageId) == [handle.messageId])
+            #expect(broker.delays.deliveredCount == 1)
+        }
+    }
+
+    @Test("a deleted topic's delay messages go with it: never delivered to a topic created again under the name")
+    func deletedTopicDropsItsDelays() async throws {
+        try await withBroker { broker in
+            _ = try broker.topic(named: "t")
+            let due = MessageStore.nowMilliseconds() + 800
+            _ = try await schedule(broker, topic: "t", body: "before", due: due)
+            try broker.deleteTopic("t")
+            try broker.upsertTopic(TopicConfig(name: "t", queueCount: 8))
+            let after = try await schedule(broker, topic: "t", body: "after", due: due)
+            #expect(broker.pendingDelayMessages == 2)
+            #expect(try await settled(broker))
+            #expect(try queued(broker, "t").map(\.messageId) == [after.messageId])
             #expect(broker.delays.deliveredCount == 1)
         }
     }

@@ -24,7 +24,10 @@ import Testing
         let store = try openStore(testConfiguration(dir.path, segmentSize: 8192))
         try await fill(store, "T", perQueue: 30)
         try await fill(store, "Other", perQueue: 5)
+        let end = store.commitLogMaxOffset
+        #expect(store.topicDeletedAt("T") == nil)
         let floors = try store.clearTopic("T")
+        #expect(store.topicDeletedAt("T") == end, "where the log ended: what was meant for T before then went with it")
         #expect(floors == [QueueID(topic: "T", queueId: 0): 30, QueueID(topic: "T", queueId: 1): 30])
         #expect(try bodies(store, "T", queue: 0).isEmpty)
         #expect(store.offsetRange(topic: "T", queueId: 1) == 30..<30)
@@ -38,7 +41,9 @@ import Testing
         #expect(store.messages(key: "k3", topic: "T").count == 2)
         // Clearing again moves the floor to the new end; an empty topic sets none.
         #expect(try store.clearTopic("T")[QueueID(topic: "T", queueId: 0)] == 31)
+        // A topic with no message yet (its delay messages pending, say) is noted as deleted all the same.
         #expect(try store.clearTopic("Unknown").isEmpty)
+        #expect(store.topicDeletedAt("Unknown") == store.commitLogMaxOffset)
         store.shutdown()
     }
 
@@ -55,6 +60,7 @@ import Testing
         }
         do {
             let store = try openStore(config)
+            #expect(store.topicDeletedAt("T") != nil)
             #expect(try bodies(store, "T", queue: 1) == [[1, 100], [1, 101], [1, 102]])
             try await fill(store, "T", perQueue: 2, from: 103)
             store.abandonForTesting()  // a crash: the log is redispatched from before the clear
@@ -111,6 +117,7 @@ import Testing
         let file = try #require(try AtomicFile.read(master.configDirectory + "/" + MessageStore.queueFloorsFile))
         try replica.applyQueueFloors(json: file)
         #expect(try bodies(replica, "T", queue: 0) == [[0, 50]])
+        #expect(replica.topicDeletedAt("T") == master.topicDeletedAt("T"))
         #expect(try AtomicFile.read(replica.configDirectory + "/" + MessageStore.queueFloorsFile) != nil)
         // An older file lowers nothing; a damaged one is refused.
         try replica.applyQueueFloors(json: Array(#"{"floors":[{"topic":"T","queueId":0,"offset":3}]}"#.utf8))

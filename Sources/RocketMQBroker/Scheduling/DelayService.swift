@@ -441,6 +441,14 @@ final class DelayService: Sendable {
             ])
             return .settle(.discarded)
         }
+        // Scheduled before its topic was deleted: it went with the topic, even if one of the
+        // name exists again.
+        if let deletedAt = store.topicDeletedAt(entry.topic), entry.physicalOffset < deletedAt {
+            logger.notice("a delay message's topic was deleted before it was due: it is dropped", metadata: [
+                "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
+            ])
+            return .settle(.discarded)
+        }
         // Missing also right after a promotion, until the master's topic table is copied over.
         guard let topic = broker.topics[entry.topic] else { return .retry("topic \(entry.topic) does not exist", counts: true) }
         var properties = scheduled.properties

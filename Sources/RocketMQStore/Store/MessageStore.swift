@@ -29,8 +29,8 @@ public final class MessageStore: Sendable {
     let notifier = QueueNotifier()
     private let directoryLock: DirectoryLock
     let queues = Mutex<[QueueID: ConsumeQueue]>([:])
-    /// Per queue, the first offset it may serve (see `QueueFloors`).
-    let queueFloors: Mutex<[QueueID: Int64]>
+    /// Per queue, the first offset it may serve, and where deleted topics were deleted (see `QueueFloors`).
+    let queueFloors: Mutex<FloorState>
     let writer = Mutex<WriterState>(WriterState())
     /// See `writeCheckpoint(clean:syncIndex:)`; the checkpoint thread's, and recovery's before it.
     private let indexSync = Mutex(IndexSync(due: .now, covered: 0))
