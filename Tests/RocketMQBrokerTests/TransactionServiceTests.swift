@@ -45,6 +45,26 @@ struct TransactionServiceTests {
         }
     }
 
+    @Test("a commit after its topic was deleted discards the message, also when a topic of the name exists again")
+    func commitAfterTheTopicWasDeleted() async throws {
+        try await withBroker { broker in
+            let tx = broker.transactions
+            try broker.upsertTopic(TopicConfig(name: "orders", queueCount: 2, messageTypes: ["TRANSACTION"]))
+            let before = try await tx.prepare(half("before", id: "ID-B"), firstCheck: .seconds(60), producerGave: false, broker: broker)
+            try broker.deleteTopic("orders")
+            try broker.upsertTopic(TopicConfig(name: "orders", queueCount: 2, messageTypes: ["TRANSACTION"]))
+            let after = try await tx.prepare(half("after", id: "ID-A"), firstCheck: .seconds(60), producerGave: false, broker: broker)
+            for _ in 0..<2 {  // the same answer when the producer tries again
+                await #expect(throws: BrokerError.invalidTransaction("topic orders was deleted after transaction \(before) began: its message is discarded")) {
+                    try await tx.end(transactionId: before, messageId: "ID-B", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
+                }
+            }
+            try await tx.end(transactionId: after, messageId: "ID-A", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
+            #expect(try visible(broker).map { String(decoding: $0.body, as: UTF8.self) } == ["after"])
+            #expect(tx.openCount == 0)
+        }
+    }
+
     @Test("retention keeps the segment of an open half message however old it is, so its commit still finds it")
     func retentionKeepsOpenHalfMessages() async throws {
         try await withBroker(smallSegments) { broker in

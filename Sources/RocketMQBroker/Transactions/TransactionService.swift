@@ -240,8 +240,16 @@ final class TransactionService: Sendable {
         guard half.topic == Self.halfTopic, half.messageId == messageId, half.properties[StoredProperty.realTopic] == topic else {
             throw .invalidTransaction("transaction \(transactionId) is not message \(messageId.debugDescription) of topic \(topic.debugDescription)")
         }
+        // A commit of a half message stored before its topic was deleted: the message went with
+        // the topic (as its delay messages do), even if a topic of the name exists again. The
+        // transaction ends discarded, and the producer is told.
+        let topicDeleted = store.topicDeletedAt(topic).map { offset < $0 } ?? false
+        let resolution = resolution == .commit && topicDeleted ? .discard : resolution
         // nil: the same resolution again, done already.
-        guard let claimed = try await claim(offset, transactionId: transactionId, resolution: resolution) else { return }
+        guard let claimed = try await claim(offset, transactionId: transactionId, resolution: resolution) else {
+            if topicDeleted { throw Self.deletedTopic(topic, transactionId) }
+            return
+        }
         // A sync master that stored the real message but saw no slave confirm it still records
         // the commit (else a retry or check-back would store the message again), then reports
         // the replication failure.
@@ -277,6 +285,13 @@ final class TransactionService: Sendable {
             "transaction": "\(transactionId)", "resolution": "\(resolution.rawValue)", "by": "\(fromCheck ? "check-back" : "producer")",
         ])
         if let unreplicated { throw unreplicated }
+        if topicDeleted && resolution == .discard { throw Self.deletedTopic(topic, transactionId) }
+    }
+
+    /// INVALID_TRANSACTION_ID, as for any transaction that can no longer be committed: final to
+    /// clients, which stop retrying it.
+    private static func deletedTopic(_ topic: String, _ transactionId: String) -> BrokerError {
+        .invalidTransaction("topic \(topic) was deleted after transaction \(transactionId) began: its message is discarded")
     }
 
     /// Takes the open half message at `offset` for resolving, or nil if it was already resolved
