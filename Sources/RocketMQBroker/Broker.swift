@@ -299,11 +299,20 @@ public final class Broker: Sendable {
     /// closed at its end (`MessageStore.clearTopic`) before the config goes, so a topic created
     /// again under the name starts empty, also after a restart and on the slaves; its queue
     /// offsets go on from there. The records stay in the CommitLog until retention removes them.
+    ///
+    /// The config goes first, so that a send checking the topic from then on is refused; one
+    /// that passed its check just before and is stored after the queues closed is the window
+    /// left (RocketMQ has it too). If the queues cannot be closed, the config is put back.
     public func deleteTopic(_ name: String) throws {
         try requireMaster()
-        guard topics[name] != nil else { return }
-        try store.clearTopic(name)
-        if try topics.remove(name) { topicsChanged() }
+        guard let config = topics[name], try topics.remove(name) else { return }
+        do {
+            try store.clearTopic(name)
+        } catch {
+            _ = try? topics.put(name, config)
+            throw error
+        }
+        topicsChanged()
     }
 
     /// Creates or updates a consumer group.

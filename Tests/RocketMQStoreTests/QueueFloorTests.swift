@@ -19,6 +19,16 @@ import Testing
         }
     }
 
+    /// A store with 10 messages in each of T's queues, T cleared, then `count` more sent (bodies
+    /// [queue, 100 + i]), shut down cleanly.
+    private func deleteAfterTen(_ config: StoreConfiguration, thenSend count: Int) async throws {
+        let store = try openStore(config)
+        try await fill(store, "T", perQueue: 10)
+        try store.clearTopic("T")
+        try await fill(store, "T", perQueue: count, from: 100)
+        store.shutdown()
+    }
+
     @Test func aClearedTopicServesOnlyWhatCameAfter() async throws {
         let dir = TempDirectory()
         let store = try openStore(testConfiguration(dir.path, segmentSize: 8192))
@@ -81,15 +91,26 @@ import Testing
         #expect(store.offsetRange(topic: "T", queueId: 1) == 40..<45)
     }
 
+    /// Entries below the floor lost in a crash before the deletion (their records too) leave a
+    /// hole the log cannot fill: loading the queue must not end it there, below the entries of
+    /// the topic created again.
+    @Test func aHoleBelowTheFloorDoesNotEndTheQueue() async throws {
+        let dir = TempDirectory()
+        let config = testConfiguration(dir.path, segmentSize: 8192)
+        try await deleteAfterTen(config, thenSend: 3)
+        let file = try StoreFile(path: dir.path + "/consumequeue/T/0/" + FileSystem.offsetName(0), create: false)
+        try file.write([UInt8](repeating: 0, count: 3 * 20), at: 7 * 20)
+        let store = try openStore(config)
+        defer { store.shutdown() }
+        #expect(try bodies(store, "T", queue: 0) == [[0, 100], [0, 101], [0, 102]])
+        #expect(store.offsetRange(topic: "T", queueId: 0) == 10..<13)
+        #expect(try await store.append(message("T", queue: 0, body: [7])).queueOffset == 13)
+    }
+
     @Test func aQueueWhoseRecordsAreAllGoneStillStartsAtItsFloor() async throws {
         let dir = TempDirectory()
         let config = testConfiguration(dir.path, segmentSize: 8192)
-        do {
-            let store = try openStore(config)
-            try await fill(store, "T", perQueue: 10)
-            try store.clearTopic("T")
-            store.shutdown()
-        }
+        try await deleteAfterTen(config, thenSend: 0)
         // No ConsumeQueue files and a checkpoint past every record: nothing recreates the queue.
         try FileManager.default.removeItem(atPath: dir.path + "/consumequeue")
         let store = try openStore(config)

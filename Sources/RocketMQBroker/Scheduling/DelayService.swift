@@ -458,7 +458,11 @@ final class DelayService: Sendable {
             topic: entry.topic, queueId: queueId < topic.queueCount ? queueId : queueId % max(1, topic.queueCount), body: scheduled.body,
             properties: properties, flags: scheduled.flags, bornTimestamp: scheduled.bornTimestamp, bornHost: scheduled.bornHost)
         do {
-            return .copy(try store.encode(real))
+            // One too large for the store (its limit lowered since) must not hold up the due
+            // copies appended after it.
+            let copy = try store.encode(real)
+            try store.checkSize(copy)
+            return .copy(copy)
         } catch {
             logger.error("a due delay message cannot be stored in its queue: it is dropped", metadata: [
                 "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(error)",

@@ -181,8 +181,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
 
     /// A batch of messages stored at once: appended in order, then waited for together, so that
     /// with sync flush one group commit covers the batch (RocketMQ writes a batch as one) rather
-    /// than one flush each, one after the other. A message that cannot be encoded refuses the
-    /// batch before anything is stored.
+    /// than one flush each, one after the other. A message that cannot be encoded, or whose
+    /// record is larger than the store takes, refuses the batch before anything is stored.
     private func storeTogether(
         _ placed: [(checked: CheckedSend, queueId: Int32)], messages: [Apache_Rocketmq_V2_Message], peer: String
     ) async -> Apache_Rocketmq_V2_SendMessageResponse {
@@ -190,7 +190,9 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         encoded.reserveCapacity(placed.count)
         for (index, (checked, queueId)) in placed.enumerated() {
             do {
-                encoded.append(try broker.store.encode(checked.message.toAppend(queueId: queueId, bornHost: peer, type: checked.type)))
+                let record = try broker.store.encode(checked.message.toAppend(queueId: queueId, bornHost: peer, type: checked.type))
+                try broker.store.checkSize(record)
+                encoded.append(record)
             } catch {
                 return Self.refusedBatch(messages, failing: index, BrokerError(error).status)
             }

@@ -151,7 +151,12 @@ final class ConsumeQueue: @unchecked Sendable {
     /// entries found are on disk already (a clean shutdown synced them), so the first
     /// checkpoint need not sync each queue again (one `msync`, and a disk cache flush, per
     /// queue: 44 s for 7,000 queues here).
-    func load(maxRecordSize: Int, synced entriesOnDisk: Bool = false) throws(StoreError) -> LoadResult {
+    ///
+    /// `floor`: the queue's floor (a deleted topic's end). Entries below it are never read
+    /// again, so when it lies in the last file the scan starts there: a hole or a stale entry
+    /// below it (a crash before the deletion) must not end the queue below it, or the entries of
+    /// the topic created again above it would be lost.
+    func load(maxRecordSize: Int, synced entriesOnDisk: Bool = false, floor: Int64 = 0) throws(StoreError) -> LoadResult {
         var indices = [Int64]()
         for name in FileSystem.list(directory) {
             guard name.utf8.count == 20, let start = Int64(name), start % Int64(fileBytes) == 0 else { continue }
@@ -172,12 +177,13 @@ final class ConsumeQueue: @unchecked Sendable {
               let last = files.withLock({ $0[lastIndex] })
         else { return LoadResult(suspicious: false, lastEntryEnd: 0) }
         let perFile = Int64(entriesPerFile)
+        let fromFloor = floor >= lastIndex * perFile
         var previousEnd: Int64 = 0
-        if lastIndex > firstIndex, let e = rawEntry(at: lastIndex * perFile - 1) {
+        if !fromFloor, lastIndex > firstIndex, let e = rawEntry(at: lastIndex * perFile - 1) {
             previousEnd = e.recordEnd
         }
         var suspicious = last.wasShort
-        var count = 0
+        var count = fromFloor ? Int(Swift.min(floor - lastIndex * perFile, perFile)) : 0
         while count < entriesPerFile {
             guard let e = rawEntry(at: lastIndex * perFile + Int64(count)) else { break }
             if e.size == 0 && e.physicalOffset == 0 && e.tagsHash == 0 { break }

@@ -136,7 +136,8 @@ public final class MessageStore: Sendable {
                 guard let queueId = Int32(q) else { continue }
                 let cq = ConsumeQueue(id: QueueID(topic: topic, queueId: queueId), root: consumeQueueRoot,
                                       entriesPerFile: configuration.consumeQueueFileEntries)
-                let result = try cq.load(maxRecordSize: configuration.maxMessageSize, synced: checkpoint?.cleanShutdown ?? false)
+                let result = try cq.load(
+                    maxRecordSize: configuration.maxMessageSize, synced: checkpoint?.cleanShutdown ?? false, floor: queueFloor(cq.id))
                 if result.suspicious {
                     logger.warning("damaged ConsumeQueue, redoing its dispatch", metadata: ["queue": "\(cq.id)", "from": "\(result.lastEntryEnd)"])
                     redoStart = min(redoStart, result.lastEntryEnd)
@@ -326,6 +327,15 @@ public final class MessageStore: Sendable {
         }
     }
 
+    /// Refuses, as an append would (`.messageTooLarge`), a record larger than the store takes:
+    /// callers that store several together check them all before writing any.
+    public func checkSize(_ message: EncodedMessage) throws(StoreError) {
+        let size = message.record.count
+        guard size <= configuration.maxMessageSize, Int64(size) + Int64(RecordCodec.blankSize) <= configuration.commitLogSegmentSize else {
+            throw .messageTooLarge(size: size, limit: configuration.maxMessageSize)
+        }
+    }
+
     /// Whether an append is done once written (async flush), so `appendWithoutWaiting` applies.
     public var appendsCompleteWhenWritten: Bool { configuration.flushMode == .async }
 
@@ -378,10 +388,8 @@ public final class MessageStore: Sendable {
     func write(_ message: EncodedMessage) throws(StoreError) -> AppendResult {
         let full = diskFullRatio.load(ordering: .relaxed)
         if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
+        try checkSize(message)
         var record = message.record
-        guard record.count <= configuration.maxMessageSize,
-              Int64(record.count) + Int64(RecordCodec.blankSize) <= configuration.commitLogSegmentSize
-        else { throw .messageTooLarge(size: record.count, limit: configuration.maxMessageSize) }
         let id = QueueID(topic: message.topic, queueId: message.queueId)
         let size = Int32(record.count)
         let keys = record.withUnsafeBytes { RecordCodec.dispatchKeys($0) }
