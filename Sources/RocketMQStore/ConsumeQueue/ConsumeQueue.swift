@@ -152,11 +152,12 @@ final class ConsumeQueue: @unchecked Sendable {
     /// checkpoint need not sync each queue again (one `msync`, and a disk cache flush, per
     /// queue: 44 s for 7,000 queues here).
     ///
-    /// `floor`: the queue's floor (a deleted topic's end). Entries below it are never read
-    /// again, so when it lies in the last file the scan starts there: a hole or a stale entry
-    /// below it (a crash before the deletion) must not end the queue below it, or the entries of
-    /// the topic created again above it would be lost.
+    /// `floor`: the queue's floor (a deleted topic's end), raised once loaded. Entries below it
+    /// are never read again, so when it lies in the last file the scan starts there: a hole or a
+    /// stale entry below it (a crash before the deletion) must not end the queue below it, or
+    /// the entries of the topic created again above it would be lost.
     func load(maxRecordSize: Int, synced entriesOnDisk: Bool = false, floor: Int64 = 0) throws(StoreError) -> LoadResult {
+        defer { raiseFloor(to: floor) }
         var indices = [Int64]()
         for name in FileSystem.list(directory) {
             guard name.utf8.count == 20, let start = Int64(name), start % Int64(fileBytes) == 0 else { continue }

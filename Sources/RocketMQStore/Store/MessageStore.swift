@@ -142,7 +142,6 @@ public final class MessageStore: Sendable {
                     logger.warning("damaged ConsumeQueue, redoing its dispatch", metadata: ["queue": "\(cq.id)", "from": "\(result.lastEntryEnd)"])
                     redoStart = min(redoStart, result.lastEntryEnd)
                 }
-                cq.raiseFloor(to: queueFloor(cq.id))
                 queues.withLock { $0[cq.id] = cq }
             }
         }
