@@ -62,6 +62,13 @@ struct TransactionServiceTests {
             try await tx.end(transactionId: after, messageId: "ID-A", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
             #expect(try visible(broker).map { String(decoding: $0.body, as: UTF8.self) } == ["after"])
             #expect(tx.openCount == 0)
+            // A rollback of one begun before the deletion is answered as any rollback, repeated too.
+            try broker.upsertTopic(TopicConfig(name: "audit", queueCount: 2, messageTypes: ["TRANSACTION"]))
+            let rolled = try await tx.prepare(half("rolled", id: "ID-R", topic: "audit"), firstCheck: .seconds(60), producerGave: false, broker: broker)
+            try broker.deleteTopic("audit")
+            for _ in 0..<2 {
+                try await tx.end(transactionId: rolled, messageId: "ID-R", topic: "audit", resolution: .rollback, fromCheck: false, broker: broker)
+            }
         }
     }
 

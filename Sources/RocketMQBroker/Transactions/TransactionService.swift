@@ -243,11 +243,11 @@ final class TransactionService: Sendable {
         // A commit of a half message stored before its topic was deleted: the message went with
         // the topic (as its delay messages do), even if a topic of the name exists again. The
         // transaction ends discarded, and the producer is told.
-        let topicDeleted = store.topicDeletedAt(topic).map { offset < $0 } ?? false
-        let resolution = resolution == .commit && topicDeleted ? .discard : resolution
+        let discarded = resolution == .commit && store.topicDeletedAt(topic).map { offset < $0 } ?? false
+        let resolution = discarded ? .discard : resolution
         // nil: the same resolution again, done already.
         guard let claimed = try await claim(offset, transactionId: transactionId, resolution: resolution) else {
-            if topicDeleted { throw Self.deletedTopic(topic, transactionId) }
+            if discarded { throw Self.deletedTopic(topic, transactionId) }
             return
         }
         // A sync master that stored the real message but saw no slave confirm it still records
@@ -285,7 +285,7 @@ final class TransactionService: Sendable {
             "transaction": "\(transactionId)", "resolution": "\(resolution.rawValue)", "by": "\(fromCheck ? "check-back" : "producer")",
         ])
         if let unreplicated { throw unreplicated }
-        if topicDeleted && resolution == .discard { throw Self.deletedTopic(topic, transactionId) }
+        if discarded { throw Self.deletedTopic(topic, transactionId) }
     }
 
     /// INVALID_TRANSACTION_ID, as for any transaction that can no longer be committed: final to
