@@ -4,8 +4,11 @@ RocketMQ 5 Python client."""
 import re
 import urllib.error
 import urllib.request
+import uuid
 
+import grpc
 from prometheus_client.parser import text_string_to_metric_families
+from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
 from test_rocketmq_client import Clients, message, receive_exactly, unique
 
 CONFIG = {
@@ -92,10 +95,6 @@ def test_a_batch_is_flushed_together_not_message_by_message(broker_factory):
     # RocketMQ writes a batch as one: a sync-flush broker appends a batch's messages in order
     # and waits for them together, so a few group commits cover it (one per message, one after
     # the other, made a batch of 32 take 32 flushes).
-    import uuid
-    import grpc
-    from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
-
     broker = broker_factory(CONFIG, extra=["--metrics-port", "0"])
     url = broker.process.wait_for(r"metrics listening on (http://\S+)").group(1)
     stub = service_pb2_grpc.MessagingServiceStub(grpc.insecure_channel(broker.endpoint))
