@@ -5,6 +5,9 @@ struct ClientRole: Sendable {
     var group: String?
     /// Topics a producer publishes to.
     var topics: [String] = []
+    /// A producer's attempts per send, first included: announced as its `backoff_policy`, as the
+    /// official clients do, so the broker (and its console) see the producer's own setting.
+    var maxSendAttempts: Int?
     /// Topic → filter, for consumers.
     var subscriptions: [String: FilterExpression] = [:]
 }

@@ -310,6 +310,13 @@ actor ClientSession {
             var publishing = Apache_Rocketmq_V2_Publishing()
             publishing.topics = role.topics.map { resource($0) }
             settings.pubSub = .publishing(publishing)
+            if let attempts = role.maxSendAttempts {
+                // Retried at once, on another broker where there is one (the official clients'
+                // immediate-retry policy for sends).
+                settings.backoffPolicy = Apache_Rocketmq_V2_RetryPolicy(
+                    maxAttempts: Int32(clamping: attempts),
+                    strategy: .exponentialBackoff(.init(initial: .init(seconds: 0, nanos: 0), max: .init(seconds: 0, nanos: 0), multiplier: 1)))
+            }
         }
         return settings
     }

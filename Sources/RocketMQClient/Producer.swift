@@ -6,8 +6,8 @@ import Synchronization
 ///
 /// Queue selection is round-robin over the topic's writable queues; a message with a
 /// ``Message/messageGroup`` always goes to the queue its group hashes to (FIFO). A send that fails
-/// with a retryable error is retried — up to the server's `max_attempts`, else
-/// ``ProducerOptions/maxAttempts`` — on another broker when there is one, and the failing broker is
+/// with a retryable error is retried — up to ``ProducerOptions/maxAttempts`` times in all, whatever
+/// `max_attempts` the server's settings name (as in the official clients) — on another broker when there is one, and the failing broker is
 /// isolated for ``ProducerOptions/isolationWindow``.
 ///
 /// Thread-safe; share one producer. Call ``shutdown()`` when done: it waits for one-way and
@@ -31,7 +31,7 @@ public final class Producer: Sendable {
     public static func start(
         configuration: ClientConfiguration, topics: [String] = [], options: ProducerOptions = ProducerOptions()
     ) async throws(RocketMQError) -> Producer {
-        let session = ClientSession(configuration: configuration, role: ClientRole(clientType: .producer, topics: topics))
+        let session = ClientSession(configuration: configuration, role: ClientRole(clientType: .producer, topics: topics, maxSendAttempts: max(1, options.maxAttempts)))
         if let checker = options.transactionChecker { await session.setTransactionChecker(checker) }
         do {
             try await session.start(topics: topics)
@@ -107,8 +107,7 @@ public final class Producer: Sendable {
         guard messages.allSatisfy({ $0.topic == first.topic }) else { throw .invalidArgument("a batch must have a single topic") }
         var encoded: [Apache_Rocketmq_V2_Message] = []
         for message in messages { encoded.append(try encode(message, transactional: transactional)) }
-        let policyAttempts = session.serverSettings?.backoffPolicy?.maxAttempts ?? 0
-        let attempts = max(1, policyAttempts > 0 ? Int(policyAttempts) : options.maxAttempts)
+        let attempts = max(1, options.maxAttempts)
         var failed: Set<Endpoint> = []
         var lastError = RocketMQError.noQueue(topic: first.topic, reason: "no attempt made")
         for attempt in 1...attempts {

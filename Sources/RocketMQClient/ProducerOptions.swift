@@ -1,6 +1,7 @@
 /// How a ``Producer`` retries, avoids failing brokers and compresses.
 public struct ProducerOptions: Sendable {
-    /// Attempts per send, first included, when the server's settings name none. Default 3.
+    /// Attempts per send, first included. Default 3. Announced to the broker as the producer's
+    /// `backoff_policy`; a `max_attempts` in the server's settings does not override it.
     public var maxAttempts: Int
     /// How long a broker that failed a send is skipped by queue selection. Default 30 s.
     public var isolationWindow: Duration

@@ -33,6 +33,24 @@ import Testing
         }
     }
 
+    /// A producer announces its own attempts per send, as the official clients do; the broker's
+    /// answer echoes them rather than naming attempts of its own.
+    @Test func aProducerAnnouncesItsAttemptsPerSend() async throws {
+        try await withDevBroker { _, configuration in
+            let producer = try await Producer.start(configuration: configuration, topics: [unique("t")], options: ProducerOptions(maxAttempts: 5))
+            let announced = producer.session.localSettings.backoffPolicy
+            let answered = producer.session.serverSettings?.backoffPolicy
+            await producer.shutdown()
+            #expect(announced?.maxAttempts == 5)
+            #expect(answered?.maxAttempts == 5)
+            guard case .exponentialBackoff(let backoff)? = answered?.strategy else {
+                Issue.record("no exponential back-off in the answer: \(String(describing: answered))")
+                return
+            }
+            #expect(backoff.initial?.seconds == 0 && backoff.initial?.nanos == 0)
+        }
+    }
+
     @Test func cancellingAWaitingReceiveEndsItPromptly() async throws {
         try await withDevBroker { _, configuration in
             let consumer = try await SimpleConsumer.start(
