@@ -86,8 +86,9 @@ extension CBridgedMessage {
             write(to: CMessageWriter(message: message, descriptor: Self.cMessageType.descriptor, arena: arena))
             let packed = message.assumingMemoryBound(to: ProtobufCMessage.self)
             let size = protobuf_c_message_get_packed_size(packed)
-            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-                count = buffer.baseAddress.map { protobuf_c_message_pack(packed, $0) } ?? 0
+            return ByteArray.make(count: size) { buffer in
+                let written = buffer.baseAddress.map { protobuf_c_message_pack(packed, $0) } ?? 0
+                precondition(written == size, "protobuf-c packed \(written) bytes of \(size)")
             }
         }
     }

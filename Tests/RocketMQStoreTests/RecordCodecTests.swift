@@ -34,6 +34,17 @@ import Testing
         }
     }
 
+    /// The records' byte arrays: exactly `count` bytes, as `body` wrote them, for any size.
+    @Test func byteArraysHoldWhatTheirWriterWrote() {
+        for count in [0, 1, 15, 16, 4095, 70_000] {
+            let bytes = ByteArray.make(count: count) { buffer in
+                for i in buffer.indices { buffer[i] = UInt8(truncatingIfNeeded: i &* 7) }
+            }
+            #expect(bytes.count == count)
+            #expect(bytes.indices.allSatisfy { bytes[$0] == UInt8(truncatingIfNeeded: $0 &* 7) })
+        }
+    }
+
     @Test func everyFlippedByteIsDetected() throws {
         let m = message(body: Array("hello, world".utf8), tag: "t", keys: "a b", uniq: "u1")
         var bytes = try RecordCodec.encode(m, storeHost: "127.0.0.1:1")

@@ -116,6 +116,16 @@ struct CodingTests {
         #expect(received.withFirstValueBytes("absent") { $0 == nil })
     }
 
+    /// A field is binary when its name ends in `-bin`, whatever it is stored as.
+    @Test func binaryFieldNamesEndInDashBin() {
+        for name in ["trace-bin", "-bin", "a-b-bin", String("x-bin".utf16.map { Character(UnicodeScalar($0)!) })] {
+            #expect(Metadata.isBinary(name), "\(name)")
+        }
+        for name in ["bin", "x-bi", "x-binx", "xbin", "", "x-BIN", "é-bin-é"] {
+            #expect(!Metadata.isBinary(name), "\(name)")
+        }
+    }
+
     @Test func framerAndDeframerRoundTripAcrossArbitraryChunkBoundaries() throws {
         let messages: [[UInt8]] = [[], [1], Array(repeating: 9, count: 70_000), Array(0..<200).map { UInt8($0) }]
         var wire = ByteBuffer()

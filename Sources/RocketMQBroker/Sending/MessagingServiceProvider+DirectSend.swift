@@ -189,7 +189,13 @@ extension MessagingServiceProvider {
             }
         }
 
-        var name: String { staticName.description }
+        /// As a literal, not `staticName.description`, which builds the string on every call.
+        var name: String {
+            switch self {
+            case .normal: "NORMAL"
+            case .fifo: "FIFO"
+            }
+        }
         var nameBytes: UnsafeRawBufferPointer { PropertyName.bytes(staticName) }
     }
 }

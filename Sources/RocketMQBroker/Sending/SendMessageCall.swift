@@ -68,35 +68,29 @@ struct SendMessageResponseBytes: ProtoMessage {
         if !messageId.isEmpty { entryCount += 1 + varintSize(UInt64(messageId.count)) + messageId.count }
         if offset != 0 { entryCount += 1 + varintSize(UInt64(bitPattern: offset)) }
         let total = 1 + varintSize(UInt64(status.count)) + status.count + 1 + varintSize(UInt64(entryCount)) + entryCount
-        let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-            var at = 0
-            func byte(_ b: UInt8) { buffer[at] = b; at += 1 }
-            func varint(_ value: UInt64) {
-                var v = value
-                while v >= 0x80 { byte(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-                byte(UInt8(v))
-            }
-            func raw(_ source: UnsafeRawBufferPointer) {
-                for b in source { byte(b) }
-            }
-            byte(0x0A)  // 1: status
-            varint(UInt64(status.count))
-            status.withUnsafeBytes(raw)
-            byte(0x12)  // 2: entries
-            varint(UInt64(entryCount))
-            byte(0x0A)  //   1: status
-            varint(UInt64(status.count))
-            status.withUnsafeBytes(raw)
+        let bytes = ByteArray.make(count: total) { buffer in
+            // A cursor, not nested functions capturing the position: a nested function passed
+            // as a closure (`withUnsafeBytes(raw)`) boxes what it captures, and every write
+            // then paid a dynamic exclusivity check.
+            var out = ProtoWriter(buffer: buffer)
+            out.byte(0x0A)  // 1: status
+            out.varint(UInt64(status.count))
+            status.withUnsafeBytes { out.raw($0) }
+            out.byte(0x12)  // 2: entries
+            out.varint(UInt64(entryCount))
+            out.byte(0x0A)  //   1: status
+            out.varint(UInt64(status.count))
+            status.withUnsafeBytes { out.raw($0) }
             if !messageId.isEmpty {
-                byte(0x12)  //   2: message_id
-                varint(UInt64(messageId.count))
-                raw(messageId)
+                out.byte(0x12)  //   2: message_id
+                out.varint(UInt64(messageId.count))
+                out.raw(messageId)
             }
             if offset != 0 {
-                byte(0x20)  //   4: offset
-                varint(UInt64(bitPattern: offset))
+                out.byte(0x20)  //   4: offset
+                out.varint(UInt64(bitPattern: offset))
             }
-            initialized = at
+            assert(out.at == total, "the response's size was miscounted")
         }
         return SendMessageResponseBytes(bytes: bytes)
     }
@@ -111,4 +105,32 @@ struct SendMessageResponseBytes: ProtoMessage {
     }
 
     func serializedBytes() -> [UInt8] { bytes }
+}
+
+/// Writes protobuf bytes front to back into a buffer sized for them.
+private struct ProtoWriter {
+    let buffer: UnsafeMutableBufferPointer<UInt8>
+    private(set) var at = 0
+
+    init(buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+    mutating func byte(_ b: UInt8) {
+        buffer[at] = b
+        at += 1
+    }
+
+    mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            byte(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        byte(UInt8(v))
+    }
+
+    mutating func raw(_ source: UnsafeRawBufferPointer) {
+        guard let base = source.baseAddress, !source.isEmpty else { return }
+        UnsafeMutableRawPointer(buffer.baseAddress! + at).copyMemory(from: base, byteCount: source.count)
+        at += source.count
+    }
 }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The on-disk format of one CommitLog record, little-endian:
 ///
 /// ```
@@ -46,7 +52,7 @@ enum RecordCodec {
         let total = headerSize + topicCount + bornCount + storeCount + propsCount + bodyCount
         guard total <= Int(Int32.max) else { throw .messageTooLarge(size: total, limit: Int(Int32.max)) }
         let bodyCRC = CRC32C.checksum(message.body)
-        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+        return ByteArray.make(count: total) { buffer in
             let raw = UnsafeMutableRawBufferPointer(buffer)
             writeHeader(raw, total: total, bodyCRC: bodyCRC, queueId: message.queueId, flags: message.flags,
                         bornTimestamp: message.bornTimestamp, reconsumeTimes: message.reconsumeTimes,
@@ -75,7 +81,6 @@ enum RecordCodec {
                     (dst + at).copyMemory(from: base, byteCount: bodyCount)
                 }
             }
-            initialized = total
         }
     }
 
@@ -126,7 +131,7 @@ enum RecordCodec {
         let total = headerSize + topic.count + bornHost.count + storeHost.count + propsCount + body.count
         guard total <= Int(Int32.max) else { throw .messageTooLarge(size: total, limit: Int(Int32.max)) }
         let bodyCRC = CRC32C.update(0, body)
-        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+        return ByteArray.make(count: total) { buffer in
             let raw = UnsafeMutableRawBufferPointer(buffer)
             writeHeader(raw, total: total, bodyCRC: bodyCRC, queueId: queueId, flags: 0, bornTimestamp: bornTimestamp,
                         reconsumeTimes: 0, preparedTransactionOffset: 0, topicCount: topic.count,
@@ -152,7 +157,6 @@ enum RecordCodec {
                 put(property.value)
             }
             put(body)
-            initialized = total
         }
     }
 
@@ -237,10 +241,12 @@ enum RecordCodec {
             p = value.upperBound
             guard p <= end else { break }
             // Later entries win, as in `decode`'s dictionary.
+            // Compared with `memcmp`: the generic `elementsEqual` took ~240 instructions a record.
+            let name = UnsafeRawBufferPointer(rebasing: raw[key])
             switch kl {
-            case 4 where raw[key].elementsEqual(MessageProperty.tagsBytes): tags = value
-            case 4 where raw[key].elementsEqual(MessageProperty.keysBytes): keys = value
-            case 8 where raw[key].elementsEqual(MessageProperty.uniqueKeyBytes): unique = value
+            case 4 where name.hasBytes(of: MessageProperty.tagsKey): tags = value
+            case 4 where name.hasBytes(of: MessageProperty.keysKey): keys = value
+            case 8 where name.hasBytes(of: MessageProperty.uniqueKeyKey): unique = value
             default: break
             }
         }
@@ -339,5 +345,14 @@ enum RecordCodec {
         return DispatchInfo(
             topic: m.topic, queueId: m.queueId, queueOffset: m.queueOffset, physicalOffset: m.physicalOffset,
             size: m.storeSize, storeTimestamp: m.storeTimestamp, keys: dispatchKeys(raw))
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Whether these bytes are exactly `literal`'s UTF-8.
+    func hasBytes(of literal: StaticString) -> Bool {
+        guard count == literal.utf8CodeUnitCount else { return false }
+        guard count > 0, let base = baseAddress else { return true }
+        return memcmp(base, literal.utf8Start, count) == 0
     }
 }

@@ -12,10 +12,6 @@ public enum MessageProperty {
     public static let tagsKey: StaticString = "TAGS"
     public static let keysKey: StaticString = "KEYS"
     public static let uniqueKeyKey: StaticString = "UNIQ_KEY"
-
-    static let tagsBytes: [UInt8] = Array(tags.utf8)
-    static let keysBytes: [UInt8] = Array(keys.utf8)
-    static let uniqueKeyBytes: [UInt8] = Array(uniqueKey.utf8)
 }
 
 /// One property of a message being encoded from bytes (`MessageStore.encode(...)`): UTF-8

@@ -134,8 +134,9 @@ final class MappedFile: @unchecked Sendable {
     /// Kept open for ``reserve(_:ahead:)``.
     private let file: StoreFile
     /// One bit per page: set once `reserve` allocated the page's blocks (or found no way to).
-    /// Only the file's single writer touches it.
-    private var reservedPages: [UInt64]
+    /// Only the file's single writer touches it, so its accesses skip the runtime's dynamic
+    /// exclusivity checks (callgrind: ~600 instructions per `SendMessage`, in ~8 calls).
+    @exclusivity(unchecked) private var reservedPages: [UInt64]
 
     /// Opens or creates `path`, extends it to `size` bytes (zero-filled) and maps it.
     /// `wasShort` says the file existed but was shorter (a torn or truncated file).
