@@ -21,6 +21,40 @@ struct StatusAndMetadataTests {
         await h.stop()
     }
 
+    /// nghttp2 sends a request's header fields from the caller's bytes (no copy), and a request
+    /// beyond the server's concurrent-stream limit waits in nghttp2's queue after its call has
+    /// handed them over: each call must still reach the server with its own metadata.
+    @Test func requestsQueuedBehindTheStreamLimitKeepTheirOwnMetadata() async throws {
+        let h = try await TestHarness.start(server: { $0.maxConcurrentStreams = 1 })
+        // One call first, so the client knows the limit and queues the rest itself.
+        let _: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("warm-up"), options: CallOptions())
+        try await withThrowingTaskGroup(of: (String, String?).self) { group in
+            for i in 0..<64 {
+                group.addTask {
+                    var options = CallOptions(timeout: .seconds(20))
+                    let own = "call-\(i)-" + String(repeating: "\(i % 10)", count: 100 + i)
+                    options.metadata.add("x-own", own)
+                    if i % 2 == 0 {
+                        let response: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("metadata"), options: options)
+                        return (own, response.initialMetadata.first("x-own"))
+                    }
+                    // A streaming call hands its stream opener over once the stream is open.
+                    let response: UnaryResponse<TestMessage> = try await h.channel.clientStreaming(EchoService.collect, options: options) { writer in
+                        try await writer.write(TestMessage("x-own"))
+                    }
+                    return (own, response.message.text)
+                }
+            }
+            var answered = 0
+            for try await (own, echoed) in group {
+                #expect(echoed == own)
+                answered += 1
+            }
+            #expect(answered == 64)
+        }
+        await h.stop()
+    }
+
     @Test func statusMessageWithSpecialCharactersRoundTrips() async throws {
         let h = try await TestHarness.start()
         let message = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"

@@ -26,8 +26,15 @@ enum GRPCTimeout {
         }
     }
 
-    /// Formats a duration with the finest unit that keeps the value within 8 digits, rounding up
-    /// so the server never sees a shorter deadline than the client's. Negative durations become `0n`.
+    /// Formats a duration rounded up to three significant digits, in the coarsest unit that holds
+    /// that value exactly (30 s less a few microseconds is `30S`), so the server never sees a
+    /// shorter deadline than the client's and at most 1% longer. Negative durations become `0n`.
+    ///
+    /// Why round: a call's remaining time differs in its last digits from every other call's, and
+    /// HPACK adds each new `grpc-timeout` value to both ends' dynamic tables: every request then
+    /// paid a Huffman-coded literal, an insertion and an eviction on each side, and the stream of
+    /// new entries pushed the connection's fixed headers out of the table. Rounded, calls with
+    /// the same timeout send one indexed byte. (The client enforces its own deadline exactly.)
     static func format(_ duration: Duration) -> String {
         withFormatted(duration) { String(decoding: $0, as: UTF8.self) }
     }
@@ -58,11 +65,25 @@ enum GRPCTimeout {
         let extra = (attoseconds + 999_999_999) / 1_000_000_000
         let nanos = overflow ? Int64.max : secNanos.addingReportingOverflow(extra).overflow ? Int64.max : secNanos + extra
         let maxValue: Int64 = 99_999_999
+        if nanos <= Int64.max / 4 {
+            let rounded = roundedUpToThreeDigits(nanos)
+            for (scale, unit) in units.reversed() where rounded % scale == 0 && rounded / scale <= maxValue {
+                return (rounded / scale, unit)
+            }
+        }
         for (scale, unit) in units {
             let value = nanos / scale + (nanos % scale == 0 ? 0 : 1)
             if value <= maxValue { return (value, unit) }
         }
         return (maxValue, UInt8(ascii: "H"))
+    }
+
+    /// `value` rounded up to its three most significant decimal digits (positive, at most a
+    /// quarter of `Int64.max`).
+    private static func roundedUpToThreeDigits(_ value: Int64) -> Int64 {
+        var scale: Int64 = 1
+        while value / scale >= 1_000 { scale *= 10 }
+        return (value + scale - 1) / scale * scale
     }
 
     private static let units: [(Int64, UInt8)] = [

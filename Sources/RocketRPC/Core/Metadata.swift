@@ -171,7 +171,6 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
 
     // MARK: Wire form
 
-    /// Headers that belong to the protocol, never surfaced as metadata.
     /// Whether `name` ends in `-bin` (a binary field). `String.hasSuffix` took ~100
     /// instructions, and this runs for each value a handler reads on every call.
     static func isBinary(_ name: String) -> Bool {
@@ -181,6 +180,7 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
         } ?? name.hasSuffix("-bin")
     }
 
+    /// Whether `name` is a header that belongs to the protocol, never surfaced as metadata.
     static func isReserved(_ name: String) -> Bool {
         name.utf8.withContiguousStorageIfAvailable { isReserved(wireName: UnsafeRawBufferPointer($0)) }
             ?? Array(name.utf8).withUnsafeBytes { isReserved(wireName: $0) }
@@ -232,7 +232,7 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
             case .binary(let b):
                 body(entry.name, Base64.encode(b, padded: false))
             case .string(let s):
-                if entry.name.hasSuffix("-bin") {
+                if Metadata.isBinary(entry.name) {
                     body(entry.name, Base64.encode(Array(s.utf8), padded: false))
                 } else {
                     body(entry.name, s)

@@ -50,6 +50,10 @@ final class OutboundDataQueue {
     @exclusivity(unchecked) var isFinished = false
     /// Trailers sent after the data, or `nil` to end the stream on the last DATA frame.
     @exclusivity(unchecked) var trailers: HeaderFields?
+    /// A client stream's request header fields, whose bytes nghttp2 points at (not copies) until
+    /// it sends or drops the HEADERS frame. Kept here because the session holds this queue until
+    /// nghttp2 closes the stream, and nghttp2 reads a request's fields only before that.
+    @exclusivity(unchecked) var requestHeaders: HeaderBlock?
     /// nghttp2 returned `NGHTTP2_ERR_DEFERRED` for this stream and needs `resume_data`.
     @exclusivity(unchecked) var isDeferred = false
     /// A writer suspended because more than `highWater` bytes are queued; resumed below `lowWater`.

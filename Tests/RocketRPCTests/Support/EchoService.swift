@@ -9,7 +9,8 @@ import RocketRPC
 /// cancellation, until an `after-outlived` call started, then answers and records `get.outlived`),
 /// `after-outlived` (answers once `get.outlived` was recorded), `metadata` (echoes request
 /// metadata as response and trailing metadata), `gzip` (answers compressed, recording the request's
-/// encoding), anything else is echoed.
+/// encoding), anything else is echoed. Client-streaming `Collect` joins the texts it received, or
+/// answers a lone `x-own` with that request metadata's value.
 struct EchoService: RPCService {
     static let get = MethodDescriptor(service: "rocketrpc.test.Echo", method: "Get")
     static let expand = MethodDescriptor(service: "rocketrpc.test.Echo", method: "Expand")
@@ -135,6 +136,8 @@ struct EchoService: RPCService {
             for try await message in requests {
                 parts.append(message.text)
             }
+            // A lone "x-own" answers with the request's `x-own` metadata.
+            if parts == ["x-own"] { return TestMessage(context.requestMetadata.first("x-own") ?? "(none)") }
             return TestMessage(parts.joined(separator: ","))
         }
 
