@@ -193,6 +193,8 @@ struct DirectSendTests {
                 ("blank message id", message { $0.messageId = "  " }),
                 ("reserved property", message(user: ["__SHARDINGKEY": "x"])),
                 ("TAGS property", message(user: ["TAGS": "x"])),
+                ("KEYS property", message(user: ["KEYS": "x"])),
+                ("UNIQ_KEY property", message(user: ["UNIQ_KEY": "x"])),
                 ("empty property key", message(user: ["": "x"])),
                 ("control character in a key", message(user: ["a\u{7}": "x"])),
                 ("FIFO without group", message { $0.messageType = .fifo }),

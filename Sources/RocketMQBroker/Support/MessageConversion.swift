@@ -41,8 +41,8 @@ enum StoredProperty {
     /// `isReserved` for a key of ASCII bytes.
     static func isReserved(ascii key: UnsafeRawBufferPointer) -> Bool {
         if key.count >= 2, key[0] == UInt8(ascii: "_"), key[1] == UInt8(ascii: "_") { return true }
-        return key.elementsEqual(MessageProperty.tags.utf8) || key.elementsEqual(MessageProperty.keys.utf8)
-            || key.elementsEqual(MessageProperty.uniqueKey.utf8)
+        return key.hasBytes(of: MessageProperty.tagsKey) || key.hasBytes(of: MessageProperty.keysKey)
+            || key.hasBytes(of: MessageProperty.uniqueKeyKey)
     }
 }
 
