@@ -22,8 +22,10 @@ struct CodingTests {
         #expect(GRPCTimeout.format(.milliseconds(250)) == "250m")
         #expect(GRPCTimeout.format(.milliseconds(1_230)) == "1230m")
         #expect(GRPCTimeout.format(.seconds(120)) == "2M")
-        #expect(GRPCTimeout.format(.nanoseconds(123_456_789_123)) == "124S")
-        #expect(GRPCTimeout.format(.seconds(86_400 * 30)) == "2600000S")
+        #expect(GRPCTimeout.format(.nanoseconds(123_456_789_123)) == "123457m")
+        #expect(GRPCTimeout.format(.microseconds(1_234_567)) == "1235m")
+        #expect(GRPCTimeout.format(.microseconds(567)) == "567u")
+        #expect(GRPCTimeout.format(.seconds(86_400 * 30)) == "720H")
         #expect(GRPCTimeout.format(.nanoseconds(1)) == "1n")
         #expect(GRPCTimeout.format(.zero) == "0n")
         #expect(GRPCTimeout.format(.seconds(-5)) == "0n")
@@ -37,18 +39,22 @@ struct CodingTests {
         #expect(GRPCTimeout.format(.seconds(Int64.max)) == "2562048H")
     }
 
-    /// Calls with one timeout send one `grpc-timeout` value whatever time they started at, so
-    /// HPACK indexes it once per connection instead of adding an entry per call.
-    @Test func grpcTimeoutRoundsToThreeDigitsSoEqualTimeoutsShareOneValue() {
-        for elapsedMicros in [0, 1, 7, 250, 999, 5_000, 99_999] {
+    /// Calls with one timeout send one `grpc-timeout` value (their headers are written well within
+    /// a millisecond of their start), so HPACK indexes it once per connection instead of adding an
+    /// entry per call; and the server's deadline is never more than 1 ms (nor 1%) later.
+    @Test func grpcTimeoutRoundsSoEqualTimeoutsShareOneValue() {
+        for elapsedMicros in [0, 1, 7, 250, 999] {
             #expect(GRPCTimeout.format(.seconds(30) - .microseconds(elapsedMicros)) == "30S", "\(elapsedMicros) µs elapsed")
         }
+        #expect(GRPCTimeout.format(.seconds(30) - .microseconds(5_000)) == "29995m")
         #expect(GRPCTimeout.format(.milliseconds(100) - .nanoseconds(3_217)) == "100m")
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2_000 {
             let d = Duration.nanoseconds(Int64.random(in: 1...(Int64(1) << 50), using: &generator))
             let parsed = GRPCTimeout.parse(GRPCTimeout.format(d))!
             #expect(parsed >= d && parsed <= d * 1.01 + .nanoseconds(1), "\(d) became \(GRPCTimeout.format(d))")
+            // Never a millisecond later while milliseconds fit in the header's 8 digits (~27 h).
+            if d < .milliseconds(99_999_999) { #expect(parsed - d <= .milliseconds(1), "\(d) became \(GRPCTimeout.format(d))") }
         }
     }
 

@@ -26,9 +26,11 @@ enum GRPCTimeout {
         }
     }
 
-    /// Formats a duration rounded up to three significant digits, in the coarsest unit that holds
-    /// that value exactly (30 s less a few microseconds is `30S`), so the server never sees a
-    /// shorter deadline than the client's and at most 1% longer. Negative durations become `0n`.
+    /// Formats a duration rounded up to three significant digits but never coarser than a
+    /// millisecond, in the coarsest unit that holds that value exactly (30 s less a few
+    /// microseconds is `30S`), so the server never sees a shorter deadline than the client's, and
+    /// at most 1% and 1 ms longer (a broker ends a long poll 200 ms before the deadline it was
+    /// given: a coarser rounding would eat into that). Negative durations become `0n`.
     ///
     /// Why round: a call's remaining time differs in its last digits from every other call's, and
     /// HPACK adds each new `grpc-timeout` value to both ends' dynamic tables: every request then
@@ -66,7 +68,7 @@ enum GRPCTimeout {
         let nanos = overflow ? Int64.max : secNanos.addingReportingOverflow(extra).overflow ? Int64.max : secNanos + extra
         let maxValue: Int64 = 99_999_999
         if nanos <= Int64.max / 4 {
-            let rounded = roundedUpToThreeDigits(nanos)
+            let rounded = roundedUp(nanos)
             for (scale, unit) in units.reversed() where rounded % scale == 0 && rounded / scale <= maxValue {
                 return (rounded / scale, unit)
             }
@@ -78,12 +80,12 @@ enum GRPCTimeout {
         return (maxValue, UInt8(ascii: "H"))
     }
 
-    /// `value` rounded up to its three most significant decimal digits (positive, at most a
-    /// quarter of `Int64.max`).
-    private static func roundedUpToThreeDigits(_ value: Int64) -> Int64 {
+    /// `nanos` rounded up to its three most significant decimal digits, or to the millisecond
+    /// if that is finer (positive, at most a quarter of `Int64.max`).
+    private static func roundedUp(_ nanos: Int64) -> Int64 {
         var scale: Int64 = 1
-        while value / scale >= 1_000 { scale *= 10 }
-        return (value + scale - 1) / scale * scale
+        while nanos / scale >= 1_000, scale < 1_000_000 { scale *= 10 }
+        return (nanos + scale - 1) / scale * scale
     }
 
     private static let units: [(Int64, UInt8)] = [

@@ -12,7 +12,12 @@ import NIOCore
 //   during the callback; their bytes are copied into Swift values (the session's reused
 //   `HeaderBlock`, a `ByteBuffer`) before returning.
 // - Header name/value arrays we submit are copied by nghttp2 during the submit call, except those of a
-//   `PrebuiltHeaderFields` (NO_COPY flags), whose memory is never freed.
+//   `PrebuiltHeaderFields` (NO_COPY flags), whose memory is never freed, and a client's request
+//   fields (NO_COPY too), whose `HeaderBlock` the stream's `OutboundDataQueue` keeps while
+//   `outbound` holds it, until `on_stream_close`. That suffices because nghttp2 (1.52 and later)
+//   assigns a request's stream ID at submit but opens the stream only when it prepares the HEADERS
+//   frame, and compresses the fields in that same step: the stream cannot close while its fields
+//   are still unread. A request dropped before then (reset while queued, GOAWAY) is never read.
 
 /// Runs `body` with the session behind `user_data` without retaining it: the session outlives every
 /// callback (see the ownership rules above), and the per-frame callbacks are hot enough that a
