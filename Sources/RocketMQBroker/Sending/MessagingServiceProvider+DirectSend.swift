@@ -109,7 +109,7 @@ extension MessagingServiceProvider {
                 let key = slice(keyRange)
                 guard !key.isEmpty, !StoredProperty.isReserved(ascii: key), !key.hasControlASCII, !slice(valueRange).hasControlASCII else { return nil }
                 // The generated map keeps the last of duplicate keys: leave those to it.
-                for earlier in message.userProperties[..<index] where slice(earlier.key).hasSameBytes(as: key) { return nil }
+                for earlier in message.userProperties[..<index] where slice(earlier.key).equals(key) { return nil }
                 propertyBytes += keyRange.count + valueRange.count
             }
             if propertyBytes > SendValidation.maxUserPropertyBytes { return nil }

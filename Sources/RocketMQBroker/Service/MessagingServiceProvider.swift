@@ -45,7 +45,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     /// client does (`x-mq-language: SWIFT`) and reports that queue in its receipts. Others'
     /// `queue_id` 0 may be a field left unset (see `Broker.queue(for:requested:messageGroup:clientChoosesQueues:)`).
     static func choosesQueues(_ metadata: Metadata) -> Bool {
-        metadata.withFirstValueBytes(languageHeader) { $0?.hasBytes(of: "SWIFT") ?? false }
+        metadata.withFirstValueBytes(languageHeader) { $0?.equals("SWIFT") ?? false }
     }
 
     func namespace(_ context: ServerContext) -> String {

@@ -1,5 +1,6 @@
 import RocketMQAPI
 import RocketMQStore
+import RocketRPC
 
 /// Property keys the broker keeps next to a stored message for what the protocol carries in
 /// `SystemProperties`. User property keys may not collide with them (nor start with `__`).
@@ -41,8 +42,7 @@ enum StoredProperty {
     /// `isReserved` for a key of ASCII bytes.
     static func isReserved(ascii key: UnsafeRawBufferPointer) -> Bool {
         if key.count >= 2, key[0] == UInt8(ascii: "_"), key[1] == UInt8(ascii: "_") { return true }
-        return key.hasBytes(of: MessageProperty.tagsKey) || key.hasBytes(of: MessageProperty.keysKey)
-            || key.hasBytes(of: MessageProperty.uniqueKeyKey)
+        return key.equals(MessageProperty.tagsKey) || key.equals(MessageProperty.keysKey) || key.equals(MessageProperty.uniqueKeyKey)
     }
 }
 

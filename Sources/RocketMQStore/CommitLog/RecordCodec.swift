@@ -349,18 +349,10 @@ enum RecordCodec {
 }
 
 extension UnsafeRawBufferPointer {
-    /// Whether these bytes are exactly `literal`'s UTF-8 (one `memcmp`; the generic
-    /// `elementsEqual` walks byte by byte through a `String.UTF8View`).
-    package func hasBytes(of literal: StaticString) -> Bool {
+    /// Whether these bytes are exactly `literal`'s UTF-8.
+    func hasBytes(of literal: StaticString) -> Bool {
         guard count == literal.utf8CodeUnitCount else { return false }
         guard count > 0, let base = baseAddress else { return true }
         return memcmp(base, literal.utf8Start, count) == 0
-    }
-
-    /// Whether these bytes are exactly `other`'s.
-    package func hasSameBytes(as other: UnsafeRawBufferPointer) -> Bool {
-        guard count == other.count else { return false }
-        guard count > 0, let base = baseAddress, let otherBase = other.baseAddress else { return true }
-        return memcmp(base, otherBase, count) == 0
     }
 }

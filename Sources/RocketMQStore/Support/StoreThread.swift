@@ -1,9 +1,5 @@
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A dedicated thread for the store's blocking work (`fdatasync`, timed waits), which must never
 /// hold a cooperative-pool thread.
 ///

@@ -156,14 +156,15 @@ import Darwin
 extension UnsafeRawBufferPointer {
     /// Whether these bytes are exactly `other`'s. One `memcmp`: header names and paths are compared
     /// on every request, and the generic element-by-element comparison showed in profiles.
-    func equals(_ other: UnsafeRawBufferPointer) -> Bool {
+    package func equals(_ other: UnsafeRawBufferPointer) -> Bool {
         guard count == other.count else { return false }
         guard count > 0, let base = baseAddress, let otherBase = other.baseAddress else { return true }
         return memcmp(base, otherBase, count) == 0
     }
 
-    /// Whether these bytes are exactly `literal`'s UTF-8.
-    func equals(_ literal: StaticString) -> Bool {
+    /// Whether these bytes are exactly `literal`'s UTF-8 (the broker compares property keys with
+    /// it too: the generic `elementsEqual` walks a `String.UTF8View` byte by byte).
+    package func equals(_ literal: StaticString) -> Bool {
         equals(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
     }
 
