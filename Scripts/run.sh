@@ -8,7 +8,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. Scripts/lib/swiftpm.sh
 Scripts/install-deps.sh
-swift build -c release --product mqbroker
-exec "$(swift build -c release --show-bin-path)/mqbroker" --dev --data "${DATA_DIR:-./data}" \
+swiftpm build -c release --product mqbroker
+exec "$(swiftpm build -c release --show-bin-path)/mqbroker" --dev --data "${DATA_DIR:-./data}" \
   --port "${BROKER_PORT:-8081}" --namesrv-port "${NAMESRV_PORT:-9876}" --console-port "${CONSOLE_PORT:-8080}" "$@"

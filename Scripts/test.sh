@@ -5,6 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. Scripts/lib/swiftpm.sh
 
 Scripts/install-deps.sh --test
 
@@ -12,8 +13,8 @@ echo "== protoc-c output drift check"
 Scripts/gen-protos.sh --check
 
 echo "== build"
-swift build --build-tests
-bin=$(swift build --show-bin-path)
+swiftpm build --build-tests
+bin=$(swiftpm build --show-bin-path)
 
 echo "== swift test"
 # One test at a time: many suites start real brokers and kill processes, and timing checks
