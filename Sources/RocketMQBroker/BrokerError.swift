@@ -5,6 +5,7 @@ import RocketMQStore
 /// `apache.rocketmq.v2.Code` the protocol defines; this is the one place that mapping lives.
 public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case clientIdRequired
+    case unrecognizedClientType(String)
     case badRequest(String)
     case topicNotFound(String)
     case groupNotFound(String)
@@ -46,6 +47,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .clientIdRequired: return "the x-mq-client-id header is required"
+        case .unrecognizedClientType(let why): return why
         case .badRequest(let what): return what
         case .topicNotFound(let topic): return "topic \"\(topic)\" does not exist"
         case .groupNotFound(let group): return "consumer group \"\(group)\" does not exist"
@@ -89,6 +91,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         let code: Apache_Rocketmq_V2_Code
         switch self {
         case .clientIdRequired: code = .clientIdRequired
+        case .unrecognizedClientType: code = .unrecognizedClientType
         case .badRequest: code = .badRequest
         case .topicNotFound: code = .topicNotFound
         case .groupNotFound: code = .consumerGroupNotFound

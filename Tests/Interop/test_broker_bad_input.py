@@ -285,6 +285,40 @@ def test_a_batch_with_one_bad_message_is_refused_whole(stub):
     assert grown([fifo(b), fifo(a), fifo(b)]) == [1, 2]
 
 
+def test_a_batch_that_mixes_topics_is_refused_whole(stub):
+    # RocketMQ 5 stores a batch as one, in one queue of one topic, and refuses a batch whose
+    # messages name different topics as MESSAGE_CORRUPTED; nothing of it is stored.
+    before = end_offsets(stub)
+    ordered_before = end_offsets(stub, "ordered")
+    batch = [msg(), msg(), msg(topic="ordered", message_type=d.FIFO, message_group="g")]
+    answer = stub.SendMessage(s.SendMessageRequest(messages=batch), metadata=META, timeout=10)
+    assert answer.status.code == d.MESSAGE_CORRUPTED, answer.status
+    assert "message 3 of 3" in answer.status.message and "mixes topics" in answer.status.message
+    assert [e.status.code for e in answer.entries] == [d.MESSAGE_CORRUPTED] * 3
+    # The same topic in another namespace is another topic.
+    other_namespace = msg()
+    other_namespace.topic.resource_namespace = "elsewhere"
+    answer = stub.SendMessage(s.SendMessageRequest(messages=[msg(), other_namespace]), metadata=META, timeout=10)
+    assert answer.status.code == d.MESSAGE_CORRUPTED, answer.status
+    assert end_offsets(stub) == before and end_offsets(stub, "ordered") == ordered_before
+
+
+def test_a_heartbeat_of_no_known_client_type_is_unrecognized(stub):
+    # RocketMQ 5 takes a client's type from its settings and answers UNRECOGNIZED_CLIENT_TYPE
+    # when there is none; the type a heartbeat carries (official clients set it) counts too.
+    def beat(client, **fields):
+        meta = (("x-mq-client-id", client), ("x-mq-language", "PYTHON"))
+        return stub.Heartbeat(s.HeartbeatRequest(**fields), metadata=meta, timeout=10).status.code
+
+    assert beat("pytest-untyped") == d.UNRECOGNIZED_CLIENT_TYPE
+    assert beat("pytest-untyped", group=d.Resource(name="known-group")) == d.UNRECOGNIZED_CLIENT_TYPE
+    assert beat("pytest-typed", client_type=d.SIMPLE_CONSUMER, group=d.Resource(name="known-group")) == d.OK
+    # Once the broker knows the client's type, a heartbeat that leaves it out is taken.
+    assert beat("pytest-typed", group=d.Resource(name="known-group")) == d.OK
+    assert beat("pytest-producer", client_type=d.PRODUCER) == d.OK
+    assert beat("pytest-producer") == d.OK
+
+
 def test_assignments_are_per_broker_unless_the_group_is_fifo(stub):
     # RocketMQ 5's answer: a push consumer of a non-FIFO group long-polls the broker as a whole
     # (queue -1); a FIFO group's order is per queue, so it gets each queue.

@@ -77,11 +77,17 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
     public func heartbeat(request: Apache_Rocketmq_V2_HeartbeatRequest, context: ServerContext) async throws -> Apache_Rocketmq_V2_HeartbeatResponse {
         await answer({ .init(status: $0) }) { () throws(BrokerError) in
             let id = try clientId(context)
+            // The type comes with the heartbeat (official clients set it) or from the client's
+            // settings; a client of no known type is not taken, as RocketMQ 5 answers it.
+            let type = request.clientType != .unspecified ? request.clientType : broker.clients.type(of: id)
+            if type == .unspecified {
+                throw .unrecognizedClientType("the heartbeat names no client type, and client \(id) has sent no settings that do")
+            }
             let group = request.group?.name
-            if let group, !group.isEmpty, request.clientType != .producer {
+            if let group, !group.isEmpty, type != .producer {
                 _ = try broker.group(named: group)
             }
-            broker.clients.heartbeat(clientId: id, type: request.clientType, group: group, language: context.requestMetadata.first(Self.languageHeader))
+            broker.clients.heartbeat(clientId: id, type: type, group: group, language: context.requestMetadata.first(Self.languageHeader))
             return .init(status: .ok)
         }
     }
@@ -121,6 +127,14 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             try await broker.waitForWriteHold()
             let client = try clientId(context)
             guard !request.messages.isEmpty else { throw .messageCorrupted("SendMessage carries no message") }
+            // A batch is stored as one, in one queue of one topic: RocketMQ 5 refuses a batch
+            // that mixes topics (or namespaces) as corrupted, before looking at any message.
+            if let first = request.messages.first?.topic,
+               let other = request.messages.firstIndex(where: { $0.topic?.name != first.name || $0.topic?.resourceNamespace != first.resourceNamespace })
+            {
+                return Self.refusedBatch(request.messages, failing: other, BrokerError.messageCorrupted(
+                    "the batch mixes topics: \((request.messages[other].topic?.name ?? "").debugDescription) after \(first.name.debugDescription); a batch goes to one topic").status)
+            }
             let choosesQueues = Self.choosesQueues(context.requestMetadata)
             // Every message is checked before any is stored: a batch with one bad message is
             // refused whole, as RocketMQ stores a batch as one (the producer may fix and resend
@@ -134,8 +148,8 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                     return Self.refusedBatch(request.messages, failing: index, error.status)
                 }
             }
-            // A batch goes to one queue per topic, as RocketMQ stores a batch: the first message
-            // of the topic decides it (the queue its client chose, or round-robin). A message of
+            // A batch goes to one queue, as RocketMQ stores a batch: its first message decides
+            // it (the queue its client chose, or round-robin). A message of
             // a group goes to its group's queue all the same: a group's order holds only within
             // one queue, and its next message, sent alone, goes there.
             var batchQueues: [String: Int32] = [:]

@@ -28,6 +28,14 @@ final class ClientRegistry: Sendable {
     private let clients = Mutex<[String: Client]>([:])
     private let nextToken = Mutex<UInt64>(0)
 
+    /// The type `clientId` declared: in a heartbeat, or in the settings its telemetry stream sent.
+    func type(of clientId: String) -> Apache_Rocketmq_V2_ClientType {
+        clients.withLock { table in
+            guard let client = table[clientId] else { return .unspecified }
+            return client.type != .unspecified ? client.type : client.settings?.clientType ?? .unspecified
+        }
+    }
+
     func heartbeat(clientId: String, type: Apache_Rocketmq_V2_ClientType, group: String?, language: String?) {
         clients.withLock { table in
             var client = table[clientId] ?? Client(clientId: clientId, type: type, group: group, settings: nil, language: language, lastSeen: Date())
