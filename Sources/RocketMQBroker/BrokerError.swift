@@ -61,7 +61,8 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .illegalTag(let tag): return "illegal tag \(tag.debugDescription): tags are non-blank and contain no '|' and no control character"
         case .illegalMessageID(let why): return why
         case .illegalMessageKey(let key): return "illegal message key \(key.debugDescription): keys are non-blank and contain no control character"
-        case .illegalPropertyKey(let key): return "illegal property key \(key.debugDescription)"
+        case .illegalPropertyKey(let key):
+            return "illegal property key \(key.debugDescription): keys are non-empty, have no control character (nor do values), and are not a name RocketMQ or this broker keeps for itself (TAGS, KEYS, UNIQ_KEY, DELAY, __…)"
         case .propertiesTooLarge(let why): return why
         case .messageCorrupted(let why): return why
         case .illegalMessageGroup(let why): return why

@@ -102,6 +102,31 @@ def test_illegal_tag_and_property_key(stub):
     assert send(stub, bad_key).status.code == d.ILLEGAL_MESSAGE_PROPERTY_KEY
 
 
+def test_property_names_rocketmq_keeps_are_refused(stub):
+    # RocketMQ 5's proxy refuses a user property named like one of its system properties
+    # ("property is used by system"); an application tried here must fail as it would there.
+    before = end_offsets(stub)
+
+    def with_property(key):
+        message = msg(queue_id=0)
+        message.user_properties[key] = "v"
+        return message
+
+    for key in ("DELAY", "CLUSTER", "TTL", "1ST_POP_TIME", "TIMER_DELIVER_MS", "UNIQ_KEY", "__BORNHOST"):
+        alone = send(stub, with_property(key))  # one message: the broker's direct path
+        assert alone.status.code == d.ILLEGAL_MESSAGE_PROPERTY_KEY, (key, alone.status)
+        assert key in alone.status.message
+        batch = stub.SendMessage(s.SendMessageRequest(messages=[msg(queue_id=0), with_property(key)]), metadata=META, timeout=10)
+        assert batch.status.code == d.ILLEGAL_MESSAGE_PROPERTY_KEY, (key, batch.status)
+    assert end_offsets(stub) == before
+    # The names are RocketMQ's exactly: other spellings are the user's.
+    for key in ("delay", "Cluster", "TTL_SECONDS", "ORDER_ID", "1ST"):
+        assert send(stub, with_property(key)).status.code == d.OK, key
+        batch = stub.SendMessage(s.SendMessageRequest(messages=[msg(queue_id=0), with_property(key)]), metadata=META, timeout=10)
+        assert batch.status.code == d.OK, (key, batch.status)
+    assert sum(end_offsets(stub)) == sum(before) + 15
+
+
 def test_read_only_topic_refuses_writes(stub):
     assert send(stub, msg(topic="read-only")).status.code == d.FORBIDDEN
 

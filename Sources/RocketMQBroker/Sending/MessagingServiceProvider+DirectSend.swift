@@ -107,7 +107,7 @@ extension MessagingServiceProvider {
             var propertyBytes = 0
             for (index, (keyRange, valueRange)) in message.userProperties.enumerated() {
                 let key = slice(keyRange)
-                guard !key.isEmpty, !StoredProperty.isReserved(ascii: key), !key.hasControlASCII, !slice(valueRange).hasControlASCII else { return nil }
+                guard !key.isEmpty, !SendValidation.isReservedPropertyKey(ascii: key), !key.hasControlASCII, !slice(valueRange).hasControlASCII else { return nil }
                 // The generated map keeps the last of duplicate keys: leave those to it.
                 for earlier in message.userProperties[..<index] where slice(earlier.key).equals(key) { return nil }
                 propertyBytes += keyRange.count + valueRange.count

@@ -12,6 +12,35 @@ enum SendValidation {
     static let maxUserProperties = 128
     static let maxUserPropertyBytes = 16 * 1024
 
+    /// The property names RocketMQ keeps for itself (its `MessageConst.STRING_HASH_SET`): a user
+    /// property of one of these names is refused, as RocketMQ 5's proxy refuses it, so that an
+    /// application sending them here fails the same way as against RocketMQ. Our own stored
+    /// names all start with `__` (see `StoredProperty`), refused apart. Not used to classify
+    /// stored properties: a message stored before this check still delivers them as the user's.
+    static let systemPropertyNames: Set<String> = [
+        "TRACE_ON", "MSG_REGION", "KEYS", "TAGS", "WAIT", "DELAY", "RETRY_TOPIC", "REAL_TOPIC", "REAL_QID",
+        "TRAN_MSG", "PGROUP", "MIN_OFFSET", "MAX_OFFSET", "BUYER_ID", "ORIGIN_MESSAGE_ID", "TRANSFER_FLAG",
+        "CORRECTION_FLAG", "MQ2_FLAG", "RECONSUME_TIME", "UNIQ_KEY", "MAX_RECONSUME_TIMES", "CONSUME_START_TIME",
+        "POP_CK", "POP_CK_OFFSET", "1ST_POP_TIME", "TRAN_PREPARED_QUEUE_OFFSET", "DUP_INFO", "EXTEND_UNIQ_INFO",
+        "INSTANCE_ID", "CORRELATION_ID", "REPLY_TO_CLIENT", "TTL", "ARRIVE_TIME", "PUSH_REPLY_TIME", "CLUSTER",
+        "MSG_TYPE", "INNER_MULTI_QUEUE_OFFSET", "TIMER_DELAY_SEC", "TIMER_DELIVER_MS", "TIMER_ENQUEUE_MS",
+        "TIMER_DEQUEUE_MS", "TIMER_ROLL_TIMES", "TIMER_OUT_MS", "TIMER_DEL_UNIQKEY", "TIMER_DELAY_LEVEL",
+        "__BORNHOST", "BORN_TIMESTAMP",
+    ]
+
+    /// Whether a user property may not be called `key`: a name of ours or of RocketMQ's.
+    static func isReservedPropertyKey(_ key: String) -> Bool {
+        StoredProperty.isReserved(key) || systemPropertyNames.contains(key)
+    }
+
+    /// `isReservedPropertyKey` for a key of ASCII bytes: RocketMQ's names all start with an
+    /// upper-case letter or a digit, so most keys are told apart by their first byte.
+    static func isReservedPropertyKey(ascii key: UnsafeRawBufferPointer) -> Bool {
+        if StoredProperty.isReserved(ascii: key) { return true }
+        guard let first = key.first, (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(first) || first == UInt8(ascii: "1") else { return false }
+        return systemPropertyNames.contains(String(decoding: key, as: UTF8.self))
+    }
+
     /// Whether `text` has an ISO control character (U+0000–U+001F, U+007F–U+009F), which
     /// RocketMQ refuses in tags, keys, message groups and properties.
     static func hasControlCharacter(_ text: String) -> Bool {
@@ -60,7 +89,7 @@ enum SendValidation {
             throw .propertiesTooLarge("\(message.userProperties.count) user properties, more than the \(maxUserProperties) allowed")
         }
         for (key, value) in message.userProperties {
-            guard !key.isEmpty, !StoredProperty.isReserved(key), !hasControlCharacter(key), !hasControlCharacter(value)
+            guard !key.isEmpty, !isReservedPropertyKey(key), !hasControlCharacter(key), !hasControlCharacter(value)
             else { throw .illegalPropertyKey(key) }
         }
         var propertyBytes = 0
