@@ -206,15 +206,27 @@ struct TransactionServiceTests {
 
         let after = try Broker(configuration: configuration)
         #expect(after.transactions.openCount == 1)
+        // A producer repeating the commit it made before the crash (its answer lost) is told it
+        // is done, and nothing is appended twice; the opposite answer is refused as before.
+        try await after.transactions.end(transactionId: done, messageId: "ID-D", topic: "orders", resolution: .commit, fromCheck: false, broker: after)
+        await #expect(throws: BrokerError.invalidTransaction("transaction \(done) was already resolved as COMMIT")) {
+            try await after.transactions.end(transactionId: done, messageId: "ID-D", topic: "orders", resolution: .rollback, fromCheck: false, broker: after)
+        }
         // Recovered transactions are due at once: their producer may be gone.
         let due = await after.transactions.due(now: Date() + 1, interval: .seconds(60), maxChecks: 15, canCheck: { _ in true })
         #expect(due.map(\.transactionId) == [open])
         try await after.transactions.end(transactionId: open, messageId: "ID-O", topic: "orders", resolution: .commit, fromCheck: true, broker: after)
         #expect(try visible(after).map { String(decoding: $0.body, as: UTF8.self) } == ["done", "open"])
+        after.transactions.saveMark()
         await after.shutdown()
 
+        // The mark is saved past both resolutions: the latest ones are read back all the same.
         let again = try Broker(configuration: configuration)
         #expect(again.transactions.openCount == 0)
+        for (id, message) in [(done, "ID-D"), (open, "ID-O")] {
+            try await again.transactions.end(transactionId: id, messageId: message, topic: "orders", resolution: .commit, fromCheck: false, broker: again)
+        }
+        #expect(try visible(again).count == 2)
         await again.shutdown()
     }
 

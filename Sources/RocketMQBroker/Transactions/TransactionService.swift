@@ -115,6 +115,8 @@ final class TransactionService: Sendable {
     private let logger: Logger
     private let markFile: ScanMark<Mark>
     private static let recentLimit = 65_536
+    /// How many of the latest resolutions a start reads back into `recent` at least.
+    static let recentRebuilt: Int64 = 4_096
 
     /// Reads the half and op queues from the saved mark: every half message without an op record
     /// is open again, due for a check at once (its producer may be gone since).
@@ -130,10 +132,19 @@ final class TransactionService: Sendable {
     func reload() throws(StoreError) {
         let mark = markFile.read(logger: logger)
         var resolved = Set<Int64>()
-        try store.forEachMessage(systemTopic: Self.opTopic, from: mark?.opsFrom ?? 0) { message in
-            if let offset = Int64(String(decoding: message.body, as: UTF8.self)) { resolved.insert(offset) }
-        }
         var fresh = State()
+        // The op records from the mark on, and at least the last `recentRebuilt` before it:
+        // those resolutions are `recent` again, so that a producer repeating its EndTransaction
+        // across the restart (its first answer lost) is told it is done, not "already resolved".
+        // An op record always means resolved, so reading more of them never opens anything.
+        let opsEnd = store.maxOffset(topic: Self.opTopic, queueId: 0)
+        try store.forEachMessage(systemTopic: Self.opTopic, from: min(mark?.opsFrom ?? 0, max(0, opsEnd - Self.recentRebuilt))) { message in
+            guard let offset = Int64(String(decoding: message.body, as: UTF8.self)) else { return }
+            resolved.insert(offset)
+            if let resolution = message.properties[StoredProperty.transactionResolution].flatMap(Resolution.init(rawValue:)) {
+                fresh.remember(offset, resolution)
+            }
+        }
         // Every op record of a half message at or past the mark is at or past the mark's op
         // offset, so that stays the bound for the next reads. The op queue's end would skip,
         // at the next start, the records of transactions resolved before this one that lie
