@@ -171,6 +171,31 @@ import Testing
         }
     }
 
+    @Test func anIdleConsumerCachesNothingWhileItsReceivesWait() async throws {
+        try await withDevBroker { _, configuration in
+            let topic = unique("idle")
+            let producer = try await Producer.start(configuration: configuration, topics: [topic])
+            let handled = Collector<String>()
+            let consumer = try await PushConsumer.start(
+                configuration: configuration, group: unique("g"), subscriptions: [topic: .all],
+                options: PushConsumerOptions(concurrency: 2, cacheCapacity: 64, longPollingTimeout: .seconds(5))
+            ) { message in
+                handled.append(message.text)
+                return .success
+            }
+            // Its receives are long-polling now, each holding places for a batch: none is a message.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(await consumer.cachedMessageCount == 0)
+            _ = try await producer.send(Message(topic: topic, body: Array("one".utf8)))
+            for _ in 0..<500 where handled.count < 1 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(handled.all == ["one"])
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(await consumer.cachedMessageCount == 0, "a handled message leaves the cache, and the next long polls hold no messages")
+            await producer.shutdown()
+            await consumer.shutdown()
+        }
+    }
+
     @Test func aSlowHandlerHoldsUpOnlyItsOwnWorker() async throws {
         try await withDevBroker { _, configuration in
             let topic = unique("one-slow")

@@ -179,7 +179,7 @@ actor PushConsumerEngine {
             let granted = await cache.reserve(upTo: max(1, min(options.batchSize, 32)))
             guard granted > 0 else { return }
             let messages = (try? await call.run(queue: queue, batchSize: granted, invisibleDuration: options.invisibleDuration, longPolling: .zero)) ?? []
-            await cache.release(granted - messages.count)
+            await cache.fill(reserved: granted, received: messages.count)
             for message in messages { self.dispatch(message) }
         }
     }
@@ -197,11 +197,11 @@ actor PushConsumerEngine {
                 let messages = try await call.run(
                     queue: queue, batchSize: granted, invisibleDuration: options.invisibleDuration,
                     longPolling: options.longPollingTimeout)
-                await cache.release(granted - messages.count)
+                await cache.fill(reserved: granted, received: messages.count)
                 for message in messages { await dispatch(message) }
                 failures = 0
             } catch {
-                await cache.release(granted)
+                await cache.fill(reserved: granted, received: 0)
                 if Task.isCancelled || error == .cancelled || error == .shutDown { return }
                 failures += 1
                 session.logger.log(
