@@ -258,11 +258,9 @@ public final class Broker: Sendable {
     public func upsertTopic(_ topic: TopicConfig) throws {
         try requireMaster()
         try Self.validate(topicName: topic.name)
-        guard topic.queueCount > 0, topic.queueCount <= 1024 else {
-            throw BrokerError.badRequest("topic \(topic.name) needs 1 to 1024 queues, not \(topic.queueCount)")
-        }
+        if let problem = topic.queueCountProblem { throw BrokerError.badRequest(problem) }
         if try topics.put(topic.name, topic) {
-            logger.info("topic saved", metadata: ["topic": "\(topic.name)", "queues": "\(topic.queueCount)"])
+            logger.info("topic saved", metadata: ["topic": "\(topic.name)", "queues": "\(topic.queueSummary)"])
             topicsChanged()
         }
     }
@@ -276,8 +274,8 @@ public final class Broker: Sendable {
             if let kept = topics[topic.name] {
                 if kept != topic {
                     logger.notice("the config file's topic differs from the broker's, which is kept (change it with mqadmin updateTopic)", metadata: [
-                        "topic": "\(topic.name)", "file": "\(topic.queueCount) queues, permission \(topic.permission.rawValue), \(topic.messageTypes)",
-                        "kept": "\(kept.queueCount) queues, permission \(kept.permission.rawValue), \(kept.messageTypes)"])
+                        "topic": "\(topic.name)", "file": "\(topic.queueSummary) queues, permission \(topic.permission.rawValue), \(topic.messageTypes)",
+                        "kept": "\(kept.queueSummary) queues, permission \(kept.permission.rawValue), \(kept.messageTypes)"])
                 }
                 continue
             }
@@ -374,8 +372,8 @@ public final class Broker: Sendable {
 
     // MARK: Sending
 
-    /// A queue for a message: by message group (FIFO); else the queue the client chose, when the
-    /// topic has it; else round-robin.
+    /// A queue for a message, among the topic's write queues: by message group (FIFO); else the
+    /// queue the client chose, when it takes writes; else round-robin.
     ///
     /// A `requested` 0 is not a choice unless `clientChoosesQueues`: it is proto3's default, the
     /// value of a `queue_id` never set, and the official Python client leaves it unset (RocketMQ
@@ -383,14 +381,14 @@ public final class Broker: Sendable {
     /// producer landed on queue 0.
     func queue(for topic: TopicConfig, requested: Int32, messageGroup: String?, clientChoosesQueues: Bool) -> Int32 {
         if let group = messageGroup, !group.isEmpty {
-            return Int32(truncatingIfNeeded: Int(bitPattern: UInt(truncatingIfNeeded: stableHash(group)) % UInt(topic.queueCount)))
+            return Int32(truncatingIfNeeded: Int(bitPattern: UInt(truncatingIfNeeded: stableHash(group)) % UInt(topic.writeQueues)))
         }
-        if requested > 0 || (requested == 0 && clientChoosesQueues), requested < topic.queueCount { return requested }
+        if requested > 0 || (requested == 0 && clientChoosesQueues), requested < topic.writeQueues { return requested }
         let next = nextQueue.withLock { value -> UInt64 in
             value &+= 1
             return value
         }
-        return Int32(next % UInt64(topic.queueCount))
+        return Int32(next % UInt64(topic.writeQueues))
     }
 
     private func stableHash(_ text: String) -> UInt64 {

@@ -130,7 +130,7 @@ public struct Console: Service {
         let described = try await admin.describeTopic(.init(topic: name), options: Self.callOptions)
         let topic = described.topic ?? .init()
         let total = described.queues.reduce(Int64(0)) { $0 + $1.maxOffset - $1.minOffset }
-        let body = "<p>\(topic.queueCount) queues, permission \(Self.permission(topic.permission)), message types \(escaped(topic.messageTypes.joined(separator: ", "))); \(total) messages stored.</p>"
+        let body = "<p>\(Self.queues(topic)) queues, permission \(Self.permission(topic.permission)), message types \(escaped(topic.messageTypes.joined(separator: ", "))); \(total) messages stored.</p>"
             + table(["Queue", "Min offset", "Max offset", "Last stored"], described.queues.map { queue in
                 ["\(queue.queueId)", "\(queue.minOffset)", "\(queue.maxOffset)", escaped(queue.lastStoreTime.map { Self.time($0) } ?? "")]
             }, numeric: [0, 1, 2])
@@ -237,8 +237,15 @@ public struct Console: Service {
 
     private func topicTable(_ topics: [Rocketmq_Admin_V1_Topic]) -> String {
         table(["Topic", "Queues", "Permission", "Message types"], topics.sorted { $0.name < $1.name }.map { topic in
-            [link("/topics/", topic.name), "\(topic.queueCount)", Self.permission(topic.permission), escaped(topic.messageTypes.joined(separator: ", "))]
+            [link("/topics/", topic.name), Self.queues(topic), Self.permission(topic.permission), escaped(topic.messageTypes.joined(separator: ", "))]
         }, numeric: [1])
+    }
+
+    /// `8`, or `8 (read 8, write 4)` when the read and write queue counts differ.
+    private static func queues(_ topic: Rocketmq_Admin_V1_Topic) -> String {
+        let read = topic.readQueueCount == 0 ? topic.queueCount : topic.readQueueCount
+        let write = topic.writeQueueCount == 0 ? topic.queueCount : topic.writeQueueCount
+        return read == write ? "\(topic.queueCount)" : "\(topic.queueCount) (read \(read), write \(write))"
     }
 
     private func link(_ base: String, _ name: String) -> String {

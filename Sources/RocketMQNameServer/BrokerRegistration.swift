@@ -60,7 +60,8 @@ public struct BrokerRegistration: Sendable, Equatable {
         try Self.validate(topics: topics, broker: "\(brokerName)/\(brokerId)")
     }
 
-    /// Checks a topic list (names unique and not blank, at least one queue each).
+    /// Checks a topic list (names unique and not blank, at least one queue each, read and write
+    /// queue counts within it).
     static func validate(topics: [TopicRoute], broker: String) throws(NameServerError) {
         var seen = Set<String>()
         for topic in topics {
@@ -69,6 +70,10 @@ public struct BrokerRegistration: Sendable, Equatable {
             }
             if topic.queueCount < 1 || topic.queueCount > Int(Int32.max) {
                 throw .invalidRegistration(broker: broker, reason: "topic \"\(topic.name)\" has \(topic.queueCount) queues")
+            }
+            if !(0...topic.queueCount).contains(topic.readQueues) || !(0...topic.queueCount).contains(topic.writeQueues) {
+                throw .invalidRegistration(
+                    broker: broker, reason: "topic \"\(topic.name)\" has \(topic.readQueues) read and \(topic.writeQueues) write queues of \(topic.queueCount)")
             }
             if !seen.insert(topic.name).inserted {
                 throw .invalidRegistration(broker: broker, reason: "topic \"\(topic.name)\" is listed twice")

@@ -8,7 +8,8 @@ import RocketMQAPI
 /// Rules: per broker group (`brokerName`), the master (id 0) serves the topic's queues with the
 /// topic's permission. When the group has no live master, its slave with the lowest id that serves
 /// the topic readably serves its queues **read-only**, so consumers keep reading while producers go
-/// elsewhere. Queues whose permission is neither read nor write are left out.
+/// elsewhere. A queue past the topic's read queue count is not readable, one past its write queue
+/// count not writable (RocketMQ's `readQueueNums`/`writeQueueNums`); queues with neither are left out.
 public enum RouteBuilder {
     /// The message queues of `topic` across `brokers`, sorted by broker name, then queue id.
     ///
@@ -26,11 +27,11 @@ public enum RouteBuilder {
         var queues: [Apache_Rocketmq_V2_MessageQueue] = []
         for name in groups.keys.sorted() {
             guard let members = groups[name], let (broker, route, permission) = server(of: topic, in: members) else { continue }
-            let queuePermission = permission.queuePermission
-            guard queuePermission != .none else { continue }
             let resource = Apache_Rocketmq_V2_Resource(resourceNamespace: namespace, name: topic)
             let target = Apache_Rocketmq_V2_Broker(name: broker.brokerName, id: Int32(clamping: broker.brokerId), endpoints: endpoints(broker.endpoints))
             for id in 0..<max(0, route.queueCount) {
+                let queuePermission = route.permission(ofQueue: id).intersection(permission).queuePermission
+                guard queuePermission != .none else { continue }
                 queues.append(Apache_Rocketmq_V2_MessageQueue(
                     topic: resource,
                     id: Int32(clamping: id),

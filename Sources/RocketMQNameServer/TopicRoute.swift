@@ -10,21 +10,40 @@ public struct TopicRoute: Sendable, Equatable {
     public var permission: TopicPermission
     /// The message types the topic accepts; empty means `[.normal]`.
     public var messageTypes: [Apache_Rocketmq_V2_MessageType]
+    /// RocketMQ's read and write queue counts: consumers may read queues `0 ..< readQueues`,
+    /// producers write `0 ..< writeQueues` (each within ``permission``). Both are `queueCount`
+    /// unless an operator set them apart, say to drain queues before removing them.
+    public var readQueues: Int
+    public var writeQueues: Int
 
     /// - Parameters:
     ///   - queueCount: default 8, RocketMQ's default for a new topic.
     ///   - permission: default read-write.
     ///   - messageTypes: default `[.normal]`.
+    ///   - readQueues, writeQueues: default `queueCount`.
     public init(
         name: String,
         queueCount: Int = 8,
         permission: TopicPermission = .readWrite,
-        messageTypes: [Apache_Rocketmq_V2_MessageType] = [.normal]
+        messageTypes: [Apache_Rocketmq_V2_MessageType] = [.normal],
+        readQueues: Int? = nil,
+        writeQueues: Int? = nil
     ) {
         self.name = name
         self.queueCount = queueCount
         self.permission = permission
         self.messageTypes = messageTypes
+        self.readQueues = readQueues ?? queueCount
+        self.writeQueues = writeQueues ?? queueCount
+    }
+
+    /// What clients may do with queue `id`: the topic's permission, less reading past
+    /// ``readQueues`` and writing past ``writeQueues``.
+    public func permission(ofQueue id: Int) -> TopicPermission {
+        var allowed = permission.intersection(.readWrite)
+        if id >= readQueues { allowed.remove(.read) }
+        if id >= writeQueues { allowed.remove(.write) }
+        return allowed
     }
 
     /// The template topic a broker that auto-creates topics registers (RocketMQ's `TBW102`):
@@ -57,13 +76,17 @@ extension TopicRoute {
             name: message.name,
             queueCount: Int(message.queueCount),
             permission: TopicPermission(rawValue: message.permission),
-            messageTypes: message.messageTypes
+            messageTypes: message.messageTypes,
+            readQueues: message.readQueueCount == 0 ? nil : Int(message.readQueueCount),
+            writeQueues: message.writeQueueCount == 0 ? nil : Int(message.writeQueueCount)
         )
     }
 
-    /// The registry protocol's form.
+    /// The registry protocol's form (read and write counts left 0 where they are `queueCount`).
     public var message: Rocketmq_Namesrv_V1_TopicRoute {
         Rocketmq_Namesrv_V1_TopicRoute(
-            name: name, queueCount: Int32(clamping: queueCount), permission: permission.rawValue, messageTypes: messageTypes)
+            name: name, queueCount: Int32(clamping: queueCount), permission: permission.rawValue, messageTypes: messageTypes,
+            readQueueCount: readQueues == queueCount ? 0 : Int32(clamping: readQueues),
+            writeQueueCount: writeQueues == queueCount ? 0 : Int32(clamping: writeQueues))
     }
 }

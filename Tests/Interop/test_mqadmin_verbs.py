@@ -4,7 +4,10 @@ import subprocess
 import time
 
 import pytest
-from rocketmq import ClientConfiguration, Credentials, Message, Producer
+import grpc
+from google.protobuf import duration_pb2
+from rocketmq import ClientConfiguration, Credentials, FilterExpression, Message, Producer, SimpleConsumer
+from rocketmq.grpc_protocol import definition_pb2 as d, service_pb2 as s, service_pb2_grpc
 
 from conftest import Process, binary
 
@@ -135,6 +138,90 @@ def test_update_verbs_change_only_what_they_are_given(cluster):
     assert (disabled["maxAttempts"], disabled["fifo"], disabled["consumeEnabled"]) == (5, True, False)
     [again] = rows("updateSubGroup", *b, "-g", "ordered", "--enable", "--no-fifo")
     assert (again["maxAttempts"], again["fifo"], again["consumeEnabled"]) == (5, False, True)
+
+
+def test_read_and_write_queue_counts_drain_queues_before_removing_them(cluster):
+    # RocketMQ's way to remove queues without losing messages: lower the write count, let the
+    # consumers drain the queues past it, then lower the read count.
+    namesrv, broker = cluster
+    b = ("-b", broker.endpoint, "--token", TOKEN)
+    topic = "shrinking"
+    [made] = rows("updateTopic", *b, "-t", topic, "-r", "4", "-w", "4")
+    assert (made["queues"], made["readQueues"], made["writeQueues"]) == (4, 4, 4)
+    rows("updateSubGroup", *b, "-g", "drainer")
+    config = ClientConfiguration(broker.endpoint, Credentials())
+    producer = Producer(config, (topic,))
+    producer.startup()
+
+    def send(count):
+        for _ in range(count):
+            m = Message(); m.topic = topic; m.body = b"x"
+            producer.send(m)
+
+    def held():
+        return {q["queue"]: q["maxOffset"] - q["minOffset"] for q in rows("topicStatus", "-b", broker.endpoint, "-t", topic)}
+
+    def route_permissions(where):
+        return {r["queue"]: r["permission"] for r in rows("topicRoute", *where, "-t", topic)}
+
+    send(8)
+    assert all(held()[q] > 0 for q in range(4)), held()
+
+    [lowered] = rows("updateTopic", *b, "-t", topic, "-w", "2")
+    assert (lowered["queues"], lowered["readQueues"], lowered["writeQueues"]) == (4, 4, 2)
+    def settled_route(where, expected):
+        deadline = time.monotonic() + 15
+        while route_permissions(where) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return route_permissions(where)
+
+    expected = {0: "READ_WRITE", 1: "READ_WRITE", 2: "READ", 3: "READ"}
+    assert settled_route(("-n", namesrv), expected) == expected, "the NameServer's route"
+    assert route_permissions(("-b", broker.endpoint)) == expected, "the broker's own route"
+    # The broker places new messages only in its write queues, whatever the client's route says.
+    before = held()
+    channel = grpc.insecure_channel(broker.endpoint)
+    stub = service_pb2_grpc.MessagingServiceStub(channel)
+    meta = (("x-mq-client-id", "pytest-rw"), ("x-mq-language", "SWIFT"))  # a client that picks queues itself
+    for queue in (3, 2, 1, 0):
+        sp = d.SystemProperties(message_id=f"rw-{queue}", body_encoding=d.IDENTITY, message_type=d.NORMAL, queue_id=queue)
+        answer = stub.SendMessage(s.SendMessageRequest(messages=[d.Message(topic=d.Resource(name=topic), system_properties=sp, body=b"y")]),
+                                  metadata=meta, timeout=10)
+        assert answer.status.code == d.OK, answer.status
+    send(10)
+    after = held()
+    assert [after[q] - before[q] for q in (2, 3)] == [0, 0], (before, after)
+    assert sum(after.values()) - sum(before.values()) == 14
+
+    # Queue 3 is read no more by a pull either.
+    pull = s.PullMessageRequest(
+        group=d.Resource(name="drainer"), message_queue=d.MessageQueue(topic=d.Resource(name=topic), id=3), offset=0, batch_size=8,
+        filter_expression=d.FilterExpression(type=d.TAG, expression="*"), long_polling_timeout=duration_pb2.Duration(seconds=0))
+    rows("updateTopic", *b, "-t", topic, "-r", "3", "-w", "4", "--force")
+    refused = list(stub.PullMessage(pull, metadata=meta, timeout=10))
+    assert refused[0].status.code == d.FORBIDDEN and "not readable" in refused[0].status.message, refused
+    rows("updateTopic", *b, "-t", topic, "-r", "4", "-w", "2")
+    channel.close()
+
+    # Lowering the read count is refused while queues past it hold messages not consumed...
+    refused = mqadmin("updateTopic", *b, "-t", topic, "-r", "2", check=False)
+    assert refused.returncode != 0 and "2, 3" in refused.stderr and "not consumed" in refused.stderr, refused.stderr
+    # ... and taken once the group consumed them all.
+    consumer = SimpleConsumer(config, "drainer", {topic: FilterExpression("*")}, await_duration=1)
+    consumer.startup()
+    total = sum(held().values())
+    got = 0
+    deadline = time.monotonic() + 30
+    while got < total and time.monotonic() < deadline:
+        for m in consumer.receive(16, 20):
+            consumer.ack(m)
+            got += 1
+    consumer.shutdown()
+    producer.shutdown()
+    assert got == total
+    [removed] = rows("updateTopic", *b, "-t", topic, "-r", "2")
+    assert (removed["queues"], removed["readQueues"], removed["writeQueues"]) == (2, 2, 2)
+    assert settled_route(("-b", broker.endpoint), {0: "READ_WRITE", 1: "READ_WRITE"}) == {0: "READ_WRITE", 1: "READ_WRITE"}
 
 
 def test_verbs_through_a_nameserver_ask_every_broker_and_name_the_one_that_failed(broker_factory):

@@ -61,6 +61,37 @@ import Testing
         }
     }
 
+    @Test func readAndWriteQueueCountsAreKeptAndChecked() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "broker-rw-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A config file may give the two counts alone: the larger is the queue count.
+        let fromFile = try JSONDecoder().decode(TopicConfig.self, from: Data(#"{"name": "t", "readQueueCount": 8, "writeQueueCount": 4}"#.utf8))
+        #expect((fromFile.queueCount, fromFile.readQueues, fromFile.writeQueues) == (8, 8, 4))
+        #expect(fromFile == TopicConfig(name: "t", readQueues: 8, writeQueues: 4))
+        #expect(try JSONDecoder().decode(TopicConfig.self, from: JSONEncoder().encode(fromFile)) == fromFile)
+        #expect(TopicConfig(name: "t", readQueues: 4, writeQueues: 4) == TopicConfig(name: "t", queueCount: 4), "equal counts are plain")
+        do {
+            let broker = try Broker(configuration: testConfiguration(directory))
+            try broker.upsertTopic(fromFile)
+            let topic = try broker.topic(named: "t")
+            #expect(topic.writeQueues == 4 && topic.isReadable(queue: 7) && !topic.isReadable(queue: 8))
+            // The broker places messages among the write queues only, however asked.
+            let placed = Set((0..<64).map { i in
+                broker.queue(for: topic, requested: Int32(i % 8), messageGroup: i % 3 == 0 ? "g\(i)" : nil, clientChoosesQueues: true)
+            })
+            #expect(placed == [0, 1, 2, 3])
+            var bad = fromFile
+            bad.readQueueCount = 0
+            #expect(throws: BrokerError.self) { try broker.upsertTopic(bad) }
+            bad.readQueueCount = 9
+            #expect(throws: BrokerError.self) { try broker.upsertTopic(bad) }
+            await broker.shutdown()
+        }
+        let reopened = try Broker(configuration: testConfiguration(directory))
+        #expect(reopened.topics["t"] == fromFile)
+        await reopened.shutdown()
+    }
+
     @Test func autoCreatedTopicsAndGroupsSurviveARestart() async throws {
         let directory = FileManager.default.temporaryDirectory.appending(path: "broker-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }

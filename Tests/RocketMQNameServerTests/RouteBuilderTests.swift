@@ -31,6 +31,30 @@ struct RouteBuilderTests {
         #expect(RouteBuilder.messageQueues(for: "t", brokers: [hidden]).isEmpty)
     }
 
+    @Test("queues past the read count are not readable, past the write count not writable, past both left out")
+    func readAndWriteQueueCounts() {
+        let draining = registration(topics: [TopicRoute(name: "t", queueCount: 4, readQueues: 4, writeQueues: 2)])
+        #expect(RouteBuilder.messageQueues(for: "t", brokers: [draining]).map(\.permission) == [.readWrite, .readWrite, .read, .read])
+        let growing = registration(topics: [TopicRoute(name: "t", queueCount: 3, readQueues: 1, writeQueues: 3)])
+        #expect(RouteBuilder.messageQueues(for: "t", brokers: [growing]).map(\.permission) == [.readWrite, .write, .write])
+        // A read-only topic keeps its read count, and a slave serving it read-only too.
+        let readOnly = registration(topics: [TopicRoute(name: "t", queueCount: 4, permission: .read, readQueues: 2, writeQueues: 4)])
+        #expect(RouteBuilder.messageQueues(for: "t", brokers: [readOnly]).map(\.id) == [0, 1])
+        let slave = registration(id: 1, topics: [TopicRoute(name: "t", queueCount: 4, readQueues: 3, writeQueues: 4)])
+        #expect(RouteBuilder.messageQueues(for: "t", brokers: [slave]).map(\.permission) == [.read, .read, .read])
+    }
+
+    @Test("read and write counts travel to the NameServer, left 0 on the wire where they are the queue count")
+    func readAndWriteQueueCountsOnTheWire() {
+        let apart = TopicRoute(name: "t", queueCount: 8, readQueues: 8, writeQueues: 4)
+        #expect(apart.message.readQueueCount == 0 && apart.message.writeQueueCount == 4)
+        #expect(TopicRoute(apart.message) == apart)
+        let plain = TopicRoute(name: "t", queueCount: 8)
+        #expect(plain.message.readQueueCount == 0 && plain.message.writeQueueCount == 0)
+        #expect(TopicRoute(plain.message) == plain)
+        #expect((plain.readQueues, plain.writeQueues) == (8, 8))
+    }
+
     @Test("no message types means NORMAL")
     func defaultMessageType() {
         let broker = registration(topics: [TopicRoute(name: "t", queueCount: 1, messageTypes: [])])

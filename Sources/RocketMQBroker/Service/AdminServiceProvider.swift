@@ -138,7 +138,17 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
             guard TopicConfig.Permission.readWrite.isSuperset(of: permission) else {
                 throw BrokerError.badRequest("permission \(topic.permission) is not a combination of 2 (write) and 4 (read)")
             }
-            let config = TopicConfig(name: topic.name, queueCount: topic.queueCount == 0 ? 8 : topic.queueCount, permission: permission, messageTypes: types)
+            // Read and write counts (0: not given) default to the queue count, or to each other;
+            // the queue count, when given too, must be the larger of them.
+            let given = topic.queueCount == 0 ? nil : topic.queueCount
+            let read = topic.readQueueCount == 0 ? nil : topic.readQueueCount
+            let write = topic.writeQueueCount == 0 ? nil : topic.writeQueueCount
+            let readQueues = read ?? given ?? write ?? 8
+            let writeQueues = write ?? given ?? read ?? 8
+            if let given, given != max(readQueues, writeQueues) {
+                throw BrokerError.badRequest("queue_count \(given) must be the larger of the read (\(readQueues)) and write (\(writeQueues)) queue counts, or left out")
+            }
+            let config = TopicConfig(name: topic.name, readQueues: readQueues, writeQueues: writeQueues, permission: permission, messageTypes: types)
             try broker.upsertTopic(config)
             return config.admin
         }
@@ -393,7 +403,9 @@ extension AdminServiceProvider {
 
 extension TopicConfig {
     var admin: Rocketmq_Admin_V1_Topic {
-        Rocketmq_Admin_V1_Topic(name: name, queueCount: queueCount, permission: permission.rawValue, messageTypes: messageTypes)
+        Rocketmq_Admin_V1_Topic(
+            name: name, queueCount: queueCount, permission: permission.rawValue, messageTypes: messageTypes,
+            readQueueCount: readQueues, writeQueueCount: writeQueues)
     }
 }
 

@@ -475,12 +475,12 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         }
     }
 
-    /// Every readable queue, starting with the requested one so that concurrent receivers
-    /// spread out. FIFO order needs no queue pinning: the engine keeps one message per message
-    /// group in flight whichever queue a receive starts from.
+    /// Every readable queue (below the topic's read queue count), starting with the requested one
+    /// so that concurrent receivers spread out. FIFO order needs no queue pinning: the engine
+    /// keeps one message per message group in flight whichever queue a receive starts from.
     private func queueOrder(topic: TopicConfig, requested: Int32) -> [Int32] {
-        let all = Array(0..<topic.queueCount)
-        guard requested >= 0, requested < topic.queueCount else { return all.shuffled() }
+        let all = Array(0..<topic.readQueues)
+        guard requested >= 0, requested < topic.readQueues else { return all.shuffled() }
         return Array(all[Int(requested)...] + all[..<Int(requested)])
     }
 
@@ -597,6 +597,11 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         _ = try clientId(context)
         _ = try broker.group(named: request.group?.name ?? "")
         let (topic, queueId) = try queue(request.messageQueue)
+        guard topic.isReadable(queue: queueId) else {
+            throw .forbidden(topic.isReadable
+                ? "queue \(queueId) of topic \(topic.name) is not readable: the topic has \(topic.readQueues) read queues"
+                : "topic \(topic.name) is not readable on broker \(broker.configuration.brokerName)")
+        }
         try checkBatchSize(request.batchSize)
         try checkOffset(request.offset, topic: topic, queueId: queueId)
         let filter = try MessageFilter(request.filterExpression)

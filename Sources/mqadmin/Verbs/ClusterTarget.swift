@@ -112,7 +112,7 @@ struct ClusterTarget: ParsableArguments {
     /// Columns of counts, offsets and ids, numbers in `--json` output.
     private static let numberColumns: Set<String> = [
         "id", "topics", "groups", "clients", "minOffset", "maxOffset", "flushedOffset", "openTransactions", "pendingDelayMessages",
-        "lagBytes", "queue", "queues", "brokerOffset", "consumerOffset", "lag", "inFlight", "newOffset", "offset", "attempt",
+        "lagBytes", "queue", "queues", "readQueues", "writeQueues", "brokerOffset", "consumerOffset", "lag", "inFlight", "newOffset", "offset", "attempt",
         "maxAttempts", "redriven", "remaining",
     ]
     /// Columns of yes/no settings, booleans in `--json` output.

@@ -208,10 +208,12 @@ struct UpdateTopic: AsyncParsableCommand {
         commandName: "updateTopic",
         abstract: "Create or change a topic on every target broker.",
         discussion: """
-            Options left out keep the topic's current value (a new topic gets 8 queues, read and \
-            write, NORMAL). A broker keeps one queue count per topic: -r and -w differing, the \
-            larger counts. Fewer queues than now are refused while a queue to go still holds \
-            messages (they could no longer be read), unless --force.
+            Options left out keep the topic's current value (a new topic gets 8 read and 8 write \
+            queues, read and write permission, NORMAL). Consumers read queues 0..<r, producers \
+            write 0..<w; the topic has the larger number of queues. To remove queues without \
+            losing messages, lower -w first, let consumers drain the queues past it, then lower \
+            -r. A read count below a queue that still holds messages is refused (they could no \
+            longer be read), unless --force.
             """)
     @OptionGroup var target: ClusterTarget
     @Option(name: .customShort("t"), help: "Topic.") var topic: String
@@ -219,7 +221,7 @@ struct UpdateTopic: AsyncParsableCommand {
     @Option(name: .customShort("w"), help: "Write queue count.") var writeQueues: Int32?
     @Option(name: .customShort("p"), help: "Permission: 2 write, 4 read, 6 both.") var permission: Int32?
     @Option(name: .customLong("message-types"), help: "Comma-separated: NORMAL, FIFO, DELAY, TRANSACTION.") var messageTypes: String?
-    @Flag(help: "Shrink the queues even if a queue to go holds messages.") var force = false
+    @Flag(help: "Lower the read queue count even if a queue past it holds messages.") var force = false
 
     func validate() throws {
         if let permission, ![2, 4, 6].contains(permission) {
@@ -231,7 +233,6 @@ struct UpdateTopic: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let givenQueues = [readQueues, writeQueues].compactMap { $0 }.max()
         let types = messageTypes.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() } }
         let rows = try await target.eachBroker { address, admin in
             let current: Rocketmq_Admin_V1_DescribeTopicResponse?
@@ -240,21 +241,47 @@ struct UpdateTopic: AsyncParsableCommand {
             } catch let error as RPCError where error.code == .notFound {
                 current = nil
             }
-            let queues = givenQueues ?? current?.topic?.queueCount ?? 8
-            if let current, queues < current.topic?.queueCount ?? 0, !force {
-                let holding = current.queues.filter { $0.queueId >= queues && $0.maxOffset > $0.minOffset }.map(\.queueId)
+            let now = current?.topic.map { (read: $0.readQueues, write: $0.writeQueues) }
+            let read = readQueues ?? now?.read ?? 8
+            let write = writeQueues ?? now?.write ?? 8
+            if let current, let now, read < now.read, !force {
+                let holding = try await undrained(current.queues, from: read, admin: admin)
                 if !holding.isEmpty {
-                    throw VerbError("\(topic) on \(address): queues \(holding.map(String.init).joined(separator: ", ")) still hold messages that fewer queues would hide; --force to shrink anyway")
+                    throw VerbError("\(topic) on \(address): queues \(holding.map(String.init).joined(separator: ", ")) still hold messages not consumed that \(read) read queues would hide; lower -w first and let the consumers drain them, or --force")
                 }
             }
             let change = Rocketmq_Admin_V1_Topic(
-                name: topic, queueCount: queues, permission: permission ?? current?.topic?.permission ?? 6,
-                messageTypes: types ?? current?.topic?.messageTypes ?? ["NORMAL"])
+                name: topic, permission: permission ?? current?.topic?.permission ?? 6,
+                messageTypes: types ?? current?.topic?.messageTypes ?? ["NORMAL"], readQueueCount: read, writeQueueCount: write)
             let saved = try await admin.upsertTopic(.init(topic: change), options: target.callOptions)
-            return [address, saved.name, String(saved.queueCount), String(saved.permission), saved.messageTypes.joined(separator: ",")]
+            return [address, saved.name, String(saved.queueCount), String(saved.readQueues), String(saved.writeQueues),
+                    String(saved.permission), saved.messageTypes.joined(separator: ",")]
         }
-        target.output(["broker", "topic", "queues", "permission", "messageTypes"], rows)
+        target.output(["broker", "topic", "queues", "readQueues", "writeQueues", "permission", "messageTypes"], rows)
     }
+
+    /// The queues from `read` on that hold messages some consumer has yet to take: by the
+    /// progress of every group that consumes the topic (lag or messages in flight); when no
+    /// group consumes it, any message counts.
+    private func undrained(_ queues: [Rocketmq_Admin_V1_QueueStatus], from read: Int32, admin: Rocketmq_Admin_V1_Admin.Client) async throws -> [Int32] {
+        let candidates = queues.filter { $0.queueId >= read && $0.maxOffset > $0.minOffset }.map(\.queueId)
+        guard !candidates.isEmpty else { return [] }
+        var consuming: [[Rocketmq_Admin_V1_QueueProgress]] = []
+        for group in try await admin.listGroups(.init(), options: target.callOptions).groups {
+            let rows = try await admin.getConsumerProgress(.init(group: group.name), options: target.callOptions).queues.filter { $0.topic == topic }
+            if !rows.isEmpty { consuming.append(rows) }
+        }
+        guard !consuming.isEmpty else { return candidates }
+        return candidates.filter { queue in
+            consuming.contains { rows in rows.first { $0.queueId == queue }.map { $0.lag > 0 || $0.inFlight > 0 } ?? true }
+        }
+    }
+}
+
+extension Rocketmq_Admin_V1_Topic {
+    /// The read and write queue counts (0 on the wire: the queue count, as older brokers answer).
+    var readQueues: Int32 { readQueueCount == 0 ? queueCount : readQueueCount }
+    var writeQueues: Int32 { writeQueueCount == 0 ? queueCount : writeQueueCount }
 }
 
 struct DeleteTopic: AsyncParsableCommand {

@@ -2317,7 +2317,7 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__update_broker_config_reque
   (ProtobufCMessageInit) rocketmq__admin__v1__update_broker_config_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor rocketmq__admin__v1__topic__field_descriptors[4] =
+static const ProtobufCFieldDescriptor rocketmq__admin__v1__topic__field_descriptors[6] =
 {
   {
     "name",
@@ -2367,17 +2367,43 @@ static const ProtobufCFieldDescriptor rocketmq__admin__v1__topic__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "read_queue_count",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__Topic, read_queue_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "write_queue_count",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Admin__V1__Topic, write_queue_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned rocketmq__admin__v1__topic__field_indices_by_name[] = {
   3,   /* field[3] = message_types */
   0,   /* field[0] = name */
   2,   /* field[2] = permission */
   1,   /* field[1] = queue_count */
+  4,   /* field[4] = read_queue_count */
+  5,   /* field[5] = write_queue_count */
 };
 static const ProtobufCIntRange rocketmq__admin__v1__topic__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor rocketmq__admin__v1__topic__descriptor =
 {
@@ -2387,7 +2413,7 @@ const ProtobufCMessageDescriptor rocketmq__admin__v1__topic__descriptor =
   "Rocketmq__Admin__V1__Topic",
   "rocketmq.admin.v1",
   sizeof(Rocketmq__Admin__V1__Topic),
-  4,
+  6,
   rocketmq__admin__v1__topic__field_descriptors,
   rocketmq__admin__v1__topic__field_indices_by_name,
   1,  rocketmq__admin__v1__topic__number_ranges,

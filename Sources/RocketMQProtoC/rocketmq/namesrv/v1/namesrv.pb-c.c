@@ -875,7 +875,7 @@ const ProtobufCMessageDescriptor rocketmq__namesrv__v1__broker_registration__des
   (ProtobufCMessageInit) rocketmq__namesrv__v1__broker_registration__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor rocketmq__namesrv__v1__topic_route__field_descriptors[4] =
+static const ProtobufCFieldDescriptor rocketmq__namesrv__v1__topic_route__field_descriptors[6] =
 {
   {
     "name",
@@ -925,17 +925,43 @@ static const ProtobufCFieldDescriptor rocketmq__namesrv__v1__topic_route__field_
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "read_queue_count",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Namesrv__V1__TopicRoute, read_queue_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "write_queue_count",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Rocketmq__Namesrv__V1__TopicRoute, write_queue_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned rocketmq__namesrv__v1__topic_route__field_indices_by_name[] = {
   3,   /* field[3] = message_types */
   0,   /* field[0] = name */
   2,   /* field[2] = permission */
   1,   /* field[1] = queue_count */
+  4,   /* field[4] = read_queue_count */
+  5,   /* field[5] = write_queue_count */
 };
 static const ProtobufCIntRange rocketmq__namesrv__v1__topic_route__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor rocketmq__namesrv__v1__topic_route__descriptor =
 {
@@ -945,7 +971,7 @@ const ProtobufCMessageDescriptor rocketmq__namesrv__v1__topic_route__descriptor 
   "Rocketmq__Namesrv__V1__TopicRoute",
   "rocketmq.namesrv.v1",
   sizeof(Rocketmq__Namesrv__V1__TopicRoute),
-  4,
+  6,
   rocketmq__namesrv__v1__topic_route__field_descriptors,
   rocketmq__namesrv__v1__topic_route__field_indices_by_name,
   1,  rocketmq__namesrv__v1__topic_route__number_ranges,

@@ -229,10 +229,17 @@ struct  Rocketmq__Admin__V1__Topic
    */
   size_t n_message_types;
   char **message_types;
+  /*
+   * RocketMQ's read and write queue counts (0 = queue_count): consumers read queues
+   * 0 ..< read_queue_count, producers write 0 ..< write_queue_count; queue_count, the queues
+   * that exist, is the larger. An update giving either sets queue_count to the larger.
+   */
+  int32_t read_queue_count;
+  int32_t write_queue_count;
 };
 #define ROCKETMQ__ADMIN__V1__TOPIC__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__admin__v1__topic__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0, 0 }
 
 
 struct  Rocketmq__Admin__V1__ListTopicsRequest

@@ -118,10 +118,17 @@ struct  Rocketmq__Namesrv__V1__TopicRoute
    */
   size_t n_message_types;
   Apache__Rocketmq__V2__MessageType *message_types;
+  /*
+   * RocketMQ's read and write queue counts: queues 0 ..< read_queue_count may be read, queues
+   * 0 ..< write_queue_count written (within `permission`). 0 = queue_count, as brokers that do
+   * not set them mean.
+   */
+  int32_t read_queue_count;
+  int32_t write_queue_count;
 };
 #define ROCKETMQ__NAMESRV__V1__TOPIC_ROUTE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&rocketmq__namesrv__v1__topic_route__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0,NULL, 0, 0 }
 
 
 /*
