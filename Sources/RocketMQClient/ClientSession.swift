@@ -255,10 +255,18 @@ actor ClientSession {
 
     // MARK: Fault avoidance
 
-    /// Keeps `endpoint` out of queue selection for `window` after a failure.
+    /// Keeps `endpoint` out of queue selection for `window` after a failure, or until it answers
+    /// a heartbeat (``readmit(_:)``).
     nonisolated func isolate(_ endpoint: Endpoint, for window: Duration) {
         shared.withLock { $0.isolatedUntil[endpoint] = .now + window }
         logger.info("isolating a failing endpoint", metadata: ["endpoint": "\(endpoint)", "window": "\(window)"])
+    }
+
+    /// Ends `endpoint`'s isolation, if any: it answered a heartbeat, so it is back (as the Java
+    /// client does), rather than skipped for the rest of the window.
+    nonisolated func readmit(_ endpoint: Endpoint) {
+        let wasIsolated = shared.withLock { $0.isolatedUntil.removeValue(forKey: endpoint).map { $0 > .now } ?? false }
+        if wasIsolated { logger.info("an isolated endpoint answers again", metadata: ["endpoint": "\(endpoint)"]) }
     }
 
     /// Endpoints isolated right now.
@@ -281,6 +289,7 @@ actor ClientSession {
             do throws(RocketMQError) {
                 let response = try await call(endpoint) { [request] client, options in try await client.heartbeat(request, options: options) }
                 try RocketMQError.check(response.status)
+                readmit(endpoint)
             } catch {
                 logger.debug("heartbeat failed", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
             }

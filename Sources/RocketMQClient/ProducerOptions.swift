@@ -3,7 +3,9 @@ public struct ProducerOptions: Sendable {
     /// Attempts per send, first included. Default 3. Announced to the broker as the producer's
     /// `backoff_policy`; a `max_attempts` in the server's settings does not override it.
     public var maxAttempts: Int
-    /// How long a broker that failed a send is skipped by queue selection. Default 30 s.
+    /// How long a broker that failed a send is skipped by queue selection, at most: a broker that
+    /// answers the next heartbeat (`ClientConfiguration.heartbeatInterval`) is taken back at once.
+    /// Default 30 s.
     public var isolationWindow: Duration
     /// Bodies larger than this many bytes are gzip-compressed. Default 4 KiB; `Int.max` disables.
     public var compressionThreshold: Int

@@ -7,7 +7,7 @@ import Testing
         let topic = unique("ha")
         try await withTwoBrokers(topic: topic, config: """
             {"topics": [{"name": "\(topic)", "queueCount": 4, "permission": 6, "messageTypes": ["NORMAL"]}]}
-            """) { _, brokerB, configuration in
+            """) { _, brokerB, configuration, _ in
             let producer = try await Producer.start(configuration: configuration)
             var before: [String] = []
             for index in 0..<8 { before.append(try await producer.send(Message(topic: topic, body: Array("x\(index)".utf8))).brokerName) }
@@ -33,7 +33,7 @@ import Testing
         let topic = unique("one-attempt")
         try await withTwoBrokers(topic: topic, config: """
             {"topics": [{"name": "\(topic)", "queueCount": 4, "permission": 6, "messageTypes": ["NORMAL"]}]}
-            """) { _, brokerB, configuration in
+            """) { _, brokerB, configuration, _ in
             let producer = try await Producer.start(configuration: configuration, topics: [topic], options: ProducerOptions(maxAttempts: 1))
             brokerB.kill()
             if afterOneWaySends {
@@ -49,6 +49,31 @@ import Testing
             await producer.shutdown()
             // Without one-way sends first, the first send to the dead broker fails; later ones avoid it.
             #expect(failures <= (afterOneWaySends ? 0 : 1), "\(failures) of 20 single-attempt sends failed with one broker dead")
+        }
+    }
+
+    @Test func anIsolatedBrokerIsTakenBackOnceItAnswersAHeartbeat() async throws {
+        let topic = unique("readmit")
+        try await withTwoBrokers(topic: topic, config: """
+            {"topics": [{"name": "\(topic)", "queueCount": 4, "permission": 6, "messageTypes": ["NORMAL"]}]}
+            """) { _, brokerB, configuration, restartB in
+            var configuration = configuration
+            configuration.heartbeatInterval = .milliseconds(300)
+            // The NameServer drops the dead broker from the route and takes it back on its
+            // restart: the producer sees both soon, and heartbeats the endpoints its routes name.
+            configuration.routeRefreshInterval = .milliseconds(500)
+            // A window far longer than the test: only the heartbeat can end it.
+            let producer = try await Producer.start(configuration: configuration, topics: [topic], options: ProducerOptions(isolationWindow: .seconds(600)))
+            brokerB.kill()
+            for index in 0..<8 { _ = try await producer.send(Message(topic: topic, body: Array("a\(index)".utf8))) }
+            let restarted = try restartB()
+            defer { restarted.stop() }
+            let backOnB = await eventually(timeout: .seconds(30)) {
+                guard let receipt = try? await producer.send(Message(topic: topic, body: Array("b".utf8))) else { return false }
+                return receipt.brokerName == "broker-b"
+            }
+            await producer.shutdown()
+            #expect(backOnB, "sends never reached the restarted broker: it stayed isolated")
         }
     }
 
@@ -78,7 +103,7 @@ import Testing
         let topic = unique("fifo-ha")
         try await withTwoBrokers(topic: topic, config: """
             {"topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["FIFO"]}]}
-            """) { _, brokerB, configuration in
+            """) { _, brokerB, configuration, _ in
             var fast = configuration
             fast.requestTimeout = .milliseconds(800)
             let producer = try await Producer.start(configuration: fast, topics: [topic])
@@ -113,7 +138,7 @@ import Testing
         try await withTwoBrokers(topic: topic, config: """
             {"topics": [{"name": "\(topic)", "queueCount": 2, "permission": 6, "messageTypes": ["NORMAL"]}],
              "groups": [{"name": "\(group)", "maxDeliveryAttempts": 16, "fifo": false, "consumeEnabled": true}]}
-            """) { _, brokerB, configuration in
+            """) { _, brokerB, configuration, _ in
             let consumer = try await PullConsumer.start(configuration: configuration, group: group, topic: topic, startFrom: .beginning)
             // Every queue's position is known before broker-b goes down.
             _ = try await consumer.pull(maxMessages: 32, awaitDuration: .zero)
@@ -139,7 +164,8 @@ import Testing
 /// A NameServer and brokers "broker-a" and "broker-b", each with the broker config `config`
 /// (JSON); `body` runs once both are in `topic`'s route.
 private func withTwoBrokers<R>(
-    topic: String, config configJSON: String, _ body: (ServerProcess, ServerProcess, ClientConfiguration) async throws -> R
+    topic: String, config configJSON: String,
+    _ body: (ServerProcess, ServerProcess, ClientConfiguration, _ restartB: () throws -> ServerProcess) async throws -> R
 ) async throws -> R {
     let directory = try TemporaryDirectory("cluster")
     defer { directory.remove() }
@@ -162,5 +188,12 @@ private func withTwoBrokers<R>(
     }
     await probe.shutdown()
     try #require(bothRouted)
-    return try await body(brokerA, brokerB, configuration)
+    // Broker B again, on its port and data, after the test killed it.
+    let restartB = {
+        try ServerProcess("mqbroker", [
+            "--data", directory.file("b"), "--port", String(brokerB.endpoint.split(separator: ":").last ?? "0"), "-n", nameServer.endpoint,
+            "--broker-name", "broker-b", "--config", config,
+        ])
+    }
+    return try await body(brokerA, brokerB, configuration, restartB)
 }
