@@ -391,6 +391,16 @@ public final class Broker: Sendable {
         return Int32(next % UInt64(topic.writeQueues))
     }
 
+    /// Why a queue a client chose itself cannot take the message, or nil. A client that picks
+    /// its queues (ours) names the queue in its receipt, so the broker may not move the message
+    /// elsewhere: a queue past the write count (a route older than an `updateTopic -w`) is
+    /// refused, and the client tries another queue with a fresh route. Messages of a group are
+    /// placed by their group, whatever the client asked.
+    func chosenQueueProblem(_ topic: TopicConfig, requested: Int32, messageGroup: String?, clientChoosesQueues: Bool) -> BrokerError? {
+        guard clientChoosesQueues, messageGroup?.isEmpty ?? true, requested >= topic.writeQueues || requested < 0 else { return nil }
+        return .queueNotWritable("queue \(requested) of topic \(topic.name) takes no writes: the topic has \(topic.writeQueues) write queues; refresh its route")
+    }
+
     private func stableHash(_ text: String) -> UInt64 {
         var hash: UInt64 = 0xCBF2_9CE4_8422_2325
         for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }

@@ -12,6 +12,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case illegalTopic(String)
     case illegalGroup(String)
     case forbidden(String)
+    case queueNotWritable(String)
     case messageTypeMismatch(topic: String, type: String, accepted: [String])
     case bodyTooLarge(size: Int, limit: Int)
     case bodyEmpty
@@ -54,6 +55,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .illegalTopic(let why): return why
         case .illegalGroup(let why): return why
         case .forbidden(let why): return why
+        case .queueNotWritable(let why): return why
         case .messageTypeMismatch(let topic, let type, let accepted):
             return "topic \"\(topic)\" accepts \(accepted.joined(separator: ", ")) messages, not \(type)"
         case .bodyTooLarge(let size, let limit): return "message body of \(size) bytes exceeds the \(limit)-byte limit"
@@ -99,6 +101,8 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .illegalTopic: code = .illegalTopic
         case .illegalGroup: code = .illegalConsumerGroup
         case .forbidden: code = .forbidden
+        // Retryable for clients (as for a broker that takes no writes): the next queue, a fresh route.
+        case .queueNotWritable: code = .preconditionFailed
         case .messageTypeMismatch: code = .messagePropertyConflictWithType
         case .bodyTooLarge: code = .messageBodyTooLarge
         case .bodyEmpty: code = .messageBodyEmpty

@@ -238,7 +238,7 @@ public struct Console: Service {
     private func topicTable(_ topics: [Rocketmq_Admin_V1_Topic]) -> String {
         table(["Topic", "Queues", "Permission", "Message types"], topics.sorted { $0.name < $1.name }.map { topic in
             [link("/topics/", topic.name), Self.queues(topic), Self.permission(topic.permission), escaped(topic.messageTypes.joined(separator: ", "))]
-        }, numeric: [1])
+        })
     }
 
     /// `8`, or `8 (read 8, write 4)` when the read and write queue counts differ.

@@ -45,6 +45,19 @@ struct TransactionServiceTests {
         }
     }
 
+    @Test("a commit lands in a write queue, also when its queue stopped taking writes since the half message")
+    func commitAfterTheWriteCountWasLowered() async throws {
+        try await withBroker { broker in
+            let tx = broker.transactions
+            try broker.upsertTopic(TopicConfig(name: "orders", queueCount: 4, messageTypes: ["TRANSACTION"]))
+            let id = try await tx.prepare(half("late", id: "ID-L", queue: 3), firstCheck: .seconds(60), producerGave: false, broker: broker)
+            try broker.upsertTopic(TopicConfig(name: "orders", readQueues: 4, writeQueues: 2, messageTypes: ["TRANSACTION"]))
+            try await tx.end(transactionId: id, messageId: "ID-L", topic: "orders", resolution: .commit, fromCheck: false, broker: broker)
+            #expect(try visible(broker, queue: 3).isEmpty, "queue 3 takes no writes now")
+            #expect(try visible(broker, queue: 1).map { String(decoding: $0.body, as: UTF8.self) } == ["late"])
+        }
+    }
+
     @Test("a commit after its topic was deleted discards the message, also when a topic of the name exists again")
     func commitAfterTheTopicWasDeleted() async throws {
         try await withBroker { broker in

@@ -114,9 +114,15 @@ extension MessagingServiceProvider {
             }
             if propertyBytes > SendValidation.maxUserPropertyBytes { return nil }
 
+            let messageGroup = message.messageGroup.map { String(decoding: slice($0), as: UTF8.self) }
+            let choosesQueues = Self.choosesQueues(metadata)
+            // A chosen queue that takes no writes: the generated way refuses it, saying why.
+            if broker.chosenQueueProblem(topic, requested: message.queueId, messageGroup: messageGroup, clientChoosesQueues: choosesQueues) != nil {
+                return nil
+            }
             let queueId = broker.queue(
-                for: topic, requested: message.queueId, messageGroup: message.messageGroup.map { String(decoding: slice($0), as: UTF8.self) },
-                clientChoosesQueues: message.queueId == 0 && Self.choosesQueues(metadata))
+                for: topic, requested: message.queueId, messageGroup: messageGroup,
+                clientChoosesQueues: message.queueId == 0 && choosesQueues)
             do {
                 let encoded = try encode(message, raw, topic: topicName, queueId: queueId, type: type, peer: peer)
                 return DirectSend(encoded: encoded, messageId: message.messageId)

@@ -143,7 +143,13 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             checked.reserveCapacity(request.messages.count)
             for (index, message) in request.messages.enumerated() {
                 do throws(BrokerError) {
-                    checked.append(try check(message))
+                    let sent = try check(message)
+                    if let problem = broker.chosenQueueProblem(
+                        sent.topic, requested: sent.system.queueId, messageGroup: sent.system.messageGroup, clientChoosesQueues: choosesQueues)
+                    {
+                        throw problem
+                    }
+                    checked.append(sent)
                 } catch {
                     return Self.refusedBatch(request.messages, failing: index, error.status)
                 }

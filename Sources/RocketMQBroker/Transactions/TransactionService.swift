@@ -268,7 +268,13 @@ final class TransactionService: Sendable {
         do {
             if resolution == .commit {
                 do {
-                    _ = try await broker.append(Self.committed(half))
+                    var real = Self.committed(half)
+                    // Its queue may take no writes any more (the write count lowered meanwhile,
+                    // or the queue gone): it goes to a write queue, as a due delay message does.
+                    if let topic = broker.topics[real.topic], real.queueId >= topic.writeQueues {
+                        real.queueId %= max(1, topic.writeQueues)
+                    }
+                    _ = try await broker.append(real)
                 } catch .noReplica {
                     unreplicated = .noReplica
                 } catch .replicationTimeout {

@@ -212,8 +212,8 @@ struct UpdateTopic: AsyncParsableCommand {
             queues, read and write permission, NORMAL). Consumers read queues 0..<r, producers \
             write 0..<w; the topic has the larger number of queues. To remove queues without \
             losing messages, lower -w first, let consumers drain the queues past it, then lower \
-            -r. A read count below a queue that still holds messages is refused (they could no \
-            longer be read), unless --force.
+            -r. A read count below a queue that still holds messages not consumed, or below the \
+            write count, is refused, unless --force.
             """)
     @OptionGroup var target: ClusterTarget
     @Option(name: .customShort("t"), help: "Topic.") var topic: String
@@ -241,17 +241,25 @@ struct UpdateTopic: AsyncParsableCommand {
             } catch let error as RPCError where error.code == .notFound {
                 current = nil
             }
-            let now = current?.topic.map { (read: $0.readQueues, write: $0.writeQueues) }
-            let read = readQueues ?? now?.read ?? 8
-            let write = writeQueues ?? now?.write ?? 8
-            if let current, let now, read < now.read, !force {
+            let now = current?.topic.map { (read: $0.readQueues, write: $0.writeQueues, all: $0.queueCount) }
+            // A new topic given one count takes it for the other too (4 read queues and 8 write
+            // ones would leave queues no consumer reads).
+            let read = readQueues ?? now?.read ?? writeQueues ?? 8
+            let write = writeQueues ?? now?.write ?? readQueues ?? 8
+            if !force, read < write {
+                throw VerbError("\(topic) on \(address): \(write) write queues but \(read) read queues would leave queues \(read)..<\(write) taking messages no consumer reads; lower -w as well, or --force")
+            }
+            // Queues past the new read count are read no more (and those past both counts go):
+            // refused while they hold messages a consumer has yet to take.
+            if let current, let now, read < now.read || max(read, write) < now.all, !force {
                 let holding = try await undrained(current.queues, from: read, admin: admin)
                 if !holding.isEmpty {
                     throw VerbError("\(topic) on \(address): queues \(holding.map(String.init).joined(separator: ", ")) still hold messages not consumed that \(read) read queues would hide; lower -w first and let the consumers drain them, or --force")
                 }
             }
+            // The queue count too: a broker that predates read and write counts reads only it.
             let change = Rocketmq_Admin_V1_Topic(
-                name: topic, permission: permission ?? current?.topic?.permission ?? 6,
+                name: topic, queueCount: max(read, write), permission: permission ?? current?.topic?.permission ?? 6,
                 messageTypes: types ?? current?.topic?.messageTypes ?? ["NORMAL"], readQueueCount: read, writeQueueCount: write)
             let saved = try await admin.upsertTopic(.init(topic: change), options: target.callOptions)
             return [address, saved.name, String(saved.queueCount), String(saved.readQueues), String(saved.writeQueues),
