@@ -222,9 +222,21 @@ def test_read_and_write_queue_counts_drain_queues_before_removing_them(cluster):
         for m in consumer.receive(16, 20):
             consumer.ack(m)
             got += 1
+    assert got == total
+    # A group whose consumer subscribes but has taken nothing yet counts too (its settings
+    # say it consumes the topic): its lag is every message, so the queues are not drained.
+    rows("updateSubGroup", *b, "-g", "watcher")
+    watcher = SimpleConsumer(config, "watcher", {topic: FilterExpression("*")}, await_duration=1)
+    watcher.startup()
+    deadline = time.monotonic() + 15
+    while not [r for r in rows("consumerProgress", "-b", broker.endpoint, "-g", "watcher") if r["topic"] == topic] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sum(r["lag"] for r in rows("consumerProgress", "-b", broker.endpoint, "-g", "watcher") if r["topic"] == topic) == total
+    watched = mqadmin("updateTopic", *b, "-t", topic, "-r", "2", check=False)
+    assert watched.returncode != 0 and "not consumed" in watched.stderr, watched.stderr
+    watcher.shutdown()  # it says so to the broker: no longer a consumer of the topic
     consumer.shutdown()
     producer.shutdown()
-    assert got == total
     [removed] = rows("updateTopic", *b, "-t", topic, "-r", "2")
     assert (removed["queues"], removed["readQueues"], removed["writeQueues"]) == (2, 2, 2)
     assert settled_route(("-b", broker.endpoint), {0: "READ_WRITE", 1: "READ_WRITE"}) == {0: "READ_WRITE", 1: "READ_WRITE"}

@@ -195,11 +195,13 @@ public struct AdminServiceProvider: Rocketmq_Admin_V1_Admin.ServiceProtocol {
         try await run {
             guard broker.groups[request.group] != nil else { throw BrokerError.groupNotFound(request.group) }
             let topics = request.topic.isEmpty ? broker.topics.all : [try broker.topic(named: request.topic)]
+            // Topics the group's live consumers subscribe to count before any message was taken.
+            let subscribed = broker.clients.subscribedTopics(group: request.group, within: .seconds(60))
             var queues: [Rocketmq_Admin_V1_QueueProgress] = []
             for topic in topics where !SystemTopic.isSystem(topic.name) {
                 // The group's own retry topic (resent and re-driven messages) always counts,
-                // read from or not.
-                let own = topic.name == SystemTopic.retry(group: request.group)
+                // read from or not, and so do the topics its consumers subscribe to.
+                let own = topic.name == SystemTopic.retry(group: request.group) || subscribed.contains(topic.name)
                 var rows: [Rocketmq_Admin_V1_QueueProgress] = []
                 for queueId in 0..<topic.queueCount {
                     rows.append(await progress(group: request.group, topic: topic.name, queueId: queueId, onlyIfConsumed: request.topic.isEmpty && !own))

@@ -110,6 +110,20 @@ final class ClientRegistry: Sendable {
         }
     }
 
+    /// The topics the live consumers of `group` (heard from within `window`) subscribe to, by
+    /// their settings: a group consumes them even before it has taken any message.
+    func subscribedTopics(group: String, within window: Duration) -> Set<String> {
+        let limit = Date().addingTimeInterval(-window.timeInterval)
+        return clients.withLock { table in
+            var topics = Set<String>()
+            for client in table.values where client.group == group && client.lastSeen >= limit {
+                guard case .subscription(let subscription)? = client.settings?.pubSub else { continue }
+                for entry in subscription.subscriptions { if let name = entry.topic?.name { topics.insert(name) } }
+            }
+            return topics
+        }
+    }
+
     func remove(clientId: String) {
         _ = clients.withLock { $0.removeValue(forKey: clientId) }
     }
