@@ -243,9 +243,7 @@ public struct Console: Service {
 
     /// `8`, or `8 (read 8, write 4)` when the read and write queue counts differ.
     private static func queues(_ topic: Rocketmq_Admin_V1_Topic) -> String {
-        let read = topic.readQueueCount == 0 ? topic.queueCount : topic.readQueueCount
-        let write = topic.writeQueueCount == 0 ? topic.queueCount : topic.writeQueueCount
-        return read == write ? "\(topic.queueCount)" : "\(topic.queueCount) (read \(read), write \(write))"
+        topic.readQueues == topic.writeQueues ? "\(topic.queueCount)" : "\(topic.queueCount) (read \(topic.readQueues), write \(topic.writeQueues))"
     }
 
     private func link(_ base: String, _ name: String) -> String {

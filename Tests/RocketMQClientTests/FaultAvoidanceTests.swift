@@ -5,9 +5,7 @@ import Testing
 @Suite struct FaultAvoidanceTests {
     @Test func sendsMoveToTheSurvivingBrokerWhenOneIsKilled() async throws {
         let topic = unique("ha")
-        try await withTwoBrokers(topic: topic, config: """
-            {"topics": [{"name": "\(topic)", "queueCount": 4, "permission": 6, "messageTypes": ["NORMAL"]}]}
-            """) { _, brokerB, configuration, _ in
+        try await withTwoBrokers(topic: topic) { _, brokerB, configuration, _ in
             let producer = try await Producer.start(configuration: configuration)
             var before: [String] = []
             for index in 0..<8 { before.append(try await producer.send(Message(topic: topic, body: Array("x\(index)".utf8))).brokerName) }
@@ -31,9 +29,7 @@ import Testing
     @Test(arguments: [false, true])
     func aProducerThatMakesOneAttemptIsolatesADeadBroker(afterOneWaySends: Bool) async throws {
         let topic = unique("one-attempt")
-        try await withTwoBrokers(topic: topic, config: """
-            {"topics": [{"name": "\(topic)", "queueCount": 4, "permission": 6, "messageTypes": ["NORMAL"]}]}
-            """) { _, brokerB, configuration, _ in
+        try await withTwoBrokers(topic: topic) { _, brokerB, configuration, _ in
             let producer = try await Producer.start(configuration: configuration, topics: [topic], options: ProducerOptions(maxAttempts: 1))
             brokerB.kill()
             if afterOneWaySends {
@@ -54,9 +50,7 @@ import Testing
 
     @Test func anIsolatedBrokerIsTakenBackOnceItAnswersAHeartbeat() async throws {
         let topic = unique("readmit")
-        try await withTwoBrokers(topic: topic, config: """
-            {"topics": [{"name": "\(topic)", "queueCount": 4, "permission": 6, "messageTypes": ["NORMAL"]}]}
-            """) { _, brokerB, configuration, restartB in
+        try await withTwoBrokers(topic: topic) { _, brokerB, configuration, restartB in
             var configuration = configuration
             configuration.heartbeatInterval = .milliseconds(300)
             // The NameServer drops the dead broker from the route and takes it back on its
@@ -164,11 +158,15 @@ import Testing
 /// A NameServer and brokers "broker-a" and "broker-b", each with the broker config `config`
 /// (JSON); `body` runs once both are in `topic`'s route.
 private func withTwoBrokers<R>(
-    topic: String, config configJSON: String,
+    topic: String, config: String? = nil,
     _ body: (ServerProcess, ServerProcess, ClientConfiguration, _ restartB: () throws -> ServerProcess) async throws -> R
 ) async throws -> R {
     let directory = try TemporaryDirectory("cluster")
     defer { directory.remove() }
+    // By default the topic has 4 NORMAL queues on each broker.
+    let configJSON = config ?? """
+        {"topics": [{"name": "\(topic)", "queueCount": 4, "permission": 6, "messageTypes": ["NORMAL"]}]}
+        """
     let config = try directory.write("broker.json", configJSON)
     let nameServer = try ServerProcess("mqnamesrv", ["--port", "0"])
     defer { nameServer.stop() }

@@ -39,6 +39,12 @@ public struct TopicConfig: Codable, Sendable, Equatable {
     /// Producers write queues `0 ..< writeQueues`.
     public var writeQueues: Int32 { writeQueueCount ?? queueCount }
 
+    /// Where a message meant for queue `id` goes when it is stored later (a due delay message, a
+    /// committed transaction): that queue while it takes writes, else a write queue.
+    public func writeQueue(for id: Int32) -> Int32 {
+        id < writeQueues ? id : id % max(1, writeQueues)
+    }
+
     /// Whether queue `id` may be read: it exists, the topic is readable, and it is below the read count.
     public func isReadable(queue id: Int32) -> Bool { isReadable && id >= 0 && id < readQueues }
 

@@ -455,7 +455,7 @@ final class DelayService: Sendable {
         properties[StoredProperty.realTopic] = nil
         let queueId = properties.removeValue(forKey: StoredProperty.realQueueId).flatMap { Int32($0) } ?? 0
         let real = MessageToAppend(
-            topic: entry.topic, queueId: queueId < topic.writeQueues ? queueId : queueId % max(1, topic.writeQueues), body: scheduled.body,
+            topic: entry.topic, queueId: topic.writeQueue(for: queueId), body: scheduled.body,
             properties: properties, flags: scheduled.flags, bornTimestamp: scheduled.bornTimestamp, bornHost: scheduled.bornHost)
         do {
             // One too large for the store (its limit lowered since) must not hold up the due

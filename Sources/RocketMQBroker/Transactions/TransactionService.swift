@@ -271,9 +271,7 @@ final class TransactionService: Sendable {
                     var real = Self.committed(half)
                     // Its queue may take no writes any more (the write count lowered meanwhile,
                     // or the queue gone): it goes to a write queue, as a due delay message does.
-                    if let topic = broker.topics[real.topic], real.queueId >= topic.writeQueues {
-                        real.queueId %= max(1, topic.writeQueues)
-                    }
+                    if let topic = broker.topics[real.topic] { real.queueId = topic.writeQueue(for: real.queueId) }
                     _ = try await broker.append(real)
                 } catch .noReplica {
                     unreplicated = .noReplica

@@ -286,12 +286,6 @@ struct UpdateTopic: AsyncParsableCommand {
     }
 }
 
-extension Rocketmq_Admin_V1_Topic {
-    /// The read and write queue counts (0 on the wire: the queue count, as older brokers answer).
-    var readQueues: Int32 { readQueueCount == 0 ? queueCount : readQueueCount }
-    var writeQueues: Int32 { writeQueueCount == 0 ? queueCount : writeQueueCount }
-}
-
 struct DeleteTopic: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deleteTopic", abstract: "Delete a topic on every target broker.",
