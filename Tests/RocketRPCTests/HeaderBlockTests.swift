@@ -48,4 +48,28 @@ struct HeaderBlockTests {
         Self.append("x-other", "4", to: &block)
         #expect(Self.fields(of: copy) == ["0 x-new=3"])
     }
+
+    @Test func aCopyKeepsItsFieldsWhileTheOriginalIsResetAndRefilled() {
+        var block = HeaderBlock()
+        for i in 0..<40 { Self.append("x-field-\(i)", String(repeating: "v", count: i), to: &block) }
+        let copy = block
+        var whole = HeaderBlock()
+        whole.append(contentsOf: block)
+        #expect(whole.hasSameFields(as: block) && whole.byteCount == block.byteCount)
+
+        // The session reuses its block for the next HEADERS; what a call kept must not change.
+        block.reset()
+        Self.append("x-next", "1", to: &block)
+        #expect(copy.count == 40 && Self.fields(of: copy)[39] == "39 x-field-39=\(String(repeating: "v", count: 39))")
+        #expect(Self.fields(of: block) == ["0 x-next=1"])
+        #expect(!block.hasSameFields(as: copy) && whole.hasSameFields(as: copy))
+
+        // Same fields in a block with more room after them are still the same fields.
+        var roomy = HeaderBlock()
+        roomy.reserveCapacity(adding: 4096)
+        Self.append("x-next", "1", to: &roomy)
+        #expect(roomy.hasSameFields(as: block) && roomy.byteCount == block.byteCount)
+        Self.append("x-more", "2", to: &roomy)
+        #expect(!roomy.hasSameFields(as: block))
+    }
 }
