@@ -201,13 +201,25 @@ final class AcknowledgedSends: Sendable {
 /// Counts lost, duplicated and out-of-order messages by the (sender, sequence) each carries.
 /// It runs wherever messages are consumed and checked, so it stays independent of the load
 /// shape (later also under chaos).
+///
+/// Order is checked per message group and sender: a group's order is the order its sends
+/// reached the broker, which the checker cannot know across senders (with more senders than
+/// groups, several share one). One sender numbers its sends in the order it makes them; where
+/// each waits for the one before (sync mode) they must come back rising. Sends in flight
+/// together (async mode) may be stored in another order, and that is counted too: it is what
+/// a FIFO consumer of the group then sees.
 final class Checker: Sendable {
     private struct State {
         var seen = Set<UInt64>()
         var duplicates = 0
-        var lastSequence: [String: Int] = [:]
+        var lastSequence: [OrderKey: Int] = [:]
         var outOfOrder = 0
         var foreign = 0
+    }
+
+    private struct OrderKey: Hashable {
+        let group: String
+        let sender: Int
     }
 
     private let state = Mutex(State())
@@ -221,8 +233,9 @@ final class Checker: Sendable {
         state.withLock { s in
             if !s.seen.insert(BenchMessage.key(sender: sender, sequence: sequence)).inserted { s.duplicates += 1 }
             if let group {
-                if let last = s.lastSequence[group], sequence < last { s.outOfOrder += 1 }
-                s.lastSequence[group] = max(sequence, s.lastSequence[group] ?? sequence)
+                let key = OrderKey(group: group, sender: sender)
+                if let last = s.lastSequence[key], sequence < last { s.outOfOrder += 1 }
+                s.lastSequence[key] = max(sequence, s.lastSequence[key] ?? sequence)
             }
         }
     }

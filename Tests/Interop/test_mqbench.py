@@ -8,6 +8,8 @@ import time
 import grpc
 import pytest
 
+from rocketmq import ClientConfiguration, Credentials, Message, Producer
+
 from conftest import binary
 from test_broker_admin import admin_pb  # noqa: F401 (a fixture)
 
@@ -53,6 +55,28 @@ def test_e2e_keeps_fifo_order_per_message_group(broker_factory):
     # How busy the machine was, and what the client itself cost: client and broker share it.
     assert 0 < result["host_busy_percent"] <= 100 and 0 <= result["host_steal_percent"] <= 100
     assert result["client_cpu_seconds"] > 0
+
+
+def test_the_checker_counts_duplicates_and_order_per_sender_within_a_group(broker_factory):
+    """Order is per message group and sender: two senders sharing a group interleave without
+    being out of order, a sender's number below its highest so far is, and an id seen before is a
+    duplicate. The messages are sent by the official client, in this order, to one group."""
+    broker = broker_factory({"autoCreate": True})
+    producer = Producer(ClientConfiguration(broker.endpoint, Credentials(), request_timeout=10), ("bench-order",))
+    producer.startup()
+    try:
+        for bench_id in ["1-5", "0-0", "0-1", "1-6", "0-3", "0-2", "0-2"]:
+            m = Message()
+            m.topic, m.body, m.message_group = "bench-order", b"x", "g0"
+            m.add_property("bench-id", bench_id)
+            producer.send(m)
+    finally:
+        producer.shutdown()
+    checked = run(["consume", "--endpoint", broker.endpoint, "--topic", "bench-order", "--group", "bench-order-group",
+                   "--fifo-groups", "1", "--concurrency", "8", "--count", "7", "--idle-seconds", "5"])
+    # Sender 1's 5 and 6 do not make sender 0's 0, 1 and 3 late; sender 0's 2 after its 3 is,
+    # twice, and the second 0-2 is also a duplicate.
+    assert (checked["unique"], checked["duplicated"], checked["out_of_order"], checked["foreign"]) == (6, 1, 2, 0)
 
 
 def test_produce_creates_the_topics_with_the_queues_asked_and_uses_every_queue(broker_factory, admin_pb):  # noqa: F811
