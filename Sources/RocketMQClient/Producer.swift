@@ -110,8 +110,13 @@ public final class Producer: Sendable {
         let attempts = max(1, options.maxAttempts)
         var failed: Set<Endpoint> = []
         var lastError = RocketMQError.noQueue(topic: first.topic, reason: "no attempt made")
+        var refused: (queue: Apache_Rocketmq_V2_MessageQueue, endpoint: Endpoint)?
         for attempt in 1...attempts {
             let route = try await session.route(for: first.topic)
+            if let (queue, endpoint) = refused {
+                refused = nil
+                if !route.droppedWrites(to: queue, at: endpoint) { session.isolate(endpoint, for: options.isolationWindow) }
+            }
             let avoided = failed.union(session.isolatedEndpoints())
             let (queue, endpoint) = try selectQueue(in: route, messageGroup: first.messageGroup, avoiding: avoided)
             var request = Apache_Rocketmq_V2_SendMessageRequest()
@@ -132,7 +137,16 @@ public final class Producer: Sendable {
                 }
             } catch {
                 lastError = error
-                noteFailure(of: endpoint, topic: first.topic, error)
+                if case .status(.preconditionFailed, _) = error, attempt < attempts {
+                    // A slave, a fenced master, or a queue that no longer takes writes (the
+                    // topic's write queues were cut and this producer's route is older): the
+                    // route, fetched again for the next attempt, tells which. Only the first
+                    // means the broker should be avoided.
+                    session.invalidateRoute(of: first.topic)
+                    refused = (queue, endpoint)
+                } else {
+                    noteFailure(of: endpoint, topic: first.topic, error)
+                }
                 // Not again what the broker already stored (a duplicate for sure), nor a half
                 // message unless the broker refused it before storing: an orphaned first half
                 // would be checked back and committed as well.

@@ -20,6 +20,18 @@ public struct TopicRoute: Sendable {
         writableEndpoints = writable.map(\.1)
     }
 
+    /// Whether `endpoint` still takes writes for this topic, but no longer in `queue`: a send
+    /// there was refused because the route it chose the queue from was older than the topic's
+    /// write queue count, not because the broker takes no writes.
+    func droppedWrites(to queue: Apache_Rocketmq_V2_MessageQueue, at endpoint: Endpoint) -> Bool {
+        var brokerWritable = false
+        for (candidate, at) in zip(writableQueues, writableEndpoints) where at == endpoint {
+            if candidate.id == queue.id { return false }
+            brokerWritable = true
+        }
+        return brokerWritable
+    }
+
     /// Queues consumers may read.
     public var readableQueues: [Apache_Rocketmq_V2_MessageQueue] { queues.filter { $0.isReadable && $0.endpoint != nil } }
     /// Every broker endpoint the route names.

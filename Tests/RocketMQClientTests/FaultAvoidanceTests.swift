@@ -71,6 +71,31 @@ import Testing
         }
     }
 
+    /// A producer whose route predates a cut in a topic's write queues picks a queue the broker
+    /// now refuses (PRECONDITION_FAILED). It sends again from a fresh route, and keeps sending
+    /// to that broker, which still takes writes in its remaining queue: only a broker that takes
+    /// none (a slave, a fenced master) is avoided.
+    @Test func aCutInWriteQueuesDoesNotIsolateTheBroker() async throws {
+        let topic = unique("cut")
+        try await withTwoBrokers(topic: topic, brokerArguments: ["--admin-token", "cut-token"]) { _, brokerB, configuration, _ in
+            var configuration = configuration
+            // The producer keeps its route until a send is refused, and no heartbeat takes an
+            // isolated broker back within the test.
+            configuration.routeRefreshInterval = .seconds(600)
+            configuration.heartbeatInterval = .seconds(600)
+            let producer = try await Producer.start(configuration: configuration, topics: [topic], options: ProducerOptions(isolationWindow: .seconds(600)))
+            let cut = try runTool("mqadmin", ["updateTopic", "-b", brokerB.endpoint, "--token", "cut-token", "-t", topic, "-r", "4", "-w", "1"])
+            try #require(cut.status == 0, "mqadmin: \(cut.output)")
+            // The first 8 sends go round the old route's 8 queues, broker B's 1, 2 and 3 among them.
+            var receipts: [SendReceipt] = []
+            for index in 0..<20 { receipts.append(try await producer.send(Message(topic: topic, body: Array("c\(index)".utf8)))) }
+            await producer.shutdown()
+            let later = receipts.suffix(10).filter { $0.brokerName == "broker-b" }
+            #expect(!later.isEmpty, "after the refusal every send avoided broker B: \(receipts.map { "\($0.brokerName)/\($0.queueId)" })")
+            #expect(later.allSatisfy { $0.queueId == 0 }, "broker B took writes past its write count: \(later.map(\.queueId))")
+        }
+    }
+
     @Test func aConnectionThatStopsAnsweringIsClosedByKeepalive() async throws {
         try await withDevBroker { broker, devConfiguration in
             var configuration = devConfiguration
@@ -158,7 +183,7 @@ import Testing
 /// A NameServer and brokers "broker-a" and "broker-b", each with the broker config `config`
 /// (JSON); `body` runs once both are in `topic`'s route.
 private func withTwoBrokers<R>(
-    topic: String, config: String? = nil,
+    topic: String, config: String? = nil, brokerArguments: [String] = [],
     _ body: (ServerProcess, ServerProcess, ClientConfiguration, _ restartB: () throws -> ServerProcess) async throws -> R
 ) async throws -> R {
     let directory = try TemporaryDirectory("cluster")
@@ -172,11 +197,11 @@ private func withTwoBrokers<R>(
     defer { nameServer.stop() }
     let brokerA = try ServerProcess("mqbroker", [
         "--data", directory.file("a"), "--port", "0", "-n", nameServer.endpoint, "--broker-name", "broker-a", "--config", config,
-    ])
+    ] + brokerArguments)
     defer { brokerA.stop() }
     let brokerB = try ServerProcess("mqbroker", [
         "--data", directory.file("b"), "--port", "0", "-n", nameServer.endpoint, "--broker-name", "broker-b", "--config", config,
-    ])
+    ] + brokerArguments)
     defer { brokerB.stop() }
     let configuration = try ClientConfiguration(endpoints: nameServer.endpoint)
     let probe = try await Producer.start(configuration: configuration)
@@ -191,7 +216,7 @@ private func withTwoBrokers<R>(
         try ServerProcess("mqbroker", [
             "--data", directory.file("b"), "--port", String(brokerB.endpoint.split(separator: ":").last ?? "0"), "-n", nameServer.endpoint,
             "--broker-name", "broker-b", "--config", config,
-        ])
+        ] + brokerArguments)
     }
     return try await body(brokerA, brokerB, configuration, restartB)
 }

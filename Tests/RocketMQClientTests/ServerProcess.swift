@@ -147,3 +147,21 @@ final class ServerProcess: Sendable {
         throw TestFailure("cannot find the \(name) binary near \(CommandLine.arguments[0]); build it or set ROCKETMQ_BIN_DIR")
     }
 }
+
+/// Runs a command-line tool built with the servers (`mqadmin`) to its end (at most 30 s): its exit
+/// status and what it printed, stdout then stderr.
+func runTool(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = try ServerProcess.binary(name)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let deadline = Date().addingTimeInterval(30)
+    while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+    if process.isRunning { process.terminate() }
+    process.waitUntilExit()
+    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile() + err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    return (process.terminationStatus, output)
+}
