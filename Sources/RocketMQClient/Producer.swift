@@ -112,7 +112,14 @@ public final class Producer: Sendable {
         var lastError = RocketMQError.noQueue(topic: first.topic, reason: "no attempt made")
         var refused: (queue: Apache_Rocketmq_V2_MessageQueue, endpoint: Endpoint)?
         for attempt in 1...attempts {
-            let route = try await session.route(for: first.topic)
+            let route: TopicRoute
+            do throws(RocketMQError) {
+                route = try await session.route(for: first.topic)
+            } catch {
+                // No route to tell why the broker refused: avoid it, as for any other failure.
+                if let refused { session.isolate(refused.endpoint, for: options.isolationWindow) }
+                throw error
+            }
             if let (queue, endpoint) = refused {
                 refused = nil
                 if !route.droppedWrites(to: queue, at: endpoint) { session.isolate(endpoint, for: options.isolationWindow) }
