@@ -67,6 +67,9 @@ extension CBridgedMessage {
     @inlinable
     public init(serializedBytes bytes: UnsafeRawBufferPointer) throws {
         let descriptor = Self.cMessageType.descriptor
+        if let problem = WireStringCheck.problem(in: bytes, descriptor: descriptor) {
+            throw ProtoDecodingError(messageName: Self.protoMessageName, reason: problem)
+        }
         let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
         self = try withUnpackAllocator { allocator in
             guard let unpacked = protobuf_c_message_unpack(descriptor, allocator, bytes.count, base) else {

@@ -24,13 +24,18 @@ META = (("x-mq-client-id", "pytest-bad-input"), ("x-mq-language", "PYTHON"), ("a
 
 
 @pytest.fixture(scope="module")
-def stub(tmp_path_factory):
+def bad_input_broker(tmp_path_factory):
     from conftest import Broker
     broker = Broker(str(tmp_path_factory.mktemp("bad") / "data"), CONFIG)
-    channel = grpc.insecure_channel(broker.endpoint)
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def stub(bad_input_broker):
+    channel = grpc.insecure_channel(bad_input_broker.endpoint)
     yield service_pb2_grpc.MessagingServiceStub(channel)
     channel.close()
-    broker.stop()
 
 
 def msg(topic="known", body=b"x", **system):
@@ -395,3 +400,37 @@ def test_a_pull_outside_the_queue_says_where_to_pull_instead(stub):
     assert past[0].status.code == d.ILLEGAL_OFFSET and past[1].next_offset == end
     before = pull(-1)
     assert before[0].status.code == d.ILLEGAL_OFFSET and before[1].next_offset == 0
+
+
+def test_a_string_with_a_nul_or_not_utf8_is_refused_not_cut_short(stub, bad_input_broker):
+    """protobuf-c hands strings over as C strings, without their length: a NUL inside one would
+    cut it short (a send to "known\0elsewhere" stored in "known", a property value losing its
+    tail), and bytes that are not UTF-8 would turn into U+FFFD. The request is refused instead,
+    as a request that does not decode: INTERNAL, as grpc-java and grpc-go answer one."""
+    def ends():
+        return [stub.QueryOffset(s.QueryOffsetRequest(message_queue=d.MessageQueue(topic=d.Resource(name="known"), id=q),
+                                                      query_offset_policy=d.END), metadata=META, timeout=10).offset for q in (0, 1)]
+    before = ends()
+    with pytest.raises(grpc.RpcError) as refused:
+        send(stub, msg(topic="known\0elsewhere"))
+    assert refused.value.code() == grpc.StatusCode.INTERNAL
+    assert "field 2 (name) of apache.rocketmq.v2.Resource holds a NUL byte" in refused.value.details()
+    cut = msg()
+    cut.user_properties["note"] = "kept\0lost"
+    with pytest.raises(grpc.RpcError) as refused:
+        send(stub, cut)
+    assert refused.value.code() == grpc.StatusCode.INTERNAL and "holds a NUL byte" in refused.value.details()
+    # Python's protobuf writes only UTF-8: the bad bytes are patched into an encoding.
+    encoded = s.QueryRouteRequest(topic=d.Resource(name="known-XX")).SerializeToString().replace(b"XX", b"\xff\xfe")
+    channel = grpc.insecure_channel(bad_input_broker.endpoint)
+    try:
+        raw = channel.unary_unary("/apache.rocketmq.v2.MessagingService/QueryRoute",
+                                  request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        with pytest.raises(grpc.RpcError) as refused:
+            raw(encoded, metadata=META, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.INTERNAL and "is not valid UTF-8" in refused.value.details()
+    finally:
+        channel.close()
+    # The refused sends stored nothing in "known"; a send that decodes still goes in.
+    assert ends() == before
+    assert send(stub, msg()).status.code == d.OK and sum(ends()) == sum(before) + 1
