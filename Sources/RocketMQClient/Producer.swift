@@ -122,7 +122,7 @@ public final class Producer: Sendable {
             }
             if let (queue, endpoint) = refused {
                 refused = nil
-                if !route.droppedWrites(to: queue, at: endpoint) { session.isolate(endpoint, for: options.isolationWindow) }
+                isolate(endpoint, unlessItDroppedWritesTo: queue, in: route)
             }
             let avoided = failed.union(session.isolatedEndpoints())
             let (queue, endpoint) = try selectQueue(in: route, messageGroup: first.messageGroup, avoiding: avoided)
@@ -152,7 +152,7 @@ public final class Producer: Sendable {
                     session.invalidateRoute(of: first.topic)
                     refused = (queue, endpoint)
                 } else {
-                    noteFailure(of: endpoint, topic: first.topic, error)
+                    noteFailure(of: endpoint, queue: queue, topic: first.topic, error)
                 }
                 // Not again what the broker already stored (a duplicate for sure), nor a half
                 // message unless the broker refused it before storing: an orphaned first half
@@ -217,7 +217,7 @@ public final class Producer: Sendable {
             response = try await session.call(endpoint) { [request] client, options in try await client.sendMessage(request, options: options) }
             try RocketMQError.check(response.status)
         } catch {
-            noteFailure(of: endpoint, topic: message.topic, error)
+            noteFailure(of: endpoint, queue: queue, topic: message.topic, error)
             throw error
         }
         let entry = response.entries.first
@@ -230,10 +230,30 @@ public final class Producer: Sendable {
     /// out, busy) is isolated for ``ProducerOptions/isolationWindow`` whether or not the send is
     /// tried again, as RocketMQ's producers do; otherwise a producer that makes one attempt
     /// (`maxAttempts: 1`, one-way sends) would keep sending every other message to a dead broker.
-    private func noteFailure(of endpoint: Endpoint, topic: String, _ error: RocketMQError) {
+    private func noteFailure(of endpoint: Endpoint, queue: Apache_Rocketmq_V2_MessageQueue, topic: String, _ error: RocketMQError) {
         guard error.isRetryable else { return }
-        session.isolate(endpoint, for: options.isolationWindow)
         session.invalidateRoute(of: topic)
+        guard case .status(.preconditionFailed, _) = error else {
+            session.isolate(endpoint, for: options.isolationWindow)
+            return
+        }
+        // A slave, a fenced master, or a queue cut from the topic's write count: a fresh route
+        // tells which. This send makes no further attempt to fetch one, so it is fetched here.
+        Task { [session] in
+            do throws(RocketMQError) {
+                isolate(endpoint, unlessItDroppedWritesTo: queue, in: try await session.route(for: topic))
+            } catch {
+                session.isolate(endpoint, for: options.isolationWindow)
+            }
+        }
+    }
+
+    /// Isolates `endpoint`, which refused a send to `queue` with PRECONDITION_FAILED, unless
+    /// `route` (fetched since) shows that it still takes writes for the topic, only no longer in
+    /// that queue: then the producer's route was older than a cut in the topic's write queues,
+    /// and the broker is fine.
+    private func isolate(_ endpoint: Endpoint, unlessItDroppedWritesTo queue: Apache_Rocketmq_V2_MessageQueue, in route: TopicRoute) {
+        if !route.droppedWrites(to: queue, at: endpoint) { session.isolate(endpoint, for: options.isolationWindow) }
     }
 
     /// The queue a send goes to, and its broker: for a message group, the queue the group

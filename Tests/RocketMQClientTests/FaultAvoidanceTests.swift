@@ -72,10 +72,12 @@ import Testing
     }
 
     /// A producer whose route predates a cut in a topic's write queues picks a queue the broker
-    /// now refuses (PRECONDITION_FAILED). It sends again from a fresh route, and keeps sending
-    /// to that broker, which still takes writes in its remaining queue: only a broker that takes
-    /// none (a slave, a fenced master) is avoided.
-    @Test func aCutInWriteQueuesDoesNotIsolateTheBroker() async throws {
+    /// now refuses (PRECONDITION_FAILED). It sends again from a fresh route (or, making one
+    /// attempt per send, fails that send), and keeps sending to that broker, which still takes
+    /// writes in its remaining queue: only a broker that takes none (a slave, a fenced master)
+    /// is avoided.
+    @Test(arguments: [3, 1])
+    func aCutInWriteQueuesDoesNotIsolateTheBroker(maxAttempts: Int) async throws {
         let topic = unique("cut")
         try await withTwoBrokers(topic: topic, brokerArguments: ["--admin-token", "cut-token"]) { _, brokerB, configuration, _ in
             var configuration = configuration
@@ -83,13 +85,23 @@ import Testing
             // isolated broker back within the test.
             configuration.routeRefreshInterval = .seconds(600)
             configuration.heartbeatInterval = .seconds(600)
-            let producer = try await Producer.start(configuration: configuration, topics: [topic], options: ProducerOptions(isolationWindow: .seconds(600)))
+            let producer = try await Producer.start(
+                configuration: configuration, topics: [topic], options: ProducerOptions(maxAttempts: maxAttempts, isolationWindow: .seconds(600)))
             let cut = try runTool("mqadmin", ["updateTopic", "-b", brokerB.endpoint, "--token", "cut-token", "-t", topic, "-r", "4", "-w", "1"])
             try #require(cut.status == 0, "mqadmin: \(cut.output)")
             // The first 8 sends go round the old route's 8 queues, broker B's 1, 2 and 3 among them.
             var receipts: [SendReceipt] = []
-            for index in 0..<20 { receipts.append(try await producer.send(Message(topic: topic, body: Array("c\(index)".utf8)))) }
+            var refusals = 0
+            for index in 0..<20 {
+                do {
+                    receipts.append(try await producer.send(Message(topic: topic, body: Array("c\(index)".utf8))))
+                } catch {
+                    refusals += 1
+                }
+            }
             await producer.shutdown()
+            // With one attempt, the send that met the old queue fails; the next ones use a fresh route.
+            #expect(refusals == (maxAttempts == 1 ? 1 : 0), "\(refusals) sends failed")
             let later = receipts.suffix(10).filter { $0.brokerName == "broker-b" }
             #expect(!later.isEmpty, "after the refusal every send avoided broker B: \(receipts.map { "\($0.brokerName)/\($0.queueId)" })")
             #expect(later.allSatisfy { $0.queueId == 0 }, "broker B took writes past its write count: \(later.map(\.queueId))")
