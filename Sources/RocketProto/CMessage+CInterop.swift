@@ -258,31 +258,35 @@ public final class ProtoArena {
 
 // MARK: - Field lookup
 
-/// The descriptor of field `number`. protoc-c lists a message's fields in number order, so when
-/// they are numbered 1, 2, 3, … (most messages) field `n` is the `n`th: that is checked and used
-/// first, and protobuf-c's search (~45 instructions a call, a dozen calls a message) is the
-/// fallback for gaps.
+/// The descriptor of field `number`, which the generated code knows the type has.
 @inlinable
 func fieldDescriptor(
     _ number: Int32, in descriptor: UnsafePointer<ProtobufCMessageDescriptor>
 ) -> UnsafePointer<ProtobufCFieldDescriptor> {
+    guard let field = knownFieldDescriptor(UInt32(bitPattern: number), in: descriptor) else {
+        missingField(number, in: descriptor)
+    }
+    return field
+}
+
+/// The descriptor of field `number`, nil for a field the type does not have (an unknown field
+/// on the wire). protoc-c lists a message's fields in number order, so when they are numbered 1,
+/// 2, 3, … (most messages) field `n` is the `n`th: that is checked and used first, and
+/// protobuf-c's search (~45 instructions a call, a dozen calls a message) is the fallback for gaps.
+@inlinable
+func knownFieldDescriptor(
+    _ number: UInt32, in descriptor: UnsafePointer<ProtobufCMessageDescriptor>
+) -> UnsafePointer<ProtobufCFieldDescriptor>? {
     let index = Int(number) &- 1
-    if index >= 0, index < Int(descriptor.pointee.n_fields), let fields = descriptor.pointee.fields,
-        fields[index].id == UInt32(bitPattern: number)
-    {
+    if index >= 0, index < Int(descriptor.pointee.n_fields), let fields = descriptor.pointee.fields, fields[index].id == number {
         return fields + index
     }
-    return searchedFieldDescriptor(number, in: descriptor)
+    return protobuf_c_message_descriptor_get_field(descriptor, number)
 }
 
 @usableFromInline
-func searchedFieldDescriptor(
-    _ number: Int32, in descriptor: UnsafePointer<ProtobufCMessageDescriptor>
-) -> UnsafePointer<ProtobufCFieldDescriptor> {
-    guard let field = protobuf_c_message_descriptor_get_field(descriptor, UInt32(bitPattern: number)) else {
-        preconditionFailure("\(String(cString: descriptor.pointee.name)) has no field \(number): RocketMQProtoC is stale")
-    }
-    return field
+func missingField(_ number: Int32, in descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> Never {
+    preconditionFailure("\(String(cString: descriptor.pointee.name)) has no field \(number): RocketMQProtoC is stale")
 }
 
 extension ProtobufCFieldDescriptor {

@@ -34,7 +34,7 @@ enum WireStringCheck {
                 continue
             }
             guard let value = reader.lengthDelimited() else { return nil }
-            guard let field = knownField(number, in: descriptor) else { continue }
+            guard let field = knownFieldDescriptor(number, in: descriptor) else { continue }
             switch field.pointee.type {
             case PROTOBUF_C_TYPE_STRING:
                 if let problem = stringProblem(bytes, in: value) {
@@ -48,19 +48,6 @@ enum WireStringCheck {
             }
         }
         return nil  // the end, or bytes that do not parse: protobuf-c decides
-    }
-
-    /// The descriptor of field `number`, nil for a field the type does not have: protoc-c lists
-    /// fields by number, so field n is usually at index n - 1 (protobuf-c's own lookup, a binary
-    /// search, is the fallback).
-    private static func knownField(
-        _ number: UInt32, in descriptor: UnsafePointer<ProtobufCMessageDescriptor>
-    ) -> UnsafePointer<ProtobufCFieldDescriptor>? {
-        let index = Int(number) &- 1
-        if index >= 0, index < Int(descriptor.pointee.n_fields), let fields = descriptor.pointee.fields, fields[index].id == number {
-            return fields + index
-        }
-        return protobuf_c_message_descriptor_get_field(descriptor, number)
     }
 
     /// Why the bytes are not a string protobuf-c can carry: a NUL, or not UTF-8 (RFC 3629: no
