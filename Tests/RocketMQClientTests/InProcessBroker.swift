@@ -13,12 +13,13 @@ struct InProcessBroker {
 
     var endpoint: String { "127.0.0.1:\(port)" }
 
-    static func start(tls: TLSConfiguration? = nil) async throws -> InProcessBroker {
+    static func start(tls: TLSConfiguration? = nil, _ configure: (inout BrokerConfiguration) -> Void = { _ in }) async throws -> InProcessBroker {
         let directory = try TemporaryDirectory("inprocess")
         var configuration = BrokerConfiguration(dataDirectory: directory.file("data"))
         configuration.autoCreateTopics = true
         configuration.autoCreateGroups = true
         configuration.store.commitLogSegmentSize = 4 << 20
+        configure(&configuration)
         let broker = try Broker(configuration: configuration)
         let server = RPCServer(configuration: ServerConfiguration(port: 0, tls: tls), services: [MessagingServiceProvider(broker: broker)])
         try await server.start()

@@ -130,11 +130,8 @@ struct SyncFlushTests {
     @Test("past the backlog limit a sync append is refused before anything is stored, and works again once the disk catches up")
     func backlogLimitRefusesAppends() async throws {
         let dir = TempDirectory()
-        var config = testConfiguration(dir.path, mode: .sync, segmentSize: 1 << 20)
-        config.syncFlushBacklogLimit = 4096
-        let store = try openStore(config)
+        let store = try openStoreWithStuckDisk(dir.path, backlogLimit: 4096)
         defer { store.shutdown() }
-        store.flushService.holdFlushes(true)  // a disk that does not keep up
         let outcomes = Outcomes()
         for i in 0..<6 { store.append(try store.encode(message(body: [UInt8](repeating: UInt8(i), count: 1000)))) { outcomes.add($0) } }
         // Four records (~1.1 KiB each) fit; the rest are refused at once.

@@ -33,6 +33,16 @@ func openStore(_ configuration: StoreConfiguration) throws(StoreError) -> Messag
     try MessageStore(configuration: configuration, logger: quietLogger)
 }
 
+/// A sync-flush store whose flusher is held (a disk that does not keep up: `holdFlushes(false)`
+/// lets it go), with at most `backlogLimit` bytes staged for it.
+func openStoreWithStuckDisk(_ dir: String, backlogLimit: Int) throws(StoreError) -> MessageStore {
+    var config = testConfiguration(dir, mode: .sync, segmentSize: 1 << 20)
+    config.syncFlushBacklogLimit = backlogLimit
+    let store = try openStore(config)
+    store.flushService.holdFlushes(true)
+    return store
+}
+
 /// Bytes of disk allocated (`st_blocks`) to the first ConsumeQueue file of `topic`'s queue 0
 /// under the data directory `dir` (holes count nothing).
 func firstConsumeQueueFileAllocation(_ dir: String, topic: String) throws -> Int {

@@ -5,7 +5,7 @@ extension Broker {
     /// Appends `messages` in order, all written before any waits (`MessageStore.append(inOrder:)`),
     /// and waits for all at once: with sync flush one group commit covers them, not one each.
     /// For each, whether its record was written, and how the append ended. Due delay messages
-    /// and a batch send share it.
+    /// use it: each stands alone, where a batch send is stored whole or not at all (`appendBatch`).
     func appendInOrder(_ messages: [EncodedMessage]) async -> [(written: Bool, Result<AppendResult, BrokerError>)] {
         guard !messages.isEmpty else { return [] }
         let replicaTimeout = syncReplicationTimeout
@@ -13,6 +13,34 @@ extension Broker {
             let gathered = Gathered(count: messages.count, continuation)
             store.append(inOrder: messages, onWritten: { index, _ in gathered.written(index) }) { index, outcome in
                 self.finishAppend(of: messages[index], outcome, replicaTimeout: replicaTimeout) { gathered.set(index, $0) }
+            }
+        }
+    }
+}
+
+extension Broker {
+    /// Appends `messages` as one batch (`MessageStore.append(batch:)`): all stored, or none,
+    /// as RocketMQ stores a batch; then waits for its flush and, on a sync master, for its slave,
+    /// as `append` does for one message. Whether the batch was written (a failure after that,
+    /// a flush or a slave that did not confirm it, leaves all of it stored), and the results.
+    func appendBatch(_ messages: [EncodedMessage]) async -> (written: Bool, Result<[AppendResult], BrokerError>) {
+        let replicaTimeout = syncReplicationTimeout
+        return await withCheckedContinuation { continuation in
+            let written = Atomic(false)
+            store.append(batch: messages, onWritten: { _ in written.store(true, ordering: .relaxed) }) { outcome in
+                let wrote = written.load(ordering: .relaxed)
+                let results: [AppendResult]
+                switch outcome {
+                case .failure(let error): return continuation.resume(returning: (wrote, .failure(self.brokerError(error))))
+                case .success(let done): results = done
+                }
+                for queue in Set(messages.map { QueueID(topic: $0.topic, queueId: $0.queueId) }) {
+                    self.arrivals.signal(queue.topic, queueId: queue.queueId)
+                }
+                guard let replicaTimeout, let last = results.last else { return continuation.resume(returning: (true, .success(results))) }
+                self.replication.whenReplicated(upTo: last.physicalOffset + Int64(last.wroteBytes), timeout: replicaTimeout) { error in
+                    continuation.resume(returning: (true, error.map { .failure($0) } ?? .success(results)))
+                }
             }
         }
     }

@@ -199,10 +199,11 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
         return due <= MessageStore.nowMilliseconds()
     }
 
-    /// A batch of messages stored at once: appended in order, then waited for together, so that
-    /// with sync flush one group commit covers the batch (RocketMQ writes a batch as one) rather
-    /// than one flush each, one after the other. A message that cannot be encoded, or whose
-    /// record is larger than the store takes, refuses the batch before anything is stored.
+    /// A batch of messages stored at once, as RocketMQ stores a batch: all of it or none
+    /// (`Broker.appendBatch`), into one segment, so that with sync flush one group commit covers
+    /// it rather than one flush each. A message that cannot be encoded, or whose record is
+    /// larger than the store takes, refuses the batch before anything is stored; so does a full
+    /// disk, or a flush backlog, for all of it alike.
     private func storeTogether(
         _ placed: [(checked: CheckedSend, queueId: Int32)], messages: [Apache_Rocketmq_V2_Message], peer: String
     ) async -> Apache_Rocketmq_V2_SendMessageResponse {
@@ -217,17 +218,19 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                 return Self.refusedBatch(messages, failing: index, BrokerError(error).status)
             }
         }
-        let results = await broker.appendInOrder(encoded)
-        let entries = zip(placed, results).map { placed, outcome -> Apache_Rocketmq_V2_SendResultEntry in
-            let messageId = placed.checked.system.messageId
-            switch outcome.1 {
-            case .success(let result):
+        let (written, outcome) = await broker.appendBatch(encoded)
+        switch outcome {
+        case .success(let results):
+            return Self.sendResponse(zip(placed, results).map { placed, result in
+                let messageId = placed.checked.system.messageId
                 return .init(status: .ok, messageId: messageId.isEmpty ? result.msgId : messageId, offset: result.queueOffset)
-            case .failure(let error):
-                return .init(status: error.status, messageId: messageId)
-            }
+            })
+        case .failure(let error):
+            // One status for all: every message of the batch shares its fate.
+            var status = error.status
+            status.message += written ? "; all \(placed.count) messages of the batch were written, none is confirmed" : "; nothing of the batch was stored"
+            return .init(status: status, entries: placed.map { .init(status: status, messageId: $0.checked.system.messageId) })
         }
-        return Self.sendResponse(entries)
     }
 
     /// The answer to a SendMessage with these per-message results.

@@ -158,7 +158,75 @@ final class CommitLog: @unchecked Sendable {
     /// physical offset just before the write. Makes the record readable, but does not publish
     /// it: call `publish(upTo:)` once the record is dispatched.
     func append(_ record: inout [UInt8], seal: (UnsafeMutableRawBufferPointer, Int64) -> Void) throws(StoreError) -> Int64 {
-        let size = Int64(record.count)
+        let (segment, physicalOffset) = try place(Int64(record.count))
+        let at = Int(physicalOffset - segment.start)
+        if mappedWrites {
+            guard let mapping else { throw .shutDown }
+            record.withUnsafeMutableBytes { raw in
+                seal(raw, physicalOffset)
+                mapping.write(UnsafeRawBufferPointer(raw), at: at)
+            }
+            readable.store(physicalOffset + Int64(record.count), ordering: .releasing)
+            mapping.release(below: at)
+        } else {
+            try StoreError.catching {
+                try record.withUnsafeMutableBytes { raw in
+                    seal(raw, physicalOffset)
+                    try staged.add(UnsafeRawBufferPointer(raw), segment: segment, at: physicalOffset)
+                }
+            }
+            readable.store(physicalOffset + Int64(record.count), ordering: .releasing)
+        }
+        return physicalOffset
+    }
+
+    /// Writes `records` one after the other into one segment (rolling first if they do not all
+    /// fit in this one), as a batch: everything that can fail (a new segment, its blocks, room
+    /// in the stage) happens before the first is written, so that they are written all or none.
+    /// `seal` gets each record's index, bytes and physical offset. Returns their offsets; like
+    /// `append`, makes them readable without publishing them.
+    /// - Throws: `.messageTooLarge` for records that together do not fit in a segment.
+    func append(
+        batch records: inout [[UInt8]], seal: (Int, UnsafeMutableRawBufferPointer, Int64) -> Void
+    ) throws(StoreError) -> [Int64] {
+        let total = records.reduce(0) { $0 + $1.count }
+        guard Int64(total) + Int64(RecordCodec.blankSize) <= segmentSize else {
+            throw .messageTooLarge(size: total, limit: Int(segmentSize) - RecordCodec.blankSize)
+        }
+        let (segment, start) = try place(Int64(total))
+        if !mappedWrites { try staged.reserve(total) }
+        var offsets: [Int64] = []
+        offsets.reserveCapacity(records.count)
+        var physicalOffset = start
+        for index in records.indices {
+            let at = Int(physicalOffset - segment.start)
+            let offset = physicalOffset
+            if let mapping, mappedWrites {
+                records[index].withUnsafeMutableBytes { raw in
+                    seal(index, raw, offset)
+                    mapping.write(UnsafeRawBufferPointer(raw), at: at)
+                }
+            } else {
+                // Room was reserved above: staging cannot refuse it now.
+                records[index].withUnsafeMutableBytes { raw in
+                    seal(index, raw, offset)
+                    staged.add(reserved: UnsafeRawBufferPointer(raw), segment: segment, at: offset)
+                }
+            }
+            offsets.append(offset)
+            physicalOffset += Int64(records[index].count)
+        }
+        readable.store(physicalOffset, ordering: .releasing)
+        if mappedWrites, let mapping, let last = offsets.last { mapping.release(below: Int(last - segment.start)) }
+        return offsets
+    }
+
+    /// Where the next `size` bytes go: the write position, or the next segment's start when they
+    /// do not fit in this one (an end-of-segment marker then fills it; a record never straddles
+    /// segments). Readies the segment for them: its write mapping or stage, and prepared bytes
+    /// up to their end, so a full disk fails here, before anything of theirs is written.
+    @inline(__always)
+    private func place(_ size: Int64) throws(StoreError) -> (segment: CommitLogSegment, offset: Int64) {
         var position = written.load(ordering: .relaxed)
         var segment = try segmentForWriting(at: position)
         let left = segment.end - position
@@ -166,39 +234,21 @@ final class CommitLog: @unchecked Sendable {
             position = try endSegment(segment, at: position)
             segment = try segmentForWriting(at: position)
         }
-        let physicalOffset = position
-        let at = Int(physicalOffset - segment.start)
-        guard mappedWrites else {
-            if current !== segment {
+        let at = Int(position - segment.start)
+        if mappedWrites {
+            if current !== segment || mapping == nil {
+                mapping = nil
+                let newMapping = try SegmentWriteMapping(file: segment.file, size: Int(segmentSize))
+                mapping = newMapping
                 current = segment
-                startPreparing(segment, at: at, mapping: nil)
+                startPreparing(segment, at: at, mapping: newMapping)
             }
-            try prepare(upTo: at + record.count)
-            try StoreError.catching {
-                try record.withUnsafeMutableBytes { raw in
-                    seal(raw, physicalOffset)
-                    try staged.add(UnsafeRawBufferPointer(raw), segment: segment, at: physicalOffset)
-                }
-            }
-            readable.store(physicalOffset + size, ordering: .releasing)
-            return physicalOffset
-        }
-        if current !== segment || mapping == nil {
-            mapping = nil
-            let newMapping = try SegmentWriteMapping(file: segment.file, size: Int(segmentSize))
-            mapping = newMapping
+        } else if current !== segment {
             current = segment
-            startPreparing(segment, at: at, mapping: newMapping)
+            startPreparing(segment, at: at, mapping: nil)
         }
-        guard let mapping else { throw .shutDown }
-        try prepare(upTo: at + record.count)
-        record.withUnsafeMutableBytes { raw in
-            seal(raw, physicalOffset)
-            mapping.write(UnsafeRawBufferPointer(raw), at: at)
-        }
-        readable.store(physicalOffset + size, ordering: .releasing)
-        mapping.release(below: at)
-        return physicalOffset
+        try prepare(upTo: at + Int(size))
+        return (segment, position)
     }
 
     /// Replicas: ends the segment holding the write position with an end-of-segment marker, as

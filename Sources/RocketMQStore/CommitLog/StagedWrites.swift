@@ -58,28 +58,47 @@ final class StagedWrites: Sendable {
     func add(_ record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64) throws(StoreError) {
         try state.withLock { (s) throws(StoreError) in
             guard s.bytes + record.count <= limit || s.bytes == 0 else { throw .flushBacklog(bytes: s.bytes) }
-            // An append that failed after staging its record (before publishing it) leaves bytes
-            // at and past `start` that the log does not count: this record replaces them.
-            while let last = s.pending.last, last.segment === segment, last.end > start {
-                if last.start >= start {
-                    s.bytes -= last.bytes.count
-                    s.pending.removeLast()
-                } else {
-                    let keep = Int(start - last.start)
-                    s.bytes -= last.bytes.count - keep
-                    s.pending[s.pending.count - 1].bytes.removeSubrange(keep...)
-                }
-            }
-            s.bytes += record.count
-            if let last = s.pending.indices.last, s.pending[last].segment === segment, s.pending[last].end == start {
-                s.pending[last].bytes.append(contentsOf: record)
-                return
-            }
-            var bytes = s.spare.popLast() ?? []
-            bytes.reserveCapacity(Self.chunkCapacity)
-            bytes.append(contentsOf: record)
-            s.pending.append(Chunk(segment: segment, start: start, bytes: bytes))
+            Self.stage(record, segment: segment, at: start, in: &s)
         }
+    }
+
+    /// Checks that `count` bytes more may be staged (they may all be, when nothing waits), so
+    /// that the `add(reserved:segment:at:)`s of a batch's records that follow cannot be refused:
+    /// only the writer adds, and the flusher only takes bytes away. Writer only.
+    /// - Throws: `StoreError.flushBacklog` when they would go over `limit`.
+    func reserve(_ count: Int) throws(StoreError) {
+        try state.withLock { (s) throws(StoreError) in
+            guard s.bytes + count <= limit || s.bytes == 0 else { throw .flushBacklog(bytes: s.bytes) }
+        }
+    }
+
+    /// Stages `record` as `add` does, within room checked by `reserve(_:)`. Writer only.
+    func add(reserved record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64) {
+        state.withLock { Self.stage(record, segment: segment, at: start, in: &$0) }
+    }
+
+    private static func stage(_ record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64, in s: inout State) {
+        // An append that failed after staging its record (before publishing it) leaves bytes
+        // at and past `start` that the log does not count: this record replaces them.
+        while let last = s.pending.last, last.segment === segment, last.end > start {
+            if last.start >= start {
+                s.bytes -= last.bytes.count
+                s.pending.removeLast()
+            } else {
+                let keep = Int(start - last.start)
+                s.bytes -= last.bytes.count - keep
+                s.pending[s.pending.count - 1].bytes.removeSubrange(keep...)
+            }
+        }
+        s.bytes += record.count
+        if let last = s.pending.indices.last, s.pending[last].segment === segment, s.pending[last].end == start {
+            s.pending[last].bytes.append(contentsOf: record)
+            return
+        }
+        var bytes = s.spare.popLast() ?? []
+        bytes.reserveCapacity(Self.chunkCapacity)
+        bytes.append(contentsOf: record)
+        s.pending.append(Chunk(segment: segment, start: start, bytes: bytes))
     }
 
     /// Writes every staged chunk to its segment file. Flusher only (one caller at a time).

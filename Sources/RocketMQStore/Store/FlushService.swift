@@ -19,6 +19,8 @@ final class FlushService: @unchecked Sendable {
 
     private struct Waiter {
         var end: Int64
+        /// The appends it stands for (a batch waits once for all of its messages).
+        var appends: Int
         var deadline: ContinuousClock.Instant
         var completion: Completion
     }
@@ -61,15 +63,15 @@ final class FlushService: @unchecked Sendable {
     }
 
     /// Acknowledges a sync-flush append an earlier `fdatasync` already covered.
-    private func alreadyFlushed() {
-        coveredOnArrival.add(1, ordering: .relaxed)
+    private func alreadyFlushed(_ appends: Int = 1) {
+        coveredOnArrival.add(appends, ordering: .relaxed)
     }
 
     /// Appends waiting for a sync flush now (for tests).
     var waitingAppends: Int {
         condition.lock()
         defer { condition.unlock() }
-        return waiters.count
+        return waiters.reduce(0) { $0 + $1.appends }
     }
 
     /// Tests: while held, the flusher does not flush (simulates a stuck disk).
@@ -119,10 +121,11 @@ final class FlushService: @unchecked Sendable {
     /// Sync flush: calls `completion` once an `fdatasync` covering everything below `end`
     /// returned (with `nil`), or with the error that ended the wait (a failed flush, the
     /// group-commit timeout, shutdown). At once on this thread if it is already on disk;
-    /// otherwise on the flusher's (or watchdog's) thread, so keep it short.
-    func whenFlushed(upTo end: Int64, _ completion: @escaping Completion) {
+    /// otherwise on the flusher's (or watchdog's) thread, so keep it short. `appends`: how many
+    /// appends the wait stands for, as the group-commit statistics count them.
+    func whenFlushed(upTo end: Int64, appends: Int = 1, _ completion: @escaping Completion) {
         if commitLog.flushedPosition >= end {
-            alreadyFlushed()
+            alreadyFlushed(appends)
             return completion(nil)
         }
         condition.lock()
@@ -132,10 +135,10 @@ final class FlushService: @unchecked Sendable {
         }
         if commitLog.flushedPosition >= end {
             condition.unlock()
-            alreadyFlushed()
+            alreadyFlushed(appends)
             return completion(nil)
         }
-        waiters.append(Waiter(end: end, deadline: .now + timeout, completion: completion))
+        waiters.append(Waiter(end: end, appends: appends, deadline: .now + timeout, completion: completion))
         condition.signal()
         condition.unlock()
     }
@@ -203,7 +206,7 @@ final class FlushService: @unchecked Sendable {
                     if w.end <= flushed { done.append(w); return true }
                     return false
                 }
-                totals.groupCommitAppends += done.count
+                totals.groupCommitAppends += done.reduce(0) { $0 + $1.appends }
                 condition.unlock()
                 for w in done { w.completion(nil) }
                 if flushed > synced, let observer = flushedObserver.withLock({ $0 }) { observer.notify(flushed) }
@@ -226,7 +229,7 @@ final class FlushService: @unchecked Sendable {
             }
             condition.unlock()
             if let last = expired.last {
-                logger.warning("group commit timed out", metadata: ["appends": "\(expired.count)", "end": "\(last.end)"])
+                logger.warning("group commit timed out", metadata: ["appends": "\(expired.reduce(0) { $0 + $1.appends })", "end": "\(last.end)"])
             }
             for w in expired { w.completion(.flushTimeout(physicalOffset: w.end)) }
             Thread.sleep(forTimeInterval: seconds)

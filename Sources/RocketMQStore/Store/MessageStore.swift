@@ -288,8 +288,9 @@ public final class MessageStore: Sendable {
     }
 
     /// Appends `messages` in order, each written before any waits for its flush: with sync flush
-    /// one `fdatasync` then covers them all (a batch), where appending one after the other, each
-    /// waiting for its own, took one each. `onWritten` and `completion` are as for
+    /// one `fdatasync` then covers them all, where appending one after the other, each waiting
+    /// for its own, took one each. Unlike `append(batch:)`, each message stands alone: a refusal
+    /// keeps those before it. `onWritten` and `completion` are as for
     /// `append(_:onWritten:completion:)`, with the message's index. A message refused (a full
     /// disk) ends the run: the ones after it are not written (they would follow a gap) and get
     /// its error.
@@ -323,6 +324,37 @@ public final class MessageStore: Sendable {
             flushService.whenFlushed(upTo: result.physicalOffset + Int64(result.wroteBytes)) { failure in
                 completion(index, failure.map { .failure($0) } ?? .success(result))
             }
+        }
+    }
+
+    /// Appends `messages` as one batch: all of them, or none, as RocketMQ stores a batch. Every
+    /// check that can refuse one (its size, a full disk, the sync-flush backlog, a new segment
+    /// or the blocks under the records, queue and index entries) runs before the first record is
+    /// written, and the records go into one segment, one after the other, so that one flush
+    /// covers them. `onWritten` (on this thread) and `completion` are as for
+    /// `append(_:onWritten:completion:)`, with every message's result in order: a failure after
+    /// `onWritten` (a flush that failed or timed out) leaves the whole batch in the log.
+    /// - Throws: (through `completion`) `.messageTooLarge` too for records that together do not
+    ///   fit in one segment.
+    public func append(
+        batch messages: [EncodedMessage], onWritten: ([AppendResult]) -> Void,
+        completion: @escaping @Sendable (Result<[AppendResult], StoreError>) -> Void
+    ) {
+        let results: [AppendResult]
+        do {
+            results = try write(batch: messages)
+        } catch {
+            return completion(.failure(error))
+        }
+        onWritten(results)
+        guard let last = results.last else { return completion(.success(results)) }
+        let end = last.physicalOffset + Int64(last.wroteBytes)
+        if appendsCompleteWhenWritten {
+            flushService.noteWritten(upTo: end)
+            return completion(.success(results))
+        }
+        flushService.whenFlushed(upTo: end, appends: results.count) { failure in
+            completion(failure.map { .failure($0) } ?? .success(results))
         }
     }
 
@@ -431,6 +463,64 @@ public final class MessageStore: Sendable {
         notifier.notify(id)
         logGrew(to: result.physicalOffset + Int64(result.wroteBytes))
         return result
+    }
+
+    /// Writes and dispatches `messages` as a batch (no flush wait): all, or none and an error.
+    func write(batch messages: [EncodedMessage]) throws(StoreError) -> [AppendResult] {
+        guard !messages.isEmpty else { return [] }
+        let full = diskFullRatio.load(ordering: .relaxed)
+        if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
+        for message in messages { try checkSize(message) }
+        var records = messages.map(\.record)
+        let keys = records.map { record in record.withUnsafeBytes { RecordCodec.dispatchKeys($0) } }
+        let ids = messages.map { QueueID(topic: $0.topic, queueId: $0.queueId) }
+        let storeHost = configuration.storeHost
+        let results = try writer.withLock { (state) throws(StoreError) -> [AppendResult] in
+            if isShutDown.load(ordering: .relaxed) { throw .shutDown }
+            if isReplica.load(ordering: .relaxed) { throw .replica }
+            // As in `write(_:)`, everything that can fail comes first; here, for every record.
+            var queues: [(queue: ConsumeQueue, offset: Int64)] = []
+            queues.reserveCapacity(ids.count)
+            var next: [QueueID: Int64] = [:]
+            for id in ids {
+                guard let cq = try consumeQueue(id, create: true) else { throw .shutDown }
+                let queueOffset = next[id] ?? cq.maxOffset
+                try cq.prepare(for: queueOffset)
+                next[id] = queueOffset + 1
+                queues.append((cq, queueOffset))
+            }
+            let storeTimestamp = max(MessageStore.nowMilliseconds(), state.lastStoreTimestamp)
+            do throws(StoreError) {
+                try index.reserve(keys.flatMap(\.indexHashes), storeTimestamp: storeTimestamp)
+            } catch {
+                if case .diskFull = error { throw error }
+            }
+            state.lastStoreTimestamp = storeTimestamp
+            let offsets = try commitLog.append(batch: &records) { i, raw, offset in
+                RecordCodec.seal(raw, queueOffset: queues[i].offset, physicalOffset: offset, storeTimestamp: storeTimestamp)
+            }
+            var results: [AppendResult] = []
+            results.reserveCapacity(offsets.count)
+            for (i, physicalOffset) in offsets.enumerated() {
+                let size = Int32(records[i].count)
+                let (cq, queueOffset) = queues[i]
+                try cq.put(ConsumeQueueEntry(physicalOffset: physicalOffset, size: size, tagsHash: keys[i].tagsHash), at: queueOffset)
+                do {
+                    try index.put(keys[i].indexHashes, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
+                } catch {
+                    logger.error("cannot index message keys", metadata: ["offset": "\(physicalOffset)", "error": "\(error)"])
+                }
+                results.append(AppendResult(
+                    physicalOffset: physicalOffset, queueOffset: queueOffset, wroteBytes: size,
+                    storeTimestamp: storeTimestamp, storeHost: storeHost))
+            }
+            configuration.afterDispatchForTesting?(self)
+            if let last = results.last { commitLog.publish(upTo: last.physicalOffset + Int64(last.wroteBytes)) }
+            return results
+        }
+        for id in Set(ids) { notifier.notify(id) }
+        if let last = results.last { logGrew(to: last.physicalOffset + Int64(last.wroteBytes)) }
+        return results
     }
 
     /// Wall-clock milliseconds since 1970, as message timestamps (born, store, delivery) count.

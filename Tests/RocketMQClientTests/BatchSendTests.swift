@@ -1,0 +1,71 @@
+import Foundation
+@testable import RocketMQClient
+@testable import RocketMQStore
+import RocketRPC
+import Testing
+
+/// A batch send is stored whole or not at all, as RocketMQ stores a batch: a producer told that
+/// its batch failed sends it again, and a stored prefix would then be stored twice.
+@Suite struct BatchSendTests {
+    private func send(_ bodies: [String], topic: String, to endpoint: String) async throws -> Apache_Rocketmq_V2_SendMessageResponse {
+        let address = try Endpoint(parsing: endpoint)
+        let channel = RPCChannel(configuration: ChannelConfiguration(host: address.host, port: address.port))
+        defer { Task { await channel.close() } }
+        let messages = bodies.map { body in
+            var system = Apache_Rocketmq_V2_SystemProperties()
+            system.messageId = "batch-\(UUID().uuidString)"
+            system.messageType = .normal
+            system.queueId = 0
+            return Apache_Rocketmq_V2_Message(
+                topic: Apache_Rocketmq_V2_Resource(resourceNamespace: "", name: topic), systemProperties: system, body: Array(body.utf8))
+        }
+        let metadata = RequestHeaders(clientId: "batch-test", namespace: "", credentials: nil).metadata()
+        return try await Apache_Rocketmq_V2_MessagingService.Client(channel: channel).sendMessage(
+            Apache_Rocketmq_V2_SendMessageRequest(messages: messages), options: CallOptions(timeout: .seconds(10), metadata: metadata))
+    }
+
+    @Test func aBatchTheSyncFlushBacklogCannotTakeIsRefusedWholeAndOneAFailedFlushLeavesIsReportedWritten() async throws {
+        let inProcess = try await InProcessBroker.start {
+            $0.store.flushMode = .sync
+            $0.store.syncFlushBacklogLimit = 4096
+        }
+        do {
+            try await check(inProcess)
+        } catch {
+            await inProcess.stop()
+            throw error
+        }
+        await inProcess.stop()
+    }
+
+    private func check(_ inProcess: InProcessBroker) async throws {
+        let store = inProcess.broker.store
+        let topic = unique("batch")
+        let kib = String(repeating: "x", count: 1000)
+        #expect(try await send(["warm-up"], topic: topic, to: inProcess.endpoint).status?.code == .ok)
+
+        store.flushService.holdFlushes(true)  // a disk that does not keep up
+        async let first = send([kib], topic: topic, to: inProcess.endpoint)
+        for _ in 0..<500 where store.maxOffset(topic: topic, queueId: 0) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        // ~1.1 KiB staged: two more records would fit under 4 KiB, four do not.
+        let refused = try await send([kib, kib, kib, kib], topic: topic, to: inProcess.endpoint)
+        store.flushService.holdFlushes(false)
+        #expect(refused.status?.code == .tooManyRequests)
+        #expect(refused.status?.message.contains("nothing of the batch was stored") == true, "\(refused.status?.message ?? "")")
+        #expect(refused.entries.map(\.status?.code) == Array(repeating: .tooManyRequests, count: 4))
+        #expect(try await first.status?.code == .ok)
+        #expect(store.maxOffset(topic: topic, queueId: 0) == 2, "nothing of the refused batch is in the queue")
+
+        let stored = try await send(["a", "b"], topic: topic, to: inProcess.endpoint)
+        #expect(stored.status?.code == .ok)
+        #expect(stored.entries.map(\.offset) == [2, 3])
+
+        // Written, then its fdatasync fails: every message says so, none is called stored and none refused.
+        store.commitLog.failNextSyncForTesting = true
+        let unconfirmed = try await send(["c", "d", "e"], topic: topic, to: inProcess.endpoint)
+        #expect(unconfirmed.status?.code == .internalServerError)
+        #expect(unconfirmed.status?.message.contains("all 3 messages of the batch were written, none is confirmed") == true, "\(unconfirmed.status?.message ?? "")")
+        #expect(unconfirmed.entries.map(\.status?.code) == Array(repeating: .internalServerError, count: 3))
+        #expect(store.maxOffset(topic: topic, queueId: 0) == 7)
+    }
+}
