@@ -6,14 +6,16 @@
 // The body is derived from the key (see `CrashChildPayload.body`), so the test can check
 // every acknowledged record byte for byte. Prints "READY" once recovery is done.
 //
-// store-crash-child --full-disk DIR [one-queue]
+// store-crash-child --full-disk DIR [one-queue|batches]
 //
 // For a small file system at DIR (the test mounts one): appends one keyed message to each of
 // many new queues (each new queue's first entry needing a block of its own), or with
-// `one-queue` all to one queue (the IndexFile's pages then run out first), until the disk is
-// full; then reads every acknowledged message back, by queue and by key. Prints
-// "DONE acked=A full=F verified=V", or "ERROR ..." (exit 1). The disk-use ratio guard is off,
-// so only the file system says no.
+// `one-queue` all to one queue (the IndexFile's pages then run out first), or with `batches`
+// batches of four messages, each to a new queue (the disk then runs out in the middle of a
+// batch), until the disk is full; then reads every acknowledged message back, by queue and by
+// key, and counts the messages of refused batches found stored all the same. Prints
+// "DONE acked=A full=F verified=V stray=S", or "ERROR ..." (exit 1). The disk-use ratio guard
+// is off, so only the file system says no.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,7 +57,7 @@ func openStore(_ config: StoreConfiguration) -> MessageStore {
 
 let args = CommandLine.arguments
 if args.count >= 3, args[1] == "--full-disk" {
-    await fillTheDisk(args[2], oneQueue: args.count > 3 && args[3] == "one-queue")
+    await fillTheDisk(args[2], mode: args.count > 3 ? args[3] : "many-queues")
     exit(0)
 }
 guard args.count == 6, let writers = Int(args[3]), let segmentSize = Int64(args[4]) else {
@@ -103,7 +105,18 @@ await withTaskGroup(of: Void.self) { group in
 }
 
 /// `--full-disk`: see the header.
-func fillTheDisk(_ dir: String, oneQueue: Bool) async {
+/// `messages` appended as one batch, once flushed.
+func appendBatch(_ store: MessageStore, _ messages: [MessageToAppend]) async throws(StoreError) -> [AppendResult] {
+    var encoded: [EncodedMessage] = []
+    for message in messages { encoded.append(try store.encode(message)) }
+    let outcome = await withCheckedContinuation { continuation in
+        store.append(batch: encoded, onWritten: { _ in }) { continuation.resume(returning: $0) }
+    }
+    return try outcome.get()
+}
+
+func fillTheDisk(_ dir: String, mode: String) async {
+    let oneQueue = mode == "one-queue", batches = mode == "batches"
     var config = StoreConfiguration(dataDirectory: dir)
     config.flushMode = .sync
     config.commitLogSegmentSize = 1 << 20
@@ -115,7 +128,26 @@ func fillTheDisk(_ dir: String, oneQueue: Bool) async {
     let store = openStore(config)
     var acked: [(topic: String, key: String, offset: Int64, queueOffset: Int64)] = []
     var full = 0
-    for i in 0..<5_000 where full < 20 {
+    var refusedTopics: [String] = []
+    for i in 0..<5_000 where batches && full < 20 {
+        let messages = (0..<4).map { j in
+            MessageToAppend(
+                topic: "F\(i)-\(j)", queueId: 0, body: CrashChildPayload.body(key: "full-\(i)-\(j)", length: 100),
+                properties: [MessageProperty.keys: "full-\(i)-\(j)"], bornTimestamp: Int64(i), bornHost: "10.0.0.1:1000")
+        }
+        do {
+            for (j, r) in try await appendBatch(store, messages).enumerated() {
+                acked.append((messages[j].topic, "full-\(i)-\(j)", r.physicalOffset, r.queueOffset))
+            }
+        } catch .diskFull {
+            full += 1
+            refusedTopics += messages.map(\.topic)
+        } catch {
+            say("ERROR batch \(i): \(error)")
+            exit(1)
+        }
+    }
+    for i in 0..<5_000 where !batches && full < 20 {
         let key = "full-\(i)"
         let message = MessageToAppend(
             topic: oneQueue ? "F" : "F\(i)", queueId: 0, body: CrashChildPayload.body(key: key, length: 100),
@@ -144,6 +176,7 @@ func fillTheDisk(_ dir: String, oneQueue: Bool) async {
         }
         verified += 1
     }
-    say("DONE acked=\(acked.count) full=\(full) verified=\(verified)")
+    let stray = refusedTopics.filter { store.maxOffset(topic: $0, queueId: 0) > 0 }.count
+    say("DONE acked=\(acked.count) full=\(full) verified=\(verified) stray=\(stray)")
     store.shutdown()
 }

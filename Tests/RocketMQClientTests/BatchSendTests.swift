@@ -47,6 +47,7 @@ import Testing
         store.flushService.holdFlushes(true)  // a disk that does not keep up
         async let first = send([kib], topic: topic, to: inProcess.endpoint)
         for _ in 0..<500 where store.maxOffset(topic: topic, queueId: 0) < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        try #require(store.maxOffset(topic: topic, queueId: 0) == 2, "the single send was not staged")
         // ~1.1 KiB staged: two more records would fit under 4 KiB, four do not.
         let refused = try await send([kib, kib, kib, kib], topic: topic, to: inProcess.endpoint)
         store.flushService.holdFlushes(false)

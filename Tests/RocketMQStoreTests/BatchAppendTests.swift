@@ -74,6 +74,26 @@ struct BatchAppendTests {
         try store.verifyConsistency()
     }
 
+    @Test("a batch that exactly fills the rest of the segment stays in it", arguments: [FlushMode.sync, .async])
+    func aBatchThatExactlyFillsTheSegment(mode: FlushMode) async throws {
+        let dir = TempDirectory()
+        let segment: Int64 = 8192
+        let store = try openStore(testConfiguration(dir.path, mode: mode, segmentSize: segment))
+        defer { store.shutdown() }
+        let first = try await store.append(message(body: [UInt8](repeating: 1, count: 1000)))
+        let overhead = Int(first.wroteBytes) - 1000  // a record's bytes besides its body
+        let left = Int(segment) - Int(first.wroteBytes)
+        // Two records that together take exactly what is left.
+        let a = left / 2 - overhead, b = left - left / 2 - overhead
+        let results = try await append(store, batch: [message(body: [UInt8](repeating: 2, count: a)), message(body: [UInt8](repeating: 3, count: b))]).get()
+        #expect(results.map(\.physicalOffset) == [first.wroteBytes, first.wroteBytes + results[0].wroteBytes].map(Int64.init))
+        #expect(results.last.map { $0.physicalOffset + Int64($0.wroteBytes) } == segment)
+        let next = try await store.append(message(body: [4]))
+        #expect(next.physicalOffset == segment)
+        #expect(try store.allRecords().map { $0.body[0] } == [1, 2, 3, 4])
+        try store.verifyConsistency()
+    }
+
     @Test("a batch larger than a segment, or with a message larger than the store takes, is refused whole")
     func anOversizedBatchIsRefusedWhole() async throws {
         let dir = TempDirectory()

@@ -252,10 +252,13 @@ import Glibc
     /// message reads back, by queue and by key. "many-queues": each message to a new queue (the
     /// ConsumeQueues run out first); "one-queue": eight keys a message (the IndexFile runs out
     /// first; before its pages were reserved ahead of the write, messages were acknowledged
-    /// without their keys). The child runs on a 1.3 MB tmpfs mounted in its own user and mount
-    /// namespaces (`unshare`), so no privilege is needed.
+    /// without their keys); "batches": batches of four messages, each to a new queue, so that the
+    /// disk runs out in the middle of a batch, which is then refused whole (none of its messages
+    /// is stored: before, those ahead of the one that found no block were). The child runs on a
+    /// 1.3 MB tmpfs mounted in its own user and mount namespaces (`unshare`), so no privilege is
+    /// needed.
     @Test(.timeLimit(.minutes(1)), .enabled(if: CrashTests.canMountTmpfs, "needs `unshare -rm` (unprivileged user namespaces)"),
-          arguments: ["many-queues", "one-queue"])
+          arguments: ["many-queues", "one-queue", "batches"])
     func aDiskThatFillsUpRefusesAppendsAndKeepsWhatItAcknowledged(mode: String) async throws {
         let binary = try Self.childBinary()
         let dir = TempDirectory("full-disk")
@@ -271,6 +274,7 @@ import Glibc
         })
         #expect((counts["acked"] ?? 0) > 0 && counts["acked"] == counts["verified"], "\(output)")
         #expect(counts["full"] == 20, "appends did not end in diskFull: \(output)")
+        #expect(counts["stray"] == 0, "messages of refused batches were stored: \(output)")
     }
 
     /// Whether `unshare -rm` can mount a tmpfs here (containers often forbid user namespaces).

@@ -181,10 +181,11 @@ final class CommitLog: @unchecked Sendable {
     }
 
     /// Writes `records` one after the other into one segment (rolling first if they do not all
-    /// fit in this one), as a batch: everything that can fail (a new segment, its blocks, room
-    /// in the stage) happens before the first is written, so that they are written all or none.
-    /// `seal` gets each record's index, bytes and physical offset. Returns their offsets; like
-    /// `append`, makes them readable without publishing them.
+    /// fit in this one), as a batch: everything that can fail (room in the stage, a new segment,
+    /// its blocks) happens before the first is written, so that they are written all or none.
+    /// Staged (sync flush), they are staged together, so the flusher writes all or none of them
+    /// out. `seal` gets each record's index, bytes and physical offset. Returns their offsets;
+    /// like `append`, makes them readable without publishing them.
     /// - Throws: `.messageTooLarge` for records that together do not fit in a segment.
     func append(
         batch records: inout [[UInt8]], seal: (Int, UnsafeMutableRawBufferPointer, Int64) -> Void
@@ -193,31 +194,28 @@ final class CommitLog: @unchecked Sendable {
         guard Int64(total) + Int64(RecordCodec.blankSize) <= segmentSize else {
             throw .messageTooLarge(size: total, limit: Int(segmentSize) - RecordCodec.blankSize)
         }
-        let (segment, start) = try place(Int64(total))
+        // Before `place`, which may roll the segment: a refused batch changes nothing.
         if !mappedWrites { try staged.reserve(total) }
+        let (segment, start) = try place(Int64(total))
         var offsets: [Int64] = []
         offsets.reserveCapacity(records.count)
         var physicalOffset = start
         for index in records.indices {
-            let at = Int(physicalOffset - segment.start)
             let offset = physicalOffset
-            if let mapping, mappedWrites {
-                records[index].withUnsafeMutableBytes { raw in
-                    seal(index, raw, offset)
-                    mapping.write(UnsafeRawBufferPointer(raw), at: at)
-                }
-            } else {
-                // Room was reserved above: staging cannot refuse it now.
-                records[index].withUnsafeMutableBytes { raw in
-                    seal(index, raw, offset)
-                    staged.add(reserved: UnsafeRawBufferPointer(raw), segment: segment, at: offset)
-                }
-            }
             offsets.append(offset)
             physicalOffset += Int64(records[index].count)
+            records[index].withUnsafeMutableBytes { seal(index, $0, offset) }
+        }
+        if mappedWrites {
+            guard let mapping else { throw .shutDown }
+            for (index, offset) in offsets.enumerated() {
+                records[index].withUnsafeBytes { mapping.write($0, at: Int(offset - segment.start)) }
+            }
+            if let last = offsets.last { mapping.release(below: Int(last - segment.start)) }
+        } else {
+            staged.add(reserved: records, segment: segment, at: start)
         }
         readable.store(physicalOffset, ordering: .releasing)
-        if mappedWrites, let mapping, let last = offsets.last { mapping.release(below: Int(last - segment.start)) }
         return offsets
     }
 

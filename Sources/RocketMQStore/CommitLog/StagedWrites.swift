@@ -63,7 +63,7 @@ final class StagedWrites: Sendable {
     }
 
     /// Checks that `count` bytes more may be staged (they may all be, when nothing waits), so
-    /// that the `add(reserved:segment:at:)`s of a batch's records that follow cannot be refused:
+    /// that the `add(reserved:segment:at:)` of a batch's records that follows cannot be refused:
     /// only the writer adds, and the flusher only takes bytes away. Writer only.
     /// - Throws: `StoreError.flushBacklog` when they would go over `limit`.
     func reserve(_ count: Int) throws(StoreError) {
@@ -72,9 +72,17 @@ final class StagedWrites: Sendable {
         }
     }
 
-    /// Stages `record` as `add` does, within room checked by `reserve(_:)`. Writer only.
-    func add(reserved record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64) {
-        state.withLock { Self.stage(record, segment: segment, at: start, in: &$0) }
+    /// Stages `records`, which go one after the other from physical offset `start` of `segment`,
+    /// as `add` does each, within room checked by `reserve(_:)`, and all at once: the flusher
+    /// takes all of them or none. Writer only.
+    func add(reserved records: [[UInt8]], segment: CommitLogSegment, at start: Int64) {
+        state.withLock { s in
+            var at = start
+            for record in records {
+                record.withUnsafeBytes { Self.stage($0, segment: segment, at: at, in: &s) }
+                at += Int64(record.count)
+            }
+        }
     }
 
     private static func stage(_ record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64, in s: inout State) {

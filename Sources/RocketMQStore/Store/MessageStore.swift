@@ -329,9 +329,13 @@ public final class MessageStore: Sendable {
 
     /// Appends `messages` as one batch: all of them, or none, as RocketMQ stores a batch. Every
     /// check that can refuse one (its size, a full disk, the sync-flush backlog, a new segment
-    /// or the blocks under the records, queue and index entries) runs before the first record is
-    /// written, and the records go into one segment, one after the other, so that one flush
-    /// covers them. `onWritten` (on this thread) and `completion` are as for
+    /// or the blocks under the records and their queue entries, the current IndexFile's room for
+    /// their keys) runs before the first record is written, and the records go into one segment,
+    /// one after the other, so that one flush covers them. (As for a single message, an index
+    /// entry that fails later is logged, not refused: the message is stored, only a key lookup
+    /// misses it.) All or none holds while the store runs: a crash in the middle of the batch's
+    /// write to disk may leave the records before some point, which recovery keeps, as it keeps
+    /// every whole record; their sender was not told they were stored, and sends them again. `onWritten` (on this thread) and `completion` are as for
     /// `append(_:onWritten:completion:)`, with every message's result in order: a failure after
     /// `onWritten` (a flush that failed or timed out) leaves the whole batch in the log.
     /// - Throws: (through `completion`) `.messageTooLarge` too for records that together do not
