@@ -70,3 +70,23 @@ import Testing
         #expect(store.maxOffset(topic: topic, queueId: 0) == 7)
     }
 }
+
+extension BatchSendTests {
+    /// A sync master with no slave stores a batch but cannot have it confirmed: every message
+    /// says so (HA_NOT_AVAILABLE, which producers do not send again), none is called refused.
+    @Test func aSyncMasterWithoutASlaveReportsTheWholeBatchWrittenButUnconfirmed() async throws {
+        let inProcess = try await InProcessBroker.start { $0.role = .syncMaster }
+        do {
+            let topic = unique("ha")
+            let answer = try await send(["a", "b", "c"], topic: topic, to: inProcess.endpoint)
+            #expect(answer.status?.code == .haNotAvailable)
+            #expect(answer.status?.message.contains("all 3 messages of the batch were written, none is confirmed") == true, "\(answer.status?.message ?? "")")
+            #expect(answer.entries.map(\.status?.code) == Array(repeating: .haNotAvailable, count: 3))
+            #expect(inProcess.broker.store.maxOffset(topic: topic, queueId: 0) == 3)
+        } catch {
+            await inProcess.stop()
+            throw error
+        }
+        await inProcess.stop()
+    }
+}
