@@ -57,7 +57,7 @@ final class StagedWrites: Sendable {
     /// - Throws: `StoreError.flushBacklog` (nothing staged) when `limit` bytes already wait.
     func add(_ record: UnsafeRawBufferPointer, segment: CommitLogSegment, at start: Int64) throws(StoreError) {
         try state.withLock { (s) throws(StoreError) in
-            guard s.bytes + record.count <= limit || s.bytes == 0 else { throw .flushBacklog(bytes: s.bytes) }
+            try admit(record.count, to: s)
             Self.stage(record, segment: segment, at: start, in: &s)
         }
     }
@@ -67,9 +67,12 @@ final class StagedWrites: Sendable {
     /// only the writer adds, and the flusher only takes bytes away. Writer only.
     /// - Throws: `StoreError.flushBacklog` when they would go over `limit`.
     func reserve(_ count: Int) throws(StoreError) {
-        try state.withLock { (s) throws(StoreError) in
-            guard s.bytes + count <= limit || s.bytes == 0 else { throw .flushBacklog(bytes: s.bytes) }
-        }
+        try state.withLock { (s) throws(StoreError) in try admit(count, to: s) }
+    }
+
+    /// Refuses `count` bytes more past `limit`; anything is taken when nothing waits.
+    private func admit(_ count: Int, to s: State) throws(StoreError) {
+        guard s.bytes + count <= limit || s.bytes == 0 else { throw .flushBacklog(bytes: s.bytes) }
     }
 
     /// Stages `records`, which go one after the other from physical offset `start` of `segment`,

@@ -260,8 +260,7 @@ extension MessageStore {
     ///   last good record is written); `.diskFull`, `.shutDown`, I/O errors.
     @discardableResult
     public func appendReplicated(_ bytes: [UInt8], at offset: Int64) throws(StoreError) -> Int64 {
-        let full = diskFullRatio.load(ordering: .relaxed)
-        if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
+        try refuseIfDiskFull()
         var touched = Set<QueueID>()
         let end = try writer.withLock { (state) throws(StoreError) -> Int64 in
             if isShutDown.load(ordering: .relaxed) { throw .shutDown }

@@ -421,8 +421,7 @@ public final class MessageStore: Sendable {
 
     /// Writes and dispatches one record (no flush wait).
     func write(_ message: EncodedMessage) throws(StoreError) -> AppendResult {
-        let full = diskFullRatio.load(ordering: .relaxed)
-        if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
+        try refuseIfDiskFull()
         try checkSize(message)
         var record = message.record
         let id = QueueID(topic: message.topic, queueId: message.queueId)
@@ -430,39 +429,24 @@ public final class MessageStore: Sendable {
         let keys = record.withUnsafeBytes { RecordCodec.dispatchKeys($0) }
         let storeHost = configuration.storeHost
         let result = try writer.withLock { (state) throws(StoreError) -> AppendResult in
-            if isShutDown.load(ordering: .relaxed) { throw .shutDown }
-            // Under the writer lock: once `isReplicaLog` is set, no append of our own follows.
-            if isReplica.load(ordering: .relaxed) { throw .replica }
+            try refuseUnlessTakingWrites()
             guard let cq = try consumeQueue(id, create: true) else { throw .shutDown }
             let queueOffset = cq.maxOffset
             // Everything that can fail happens before the record is written: once it is in
             // the CommitLog, its ConsumeQueue entry must follow.
             try cq.prepare(for: queueOffset)
-            let now = MessageStore.nowMilliseconds()
-            let storeTimestamp = max(now, state.lastStoreTimestamp)
-            do throws(StoreError) {
-                try index.reserve(keys.indexHashes, storeTimestamp: storeTimestamp)
-            } catch {
-                // A full disk refuses the message: acknowledged, it would miss its keys. Other
-                // index failures do not (see below: `put` fails again and is logged).
-                if case .diskFull = error { throw error }
-            }
+            let storeTimestamp = max(MessageStore.nowMilliseconds(), state.lastStoreTimestamp)
+            try reserveIndex(keys.indexHashes, storeTimestamp: storeTimestamp)
             state.lastStoreTimestamp = storeTimestamp
             let physicalOffset = try commitLog.append(&record) { raw, offset in
                 RecordCodec.seal(raw, queueOffset: queueOffset, physicalOffset: offset, storeTimestamp: storeTimestamp)
             }
-            try cq.put(ConsumeQueueEntry(physicalOffset: physicalOffset, size: size, tagsHash: keys.tagsHash), at: queueOffset)
-            do {
-                try index.put(keys.indexHashes, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
-            } catch {
-                // The record and its queue entry are in: keep them; only key lookups miss it.
-                logger.error("cannot index message keys", metadata: ["offset": "\(physicalOffset)", "error": "\(error)"])
-            }
+            let result = try dispatch(
+                size: size, at: physicalOffset, to: cq, queueOffset: queueOffset, keys: keys, storeTimestamp: storeTimestamp,
+                storeHost: storeHost)
             configuration.afterDispatchForTesting?(self)
             commitLog.publish(upTo: physicalOffset + Int64(size))
-            return AppendResult(
-                physicalOffset: physicalOffset, queueOffset: queueOffset, wroteBytes: size,
-                storeTimestamp: storeTimestamp, storeHost: storeHost)
+            return result
         }
         notifier.notify(id)
         logGrew(to: result.physicalOffset + Int64(result.wroteBytes))
@@ -472,16 +456,14 @@ public final class MessageStore: Sendable {
     /// Writes and dispatches `messages` as a batch (no flush wait): all, or none and an error.
     func write(batch messages: [EncodedMessage]) throws(StoreError) -> [AppendResult] {
         guard !messages.isEmpty else { return [] }
-        let full = diskFullRatio.load(ordering: .relaxed)
-        if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
+        try refuseIfDiskFull()
         for message in messages { try checkSize(message) }
         var records = messages.map(\.record)
         let keys = records.map { record in record.withUnsafeBytes { RecordCodec.dispatchKeys($0) } }
         let ids = messages.map { QueueID(topic: $0.topic, queueId: $0.queueId) }
         let storeHost = configuration.storeHost
         let results = try writer.withLock { (state) throws(StoreError) -> [AppendResult] in
-            if isShutDown.load(ordering: .relaxed) { throw .shutDown }
-            if isReplica.load(ordering: .relaxed) { throw .replica }
+            try refuseUnlessTakingWrites()
             // As in `write(_:)`, everything that can fail comes first; here, for every record.
             var queues: [(queue: ConsumeQueue, offset: Int64)] = []
             queues.reserveCapacity(ids.count)
@@ -494,11 +476,7 @@ public final class MessageStore: Sendable {
                 queues.append((cq, queueOffset))
             }
             let storeTimestamp = max(MessageStore.nowMilliseconds(), state.lastStoreTimestamp)
-            do throws(StoreError) {
-                try index.reserve(keys.flatMap(\.indexHashes), storeTimestamp: storeTimestamp)
-            } catch {
-                if case .diskFull = error { throw error }
-            }
+            try reserveIndex(keys.flatMap(\.indexHashes), storeTimestamp: storeTimestamp)
             state.lastStoreTimestamp = storeTimestamp
             let offsets = try commitLog.append(batch: &records) { i, raw, offset in
                 RecordCodec.seal(raw, queueOffset: queues[i].offset, physicalOffset: offset, storeTimestamp: storeTimestamp)
@@ -506,17 +484,9 @@ public final class MessageStore: Sendable {
             var results: [AppendResult] = []
             results.reserveCapacity(offsets.count)
             for (i, physicalOffset) in offsets.enumerated() {
-                let size = Int32(records[i].count)
-                let (cq, queueOffset) = queues[i]
-                try cq.put(ConsumeQueueEntry(physicalOffset: physicalOffset, size: size, tagsHash: keys[i].tagsHash), at: queueOffset)
-                do {
-                    try index.put(keys[i].indexHashes, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
-                } catch {
-                    logger.error("cannot index message keys", metadata: ["offset": "\(physicalOffset)", "error": "\(error)"])
-                }
-                results.append(AppendResult(
-                    physicalOffset: physicalOffset, queueOffset: queueOffset, wroteBytes: size,
-                    storeTimestamp: storeTimestamp, storeHost: storeHost))
+                results.append(try dispatch(
+                    size: Int32(records[i].count), at: physicalOffset, to: queues[i].queue, queueOffset: queues[i].offset,
+                    keys: keys[i], storeTimestamp: storeTimestamp, storeHost: storeHost))
             }
             configuration.afterDispatchForTesting?(self)
             if let last = results.last { commitLog.publish(upTo: last.physicalOffset + Int64(last.wroteBytes)) }
@@ -525,6 +495,51 @@ public final class MessageStore: Sendable {
         for id in Set(ids) { notifier.notify(id) }
         if let last = results.last { logGrew(to: last.physicalOffset + Int64(last.wroteBytes)) }
         return results
+    }
+
+    /// Refuses an append past the hard disk-use ratio (checked every 10 s by the background loop).
+    func refuseIfDiskFull() throws(StoreError) {
+        let full = diskFullRatio.load(ordering: .relaxed)
+        if full != 0 { throw .diskFull(usedRatio: Double(bitPattern: full)) }
+    }
+
+    /// Refuses an append of our own once the store is shut down or its log is a replica's.
+    /// Under the writer lock: once `isReplicaLog` is set, no append of our own follows.
+    @inline(__always)
+    private func refuseUnlessTakingWrites() throws(StoreError) {
+        if isShutDown.load(ordering: .relaxed) { throw .shutDown }
+        if isReplica.load(ordering: .relaxed) { throw .replica }
+    }
+
+    /// Reserves the index blocks for keys stored at `storeTimestamp`, before their record is
+    /// written. Under the writer lock. A full disk refuses the message: acknowledged, it would
+    /// miss its keys. Other index failures do not (`put` then fails again and is logged).
+    @inline(__always)
+    private func reserveIndex(_ hashes: [UInt32], storeTimestamp: Int64) throws(StoreError) {
+        do throws(StoreError) {
+            try index.reserve(hashes, storeTimestamp: storeTimestamp)
+        } catch {
+            if case .diskFull = error { throw error }
+        }
+    }
+
+    /// Dispatches a record just written at `physicalOffset`: its ConsumeQueue entry (prepared
+    /// before the write, so it cannot fail for want of space) and its keys. Under the writer lock.
+    @inline(__always)
+    private func dispatch(
+        size: Int32, at physicalOffset: Int64, to cq: ConsumeQueue, queueOffset: Int64, keys: RecordCodec.DispatchKeys,
+        storeTimestamp: Int64, storeHost: String
+    ) throws(StoreError) -> AppendResult {
+        try cq.put(ConsumeQueueEntry(physicalOffset: physicalOffset, size: size, tagsHash: keys.tagsHash), at: queueOffset)
+        do {
+            try index.put(keys.indexHashes, physicalOffset: physicalOffset, storeTimestamp: storeTimestamp)
+        } catch {
+            // The record and its queue entry are in: keep them; only key lookups miss it.
+            logger.error("cannot index message keys", metadata: ["offset": "\(physicalOffset)", "error": "\(error)"])
+        }
+        return AppendResult(
+            physicalOffset: physicalOffset, queueOffset: queueOffset, wroteBytes: size, storeTimestamp: storeTimestamp,
+            storeHost: storeHost)
     }
 
     /// Wall-clock milliseconds since 1970, as message timestamps (born, store, delivery) count.
