@@ -75,7 +75,8 @@ public final class Producer: Sendable {
     }
 
     /// Sends messages of one topic in one request, to one queue (the first message's group decides
-    /// it for FIFO batches). Receipts come back in the order of `messages`.
+    /// it for FIFO batches), stored all or none. Receipts come back in the order of `messages`.
+    /// A delay message (``Message/deliveryTimestamp``) cannot be part of a batch, as in RocketMQ.
     public func send(_ messages: [Message]) async throws(RocketMQError) -> [SendReceipt] {
         try await send(messages, transactional: false).map(\.receipt)
     }
@@ -105,6 +106,9 @@ public final class Producer: Sendable {
         guard let first = messages.first else { throw .invalidArgument("a batch needs at least one message") }
         guard !first.topic.isEmpty else { throw .invalidArgument("the message has no topic") }
         guard messages.allSatisfy({ $0.topic == first.topic }) else { throw .invalidArgument("a batch must have a single topic") }
+        guard messages.count == 1 || messages.allSatisfy({ $0.deliveryTimestamp == nil }) else {
+            throw .invalidArgument("a delay message cannot be sent in a batch; send it alone")
+        }
         var encoded: [Apache_Rocketmq_V2_Message] = []
         for message in messages { encoded.append(try encode(message, transactional: transactional)) }
         let attempts = max(1, options.maxAttempts)

@@ -1,4 +1,5 @@
 import Foundation
+@testable import RocketMQBroker
 @testable import RocketMQClient
 @testable import RocketMQStore
 import RocketRPC
@@ -7,15 +8,19 @@ import Testing
 /// A batch send is stored whole or not at all, as RocketMQ stores a batch: a producer told that
 /// its batch failed sends it again, and a stored prefix would then be stored twice.
 @Suite struct BatchSendTests {
-    private func send(_ bodies: [String], topic: String, to endpoint: String) async throws -> Apache_Rocketmq_V2_SendMessageResponse {
+    private func send(
+        _ bodies: [String], topic: String, to endpoint: String,
+        shaping: (Int, inout Apache_Rocketmq_V2_SystemProperties) -> Void = { _, _ in }
+    ) async throws -> Apache_Rocketmq_V2_SendMessageResponse {
         let address = try Endpoint(parsing: endpoint)
         let channel = RPCChannel(configuration: ChannelConfiguration(host: address.host, port: address.port))
         defer { Task { await channel.close() } }
-        let messages = bodies.map { body in
+        let messages = bodies.enumerated().map { index, body in
             var system = Apache_Rocketmq_V2_SystemProperties()
             system.messageId = "batch-\(UUID().uuidString)"
             system.messageType = .normal
             system.queueId = 0
+            shaping(index, &system)
             return Apache_Rocketmq_V2_Message(
                 topic: Apache_Rocketmq_V2_Resource(resourceNamespace: "", name: topic), systemProperties: system, body: Array(body.utf8))
         }
@@ -83,6 +88,57 @@ extension BatchSendTests {
             #expect(answer.status?.message.contains("all 3 messages of the batch were written, none is confirmed") == true, "\(answer.status?.message ?? "")")
             #expect(answer.entries.map(\.status?.code) == Array(repeating: .haNotAvailable, count: 3))
             #expect(inProcess.broker.store.maxOffset(topic: topic, queueId: 0) == 3)
+        } catch {
+            await inProcess.stop()
+            throw error
+        }
+        await inProcess.stop()
+    }
+}
+
+extension BatchSendTests {
+    /// A half message or a delay message goes through a service of its own, so a batch holding
+    /// one could not be stored all or none: it is refused before anything is stored, as RocketMQ
+    /// refuses it (before, its messages were stored one by one and a failure half-way answered
+    /// MULTIPLE_RESULTS with a prefix stored).
+    @Test func aBatchWithAHalfOrADelayMessageIsRefusedWholeAndTheSameMessagesAloneAreStored() async throws {
+        let inProcess = try await InProcessBroker.start()
+        do {
+            let broker = inProcess.broker
+            let topic = unique("mixed")
+            let transactionTopic = unique("mixed-tx")
+            try broker.upsertTopic(TopicConfig(name: topic, queueCount: 1, messageTypes: ["NORMAL", "DELAY"]))
+            try broker.upsertTopic(TopicConfig(name: transactionTopic, queueCount: 1, messageTypes: ["TRANSACTION"]))
+            let due = Google_Protobuf_Timestamp(seconds: Int64(Date().timeIntervalSince1970) + 3_600, nanos: 0)
+            let overdue = Google_Protobuf_Timestamp(seconds: Int64(Date().timeIntervalSince1970) - 3_600, nanos: 0)
+            for (name, when) in [("due later", due), ("overdue", overdue)] {
+                let refused = try await send(["a", "b", "c"], topic: topic, to: inProcess.endpoint) { index, system in
+                    if index == 1 { system.messageType = .delay; system.deliveryTimestamp = when }
+                }
+                #expect(refused.status?.code == .badRequest, "\(name)")
+                #expect(refused.status?.message.contains("message 2 of 3: a delay message cannot be sent in a batch") == true, "\(refused.status?.message ?? "")")
+                #expect(refused.status?.message.contains("nothing of the batch was stored") == true)
+                #expect(refused.entries.map(\.status?.code) == Array(repeating: .badRequest, count: 3))
+            }
+            let half = try await send(["h", "i"], topic: transactionTopic, to: inProcess.endpoint) { index, system in
+                system.messageType = .transaction
+            }
+            #expect(half.status?.code == .badRequest)
+            #expect(half.status?.message.contains("message 1 of 2: a transaction's half message cannot be sent in a batch") == true, "\(half.status?.message ?? "")")
+            #expect(broker.store.maxOffset(topic: topic, queueId: 0) == 0, "nothing of a refused batch is in the queue")
+            #expect(broker.delays.pendingCount == 0, "nothing of a refused batch is scheduled")
+            #expect(broker.transactions.openCount == 0, "nothing of a refused batch is a half message")
+
+            // Alone, each is taken.
+            let delay = try await send(["later"], topic: topic, to: inProcess.endpoint) { _, system in
+                system.messageType = .delay
+                system.deliveryTimestamp = due
+            }
+            #expect(delay.status?.code == .ok)
+            #expect(broker.delays.pendingCount == 1)
+            let plain = try await send(["a", "b"], topic: topic, to: inProcess.endpoint)
+            #expect(plain.status?.code == .ok)
+            #expect(plain.entries.map(\.offset) == [0, 1])
         } catch {
             await inProcess.stop()
             throw error

@@ -133,6 +133,12 @@ import Testing
             await #expect(throws: RocketMQError.invalidArgument("the message has no topic")) {
                 _ = try await producer.send(Message(topic: "", body: [1]))
             }
+            // A delay message travels alone, as in RocketMQ: a batch could not be stored all or none.
+            await #expect(throws: RocketMQError.invalidArgument("a delay message cannot be sent in a batch; send it alone")) {
+                _ = try await producer.send([
+                    Message(topic: topic, body: [1]), Message(topic: topic, body: [2], deliveryTimestamp: Date().addingTimeInterval(60)),
+                ])
+            }
         }
     }
 

@@ -149,6 +149,7 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                     {
                         throw problem
                     }
+                    if request.messages.count > 1, let why = Self.batchRefusal(sent) { throw .badRequest(why) }
                     checked.append(sent)
                 } catch {
                     return Self.refusedBatch(request.messages, failing: index, error.status)
@@ -167,36 +168,38 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
                 if !grouped { batchQueues[topic.name] = queueId }
                 return (checked: checked, queueId: queueId)
             }
-            if placed.count > 1, placed.allSatisfy({ Self.isStoredAtOnce($0.checked) }) {
+            if placed.count > 1 {
                 return await storeTogether(placed, messages: request.messages, peer: context.peer)
             }
-            var entries: [Apache_Rocketmq_V2_SendResultEntry] = []
-            for (checked, queueId) in placed {
-                let message = checked.message
-                do throws(BrokerError) {
-                    let result = try await send(checked, toQueue: queueId, peer: context.peer)
-                    // Its producer is asked about the transaction even if its settings do not
-                    // list the topic (a producer started without naming its topics).
-                    if result.transactionId != nil, let topic = message.topic?.name {
-                        broker.clients.notePublishedTransaction(clientId: client, topic: topic)
-                    }
-                    entries.append(.init(
-                        status: .ok, messageId: result.messageId, transactionId: result.transactionId ?? "", offset: result.queueOffset,
-                        recallHandle: result.recallHandle?.description ?? ""))
-                } catch {
-                    entries.append(.init(status: error.status, messageId: message.systemProperties?.messageId ?? ""))
+            guard let (checked, queueId) = placed.first else { throw .messageCorrupted("SendMessage carries no message") }
+            let message = checked.message
+            do throws(BrokerError) {
+                let result = try await send(checked, toQueue: queueId, peer: context.peer)
+                // Its producer is asked about the transaction even if its settings do not
+                // list the topic (a producer started without naming its topics).
+                if result.transactionId != nil, let topic = message.topic?.name {
+                    broker.clients.notePublishedTransaction(clientId: client, topic: topic)
                 }
+                return Self.sendResponse([.init(
+                    status: .ok, messageId: result.messageId, transactionId: result.transactionId ?? "", offset: result.queueOffset,
+                    recallHandle: result.recallHandle?.description ?? "")])
+            } catch {
+                return Self.sendResponse([.init(status: error.status, messageId: message.systemProperties?.messageId ?? "")])
             }
-            return Self.sendResponse(entries)
         }
     }
 
-    /// Whether the message goes straight to its queue: neither a transaction's half message
-    /// nor a delay message not due yet (those go through their services, one by one).
-    static func isStoredAtOnce(_ checked: CheckedSend) -> Bool {
-        guard checked.type != .transaction else { return false }
-        guard let due = checked.system.deliveryTimestamp?.milliseconds else { return true }
-        return due <= MessageStore.nowMilliseconds()
+    /// Why `checked` may not travel in a batch, or nil. A half message and a delay message each
+    /// go through a service of their own (transactions, the schedule) rather than straight to
+    /// their queue, so a batch holding one could not be stored whole or not at all; RocketMQ
+    /// refuses such batches too. A delay message is refused whether or not it is due yet, so the
+    /// answer does not depend on the clocks.
+    static func batchRefusal(_ checked: CheckedSend) -> String? {
+        if checked.type == .transaction { return "a transaction's half message cannot be sent in a batch; send it alone" }
+        if checked.type == .delay || checked.system.deliveryTimestamp != nil {
+            return "a delay message cannot be sent in a batch; send it alone"
+        }
+        return nil
     }
 
     /// A batch of messages stored at once, as RocketMQ stores a batch: all of it or none
