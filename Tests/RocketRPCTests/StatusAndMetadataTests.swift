@@ -55,6 +55,61 @@ struct StatusAndMetadataTests {
         await h.stop()
     }
 
+    /// A channel reuses the header block of its last calls with the same method, metadata,
+    /// compression and timeout: every call must still carry its own metadata and timeout, also
+    /// when a value it reused was changed in between, or more variants alternate than it keeps.
+    @Test func reusedRequestHeadersFollowEveryChangeOfMetadataAndTimeout() async throws {
+        let h = try await TestHarness.start()
+        func echoed(_ options: CallOptions) async throws -> String? {
+            let response: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("metadata"), options: options)
+            return response.initialMetadata.first("x-which")
+        }
+        func granted(_ options: CallOptions) async throws -> Int {
+            let response: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("deadline"), options: options)
+            return try #require(Int(response.message.text), "\(response.message.text)")
+        }
+        var options = CallOptions(timeout: .seconds(30))
+        options.metadata.add("x-which", "changed")
+        #expect(try await echoed(options) == "changed")
+        // The same variable, changed where it is (no other copy of it here).
+        options.metadata.remove("x-which")
+        options.metadata.add("x-which", "second")
+        #expect(try await echoed(options) == "second")
+        var first = CallOptions(timeout: .seconds(30))
+        first.metadata.add("x-which", "first")
+        let kept = first
+        #expect(try await echoed(first) == "first")
+        first.metadata.remove("x-which")
+        first.metadata.add("x-which", "other")
+        #expect(try await echoed(first) == "other")
+        #expect(try await echoed(kept) == "first")
+        // Metadata built anew for each call, freed after it: the next one is likely to get the
+        // same memory, which must not pass for the same metadata.
+        for index in 0..<20 {
+            var fresh = CallOptions(timeout: .seconds(30))
+            fresh.metadata.add("x-which", "fresh-\(index)")
+            #expect(try await echoed(fresh) == "fresh-\(index)")
+        }
+        // More variants than the channel keeps, in turn.
+        let variants = (0..<9).map { index in
+            var variant = CallOptions(timeout: .seconds(30))
+            variant.metadata.add("x-which", "variant-\(index)")
+            return variant
+        }
+        for round in 0..<3 {
+            for (index, variant) in variants.enumerated() {
+                #expect(try await echoed(variant) == "variant-\(index)", "round \(round)")
+            }
+        }
+        // The timeout is part of what is reused: a shorter one reaches the server as such.
+        var short = kept
+        short.timeout = .seconds(2)
+        #expect(try await granted(kept) > 2_000)
+        #expect(try await granted(short) <= 2_000)
+        #expect(try await granted(kept) > 2_000)
+        await h.stop()
+    }
+
     @Test func statusMessageWithSpecialCharactersRoundTrips() async throws {
         let h = try await TestHarness.start()
         let message = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"

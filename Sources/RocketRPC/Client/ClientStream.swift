@@ -22,7 +22,11 @@ final class ClientStream: InboundWindow {
     /// Created only when someone waits for them (streaming calls); a unary call's fast path
     /// (``awaitUnaryOutcome(_:)``) needs neither, which saves two promises per call.
     @exclusivity(unchecked) private var initialMetadataPromise: EventLoopPromise<Metadata>?
-    @exclusivity(unchecked) private var initialMetadataResult: Result<Metadata, RPCError>?
+    /// Whether the response headers' metadata is settled: `initialMetadata`, or the call's
+    /// error in `initialMetadataError`. (Two plain fields rather than an optional `Result`,
+    /// which every check copied and destroyed through outlined helpers.)
+    @exclusivity(unchecked) private var initialMetadataSettled = false
+    @exclusivity(unchecked) private var initialMetadataError: RPCError?
     @exclusivity(unchecked) private var statusPromise: EventLoopPromise<RPCError>?
     /// The final status once the call ended; `.ok` for success. Its `metadata` is the trailing metadata.
     @exclusivity(unchecked) private(set) var finalStatus: RPCError?
@@ -99,9 +103,7 @@ final class ClientStream: InboundWindow {
                     inbound.setCompression(algorithm)
                 }
             }
-            let metadata = Metadata(wireFields: headers)
-            initialMetadata = metadata
-            resolveInitialMetadata(.success(metadata))
+            settleInitialMetadata(Metadata(wireFields: headers))
             return
         }
         complete(with: Self.status(from: headers))
@@ -140,7 +142,7 @@ final class ClientStream: InboundWindow {
         guard !completed else { return }
         completed = true
         cancelDeadline()
-        if initialMetadataResult == nil { resolveInitialMetadata(.success([:])) }
+        if !initialMetadataSettled { settleInitialMetadata(Metadata()) }
         if let error = inbound.receiveEnd() {
             inbound.fail(error)
             resolveStatus(status.code == .ok ? error : status)
@@ -165,7 +167,7 @@ final class ClientStream: InboundWindow {
             connection.session.resetStream(streamID, errorCode: HTTP2ErrorCode.cancel)
             connection.scheduleFlush()
         }
-        if initialMetadataResult == nil { resolveInitialMetadata(.failure(error)) }
+        if !initialMetadataSettled { failInitialMetadata(error) }
         inbound.fail(error)
         outbound.failWriter(error)
         outbound.isFinished = true
@@ -174,7 +176,10 @@ final class ClientStream: InboundWindow {
 
     /// The response headers' metadata (empty for a trailers-only response), or the call's error.
     var initialMetadataFuture: EventLoopFuture<Metadata> {
-        if let result = initialMetadataResult { return eventLoop.makeCompletedFuture(result.mapError { $0 as any Error }) }
+        if initialMetadataSettled {
+            if let error = initialMetadataError { return eventLoop.makeFailedFuture(error) }
+            return eventLoop.makeSucceededFuture(initialMetadata)
+        }
         let promise = initialMetadataPromise ?? eventLoop.makePromise()
         initialMetadataPromise = promise
         return promise.futureResult
@@ -188,12 +193,17 @@ final class ClientStream: InboundWindow {
         return promise.futureResult
     }
 
-    private func resolveInitialMetadata(_ result: Result<Metadata, RPCError>) {
-        initialMetadataResult = result
-        switch result {
-        case .success(let metadata): initialMetadataPromise?.succeed(metadata)
-        case .failure(let error): initialMetadataPromise?.fail(error)
-        }
+    private func settleInitialMetadata(_ metadata: Metadata) {
+        initialMetadataSettled = true
+        initialMetadata = metadata
+        initialMetadataPromise?.succeed(metadata)
+        initialMetadataPromise = nil
+    }
+
+    private func failInitialMetadata(_ error: RPCError) {
+        initialMetadataSettled = true
+        initialMetadataError = error
+        initialMetadataPromise?.fail(error)
         initialMetadataPromise = nil
     }
 

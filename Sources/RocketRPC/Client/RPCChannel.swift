@@ -19,6 +19,7 @@ public final class RPCChannel: Sendable {
     /// fields but `:path`, then (after `:path`) the regular ones.
     private let fixedRequestPseudoFields: HeaderBlock
     private let fixedRequestFields: HeaderBlock
+    private let headerCache = RequestHeaderCache()
 
     /// - Parameter eventLoopGroup: defaults to `MultiThreadedEventLoopGroup.singleton`.
     /// - Note: an invalid TLS configuration is reported by every call (as `UNAVAILABLE`), not here.
@@ -326,6 +327,36 @@ public final class RPCChannel: Sendable {
         stream.awaitUnaryOutcome(.continuation(continuation))
     }
 
+    /// A call's request header block: the one built for the last calls with the same method,
+    /// metadata, compression and `grpc-timeout` text, or a new one.
+    private func requestHeaders(method: MethodDescriptor, options: CallOptions, deadline: ContinuousClock.Instant?) -> HeaderBlock {
+        let compression = options.compression == .identity ? nil : options.compression
+        let timeout = deadline.map { deadline in GRPCTimeout.withFormatted(deadline - ContinuousClock.now) { TimeoutText($0) } }
+        guard let identity = options.metadata.entriesIdentity else {
+            return buildRequestHeaders(path: method.path, compression: compression, timeout: timeout, metadata: options.metadata)
+        }
+        let key = RequestHeaderCache.Key(path: method.path, compression: compression, timeout: timeout, metadata: identity)
+        if let cached = headerCache.block(for: key) { return cached }
+        let block = buildRequestHeaders(path: method.path, compression: compression, timeout: timeout, metadata: options.metadata)
+        headerCache.insert(block, for: key, metadata: options.metadata)
+        return block
+    }
+
+    private func buildRequestHeaders(path: String, compression: CompressionAlgorithm?, timeout: TimeoutText?, metadata: Metadata) -> HeaderBlock {
+        // Pseudo-header fields come first (RFC 9113 8.3); the channel's fixed ones are laid out once.
+        var headers = HeaderBlock()
+        // Room for the fixed fields, the path, `grpc-timeout` and some metadata: one
+        // allocation (an estimate short of the metadata grew the block once more).
+        headers.reserveCapacity(adding: fixedRequestPseudoFields.byteCount + fixedRequestFields.byteCount + path.utf8.count + 256)
+        headers.append(contentsOf: fixedRequestPseudoFields)
+        headers.append(name: ":path", value: path)
+        headers.append(contentsOf: fixedRequestFields)
+        if let compression { headers.append(name: "grpc-encoding", value: compression.rawValue) }
+        timeout?.withBytes { headers.append(name: "grpc-timeout", value: $0) }
+        metadata.appendWireHeaders(to: &headers)
+        return headers
+    }
+
     /// What opening one stream needs; ``open()`` runs on the connection's event loop.
     private struct StreamOpener: Sendable {
         let headers: HeaderBlock
@@ -340,21 +371,7 @@ public final class RPCChannel: Sendable {
             channel: RPCChannel, method: MethodDescriptor, connection: ClientConnection, options: CallOptions,
             deadline: ContinuousClock.Instant?, framed: OutboundDataQueue.Chunk?, halfClose: Bool
         ) {
-            // Pseudo-header fields come first (RFC 9113 8.3); the channel's fixed ones are laid out once.
-            var headers = HeaderBlock()
-            // Room for the fixed fields, the path, `grpc-timeout` and some metadata: one
-            // allocation per call (an estimate short of the metadata grew the block once more).
-            headers.reserveCapacity(adding: channel.fixedRequestPseudoFields.byteCount + channel.fixedRequestFields.byteCount + method.path.utf8.count + 256)
-            headers.append(contentsOf: channel.fixedRequestPseudoFields)
-            headers.append(name: ":path", value: method.path)
-            headers.append(contentsOf: channel.fixedRequestFields)
-            if let compression = options.compression, compression != .identity { headers.append(name: "grpc-encoding", value: compression.rawValue) }
-            if let deadline {
-                let remaining = deadline - ContinuousClock.now
-                GRPCTimeout.withFormatted(remaining) { headers.append(name: "grpc-timeout", value: $0) }
-            }
-            options.metadata.appendWireHeaders(to: &headers)
-            self.headers = headers
+            self.headers = channel.requestHeaders(method: method, options: options, deadline: deadline)
             self.connection = connection
             self.deadline = deadline
             self.framed = framed

@@ -221,6 +221,19 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
         forEachWireHeader { headers.append(($0, $1)) }
     }
 
+    /// Which entries storage a value holds: equal identities mean equal entries for as long as
+    /// one of the values is alive (see ``RequestHeaderCache``). `nil` for metadata still in the
+    /// wire form it arrived in.
+    struct EntriesIdentity: Equatable {
+        let address: UnsafeRawPointer?
+        let count: Int
+    }
+
+    var entriesIdentity: EntriesIdentity? {
+        guard wire == nil else { return nil }
+        return entries.withUnsafeBufferPointer { EntriesIdentity(address: UnsafeRawPointer($0.baseAddress), count: $0.count) }
+    }
+
     /// ``appendWireHeaders(to:)`` for a request's header block.
     func appendWireHeaders(to headers: inout HeaderBlock) {
         forEachWireHeader { headers.append(name: $0, value: $1) }

@@ -27,12 +27,14 @@ extension DeadlineExpiring {
 /// deadline is later than the armed ones, so a call touches the timer only when there was none.
 ///
 /// Confined to its connection's event loop. The queue keeps armed owners alive until they are
-/// cancelled or expire.
+/// cancelled or expire. Stored properties are `@exclusivity(unchecked)`: confined to one loop and
+/// never re-entered while one is being mutated, so the runtime's dynamic exclusivity checks
+/// (four or five per call) are skipped.
 final class DeadlineQueue {
     private let eventLoop: any EventLoop
-    private var entries: [(owner: any DeadlineExpiring, deadline: NIODeadline)] = []
-    private var timer: NIOScheduledCallback?
-    private var timerDeadline = NIODeadline.distantFuture
+    @exclusivity(unchecked) private var entries: [(owner: any DeadlineExpiring, deadline: NIODeadline)] = []
+    @exclusivity(unchecked) private var timer: NIOScheduledCallback?
+    @exclusivity(unchecked) private var timerDeadline = NIODeadline.distantFuture
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop

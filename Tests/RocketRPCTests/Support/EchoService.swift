@@ -72,6 +72,11 @@ struct EchoService: RPCService {
                 try await Task.sleep(for: .milliseconds(500))
                 recorder.bump("get.slow.done")
                 return request
+            case "deadline":
+                // The time the server was given (grpc-timeout), in whole milliseconds left.
+                guard let deadline = context.deadline else { return TestMessage("none") }
+                let left = deadline - ContinuousClock.now
+                return TestMessage(String(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
             case "metadata":
                 var initial = Metadata()
                 var trailing = Metadata()
