@@ -73,3 +73,37 @@ struct HeaderBlockTests {
         #expect(!roomy.hasSameFields(as: block))
     }
 }
+
+@Suite("Request header reuse")
+struct RequestHeaderCacheTests {
+    private func key(_ path: String, _ metadata: Metadata) throws -> RequestHeaderCache.Key {
+        RequestHeaderCache.Key(path: path, compression: nil, timeout: nil, metadata: try #require(metadata.entriesIdentity))
+    }
+
+    /// A block is kept only for a key that missed recently already: metadata built anew for
+    /// every call (a request id in each) never fills the cache, and calls that alternate between
+    /// a few methods (a send, then a heartbeat) still get theirs kept.
+    @Test func onlyKeysSeenAgainAreKeptAlsoWhenTheyAlternate() throws {
+        let cache = RequestHeaderCache()
+        var repeated = Metadata()
+        repeated.add("x-mq-client-id", "c1")
+        let block = HeaderBlock([(":path", "/a")])
+        for round in 0..<3 {
+            for path in ["/a", "/b"] {
+                let (found, keep) = cache.block(for: try key(path, repeated))
+                #expect((found != nil) == (round == 2), "round \(round) \(path)")
+                #expect(keep == (round == 1), "round \(round) \(path)")
+                if keep { cache.insert(block, for: try key(path, repeated), metadata: repeated) }
+            }
+        }
+        var kept: [Metadata] = []  // alive, so that no two get the same storage
+        for index in 0..<20 {
+            var fresh = Metadata()
+            fresh.add("x-mq-request-id", "\(index)")
+            kept.append(fresh)
+            let (found, keep) = cache.block(for: try key("/a", fresh))
+            #expect(found == nil && !keep, "call \(index)")
+        }
+        #expect(cache.block(for: try key("/a", repeated)).block != nil, "one-off metadata evicted nothing")
+    }
+}

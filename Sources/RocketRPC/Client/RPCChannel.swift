@@ -336,9 +336,10 @@ public final class RPCChannel: Sendable {
             return buildRequestHeaders(path: method.path, compression: compression, timeout: timeout, metadata: options.metadata)
         }
         let key = RequestHeaderCache.Key(path: method.path, compression: compression, timeout: timeout, metadata: identity)
-        if let cached = headerCache.block(for: key) { return cached }
+        let (cached, keep) = headerCache.block(for: key)
+        if let cached { return cached }
         let block = buildRequestHeaders(path: method.path, compression: compression, timeout: timeout, metadata: options.metadata)
-        headerCache.insert(block, for: key, metadata: options.metadata)
+        if keep { headerCache.insert(block, for: key, metadata: options.metadata) }
         return block
     }
 

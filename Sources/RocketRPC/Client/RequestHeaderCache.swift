@@ -7,17 +7,19 @@ import Synchronization
 /// Metadata is matched by the identity of its entries' storage, which a cached entry keeps alive:
 /// while it does, no other storage can have that address, and the entries cannot change in place
 /// (they are not uniquely referenced), so the same identity means the same entries. Metadata built
-/// anew per call (different storage each time) misses and is laid out as before. Thread-safe.
+/// anew per call (different storage each time; RocketMQ's clients add a request id to every call)
+/// misses and is laid out as before; a block is kept only for a key that missed recently already,
+/// so such calls do not churn the cache. Thread-safe.
 final class RequestHeaderCache: Sendable {
     /// What a request's header block is built from, besides the channel's fixed fields.
-    struct Key: Equatable {
+    struct Key: Equatable, Sendable {
         var path: String
         var compression: CompressionAlgorithm?
         var timeout: TimeoutText?
         var metadata: Metadata.EntriesIdentity
     }
 
-    private struct Entry {
+    private struct Entry: Sendable {
         var key: Key
         /// Keeps the identified entries alive (see the type's comment).
         var metadata: Metadata
@@ -26,13 +28,36 @@ final class RequestHeaderCache: Sendable {
 
     /// A few recent blocks: calls on a channel go to a handful of methods.
     private static let capacity = 4
-    private let entries = Mutex<(slots: [Entry], next: Int)>(([], 0))
+    /// The kept blocks and where the next one goes; the keys of recent misses and where the next
+    /// one goes. (A missed key's metadata is not kept alive: other metadata may get its address
+    /// later, but a block is only ever kept with the metadata it was built from.)
+    private let entries = Mutex<State>(State())
 
-    func block(for key: Key) -> HeaderBlock? {
+    private struct State: Sendable {
+        var slots: [Entry] = []
+        var next = 0
+        var misses: [Key] = []
+        var nextMiss = 0
+    }
+
+    /// The block kept for `key`; on a miss, whether to keep the one the caller builds now
+    /// (``insert(_:for:metadata:)``): only when the same key missed recently.
+    func block(for key: Key) -> (block: HeaderBlock?, keep: Bool) {
         entries.withLock { state in
             // By index: iterating the entries would copy (retain and release) each one.
-            for index in state.slots.indices where state.slots[index].key == key { return state.slots[index].block }
-            return nil
+            for index in state.slots.indices where state.slots[index].key == key { return (state.slots[index].block, false) }
+            if let missed = state.misses.firstIndex(of: key) {
+                state.misses.remove(at: missed)
+                state.nextMiss = min(state.nextMiss, state.misses.count)
+                return (nil, true)
+            }
+            if state.misses.count < Self.capacity {
+                state.misses.append(key)
+            } else {
+                state.misses[state.nextMiss] = key
+                state.nextMiss = (state.nextMiss + 1) % Self.capacity
+            }
+            return (nil, false)
         }
     }
 

@@ -224,7 +224,8 @@ public struct Metadata: Sendable, Hashable, Sequence, ExpressibleByDictionaryLit
     /// Which entries storage a value holds: equal identities mean equal entries for as long as
     /// one of the values is alive (see ``RequestHeaderCache``). `nil` for metadata still in the
     /// wire form it arrived in.
-    struct EntriesIdentity: Equatable {
+    /// (`@unchecked Sendable`: the address is compared, never dereferenced.)
+    struct EntriesIdentity: Equatable, @unchecked Sendable {
         let address: UnsafeRawPointer?
         let count: Int
     }
