@@ -122,9 +122,10 @@ actor ClientSession {
         Apache_Rocketmq_V2_Resource(resourceNamespace: configuration.namespace, name: name)
     }
 
-    /// Per-call options: the protocol headers, freshly dated and signed, and a deadline.
+    /// Per-call options: the call's own protocol headers (a request id, the date-time and its
+    /// signature; the channel sends the fixed ones) and a deadline.
     nonisolated func options(timeout: Duration? = nil) -> CallOptions {
-        CallOptions(timeout: timeout ?? configuration.requestTimeout, metadata: headers.metadata())
+        CallOptions(timeout: timeout ?? configuration.requestTimeout, metadata: headers.perCallMetadata())
     }
 
     private nonisolated func client(for endpoint: Endpoint) throws(RocketMQError) -> Client {
@@ -146,7 +147,8 @@ actor ClientSession {
             // Brokers come back after restarts within seconds: keep reconnection attempts frequent.
             backoff: .init(initial: .milliseconds(200), multiplier: 1.6, jitter: 0.2, maximum: .seconds(2)),
             keepalive: .init(pingInterval: configuration.keepaliveInterval, pingTimeout: configuration.keepaliveTimeout),
-            maxReceiveMessageSize: 64 << 20)
+            maxReceiveMessageSize: 64 << 20,
+            defaultCallOptions: CallOptions(metadata: headers.fixedMetadata))
         return RPCChannel(configuration: channelConfiguration)
     }
 

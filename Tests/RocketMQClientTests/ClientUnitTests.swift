@@ -34,6 +34,10 @@ import Testing
         #expect(metadata.first("x-mq-language") == "SWIFT")
         #expect(metadata.first("authorization")?.hasPrefix("MQv2-HMAC-SHA1 Credential=, ") == true)
         #expect(metadata.first("x-mq-request-id") != headers.metadata().first("x-mq-request-id"))
+        // A session's channels send the fixed ones as their default metadata; each call adds its own.
+        let fixed = headers.fixedMetadata.map(\.name), perCall = headers.perCallMetadata().map(\.name)
+        #expect(Set(fixed + perCall) == Set(metadata.map(\.name)))
+        #expect(perCall.sorted() == ["authorization", "x-mq-date-time", "x-mq-request-id"])
     }
 
     @Test func messageIdsFollowTheRocketMQ5LayoutAndNeverRepeat() throws {

@@ -130,6 +130,30 @@ struct StatusAndMetadataTests {
         await h.stop()
     }
 
+    /// A channel's default metadata goes with every call, ahead of the call's own, and reserved
+    /// names in it are dropped as they are from a call's.
+    @Test func aChannelsDefaultMetadataGoesWithEveryCall() async throws {
+        let h = try await TestHarness.start(channel: { configuration in
+            configuration.defaultCallOptions.metadata.add("x-default", "always")
+            configuration.defaultCallOptions.metadata.add("grpc-timeout", "1n")
+        })
+        func echoed(_ options: CallOptions) async throws -> Metadata {
+            let response: UnaryResponse<TestMessage> = try await h.channel.unary(EchoService.get, request: TestMessage("metadata"), options: options)
+            return response.initialMetadata
+        }
+        let bare = try await echoed(CallOptions(timeout: .seconds(30)))
+        #expect(bare.first("x-default") == "always")
+        var own = CallOptions(timeout: .seconds(30))
+        own.metadata.add("x-own", "mine")
+        for _ in 0..<3 {
+            let both = try await echoed(own)
+            #expect(both.first("x-default") == "always")
+            #expect(both.first("x-own") == "mine")
+            #expect(both.map(\.name).filter { $0.hasPrefix("x-") } == ["x-default", "x-own"])
+        }
+        await h.stop()
+    }
+
     @Test func statusMessageWithSpecialCharactersRoundTrips() async throws {
         let h = try await TestHarness.start()
         let message = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"

@@ -17,19 +17,33 @@ struct RequestHeaders: Sendable {
         self.credentials = credentials
     }
 
-    /// Fresh metadata for one call (a new request id and date-time each time). The date-time and
-    /// its signature change once a second, so they are computed once a second, not per call.
-    func metadata(now: Date = Date()) -> Metadata {
-        let (dateTime, authorization) = signatures.signed(now, credentials: credentials)
+    /// The headers that are the same on every call of this client (its channels send them as
+    /// their default metadata, laid out once).
+    var fixedMetadata: Metadata {
         var metadata = Metadata()
         metadata.add("x-mq-client-id", clientId)
         metadata.add("x-mq-language", "SWIFT")
         metadata.add("x-mq-protocol", "GRPC_V2")
         metadata.add("x-mq-client-version", Self.clientVersion)
+        metadata.add("x-mq-namespace", namespace)
+        return metadata
+    }
+
+    /// The headers each call has of its own: a new request id, and the date-time with its
+    /// signature. Those change once a second, so they are computed once a second, not per call.
+    func perCallMetadata(now: Date = Date()) -> Metadata {
+        let (dateTime, authorization) = signatures.signed(now, credentials: credentials)
+        var metadata = Metadata()
         metadata.add("x-mq-request-id", MessageIDGenerator.next())
         metadata.add("x-mq-date-time", dateTime)
-        metadata.add("x-mq-namespace", namespace)
         metadata.add("authorization", authorization)
+        return metadata
+    }
+
+    /// All of a call's metadata, for a call on a channel without the fixed headers as defaults.
+    func metadata(now: Date = Date()) -> Metadata {
+        var metadata = fixedMetadata
+        metadata.add(contentsOf: perCallMetadata(now: now))
         return metadata
     }
 

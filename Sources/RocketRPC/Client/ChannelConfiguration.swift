@@ -16,7 +16,8 @@ public struct ChannelConfiguration: Sendable {
     public var keepalive: Keepalive
     /// Largest response message accepted (after decompression). Default 4 MiB.
     public var maxReceiveMessageSize: Int
-    /// Options used by calls that pass none of their own.
+    /// Options used by calls that pass none of their own. Its metadata goes with every call,
+    /// ahead of the call's own (laid out once, with the channel's fixed header fields).
     public var defaultCallOptions: CallOptions
     /// Per-stream receive window advertised to the server. Default 1 MiB.
     public var streamWindow: UInt32

@@ -37,10 +37,13 @@ public final class RPCChannel: Sendable {
         let authority = configuration.host.contains(":") ? "[\(configuration.host)]:\(configuration.port)" : "\(configuration.host):\(configuration.port)"
         let scheme = configuration.tls == nil ? "http" : "https"
         self.fixedRequestPseudoFields = HeaderBlock([(":method", "POST"), (":scheme", scheme), (":authority", authority)])
-        self.fixedRequestFields = HeaderBlock([
+        var fixedFields = HeaderBlock([
             ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", "rocketrpc-swift/1.0"),
             ("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader),
         ])
+        // The channel's default metadata is the same for every call: laid out here once.
+        configuration.defaultCallOptions.metadata.appendWireHeaders(to: &fixedFields)
+        self.fixedRequestFields = fixedFields
     }
 
     /// Closes the connection (GOAWAY); calls made afterwards fail with `UNAVAILABLE`.
@@ -187,11 +190,7 @@ public final class RPCChannel: Sendable {
         merged.compression = options.compression ?? defaults.compression
         merged.maxReceiveMessageSize = options.maxReceiveMessageSize ?? defaults.maxReceiveMessageSize
         merged.waitForReady = options.waitForReady || defaults.waitForReady
-        if !defaults.metadata.isEmpty {
-            var metadata = defaults.metadata
-            metadata.add(contentsOf: options.metadata)
-            merged.metadata = metadata
-        }
+        // The default metadata is not merged in: it is part of the channel's fixed fields.
         return merged
     }
 
