@@ -26,51 +26,53 @@ final class RequestHeaderCache: Sendable {
         var block: HeaderBlock
     }
 
-    /// A few recent blocks: calls on a channel go to a handful of methods.
-    private static let capacity = 4
-    /// The kept blocks and where the next one goes; the keys of recent misses and where the next
-    /// one goes. (A missed key's metadata is not kept alive: other metadata may get its address
-    /// later, but a block is only ever kept with the metadata it was built from.)
-    private let entries = Mutex<State>(State())
-
-    private struct State: Sendable {
-        var slots: [Entry] = []
-        var next = 0
-        var misses: [Key] = []
-        var nextMiss = 0
-    }
+    /// A few recent blocks, and the keys of a few recent misses: calls on a channel go to a
+    /// handful of methods. (A missed key's metadata is not kept alive: other metadata may get
+    /// its address later, but a block is only ever kept with the metadata it was built from.)
+    private let entries = Mutex<(blocks: Recent<Entry>, misses: Recent<Key>)>((Recent(), Recent()))
 
     /// The block kept for `key`; on a miss, whether to keep the one the caller builds now
     /// (``insert(_:for:metadata:)``): only when the same key missed recently.
     func block(for key: Key) -> (block: HeaderBlock?, keep: Bool) {
         entries.withLock { state in
             // By index: iterating the entries would copy (retain and release) each one.
-            for index in state.slots.indices where state.slots[index].key == key { return (state.slots[index].block, false) }
-            if let missed = state.misses.firstIndex(of: key) {
+            for index in state.blocks.items.indices where state.blocks.items[index].key == key {
+                return (state.blocks.items[index].block, false)
+            }
+            if let missed = state.misses.items.firstIndex(of: key) {
                 state.misses.remove(at: missed)
-                state.nextMiss = min(state.nextMiss, state.misses.count)
                 return (nil, true)
             }
-            if state.misses.count < Self.capacity {
-                state.misses.append(key)
-            } else {
-                state.misses[state.nextMiss] = key
-                state.nextMiss = (state.nextMiss + 1) % Self.capacity
-            }
+            state.misses.add(key)
             return (nil, false)
         }
     }
 
     func insert(_ block: HeaderBlock, for key: Key, metadata: Metadata) {
         let entry = Entry(key: key, metadata: metadata, block: block)
-        entries.withLock { state in
-            if state.slots.count < Self.capacity {
-                state.slots.append(entry)
-            } else {
-                state.slots[state.next] = entry
-                state.next = (state.next + 1) % Self.capacity
-            }
+        entries.withLock { $0.blocks.add(entry) }
+    }
+}
+
+/// At most four items, the oldest replaced by a new one once full.
+private struct Recent<Element: Sendable>: Sendable {
+    private static var capacity: Int { 4 }
+    private(set) var items: [Element] = []
+    /// The oldest item once full.
+    private var next = 0
+
+    mutating func add(_ item: Element) {
+        if items.count < Self.capacity {
+            items.append(item)
+        } else {
+            items[next] = item
+            next = (next + 1) % Self.capacity
         }
+    }
+
+    mutating func remove(at index: Int) {
+        items.remove(at: index)
+        next = min(next, items.count)
     }
 }
 
