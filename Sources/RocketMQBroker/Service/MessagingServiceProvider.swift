@@ -171,10 +171,10 @@ public struct MessagingServiceProvider: Apache_Rocketmq_V2_MessagingService.Serv
             if placed.count > 1 {
                 return await storeTogether(placed, messages: request.messages, peer: context.peer)
             }
-            guard let (checked, queueId) = placed.first else { throw .messageCorrupted("SendMessage carries no message") }
-            let message = checked.message
+            let (only, queueId) = placed[0]  // one message: the request has at least one, checked above
+            let message = only.message
             do throws(BrokerError) {
-                let result = try await send(checked, toQueue: queueId, peer: context.peer)
+                let result = try await send(only, toQueue: queueId, peer: context.peer)
                 // Its producer is asked about the transaction even if its settings do not
                 // list the topic (a producer started without naming its topics).
                 if result.transactionId != nil, let topic = message.topic?.name {
