@@ -252,6 +252,105 @@ struct DelayTests {
         }
     }
 
+    /// Where the schedule queue's message at `offset` lies in the CommitLog.
+    private func recordOffset(_ broker: Broker, _ offset: Int64) throws -> Int64 {
+        try #require(broker.store.physicalOffset(topic: DelayService.scheduleTopic, queueId: 0, at: offset))
+    }
+
+    @Test("a rolled-forward message is pending once after a restart, keeps its id, and its first handle still recalls it")
+    func rolledForwardSurvivesARestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "delay-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let due = MessageStore.nowMilliseconds() + 600_000
+        var broker = try Broker(configuration: testConfiguration(directory))
+        _ = try broker.topic(named: "t")
+        let rolled = try await schedule(broker, topic: "t", body: "rolled", due: due)
+        let recalled = try await schedule(broker, topic: "t", body: "recalled", due: due)
+        try await Task.sleep(for: .milliseconds(5))
+        let cutoff = MessageStore.nowMilliseconds()
+        try await Task.sleep(for: .milliseconds(5))
+        let young = try await schedule(broker, topic: "t", body: "young", due: due + 1)
+        #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 2)
+        #expect(broker.pendingDelayMessages == 3)
+        #expect(broker.store.maxOffset(topic: DelayService.scheduleTopic, queueId: 0) == 5, "two copies at the queue's end")
+        // Stopped at once: the mark still names the originals, so the start reads them and then
+        // the copies that supersede them.
+        await broker.shutdown()
+
+        broker = try Broker(configuration: testConfiguration(directory))
+        #expect(broker.pendingDelayMessages == 3, "an original read back beside its copy")
+        #expect(try await broker.recall(topic: "t", handle: recalled) == recalled.messageId, "the first handle names the copy")
+        #expect(broker.pendingDelayMessages == 2)
+        #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 2)
+        let delivered = try queued(broker, "t")
+        #expect(delivered.map { String(decoding: $0.body, as: UTF8.self) } == ["rolled", "young"])
+        #expect(delivered.map(\.messageId) == [rolled.messageId, young.messageId])
+        #expect(delivered.allSatisfy { $0.properties[StoredProperty.delayOrigin] == nil && $0.properties[StoredProperty.delayRolledFrom] == nil })
+        #expect(delivered.first?.deliveryTime == due)
+        await broker.shutdown()
+
+        // Settled: nothing comes back, and the recall is still remembered.
+        broker = try Broker(configuration: testConfiguration(directory))
+        #expect(broker.pendingDelayMessages == 0)
+        #expect(try await broker.recall(topic: "t", handle: recalled) == recalled.messageId)
+        await broker.shutdown()
+    }
+
+    @Test("rolling forward lets retention take a long delay's old segment; the mark passes it once the copy is flushed and some seconds old")
+    func rollingForwardFreesOldSegments() async throws {
+        try await withBroker(smallSegments) { broker in
+            await broker.stopDelayTimer()
+            _ = try broker.topic(named: "t")
+            let filler = String(repeating: "x", count: 900)
+            let due = MessageStore.nowMilliseconds() + 600_000
+            let far = try await schedule(broker, topic: "t", body: "far", due: due)
+            let recalled = try await schedule(broker, topic: "t", body: "recalled", due: due)
+            _ = try await broker.recall(topic: "t", handle: recalled)
+            for i in 0..<12 { try await send(broker, topic: "t", body: filler + "\(i)") }
+            try await Task.sleep(for: .milliseconds(5))
+            let cutoff = MessageStore.nowMilliseconds()
+            try await Task.sleep(for: .milliseconds(5))
+            let young = try await schedule(broker, topic: "t", body: "young", due: due + 1)
+            let farAt = try recordOffset(broker, far.offset)
+            #expect(broker.delays.mark() == DelayService.Mark(scheduleFrom: far.offset, opsFrom: 0))
+            #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 1, "a recall is not rolled")
+            #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 0, "the copy is younger than the cutoff")
+            // Until its copy is flushed and `rollGraceMilliseconds` old, the original holds the mark.
+            #expect(broker.delays.mark().scheduleFrom == far.offset)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while broker.store.commitLogFlushedOffset < broker.store.commitLogMaxOffset, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let later = MessageStore.nowMilliseconds() + DelayService.rollGraceMilliseconds + 1
+            #expect(broker.delays.mark(now: later).scheduleFrom == young.offset, "the rolled original and the old recall still hold the mark")
+            broker.delays.saveMark(now: later)
+            let youngAt = try recordOffset(broker, young.offset)
+            try ageSegments(broker)
+            #expect(broker.store.runRetention(force: true) > 0)
+            #expect(broker.store.commitLogMinOffset > farAt, "the original's segment is kept")
+            #expect(broker.store.commitLogMinOffset <= youngAt)
+            // Delivered from its copy, under its first handle's id.
+            #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 2)
+            #expect(try queued(broker, "t").suffix(2).map(\.messageId) == [far.messageId, young.messageId])
+        }
+    }
+
+    @Test("the timer rolls forward what is pending longer than half the retention time")
+    func timerRollsForward() async throws {
+        try await withBroker({ $0.store.fileReservedTime = .seconds(2) }) { broker in
+            _ = try broker.topic(named: "t")
+            let handle = try await schedule(broker, topic: "t", body: "far", due: MessageStore.nowMilliseconds() + 600_000)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while broker.store.maxOffset(topic: DelayService.scheduleTopic, queueId: 0) < 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(broker.store.maxOffset(topic: DelayService.scheduleTopic, queueId: 0) >= 2, "not rolled forward within 10 s")
+            #expect(broker.pendingDelayMessages == 1)
+            #expect(try await broker.recall(topic: "t", handle: handle) == handle.messageId)
+            #expect(broker.pendingDelayMessages == 0)
+        }
+    }
+
     @Test("the mark's heaps shed delivered entries while an old one stays pending")
     func markHeapsStayBounded() async throws {
         try await withBroker { broker in

@@ -31,6 +31,9 @@ extension Broker {
         // A full batch: more may be due at once.
         if await delays.deliverDue(broker: self) == DelayService.deliveryBatch { return .zero }
         if ContinuousClock.now - lastMark >= .seconds(1) {
+            // Half the retention time: a segment expires no earlier than that after its records.
+            let rollAge = store.retentionPolicy.fileReservedTime / 2
+            await delays.roll(storedBefore: MessageStore.nowMilliseconds() - rollAge.wholeMilliseconds, broker: self)
             delays.saveMark()
             lastMark = .now
         }

@@ -20,6 +20,13 @@ import Synchronization
 ///
 /// The copy keeps the message id, the born time and the delivery timestamp (consumers see when
 /// it was due); the send's receipt names the scheduled offset, which a recall handle carries.
+///
+/// A message pending longer than half the log's retention time (`fileReservedTime`) is **rolled
+/// forward**: copied to the schedule queue's end, the copy naming the offset it supersedes and
+/// the one its recall handle names (`roll`). So a delay of days keeps no old segment from
+/// retention, as RocketMQ's timer rolls long delays. The copy settles the old entry by itself
+/// (no op record, so a crash cannot leave both pending); the mark passes the old entry only once
+/// the copy is flushed and some seconds old.
 final class DelayService: Sendable {
     static let scheduleTopic = SystemTopic.delaySchedule
     static let opTopic = SystemTopic.delayOp
@@ -35,6 +42,11 @@ final class DelayService: Sendable {
     static let maxAttempts = 30
     /// How long past its due time a recall is remembered, so that repeating it answers OK.
     static let recallMemoryMilliseconds: Int64 = 3_600_000
+    /// Most messages one `roll` moves at once.
+    static let rollBatch = 64
+    /// How long a rolled entry still holds the mark after its copy was written (once the copy is
+    /// flushed): the copy reaches a slave, whose mark is copied from this one, meanwhile.
+    static let rollGraceMilliseconds: Int64 = 10_000
 
     /// What the broker keeps of a scheduled message.
     struct Entry: Sendable {
@@ -45,17 +57,27 @@ final class DelayService: Sendable {
         var opsFrom: Int64
         /// When it is due, ms since the epoch.
         var due: Int64
+        /// When its record was stored, ms since the epoch: rolled forward once that is old.
+        var storedAt: Int64
+        /// The schedule offset it was first stored at, which its recall handle names (its
+        /// `queueOffset` once rolled forward).
+        var origin: Int64
         /// When the timer tries it next: its due time, later after a failed copy.
         var fireAt: Int64
         var attempts = 0
         var topic: String
         var messageId: String
 
-        init(queueOffset: Int64, physicalOffset: Int64, opsFrom: Int64, due: Int64, topic: String, messageId: String) {
+        init(
+            queueOffset: Int64, physicalOffset: Int64, opsFrom: Int64, due: Int64, topic: String, messageId: String, storedAt: Int64,
+            origin: Int64? = nil
+        ) {
             self.queueOffset = queueOffset
             self.physicalOffset = physicalOffset
             self.opsFrom = opsFrom
             self.due = due
+            self.storedAt = storedAt
+            self.origin = origin ?? queueOffset
             self.fireAt = due
             self.topic = topic
             self.messageId = messageId
@@ -70,6 +92,11 @@ final class DelayService: Sendable {
         case discarded = "DISCARDED"
     }
 
+    /// Why an entry is claimed: taken out of `pending` while it is settled or moved.
+    enum Purpose: Sendable {
+        case delivery, recall, roll
+    }
+
     /// Where the start-up scan of each queue begins.
     struct Mark: Codable, Equatable, Sendable {
         var scheduleFrom: Int64
@@ -81,8 +108,17 @@ final class DelayService: Sendable {
         var generation = 0
         var pending: [Int64: Entry] = [:]
         var firings = Heap<HeapKey>()
-        /// Being copied (`recall` false) or recalled right now, between the claim and the op record.
-        var claimed: [Int64: (entry: Entry, recall: Bool)] = [:]
+        /// Pending entries by when their record was stored, for `roll`.
+        var aged = Heap<HeapKey>()
+        /// Being copied to its queue, recalled or rolled forward right now, between the claim and
+        /// the record that settles or moves it.
+        var claimed: [Int64: (entry: Entry, purpose: Purpose)] = [:]
+        /// The current schedule offset of each entry rolled forward, by its origin (the offset its
+        /// recall handle names).
+        var aliases: [Int64: Int64] = [:]
+        /// Entries rolled forward whose copy is not flushed, or not `rollGraceMilliseconds` old,
+        /// yet: they still hold the mark. The copy's end in the log, and when it was written.
+        var rolled: [Int64: (entry: Entry, end: Int64, at: Int64)] = [:]
         /// Recalled: kept until `recallMemoryMilliseconds` past the due time, so a repeated recall answers OK.
         var recalled: [Int64: Entry] = [:]
         /// Schedules in progress, by token: the queues' ends when each began (its record lands past them).
@@ -98,7 +134,17 @@ final class DelayService: Sendable {
         mutating func add(_ entry: Entry, track: Bool = false) {
             pending[entry.queueOffset] = entry
             firings.insert(HeapKey(value: entry.fireAt, id: entry.queueOffset))
+            aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset))
+            if entry.origin != entry.queueOffset { aliases[entry.origin] = entry.queueOffset }
             if track { self.track(entry) }
+        }
+
+        /// The entry a recall handle's offset names now: itself, or where it was rolled to.
+        func current(_ origin: Int64) -> Int64 { aliases[origin] ?? origin }
+
+        /// `entry` leaves the state for good (settled, or a recall forgotten): its alias goes too.
+        mutating func forgetAlias(of entry: Entry) {
+            if entry.origin != entry.queueOffset, aliases[entry.origin] == entry.queueOffset { aliases[entry.origin] = nil }
         }
 
         /// Counts `entry` in the mark until it is settled.
@@ -108,28 +154,38 @@ final class DelayService: Sendable {
 
         mutating func recall(_ entry: Entry) {
             recalled[entry.queueOffset] = entry
+            if entry.origin != entry.queueOffset { aliases[entry.origin] = entry.queueOffset }
             recallExpiry.insert(HeapKey(value: entry.due, id: entry.queueOffset))
         }
 
-        func isUnsettled(_ queueOffset: Int64) -> Bool {
-            pending[queueOffset] != nil || claimed[queueOffset] != nil || recalled[queueOffset] != nil
+        /// The copy rolled from `queueOffset` was read back (`reload`): that entry is settled.
+        mutating func supersede(_ queueOffset: Int64) {
+            pending[queueOffset] = nil
         }
 
-        /// Forgets recalls remembered long enough, then the oldest unsettled entry's offsets,
-        /// together with the starts of schedules in progress; nil when there is none.
-        mutating func oldest(now: Int64) -> Mark? {
+        func isUnsettled(_ queueOffset: Int64) -> Bool {
+            pending[queueOffset] != nil || claimed[queueOffset] != nil || recalled[queueOffset] != nil || rolled[queueOffset] != nil
+        }
+
+        /// Forgets recalls remembered long enough and rolled entries whose copy is flushed (below
+        /// `flushed`) and old enough, then returns the oldest unsettled entry's offsets, together
+        /// with the starts of schedules in progress; nil when there is none.
+        mutating func oldest(now: Int64, flushed: Int64) -> Mark? {
             while let top = recallExpiry.min, top.value <= now - DelayService.recallMemoryMilliseconds {
                 _ = recallExpiry.removeMin()
-                recalled[top.id] = nil
+                if let entry = recalled.removeValue(forKey: top.id) { forgetAlias(of: entry) }
             }
-            let (pending, claimed, recalled) = (self.pending, self.claimed, self.recalled)
+            for (offset, moved) in rolled where moved.end <= flushed && moved.at <= now - DelayService.rollGraceMilliseconds {
+                rolled[offset] = nil
+            }
+            let (pending, claimed, recalled, rolled) = (self.pending, self.claimed, self.recalled, self.rolled)
             var oldest = unsettled.oldest(
                 isUnsettled: isUnsettled,
                 unsettled: {
-                    (Array(pending.values) + claimed.values.map(\.entry) + Array(recalled.values))
+                    (Array(pending.values) + claimed.values.map(\.entry) + Array(recalled.values) + rolled.values.map(\.entry))
                         .map { ($0.queueOffset, $0.queueOffset, $0.opsFrom) }
                 },
-                unsettledCount: pending.count + claimed.count + recalled.count
+                unsettledCount: pending.count + claimed.count + recalled.count + rolled.count
             ).map { Mark(scheduleFrom: $0.queueOffset, opsFrom: $0.opsFrom) }
             for start in preparing.values {
                 oldest = Mark(
@@ -169,6 +225,8 @@ final class DelayService: Sendable {
         let opsFrom = mark?.opsFrom ?? 0
         try store.forEachMessage(systemTopic: Self.scheduleTopic, from: mark?.scheduleFrom ?? 0) { message in
             guard let entry = Self.entry(of: message, opsFrom: opsFrom) else { return }
+            // A copy rolled forward settles the entry it was copied from, read before it.
+            if let from = message.properties[StoredProperty.delayRolledFrom].flatMap(Int64.init) { fresh.supersede(from) }
             switch settled[entry.queueOffset] {
             case nil: fresh.add(entry, track: true)
             case .recalled?:
@@ -190,7 +248,8 @@ final class DelayService: Sendable {
         guard let topic = message.properties[StoredProperty.realTopic], let due = message.deliveryTime else { return nil }
         return Entry(
             queueOffset: message.queueOffset, physicalOffset: message.physicalOffset, opsFrom: opsFrom, due: due, topic: topic,
-            messageId: message.messageId)
+            messageId: message.messageId, storedAt: message.storeTimestamp,
+            origin: message.properties[StoredProperty.delayOrigin].flatMap(Int64.init))
     }
 
     /// An op record's body: the scheduled offsets it settles, in decimal, comma-separated.
@@ -210,8 +269,9 @@ final class DelayService: Sendable {
     /// The mark `saveMark` would save at `now`. Amortized O(log n) in the entries kept: the
     /// timer computes it once a second under the lock that schedules, recalls and deliveries take.
     func mark(now: Int64 = MessageStore.nowMilliseconds()) -> Mark {
-        state.withLock { s in
-            s.oldest(now: now) ?? Mark(
+        let flushed = store.commitLogFlushedOffset
+        return state.withLock { s in
+            s.oldest(now: now, flushed: flushed) ?? Mark(
                 scheduleFrom: store.maxOffset(topic: Self.scheduleTopic, queueId: 0), opsFrom: store.maxOffset(topic: Self.opTopic, queueId: 0))
         }
     }
@@ -230,7 +290,7 @@ final class DelayService: Sendable {
     var markHeapCount: Int { state.withLock { $0.unsettled.count } }
 
     /// Delay messages waiting for their time (admin, console, tests).
-    var pendingCount: Int { state.withLock { s in s.pending.count + s.claimed.values.count { !$0.recall } } }
+    var pendingCount: Int { state.withLock { s in s.pending.count + s.claimed.values.count { $0.purpose != .recall } } }
 
     /// Delay messages copied to their queue since the broker started.
     var deliveredCount: Int { state.withLock { $0.delivered } }
@@ -271,7 +331,7 @@ final class DelayService: Sendable {
                     s.preparing[token] = nil
                     s.add(Entry(
                         queueOffset: written.queueOffset, physicalOffset: written.physicalOffset, opsFrom: start.opsFrom, due: due,
-                        topic: message.topic, messageId: messageId ?? written.msgId), track: true)
+                        topic: message.topic, messageId: messageId ?? written.msgId, storedAt: written.storeTimestamp), track: true)
                 }
             })
         } catch {
@@ -291,31 +351,35 @@ final class DelayService: Sendable {
     ///   is being recorded; `.storage` and the like when the recall could not be recorded (the
     ///   message stays scheduled); `.flushTimeout`, `.noReplica`, `.replicationTimeout` when it
     ///   was recorded here but not confirmed in time (it is recalled all the same).
-    func recall(queueOffset: Int64, messageId: String, topic: String, broker: Broker) async throws(BrokerError) {
+    func recall(queueOffset origin: Int64, messageId: String, topic: String, broker: Broker) async throws(BrokerError) {
         let now = MessageStore.nowMilliseconds()
-        enum Claim { case claimed(Entry, generation: Int), already, busy, absent }
+        enum Claim { case claimed(Entry, generation: Int), already, busy(Purpose), absent }
         let claim: Claim = state.withLock { s in
+            let queueOffset = s.current(origin)
             if let entry = s.recalled[queueOffset], entry.matches(messageId: messageId, topic: topic) { return .already }
-            if let claim = s.claimed[queueOffset], claim.entry.matches(messageId: messageId, topic: topic), claim.recall { return .busy }
+            if let claim = s.claimed[queueOffset], claim.entry.matches(messageId: messageId, topic: topic), claim.purpose != .delivery {
+                return .busy(claim.purpose)
+            }
             guard let entry = s.pending[queueOffset], entry.matches(messageId: messageId, topic: topic), entry.due > now else { return .absent }
             s.pending[queueOffset] = nil
-            s.claimed[queueOffset] = (entry, true)
+            s.claimed[queueOffset] = (entry, .recall)
             return .claimed(entry, generation: s.generation)
         }
         let entry: Entry, generation: Int
         switch claim {
         case .already: return
-        case .busy: throw .busy("delay message \(messageId) is being recalled right now: try again")
-        case .absent: throw notRecallable(queueOffset: queueOffset, messageId: messageId, topic: topic, now: now)
+        case .busy(let purpose):
+            throw .busy("delay message \(messageId) is being \(purpose == .roll ? "moved in the schedule" : "recalled") right now: try again")
+        case .absent: throw notRecallable(queueOffset: origin, messageId: messageId, topic: topic, now: now)
         case .claimed(let claimed, let claimedIn): (entry, generation) = (claimed, claimedIn)
         }
         let unconfirmed: BrokerError?
         do {
-            unconfirmed = try await writeOp([queueOffset], .recalled, broker: broker)
+            unconfirmed = try await writeOp([entry.queueOffset], .recalled, broker: broker)
         } catch {
             state.withLock { s in
                 guard s.generation == generation else { return }
-                s.claimed[queueOffset] = nil
+                s.claimed[entry.queueOffset] = nil
                 s.add(entry)
             }
             throw error
@@ -324,7 +388,7 @@ final class DelayService: Sendable {
         // this broker never delivers the message; the caller hears of the confirmation.
         state.withLock { s in
             guard s.generation == generation else { return }
-            s.claimed[queueOffset] = nil
+            s.claimed[entry.queueOffset] = nil
             s.recall(entry)
         }
         if let unconfirmed { throw unconfirmed }
@@ -338,9 +402,11 @@ final class DelayService: Sendable {
         else {
             return .notFound("no delay message \(messageId) of topic \(topic) is scheduled at offset \(queueOffset) (removed by retention, or a handle of another topic)")
         }
+        // Not due, yet neither pending nor being delivered: recalled long ago (a recall is
+        // forgotten once its record is as old as a rolled-forward one would be).
         return .notFound(
             due > now
-                ? "delay message \(messageId) is being delivered: too late to recall it"
+                ? "delay message \(messageId) is no longer scheduled: it was recalled"
                 : "delay message \(messageId) was due \(now - due) ms ago and may have been delivered: too late to recall it")
     }
 
@@ -365,7 +431,7 @@ final class DelayService: Sendable {
                 _ = s.firings.removeMin()
                 guard let entry = s.pending[top.id], entry.fireAt == top.value else { continue }
                 s.pending[top.id] = nil
-                s.claimed[top.id] = (entry, false)
+                s.claimed[top.id] = (entry, .delivery)
                 due.append(entry)
             }
             return (due, s.generation)
@@ -418,7 +484,10 @@ final class DelayService: Sendable {
         let delivered = settled[.delivered]?.count ?? 0
         state.withLock { s in
             guard s.generation == generation else { return }
-            for entry in due { s.claimed[entry.queueOffset] = nil }
+            for entry in due {
+                s.claimed[entry.queueOffset] = nil
+                s.forgetAlias(of: entry)
+            }
             for (var entry, _, counts) in retried {
                 if counts { entry.attempts += 1 }
                 entry.fireAt = now + Self.retryDelayMilliseconds
@@ -427,6 +496,95 @@ final class DelayService: Sendable {
             s.delivered += delivered
         }
         return delivered
+    }
+
+    // MARK: Rolling forward
+
+    /// Copies the pending messages whose record was stored before `cutoff` (at most
+    /// `rollBatch`, oldest first) to the schedule queue's end, due as before, and forgets recalls
+    /// of records that old. Each copy names the offset it supersedes and its origin, the offset
+    /// its recall handle names; it takes the old entry's place as soon as it is written. Returns
+    /// how many it moved. One due within a second is left to its delivery.
+    @discardableResult
+    func roll(storedBefore cutoff: Int64, now: Int64 = MessageStore.nowMilliseconds(), broker: Broker) async -> Int {
+        let (old, generation, opsFrom): ([Entry], Int, Int64) = state.withLock { s in
+            if s.aged.isMostlyStale(liveCount: s.pending.count) {
+                s.aged = Heap(s.pending.values.map { HeapKey(value: $0.storedAt, id: $0.queueOffset) })
+            }
+            var old: [Entry] = []
+            while old.count < Self.rollBatch, let top = s.aged.min, top.value < cutoff {
+                _ = s.aged.removeMin()
+                guard let entry = s.pending[top.id], entry.storedAt == top.value, entry.fireAt > now + 1000 else { continue }
+                s.pending[top.id] = nil
+                s.claimed[top.id] = (entry, .roll)
+                old.append(entry)
+            }
+            // A recall is remembered (and holds the mark) at most this long, not until its due time.
+            for (offset, entry) in s.recalled where entry.storedAt < cutoff {
+                s.recalled[offset] = nil
+                s.forgetAlias(of: entry)
+            }
+            return (old, s.generation, store.maxOffset(topic: Self.opTopic, queueId: 0))
+        }
+        guard !old.isEmpty else { return 0 }
+        var moving: [Entry] = [], copies: [EncodedMessage] = [], kept: [Entry] = []
+        for entry in old {
+            do {
+                let record = try store.message(atPhysicalOffset: entry.physicalOffset)
+                var properties = record.properties
+                properties[StoredProperty.delayOrigin] = String(entry.origin)
+                properties[StoredProperty.delayRolledFrom] = String(entry.queueOffset)
+                // The id stays the one its handle and its delivery name, also for a record that
+                // had no unique key (its id was its offset).
+                if properties[MessageProperty.uniqueKey] == nil { properties[MessageProperty.uniqueKey] = entry.messageId }
+                copies.append(try store.encode(MessageToAppend(
+                    topic: Self.scheduleTopic, queueId: 0, body: record.body, properties: properties, flags: record.flags,
+                    bornTimestamp: record.bornTimestamp, bornHost: record.bornHost)))
+                moving.append(entry)
+            } catch {
+                // Left where it is: delivered (or dropped, if its record is gone) when due.
+                logger.warning("cannot roll a delay message forward", metadata: [
+                    "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(error)",
+                ])
+                kept.append(entry)
+            }
+        }
+        let results = await broker.appendInOrder(copies) { index, written in
+            state.withLock { s in
+                guard s.generation == generation else { return }
+                let from = moving[index]
+                var moved = Entry(
+                    queueOffset: written.queueOffset, physicalOffset: written.physicalOffset, opsFrom: opsFrom, due: from.due,
+                    topic: from.topic, messageId: from.messageId, storedAt: written.storeTimestamp, origin: from.origin)
+                moved.fireAt = from.fireAt
+                moved.attempts = from.attempts
+                s.claimed[from.queueOffset] = nil
+                s.rolled[from.queueOffset] = (from, written.physicalOffset + Int64(written.wroteBytes), now)
+                s.add(moved, track: true)
+            }
+        }
+        var movedCount = 0
+        for (index, (written, outcome)) in results.enumerated() {
+            if written {
+                movedCount += 1
+                if case .failure(let error) = outcome {
+                    logger.warning("a delay message rolled forward was not confirmed in time; it is rolled all the same", metadata: [
+                        "messageId": "\(moving[index].messageId)", "error": "\(error)",
+                    ])
+                }
+            } else {
+                kept.append(moving[index])
+            }
+        }
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            for entry in kept {
+                s.claimed[entry.queueOffset] = nil
+                s.add(entry)
+            }
+        }
+        if movedCount > 0 { logger.info("delay messages rolled forward in the schedule", metadata: ["count": "\(movedCount)"]) }
+        return movedCount
     }
 
     /// The real message of `entry`, encoded; or why it is settled or tried again without one.
@@ -453,6 +611,8 @@ final class DelayService: Sendable {
         guard let topic = broker.topics[entry.topic] else { return .retry("topic \(entry.topic) does not exist", counts: true) }
         var properties = scheduled.properties
         properties[StoredProperty.realTopic] = nil
+        properties[StoredProperty.delayOrigin] = nil
+        properties[StoredProperty.delayRolledFrom] = nil
         let queueId = properties.removeValue(forKey: StoredProperty.realQueueId).flatMap { Int32($0) } ?? 0
         let real = MessageToAppend(
             topic: entry.topic, queueId: topic.writeQueue(for: queueId), body: scheduled.body,

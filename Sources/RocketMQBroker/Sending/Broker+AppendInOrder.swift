@@ -6,12 +6,18 @@ extension Broker {
     /// and waits for all at once: with sync flush one group commit covers them, not one each.
     /// For each, whether its record was written, and how the append ended. Due delay messages
     /// use it: each stands alone, where a batch send is stored whole or not at all (`appendBatch`).
-    func appendInOrder(_ messages: [EncodedMessage]) async -> [(written: Bool, Result<AppendResult, BrokerError>)] {
+    /// `onWritten` is told where each record went as soon as it is written (on this thread).
+    func appendInOrder(
+        _ messages: [EncodedMessage], onWritten: (Int, AppendResult) -> Void = { _, _ in }
+    ) async -> [(written: Bool, Result<AppendResult, BrokerError>)] {
         guard !messages.isEmpty else { return [] }
         let replicaTimeout = syncReplicationTimeout
         return await withCheckedContinuation { continuation in
             let gathered = Gathered(count: messages.count, continuation)
-            store.append(inOrder: messages, onWritten: { index, _ in gathered.written(index) }) { index, outcome in
+            store.append(inOrder: messages, onWritten: { index, result in
+                gathered.written(index)
+                onWritten(index, result)
+            }) { index, outcome in
                 self.finishAppend(of: messages[index], outcome, replicaTimeout: replicaTimeout) { gathered.set(index, $0) }
             }
         }

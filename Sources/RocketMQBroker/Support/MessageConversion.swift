@@ -34,6 +34,10 @@ enum StoredProperty {
     static let transactionResolution = "__TRANSACTION_RESOLUTION"
     /// A delay op record's outcome: DELIVERED, RECALLED or DISCARDED.
     static let delayOutcome = "__DELAY_OUTCOME"
+    /// A delay message rolled forward (see `DelayService.roll`): the schedule offset it was first
+    /// stored at, which its recall handle names, and the one this copy supersedes.
+    static let delayOrigin = "__DELAY_ORIGIN"
+    static let delayRolledFrom = "__DELAY_ROLLED_FROM"
 
     static func isReserved(_ key: String) -> Bool {
         key.hasPrefix("__") || key == MessageProperty.tags || key == MessageProperty.keys || key == MessageProperty.uniqueKey
