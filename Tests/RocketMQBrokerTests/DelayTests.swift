@@ -252,6 +252,15 @@ struct DelayTests {
         }
     }
 
+    /// Waits (at most 10 s) until the CommitLog is flushed to its end.
+    private func waitForFlush(_ broker: Broker) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while broker.store.commitLogFlushedOffset < broker.store.commitLogMaxOffset, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(broker.store.commitLogFlushedOffset == broker.store.commitLogMaxOffset)
+    }
+
     /// Where the schedule queue's message at `offset` lies in the CommitLog.
     private func recordOffset(_ broker: Broker, _ offset: Int64) throws -> Int64 {
         try #require(broker.store.physicalOffset(topic: DelayService.scheduleTopic, queueId: 0, at: offset))
@@ -266,19 +275,27 @@ struct DelayTests {
         _ = try broker.topic(named: "t")
         let rolled = try await schedule(broker, topic: "t", body: "rolled", due: due)
         let recalled = try await schedule(broker, topic: "t", body: "recalled", due: due)
+        let recalledEarly = try await schedule(broker, topic: "t", body: "recalled-early", due: due)
+        _ = try await broker.recall(topic: "t", handle: recalledEarly)
         try await Task.sleep(for: .milliseconds(5))
         let cutoff = MessageStore.nowMilliseconds()
         try await Task.sleep(for: .milliseconds(5))
         let young = try await schedule(broker, topic: "t", body: "young", due: due + 1)
-        #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 2)
+        #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 3)
         #expect(broker.pendingDelayMessages == 3)
-        #expect(broker.store.maxOffset(topic: DelayService.scheduleTopic, queueId: 0) == 5, "two copies at the queue's end")
+        #expect(broker.store.maxOffset(topic: DelayService.scheduleTopic, queueId: 0) == 7, "three copies at the queue's end")
+        let copies = try broker.store.messages(topic: DelayService.scheduleTopic, queueId: 0, from: 4, maxCount: 10).messages
+        #expect(copies.map(\.body.count) == [6, 8, 0], "the recalled one's copy carries no body")
+        #expect(copies.map(\.messageId) == [rolled.messageId, recalled.messageId, recalledEarly.messageId])
+        #expect(copies.map { $0.properties[StoredProperty.delayOrigin] } == ["0", "1", "2"])
+        #expect(try await broker.recall(topic: "t", handle: recalledEarly) == recalledEarly.messageId, "a recall rolled forward is still remembered")
         // Stopped at once: the mark still names the originals, so the start reads them and then
         // the copies that supersede them.
         await broker.shutdown()
 
         broker = try Broker(configuration: testConfiguration(directory))
         #expect(broker.pendingDelayMessages == 3, "an original read back beside its copy")
+        #expect(try await broker.recall(topic: "t", handle: recalledEarly) == recalledEarly.messageId)
         #expect(try await broker.recall(topic: "t", handle: recalled) == recalled.messageId, "the first handle names the copy")
         #expect(broker.pendingDelayMessages == 2)
         #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 2)
@@ -313,15 +330,15 @@ struct DelayTests {
             let young = try await schedule(broker, topic: "t", body: "young", due: due + 1)
             let farAt = try recordOffset(broker, far.offset)
             #expect(broker.delays.mark() == DelayService.Mark(scheduleFrom: far.offset, opsFrom: 0))
-            #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 1, "a recall is not rolled")
-            #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 0, "the copy is younger than the cutoff")
             // Until its copy is flushed and `rollGraceMilliseconds` old, the original holds the mark.
+            broker.store.flushService.holdFlushes(true)
+            #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 2, "the recall is rolled too")
+            #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 0, "the copies are younger than the cutoff")
             #expect(broker.delays.mark().scheduleFrom == far.offset)
-            let deadline = ContinuousClock.now + .seconds(10)
-            while broker.store.commitLogFlushedOffset < broker.store.commitLogMaxOffset, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
             let later = MessageStore.nowMilliseconds() + DelayService.rollGraceMilliseconds + 1
+            #expect(broker.delays.mark(now: later).scheduleFrom == far.offset, "passed before its copy was flushed")
+            broker.store.flushService.holdFlushes(false)
+            try await waitForFlush(broker)
             #expect(broker.delays.mark(now: later).scheduleFrom == young.offset, "the rolled original and the old recall still hold the mark")
             broker.delays.saveMark(now: later)
             let youngAt = try recordOffset(broker, young.offset)
@@ -329,9 +346,63 @@ struct DelayTests {
             #expect(broker.store.runRetention(force: true) > 0)
             #expect(broker.store.commitLogMinOffset > farAt, "the original's segment is kept")
             #expect(broker.store.commitLogMinOffset <= youngAt)
-            // Delivered from its copy, under its first handle's id.
+            #expect(try await broker.recall(topic: "t", handle: recalled) == recalled.messageId)
+            // Delivered from its copy, under its first handle's id; the recalled one never.
             #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 2)
             #expect(try queued(broker, "t").suffix(2).map(\.messageId) == [far.messageId, young.messageId])
+        }
+    }
+
+    @Test("a deleted topic's delay messages are dropped, not rolled forward, and one rolled before the deletion is dropped when due")
+    func rollingKeepsDeletedTopicsDropped() async throws {
+        try await withBroker { broker in
+            await broker.stopDelayTimer()
+            _ = try broker.topic(named: "gone")
+            _ = try broker.topic(named: "later")
+            let due = MessageStore.nowMilliseconds() + 600_000
+            _ = try await schedule(broker, topic: "gone", body: "a", due: due)
+            _ = try await schedule(broker, topic: "later", body: "b", due: due)
+            try broker.deleteTopic("gone")
+            try broker.upsertTopic(TopicConfig(name: "gone", queueCount: 8))
+            try await Task.sleep(for: .milliseconds(5))
+            #expect(await broker.delays.roll(storedBefore: MessageStore.nowMilliseconds(), broker: broker) == 1, "only \"later\" is copied")
+            #expect(broker.pendingDelayMessages == 1)
+            try broker.deleteTopic("later")
+            try broker.upsertTopic(TopicConfig(name: "later", queueCount: 8))
+            #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 0)
+            #expect(try queued(broker, "gone").isEmpty && queued(broker, "later").isEmpty, "delivered to a topic created again")
+            #expect(broker.pendingDelayMessages == 0)
+        }
+    }
+
+    @Test("a message whose copy would be too large stays where it is; the ones after it are rolled forward")
+    func oversizedCopyStays() async throws {
+        try await withBroker({ $0.store.maxMessageSize = 4096 }) { broker in
+            await broker.stopDelayTimer()
+            _ = try broker.topic(named: "t")
+            let due = MessageStore.nowMilliseconds() + 600_000
+            func scheduled(_ size: Int) async throws -> AppendResult {
+                let message = MessageToAppend(
+                    topic: "t", queueId: 2, body: [UInt8](repeating: 0x41, count: size),
+                    properties: [MessageProperty.uniqueKey: "fixed-length-id", StoredProperty.deliveryTime: String(due)],
+                    bornTimestamp: MessageStore.nowMilliseconds())
+                return try await broker.delays.schedule(message, due: due, broker: broker)
+            }
+            // A record 10 bytes short of the limit: its copy adds the schedule properties.
+            let probe = try await scheduled(1000)
+            let big = try await scheduled(1000 + 4096 - 10 - Int(probe.wroteBytes))
+            #expect(big.wroteBytes == 4086)
+            let small = try await scheduled(10)
+            try await Task.sleep(for: .milliseconds(5))
+            let cutoff = MessageStore.nowMilliseconds()
+            #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 2, "the probe and the small one")
+            #expect(await broker.delays.roll(storedBefore: cutoff, broker: broker) == 0, "taken again")
+            #expect(broker.pendingDelayMessages == 3)
+            try await waitForFlush(broker)
+            let later = MessageStore.nowMilliseconds() + DelayService.rollGraceMilliseconds + 1
+            #expect(broker.delays.mark(now: later).scheduleFrom == big.queueOffset, "the one left in place holds the mark")
+            #expect(small.queueOffset == 2)
+            #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 3)
         }
     }
 

@@ -32,8 +32,10 @@ extension Broker {
         if await delays.deliverDue(broker: self) == DelayService.deliveryBatch { return .zero }
         if ContinuousClock.now - lastMark >= .seconds(1) {
             // Half the retention time: a segment expires no earlier than that after its records.
-            let rollAge = store.retentionPolicy.fileReservedTime / 2
-            await delays.roll(storedBefore: MessageStore.nowMilliseconds() - rollAge.wholeMilliseconds, broker: self)
+            // Full batches in a row for up to half a second, so a busy broker keeps up.
+            let cutoff = MessageStore.nowMilliseconds() - (store.retentionPolicy.fileReservedTime / 2).wholeMilliseconds
+            let budget = ContinuousClock.now + .milliseconds(500)
+            while await delays.roll(storedBefore: cutoff, broker: self) == DelayService.rollBatch, ContinuousClock.now < budget {}
             delays.saveMark()
             lastMark = .now
         }

@@ -23,10 +23,11 @@ import Synchronization
 ///
 /// A message pending longer than half the log's retention time (`fileReservedTime`) is **rolled
 /// forward**: copied to the schedule queue's end, the copy naming the offset it supersedes and
-/// the one its recall handle names (`roll`). So a delay of days keeps no old segment from
-/// retention, as RocketMQ's timer rolls long delays. The copy settles the old entry by itself
-/// (no op record, so a crash cannot leave both pending); the mark passes the old entry only once
-/// the copy is flushed and some seconds old.
+/// the one its recall handle names (`roll`); a recalled one still remembered gets a bodiless
+/// copy marked recalled. So a delay of days keeps no old segment from retention, as RocketMQ's
+/// timer rolls long delays. The copy settles the old entry by itself (no op record, so a crash
+/// cannot leave both pending); the mark passes the old entry only once the copy is flushed and
+/// some seconds old.
 final class DelayService: Sendable {
     static let scheduleTopic = SystemTopic.delaySchedule
     static let opTopic = SystemTopic.delayOp
@@ -60,8 +61,9 @@ final class DelayService: Sendable {
         /// When its record was stored, ms since the epoch: rolled forward once that is old.
         var storedAt: Int64
         /// The schedule offset it was first stored at, which its recall handle names (its
-        /// `queueOffset` once rolled forward).
+        /// `queueOffset` until rolled forward), and that first record's CommitLog offset.
         var origin: Int64
+        var originAt: Int64
         /// When the timer tries it next: its due time, later after a failed copy.
         var fireAt: Int64
         var attempts = 0
@@ -70,7 +72,7 @@ final class DelayService: Sendable {
 
         init(
             queueOffset: Int64, physicalOffset: Int64, opsFrom: Int64, due: Int64, topic: String, messageId: String, storedAt: Int64,
-            origin: Int64? = nil
+            origin: Int64? = nil, originAt: Int64? = nil
         ) {
             self.queueOffset = queueOffset
             self.physicalOffset = physicalOffset
@@ -78,6 +80,7 @@ final class DelayService: Sendable {
             self.due = due
             self.storedAt = storedAt
             self.origin = origin ?? queueOffset
+            self.originAt = originAt ?? physicalOffset
             self.fireAt = due
             self.topic = topic
             self.messageId = messageId
@@ -108,7 +111,7 @@ final class DelayService: Sendable {
         var generation = 0
         var pending: [Int64: Entry] = [:]
         var firings = Heap<HeapKey>()
-        /// Pending entries by when their record was stored, for `roll`.
+        /// Pending and recalled entries by when their record was stored, for `roll`.
         var aged = Heap<HeapKey>()
         /// Being copied to its queue, recalled or rolled forward right now, between the claim and
         /// the record that settles or moves it.
@@ -130,13 +133,23 @@ final class DelayService: Sendable {
         /// Recalled entries by due time, to forget them `recallMemoryMilliseconds` after it.
         var recallExpiry = Heap<HeapKey>()
 
-        /// A pending entry: new (`track`), or back from a claim.
+        /// A pending entry: new (`track`), or back from a claim with a new firing time.
         mutating func add(_ entry: Entry, track: Bool = false) {
             pending[entry.queueOffset] = entry
             firings.insert(HeapKey(value: entry.fireAt, id: entry.queueOffset))
             aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset))
             if entry.origin != entry.queueOffset { aliases[entry.origin] = entry.queueOffset }
             if track { self.track(entry) }
+        }
+
+        /// An entry claimed for a recall or a roll that did not happen: pending again as it was.
+        /// Its firing key is still in the heap unless a delivery turn popped it (it was due); its
+        /// age key, popped by `roll`, goes back with `aging`.
+        mutating func restore(_ entry: Entry, aging: Bool, now: Int64) {
+            claimed[entry.queueOffset] = nil
+            pending[entry.queueOffset] = entry
+            if entry.fireAt <= now { firings.insert(HeapKey(value: entry.fireAt, id: entry.queueOffset)) }
+            if aging { aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset)) }
         }
 
         /// The entry a recall handle's offset names now: itself, or where it was rolled to.
@@ -161,6 +174,7 @@ final class DelayService: Sendable {
         /// The copy rolled from `queueOffset` was read back (`reload`): that entry is settled.
         mutating func supersede(_ queueOffset: Int64) {
             pending[queueOffset] = nil
+            recalled[queueOffset] = nil
         }
 
         func isUnsettled(_ queueOffset: Int64) -> Bool {
@@ -227,6 +241,15 @@ final class DelayService: Sendable {
             guard let entry = Self.entry(of: message, opsFrom: opsFrom) else { return }
             // A copy rolled forward settles the entry it was copied from, read before it.
             if let from = message.properties[StoredProperty.delayRolledFrom].flatMap(Int64.init) { fresh.supersede(from) }
+            if message.properties[StoredProperty.delayRecalled] != nil {
+                // A recalled one's copy: remembered as recalled, never delivered.
+                if entry.due > now - Self.recallMemoryMilliseconds {
+                    fresh.recall(entry)
+                    fresh.aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset))
+                    fresh.track(entry)
+                }
+                return
+            }
             switch settled[entry.queueOffset] {
             case nil: fresh.add(entry, track: true)
             case .recalled?:
@@ -249,7 +272,8 @@ final class DelayService: Sendable {
         return Entry(
             queueOffset: message.queueOffset, physicalOffset: message.physicalOffset, opsFrom: opsFrom, due: due, topic: topic,
             messageId: message.messageId, storedAt: message.storeTimestamp,
-            origin: message.properties[StoredProperty.delayOrigin].flatMap(Int64.init))
+            origin: message.properties[StoredProperty.delayOrigin].flatMap(Int64.init),
+            originAt: message.properties[StoredProperty.delayOriginAt].flatMap(Int64.init))
     }
 
     /// An op record's body: the scheduled offsets it settles, in decimal, comma-separated.
@@ -266,8 +290,9 @@ final class DelayService: Sendable {
         markFile.save(mark(now: now), logger: logger)
     }
 
-    /// The mark `saveMark` would save at `now`. Amortized O(log n) in the entries kept: the
-    /// timer computes it once a second under the lock that schedules, recalls and deliveries take.
+    /// The mark `saveMark` would save at `now`. Amortized O(log n) in the entries kept, plus the
+    /// entries rolled forward in the last seconds: the timer computes it once a second under the
+    /// lock that schedules, recalls and deliveries take.
     func mark(now: Int64 = MessageStore.nowMilliseconds()) -> Mark {
         let flushed = store.commitLogFlushedOffset
         return state.withLock { s in
@@ -353,12 +378,12 @@ final class DelayService: Sendable {
     ///   was recorded here but not confirmed in time (it is recalled all the same).
     func recall(queueOffset origin: Int64, messageId: String, topic: String, broker: Broker) async throws(BrokerError) {
         let now = MessageStore.nowMilliseconds()
-        enum Claim { case claimed(Entry, generation: Int), already, busy(Purpose), absent }
+        enum Claim { case claimed(Entry, generation: Int), already, busy(Purpose), delivering, absent }
         let claim: Claim = state.withLock { s in
             let queueOffset = s.current(origin)
             if let entry = s.recalled[queueOffset], entry.matches(messageId: messageId, topic: topic) { return .already }
-            if let claim = s.claimed[queueOffset], claim.entry.matches(messageId: messageId, topic: topic), claim.purpose != .delivery {
-                return .busy(claim.purpose)
+            if let claim = s.claimed[queueOffset], claim.entry.matches(messageId: messageId, topic: topic) {
+                return claim.purpose == .delivery ? .delivering : .busy(claim.purpose)
             }
             guard let entry = s.pending[queueOffset], entry.matches(messageId: messageId, topic: topic), entry.due > now else { return .absent }
             s.pending[queueOffset] = nil
@@ -370,6 +395,7 @@ final class DelayService: Sendable {
         case .already: return
         case .busy(let purpose):
             throw .busy("delay message \(messageId) is being \(purpose == .roll ? "moved in the schedule" : "recalled") right now: try again")
+        case .delivering: throw .notFound("delay message \(messageId) is being delivered: too late to recall it")
         case .absent: throw notRecallable(queueOffset: origin, messageId: messageId, topic: topic, now: now)
         case .claimed(let claimed, let claimedIn): (entry, generation) = (claimed, claimedIn)
         }
@@ -379,8 +405,7 @@ final class DelayService: Sendable {
         } catch {
             state.withLock { s in
                 guard s.generation == generation else { return }
-                s.claimed[entry.queueOffset] = nil
-                s.add(entry)
+                s.restore(entry, aging: false, now: MessageStore.nowMilliseconds())
             }
             throw error
         }
@@ -402,11 +427,11 @@ final class DelayService: Sendable {
         else {
             return .notFound("no delay message \(messageId) of topic \(topic) is scheduled at offset \(queueOffset) (removed by retention, or a handle of another topic)")
         }
-        // Not due, yet neither pending nor being delivered: recalled long ago (a recall is
-        // forgotten once its record is as old as a rolled-forward one would be).
+        // Not due, yet not scheduled: dropped with its deleted topic (a recall is remembered, and
+        // answered above, until an hour past the due time).
         return .notFound(
             due > now
-                ? "delay message \(messageId) is no longer scheduled: it was recalled"
+                ? "delay message \(messageId) is no longer scheduled: its topic was deleted since"
                 : "delay message \(messageId) was due \(now - due) ms ago and may have been delivered: too late to recall it")
     }
 
@@ -500,91 +525,179 @@ final class DelayService: Sendable {
 
     // MARK: Rolling forward
 
-    /// Copies the pending messages whose record was stored before `cutoff` (at most
-    /// `rollBatch`, oldest first) to the schedule queue's end, due as before, and forgets recalls
-    /// of records that old. Each copy names the offset it supersedes and its origin, the offset
-    /// its recall handle names; it takes the old entry's place as soon as it is written. Returns
-    /// how many it moved. One due within a second is left to its delivery.
+    /// What `roll` does with one entry it took.
+    private enum Roll {
+        /// Copied (a recalled one: a bodiless copy marked recalled).
+        case copy(EncodedMessage)
+        /// Settled instead: its topic was deleted since it was scheduled, or its record is gone.
+        case discard
+        /// Left where it is until due (`roll` takes it no more): its record cannot be read or
+        /// its copy would be too large.
+        case stay
+    }
+
+    /// Rolls forward the pending and recalled entries whose record was stored before `cutoff`
+    /// (at most `rollBatch`, oldest first): copies each to the schedule queue's end, due as
+    /// before, naming the offset it supersedes and its origin, the offset its recall handle
+    /// names. A copy takes the old entry's place as soon as it is written. One due within a
+    /// second is left to its delivery, a recall past its due time to its expiry. Returns how
+    /// many it moved; a full batch means more may be waiting.
     @discardableResult
     func roll(storedBefore cutoff: Int64, now: Int64 = MessageStore.nowMilliseconds(), broker: Broker) async -> Int {
-        let (old, generation, opsFrom): ([Entry], Int, Int64) = state.withLock { s in
-            if s.aged.isMostlyStale(liveCount: s.pending.count) {
-                s.aged = Heap(s.pending.values.map { HeapKey(value: $0.storedAt, id: $0.queueOffset) })
+        let (taken, generation, opsFrom): ([(entry: Entry, recalled: Bool)], Int, Int64) = state.withLock { s in
+            if s.aged.isMostlyStale(liveCount: s.pending.count + s.recalled.count) {
+                s.aged = Heap((Array(s.pending.values) + Array(s.recalled.values)).map { HeapKey(value: $0.storedAt, id: $0.queueOffset) })
             }
-            var old: [Entry] = []
-            while old.count < Self.rollBatch, let top = s.aged.min, top.value < cutoff {
+            var taken: [(entry: Entry, recalled: Bool)] = []
+            while taken.count < Self.rollBatch, let top = s.aged.min, top.value < cutoff {
                 _ = s.aged.removeMin()
-                guard let entry = s.pending[top.id], entry.storedAt == top.value, entry.fireAt > now + 1000 else { continue }
-                s.pending[top.id] = nil
-                s.claimed[top.id] = (entry, .roll)
-                old.append(entry)
+                if let entry = s.pending[top.id], entry.storedAt == top.value {
+                    guard entry.fireAt > now + 1000 else { continue }
+                    s.pending[top.id] = nil
+                    s.claimed[top.id] = (entry, .roll)
+                    taken.append((entry, false))
+                } else if let entry = s.recalled[top.id], entry.storedAt == top.value, entry.due > now {
+                    // Not claimed: a repeated recall keeps answering OK meanwhile.
+                    taken.append((entry, true))
+                }
             }
-            // A recall is remembered (and holds the mark) at most this long, not until its due time.
-            for (offset, entry) in s.recalled where entry.storedAt < cutoff {
-                s.recalled[offset] = nil
-                s.forgetAlias(of: entry)
-            }
-            return (old, s.generation, store.maxOffset(topic: Self.opTopic, queueId: 0))
+            return (taken, s.generation, store.maxOffset(topic: Self.opTopic, queueId: 0))
         }
-        guard !old.isEmpty else { return 0 }
-        var moving: [Entry] = [], copies: [EncodedMessage] = [], kept: [Entry] = []
-        for entry in old {
-            do {
-                let record = try store.message(atPhysicalOffset: entry.physicalOffset)
-                var properties = record.properties
-                properties[StoredProperty.delayOrigin] = String(entry.origin)
-                properties[StoredProperty.delayRolledFrom] = String(entry.queueOffset)
-                // The id stays the one its handle and its delivery name, also for a record that
-                // had no unique key (its id was its offset).
-                if properties[MessageProperty.uniqueKey] == nil { properties[MessageProperty.uniqueKey] = entry.messageId }
-                copies.append(try store.encode(MessageToAppend(
-                    topic: Self.scheduleTopic, queueId: 0, body: record.body, properties: properties, flags: record.flags,
-                    bornTimestamp: record.bornTimestamp, bornHost: record.bornHost)))
-                moving.append(entry)
-            } catch {
-                // Left where it is: delivered (or dropped, if its record is gone) when due.
-                logger.warning("cannot roll a delay message forward", metadata: [
-                    "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(error)",
-                ])
-                kept.append(entry)
-            }
-        }
+        guard !taken.isEmpty else { return 0 }
+        let steps = taken.map { rollStep($0.entry, recalled: $0.recalled) }
+        let moving = zip(taken, steps).compactMap { item, step in if case .copy = step { item } else { nil } }
+        let copies = steps.compactMap { if case .copy(let message) = $0 { message } else { nil } }
         let results = await broker.appendInOrder(copies) { index, written in
             state.withLock { s in
                 guard s.generation == generation else { return }
-                let from = moving[index]
-                var moved = Entry(
+                let (from, recalled) = moving[index]
+                let moved = Entry(
                     queueOffset: written.queueOffset, physicalOffset: written.physicalOffset, opsFrom: opsFrom, due: from.due,
-                    topic: from.topic, messageId: from.messageId, storedAt: written.storeTimestamp, origin: from.origin)
-                moved.fireAt = from.fireAt
-                moved.attempts = from.attempts
-                s.claimed[from.queueOffset] = nil
-                s.rolled[from.queueOffset] = (from, written.physicalOffset + Int64(written.wroteBytes), now)
-                s.add(moved, track: true)
-            }
-        }
-        var movedCount = 0
-        for (index, (written, outcome)) in results.enumerated() {
-            if written {
-                movedCount += 1
-                if case .failure(let error) = outcome {
-                    logger.warning("a delay message rolled forward was not confirmed in time; it is rolled all the same", metadata: [
-                        "messageId": "\(moving[index].messageId)", "error": "\(error)",
-                    ])
+                    topic: from.topic, messageId: from.messageId, storedAt: written.storeTimestamp, origin: from.origin,
+                    originAt: from.originAt)
+                if recalled {
+                    // Forgotten meanwhile (its memory ran out): the copy, read back, is too.
+                    guard s.recalled.removeValue(forKey: from.queueOffset) != nil else { return }
+                    s.recall(moved)
+                    s.aged.insert(HeapKey(value: moved.storedAt, id: moved.queueOffset))
+                    s.track(moved)
+                } else {
+                    var moved = moved
+                    moved.fireAt = from.fireAt
+                    moved.attempts = from.attempts
+                    s.claimed[from.queueOffset] = nil
+                    s.add(moved, track: true)
                 }
-            } else {
-                kept.append(moving[index])
+                s.rolled[from.queueOffset] = (from, written.physicalOffset + Int64(written.wroteBytes), now)
             }
         }
+        var moved = 0
+        var retry: [(entry: Entry, recalled: Bool)] = []
+        for (item, (written, outcome)) in zip(moving, results) {
+            guard written else {
+                retry.append(item)
+                continue
+            }
+            moved += 1
+            if case .failure(let error) = outcome {
+                logger.warning("a delay message rolled forward was not confirmed in time; it is rolled all the same", metadata: [
+                    "messageId": "\(item.entry.messageId)", "error": "\(error)",
+                ])
+            }
+        }
+        if let first = retry.first {
+            // Refused before it was written (a full disk, a write hold): tried again next turn.
+            logger.warning("could not roll delay messages forward; trying again", metadata: [
+                "count": "\(retry.count)", "messageId": "\(first.entry.messageId)",
+            ])
+        }
+        let discarded = zip(taken, steps).compactMap { item, step in if case .discard = step { item.entry } else { nil } }
+        var unsettled: [Entry] = []
+        if !discarded.isEmpty {
+            do {
+                _ = try await writeOp(discarded.map(\.queueOffset).sorted(), .discarded, broker: broker)
+            } catch {
+                logger.error("could not record delay messages as discarded", metadata: ["count": "\(discarded.count)", "error": "\(error)"])
+                unsettled = discarded
+            }
+        }
+        let stay = zip(taken, steps).compactMap { item, step in if case .stay = step, !item.recalled { item.entry } else { nil } }
+        let restoredAt = MessageStore.nowMilliseconds()
         state.withLock { s in
             guard s.generation == generation else { return }
-            for entry in kept {
+            for (entry, recalled) in retry {
+                if recalled {
+                    if s.recalled[entry.queueOffset] != nil { s.aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset)) }
+                } else {
+                    s.restore(entry, aging: true, now: restoredAt)
+                }
+            }
+            for entry in unsettled { s.restore(entry, aging: true, now: restoredAt) }
+            for entry in stay { s.restore(entry, aging: false, now: restoredAt) }
+            for entry in discarded where !unsettled.contains(where: { $0.queueOffset == entry.queueOffset }) {
                 s.claimed[entry.queueOffset] = nil
-                s.add(entry)
+                s.forgetAlias(of: entry)
             }
         }
-        if movedCount > 0 { logger.info("delay messages rolled forward in the schedule", metadata: ["count": "\(movedCount)"]) }
-        return movedCount
+        if moved > 0 { logger.info("delay messages rolled forward in the schedule", metadata: ["count": "\(moved)"]) }
+        return moved
+    }
+
+    /// What `roll` does with `entry`: its copy, encoded and checked, or why there is none.
+    private func rollStep(_ entry: Entry, recalled: Bool) -> Roll {
+        var properties: [String: String]
+        var body: [UInt8] = []
+        var (flags, bornTimestamp, bornHost): (Int32, Int64, String) = (0, MessageStore.nowMilliseconds(), "")
+        if recalled {
+            // Enough to answer a repeated recall after a restart; nothing to deliver.
+            properties = [
+                StoredProperty.realTopic: entry.topic, StoredProperty.deliveryTime: String(entry.due),
+                MessageProperty.uniqueKey: entry.messageId, StoredProperty.delayRecalled: "1",
+            ]
+        } else {
+            if let deletedAt = store.topicDeletedAt(entry.topic), entry.originAt < deletedAt {
+                logger.notice("a delay message's topic was deleted before it was due: it is dropped", metadata: [
+                    "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
+                ])
+                return .discard
+            }
+            let record: StoredMessage
+            do {
+                record = try store.message(atPhysicalOffset: entry.physicalOffset)
+            } catch {
+                if entry.physicalOffset < store.commitLogMinOffset {
+                    logger.error("a delay message's record was removed (retention or disk cleanup) before it was due: it is dropped", metadata: [
+                        "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
+                    ])
+                    return .discard
+                }
+                logger.warning("cannot read a delay message to roll it forward: it stays where it is until due", metadata: [
+                    "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(error)",
+                ])
+                return .stay
+            }
+            properties = record.properties
+            body = record.body
+            (flags, bornTimestamp, bornHost) = (record.flags, record.bornTimestamp, record.bornHost)
+            // The id stays the one its handle and its delivery name, also for a record that had
+            // no unique key (its id was its offset).
+            if properties[MessageProperty.uniqueKey] == nil { properties[MessageProperty.uniqueKey] = entry.messageId }
+        }
+        properties[StoredProperty.delayOrigin] = String(entry.origin)
+        properties[StoredProperty.delayOriginAt] = String(entry.originAt)
+        properties[StoredProperty.delayRolledFrom] = String(entry.queueOffset)
+        do {
+            let copy = try store.encode(MessageToAppend(
+                topic: Self.scheduleTopic, queueId: 0, body: body, properties: properties, flags: flags,
+                bornTimestamp: bornTimestamp, bornHost: bornHost))
+            try store.checkSize(copy)
+            return .copy(copy)
+        } catch {
+            logger.warning("a delay message cannot be rolled forward: it stays where it is until due, and so does its segment", metadata: [
+                "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(error)",
+            ])
+            return .stay
+        }
     }
 
     /// The real message of `entry`, encoded; or why it is settled or tried again without one.
@@ -600,8 +713,8 @@ final class DelayService: Sendable {
             return .settle(.discarded)
         }
         // Scheduled before its topic was deleted: it went with the topic, even if one of the
-        // name exists again.
-        if let deletedAt = store.topicDeletedAt(entry.topic), entry.physicalOffset < deletedAt {
+        // name exists again (also when rolled forward past the deletion since).
+        if let deletedAt = store.topicDeletedAt(entry.topic), entry.originAt < deletedAt {
             logger.notice("a delay message's topic was deleted before it was due: it is dropped", metadata: [
                 "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
             ])
@@ -611,8 +724,9 @@ final class DelayService: Sendable {
         guard let topic = broker.topics[entry.topic] else { return .retry("topic \(entry.topic) does not exist", counts: true) }
         var properties = scheduled.properties
         properties[StoredProperty.realTopic] = nil
-        properties[StoredProperty.delayOrigin] = nil
-        properties[StoredProperty.delayRolledFrom] = nil
+        for key in [StoredProperty.delayOrigin, StoredProperty.delayOriginAt, StoredProperty.delayRolledFrom] {
+            properties[key] = nil
+        }
         let queueId = properties.removeValue(forKey: StoredProperty.realQueueId).flatMap { Int32($0) } ?? 0
         let real = MessageToAppend(
             topic: entry.topic, queueId: topic.writeQueue(for: queueId), body: scheduled.body,

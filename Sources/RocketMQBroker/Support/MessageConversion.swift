@@ -35,9 +35,12 @@ enum StoredProperty {
     /// A delay op record's outcome: DELIVERED, RECALLED or DISCARDED.
     static let delayOutcome = "__DELAY_OUTCOME"
     /// A delay message rolled forward (see `DelayService.roll`): the schedule offset it was first
-    /// stored at, which its recall handle names, and the one this copy supersedes.
+    /// stored at, which its recall handle names, that first record's CommitLog offset, and the
+    /// schedule offset this copy supersedes; `delayRecalled` marks a recalled one's bodiless copy.
     static let delayOrigin = "__DELAY_ORIGIN"
+    static let delayOriginAt = "__DELAY_ORIGIN_AT"
     static let delayRolledFrom = "__DELAY_ROLLED_FROM"
+    static let delayRecalled = "__DELAY_RECALLED"
 
     static func isReserved(_ key: String) -> Bool {
         key.hasPrefix("__") || key == MessageProperty.tags || key == MessageProperty.keys || key == MessageProperty.uniqueKey
