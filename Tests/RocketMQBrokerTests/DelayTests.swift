@@ -306,9 +306,13 @@ struct DelayTests {
         #expect(delivered.first?.deliveryTime == due)
         await broker.shutdown()
 
-        // Settled: nothing comes back, and the recall is still remembered.
+        // Settled: nothing comes back, and the recall is still remembered; read back from its op
+        // record, it is rolled forward too.
         broker = try Broker(configuration: testConfiguration(directory))
         #expect(broker.pendingDelayMessages == 0)
+        #expect(try await broker.recall(topic: "t", handle: recalled) == recalled.messageId)
+        await broker.stopDelayTimer()
+        #expect(await broker.delays.roll(storedBefore: MessageStore.nowMilliseconds() + 1, broker: broker) == 2, "the two recalls")
         #expect(try await broker.recall(topic: "t", handle: recalled) == recalled.messageId)
         await broker.shutdown()
     }
@@ -403,6 +407,35 @@ struct DelayTests {
             #expect(broker.delays.mark(now: later).scheduleFrom == big.queueOffset, "the one left in place holds the mark")
             #expect(small.queueOffset == 2)
             #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 3)
+        }
+    }
+
+    @Test("a recall that cannot be recorded leaves the message due as before, whatever the timer looked at meanwhile")
+    func failedRecallKeepsTheFiring() async throws {
+        try await withBroker { broker in
+            await broker.stopDelayTimer()
+            _ = try broker.topic(named: "t")
+            let due = MessageStore.nowMilliseconds() + 600_000
+            let handle = try await schedule(broker, topic: "t", body: "x", due: due)
+            broker.store.diskFullRatio.store(Double(0.99).bitPattern, ordering: .relaxed)  // every append refused
+            let looking = Task {
+                // The timer asks for the next firing all the time; it must not take a claimed
+                // entry's key for a stale one.
+                var asked = 0
+                while !Task.isCancelled, asked < 1_000_000 {
+                    _ = broker.delays.nextFiring
+                    asked += 1
+                    await Task.yield()
+                }
+            }
+            for _ in 0..<500 {
+                await #expect(throws: BrokerError.self) { _ = try await broker.recall(topic: "t", handle: handle) }
+            }
+            looking.cancel()
+            await looking.value
+            broker.store.diskFullRatio.store(0, ordering: .relaxed)
+            #expect(broker.delays.nextFiring == due)
+            #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 1)
         }
     }
 

@@ -143,13 +143,20 @@ final class DelayService: Sendable {
         }
 
         /// An entry claimed for a recall or a roll that did not happen: pending again as it was.
-        /// Its firing key is still in the heap unless a delivery turn popped it (it was due); its
-        /// age key, popped by `roll`, goes back with `aging`.
-        mutating func restore(_ entry: Entry, aging: Bool, now: Int64) {
+        /// Its firing key stayed in the heap (`isLiveFiring`); its age key goes back (one more
+        /// is harmless: the stale one is skipped).
+        mutating func restore(_ entry: Entry) {
             claimed[entry.queueOffset] = nil
             pending[entry.queueOffset] = entry
-            if entry.fireAt <= now { firings.insert(HeapKey(value: entry.fireAt, id: entry.queueOffset)) }
-            if aging { aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset)) }
+            aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset))
+        }
+
+        /// Whether `key` still stands for an entry's firing: pending with that time, or claimed
+        /// for a recall or a roll that may fail and put it back (its key must then still be there).
+        func isLiveFiring(_ key: HeapKey) -> Bool {
+            if let entry = pending[key.id] { return entry.fireAt == key.value }
+            guard let claim = claimed[key.id] else { return false }
+            return claim.purpose != .delivery && claim.entry.fireAt == key.value
         }
 
         /// The entry a recall handle's offset names now: itself, or where it was rolled to.
@@ -167,14 +174,14 @@ final class DelayService: Sendable {
 
         mutating func recall(_ entry: Entry) {
             recalled[entry.queueOffset] = entry
+            aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset))
             if entry.origin != entry.queueOffset { aliases[entry.origin] = entry.queueOffset }
             recallExpiry.insert(HeapKey(value: entry.due, id: entry.queueOffset))
         }
 
         /// The copy rolled from `queueOffset` was read back (`reload`): that entry is settled.
         mutating func supersede(_ queueOffset: Int64) {
-            pending[queueOffset] = nil
-            recalled[queueOffset] = nil
+            if let entry = pending.removeValue(forKey: queueOffset) ?? recalled.removeValue(forKey: queueOffset) { forgetAlias(of: entry) }
         }
 
         func isUnsettled(_ queueOffset: Int64) -> Bool {
@@ -245,7 +252,6 @@ final class DelayService: Sendable {
                 // A recalled one's copy: remembered as recalled, never delivered.
                 if entry.due > now - Self.recallMemoryMilliseconds {
                     fresh.recall(entry)
-                    fresh.aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset))
                     fresh.track(entry)
                 }
                 return
@@ -323,7 +329,7 @@ final class DelayService: Sendable {
     /// When the timer should next look (ms since the epoch), nil when nothing is pending.
     var nextFiring: Int64? {
         state.withLock { s in
-            while let top = s.firings.min, s.pending[top.id]?.fireAt != top.value { _ = s.firings.removeMin() }
+            while let top = s.firings.min, !s.isLiveFiring(top) { _ = s.firings.removeMin() }
             return s.firings.min?.value
         }
     }
@@ -405,7 +411,7 @@ final class DelayService: Sendable {
         } catch {
             state.withLock { s in
                 guard s.generation == generation else { return }
-                s.restore(entry, aging: false, now: MessageStore.nowMilliseconds())
+                s.restore(entry)
             }
             throw error
         }
@@ -452,9 +458,15 @@ final class DelayService: Sendable {
     func deliverDue(now: Int64 = MessageStore.nowMilliseconds(), broker: Broker) async -> Int {
         let (due, generation): ([Entry], Int) = state.withLock { s in
             var due: [Entry] = []
+            // Keys of entries a recall or a roll holds right now: back in the heap after the loop.
+            var held: [HeapKey] = []
+            defer { for key in held { s.firings.insert(key) } }
             while due.count < Self.deliveryBatch, let top = s.firings.min, top.value <= now {
                 _ = s.firings.removeMin()
-                guard let entry = s.pending[top.id], entry.fireAt == top.value else { continue }
+                guard let entry = s.pending[top.id], entry.fireAt == top.value else {
+                    if s.isLiveFiring(top) { held.append(top) }
+                    continue
+                }
                 s.pending[top.id] = nil
                 s.claimed[top.id] = (entry, .delivery)
                 due.append(entry)
@@ -549,6 +561,8 @@ final class DelayService: Sendable {
                 s.aged = Heap((Array(s.pending.values) + Array(s.recalled.values)).map { HeapKey(value: $0.storedAt, id: $0.queueOffset) })
             }
             var taken: [(entry: Entry, recalled: Bool)] = []
+            // A recalled entry stays in `recalled` while it is copied, and may have two age keys.
+            var recalledTaken = Set<Int64>()
             while taken.count < Self.rollBatch, let top = s.aged.min, top.value < cutoff {
                 _ = s.aged.removeMin()
                 if let entry = s.pending[top.id], entry.storedAt == top.value {
@@ -556,7 +570,8 @@ final class DelayService: Sendable {
                     s.pending[top.id] = nil
                     s.claimed[top.id] = (entry, .roll)
                     taken.append((entry, false))
-                } else if let entry = s.recalled[top.id], entry.storedAt == top.value, entry.due > now {
+                } else if let entry = s.recalled[top.id], entry.storedAt == top.value, entry.due > now,
+                          recalledTaken.insert(top.id).inserted {
                     // Not claimed: a repeated recall keeps answering OK meanwhile.
                     taken.append((entry, true))
                 }
@@ -579,7 +594,6 @@ final class DelayService: Sendable {
                     // Forgotten meanwhile (its memory ran out): the copy, read back, is too.
                     guard s.recalled.removeValue(forKey: from.queueOffset) != nil else { return }
                     s.recall(moved)
-                    s.aged.insert(HeapKey(value: moved.storedAt, id: moved.queueOffset))
                     s.track(moved)
                 } else {
                     var moved = moved
@@ -622,18 +636,21 @@ final class DelayService: Sendable {
             }
         }
         let stay = zip(taken, steps).compactMap { item, step in if case .stay = step, !item.recalled { item.entry } else { nil } }
-        let restoredAt = MessageStore.nowMilliseconds()
         state.withLock { s in
             guard s.generation == generation else { return }
             for (entry, recalled) in retry {
                 if recalled {
                     if s.recalled[entry.queueOffset] != nil { s.aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset)) }
                 } else {
-                    s.restore(entry, aging: true, now: restoredAt)
+                    s.restore(entry)
                 }
             }
-            for entry in unsettled { s.restore(entry, aging: true, now: restoredAt) }
-            for entry in stay { s.restore(entry, aging: false, now: restoredAt) }
+            for entry in unsettled { s.restore(entry) }
+            // Not taken again (until the age heap is rebuilt, or a restart).
+            for entry in stay {
+                s.claimed[entry.queueOffset] = nil
+                s.pending[entry.queueOffset] = entry
+            }
             for entry in discarded where !unsettled.contains(where: { $0.queueOffset == entry.queueOffset }) {
                 s.claimed[entry.queueOffset] = nil
                 s.forgetAlias(of: entry)
