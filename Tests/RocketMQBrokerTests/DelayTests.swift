@@ -369,6 +369,12 @@ struct DelayTests {
             try broker.deleteTopic("gone")
             try broker.upsertTopic(TopicConfig(name: "gone", queueCount: 8))
             try await Task.sleep(for: .milliseconds(5))
+            // A full disk refuses the copy and the op record of the drop: both stay pending, and
+            // are taken again.
+            broker.store.diskFullRatio.store(Double(0.99).bitPattern, ordering: .relaxed)
+            #expect(await broker.delays.roll(storedBefore: MessageStore.nowMilliseconds(), broker: broker) == 0)
+            #expect(broker.pendingDelayMessages == 2)
+            broker.store.diskFullRatio.store(0, ordering: .relaxed)
             #expect(await broker.delays.roll(storedBefore: MessageStore.nowMilliseconds(), broker: broker) == 1, "only \"later\" is copied")
             #expect(broker.pendingDelayMessages == 1)
             try broker.deleteTopic("later")

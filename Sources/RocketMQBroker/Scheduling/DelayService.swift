@@ -626,13 +626,13 @@ final class DelayService: Sendable {
             ])
         }
         let discarded = zip(taken, steps).compactMap { item, step in if case .discard = step { item.entry } else { nil } }
-        var unsettled: [Entry] = []
+        var discardRecorded = true
         if !discarded.isEmpty {
             do {
                 _ = try await writeOp(discarded.map(\.queueOffset).sorted(), .discarded, broker: broker)
             } catch {
                 logger.error("could not record delay messages as discarded", metadata: ["count": "\(discarded.count)", "error": "\(error)"])
-                unsettled = discarded
+                discardRecorded = false
             }
         }
         let stay = zip(taken, steps).compactMap { item, step in if case .stay = step, !item.recalled { item.entry } else { nil } }
@@ -645,15 +645,19 @@ final class DelayService: Sendable {
                     s.restore(entry)
                 }
             }
-            for entry in unsettled { s.restore(entry) }
             // Not taken again (until the age heap is rebuilt, or a restart).
             for entry in stay {
                 s.claimed[entry.queueOffset] = nil
                 s.pending[entry.queueOffset] = entry
             }
-            for entry in discarded where !unsettled.contains(where: { $0.queueOffset == entry.queueOffset }) {
-                s.claimed[entry.queueOffset] = nil
-                s.forgetAlias(of: entry)
+            // Settled by the op record, or pending again when it could not be written.
+            for entry in discarded {
+                if discardRecorded {
+                    s.claimed[entry.queueOffset] = nil
+                    s.forgetAlias(of: entry)
+                } else {
+                    s.restore(entry)
+                }
             }
         }
         if moved > 0 { logger.info("delay messages rolled forward in the schedule", metadata: ["count": "\(moved)"]) }
