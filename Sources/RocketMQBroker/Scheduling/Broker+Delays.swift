@@ -32,9 +32,10 @@ extension Broker {
         if await delays.deliverDue(broker: self) == DelayService.deliveryBatch { return .zero }
         if ContinuousClock.now - lastMark >= .seconds(1) {
             // Half the retention time: a segment expires no earlier than that after its records.
-            // Full batches in a row for up to half a second, so a busy broker keeps up.
+            // Full batches in a row for up to a timer tick, so a busy broker keeps up (thousands a
+            // second) while due messages wait at most a tick more.
             let cutoff = MessageStore.nowMilliseconds() - (store.retentionPolicy.fileReservedTime / 2).wholeMilliseconds
-            let budget = ContinuousClock.now + .milliseconds(500)
+            let budget = ContinuousClock.now + Self.delayTimerTick
             while await delays.roll(storedBefore: cutoff, broker: self) == DelayService.rollBatch, ContinuousClock.now < budget {}
             delays.saveMark()
             lastMark = .now
