@@ -51,10 +51,20 @@ struct BrokerMetricsTests {
             #expect(samples[#"rocketmq_consumer_lag_messages{consumer_group="g",topic="audit"}"#] == nil, "no progress in audit: not its topic")
             #expect(samples["rocketmq_topics"] == 2)
             #expect(samples["rocketmq_delay_messages_pending"] == 1)
+            #expect(samples["rocketmq_delay_messages_delivered_total"] == 0)
+            #expect(samples["rocketmq_delay_messages_rolled_total"] == 0)
             #expect((samples["rocketmq_storage_size_bytes"] ?? 0) > 6 * 100, "six records of ~100+ bytes")
             #expect((samples["process_resident_memory_bytes"] ?? 0) > Double(1 << 20))
             #expect((samples["process_cpu_seconds_total"] ?? 0) > 0)
             #expect(samples[#"rocketmq_broker_info{cluster="DefaultCluster",broker="broker-a",flush_mode="async"}"#] == 1)
+
+            // The delay message rolled forward, then delivered.
+            #expect(await broker.delays.roll(storedBefore: MessageStore.nowMilliseconds() + 1, broker: broker) == 1)
+            #expect(parse(await metrics.render()).0["rocketmq_delay_messages_rolled_total"] == 1)
+            #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 1)
+            let (delivered, _) = parse(await metrics.render())
+            #expect(delivered["rocketmq_delay_messages_delivered_total"] == 1)
+            #expect(delivered["rocketmq_delay_messages_pending"] == 0)
 
             // Acks move lag; a deleted topic's series go away on the next scrape.
             try await broker.consumption.ack(group: "g", topic: "orders", handle: got[1].handle)

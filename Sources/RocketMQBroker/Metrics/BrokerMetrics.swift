@@ -71,6 +71,11 @@ public actor BrokerMetrics {
         gauge("rocketmq_clients", "Producers and consumers that heartbeat to this broker.", [], Double(broker.clients.all.count))
         gauge("rocketmq_transactions_open", "Half messages neither committed nor rolled back yet.", [], Double(broker.openTransactions))
         gauge("rocketmq_delay_messages_pending", "Delay messages waiting for their delivery time.", [], Double(broker.pendingDelayMessages))
+        total("rocketmq_delay_messages_delivered_total", "Delay messages copied to their queue when due, since the broker started.", [],
+              Double(broker.delays.deliveredCount))
+        total("rocketmq_delay_messages_rolled_total",
+              "Delay messages (and remembered recalls) copied to the schedule's end since the broker started, so that retention can take their old segment.",
+              [], Double(broker.delays.rolledCount))
         var queueCounts: [String: Int32] = [:]
         var stored: [String: Int64] = [:]
         for queue in store.queueIDs() { stored[queue.topic, default: 0] += store.maxOffset(topic: queue.topic, queueId: queue.queueId) }

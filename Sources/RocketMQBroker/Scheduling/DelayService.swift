@@ -128,6 +128,7 @@ final class DelayService: Sendable {
         var preparing: [UInt64: Mark] = [:]
         var nextToken: UInt64 = 0
         var delivered = 0
+        var rolledForward = 0
         /// Every entry not settled yet (pending, claimed or recalled): the mark.
         var unsettled = UnsettledEntries()
         /// Recalled entries by due time, to forget them `recallMemoryMilliseconds` after it.
@@ -325,6 +326,9 @@ final class DelayService: Sendable {
 
     /// Delay messages copied to their queue since the broker started.
     var deliveredCount: Int { state.withLock { $0.delivered } }
+
+    /// Delay messages (and remembered recalls) rolled forward since the broker started.
+    var rolledCount: Int { state.withLock { $0.rolledForward } }
 
     /// When the timer should next look (ms since the epoch), nil when nothing is pending.
     var nextFiring: Int64? {
@@ -603,6 +607,7 @@ final class DelayService: Sendable {
                     s.add(moved, track: true)
                 }
                 s.rolled[from.queueOffset] = (from, written.physicalOffset + Int64(written.wroteBytes), now)
+                s.rolledForward += 1
             }
         }
         var moved = 0
