@@ -252,6 +252,18 @@ struct DelayTests {
         }
     }
 
+    /// Runs `body` on a broker whose delay timer is stopped (the test delivers and rolls itself),
+    /// with topic `t` and a due time ten minutes ahead.
+    private func withTimerStopped(
+        _ configure: (inout BrokerConfiguration) -> Void = { _ in }, _ body: (Broker, Int64) async throws -> Void
+    ) async throws {
+        try await withBroker(configure) { broker in
+            await broker.stopDelayTimer()
+            _ = try broker.topic(named: "t")
+            try await body(broker, MessageStore.nowMilliseconds() + 600_000)
+        }
+    }
+
     /// Waits (at most 10 s) until the CommitLog is flushed to its end.
     private func waitForFlush(_ broker: Broker) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
@@ -319,11 +331,8 @@ struct DelayTests {
 
     @Test("rolling forward lets retention take a long delay's old segment; the mark passes it once the copy is flushed and some seconds old")
     func rollingForwardFreesOldSegments() async throws {
-        try await withBroker(smallSegments) { broker in
-            await broker.stopDelayTimer()
-            _ = try broker.topic(named: "t")
+        try await withTimerStopped(smallSegments) { broker, due in
             let filler = String(repeating: "x", count: 900)
-            let due = MessageStore.nowMilliseconds() + 600_000
             let far = try await schedule(broker, topic: "t", body: "far", due: due)
             let recalled = try await schedule(broker, topic: "t", body: "recalled", due: due)
             _ = try await broker.recall(topic: "t", handle: recalled)
@@ -387,10 +396,7 @@ struct DelayTests {
 
     @Test("a message whose copy would be too large stays where it is; the ones after it are rolled forward")
     func oversizedCopyStays() async throws {
-        try await withBroker({ $0.store.maxMessageSize = 4096 }) { broker in
-            await broker.stopDelayTimer()
-            _ = try broker.topic(named: "t")
-            let due = MessageStore.nowMilliseconds() + 600_000
+        try await withTimerStopped({ $0.store.maxMessageSize = 4096 }) { broker, due in
             func scheduled(_ size: Int) async throws -> AppendResult {
                 let message = MessageToAppend(
                     topic: "t", queueId: 2, body: [UInt8](repeating: 0x41, count: size),
@@ -418,10 +424,7 @@ struct DelayTests {
 
     @Test("a recall that cannot be recorded leaves the message due as before, whatever the timer looked at meanwhile")
     func failedRecallKeepsTheFiring() async throws {
-        try await withBroker { broker in
-            await broker.stopDelayTimer()
-            _ = try broker.topic(named: "t")
-            let due = MessageStore.nowMilliseconds() + 600_000
+        try await withTimerStopped { broker, due in
             let handle = try await schedule(broker, topic: "t", body: "x", due: due)
             broker.store.diskFullRatio.store(Double(0.99).bitPattern, ordering: .relaxed)  // every append refused
             let looking = Task {
@@ -477,6 +480,22 @@ struct DelayTests {
             _ = broker.delays.mark(now: now)
             #expect(broker.delays.markHeapCount <= 1025)
             #expect(broker.delays.mark(now: now).scheduleFrom == 0, "the far one, scheduled first, is still the mark")
+        }
+    }
+
+    @Test("the firing heap sheds the keys that rolled entries leave behind")
+    func firingKeysStayBounded() async throws {
+        try await withTimerStopped { broker, due in
+            for i in 0..<1500 { _ = try await schedule(broker, topic: "t", body: "\(i)", due: due) }
+            for _ in 0..<3 {
+                let cutoff = MessageStore.nowMilliseconds() + 1
+                while await broker.delays.roll(storedBefore: cutoff, broker: broker) == DelayService.rollBatch {}
+            }
+            #expect(broker.pendingDelayMessages == 1500)
+            #expect(broker.delays.firingKeyCount == 6000, "each roll leaves the old key behind")
+            #expect(broker.delays.nextFiring == due)
+            #expect(broker.delays.firingKeyCount == 1500)
+            #expect(await broker.delays.deliverDue(now: due + 1, broker: broker) == 256)
         }
     }
 

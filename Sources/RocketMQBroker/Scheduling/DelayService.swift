@@ -111,6 +111,9 @@ final class DelayService: Sendable {
         var generation = 0
         var pending: [Int64: Entry] = [:]
         var firings = Heap<HeapKey>()
+        /// Firing keys of entries claimed for a recall or a roll, taken off the heap's top so that
+        /// the timer does not keep finding them due; back with `restore`, dropped with `endClaim`.
+        var parked: [Int64: HeapKey] = [:]
         /// Pending and recalled entries by when their record was stored, for `roll`.
         var aged = Heap<HeapKey>()
         /// Being copied to its queue, recalled or rolled forward right now, between the claim and
@@ -143,21 +146,32 @@ final class DelayService: Sendable {
             if track { self.track(entry) }
         }
 
-        /// An entry claimed for a recall or a roll that did not happen: pending again as it was.
-        /// Its firing key stayed in the heap (`isLiveFiring`); its age key goes back (one more
-        /// is harmless: the stale one is skipped).
-        mutating func restore(_ entry: Entry) {
+        /// An entry claimed for a recall or a roll that did not happen: pending again as it was,
+        /// with its firing key (back from `parked` if the heap's top was it meanwhile) and, with
+        /// `aging`, an age key (one more is harmless: a stale one is skipped).
+        mutating func restore(_ entry: Entry, aging: Bool = true) {
             claimed[entry.queueOffset] = nil
             pending[entry.queueOffset] = entry
-            aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset))
+            if let key = parked.removeValue(forKey: entry.queueOffset) { firings.insert(key) }
+            if aging { aged.insert(HeapKey(value: entry.storedAt, id: entry.queueOffset)) }
         }
 
-        /// Whether `key` still stands for an entry's firing: pending with that time, or claimed
-        /// for a recall or a roll that may fail and put it back (its key must then still be there).
-        func isLiveFiring(_ key: HeapKey) -> Bool {
-            if let entry = pending[key.id] { return entry.fireAt == key.value }
-            guard let claim = claimed[key.id] else { return false }
-            return claim.purpose != .delivery && claim.entry.fireAt == key.value
+        /// A recall or a roll claim ended with the entry settled or moved: its firing key is stale.
+        mutating func endClaim(_ queueOffset: Int64) {
+            claimed[queueOffset] = nil
+            parked[queueOffset] = nil
+        }
+
+        /// Pops the firing heap's stale keys and parks those of entries a recall or a roll holds
+        /// (the claim may fail and put the entry back: its key must survive); returns the top
+        /// key, which stands for a pending entry.
+        mutating func liveFiringTop() -> HeapKey? {
+            while let top = firings.min {
+                if let entry = pending[top.id], entry.fireAt == top.value { return top }
+                _ = firings.removeMin()
+                if let claim = claimed[top.id], claim.purpose != .delivery, claim.entry.fireAt == top.value { parked[top.id] = top }
+            }
+            return nil
         }
 
         /// The entry a recall handle's offset names now: itself, or where it was rolled to.
@@ -321,6 +335,9 @@ final class DelayService: Sendable {
     /// Keys in the mark's schedule-offset heap, stale ones included (tests).
     var markHeapCount: Int { state.withLock { $0.unsettled.count } }
 
+    /// Keys in the firing heap, stale ones included (tests).
+    var firingKeyCount: Int { state.withLock { $0.firings.count } }
+
     /// Delay messages waiting for their time (admin, console, tests).
     var pendingCount: Int { state.withLock { s in s.pending.count + s.claimed.values.count { $0.purpose != .recall } } }
 
@@ -333,8 +350,12 @@ final class DelayService: Sendable {
     /// When the timer should next look (ms since the epoch), nil when nothing is pending.
     var nextFiring: Int64? {
         state.withLock { s in
-            while let top = s.firings.min, !s.isLiveFiring(top) { _ = s.firings.removeMin() }
-            return s.firings.min?.value
+            if s.firings.isMostlyStale(liveCount: s.pending.count + s.claimed.count) {
+                // Rolled and settled entries leave their keys behind until their time.
+                let held = s.claimed.values.filter { $0.purpose != .delivery && s.parked[$0.entry.queueOffset] == nil }.map(\.entry)
+                s.firings = Heap((Array(s.pending.values) + held).map { HeapKey(value: $0.fireAt, id: $0.queueOffset) })
+            }
+            return s.liveFiringTop()?.value
         }
     }
 
@@ -423,7 +444,7 @@ final class DelayService: Sendable {
         // this broker never delivers the message; the caller hears of the confirmation.
         state.withLock { s in
             guard s.generation == generation else { return }
-            s.claimed[entry.queueOffset] = nil
+            s.endClaim(entry.queueOffset)
             s.recall(entry)
         }
         if let unconfirmed { throw unconfirmed }
@@ -462,15 +483,9 @@ final class DelayService: Sendable {
     func deliverDue(now: Int64 = MessageStore.nowMilliseconds(), broker: Broker) async -> Int {
         let (due, generation): ([Entry], Int) = state.withLock { s in
             var due: [Entry] = []
-            // Keys of entries a recall or a roll holds right now: back in the heap after the loop.
-            var held: [HeapKey] = []
-            defer { for key in held { s.firings.insert(key) } }
-            while due.count < Self.deliveryBatch, let top = s.firings.min, top.value <= now {
+            while due.count < Self.deliveryBatch, let top = s.liveFiringTop(), top.value <= now {
                 _ = s.firings.removeMin()
-                guard let entry = s.pending[top.id], entry.fireAt == top.value else {
-                    if s.isLiveFiring(top) { held.append(top) }
-                    continue
-                }
+                guard let entry = s.pending[top.id] else { continue }
                 s.pending[top.id] = nil
                 s.claimed[top.id] = (entry, .delivery)
                 due.append(entry)
@@ -603,7 +618,7 @@ final class DelayService: Sendable {
                     var moved = moved
                     moved.fireAt = from.fireAt
                     moved.attempts = from.attempts
-                    s.claimed[from.queueOffset] = nil
+                    s.endClaim(from.queueOffset)
                     s.add(moved, track: true)
                 }
                 s.rolled[from.queueOffset] = (from, written.physicalOffset + Int64(written.wroteBytes), now)
@@ -651,14 +666,11 @@ final class DelayService: Sendable {
                 }
             }
             // Not taken again (until the age heap is rebuilt, or a restart).
-            for entry in stay {
-                s.claimed[entry.queueOffset] = nil
-                s.pending[entry.queueOffset] = entry
-            }
+            for entry in stay { s.restore(entry, aging: false) }
             // Settled by the op record, or pending again when it could not be written.
             for entry in discarded {
                 if discardRecorded {
-                    s.claimed[entry.queueOffset] = nil
+                    s.endClaim(entry.queueOffset)
                     s.forgetAlias(of: entry)
                 } else {
                     s.restore(entry)
