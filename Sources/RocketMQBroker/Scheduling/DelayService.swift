@@ -263,15 +263,9 @@ final class DelayService: Sendable {
             guard let entry = Self.entry(of: message, opsFrom: opsFrom) else { return }
             // A copy rolled forward settles the entry it was copied from, read before it.
             if let from = message.properties[StoredProperty.delayRolledFrom].flatMap(Int64.init) { fresh.supersede(from) }
-            if message.properties[StoredProperty.delayRecalled] != nil {
-                // A recalled one's copy: remembered as recalled, never delivered.
-                if entry.due > now - Self.recallMemoryMilliseconds {
-                    fresh.recall(entry)
-                    fresh.track(entry)
-                }
-                return
-            }
-            switch settled[entry.queueOffset] {
+            // A recalled one's copy is recalled itself: never delivered.
+            let outcome = message.properties[StoredProperty.delayRecalled] != nil ? .recalled : settled[entry.queueOffset]
+            switch outcome {
             case nil: fresh.add(entry, track: true)
             case .recalled?:
                 if entry.due > now - Self.recallMemoryMilliseconds {
@@ -485,8 +479,7 @@ final class DelayService: Sendable {
             var due: [Entry] = []
             while due.count < Self.deliveryBatch, let top = s.liveFiringTop(), top.value <= now {
                 _ = s.firings.removeMin()
-                guard let entry = s.pending[top.id] else { continue }
-                s.pending[top.id] = nil
+                guard let entry = s.pending.removeValue(forKey: top.id) else { continue }
                 s.claimed[top.id] = (entry, .delivery)
                 due.append(entry)
             }
@@ -693,22 +686,12 @@ final class DelayService: Sendable {
                 MessageProperty.uniqueKey: entry.messageId, StoredProperty.delayRecalled: "1",
             ]
         } else {
-            if let deletedAt = store.topicDeletedAt(entry.topic), entry.originAt < deletedAt {
-                logger.notice("a delay message's topic was deleted before it was due: it is dropped", metadata: [
-                    "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
-                ])
-                return .discard
-            }
+            if wentWithItsTopic(entry) { return .discard }
             let record: StoredMessage
             do {
-                record = try store.message(atPhysicalOffset: entry.physicalOffset)
+                guard let read = try storedRecord(of: entry) else { return .discard }
+                record = read
             } catch {
-                if entry.physicalOffset < store.commitLogMinOffset {
-                    logger.error("a delay message's record was removed (retention or disk cleanup) before it was due: it is dropped", metadata: [
-                        "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
-                    ])
-                    return .discard
-                }
                 logger.warning("cannot read a delay message to roll it forward: it stays where it is until due", metadata: [
                     "topic": "\(entry.topic)", "messageId": "\(entry.messageId)", "error": "\(error)",
                 ])
@@ -738,26 +721,40 @@ final class DelayService: Sendable {
         }
     }
 
+    /// The schedule record of `entry`; nil, logged as dropped, when retention (or a disk
+    /// cleanup) removed it before it was due. Throws when it is kept but cannot be read.
+    private func storedRecord(of entry: Entry) throws(StoreError) -> StoredMessage? {
+        do {
+            return try store.message(atPhysicalOffset: entry.physicalOffset)
+        } catch {
+            guard entry.physicalOffset < store.commitLogMinOffset else { throw error }
+            logger.error("a delay message's record was removed (retention or disk cleanup) before it was due: it is dropped", metadata: [
+                "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
+            ])
+            return nil
+        }
+    }
+
+    /// Whether `entry` went with its topic: scheduled before the topic was deleted, even if one
+    /// of the name exists again, also when rolled forward past the deletion since. Logged when so.
+    private func wentWithItsTopic(_ entry: Entry) -> Bool {
+        guard let deletedAt = store.topicDeletedAt(entry.topic), entry.originAt < deletedAt else { return false }
+        logger.notice("a delay message's topic was deleted before it was due: it is dropped", metadata: [
+            "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
+        ])
+        return true
+    }
+
     /// The real message of `entry`, encoded; or why it is settled or tried again without one.
     private func prepareCopy(_ entry: Entry, broker: Broker) -> Step {
         let scheduled: StoredMessage
         do {
-            scheduled = try store.message(atPhysicalOffset: entry.physicalOffset)
+            guard let read = try storedRecord(of: entry) else { return .settle(.discarded) }
+            scheduled = read
         } catch {
-            guard entry.physicalOffset < store.commitLogMinOffset else { return .retry("cannot read its record: \(error)", counts: true) }
-            logger.error("a delay message's record was removed (retention or disk cleanup) before it was due: it is dropped", metadata: [
-                "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
-            ])
-            return .settle(.discarded)
+            return .retry("cannot read its record: \(error)", counts: true)
         }
-        // Scheduled before its topic was deleted: it went with the topic, even if one of the
-        // name exists again (also when rolled forward past the deletion since).
-        if let deletedAt = store.topicDeletedAt(entry.topic), entry.originAt < deletedAt {
-            logger.notice("a delay message's topic was deleted before it was due: it is dropped", metadata: [
-                "topic": "\(entry.topic)", "messageId": "\(entry.messageId)",
-            ])
-            return .settle(.discarded)
-        }
+        if wentWithItsTopic(entry) { return .settle(.discarded) }
         // Missing also right after a promotion, until the master's topic table is copied over.
         guard let topic = broker.topics[entry.topic] else { return .retry("topic \(entry.topic) does not exist", counts: true) }
         var properties = scheduled.properties
